@@ -1,0 +1,1 @@
+"""cli: thin click commands that parse, call the layers below and print."""

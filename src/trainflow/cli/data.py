@@ -1,0 +1,175 @@
+"""`trainflow data ...` and the `download-dataset` step: the dataset cache from the command line."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
+                           TransferSpeedColumn)
+from rich.table import Table
+
+from trainflow.cli.output import console, emit, err_console, human_bytes, human_time, write_outputs
+from trainflow.datasets import ALL_FILES, DatasetCache, DatasetError, SyncObserver, SyncResult, default_name
+from trainflow.settings import trainflow_home
+from trainflow.storage import StorageOptions, mirror_dir
+
+endpoint_option = click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL or S3_ENDPOINT).")
+region_option = click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION).")
+
+
+def dataset_cache(endpoint: str | None = None, region: str | None = None) -> DatasetCache:
+    return DatasetCache(trainflow_home() / "cache" / "datasets", StorageOptions.from_env(endpoint, region))
+
+
+class ProgressObserver(SyncObserver):
+    """A rich progress bar: bytes, rate and files, on stderr."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+        self.files = 0
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def planned(self, files: int, total_bytes: int) -> None:
+        self.files = files
+        if files:
+            self.task = self.progress.add_task(f"files 0/{files}", total=total_bytes)
+
+    def bytes_done(self, n: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+
+    def file_done(self, name: str) -> None:
+        with self.lock:
+            self.done += 1
+            if self.task is not None:
+                self.progress.update(self.task, description=f"files {self.done}/{self.files}")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=True)
+
+
+def _summary(result: SyncResult) -> str:
+    files = len(result.downloaded) + len(result.unchanged)
+    text = f"{result.name}: {files} files, downloaded {human_bytes(result.bytes_downloaded)}"
+    if result.unchanged:
+        text += f", {len(result.unchanged)} up to date ({human_bytes(result.bytes_saved)} from cache)"
+    if result.repaired:
+        text += f", repaired {', '.join(result.repaired)}"
+    if result.offline:
+        text += " [source unreachable: using the cached copy]"
+    return text + f" -> {result.path}"
+
+
+def sync(source: str, name: str, files: tuple[str, ...] | None, endpoint: str | None, region: str | None) -> SyncResult:
+    cache = dataset_cache(endpoint, region)
+    with _progress() as progress:
+        return cache.ensure(source, name, files or None, ProgressObserver(progress))
+
+
+@click.group()
+def data() -> None:
+    """Upload datasets to an object store and manage the node's dataset cache."""
+
+
+@data.command()
+@click.argument("local_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("url")
+@endpoint_option
+@region_option
+def upload(local_dir: Path, url: str, aws_endpoint_url: str | None, aws_region: str | None) -> None:
+    """Mirror LOCAL_DIR to URL (s3://bucket/prefix/), creating the bucket if it is missing."""
+    with _progress() as progress:
+        task = progress.add_task("uploading", total=None)
+        result = mirror_dir(local_dir, url, StorageOptions.from_env(aws_endpoint_url, aws_region),
+                            lambda n: progress.advance(task, n))
+    console.print(f"{url}: uploaded {len(result.uploaded)} files ({human_bytes(result.bytes_uploaded)}), "
+                  f"{len(result.unchanged)} already there")
+
+
+@data.command("sync")
+@click.argument("source")
+@click.option("--name", default=None, help="Cache name (default: derived from SOURCE).")
+@click.option("--file", "files", multiple=True, help="Only these files (required for http(s) sources). Repeatable.")
+@click.option("--mnist", is_flag=True, help="Shorthand for the four MNIST IDX files.")
+@endpoint_option
+@region_option
+def sync_command(source: str, name: str | None, files: tuple[str, ...], mnist: bool,
+                 aws_endpoint_url: str | None, aws_region: str | None) -> None:
+    """Sync SOURCE into the dataset cache; unchanged files are not downloaded again."""
+    result = sync(source, name or default_name(source), ALL_FILES if mnist else files, aws_endpoint_url, aws_region)
+    console.print(_summary(result))
+
+
+@data.command("ls")
+@click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
+def ls(output: str | None) -> None:
+    """List cached datasets."""
+    cache = dataset_cache()
+    rows = []
+    for name in cache.names():
+        manifest = cache.manifest(name)
+        if manifest is not None:
+            rows.append({"name": name, "source": manifest.source, "files": len(manifest.files),
+                         "size": manifest.total_size, "last_sync": manifest.stats.last_sync})
+    if output:
+        emit(rows, output)
+        return
+    table = Table("NAME", "SOURCE", "FILES", "SIZE", "LAST SYNC", box=None)
+    for row in rows:
+        table.add_row(row["name"], row["source"], str(row["files"]), human_bytes(row["size"]), human_time(row["last_sync"]))
+    console.print(table if rows else "no cached datasets")
+
+
+@data.command()
+@click.argument("name")
+@click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
+def describe(name: str, output: str | None) -> None:
+    """Show a cached dataset: source, files, sizes, checksums, last sync, bytes saved."""
+    manifest = dataset_cache().manifest(name)
+    if manifest is None:
+        raise DatasetError(f"no cached dataset '{name}': see `trainflow data ls`, or `trainflow data sync SRC --name {name}`")
+    if output:
+        from dataclasses import asdict
+
+        emit(asdict(manifest), output)
+        return
+    stats = manifest.stats
+    console.print(f"[bold]{name}[/bold]  source {manifest.source}")
+    console.print(f"last sync {human_time(stats.last_sync)} ({human_bytes(stats.last_sync_bytes)} downloaded); "
+                  f"{stats.syncs} syncs, {human_bytes(stats.bytes_downloaded)} downloaded in all, "
+                  f"{human_bytes(stats.bytes_saved)} saved by cache hits")
+    table = Table("FILE", "SIZE", "SHA256", "SOURCE VERSION", "FETCHED", box=None)
+    for fname, entry in sorted(manifest.files.items()):
+        table.add_row(fname, human_bytes(entry.size), entry.sha256, entry.source_tag, human_time(entry.fetched_at))
+    console.print(table)
+
+
+@data.command()
+@click.argument("name")
+def rm(name: str) -> None:
+    """Remove a cached dataset."""
+    if not dataset_cache().remove(name):
+        raise DatasetError(f"no cached dataset '{name}': see `trainflow data ls`")
+    console.print(f"removed {name}")
+
+
+@click.command("download-dataset")
+@click.option("--s3-data-url", required=True, help="Where the dataset is: s3://, http(s)://, file:// or a path.")
+@click.option("--dataset-name", default=None, help="Cache name (default: derived from the URL).")
+@endpoint_option
+@region_option
+@click.option("--outputs", default=None, type=click.Path(dir_okay=False), help="Write the step's outputs (JSON) here.")
+def download_dataset_step(s3_data_url: str, dataset_name: str | None, aws_endpoint_url: str | None,
+                          aws_region: str | None, outputs: str | None) -> None:
+    """Pipeline step: sync the MNIST files of --s3-data-url into the node's dataset cache."""
+    name = dataset_name or default_name(s3_data_url)
+    result = sync(s3_data_url, name, ALL_FILES, aws_endpoint_url, aws_region)
+    console.print(_summary(result))
+    write_outputs(outputs, {"dataset-name": result.name, "dataset-path": str(result.path),
+                            "bytes-downloaded": result.bytes_downloaded, "offline": result.offline})

@@ -1,0 +1,32 @@
+"""The `trainflow` command: a group of small commands, each registered from its own module."""
+
+from __future__ import annotations
+
+import click
+
+from trainflow import __version__
+from trainflow.cli import data
+from trainflow.cli.errors import TrainflowGroup
+from trainflow.cli.output import setup_logging
+
+
+@click.group(cls=TrainflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="trainflow")
+@click.option("--log-level", default="INFO", show_default=True, envvar="TRAINFLOW_LOG_LEVEL",
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def cli(log_level: str) -> None:
+    """From data in an object store to a served model: cache, train, watch, export, serve, query."""
+    setup_logging(log_level)
+
+
+@cli.group()
+def step() -> None:
+    """Run one pipeline step (what the local runner and the Argo workflow execute)."""
+
+
+cli.add_command(data.data)
+step.add_command(data.download_dataset_step)
+
+
+def main() -> None:
+    cli(prog_name="trainflow")

@@ -1,0 +1,69 @@
+"""How the CLI prints: rich for people, JSON/YAML for machines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+
+# Piped output gets wide lines rather than 80 columns, so tables and checksums stay whole.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False)
+
+
+def setup_logging(level: str) -> None:
+    """Log records go to stderr; with rich when it is a terminal, plain lines otherwise."""
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
+        fmt = "%(message)s"
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_time(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def emit(data: Any, fmt: str) -> None:
+    """Print `data` as json or yaml for machines."""
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    elif fmt == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(data, sort_keys=True), nl=False)
+    else:
+        raise click.BadParameter(f"unknown output format {fmt!r}: use json or yaml")
+
+
+def write_outputs(path: str | None, outputs: dict[str, Any]) -> None:
+    """Write a step's outputs as JSON to `path` (what the runners read back, like Argo's valueFrom.path)."""
+    if not path:
+        return
+    from pathlib import Path
+
+    from trainflow.storage import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), json.dumps(outputs, indent=2, sort_keys=True).encode())

@@ -1,0 +1,7 @@
+"""Errors of the datasets layer."""
+
+from trainflow.errors import TrainflowError
+
+
+class DatasetError(TrainflowError):
+    """A dataset is missing, malformed or cannot be cached; the message says what to do."""

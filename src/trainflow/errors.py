@@ -1,0 +1,25 @@
+"""The root of every error trainflow raises on purpose.
+
+Each layer subclasses `TrainflowError` once; the message is what the user reads (what failed and
+what to do), and `exit_code` is what the CLI exits with. Codes 1-127 are permanent errors (the
+operators' `ExitCode` restart policy fails the job), 128 and above are transient (the pod is
+recreated).
+"""
+
+PERMANENT_EXIT_CODE = 2
+TRANSIENT_EXIT_CODE = 143
+
+
+class TrainflowError(Exception):
+    """An error whose message is meant for the user."""
+
+    exit_code: int = PERMANENT_EXIT_CODE
+
+    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    @property
+    def message(self) -> str:
+        return str(self)

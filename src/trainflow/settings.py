@@ -1,0 +1,16 @@
+"""Settings read once at the edge: defaults < `TRAINFLOW_*` environment < explicit arguments."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def trainflow_home(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The state directory: the argument, else `$TRAINFLOW_HOME`, else `~/.trainflow`."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("TRAINFLOW_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".trainflow"

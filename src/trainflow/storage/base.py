@@ -1,0 +1,118 @@
+"""The one interface every object store implements, and the records it returns."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ProgressCallback = Callable[[int], None]
+
+
+def _no_progress(_: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object under a store's base URL; `name` is relative to it, with '/' separators."""
+
+    name: str
+    size: int
+    etag: str | None = None
+    mtime: float | None = None
+
+    @property
+    def version_tag(self) -> str:
+        """What identifies this object's content at the source: the ETag, else size and mtime."""
+        if self.etag:
+            return f"etag:{self.etag}"
+        return f"size:{self.size}:mtime:{self.mtime}"
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How to reach object stores; credentials are never here: they come from the environment."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    max_attempts: int = 4
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, endpoint_url: str | None = None, region: str | None = None) -> StorageOptions:
+        """Explicit values first, then AWS_ENDPOINT_URL / S3_ENDPOINT and AWS_REGION."""
+        return cls(endpoint_url=endpoint_url or endpoint_from_env(), region=region or region_from_env())
+
+
+def endpoint_from_env() -> str | None:
+    """`AWS_ENDPOINT_URL`, else the example's `S3_ENDPOINT` (host:port, https unless S3_USE_HTTPS=0)."""
+    url = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if url:
+        return url
+    host = os.environ.get("S3_ENDPOINT")
+    if not host:
+        return None
+    if "://" in host:
+        return host
+    scheme = "http" if os.environ.get("S3_USE_HTTPS", "1") in ("0", "false", "False") else "https"
+    return f"{scheme}://{host}"
+
+
+def region_from_env() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
+class Store(ABC):
+    """Objects under one base URL. Names are relative to it and use '/' separators."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    def object_url(self, name: str) -> str:
+        return f"{self.url.rstrip('/')}/{name}" if name else self.url
+
+    @abstractmethod
+    def list(self, names: Sequence[str] | None = None) -> list[ObjectInfo]:
+        """All objects under the base URL (recursively), or just `names`, which must all exist."""
+
+    @abstractmethod
+    def stat(self, name: str) -> ObjectInfo:
+        """One object's size and version tag; ObjectNotFound if absent."""
+
+    @abstractmethod
+    def download(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> None:
+        """Write the object's bytes to `dest` (the caller renames it into place)."""
+
+    @abstractmethod
+    def read_bytes(self, name: str) -> bytes: ...
+
+    @abstractmethod
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write an object whole: readers see the old content or the new, never a part."""
+
+    @abstractmethod
+    def upload(self, src: Path, name: str, progress: ProgressCallback = _no_progress) -> None: ...
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove one object; no error if it is already gone."""
+
+    def exists(self, name: str) -> bool:
+        from trainflow.storage.errors import ObjectNotFound
+
+        try:
+            self.stat(name)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def ensure_container(self) -> None:
+        """Create what must exist before writing (a bucket, a directory)."""

@@ -1,0 +1,113 @@
+"""Local directories (plain paths and file:// URLs) as a store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from trainflow.storage.base import ObjectInfo, ProgressCallback, Store, _no_progress
+from trainflow.storage.errors import ObjectNotFound, StorageError
+
+_CHUNK = 1 << 20
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `path` through a temp file in the same directory and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LocalStore(Store):
+    """Objects are files under a base directory."""
+
+    def __init__(self, url: str, root: Path) -> None:
+        super().__init__(url)
+        self.root = root
+
+    def _path(self, name: str) -> Path:
+        path = (self.root / name) if name else self.root
+        if ".." in Path(name).parts:
+            raise StorageError(f"refusing object name '{name}' under {self.url}: it leaves the base")
+        return path
+
+    def _info(self, name: str, path: Path) -> ObjectInfo:
+        st = path.stat()
+        return ObjectInfo(name=name, size=st.st_size, mtime=st.st_mtime)
+
+    def list(self, names: Sequence[str] | None = None) -> list[ObjectInfo]:
+        if names is not None:
+            return [self.stat(n) for n in names]
+        if not self.root.is_dir():
+            raise ObjectNotFound(f"no directory at {self.url}: check the path")
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                if filename.startswith("."):
+                    continue  # temp files of writers in progress
+                path = Path(dirpath) / filename
+                found.append(self._info(path.relative_to(self.root).as_posix(), path))
+        return found
+
+    def stat(self, name: str) -> ObjectInfo:
+        path = self._path(name)
+        if not path.is_file():
+            raise ObjectNotFound(f"no file at {self.object_url(name)}: check the path")
+        return self._info(name, path)
+
+    def download(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> None:
+        src = self._path(name)
+        try:
+            with open(src, "rb") as inp, open(dest, "wb") as out:
+                while chunk := inp.read(_CHUNK):
+                    out.write(chunk)
+                    progress(len(chunk))
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no file at {self.object_url(name)}: check the path") from None
+
+    def read_bytes(self, name: str) -> bytes:
+        try:
+            return self._path(name).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            raise ObjectNotFound(f"no file at {self.object_url(name)}: check the path") from None
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        try:
+            atomic_write_bytes(self._path(name), data)
+        except PermissionError:
+            raise StorageError(f"cannot write {self.object_url(name)}: permission denied") from None
+
+    def upload(self, src: Path, name: str, progress: ProgressCallback = _no_progress) -> None:
+        dest = self._path(name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            shutil.copyfile(src, tmp)
+            progress(os.path.getsize(tmp))
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+    def ensure_container(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
