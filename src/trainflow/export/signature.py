@@ -1,0 +1,126 @@
+"""`signature.json`: what a model version takes and returns, shared by the exporter and the server.
+
+A version directory holds `model.onnx` and `signature.json`; `signature.json` is written last, so
+a version whose signature is missing is incomplete and never served. Signature names follow
+TF Serving's MNIST example: `predict_images` (input `images` float32 [-1, 784]; outputs `scores`
+float32 [-1, 10] and `classes` int64 [-1]) and the classify signature `serving_default` (input
+`inputs`; outputs `classes`, the label strings, and `scores`, both [-1, 10]).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainflow.errors import TrainflowError
+
+MODEL_FILE = "model.onnx"
+SIGNATURE_FILE = "signature.json"
+FORMAT = "trainflow-signature/v1"
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+PREDICT_SIGNATURE = "predict_images"
+CLASSIFY_SIGNATURE = "serving_default"
+
+
+class SignatureError(TrainflowError):
+    """A signature.json that cannot be read or does not describe a servable model."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """`onnx_name` is the ONNX graph tensor this alias reads or is computed from."""
+
+    onnx_name: str
+    dtype: str  # numpy dtype name, or "string"
+    shape: tuple[int, ...]  # -1 for a free dimension
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"onnx_name": self.onnx_name, "dtype": self.dtype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TensorSpec:
+        return cls(str(raw["onnx_name"]), str(raw["dtype"]), tuple(int(d) for d in raw["shape"]))
+
+
+@dataclass(frozen=True)
+class SignatureDef:
+    method: str
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "inputs": {k: v.to_dict() for k, v in self.inputs.items()},
+            "outputs": {k: v.to_dict() for k, v in self.outputs.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SignatureDef:
+        return cls(
+            str(raw["method"]),
+            {k: TensorSpec.from_dict(v) for k, v in raw["inputs"].items()},
+            {k: TensorSpec.from_dict(v) for k, v in raw["outputs"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """Everything a server needs to know about one model version besides the ONNX bytes."""
+
+    signatures: dict[str, SignatureDef]
+    class_labels: tuple[str, ...]
+    model_file: str = MODEL_FILE
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "model_file": self.model_file,
+                "class_labels": list(self.class_labels),
+                "signatures": {k: v.to_dict() for k, v in self.signatures.items()},
+                "metadata": self.metadata,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelSignature:
+        try:
+            raw = json.loads(text)
+            if raw.get("format") != FORMAT:
+                raise SignatureError(f"unknown signature format {raw.get('format')!r}: expected {FORMAT}")
+            return cls(
+                signatures={k: SignatureDef.from_dict(v) for k, v in raw["signatures"].items()},
+                class_labels=tuple(str(c) for c in raw["class_labels"]),
+                model_file=str(raw.get("model_file", MODEL_FILE)),
+                metadata=dict(raw.get("metadata", {})),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SignatureError(f"malformed {SIGNATURE_FILE}: {exc}") from None
+
+
+def image_classifier_signature(num_classes: int = 10, pixels: int = 784, metadata: dict[str, Any] | None = None) -> ModelSignature:
+    """The MNIST-style signature for an ONNX graph with input `images` and outputs `scores`, `classes`."""
+    images = TensorSpec("images", "float32", (-1, pixels))
+    scores = TensorSpec("scores", "float32", (-1, num_classes))
+    predict = SignatureDef(
+        PREDICT_METHOD,
+        inputs={"images": images},
+        outputs={"scores": scores, "classes": TensorSpec("classes", "int64", (-1,))},
+    )
+    classify = SignatureDef(
+        CLASSIFY_METHOD,
+        inputs={"inputs": images},
+        # classes are label strings for every class, in score order (TF Serving's classify output)
+        outputs={"classes": TensorSpec("scores", "string", (-1, num_classes)), "scores": scores},
+    )
+    return ModelSignature(
+        signatures={PREDICT_SIGNATURE: predict, CLASSIFY_SIGNATURE: classify},
+        class_labels=tuple(str(i) for i in range(num_classes)),
+        metadata=dict(metadata or {}),
+    )
