@@ -1,0 +1,99 @@
+"""Validate and complete a pipeline's parameters before anything runs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from trainflow.storage import StorageError, canonical_url, parse_url
+from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.spec import Pipeline
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_POSITIVE_INTS = ("tf-worker", "model-train-steps", "model-batch-size", "model-hidden-units")
+_URLS = ("s3-data-url", "s3-train-base-url")
+BOOLEANS = ("model-serving",)
+
+
+def parse_assignments(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """`-p name=value` pairs into a dict; a pair without '=' is refused."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise WorkflowError(f"bad parameter '{pair}': write -p NAME=VALUE")
+        values[name.strip()] = value.strip()
+    return values
+
+
+def check_dns_label(value: str, what: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise WorkflowError(
+            f"{what} '{value}' is not a DNS-1123 label: use at most 63 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
+    """The pipeline's defaults overlaid with `given`, validated; unknown names are refused."""
+    known = [p.name for p in pipeline.params]
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise WorkflowError(f"unknown parameter(s) {', '.join(unknown)} for {pipeline.name}; known: {', '.join(known)}")
+    values = {**pipeline.defaults, **given}
+    name = values[pipeline.name_param]
+    if not name:
+        raise WorkflowError(f"{pipeline.name} needs -p {pipeline.name_param}=NAME")
+    check_dns_label(name, pipeline.name_param)
+    for key in _POSITIVE_INTS:
+        if key in values:
+            _positive_int(key, values[key])
+    if "model-learning-rate" in values:
+        _positive_float("model-learning-rate", values["model-learning-rate"])
+    for key in BOOLEANS:
+        if key in values:
+            values[key] = _boolean(key, values[key])
+    for key in _URLS:
+        if values.get(key):
+            try:
+                values[key] = canonical_url(values[key])
+            except StorageError as exc:
+                raise WorkflowError(f"parameter {key}: {exc}") from None
+    if values.get("aws-endpoint-url"):
+        loc = parse_url(values["aws-endpoint-url"]) if "://" in values["aws-endpoint-url"] else None
+        if loc is None or loc.scheme not in ("http", "https"):
+            raise WorkflowError(f"parameter aws-endpoint-url '{values['aws-endpoint-url']}' must be http(s)://HOST[:PORT]")
+    if values.get("s3-endpoint") and not values.get("aws-endpoint-url"):
+        host = values["s3-endpoint"]
+        values["aws-endpoint-url"] = host if "://" in host else f"https://{host}"
+    return values
+
+
+def _positive_int(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise WorkflowError(f"parameter {key} must be a whole number, not '{raw}'") from None
+    if value < 1:
+        raise WorkflowError(f"parameter {key} must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise WorkflowError(f"parameter {key} must be a number, not '{raw}'") from None
+    if not value > 0:
+        raise WorkflowError(f"parameter {key} must be greater than 0, not {raw}")
+    return value
+
+
+def _boolean(key: str, raw: str) -> str:
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes"):
+        return "true"
+    if lowered in ("false", "0", "no"):
+        return "false"
+    raise WorkflowError(f"parameter {key} must be true or false, not '{raw}'")
