@@ -59,11 +59,21 @@ def emit(data: Any, fmt: str) -> None:
 
 
 def write_outputs(path: str | None, outputs: dict[str, Any]) -> None:
-    """Write a step's outputs as JSON to `path` (what the runners read back, like Argo's valueFrom.path)."""
+    """Write a step's outputs for the runner that started it.
+
+    A file path gets one JSON object (the local runner reads it); a path ending in '/' gets one plain
+    file per key plus `outputs.json` (Argo reads each key with `valueFrom.path`).
+    """
     if not path:
         return
     from pathlib import Path
 
     from trainflow.storage import atomic_write_bytes
 
+    if path.endswith("/"):
+        directory = Path(path)
+        for key, value in outputs.items():
+            atomic_write_bytes(directory / key, str(value).encode())
+        atomic_write_bytes(directory / "outputs.json", json.dumps(outputs, indent=2, sort_keys=True).encode())
+        return
     atomic_write_bytes(Path(path), json.dumps(outputs, indent=2, sort_keys=True).encode())
