@@ -122,3 +122,68 @@ def mnist_s3_url(s3_bucket: str, mnist_dir: Path) -> str:
     url = f"{s3_bucket}/data/mnist/"
     mirror_dir(mnist_dir, url)
     return url
+
+
+class _Faults:
+    """Per-path fault plan for the test HTTP server: how many 503s to answer before serving."""
+
+    def __init__(self) -> None:
+        self.fail_first: dict[str, int] = {}
+        self.always_fail: set[str] = set()
+        self.cut_short: set[str] = set()
+        self.requests: list[tuple[str, str]] = []
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[tuple[str, Path, _Faults]]:
+    """A real HTTP file server on loopback serving a temp directory, with injectable faults.
+
+    Yields (base URL, served directory, faults).
+    """
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    root = tmp_path / "http-root"
+    root.mkdir()
+    faults = _Faults()
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _fault(self) -> bool:
+            faults.requests.append((self.command, self.path))
+            left = faults.fail_first.get(self.path, 0)
+            if self.path in faults.always_fail or left > 0:
+                faults.fail_first[self.path] = max(0, left - 1)
+                self.send_error(503, "try again")
+                return True
+            return False
+
+        def do_HEAD(self) -> None:
+            if not self._fault():
+                super().do_HEAD()
+
+        def do_GET(self) -> None:
+            if self._fault():
+                return
+            if self.path in faults.cut_short:
+                data = (root / self.path.lstrip("/")).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            super().do_GET()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", root, faults
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,13 +157,24 @@ class _Sync:
                 todo.append(obj)
         self._drop_stale({o.name for o in remote})
         self.observer.planned(len(todo), sum(o.size for o in todo))
+        failures: list[BaseException] = []
         with ThreadPoolExecutor(max_workers=min(_PARALLEL_DOWNLOADS, max(1, len(todo)))) as pool:
-            for obj, entry in zip(todo, pool.map(self._fetch, todo)):
+            futures = {pool.submit(self._fetch, obj): obj for obj in todo}
+            for future in as_completed(futures):
+                obj = futures[future]
+                try:
+                    entry = future.result()
+                except BaseException as exc:  # keep what the other downloads fetched, then fail
+                    failures.append(exc)
+                    continue
                 self.manifest.files[obj.name] = entry
                 self.manifest.save(self.directory)
                 self.result.downloaded.append(obj.name)
                 self.result.bytes_downloaded += entry.size
                 self.observer.file_done(obj.name)
+        if failures:
+            raise failures[0]
+        self.result.downloaded.sort()
         stats = self.manifest.stats
         stats.syncs += 1
         stats.bytes_downloaded += self.result.bytes_downloaded

@@ -29,7 +29,7 @@ class HttpStore(Store):
             raise_on_status=False,
         )
         timeout = Timeout(connect=options.connect_timeout, read=options.read_timeout)
-        self._pool = urllib3.PoolManager(retries=retries, timeout=timeout)
+        self._pool = urllib3.PoolManager(retries=retries, timeout=timeout, maxsize=8)
 
     def _request(self, method: str, name: str, **kwargs: object) -> urllib3.BaseHTTPResponse:
         url = self.object_url(name)

@@ -1,0 +1,3 @@
+from trainflow.cli.main import main
+
+main()

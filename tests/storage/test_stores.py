@@ -1,0 +1,143 @@
+"""One suite every store passes (local path, file://, S3), plus what is special to each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainflow.storage import ObjectNotFound, SourceUnreachable, StorageError, StorageOptions, open_store
+
+
+@pytest.fixture(params=["path", "file-url", "s3"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "path":
+        return str(tmp_path / "store")
+    if request.param == "file-url":
+        return f"file://{tmp_path / 'store'}"
+    return request.getfixturevalue("s3_bucket") + "/some/prefix"
+
+
+def test_written_object_reads_back_whole(store_url: str) -> None:
+    store = open_store(store_url)
+    store.ensure_container()
+    store.write_bytes("a/b/model.bin", b"x" * 1000)
+    assert store.read_bytes("a/b/model.bin") == b"x" * 1000
+    store.write_bytes("a/b/model.bin", b"new")
+    assert store.read_bytes("a/b/model.bin") == b"new"
+
+
+def test_list_is_recursive_with_sizes(store_url: str) -> None:
+    store = open_store(store_url)
+    store.ensure_container()
+    store.write_bytes("one.txt", b"1")
+    store.write_bytes("dir/two.txt", b"22")
+    listed = {o.name: o.size for o in store.list()}
+    assert listed == {"one.txt": 1, "dir/two.txt": 2}
+    assert [o.name for o in store.list(["dir/two.txt"])] == ["dir/two.txt"]
+
+
+def test_missing_object_is_not_found_naming_the_url(store_url: str) -> None:
+    store = open_store(store_url)
+    store.ensure_container()
+    with pytest.raises(ObjectNotFound, match="nope.bin"):
+        store.stat("nope.bin")
+    with pytest.raises(ObjectNotFound, match="nope.bin"):
+        store.read_bytes("nope.bin")
+    assert not store.exists("nope.bin")
+
+
+def test_upload_download_and_delete(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    store.ensure_container()
+    src = tmp_path / "src.bin"
+    src.write_bytes(bytes(range(256)) * 100)
+    seen: list[int] = []
+    store.upload(src, "up/src.bin")
+    store.download("up/src.bin", tmp_path / "back.bin", seen.append)
+    assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()
+    assert sum(seen) == src.stat().st_size
+    store.delete("up/src.bin")
+    assert not store.exists("up/src.bin")
+    store.delete("up/src.bin")  # already gone: no error
+
+
+def test_local_store_hides_writers_temp_files(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    (tmp_path / ".half.tmp").write_bytes(b"partial")
+    store.write_bytes("whole.bin", b"ok")
+    assert [o.name for o in store.list()] == ["whole.bin"]
+
+
+def test_s3_missing_bucket_names_bucket_and_fix(aws_env: str) -> None:
+    with pytest.raises(ObjectNotFound, match=r"bucket 'no-such-bucket-x' does not exist.*create it"):
+        open_store("s3://no-such-bucket-x/data/").list()
+
+
+def test_s3_without_credentials_says_which_variables(aws_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(StorageError, match="no AWS credentials for s3://bucket/x.*AWS_ACCESS_KEY_ID"):
+        open_store("s3://bucket/x").list()
+
+
+def test_s3_wrong_credentials_are_access_denied(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import AWS_TEST_ENV, start_moto, stop
+
+    proc, endpoint = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})  # a server that checks keys
+    try:
+        for key, value in AWS_TEST_ENV.items():
+            monkeypatch.setenv(key, value)
+        with pytest.raises(StorageError, match=r"access denied to s3://bucket/data.*credentials"):
+            open_store("s3://bucket/data", StorageOptions(endpoint_url=endpoint)).list()
+    finally:
+        stop(proc)
+
+
+def test_unreachable_s3_endpoint_is_transient(aws_env: str) -> None:
+    from conftest import free_port
+
+    options = StorageOptions(endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=2, connect_timeout=1)
+    with pytest.raises(SourceUnreachable, match="cannot reach S3 endpoint") as err:
+        open_store("s3://bucket/data", options).list()
+    assert err.value.exit_code >= 128
+
+
+def test_http_lists_named_files_with_sizes(http_server) -> None:
+    base, root, _ = http_server
+    (root / "a.gz").write_bytes(b"a" * 10)
+    infos = open_store(base).list(["a.gz"])
+    assert infos[0].size == 10 and infos[0].mtime is not None
+
+
+def test_http_cannot_list_without_names(http_server) -> None:
+    with pytest.raises(StorageError, match="needs the file names"):
+        open_store(http_server[0]).list()
+
+
+def test_http_retries_transient_503(http_server, tmp_path: Path) -> None:
+    base, root, faults = http_server
+    (root / "f.bin").write_bytes(b"payload")
+    faults.fail_first["/f.bin"] = 2
+    open_store(base).download("f.bin", tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == b"payload"
+    assert len([r for r in faults.requests if r[1] == "/f.bin"]) == 3
+
+
+def test_http_persistent_5xx_is_unreachable(http_server) -> None:
+    base, root, faults = http_server
+    (root / "f.bin").write_bytes(b"payload")
+    faults.always_fail.add("/f.bin")
+    with pytest.raises(SourceUnreachable, match="f.bin"):
+        open_store(base, StorageOptions(max_attempts=2)).read_bytes("f.bin")
+
+
+def test_http_404_is_not_found_and_is_read_only(http_server) -> None:
+    store = open_store(http_server[0])
+    with pytest.raises(ObjectNotFound, match="404"):
+        store.stat("missing.gz")
+    with pytest.raises(StorageError, match="read-only"):
+        store.write_bytes("x", b"")
