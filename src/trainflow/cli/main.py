@@ -6,6 +6,8 @@ import click
 
 from trainflow import __version__
 from trainflow.cli import data
+from trainflow.cli import export as export_cli
+from trainflow.cli import train as train_cli
 from trainflow.cli.errors import TrainflowGroup
 from trainflow.cli.output import setup_logging
 
@@ -26,6 +28,9 @@ def step() -> None:
 
 cli.add_command(data.data)
 step.add_command(data.download_dataset_step)
+cli.add_command(train_cli.train_command)
+step.add_command(train_cli.train_model_step)
+step.add_command(export_cli.export_model_step)
 
 
 def main() -> None:

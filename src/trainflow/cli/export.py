@@ -1,0 +1,26 @@
+"""The `export-model` step: a thin wrapper over `trainflow.export.export_model`."""
+
+from __future__ import annotations
+
+import click
+
+from trainflow.cli.output import console, write_outputs
+from trainflow.storage import StorageOptions
+
+
+@click.command("export-model")
+@click.option("--train-dir", required=True, help="Train dir whose latest checkpoint is exported (path or s3:// URL).")
+@click.option("--export-base", required=True, help="Where numbered versions go: <export base>/<version>/.")
+@click.option("--model", default=None, help="Override the model stored in the checkpoint (cnn, mlp or module:attr).")
+@click.option("--hidden-units", default=None, type=int, help="Override the hidden units stored in the checkpoint.")
+@click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL).")
+@click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION).")
+@click.option("--outputs", default=None, type=click.Path(dir_okay=False), help="Write the step's outputs (JSON) here.")
+def export_model_step(train_dir: str, export_base: str, model: str | None, hidden_units: int | None,
+                      aws_endpoint_url: str | None, aws_region: str | None, outputs: str | None) -> None:
+    """Pipeline step: export the latest checkpoint as the next ONNX model version."""
+    from trainflow.export import export_model
+
+    result = export_model(train_dir, export_base, model, hidden_units, StorageOptions.from_env(aws_endpoint_url, aws_region))
+    console.print(f"exported step {result.global_step} as version {result.version} -> {result.url}")
+    write_outputs(outputs, {"model-version": result.version, "model-url": result.url, "global-step": result.global_step})

@@ -1,0 +1,71 @@
+"""`trainflow train` and the `train-model` step: thin wrappers over `trainflow.training.train`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from trainflow.cli.output import console, write_outputs
+
+if TYPE_CHECKING:
+    from trainflow.training import TrainResult
+
+
+def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options `train` and `step train-model` share."""
+    options = [
+        click.option("--data-dir", required=True, type=click.Path(file_okay=False),
+                     help="Directory with the four MNIST IDX files (.gz or not)."),
+        click.option("--train-dir", required=True, help="Where checkpoints/, logs/ and metrics.json go: a path or s3:// URL."),
+        click.option("--workers", default=1, show_default=True, type=int,
+                     help="Local worker processes (ignored when TF_CONFIG or PyTorchJob variables describe the world)."),
+        click.option("--train-steps", default=200, show_default=True, type=int, help="Global training steps."),
+        click.option("--batch-size", default=100, show_default=True, type=int, help="Examples per worker per step."),
+        click.option("--learning-rate", default=0.01, show_default=True, type=float, help="Adam learning rate."),
+        click.option("--hidden-units", default=100, show_default=True, type=int, help="Hidden units of the built-in models."),
+        click.option("--model", default="cnn", show_default=True,
+                     help="cnn, mlp, or module:attr of a factory returning a torch.nn.Module."),
+        click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints."),
+        click.option("--log-every", default=20, show_default=True, type=int, help="Steps between progress lines."),
+        click.option("--max-restarts", default=3, show_default=True, type=int,
+                     help="Times the worker group is restarted after a failure."),
+        click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
+        click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def run_training(workers: int, **options: Any) -> TrainResult:
+    from trainflow.training import TrainConfig, train  # torch loads only for the commands that need it
+
+    result = train(TrainConfig(**options), workers=workers)
+    if not result.trained:
+        console.print(f"not training: {result.cluster.reason}")  # type: ignore[union-attr]
+    elif result.metrics is not None:
+        m = result.metrics
+        console.print(f"trained {m['global_step']} steps: test accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f}, "
+                      f"{m['examples_per_sec']:.0f} examples/s -> {result.metrics_url}")
+    return result
+
+
+@click.command("train")
+@train_options
+def train_command(workers: int, **options: Any) -> None:
+    """Train data-parallel: --workers local processes, or this pod's part of a TFJob/PyTorchJob."""
+    run_training(workers, **options)
+
+
+@click.command("train-model")
+@train_options
+@click.option("--outputs", default=None, type=click.Path(dir_okay=False), help="Write the step's outputs (JSON) here.")
+def train_model_step(workers: int, outputs: str | None, **options: Any) -> None:
+    """Pipeline step: train the model; outputs accuracy, global-step and metrics-url."""
+    result = run_training(workers, **options)
+    metrics = result.metrics or {}
+    write_outputs(outputs, {"trained": result.trained, "accuracy": metrics.get("accuracy"),
+                            "global-step": metrics.get("global_step"), "metrics-url": result.metrics_url,
+                            "train-dir": options["train_dir"]})

@@ -1,0 +1,32 @@
+"""export: a training checkpoint -> a numbered, verified ONNX model version with its signature.json.
+
+The exporter needs torch; the signature format does not. Servers import `trainflow.export.signature`
+without paying for torch, so the exporter's names load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainflow.export.errors import ExportError
+
+_LAZY = {
+    "ExportResult": "trainflow.export.exporter",
+    "export_model": "trainflow.export.exporter",
+    "ServingModule": "trainflow.export.onnx_graph",
+    "to_onnx": "trainflow.export.onnx_graph",
+    "verify": "trainflow.export.onnx_graph",
+    "existing_versions": "trainflow.export.versions",
+    "next_version": "trainflow.export.versions",
+    "publish_version": "trainflow.export.versions",
+}
+
+__all__ = ["ExportError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trainflow.export' has no attribute {name!r}")

@@ -1,0 +1,114 @@
+"""A trained classifier as the servable ONNX graph: `images` [N, 784] -> `scores` (softmax), `classes` (argmax)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainflow.export.errors import ExportError
+
+log = logging.getLogger(__name__)
+
+OPSET = 18
+TOLERANCE = 1e-5
+PIXELS = 28 * 28
+_NOISY_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+
+
+class ServingModule(nn.Module):
+    """Wraps a [N, 1, 28, 28] -> logits model into the serving signature's inputs and outputs."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(images.reshape(-1, 1, 28, 28))
+        return torch.softmax(logits, dim=1), torch.argmax(logits, dim=1)
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """torch.onnx prints progress to stdout, and it and onnxscript log every pass they run."""
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _export_dynamo(module: ServingModule, example: torch.Tensor) -> bytes:
+    with _quiet_exporter():
+        program = torch.onnx.export(module, (example,), dynamo=True, verbose=False, opset_version=OPSET,
+                                    input_names=["images"], output_names=["scores", "classes"],
+                                    dynamic_shapes={"images": {0: torch.export.Dim("batch")}})
+    return program.model_proto.SerializeToString()
+
+
+def _export_torchscript(module: ServingModule, example: torch.Tensor) -> bytes:
+    buffer = io.BytesIO()
+    with _quiet_exporter():
+        torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=OPSET,
+                          input_names=["images"], output_names=["scores", "classes"],
+                          dynamic_axes={"images": {0: "batch"}, "scores": {0: "batch"}, "classes": {0: "batch"}})
+    return buffer.getvalue()
+
+
+def to_onnx(model: nn.Module) -> bytes:
+    """Serialized, checked ONNX model of `model` with a dynamic batch axis."""
+    import onnx
+
+    module = ServingModule(model).eval()
+    example = torch.rand(4, PIXELS)
+    try:
+        data = _export_dynamo(module, example)
+    except Exception as exc:  # torch.export rejects some models that tracing handles
+        log.warning("torch.export could not capture the model (%s: %s); using the TorchScript exporter",
+                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        try:
+            data = _export_torchscript(module, example)
+        except Exception as exc2:
+            raise ExportError(f"cannot export the model to ONNX: {type(exc2).__name__}: {exc2}".splitlines()[0]) from None
+    try:
+        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    except Exception as exc:
+        raise ExportError(f"the exported ONNX model is invalid: {exc}".splitlines()[0]) from None
+    return data
+
+
+def max_difference(onnx_bytes: bytes, model: nn.Module, images: np.ndarray) -> float:
+    """Largest |ONNX Runtime - torch| over scores for `images` float32 [N, 784]; ExportError if classes differ."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    scores, classes = session.run(["scores", "classes"], {"images": images.astype(np.float32)})
+    with torch.no_grad():
+        torch_scores, torch_classes = ServingModule(model).eval()(torch.from_numpy(images.astype(np.float32)))
+    diff = float(np.abs(scores - torch_scores.numpy()).max()) if len(images) else 0.0
+    # argmax may legitimately differ on exact ties; only count disagreements the scores do not explain
+    disagree = classes != torch_classes.numpy()
+    if disagree.any() and diff > TOLERANCE:
+        raise ExportError(f"ONNX Runtime and torch disagree on {int(disagree.sum())} of {len(images)} classes")
+    return diff
+
+
+def verify(onnx_bytes: bytes, model: nn.Module, images: np.ndarray) -> float:
+    """Check ONNX Runtime matches torch within TOLERANCE on `images`; returns the largest difference."""
+    diff = max_difference(onnx_bytes, model, images)
+    if diff > TOLERANCE:
+        raise ExportError(f"ONNX Runtime's scores differ from torch's by {diff:.2e} (> {TOLERANCE:.0e}): "
+                          "the model uses an operation the exporter translates inexactly")
+    return diff

@@ -1,0 +1,118 @@
+"""Checkpoints in `<train dir>/checkpoints/`: one whole object per step, latest valid one wins.
+
+Names sort by step (`ckpt-000000600.pt`). Each is written in one atomic write (temp + rename on
+local disks, a single PUT on S3), so a reader sees a whole checkpoint or none; a corrupt one (a
+disk that lied, a hand edit) is skipped with a warning and the previous one is used.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, Store, join_url, open_store
+from trainflow.training.errors import TrainingError
+from trainflow.training.models import ModelSpec
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"^ckpt-(\d{9})\.pt$")
+FORMAT = "trainflow-checkpoint/v1"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"ckpt-{step:09d}.pt"
+
+
+@dataclass
+class Checkpoint:
+    """Everything needed to continue training or to export: weights, optimizer state, step, model spec."""
+
+    step: int
+    model_spec: ModelSpec
+    model_state: dict[str, Any]
+    optimizer_state: dict[str, Any] | None = None
+    name: str = ""
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        torch.save({"format": FORMAT, "step": self.step, "model_spec": self.model_spec.to_dict(),
+                    "model_state": self.model_state, "optimizer_state": self.optimizer_state}, buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "") -> Checkpoint:
+        """Parse a checkpoint; ValueError if it is not a whole one."""
+        try:
+            raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for truncated or foreign bytes
+            raise ValueError(f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} file")
+        try:
+            return cls(int(raw["step"]), ModelSpec.from_dict(raw["model_spec"]), dict(raw["model_state"]),
+                       raw.get("optimizer_state"), name)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"missing or malformed field {exc}") from None
+
+
+class CheckpointStore:
+    """The checkpoints of one train dir (a local path or s3:// URL)."""
+
+    def __init__(self, train_dir: str, options: StorageOptions | None = None) -> None:
+        self.url = join_url(train_dir, CHECKPOINT_DIR)
+        self.store: Store = open_store(self.url, options)
+        self._container_ready = False
+
+    def steps(self) -> list[int]:
+        """Steps that have a checkpoint, newest first."""
+        try:
+            infos = self.store.list()
+        except ObjectNotFound:
+            return []
+        found = (_NAME.match(info.name) for info in infos)
+        return sorted((int(m.group(1)) for m in found if m), reverse=True)
+
+    def save(self, checkpoint: Checkpoint) -> str:
+        """Write `checkpoint` atomically; returns its URL."""
+        name = checkpoint_name(checkpoint.step)
+        if not self._container_ready:
+            self.store.ensure_container()
+            self._container_ready = True
+        self.store.write_bytes(name, checkpoint.to_bytes())
+        return self.store.object_url(name)
+
+    def load(self, step: int) -> Checkpoint:
+        """The checkpoint of `step`; ValueError if it is corrupt."""
+        name = checkpoint_name(step)
+        checkpoint = Checkpoint.from_bytes(self.store.read_bytes(name), self.store.object_url(name))
+        if checkpoint.step != step:
+            raise ValueError(f"holds step {checkpoint.step}, not {step}")
+        return checkpoint
+
+    def latest(self) -> Checkpoint | None:
+        """The newest readable checkpoint, skipping corrupt ones with a warning; None if there is none."""
+        for step in self.steps():
+            try:
+                return self.load(step)
+            except ValueError as exc:
+                log.warning("skipping corrupt checkpoint %s: %s", self.store.object_url(checkpoint_name(step)), exc)
+            except ObjectNotFound:
+                continue  # removed between listing and reading
+        return None
+
+    def require_latest(self) -> Checkpoint:
+        """The newest readable checkpoint, or a TrainingError saying there is none."""
+        try:
+            checkpoint = self.latest()
+        except StorageError as exc:
+            raise TrainingError(f"cannot read checkpoints at {self.url}: {exc}", exit_code=exc.exit_code) from None
+        if checkpoint is None:
+            raise TrainingError(f"no valid checkpoint in {self.url}: train first (trainflow train --train-dir ...)")
+        return checkpoint

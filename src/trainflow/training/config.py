@@ -1,0 +1,50 @@
+"""What one training run is asked to do: plain data, shared by the launcher and every worker."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from trainflow.training.errors import TrainingError
+from trainflow.training.models import DEFAULT_HIDDEN_UNITS, DEFAULT_MODEL, ModelSpec
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The options of `trainflow train`; defaults are the example's (200 steps, batch 100, lr 0.01)."""
+
+    data_dir: str
+    train_dir: str
+    train_steps: int = 200
+    batch_size: int = 100  # per worker, as in mnist_replica
+    learning_rate: float = 0.01
+    model: str = DEFAULT_MODEL
+    hidden_units: int = DEFAULT_HIDDEN_UNITS
+    checkpoint_every: int = 100
+    log_every: int = 20
+    max_restarts: int = 3
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
+    seed: int = 0
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(self.model, self.hidden_units)
+
+    def validate(self) -> None:
+        """Raise TrainingError (permanent) for options no run could succeed with."""
+        for name in ("train_steps", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise TrainingError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if self.max_restarts < 0:
+            raise TrainingError(f"--max-restarts must be 0 or more, got {self.max_restarts}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        raw = json.loads(text)
+        return cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})

@@ -1,0 +1,125 @@
+"""`trainflow train`: check the run, then start this node's workers under torch's elastic agent.
+
+Locally the agent runs `--workers` processes with a c10d rendezvous on a free loopback port
+(torchrun --standalone); on a cluster it joins the world `cluster_from_env` describes (static
+rendezvous at the master, or the PyTorchJob's c10d endpoint). A failed worker makes the agent
+restart the whole group, up to `max_restarts` times, and the group resumes from the latest
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainflow.datasets import load_split
+from trainflow.errors import TRANSIENT_EXIT_CODE
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, open_store
+from trainflow.training.cluster import ClusterSpec, NonTrainer, cluster_from_env
+from trainflow.training.config import TrainConfig
+from trainflow.training.errors import TrainingError
+from trainflow.training.loop import METRICS_FILE, threads_per_worker
+from trainflow.training.models import check_model
+
+log = logging.getLogger(__name__)
+
+RDZV_TIMEOUT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished `train` reports; `metrics` is None on nodes that do not host rank 0, or for non-trainers."""
+
+    trained: bool
+    cluster: ClusterSpec | NonTrainer
+    metrics: dict[str, Any] | None
+    metrics_url: str
+
+
+def preflight(config: TrainConfig) -> None:
+    """Fail fast, before any worker starts, on what no restart can fix: options, model, data, train dir."""
+    config.validate()
+    check_model(config.model_spec)
+    for split in ("train", "test"):
+        load_split(Path(config.data_dir), split)
+    try:
+        open_store(config.train_dir, StorageOptions.from_env(config.aws_endpoint_url, config.aws_region))
+    except StorageError as exc:
+        raise TrainingError(f"--train-dir {config.train_dir}: {exc}", exit_code=exc.exit_code) from None
+
+
+def launch_config(cluster: ClusterSpec, config: TrainConfig) -> Any:
+    """The torchrun-equivalent LaunchConfig for this node."""
+    from torch.distributed.launcher.api import LaunchConfig
+
+    endpoint = f"{cluster.master_addr}:{cluster.master_port}"
+    rdzv_configs: dict[str, Any] = {"timeout": RDZV_TIMEOUT_SECONDS}
+    if cluster.rdzv_backend == "static":
+        rdzv_configs["rank"] = cluster.node_rank
+    return LaunchConfig(
+        min_nodes=cluster.min_nodes or cluster.nnodes, max_nodes=cluster.nnodes,
+        nproc_per_node=cluster.nproc_per_node, run_id=cluster.rdzv_id or f"trainflow-{uuid.uuid4().hex[:12]}",
+        rdzv_backend=cluster.rdzv_backend, rdzv_endpoint=endpoint, rdzv_configs=rdzv_configs,
+        max_restarts=config.max_restarts, monitor_interval=0.5, start_method="spawn",
+    )
+
+
+def _failure(exc: Any, restarts: int) -> TrainingError:
+    """A ChildFailedError as one line with a permanent or transient exit code."""
+    rank, failure = exc.get_first_failure()
+    code = failure.exitcode
+    reason = failure.message if failure.error_file != "<N/A>" else (
+        f"signal {-code}" if code < 0 else f"exit code {code}")
+    permanent = 1 <= code < 128
+    what = "failed" if permanent else "was lost"
+    return TrainingError(f"training {what} on rank {rank} after {restarts} restarts: {reason}",
+                         exit_code=code if permanent else TRANSIENT_EXIT_CODE)
+
+
+def _read_metrics(config: TrainConfig, url: str) -> dict[str, Any] | None:
+    try:
+        store = open_store(config.train_dir, StorageOptions.from_env(config.aws_endpoint_url, config.aws_region))
+        return json.loads(store.read_bytes(METRICS_FILE))
+    except (ObjectNotFound, ValueError):
+        return None
+
+
+def train(config: TrainConfig, workers: int = 1, env: Mapping[str, str] | None = None) -> TrainResult:
+    """Train as this node of the world `env` describes (default os.environ), or `workers` local processes."""
+    cluster = cluster_from_env(env, workers)
+    metrics_url = join_url(config.train_dir, METRICS_FILE)
+    if isinstance(cluster, NonTrainer):
+        log.info("%s", cluster.reason)
+        return TrainResult(False, cluster, None, metrics_url)
+    preflight(config)
+    log.info("node %d of %d (%s), %d worker process(es) here, world size %d, rendezvous %s at %s:%d",
+             cluster.node_rank, cluster.nnodes, cluster.source, cluster.nproc_per_node, cluster.world_size,
+             cluster.rdzv_backend, cluster.master_addr, cluster.master_port)
+    _run_agent(cluster, config)
+    metrics = _read_metrics(config, metrics_url) if cluster.node_rank == 0 else None
+    return TrainResult(True, cluster, metrics, metrics_url)
+
+
+def _run_agent(cluster: ClusterSpec, config: TrainConfig) -> None:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.rendezvous.api import RendezvousError
+    from torch.distributed.launcher.api import elastic_launch
+
+    # Children read this before torch starts its thread pools; the worker also sets it explicitly.
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_worker(cluster.nproc_per_node)))
+    try:
+        elastic_launch(launch_config(cluster, config), sys.executable)("-u", "-m", "trainflow.training.worker",
+                                                                         config.to_json())
+    except ChildFailedError as exc:
+        raise _failure(exc, config.max_restarts) from None
+    except (RendezvousError, TimeoutError, ConnectionError) as exc:
+        raise TrainingError(f"rendezvous with {cluster.master_addr}:{cluster.master_port} failed "
+                            f"({type(exc).__name__}: {exc}): the other workers may not be up yet; retry",
+                            exit_code=TRANSIENT_EXIT_CODE) from None

@@ -1,0 +1,193 @@
+"""The train loop one worker runs: DDP over its shard, checkpoints, TensorBoard events, final evaluation.
+
+A worker is started by the elastic agent (see `launcher`), which sets RANK, WORLD_SIZE, LOCAL_RANK,
+LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT; the process group is initialised from them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from trainflow.datasets import Split, load_split, shard_range
+from trainflow.storage import StorageOptions, open_store
+from trainflow.training.batches import ShardBatches, to_tensor
+from trainflow.training.checkpoints import Checkpoint, CheckpointStore
+from trainflow.training.config import TrainConfig
+from trainflow.training.events import EventLog
+from trainflow.training.models import build_model
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+EVAL_BATCH = 1000
+PROCESS_GROUP_TIMEOUT = timedelta(minutes=5)
+
+
+def threads_per_worker(local_workers: int) -> int:
+    """CPU threads for each of `local_workers` processes sharing this machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, local_workers))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    accuracy: float
+    examples: int
+
+
+@dataclass
+class Worker:
+    """One rank's view of the run: who it is and what it trains."""
+
+    config: TrainConfig
+    rank: int
+    world_size: int
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    checkpoints: CheckpointStore
+
+    def checkpoint(self, step: int) -> Checkpoint:
+        return Checkpoint(step, self.config.model_spec, self.model.state_dict(), self.optimizer.state_dict())
+
+
+def _resume(worker: Worker) -> int:
+    """Load the latest valid checkpoint rank 0 finds (every rank the same one); the step to start from."""
+    chosen = [worker.checkpoints.latest() if worker.rank == 0 else None]
+    step = [chosen[0].step if chosen[0] is not None else 0]
+    dist.broadcast_object_list(step, src=0)
+    if step[0] == 0:
+        log.info("no checkpoint in %s: starting at step 0", worker.checkpoints.url)
+        return 0
+    checkpoint = chosen[0] if worker.rank == 0 else worker.checkpoints.load(step[0])
+    worker.model.load_state_dict(checkpoint.model_state)
+    if checkpoint.optimizer_state is not None:
+        worker.optimizer.load_state_dict(checkpoint.optimizer_state)
+    log.info("resumed from checkpoint %s at step %d", checkpoint.name, checkpoint.step)
+    return checkpoint.step
+
+
+def _reduced(values: list[float]) -> list[float]:
+    """Sum `values` over all ranks."""
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def evaluate(model: nn.Module, split: Split, rank: int, world_size: int) -> Evaluation:
+    """Loss and accuracy on `split`, each rank scoring its shard, summed over ranks."""
+    shard = shard_range(len(split), rank, world_size)
+    loss_sum, correct = 0.0, 0.0
+    model.eval()
+    with torch.no_grad():
+        for start in range(shard.start, shard.stop, EVAL_BATCH):
+            stop = min(start + EVAL_BATCH, shard.stop)
+            logits = model(to_tensor(split.images[start:stop]))
+            labels = torch.from_numpy(split.labels[start:stop].astype("int64"))
+            loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            correct += float((logits.argmax(1) == labels).sum())
+    model.train()
+    loss_sum, correct, count = _reduced([loss_sum, correct, float(len(shard))])
+    return Evaluation(loss_sum / max(count, 1), correct / max(count, 1), int(count))
+
+
+def _train_steps(worker: Worker, ddp: nn.Module, batches: ShardBatches, start: int, events: EventLog | None) -> float:
+    """Run steps start..train_steps; returns the seconds spent."""
+    config = worker.config
+    began = window_start = time.perf_counter()
+    loss_sum = correct = seen = 0.0
+    for step in range(start, config.train_steps):
+        images, labels = batches.batch(step)
+        worker.optimizer.zero_grad(set_to_none=True)
+        logits = ddp(images)
+        loss = nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        worker.optimizer.step()
+        done = step + 1
+        loss_sum += float(loss.detach()) * len(labels)
+        correct += float((logits.detach().argmax(1) == labels).sum())
+        seen += len(labels)
+        if done % config.log_every == 0 or done == config.train_steps:
+            loss_sum, correct, seen = _reduced([loss_sum, correct, seen])
+            rate = seen / (time.perf_counter() - window_start)
+            if worker.rank == 0:
+                log.info("step=%d/%d loss=%.4f acc=%.4f examples/s=%.0f", done, config.train_steps,
+                         loss_sum / seen, correct / seen, rate)
+                if events is not None:
+                    events.scalars(done, {"train/loss": loss_sum / seen, "train/accuracy": correct / seen,
+                                          "train/learning_rate": config.learning_rate, "train/examples_per_sec": rate})
+            window_start = time.perf_counter()
+            loss_sum = correct = seen = 0.0
+        if done % config.checkpoint_every == 0 or done == config.train_steps:
+            _save(worker, done, events)
+    return time.perf_counter() - began
+
+
+def _save(worker: Worker, step: int, events: EventLog | None) -> None:
+    if worker.rank != 0:
+        return
+    url = worker.checkpoints.save(worker.checkpoint(step))
+    log.info("checkpoint step=%d -> %s", step, url)
+    if events is not None:
+        events.sync()
+
+
+def _write_metrics(config: TrainConfig, options: StorageOptions, metrics: dict[str, object]) -> str:
+    store = open_store(config.train_dir, options)
+    store.ensure_container()
+    store.write_bytes(METRICS_FILE, json.dumps(metrics, indent=2, sort_keys=True).encode())
+    return store.object_url(METRICS_FILE)
+
+
+def run_worker(config: TrainConfig) -> None:
+    """Train as the rank the environment names, until `train_steps` global steps are done."""
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    torch.set_num_threads(threads_per_worker(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend, timeout=PROCESS_GROUP_TIMEOUT)
+    try:
+        _run(config, rank, world_size)
+    finally:
+        dist.destroy_process_group()
+
+
+def _run(config: TrainConfig, rank: int, world_size: int) -> None:
+    options = StorageOptions.from_env(config.aws_endpoint_url, config.aws_region)
+    data_dir = Path(config.data_dir)
+    batches = ShardBatches(load_split(data_dir, "train"), rank, world_size, config.batch_size, config.seed)
+    torch.manual_seed(config.seed)
+    model = build_model(config.model_spec)
+    worker = Worker(config, rank, world_size, model, torch.optim.Adam(model.parameters(), lr=config.learning_rate),
+                    CheckpointStore(config.train_dir, options))
+    start = _resume(worker)
+    ddp = DistributedDataParallel(model)
+    events = EventLog(config.train_dir, options) if rank == 0 else None
+    try:
+        log.info("training steps %d..%d on %d examples of %d (batch %d per worker, %d threads)", start,
+                 config.train_steps, len(batches), len(batches) * world_size, config.batch_size, torch.get_num_threads())
+        seconds = _train_steps(worker, ddp, batches, start, events)
+        result = evaluate(model, load_split(data_dir, "test"), rank, world_size)
+        if rank == 0:
+            steps = config.train_steps - start
+            rate = steps * config.batch_size * world_size / seconds if seconds > 0 else 0.0
+            metrics = {"accuracy": result.accuracy, "loss": result.loss, "global_step": config.train_steps,
+                       "examples_per_sec": rate, "train_seconds": seconds, "resumed_from_step": start,
+                       "world_size": world_size, "test_examples": result.examples, "model": config.model_spec.to_dict()}
+            if events is not None:
+                events.scalars(config.train_steps, {"eval/accuracy": result.accuracy, "eval/loss": result.loss})
+            url = _write_metrics(config, options, metrics)
+            log.info("test accuracy=%.4f loss=%.4f on %d examples -> %s", result.accuracy, result.loss, result.examples, url)
+    finally:
+        if events is not None:
+            events.close()

@@ -1,0 +1,88 @@
+"""The worker process the elastic agent starts: `python -m trainflow.training.worker CONFIG_JSON`.
+
+It is an edge like the CLI: it sets up logging (every record carries the rank), runs the train
+loop, and turns failures into exit codes the agent and the operators act on: 1-127 permanent,
+>= 128 transient (a lost peer, a rendezvous or network timeout). The one-line reason goes to the
+agent's error file so the launcher can repeat it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+from trainflow.errors import TRANSIENT_EXIT_CODE, TrainflowError
+
+log = logging.getLogger("trainflow.training.worker")
+
+UNEXPECTED_EXIT_CODE = 1
+_TRANSIENT_HINTS = ("connection", "timed out", "timeout", "broken pipe", "peer", "socket")
+
+
+class RankFilter(logging.Filter):
+    """Adds `rank` to every record."""
+
+    def __init__(self, rank: str) -> None:
+        super().__init__()
+        self.rank = rank
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.rank = self.rank
+        return True
+
+
+def setup_worker_logging(rank: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RankFilter(rank))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [rank %(rank)s] %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("TRAINFLOW_LOG_LEVEL", "INFO").upper())
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """Permanent (1-127) or transient (>= 128) exit code for a failure."""
+    import torch.distributed as dist
+
+    if isinstance(exc, TrainflowError):
+        return exc.exit_code
+    if isinstance(exc, (dist.DistError, ConnectionError, TimeoutError)):
+        return TRANSIENT_EXIT_CODE
+    if isinstance(exc, RuntimeError) and any(h in str(exc).lower() for h in _TRANSIENT_HINTS):
+        return TRANSIENT_EXIT_CODE  # gloo reports a vanished peer as a RuntimeError
+    return UNEXPECTED_EXIT_CODE
+
+
+def _record_error(message: str) -> None:
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:
+        with open(path, "w") as out:
+            json.dump({"message": message, "timestamp": int(time.time())}, out)
+
+
+def main(argv: list[str]) -> int:
+    setup_worker_logging(os.environ.get("RANK", "?"))
+    from trainflow.training.config import TrainConfig
+    from trainflow.training.loop import run_worker
+
+    try:
+        run_worker(TrainConfig.from_json(argv[0]))
+    except Exception as exc:
+        code = exit_code_for(exc)
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if code == UNEXPECTED_EXIT_CODE:
+            log.exception("training failed")
+        else:
+            log.error("%s", message)
+        _record_error(f"{type(exc).__name__}: {message}" if not isinstance(exc, TrainflowError) else message)
+        return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
