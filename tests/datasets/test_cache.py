@@ -62,6 +62,17 @@ def test_damaged_cached_file_is_detected_and_fetched_again(cache: DatasetCache, 
     assert path.read_bytes() == (mnist_dir / "train-images-idx3-ubyte.gz").read_bytes()
 
 
+def test_silent_corruption_with_preserved_mtime_needs_verify(cache: DatasetCache, mnist_s3_url: str) -> None:
+    path = cache.ensure(mnist_s3_url, "mnist").path / "train-labels-idx1-ubyte.gz"
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # bit rot: same size, same mtime
+    assert cache.ensure(mnist_s3_url, "mnist").downloaded == []  # the stat fast path trusts it
+    assert cache.ensure(mnist_s3_url, "mnist", verify=True).repaired == ["train-labels-idx1-ubyte.gz"]
+
+
 def test_object_removed_at_source_is_removed_from_cache(cache: DatasetCache, tmp_path: Path, mnist_dir: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

@@ -66,10 +66,11 @@ def _summary(result: SyncResult) -> str:
     return text + f" -> {result.path}"
 
 
-def sync(source: str, name: str, files: tuple[str, ...] | None, endpoint: str | None, region: str | None) -> SyncResult:
+def sync(source: str, name: str, files: tuple[str, ...] | None, endpoint: str | None, region: str | None,
+         verify: bool = False) -> SyncResult:
     cache = dataset_cache(endpoint, region)
     with _progress() as progress:
-        return cache.ensure(source, name, files or None, ProgressObserver(progress))
+        return cache.ensure(source, name, files or None, ProgressObserver(progress), verify=verify)
 
 
 @click.group()
@@ -97,12 +98,14 @@ def upload(local_dir: Path, url: str, aws_endpoint_url: str | None, aws_region: 
 @click.option("--name", default=None, help="Cache name (default: derived from SOURCE).")
 @click.option("--file", "files", multiple=True, help="Only these files (required for http(s) sources). Repeatable.")
 @click.option("--mnist", is_flag=True, help="Shorthand for the four MNIST IDX files.")
+@click.option("--verify", is_flag=True, help="Re-hash every cached file, not only those whose size or mtime changed.")
 @endpoint_option
 @region_option
-def sync_command(source: str, name: str | None, files: tuple[str, ...], mnist: bool,
+def sync_command(source: str, name: str | None, files: tuple[str, ...], mnist: bool, verify: bool,
                  aws_endpoint_url: str | None, aws_region: str | None) -> None:
     """Sync SOURCE into the dataset cache; unchanged files are not downloaded again."""
-    result = sync(source, name or default_name(source), ALL_FILES if mnist else files, aws_endpoint_url, aws_region)
+    result = sync(source, name or default_name(source), ALL_FILES if mnist else files, aws_endpoint_url, aws_region,
+                  verify)
     console.print(_summary(result))
 
 

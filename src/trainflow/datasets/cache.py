@@ -99,8 +99,13 @@ class DatasetCache:
         name: str,
         files: Sequence[str] | None = None,
         observer: SyncObserver | None = None,
+        verify: bool = False,
     ) -> SyncResult:
-        """Make `name` a complete copy of `source` (just `files` of it, if given) and say what it took."""
+        """Make `name` a complete copy of `source` (just `files` of it, if given) and say what it took.
+
+        Cached files whose stat is unchanged since they were verified are trusted; `verify=True`
+        re-hashes every file.
+        """
         observer = observer or SyncObserver()
         source = canonical_url(source)
         store = open_store(source, self.options)
@@ -116,7 +121,7 @@ class DatasetCache:
                 return self._offline(directory, manifest, files, exc)
             if not remote:
                 raise DatasetError(f"no files at {source}: check the URL (is the data uploaded?)")
-            result = _Sync(store, directory, manifest, observer).run(remote)
+            result = _Sync(store, directory, manifest, observer, verify).run(remote)
         return result
 
     def _offline(
@@ -136,7 +141,8 @@ class DatasetCache:
 class _Sync:
     """One sync of a locked cache directory against a listed source."""
 
-    def __init__(self, store: Store, directory: Path, manifest: Manifest, observer: SyncObserver) -> None:
+    def __init__(self, store: Store, directory: Path, manifest: Manifest, observer: SyncObserver, verify: bool) -> None:
+        self.verify = verify
         self.store = store
         self.directory = directory
         self.manifest = manifest
@@ -147,7 +153,7 @@ class _Sync:
         todo = []
         for obj in remote:
             entry = self.manifest.files.get(obj.name)
-            if entry and entry.source_tag == obj.version_tag and _verified(self.directory / obj.name, entry):
+            if entry and entry.source_tag == obj.version_tag and _verified(self.directory / obj.name, entry, self.verify):
                 self.result.unchanged.append(obj.name)
                 self.result.bytes_saved += obj.size
             else:
@@ -209,7 +215,7 @@ class _Sync:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return FileEntry(size, digest, obj.version_tag, obj.etag, obj.mtime, time.time())
+        return FileEntry(size, digest, obj.version_tag, obj.etag, obj.mtime, time.time(), dest.stat().st_mtime_ns)
 
 
 def unpacked_path(directory: Path, name: str) -> Path:
@@ -235,11 +241,24 @@ def _prune_unpacked(directory: Path, manifest: Manifest) -> None:
             path.unlink(missing_ok=True)
 
 
-def _verified(path: Path, entry: FileEntry) -> bool:
+def _verified(path: Path, entry: FileEntry, full: bool = True) -> bool:
+    """True if our copy still has the recorded bytes.
+
+    With `full=False` a file whose size and mtime are as recorded is trusted without hashing (as git
+    and rsync do); any write, truncation or replacement changes the mtime and forces the sha256 check.
+    """
     try:
-        return path.stat().st_size == entry.size and sha256_file(path) == entry.sha256
+        st = path.stat()
     except FileNotFoundError:
         return False
+    if st.st_size != entry.size:
+        return False
+    if not full and entry.local_mtime_ns and st.st_mtime_ns == entry.local_mtime_ns:
+        return True
+    if sha256_file(path) != entry.sha256:
+        return False
+    entry.local_mtime_ns = st.st_mtime_ns
+    return True
 
 
 def _ago(ts: float | None) -> str:

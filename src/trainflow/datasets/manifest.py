@@ -25,6 +25,7 @@ class FileEntry:
     etag: str | None
     mtime: float | None
     fetched_at: float
+    local_mtime_ns: int = 0  # of our copy when last verified: unchanged stat means unchanged bytes
 
 
 @dataclass

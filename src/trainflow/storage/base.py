@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ProgressCallback = Callable[[int], None]
@@ -41,7 +41,6 @@ class StorageOptions:
     max_attempts: int = 4
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, endpoint_url: str | None = None, region: str | None = None) -> StorageOptions:

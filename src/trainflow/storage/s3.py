@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,22 @@ from trainflow.storage.errors import ObjectNotFound, SourceUnreachable, StorageE
 _CRED_FIX = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for a non-AWS endpoint)"
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+_CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
+_clients: dict[tuple[object, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_client(options: StorageOptions) -> Any:
+    """One client per options and credentials per process: building one costs ~0.1 s of JSON parsing."""
+    key = (options, *(os.environ.get(v) for v in _CREDENTIAL_VARS))
+    with _clients_lock:  # boto3 sessions are not safe to build clients from concurrently
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = make_client(options)
+    return client
 
 
 def make_client(options: StorageOptions) -> Any:
@@ -44,7 +62,7 @@ class S3Store(Store):
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client(self.options)
+            self._client = shared_client(self.options)
         return self._client
 
     def _key(self, name: str) -> str:

@@ -1,0 +1,104 @@
+"""Cold and warm dataset sync from a local S3 server, against plain boto3 `download_file`.
+
+Starts moto's S3 server on loopback, uploads the dataset, then alternates, in the same run:
+  - baseline: `download_file` of each object with one boto3 client, built before timing;
+  - cold:     `DatasetCache.ensure` into an empty cache (list, download, sha256, manifest);
+  - warm:     `DatasetCache.ensure` again with nothing changed (list, verify checksums, no download).
+Prints medians and the ratios the goals are stated in.
+
+    .venv/bin/python benchmarks/data_sync.py [--data ../shared/data/mnist-10k] [--repeat 15] [--large-mb 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import AWS_TEST_ENV, start_moto, stop  # noqa: E402
+
+from trainflow.datasets import DatasetCache, write_synthetic  # noqa: E402
+from trainflow.storage import StorageOptions, mirror_dir  # noqa: E402
+
+
+def plain_boto3(client: object, bucket: str, keys: list[str], dest: Path) -> int:
+    total = 0
+    for key in keys:
+        target = dest / key.rsplit("/", 1)[-1]
+        client.download_file(bucket, key, str(target))
+        total += target.stat().st_size
+    return total
+
+
+def measure(endpoint: str, data: Path, url: str, work: Path, repeat: int) -> None:
+    import boto3
+
+    mirror_dir(data, url, StorageOptions(endpoint_url=endpoint))
+    bucket, prefix = url[5:].split("/", 1)
+    files = sorted(p for p in data.iterdir() if p.is_file())
+    keys = [f"{prefix}{p.name}" for p in files]
+    size = sum(p.stat().st_size for p in files)
+    # The baseline's client is built once, outside the timings, as trainflow's is (per process).
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    base, cold, warm, warm_bytes = [], [], [], []
+    for i in range(repeat):
+        dest = work / f"plain-{i}"
+        dest.mkdir()
+        t = time.perf_counter()
+        plain_boto3(client, bucket, keys, dest)
+        base.append(time.perf_counter() - t)
+
+        cache = DatasetCache(work / f"cache-{i}", StorageOptions(endpoint_url=endpoint))
+        t = time.perf_counter()
+        cache.ensure(url, "data")
+        cold.append(time.perf_counter() - t)
+
+        t = time.perf_counter()
+        result = cache.ensure(url, "data")
+        warm.append(time.perf_counter() - t)
+        warm_bytes.append(result.bytes_downloaded)
+        shutil.rmtree(dest)
+        shutil.rmtree(work / f"cache-{i}")
+    b, c, w = (statistics.median(x) for x in (base, cold, warm))
+    print(f"\n{data.name}: {len(keys)} objects, {size / 1e6:.2f} MB, {repeat} runs, medians")
+    print(f"  plain boto3 download_file: {b * 1000:8.1f} ms")
+    print(f"  trainflow cold sync:       {c * 1000:8.1f} ms   cold / boto3 = {c / b:.2f}x (goal <= 1.2x)")
+    print(f"  trainflow warm sync:       {w * 1000:8.1f} ms   cold / warm  = {c / w:.1f}x (goal >= 20x)")
+    print(f"  bytes downloaded by warm syncs: {sum(warm_bytes)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "mnist-10k")
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--large-mb", type=int, default=64, help="Also sync this many MB of random data (0: skip).")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tf-bench-sync-"))
+    data = args.data if args.data.is_dir() else write_synthetic(work / "synthetic", train=8000, test=2000)
+    os.environ.update(AWS_TEST_ENV)
+    proc, endpoint = start_moto()
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    try:
+        measure(endpoint, data, "s3://bench/data/mnist/", work, args.repeat)
+        if args.large_mb:
+            large = work / "random-large"
+            large.mkdir()
+            for i in range(4):  # incompressible, so the transfer is what it says
+                (large / f"part-{i}.bin").write_bytes(os.urandom(args.large_mb * (1 << 20) // 4))
+            measure(endpoint, large, "s3://bench/data/large/", work, max(3, args.repeat // 3))
+    finally:
+        stop(proc)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
