@@ -8,7 +8,7 @@ arguments as Argo template expressions. Neither decides *what* a step does, only
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Pipeline:
     steps: tuple[Step, ...]
     name_param: str  # the parameter whose value names a submitted workflow
     description: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
+    name_suffix: str = ""  # appended to the name parameter's value (model-deploy: "-deploy")
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -226,6 +226,7 @@ MODEL_DEPLOY = Pipeline(
     name="model-deploy",
     description="Serve a finished model-train workflow's exported model under the same model name.",
     name_param="workflow",
+    name_suffix="-deploy",
     params=(
         Param("workflow", "", "The model-train workflow (its job-name) whose model to serve."),
         *COMMON_PARAMS,

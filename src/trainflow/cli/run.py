@@ -1,0 +1,56 @@
+"""`trainflow run`: the whole example in one command, with defaults that work on a laptop."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from trainflow.cli.output import console
+from trainflow.cli.watch import follow
+from trainflow.cli.workflows import local
+from trainflow.datasets import DEFAULT_MNIST_URL
+from trainflow.workflows import MODEL_TRAIN, parse_assignments
+
+
+@click.command()
+@click.option("--data-url", default=DEFAULT_MNIST_URL, show_default=True, help="Dataset: s3://, http(s)://, file:// or a path.")
+@click.option("--job-name", default=None, help="Run name (default: mnist-<date>-<time>).")
+@click.option("--workers", default=2, show_default=True, help="Training workers (processes).")
+@click.option("--steps", default=600, show_default=True, help="Global training steps.")
+@click.option("--model", default="cnn", show_default=True, help="cnn, mlp, or module:attr of your own model factory.")
+@click.option("--store", default="", help="Where checkpoints and models go (default: $TRAINFLOW_HOME/store/models).")
+@click.option("--no-serving", is_flag=True, help="Train and export only.")
+@click.option("-p", "--parameter", "params", multiple=True, help="Any other model-train NAME=VALUE.")
+def run(data_url: str, job_name: str | None, workers: int, steps: int, model: str, store: str, no_serving: bool,
+        params: tuple[str, ...]) -> None:
+    """Download, train, watch, export and serve MNIST (or your model); then say how to query it."""
+    values = {
+        "job-name": job_name or time.strftime("mnist-%Y%m%d-%H%M%S"),
+        "s3-data-url": data_url, "tf-worker": str(workers), "model-train-steps": str(steps), "model": model,
+        "s3-train-base-url": store, "model-serving": "false" if no_serving else "true",
+        **parse_assignments(params),
+    }
+    backend = local()
+    info = backend.submit(MODEL_TRAIN, values)
+    console.print(f"workflow {info.name} submitted; following it (Ctrl-C leaves it running)")
+    try:
+        final = follow(backend, info.name, live=sys.stdout.isatty())
+    except KeyboardInterrupt:
+        console.print(f"\nstill running: `trainflow get {info.name}`, `trainflow logs {info.name} -f`")
+        return
+    if final.status != "Succeeded":
+        console.print(f"[red]{final.name} failed[/red]: {final.message}\n`trainflow logs {final.name}` shows why; "
+                      f"`trainflow retry {final.name}` resumes from the failed step")
+        sys.exit(1)
+    outputs = {s.name: s.outputs for s in final.steps}
+    console.print("\n[bold]Next[/bold]")
+    serve = outputs.get("serve-model", {})
+    dataset = outputs.get("download-dataset", {}).get("dataset-path", "DATA_DIR")
+    if "grpc-address" in serve:
+        console.print(f"  trainflow predict --server {serve['grpc-address']} --data-dir {dataset} --num 20")
+        console.print(f"  curl -d '{{\"instances\": [[0.0, ...784 values]]}}' {serve['rest-url']}/v1/models/{serve.get('model-name', 'mnist')}:predict")
+    if "url" in outputs.get("tensorboard", {}):
+        console.print(f"  TensorBoard: {outputs['tensorboard']['url']}")
+    console.print(f"  trainflow get {final.name}    trainflow delete {final.name}  (stops its services)")

@@ -1,0 +1,56 @@
+"""The pipeline steps that belong to the workflow layer: `get-workflow-info` and `tensorboard`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from trainflow.cli.output import console, write_outputs
+from trainflow.settings import trainflow_home
+from trainflow.storage import StorageOptions
+from trainflow.workflows.info import run_paths
+from trainflow.workflows.tensorboard import launch_tensorboard, local_logdir
+
+outputs_option = click.option("--outputs", default=None,
+                              help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).")
+
+
+@click.command("get-workflow-info")
+@click.option("--job-name", required=True)
+@click.option("--s3-train-base-url", default="", help="Base of train and export dirs (default: $TRAINFLOW_HOME/store/models).")
+@outputs_option
+def get_workflow_info_step(job_name: str, s3_train_base_url: str, outputs: str | None) -> None:
+    """Pipeline step: resolve the run's train dir, logs dir and export base."""
+    paths = run_paths(s3_train_base_url or str(trainflow_home() / "store" / "models"), job_name)
+    for key, value in paths.outputs().items():
+        console.print(f"{key}: {value}")
+    write_outputs(outputs, paths.outputs())
+
+
+@click.command("tensorboard")
+@click.option("--logdir", required=True, help="Logs dir URL (local path or s3://...).")
+@click.option("--port", default=6006, show_default=True, type=int, help="0 picks a free port.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--refresh-seconds", default=5.0, show_default=True, help="How often a remote logs dir is mirrored.")
+@click.option("--aws-endpoint-url", default=None)
+@click.option("--aws-region", default=None)
+@outputs_option
+def tensorboard_step(logdir: str, port: int, host: str, refresh_seconds: float, aws_endpoint_url: str | None,
+                     aws_region: str | None, outputs: str | None) -> None:
+    """Pipeline step (service): TensorBoard on the run's logs, until stopped."""
+    options = StorageOptions.from_env(aws_endpoint_url, aws_region)
+    local, mirror = local_logdir(logdir, trainflow_home() / "cache" / "tensorboard", options)
+    stop = threading.Event()
+    if mirror is not None:
+        mirror.sync_once()
+        threading.Thread(target=mirror.run, args=(stop, refresh_seconds), daemon=True).start()
+    url = launch_tensorboard(local, port, host)
+    console.print(f"TensorBoard {url} on {logdir}")
+    write_outputs(outputs, {"url": url, "logdir": logdir})
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,92 @@
+"""Following a local workflow live: the step table, a training progress bar, the summary."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from rich.console import Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from trainflow.cli.output import console
+from trainflow.workflows.backend import FINISHED, WorkflowInfo
+from trainflow.workflows.local.backend import LocalBackend
+
+_COLOURS = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "dim", "Skipped": "yellow", "Omitted": "yellow"}
+_STEP = re.compile(rb"step=(\d+)/(\d+)")
+
+
+def _duration(start: float | None, end: float | None) -> str:
+    if start is None:
+        return ""
+    return f"{(end or time.time()) - start:.1f}s"
+
+
+def step_table(info: WorkflowInfo) -> Table:
+    table = Table("STEP", "STATUS", "DURATION", "MESSAGE", box=None)
+    for step in info.steps:
+        colour = _COLOURS.get(step.status, "white")
+        shown = "Running (service)" if step.service and step.status == "Succeeded" and step.message == "service running" else step.status
+        table.add_row(step.name, f"[{colour}]{shown}[/{colour}]", _duration(step.started_at, step.finished_at), step.message)
+    return table
+
+
+def summary_lines(info: WorkflowInfo) -> list[str]:
+    """What a user wants after a run: accuracy, model version, TensorBoard and serving endpoints."""
+    lines = []
+    out = {s.name: s.outputs for s in info.steps}
+    if "accuracy" in out.get("train-model", {}):
+        lines.append(f"Accuracy:     {float(out['train-model']['accuracy']):.4f}")
+    if "model-version" in out.get("export-model", {}):
+        lines.append(f"Model:        version {out['export-model']['model-version']} at {out['export-model'].get('model-url', '')}")
+    if "url" in out.get("tensorboard", {}):
+        lines.append(f"TensorBoard:  {out['tensorboard']['url']}")
+    serve = out.get("serve-model", {})
+    if "rest-url" in serve:
+        lines.append(f"Serving:      REST {serve['rest-url']}  gRPC {serve.get('grpc-address', '')}  model {serve.get('model-name', '')}")
+    return lines
+
+
+def training_progress(backend: LocalBackend, name: str) -> tuple[int, int] | None:
+    """The last `step=N/M` the training log shows."""
+    path = backend.layout.workflow_dir(name) / "train-model.log"
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 8192))
+            matches = _STEP.findall(f.read())
+    except FileNotFoundError:
+        return None
+    return (int(matches[-1][0]), int(matches[-1][1])) if matches else None
+
+
+def follow(backend: LocalBackend, name: str, live: bool = True) -> WorkflowInfo:
+    """Poll the workflow until it ends, drawing it live when `live`; returns its final state."""
+    progress = Progress(TextColumn("train-model"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    task = progress.add_task("steps", total=None)
+    info = backend.get(name)
+    if not live:
+        while info.status not in FINISHED:
+            time.sleep(0.5)
+            info = backend.get(name)
+    else:
+        with Live(console=console, refresh_per_second=4) as view:
+            while True:
+                done = training_progress(backend, name)
+                if done:
+                    progress.update(task, completed=done[0], total=done[1])
+                view.update(Group(step_table(info), progress) if done else step_table(info))
+                if info.status in FINISHED:
+                    break
+                time.sleep(0.25)
+                info = backend.get(name)
+    from trainflow.cli.workflows import print_workflow
+
+    if not live:
+        print_workflow(info)
+    else:
+        console.print(f"Status: {info.status}" + (f"  ({info.message})" if info.message else ""))
+        for line in summary_lines(info):
+            console.print(line)
+    return info

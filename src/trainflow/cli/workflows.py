@@ -1,0 +1,196 @@
+"""Argo-style commands over a workflow backend: submit, list, get, logs, stop, retry, resubmit, delete."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+from rich.table import Table
+
+from trainflow.cli.output import console, emit
+from trainflow.cli.watch import follow
+from trainflow.settings import trainflow_home
+from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
+from trainflow.workflows.backend import WorkflowInfo
+from trainflow.workflows.local.backend import LocalBackend
+
+backend_option = click.option("--backend", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
+                              envvar="TRAINFLOW_BACKEND", help="Where workflows run.")
+namespace_option = click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
+
+
+def backend_for(kind: str, namespace: str = "default", job_kind: str = "pytorchjob"):  # noqa: ANN201
+    if kind == "kubernetes":
+        from trainflow.workflows.kubernetes import KubernetesBackend
+
+        return KubernetesBackend(namespace=namespace, job_kind=job_kind)
+    return LocalBackend(trainflow_home())
+
+
+def local() -> LocalBackend:
+    return LocalBackend(trainflow_home())
+
+
+def age(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    seconds = max(0, int(time.time() - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def duration(start: float | None, end: float | None) -> str:
+    if start is None:
+        return "-"
+    return age(time.time() - ((end or time.time()) - start))
+
+
+@click.command()
+@click.argument("pipeline", type=click.Choice(sorted(PIPELINES)))
+@click.option("-p", "--parameter", "params", multiple=True, help="NAME=VALUE; repeatable.")
+@click.option("--wait", is_flag=True, help="Wait until the workflow ends; exit non-zero if it failed.")
+@click.option("--watch", is_flag=True, help="Show the steps live until the workflow ends.")
+@click.option("--job-kind", type=click.Choice(["pytorchjob", "tfjob"]), default="pytorchjob", show_default=True)
+@backend_option
+@namespace_option
+def submit(pipeline: str, params: tuple[str, ...], wait: bool, watch: bool, job_kind: str, backend: str, namespace: str) -> None:
+    """Submit PIPELINE (model-train or model-deploy) with -p NAME=VALUE parameters."""
+    info = backend_for(backend, namespace, job_kind).submit(PIPELINES[pipeline], parse_assignments(params))
+    console.print(f"Name: {info.name}\nStatus: {info.status}\nCreated: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.created_at))}")
+    if backend == "local" and (wait or watch):
+        final = follow(local(), info.name, live=watch or sys.stdout.isatty())
+        sys.exit(0 if final.status == "Succeeded" else 1)
+
+
+@click.command("list")
+@click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
+@backend_option
+@namespace_option
+def list_command(output: str | None, backend: str, namespace: str) -> None:
+    """List workflows: NAME STATUS AGE DURATION."""
+    infos = backend_for(backend, namespace).list()
+    if output:
+        emit([i.to_dict() for i in infos], output)
+        return
+    table = Table("NAME", "STATUS", "AGE", "DURATION", "MESSAGE", box=None)
+    for info in infos:
+        table.add_row(info.name, info.status, age(info.created_at), duration(info.started_at, info.finished_at), info.message)
+    console.print(table if infos else "no workflows")
+
+
+@click.command()
+@click.argument("name")
+@click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
+@backend_option
+@namespace_option
+def get(name: str, output: str | None, backend: str, namespace: str) -> None:
+    """Show a workflow: steps, durations and outputs (accuracy, model version, URLs)."""
+    info = backend_for(backend, namespace).get(name)
+    if output:
+        emit(info.to_dict(), output)
+        return
+    print_workflow(info)
+
+
+def print_workflow(info: WorkflowInfo) -> None:
+    from trainflow.cli.watch import step_table, summary_lines
+
+    console.print(f"Name:      {info.name}\nPipeline:  {info.pipeline}\nStatus:    {info.status}"
+                  + (f"\nMessage:   {info.message}" if info.message else "")
+                  + f"\nDuration:  {duration(info.started_at, info.finished_at)}")
+    console.print(step_table(info))
+    for line in summary_lines(info):
+        console.print(line)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--step", default=None, help="Only this step's log.")
+@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing until the workflow ends.")
+@backend_option
+@namespace_option
+def logs(name: str, step: str | None, follow_: bool, backend: str, namespace: str) -> None:
+    """Print a workflow's step logs."""
+    for line in backend_for(backend, namespace).logs(name, step, follow_):
+        click.echo(line)
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--all", "all_", is_flag=True, help="Delete every workflow.")
+@backend_option
+@namespace_option
+def delete(name: str | None, all_: bool, backend: str, namespace: str) -> None:
+    """Delete a workflow: stop its steps and services, free their ports, forget it."""
+    target = backend_for(backend, namespace)
+    if all_ == bool(name):
+        raise WorkflowError("give a workflow NAME or --all")
+    names = [i.name for i in target.list()] if all_ else [name]
+    for n in names:
+        target.delete(n)
+        console.print(f'Workflow "{n}" deleted')
+
+
+@click.command()
+@click.argument("name")
+def stop(name: str) -> None:
+    """Stop a running workflow (services already started stay up)."""
+    console.print(f"{name}: {local().stop(name).status}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--wait", is_flag=True)
+def retry(name: str, wait: bool) -> None:
+    """Re-run a failed workflow from its failed step, keeping the steps that succeeded."""
+    info = local().retry(name)
+    console.print(f"{info.name}: retrying")
+    if wait:
+        sys.exit(0 if follow(local(), name, live=sys.stdout.isatty()).status == "Succeeded" else 1)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--job-name", default=None, help="Name of the new run (default: NAME plus a random suffix).")
+@click.option("--wait", is_flag=True)
+def resubmit(name: str, job_name: str | None, wait: bool) -> None:
+    """Run a workflow again from the start, under a new name."""
+    info = local().resubmit(name, job_name)
+    console.print(f"Name: {info.name}\nStatus: {info.status}")
+    if wait:
+        sys.exit(0 if follow(local(), info.name, live=sys.stdout.isatty()).status == "Succeeded" else 1)
+
+
+@click.command()
+@click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
+def services(output: str | None) -> None:
+    """List running services (TensorBoard, model servers) with their URLs."""
+    rows = [{"workflow": w.name, "service": s.name, **{k: v for k, v in s.outputs.items() if k != "pid"}}
+            for w, s in local().services()]
+    if output:
+        emit(rows, output)
+        return
+    table = Table("WORKFLOW", "SERVICE", "URL", box=None)
+    for row in rows:
+        url = row.get("url") or " ".join(str(row[k]) for k in ("rest-url", "grpc-address") if k in row)
+        table.add_row(row["workflow"], row["service"], url)
+    console.print(table if rows else "no running services")
+
+
+@click.command("tensorboard")
+@click.argument("name")
+def tensorboard(name: str) -> None:
+    """Print the URL of a workflow's TensorBoard."""
+    console.print(local().find_service(name, "tensorboard").outputs["url"])
+
+
+@click.command("workflow-runner", hidden=True)
+@click.argument("name")
+def workflow_runner(name: str) -> None:
+    """Internal: run a recorded workflow's steps (started detached by submit and retry)."""
+    from trainflow.workflows.local.executor import run_workflow
+
+    sys.exit(run_workflow(trainflow_home(), name))

@@ -1,0 +1,43 @@
+"""Where the local backend keeps things under `$TRAINFLOW_HOME`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    home: Path
+
+    @property
+    def db(self) -> Path:
+        return self.home / "trainflow.db"
+
+    def workflow_dir(self, name: str) -> Path:
+        return self.home / "workflows" / name
+
+    def step_log(self, workflow: str, step: str) -> Path:
+        path = self.workflow_dir(workflow) / f"{step}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def runner_log(self, workflow: str) -> Path:
+        return self.workflow_dir(workflow) / "runner.log"
+
+    def outputs_file(self, workflow: str, step: str) -> Path:
+        return self.workflow_dir(workflow) / f"{step}.outputs.json"
+
+    @property
+    def default_store(self) -> Path:
+        """The local object store used when no s3-train-base-url is given."""
+        return self.home / "store" / "models"
+
+    def last_error(self, workflow: str, step: str) -> str:
+        """The line of a step's log that best says why it failed: its `error:` line, else the last one."""
+        try:
+            lines = [l.strip() for l in self.step_log(workflow, step).read_text(errors="replace").splitlines() if l.strip()]
+        except FileNotFoundError:
+            return ""
+        errors = [l for l in lines if l.startswith("error: ")]
+        return (errors[-1][len("error: "):] if errors else lines[-1] if lines else "")[:500]

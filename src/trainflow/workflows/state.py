@@ -1,0 +1,149 @@
+"""Run state in SQLite (`$TRAINFLOW_HOME/trainflow.db`): workflows and their steps.
+
+Every write is one short transaction; several runners and CLI processes share the file (WAL mode).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from trainflow.workflows.backend import PENDING, StepInfo, WorkflowInfo
+from trainflow.workflows.errors import WorkflowError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflows (
+    name TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL, params TEXT NOT NULL,
+    created_at REAL NOT NULL, started_at REAL, finished_at REAL, message TEXT NOT NULL DEFAULT '',
+    runner_pid INTEGER, runner_started REAL
+);
+CREATE TABLE IF NOT EXISTS steps (
+    workflow TEXT NOT NULL REFERENCES workflows(name) ON DELETE CASCADE, name TEXT NOT NULL,
+    position INTEGER NOT NULL, status TEXT NOT NULL, service INTEGER NOT NULL DEFAULT 0,
+    started_at REAL, finished_at REAL, message TEXT NOT NULL DEFAULT '', outputs TEXT NOT NULL DEFAULT '{}',
+    pid INTEGER, pid_started REAL, attempts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (workflow, name)
+);
+"""
+_STEP_FIELDS = ("status", "started_at", "finished_at", "message", "outputs", "pid", "pid_started", "attempts")
+_WORKFLOW_FIELDS = ("status", "started_at", "finished_at", "message", "runner_pid", "runner_started")
+
+
+class StateStore:
+    """Workflows and steps of the local backend."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            yield db
+        finally:
+            db.close()
+
+    def create(self, info: WorkflowInfo) -> None:
+        """Record a new workflow and its steps; refuses a name that exists."""
+        with self._connect() as db:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(
+                    "INSERT INTO workflows (name, pipeline, status, params, created_at, message) VALUES (?,?,?,?,?,?)",
+                    (info.name, info.pipeline, info.status, json.dumps(info.params), info.created_at, info.message),
+                )
+                db.executemany(
+                    "INSERT INTO steps (workflow, name, position, status, service) VALUES (?,?,?,?,?)",
+                    [(info.name, s.name, i, s.status, int(s.service)) for i, s in enumerate(info.steps)],
+                )
+                db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                db.execute("ROLLBACK")
+                raise WorkflowError(
+                    f"a workflow named '{info.name}' already exists: `trainflow retry {info.name}` re-runs its failed "
+                    f"steps, `trainflow resubmit {info.name}` runs it again under a new name, "
+                    f"`trainflow delete {info.name}` removes it"
+                ) from None
+
+    def get(self, name: str) -> WorkflowInfo:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM workflows WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise WorkflowError(f"no workflow named '{name}': see `trainflow list`")
+            steps = db.execute("SELECT * FROM steps WHERE workflow = ? ORDER BY position", (name,)).fetchall()
+        return _workflow(row, steps)
+
+    def names(self) -> list[str]:
+        with self._connect() as db:
+            return [r[0] for r in db.execute("SELECT name FROM workflows ORDER BY created_at DESC")]
+
+    def runner(self, name: str) -> tuple[int | None, float | None]:
+        with self._connect() as db:
+            row = db.execute("SELECT runner_pid, runner_started FROM workflows WHERE name = ?", (name,)).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def step_processes(self, name: str) -> list[tuple[str, int, float | None, bool]]:
+        """(step, pid, pid start time, is service) of every step that has a process recorded."""
+        with self._connect() as db:
+            rows = db.execute("SELECT name, pid, pid_started, service FROM steps WHERE workflow = ? AND pid IS NOT NULL",
+                              (name,)).fetchall()
+        return [(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+    def update_workflow(self, name: str, **fields: Any) -> None:
+        _check(fields, _WORKFLOW_FIELDS)
+        with self._connect() as db:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            db.execute(f"UPDATE workflows SET {sets} WHERE name = ?", (*fields.values(), name))
+
+    def update_step(self, workflow: str, step: str, **fields: Any) -> None:
+        _check(fields, _STEP_FIELDS)
+        if "outputs" in fields:
+            fields["outputs"] = json.dumps(fields["outputs"])
+        with self._connect() as db:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            db.execute(f"UPDATE steps SET {sets} WHERE workflow = ? AND name = ?", (*fields.values(), workflow, step))
+
+    def delete(self, name: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM workflows WHERE name = ?", (name,))
+
+
+def _check(fields: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = set(fields) - set(allowed)
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}")
+
+
+def _workflow(row: sqlite3.Row, steps: list[sqlite3.Row]) -> WorkflowInfo:
+    return WorkflowInfo(
+        name=row["name"],
+        pipeline=row["pipeline"],
+        status=row["status"],
+        params=json.loads(row["params"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        message=row["message"],
+        steps=[
+            StepInfo(
+                name=s["name"], status=s["status"] or PENDING, started_at=s["started_at"], finished_at=s["finished_at"],
+                message=s["message"], outputs=json.loads(s["outputs"] or "{}"), service=bool(s["service"]),
+            )
+            for s in steps
+        ],
+    )
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,67 @@
+"""TensorBoard as a pipeline service, on a local logs dir or a mirror of a remote one."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from pathlib import Path
+
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_local, open_store, parse_url
+
+log = logging.getLogger(__name__)
+
+
+class LogMirror:
+    """Keeps a local copy of a remote logs dir (TensorBoard without TensorFlow cannot read s3://)."""
+
+    def __init__(self, url: str, local: Path, options: StorageOptions | None = None) -> None:
+        self.store = open_store(url, options)
+        self.local = local
+        self.seen: dict[str, str] = {}
+
+    def sync_once(self) -> int:
+        """Fetch new or grown event files; returns how many were fetched."""
+        try:
+            remote = self.store.list()
+        except ObjectNotFound:
+            return 0  # training has not written anything yet
+        fetched = 0
+        for obj in remote:
+            if self.seen.get(obj.name) == obj.version_tag:
+                continue
+            dest = self.local / obj.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.part")
+            self.store.download(obj.name, tmp)
+            tmp.replace(dest)
+            self.seen[obj.name] = obj.version_tag
+            fetched += 1
+        return fetched
+
+    def run(self, stop: threading.Event, every: float) -> None:
+        while not stop.wait(every):
+            try:
+                self.sync_once()
+            except StorageError as exc:
+                log.warning("could not refresh TensorBoard logs from %s: %s", self.store.url, exc)
+
+
+def local_logdir(logdir_url: str, cache_root: Path, options: StorageOptions | None = None) -> tuple[Path, LogMirror | None]:
+    """The directory TensorBoard reads, and the mirror that fills it when the logs are remote."""
+    if is_local(logdir_url):
+        path = parse_url(logdir_url).local_path
+        path.mkdir(parents=True, exist_ok=True)
+        return path, None
+    local = cache_root / hashlib.sha256(logdir_url.encode()).hexdigest()[:16]
+    local.mkdir(parents=True, exist_ok=True)
+    return local, LogMirror(logdir_url, local, options)
+
+
+def launch_tensorboard(logdir: Path, port: int, host: str) -> str:
+    """Start TensorBoard's server in this process (a background thread); returns its URL."""
+    from tensorboard import program
+
+    board = program.TensorBoard()
+    board.configure(argv=[None, "--logdir", str(logdir), "--port", str(port), "--host", host, "--reload_interval", "5"])
+    return board.launch()
