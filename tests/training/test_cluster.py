@@ -39,6 +39,12 @@ def test_tfjob_chief_is_rank_zero_and_the_master() -> None:
     assert (spec.master_addr, spec.master_port, spec.rdzv_backend) == ("myjob-chief-0.default.svc", 2222, "static")
 
 
+def test_every_node_of_a_world_derives_the_same_rendezvous_id() -> None:
+    ids = {cluster_from_env(tf_config(t, i)).rdzv_id for t, i in (("chief", 0), ("worker", 0), ("worker", 1))}  # type: ignore[union-attr]
+    assert len(ids) == 1 and ids != {""}
+    assert len({cluster_from_env(pytorchjob_env(rank=r)).rdzv_id for r in range(3)}) == 1  # type: ignore[union-attr]
+
+
 def test_tfjob_workers_follow_the_chief_in_index_order() -> None:
     ranks = [cluster_from_env(tf_config("worker", i)).node_rank for i in (0, 1)]  # type: ignore[union-attr]
     assert ranks == [1, 2]

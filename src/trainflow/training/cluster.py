@@ -35,7 +35,7 @@ class ClusterSpec:
     master_addr: str
     master_port: int  # 0: pick a free port (local runs)
     rdzv_backend: str = "static"  # "static" or "c10d"
-    rdzv_id: str = ""
+    rdzv_id: str = ""  # every node of a world must use the same; empty: a fresh one (local runs)
     min_nodes: int | None = None  # elastic PyTorchJobs only
 
     @property
@@ -109,7 +109,13 @@ def _from_tf_config(text: str) -> ClusterSpec | NonTrainer:
                             f"({', '.join(f'{t}:{i}' for t, i, _ in trainers)})")
     host, port = _split_address(trainers[0][2], f"{trainers[0][0]}:0")
     return ClusterSpec(source="tf_config", nnodes=len(trainers), node_rank=ranks[(task_type, index)],
-                       nproc_per_node=1, master_addr=host, master_port=port, rdzv_backend="static")
+                       nproc_per_node=1, master_addr=host, master_port=port, rdzv_backend="static",
+                       rdzv_id=_shared_id(host, port))
+
+
+def _shared_id(host: str, port: int) -> str:
+    """A rendezvous id all nodes derive alike from what they all know: the master's address."""
+    return f"trainflow-{host}-{port}"
 
 
 def _int_var(env: Mapping[str, str], name: str, default: int | None = None) -> int:
@@ -155,10 +161,10 @@ def _from_pytorchjob(env: Mapping[str, str]) -> ClusterSpec:
     backend = env.get("PET_RDZV_BACKEND", "").strip() or "static"
     if backend == "static":
         return ClusterSpec(source="pytorchjob", nnodes=nnodes, node_rank=node_rank, nproc_per_node=nproc,
-                           master_addr=addr, master_port=port)
+                           master_addr=addr, master_port=port, rdzv_id=_shared_id(addr, port))
     endpoint = env.get("PET_RDZV_ENDPOINT", "").strip() or f"{addr}:{port}"
     host, _, rdzv_port = endpoint.rpartition(":")
     return ClusterSpec(source="pytorchjob", nnodes=nnodes, node_rank=node_rank, nproc_per_node=nproc,
                        master_addr=host or addr, master_port=int(rdzv_port) if rdzv_port.isdigit() else port,
-                       rdzv_backend=backend, rdzv_id=env.get("PET_RDZV_ID", "").strip() or "trainflow",
+                       rdzv_backend=backend, rdzv_id=env.get("PET_RDZV_ID", "").strip() or _shared_id(addr, port),
                        min_nodes=min_nodes)

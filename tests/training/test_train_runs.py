@@ -1,0 +1,150 @@
+"""`trainflow train` as users and operators run it: real worker processes under the elastic agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.conftest import free_port
+
+
+def trainflow(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "trainflow", *args], capture_output=True, text=True,
+                          env=env or os.environ.copy(), timeout=timeout)
+
+
+def train_args(data_dir: Path, train_dir: str, *extra: str) -> list[str]:
+    return ["train", "--data-dir", str(data_dir), "--train-dir", train_dir, *extra]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM first: the elastic agent then stops its workers too, instead of orphaning them."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def worker_pids(launcher_pid: int) -> list[int]:
+    """Worker processes the launcher's elastic agent started (its children running the worker module)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == launcher_pid and b"trainflow.training.worker" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_two_workers_train_to_a_local_dir_with_checkpoints_events_and_metrics(mnist_dir: Path, tmp_path: Path) -> None:
+    train_dir = tmp_path / "unfinished" / "myjob"
+    out = trainflow(*train_args(mnist_dir, str(train_dir), "--workers", "2", "--train-steps", "40",
+                                "--checkpoint-every", "20", "--log-every", "10"))
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((train_dir / "metrics.json").read_text())
+    assert metrics["global_step"] == 40 and metrics["world_size"] == 2 and metrics["accuracy"] > 0.5
+    assert {"accuracy", "loss", "examples_per_sec", "train_seconds"} <= metrics.keys()
+    assert sorted(p.name for p in (train_dir / "checkpoints").iterdir()) == ["ckpt-000000020.pt", "ckpt-000000040.pt"]
+    assert list((train_dir / "logs").glob("events.out.tfevents.*"))
+    assert "step=10/40" in out.stderr and "step=40/40" in out.stderr and "[rank 1]" in out.stderr
+    assert f"test accuracy {metrics['accuracy']:.4f}" in out.stdout
+
+
+@pytest.mark.slow
+def test_train_model_step_writes_checkpoints_events_and_metrics_to_s3(mnist_dir: Path, s3_bucket: str, tmp_path: Path) -> None:
+    train_dir = f"{s3_bucket}/unfinished/myjob"
+    outputs = tmp_path / "outputs.json"
+    out = trainflow("step", "train-model", "--data-dir", str(mnist_dir), "--train-dir", train_dir, "--workers", "2",
+                    "--train-steps", "20", "--checkpoint-every", "10", "--model", "mlp", "--outputs", str(outputs))
+    assert out.returncode == 0, out.stderr
+    result = json.loads(outputs.read_text())
+    assert result["global-step"] == 20 and result["metrics-url"] == f"{train_dir}/metrics.json" and result["accuracy"] > 0.3
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket.removeprefix("s3://"))["Contents"]]
+    assert "unfinished/myjob/checkpoints/ckpt-000000020.pt" in keys
+    assert "unfinished/myjob/metrics.json" in keys
+    assert any(k.startswith("unfinished/myjob/logs/events.out.tfevents.") for k in keys)
+
+
+@pytest.mark.slow
+def test_killed_worker_resumes_from_checkpoint(mnist_dir: Path, tmp_path: Path) -> None:
+    train_dir = tmp_path / "train"
+    log_path = tmp_path / "train.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "trainflow", *train_args(
+            mnist_dir, str(train_dir), "--workers", "2", "--train-steps", "300", "--checkpoint-every", "20",
+            "--log-every", "20")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (train_dir / "checkpoints" / "ckpt-000000040.pt").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        victims = worker_pids(proc.pid)
+        assert len(victims) == 2, log_path.read_text()
+        os.kill(victims[-1], signal.SIGKILL)
+        assert proc.wait(timeout=120) == 0, log_path.read_text()
+    finally:
+        stop(proc)
+    text = log_path.read_text()
+    resumed = [int(line.rsplit("at step ", 1)[1]) for line in text.splitlines() if "resumed from checkpoint" in line]
+    assert resumed and min(resumed) >= 40, text
+    assert json.loads((train_dir / "metrics.json").read_text())["global_step"] == 300
+
+
+def test_model_that_does_not_import_fails_with_one_line_and_a_permanent_exit_code(mnist_dir: Path, tmp_path: Path) -> None:
+    out = trainflow(*train_args(mnist_dir, str(tmp_path / "train"), "--model", "no_such_module:build"))
+    assert 1 <= out.returncode <= 127
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: --model 'no_such_module:build': cannot import module 'no_such_module' "
+                      "(No module named 'no_such_module'): install it or fix PYTHONPATH"], out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "train").exists()
+
+
+def test_missing_dataset_fails_before_any_worker_starts(tmp_path: Path) -> None:
+    out = trainflow(*train_args(tmp_path / "empty", str(tmp_path / "train")))
+    assert out.returncode == 2 and "is it an MNIST dataset" in out.stderr
+    assert "trainflow.training.worker" not in out.stderr
+
+
+@pytest.mark.slow
+def test_tfjob_world_of_chief_two_workers_and_ps_trains_one_model(mnist_dir: Path, tmp_path: Path) -> None:
+    addresses = [f"127.0.0.1:{free_port()}" for _ in range(4)]
+    cluster = {"chief": addresses[:1], "worker": addresses[1:3], "ps": addresses[3:]}
+    train_dir = tmp_path / "train"
+    tasks = [("chief", 0), ("worker", 0), ("worker", 1), ("ps", 0)]
+    procs = []
+    for task_type, index in tasks:
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index},
+                                                       "environment": "cloud"})}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "trainflow", *train_args(mnist_dir, str(train_dir), "--train-steps", "20",
+                                                             "--model", "mlp", "--checkpoint-every", "10")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [p.communicate(timeout=150)[0] for p in procs]
+    finally:
+        for p in procs:
+            stop(p)
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], "\n".join(outputs)
+    assert "ps:0 does not train" in outputs[3]
+    metrics = json.loads((train_dir / "metrics.json").read_text())
+    assert metrics["world_size"] == 3 and metrics["global_step"] == 20
+    assert "test accuracy" in outputs[0] and "test accuracy" not in outputs[1]
