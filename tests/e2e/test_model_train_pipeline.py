@@ -1,0 +1,69 @@
+"""The whole example on one machine: S3 data -> cache -> 3 workers -> export -> served -> queried -> deployed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def trainflow(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "trainflow", *args], capture_output=True, text=True,
+                          env=os.environ.copy(), timeout=timeout)
+
+
+def listening(address: str) -> bool:
+    host, port = address.replace("http://", "").split("/")[0].rsplit(":", 1)
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, int(port))) == 0
+
+
+def test_model_train_then_predict_then_deploy(aws_env: str, mnist_dir: Path, trainflow_home: Path) -> None:
+    try:
+        upload = trainflow("data", "upload", str(mnist_dir), "s3://mybucket/data/mnist/")
+        assert upload.returncode == 0, upload.stderr
+        run = trainflow("submit", "model-train", "-p", "s3-data-url=s3://mybucket/data/mnist/",
+                        "-p", "s3-train-base-url=s3://mybucket/models", "-p", "job-name=myjob-ab12c",
+                        "-p", "tf-worker=3", "-p", "model-train-steps=150", "--wait")
+        assert run.returncode == 0, run.stdout + run.stderr
+        info = json.loads(trainflow("get", "myjob-ab12c", "-o", "json").stdout)
+        outputs = {s["name"]: s["outputs"] for s in info["steps"]}
+        assert info["status"] == "Succeeded"
+        assert all(s["status"] == "Succeeded" for s in info["steps"])
+        serve = outputs["serve-model"]
+        assert serve["model-name"] == "mnist" and serve["model-version"] == 1
+
+        # the example's client contract, with individual images, over gRPC on the served model
+        dataset = outputs["download-dataset"]["dataset-path"]
+        predicted = trainflow("predict", "--server", serve["grpc-address"], "--data-dir", dataset, "--num", "100")
+        assert predicted.returncode == 0, predicted.stderr
+        rate = float(re.search(r"Inference error rate: ([\d.]+)%", predicted.stdout).group(1))
+        assert rate < 20.0, predicted.stdout
+
+        status = httpx.get(f"{serve['rest-url']}/v1/models/mnist", timeout=10).json()
+        assert status["model_version_status"][0]["state"] == "AVAILABLE"
+
+        # model-deploy serves the same workflow's model under the same model name
+        deploy = trainflow("submit", "model-deploy", "-p", "workflow=myjob-ab12c", "--wait")
+        assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+        deployed = json.loads(trainflow("get", "myjob-ab12c-deploy", "-o", "json").stdout)
+        dserve = {s["name"]: s["outputs"] for s in deployed["steps"]}["serve-model"]
+        assert dserve["model-name"] == "mnist" and dserve["rest-url"] != serve["rest-url"]
+        assert httpx.get(f"{dserve['rest-url']}/v1/models/mnist", timeout=10).status_code == 200
+
+        services = trainflow("services").stdout
+        assert services.count("serve-model") == 2 and "tensorboard" in services
+        assert trainflow("delete", "--all").returncode == 0
+        assert not listening(serve["rest-url"]) and not listening(dserve["grpc-address"])
+    finally:
+        trainflow("delete", "--all")
