@@ -1,0 +1,113 @@
+"""Training throughput, each figure against a baseline measured in the same run.
+
+(a) our training loop (1 worker under the elastic agent, DDP, memmap shard, checkpoints, logging)
+    against a bare single-process PyTorch loop: same model, data, batch size, optimizer, threads;
+(b) our sharded memmap batch feeding against a per-item torchvision-style Dataset + DataLoader;
+(c) 1 worker against 2 workers on this machine.
+
+    .venv/bin/python benchmarks/train.py [--steps 300] [--data-dir /work/shared/data/mnist-10k]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainflow.datasets import load_split, write_synthetic
+from trainflow.training import ModelSpec, TrainConfig, build_model, train
+from trainflow.training.batches import ShardBatches
+from trainflow.training.loop import threads_per_worker
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-10k"
+BATCH = 100
+
+
+def bare_loop(data_dir: Path, steps: int, model_name: str) -> float:
+    """Examples/s of the plainest loop: whole split in one tensor, random batches, no DDP, no I/O."""
+    torch.set_num_threads(threads_per_worker(1))
+    split = load_split(data_dir, "train")
+    images = torch.from_numpy(np.array(split.images)).unsqueeze(1).float().div_(255)
+    labels = torch.from_numpy(np.array(split.labels).astype(np.int64))
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(model_name, 100))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    began = time.perf_counter()
+    for _ in range(steps):
+        idx = torch.randint(0, len(labels), (BATCH,))
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(images[idx]), labels[idx]).backward()
+        optimizer.step()
+    return steps * BATCH / (time.perf_counter() - began)
+
+
+def our_loop(data_dir: Path, steps: int, workers: int, model_name: str) -> float:
+    """Global examples/s our train loop reports (measured inside the workers, start-up excluded)."""
+    with tempfile.TemporaryDirectory() as train_dir:
+        config = TrainConfig(str(data_dir), train_dir, train_steps=steps, model=model_name, log_every=max(1, steps // 5))
+        result = train(config, workers=workers, env={})
+        assert result.metrics is not None
+        return float(result.metrics["examples_per_sec"])
+
+
+class TorchvisionStyleMNIST(torch.utils.data.Dataset):
+    """torchvision.datasets.MNIST's per-item path: a PIL image per example, then ToTensor."""
+
+    def __init__(self, data_dir: Path) -> None:
+        split = load_split(data_dir, "train")
+        self.images, self.labels = torch.from_numpy(np.array(split.images)), torch.from_numpy(np.array(split.labels))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        image = Image.fromarray(self.images[index].numpy(), mode="L")
+        tensor = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).unsqueeze(0).float().div_(255)
+        return tensor, int(self.labels[index])
+
+
+def feeding(data_dir: Path, batches: int) -> tuple[float, float]:
+    """Examples/s of (our ShardBatches, a per-item Dataset + DataLoader), feeding only."""
+    ours = ShardBatches(load_split(data_dir, "train"), 0, 1, BATCH)
+    began = time.perf_counter()
+    for step in range(batches):
+        ours.batch(step)
+    ours_rate = batches * BATCH / (time.perf_counter() - began)
+    loader = torch.utils.data.DataLoader(TorchvisionStyleMNIST(data_dir), batch_size=BATCH, shuffle=True, num_workers=0)
+    began, seen = time.perf_counter(), 0
+    for images, _ in loader:
+        seen += len(images)
+        if seen >= batches * BATCH:
+            break
+    return ours_rate, seen / (time.perf_counter() - began)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--data-dir", type=Path, default=SHARED_MNIST)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    data_dir = args.data_dir if args.data_dir.is_dir() else write_synthetic(Path(tempfile.mkdtemp()) / "mnist", 8000, 2000)
+    print(f"data {data_dir}, model {args.model}, batch {BATCH} per worker, {args.steps} steps, "
+          f"{threads_per_worker(1)} cores")
+
+    bare = bare_loop(data_dir, args.steps, args.model)
+    one = our_loop(data_dir, args.steps, 1, args.model)
+    print(f"(a) bare loop {bare:8.0f} ex/s | ours, 1 worker {one:8.0f} ex/s | ratio {one / bare:.2f} (goal >= 0.95)")
+    ours_feed, loader_feed = feeding(data_dir, 200)
+    print(f"(b) DataLoader {loader_feed:8.0f} ex/s | ours {ours_feed:8.0f} ex/s | ratio {ours_feed / loader_feed:.1f}x (goal >= 10x)")
+    two = our_loop(data_dir, args.steps, 2, args.model)
+    print(f"(c) 1 worker {one:8.0f} ex/s | 2 workers {two:8.0f} ex/s | ratio {two / one:.2f}")
+
+
+if __name__ == "__main__":
+    main()
