@@ -68,6 +68,23 @@ def test_two_workers_train_to_a_local_dir_with_checkpoints_events_and_metrics(mn
 
 
 @pytest.mark.slow
+def test_rerun_skips_a_corrupt_latest_checkpoint_and_resumes_from_the_one_before(mnist_dir: Path, tmp_path: Path) -> None:
+    train_dir = tmp_path / "train"
+    first = trainflow(*train_args(mnist_dir, str(train_dir), "--train-steps", "20", "--checkpoint-every", "10",
+                                  "--model", "mlp"))
+    assert first.returncode == 0, first.stderr
+    latest = train_dir / "checkpoints" / "ckpt-000000020.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])
+    again = trainflow(*train_args(mnist_dir, str(train_dir), "--train-steps", "30", "--checkpoint-every", "10",
+                                  "--model", "mlp"))
+    assert again.returncode == 0, again.stderr
+    assert "skipping corrupt checkpoint" in again.stderr and "ckpt-000000020.pt" in again.stderr
+    assert "at step 10" in again.stderr
+    metrics = json.loads((train_dir / "metrics.json").read_text())
+    assert (metrics["global_step"], metrics["resumed_from_step"]) == (30, 10)
+
+
+@pytest.mark.slow
 def test_train_model_step_writes_checkpoints_events_and_metrics_to_s3(mnist_dir: Path, s3_bucket: str, tmp_path: Path) -> None:
     train_dir = f"{s3_bucket}/unfinished/myjob"
     outputs = tmp_path / "outputs.json"
@@ -148,3 +165,25 @@ def test_tfjob_world_of_chief_two_workers_and_ps_trains_one_model(mnist_dir: Pat
     metrics = json.loads((train_dir / "metrics.json").read_text())
     assert metrics["world_size"] == 3 and metrics["global_step"] == 20
     assert "test accuracy" in outputs[0] and "test accuracy" not in outputs[1]
+
+
+@pytest.mark.slow
+def test_pytorchjob_master_and_worker_pods_train_one_model(mnist_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    train_dir = tmp_path / "train"
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "RANK": str(rank),
+               "PET_NNODES": "2", "PET_NPROC_PER_NODE": "1", "PET_NODE_RANK": str(rank)}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "trainflow", *train_args(mnist_dir, str(train_dir), "--train-steps", "20",
+                                                             "--model", "mlp", "--checkpoint-every", "10")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [p.communicate(timeout=150)[0] for p in procs]
+    finally:
+        for p in procs:
+            stop(p)
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(outputs)
+    assert "node 1 of 2 (pytorchjob)" in outputs[1]
+    assert json.loads((train_dir / "metrics.json").read_text())["world_size"] == 2
