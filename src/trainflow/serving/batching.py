@@ -1,0 +1,106 @@
+"""Dynamic batching: requests that arrive within a short window run as one ONNX Runtime call."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Outputs = dict[str, np.ndarray]
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """`max_batch_size` rows per call at most; wait up to `timeout_s` for more after the first request."""
+
+    max_batch_size: int
+    timeout_s: float
+
+
+class DynamicBatcher:
+    """One worker thread that gathers queued requests into batches and splits the results back."""
+
+    def __init__(self, run: Callable[[np.ndarray], Outputs], config: BatchingConfig, name: str) -> None:
+        self.run = run
+        self.config = config
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.closed = False
+        self.thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
+        self.thread.start()
+
+    def submit(self, images: np.ndarray) -> Future[Outputs]:
+        """Queue `images` [N, ...] for the next batch; a closed batcher runs them at once instead."""
+        future: Future[Outputs] = Future()
+        if self.closed:  # an evicted version still finishes what was sent to it
+            _settle(future, self.run, images)
+            return future
+        self.queue.put((images, future))
+        return future
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the worker."""
+        self.closed = True
+        self.queue.put(_STOP)
+
+    def _gather(self, first: tuple[np.ndarray, Future]) -> tuple[list[tuple[np.ndarray, Future]], bool]:
+        batch, rows = [first], len(first[0])
+        deadline = time.monotonic() + self.config.timeout_s
+        while rows < self.config.max_batch_size:
+            left = deadline - time.monotonic()
+            try:
+                item = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+            rows += len(item[0])
+        return batch, False
+
+    def _work(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self.queue.get()
+            if item is _STOP:
+                break
+            batch, stopping = self._gather(item)
+            self._run_batch(batch)
+        while True:  # anything queued after the stop marker
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _STOP:
+                self._run_batch([item])
+
+    def _run_batch(self, batch: list[tuple[np.ndarray, Future]]) -> None:
+        if len(batch) == 1:
+            _settle(batch[0][1], self.run, batch[0][0])
+            return
+        try:
+            outputs = self.run(np.concatenate([images for images, _ in batch]))
+        except Exception as exc:  # every waiting request gets the same error
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        start = 0
+        for images, future in batch:
+            end = start + len(images)
+            future.set_result({name: value[start:end] for name, value in outputs.items()})
+            start = end
+
+
+def _settle(future: Future[Outputs], run: Callable[[np.ndarray], Outputs], images: np.ndarray) -> None:
+    try:
+        future.set_result(run(images))
+    except Exception as exc:
+        future.set_exception(exc)

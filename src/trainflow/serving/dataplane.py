@@ -1,0 +1,127 @@
+"""The one internal data plane every protocol adapter calls: resolve a model, run a signature, account.
+
+Adapters turn their wire format into `{alias: ndarray}` for a signature and back; admission (bounded
+concurrency), input checks, the ONNX call and metrics live here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from trainflow.serving.errors import InvalidInput, NotFound, ServingError, Unavailable
+from trainflow.serving.metrics import ServingMetrics
+from trainflow.serving.repository import ModelRepository
+from trainflow.serving.runtime import OnnxModel, expected_shapes, normalise_images
+
+Tensors = dict[str, np.ndarray]
+
+
+@dataclass
+class RequestScope:
+    """What one request resolved, for its metrics."""
+
+    protocol: str
+    model: OnnxModel | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+class DataPlane:
+    """Model lookup, admission control and signature execution shared by all four protocols."""
+
+    def __init__(self, repository: ModelRepository, max_concurrency: int, metrics: ServingMetrics) -> None:
+        self.repository = repository
+        self.max_concurrency = max_concurrency
+        self.metrics = metrics
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        return self.repository.name
+
+    def model(self, name: str, version: int | str | None = None) -> OnnxModel:
+        """The named model at `version` (latest when None/empty); NotFound for anything else."""
+        if name != self.repository.name:
+            raise NotFound(f"model '{name}' is not served here: this server serves '{self.repository.name}'")
+        if version in (None, "", 0):
+            return self.repository.get(None)
+        try:
+            number = int(version)
+        except (TypeError, ValueError):
+            raise NotFound(f"model '{name}' has no version '{version}': versions are positive integers") from None
+        return self.repository.get(number)
+
+    @contextmanager
+    def request(self, protocol: str) -> Iterator[RequestScope]:
+        """Admit one inference request (Unavailable when `max_concurrency` are in flight) and record it."""
+        with self._lock:
+            if self._in_flight >= self.max_concurrency:
+                admitted = False
+            else:
+                self._in_flight += 1
+                admitted = True
+        scope = RequestScope(protocol)
+        error: str | None = None
+        try:
+            if not admitted:
+                raise Unavailable(f"server busy: {self.max_concurrency} requests in flight; retry shortly")
+            yield scope
+        except ServingError as exc:
+            error = type(exc).__name__
+            raise
+        except Exception:
+            error = "Internal"
+            raise
+        finally:
+            if admitted:
+                with self._lock:
+                    self._in_flight -= 1
+            self._record(scope, error)
+
+    def _record(self, scope: RequestScope, error: str | None) -> None:
+        model = scope.model
+        self.metrics.observe(model.name if model else "-", str(model.version) if model else "-", scope.protocol,
+                             time.perf_counter() - scope.started, error)
+
+    def prepare(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> np.ndarray:
+        """Check the inputs against the signature; returns the image batch to run."""
+        signature = model.signature_def(signature_name)
+        (alias,) = signature.inputs  # image signatures have one input
+        extra = sorted(set(inputs) - {alias})
+        if alias not in inputs:
+            raise InvalidInput(f"missing input '{alias}' for signature '{signature_name}': "
+                               f"expected {expected_shapes(model.pixels)}")
+        if extra:
+            raise InvalidInput(f"unknown input {', '.join(repr(e) for e in extra)} for signature '{signature_name}': "
+                               f"the only input is '{alias}'")
+        return normalise_images(inputs[alias], alias, model.pixels)
+
+    def finish(self, model: OnnxModel, signature_name: str, raw: Tensors) -> Tensors:
+        """ONNX outputs -> the signature's outputs (label strings computed from the class list)."""
+        result: Tensors = {}
+        for alias, spec in model.signature_def(signature_name).outputs.items():
+            value = raw[spec.onnx_name]
+            if spec.dtype == "string":
+                labels = np.array(model.signature.class_labels, dtype=object)
+                value = np.tile(labels, (len(value), 1))
+            result[alias] = value
+        return result
+
+    def run(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> Tensors:
+        """Run a signature synchronously (gRPC worker threads)."""
+        images = self.prepare(model, signature_name, inputs)
+        return self.finish(model, signature_name, model.submit(images).result())
+
+    async def run_async(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> Tensors:
+        """Run a signature from the event loop; with batching on, other requests join while this one waits."""
+        images = self.prepare(model, signature_name, inputs)
+        future = model.submit(images)
+        raw = future.result() if future.done() else await asyncio.wrap_future(future)
+        return self.finish(model, signature_name, raw)

@@ -1,0 +1,47 @@
+"""The REST server: one Starlette app with the TF Serving and V2 adapters, health and /metrics."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trainflow.serving.dataplane import DataPlane
+from trainflow.serving.http_status import json_response
+from trainflow.serving.tfs_rest import TfsRest
+from trainflow.serving.v2_rest import V2Rest
+
+
+def build_rest_app(plane: DataPlane, max_request_bytes: int) -> Starlette:
+    """All REST routes of one server, sharing one data plane."""
+    tfs = TfsRest(plane, max_request_bytes)
+    v2 = V2Rest(plane, max_request_bytes)
+
+    async def live(request: Request) -> Response:
+        return json_response({"live": True})
+
+    async def ready(request: Request) -> Response:
+        is_ready = plane.repository.ready()
+        return json_response({"ready": is_ready}, 200 if is_ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        plane.metrics.loaded.labels(plane.model_name).set(len(plane.repository.versions))
+        body, content_type = plane.metrics.render()
+        return Response(body, media_type=content_type)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        return json_response({"error": f"{request.method} {request.url.path}: {detail}"}, status)
+
+    routes = [
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2", v2.server, methods=["GET"]),
+        Route("/v2/models/{path:path}", v2.__call__, methods=["GET", "POST"]),
+        Route("/v1/models/{path:path}", tfs.__call__, methods=["GET", "POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error})

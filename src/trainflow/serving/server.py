@@ -1,0 +1,169 @@
+"""One model server process: the repository, the data plane, a REST server and a gRPC server on one host."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from trainflow.serving.batching import BatchingConfig
+from trainflow.serving.dataplane import DataPlane
+from trainflow.serving.errors import ServingError
+from trainflow.serving.metrics import ServingMetrics
+from trainflow.serving.repository import ModelRepository, RepositoryConfig
+from trainflow.storage import StorageOptions
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_CONCURRENCY = 64
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything `trainflow serve` takes; port 0 picks a free port."""
+
+    model_name: str
+    base_url: str
+    host: str = "127.0.0.1"
+    rest_port: int = 8501
+    grpc_port: int = 9000
+    poll_seconds: float = 1.0
+    max_batch_size: int = 0  # 0: no dynamic batching
+    batch_timeout_micros: int = 0
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    threads: int = 1  # ONNX Runtime intra-op threads per session
+    keep_versions: int = 2
+    storage: StorageOptions | None = None
+
+    def repository_config(self) -> RepositoryConfig:
+        batching = (BatchingConfig(self.max_batch_size, self.batch_timeout_micros / 1e6)
+                    if self.max_batch_size > 0 else None)
+        return RepositoryConfig(self.model_name, self.base_url, self.poll_seconds, self.keep_versions, self.threads,
+                                batching, self.storage)
+
+
+class ModelServer:
+    """Start with `start()` (or `with`), stop with `stop()`; `rest_url` / `grpc_address` hold the real ports."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.repository = ModelRepository(config.repository_config())
+        self.plane = DataPlane(self.repository, config.max_concurrency, ServingMetrics())
+        self.rest_port = 0
+        self.grpc_port = 0
+        self._uvicorn = None
+        self._rest_thread: threading.Thread | None = None
+        self._grpc = None
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{_host_for_url(self.config.host)}:{self.rest_port}"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{_host_for_url(self.config.host)}:{self.grpc_port}"
+
+    def start(self) -> ModelServer:
+        """Bind both ports, load what versions there are, start serving; ServingError if a port is taken."""
+        rest_socket = _bind(self.config.host, self.config.rest_port, "--rest-port")
+        try:
+            self.repository.start()
+            self._start_grpc()
+            self._start_rest(rest_socket)
+        except BaseException:
+            rest_socket.close()
+            self.stop()
+            raise
+        log.info("serving model '%s' from %s: REST %s, gRPC %s", self.config.model_name, self.config.base_url,
+                 self.rest_url, self.grpc_address)
+        return self
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until a model version is loaded; True when one is."""
+        return self.repository.wait_ready(timeout)
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Stop accepting requests, let those in flight finish (up to `grace` seconds), unload."""
+        if self._grpc is not None:
+            self._grpc.stop(grace).wait()
+            self._grpc = None
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+            if self._rest_thread is not None:
+                self._rest_thread.join(timeout=grace + 5)
+            self._uvicorn = None
+        self.repository.stop()
+
+    def __enter__(self) -> ModelServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start_rest(self, sock: socket.socket) -> None:
+        import uvicorn
+
+        from trainflow.serving.rest_app import build_rest_app
+
+        app = build_rest_app(self.plane, self.config.max_request_bytes)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=2, server_header=False)
+        self._uvicorn = server = uvicorn.Server(config)
+        self.rest_port = sock.getsockname()[1]
+        self._rest_thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="rest-server",
+                                             daemon=True)
+        self._rest_thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not self._rest_thread.is_alive() or time.monotonic() > deadline:
+                raise ServingError(f"the REST server on {self.rest_url} did not start: see the log above")
+            time.sleep(0.01)
+
+    def _start_grpc(self) -> None:
+        import grpc
+
+        from trainflow.serving.tfs_grpc import add_tfs_services
+        from trainflow.serving.v2_grpc import add_v2_service
+
+        options = [("grpc.max_receive_message_length", self.config.max_request_bytes),
+                   ("grpc.max_send_message_length", 256 * 1024 * 1024), ("grpc.so_reuseport", 0)]
+        # more threads than admitted requests: the data plane, not the pool, decides who waits
+        pool = ThreadPoolExecutor(max_workers=self.config.max_concurrency + 4, thread_name_prefix="grpc")
+        server = grpc.server(pool, options=options)
+        add_tfs_services(server, self.plane)
+        add_v2_service(server, self.plane)
+        address = f"{_host_for_url(self.config.host)}:{self.config.grpc_port}"
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError:
+            port = 0
+        if not port:
+            raise ServingError(f"cannot listen for gRPC on {address}: the port is in use or the host is not local; "
+                               "pick another with --grpc-port (0 = any free port)")
+        self.grpc_port = port
+        server.start()
+        self._grpc = server
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _bind(host: str, port: int, flag: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise ServingError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another port with {flag} "
+                           "(0 = any free port)") from None
+    sock.setblocking(False)
+    return sock

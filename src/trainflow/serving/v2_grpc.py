@@ -1,0 +1,90 @@
+"""KServe V2 gRPC adapter: `inference.GRPCInferenceService` (health, metadata, ModelInfer with raw contents)."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+
+from trainflow import __version__
+from trainflow.serving import v2_tensors
+from trainflow.serving.dataplane import DataPlane, Tensors
+from trainflow.serving.errors import InvalidInput, Unavailable
+from trainflow.serving.grpc_status import grpc_errors
+from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as pb
+from trainflow.serving.protos.kserve import grpc_predict_v2_pb2_grpc as pb_grpc
+from trainflow.serving.runtime import OnnxModel
+from trainflow.serving.v2_rest import EXTENSIONS
+
+PROTOCOL = "v2-grpc"
+_CONTENTS = {"FP32": "fp32_contents", "FP64": "fp64_contents"}
+
+
+def _inputs(request: pb.ModelInferRequest, model: OnnxModel) -> Tensors:
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidInput(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs: send one per input")
+    tensors: Tensors = {}
+    for index, tensor in enumerate(request.inputs):
+        dtype = v2_tensors.input_dtype(tensor.name, tensor.datatype, model)
+        shape = v2_tensors.check_shape(tensor.name, list(tensor.shape))
+        if raw:
+            tensors[tensor.name] = v2_tensors.from_buffer(tensor.name, raw[index], dtype, shape)
+        else:
+            values = getattr(tensor.contents, _CONTENTS.get(tensor.datatype, "fp32_contents"))
+            tensors[tensor.name] = v2_tensors.from_values(tensor.name, list(values), dtype, shape)
+    return tensors
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
+
+    @grpc_errors
+    def ServerLive(self, request: pb.ServerLiveRequest, context: grpc.ServicerContext) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    @grpc_errors
+    def ServerReady(self, request: pb.ServerReadyRequest, context: grpc.ServicerContext) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.plane.repository.ready())
+
+    @grpc_errors
+    def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:
+        try:
+            self.plane.model(request.name, request.version or None)
+        except Unavailable:
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=True)
+
+    @grpc_errors
+    def ServerMetadata(self, request: pb.ServerMetadataRequest,
+                       context: grpc.ServicerContext) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name="trainflow", version=__version__, extensions=EXTENSIONS)
+
+    @grpc_errors
+    def ModelMetadata(self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext) -> pb.ModelMetadataResponse:
+        model = self.plane.model(request.name, request.version or None)
+        meta = v2_tensors.model_metadata(model, list(self.plane.repository.versions))
+        return pb.ModelMetadataResponse(
+            name=meta["name"], versions=meta["versions"], platform=meta["platform"],
+            inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
+            outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]])
+
+    @grpc_errors
+    def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
+        with self.plane.request(PROTOCOL) as scope:
+            scope.model = model = self.plane.model(request.model_name, request.model_version or None)
+            outputs = self.plane.run(model, v2_tensors.SIGNATURE, _inputs(request, model))
+            wanted = [o.name for o in request.outputs] or list(outputs)
+            unknown = sorted(set(wanted) - set(outputs))
+            if unknown:
+                raise InvalidInput(f"unknown output(s) {unknown}: outputs are {sorted(outputs)}")
+            response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
+            for name in wanted:
+                value = np.ascontiguousarray(outputs[name])
+                response.outputs.add(name=name, datatype=v2_tensors.output_datatype(value), shape=value.shape)
+                response.raw_output_contents.append(value.tobytes())
+            return response
+
+
+def add_v2_service(server: grpc.Server, plane: DataPlane) -> None:
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane), server)

@@ -1,0 +1,150 @@
+"""KServe V2 / Open Inference Protocol REST adapter (`/v2/...`), with Triton's binary tensor extension."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import Response
+
+from trainflow import __version__
+from trainflow.serving import v2_tensors
+from trainflow.serving.dataplane import DataPlane, Tensors
+from trainflow.serving.errors import InvalidInput, NotFound, Unavailable
+from trainflow.serving.http_status import error_response, json_response
+from trainflow.serving.rest_io import parse_json_object, read_body
+from trainflow.serving.runtime import OnnxModel
+
+PROTOCOL = "v2-rest"
+HEADER_LENGTH = "inference-header-content-length"
+EXTENSIONS = ["binary_tensor_data"]
+_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?:/(?P<action>ready|infer))?$")
+
+
+def server_metadata() -> dict[str, Any]:
+    return {"name": "trainflow", "version": __version__, "extensions": EXTENSIONS}
+
+
+class V2Rest:
+    """Answers `/v2/models/{name}[/versions/{v}][/ready|/infer]` and `GET /v2`."""
+
+    def __init__(self, plane: DataPlane, max_request_bytes: int) -> None:
+        self.plane = plane
+        self.max_request_bytes = max_request_bytes
+
+    async def server(self, request: Request) -> Response:
+        return json_response(server_metadata())
+
+    async def __call__(self, request: Request) -> Response:
+        try:
+            return await self._route(request)
+        except Exception as exc:
+            return error_response(exc)
+
+    async def _route(self, request: Request) -> Response:
+        match = _PATH.match(request.url.path)
+        if match is None:
+            raise NotFound(f"no such V2 route: {request.url.path}")
+        name, version, action = match["name"], match["version"], match["action"]
+        if action == "infer":
+            if request.method != "POST":
+                raise NotFound(f"{request.method} {request.url.path}: infer is a POST route")
+            return await self._infer(request, name, version)
+        if request.method != "GET":
+            raise NotFound(f"{request.method} {request.url.path}: model metadata and readiness are GET routes")
+        if action == "ready":
+            try:
+                self.plane.model(name, version)
+            except Unavailable:  # the model exists but no version is loaded yet
+                return json_response({"name": name, "ready": False}, 503)
+            return json_response({"name": name, "ready": True})
+        model = self.plane.model(name, version)
+        return json_response(v2_tensors.model_metadata(model, list(self.plane.repository.versions)))
+
+    async def _infer(self, request: Request, name: str, version: str | None) -> Response:
+        with self.plane.request(PROTOCOL) as scope:
+            body = await read_body(request, self.max_request_bytes)
+            header, binary = _split_body(body, request.headers.get(HEADER_LENGTH))
+            scope.model = model = self.plane.model(name, version)
+            inputs = _inputs(header, binary, model)
+            requested = _requested_outputs(header)
+            outputs = await self.plane.run_async(model, v2_tensors.SIGNATURE, inputs)
+            return _response(model, header.get("id"), outputs, requested)
+
+
+def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
+    if header_length is None:
+        return parse_json_object(body), b""
+    if not header_length.isdigit() or int(header_length) > len(body):
+        raise InvalidInput(f"{HEADER_LENGTH} is {header_length!r}: expected the JSON header's size within the "
+                           f"{len(body)}-byte body")
+    size = int(header_length)
+    return parse_json_object(body[:size]), body[size:]
+
+
+def _inputs(header: dict[str, Any], binary: bytes, model: OnnxModel) -> Tensors:
+    inputs = header.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInput("request needs 'inputs': a non-empty list of tensors")
+    tensors: Tensors = {}
+    offset = 0
+    for tensor in inputs:
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise InvalidInput("each input needs a 'name', 'datatype', 'shape' and 'data'")
+        name = tensor["name"]
+        dtype = v2_tensors.input_dtype(name, tensor.get("datatype"), model)
+        shape = v2_tensors.check_shape(name, tensor.get("shape"))
+        size = (tensor.get("parameters") or {}).get("binary_data_size") if isinstance(tensor.get("parameters"), dict) else None
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise InvalidInput(f"input '{name}': binary_data_size {size!r} is beyond the {len(binary)} bytes sent")
+            tensors[name] = v2_tensors.from_buffer(name, binary[offset:offset + size], dtype, shape)
+            offset += size
+        elif "data" in tensor:
+            tensors[name] = v2_tensors.from_values(name, tensor["data"], dtype, shape)
+        else:
+            raise InvalidInput(f"input '{name}' has neither 'data' nor a binary_data_size parameter")
+    return tensors
+
+
+def _requested_outputs(header: dict[str, Any]) -> dict[str, bool] | None:
+    """Output name -> binary?, or None for all outputs (binary when `binary_data_output` is set)."""
+    parameters = header.get("parameters") if isinstance(header.get("parameters"), dict) else {}
+    outputs = header.get("outputs")
+    if outputs is None:
+        return None if not parameters.get("binary_data_output") else {"*": True}
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
+        raise InvalidInput("'outputs' must be a list of {\"name\": ...} objects")
+    default = bool(parameters.get("binary_data_output", False))
+    return {o["name"]: bool((o.get("parameters") or {}).get("binary_data", default)) for o in outputs}
+
+
+def _response(model: OnnxModel, request_id: object, outputs: Tensors, requested: dict[str, bool] | None) -> Response:
+    if requested is None or "*" in requested:
+        binary_all = requested is not None
+        requested = {name: binary_all for name in outputs}
+    unknown = sorted(set(requested) - set(outputs))
+    if unknown:
+        raise InvalidInput(f"unknown output {', '.join(repr(u) for u in unknown)}: outputs are {', '.join(outputs)}")
+    described, blobs = [], []
+    for name, binary in requested.items():
+        value = outputs[name]
+        entry: dict[str, Any] = {"name": name, "datatype": v2_tensors.output_datatype(value), "shape": list(value.shape)}
+        if binary:
+            blob = np.ascontiguousarray(value).tobytes()
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            entry["data"] = value.ravel().tolist()
+        described.append(entry)
+    body: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version), "outputs": described}
+    if isinstance(request_id, str) and request_id:
+        body["id"] = request_id
+    if not blobs:
+        return json_response(body)
+    header = json.dumps(body, separators=(",", ":")).encode()
+    return Response(b"".join([header, *blobs]), 200, {"Inference-Header-Content-Length": str(len(header))},
+                    media_type="application/octet-stream")
