@@ -49,6 +49,8 @@ def run_training(workers: int, **options: Any) -> TrainResult:
         m = result.metrics
         console.print(f"trained {m['global_step']} steps: test accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f}, "
                       f"{m['examples_per_sec']:.0f} examples/s -> {result.metrics_url}")
+    else:
+        console.print(f"node {result.cluster.node_rank} finished; rank 0 writes {result.metrics_url}")  # type: ignore[union-attr]
     return result
 
 

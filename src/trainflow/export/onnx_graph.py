@@ -89,26 +89,24 @@ def to_onnx(model: nn.Module) -> bytes:
     return data
 
 
-def max_difference(onnx_bytes: bytes, model: nn.Module, images: np.ndarray) -> float:
-    """Largest |ONNX Runtime - torch| over scores for `images` float32 [N, 784]; ExportError if classes differ."""
+def verify(onnx_bytes: bytes, model: nn.Module, images: np.ndarray) -> float:
+    """Check ONNX Runtime matches torch on `images` float32 [N, 784]; returns the largest score difference."""
     import onnxruntime
 
+    images = images.astype(np.float32)
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    scores, classes = session.run(["scores", "classes"], {"images": images.astype(np.float32)})
+    scores, classes = session.run(["scores", "classes"], {"images": images})
     with torch.no_grad():
-        torch_scores, torch_classes = ServingModule(model).eval()(torch.from_numpy(images.astype(np.float32)))
-    diff = float(np.abs(scores - torch_scores.numpy()).max()) if len(images) else 0.0
-    # argmax may legitimately differ on exact ties; only count disagreements the scores do not explain
-    disagree = classes != torch_classes.numpy()
-    if disagree.any() and diff > TOLERANCE:
-        raise ExportError(f"ONNX Runtime and torch disagree on {int(disagree.sum())} of {len(images)} classes")
-    return diff
-
-
-def verify(onnx_bytes: bytes, model: nn.Module, images: np.ndarray) -> float:
-    """Check ONNX Runtime matches torch within TOLERANCE on `images`; returns the largest difference."""
-    diff = max_difference(onnx_bytes, model, images)
+        torch_scores, torch_classes = ServingModule(model).eval()(torch.from_numpy(images))
+    expected = torch_scores.numpy()
+    diff = float(np.abs(scores - expected).max()) if len(images) else 0.0
     if diff > TOLERANCE:
         raise ExportError(f"ONNX Runtime's scores differ from torch's by {diff:.2e} (> {TOLERANCE:.0e}): "
                           "the model uses an operation the exporter translates inexactly")
+    # classes may differ only where the top two scores tie within the tolerance
+    top2 = np.sort(expected, axis=1)[:, -2:] if len(images) else np.zeros((0, 2))
+    clear_winner = (top2[:, 1] - top2[:, 0]) > 2 * TOLERANCE
+    wrong = int(((classes != torch_classes.numpy()) & clear_winner).sum())
+    if wrong:
+        raise ExportError(f"ONNX Runtime and torch pick different classes for {wrong} of {len(images)} images")
     return diff

@@ -53,7 +53,6 @@ class Worker:
 
     config: TrainConfig
     rank: int
-    world_size: int
     model: nn.Module
     optimizer: torch.optim.Optimizer
     checkpoints: CheckpointStore
@@ -168,14 +167,14 @@ def _run(config: TrainConfig, rank: int, world_size: int) -> None:
     batches = ShardBatches(load_split(data_dir, "train"), rank, world_size, config.batch_size, config.seed)
     torch.manual_seed(config.seed)
     model = build_model(config.model_spec)
-    worker = Worker(config, rank, world_size, model, torch.optim.Adam(model.parameters(), lr=config.learning_rate),
+    worker = Worker(config, rank, model, torch.optim.Adam(model.parameters(), lr=config.learning_rate),
                     CheckpointStore(config.train_dir, options))
     start = _resume(worker)
     ddp = DistributedDataParallel(model)
     events = EventLog(config.train_dir, options) if rank == 0 else None
     try:
-        log.info("training steps %d..%d on %d examples of %d (batch %d per worker, %d threads)", start,
-                 config.train_steps, len(batches), len(batches) * world_size, config.batch_size, torch.get_num_threads())
+        log.info("training steps %d..%d on a shard of %d examples (world size %d, batch %d per worker, %d threads)",
+                 start, config.train_steps, len(batches), world_size, config.batch_size, torch.get_num_threads())
         seconds = _train_steps(worker, ddp, batches, start, events)
         result = evaluate(model, load_split(data_dir, "test"), rank, world_size)
         if rank == 0:
