@@ -11,6 +11,8 @@ from trainflow.cli import train as train_cli
 from trainflow.cli import run as run_cli
 from trainflow.cli import steps as steps_cli
 from trainflow.cli import workflows as wf_cli
+from trainflow.cli import serve as serve_cli
+from trainflow.cli import predict as predict_cli
 from trainflow.cli.errors import TrainflowGroup
 from trainflow.cli.output import setup_logging
 
@@ -37,6 +39,9 @@ step.add_command(export_cli.export_model_step)
 step.add_command(steps_cli.get_workflow_info_step)
 step.add_command(steps_cli.tensorboard_step)
 cli.add_command(run_cli.run)
+cli.add_command(serve_cli.serve_command)
+step.add_command(serve_cli.serve_model_step)
+cli.add_command(predict_cli.predict_command)
 for command in (wf_cli.submit, wf_cli.list_command, wf_cli.get, wf_cli.logs, wf_cli.delete, wf_cli.stop, wf_cli.retry,
                 wf_cli.resubmit, wf_cli.services, wf_cli.tensorboard, wf_cli.workflow_runner):
     cli.add_command(command)

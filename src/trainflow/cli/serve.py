@@ -1,0 +1,75 @@
+"""`trainflow serve` (the tensorflow_model_server equivalent) and the `serve-model` pipeline step."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from trainflow.cli.output import console, write_outputs
+from trainflow.serving.server import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, ServerConfig, serve_until_stopped
+from trainflow.storage import StorageOptions
+
+_SERVER_OPTIONS = [
+    click.option("--model-name", default="mnist", show_default=True, help="Name clients address the model by."),
+    click.option("--rest-port", default=8501, show_default=True, type=int, help="REST port (0 = any free port)."),
+    click.option("--grpc-port", default=9000, show_default=True, type=int, help="gRPC port (0 = any free port)."),
+    click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on."),
+    click.option("--poll-seconds", default=1.0, show_default=True, type=float, help="How often to look for new versions."),
+    click.option("--max-batch-size", default=0, show_default=True, type=int, help="Dynamic batching: rows per batch (0 = off)."),
+    click.option("--batch-timeout-micros", default=0, show_default=True, type=int, help="Dynamic batching: wait for more requests."),
+    click.option("--max-request-bytes", default=DEFAULT_MAX_REQUEST_BYTES, show_default=True, type=int,
+                 help="Larger requests get 413 / RESOURCE_EXHAUSTED."),
+    click.option("--max-concurrency", default=DEFAULT_MAX_CONCURRENCY, show_default=True, type=int,
+                 help="Requests in flight; more get 503 / UNAVAILABLE."),
+    click.option("--threads", default=1, show_default=True, type=int, help="ONNX Runtime threads per request."),
+    click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
+    click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION)."),
+]
+
+
+def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_SERVER_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _config(base_url: str, aws_endpoint_url: str | None, aws_region: str | None, **flags: Any) -> ServerConfig:
+    return ServerConfig(base_url=base_url, storage=StorageOptions.from_env(aws_endpoint_url, aws_region), **flags)
+
+
+def _run(config: ServerConfig, outputs: str | None) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def ready(server: Any) -> None:
+        version = max(server.repository.versions)
+        console.print(f"Serving model '{config.model_name}' version {version}: REST {server.rest_url}, "
+                      f"gRPC {server.grpc_address}")
+        write_outputs(outputs, {"rest-url": server.rest_url, "grpc-address": server.grpc_address,
+                                "model-name": config.model_name, "model-version": version, "pid": os.getpid()})
+
+    serve_until_stopped(config, stop, ready)
+
+
+@click.command("serve")
+@click.option("--model-base-path", required=True, help="Directory or s3:// URL holding numbered versions.")
+@server_options
+def serve_command(model_base_path: str, aws_endpoint_url: str | None, aws_region: str | None, **flags: Any) -> None:
+    """Serve the newest model version over TF Serving REST/gRPC and KServe V2 REST/gRPC until stopped."""
+    _run(_config(model_base_path, aws_endpoint_url, aws_region, **flags), None)
+
+
+@click.command("serve-model")
+@click.option("--export-base", required=True, help="The run's export base (numbered versions inside).")
+@server_options
+@click.option("--outputs", default=None, help="Write rest-url, grpc-address, model-version here once serving.")
+def serve_model_step(export_base: str, aws_endpoint_url: str | None, aws_region: str | None, outputs: str | None,
+                     **flags: Any) -> None:
+    """Pipeline step (service): serve the exported model until stopped."""
+    _run(_config(export_base, aws_endpoint_url, aws_region, **flags), outputs)

@@ -1,0 +1,111 @@
+"""Ask a model server for digits: one call for a batch, or the example's one-image-per-request evaluation."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainflow.client.errors import ClientError
+from trainflow.client.images import to_model_input
+from trainflow.client.transports import TRANSPORTS
+
+PROTOCOLS = tuple(TRANSPORTS)
+DEFAULT_PORTS = {"grpc": 9000, "v2-grpc": 9000, "rest": 8501, "v2-rest": 8501}
+MAX_NUM_TESTS = 10000
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The predicted class of one image and the score of every class."""
+
+    cls: int
+    scores: tuple[float, ...]
+
+    @property
+    def score(self) -> float:
+        return self.scores[self.cls]
+
+
+def default_server(protocol: str) -> str:
+    return f"127.0.0.1:{DEFAULT_PORTS[protocol]}"
+
+
+class PredictClient:
+    """A connection to one server in one protocol; thread-safe, reuse it for many requests."""
+
+    def __init__(self, server: str, protocol: str = "grpc", model_name: str = "mnist", timeout: float = 10.0) -> None:
+        if protocol not in TRANSPORTS:
+            raise ClientError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+        self.server = server.removeprefix("http://").rstrip("/")
+        self.protocol = protocol
+        self.transport = TRANSPORTS[protocol](self.server, model_name, timeout)
+
+    def predict(self, images: np.ndarray) -> list[Prediction]:
+        """Images [N, 28, 28] or [N, 784], uint8 0-255 or float 0-1 -> one Prediction each."""
+        batch = to_model_input(images)
+        classes, scores = self.transport.predict(batch)
+        if len(classes) != len(batch):
+            raise ClientError(f"the server answered {len(classes)} predictions for {len(batch)} images")
+        return [Prediction(int(c), tuple(float(s) for s in row)) for c, row in zip(classes, scores)]
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> PredictClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def predict_images(server: str, protocol: str, images: np.ndarray, model_name: str = "mnist",
+                   timeout: float = 10.0) -> list[Prediction]:
+    """One request with all `images`; opens and closes its own connection."""
+    with PredictClient(server, protocol, model_name, timeout) as client:
+        return client.predict(images)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the example's client reported: answers, wrong ones, failed requests, time taken."""
+
+    total: int
+    wrong: int
+    failed: int
+    seconds: float
+
+    @property
+    def error_rate(self) -> float:
+        return (self.wrong + self.failed) / self.total if self.total else 0.0
+
+
+def evaluate(client: PredictClient, images: np.ndarray, labels: np.ndarray, concurrency: int = 1,
+             on_answer: Callable[[int, Prediction | None], None] | None = None) -> Evaluation:
+    """Send one image per request, `concurrency` at a time; `on_answer(index, prediction or None)` per answer."""
+    if not 0 < len(images) <= MAX_NUM_TESTS:
+        raise ClientError(f"{len(images)} test images: use between 1 and {MAX_NUM_TESTS}")
+    lock = threading.Lock()
+    counts = {"wrong": 0, "failed": 0}
+
+    def one(index: int) -> None:
+        try:
+            prediction: Prediction | None = client.predict(images[index:index + 1])[0]
+        except ClientError:
+            prediction = None
+        with lock:
+            if prediction is None:
+                counts["failed"] += 1
+            elif prediction.cls != int(labels[index]):
+                counts["wrong"] += 1
+            if on_answer is not None:
+                on_answer(index, prediction)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        list(pool.map(one, range(len(images))))
+    return Evaluation(len(images), counts["wrong"], counts["failed"], time.perf_counter() - started)

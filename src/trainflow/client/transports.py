@@ -1,0 +1,143 @@
+"""One small client per protocol, each sending float32 [N, 784] and returning (classes, scores)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from trainflow.client.errors import ClientError, ServerUnreachable
+
+PREDICT_SIGNATURE = "predict_images"
+Answer = tuple[np.ndarray, np.ndarray]  # classes int64 [N], scores float32 [N, 10]
+
+
+class TfsRestTransport:
+    """TF Serving REST `:predict`, row format, signature `predict_images`."""
+
+    def __init__(self, server: str, model_name: str, timeout: float) -> None:
+        import httpx
+
+        self.http = httpx.Client(base_url=f"http://{server}", timeout=timeout)
+        self.path = f"/v1/models/{model_name}:predict"
+
+    def predict(self, images: np.ndarray) -> Answer:
+        body = {"signature_name": PREDICT_SIGNATURE, "instances": images.tolist()}
+        predictions = _post_json(self.http, self.path, body)["predictions"]
+        return (np.array([p["classes"] for p in predictions], dtype=np.int64),
+                np.array([p["scores"] for p in predictions], dtype=np.float32))
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class V2RestTransport:
+    """KServe V2 REST infer, JSON tensors (any V2 server understands them)."""
+
+    def __init__(self, server: str, model_name: str, timeout: float) -> None:
+        import httpx
+
+        self.http = httpx.Client(base_url=f"http://{server}", timeout=timeout)
+        self.path = f"/v2/models/{model_name}/infer"
+
+    def predict(self, images: np.ndarray) -> Answer:
+        body = {"inputs": [{"name": "images", "shape": list(images.shape), "datatype": "FP32",
+                            "data": images.ravel().tolist()}]}
+        outputs = {o["name"]: o for o in _post_json(self.http, self.path, body)["outputs"]}
+        return (np.array(outputs["classes"]["data"], dtype=np.int64),
+                np.array(outputs["scores"]["data"], dtype=np.float32).reshape(outputs["scores"]["shape"]))
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class TfsGrpcTransport:
+    """TF Serving gRPC `PredictionService/Predict`, signature `predict_images`, tensor_content input."""
+
+    def __init__(self, server: str, model_name: str, timeout: float) -> None:
+        import grpc
+
+        from trainflow.serving.protos.tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        self.channel = grpc.insecure_channel(server)
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.model_name = model_name
+        self.timeout = timeout
+
+    def predict(self, images: np.ndarray) -> Answer:
+        from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+        from trainflow.serving.protos.tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model_name
+        request.model_spec.signature_name = PREDICT_SIGNATURE
+        request.inputs["images"].CopyFrom(tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_FLOAT, tensor_content=images.tobytes(),
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in images.shape])))
+        response = _grpc_call(self.stub.Predict, request, self.timeout)
+        scores = np.array(response.outputs["scores"].float_val, dtype=np.float32).reshape(len(images), -1)
+        return np.array(response.outputs["classes"].int64_val, dtype=np.int64), scores
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class V2GrpcTransport:
+    """KServe V2 gRPC `ModelInfer` with raw_input_contents."""
+
+    def __init__(self, server: str, model_name: str, timeout: float) -> None:
+        import grpc
+
+        from trainflow.serving.protos.kserve import grpc_predict_v2_pb2_grpc
+
+        self.channel = grpc.insecure_channel(server)
+        self.stub = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(self.channel)
+        self.model_name = model_name
+        self.timeout = timeout
+
+    def predict(self, images: np.ndarray) -> Answer:
+        from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as pb
+
+        request = pb.ModelInferRequest(model_name=self.model_name)
+        request.inputs.add(name="images", datatype="FP32", shape=images.shape)
+        request.raw_input_contents.append(images.tobytes())
+        response = _grpc_call(self.stub.ModelInfer, request, self.timeout)
+        dtypes = {"FP32": np.float32, "INT64": np.int64}
+        outputs = {o.name: np.frombuffer(raw, dtype=dtypes[o.datatype]).reshape(tuple(o.shape))
+                   for o, raw in zip(response.outputs, response.raw_output_contents)}
+        return outputs["classes"], outputs["scores"]
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+TRANSPORTS = {"grpc": TfsGrpcTransport, "rest": TfsRestTransport, "v2-rest": V2RestTransport,
+              "v2-grpc": V2GrpcTransport}
+
+
+def _post_json(http, path: str, body: dict) -> dict:
+    import httpx
+
+    try:
+        response = http.post(path, content=json.dumps(body), headers={"Content-Type": "application/json"})
+    except httpx.TransportError as exc:
+        raise ServerUnreachable(f"cannot reach the model server at {http.base_url}: {exc}; is it running?") from None
+    if response.status_code != 200:
+        try:
+            message = response.json().get("error", response.text)
+        except ValueError:
+            message = response.text
+        raise ClientError(f"{http.base_url} answered {response.status_code}: {message}")
+    return response.json()
+
+
+def _grpc_call(method, request, timeout: float):
+    import grpc
+
+    try:
+        return method(request, timeout=timeout)
+    except grpc.RpcError as exc:
+        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and "busy" not in (exc.details() or ""):
+            raise ServerUnreachable(f"the model server did not answer: {exc.code().name}: {exc.details()}") from None
+        raise ClientError(f"the model server answered {exc.code().name}: {exc.details()}") from None

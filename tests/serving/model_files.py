@@ -1,0 +1,69 @@
+"""Tiny real ONNX models for serving tests: the exporter's graph contract, built with onnx.helper."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from trainflow.datasets import load_split
+from trainflow.export.signature import MODEL_FILE, SIGNATURE_FILE, image_classifier_signature
+
+
+def linear_classifier_onnx(weights: np.ndarray, bias: np.ndarray) -> bytes:
+    """images float32 [N,784] -> scores = softmax(images @ W + b) [N,10], classes = argmax int64 [N]."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["images", "W"], ["logits_raw"]),
+            helper.make_node("Add", ["logits_raw", "B"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["scores"], axis=1),
+            helper.make_node("ArgMax", ["scores"], ["classes"], axis=1, keepdims=0),
+        ],
+        "linear",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 784])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 10]),
+         helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"])],
+        initializer=[numpy_helper.from_array(weights.astype(np.float32), "W"),
+                     numpy_helper.from_array(bias.astype(np.float32), "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def centroid_classifier_onnx(mnist_dir: Path, scale: float = 1.0) -> bytes:
+    """A nearest-class-mean classifier fitted in closed form on the training split (~80% on MNIST)."""
+    train = load_split(mnist_dir, "train")
+    images = np.asarray(train.images, dtype=np.float32).reshape(len(train.labels), -1) / 255.0
+    labels = np.asarray(train.labels)
+    means = np.stack([images[labels == c].mean(axis=0) for c in range(10)])
+    # argmin |x - m|^2 == argmax x.m - |m|^2 / 2; scaled so the softmax is not flat
+    return linear_classifier_onnx(scale * means.T, -scale * 0.5 * (means ** 2).sum(axis=1))
+
+
+def constant_classifier_onnx(cls: int) -> bytes:
+    """Always answers `cls`: tells versions apart in hot-swap tests."""
+    bias = np.full(10, -5.0)
+    bias[cls] = 5.0
+    return linear_classifier_onnx(np.zeros((784, 10)), bias)
+
+
+def publish(base: Path, version: int, model: bytes, signature: str | None = None) -> Path:
+    """Write `<base>/<version>/` the way the exporter does: a temp dir renamed into place, signature last."""
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=base))
+    (tmp / MODEL_FILE).write_bytes(model)
+    (tmp / SIGNATURE_FILE).write_text(signature if signature is not None else image_classifier_signature().to_json())
+    os.rename(tmp, base / str(version))
+    return base / str(version)
+
+
+def mnist_test_images(mnist_dir: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` test images as float32 [count, 28, 28] in [0, 1], and their labels."""
+    split = load_split(mnist_dir, "test")
+    return np.asarray(split.images[:count], dtype=np.float32) / 255.0, np.asarray(split.labels[:count])
