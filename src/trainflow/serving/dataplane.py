@@ -41,6 +41,7 @@ class DataPlane:
         self.metrics = metrics
         self._in_flight = 0
         self._lock = threading.Lock()
+        metrics.in_flight.set_function(lambda: self._in_flight)
 
     @property
     def model_name(self) -> str:

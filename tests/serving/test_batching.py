@@ -1,0 +1,45 @@
+"""Dynamic batching: concurrent requests share ONNX Runtime calls and each gets its own rows back."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+
+from trainflow.serving.batching import BatchingConfig, DynamicBatcher
+
+
+def test_queued_requests_run_as_one_batch_and_get_their_own_rows() -> None:
+    calls: list[int] = []
+    release = threading.Event()
+
+    def run(images: np.ndarray) -> dict[str, np.ndarray]:
+        release.wait(5)  # hold the worker so that the rest queue up behind the first request
+        calls.append(len(images))
+        return {"sum": images.sum(axis=1)}
+
+    batcher = DynamicBatcher(run, BatchingConfig(max_batch_size=8, timeout_s=0.05), "test")
+    futures = [batcher.submit(np.full((1, 4), float(i), np.float32)) for i in range(9)]
+    release.set()
+    assert [f.result(5)["sum"].tolist() for f in futures] == [[4.0 * i] for i in range(9)]
+    assert sum(calls) == 9 and len(calls) <= 3 and max(calls) <= 8
+    batcher.close()
+    assert batcher.submit(np.ones((2, 4), np.float32)).result(5)["sum"].tolist() == [4.0, 4.0]  # closed: runs at once
+
+
+def test_batched_server_answers_concurrent_requests_like_an_unbatched_one(start_server, model_base, test_set) -> None:
+    images = test_set[0][:32].reshape(32, -1)
+    with start_server(model_base) as plain:
+        body = {"signature_name": "predict_images", "instances": images.tolist()}
+        expected = [p["classes"] for p in httpx.post(plain.rest_url + "/v1/models/mnist:predict", json=body).json()["predictions"]]
+    with start_server(model_base, max_batch_size=16, batch_timeout_micros=2000) as batched:
+        def one(index: int) -> int:
+            single = {"signature_name": "predict_images", "instances": [images[index].tolist()]}
+            response = httpx.post(batched.rest_url + "/v1/models/mnist:predict", json=single, timeout=10)
+            assert response.status_code == 200, response.text
+            return response.json()["predictions"][0]["classes"]
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(one, range(32))) == expected
