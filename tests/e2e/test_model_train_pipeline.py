@@ -45,10 +45,14 @@ def test_model_train_then_predict_then_deploy(aws_env: str, mnist_dir: Path, tra
 
         # the example's client contract, with individual images, over gRPC on the served model
         dataset = outputs["download-dataset"]["dataset-path"]
-        predicted = trainflow("predict", "--server", serve["grpc-address"], "--data-dir", dataset, "--num", "100")
+        predicted = trainflow("predict", "--server", serve["grpc-address"], "--data-dir", dataset, "--num-tests", "200",
+                              "--concurrency", "4")
         assert predicted.returncode == 0, predicted.stderr
         rate = float(re.search(r"Inference error rate: ([\d.]+)%", predicted.stdout).group(1))
-        assert rate < 20.0, predicted.stdout
+        assert rate < 15.0, predicted.stdout
+        pictures = trainflow("predict", "--server", serve["rest-url"].removeprefix("http://"), "--protocol", "rest",
+                             "--data-dir", dataset, "--num", "3")
+        assert pictures.returncode == 0 and "accuracy" in pictures.stdout.lower(), pictures.stdout + pictures.stderr
 
         status = httpx.get(f"{serve['rest-url']}/v1/models/mnist", timeout=10).json()
         assert status["model_version_status"][0]["state"] == "AVAILABLE"
