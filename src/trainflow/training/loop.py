@@ -49,10 +49,11 @@ class Evaluation:
 
 @dataclass
 class Worker:
-    """One rank's view of the run: who it is and what it trains."""
+    """One rank's view of the run: who it is, where it computes and what it trains."""
 
     config: TrainConfig
     rank: int
+    device: torch.device
     model: nn.Module
     optimizer: torch.optim.Optimizer
     checkpoints: CheckpointStore
@@ -77,14 +78,22 @@ def _resume(worker: Worker) -> int:
     return checkpoint.step
 
 
-def _reduced(values: list[float]) -> list[float]:
+def select_device(local_rank: int, local_world_size: int) -> tuple[str, torch.device]:
+    """(backend, device): NCCL on this rank's GPU when every local worker has one, else gloo on CPU."""
+    if torch.cuda.is_available() and torch.cuda.device_count() >= local_world_size:
+        torch.cuda.set_device(local_rank)
+        return "nccl", torch.device("cuda", local_rank)
+    return "gloo", torch.device("cpu")
+
+
+def _reduced(values: list[float], device: torch.device) -> list[float]:
     """Sum `values` over all ranks."""
-    tensor = torch.tensor(values, dtype=torch.float64)
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
 
 
-def evaluate(model: nn.Module, split: Split, rank: int, world_size: int) -> Evaluation:
+def evaluate(model: nn.Module, split: Split, rank: int, world_size: int, device: torch.device) -> Evaluation:
     """Loss and accuracy on `split`, each rank scoring its shard, summed over ranks."""
     shard = shard_range(len(split), rank, world_size)
     loss_sum, correct = 0.0, 0.0
@@ -92,12 +101,12 @@ def evaluate(model: nn.Module, split: Split, rank: int, world_size: int) -> Eval
     with torch.no_grad():
         for start in range(shard.start, shard.stop, EVAL_BATCH):
             stop = min(start + EVAL_BATCH, shard.stop)
-            logits = model(to_tensor(split.images[start:stop]))
-            labels = torch.from_numpy(split.labels[start:stop].astype("int64"))
+            logits = model(to_tensor(split.images[start:stop]).to(device))
+            labels = torch.from_numpy(split.labels[start:stop].astype("int64")).to(device)
             loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
             correct += float((logits.argmax(1) == labels).sum())
     model.train()
-    loss_sum, correct, count = _reduced([loss_sum, correct, float(len(shard))])
+    loss_sum, correct, count = _reduced([loss_sum, correct, float(len(shard))], device)
     return Evaluation(loss_sum / max(count, 1), correct / max(count, 1), int(count))
 
 
@@ -107,7 +116,7 @@ def _train_steps(worker: Worker, ddp: nn.Module, batches: ShardBatches, start: i
     began = window_start = time.perf_counter()
     loss_sum = correct = seen = 0.0
     for step in range(start, config.train_steps):
-        images, labels = batches.batch(step)
+        images, labels = (t.to(worker.device, non_blocking=True) for t in batches.batch(step))
         worker.optimizer.zero_grad(set_to_none=True)
         logits = ddp(images)
         loss = nn.functional.cross_entropy(logits, labels)
@@ -118,7 +127,7 @@ def _train_steps(worker: Worker, ddp: nn.Module, batches: ShardBatches, start: i
         correct += float((logits.detach().argmax(1) == labels).sum())
         seen += len(labels)
         if done % config.log_every == 0 or done == config.train_steps:
-            loss_sum, correct, seen = _reduced([loss_sum, correct, seen])
+            loss_sum, correct, seen = _reduced([loss_sum, correct, seen], worker.device)
             rate = seen / (time.perf_counter() - window_start)
             if worker.rank == 0:
                 log.info("step=%d/%d loss=%.4f acc=%.4f examples/s=%.0f", done, config.train_steps,
@@ -152,31 +161,32 @@ def _write_metrics(config: TrainConfig, options: StorageOptions, metrics: dict[s
 def run_worker(config: TrainConfig) -> None:
     """Train as the rank the environment names, until `train_steps` global steps are done."""
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    torch.set_num_threads(threads_per_worker(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    torch.set_num_threads(threads_per_worker(local_world_size))
+    backend, device = select_device(int(os.environ.get("LOCAL_RANK", "0")), local_world_size)
     dist.init_process_group(backend, timeout=PROCESS_GROUP_TIMEOUT)
     try:
-        _run(config, rank, world_size)
+        _run(config, rank, world_size, device)
     finally:
         dist.destroy_process_group()
 
 
-def _run(config: TrainConfig, rank: int, world_size: int) -> None:
+def _run(config: TrainConfig, rank: int, world_size: int, device: torch.device) -> None:
     options = StorageOptions.from_env(config.aws_endpoint_url, config.aws_region)
     data_dir = Path(config.data_dir)
     batches = ShardBatches(load_split(data_dir, "train"), rank, world_size, config.batch_size, config.seed)
     torch.manual_seed(config.seed)
-    model = build_model(config.model_spec)
-    worker = Worker(config, rank, model, torch.optim.Adam(model.parameters(), lr=config.learning_rate),
+    model = build_model(config.model_spec).to(device)
+    worker = Worker(config, rank, device, model, torch.optim.Adam(model.parameters(), lr=config.learning_rate),
                     CheckpointStore(config.train_dir, options))
     start = _resume(worker)
-    ddp = DistributedDataParallel(model)
+    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     events = EventLog(config.train_dir, options) if rank == 0 else None
     try:
         log.info("training steps %d..%d on a shard of %d examples (world size %d, batch %d per worker, %d threads)",
                  start, config.train_steps, len(batches), world_size, config.batch_size, torch.get_num_threads())
         seconds = _train_steps(worker, ddp, batches, start, events)
-        result = evaluate(model, load_split(data_dir, "test"), rank, world_size)
+        result = evaluate(model, load_split(data_dir, "test"), rank, world_size, device)
         if rank == 0:
             steps = config.train_steps - start
             rate = steps * config.batch_size * world_size / seconds if seconds > 0 else 0.0
