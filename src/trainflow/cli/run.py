@@ -50,7 +50,8 @@ def run(data_url: str, job_name: str | None, workers: int, steps: int, model: st
     dataset = outputs.get("download-dataset", {}).get("dataset-path", "DATA_DIR")
     if "grpc-address" in serve:
         console.print(f"  trainflow predict --server {serve['grpc-address']} --data-dir {dataset} --num 20")
-        console.print(f"  curl -d '{{\"instances\": [[0.0, ...784 values]]}}' {serve['rest-url']}/v1/models/{serve.get('model-name', 'mnist')}:predict")
+        console.print(f"  trainflow predict --server {serve['rest-url'].removeprefix('http://')} --protocol rest YOUR_DIGIT.png")
+        console.print(f"  REST: {serve['rest-url']}/v1/models/{serve.get('model-name', 'mnist')}  (TF Serving and KServe V2 /v2/...)")
     if "url" in outputs.get("tensorboard", {}):
         console.print(f"  TensorBoard: {outputs['tensorboard']['url']}")
     console.print(f"  trainflow get {final.name}    trainflow delete {final.name}  (stops its services)")
