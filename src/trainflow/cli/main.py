@@ -1,23 +1,65 @@
-"""The `trainflow` command: a group of small commands, each registered from its own module."""
+"""The `trainflow` command: a group of small commands, each imported only when it runs.
+
+Every pipeline step is a separate `trainflow step ...` process, so start-up time is per-step
+overhead: a step must not pay for importing torch, ONNX Runtime or gRPC when it does not use them.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from trainflow import __version__
-from trainflow.cli import data
-from trainflow.cli import export as export_cli
-from trainflow.cli import train as train_cli
-from trainflow.cli import run as run_cli
-from trainflow.cli import steps as steps_cli
-from trainflow.cli import workflows as wf_cli
-from trainflow.cli import serve as serve_cli
-from trainflow.cli import predict as predict_cli
 from trainflow.cli.errors import TrainflowGroup
 from trainflow.cli.output import setup_logging
 
+COMMANDS = {
+    "data": "trainflow.cli.data:data",
+    "train": "trainflow.cli.train:train_command",
+    "serve": "trainflow.cli.serve:serve_command",
+    "predict": "trainflow.cli.predict:predict_command",
+    "run": "trainflow.cli.run:run",
+    "submit": "trainflow.cli.workflows:submit",
+    "list": "trainflow.cli.workflows:list_command",
+    "get": "trainflow.cli.workflows:get",
+    "logs": "trainflow.cli.workflows:logs",
+    "delete": "trainflow.cli.workflows:delete",
+    "stop": "trainflow.cli.workflows:stop",
+    "retry": "trainflow.cli.workflows:retry",
+    "resubmit": "trainflow.cli.workflows:resubmit",
+    "services": "trainflow.cli.workflows:services",
+    "tensorboard": "trainflow.cli.workflows:tensorboard",
+    "workflow-runner": "trainflow.cli.workflows:workflow_runner",
+}
+STEPS = {
+    "download-dataset": "trainflow.cli.data:download_dataset_step",
+    "get-workflow-info": "trainflow.cli.steps:get_workflow_info_step",
+    "tensorboard": "trainflow.cli.steps:tensorboard_step",
+    "train-model": "trainflow.cli.train:train_model_step",
+    "export-model": "trainflow.cli.export:export_model_step",
+    "serve-model": "trainflow.cli.serve:serve_model_step",
+}
 
-@click.group(cls=TrainflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(TrainflowGroup):
+    """A group whose subcommands are `module:attr` strings, imported on first use (click's lazy pattern)."""
+
+    def __init__(self, *args: object, lazy: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attr = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="trainflow")
 @click.option("--log-level", default="INFO", show_default=True, envvar="TRAINFLOW_LOG_LEVEL",
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
@@ -26,25 +68,9 @@ def cli(log_level: str) -> None:
     setup_logging(log_level)
 
 
-@cli.group()
+@cli.group(cls=LazyGroup, lazy=STEPS)
 def step() -> None:
     """Run one pipeline step (what the local runner and the Argo workflow execute)."""
-
-
-cli.add_command(data.data)
-step.add_command(data.download_dataset_step)
-cli.add_command(train_cli.train_command)
-step.add_command(train_cli.train_model_step)
-step.add_command(export_cli.export_model_step)
-step.add_command(steps_cli.get_workflow_info_step)
-step.add_command(steps_cli.tensorboard_step)
-cli.add_command(run_cli.run)
-cli.add_command(serve_cli.serve_command)
-step.add_command(serve_cli.serve_model_step)
-cli.add_command(predict_cli.predict_command)
-for command in (wf_cli.submit, wf_cli.list_command, wf_cli.get, wf_cli.logs, wf_cli.delete, wf_cli.stop, wf_cli.retry,
-                wf_cli.resubmit, wf_cli.services, wf_cli.tensorboard, wf_cli.workflow_runner):
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +23,12 @@ from trainflow.workflows.commands import step_command
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.local import processes
 from trainflow.workflows.local.layout import Layout
-from trainflow.workflows.spec import PIPELINES, Step
+from trainflow.workflows.spec import PIPELINES, Pipeline, Step
 from trainflow.workflows.state import StateStore, now
 
 log = logging.getLogger(__name__)
 SERVICE_READY_TIMEOUT = 180.0
-_POLL = 0.1
+_POLL = 0.02  # between checks of running steps: the runner's share of a step's latency
 
 
 @dataclass
@@ -41,12 +42,12 @@ class _Running:
 class Executor:
     """Runs the pending steps of one recorded workflow to completion."""
 
-    def __init__(self, layout: Layout, name: str) -> None:
+    def __init__(self, layout: Layout, name: str, pipelines: Mapping[str, Pipeline] = PIPELINES) -> None:
         self.layout = layout
         self.state = StateStore(layout.db)
         self.name = name
         info = self.state.get(name)
-        self.pipeline = PIPELINES[info.pipeline]
+        self.pipeline = pipelines[info.pipeline]
         self.values = info.params
         self.status = {s.name: s.status for s in info.steps}
         self.outputs = {s.name: s.outputs for s in info.steps if s.status == SUCCEEDED}
