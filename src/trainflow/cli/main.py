@@ -31,6 +31,7 @@ COMMANDS = {
     "services": "trainflow.cli.workflows:services",
     "tensorboard": "trainflow.cli.workflows:tensorboard",
     "workflow-runner": "trainflow.cli.workflows:workflow_runner",
+    "ui": "trainflow.cli.ui:ui_command",
 }
 STEPS = {
     "download-dataset": "trainflow.cli.data:download_dataset_step",

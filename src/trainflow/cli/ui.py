@@ -1,0 +1,18 @@
+"""`trainflow ui`: the dashboard (workflows, DAG, logs, curves, try the model) in a browser."""
+
+from __future__ import annotations
+
+import click
+
+from trainflow.cli.output import console
+from trainflow.settings import trainflow_home
+from trainflow.ui import serve_ui
+from trainflow.ui.server import DEFAULT_HOST, DEFAULT_PORT
+
+
+@click.command("ui")
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+def ui_command(host: str, port: int) -> None:
+    """Serve the dashboard: workflows live, their DAG, logs and curves, and a canvas to try the model."""
+    serve_ui(trainflow_home(), host, port, on_ready=lambda url: console.print(f"Dashboard: {url}  (Ctrl+C to stop)"))

@@ -1,0 +1,137 @@
+"""The dashboard server: a JSON API over the workflow backend, and the static page that draws it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from trainflow.errors import TrainflowError
+from trainflow.ui.curves import CurveReader
+from trainflow.ui.errors import UiError
+from trainflow.ui.predict import ModelFailed, ModelUnavailable, digit_from_request, predict_digit
+from trainflow.ui.views import workflow_view
+from trainflow.workflows import WorkflowError
+from trainflow.workflows.backend import WorkflowInfo
+from trainflow.workflows.local.backend import LocalBackend
+
+log = logging.getLogger(__name__)
+
+
+class WorkflowNotFound(UiError):
+    """The page asked for a workflow this backend does not know."""
+
+STATIC_DIR = Path(__file__).parent / "static"
+MAX_LOG_LINES = 2000
+MAX_PREDICT_BYTES = 2 * 1024 * 1024
+
+
+def _status_of(exc: TrainflowError) -> int:
+    """The one place library errors become HTTP statuses."""
+    if isinstance(exc, ModelUnavailable):
+        return 503
+    if isinstance(exc, ModelFailed):
+        return 502
+    if isinstance(exc, WorkflowNotFound):
+        return 404
+    return 400
+
+
+def _error(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class Dashboard:
+    """The API handlers, bound to one backend."""
+
+    def __init__(self, backend: LocalBackend, cache_dir: Path) -> None:
+        self.backend = backend
+        self.curves = CurveReader(cache_dir)
+
+    def find(self, name: str) -> WorkflowInfo:
+        """The workflow `name`; unknown names raise WorkflowNotFound (a 404), other failures stay as they are."""
+        try:
+            return self.backend.get(name)
+        except WorkflowError as exc:
+            if name not in {i.name for i in self.backend.list()}:
+                raise WorkflowNotFound(exc.message) from None
+            raise
+
+    def list_workflows(self, request: Request) -> JSONResponse:
+        infos = sorted(self.backend.list(), key=lambda i: i.created_at, reverse=True)
+        return JSONResponse([i.to_dict() for i in infos])
+
+    def get_workflow(self, request: Request) -> JSONResponse:
+        return JSONResponse(workflow_view(self.find(request.path_params["name"])))
+
+    def logs(self, request: Request) -> JSONResponse:
+        name, step = request.path_params["name"], request.query_params.get("step")
+        if not step:
+            raise UiError("say which step's log to show: ?step=<step name>")
+        self.find(name)
+        prefix = f"{step}: "
+        lines = [line.removeprefix(prefix) for line in self.backend.logs(name, step)]
+        return JSONResponse({"workflow": name, "step": step, "lines": lines[-MAX_LOG_LINES:],
+                             "truncated": len(lines) > MAX_LOG_LINES})
+
+    def curves_of(self, request: Request) -> JSONResponse:
+        info = self.find(request.path_params["name"])
+        train_log = self.backend.logs(info.name, "train-model") if info.step("train-model") else []
+        return JSONResponse(self.curves.read(info, train_log).to_dict())
+
+    async def predict(self, request: Request) -> JSONResponse:
+        body = await request.body()
+        if len(body) > MAX_PREDICT_BYTES:
+            raise UiError(f"the request has {len(body)} bytes: send one digit, at most {MAX_PREDICT_BYTES} bytes")
+        try:
+            payload: Any = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UiError('the body is not JSON: send {"image": "data:image/png;base64,..."}') from None
+        info = await run_in_threadpool(self.find, request.path_params["name"])
+        digit = await run_in_threadpool(digit_from_request, payload)
+        return JSONResponse(await run_in_threadpool(predict_digit, info, digit))
+
+
+async def _trainflow_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TrainflowError)
+    status = _status_of(exc)
+    if status >= 500:
+        log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+    return _error(exc.message, status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/"):
+        return _error(exc.detail if exc.status_code != 404 else f"no API route {request.url.path}", exc.status_code)
+    return Response(exc.detail, status_code=exc.status_code)
+
+
+def create_app(backend: LocalBackend, cache_dir: Path | None = None) -> Starlette:
+    """The dashboard as an ASGI app: `/` the page, `/static/...` its assets, `/api/...` the JSON."""
+    cache = cache_dir or Path(tempfile.mkdtemp(prefix="trainflow-ui-"))
+    dashboard = Dashboard(backend, cache)
+
+    def index(request: Request) -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    routes = [
+        Route("/", index),
+        Route("/api/workflows", dashboard.list_workflows),
+        Route("/api/workflows/{name}", dashboard.get_workflow),
+        Route("/api/workflows/{name}/logs", dashboard.logs),
+        Route("/api/workflows/{name}/curves", dashboard.curves_of),
+        Route("/api/workflows/{name}/predict", dashboard.predict, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    return Starlette(routes=routes, exception_handlers={TrainflowError: _trainflow_error, HTTPException: _http_error})

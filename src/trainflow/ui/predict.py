@@ -1,0 +1,69 @@
+"""Try the model: a drawn digit, preprocessed like MNIST, sent to the workflow's model server."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+from trainflow.client import ClientError, ServerUnreachable, predict_images
+from trainflow.ui.digits import SIDE, digit_from_png
+from trainflow.ui.errors import UiError
+from trainflow.ui.views import model_endpoint
+from trainflow.workflows.backend import WorkflowInfo
+
+PIXELS = SIDE * SIDE
+PNG_PREFIX = "data:image/png;base64,"
+
+
+class ModelUnavailable(UiError):
+    """The workflow serves no model right now (not yet, disabled, or its server is down)."""
+
+
+class ModelFailed(UiError):
+    """The model server answered with an error."""
+
+
+def digit_from_request(body: Any) -> np.ndarray:
+    """`{"image": "data:image/png;base64,..."}` (a canvas) or `{"instances": [[784 floats in 0..1]]}` -> [784]."""
+    if not isinstance(body, dict) or ("image" in body) == ("instances" in body):
+        raise UiError('send JSON with either "image" (a PNG data URL of the canvas) or "instances" ([[784 floats in 0..1]])')
+    if "image" in body:
+        image = body["image"]
+        if not isinstance(image, str):
+            raise UiError('"image" must be a PNG data URL (data:image/png;base64,...)')
+        try:
+            return digit_from_png(base64.b64decode(image.removeprefix(PNG_PREFIX), validate=True))
+        except ValueError:
+            raise UiError('"image" is not valid base64: send canvas.toDataURL("image/png")') from None
+    return _pixels(body["instances"])
+
+
+def _pixels(instances: Any) -> np.ndarray:
+    try:
+        array = np.asarray(instances, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise UiError('"instances" must be numbers: [[784 floats in 0..1]]') from None
+    if array.shape not in ((1, PIXELS), (PIXELS,)):
+        raise UiError(f'"instances" has shape {list(array.shape)}: send one image as [[784 floats in 0..1]]')
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise UiError('"instances" values must be between 0 and 1 (white digit on black)')
+    return array.reshape(PIXELS)
+
+
+def predict_digit(info: WorkflowInfo, digit: np.ndarray, timeout: float = 10.0) -> dict[str, Any]:
+    """Ask the workflow's served model about one [784] digit: class, scores, and the 28x28 input it saw."""
+    endpoint = model_endpoint(info)
+    if endpoint is None:
+        raise ModelUnavailable(f"workflow {info.name} serves no model yet: wait for its serve-model step "
+                               "(or run `trainflow submit model-deploy -p workflow=...`)")
+    try:
+        prediction = predict_images(endpoint["rest-url"], "rest", digit[None], endpoint["model-name"], timeout)[0]
+    except ServerUnreachable:
+        raise ModelUnavailable(f"the model server of {info.name} at {endpoint['rest-url']} is not answering: "
+                               f"check `trainflow services`, or `trainflow retry {info.name}`") from None
+    except ClientError as exc:
+        raise ModelFailed(f"the model server of {info.name} refused the digit: {exc.message}") from None
+    return {"class": prediction.cls, "scores": list(prediction.scores), "model": endpoint,
+            "input": [round(float(v), 4) for v in digit]}
