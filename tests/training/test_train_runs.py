@@ -106,23 +106,23 @@ def test_killed_worker_resumes_from_checkpoint(mnist_dir: Path, tmp_path: Path) 
     log_path = tmp_path / "train.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "trainflow", *train_args(
-            mnist_dir, str(train_dir), "--workers", "2", "--train-steps", "300", "--checkpoint-every", "20",
+            mnist_dir, str(train_dir), "--workers", "2", "--train-steps", "160", "--checkpoint-every", "20",
             "--log-every", "20")], stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # generous: CI machines are shared
         while not (train_dir / "checkpoints" / "ckpt-000000040.pt").exists():
             assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.05)
         victims = worker_pids(proc.pid)
         assert len(victims) == 2, log_path.read_text()
         os.kill(victims[-1], signal.SIGKILL)
-        assert proc.wait(timeout=120) == 0, log_path.read_text()
+        assert proc.wait(timeout=240) == 0, log_path.read_text()
     finally:
         stop(proc)
     text = log_path.read_text()
     resumed = [int(line.rsplit("at step ", 1)[1]) for line in text.splitlines() if "resumed from checkpoint" in line]
     assert resumed and min(resumed) >= 40, text
-    assert json.loads((train_dir / "metrics.json").read_text())["global_step"] == 300
+    assert json.loads((train_dir / "metrics.json").read_text())["global_step"] == 160
 
 
 def test_model_that_does_not_import_fails_with_one_line_and_a_permanent_exit_code(mnist_dir: Path, tmp_path: Path) -> None:

@@ -108,6 +108,7 @@ def train(config: TrainConfig, workers: int = 1, env: Mapping[str, str] | None =
 
 
 def _run_agent(cluster: ClusterSpec, config: TrainConfig) -> None:
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import RendezvousError
     from torch.distributed.launcher.api import elastic_launch
@@ -119,6 +120,9 @@ def _run_agent(cluster: ClusterSpec, config: TrainConfig) -> None:
                                                                          config.to_json())
     except ChildFailedError as exc:
         raise _failure(exc, config.max_restarts) from None
+    except SignalException as exc:  # the agent has already stopped its workers
+        raise TrainingError(f"training stopped by signal {int(exc.sigval)}: run it again to resume from the "
+                            "latest checkpoint", exit_code=TRANSIENT_EXIT_CODE) from None
     except (RendezvousError, TimeoutError, ConnectionError) as exc:
         raise TrainingError(f"rendezvous with {cluster.master_addr}:{cluster.master_port} failed "
                             f"({type(exc).__name__}: {exc}): the other workers may not be up yet; retry",
