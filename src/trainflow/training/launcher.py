@@ -75,7 +75,7 @@ def _failure(exc: Any, restarts: int) -> TrainingError:
     """A ChildFailedError as one line with a permanent or transient exit code."""
     rank, failure = exc.get_first_failure()
     code = failure.exitcode
-    reason = failure.message if failure.error_file != "<N/A>" else (
+    reason = failure.message if failure.error_file != "<N/A>" else (  # "<N/A>": the worker left no error file
         f"signal {-code}" if code < 0 else f"exit code {code}")
     permanent = 1 <= code < 128
     what = "failed" if permanent else "was lost"
@@ -83,7 +83,7 @@ def _failure(exc: Any, restarts: int) -> TrainingError:
                          exit_code=code if permanent else TRANSIENT_EXIT_CODE)
 
 
-def _read_metrics(config: TrainConfig, url: str) -> dict[str, Any] | None:
+def _read_metrics(config: TrainConfig) -> dict[str, Any] | None:
     try:
         store = open_store(config.train_dir, StorageOptions.from_env(config.aws_endpoint_url, config.aws_region))
         return json.loads(store.read_bytes(METRICS_FILE))
@@ -103,11 +103,12 @@ def train(config: TrainConfig, workers: int = 1, env: Mapping[str, str] | None =
              cluster.node_rank, cluster.nnodes, cluster.source, cluster.nproc_per_node, cluster.world_size,
              cluster.rdzv_backend, cluster.master_addr, cluster.master_port)
     _run_agent(cluster, config)
-    metrics = _read_metrics(config, metrics_url) if cluster.node_rank == 0 else None
+    metrics = _read_metrics(config) if cluster.node_rank == 0 else None
     return TrainResult(True, cluster, metrics, metrics_url)
 
 
 def _run_agent(cluster: ClusterSpec, config: TrainConfig) -> None:
+    from torch.distributed import DistError
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import RendezvousError
@@ -123,7 +124,7 @@ def _run_agent(cluster: ClusterSpec, config: TrainConfig) -> None:
     except SignalException as exc:  # the agent has already stopped its workers
         raise TrainingError(f"training stopped by signal {int(exc.sigval)}: run it again to resume from the "
                             "latest checkpoint", exit_code=TRANSIENT_EXIT_CODE) from None
-    except (RendezvousError, TimeoutError, ConnectionError) as exc:
+    except (RendezvousError, DistError, TimeoutError, ConnectionError) as exc:
         raise TrainingError(f"rendezvous with {cluster.master_addr}:{cluster.master_port} failed "
                             f"({type(exc).__name__}: {exc}): the other workers may not be up yet; retry",
                             exit_code=TRANSIENT_EXIT_CODE) from None
