@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from trainflow.workflows import PIPELINES
-from trainflow.workflows.backend import WorkflowInfo
+from trainflow.workflows.backend import StepInfo, WorkflowInfo
 
 # outputs shown as links, in this order: (step, output key, label)
 LINKS = (
@@ -31,18 +31,29 @@ def workflow_dag(info: WorkflowInfo) -> dict[str, Any]:
     """Nodes (status, times, column, row) and edges (dependency -> step) of the workflow's steps."""
     pipeline = PIPELINES.get(info.pipeline)
     levels = dag_levels(info.pipeline) if pipeline else {s.name: i for i, s in enumerate(info.steps)}
-    rows: dict[int, int] = {}
-    nodes = []
-    for step in info.steps:
-        level = levels.get(step.name, 0)
-        row = rows.get(level, 0)
-        rows[level] = row + 1
-        nodes.append({"name": step.name, "status": step.status, "service": step.service, "level": level, "row": row,
-                      "started_at": step.started_at, "finished_at": step.finished_at, "message": step.message,
-                      "duration": _seconds(step.started_at, step.finished_at)})
+    depends = {s.name: s.depends for s in pipeline.steps} if pipeline else {}
+    rows = _rows(info.steps, levels, depends)
+    nodes = [{"name": step.name, "status": step.status, "service": step.service, "level": levels.get(step.name, 0),
+              "row": rows[step.name], "started_at": step.started_at, "finished_at": step.finished_at,
+              "message": step.message, "duration": _seconds(step.started_at, step.finished_at)} for step in info.steps]
     names = {s.name for s in info.steps}
-    edges = [[d, s.name] for s in pipeline.steps for d in s.depends if d in names and s.name in names] if pipeline else []
+    edges = [[d, name] for name, deps in depends.items() for d in deps if d in names and name in names]
     return {"nodes": nodes, "edges": edges}
+
+
+def _rows(steps: list[StepInfo], levels: dict[str, int], depends: dict[str, tuple[str, ...]]) -> dict[str, int]:
+    """Order each column by the mean row of its dependencies, so that edges cross as little as possible."""
+    rows: dict[str, int] = {}
+
+    def parents_row(name: str) -> float:
+        parents = [rows[d] for d in depends.get(name, ()) if d in rows]
+        return sum(parents) / len(parents) if parents else 0.0
+
+    for level in sorted({levels.get(s.name, 0) for s in steps}):
+        column = [s.name for s in steps if levels.get(s.name, 0) == level]
+        for row, name in enumerate(sorted(column, key=parents_row)):
+            rows[name] = row
+    return rows
 
 
 def workflow_links(info: WorkflowInfo) -> list[dict[str, str]]:
