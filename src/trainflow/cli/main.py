@@ -32,6 +32,7 @@ COMMANDS = {
     "tensorboard": "trainflow.cli.workflows:tensorboard",
     "workflow-runner": "trainflow.cli.workflows:workflow_runner",
     "ui": "trainflow.cli.ui:ui_command",
+    "compile": "trainflow.cli.compile:compile_command",
 }
 STEPS = {
     "download-dataset": "trainflow.cli.data:download_dataset_step",

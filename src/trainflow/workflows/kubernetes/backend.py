@@ -1,0 +1,188 @@
+"""Workflows on a Kubernetes cluster: create Argo Workflows and read them back with the official client.
+
+The `kubernetes` package is imported on the first API call, which also loads the kubeconfig (or the
+in-cluster config); tests inject a `ClusterApi` of their own instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from trainflow.errors import PERMANENT_EXIT_CODE, TRANSIENT_EXIT_CODE
+from trainflow.workflows.backend import WorkflowInfo
+from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.kubernetes.compiler import compile_pipeline
+from trainflow.workflows.kubernetes.resources import JOB_KINDS, STEP_LABEL, WORKFLOW_LABEL
+from trainflow.workflows.kubernetes.status import workflow_info
+from trainflow.workflows.spec import Pipeline
+
+log = logging.getLogger(__name__)
+ARGO = ("argoproj.io", "v1alpha1")
+T = TypeVar("T")
+
+
+@dataclass
+class ClusterApi:
+    """The three client APIs the backend uses (kubernetes.client's CustomObjectsApi, CoreV1Api, AppsV1Api)."""
+
+    custom: Any
+    core: Any
+    apps: Any
+
+
+def connect() -> ClusterApi:
+    """Load the kubeconfig, else the in-cluster config; no cluster is one clear error."""
+    try:
+        from kubernetes import client, config
+    except ImportError:
+        raise WorkflowError("the kubernetes backend needs the kubernetes package: pip install 'trainflow[kubernetes]'") from None
+    try:
+        config.load_kube_config()
+    except Exception as kube_error:  # noqa: BLE001 - any failure here means "try in-cluster"
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            raise WorkflowError(f"cannot reach a Kubernetes cluster (no usable kubeconfig: {kube_error}; not running in a "
+                                "cluster): set KUBECONFIG or run inside a cluster") from None
+    return ClusterApi(client.CustomObjectsApi(), client.CoreV1Api(), client.AppsV1Api())
+
+
+class KubernetesBackend:
+    """Runs workflows on Argo Workflows; the training step is a PyTorchJob or TFJob."""
+
+    name = "kubernetes"
+
+    def __init__(self, namespace: str = "default", job_kind: str = "pytorchjob", api: ClusterApi | None = None) -> None:
+        if job_kind not in JOB_KINDS:
+            raise WorkflowError(f"unknown job kind '{job_kind}': use {' or '.join(JOB_KINDS)}")
+        self.namespace, self.job_kind, self._api = namespace, job_kind, api
+
+    @property
+    def api(self) -> ClusterApi:
+        if self._api is None:
+            self._api = connect()
+        return self._api
+
+    def submit(self, pipeline: Pipeline, values: Mapping[str, str]) -> WorkflowInfo:
+        """Compile, check and create the workflow; returns once the cluster accepted it."""
+        given = {"namespace": self.namespace, **values}
+        if given["namespace"] != self.namespace:
+            raise WorkflowError(f"-p namespace={given['namespace']} differs from --namespace {self.namespace}: give one")
+        if pipeline.name == "model-deploy" and given.get("workflow"):
+            given = self._inherit_storage(given)
+        [workflow] = compile_pipeline(pipeline, given, self.job_kind)
+        created = self._call(lambda: self.api.custom.create_namespaced_custom_object(
+            *ARGO, self.namespace, "workflows", workflow), workflow["metadata"]["name"])
+        log.info("created workflow %s in namespace %s", workflow["metadata"]["name"], self.namespace)
+        return workflow_info(created or workflow, self.name)
+
+    def _inherit_storage(self, given: dict[str, str]) -> dict[str, str]:
+        """model-deploy serves from where the model-train workflow wrote, unless told otherwise."""
+        source = self._get_raw(given["workflow"])
+        if source.get("metadata", {}).get("labels", {}).get("trainflow.io/pipeline") != "model-train":
+            raise WorkflowError(f"'{given['workflow']}' is not a trainflow model-train workflow: model-deploy serves one")
+        params = {p["name"]: p.get("value", "") for p in source["spec"].get("arguments", {}).get("parameters", [])}
+        for key in ("s3-train-base-url", "aws-endpoint-url", "aws-region", "aws-secret"):
+            given[key] = given.get(key) or params.get(key, "")
+        return given
+
+    def get(self, name: str) -> WorkflowInfo:
+        return workflow_info(self._get_raw(name), self.name)
+
+    def _get_raw(self, name: str) -> dict[str, Any]:
+        return self._call(lambda: self.api.custom.get_namespaced_custom_object(
+            *ARGO, self.namespace, "workflows", name), name)
+
+    def list(self) -> list[WorkflowInfo]:
+        """trainflow's workflows in the namespace, newest first."""
+        listing = self._call(lambda: self.api.custom.list_namespaced_custom_object(
+            *ARGO, self.namespace, "workflows", label_selector="app.kubernetes.io/managed-by=trainflow"))
+        infos = [workflow_info(item, self.name) for item in listing.get("items", [])]
+        return sorted(infos, key=lambda i: i.created_at, reverse=True)
+
+    def logs(self, name: str, step: str | None = None, follow: bool = False) -> Iterator[str]:
+        """Each step's container log, prefixed with the step name (training: every replica's pod)."""
+        info = self.get(name)
+        names = [s.name for s in info.steps]
+        if step is not None and step not in names:
+            raise WorkflowError(f"workflow {name} has no step '{step}': its steps are {', '.join(names)}")
+        for wanted in [step] if step else names:
+            for pod, container in self._step_pods(name, wanted):
+                text = self._call(lambda: self.api.core.read_namespaced_pod_log(
+                    name=pod, namespace=self.namespace, container=container, follow=follow), pod)
+                for line in (text or "").splitlines():
+                    yield f"{wanted}: {line}"
+
+    def _step_pods(self, workflow: str, step: str) -> list[tuple[str, str]]:
+        """(pod, container) pairs holding a step's log, oldest first."""
+        selectors = [(f"{WORKFLOW_LABEL}={workflow},{STEP_LABEL}={step}", None),
+                     (f"workflows.argoproj.io/workflow={workflow}", "main")]
+        found: list[tuple[str, str]] = []
+        for selector, container in selectors:
+            pods = self._call(lambda: self.api.core.list_namespaced_pod(self.namespace, label_selector=selector))
+            for pod in sorted(_items(pods), key=lambda p: _field(p, "metadata", "name")):
+                node = (_field(pod, "metadata", "annotations") or {}).get("workflows.argoproj.io/node-name", "")
+                if container == "main" and node.split(".", 1)[-1].split("(", 1)[0] != step:
+                    continue
+                names = [_field(c, "name") for c in _field(pod, "spec", "containers")]
+                found.append((_field(pod, "metadata", "name"), container or names[0]))
+        return found
+
+    def delete(self, name: str) -> None:
+        """Delete the workflow, its training job (owned by it) and its Deployments and Services; the cache stays."""
+        self._call(lambda: self.api.custom.delete_namespaced_custom_object(*ARGO, self.namespace, "workflows", name), name)
+        selector = f"{WORKFLOW_LABEL}={name}"
+        for deployment in _items(self._call(lambda: self.api.apps.list_namespaced_deployment(self.namespace, label_selector=selector))):
+            self._call(lambda: self.api.apps.delete_namespaced_deployment(_field(deployment, "metadata", "name"), self.namespace))
+        for service in _items(self._call(lambda: self.api.core.list_namespaced_service(self.namespace, label_selector=selector))):
+            self._call(lambda: self.api.core.delete_namespaced_service(_field(service, "metadata", "name"), self.namespace))
+
+    def _call(self, request: Callable[[], T], name: str | None = None) -> T:
+        """Run one API request; map the client's failures to one-line WorkflowErrors."""
+        try:
+            return request()
+        except WorkflowError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the client raises ApiException, urllib3 and socket errors
+            raise _as_workflow_error(exc, name, self.namespace) from None
+
+
+def _as_workflow_error(exc: Exception, name: str | None, namespace: str) -> WorkflowError:
+    status = getattr(exc, "status", None)
+    if status == 404 and name:
+        return WorkflowError(f"workflow {name} not found in namespace {namespace}: see trainflow list --backend kubernetes")
+    if status == 409 and name:
+        return WorkflowError(f"workflow {name} already exists in namespace {namespace}: pick another name or delete it")
+    if status in (401, 403):
+        return WorkflowError(f"the cluster refused the request ({status} {getattr(exc, 'reason', '')}): "
+                             "check your credentials and apply `trainflow compile rbac`")
+    if status is not None:
+        return WorkflowError(f"the cluster answered {status} {getattr(exc, 'reason', '')}: {_body_message(exc)}",
+                             exit_code=PERMANENT_EXIT_CODE if status < 500 else TRANSIENT_EXIT_CODE)
+    first_line = (str(exc).splitlines() or [""])[0][:200]
+    return WorkflowError(f"cannot reach a Kubernetes cluster ({type(exc).__name__}: {first_line}): "
+                         "set KUBECONFIG or run inside a cluster", exit_code=TRANSIENT_EXIT_CODE)
+
+
+def _body_message(exc: Exception) -> str:
+    import json
+
+    try:
+        return str(json.loads(getattr(exc, "body", "") or "{}").get("message", "")) or "no details"
+    except ValueError:
+        return "no details"
+
+
+def _items(listing: Any) -> list[Any]:
+    return list(listing.get("items", []) if isinstance(listing, dict) else getattr(listing, "items", []) or [])
+
+
+def _field(obj: Any, *path: str) -> Any:
+    """A field of a client model object or of a plain dict (what tests' fake clients return)."""
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+    return obj
+

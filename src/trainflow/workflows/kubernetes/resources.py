@@ -1,0 +1,183 @@
+"""Kubernetes objects as plain dicts: the cache volume, service Deployments and Services, training jobs, RBAC.
+
+Pure functions, no client: what `trainflow compile` prints and what the backend submits. Values that
+Argo fills in at run time stay as `{{...}}` expressions; counts the manifest's shape depends on
+(replicas) are taken from the resolved parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from trainflow.workflows.spec import Port, Step
+
+CACHE_CLAIM = "trainflow-cache"
+CACHE_MOUNT = "/var/lib/trainflow"  # TRAINFLOW_HOME in every container: dataset cache (and default store)
+CACHE_SIZE = "10Gi"
+SERVICE_ACCOUNT = "trainflow"
+WORKFLOW_NAME = "{{workflow.name}}"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "trainflow"}
+WORKFLOW_LABEL = "trainflow.io/workflow"
+STEP_LABEL = "trainflow.io/step"
+PYTORCHJOB_PORT = 23456  # the training operator's default MASTER_PORT
+TFJOB_PORT = 2222  # the port TF_CONFIG addresses use
+JOB_KINDS = ("pytorchjob", "tfjob")
+AWS_SECRET_KEYS = (("AWS_ACCESS_KEY_ID", "awsAccessKeyID"), ("AWS_SECRET_ACCESS_KEY", "awsSecretAccessKey"))
+SERVICE_SUFFIX = {"tensorboard": "tensorboard", "serve-model": "model-server"}
+
+
+def workflow_param(name: str) -> str:
+    return "{{workflow.parameters.%s}}" % name
+
+
+@dataclass(frozen=True)
+class ContainerCommand:
+    """What a container runs: `trainflow step <name>` (command) and its arguments."""
+
+    command: list[str]
+    args: list[str]
+
+
+def labels(step: str) -> dict[str, str]:
+    return {**MANAGED_BY, WORKFLOW_LABEL: WORKFLOW_NAME, STEP_LABEL: step}
+
+
+def container_env() -> list[dict[str, Any]]:
+    """TRAINFLOW_HOME on the cache volume; S3 credentials only as references to the Secret."""
+    secret = [
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": workflow_param("aws-secret"), "key": key, "optional": True}}}
+        for var, key in AWS_SECRET_KEYS
+    ]
+    return [{"name": "TRAINFLOW_HOME", "value": CACHE_MOUNT}, {"name": "PYTHONUNBUFFERED", "value": "1"}, *secret]
+
+
+def cache_volume() -> dict[str, Any]:
+    return {"name": CACHE_CLAIM, "persistentVolumeClaim": {"claimName": CACHE_CLAIM}}
+
+
+def cache_mount() -> dict[str, Any]:
+    return {"name": CACHE_CLAIM, "mountPath": CACHE_MOUNT}
+
+
+def container(name: str, image: str, run: ContainerCommand, ports: Sequence[Port] = ()) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": name, "image": image, "command": run.command, "args": run.args,
+                            "env": container_env(), "volumeMounts": [cache_mount()]}
+    if ports:
+        spec["ports"] = [{"name": p.name, "containerPort": p.container_port, "protocol": "TCP"} for p in ports]
+    return spec
+
+
+def cache_claim(namespace: str) -> dict[str, Any]:
+    """The dataset cache: created once per namespace and reused by every later run (download once)."""
+    return {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": CACHE_CLAIM, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        # Training pods on several nodes read the same cache: the claim must be mountable by all of them.
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": CACHE_SIZE}}},
+    }
+
+
+def service_name(step: Step) -> str:
+    return f"{WORKFLOW_NAME}-{SERVICE_SUFFIX.get(step.name, step.name)}"
+
+
+def _probe(step: Step) -> dict[str, Any]:
+    """The model server answers its KServe health route; TensorBoard its index page."""
+    path = "/v2/health/ready" if step.name == "serve-model" else "/"
+    port = next(p for p in step.ports if p.protocol_name == "http")
+    return {"httpGet": {"path": path, "port": port.name}, "initialDelaySeconds": 2, "periodSeconds": 5}
+
+
+def deployment(step: Step, namespace: str, run: ContainerCommand) -> dict[str, Any]:
+    """A service step as a one-replica Deployment, ready when its health route answers."""
+    main = container(step.name, workflow_param(step.image_param), run, step.ports)
+    main["readinessProbe"] = _probe(step)
+    if step.name == "serve-model":
+        main["livenessProbe"] = {"httpGet": {"path": "/v2/health/live", "port": "rest"}, "periodSeconds": 10}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": service_name(step), "namespace": namespace, "labels": labels(step.name)},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {WORKFLOW_LABEL: WORKFLOW_NAME, STEP_LABEL: step.name}},
+            "template": {"metadata": {"labels": labels(step.name)},
+                         "spec": {"containers": [main], "volumes": [cache_volume()]}},
+        },
+    }
+
+
+def service(step: Step, namespace: str, service_type: str = "ClusterIP") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": service_name(step), "namespace": namespace, "labels": labels(step.name)},
+        "spec": {
+            "type": service_type,
+            "selector": {WORKFLOW_LABEL: WORKFLOW_NAME, STEP_LABEL: step.name},
+            "ports": [{"name": p.name, "port": p.container_port, "targetPort": p.name, "protocol": "TCP"}
+                      for p in step.ports],
+        },
+    }
+
+
+def _replica(count: int, container_spec: dict[str, Any], step: str) -> dict[str, Any]:
+    # ExitCode: exit >= 128 (killed, transient) recreates the pod; 1-127 fails the job.
+    return {"replicas": count, "restartPolicy": "ExitCode",
+            "template": {"metadata": {"labels": labels(step)},
+                         "spec": {"containers": [container_spec], "volumes": [cache_volume()]}}}
+
+
+def training_job(kind: str, values: Mapping[str, str], run: ContainerCommand, step: Step) -> dict[str, Any]:
+    """A PyTorchJob (Master + tf-worker - 1 Workers) or a TFJob (tf-worker Workers + tf-ps PS)."""
+    workers, ps = int(values["tf-worker"]), int(values.get("tf-ps") or 0)
+    image = workflow_param(step.image_param)
+    meta = {"name": WORKFLOW_NAME, "namespace": values["namespace"], "labels": labels(step.name)}
+    run_policy = {"cleanPodPolicy": "Running", "backoffLimit": 3}
+    if kind == "pytorchjob":
+        port = Port("pytorchjob-port", PYTORCHJOB_PORT, "tcp")
+        main = container("pytorch", image, run, (port,))
+        replicas = {"Master": _replica(1, main, step.name)}
+        if workers > 1:
+            replicas["Worker"] = _replica(workers - 1, main, step.name)
+        spec: dict[str, Any] = {"nprocPerNode": "1", "runPolicy": run_policy, "pytorchReplicaSpecs": replicas}
+        return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": meta, "spec": spec}
+    port = Port("tfjob-port", TFJOB_PORT, "tcp")
+    main = container("tensorflow", image, run, (port,))
+    replicas = {"Worker": _replica(workers, main, step.name)}
+    if ps > 0:
+        replicas["PS"] = _replica(ps, main, step.name)
+    return {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": meta,
+            "spec": {"runPolicy": run_policy, "tfReplicaSpecs": replicas}}
+
+
+def job_conditions(kind: str, workers: int) -> tuple[str, str]:
+    """Argo success and failure conditions on the job's replica counts."""
+    if kind == "pytorchjob":
+        return "status.replicaStatuses.Master.succeeded > 0", "status.replicaStatuses.Master.failed > 0"
+    return f"status.replicaStatuses.Worker.succeeded == {workers}", "status.replicaStatuses.Worker.failed > 0"
+
+
+def rbac(namespace: str) -> list[dict[str, Any]]:
+    """ServiceAccount + Role + RoleBinding: what the workflow's pods need (the example's argo-cluster-role)."""
+    meta = {"namespace": namespace, "labels": dict(MANAGED_BY)}
+    verbs = ["get", "list", "watch", "create", "update", "patch", "delete"]
+    rules = [
+        {"apiGroups": ["kubeflow.org"], "resources": ["tfjobs", "pytorchjobs"], "verbs": verbs},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": verbs},
+        {"apiGroups": [""], "resources": ["services", "persistentvolumeclaims"], "verbs": verbs},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list", "watch"]},
+        # The Argo executor reports each step's outputs through these.
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "list", "watch", "patch"]},
+    ]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": SERVICE_ACCOUNT, **meta}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": SERVICE_ACCOUNT, **meta},
+         "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": SERVICE_ACCOUNT, **meta},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SERVICE_ACCOUNT},
+         "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}]},
+    ]

@@ -1,0 +1,144 @@
+"""Strict checks the CRD schemas miss: unknown fields, enums, DNS-1035 names, operator container names, inline secrets.
+
+Runs on every compile and submit (no schema files needed). Manifests embedded in the workflow's resource
+templates are checked as Argo will create them: with workflow parameters and the workflow name filled in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import yaml
+
+from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.kubernetes.shapes import BY_KIND, unknown_fields
+
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+PLACEHOLDER = re.compile(r"\{\{\s*(workflow\.parameters\.[A-Za-z0-9_-]+|workflow\.name)\s*\}\}")
+ENUMS = {
+    "restartPolicy": ("Always", "OnFailure", "Never", "ExitCode"),
+    "cleanPodPolicy": ("All", "Running", "None"),
+    "action": ("get", "create", "apply", "delete", "replace", "patch"),
+    "retryPolicy": ("Always", "OnFailure", "OnError", "OnTransientError"),
+    "protocol": ("TCP", "UDP", "SCTP"),
+    "imagePullPolicy": ("Always", "IfNotPresent", "Never"),
+}
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+OPERATOR_CONTAINER = {"PyTorchJob": "pytorch", "TFJob": "tensorflow"}
+REPLICA_KEY = {"PyTorchJob": "pytorchReplicaSpecs", "TFJob": "tfReplicaSpecs"}
+SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def embedded_manifests(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The objects the workflow's resource templates create, with workflow placeholders filled in."""
+    values = {f"workflow.parameters.{p['name']}": str(p.get("value", ""))
+              for p in workflow["spec"].get("arguments", {}).get("parameters", [])}
+    values["workflow.name"] = workflow["metadata"]["name"]
+    found = []
+    for template in workflow["spec"]["templates"]:
+        manifest = template.get("resource", {}).get("manifest")
+        if manifest:
+            text = PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), manifest)
+            found.append(yaml.safe_load(text))
+    return found
+
+
+def problems(obj: Mapping[str, Any]) -> list[str]:
+    """Everything wrong with one generated object (and, for a workflow, the objects it creates)."""
+    kind = obj.get("kind", "?")
+    shape = BY_KIND.get(kind)
+    if shape is None:
+        return [f"{kind}: trainflow does not generate this kind"]
+    found = unknown_fields(obj, shape)
+    found += _enum_problems(obj)
+    found += _name_problems(obj)
+    found += _secret_problems(obj)
+    if kind in OPERATOR_CONTAINER:
+        found += _job_problems(obj)
+    if kind == "Service" and obj.get("spec", {}).get("type", "ClusterIP") not in SERVICE_TYPES:
+        found.append(f"spec.type: '{obj['spec']['type']}' is not one of {', '.join(SERVICE_TYPES)}")
+    if kind == "PersistentVolumeClaim":
+        found += [f"spec.accessModes: '{m}' is not one of {', '.join(ACCESS_MODES)}"
+                  for m in obj.get("spec", {}).get("accessModes", []) if m not in ACCESS_MODES]
+    label = f"{kind} {obj.get('metadata', {}).get('name', '?')}"
+    found = [f"{label}: {p}" for p in found]
+    if kind == "Workflow":
+        found += [p for inner in embedded_manifests(obj) for p in problems(inner)]
+    return found
+
+
+def check_objects(objects: list[dict[str, Any]]) -> None:
+    """Raise a WorkflowError naming the first problems, if any object has one."""
+    found = [p for obj in objects for p in problems(obj)]
+    if found:
+        more = f" (and {len(found) - 1} more problems)" if len(found) > 1 else ""
+        raise WorkflowError(f"generated manifests are invalid: {found[0]}{more}: check the parameters")
+
+
+def _walk(obj: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(path, key, value) of every field, depth first; embedded manifests are strings and not entered."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            where = f"{path}.{key}" if path else key
+            yield where, key, value
+            yield from _walk(value, where)
+    elif isinstance(obj, list):
+        for i, item in enumerate(obj):
+            yield from _walk(item, f"{path}[{i}]")
+
+
+def _enum_problems(obj: Mapping[str, Any]) -> list[str]:
+    return [f"{path}: '{value}' is not one of {', '.join(ENUMS[key])}"
+            for path, key, value in _walk(obj)
+            if key in ENUMS and isinstance(value, str) and "{{" not in value and value not in ENUMS[key]]
+
+
+def _check_name(value: Any, pattern: re.Pattern[str], what: str, path: str, limit: int = 63) -> list[str]:
+    if not isinstance(value, str) or "{{" in value:
+        return []
+    if len(value) > limit or not pattern.match(value):
+        start = "a letter" if pattern is DNS_1035 else "a letter or digit"
+        return [f"{path}: '{value}' is not a valid {what} (at most {limit} characters: lowercase letters, digits "
+                f"and '-', starting with {start})"]
+    return []
+
+
+def _name_problems(obj: Mapping[str, Any]) -> list[str]:
+    found = _check_name(obj.get("metadata", {}).get("name"), DNS_1035 if obj["kind"] in (
+        "Service", "Workflow", "PyTorchJob", "TFJob", "Deployment") else DNS_1123, "name", "metadata.name")
+    for path, key, value in _walk(obj):
+        if path.endswith("ports") and isinstance(value, list):
+            found += [p for i, port in enumerate(value)
+                      for p in _check_name(port.get("name"), PORT_NAME, "port name", f"{path}[{i}].name", 15)]
+        if key in ("containers", "volumes") and isinstance(value, list):
+            found += [p for i, item in enumerate(value)
+                      for p in _check_name(item.get("name"), DNS_1123, "DNS-1123 label", f"{path}[{i}].name")]
+        if key == "templates" and isinstance(value, list):
+            found += [p for i, t in enumerate(value)
+                      for p in _check_name(t.get("name"), DNS_1123, "template name", f"{path}[{i}].name")]
+    return found
+
+
+def _secret_problems(obj: Mapping[str, Any]) -> list[str]:
+    return [f"{path}: {env['name']} is inline; credentials must come from a Secret (valueFrom.secretKeyRef)"
+            for path, key, value in _walk(obj) if key == "env" and isinstance(value, list)
+            for env in value if env.get("name") in SECRET_VARS and "value" in env]
+
+
+def _job_problems(job: Mapping[str, Any]) -> list[str]:
+    kind, name = job["kind"], job["metadata"].get("name", "")
+    found = []
+    for replica_type, replica in job.get("spec", {}).get(REPLICA_KEY[kind], {}).items():
+        where = f"spec.{REPLICA_KEY[kind]}.{replica_type}"
+        containers = replica.get("template", {}).get("spec", {}).get("containers", [])
+        if OPERATOR_CONTAINER[kind] not in [c.get("name") for c in containers]:
+            found.append(f"{where}: needs a container named '{OPERATOR_CONTAINER[kind]}' (the operator configures only that one)")
+        # The operator names a Service per pod: <job>-<type>-<index>; it must be a DNS-1035 label too.
+        last = f"{name}-{replica_type.lower()}-{max(int(replica.get('replicas', 1)) - 1, 0)}"
+        found += _check_name(last, DNS_1035, "pod service name (job name too long?)", where)
+    return found
