@@ -1,0 +1,166 @@
+"""Compiled manifests validate against the official schemas and say what the pipeline needs on a cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from trainflow.workflows import MODEL_DEPLOY, MODEL_TRAIN
+from trainflow.workflows.kubernetes import compile_pipeline, compile_rbac, embedded_manifests, problems, to_yaml
+
+Validate = Callable[..., list[str]]
+
+
+def compiled(job_kind: str = "pytorchjob", **params: str) -> dict[str, Any]:
+    [workflow] = compile_pipeline(MODEL_TRAIN, params, job_kind)
+    return workflow
+
+
+def by_kind(workflow: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """Objects of `kind` the workflow creates (not the exit handler's delete, which names the job only)."""
+    return [m for m in embedded_manifests(workflow) if m["kind"] == kind and "spec" in m]
+
+
+def template(workflow: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(t for t in workflow["spec"]["templates"] if t["name"] == name)
+
+
+def all_schema_errors(workflow: dict[str, Any], validate: Validate) -> list[str]:
+    """The workflow, each object it creates, and every pod template and container in them, each against its schema."""
+    errors = validate(workflow)
+    for t in workflow["spec"]["templates"]:
+        if "container" in t:
+            errors += validate(t["container"], "Container")
+    for manifest in embedded_manifests(workflow):
+        if manifest.get("spec") is None:  # the exit handler's delete names the job only
+            continue
+        errors += validate(manifest)
+        replicas = manifest["spec"].get("pytorchReplicaSpecs") or manifest["spec"].get("tfReplicaSpecs") or {}
+        errors += [e for r in replicas.values() for e in validate(r["template"], "PodTemplateSpec")]
+    return errors
+
+
+@pytest.mark.parametrize("job_kind", ["pytorchjob", "tfjob"])
+@pytest.mark.parametrize("serving", ["true", "false"])
+def test_model_train_validates_against_argo_kubeflow_and_strict_core_schemas(
+        validate: Validate, job_kind: str, serving: str) -> None:
+    workflow = compiled(job_kind, **{"model-serving": serving, "tf-worker": "3"})
+    assert all_schema_errors(workflow, validate) == []
+    assert problems(workflow) == []
+    kinds = sorted(m["kind"] for m in embedded_manifests(workflow))
+    job = "PyTorchJob" if job_kind == "pytorchjob" else "TFJob"
+    servers = 2 if serving == "true" else 1
+    assert kinds == sorted(["PersistentVolumeClaim", job, job, *["Deployment", "Service"] * servers])
+
+
+def test_model_deploy_and_rbac_validate_against_the_schemas(validate: Validate) -> None:
+    [workflow] = compile_pipeline(MODEL_DEPLOY, {"workflow": "myjob"})
+    assert all_schema_errors(workflow, validate) == [] and problems(workflow) == []
+    assert workflow["metadata"]["name"] == "myjob-deploy"
+    assert [m["kind"] for m in by_kind(workflow, "Deployment")] == ["Deployment"]
+    objects = compile_rbac("ml")
+    assert [o["kind"] for o in objects] == ["ServiceAccount", "Role", "RoleBinding"]
+    assert [e for o in objects for e in validate(o)] == []
+    granted = {r for rule in objects[1]["rules"] for r in rule["resources"]}
+    assert {"tfjobs", "pytorchjobs", "deployments", "services", "persistentvolumeclaims"} <= granted
+
+
+def test_pytorchjob_has_one_master_and_the_other_workers_in_containers_named_pytorch() -> None:
+    [job] = by_kind(compiled("pytorchjob", **{"tf-worker": "3"}), "PyTorchJob")
+    replicas = job["spec"]["pytorchReplicaSpecs"]
+    assert {t: r["replicas"] for t, r in replicas.items()} == {"Master": 1, "Worker": 2}
+    assert all(r["restartPolicy"] == "ExitCode" for r in replicas.values())
+    assert job["spec"]["runPolicy"]["cleanPodPolicy"] == "Running"
+    assert {c["name"] for r in replicas.values() for c in r["template"]["spec"]["containers"]} == {"pytorch"}
+    [single] = by_kind(compiled("pytorchjob"), "PyTorchJob")
+    assert list(single["spec"]["pytorchReplicaSpecs"]) == ["Master"]
+
+
+def test_tfjob_has_tf_worker_workers_and_tf_ps_parameter_servers_in_containers_named_tensorflow() -> None:
+    workflow = compiled("tfjob", **{"tf-worker": "3", "tf-ps": "2"})
+    [job] = by_kind(workflow, "TFJob")
+    replicas = job["spec"]["tfReplicaSpecs"]
+    assert {t: r["replicas"] for t, r in replicas.items()} == {"Worker": 3, "PS": 2}
+    assert {c["name"] for r in replicas.values() for c in r["template"]["spec"]["containers"]} == {"tensorflow"}
+    resource = template(workflow, "train-model")["resource"]
+    assert resource["successCondition"] == "status.replicaStatuses.Worker.succeeded == 3"
+    assert resource["failureCondition"] == "status.replicaStatuses.Worker.failed > 0"
+    [no_ps] = by_kind(compiled("tfjob", **{"tf-ps": "0"}), "TFJob")
+    assert list(no_ps["spec"]["tfReplicaSpecs"]) == ["Worker"]
+
+
+def test_model_serving_false_leaves_the_model_server_out() -> None:
+    without = compiled(**{"model-serving": "false"})
+    assert "serve-model" not in [t["name"] for t in without["spec"]["templates"]]
+    assert [d["metadata"]["name"] for d in by_kind(without, "Deployment")] == ["myjob-tensorboard"]
+    served = compiled(**{"model-serving-servicetype": "NodePort"})
+    task = next(t for t in template(served, "model-train")["dag"]["tasks"] if t["name"] == "serve-model")
+    assert task["when"] == "{{workflow.parameters.model-serving}} == true"
+    service = next(s for s in by_kind(served, "Service") if s["metadata"]["name"] == "myjob-model-server")
+    assert service["spec"]["type"] == "NodePort"
+    assert [p["port"] for p in service["spec"]["ports"]] == [8501, 9000]
+
+
+def test_servers_are_ready_only_when_their_health_routes_answer() -> None:
+    deployments = {d["metadata"]["name"]: d for d in by_kind(compiled(), "Deployment")}
+    server = deployments["myjob-model-server"]["spec"]["template"]["spec"]["containers"][0]
+    assert server["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "rest"}
+    assert server["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "rest"}
+    assert server["args"][-2:] == ["--host", "0.0.0.0"]  # reachable through the Service, not only on loopback
+    board = deployments["myjob-tensorboard"]["spec"]["template"]["spec"]["containers"][0]
+    assert board["readinessProbe"]["httpGet"] == {"path": "/", "port": "http"}
+
+
+def test_dataset_cache_is_one_claim_every_run_reuses_and_every_step_mounts_as_trainflow_home() -> None:
+    first, second = compiled(**{"job-name": "first"}), compiled(**{"job-name": "second"})
+    [claim] = by_kind(first, "PersistentVolumeClaim")
+    assert claim == by_kind(second, "PersistentVolumeClaim")[0]  # same claim: the second run downloads nothing
+    assert template(first, "dataset-cache")["resource"]["action"] == "apply"  # created once, then left as is
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    download = template(first, "download-dataset")["container"]
+    [job] = by_kind(first, "PyTorchJob")
+    trainer = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    for container in (download, trainer["containers"][0]):
+        home = next(e["value"] for e in container["env"] if e["name"] == "TRAINFLOW_HOME")
+        assert [m["mountPath"] for m in container["volumeMounts"]] == [home]
+    assert trainer["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+
+
+def test_s3_credentials_come_only_from_the_aws_creds_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLELEAK")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-that-must-not-leak")
+    text = to_yaml([compiled(**{"aws-endpoint-url": "http://minio:9000"})])
+    assert "AKIAEXAMPLELEAK" not in text and "secret-that-must-not-leak" not in text
+    download = template(yaml.safe_load(text), "download-dataset")["container"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in download["env"] if "valueFrom" in e}
+    assert refs["AWS_ACCESS_KEY_ID"]["key"] == "awsAccessKeyID"
+    assert refs["AWS_SECRET_ACCESS_KEY"]["key"] == "awsSecretAccessKey"
+    assert refs["AWS_ACCESS_KEY_ID"]["name"] == "{{workflow.parameters.aws-secret}}"
+    params = {p["name"]: p["value"] for p in yaml.safe_load(text)["spec"]["arguments"]["parameters"]}
+    assert params["aws-secret"] == "aws-creds"
+
+
+def test_only_steps_that_can_fail_transiently_retry_and_only_on_transient_exit_codes() -> None:
+    workflow = compiled()
+    retrying = {t["name"]: t["retryStrategy"] for t in workflow["spec"]["templates"] if "retryStrategy" in t}
+    assert sorted(retrying) == ["download-dataset", "export-model"]
+    assert retrying["download-dataset"]["limit"] == "2"
+    assert retrying["download-dataset"]["expression"] == "asInt(lastRetry.exitCode) >= 128"
+
+
+def test_a_workflow_that_does_not_succeed_deletes_its_training_job() -> None:
+    workflow = compiled("tfjob")
+    assert workflow["spec"]["onExit"] == "cleanup"
+    [[call]] = template(workflow, "cleanup")["steps"]
+    assert call["when"] == "{{workflow.status}} != Succeeded"
+    delete = template(workflow, "delete-training-job")["resource"]
+    assert delete["action"] == "delete" and yaml.safe_load(delete["manifest"])["kind"] == "TFJob"
+
+
+def test_training_job_is_owned_by_the_workflow_and_services_outlive_it() -> None:
+    workflow = compiled()
+    assert template(workflow, "train-model")["resource"]["setOwnerReference"] is True
+    assert "setOwnerReference" not in template(workflow, "serve-model-deployment")["resource"]
