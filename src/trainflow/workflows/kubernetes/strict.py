@@ -10,9 +10,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import yaml
-
 from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.kubernetes import yamltext
 from trainflow.workflows.kubernetes.shapes import BY_KIND, unknown_fields
 
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -44,7 +43,7 @@ def embedded_manifests(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
         manifest = template.get("resource", {}).get("manifest")
         if manifest:
             text = PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), manifest)
-            found.append(yaml.safe_load(text))
+            found.append(yamltext.load(text))
     return found
 
 

@@ -7,7 +7,12 @@ from typing import Any
 import yaml
 
 
-class _Dumper(yaml.SafeDumper):
+# libyaml's C emitter and parser where installed: pure-Python YAML takes most of a compile's time.
+_BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
     def ignore_aliases(self, data: Any) -> bool:
         return True  # a container shared by two replica specs is written out twice, not as &id001/*id001
 
@@ -27,3 +32,7 @@ def dump(obj: Any) -> str:
 
 def dump_all(objects: list[Any]) -> str:
     return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+
+
+def load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
