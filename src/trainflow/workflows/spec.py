@@ -8,7 +8,7 @@ arguments as Argo template expressions. Neither decides *what* a step does, only
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,15 @@ COMMON_PARAMS = (
     Param("aws-secret", "aws-creds", "Kubernetes Secret with keys awsAccessKeyID / awsSecretAccessKey."),
 )
 
+def _workflow_info_step(job_param: str) -> Step:
+    """get-workflow-info for the run named by `job_param` (model-train's own job, or the one to deploy)."""
+    return Step(
+        "get-workflow-info",
+        _flags(("--job-name", ParamRef(job_param)), ("--s3-train-base-url", ParamRef("s3-train-base-url"))),
+        outputs=("train-dir", "logs-dir", "checkpoints-dir", "export-base"),
+    )
+
+
 SERVE_STEP = Step(
     "serve-model",
     _flags(
@@ -175,11 +184,7 @@ MODEL_TRAIN = Pipeline(
             retries=2,
             outputs=("dataset-name", "dataset-path", "bytes-downloaded"),
         ),
-        Step(
-            "get-workflow-info",
-            _flags(("--job-name", ParamRef("job-name")), ("--s3-train-base-url", ParamRef("s3-train-base-url"))),
-            outputs=("train-dir", "logs-dir", "checkpoints-dir", "export-base"),
-        ),
+        _workflow_info_step("job-name"),
         Step(
             "tensorboard",
             _flags(("--logdir", OutputRef("get-workflow-info", "logs-dir")), ("--port", PortRef("http")), *_STORAGE),
@@ -233,13 +238,8 @@ MODEL_DEPLOY = Pipeline(
         Param("model-serving", "true", "Serve the model (always true for model-deploy)."),
     ),
     steps=(
-        Step(
-            "get-workflow-info",
-            _flags(("--job-name", ParamRef("workflow")), ("--s3-train-base-url", ParamRef("s3-train-base-url"))),
-            outputs=("train-dir", "logs-dir", "checkpoints-dir", "export-base"),
-        ),
-        Step(SERVE_STEP.name, SERVE_STEP.args, ("get-workflow-info",), True, SERVE_STEP.when, 0,
-             SERVE_STEP.ports, SERVE_STEP.outputs, SERVE_STEP.image_param),
+        _workflow_info_step("workflow"),
+        replace(SERVE_STEP, depends=("get-workflow-info",)),
     ),
 )
 
