@@ -1,0 +1,135 @@
+"""The dashboard's JSON API over real HTTP: the same data as `trainflow get -o json`, clear errors."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import sys
+import subprocess
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.ui.conftest import BROKEN, TRAIN_STEPS, WORKFLOW, Dashboard
+
+EXTRA_KEYS = {"dag", "links", "model", "duration", "now"}
+
+
+def png_data_url(pixels: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_workflow_api_is_what_trainflow_get_prints_plus_dag_and_links(finished: Dashboard) -> None:
+    view = finished.workflow()
+    printed = json.loads(finished.trainflow("get", WORKFLOW, "-o", "json").stdout)
+    assert {k: v for k, v in view.items() if k not in EXTRA_KEYS} == printed
+    listed = {w["name"]: w for w in httpx.get(f"{finished.url}/api/workflows", timeout=30).json()}
+    assert listed[WORKFLOW] == printed and set(listed) == {WORKFLOW, BROKEN}
+
+    nodes = {n["name"]: n for n in view["dag"]["nodes"]}
+    assert len(nodes) == 6 and all(n["status"] == "Succeeded" for n in nodes.values())
+    assert ["train-model", "export-model"] in view["dag"]["edges"] and nodes["serve-model"]["level"] == 3
+    labels = {link["label"]: link["value"] for link in view["links"]}
+    serve = next(s for s in printed["steps"] if s["name"] == "serve-model")["outputs"]
+    assert labels["Model REST"] == serve["rest-url"] and labels["TensorBoard"].startswith("http://127.0.0.1:")
+    assert view["model"]["model-name"] == "mnist"
+
+
+def test_curves_follow_the_training_to_its_last_step(finished: Dashboard) -> None:
+    curves = httpx.get(f"{finished.url}/api/workflows/{WORKFLOW}/curves", timeout=30).json()
+    loss = curves["series"]["train/loss"]
+    assert curves["step"] == TRAIN_STEPS and curves["total_steps"] == TRAIN_STEPS
+    assert loss[-1][0] == TRAIN_STEPS and loss[-1][1] < loss[0][1]  # it learned
+    assert "events" in curves["sources"] and 0.5 < curves["final"]["accuracy"] <= 1.0
+
+
+def test_step_logs_are_served_per_step(finished: Dashboard) -> None:
+    log = httpx.get(f"{finished.url}/api/workflows/{WORKFLOW}/logs", params={"step": "train-model"}, timeout=30).json()
+    assert any(f"step={TRAIN_STEPS}/{TRAIN_STEPS}" in line for line in log["lines"])
+    assert not any(line.startswith("train-model: ") for line in log["lines"])
+
+
+def test_a_digit_from_the_test_set_is_classified_through_the_dashboard(finished: Dashboard, mnist_dir: Path) -> None:
+    from trainflow.datasets import load_split
+
+    test = load_split(mnist_dir, "test")
+    images = [(test.images[i].reshape(-1) / 255.0).tolist() for i in range(20)]
+    answers = [httpx.post(f"{finished.url}/api/workflows/{WORKFLOW}/predict", json={"instances": [image]}, timeout=30).json()
+               for image in images]
+    right = sum(a["class"] == int(label) for a, label in zip(answers, test.labels[:20]))
+    assert right >= 15, answers[0]
+    assert len(answers[0]["scores"]) == 10 and abs(sum(answers[0]["scores"]) - 1) < 1e-3
+
+    # the same digit as a PNG, off-centre and large, as a canvas sends it
+    canvas = np.zeros((280, 280), dtype=np.uint8)
+    canvas[20:160, 120:260] = np.asarray(Image.fromarray(test.images[0]).resize((140, 140)))
+    answer = httpx.post(f"{finished.url}/api/workflows/{WORKFLOW}/predict", json={"image": png_data_url(canvas)}, timeout=30).json()
+    assert answer["class"] == answers[0]["class"]
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (b"not json", "not JSON"),
+    (json.dumps({"instances": [[0.5] * 10]}).encode(), "shape [1, 10]"),
+    (json.dumps({"instances": [[2.0] * 784]}).encode(), "between 0 and 1"),
+    (json.dumps({"image": "data:image/png;base64,@@@"}).encode(), "base64"),
+    (json.dumps({"image": "data:image/png;base64," + base64.b64encode(b"GIF89a....").decode()}).encode(), "could not be read"),
+    (json.dumps({"pixels": []}).encode(), '"image"'),
+])
+def test_bad_predict_input_is_a_400_with_a_one_line_reason(finished: Dashboard, body: bytes, says: str) -> None:
+    response = httpx.post(f"{finished.url}/api/workflows/{WORKFLOW}/predict", content=body, timeout=30)
+    assert response.status_code == 400
+    assert says in response.json()["error"] and "\n" not in response.json()["error"]
+
+
+def test_an_empty_canvas_asks_for_a_digit(finished: Dashboard) -> None:
+    blank = png_data_url(np.zeros((280, 280), dtype=np.uint8))
+    response = httpx.post(f"{finished.url}/api/workflows/{WORKFLOW}/predict", json={"image": blank}, timeout=30)
+    assert response.status_code == 400 and "draw a digit" in response.json()["error"]
+
+
+def test_unknown_workflows_and_steps_are_clear_errors(finished: Dashboard) -> None:
+    for path in ("/api/workflows/nope", "/api/workflows/nope/curves", "/api/workflows/nope/logs?step=train-model"):
+        response = httpx.get(finished.url + path, timeout=30)
+        assert response.status_code == 404 and "nope" in response.json()["error"], path
+    response = httpx.post(f"{finished.url}/api/workflows/nope/predict", json={"instances": [[0.0] * 784]}, timeout=30)
+    assert response.status_code == 404
+    response = httpx.get(f"{finished.url}/api/workflows/{WORKFLOW}/logs", params={"step": "train"}, timeout=30)
+    assert response.status_code == 400 and "train-model" in response.json()["error"]
+    assert httpx.get(f"{finished.url}/api/nothing", timeout=30).status_code == 404
+
+
+def test_a_workflow_that_serves_no_model_answers_503(finished: Dashboard) -> None:
+    response = httpx.post(f"{finished.url}/api/workflows/{BROKEN}/predict", json={"instances": [[0.0] * 784]}, timeout=30)
+    assert response.status_code == 503 and "serves no model" in response.json()["error"]
+    view = finished.workflow(BROKEN)
+    states = {n["name"]: n["status"] for n in view["dag"]["nodes"]}
+    assert states["download-dataset"] == "Failed" and states["serve-model"] == "Omitted"
+    assert "download-dataset failed" in view["message"]
+
+
+def test_a_model_server_that_went_away_is_reported_unavailable() -> None:
+    from trainflow.ui.predict import ModelUnavailable, predict_digit
+    from trainflow.workflows.backend import StepInfo, WorkflowInfo
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    info = WorkflowInfo("gone", "model-train", "Succeeded", {}, 0.0,
+                        steps=[StepInfo("serve-model", "Succeeded", outputs={"rest-url": dead, "model-name": "mnist"})])
+    with pytest.raises(ModelUnavailable, match="is not answering"):
+        predict_digit(info, np.zeros(784, dtype=np.float32))
+
+
+def test_ui_refuses_a_port_in_use_with_one_line(finished: Dashboard) -> None:
+    port = int(finished.url.rsplit(":", 1)[1])
+    result = subprocess.run([sys.executable, "-m", "trainflow", "ui", "--port", str(port)], capture_output=True, text=True,
+                            env=finished.env, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot listen on 127.0.0.1:{port}")
