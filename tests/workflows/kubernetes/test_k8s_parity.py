@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from k8s_cluster_sim import fill, workflow_values
+from tests.workflows.kubernetes.k8s_cluster_sim import fill, workflow_values
 from trainflow.workflows import MODEL_DEPLOY, MODEL_TRAIN, Pipeline
 from trainflow.workflows.commands import step_command
 from trainflow.workflows.kubernetes import compile_pipeline

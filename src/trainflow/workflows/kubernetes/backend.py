@@ -47,7 +47,10 @@ def connect() -> ClusterApi:
         except config.ConfigException:
             raise WorkflowError(f"cannot reach a Kubernetes cluster (no usable kubeconfig: {kube_error}; not running in a "
                                 "cluster): set KUBECONFIG or run inside a cluster") from None
-    return ClusterApi(client.CustomObjectsApi(), client.CoreV1Api(), client.AppsV1Api())
+    configuration = client.Configuration.get_default_copy()
+    configuration.retries = 0  # an unreachable server is one clear error now, not three logged retries first
+    api_client = client.ApiClient(configuration)
+    return ClusterApi(client.CustomObjectsApi(api_client), client.CoreV1Api(api_client), client.AppsV1Api(api_client))
 
 
 class KubernetesBackend:
@@ -162,8 +165,9 @@ def _as_workflow_error(exc: Exception, name: str | None, namespace: str) -> Work
     if status is not None:
         return WorkflowError(f"the cluster answered {status} {getattr(exc, 'reason', '')}: {_body_message(exc)}",
                              exit_code=PERMANENT_EXIT_CODE if status < 500 else TRANSIENT_EXIT_CODE)
-    first_line = (str(exc).splitlines() or [""])[0][:200]
-    return WorkflowError(f"cannot reach a Kubernetes cluster ({type(exc).__name__}: {first_line}): "
+    reason = getattr(exc, "reason", None) or exc  # urllib3's MaxRetryError wraps the connection error
+    first_line = (str(reason).splitlines() or [""])[0][:300]
+    return WorkflowError(f"cannot reach a Kubernetes cluster ({first_line}): "
                          "set KUBECONFIG or run inside a cluster", exit_code=TRANSIENT_EXIT_CODE)
 
 

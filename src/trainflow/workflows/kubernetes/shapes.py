@@ -15,7 +15,9 @@ def leaves(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-METADATA = leaves("name", "generateName", "namespace", "labels", "annotations")
+METADATA = leaves("name", "generateName", "namespace", "labels", "annotations", "ownerReferences", "finalizers",
+                  # set by the API server on what it returns
+                  "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp", "managedFields")
 PROBE = {"httpGet": leaves("path", "port", "host", "scheme", "httpHeaders"), "tcpSocket": leaves("port", "host"),
          "grpc": leaves("port", "service"), "exec": leaves("command"), "initialDelaySeconds": ANY,
          "periodSeconds": ANY, "timeoutSeconds": ANY, "successThreshold": ANY, "failureThreshold": ANY,
