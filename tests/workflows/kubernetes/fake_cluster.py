@@ -29,6 +29,7 @@ class FakeCluster:
         self.services: dict[Key, dict[str, Any]] = {}
         self.claims: set[Key] = set()
         self.fail_next: ApiException | None = None
+        self.log_reads: list[tuple[str, bool]] = []  # (pod, follow)
         self._clock = itertools.count()
 
     def api(self) -> ClusterApi:
@@ -85,6 +86,7 @@ class FakeCluster:
 
     def read_namespaced_pod_log(self, name: str, namespace: str, container: str, follow: bool = False) -> str:
         pod = self.pods[(namespace, name)]
+        self.log_reads.append((name, follow))
         assert container in [c["name"] for c in pod["spec"]["containers"]]
         return pod["log"]
 

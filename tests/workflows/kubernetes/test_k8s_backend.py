@@ -109,6 +109,17 @@ def test_logs_prefix_each_step_and_read_every_training_pod_fake_k8s_api(cluster:
         list(backend(cluster).logs("run1", "nope"))
 
 
+def test_following_logs_does_not_wait_on_a_server_that_never_ends_fake_k8s_api(cluster: FakeCluster) -> None:
+    backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1"})
+    cluster.add_pod("ml", "run1-export", {"workflows.argoproj.io/workflow": "run1"}, "main", "exported version 1\n",
+                    node_name="run1.export-model")
+    cluster.add_pod("ml", "run1-model-server-abc", {"trainflow.io/workflow": "run1", "trainflow.io/step": "serve-model"},
+                    "serve-model", "Serving model 'mnist' version 1\n")
+    assert list(backend(cluster).logs("run1", follow=True)) == [
+        "export-model: exported version 1", "serve-model: Serving model 'mnist' version 1"]
+    assert cluster.log_reads == [("run1-export", True), ("run1-model-server-abc", False)]
+
+
 def test_delete_removes_the_workflow_and_its_servers_but_keeps_the_dataset_cache_fake_k8s_api(cluster: FakeCluster) -> None:
     backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1"})
     backend(cluster).submit(MODEL_TRAIN, {"job-name": "run2"})

@@ -110,6 +110,8 @@ def test_servers_are_ready_only_when_their_health_routes_answer() -> None:
     assert server["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "rest"}
     assert server["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "rest"}
     assert server["args"][-2:] == ["--host", "0.0.0.0"]  # reachable through the Service, not only on loopback
+    applied = template(compiled(), "serve-model-deployment")["resource"]
+    assert applied["successCondition"] == "status.readyReplicas > 0"  # the step succeeds once the server is ready
     board = deployments["myjob-tensorboard"]["spec"]["template"]["spec"]["containers"][0]
     assert board["readinessProbe"]["httpGet"] == {"path": "/", "port": "http"}
 

@@ -113,26 +113,24 @@ class KubernetesBackend:
         if step is not None and step not in names:
             raise WorkflowError(f"workflow {name} has no step '{step}': its steps are {', '.join(names)}")
         for wanted in [step] if step else names:
+            # A service's log never ends: following it would never reach the next step.
+            follow_step = follow and not next(s.service for s in info.steps if s.name == wanted)
             for pod, container in self._step_pods(name, wanted):
                 text = self._call(lambda: self.api.core.read_namespaced_pod_log(
-                    name=pod, namespace=self.namespace, container=container, follow=follow), pod)
+                    name=pod, namespace=self.namespace, container=container, follow=follow_step), pod)
                 for line in (text or "").splitlines():
                     yield f"{wanted}: {line}"
 
     def _step_pods(self, workflow: str, step: str) -> list[tuple[str, str]]:
-        """(pod, container) pairs holding a step's log, oldest first."""
-        selectors = [(f"{WORKFLOW_LABEL}={workflow},{STEP_LABEL}={step}", None),
-                     (f"workflows.argoproj.io/workflow={workflow}", "main")]
-        found: list[tuple[str, str]] = []
-        for selector, container in selectors:
-            pods = self._call(lambda: self.api.core.list_namespaced_pod(self.namespace, label_selector=selector))
-            for pod in sorted(_items(pods), key=lambda p: _field(p, "metadata", "name")):
-                node = (_field(pod, "metadata", "annotations") or {}).get("workflows.argoproj.io/node-name", "")
-                if container == "main" and node.split(".", 1)[-1].split("(", 1)[0] != step:
-                    continue
-                names = [_field(c, "name") for c in _field(pod, "spec", "containers")]
-                found.append((_field(pod, "metadata", "name"), container or names[0]))
-        return found
+        """(pod, container) pairs with a step's log: Argo's pod for the step, then its training or service pods."""
+        argo = self._pods(f"workflows.argoproj.io/workflow={workflow}")
+        found = [(_field(p, "metadata", "name"), "main") for p in argo if _node_step(p) == step]
+        ours = self._pods(f"{WORKFLOW_LABEL}={workflow},{STEP_LABEL}={step}")
+        return found + [(_field(p, "metadata", "name"), _field(_field(p, "spec", "containers")[0], "name")) for p in ours]
+
+    def _pods(self, selector: str) -> list[Any]:
+        listing = self._call(lambda: self.api.core.list_namespaced_pod(self.namespace, label_selector=selector))
+        return sorted(_items(listing), key=lambda p: _field(p, "metadata", "name"))
 
     def delete(self, name: str) -> None:
         """Delete the workflow, its training job (owned by it) and its Deployments and Services; the cache stays."""
@@ -182,6 +180,12 @@ def _body_message(exc: Exception) -> str:
 
 def _items(listing: Any) -> list[Any]:
     return list(listing.get("items", []) if isinstance(listing, dict) else getattr(listing, "items", []) or [])
+
+
+def _node_step(pod: Any) -> str:
+    """The step an Argo pod ran: its node name is `<workflow>.<step>` or `<workflow>.<step>(<attempt>)`."""
+    node = (_field(pod, "metadata", "annotations") or {}).get("workflows.argoproj.io/node-name", "")
+    return node.split(".", 1)[-1].split("(", 1)[0]
 
 
 def _field(obj: Any, *path: str) -> Any:

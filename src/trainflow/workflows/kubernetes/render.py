@@ -24,6 +24,7 @@ CLEANUP_TEMPLATE = "cleanup"
 # and, for services, listening on the pod's address rather than loopback.
 STEP_PLUMBING = ("--outputs", OUTPUTS_DIR)
 SERVICE_PLUMBING = ("--host", "0.0.0.0")
+SERVICE_READY_SECONDS = 900
 
 
 def complete_values(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
@@ -124,6 +125,9 @@ def service_templates(step: Step, values: Mapping[str, str]) -> list[dict[str, A
         _resource_template(f"{step.name}-deployment", k8s.deployment(step, namespace, run), "apply", _inputs(step)),
         _resource_template(f"{step.name}-service", k8s.service(step, namespace, service_type), "apply"),
     ]
+    # Like the local runner, a service step succeeds once it serves: here, once its readiness probe passes.
+    parts[0]["resource"]["successCondition"] = "status.readyReplicas > 0"
+    parts[0]["activeDeadlineSeconds"] = SERVICE_READY_SECONDS
     apply_deployment: dict[str, Any] = {"name": "deployment", "template": parts[0]["name"]}
     group: dict[str, Any] = {"name": step.name,
                              "steps": [[apply_deployment], [{"name": "service", "template": parts[1]["name"]}]]}
