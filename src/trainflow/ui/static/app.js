@@ -220,7 +220,9 @@ class WorkflowPage {
     const total = curves.total_steps || (train && Number(this.viewParam("model-train-steps"))) || null;
     const finalAcc = curves.final?.accuracy ?? s["eval/accuracy"]?.at(-1)?.[1];
     const finalLoss = curves.final?.loss ?? s["eval/loss"]?.at(-1)?.[1];
-    const waiting = !train ? "this pipeline does not train" : train.status === "Pending" ? "waiting for train-model to start" : "waiting for the first steps";
+    const waiting = !train ? "this pipeline does not train"
+      : train.status === "Pending" ? "waiting for train-model to start"
+      : train.status === "Running" ? "waiting for the first steps" : `train-model ${train.status.toLowerCase()}: no curves`;
     renderChart(this.root.querySelector("#chart-loss"), {
       series: [{ tag: "train/loss", points: s["train/loss"] || [], color: "#2563eb" }], xMax: total, yLabel: "loss",
       marker: finalLoss !== undefined ? { value: finalLoss, label: `test loss ${finalLoss.toFixed(3)}` } : null, empty: waiting,
@@ -233,6 +235,7 @@ class WorkflowPage {
     const progress = this.root.querySelector("#progress");
     progress.querySelector(".progress-fill").style.width = `${(fraction * 100).toFixed(1)}%`;
     progress.className = `progress ${statusClass(train?.status)}`;
+    progress.hidden = !total;
     progress.querySelector(".progress-text").textContent = total ? `step ${curves.step} / ${total}` : "";
     this.root.querySelector("#curve-source").textContent = curves.sources.length ? `from ${curves.sources.join(" + ")}` : "";
     this.renderStats(curves, finalAcc, finalLoss);

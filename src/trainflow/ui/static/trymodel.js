@@ -48,7 +48,7 @@ export class TryModel {
     this.available = Boolean(view.model);
     note.innerHTML = view.model
       ? `model <b>${escapeHtml(view.model["model-name"])}</b> v${escapeHtml(view.model["model-version"] ?? "?")}`
-      : "no model served yet";
+      : ["Pending", "Running"].includes(view.status) ? "no model served yet" : "this run serves no model";
     this.root.querySelector("#predict-button").disabled = !view.model;
   }
 
