@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
+
+import orjson
 
 from starlette.responses import Response
 
@@ -31,7 +32,7 @@ def status_for(error: ServingError) -> int:
 
 
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status, headers, media_type="application/json")
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
 def error_response(error: Exception) -> Response:

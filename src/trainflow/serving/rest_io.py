@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from starlette.requests import Request
 
@@ -31,8 +32,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise InvalidInput("empty request body: expected a JSON object")
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        value = orjson.loads(body)  # several times faster than json on 784-float images
+    except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise InvalidInput(f"request body is a JSON {type(value).__name__}: expected a JSON object")

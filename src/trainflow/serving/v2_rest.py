@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import numpy as np
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -145,6 +145,6 @@ def _response(model: OnnxModel, request_id: object, outputs: Tensors, requested:
         body["id"] = request_id
     if not blobs:
         return json_response(body)
-    header = json.dumps(body, separators=(",", ":")).encode()
+    header = orjson.dumps(body)
     return Response(b"".join([header, *blobs]), 200, {"Inference-Header-Content-Length": str(len(header))},
                     media_type="application/octet-stream")
