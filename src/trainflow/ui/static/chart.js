@@ -15,7 +15,7 @@ function niceTicks(min, max, count) {
 }
 
 function formatTick(v) {
-  if (Math.abs(v) >= 1000) return `${(v / 1000).toFixed(v % 1000 ? 1 : 0)}k`;
+  if (Math.abs(v) >= 1000) return `${+(v / 1000).toFixed(2)}k`;
   return String(+v.toFixed(3));
 }
 
