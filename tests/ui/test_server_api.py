@@ -115,7 +115,8 @@ def test_a_workflow_that_serves_no_model_answers_503(finished: Dashboard) -> Non
 
 
 def test_a_model_server_that_went_away_is_reported_unavailable() -> None:
-    from trainflow.ui.predict import ModelUnavailable, predict_digit
+    from trainflow.ui.errors import ModelUnavailable
+    from trainflow.ui.predict import predict_digit
     from trainflow.workflows.backend import StepInfo, WorkflowInfo
 
     with socket.socket() as s:

@@ -18,18 +18,14 @@ from starlette.staticfiles import StaticFiles
 
 from trainflow.errors import TrainflowError
 from trainflow.ui.curves import CurveReader
-from trainflow.ui.errors import UiError
-from trainflow.ui.predict import ModelFailed, ModelUnavailable, digit_from_request, predict_digit
+from trainflow.ui.errors import ModelFailed, ModelUnavailable, UiError, WorkflowNotFound
+from trainflow.ui.predict import digit_from_request, predict_digit
 from trainflow.ui.views import workflow_view
 from trainflow.workflows import WorkflowError
 from trainflow.workflows.backend import WorkflowInfo
 from trainflow.workflows.local.backend import LocalBackend
 
 log = logging.getLogger(__name__)
-
-
-class WorkflowNotFound(UiError):
-    """The page asked for a workflow this backend does not know."""
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_LOG_LINES = 2000

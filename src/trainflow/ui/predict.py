@@ -9,20 +9,12 @@ import numpy as np
 
 from trainflow.client import ClientError, ServerUnreachable, predict_images
 from trainflow.ui.digits import SIDE, digit_from_png
-from trainflow.ui.errors import UiError
+from trainflow.ui.errors import ModelFailed, ModelUnavailable, UiError
 from trainflow.ui.views import model_endpoint
 from trainflow.workflows.backend import WorkflowInfo
 
 PIXELS = SIDE * SIDE
 PNG_PREFIX = "data:image/png;base64,"
-
-
-class ModelUnavailable(UiError):
-    """The workflow serves no model right now (not yet, disabled, or its server is down)."""
-
-
-class ModelFailed(UiError):
-    """The model server answered with an error."""
 
 
 def digit_from_request(body: Any) -> np.ndarray:
