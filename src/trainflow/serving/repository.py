@@ -147,8 +147,9 @@ class ModelRepository:
             model = self._load_version(version)
         except ServingError as exc:
             reason = exc.message
-        except (StorageError, OSError) as exc:
-            reason = str(exc)
+        except (StorageError, OSError) as exc:  # the store, not the model: try again at the next poll
+            log.warning("model '%s' version %d could not be fetched, will retry: %s", self.name, version, exc)
+            return None
         else:
             log.info("model '%s' version %d loaded", self.name, version)
             return model
