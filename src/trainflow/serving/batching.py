@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -11,8 +10,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 Outputs = dict[str, np.ndarray]
 _STOP = object()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from concurrent.futures import Future
 from pathlib import Path
@@ -12,8 +11,6 @@ import numpy as np
 from trainflow.export.signature import PREDICT_SIGNATURE, ModelSignature, SignatureDef
 from trainflow.serving.batching import BatchingConfig, DynamicBatcher, Outputs
 from trainflow.serving.errors import InvalidInput, ModelLoadError, NotFound
-
-log = logging.getLogger(__name__)
 
 
 def expected_shapes(pixels: int) -> str:

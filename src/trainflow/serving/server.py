@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from trainflow.serving.batching import BatchingConfig
@@ -167,3 +168,21 @@ def _bind(host: str, port: int, flag: str) -> socket.socket:
                            "(0 = any free port)") from None
     sock.setblocking(False)
     return sock
+
+
+def serve_until_stopped(config: ServerConfig, stop: threading.Event,
+                        on_ready: Callable[[ModelServer], None] | None = None) -> None:
+    """Run a server until `stop` is set; `on_ready` is called once both ports listen and a version is loaded."""
+    server = ModelServer(config).start()
+    try:
+        if not server.repository.ready():
+            log.info("model '%s': waiting for a first version under %s", config.model_name, config.base_url)
+        while not stop.is_set():
+            if server.wait_ready(timeout=0.2):
+                break
+        if on_ready is not None and not stop.is_set():
+            on_ready(server)
+        stop.wait()
+        log.info("stopping the model server")
+    finally:
+        server.stop()
