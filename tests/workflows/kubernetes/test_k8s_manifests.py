@@ -140,9 +140,9 @@ def test_s3_credentials_come_only_from_the_aws_creds_secret(monkeypatch: pytest.
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in download["env"] if "valueFrom" in e}
     assert refs["AWS_ACCESS_KEY_ID"]["key"] == "awsAccessKeyID"
     assert refs["AWS_SECRET_ACCESS_KEY"]["key"] == "awsSecretAccessKey"
-    assert refs["AWS_ACCESS_KEY_ID"]["name"] == "{{workflow.parameters.aws-secret}}"
-    params = {p["name"]: p["value"] for p in yaml.safe_load(text)["spec"]["arguments"]["parameters"]}
-    assert params["aws-secret"] == "aws-creds"
+    assert refs["AWS_ACCESS_KEY_ID"]["name"] == refs["AWS_SECRET_ACCESS_KEY"]["name"] == "aws-creds"
+    other = template(compiled(**{"aws-secret": "team-s3"}), "download-dataset")["container"]
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in other["env"] if "valueFrom" in e} == {"team-s3"}
 
 
 def test_only_steps_that_can_fail_transiently_retry_and_only_on_transient_exit_codes() -> None:

@@ -16,7 +16,7 @@ from trainflow.workflows.kubernetes.yamltext import dump, load
 def job(kind: str = "pytorchjob") -> dict[str, Any]:
     values = complete_values(MODEL_TRAIN, {"tf-worker": "2"})
     step = MODEL_TRAIN.step("train-model")
-    return resources.training_job(kind, values, step_run(step), step) | {"metadata": {"name": "myjob", "namespace": "default"}}
+    return resources.training_job(kind, resources.Target("myjob", values), step_run(step), step)
 
 
 def replica(obj: dict[str, Any], kind: str = "pytorchjob") -> dict[str, Any]:

@@ -82,9 +82,9 @@ def _retry(step: Step) -> dict[str, Any]:
             "expression": "asInt(lastRetry.exitCode) >= 128", "backoff": {"duration": "10s", "factor": "2"}}
 
 
-def container_template(step: Step) -> dict[str, Any]:
+def container_template(target: k8s.Target, step: Step) -> dict[str, Any]:
     run = step_run(step, STEP_PLUMBING)
-    main = k8s.container("main", k8s.workflow_param(step.image_param), run)
+    main = k8s.container(target, "main", step, run)
     template: dict[str, Any] = {"name": step.name, "container": main}
     if step.refs():
         template["inputs"] = _inputs(step)
@@ -107,23 +107,21 @@ def _resource_template(name: str, obj: dict[str, Any], action: str, inputs: dict
     return template
 
 
-def training_template(step: Step, values: Mapping[str, str], job_kind: str) -> dict[str, Any]:
+def training_template(target: k8s.Target, step: Step, job_kind: str) -> dict[str, Any]:
     """The training step as a PyTorchJob/TFJob the workflow creates and waits for."""
-    job = k8s.training_job(job_kind, values, step_run(step), step)
+    job = k8s.training_job(job_kind, target, step_run(step), step)
     template = _resource_template(step.name, job, "create", _inputs(step), owned=True)
-    success, failure = k8s.job_conditions(job_kind, int(values["tf-worker"]))
+    success, failure = k8s.job_conditions(job_kind, int(target.values["tf-worker"]))
     template["resource"].update(successCondition=success, failureCondition=failure)
     return template
 
 
-def service_templates(step: Step, values: Mapping[str, str]) -> list[dict[str, Any]]:
+def service_templates(target: k8s.Target, step: Step) -> list[dict[str, Any]]:
     """A service step: apply its Deployment, then its Service; both outlive the workflow."""
-    namespace = values["namespace"]
-    service_type = k8s.workflow_param("model-serving-servicetype") if step.name == "serve-model" else "ClusterIP"
     run = step_run(step, SERVICE_PLUMBING)
     parts = [
-        _resource_template(f"{step.name}-deployment", k8s.deployment(step, namespace, run), "apply", _inputs(step)),
-        _resource_template(f"{step.name}-service", k8s.service(step, namespace, service_type), "apply"),
+        _resource_template(f"{step.name}-deployment", k8s.deployment(target, step, run), "apply", _inputs(step)),
+        _resource_template(f"{step.name}-service", k8s.service(target, step), "apply"),
     ]
     # Like the local runner, a service step succeeds once it serves: here, once its readiness probe passes.
     parts[0]["resource"]["successCondition"] = "status.readyReplicas > 0"
@@ -156,11 +154,10 @@ def included_steps(pipeline: Pipeline, values: Mapping[str, str]) -> list[Step]:
     return [s for s in pipeline.order() if not s.when or values.get(s.when) == "true"]
 
 
-def _cleanup_templates(values: Mapping[str, str], job_kind: str) -> list[dict[str, Any]]:
+def _cleanup_templates(target: k8s.Target, job_kind: str) -> list[dict[str, Any]]:
     """Exit handler: a workflow that did not succeed deletes its training job (and so its pods)."""
     kind = "PyTorchJob" if job_kind == "pytorchjob" else "TFJob"
-    job = {"apiVersion": "kubeflow.org/v1", "kind": kind,
-           "metadata": {"name": k8s.WORKFLOW_NAME, "namespace": values["namespace"]}}
+    job = {"apiVersion": "kubeflow.org/v1", "kind": kind, "metadata": {"name": target.workflow, "namespace": target.namespace}}
     delete = _resource_template("delete-training-job", job, "delete")
     delete["resource"]["flags"] = ["--ignore-not-found"]
     group = {"name": CLEANUP_TEMPLATE, "steps": [[{"name": "delete-training-job", "template": "delete-training-job",
@@ -168,20 +165,20 @@ def _cleanup_templates(values: Mapping[str, str], job_kind: str) -> list[dict[st
     return [group, delete]
 
 
-def templates(pipeline: Pipeline, values: Mapping[str, str], job_kind: str) -> list[dict[str, Any]]:
-    steps = included_steps(pipeline, values)
+def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str) -> list[dict[str, Any]]:
+    steps = included_steps(pipeline, target.values)
     dag = {"name": pipeline.name, "dag": {"tasks": [
         {"name": CACHE_TEMPLATE, "template": CACHE_TEMPLATE}, *(_task(s) for s in steps)]}}
-    result = [dag, _resource_template(CACHE_TEMPLATE, k8s.cache_claim(values["namespace"]), "apply")]
+    result = [dag, _resource_template(CACHE_TEMPLATE, k8s.cache_claim(target.namespace), "apply")]
     for step in steps:
         if step.service:
-            result += service_templates(step, values)
+            result += service_templates(target, step)
         elif step.name == "train-model":
-            result.append(training_template(step, values, job_kind))
+            result.append(training_template(target, step, job_kind))
         else:
-            result.append(container_template(step))
+            result.append(container_template(target, step))
     if any(s.name == "train-model" for s in steps):
-        result += _cleanup_templates(values, job_kind)
+        result += _cleanup_templates(target, job_kind)
     return result
 
 
@@ -189,7 +186,8 @@ def workflow(pipeline: Pipeline, values: Mapping[str, str], job_kind: str = "pyt
     """The Argo Workflow for `pipeline` with already completed `values` (see `complete_values`)."""
     if job_kind not in k8s.JOB_KINDS:
         raise WorkflowError(f"unknown job kind '{job_kind}': use {' or '.join(k8s.JOB_KINDS)}")
-    all_templates = templates(pipeline, values, job_kind)
+    name = workflow_name(pipeline, values)
+    all_templates = templates(pipeline, k8s.Target(name, values), job_kind)
     spec: dict[str, Any] = {
         "entrypoint": pipeline.name,
         "serviceAccountName": k8s.SERVICE_ACCOUNT,
@@ -201,5 +199,5 @@ def workflow(pipeline: Pipeline, values: Mapping[str, str], job_kind: str = "pyt
         spec["onExit"] = CLEANUP_TEMPLATE
     labels = {**k8s.MANAGED_BY, "trainflow.io/pipeline": pipeline.name, "trainflow.io/job-kind": job_kind}
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-            "metadata": {"name": workflow_name(pipeline, values), "namespace": values["namespace"], "labels": labels},
+            "metadata": {"name": name, "namespace": values["namespace"], "labels": labels},
             "spec": spec}

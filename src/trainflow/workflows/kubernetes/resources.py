@@ -1,8 +1,8 @@
 """Kubernetes objects as plain dicts: the cache volume, service Deployments and Services, training jobs, RBAC.
 
-Pure functions, no client: what `trainflow compile` prints and what the backend submits. Values that
-Argo fills in at run time stay as `{{...}}` expressions; counts the manifest's shape depends on
-(replicas) are taken from the resolved parameters.
+Pure functions, no client: what `trainflow compile` prints and what the backend submits. Names, images,
+replica counts and the Secret come from the resolved parameters (what the objects are); a step's
+arguments stay the spec's tokens rendered as Argo expressions (what the step does; see render.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ CACHE_CLAIM = "trainflow-cache"
 CACHE_MOUNT = "/var/lib/trainflow"  # TRAINFLOW_HOME in every container: dataset cache (and default store)
 CACHE_SIZE = "10Gi"
 SERVICE_ACCOUNT = "trainflow"
-WORKFLOW_NAME = "{{workflow.name}}"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "trainflow"}
 WORKFLOW_LABEL = "trainflow.io/workflow"
 STEP_LABEL = "trainflow.io/step"
@@ -33,6 +32,25 @@ def workflow_param(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class Target:
+    """What the objects belong to: the workflow's name and its resolved parameters."""
+
+    workflow: str
+    values: Mapping[str, str]
+
+    @property
+    def namespace(self) -> str:
+        return self.values["namespace"]
+
+    @property
+    def secret(self) -> str:
+        return self.values.get("aws-secret") or "aws-creds"
+
+    def image(self, step: Step) -> str:
+        return self.values[step.image_param]
+
+
+@dataclass(frozen=True)
 class ContainerCommand:
     """What a container runs: `trainflow step <name>` (command) and its arguments."""
 
@@ -40,14 +58,18 @@ class ContainerCommand:
     args: list[str]
 
 
-def labels(step: str) -> dict[str, str]:
-    return {**MANAGED_BY, WORKFLOW_LABEL: WORKFLOW_NAME, STEP_LABEL: step}
+def labels(target: Target, step: str) -> dict[str, str]:
+    return {**MANAGED_BY, WORKFLOW_LABEL: target.workflow, STEP_LABEL: step}
 
 
-def container_env() -> list[dict[str, Any]]:
+def selector(target: Target, step: str) -> dict[str, str]:
+    return {WORKFLOW_LABEL: target.workflow, STEP_LABEL: step}
+
+
+def container_env(target: Target) -> list[dict[str, Any]]:
     """TRAINFLOW_HOME on the cache volume; S3 credentials only as references to the Secret."""
     secret = [
-        {"name": var, "valueFrom": {"secretKeyRef": {"name": workflow_param("aws-secret"), "key": key, "optional": True}}}
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": target.secret, "key": key, "optional": True}}}
         for var, key in AWS_SECRET_KEYS
     ]
     return [{"name": "TRAINFLOW_HOME", "value": CACHE_MOUNT}, {"name": "PYTHONUNBUFFERED", "value": "1"}, *secret]
@@ -61,9 +83,9 @@ def cache_mount() -> dict[str, Any]:
     return {"name": CACHE_CLAIM, "mountPath": CACHE_MOUNT}
 
 
-def container(name: str, image: str, run: ContainerCommand, ports: Sequence[Port] = ()) -> dict[str, Any]:
-    spec: dict[str, Any] = {"name": name, "image": image, "command": run.command, "args": run.args,
-                            "env": container_env(), "volumeMounts": [cache_mount()]}
+def container(target: Target, name: str, step: Step, run: ContainerCommand, ports: Sequence[Port] = ()) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": name, "image": target.image(step), "command": run.command, "args": run.args,
+                            "env": container_env(target), "volumeMounts": [cache_mount()]}
     if ports:
         spec["ports"] = [{"name": p.name, "containerPort": p.container_port, "protocol": "TCP"} for p in ports]
     return spec
@@ -79,8 +101,8 @@ def cache_claim(namespace: str) -> dict[str, Any]:
     }
 
 
-def service_name(step: Step) -> str:
-    return f"{WORKFLOW_NAME}-{SERVICE_SUFFIX.get(step.name, step.name)}"
+def service_name(target: Target, step: Step) -> str:
+    return f"{target.workflow}-{SERVICE_SUFFIX.get(step.name, step.name)}"
 
 
 def _probe(step: Step) -> dict[str, Any]:
@@ -90,63 +112,64 @@ def _probe(step: Step) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": port.name}, "initialDelaySeconds": 2, "periodSeconds": 5}
 
 
-def deployment(step: Step, namespace: str, run: ContainerCommand) -> dict[str, Any]:
+def deployment(target: Target, step: Step, run: ContainerCommand) -> dict[str, Any]:
     """A service step as a one-replica Deployment, ready when its health route answers."""
-    main = container(step.name, workflow_param(step.image_param), run, step.ports)
+    main = container(target, step.name, step, run, step.ports)
     main["readinessProbe"] = _probe(step)
     if step.name == "serve-model":
         main["livenessProbe"] = {"httpGet": {"path": "/v2/health/live", "port": "rest"}, "periodSeconds": 10}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": service_name(step), "namespace": namespace, "labels": labels(step.name)},
+        "metadata": {"name": service_name(target, step), "namespace": target.namespace, "labels": labels(target, step.name)},
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": {WORKFLOW_LABEL: WORKFLOW_NAME, STEP_LABEL: step.name}},
-            "template": {"metadata": {"labels": labels(step.name)},
+            "selector": {"matchLabels": selector(target, step.name)},
+            "template": {"metadata": {"labels": labels(target, step.name)},
                          "spec": {"containers": [main], "volumes": [cache_volume()]}},
         },
     }
 
 
-def service(step: Step, namespace: str, service_type: str = "ClusterIP") -> dict[str, Any]:
+def service(target: Target, step: Step) -> dict[str, Any]:
+    """The Service in front of a service step; the model server's type is `model-serving-servicetype`."""
+    service_type = target.values.get("model-serving-servicetype", "ClusterIP") if step.name == "serve-model" else "ClusterIP"
     return {
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": service_name(step), "namespace": namespace, "labels": labels(step.name)},
+        "metadata": {"name": service_name(target, step), "namespace": target.namespace, "labels": labels(target, step.name)},
         "spec": {
             "type": service_type,
-            "selector": {WORKFLOW_LABEL: WORKFLOW_NAME, STEP_LABEL: step.name},
+            "selector": selector(target, step.name),
             "ports": [{"name": p.name, "port": p.container_port, "targetPort": p.name, "protocol": "TCP"}
                       for p in step.ports],
         },
     }
 
 
-def _replica(count: int, container_spec: dict[str, Any], step: str) -> dict[str, Any]:
+def _replica(target: Target, count: int, container_spec: dict[str, Any], step: str) -> dict[str, Any]:
     # ExitCode: exit >= 128 (killed, transient) recreates the pod; 1-127 fails the job.
     return {"replicas": count, "restartPolicy": "ExitCode",
-            "template": {"metadata": {"labels": labels(step)},
+            "template": {"metadata": {"labels": labels(target, step)},
                          "spec": {"containers": [container_spec], "volumes": [cache_volume()]}}}
 
 
-def training_job(kind: str, values: Mapping[str, str], run: ContainerCommand, step: Step) -> dict[str, Any]:
-    """A PyTorchJob (Master + tf-worker - 1 Workers) or a TFJob (tf-worker Workers + tf-ps PS)."""
-    workers, ps = int(values["tf-worker"]), int(values.get("tf-ps") or 0)
-    image = workflow_param(step.image_param)
-    meta = {"name": WORKFLOW_NAME, "namespace": values["namespace"], "labels": labels(step.name)}
+def training_job(kind: str, target: Target, run: ContainerCommand, step: Step) -> dict[str, Any]:
+    """A PyTorchJob (Master + tf-worker - 1 Workers) or a TFJob (tf-worker Workers + tf-ps PS), named as the workflow."""
+    workers, ps = int(target.values["tf-worker"]), int(target.values.get("tf-ps") or 0)
+    meta = {"name": target.workflow, "namespace": target.namespace, "labels": labels(target, step.name)}
     run_policy = {"cleanPodPolicy": "Running", "backoffLimit": 3}
     if kind == "pytorchjob":
         port = Port("pytorchjob-port", PYTORCHJOB_PORT, "tcp")
-        main = container("pytorch", image, run, (port,))
-        replicas = {"Master": _replica(1, main, step.name)}
+        main = container(target, "pytorch", step, run, (port,))
+        replicas = {"Master": _replica(target, 1, main, step.name)}
         if workers > 1:
-            replicas["Worker"] = _replica(workers - 1, main, step.name)
+            replicas["Worker"] = _replica(target, workers - 1, main, step.name)
         spec: dict[str, Any] = {"nprocPerNode": "1", "runPolicy": run_policy, "pytorchReplicaSpecs": replicas}
         return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": meta, "spec": spec}
     port = Port("tfjob-port", TFJOB_PORT, "tcp")
-    main = container("tensorflow", image, run, (port,))
-    replicas = {"Worker": _replica(workers, main, step.name)}
+    main = container(target, "tensorflow", step, run, (port,))
+    replicas = {"Worker": _replica(target, workers, main, step.name)}
     if ps > 0:
-        replicas["PS"] = _replica(ps, main, step.name)
+        replicas["PS"] = _replica(target, ps, main, step.name)
     return {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": meta,
             "spec": {"runPolicy": run_policy, "tfReplicaSpecs": replicas}}
 
