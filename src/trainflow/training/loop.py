@@ -158,13 +158,26 @@ def _write_metrics(config: TrainConfig, options: StorageOptions, metrics: dict[s
     return store.object_url(METRICS_FILE)
 
 
+def _attempt_store(rank: int, world_size: int) -> dist.Store:
+    """The rendezvous store, namespaced by restart attempt.
+
+    After a restart the elastic agent hands the new workers the same TCPStore as the old ones, so
+    without a namespace gloo can read a dead worker's address from the previous attempt and hang.
+    """
+    agent_hosts_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
+                          is_master=not agent_hosts_store and rank == 0, timeout=PROCESS_GROUP_TIMEOUT)
+    return dist.PrefixStore(f"trainflow/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+
+
 def run_worker(config: TrainConfig) -> None:
     """Train as the rank the environment names, until `train_steps` global steps are done."""
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     torch.set_num_threads(threads_per_worker(local_world_size))
     backend, device = select_device(int(os.environ.get("LOCAL_RANK", "0")), local_world_size)
-    dist.init_process_group(backend, timeout=PROCESS_GROUP_TIMEOUT)
+    dist.init_process_group(backend, store=_attempt_store(rank, world_size), rank=rank, world_size=world_size,
+                            timeout=PROCESS_GROUP_TIMEOUT)
     try:
         _run(config, rank, world_size, device)
     finally:
