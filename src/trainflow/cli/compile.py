@@ -17,7 +17,7 @@ TARGETS = (*sorted(PIPELINES), "rbac")
 @click.option("-n", "--namespace", default=None, help="Namespace (rbac; for pipelines the same as -p namespace=...).")
 @click.option("-o", "--output", default="-", show_default=True, help="File to write, or - for stdout.")
 def compile_command(target: str, params: tuple[str, ...], job_kind: str, namespace: str | None, output: str) -> None:
-    """Print TARGET (model-train, model-deploy or rbac) as Kubernetes YAML: Argo Workflow, or ServiceAccount+Role+RoleBinding."""
+    """Print a pipeline as its Argo Workflow (or rbac: the ServiceAccount, Role, RoleBinding) in YAML."""
     from pathlib import Path
 
     from trainflow.storage import atomic_write_bytes
