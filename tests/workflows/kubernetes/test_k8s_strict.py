@@ -78,6 +78,7 @@ def test_job_names_that_make_invalid_service_names_fail_compile_with_one_line(na
     ({"tf-ps": "-1"}, "tf-ps must be a whole number"),
     ({"model-serving": "maybe"}, "model-serving must be true or false"),
     ({"no-such": "1"}, "unknown parameter(s) no-such"),
+    ({"model-serving-servicetype": "Public"}, "spec.type: 'Public' is not one of ClusterIP, NodePort"),
 ])
 def test_bad_parameters_are_refused_before_anything_is_generated(params: dict[str, str], expected: str) -> None:
     with pytest.raises(WorkflowError, match=expected.replace("(", r"\(").replace(")", r"\)")):
