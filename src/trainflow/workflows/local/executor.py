@@ -28,7 +28,7 @@ from trainflow.workflows.state import StateStore, now
 
 log = logging.getLogger(__name__)
 SERVICE_READY_TIMEOUT = 180.0
-_POLL = 0.02  # between checks of running steps: the runner's share of a step's latency
+_POLL = 0.005  # between checks of running steps: the runner's share of a step's latency
 
 
 @dataclass
