@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import AWS_TEST_ENV, start_moto, stop  # noqa: E402
+from servers import AWS_TEST_ENV, start_moto, stop  # noqa: E402
 
 from trainflow.datasets import DatasetCache, write_synthetic  # noqa: E402
 from trainflow.storage import StorageOptions, mirror_dir  # noqa: E402

@@ -77,7 +77,7 @@ def test_errors_are_one_line_without_traceback(aws_env: str, args: list[str], me
 
 
 def test_wrong_credentials_give_one_line(tmp_path: Path) -> None:
-    from conftest import AWS_TEST_ENV, start_moto, stop
+    from servers import AWS_TEST_ENV, start_moto, stop
 
     proc, endpoint = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
     try:

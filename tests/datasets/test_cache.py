@@ -87,7 +87,7 @@ def test_object_removed_at_source_is_removed_from_cache(cache: DatasetCache, tmp
 
 def test_unreachable_source_uses_complete_cache_with_warning(cache: DatasetCache, mnist_s3_url: str, caplog) -> None:
     cache.ensure(mnist_s3_url, "mnist")
-    from conftest import free_port
+    from servers import free_port
 
     offline = DatasetCache(cache.root, StorageOptions(endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1, connect_timeout=1))
     result = offline.ensure(mnist_s3_url, "mnist")
@@ -98,7 +98,7 @@ def test_unreachable_source_uses_complete_cache_with_warning(cache: DatasetCache
 def test_unreachable_source_with_incomplete_cache_fails(cache: DatasetCache, mnist_s3_url: str) -> None:
     path = cache.ensure(mnist_s3_url, "mnist").path
     (path / "train-labels-idx1-ubyte.gz").unlink()
-    from conftest import free_port
+    from servers import free_port
 
     offline = DatasetCache(cache.root, StorageOptions(endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1, connect_timeout=1))
     with pytest.raises(SourceUnreachable):

@@ -85,7 +85,7 @@ def test_s3_without_credentials_says_which_variables(aws_env: str, monkeypatch: 
 
 
 def test_s3_wrong_credentials_are_access_denied(monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import AWS_TEST_ENV, start_moto, stop
+    from servers import AWS_TEST_ENV, start_moto, stop
 
     proc, endpoint = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})  # a server that checks keys
     try:
@@ -98,7 +98,7 @@ def test_s3_wrong_credentials_are_access_denied(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_unreachable_s3_endpoint_is_transient(aws_env: str) -> None:
-    from conftest import free_port
+    from servers import free_port
 
     options = StorageOptions(endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=2, connect_timeout=1)
     with pytest.raises(SourceUnreachable, match="cannot reach S3 endpoint") as err:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, stop, wait_for_port
+from servers import free_port, stop, wait_for_port
 
 WORKFLOW = "ui-test"
 BROKEN = "ui-broken"

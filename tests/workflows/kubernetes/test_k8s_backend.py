@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import free_port
+from servers import free_port
 from tests.workflows.kubernetes.fake_cluster import FakeCluster
 from trainflow.workflows import MODEL_DEPLOY, MODEL_TRAIN, WorkflowError
 from trainflow.workflows.backend import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
