@@ -180,8 +180,6 @@ def run_worker(config: TrainConfig) -> None:
                             timeout=PROCESS_GROUP_TIMEOUT)
     try:
         _run(config, rank, world_size, device)
-        # Leave together: a rank tearing gloo down while a peer is still writing metrics can abort.
-        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -8,6 +8,7 @@ agent's error file so the launcher can repeat it.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -66,6 +67,7 @@ def _record_error(message: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    faulthandler.enable()  # a crash in native code still leaves a Python stack in the worker's log
     setup_worker_logging(os.environ.get("RANK", "?"))
     from trainflow.training.config import TrainConfig
     from trainflow.training.loop import run_worker
@@ -85,4 +87,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip the interpreter's teardown: gloo threads still referenced by torch objects can abort it
+    # (std::terminate) after the work is done and saved, which the agent would take for a crash.
+    os._exit(code)
