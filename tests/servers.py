@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "trainflow-test",
@@ -50,10 +51,36 @@ def start_moto(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Pope
     return proc, f"http://127.0.0.1:{port}"
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
+def stop(proc: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM first (an elastic agent then stops its workers too, instead of orphaning them), SIGKILL after `grace` s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_together(commands: list[tuple[list[str], dict[str, str]]], log_dir: Path, timeout: float) -> list[tuple[int, str]]:
+    """Start every (argv, env) at once and wait for all: (exit code, output) each; stopped at `timeout`.
+
+    Output goes to files, not pipes: a process blocked on a full pipe would stall its peers' world.
+    """
+    procs, logs = [], []
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        for i, (argv, env) in enumerate(commands):
+            logs.append(open(log_dir / f"process-{i}.log", "w+b"))
+            procs.append(subprocess.Popen(argv, env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        for proc in procs:
+            stop(proc)
+    outputs = []
+    for log in logs:
+        log.seek(0)
+        outputs.append(log.read().decode(errors="replace"))
+        log.close()
+    return [(proc.returncode, output) for proc, output in zip(procs, outputs)]

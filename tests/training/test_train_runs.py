@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from servers import free_port
+from servers import free_port, run_together, stop
 
 
 def trainflow(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -23,17 +23,6 @@ def trainflow(*args: str, env: dict[str, str] | None = None, timeout: float = 18
 
 def train_args(data_dir: Path, train_dir: str, *extra: str) -> list[str]:
     return ["train", "--data-dir", str(data_dir), "--train-dir", train_dir, *extra]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM first: the elastic agent then stops its workers too, instead of orphaning them."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def worker_pids(launcher_pid: int) -> list[int]:
@@ -141,40 +130,19 @@ def test_missing_dataset_fails_before_any_worker_starts(tmp_path: Path) -> None:
     assert "trainflow.training.worker" not in out.stderr
 
 
-def _wait_all(procs: list[subprocess.Popen], logs: list) -> list[str]:
-    """Wait for every process (output goes to files: a full pipe would stall a peer and hang the world)."""
-    deadline = time.monotonic() + 150
-    try:
-        for proc in procs:
-            proc.wait(timeout=max(1, deadline - time.monotonic()))
-    finally:
-        for proc in procs:
-            stop(proc)
-    outputs = []
-    for log in logs:
-        log.seek(0)
-        outputs.append(log.read().decode(errors="replace"))
-        log.close()
-    return outputs
-
-
 @pytest.mark.slow
 def test_tfjob_world_of_chief_two_workers_and_ps_trains_one_model(mnist_dir: Path, tmp_path: Path) -> None:
     addresses = [f"127.0.0.1:{free_port()}" for _ in range(4)]
     cluster = {"chief": addresses[:1], "worker": addresses[1:3], "ps": addresses[3:]}
     train_dir = tmp_path / "train"
     tasks = [("chief", 0), ("worker", 0), ("worker", 1), ("ps", 0)]
-    procs, logs = [], []
-    for task_type, index in tasks:
-        logs.append(open(tmp_path / f"{task_type}-{index}.log", "w+b"))
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index},
-                                                       "environment": "cloud"})}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "trainflow", *train_args(mnist_dir, str(train_dir), "--train-steps", "20",
-                                                             "--model", "mlp", "--checkpoint-every", "10")],
-            env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
-    outputs = _wait_all(procs, logs)
-    assert [p.returncode for p in procs] == [0, 0, 0, 0], "\n".join(outputs)
+    argv = [sys.executable, "-m", "trainflow", *train_args(mnist_dir, str(train_dir), "--train-steps", "20",
+                                                            "--model", "mlp", "--checkpoint-every", "10")]
+    results = run_together([(argv, {**os.environ, "TF_CONFIG": json.dumps({
+        "cluster": cluster, "task": {"type": task_type, "index": index}, "environment": "cloud"})})
+        for task_type, index in tasks], tmp_path, timeout=150)
+    codes, outputs = [code for code, _ in results], [output for _, output in results]
+    assert codes == [0, 0, 0, 0], "\n".join(outputs)
     assert "ps:0 does not train" in outputs[3]
     metrics = json.loads((train_dir / "metrics.json").read_text())
     assert metrics["world_size"] == 3 and metrics["global_step"] == 20
@@ -185,16 +153,13 @@ def test_tfjob_world_of_chief_two_workers_and_ps_trains_one_model(mnist_dir: Pat
 def test_pytorchjob_master_and_worker_pods_train_one_model(mnist_dir: Path, tmp_path: Path) -> None:
     port = free_port()
     train_dir = tmp_path / "train"
-    procs, logs = [], []
-    for rank in (0, 1):
-        logs.append(open(tmp_path / f"node-{rank}.log", "w+b"))
-        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "RANK": str(rank),
-               "PET_NNODES": "2", "PET_NPROC_PER_NODE": "1", "PET_NODE_RANK": str(rank)}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "trainflow", *train_args(mnist_dir, str(train_dir), "--train-steps", "20",
-                                                             "--model", "mlp", "--checkpoint-every", "10")],
-            env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
-    outputs = _wait_all(procs, logs)
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(outputs)
+    argv = [sys.executable, "-m", "trainflow", *train_args(mnist_dir, str(train_dir), "--train-steps", "20",
+                                                            "--model", "mlp", "--checkpoint-every", "10")]
+    results = run_together([(argv, {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                                    "WORLD_SIZE": "2", "RANK": str(rank), "PET_NNODES": "2",
+                                    "PET_NPROC_PER_NODE": "1", "PET_NODE_RANK": str(rank)})
+                            for rank in (0, 1)], tmp_path, timeout=150)
+    codes, outputs = [code for code, _ in results], [output for _, output in results]
+    assert codes == [0, 0], "\n".join(outputs)
     assert "node 1 of 2 (pytorchjob)" in outputs[1]
     assert json.loads((train_dir / "metrics.json").read_text())["world_size"] == 2

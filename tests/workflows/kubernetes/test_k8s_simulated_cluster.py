@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from servers import free_port
+from servers import free_port, run_together
 from tests.workflows.kubernetes.k8s_cluster_sim import Pod, fill, pytorchjob_pods, tfjob_pods, workflow_values
 from trainflow.workflows import MODEL_TRAIN
 from trainflow.workflows.kubernetes import compile_pipeline, embedded_manifests
@@ -67,28 +66,11 @@ class SimulatedCluster:
 
     def train(self, pods: list[Pod], inputs: dict[str, str], loopback: dict[str, str]) -> list[tuple[Pod, int, str]]:
         """Every training pod at once; `loopback` maps service addresses to 127.0.0.1:PORT."""
-        procs, files = [], []
-        for i, pod in enumerate(pods):
-            env = {k: _replace_all(v, loopback) for k, v in pod.operator_env.items()}
-            # output to files, not pipes: a pod blocked on a full pipe would stall the whole world
-            files.append(open(self.root / f"pod-{i}.log", "w+b"))
-            procs.append(subprocess.Popen(self.argv(pod.container, inputs), env=self.env(pod.container, env),
-                                          stdout=files[-1], stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + 200
-        try:
-            for p in procs:
-                p.wait(timeout=max(1, deadline - time.monotonic()))
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-        logs = []
-        for f in files:
-            f.seek(0)
-            logs.append(f.read().decode(errors="replace"))
-            f.close()
-        return [(pod, p.returncode, log) for pod, p, log in zip(pods, procs, logs)]
+        commands = [(self.argv(pod.container, inputs),
+                     self.env(pod.container, {k: _replace_all(v, loopback) for k, v in pod.operator_env.items()}))
+                    for pod in pods]
+        results = run_together(commands, self.root, timeout=200)
+        return [(pod, code, log) for pod, (code, log) in zip(pods, results)]
 
 
 def _replace_all(text: str, mapping: dict[str, str]) -> str:
