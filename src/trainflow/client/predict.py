@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainflow.client.errors import ClientError
+from trainflow.client.errors import ClientError, ServerUnreachable
 from trainflow.client.images import to_model_input
 from trainflow.client.transports import TRANSPORTS
 
@@ -92,9 +92,13 @@ def evaluate(client: PredictClient, images: np.ndarray, labels: np.ndarray, conc
     lock = threading.Lock()
     counts = {"wrong": 0, "failed": 0}
 
-    def one(index: int) -> None:
+    def one(index: int, first: bool = False) -> None:
         try:
             prediction: Prediction | None = client.predict(images[index:index + 1])[0]
+        except ServerUnreachable:
+            if first:  # no server at the address: one clear error instead of N failed requests
+                raise
+            prediction = None
         except ClientError:
             prediction = None
         with lock:
@@ -106,6 +110,7 @@ def evaluate(client: PredictClient, images: np.ndarray, labels: np.ndarray, conc
                 on_answer(index, prediction)
 
     started = time.perf_counter()
+    one(0, first=True)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        list(pool.map(one, range(len(images))))
+        list(pool.map(one, range(1, len(images))))
     return Evaluation(len(images), counts["wrong"], counts["failed"], time.perf_counter() - started)

@@ -59,6 +59,7 @@ class TfsGrpcTransport:
 
         from trainflow.serving.protos.tensorflow_serving.apis import prediction_service_pb2_grpc
 
+        self.server = server
         self.channel = grpc.insecure_channel(server)
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.model_name = model_name
@@ -75,7 +76,7 @@ class TfsGrpcTransport:
             dtype=types_pb2.DT_FLOAT, tensor_content=images.tobytes(),
             tensor_shape=tensor_shape_pb2.TensorShapeProto(
                 dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in images.shape])))
-        response = _grpc_call(self.stub.Predict, request, self.timeout)
+        response = _grpc_call(self.stub.Predict, request, self.timeout, self.server)
         scores = np.array(response.outputs["scores"].float_val, dtype=np.float32).reshape(len(images), -1)
         return np.array(response.outputs["classes"].int64_val, dtype=np.int64), scores
 
@@ -91,6 +92,7 @@ class V2GrpcTransport:
 
         from trainflow.serving.protos.kserve import grpc_predict_v2_pb2_grpc
 
+        self.server = server
         self.channel = grpc.insecure_channel(server)
         self.stub = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(self.channel)
         self.model_name = model_name
@@ -102,7 +104,7 @@ class V2GrpcTransport:
         request = pb.ModelInferRequest(model_name=self.model_name)
         request.inputs.add(name="images", datatype="FP32", shape=images.shape)
         request.raw_input_contents.append(images.tobytes())
-        response = _grpc_call(self.stub.ModelInfer, request, self.timeout)
+        response = _grpc_call(self.stub.ModelInfer, request, self.timeout, self.server)
         dtypes = {"FP32": np.float32, "INT64": np.int64}
         outputs = {o.name: np.frombuffer(raw, dtype=dtypes[o.datatype]).reshape(tuple(o.shape))
                    for o, raw in zip(response.outputs, response.raw_output_contents)}
@@ -111,6 +113,8 @@ class V2GrpcTransport:
     def close(self) -> None:
         self.channel.close()
 
+
+_IS_IT_RUNNING = "is it running, and is --server its address? (`trainflow services` lists the servers trainflow started)"
 
 TRANSPORTS = {"grpc": TfsGrpcTransport, "rest": TfsRestTransport, "v2-rest": V2RestTransport,
               "v2-grpc": V2GrpcTransport}
@@ -122,7 +126,7 @@ def _post_json(http, path: str, body: dict) -> dict:
     try:
         response = http.post(path, content=json.dumps(body), headers={"Content-Type": "application/json"})
     except httpx.TransportError as exc:
-        raise ServerUnreachable(f"cannot reach the model server at {http.base_url}: {exc}; is it running?") from None
+        raise ServerUnreachable(f"cannot reach the model server at {http.base_url}: {exc}; {_IS_IT_RUNNING}") from None
     if response.status_code != 200:
         try:
             message = response.json().get("error", response.text)
@@ -132,12 +136,13 @@ def _post_json(http, path: str, body: dict) -> dict:
     return response.json()
 
 
-def _grpc_call(method, request, timeout: float):
+def _grpc_call(method, request, timeout: float, server: str):
     import grpc
 
     try:
         return method(request, timeout=timeout)
     except grpc.RpcError as exc:
         if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and "busy" not in (exc.details() or ""):
-            raise ServerUnreachable(f"the model server did not answer: {exc.code().name}: {exc.details()}") from None
+            raise ServerUnreachable(f"cannot reach the model server at {server} ({exc.code().name}: {exc.details()}); "
+                                    f"{_IS_IT_RUNNING}") from None
         raise ClientError(f"the model server answered {exc.code().name}: {exc.details()}") from None
