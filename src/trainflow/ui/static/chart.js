@@ -44,8 +44,12 @@ export function renderChart(container, { series, xMax, yMin, yMax, yLabel, marke
       <path class="series" data-tag="${escapeHtml(s.tag)}" data-points="${s.points.length}" d="${d}" style="stroke:${s.color}" />
       <circle class="last" cx="${sx(last[0])}" cy="${sy(last[1])}" r="3.5" style="fill:${s.color}" />`;
   }).join("");
+  // The label goes on the side of the line away from where the curves end, so it never sits on them.
+  const ends = series.filter((s) => s.points.length).map((s) => s.points.at(-1)[1]);
+  const curvesEndAbove = marker && ends.length && ends.every((y) => y >= marker.value);
+  const labelY = marker ? sy(marker.value) + (curvesEndAbove ? 14 : -6) : 0;
   const mark = marker ? `<g class="marker"><line x1="${M.left}" x2="${W - M.right}" y1="${sy(marker.value)}" y2="${sy(marker.value)}" />
-      <text x="${W - M.right - 4}" y="${sy(marker.value) - 6}" text-anchor="end">${escapeHtml(marker.label)}</text></g>` : "";
+      <text x="${W - M.right - 4}" y="${labelY}" text-anchor="end">${escapeHtml(marker.label)}</text></g>` : "";
   container.innerHTML = `<svg class="chart" viewBox="0 0 ${W} ${H}" preserveAspectRatio="xMidYMid meet" role="img" aria-label="${escapeHtml(yLabel)}">
     ${grid}<line class="axis" x1="${M.left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}" />
     ${lines}${mark}
