@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from trainflow.workflows.backend import PENDING, StepInfo, WorkflowInfo
 from trainflow.workflows.errors import WorkflowError
 
@@ -40,7 +42,11 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
+        # Switching to WAL takes a lock that SQLite's busy timeout does not wait for, so two processes
+        # doing it at once fail with "database is locked". The mode is stored in the file: set it once,
+        # one process at a time.
+        with FileLock(f"{path}.lock"), self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
 
     @contextmanager
@@ -48,7 +54,6 @@ class StateStore:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
             yield db
         finally:

@@ -1,0 +1,39 @@
+"""The local backend's SQLite state shared by several processes (CLI commands, runners) at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from trainflow.workflows.state import StateStore
+
+_SUBMIT = """
+import sys, time
+from pathlib import Path
+from trainflow.workflows.backend import StepInfo, WorkflowInfo
+from trainflow.workflows.state import StateStore
+
+db, name, start = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+time.sleep(max(0.0, start - time.time()))  # every process opens the new database at the same moment
+store = StateStore(db)
+store.create(WorkflowInfo(name, "model-train", "Pending", {}, time.time(), steps=[StepInfo("train-model")]))
+for _ in range(20):
+    store.update_step(name, "train-model", status="Running")
+    store.get(name)
+"""
+
+
+def test_processes_opening_a_new_state_database_at_once_all_record_their_workflow(tmp_path: Path) -> None:
+    names = [f"wf-{i}" for i in range(6)]
+    for round_ in range(3):  # the race is a matter of timing: a few fresh databases make a regression show
+        db = tmp_path / f"home-{round_}" / "trainflow.db"
+        start = time.time() + 1.5  # after every interpreter has started
+        procs = [subprocess.Popen([sys.executable, "-c", _SUBMIT, str(db), name, str(start)], stderr=subprocess.PIPE,
+                                  text=True) for name in names]
+        errors = [proc.communicate(timeout=120)[1] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0] * len(names), "\n".join(errors)
+        store = StateStore(db)
+        assert sorted(store.names()) == names
+        assert all(store.get(name).steps[0].status == "Running" for name in names)
