@@ -7,6 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from trainflow.cli.main import cli
 from trainflow.workflows.state import StateStore
 
 _SUBMIT = """
@@ -37,3 +40,14 @@ def test_processes_opening_a_new_state_database_at_once_all_record_their_workflo
         store = StateStore(db)
         assert sorted(store.names()) == names
         assert all(store.get(name).steps[0].status == "Running" for name in names)
+
+
+def test_an_unusable_state_database_is_one_line_that_names_it(tmp_path: Path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    (home / "trainflow.db").mkdir(parents=True)  # not a database file
+    monkeypatch.setenv("TRAINFLOW_HOME", str(home))
+    result = CliRunner().invoke(cli, ["list"])
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert "\n" not in line and line.startswith(f"error: cannot use the workflow state in {home / 'trainflow.db'}: ")
+    assert "TRAINFLOW_HOME" in line

@@ -51,13 +51,17 @@ class StateStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA foreign_keys=ON")
-            yield db
-        finally:
-            db.close()
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA foreign_keys=ON")
+                yield db
+            finally:
+                db.close()
+        except sqlite3.OperationalError as exc:
+            raise WorkflowError(f"cannot use the workflow state in {self.path}: {exc}; check that TRAINFLOW_HOME "
+                                f"is a writable directory on a disk with free space") from None
 
     def create(self, info: WorkflowInfo) -> None:
         """Record a new workflow and its steps; refuses a name that exists."""
