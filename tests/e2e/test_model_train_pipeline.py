@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -53,6 +54,13 @@ def test_model_train_then_predict_then_deploy(aws_env: str, mnist_dir: Path, tra
         pictures = trainflow("predict", "--server", serve["rest-url"].removeprefix("http://"), "--protocol", "rest",
                              "--data-dir", dataset, "--num", "3")
         assert pictures.returncode == 0 and "accuracy" in pictures.stdout.lower(), pictures.stdout + pictures.stderr
+
+        # the command `get` suggests works as printed
+        suggested = next(line for line in trainflow("get", "myjob-ab12c").stdout.splitlines() if line.startswith("Try:"))
+        assert suggested.split(None, 1)[1] == (f"trainflow predict --server {serve['grpc-address']} "
+                                               f"--data-dir {dataset} --num 10")
+        tried = trainflow(*shlex.split(suggested)[2:])
+        assert tried.returncode == 0 and tried.stdout.count("predicted") == 10, tried.stdout + tried.stderr
 
         status = httpx.get(f"{serve['rest-url']}/v1/models/mnist", timeout=10).json()
         assert status["model_version_status"][0]["state"] == "AVAILABLE"

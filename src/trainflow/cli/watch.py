@@ -46,6 +46,10 @@ def summary_lines(info: WorkflowInfo) -> list[str]:
     serve = out.get("serve-model", {})
     if "rest-url" in serve:
         lines.append(f"Serving:      REST {serve['rest-url']}  gRPC {serve.get('grpc-address', '')}  model {serve.get('model-name', '')}")
+    if "grpc-address" in serve:
+        data = out.get("download-dataset", {}).get("dataset-path")
+        images = f"--data-dir {data} --num 10" if data else "YOUR_DIGIT.png"
+        lines.append(f"Try:          trainflow predict --server {serve['grpc-address']} {images}")
     return lines
 
 
@@ -88,5 +92,5 @@ def follow(backend: LocalBackend, name: str, live: bool = True) -> WorkflowInfo:
     else:
         console.print(f"Status: {info.status}" + (f"  ({info.message})" if info.message else ""))
         for line in summary_lines(info):
-            console.print(line)
+            console.print(line, soft_wrap=True, markup=False)  # URLs and commands stay whole, to copy
     return info

@@ -103,7 +103,7 @@ def print_workflow(info: WorkflowInfo) -> None:
                   + f"\nDuration:  {duration(info.started_at, info.finished_at)}")
     console.print(step_table(info))
     for line in summary_lines(info):
-        console.print(line)
+        console.print(line, soft_wrap=True, markup=False)  # URLs and commands stay whole, to copy
 
 
 @click.command()
