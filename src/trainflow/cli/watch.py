@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import time
 
 from rich.console import Group
@@ -48,7 +49,7 @@ def summary_lines(info: WorkflowInfo) -> list[str]:
         lines.append(f"Serving:      REST {serve['rest-url']}  gRPC {serve.get('grpc-address', '')}  model {serve.get('model-name', '')}")
     if "grpc-address" in serve:
         data = out.get("download-dataset", {}).get("dataset-path")
-        images = f"--data-dir {data} --num 10" if data else "YOUR_DIGIT.png"
+        images = f"--data-dir {shlex.quote(data)} --num 10" if data else "YOUR_DIGIT.png"
         lines.append(f"Try:          trainflow predict --server {serve['grpc-address']} {images}")
     return lines
 

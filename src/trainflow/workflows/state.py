@@ -43,8 +43,8 @@ class StateStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         # Switching to WAL takes a lock that SQLite's busy timeout does not wait for, so two processes
-        # doing it at once fail with "database is locked". The mode is stored in the file: set it once,
-        # one process at a time.
+        # doing it at once fail with "database is locked". The mode is stored in the file, so it is set
+        # here, one process at a time, not on every connection.
         with FileLock(f"{path}.lock"), self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
