@@ -12,14 +12,46 @@ PREDICT_SIGNATURE = "predict_images"
 Answer = tuple[np.ndarray, np.ndarray]  # classes int64 [N], scores float32 [N, 10]
 
 
-class TfsRestTransport:
-    """TF Serving REST `:predict`, row format, signature `predict_images`."""
+class _RestTransport:
+    """An HTTP client for one server; subclasses say which path they post to."""
 
     def __init__(self, server: str, model_name: str, timeout: float) -> None:
         import httpx
 
         self.http = httpx.Client(base_url=f"http://{server}", timeout=timeout)
-        self.path = f"/v1/models/{model_name}:predict"
+        self.path = self.path_for(model_name)
+
+    def path_for(self, model_name: str) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class _GrpcTransport:
+    """A gRPC channel to one server; subclasses say which service stub they call."""
+
+    def __init__(self, server: str, model_name: str, timeout: float) -> None:
+        import grpc
+
+        self.server = server
+        self.channel = grpc.insecure_channel(server)
+        self.stub = self.stub_for(self.channel)
+        self.model_name = model_name
+        self.timeout = timeout
+
+    def stub_for(self, channel):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class TfsRestTransport(_RestTransport):
+    """TF Serving REST `:predict`, row format, signature `predict_images`."""
+
+    def path_for(self, model_name: str) -> str:
+        return f"/v1/models/{model_name}:predict"
 
     def predict(self, images: np.ndarray) -> Answer:
         body = {"signature_name": PREDICT_SIGNATURE, "instances": images.tolist()}
@@ -27,18 +59,12 @@ class TfsRestTransport:
         return (np.array([p["classes"] for p in predictions], dtype=np.int64),
                 np.array([p["scores"] for p in predictions], dtype=np.float32))
 
-    def close(self) -> None:
-        self.http.close()
 
-
-class V2RestTransport:
+class V2RestTransport(_RestTransport):
     """KServe V2 REST infer, JSON tensors (any V2 server understands them)."""
 
-    def __init__(self, server: str, model_name: str, timeout: float) -> None:
-        import httpx
-
-        self.http = httpx.Client(base_url=f"http://{server}", timeout=timeout)
-        self.path = f"/v2/models/{model_name}/infer"
+    def path_for(self, model_name: str) -> str:
+        return f"/v2/models/{model_name}/infer"
 
     def predict(self, images: np.ndarray) -> Answer:
         body = {"inputs": [{"name": "images", "shape": list(images.shape), "datatype": "FP32",
@@ -47,23 +73,14 @@ class V2RestTransport:
         return (np.array(outputs["classes"]["data"], dtype=np.int64),
                 np.array(outputs["scores"]["data"], dtype=np.float32).reshape(outputs["scores"]["shape"]))
 
-    def close(self) -> None:
-        self.http.close()
 
-
-class TfsGrpcTransport:
+class TfsGrpcTransport(_GrpcTransport):
     """TF Serving gRPC `PredictionService/Predict`, signature `predict_images`, tensor_content input."""
 
-    def __init__(self, server: str, model_name: str, timeout: float) -> None:
-        import grpc
-
+    def stub_for(self, channel):
         from trainflow.serving.protos.tensorflow_serving.apis import prediction_service_pb2_grpc
 
-        self.server = server
-        self.channel = grpc.insecure_channel(server)
-        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        self.model_name = model_name
-        self.timeout = timeout
+        return prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
     def predict(self, images: np.ndarray) -> Answer:
         from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
@@ -80,23 +97,14 @@ class TfsGrpcTransport:
         scores = np.array(response.outputs["scores"].float_val, dtype=np.float32).reshape(len(images), -1)
         return np.array(response.outputs["classes"].int64_val, dtype=np.int64), scores
 
-    def close(self) -> None:
-        self.channel.close()
 
-
-class V2GrpcTransport:
+class V2GrpcTransport(_GrpcTransport):
     """KServe V2 gRPC `ModelInfer` with raw_input_contents."""
 
-    def __init__(self, server: str, model_name: str, timeout: float) -> None:
-        import grpc
-
+    def stub_for(self, channel):
         from trainflow.serving.protos.kserve import grpc_predict_v2_pb2_grpc
 
-        self.server = server
-        self.channel = grpc.insecure_channel(server)
-        self.stub = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(self.channel)
-        self.model_name = model_name
-        self.timeout = timeout
+        return grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
 
     def predict(self, images: np.ndarray) -> Answer:
         from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as pb
@@ -109,9 +117,6 @@ class V2GrpcTransport:
         outputs = {o.name: np.frombuffer(raw, dtype=dtypes[o.datatype]).reshape(tuple(o.shape))
                    for o, raw in zip(response.outputs, response.raw_output_contents)}
         return outputs["classes"], outputs["scores"]
-
-    def close(self) -> None:
-        self.channel.close()
 
 
 _IS_IT_RUNNING = "is it running, and is --server its address? (`trainflow services` lists the servers trainflow started)"
