@@ -23,6 +23,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 20
     max_restarts: int = 3
+    peer_timeout: float = 300.0  # seconds a worker waits on a silent peer before its pod ends as transient
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
     seed: int = 0
@@ -38,6 +39,8 @@ class TrainConfig:
                 raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise TrainingError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if not self.peer_timeout > 0:
+            raise TrainingError(f"--peer-timeout must be positive, got {self.peer_timeout}")
         if self.max_restarts < 0:
             raise TrainingError(f"--max-restarts must be 0 or more, got {self.max_restarts}")
 
