@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 PREFIX = "tfn"
 SUBNET = "198.18.0"
@@ -51,7 +52,7 @@ def _base36(number: int) -> str:
 
 def ip(*args: str, check: bool = True) -> str:
     """Run `ip ARGS`; its stdout, or NetnsError with its stderr."""
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    done = subprocess.run(["ip", *args], check=False, capture_output=True, text=True, timeout=30)
     if check and done.returncode != 0:
         raise NetnsError(f"ip {' '.join(args)}: {done.stderr.strip() or f'exit code {done.returncode}'}")
     return done.stdout
@@ -97,7 +98,7 @@ class Cluster:
                       for i, (hostname, names) in enumerate(nodes.items())}
         self._started = False
 
-    def __enter__(self) -> Cluster:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -168,8 +169,8 @@ class Cluster:
     def run(self, hostname: str, argv: Sequence[str], env: Mapping[str, str],
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run `argv` on a node to completion; output captured as text."""
-        return subprocess.run(self.command(hostname, argv), env=dict(env), capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(self.command(hostname, argv), check=False, env=dict(env), capture_output=True,
+                              text=True, timeout=timeout)
 
     def cut(self, hostname: str) -> None:
         """Pull the node's cable: its bridge port goes down, so peers hear nothing more (no FIN, no RST)."""
@@ -266,7 +267,7 @@ def sweep_stale() -> list[str]:
 @atexit.register
 def _close_open_clusters() -> None:
     """Last resort when a run is interrupted before its fixtures finalize."""
-    for cluster in list(_open_clusters):
+    for cluster in _open_clusters[::-1]:  # a copy: close() removes each from the list
         try:
             cluster.close()
         except NetnsError:
