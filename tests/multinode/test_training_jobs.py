@@ -13,7 +13,7 @@ from tests.multinode.world import base_env, logs, nodes_for, read_json, start_po
 
 pytestmark = pytest.mark.slow
 
-STEPS, BATCH = 30, 100  # 3 workers x 100 examples per step: ~0.93 test accuracy with the MLP
+STEPS, BATCH = 40, 100  # 3 workers x 100 examples per step: ~0.92 test accuracy with the MLP
 ACCURACY_FLOOR = 0.9
 
 

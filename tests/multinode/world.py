@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.multinode.netns import Cluster
-from tests.multinode.operator_env import Pod
+from tests.multinode.operator_env import Pod, service_names
 
 # What a pod must not inherit from the test process: the operator sets the world, the test the endpoint.
 HOST_ONLY_VARS = ("TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "GROUP_RANK",
@@ -32,8 +32,7 @@ def trainflow(*args: str) -> list[str]:
 
 
 def nodes_for(pods: Sequence[Pod], namespace: str = "default") -> dict[str, tuple[str, ...]]:
-    from tests.multinode.operator_env import service_names
-
+    """One node per pod, answering to the names of the pod's headless Service."""
     return {pod.name: service_names(pod.name, namespace) for pod in pods}
 
 
