@@ -166,3 +166,18 @@ def test_same_job_name_submitted_and_resubmitted_at_once_makes_one_workflow(trai
     refused = [err.strip() for code, _, err in results if code != 0]
     assert all(line.startswith("error: a workflow named 'dup' already exists") and "\n" not in line for line in refused)
     assert sorted(i["name"] for i in json.loads(trainflow("list", "-o", "json").stdout)) == ["dup", "source"]
+
+
+def test_retry_keeps_the_first_start_so_duration_spans_every_run(trainflow_home: Path) -> None:
+    assert trainflow("submit", "model-train", "-p", "job-name=twice", *FAILING, "--wait").returncode == 1
+    first = get("twice")
+    time.sleep(2)
+    assert trainflow("retry", "twice", "--wait").returncode == 1
+    again = get("twice")
+    assert again["started_at"] == first["started_at"]
+    assert again["finished_at"] > first["finished_at"] + 2
+    listed = next(i for i in json.loads(trainflow("list", "-o", "json").stdout) if i["name"] == "twice")
+    assert (listed["started_at"], listed["finished_at"]) == (again["started_at"], again["finished_at"])
+    shown = trainflow("get", "twice").stdout
+    duration = next(line for line in shown.splitlines() if line.startswith("Duration:")).split()[1]
+    assert duration != "0s" and int(duration.rstrip("s")) >= 2

@@ -50,6 +50,7 @@ class Executor:
         info = self.state.get(name)
         self.pipeline = pipelines[info.pipeline]
         self.values = info.params
+        self.first_started = info.started_at  # a retry continues the workflow: its duration runs from the first start
         # Only the holder of the runner lock runs steps, so a step another runner left Running is not running.
         self.status = {s.name: PENDING if s.status == RUNNING else s.status for s in info.steps}
         self.outputs = {s.name: s.outputs for s in info.steps if s.status == SUCCEEDED}
@@ -60,7 +61,7 @@ class Executor:
     def run(self) -> str:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
-        self.state.update_workflow(self.name, status=RUNNING, started_at=now(), finished_at=None,
+        self.state.update_workflow(self.name, status=RUNNING, started_at=self.first_started or now(), finished_at=None,
                                    message="", runner_pid=os.getpid(), runner_started=processes.started_at(os.getpid()))
         try:
             while not self.stopping and (self._launch_ready() or self.running):
