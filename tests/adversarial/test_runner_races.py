@@ -132,7 +132,10 @@ def test_delete_stops_every_process_of_a_workflow_retried_at_once(trainflow_home
     while get("busy")["steps"][0]["status"] != "Running" and time.monotonic() < deadline:
         time.sleep(0.3)
     assert get("busy")["steps"][0]["status"] == "Running"  # the download hangs on the stalled source
-    assert processes_of(trainflow_home)
+    assert len(runners(trainflow_home, "busy")) == 1
+    second = trainflow("workflow-runner", "busy")  # started by hand: it must not run the steps a second time
+    assert second.returncode != 0 and "workflow busy already has a runner" in second.stderr
+    assert len(runners(trainflow_home, "busy")) == 1
 
     out = trainflow("delete", "busy")
     assert out.returncode == 0 and out.stdout.strip() == 'Workflow "busy" deleted'
