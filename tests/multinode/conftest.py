@@ -1,5 +1,11 @@
 """Fixtures for multi-node tests: clusters of network namespaces, built and always removed.
 
+    pods = pytorchjob_pods("myjob", workers=2)  # names and environment as the operator sets them
+    cluster = make_cluster(nodes_for(pods))  # a node per pod, answering to its Service's names
+    running = start_pods(cluster, pods, trainflow("train", ...), base_env(), tmp_path)
+    cluster.cut("myjob-worker-1")  # or restore(node), kill(node), pids(node), run(node, argv, env)
+    codes = wait_all(cluster, running, timeout=60)
+
 Where namespaces cannot be made (not root, no CAP_NET_ADMIN, no iproute2) the tests skip with the
 reason, except in CI (CI=true), where that is a failure: CI is root and must run them.
 """
