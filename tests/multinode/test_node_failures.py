@@ -4,7 +4,9 @@ A vanished node sends nothing, not even a reset, so the survivors can only notic
 timeout (`--peer-timeout`); they must then end with a code >= 128 (the operators' `ExitCode`
 restart policy recreates the pods) rather than hang, and the recreated pods must resume from the
 latest checkpoint. `--max-restarts 0`: in a static world the lost node never rejoins the same
-attempt, so local restarts would only wait out the timeout again before handing over to the operator.
+attempt, so a local restart cannot succeed; and today it does worse than wait out the peer timeout
+again: the survivors' agents block on the lost node in the rendezvous store for its own timeout
+(300 s), so with restarts left a survivor outlives `--peer-timeout` by minutes.
 """
 
 from __future__ import annotations
