@@ -139,3 +139,37 @@ def test_a_body_sent_in_pieces_within_the_timeout_is_served(model_base: Path) ->
                 time.sleep(0.2)
             response = read_response(sock)
     assert response.startswith(b"HTTP/1.1 200"), response[:200]
+
+
+def test_connections_trickling_headers_are_closed_and_others_served(model_base: Path) -> None:
+    with running_server(model_base, header_timeout_seconds=1.0) as server:
+        port = int(server.rest_url.rsplit(":", 1)[1])
+        slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(50)]
+        try:
+            started = time.monotonic()
+            for sock in slow:
+                sock.sendall(b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            with httpx.Client(base_url=server.rest_url, timeout=10) as client:
+                while time.monotonic() - started < 2.5:  # a header line every 0.1 s: never done, never idle
+                    for sock in slow:
+                        try:
+                            sock.sendall(b"X-Slow: 1\r\n")
+                        except OSError:
+                            pass
+                    assert client.get("/v2/health/live").status_code == 200
+                    time.sleep(0.1)
+            assert all(read_response(sock) == b"" for sock in slow)  # closed without an answer
+        finally:
+            for sock in slow:
+                sock.close()
+
+
+def test_a_request_slower_than_the_header_timeout_is_not_cut_off(model_base: Path) -> None:
+    # batching holds the request for 1.5 s, three times the header deadline: it is past its headers, so it stays
+    with running_server(model_base, header_timeout_seconds=0.5, max_batch_size=64,
+                        batch_timeout_micros=1_500_000) as server:
+        with httpx.Client(base_url=server.rest_url, timeout=10) as client:
+            for _ in range(2):  # and the same keep-alive connection serves the next one
+                response = client.post("/v1/models/mnist:predict",
+                                       json={"signature_name": "predict_images", "instances": [IMAGE]})
+                assert response.status_code == 200

@@ -12,8 +12,8 @@ import click
 
 from trainflow.cli.output import console, write_outputs
 from trainflow.serving.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
-from trainflow.serving.server import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES,
-                                      ServerConfig, serve_until_stopped)
+from trainflow.serving.server import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S, DEFAULT_MAX_CONCURRENCY,
+                                      DEFAULT_MAX_REQUEST_BYTES, ServerConfig, serve_until_stopped)
 from trainflow.storage import StorageOptions
 
 _SERVER_OPTIONS = [
@@ -30,6 +30,8 @@ _SERVER_OPTIONS = [
                  help="Inference requests in flight (bodies read); more get 503 / UNAVAILABLE."),
     click.option("--body-timeout-seconds", default=DEFAULT_BODY_TIMEOUT_S, show_default=True, type=float,
                  help="A REST body must arrive within this time after its headers; slower ones get 408."),
+    click.option("--header-timeout-seconds", default=DEFAULT_HEADER_TIMEOUT_S, show_default=True, type=float,
+                 help="A REST request's headers must arrive within this time; slower connections are closed."),
     click.option("--max-image-pixels", default=DEFAULT_MAX_IMAGE_PIXELS, show_default=True, type=int,
                  help="Largest b64 image (width x height) decoded; larger ones get 413."),
     click.option("--max-request-pixels", default=DEFAULT_MAX_REQUEST_PIXELS, show_default=True, type=int,

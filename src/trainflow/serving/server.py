@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CONCURRENCY = 64
 DEFAULT_BODY_TIMEOUT_S = 30.0
+DEFAULT_HEADER_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class ServerConfig:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_S
+    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT_S
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS
     threads: int = 1  # ONNX Runtime intra-op threads per session
@@ -54,6 +57,7 @@ class ServerConfig:
         for flag, value in (("--max-request-bytes", self.max_request_bytes),
                             ("--max-concurrency", self.max_concurrency),
                             ("--body-timeout-seconds", self.body_timeout_seconds),
+                            ("--header-timeout-seconds", self.header_timeout_seconds),
                             ("--max-image-pixels", self.max_image_pixels),
                             ("--max-request-pixels", self.max_request_pixels)):
             if not value > 0:
@@ -132,10 +136,12 @@ class ModelServer:
         import uvicorn
 
         from trainflow.serving.rest_app import build_rest_app
+        from trainflow.serving.rest_protocol import HeaderDeadlineProtocol
 
         app = build_rest_app(self.plane, BodyLimits(self.config.max_request_bytes, self.config.body_timeout_seconds))
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=2, server_header=False)
+        protocol = functools.partial(HeaderDeadlineProtocol, header_timeout=self.config.header_timeout_seconds)
+        config = uvicorn.Config(app, http=protocol, log_level="warning", access_log=False,  # type: ignore[arg-type]
+                                lifespan="on", timeout_graceful_shutdown=2, server_header=False)
         self._uvicorn = server = uvicorn.Server(config)
         self.rest_port = sock.getsockname()[1]
         self._rest_thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="rest-server",
