@@ -180,6 +180,12 @@ def test_v2_grpc_wrong_types_are_invalid_argument(server) -> None:
     assert {o.name: list(o.shape) for o in infer("FP32", fp32_contents=IMAGE).outputs}["scores"] == [1, 10]
 
 
+def test_an_empty_v2_outputs_list_means_every_output_as_over_grpc(server) -> None:
+    response = post(server, INFER, {"inputs": [v2_input()], "outputs": []})
+    assert response.status_code == 200
+    assert sorted(o["name"] for o in response.json()["outputs"]) == ["classes", "scores"]
+
+
 def test_many_instances_in_one_request_are_answered(server) -> None:
     response = post(server, PREDICT, {"signature_name": "predict_images", "instances": [IMAGE] * 2000})
     assert response.status_code == 200

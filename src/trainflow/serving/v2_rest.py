@@ -131,7 +131,7 @@ def _requested_outputs(header: dict[str, Any]) -> dict[str, bool] | None:
     """Output name -> binary?, or None for all outputs (binary when `binary_data_output` is set)."""
     parameters = _parameters(header, "the request")
     outputs = header.get("outputs")
-    if outputs is None:
+    if outputs is None or outputs == []:  # as over gRPC: no outputs named means all of them
         return None if not parameters.get("binary_data_output") else {"*": True}
     if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
         raise InvalidInput("'outputs' must be a list of {\"name\": ...} objects")
