@@ -175,11 +175,13 @@ near_values = {
 near_v2_tensor = st.sampled_from(sorted(near_values)).flatmap(
     lambda key: near_values[key].map(lambda value: {**VALID_V2, key: value}))
 rank_padded_tensor = st.builds(lambda rank: {**VALID_V2, "shape": [1] * (rank - 1) + [784]}, st.integers(5, 80))
-v2_tensor = near_v2_tensor | rank_padded_tensor | st.fixed_dictionaries({"name": st.sampled_from(["images", "images", "x"]) | json_values,
-                                   "datatype": datatypes | json_values, "shape": shapes},
-                                  optional={"data": images | st.lists(pixels, max_size=1600) | json_values,
-                                            "parameters": st.fixed_dictionaries({}, optional={
-                                                "binary_data_size": st.integers(-8, 7000) | json_values}) | json_values})
+any_v2_tensor = st.fixed_dictionaries(
+    {"name": st.sampled_from(["images", "images", "x"]) | json_values, "datatype": datatypes | json_values,
+     "shape": shapes},
+    optional={"data": images | st.lists(pixels, max_size=1600) | json_values,
+              "parameters": st.fixed_dictionaries({}, optional={
+                  "binary_data_size": st.integers(-8, 7000) | json_values}) | json_values})
+v2_tensor = near_v2_tensor | rank_padded_tensor | any_v2_tensor
 v2_outputs = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["scores", "classes", "logits"])},
                                             optional={"parameters": st.fixed_dictionaries(
                                                 {"binary_data": st.booleans()}) | json_values}), max_size=3)

@@ -6,9 +6,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.requests import ClientDisconnect, Request
 
+from trainflow.serving import json_pieces
 from trainflow.serving.errors import InvalidInput, RequestTimeout, TooLarge
 
 
@@ -50,8 +50,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise InvalidInput("empty request body: expected a JSON object")
     try:
-        value = orjson.loads(body)  # several times faster than json on 784-float images
-    except orjson.JSONDecodeError as exc:
+        value = json_pieces.loads(body)  # orjson, in pieces when large: never a long hold on the interpreter
+    except json_pieces.JsonError as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise InvalidInput(f"request body is a JSON {type(value).__name__}: expected a JSON object")
