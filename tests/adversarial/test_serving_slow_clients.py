@@ -173,3 +173,28 @@ def test_a_request_slower_than_the_header_timeout_is_not_cut_off(model_base: Pat
                 response = client.post("/v1/models/mnist:predict",
                                        json={"signature_name": "predict_images", "instances": [IMAGE]})
                 assert response.status_code == 200
+
+
+def test_large_bodies_in_memory_are_bounded_and_small_requests_still_pass(model_base: Path) -> None:
+    # 100 kB bodies: the server holds at most 8 x 100 kB of large bodies at once, whatever the connections
+    with running_server(model_base, max_request_bytes=100_000, body_timeout_seconds=5.0) as server:
+        port = int(server.rest_url.rsplit(":", 1)[1])
+        stalled = []
+        try:
+            for _ in range(12):  # 95 kB each, then nothing: 1.1 MB if they were all kept
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                sock.sendall(b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+                             + b" " * 95_000)
+                stalled.append(sock)
+            time.sleep(0.5)
+            with httpx.Client(base_url=server.rest_url, timeout=10) as client:
+                small = client.post("/v1/models/mnist:predict",
+                                    json={"signature_name": "predict_images", "instances": [IMAGE]})
+                assert small.status_code == 200, small.text
+            answers = [read_response(sock) for sock in stalled]
+        finally:
+            for sock in stalled:
+                sock.close()
+    busy = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+    assert 4 <= len(busy) <= 5 and b"bytes of request bodies are in memory" in busy[0]
+    assert all(a.startswith((b"HTTP/1.1 503", b"HTTP/1.1 408")) for a in answers)

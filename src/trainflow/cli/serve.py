@@ -25,7 +25,8 @@ _SERVER_OPTIONS = [
     click.option("--max-batch-size", default=0, show_default=True, type=int, help="Dynamic batching: rows per batch (0 = off)."),
     click.option("--batch-timeout-micros", default=0, show_default=True, type=int, help="Dynamic batching: wait for more requests."),
     click.option("--max-request-bytes", default=DEFAULT_MAX_REQUEST_BYTES, show_default=True, type=int,
-                 help="Larger requests get 413 / RESOURCE_EXHAUSTED."),
+                 help="Larger requests get 413 / RESOURCE_EXHAUSTED; REST holds 8 times this in large bodies "
+                      "at once, more get 503."),
     click.option("--max-concurrency", default=DEFAULT_MAX_CONCURRENCY, show_default=True, type=int,
                  help="Inference requests in flight (bodies read); more get 503 / UNAVAILABLE."),
     click.option("--body-timeout-seconds", default=DEFAULT_BODY_TIMEOUT_S, show_default=True, type=float,

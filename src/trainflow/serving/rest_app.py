@@ -15,15 +15,16 @@ from starlette.routing import Route
 from trainflow.serving.dataplane import DataPlane
 from trainflow.serving.http_status import json_response
 from trainflow.serving.metrics import watch_event_loop
-from trainflow.serving.rest_io import BodyLimits
+from trainflow.serving.rest_io import BodyLimits, BodyReader
 from trainflow.serving.tfs_rest import TfsRest
 from trainflow.serving.v2_rest import V2Rest
 
 
 def build_rest_app(plane: DataPlane, limits: BodyLimits) -> Starlette:
     """All REST routes of one server, sharing one data plane; the event loop's lag is measured while it runs."""
-    tfs = TfsRest(plane, limits)
-    v2 = V2Rest(plane, limits)
+    bodies = BodyReader(limits)
+    tfs = TfsRest(plane, bodies)
+    v2 = V2Rest(plane, bodies)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

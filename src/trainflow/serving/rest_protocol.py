@@ -2,7 +2,7 @@
 
 uvicorn times out idle keep-alive connections but not a request whose headers are still arriving, so a
 client sending a header line now and then (slowloris) would hold its connection, and a file descriptor,
-forever. Bodies have their own deadline in `rest_io.read_body`.
+forever. Bodies have their own deadline in `rest_io.BodyReader`.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CONCURRENCY = 64
 DEFAULT_BODY_TIMEOUT_S = 30.0
 DEFAULT_HEADER_TIMEOUT_S = 10.0
+BUFFERED_BODIES = 8  # large REST bodies held in memory at once, in --max-request-bytes
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,9 @@ class ModelServer:
         from trainflow.serving.rest_app import build_rest_app
         from trainflow.serving.rest_protocol import HeaderDeadlineProtocol
 
-        app = build_rest_app(self.plane, BodyLimits(self.config.max_request_bytes, self.config.body_timeout_seconds))
+        limits = BodyLimits(self.config.max_request_bytes, self.config.body_timeout_seconds,
+                            BUFFERED_BODIES * self.config.max_request_bytes)
+        app = build_rest_app(self.plane, limits)
         protocol = functools.partial(HeaderDeadlineProtocol, header_timeout=self.config.header_timeout_seconds)
         config = uvicorn.Config(app, http=protocol, log_level="warning", access_log=False,  # type: ignore[arg-type]
                                 lifespan="on", timeout_graceful_shutdown=2, server_header=False)

@@ -17,7 +17,7 @@ from trainflow.serving.errors import InvalidInput, NotFound, shown
 from trainflow.serving.http_status import error_response, json_response
 from trainflow.serving.images import ImageBatch
 from trainflow.serving.json_arrays import numbers_array
-from trainflow.serving.rest_io import BodyLimits, parse_json_object, read_body
+from trainflow.serving.rest_io import BodyReader, parse_json_object
 from trainflow.serving.runtime import OnnxModel
 
 PROTOCOL = "tfs-rest"
@@ -28,9 +28,9 @@ _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+
 class TfsRest:
     """Answers `/v1/models/{name}[/versions/{v}|/labels/{l}][:predict|:classify|:regress|/metadata]`."""
 
-    def __init__(self, plane: DataPlane, limits: BodyLimits) -> None:
+    def __init__(self, plane: DataPlane, bodies: BodyReader) -> None:
         self.plane = plane
-        self.limits = limits
+        self.bodies = bodies
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -54,10 +54,10 @@ class TfsRest:
             raise NotFound(f"{request.method} {shown(request.url.path)}: :{verb} is a POST route")
         if verb not in ("predict", "classify", "regress"):
             raise NotFound(f"unknown verb {shown(':' + verb)}: use :predict, :classify or :regress")
-        body = await read_body(request, self.limits)
-        with self.plane.request(PROTOCOL) as scope:
-            scope.model = model = self.plane.model(name, version)
-            return await self.plane.offload(self._answer, model, body, verb)
+        async with self.bodies.read(request) as body:
+            with self.plane.request(PROTOCOL) as scope:
+                scope.model = model = self.plane.model(name, version)
+                return await self.plane.offload(self._answer, model, body, verb)
 
     def _answer(self, model: OnnxModel, body: bytes, verb: str) -> Response:
         """Decode, run and encode one :predict, :classify or :regress request (in a worker thread)."""

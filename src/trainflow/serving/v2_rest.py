@@ -15,7 +15,7 @@ from trainflow.serving import v2_tensors
 from trainflow.serving.dataplane import DataPlane, Tensors
 from trainflow.serving.errors import InvalidInput, NotFound, Unavailable, shown
 from trainflow.serving.http_status import error_response, json_response
-from trainflow.serving.rest_io import BodyLimits, parse_json_object, read_body
+from trainflow.serving.rest_io import BodyReader, parse_json_object
 from trainflow.serving.runtime import OnnxModel
 
 PROTOCOL = "v2-rest"
@@ -31,9 +31,9 @@ def server_metadata() -> dict[str, Any]:
 class V2Rest:
     """Answers `/v2/models/{name}[/versions/{v}][/ready|/infer]` and `GET /v2`."""
 
-    def __init__(self, plane: DataPlane, limits: BodyLimits) -> None:
+    def __init__(self, plane: DataPlane, bodies: BodyReader) -> None:
         self.plane = plane
-        self.limits = limits
+        self.bodies = bodies
 
     async def server(self, request: Request) -> Response:
         return json_response(server_metadata())
@@ -65,10 +65,10 @@ class V2Rest:
         return json_response(v2_tensors.model_metadata(model, list(self.plane.repository.versions)))
 
     async def _infer(self, request: Request, name: str, version: str | None) -> Response:
-        body = await read_body(request, self.limits)
-        with self.plane.request(PROTOCOL) as scope:
-            scope.model = model = self.plane.model(name, version)
-            return await self.plane.offload(self._answer, model, body, request.headers.get(HEADER_LENGTH))
+        async with self.bodies.read(request) as body:
+            with self.plane.request(PROTOCOL) as scope:
+                scope.model = model = self.plane.model(name, version)
+                return await self.plane.offload(self._answer, model, body, request.headers.get(HEADER_LENGTH))
 
     def _answer(self, model: OnnxModel, body: bytes, header_length: str | None) -> Response:
         """Decode, run and encode one infer request (in a worker thread)."""
