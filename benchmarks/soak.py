@@ -2,7 +2,8 @@
 
 One server process (`trainflow serve`, the CLI defaults except a 2 s body timeout so that slow uploads end
 often) and, from this process, at the same time:
-  - good requests: TF Serving REST (1 and 8 images), V2 REST JSON and binary, TF Serving gRPC, V2 gRPC;
+  - good requests: TF Serving REST (1 and 8 images), V2 REST JSON and binary, TF Serving gRPC, V2 gRPC,
+    and now and then a heavy one (1000 images, 7 MB of JSON);
   - bad requests: malformed JSON, strings and booleans as pixels, wrong shapes and ranks, unknown models,
     a 9000x9000 PNG bomb, garbage base64 (REST), and wrong dtypes, ranks and names over gRPC;
   - slow uploads: one connection at a time trickling a body until the server answers 408;
@@ -48,6 +49,7 @@ from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tenso
 from trainflow.serving.protos.tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 IMAGE = np.random.default_rng(0).random(784, dtype=np.float32)
+HEAVY_BODY = orjson.dumps({"signature_name": "predict_images", "instances": [IMAGE.tolist()] * 1000})
 GRPC_CLIENT_ERRORS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
@@ -97,6 +99,13 @@ def good_rest(client: httpx.Client, turn: int) -> str | None:
         response = client.post("/v2/models/mnist/infer", content=header + IMAGE.tobytes(),
                                headers={"Inference-Header-Content-Length": str(len(header))})
         ok = response.status_code == 200
+    return None if ok else f"{response.status_code} {response.text[:80]}"
+
+
+def heavy_rest(client: httpx.Client, turn: int) -> str | None:
+    """1000 images in one 7 MB JSON body: parsing and running it must not hold up anyone else."""
+    response = client.post("/v1/models/mnist:predict", content=HEAVY_BODY, headers={"Content-Type": "application/json"})
+    ok = response.status_code == 200 and len(response.json()["predictions"]) == 1000
     return None if ok else f"{response.status_code} {response.text[:80]}"
 
 
@@ -206,6 +215,7 @@ def run_load(stop: threading.Event, tally: Tally, rest: str, grpc_address: str, 
         return lambda client, turn: None if client.get(path).status_code == 200 else "not 200"
 
     workers = [(rest_loop, ("good-rest", good_rest)), (grpc_loop, ("good-grpc", good_grpc))] * clients + [
+        (rest_loop, ("heavy-rest", heavy_rest, 0.5)),
         (rest_loop, ("bad-rest", bad_rest, 0.01)), (grpc_loop, ("bad-grpc", bad_grpc_step, 0.01)),
         (loop, ("slow-upload", lambda turn: slow_upload(port))),
         (rest_loop, ("health", poll("/v2/health/live"), 0.02)), (rest_loop, ("metrics", poll("/metrics"), 1.0)),
@@ -294,7 +304,7 @@ def report(result: dict, args: argparse.Namespace, work: Path) -> None:
         print("  " + line)
     print(f"  versions loaded at the end: {result['versions']} (expected [5, 6]); server alive: {result['alive']}")
     print("\n| kind | requests | failures | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|")
-    for kind in ("good-rest", "good-grpc", "bad-rest", "bad-grpc", "slow-upload", "health", "metrics"):
+    for kind in ("good-rest", "heavy-rest", "good-grpc", "bad-rest", "bad-grpc", "slow-upload", "health", "metrics"):
         latencies = tally.latencies[kind]
         print(f"| {kind} | {tally.requests[kind]} | {sum(tally.failures[kind].values())} | "
               f"{percentile(latencies, 50):.1f} | {percentile(latencies, 99):.1f} | {percentile(latencies, 100):.1f} |")
@@ -306,7 +316,7 @@ def report(result: dict, args: argparse.Namespace, work: Path) -> None:
     growth = (rss[-1][1] - minute) / minute
     worst_lag, late_share = result["lag"]
     health_p99 = percentile(tally.latencies["health"], 99)
-    good_failures = sum(tally.failures["good-rest"].values()) + sum(tally.failures["good-grpc"].values())
+    good_failures = sum(sum(tally.failures[kind].values()) for kind in ("good-rest", "heavy-rest", "good-grpc"))
     print(f"\nevent loop: worst lag {worst_lag * 1e3:.0f} ms, {late_share:.2%} of 50 ms ticks more than 10 ms late")
     print(f"server RSS: start {rss[0][1] / 2**20:.0f} MB, minute 1 {minute / 2**20:.0f} MB, end "
           f"{rss[-1][1] / 2**20:.0f} MB ({growth:+.1%} from minute 1)")

@@ -10,6 +10,7 @@ error messages differ (they say where the document breaks).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,18 +22,7 @@ MAX_SPLIT_DEPTH = 64  # deeper containers are parsed whole: nothing a request ho
 MAX_DEPTH = 512  # below orjson's 1024, which also counts the Python frames already on the stack
 _OPENERS, _CLOSERS = b"[{", b"]}"
 _WHITESPACE = b" \t\r\n"
-
-
-def _table(values: dict[bytes, int], dtype: type) -> np.ndarray:
-    """A lookup table over byte values (indexing with it is a vectorised `map`)."""
-    table: np.ndarray = np.zeros(256, dtype=dtype)
-    for chars, value in values.items():
-        table[list(chars)] = value
-    return table
-
-
-_STRUCTURAL = _table({b"[]{},:": True}, np.bool_)
-_STEPS = _table({_OPENERS: 1, _CLOSERS: -1}, np.int8)
+_NOT_WHITESPACE = re.compile(rb"[^ \t\r\n]")
 
 
 class JsonError(ValueError):
@@ -58,11 +48,11 @@ class _Structure:
         quotes = _string_quotes(body, data)
         if len(quotes) % 2:
             raise JsonError("a string is not terminated")
-        positions = np.flatnonzero(_STRUCTURAL.take(data))
+        positions = np.flatnonzero(_any_of(data, b"[]{},:"))
         outside = np.searchsorted(quotes, positions) % 2 == 0  # an even number of quotes before it
         self.positions = positions[outside]
         self.chars = data.take(self.positions)
-        steps = _STEPS.take(self.chars)
+        steps = _any_of(self.chars, _OPENERS).astype(np.int8) - _any_of(self.chars, _CLOSERS)
         after = np.cumsum(steps, dtype=np.int32)
         if len(after) and (after.min() < 0 or after[-1] != 0):
             raise JsonError("the brackets and braces do not balance")
@@ -146,11 +136,23 @@ def _string_quotes(body: bytes, data: np.ndarray) -> np.ndarray:
     return np.setdiff1d(quotes, np.array(escaped, dtype=quotes.dtype), assume_unique=True) if escaped else quotes
 
 
+def _any_of(data: np.ndarray, chars: bytes) -> np.ndarray:
+    """Where `data` holds any of `chars` (a few vectorised comparisons: much faster than np.isin or a table)."""
+    mask = data == chars[0]
+    for char in chars[1:]:
+        mask |= data == char
+    return mask
+
+
 def _strip(body: bytes, start: int, end: int) -> tuple[int, int]:
-    """body[start:end] without surrounding JSON whitespace, as (start, end)."""
-    chunk = body[start:end]
-    left = len(chunk) - len(chunk.lstrip(_WHITESPACE))
-    return start + left, start + max(left, len(chunk.rstrip(_WHITESPACE)))
+    """body[start:end] without surrounding JSON whitespace, as (start, end); no copy of the body."""
+    found = _NOT_WHITESPACE.search(body, start, end)
+    if found is None:
+        return start, start
+    start = found.start()
+    while end > start and body[end - 1] in _WHITESPACE:  # usually a newline or two
+        end -= 1
+    return start, end
 
 
 def _orjson(piece: bytes, offset: int) -> Any:
