@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from trainflow.serving.batching import BatchingConfig
 from trainflow.serving.dataplane import DataPlane
@@ -21,6 +22,10 @@ from trainflow.serving.names import check_model_name
 from trainflow.serving.repository import ModelRepository, RepositoryConfig
 from trainflow.serving.rest_io import BodyLimits
 from trainflow.storage import StorageOptions
+
+if TYPE_CHECKING:  # both are imported when the server starts, not with this module
+    import grpc
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +88,9 @@ class ModelServer:
         self.plane = DataPlane(self.repository, config.max_concurrency, ServingMetrics(), images)
         self.rest_port = 0
         self.grpc_port = 0
-        self._uvicorn = None
+        self._uvicorn: uvicorn.Server | None = None
         self._rest_thread: threading.Thread | None = None
-        self._grpc = None
+        self._grpc: grpc.Server | None = None
 
     @property
     def rest_url(self) -> str:
