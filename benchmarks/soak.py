@@ -7,7 +7,7 @@ often) and, from this process, at the same time:
   - bad requests: malformed JSON, strings and booleans as pixels, wrong shapes and ranks, unknown models,
     a 9000x9000 PNG bomb, garbage base64 (REST), and wrong dtypes, ranks and names over gRPC;
   - slow uploads: one connection at a time trickling a body until the server answers 408;
-  - health and /metrics polls, timed;
+  - health and /metrics polls, timed from a process of their own (the load threads' GIL is not theirs);
   - 5 hot swaps spread over the run (versions 2-6), version 4 corrupt.
 Reports requests and failures by kind, p99 latencies, the event loop's worst lag (the server measures it
 and exposes it in /metrics), and the server's RSS at start, minute 1 and end.
@@ -211,14 +211,10 @@ def run_load(stop: threading.Event, tally: Tally, rest: str, grpc_address: str, 
         code = bad_grpc(channel, turn)
         return None if code in GRPC_CLIENT_ERRORS else f"turn {turn % 3} -> {code.name}"
 
-    def poll(path: str) -> Callable[[httpx.Client, int], str | None]:
-        return lambda client, turn: None if client.get(path).status_code == 200 else "not 200"
-
     workers = [(rest_loop, ("good-rest", good_rest)), (grpc_loop, ("good-grpc", good_grpc))] * clients + [
         (rest_loop, ("heavy-rest", heavy_rest, 0.5)),
         (rest_loop, ("bad-rest", bad_rest, 0.01)), (grpc_loop, ("bad-grpc", bad_grpc_step, 0.01)),
         (loop, ("slow-upload", lambda turn: slow_upload(port))),
-        (rest_loop, ("health", poll("/v2/health/live"), 0.02)), (rest_loop, ("metrics", poll("/metrics"), 1.0)),
     ]
     threads = [threading.Thread(target=target, args=args, daemon=True) for target, args in workers]
     for thread in threads:
@@ -235,6 +231,24 @@ def swap_versions(stop: threading.Event, base: Path, seconds: float, log: list[s
         publish(base, version, b"corrupt: not an ONNX model" if version == 4 else mlp_onnx(hidden=100 + version))
         log.append(f"{time.monotonic() - started:6.1f} s: published version {version}"
                    + (" (corrupt)" if version == 4 else ""))
+
+
+def probe(rest: str, seconds: float) -> None:
+    """The probe process: GET /v2/health/live every 20 ms and /metrics every second; prints what it saw as JSON."""
+    seen = []
+    with httpx.Client(base_url=f"http://{rest}", timeout=30) as client:
+        started, ticks = time.monotonic(), 0
+        while time.monotonic() - started < seconds:
+            ticks += 1
+            for kind, path in [("health", "/v2/health/live")] + [("metrics", "/metrics")] * (ticks % 50 == 0):
+                start = time.perf_counter()
+                try:
+                    failure = None if client.get(path).status_code == 200 else "not 200"
+                except httpx.HTTPError as exc:
+                    failure = f"{type(exc).__name__}: {exc}"
+                seen.append((kind, time.perf_counter() - start, failure))
+            time.sleep(0.02)
+    print(orjson.dumps(seen).decode())
 
 
 def loop_lag(metrics: str) -> tuple[float, float]:
@@ -257,7 +271,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=300.0, help="how long to run the load (default 300)")
     parser.add_argument("--clients", type=int, default=2, help="threads per good-request kind (default 2)")
+    parser.add_argument("--probe", metavar="HOST:PORT", help=argparse.SUPPRESS)  # the health probe process
     args = parser.parse_args()
+    if args.probe:
+        probe(args.probe, args.seconds)
+        return
     work = Path(tempfile.mkdtemp(prefix="trainflow-soak-"))
     base = work / "mnist"
     base.mkdir()
@@ -281,6 +299,8 @@ def soak(server: subprocess.Popen, base: Path, rest: str, grpc_address: str, arg
     process = psutil.Process(server.pid)
     tally, stop, swaps = Tally(), threading.Event(), []
     rss = [(0.0, process.memory_info().rss)]
+    prober = subprocess.Popen([sys.executable, __file__, "--probe", rest, "--seconds", str(args.seconds)],
+                              stdout=subprocess.PIPE)
     threads = run_load(stop, tally, rest, grpc_address, args.clients)
     swapper = threading.Thread(target=swap_versions, args=(stop, base, args.seconds, swaps), daemon=True)
     swapper.start()
@@ -291,6 +311,8 @@ def soak(server: subprocess.Popen, base: Path, rest: str, grpc_address: str, arg
     stop.set()
     for thread in [*threads, swapper]:
         thread.join(timeout=60)
+    for kind, seconds, failure in orjson.loads(prober.communicate(timeout=60)[0]):
+        tally.record(kind, seconds, failure)
     metrics = httpx.get(f"http://{rest}/metrics").text
     versions = httpx.get(f"http://{rest}/v1/models/mnist").json()["model_version_status"]
     return {"tally": tally, "rss": rss, "swaps": swaps, "lag": loop_lag(metrics), "alive": server.poll() is None,
