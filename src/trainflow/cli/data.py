@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
@@ -50,8 +51,9 @@ class ProgressObserver(SyncObserver):
 
 
 def _progress() -> Progress:
+    # Off when stderr is not a terminal: a bar there is noise, and rich would still end it with a blank line.
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=err_console, transient=True)
+                    TimeRemainingColumn(), console=err_console, transient=True, disable=not err_console.is_terminal)
 
 
 def _summary(result: SyncResult) -> str:
@@ -104,8 +106,8 @@ def upload(local_dir: Path, url: str, aws_endpoint_url: str | None, aws_region: 
 def sync_command(source: str, name: str | None, files: tuple[str, ...], mnist: bool, verify: bool,
                  aws_endpoint_url: str | None, aws_region: str | None) -> None:
     """Sync SOURCE into the dataset cache; unchanged files are not downloaded again."""
-    result = sync(source, name or default_name(source), ALL_FILES if mnist else files, aws_endpoint_url, aws_region,
-                  verify)
+    name = default_name(source) if name is None else name  # an explicit empty name is refused, not replaced
+    result = sync(source, name, ALL_FILES if mnist else files, aws_endpoint_url, aws_region, verify)
     console.print(_summary(result))
 
 
@@ -114,9 +116,14 @@ def sync_command(source: str, name: str | None, files: tuple[str, ...], mnist: b
 def ls(output: str | None) -> None:
     """List cached datasets."""
     cache = dataset_cache()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in cache.names():
-        manifest = cache.manifest(name)
+        try:
+            manifest = cache.manifest(name)
+        except DatasetError:  # one damaged dataset must not hide the others
+            rows.append({"name": name, "source": None, "files": None, "size": None, "last_sync": None,
+                         "damaged": True})
+            continue
         if manifest is not None:
             rows.append({"name": name, "source": manifest.source, "files": len(manifest.files),
                          "size": manifest.total_size, "last_sync": manifest.stats.last_sync})
@@ -125,7 +132,11 @@ def ls(output: str | None) -> None:
         return
     table = Table("NAME", "SOURCE", "FILES", "SIZE", "LAST SYNC", box=None)
     for row in rows:
-        table.add_row(row["name"], row["source"], str(row["files"]), human_bytes(row["size"]), human_time(row["last_sync"]))
+        if row.get("damaged"):
+            table.add_row(row["name"], f"damaged: see trainflow data describe {row['name']}", "-", "-", "-")
+        else:
+            table.add_row(row["name"], row["source"], str(row["files"]), human_bytes(row["size"]),
+                          human_time(row["last_sync"]))
     console.print(table if rows else "no cached datasets")
 
 
@@ -171,7 +182,7 @@ def rm(name: str) -> None:
 def download_dataset_step(s3_data_url: str, dataset_name: str | None, aws_endpoint_url: str | None,
                           aws_region: str | None, outputs: str | None) -> None:
     """Pipeline step: sync the MNIST files of --s3-data-url into the node's dataset cache."""
-    name = dataset_name or default_name(s3_data_url)
+    name = default_name(s3_data_url) if dataset_name is None else dataset_name
     result = sync(s3_data_url, name, ALL_FILES, aws_endpoint_url, aws_region)
     console.print(_summary(result))
     write_outputs(outputs, {"dataset-name": result.name, "dataset-path": str(result.path),
