@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +68,16 @@ def measure(endpoint: str, data: Path, url: str, work: Path, repeat: int) -> Non
     for i in range(repeat):
         dest = work / f"plain-{i}"
         dest.mkdir()
-        base.append(timed(lambda: plain_boto3(client, bucket, keys, dest)))
+        base.append(timed(partial(plain_boto3, client, bucket, keys, dest)))
         shutil.rmtree(dest)
         dest.mkdir()
-        two_pass.append(timed(lambda: plain_boto3(client, bucket, keys, dest, hash_after=True)))
+        two_pass.append(timed(partial(plain_boto3, client, bucket, keys, dest, hash_after=True)))
         shutil.rmtree(dest)
 
         cache = DatasetCache(work / f"cache-{i}", options)
-        cold.append(timed(lambda: cache.ensure(url, "data")))
-        warm.append(timed(lambda: warm_bytes.append(cache.ensure(url, "data").bytes_downloaded)))
+        cold.append(timed(partial(cache.ensure, url, "data")))
+        warm.append(timed(partial(cache.ensure, url, "data")))
+        warm_bytes.append(cache.ensure(url, "data").bytes_downloaded)
         shutil.rmtree(work / f"cache-{i}")
     b, c, w, t = (statistics.median(x) for x in (base, cold, warm, two_pass))
     per_round = statistics.median(ci / bi for ci, bi in zip(cold, base, strict=True))
