@@ -210,3 +210,14 @@ def test_stale_temp_files_are_removed_but_dataset_files_kept(aws_env: str, mnist
     out = trainflow("data", "sync", mnist_s3_url, "--name", "mnist")
     assert out.returncode == 0 and "4 up to date" in out.stdout
     assert not any(p.exists() for p in stale)
+
+
+def test_keys_that_look_like_terminal_markup_are_printed_as_they_are(aws_env: str, s3_bucket: str) -> None:
+    s3 = boto3.client("s3", endpoint_url=aws_env)
+    keys = ["a[/]b.txt", "[bold]plain[/bold].txt", "[link=file:x]x[/link].txt"]
+    for key in keys:
+        s3.put_object(Bucket=s3_bucket[5:], Key=f"markup/{key}", Body=b"x")
+    assert trainflow("data", "sync", f"{s3_bucket}/markup/", "--name", "markup").returncode == 0
+    out = trainflow("data", "describe", "markup")
+    assert out.returncode == 0, out.stderr
+    assert all(key in out.stdout for key in keys)

@@ -326,3 +326,15 @@ def test_http_file_names_are_checked_before_any_request(cache: DatasetCache, htt
     with pytest.raises(DatasetError, match="absolute path"):
         cache.ensure(base, "web", ["/etc/passwd"])
     assert faults.requests == []
+
+
+def test_symlinked_lock_file_is_refused_in_one_line_and_its_target_untouched(
+    cache: DatasetCache, mnist_dir: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    cache.root.mkdir(parents=True)
+    (cache.root / ".mnist.lock").symlink_to(target)
+    with pytest.raises(DatasetError, match="cannot lock dataset 'mnist'"):
+        cache.ensure(str(mnist_dir), "mnist")
+    assert target.read_text() == "keep me"

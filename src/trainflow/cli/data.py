@@ -9,6 +9,7 @@ from typing import Any
 import click
 from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
                            TransferSpeedColumn)
+from rich.markup import escape
 from rich.table import Table
 
 from trainflow.cli.output import console, emit, err_console, human_bytes, human_time, write_outputs
@@ -91,7 +92,7 @@ def upload(local_dir: Path, url: str, aws_endpoint_url: str | None, aws_region: 
         task = progress.add_task("uploading", total=None)
         result = mirror_dir(local_dir, url, StorageOptions.from_env(aws_endpoint_url, aws_region),
                             lambda n: progress.advance(task, n))
-    console.print(f"{url}: uploaded {len(result.uploaded)} files ({human_bytes(result.bytes_uploaded)}), "
+    console.print(f"{escape(url)}: uploaded {len(result.uploaded)} files ({human_bytes(result.bytes_uploaded)}), "
                   f"{len(result.unchanged)} already there")
 
 
@@ -108,7 +109,7 @@ def sync_command(source: str, name: str | None, files: tuple[str, ...], mnist: b
     """Sync SOURCE into the dataset cache; unchanged files are not downloaded again."""
     name = default_name(source) if name is None else name  # an explicit empty name is refused, not replaced
     result = sync(source, name, ALL_FILES if mnist else files, aws_endpoint_url, aws_region, verify)
-    console.print(_summary(result))
+    console.print(_summary(result), markup=False)
 
 
 @data.command("ls")
@@ -135,7 +136,7 @@ def ls(output: str | None) -> None:
         if row.get("damaged"):
             table.add_row(row["name"], f"damaged: see trainflow data describe {row['name']}", "-", "-", "-")
         else:
-            table.add_row(row["name"], row["source"], str(row["files"]), human_bytes(row["size"]),
+            table.add_row(row["name"], escape(row["source"]), str(row["files"]), human_bytes(row["size"]),
                           human_time(row["last_sync"]))
     console.print(table if rows else "no cached datasets")
 
@@ -154,13 +155,14 @@ def describe(name: str, output: str | None) -> None:
         emit(asdict(manifest), output)
         return
     stats = manifest.stats
-    console.print(f"[bold]{name}[/bold]  source {manifest.source}")
+    console.print(f"[bold]{name}[/bold]  source {escape(manifest.source)}")
     console.print(f"last sync {human_time(stats.last_sync)} ({human_bytes(stats.last_sync_bytes)} downloaded); "
                   f"{stats.syncs} syncs, {human_bytes(stats.bytes_downloaded)} downloaded in all, "
                   f"{human_bytes(stats.bytes_saved)} saved by cache hits")
     table = Table("FILE", "SIZE", "SHA256", "SOURCE VERSION", "FETCHED", box=None)
     for fname, entry in sorted(manifest.files.items()):
-        table.add_row(fname, human_bytes(entry.size), entry.sha256, entry.source_tag, human_time(entry.fetched_at))
+        table.add_row(escape(fname), human_bytes(entry.size), entry.sha256, escape(entry.source_tag),
+                      human_time(entry.fetched_at))
     console.print(table)
 
 
@@ -184,6 +186,6 @@ def download_dataset_step(s3_data_url: str, dataset_name: str | None, aws_endpoi
     """Pipeline step: sync the MNIST files of --s3-data-url into the node's dataset cache."""
     name = default_name(s3_data_url) if dataset_name is None else dataset_name
     result = sync(s3_data_url, name, ALL_FILES, aws_endpoint_url, aws_region)
-    console.print(_summary(result))
+    console.print(_summary(result), markup=False)
     write_outputs(outputs, {"dataset-name": result.name, "dataset-path": str(result.path),
                             "bytes-downloaded": result.bytes_downloaded, "offline": result.offline})

@@ -16,7 +16,8 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,9 +86,21 @@ class DatasetCache:
     def path(self, name: str) -> Path:
         return self.root / check_name(name)
 
-    def lock(self, name: str) -> FileLock:
-        self.root.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.root / f".{check_name(name)}.lock"))
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold the dataset's lock: one sync or removal of a dataset at a time, across processes."""
+        path = self.root / f".{check_name(name)}.lock"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(path))
+            lock.acquire()
+        except OSError as exc:  # filelock refuses a symbolic link in the lock's place, for one
+            raise DatasetError(f"cannot lock dataset '{name}' at {path} ({exc.strerror or exc}): "
+                               "remove that file and try again") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def manifest(self, name: str) -> Manifest | None:
         return load_manifest(checked_directory(self.path(name)))
