@@ -269,18 +269,6 @@ def test_tampered_manifest_is_refused_before_any_file_operation(
     assert cache.remove("tamper") and victim.read_text() == "keep me"
 
 
-def test_manifest_with_wrong_types_is_ignored_and_the_dataset_fetched_again(
-    cache: DatasetCache, s3, s3_bucket: str
-) -> None:
-    url = f"{s3_bucket}/types/"
-    put(s3, url, "ok.txt", b"ok")
-    path = cache.ensure(url, "types").path
-    manifest = json.loads((path / "manifest.json").read_text())
-    manifest["files"]["ok.txt"]["size"] = "2"
-    (path / "manifest.json").write_text(json.dumps(manifest))
-    assert cache.ensure(url, "types").downloaded == ["ok.txt"]
-
-
 @pytest.mark.parametrize("name", ["../x", "/abs", "", "a/b", "x\n", "k" * 129, ".hidden", "-x", "..", "a\x00"])
 def test_bad_dataset_names_are_refused_and_create_nothing(
     cache: DatasetCache, mnist_dir: Path, tmp_path: Path, name: str
@@ -338,3 +326,34 @@ def test_symlinked_lock_file_is_refused_in_one_line_and_its_target_untouched(
     with pytest.raises(DatasetError, match="cannot lock dataset 'mnist'"):
         cache.ensure(str(mnist_dir), "mnist")
     assert target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("size", "2"),
+        ("size", -1),
+        ("sha256", None),
+        ("fetched_at", 1e308),
+        ("fetched_at", "yesterday"),
+        ("etag", ["x"]),
+        ("stats.syncs", "many"),
+        ("stats.last_sync", float("nan")),
+        ("created_at", -5),
+    ],
+)
+def test_manifest_with_wrong_types_is_ignored_and_the_dataset_fetched_again(
+    cache: DatasetCache, s3, s3_bucket: str, where: str, value: object
+) -> None:
+    url = f"{s3_bucket}/types/"
+    put(s3, url, "ok.txt", b"ok")
+    path = cache.ensure(url, "types").path
+    manifest = json.loads((path / "manifest.json").read_text())
+    section, _, key = where.rpartition(".")
+    target = (
+        manifest["stats"] if section == "stats" else manifest if key == "created_at" else manifest["files"]["ok.txt"]
+    )
+    target[key] = value
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    assert cache.manifest("types") is None  # unreadable: describe says there is no dataset
+    assert cache.ensure(url, "types").downloaded == ["ok.txt"]

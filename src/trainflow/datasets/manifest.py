@@ -35,10 +35,19 @@ class FileEntry:
             raise TypeError("size and local_mtime_ns must be non-negative integers")
         if not isinstance(self.sha256, str) or len(self.sha256) != _SHA256_HEX or not isinstance(self.source_tag, str):
             raise TypeError("sha256 and source_tag must be text, sha256 64 hex digits")
+        if not isinstance(self.etag, str | None) or not _is_time(self.fetched_at) or not _is_time(self.mtime, True):
+            raise TypeError("etag must be text, fetched_at and mtime times")
 
 
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_time(value: object, optional: bool = False) -> bool:
+    """A Unix time that the standard library can format (finite, from 1970 to year 5000)."""
+    if value is None:
+        return optional
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 95_617_584_000
 
 
 @dataclass
@@ -48,6 +57,11 @@ class SyncStats:
     bytes_saved: int = 0
     last_sync: float | None = None
     last_sync_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        counts = (self.syncs, self.bytes_downloaded, self.bytes_saved, self.last_sync_bytes)
+        if not all(_is_count(n) for n in counts) or not _is_time(self.last_sync, True):
+            raise TypeError("sync statistics must be non-negative integers and last_sync a time")
 
 
 @dataclass
@@ -70,6 +84,8 @@ class Manifest:
         raw = json.loads(text)
         if not isinstance(raw.get("source"), str) or not isinstance(raw.get("files", {}), dict):
             raise TypeError("source must be text and files a mapping")
+        if not _is_time(raw.get("created_at", 0)):
+            raise TypeError("created_at must be a time")
         return cls(
             name=raw["name"],
             source=raw["source"],
