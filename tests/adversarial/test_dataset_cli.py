@@ -26,7 +26,12 @@ DEEP = "../" * 30
 
 def trainflow(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "trainflow", *args], capture_output=True, text=True, env=os.environ.copy(), timeout=120
+        [sys.executable, "-m", "trainflow", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+        check=False,
     )
 
 
