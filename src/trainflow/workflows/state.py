@@ -41,7 +41,11 @@ class StateStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkflowError(f"cannot make the workflow state directory {path.parent}: {exc.strerror}; set "
+                                "TRAINFLOW_HOME to a writable directory") from None
         # Switching to WAL takes a lock that SQLite's busy timeout does not wait for, so two processes
         # doing it at once fail with "database is locked". The mode is stored in the file, so it is set
         # here, one process at a time, not on every connection.
