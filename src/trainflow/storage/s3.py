@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
 import threading
@@ -115,12 +116,12 @@ class S3Store(Store):
             return [found[n] for n in names]
         return self._list_all()
 
-    def _list_all(self) -> list[ObjectInfo]:
+    def _list_all(self) -> builtins.list[ObjectInfo]:  # `list` here is the method above
         base = f"{self.prefix}/" if self.prefix else ""
         from botocore.exceptions import BotoCoreError, ClientError
 
         paginator = self.client.get_paginator("list_objects_v2")
-        found: list[ObjectInfo] = []
+        found: builtins.list[ObjectInfo] = []
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
                 for obj in page.get("Contents", []):
