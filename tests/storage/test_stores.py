@@ -102,6 +102,12 @@ def test_http_download_returns_the_sha256(http_server, tmp_path: Path) -> None:
     assert open_store(base).download("f.bin", tmp_path / "f.bin") == hashlib.sha256(data).hexdigest()
 
 
+def test_local_store_lists_no_pipes(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")  # reading it would block a sync forever
+    (tmp_path / "f.bin").write_bytes(b"x")
+    assert [o.name for o in open_store(tmp_path).list()] == ["f.bin"]
+
+
 def test_local_store_hides_writers_temp_files(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     (tmp_path / ".half.tmp").write_bytes(b"partial")

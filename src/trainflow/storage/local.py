@@ -59,9 +59,9 @@ class LocalStore(Store):
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
-                if filename.startswith("."):
-                    continue  # temp files of writers in progress
                 path = Path(dirpath) / filename
+                if filename.startswith(".") or not path.is_file():
+                    continue  # temp files of writers in progress; pipes and devices, which are no objects
                 found.append(self._info(path.relative_to(self.root).as_posix(), path))
         return found
 
