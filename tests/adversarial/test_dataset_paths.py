@@ -357,3 +357,10 @@ def test_manifest_with_wrong_types_is_ignored_and_the_dataset_fetched_again(
     (path / "manifest.json").write_text(json.dumps(manifest))
     assert cache.manifest("types") is None  # unreadable: describe says there is no dataset
     assert cache.ensure(url, "types").downloaded == ["ok.txt"]
+
+
+def test_a_file_asked_for_twice_is_fetched_once(cache: DatasetCache, http_server) -> None:
+    base, root, _ = http_server
+    (root / "a.bin").write_bytes(b"a")
+    result = cache.ensure(base, "twice", ["a.bin", "a.bin"])
+    assert result.downloaded == ["a.bin"]

@@ -86,6 +86,7 @@ def test_names_that_cannot_share_a_directory_clash(names: list[str], clashing: s
 
 def test_distinct_names_do_not_clash() -> None:
     assert clash_problem(["a/b", "a/c", "ab", "a-b/c", "A"]) is None
+    assert clash_problem(["a", "a"]) == ("a", "is listed twice")
 
 
 def test_shown_names_stay_on_one_line_and_short() -> None:

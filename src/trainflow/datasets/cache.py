@@ -17,8 +17,8 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,7 +138,8 @@ class DatasetCache:
         """
         observer = observer or SyncObserver()
         directory = self.path(name)
-        _check_requested(files, source, name)
+        if files is not None:
+            files = _check_requested(files, source, name)
         source = canonical_url(source)
         store = open_store(source, self.options)
         with self.lock(name):
@@ -174,13 +175,14 @@ class DatasetCache:
         return SyncResult(manifest.name, directory, unchanged=wanted, bytes_saved=saved, offline=True)
 
 
-def _check_requested(files: Sequence[str] | None, source: str, name: str) -> None:
-    """Refuse file names asked for by name that could not be files of the dataset, before any request."""
-    for file in files or ():
+def _check_requested(files: Sequence[str], source: str, name: str) -> list[str]:
+    """The file names asked for, once each; DatasetError, before any request, for one that cannot be cached."""
+    for file in files:
         problem = object_problem(file)
         if problem:
             raise DatasetError(f"refusing file {shown(file)} of {source} for dataset '{name}': the name {problem}; "
                                "name a file inside the source")
+    return list(dict.fromkeys(files))
 
 
 def _dataset_objects(remote: list[ObjectInfo], store: Store, name: str) -> list[ObjectInfo]:
@@ -238,7 +240,7 @@ class _Sync:
                 obj = futures[future]
                 try:
                     entry = future.result()
-                except BaseException as exc:  # keep what the other downloads fetched, then fail
+                except BaseException as exc:  # noqa: BLE001 - keep what the other downloads fetched, then fail
                     failures.append(exc)
                     continue
                 self.manifest.files[obj.name] = entry

@@ -68,7 +68,9 @@ def clash_problem(names: Iterable[str]) -> tuple[str, str] | None:
     for name in sorted(names):
         key = unicodedata.normalize("NFC", name)
         if key in files:
-            return name, f"is the same file as '{files[key]}' once Unicode-normalised"
+            if files[key] == name:
+                return name, "is listed twice"
+            return name, f"is the same file as {files[key]!r} once Unicode-normalised"
         files[key] = name
     parts = [key.split("/") for key in files]
     folders = {"/".join(p[:i]) for p in parts for i in range(1, len(p))}
