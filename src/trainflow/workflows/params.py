@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 
@@ -10,6 +11,11 @@ from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.spec import Pipeline
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# What TF Serving accepts in a model name, which is also a URL path segment and a file name here.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_MODEL_NAME = 128
+_MODEL_FACTORY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+BUILTIN_MODELS = ("cnn", "mlp")  # training's built-ins; workflows may not import training (torch)
 _POSITIVE_INTS = ("tf-worker", "model-train-steps", "model-batch-size", "model-hidden-units")
 _URLS = ("s3-data-url", "s3-train-base-url")
 BOOLEANS = ("model-serving",)
@@ -35,6 +41,15 @@ def check_dns_label(value: str, what: str) -> str:
     return value
 
 
+def check_model_name(value: str) -> str:
+    """A model name as TF Serving takes it: letters, digits, '_', '.', '-', starting with a letter or digit."""
+    if len(value) > MAX_MODEL_NAME or not _MODEL_NAME.match(value) or value in (".", ".."):
+        shown = value if len(value) <= 64 else value[:64] + "..."
+        raise WorkflowError(f"parameter model-name {shown!r} is not a model name: use at most {MAX_MODEL_NAME} "
+                            "letters, digits, '_', '.' or '-', starting with a letter or digit (e.g. mnist)")
+    return value
+
+
 def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
     """The pipeline's defaults overlaid with `given`, validated; unknown names are refused."""
     known = [p.name for p in pipeline.params]
@@ -46,11 +61,19 @@ def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, st
     if not name:
         raise WorkflowError(f"{pipeline.name} needs -p {pipeline.name_param}=NAME")
     check_dns_label(name, pipeline.name_param)
+    if pipeline.name_suffix:
+        check_dns_label(name + pipeline.name_suffix, f"{pipeline.name_param} (+ '{pipeline.name_suffix}')")
     for key in _POSITIVE_INTS:
         if key in values:
-            _positive_int(key, values[key])
+            values[key] = str(_positive_int(key, values[key]))
     if "model-learning-rate" in values:
         _positive_float("model-learning-rate", values["model-learning-rate"])
+    if "model-name" in values:
+        check_model_name(values["model-name"])
+    if values.get("namespace"):
+        check_dns_label(values["namespace"], "namespace")
+    if values.get("model"):
+        _model_factory(values["model"])
     for key in BOOLEANS:
         if key in values:
             values[key] = _boolean(key, values[key])
@@ -85,9 +108,16 @@ def _positive_float(key: str, raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise WorkflowError(f"parameter {key} must be a number, not '{raw}'") from None
-    if not value > 0:
-        raise WorkflowError(f"parameter {key} must be greater than 0, not {raw}")
+    if not (math.isfinite(value) and value > 0):
+        raise WorkflowError(f"parameter {key} must be a finite number greater than 0 (e.g. 0.01), not {raw}")
     return value
+
+
+def _model_factory(raw: str) -> str:
+    if raw not in BUILTIN_MODELS and not _MODEL_FACTORY.match(raw):
+        raise WorkflowError(f"parameter model '{raw[:100]}' is neither {' nor '.join(BUILTIN_MODELS)} nor "
+                            "module:attr (e.g. mypkg.models:build)")
+    return raw
 
 
 def _boolean(key: str, raw: str) -> str:
