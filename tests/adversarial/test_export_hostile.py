@@ -67,6 +67,15 @@ def test_export_base_that_is_a_file_is_one_line_and_the_file_is_untouched(tmp_pa
     assert target.read_text() == "not a directory"
 
 
+def test_a_file_where_the_next_version_would_go_is_skipped_over(tmp_path: Path) -> None:
+    CheckpointStore(str(tmp_path / "train")).save(Checkpoint(5, SPEC, weights()))
+    (tmp_path / "exported").mkdir()
+    (tmp_path / "exported" / "1").write_text("a stray file")
+    run = export(str(tmp_path / "train"), str(tmp_path / "exported"))
+    assert run.returncode == 0 and "as version 2" in run.stdout, run.stderr
+    assert (tmp_path / "exported" / "1").read_text() == "a stray file"
+
+
 def test_a_checkpoint_never_chooses_code_to_import(tmp_path: Path) -> None:
     marker = tmp_path / "imported"
     (tmp_path / "planted.py").write_text(f"open({str(marker)!r}, 'w').close()\nbuild = None\n")

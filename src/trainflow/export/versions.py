@@ -31,10 +31,10 @@ _RENAME_ATTEMPTS = 20
 
 
 def existing_versions(export_base: str, options: StorageOptions | None = None) -> list[int]:
-    """Version numbers present under `export_base`, complete or not, ascending."""
+    """Version numbers present under `export_base`, complete or not (even a stray file named 7), ascending."""
     if is_local(export_base):
         root = parse_url(export_base).local_path
-        names = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+        names = [p.name for p in root.iterdir()] if root.is_dir() else []
     else:
         try:
             names = [info.name.split("/", 1)[0] for info in open_store(export_base, options).list()]
