@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from trainflow.datasets import Split, load_split, shard_range
-from trainflow.storage import StorageOptions, open_store
+from trainflow.storage import StorageError, StorageOptions, open_store
 from trainflow.training.batches import ShardBatches, to_tensor
 from trainflow.training.checkpoints import Checkpoint, CheckpointStore
 from trainflow.training.config import TrainConfig
@@ -106,17 +106,36 @@ def diverged(config: TrainConfig, step: int, what: str) -> TrainingError:
                          "it resumes from the last checkpoint with finite weights")
 
 
-def _checked_loss(worker: Worker, loss: torch.Tensor, step: int) -> float:
-    """This rank's loss; every rank raises together when the loss of any rank is NaN or infinite."""
+def _backward_checked(worker: Worker, loss: torch.Tensor, step: int) -> float:
+    """Backpropagate `loss`; returns its value. Every rank raises together when any rank's loss or gradient is not finite.
+
+    No extra collective is needed: DDP's all-reduce spreads a NaN or infinite gradient to every rank, and a
+    rank whose own loss is not finite makes its gradients NaN first, so all ranks decide alike.
+    """
     local = float(loss.detach())
-    world = float(_reduced([local], worker.device)[0]) if dist.get_world_size() > 1 else local
-    if not math.isfinite(world):
-        if worker.rank == 0:  # the weights of step - 1 gave this loss: resuming from them would give it again
-            moved = worker.checkpoints.set_aside(step - 1, DIVERGED_SUFFIX)
-            if moved:
-                log.warning("set aside checkpoint step=%d -> %s: its weights give a non-finite loss", step - 1, moved)
-        raise diverged(worker.config, step, f"the loss is {local if not math.isfinite(local) else world}")
-    return local
+    if not math.isfinite(local):
+        loss = loss * float("nan")
+    loss.backward()
+    grads = [p.grad for p in worker.model.parameters() if p.grad is not None]
+    if math.isfinite(float(torch.nn.utils.get_total_norm(grads))):
+        return local
+    if worker.rank == 0:
+        _set_aside(worker, step - 1)
+    if dist.get_world_size() > 1:
+        dist.barrier()  # nobody exits (and has the agent stop the others) before rank 0 is done
+    raise diverged(worker.config, step, f"the loss is {local}" if not math.isfinite(local) else
+                   "the gradients are NaN or infinite")
+
+
+def _set_aside(worker: Worker, step: int) -> None:
+    """The weights of `step` gave a non-finite loss: resuming from its checkpoint would give it again."""
+    try:
+        moved = worker.checkpoints.set_aside(step, DIVERGED_SUFFIX)
+    except StorageError as exc:
+        log.warning("could not set aside the checkpoint of step %d, which gives a non-finite loss: %s", step, exc)
+        return
+    if moved:
+        log.warning("set aside checkpoint step=%d -> %s: its weights give a non-finite loss", step, moved)
 
 
 def evaluate(model: nn.Module, split: Split, rank: int, world_size: int, device: torch.device) -> Evaluation:
@@ -146,8 +165,7 @@ def _train_steps(worker: Worker, ddp: nn.Module, batches: ShardBatches, start: i
         worker.optimizer.zero_grad(set_to_none=True)
         logits = ddp(images)
         loss = nn.functional.cross_entropy(logits, labels)
-        loss_sum += _checked_loss(worker, loss, step + 1) * len(labels)  # before the update: weights stay finite
-        loss.backward()
+        loss_sum += _backward_checked(worker, loss, step + 1) * len(labels)  # before the update: weights stay finite
         worker.optimizer.step()
         done = step + 1
         correct += float((logits.detach().argmax(1) == labels).sum())
