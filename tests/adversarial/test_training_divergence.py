@@ -46,10 +46,10 @@ def test_nonsense_options_are_refused_before_any_worker_starts(option: tuple[str
 
 
 @pytest.mark.slow
-def test_a_loss_gone_nan_stops_both_workers_with_a_permanent_error_and_no_restart(mnist_dir: Path, tmp_path: Path) -> None:
+def test_a_loss_gone_nan_stops_training_with_a_permanent_error_and_a_rerun_resumes_cleanly(mnist_dir: Path,
+                                                                                           tmp_path: Path) -> None:
     train_dir = tmp_path / "train"
-    run = train(mnist_dir, train_dir, "--workers", "2", "--train-steps", "20", "--learning-rate", "1e30",
-                "--checkpoint-every", "1")
+    run = train(mnist_dir, train_dir, "--train-steps", "20", "--learning-rate", "1e30", "--checkpoint-every", "1")
     assert is_permanent(run.returncode), run.stderr
     [line] = error_lines(run)
     assert "diverged at step 2/20" in line and "lower it (e.g. --learning-rate 0.01)" in line
@@ -57,11 +57,40 @@ def test_a_loss_gone_nan_stops_both_workers_with_a_permanent_error_and_no_restar
     assert not (train_dir / "metrics.json").exists()
     store = CheckpointStore(str(train_dir))
     assert all(store.load(step).non_finite() is None for step in store.steps())  # nothing poisoned to resume from
+    assert store.steps() == [] and (train_dir / "checkpoints" / "ckpt-000000001.pt.diverged").exists()  # set aside
 
     rerun = train(mnist_dir, train_dir, "--train-steps", "20", "--learning-rate", "0.01")
     assert rerun.returncode == 0, rerun.stderr
     metrics = json.loads((train_dir / "metrics.json").read_text())
     assert metrics["global_step"] == 20 and 0.0 < metrics["loss"] < 10 and metrics["accuracy"] > 0.3
+
+
+NAN_ON_RANK_1 = """
+import os
+import torch
+
+class NanOnRank1(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(784, 10)
+
+    def forward(self, x):
+        logits = self.linear(x.flatten(1))
+        return logits * float("nan") if self.training and os.environ.get("RANK") == "1" else logits
+"""
+
+
+@pytest.mark.slow
+def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(mnist_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "nan_rank.py").write_text(NAN_ON_RANK_1)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    run = trainflow("train", "--data-dir", str(mnist_dir), "--train-dir", str(tmp_path / "train"), "--workers", "2",
+                    "--train-steps", "10", "--model", "nan_rank:NanOnRank1", env=env)
+    assert is_permanent(run.returncode), run.stderr  # not a lost peer (143), not a hang
+    assert len(error_lines(run)) == 1 and "diverged at step 1/10" in error_lines(run)[0], run.stderr
+    for rank in (0, 1):
+        assert f"[rank {rank}] trainflow.training.worker: training diverged at step 1/10" in run.stderr
+    assert not (tmp_path / "train" / "metrics.json").exists()
 
 
 def test_resume_skips_a_checkpoint_whose_weights_are_nan(tmp_path: Path) -> None:
