@@ -13,11 +13,7 @@ import boto3
 import pytest
 import torch
 
-from trainflow.export.signature import (
-    ModelSignature,
-    SignatureError,
-    image_classifier_signature,
-)
+from trainflow.export.signature import ModelSignature, SignatureError, image_classifier_signature
 from trainflow.training import Checkpoint, CheckpointStore, ModelSpec, build_model
 from trainflow.training.checkpoints import FORMAT, checkpoint_name
 

@@ -35,6 +35,7 @@ def is_permanent(code: int) -> bool:
 @pytest.mark.parametrize("option", [
     ("--learning-rate", "inf"), ("--learning-rate", "-inf"), ("--learning-rate", "nan"), ("--learning-rate", "0"),
     ("--train-steps", "0"), ("--batch-size", "-1"), ("--hidden-units", "0"), ("--workers", "0"),
+    ("--batch-size", "100000000"),  # more than the dataset: would only exhaust memory
 ])
 def test_nonsense_options_are_refused_before_any_worker_starts(option: tuple[str, str], mnist_dir: Path,
                                                                  tmp_path: Path) -> None:
@@ -91,6 +92,14 @@ def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(mnist_dir: Pat
     for rank in (0, 1):
         assert f"[rank {rank}] trainflow.training.worker: training diverged at step 1/10" in run.stderr
     assert not (tmp_path / "train" / "metrics.json").exists()
+
+
+def test_a_train_dir_that_is_a_file_is_refused_up_front_and_left_alone(mnist_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "train"
+    target.write_text("my notes")
+    run = train(mnist_dir, target, "--train-steps", "3")
+    assert is_permanent(run.returncode) and len(error_lines(run)) == 1 and "it is a file" in run.stderr, run.stderr
+    assert "trainflow.training.worker" not in run.stderr and target.read_text() == "my notes"
 
 
 def test_resume_skips_a_checkpoint_whose_weights_are_nan(tmp_path: Path) -> None:

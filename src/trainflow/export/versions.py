@@ -15,15 +15,7 @@ from pathlib import Path
 
 from trainflow.export.errors import ExportError
 from trainflow.export.signature import MODEL_FILE, SIGNATURE_FILE
-from trainflow.storage import (
-    ObjectNotFound,
-    StorageError,
-    StorageOptions,
-    is_local,
-    join_url,
-    open_store,
-    parse_url,
-)
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_local, join_url, open_store, parse_url
 
 log = logging.getLogger(__name__)
 

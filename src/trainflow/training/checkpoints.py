@@ -15,14 +15,7 @@ from typing import Any
 
 import torch
 
-from trainflow.storage import (
-    ObjectNotFound,
-    StorageError,
-    StorageOptions,
-    Store,
-    join_url,
-    open_store,
-)
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, Store, join_url, open_store
 from trainflow.training.errors import TrainingError
 from trainflow.training.models import ModelSpec
 

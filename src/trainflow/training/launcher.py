@@ -21,13 +21,7 @@ from typing import Any
 
 from trainflow.datasets import load_split
 from trainflow.errors import TRANSIENT_EXIT_CODE
-from trainflow.storage import (
-    ObjectNotFound,
-    StorageError,
-    StorageOptions,
-    join_url,
-    open_store,
-)
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_local, join_url, open_store, parse_url
 from trainflow.training.agent import run_agent
 from trainflow.training.cluster import ClusterSpec, NonTrainer, cluster_from_env
 from trainflow.training.config import TrainConfig
@@ -52,12 +46,23 @@ def preflight(config: TrainConfig) -> None:
     """Fail fast, before any worker starts, on what no restart can fix: options, model, data, train dir."""
     config.validate()
     check_model(config.model_spec)
-    for split in ("train", "test"):
-        load_split(Path(config.data_dir), split)
+    examples = len(load_split(Path(config.data_dir), "train"))
+    load_split(Path(config.data_dir), "test")
+    if config.batch_size > examples:
+        raise TrainingError(f"--batch-size {config.batch_size} is more than the {examples} training examples: "
+                            "use a smaller batch")
     try:
         open_store(config.train_dir, StorageOptions.from_env(config.aws_endpoint_url, config.aws_region))
     except StorageError as exc:
         raise TrainingError(f"--train-dir {config.train_dir}: {exc}", exit_code=exc.exit_code) from None
+    if is_local(config.train_dir):
+        path = parse_url(config.train_dir).local_path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "it is a file" if path.is_file() else exc.strerror
+            raise TrainingError(f"--train-dir {config.train_dir} cannot be used as a directory ({why}): "
+                                "give a directory you can write") from None
 
 
 def _failure(exc: Any, restarts: int) -> TrainingError:

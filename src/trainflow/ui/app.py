@@ -19,13 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from trainflow.errors import TrainflowError
 from trainflow.ui.curves import CurveReader
-from trainflow.ui.errors import (
-    ModelFailed,
-    ModelUnavailable,
-    RequestTooLarge,
-    UiError,
-    WorkflowNotFound,
-)
+from trainflow.ui.errors import ModelFailed, ModelUnavailable, RequestTooLarge, UiError, WorkflowNotFound
 from trainflow.ui.hosts import HostCheck, allowed_host_names
 from trainflow.ui.predict import digit_from_request, predict_digit
 from trainflow.ui.views import workflow_view

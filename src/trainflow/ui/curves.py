@@ -17,13 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainflow.storage import (
-    ObjectNotFound,
-    StorageError,
-    StorageOptions,
-    join_url,
-    open_store,
-)
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, open_store
 from trainflow.workflows.backend import WorkflowInfo
 
 log = logging.getLogger(__name__)
