@@ -33,6 +33,7 @@ COMMANDS = {
     "workflow-runner": "trainflow.cli.workflows:workflow_runner",
     "ui": "trainflow.cli.ui:ui_command",
     "compile": "trainflow.cli.compile:compile_command",
+    "doctor": "trainflow.cli.doctor:doctor_command",
 }
 STEPS = {
     "download-dataset": "trainflow.cli.data:download_dataset_step",

@@ -25,6 +25,9 @@ class Layout:
     def runner_log(self, workflow: str) -> Path:
         return self.workflow_dir(workflow) / "runner.log"
 
+    def runner_lock(self, workflow: str) -> Path:
+        return self.workflow_dir(workflow) / "runner.lock"
+
     def outputs_file(self, workflow: str, step: str) -> Path:
         return self.workflow_dir(workflow) / f"{step}.outputs.json"
 
