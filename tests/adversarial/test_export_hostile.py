@@ -20,7 +20,8 @@ from trainflow.training.checkpoints import FORMAT, checkpoint_name
 SPEC = ModelSpec("mlp", 16)
 
 
-def export(train_dir: str, export_base: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def export(train_dir: str, export_base: str, *extra: str,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "trainflow", "step", "export-model", "--train-dir", train_dir,
                            "--export-base", export_base, *extra], capture_output=True, text=True,
                           env=env or os.environ.copy(), timeout=180)

@@ -50,7 +50,8 @@ def test_a_deploy_name_stays_a_dns_label_with_its_suffix() -> None:
 
 def test_submit_with_an_infinite_learning_rate_is_one_line_and_creates_no_workflow() -> None:
     run = subprocess.run([sys.executable, "-m", "trainflow", "submit", "model-train", "-p", "job-name=inf-lr",
-                          "-p", "model-learning-rate=inf", "-p", "s3-data-url=/nonexistent", "-p", "model-serving=false"],
+                          "-p", "model-learning-rate=inf", "-p", "s3-data-url=/nonexistent",
+                          "-p", "model-serving=false"],
                          capture_output=True, text=True, timeout=120)
     try:
         errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]

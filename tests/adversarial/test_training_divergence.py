@@ -19,7 +19,8 @@ def trainflow(*args: str, env: dict[str, str] | None = None, timeout: float = 18
                           env=env or os.environ.copy(), timeout=timeout)
 
 
-def train(data_dir: Path, train_dir: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def train(data_dir: Path, train_dir: Path, *extra: str,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return trainflow("train", "--data-dir", str(data_dir), "--train-dir", str(train_dir), "--model", "mlp",
                      "--hidden-units", "16", "--log-every", "5", *extra, env=env)
 

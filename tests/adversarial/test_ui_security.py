@@ -101,7 +101,9 @@ def raw_request(port: int, head: str, body_chunks: Iterable[bytes] = (), timeout
                 break
             response += data
         header, _, body = response.partition(b"\r\n\r\n")
-        length = next((int(line.split(b":")[1]) for line in header.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+        lengths = [int(line.split(b":")[1]) for line in header.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")]
+        length = lengths[0] if lengths else 0
         while len(body) < length and time.monotonic() < deadline:
             data = sock.recv(65536)
             if not data:

@@ -63,7 +63,8 @@ def _publish_local(root: Path, files: dict[str, bytes]) -> int:
         raise ExportError(f"could not claim a version number under {root}: too many concurrent exports")
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ExportError(f"cannot write a version under {root}: {exc.strerror or exc} (nothing was published)") from None
+        raise ExportError(f"cannot write a version under {root}: {exc.strerror or exc} "
+                          "(nothing was published)") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -31,9 +31,7 @@ class AgentOutcome:
 
 
 def _agent_class() -> type:
-    from torch.distributed.elastic.agent.server.local_elastic_agent import (
-        LocalElasticAgent,
-    )
+    from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
 
     class PermanentFailureAgent(LocalElasticAgent):
         """Stops restarting as soon as one worker failed with a permanent exit code."""

@@ -111,7 +111,7 @@ class CheckpointStore:
         return checkpoint
 
     def set_aside(self, step: int, suffix: str) -> str | None:
-        """Rename the checkpoint of `step` to `<name><suffix>`, which `steps()` ignores; its new URL, or None if absent."""
+        """Rename the checkpoint of `step` to `<name><suffix>`, which `steps()` ignores; its new URL, or None."""
         name = checkpoint_name(step)
         try:
             data = self.store.read_bytes(name)

@@ -107,7 +107,7 @@ def diverged(config: TrainConfig, step: int, what: str) -> TrainingError:
 
 
 def _backward_checked(worker: Worker, loss: torch.Tensor, step: int) -> float:
-    """Backpropagate `loss`; returns its value. Every rank raises together when any rank's loss or gradient is not finite.
+    """Backpropagate `loss` and return its value; every rank raises at once if any loss or gradient is not finite.
 
     No extra collective is needed: DDP's all-reduce spreads a NaN or infinite gradient to every rank, and a
     rank whose own loss is not finite makes its gradients NaN first, so all ranks decide alike.

@@ -52,7 +52,7 @@ def _error(message: str, status: int) -> JSONResponse:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (RequestTooLarge) as soon as it is known to exceed `limit` bytes, before reading it all."""
+    """The request body; RequestTooLarge as soon as it is known to exceed `limit` bytes, before reading it all."""
     too_large = RequestTooLarge(f"the request is larger than {limit} bytes: send one digit, a PNG of the canvas")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
