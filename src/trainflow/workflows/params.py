@@ -6,14 +6,13 @@ import math
 import re
 from collections.abc import Mapping
 
+from trainflow.serving.errors import ServingError
+from trainflow.serving.names import check_model_name as serving_model_name
 from trainflow.storage import StorageError, canonical_url, parse_url
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.spec import Pipeline
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-# What TF Serving accepts in a model name, which is also a URL path segment and a file name here.
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-MAX_MODEL_NAME = 128
 _MODEL_FACTORY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 BUILTIN_MODELS = ("cnn", "mlp")  # training's built-ins; workflows may not import training (torch)
 _POSITIVE_INTS = ("tf-worker", "model-train-steps", "model-batch-size", "model-hidden-units")
@@ -42,12 +41,11 @@ def check_dns_label(value: str, what: str) -> str:
 
 
 def check_model_name(value: str) -> str:
-    """A model name as TF Serving takes it: letters, digits, '_', '.', '-', starting with a letter or digit."""
-    if len(value) > MAX_MODEL_NAME or not _MODEL_NAME.match(value) or value in (".", ".."):
-        shown = value if len(value) <= 64 else value[:64] + "..."
-        raise WorkflowError(f"parameter model-name {shown!r} is not a model name: use at most {MAX_MODEL_NAME} "
-                            "letters, digits, '_', '.' or '-', starting with a letter or digit (e.g. mnist)")
-    return value
+    """A model name the server will take (as TF Serving does): checked at submit, not when serve-model starts."""
+    try:
+        return serving_model_name(value)
+    except ServingError as exc:
+        raise WorkflowError(f"parameter model-name: {exc.message}") from None
 
 
 def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
