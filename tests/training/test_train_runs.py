@@ -137,7 +137,7 @@ def test_peer_timeout_that_is_not_positive_is_refused_before_any_worker_starts(
     assert out.returncode == 2, out.stderr
     value = args[1] if args else env["TRAINFLOW_PEER_TIMEOUT"]
     assert [line for line in out.stderr.splitlines() if line.startswith("error:")] == [
-        f"error: --peer-timeout must be positive, got {float(value)}"]
+        f"error: --peer-timeout must be a finite number of seconds greater than 0 (e.g. 300), got {float(value)}"]
     assert "trainflow.training.worker" not in out.stderr
 
 

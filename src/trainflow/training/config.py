@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 
 from trainflow.training.errors import TrainingError
@@ -34,13 +35,15 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise TrainingError (permanent) for options no run could succeed with."""
-        for name in ("train_steps", "batch_size", "checkpoint_every", "log_every"):
+        for name in ("train_steps", "batch_size", "hidden_units", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise TrainingError(f"--learning-rate must be positive, got {self.learning_rate}")
-        if not self.peer_timeout > 0:
-            raise TrainingError(f"--peer-timeout must be positive, got {self.peer_timeout}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise TrainingError(f"--learning-rate must be a finite number greater than 0 (e.g. 0.01), "
+                                f"got {self.learning_rate}")
+        if not (math.isfinite(self.peer_timeout) and self.peer_timeout > 0):
+            raise TrainingError(f"--peer-timeout must be a finite number of seconds greater than 0 (e.g. 300), "
+                                f"got {self.peer_timeout}")
         if self.max_restarts < 0:
             raise TrainingError(f"--max-restarts must be 0 or more, got {self.max_restarts}")
 
