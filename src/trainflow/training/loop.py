@@ -73,6 +73,8 @@ def _resume(worker: Worker) -> int:
         log.info("no checkpoint in %s: starting at step 0", worker.checkpoints.url)
         return 0
     checkpoint = chosen[0] if worker.rank == 0 else worker.checkpoints.load(step[0])
+    if checkpoint is None:  # rank 0 chose it a moment ago: it cannot be missing there
+        raise RuntimeError(f"checkpoint at step {step[0]} vanished while resuming")
     worker.model.load_state_dict(checkpoint.model_state)
     if checkpoint.optimizer_state is not None:
         worker.optimizer.load_state_dict(checkpoint.optimizer_state)
