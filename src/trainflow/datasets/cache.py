@@ -24,7 +24,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from trainflow.datasets.errors import DatasetError
+from trainflow.datasets.descriptor import DatasetDescriptor
+from trainflow.datasets.errors import DataFormatError, DatasetError
+from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import (
     PART_SUFFIX,
     UNPACKED_DIR,
@@ -37,7 +39,15 @@ from trainflow.datasets.layout import (
 )
 from trainflow.datasets.manifest import FileEntry, Manifest, load_manifest, sha256_file
 from trainflow.datasets.observer import SyncObserver
-from trainflow.storage import ObjectInfo, SourceUnreachable, StorageOptions, Store, canonical_url, open_store
+from trainflow.datasets.prepare import prepare
+from trainflow.storage import (
+    ObjectInfo,
+    SourceUnreachable,
+    StorageOptions,
+    Store,
+    canonical_url,
+    open_store,
+)
 from trainflow.storage.names import clash_problem, is_hidden, name_problem, shown
 
 log = logging.getLogger(__name__)
@@ -58,6 +68,7 @@ class SyncResult:
     bytes_downloaded: int = 0
     bytes_saved: int = 0
     offline: bool = False
+    descriptor: DatasetDescriptor | None = None  # None: the files are in no format trainflow recognises
 
 
 def default_name(source: str) -> str:
@@ -129,12 +140,15 @@ class DatasetCache:
         files: Sequence[str] | None = None,
         observer: SyncObserver | None = None,
         verify: bool = False,
+        options: FormatOptions | None = None,
     ) -> SyncResult:
         """Make `name` a complete copy of `source` (just `files` of it, if given) and say what it took.
 
         Cached files whose stat is unchanged since they were verified are trusted; `verify=True`
         re-hashes every file. An object whose name cannot be a file inside the dataset directory
-        makes the whole sync a DatasetError before anything is written.
+        makes the whole sync a DatasetError before anything is written. Then the files are checked
+        and described (see `prepare`); content that cannot be used is a DataFormatError and the
+        dataset is removed from the cache.
         """
         observer = observer or SyncObserver()
         directory = self.path(name)
@@ -159,7 +173,14 @@ class DatasetCache:
             except OSError as exc:
                 raise write_failure(directory, ".", exc) from None
             result = _Sync(store, directory, manifest, observer, verify).run(remote)
+            result.descriptor = _prepared(directory, result, options or FormatOptions())
         return result
+
+    @staticmethod
+    def _offline_descriptor(directory: Path) -> DatasetDescriptor | None:
+        from trainflow.datasets.descriptor import read_descriptor
+
+        return read_descriptor(directory)
 
     def _offline(
         self, directory: Path, manifest: Manifest, files: Sequence[str] | None, exc: SourceUnreachable
@@ -172,7 +193,20 @@ class DatasetCache:
             raise exc
         log.warning("%s; using the cached copy of %s from %s", exc, manifest.name, _ago(manifest.stats.last_sync))
         saved = sum(manifest.files[n].size for n in wanted)
-        return SyncResult(manifest.name, directory, unchanged=wanted, bytes_saved=saved, offline=True)
+        return SyncResult(manifest.name, directory, unchanged=wanted, bytes_saved=saved, offline=True,
+                          descriptor=self._offline_descriptor(directory))
+
+
+def _prepared(directory: Path, result: SyncResult, options: FormatOptions) -> DatasetDescriptor | None:
+    """The synced dataset's descriptor; on unusable content the dataset goes, so no half-made one is left."""
+    manifest = load_manifest(directory)
+    if manifest is None:
+        return None
+    try:
+        return prepare(directory, manifest, options)
+    except DataFormatError as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise DataFormatError(f"dataset '{result.name}': {exc} (the dataset was not kept in the cache)") from None
 
 
 def _check_requested(files: Sequence[str], source: str, name: str) -> list[str]:
