@@ -53,6 +53,8 @@ from trainflow.storage.names import clash_problem, is_hidden, name_problem, show
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _PARALLEL_DOWNLOADS = 8
+# The manifest is rewritten at most this often during a sync: once per file made a sync of n files O(n^2).
+_SAVE_EVERY_S = 1.0
 
 
 @dataclass
@@ -268,6 +270,7 @@ class _Sync:
         self._drop_stale({o.name for o in remote})
         self.observer.planned(len(todo), sum(max(0, o.size) for o in todo))
         failures: list[BaseException] = []
+        saved_at = time.monotonic()
         with ThreadPoolExecutor(max_workers=min(_PARALLEL_DOWNLOADS, max(1, len(todo)))) as pool:
             futures = {pool.submit(self._fetch, obj): obj for obj in todo}
             for future in as_completed(futures):
@@ -278,11 +281,14 @@ class _Sync:
                     failures.append(exc)
                     continue
                 self.manifest.files[obj.name] = entry
-                self.manifest.save(self.directory)
+                if time.monotonic() - saved_at >= _SAVE_EVERY_S:  # an interrupted sync keeps what it fetched
+                    self.manifest.save(self.directory)
+                    saved_at = time.monotonic()
                 self.result.downloaded.append(obj.name)
                 self.result.bytes_downloaded += entry.size
                 self.observer.file_done(obj.name)
         if failures:
+            self.manifest.save(self.directory)
             raise failures[0]
         self.result.downloaded.sort()
         stats = self.manifest.stats
