@@ -61,7 +61,7 @@ def test_digits_in_each_image_format_sync_to_the_same_arrays(cache: DatasetCache
     assert d.class_names == tuple(str(i) for i in range(10))
     assert d.normalization.scale == pytest.approx(1 / 255) and d.normalization.mean == (0.0,)
     dataset = load_dataset(result.path)
-    x_train, y_train, x_test, y_test = digits()
+    x_train, _, x_test, y_test = digits()
     assert isinstance(dataset.train.images, np.memmap) and dataset.train.images.shape == (1500, 1, 8, 8)
     if fmt == "images":  # class folders reorder the examples: compare as sets of (label, image)
         assert sorted(zip(y_test.tolist(), map(bytes, x_test), strict=True)) == sorted(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from trainflow.datasets.arrays import Built
 from trainflow.datasets.errors import DataFormatError
@@ -89,6 +89,9 @@ def _open(directory: Path, name: str) -> Image.Image:
             image = Image.open(cached_path(directory, name))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _bomb(name) from None
+        except UnidentifiedImageError:
+            raise DataFormatError(f"{name} is not a readable image (not PNG, JPEG or BMP data): "
+                                  "replace or delete it at the source") from None
         except (OSError, ValueError, SyntaxError) as exc:
             raise DataFormatError(f"{name} is not a readable image ({exc}): replace or delete it at the source") from None
     if image.width * image.height > MAX_PIXELS:

@@ -38,15 +38,19 @@ def build_table(directory: Path, names: Sequence[str], options: FormatOptions, w
         if [c for c in columns if c != label] != features:
             raise DataFormatError(f"{name} has columns {', '.join(columns)}, not those of {next(iter(read))}: "
                                   "give both tables the same columns")
-    x = {name: _features(name, columns, features) for name, columns in read.items()}
-    raw_labels = {name: columns[label] for name, columns in read.items()}
+    x = {split: _features(name, read[name], features) for split, name in tables.items()}
+    raw_labels = {split: read[name][label] for split, name in tables.items()}
+    for split, name in tables.items():
+        if "" in raw_labels[split]:
+            raise DataFormatError(f"line {raw_labels[split].index('') + 2} of {name} has no '{label}': "
+                                  "fill in the label of every row")
     if "all" in tables:
-        x, raw_labels = _split(x[tables["all"]], raw_labels[tables["all"]])
-        tables = {"train": "train", "test": "test"}
-    y, classes = _labels({s: raw_labels[tables[s]] for s in ("train", "test")}, tables)
+        x, raw_labels = _split(x["all"], raw_labels["all"])
+        tables = {"train": f"{tables['all']} (training part)", "test": f"{tables['all']} (held-out part)"}
+    y, classes = _labels(raw_labels, tables)
     built: dict[str, str | Path] = {}
     for split in ("train", "test"):
-        for role, array in ((f"x_{split}", x[tables[split]]), (f"y_{split}", y[split])):
+        for role, array in ((f"x_{split}", x[split]), (f"y_{split}", y[split])):
             np.save(work / f"{role}.npy", array)
             built[role] = work / f"{role}.npy"
     return Built(built, classes)
