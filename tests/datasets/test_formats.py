@@ -22,7 +22,7 @@ from tests.datasets.sample_data import (
     write_iris_csv,
     write_wine_csv,
 )
-from trainflow.datasets import DatasetCache, FormatOptions, load_dataset, load_descriptor, load_split
+from trainflow.datasets import DatasetCache, DatasetError, FormatOptions, load_dataset, load_descriptor, load_split
 
 
 @pytest.fixture
@@ -167,3 +167,13 @@ def test_files_in_no_known_format_are_cached_without_a_descriptor(cache: Dataset
     (tmp_path / "src" / "notes.txt").write_text("hello")
     result = cache.ensure(str(tmp_path / "src"), "d")
     assert result.descriptor is None and not (result.path / "descriptor.json").exists()
+
+
+def test_descriptor_altered_to_point_outside_is_refused(cache: DatasetCache, tmp_path: Path) -> None:
+    result = cache.ensure(str(write_wine_csv(tmp_path / "wine")), "d")
+    path = result.path / "descriptor.json"
+    raw = json.loads(path.read_text())
+    raw["arrays"]["x_train"] = "../../../../etc/passwd"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(DatasetError, match=r"'\.\./\.\./\.\./\.\./etc/passwd' as its x_train array.*trainflow data rm d"):
+        load_dataset(result.path)

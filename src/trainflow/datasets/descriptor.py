@@ -15,6 +15,7 @@ import numpy as np
 from trainflow.datasets.errors import DatasetError
 from trainflow.datasets.layout import DESCRIPTOR_NAME
 from trainflow.storage import atomic_write_bytes
+from trainflow.storage.names import name_problem, shown
 
 DESCRIPTOR_VERSION = 1
 FORMATS = ("idx", "npz", "npy", "images", "csv", "parquet")
@@ -113,6 +114,11 @@ def read_descriptor(directory: Path) -> DatasetDescriptor | None:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DatasetError(f"{path} is damaged ({exc}): remove the dataset (trainflow data rm "
                            f"{directory.name}) and sync again") from None
+    for role, name in asdict(descriptor.arrays).items():
+        problem = name_problem(name)
+        if problem:
+            raise DatasetError(f"{path} names {shown(name)} as its {role} array, which {problem}: it was altered "
+                               f"outside trainflow; remove the dataset (trainflow data rm {directory.name}) and sync again")
     if descriptor.version > DESCRIPTOR_VERSION:
         raise DatasetError(f"{path} was written by a newer trainflow (descriptor version {descriptor.version}): "
                            "upgrade trainflow or sync the dataset again")
