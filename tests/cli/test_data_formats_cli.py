@@ -12,7 +12,7 @@ from tests.datasets.sample_data import write_colour_folders, write_iris_csv
 
 
 def trainflow(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainflow", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "trainflow", *args], check=False, capture_output=True, text=True,
                           env=os.environ.copy(), timeout=120)
 
 

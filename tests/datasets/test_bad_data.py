@@ -154,3 +154,39 @@ def test_bad_new_content_drops_the_old_good_dataset_with_it(cache: DatasetCache,
 
     (source / "test" / "red" / "gray.png").unlink()
     assert cache.ensure(str(source), "d").descriptor is not None  # fixed at the source: syncs again
+
+
+def test_npz_member_longer_than_its_header_says_is_refused(cache: DatasetCache, tmp_path: Path) -> None:
+    import zipfile
+
+    x_train, y_train, x_test, y_test = digits()
+    src = tmp_path / "src"
+    src.mkdir()
+    with zipfile.ZipFile(src / "d.npz", "w", zipfile.ZIP_DEFLATED) as archive:  # what numpy.savez_compressed writes
+        for role, array in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test)):
+            archive.writestr(f"{role}.npy", _npy(array, extra=0))
+        archive.writestr("y_test.npy", _npy(y_test, extra=1 << 20))  # more data than its header declares
+    with pytest.raises(DataFormatError, match=r"d\.npz is not a readable \.npz archive.*header says 297"):
+        cache.ensure(str(src), "d")
+    assert not cache.path("d").exists()
+
+
+def _npy(array: np.ndarray, extra: int) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue() + bytes(extra)
+
+
+def test_parquet_without_pyarrow_says_what_to_install(cache: DatasetCache, tmp_path: Path) -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("pyarrow is installed here")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "table.parquet").write_bytes(b"PAR1")
+    with pytest.raises(DataFormatError, match=r"reading table\.parquet needs pyarrow.*pip install pyarrow"):
+        cache.ensure(str(tmp_path / "src"), "d")

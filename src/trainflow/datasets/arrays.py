@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,17 +53,51 @@ def build_npz(directory: Path, names: Sequence[str], options: FormatOptions, wor
                               "sync a prefix holding only one")
     name = archives[0]
     try:
-        with np.load(cached_path(directory, name), allow_pickle=False) as archive:
-            missing = [role for role in ROLES if role not in archive.files]
+        with zipfile.ZipFile(cached_path(directory, name)) as archive:
+            members = {m.filename.removesuffix(".npy"): m for m in archive.infolist()}
+            missing = [role for role in ROLES if role not in members]
             if missing:
-                raise DataFormatError(f"{name} has no {', '.join(missing)} (it holds {', '.join(archive.files) or 'nothing'}): "
+                raise DataFormatError(f"{name} has no {', '.join(missing)} (it holds {', '.join(members) or 'nothing'}): "
                                       "save it with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
+            check_space(work, sum(members[r].file_size for r in ROLES), name)
             built: dict[str, str | Path] = {}
             for role in ROLES:
-                path = work / f"{role}.npy"
-                np.save(path, archive[role], allow_pickle=False)
-                built[role] = path
+                built[role] = _extract(archive, members[role], work / f"{role}.npy")
             return Built(built)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataFormatError(f"{name} is not a readable .npz archive of numeric arrays ({exc}): "
                               "save it with numpy.savez (numbers only, no objects)") from None
+
+
+def check_space(work: Path, needed: int, name: str) -> None:
+    """DataFormatError when the arrays about to be written would not fit on the cache's disk."""
+    free = shutil.disk_usage(work).free
+    if needed > free:
+        raise DataFormatError(f"{name} would take {needed / 2**30:.1f} GiB in the cache but only {free / 2**30:.1f} GiB "
+                              "is free: free some space or make the dataset smaller")
+
+
+def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, dest: Path) -> Path:
+    """Stream one .npy member to `dest` in chunks (never the whole array in memory)."""
+    with archive.open(member) as src, open(dest, "wb") as out:
+        version = np.lib.format.read_magic(src)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(src)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(src)
+        else:
+            raise ValueError(f"{member.filename} is in .npy format version {version}")
+        if dtype.hasobject:
+            raise ValueError(f"{member.filename} holds Python objects")
+        np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                   "fortran_order": fortran, "shape": shape})
+        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        copied = 0
+        while chunk := src.read(1 << 20):
+            copied += len(chunk)
+            if copied > expected:
+                break
+            out.write(chunk)
+    if copied != expected:
+        raise ValueError(f"{member.filename} holds {copied} bytes of data where its header says {expected}")
+    return dest

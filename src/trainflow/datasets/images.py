@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from trainflow.datasets.arrays import Built
+from trainflow.datasets.arrays import Built, check_space
 from trainflow.datasets.errors import DataFormatError
 from trainflow.datasets.formats import IMAGE_SUFFIXES, FormatOptions
 from trainflow.datasets.layout import cached_path
@@ -122,6 +122,7 @@ def _channels(headers: list[_Header]) -> int:
 
 
 def _decode_all(directory: Path, names: list[str], channels: int, size: tuple[int, int], dest: Path) -> Path:
+    check_space(dest.parent, len(names) * channels * size[0] * size[1], f"{len(names)} images of {size[0]}x{size[1]}")
     out = np.lib.format.open_memmap(dest, mode="w+", dtype=np.uint8, shape=(len(names), channels, *size))
 
     def decode(i: int) -> None:
