@@ -29,6 +29,8 @@ def test_sync_describes_a_csv_dataset_and_describe_shows_the_descriptor(trainflo
     as_json = json.loads(trainflow("data", "describe", "iris", "-o", "json").stdout)
     assert as_json["descriptor"]["class_names"] == ["setosa", "versicolor", "virginica"]
     assert len(as_json["descriptor"]["normalization"]["mean"]) == 4 and len(as_json["files"]) == 2
+    listed = json.loads(trainflow("data", "ls", "-o", "json").stdout)
+    assert [(row["name"], row["format"]) for row in listed] == [("iris", "csv")]
 
 
 def test_image_size_option_and_warm_sync(trainflow_home: Path, tmp_path: Path) -> None:

@@ -174,23 +174,25 @@ def ls(output: str | None) -> None:
     for name in cache.names():
         try:
             manifest = cache.manifest(name)
+            descriptor = read_descriptor(cache.path(name))
         except DatasetError:  # one damaged dataset must not hide the others
             rows.append({"name": name, "source": None, "files": None, "size": None, "last_sync": None,
                          "damaged": True})
             continue
         if manifest is not None:
             rows.append({"name": name, "source": manifest.source, "files": len(manifest.files),
-                         "size": manifest.total_size, "last_sync": manifest.stats.last_sync})
+                         "size": manifest.total_size, "last_sync": manifest.stats.last_sync,
+                         "format": descriptor.format if descriptor else None})
     if output:
         emit(rows, output)
         return
-    table = Table("NAME", "SOURCE", "FILES", "SIZE", "LAST SYNC", box=None)
+    table = Table("NAME", "SOURCE", "FORMAT", "FILES", "SIZE", "LAST SYNC", box=None)
     for row in rows:
         if row.get("damaged"):
-            table.add_row(row["name"], f"damaged: see trainflow data describe {row['name']}", "-", "-", "-")
+            table.add_row(row["name"], f"damaged: see trainflow data describe {row['name']}", "-", "-", "-", "-")
         else:
-            table.add_row(row["name"], escape(row["source"]), str(row["files"]), human_bytes(row["size"]),
-                          human_time(row["last_sync"]))
+            table.add_row(row["name"], escape(row["source"]), row["format"] or "-", str(row["files"]),
+                          human_bytes(row["size"]), human_time(row["last_sync"]))
     console.print(table if rows else "no cached datasets")
 
 
