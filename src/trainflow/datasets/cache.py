@@ -24,7 +24,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from trainflow.datasets.descriptor import DatasetDescriptor
+from trainflow.datasets.descriptor import DatasetDescriptor, read_descriptor
 from trainflow.datasets.errors import DataFormatError, DatasetError
 from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import (
@@ -178,12 +178,6 @@ class DatasetCache:
             result.descriptor = _prepared(directory, result, options or FormatOptions())
         return result
 
-    @staticmethod
-    def _offline_descriptor(directory: Path) -> DatasetDescriptor | None:
-        from trainflow.datasets.descriptor import read_descriptor
-
-        return read_descriptor(directory)
-
     def _offline(
         self, directory: Path, manifest: Manifest, files: Sequence[str] | None, exc: SourceUnreachable
     ) -> SyncResult:
@@ -196,7 +190,7 @@ class DatasetCache:
         log.warning("%s; using the cached copy of %s from %s", exc, manifest.name, _ago(manifest.stats.last_sync))
         saved = sum(manifest.files[n].size for n in wanted)
         return SyncResult(manifest.name, directory, unchanged=wanted, bytes_saved=saved, offline=True,
-                          descriptor=self._offline_descriptor(directory))
+                          descriptor=read_descriptor(directory))
 
 
 def _prepared(directory: Path, result: SyncResult, options: FormatOptions) -> DatasetDescriptor | None:
