@@ -95,8 +95,8 @@ def test_tfs_rest_default_signature_is_serving_default(server, test_set) -> None
     response = httpx.post(f"{server.rest_url}/v1/models/mnist:predict", json={"instances": images[:2].tolist()})
     assert response.status_code == 200, response.text
     first = response.json()["predictions"][0]
-    assert first["classes"] == [str(i) for i in range(10)]
-    assert len(first["scores"]) == 10
+    assert sorted(first["classes"]) == [str(i) for i in range(10)]  # every class name, best first
+    assert first["scores"] == sorted(first["scores"], reverse=True) and len(first["scores"]) == 10
 
 
 def png_b64(image: np.ndarray) -> str:
@@ -116,15 +116,16 @@ def test_tfs_rest_accepts_b64_png_images(server, test_set) -> None:
     assert httpx.post(f"{server.rest_url}/v1/models/mnist:predict", json=named).json()["predictions"][0]["classes"] == expected[0]
 
 
-def test_tfs_rest_classify_returns_label_score_pairs(server, test_set) -> None:
+def test_tfs_rest_classify_returns_label_score_pairs_sorted_by_score(server, test_set) -> None:
     images, _ = test_set
     expected = tfs_rest_classes(server, images[:3])
     body = {"examples": [{"inputs": image.ravel().tolist()} for image in images[:3]]}
     response = httpx.post(f"{server.rest_url}/v1/models/mnist:classify", json=body)
     assert response.status_code == 200, response.text
     for pairs, cls in zip(response.json()["result"], expected):
-        assert [label for label, _ in pairs] == [str(i) for i in range(10)]
-        assert max(pairs, key=lambda p: p[1])[0] == str(cls)
+        assert sorted(label for label, _ in pairs) == [str(i) for i in range(10)]
+        assert [score for _, score in pairs] == sorted((score for _, score in pairs), reverse=True)
+        assert pairs[0][0] == str(cls)  # the top class first, as TF Serving's classify and a top-k client expect
 
 
 def test_tfs_rest_status_and_metadata(server) -> None:
@@ -147,7 +148,9 @@ def test_tfs_grpc_predict_with_float_val_and_tensor_content(server, test_set) ->
     assert len(by_values.outputs["scores"].float_val) == 80
     assert by_content.model_spec.version.value == 1
     classify = tfs_grpc_predict(server, images, signature="serving_default")
-    assert list(classify.outputs["classes"].string_val[:10]) == [str(i).encode() for i in range(10)]
+    top = [int(row[0]) for row in np.array(classify.outputs["classes"].string_val).reshape(8, 10)]
+    assert top == list(by_values.outputs["classes"].int64_val)
+    assert sorted(classify.outputs["classes"].string_val[:10]) == [str(i).encode() for i in range(10)]
 
 
 def test_tfs_grpc_metadata_and_status(server) -> None:

@@ -4,7 +4,9 @@ A version directory holds `model.onnx` and `signature.json`; `signature.json` is
 a version whose signature is missing is incomplete and never served. Signature names follow
 TF Serving's MNIST example: `predict_images` (input `images` float32 [-1, 784]; outputs `scores`
 float32 [-1, 10] and `classes` int64 [-1]) and the classify signature `serving_default` (input
-`inputs`; outputs `classes`, the label strings, and `scores`, both [-1, 10]).
+`inputs`; outputs `classes`, the class names, and `scores`, both [-1, 10], sorted by score, best first).
+A string output is not read from the ONNX graph: the server computes it from the class names and the
+signature's float output, so its `onnx_name` (`class_names`) names no graph tensor.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 PREDICT_SIGNATURE = "predict_images"
 CLASSIFY_SIGNATURE = "serving_default"
+CLASS_NAMES_TENSOR = "class_names"  # the string output computed by the server, not a graph tensor
 
 
 class SignatureError(TrainflowError):
@@ -96,7 +99,7 @@ class ModelSignature:
                 raise SignatureError(f"unknown signature format {raw.get('format')!r}: expected {FORMAT}")
             return cls(
                 signatures={k: SignatureDef.from_dict(v) for k, v in raw["signatures"].items()},
-                class_labels=tuple(str(c) for c in raw["class_labels"]),
+                class_labels=tuple(str(c) for c in raw.get("class_labels", ())),
                 model_file=str(raw.get("model_file", MODEL_FILE)),
                 metadata=dict(raw.get("metadata", {})),
             )
@@ -104,9 +107,18 @@ class ModelSignature:
             raise SignatureError(f"malformed {SIGNATURE_FILE}: {exc}") from None
 
 
-def image_classifier_signature(num_classes: int = 10, pixels: int = 784, metadata: dict[str, Any] | None = None) -> ModelSignature:
-    """The MNIST-style signature for an ONNX graph with input `images` and outputs `scores`, `classes`."""
-    images = TensorSpec("images", "float32", (-1, pixels))
+def image_classifier_signature(num_classes: int = 10, pixels: int = 784, metadata: dict[str, Any] | None = None,
+                               class_names: tuple[str, ...] | list[str] | None = None,
+                               input_shape: tuple[int, ...] | None = None) -> ModelSignature:
+    """The MNIST-style signature for an ONNX graph with input `images` and outputs `scores`, `classes`.
+
+    `class_names` default to "0".."num_classes-1"; `input_shape` (per example, e.g. (3, 32, 32)) defaults
+    to (pixels,).
+    """
+    names = tuple(str(c) for c in class_names) if class_names is not None else tuple(str(i) for i in range(num_classes))
+    if len(names) != num_classes:
+        raise SignatureError(f"{len(names)} class names for {num_classes} classes: give one name per class")
+    images = TensorSpec("images", "float32", (-1, *(input_shape or (pixels,))))
     scores = TensorSpec("scores", "float32", (-1, num_classes))
     predict = SignatureDef(
         PREDICT_METHOD,
@@ -116,11 +128,11 @@ def image_classifier_signature(num_classes: int = 10, pixels: int = 784, metadat
     classify = SignatureDef(
         CLASSIFY_METHOD,
         inputs={"inputs": images},
-        # classes are label strings for every class, in score order (TF Serving's classify output)
-        outputs={"classes": TensorSpec("scores", "string", (-1, num_classes)), "scores": scores},
+        # the class names of every class, sorted by score with the scores (TF Serving's classify output)
+        outputs={"classes": TensorSpec(CLASS_NAMES_TENSOR, "string", (-1, num_classes)), "scores": scores},
     )
     return ModelSignature(
         signatures={PREDICT_SIGNATURE: predict, CLASSIFY_SIGNATURE: classify},
-        class_labels=tuple(str(i) for i in range(num_classes)),
+        class_labels=names,
         metadata=dict(metadata or {}),
     )

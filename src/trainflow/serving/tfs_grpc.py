@@ -13,24 +13,38 @@ from trainflow.serving.dataplane import DataPlane, Tensors
 from trainflow.serving.errors import InvalidInput, NotFound, shown
 from trainflow.serving.grpc_status import grpc_errors
 from trainflow.serving.json_arrays import MAX_RANK
-from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from trainflow.serving.protos.tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
-                                                               model_pb2, model_service_pb2_grpc, predict_pb2,
-                                                               prediction_service_pb2_grpc)
+from trainflow.serving.protos.tensorflow.core.framework import (
+    tensor_pb2,
+    tensor_shape_pb2,
+    types_pb2,
+)
+from trainflow.serving.protos.tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 from trainflow.serving.runtime import OnnxModel
 
 PROTOCOL = "tfs-grpc"
-_INPUT_DTYPES = {types_pb2.DT_FLOAT: (np.float32, "float_val"), types_pb2.DT_DOUBLE: (np.float64, "double_val")}
+_INPUT_DTYPES = {types_pb2.DT_FLOAT: (np.float32, "float_val"), types_pb2.DT_DOUBLE: (np.float64, "double_val"),
+                 types_pb2.DT_INT64: (np.int64, "int64_val"), types_pb2.DT_INT32: (np.int32, "int_val"),
+                 types_pb2.DT_INT16: (np.int16, "int_val"), types_pb2.DT_INT8: (np.int8, "int_val"),
+                 types_pb2.DT_UINT8: (np.uint8, "int_val")}
 
 
 def to_ndarray(name: str, tensor: tensor_pb2.TensorProto) -> np.ndarray:
-    """A float TensorProto (tensor_content or float_val/double_val) as an array of its declared shape."""
+    """A numeric TensorProto (tensor_content or its *_val field) as an array of its declared shape."""
     if tensor.dtype not in _INPUT_DTYPES:
-        raise InvalidInput(f"input {shown(name)} has dtype {_dtype_name(tensor.dtype)}: expected DT_FLOAT")
+        accepted = ", ".join(_dtype_name(code) for code in _INPUT_DTYPES)
+        raise InvalidInput(f"input {shown(name)} has dtype {_dtype_name(tensor.dtype)}: expected one of {accepted} "
+                           "(see the model's metadata for each input's dtype)")
     dtype, field = _INPUT_DTYPES[tensor.dtype]
     shape = tuple(d.size for d in tensor.tensor_shape.dim)
     if len(shape) > MAX_RANK:
-        raise InvalidInput(f"input {shown(name)} has {len(shape)} dimensions: image inputs have 2 to {MAX_RANK}")
+        raise InvalidInput(f"input {shown(name)} has {len(shape)} dimensions: inputs have at most {MAX_RANK}")
     if any(d < 0 for d in shape):
         raise InvalidInput(f"input {shown(name)} has shape {list(shape)}: sizes must be known and non-negative")
     filled = sorted(f.name for f, _ in tensor.ListFields() if f.name.endswith("_val") or f.name == "tensor_content")
@@ -41,7 +55,10 @@ def to_ndarray(name: str, tensor: tensor_pb2.TensorProto) -> np.ndarray:
     if content and len(content) % np.dtype(dtype).itemsize:
         raise InvalidInput(f"input {shown(name)}: tensor_content of {len(content)} bytes is not a whole number of "
                            "values")
-    values = np.frombuffer(content, dtype=dtype) if content else np.array(getattr(tensor, field), dtype=dtype)
+    try:
+        values = np.frombuffer(content, dtype=dtype) if content else np.array(getattr(tensor, field), dtype=dtype)
+    except OverflowError:
+        raise InvalidInput(f"input {shown(name)} holds a number too large for {np.dtype(dtype).name}") from None
     if values.size != math.prod(shape):
         raise InvalidInput(f"input {shown(name)} has {values.size} values: shape {list(shape)} needs "
                            f"{math.prod(shape)}")
@@ -120,7 +137,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                        context: grpc.ServicerContext) -> get_model_status_pb2.GetModelStatusResponse:
         version = _version(request.model_spec)
         model = self.plane.model(request.model_spec.name, version)
-        models: list[OnnxModel] = [model] if version else list(self.plane.repository.versions.values())
+        models: list[OnnxModel] = [model] if version else self.plane.versions(request.model_spec.name)
         return tfs_metadata.model_status(models)
 
 

@@ -16,7 +16,8 @@ from trainflow.serving.runtime import OnnxModel
 from trainflow.serving.v2_rest import EXTENSIONS
 
 PROTOCOL = "v2-grpc"
-_CONTENTS = {"FP32": "fp32_contents", "FP64": "fp64_contents"}
+_CONTENTS = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT64": "int64_contents", "INT32": "int_contents",
+             "INT16": "int_contents", "INT8": "int_contents", "UINT8": "uint_contents"}
 
 
 def _inputs(request: pb.ModelInferRequest, model: OnnxModel) -> Tensors:
@@ -43,7 +44,11 @@ def _inputs(request: pb.ModelInferRequest, model: OnnxModel) -> Tensors:
         if misplaced:
             raise InvalidInput(f"input {shown(name)} has datatype {tensor.datatype} but sends {misplaced[0]}: put "
                                f"its values in {field}")
-        tensors[name] = v2_tensors.shaped(name, np.array(getattr(tensor.contents, field), dtype=dtype), shape)
+        try:
+            values = np.array(getattr(tensor.contents, field), dtype=dtype)
+        except OverflowError:
+            raise InvalidInput(f"input {shown(name)} holds a number too large for {tensor.datatype}") from None
+        tensors[name] = v2_tensors.shaped(name, values, shape)
     return tensors
 
 
@@ -57,7 +62,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @grpc_errors
     def ServerReady(self, request: pb.ServerReadyRequest, context: grpc.ServicerContext) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=self.plane.repository.ready())
+        return pb.ServerReadyResponse(ready=self.plane.ready())
 
     @grpc_errors
     def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:
@@ -75,7 +80,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     @grpc_errors
     def ModelMetadata(self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext) -> pb.ModelMetadataResponse:
         model = self.plane.model(request.name, request.version or None)
-        meta = v2_tensors.model_metadata(model, list(self.plane.repository.versions))
+        meta = v2_tensors.model_metadata(model, [m.version for m in self.plane.versions(request.name)])
         return pb.ModelMetadataResponse(
             name=meta["name"], versions=meta["versions"], platform=meta["platform"],
             inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
@@ -85,7 +90,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
         with self.plane.request(PROTOCOL) as scope:
             scope.model = model = self.plane.model(request.model_name, request.model_version or None)
-            outputs = self.plane.run(model, v2_tensors.SIGNATURE, _inputs(request, model))
+            outputs = self.plane.run(model, v2_tensors.signature_name(model), _inputs(request, model))
             wanted = [o.name for o in request.outputs] or list(outputs)
             unknown = sorted(set(wanted) - set(outputs))
             if unknown:

@@ -62,7 +62,7 @@ class V2Rest:
                 return json_response({"name": name, "ready": False}, 503)
             return json_response({"name": name, "ready": True})
         model = self.plane.model(name, version)
-        return json_response(v2_tensors.model_metadata(model, list(self.plane.repository.versions)))
+        return json_response(v2_tensors.model_metadata(model, [m.version for m in self.plane.versions(name)]))
 
     async def _infer(self, request: Request, name: str, version: str | None) -> Response:
         async with self.bodies.read(request) as body:
@@ -75,7 +75,7 @@ class V2Rest:
         header, binary = _split_body(body, header_length)
         inputs = _inputs(header, binary, model)
         requested = _requested_outputs(header)
-        outputs = self.plane.run(model, v2_tensors.SIGNATURE, inputs)
+        outputs = self.plane.run(model, v2_tensors.signature_name(model), inputs)
         return _response(model, header.get("id"), outputs, requested)
 
 
