@@ -33,18 +33,25 @@ class SignatureError(TrainflowError):
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """`onnx_name` is the ONNX graph tensor this alias reads or is computed from."""
+    """`onnx_name` is the ONNX graph tensor this alias reads or is computed from; `image`: pixels in [0, 1]."""
 
     onnx_name: str
     dtype: str  # numpy dtype name, or "string"
     shape: tuple[int, ...]  # -1 for a free dimension
+    image: bool = False  # the server then also takes [N, H, W] and b64 PNG/JPEG images for it
 
     def to_dict(self) -> dict[str, Any]:
-        return {"onnx_name": self.onnx_name, "dtype": self.dtype, "shape": list(self.shape)}
+        image = {"image": True} if self.image else {}
+        return {"onnx_name": self.onnx_name, "dtype": self.dtype, "shape": list(self.shape), **image}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TensorSpec:
-        return cls(str(raw["onnx_name"]), str(raw["dtype"]), tuple(int(d) for d in raw["shape"]))
+        name, dtype = str(raw["onnx_name"]), str(raw["dtype"])
+        # signatures written before the flag existed: the exporter's image input was always `images`
+        image = raw.get("image", name == "images" and dtype == "float32")
+        if not isinstance(image, bool):
+            raise TypeError(f"'image' of tensor {name!r} must be true or false")
+        return cls(name, dtype, tuple(int(d) for d in raw["shape"]), image)
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,7 @@ def image_classifier_signature(num_classes: int = 10, pixels: int = 784, metadat
     names = tuple(str(c) for c in class_names) if class_names is not None else tuple(str(i) for i in range(num_classes))
     if len(names) != num_classes:
         raise SignatureError(f"{len(names)} class names for {num_classes} classes: give one name per class")
-    images = TensorSpec("images", "float32", (-1, *(input_shape or (pixels,))))
+    images = TensorSpec("images", "float32", (-1, *(input_shape or (pixels,))), image=True)
     scores = TensorSpec("scores", "float32", (-1, num_classes))
     predict = SignatureDef(
         PREDICT_METHOD,

@@ -20,13 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from trainflow.serving.errors import (
-    InvalidInput,
-    NotFound,
-    ServingError,
-    Unavailable,
-    shown,
-)
+from trainflow.serving.errors import InvalidInput, NotFound, ServingError, Unavailable, shown
 from trainflow.serving.images import ImageDecoder
 from trainflow.serving.metrics import ServingMetrics
 from trainflow.serving.repository import ModelRepository

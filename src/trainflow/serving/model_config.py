@@ -16,12 +16,9 @@ from google.protobuf import text_format
 
 from trainflow.serving.errors import ServingError, shown
 from trainflow.serving.names import check_model_name
-from trainflow.serving.protos.tensorflow_serving.config import (
-    model_server_config_pb2 as pb,
-)
+from trainflow.serving.protos.tensorflow_serving.config import model_server_config_pb2 as pb
 from trainflow.serving.protos.tensorflow_serving.config.file_system_storage_path_source_pb2 import (
-    FileSystemStoragePathSourceConfig,
-)
+                                                                                                    FileSystemStoragePathSourceConfig)
 
 ServableVersionPolicy = FileSystemStoragePathSourceConfig.ServableVersionPolicy
 

@@ -20,15 +20,7 @@ from trainflow.serving.batching import BatchingConfig
 from trainflow.serving.errors import NotFound, ServingError, Unavailable
 from trainflow.serving.model_config import VersionPolicy
 from trainflow.serving.runtime import OnnxModel
-from trainflow.storage import (
-    ObjectNotFound,
-    StorageError,
-    StorageOptions,
-    is_local,
-    join_url,
-    open_store,
-    parse_url,
-)
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_local, join_url, open_store, parse_url
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainflow.export.signature import (
-    PREDICT_METHOD,
-    PREDICT_SIGNATURE,
-    ModelSignature,
-    SignatureDef,
-    TensorSpec,
-)
+from trainflow.export.signature import PREDICT_METHOD, PREDICT_SIGNATURE, ModelSignature, SignatureDef, TensorSpec
 from trainflow.serving.batching import BatchingConfig, DynamicBatcher, Outputs
 from trainflow.serving.errors import ModelLoadError, NotFound
 from trainflow.serving.tensor_specs import numpy_dtype, probe_value

@@ -16,12 +16,7 @@ from typing import TYPE_CHECKING
 from trainflow.serving.batching import BatchingConfig
 from trainflow.serving.dataplane import DataPlane
 from trainflow.serving.errors import ServingError
-from trainflow.serving.images import (
-    DEFAULT_MAX_IMAGE_PIXELS,
-    DEFAULT_MAX_REQUEST_PIXELS,
-    ImageDecoder,
-    ImageLimits,
-)
+from trainflow.serving.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_PIXELS, ImageDecoder, ImageLimits
 from trainflow.serving.metrics import ServingMetrics
 from trainflow.serving.model_config import ModelEntry, VersionPolicy
 from trainflow.serving.names import check_model_name

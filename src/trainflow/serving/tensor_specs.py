@@ -1,7 +1,7 @@
 """Request tensors checked against a signature's input specs: dtype, shape and, for images, value range.
 
 Any signature input is a `TensorSpec` (numpy dtype name, shape with -1 for free dimensions). An image
-input (one float input of [-1, side*side] or [-1, C, H, W] with C 1 or 3) also takes the MNIST shapes
+input (marked `image` in signature.json; float [-1, side*side] or [-1, C, H, W] with C 1 or 3) also takes the shapes
 clients send ([N, H, W], [N, 1, H, W], [N, pixels]) and b64 images, with values in [0, 1].
 """
 
@@ -33,7 +33,7 @@ class ImageLayout:
 
 def image_layout(spec: TensorSpec) -> ImageLayout | None:
     """The image an input takes, or None when it is not an image input."""
-    if spec.dtype not in ("float16", "float32", "float64") or not spec.shape or spec.shape[0] != -1:
+    if not spec.image or spec.dtype not in ("float16", "float32", "float64") or not spec.shape or spec.shape[0] != -1:
         return None
     rest = spec.shape[1:]
     if len(rest) == 1 and rest[0] >= 4 and math.isqrt(rest[0]) ** 2 == rest[0]:

@@ -13,19 +13,10 @@ from trainflow.serving.dataplane import DataPlane, Tensors
 from trainflow.serving.errors import InvalidInput, NotFound, shown
 from trainflow.serving.grpc_status import grpc_errors
 from trainflow.serving.json_arrays import MAX_RANK
-from trainflow.serving.protos.tensorflow.core.framework import (
-    tensor_pb2,
-    tensor_shape_pb2,
-    types_pb2,
-)
-from trainflow.serving.protos.tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
+from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from trainflow.serving.protos.tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_pb2,
+                                                              model_service_pb2_grpc, predict_pb2,
+                                                              prediction_service_pb2_grpc)
 from trainflow.serving.runtime import OnnxModel
 
 PROTOCOL = "tfs-grpc"

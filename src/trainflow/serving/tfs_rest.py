@@ -10,12 +10,7 @@ from google.protobuf import json_format
 from starlette.requests import Request
 from starlette.responses import Response
 
-from trainflow.export.signature import (
-    CLASSIFY_METHOD,
-    CLASSIFY_SIGNATURE,
-    SignatureDef,
-    TensorSpec,
-)
+from trainflow.export.signature import CLASSIFY_METHOD, CLASSIFY_SIGNATURE, SignatureDef, TensorSpec
 from trainflow.serving import tfs_metadata
 from trainflow.serving.dataplane import DataPlane, Tensors
 from trainflow.serving.errors import InvalidInput, NotFound, shown

@@ -1,0 +1,157 @@
+"""A user's own ONNX model with a signature.json: two inputs (int64 and float32), served over all four protocols."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
+from live_server import running_server
+from model_files import PAIR_CLASSES, pair_expected, pair_model_onnx, pair_signature, publish
+from tritonclient.utils import InferenceServerException
+
+from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from trainflow.serving.protos.tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+IDS = np.array([[0, 1, 2], [3, 0, 1], [2, 2, 2], [1, 0, 0]], np.int64)
+X = np.random.default_rng(3).normal(size=(4, 4)).astype(np.float32)
+MODEL = "pair"
+
+
+@pytest.fixture(scope="module")
+def pair_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("pair") / MODEL
+    publish(base, 1, pair_model_onnx(), pair_signature())
+    return base
+
+
+@pytest.fixture(scope="module")
+def server(pair_base: Path) -> Iterator[object]:
+    with running_server(pair_base, model_name=MODEL) as started:
+        assert started.wait_ready(30)
+        yield started
+
+
+def rest(server, verb: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{server.rest_url}/v1/models/{MODEL}:{verb}", json=body, timeout=30)
+
+
+def proto(value: np.ndarray, dtype: int | None = None) -> tensor_pb2.TensorProto:
+    code = dtype or (types_pb2.DT_INT64 if value.dtype == np.int64 else types_pb2.DT_FLOAT)
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in value.shape])
+    return tensor_pb2.TensorProto(dtype=code, tensor_shape=shape, tensor_content=value.tobytes())
+
+
+def grpc_predict(server, inputs: dict[str, tensor_pb2.TensorProto]) -> predict_pb2.PredictResponse:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL
+    request.model_spec.signature_name = "predict"
+    for name, tensor in inputs.items():
+        request.inputs[name].CopyFrom(tensor)
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+
+
+def triton_scores(module, address: str, ids_datatype: str = "INT64") -> np.ndarray:
+    client = module.InferenceServerClient(address)
+    ids = module.InferInput("ids", list(IDS.shape), ids_datatype)
+    ids.set_data_from_numpy(IDS if ids_datatype == "INT64" else IDS.astype(np.float32))
+    x = module.InferInput("x", list(X.shape), "FP32")
+    x.set_data_from_numpy(X)
+    try:
+        return client.infer(MODEL, [ids, x], outputs=[module.InferRequestedOutput("scores")]).as_numpy("scores")
+    finally:
+        client.close()
+
+
+def test_a_two_input_model_answers_the_same_on_all_four_protocols(server) -> None:
+    expected = pair_expected(IDS, X)
+    rows = [{"ids": i.tolist(), "x": x.tolist()} for i, x in zip(IDS, X)]
+    by_rows = rest(server, "predict", {"signature_name": "predict", "instances": rows})
+    assert by_rows.status_code == 200, by_rows.text
+    by_columns = rest(server, "predict", {"signature_name": "predict", "inputs": {"ids": IDS.tolist(), "x": X.tolist()}})
+    assert by_columns.status_code == 200, by_columns.text
+    answers = {
+        "tfs-rest-rows": np.array([p["scores"] for p in by_rows.json()["predictions"]]),
+        "tfs-rest-columns": np.array(by_columns.json()["outputs"]["scores"]),
+        "tfs-grpc": np.array(grpc_predict(server, {"ids": proto(IDS), "x": proto(X)}).outputs["scores"].float_val),
+        "v2-rest": triton_scores(triton_http, server.rest_url.removeprefix("http://")),
+        "v2-grpc": triton_scores(triton_grpc, server.grpc_address),
+    }
+    for protocol, scores in answers.items():
+        np.testing.assert_allclose(scores.reshape(4, 3), expected, rtol=1e-5, atol=1e-6, err_msg=protocol)
+
+
+def test_classify_answers_class_names_sorted_by_score(server) -> None:
+    examples = [{"ids": i.tolist(), "x": x.tolist()} for i, x in zip(IDS, X)]
+    response = rest(server, "classify", {"examples": examples})
+    assert response.status_code == 200, response.text
+    expected = pair_expected(IDS, X)
+    for pairs, row in zip(response.json()["result"], expected):
+        order = np.argsort(-row)
+        assert [label for label, _ in pairs] == [PAIR_CLASSES[i] for i in order]
+        np.testing.assert_allclose([score for _, score in pairs], row[order], rtol=1e-5)
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"inputs": {"ids": IDS.tolist(), "x": X[:, :3].tolist()}}, ["'x'", "[4, 3]", "float32 [N, 4]"]),
+    ({"inputs": {"ids": IDS[:, :2].tolist(), "x": X.tolist()}}, ["'ids'", "int64 [N, 3]"]),
+    ({"inputs": {"ids": (IDS + 0.5).tolist(), "x": X.tolist()}}, ["'ids'", "whole numbers"]),
+    ({"inputs": {"ids": IDS[:2].tolist(), "x": X.tolist()}}, ["different numbers of examples"]),
+    ({"inputs": {"x": X.tolist()}}, ["'ids'", "the inputs are"]),
+    ({"inputs": {"ids": IDS.tolist(), "x": X.tolist(), "z": [1]}}, ["'z'"]),
+    ({"instances": [{"ids": [1, 2, 3]}]}, ["'ids'", "'x'"]),
+    ({"inputs": {"ids": {"b64": "AAAA"}, "x": X.tolist()}}, ["'ids'", "takes numbers"]),
+])
+def test_wrong_shapes_and_dtypes_are_refused_naming_the_input(server, body: dict, words: list[str]) -> None:
+    response = rest(server, "predict", {"signature_name": "predict", **body})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert all(word in error for word in words) and "\n" not in error, error
+
+
+def test_wrong_dtypes_are_refused_over_grpc_and_v2(server) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        grpc_predict(server, {"ids": proto(IDS.astype(np.float32)), "x": proto(X)})
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'ids'" in caught.value.details() and "int64 [N, 3]" in caught.value.details()
+    for module, address in ((triton_http, server.rest_url.removeprefix("http://")),
+                            (triton_grpc, server.grpc_address)):
+        with pytest.raises(InferenceServerException, match=r"'ids'.*expected INT64"):
+            triton_scores(module, address, ids_datatype="FP32")
+
+
+def test_metadata_describes_the_signature_on_both_families(server) -> None:
+    tfs = httpx.get(f"{server.rest_url}/v1/models/{MODEL}/metadata").json()["metadata"]["signature_def"]
+    classify = tfs["signature_def"]["serving_default"]
+    assert classify["outputs"]["classes"] == {"name": "class_names", "dtype": "DT_STRING",
+                                              "tensor_shape": {"dim": [{"size": "-1"}, {"size": "3"}]}}
+    assert classify["outputs"]["scores"]["name"] == "probabilities"
+    assert tfs["signature_def"]["predict"]["inputs"]["ids"]["dtype"] == "DT_INT64"
+    v2 = httpx.get(f"{server.rest_url}/v2/models/{MODEL}").json()
+    assert v2["inputs"] == [{"name": "ids", "datatype": "INT64", "shape": [-1, 3]},
+                            {"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
+    assert sorted(v2["outputs"], key=lambda o: o["name"]) == [{"name": "label", "datatype": "INT64", "shape": [-1]},
+                                                              {"name": "scores", "datatype": "FP32", "shape": [-1, 3]}]
+
+
+def test_a_signature_that_does_not_match_the_graph_is_refused_and_the_old_version_serves(
+        server, pair_base: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="trainflow.serving.repository"):
+        publish(pair_base, 2, pair_model_onnx(), pair_signature(ids_input="tokens"))
+        deadline = time.monotonic() + 20
+        while 2 not in server.repository.refused:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    refused = [r.getMessage() for r in caplog.records if "version 2 refused" in r.getMessage()]
+    assert len(refused) == 1 and "'tokens'" in refused[0] and "still serving version 1" in refused[0], refused
+    response = rest(server, "predict", {"signature_name": "predict", "inputs": {"ids": IDS.tolist(), "x": X.tolist()}})
+    assert response.status_code == 200 and response.json()["outputs"]["label"] == np.argmax(
+        pair_expected(IDS, X), axis=1).tolist()
