@@ -18,7 +18,9 @@ from model_files import PAIR_CLASSES, pair_expected, pair_model_onnx, pair_signa
 from tritonclient.utils import InferenceServerException
 
 from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from trainflow.serving.protos.tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from trainflow.serving.protos.tensorflow.core.example import example_pb2, feature_pb2
+from trainflow.serving.protos.tensorflow_serving.apis import (classification_pb2, input_pb2, predict_pb2,
+                                                              prediction_service_pb2_grpc)
 
 IDS = np.array([[0, 1, 2], [3, 0, 1], [2, 2, 2], [1, 0, 0]], np.int64)
 X = np.random.default_rng(3).normal(size=(4, 4)).astype(np.float32)
@@ -98,6 +100,31 @@ def test_classify_answers_class_names_sorted_by_score(server) -> None:
         order = np.argsort(-row)
         assert [label for label, _ in pairs] == [PAIR_CLASSES[i] for i in order]
         np.testing.assert_allclose([score for _, score in pairs], row[order], rtol=1e-5)
+
+
+def grpc_classify(server, examples: list[dict[str, feature_pb2.Feature]]) -> classification_pb2.ClassificationResponse:
+    request = classification_pb2.ClassificationRequest(input=input_pb2.Input(example_list=input_pb2.ExampleList(
+        examples=[example_pb2.Example(features=feature_pb2.Features(feature=e)) for e in examples])))
+    request.model_spec.name = MODEL
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        return prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(request, timeout=30)
+
+
+def test_grpc_classify_answers_class_names_sorted_by_score(server) -> None:
+    examples = [{"ids": feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=i.tolist())),
+                 "x": feature_pb2.Feature(float_list=feature_pb2.FloatList(value=x.tolist()))} for i, x in zip(IDS, X)]
+    response = grpc_classify(server, examples)
+    assert response.model_spec.signature_name == "serving_default" and response.model_spec.version.value >= 1
+    for classified, row in zip(response.result.classifications, pair_expected(IDS, X)):
+        order = np.argsort(-row)
+        assert [c.label for c in classified.classes] == [PAIR_CLASSES[i] for i in order]
+        np.testing.assert_allclose([c.score for c in classified.classes], row[order], rtol=1e-5)
+    with pytest.raises(grpc.RpcError) as caught:
+        grpc_classify(server, [{"ids": examples[0]["ids"]}])
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "missing ['x']" in caught.value.details()
+    with pytest.raises(grpc.RpcError) as caught:
+        grpc_classify(server, [{**examples[0], "x": feature_pb2.Feature(float_list=feature_pb2.FloatList(value=[1.0]))}])
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'x' has 1 values" in caught.value.details()
 
 
 @pytest.mark.parametrize("body, words", [

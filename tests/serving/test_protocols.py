@@ -195,3 +195,24 @@ def test_metrics_count_requests_and_latency_per_protocol(server, test_set) -> No
     assert 'trainflow_request_duration_seconds_count{model="mnist",protocol="tfs-grpc",version="1"} 1.0' in text
     assert 'trainflow_request_errors_total{error="InvalidInput",model="mnist",protocol="tfs-rest"} 1.0' in text
     assert 'trainflow_model_versions_loaded{model="mnist"} 1.0' in text
+
+
+def test_tfs_grpc_classify_takes_pixels_or_png_and_answers_sorted_classes(server, test_set) -> None:
+    from trainflow.serving.protos.tensorflow.core.example import example_pb2, feature_pb2
+    from trainflow.serving.protos.tensorflow_serving.apis import classification_pb2, input_pb2
+
+    images, _ = test_set
+    expected = tfs_rest_classes(server, images[:3])
+    pixels = [feature_pb2.Feature(float_list=feature_pb2.FloatList(value=i.ravel().tolist())) for i in images[:3]]
+    encoded = [feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[base64.b64decode(png_b64(i))]))
+               for i in images[:3]]
+    for features in (pixels, encoded):
+        request = classification_pb2.ClassificationRequest(input=input_pb2.Input(example_list=input_pb2.ExampleList(
+            examples=[example_pb2.Example(features=feature_pb2.Features(feature={"inputs": f})) for f in features])))
+        request.model_spec.name = "mnist"
+        with grpc.insecure_channel(server.grpc_address) as channel:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(request, timeout=30)
+        top = [int(c.classes[0].label) for c in response.result.classifications]
+        assert top == expected.tolist()
+        scores = [s.score for s in response.result.classifications[0].classes]
+        assert scores == sorted(scores, reverse=True) and len(scores) == 10

@@ -71,6 +71,17 @@ class ImageBatch:
             data = base64.b64decode(value["b64"], validate=True)
         except (binascii.Error, ValueError):
             raise InvalidInput(f"input '{self.name}': image {self.count} is not valid base64") from None
+        return self._decode(data, layout)
+
+    def decode_bytes(self, data: bytes) -> np.ndarray:
+        """An encoded PNG or JPEG (a tf.Example bytes feature) -> pixels, as `decode`."""
+        self.count += 1
+        if self.layout is None:
+            raise InvalidInput(f"input '{self.name}' takes numbers, not encoded images: send a float_list or "
+                               "int64_list feature")
+        return self._decode(data, self.layout)
+
+    def _decode(self, data: bytes, layout: ImageLayout) -> np.ndarray:
         from PIL import Image
 
         try:

@@ -1,4 +1,4 @@
-"""TF Serving gRPC adapter: `tensorflow.serving.PredictionService` (Predict, GetModelMetadata) and `ModelService`."""
+"""TF Serving gRPC adapter: `tensorflow.serving.PredictionService` (Classify, Predict, GetModelMetadata), `ModelService`."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ import grpc
 import numpy as np
 
 from trainflow.export.signature import CLASSIFY_SIGNATURE
-from trainflow.serving import tfs_metadata
+from trainflow.serving import tfs_classify, tfs_metadata
 from trainflow.serving.dataplane import DataPlane, Tensors
 from trainflow.serving.errors import InvalidInput, NotFound, shown
 from trainflow.serving.grpc_status import grpc_errors
 from trainflow.serving.json_arrays import MAX_RANK
 from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from trainflow.serving.protos.tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_pb2,
-                                                              model_service_pb2_grpc, predict_pb2,
-                                                              prediction_service_pb2_grpc)
+from trainflow.serving.protos.tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
+                                                              get_model_status_pb2, model_pb2, model_service_pb2_grpc,
+                                                              predict_pb2, prediction_service_pb2_grpc)
 from trainflow.serving.runtime import OnnxModel
+from trainflow.serving.tensor_specs import image_layout
 
 PROTOCOL = "tfs-grpc"
 _INPUT_DTYPES = {types_pb2.DT_FLOAT: (np.float32, "float_val"), types_pb2.DT_DOUBLE: (np.float64, "double_val"),
@@ -108,6 +109,22 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             for name in wanted:
                 response.outputs[name].CopyFrom(to_tensor_proto(outputs[name]))
             return response
+
+    @grpc_errors
+    def Classify(self, request: classification_pb2.ClassificationRequest,
+                 context: grpc.ServicerContext) -> classification_pb2.ClassificationResponse:
+        with self.plane.request(PROTOCOL) as scope:
+            spec = request.model_spec
+            scope.model = model = self.plane.model(spec.name, _version(spec))
+            signature_name = spec.signature_name or CLASSIFY_SIGNATURE
+            signature = model.signature_def(signature_name)
+            names, scores = tfs_classify.check_classify_signature(signature_name, signature)
+            images = {alias: self.plane.images.batch(alias, image_layout(s)) for alias, s in signature.inputs.items()}
+            inputs = tfs_classify.example_inputs(request.input, signature, images)
+            outputs = self.plane.run(model, signature_name, inputs)
+            pairs = tfs_classify.classifications(outputs, names, scores)
+            return classification_pb2.ClassificationResponse(model_spec=tfs_metadata.model_spec(model, signature_name),
+                                                             result=tfs_classify.classification_result(pairs))
 
     @grpc_errors
     def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,

@@ -10,8 +10,8 @@ from google.protobuf import json_format
 from starlette.requests import Request
 from starlette.responses import Response
 
-from trainflow.export.signature import CLASSIFY_METHOD, CLASSIFY_SIGNATURE, SignatureDef, TensorSpec
-from trainflow.serving import tfs_metadata
+from trainflow.export.signature import CLASSIFY_SIGNATURE, SignatureDef, TensorSpec
+from trainflow.serving import tfs_classify, tfs_metadata
 from trainflow.serving.dataplane import DataPlane, Tensors
 from trainflow.serving.errors import InvalidInput, NotFound, shown
 from trainflow.serving.http_status import error_response, json_response
@@ -102,10 +102,7 @@ class TfsRest:
     def _classify(self, model: OnnxModel, body: dict[str, Any], verb: str) -> dict[str, Any]:
         signature_name = _signature_name(body)
         signature = model.signature_def(signature_name)
-        names = [alias for alias, spec in signature.outputs.items() if spec.dtype == "string"]
-        if verb != "classify" or signature.method != CLASSIFY_METHOD or not names:
-            raise InvalidInput(f"signature '{signature_name}' has method {signature.method}: :{verb} needs a "
-                               f"{verb} signature" + (f" such as '{CLASSIFY_SIGNATURE}'" if verb == "classify" else ""))
+        names, scores = tfs_classify.check_classify_signature(signature_name, signature, verb)
         decoders = self._decoders(signature)
         features = ", ".join(f"'{alias}'" for alias in decoders)
         examples = body.get("examples")
@@ -117,10 +114,7 @@ class TfsRest:
             raise InvalidInput("'context' must be a JSON object of features shared by every example")
         rows = [_example({**context, **e} if isinstance(e, dict) else e, decoders) for e in examples]
         outputs = self.plane.run(model, signature_name, _rows(rows, decoders))
-        (scores,) = (alias for alias in outputs if alias not in names)
-        labels, values = outputs[names[0]].tolist(), outputs[scores].tolist()
-        return {"result": [[[label, score] for label, score in zip(row_labels, row_scores)]
-                           for row_labels, row_scores in zip(labels, values)]}
+        return {"result": [[list(pair) for pair in row] for row in tfs_classify.classifications(outputs, names, scores)]}
 
 
 class Column:
