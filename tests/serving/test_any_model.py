@@ -182,3 +182,22 @@ def test_a_signature_that_does_not_match_the_graph_is_refused_and_the_old_versio
     response = rest(server, "predict", {"signature_name": "predict", "inputs": {"ids": IDS.tolist(), "x": X.tolist()}})
     assert response.status_code == 200 and response.json()["outputs"]["label"] == np.argmax(
         pair_expected(IDS, X), axis=1).tolist()
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda s: s.replace('"shape": [\n            -1,\n            4\n', '"shape": [\n            -1,\n            1099511627776\n'),
+     ["1099511627776", "at most"]),
+    (lambda s: s.replace('"dtype": "int64"', '"dtype": "complex128"', 1), ["complex128"]),
+    (lambda s: s.replace('"onnx_name": "probabilities"', '"onnx_name": "logits"', 1), ["'logits'"]),
+])
+def test_hostile_signatures_are_refused_at_load(tmp_path: Path, edit, words: list[str]) -> None:
+    from trainflow.export.signature import ModelSignature
+    from trainflow.serving.errors import ModelLoadError
+    from trainflow.serving.runtime import OnnxModel
+
+    (tmp_path / "model.onnx").write_bytes(pair_model_onnx())
+    text = edit(pair_signature())
+    assert text != pair_signature()
+    with pytest.raises(ModelLoadError) as caught:
+        OnnxModel("pair", 1, tmp_path, ModelSignature.from_json(text))
+    assert all(word in caught.value.message for word in words), caught.value.message

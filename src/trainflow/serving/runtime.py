@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from trainflow.serving.tensor_specs import numpy_dtype, probe_value
 
 Feeds = dict[str, np.ndarray]
 PROBE_ROWS = 4
+MAX_EXAMPLE_VALUES = 1 << 24  # a signature.json declaring more would make the load-time probe exhaust memory
 _ORT_DTYPES = {"float": "float32", "double": "float64", "float16": "float16", "int64": "int64", "int32": "int32",
                "int16": "int16", "int8": "int8", "uint8": "uint8", "bool": "bool", "string": "string"}
 
@@ -100,6 +102,10 @@ class OnnxModel:
             numpy_dtype(spec)
         except ModelLoadError as exc:
             raise self._refuse(f"signature '{sig_name}' {kind} '{alias}': {exc.message}") from None
+        known = [d for d in spec.shape if d != -1]
+        if any(d < 1 for d in known) or math.prod(known) > MAX_EXAMPLE_VALUES:
+            raise self._refuse(f"signature '{sig_name}' {kind} '{alias}' has shape {list(spec.shape)}: dimensions "
+                               f"are -1 (free) or positive, at most {MAX_EXAMPLE_VALUES} values per example")
         graph_type = str(getattr(node, "type", ""))
         graph_dtype = _ORT_DTYPES.get(graph_type.removeprefix("tensor(").removesuffix(")"), graph_type)
         graph_shape = list(getattr(node, "shape", None) or [])
