@@ -14,12 +14,12 @@ import numpy as np
 from trainflow.serving.errors import InvalidInput
 
 MAX_RANK = 6  # images are [N, pixels], [N, side, side] or [N, C, H, W]; a few more for other models
-_NUMBERS = {int, float}
-_INTEGERS = {int}
+_NUMBERS: set[type] = {int, float}
+_INTEGERS: set[type] = {int}
 _TYPE_NAMES = {str: "a string", bool: "a boolean (true/false)", type(None): "null", dict: "a JSON object"}
 
 
-def numbers_array(value: object, name: str, dtype: type) -> np.ndarray:
+def numbers_array(value: object, name: str, dtype: type | np.dtype) -> np.ndarray:
     """`value` (a number or nested lists of numbers) as an array of `dtype`; InvalidInput naming what is wrong.
 
     An integer `dtype` takes whole JSON numbers only: 1.5 is refused, not truncated.

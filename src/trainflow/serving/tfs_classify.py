@@ -81,11 +81,11 @@ def _merged(example: example_pb2.Example, context: object, signature: SignatureD
 def _feature(alias: str, spec: TensorSpec, feature: feature_pb2.Feature, images: ImageBatch) -> np.ndarray:
     kind = feature.WhichOneof("kind")
     if kind == "bytes_list":
-        values = list(feature.bytes_list.value)
-        if len(values) != 1 or image_layout(spec) is None:
+        encoded = list(feature.bytes_list.value)
+        if len(encoded) != 1 or image_layout(spec) is None:
             raise InvalidInput(f"feature '{alias}' is a bytes_list: send its values as a float_list or int64_list"
                                + (" (or one encoded PNG/JPEG)" if image_layout(spec) else ""))
-        return images.decode_bytes(values[0]).ravel()
+        return images.decode_bytes(encoded[0]).ravel()
     if kind is None:
         raise InvalidInput(f"feature '{alias}' holds no values")
     values = np.array(getattr(feature, kind).value, dtype=np.float32 if kind == "float_list" else np.int64)

@@ -45,7 +45,7 @@ def _inputs(request: pb.ModelInferRequest, model: OnnxModel) -> Tensors:
             raise InvalidInput(f"input {shown(name)} has datatype {tensor.datatype} but sends {misplaced[0]}: put "
                                f"its values in {field}")
         try:
-            values = np.array(getattr(tensor.contents, field), dtype=dtype)
+            values: np.ndarray = np.array(getattr(tensor.contents, field), dtype=dtype)
         except OverflowError:
             raise InvalidInput(f"input {shown(name)} holds a number too large for {tensor.datatype}") from None
         tensors[name] = v2_tensors.shaped(name, values, shape)
