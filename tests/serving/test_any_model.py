@@ -201,3 +201,27 @@ def test_hostile_signatures_are_refused_at_load(tmp_path: Path, edit, words: lis
     with pytest.raises(ModelLoadError) as caught:
         OnnxModel("pair", 1, tmp_path, ModelSignature.from_json(text))
     assert all(word in caught.value.message for word in words), caught.value.message
+
+
+@pytest.mark.parametrize("module", [triton_http, triton_grpc], ids=["v2-rest", "v2-grpc"])
+def test_v2_classification_extension_answers_the_top_k_with_names(server, module) -> None:
+    address = server.rest_url.removeprefix("http://") if module is triton_http else server.grpc_address
+    client = module.InferenceServerClient(address)
+    ids = module.InferInput("ids", list(IDS.shape), "INT64")
+    ids.set_data_from_numpy(IDS)
+    x = module.InferInput("x", list(X.shape), "FP32")
+    x.set_data_from_numpy(X)
+    try:
+        top = client.infer(MODEL, [ids, x], outputs=[module.InferRequestedOutput("scores", class_count=2)])
+        answer = top.as_numpy("scores")
+        with pytest.raises(InferenceServerException, match="positive whole number"):
+            client.infer(MODEL, [ids, x], outputs=[module.InferRequestedOutput("scores", class_count=-1)])
+    finally:
+        client.close()
+    expected = pair_expected(IDS, X)
+    assert answer.shape == (4, 2)
+    for row, scores in zip(answer, expected):
+        order = np.argsort(-scores)[:2]
+        parsed = [item.decode().split(":") for item in row]
+        assert [(int(i), label) for _, i, label in parsed] == [(i, PAIR_CLASSES[i]) for i in order]
+        np.testing.assert_allclose([float(s) for s, _, _ in parsed], scores[order], atol=1e-5)

@@ -52,6 +52,15 @@ def _inputs(request: pb.ModelInferRequest, model: OnnxModel) -> Tensors:
     return tensors
 
 
+def _classification(output: pb.ModelInferRequest.InferRequestedOutputTensor) -> int:
+    """The output's `classification` parameter (Triton's top-k extension), 0 when absent."""
+    if "classification" not in output.parameters:
+        return 0
+    parameter = output.parameters["classification"]
+    value = parameter.int64_param if parameter.WhichOneof("parameter_choice") == "int64_param" else None
+    return v2_tensors.classification_count(output.name, value if value is not None else shown(parameter))
+
+
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
@@ -91,15 +100,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         with self.plane.request(PROTOCOL) as scope:
             scope.model = model = self.plane.model(request.model_name, request.model_version or None)
             outputs = self.plane.run(model, v2_tensors.signature_name(model), _inputs(request, model))
-            wanted = [o.name for o in request.outputs] or list(outputs)
+            wanted = {o.name: _classification(o) for o in request.outputs} or dict.fromkeys(outputs, 0)
             unknown = sorted(set(wanted) - set(outputs))
             if unknown:
                 raise InvalidInput(f"unknown output(s) {shown(unknown)}: outputs are {sorted(outputs)}")
             response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
-            for name in wanted:
-                value = np.ascontiguousarray(outputs[name])
+            for name, count in wanted.items():
+                value = outputs[name]
+                if count:
+                    value = v2_tensors.classify_output(model, name, value, count)
                 response.outputs.add(name=name, datatype=v2_tensors.output_datatype(value), shape=value.shape)
-                response.raw_output_contents.append(value.tobytes())
+                response.raw_output_contents.append(v2_tensors.bytes_tensor(value) if value.dtype == object
+                                                    else np.ascontiguousarray(value).tobytes())
             return response
 
 

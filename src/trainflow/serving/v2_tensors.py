@@ -88,3 +88,34 @@ def shaped(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def output_datatype(value: np.ndarray) -> str:
     return OUTPUT_DATATYPES.get(value.dtype, "BYTES")
+
+
+def classification_count(name: str, value: object) -> int:
+    """A V2 output's `classification` parameter (Triton's top-k extension): a positive whole number, 0 if absent."""
+    if value is None:
+        return 0
+    if type(value) is not int or value < 1:
+        raise InvalidInput(f"output {shown(name)}: 'classification' is {shown(value)}: ask for the top k classes "
+                           "with a positive whole number")
+    return value
+
+
+def classify_output(model: OnnxModel, name: str, value: np.ndarray, count: int) -> np.ndarray:
+    """Triton's classification extension: the top `count` of each row as "score:index[:label]", best first."""
+    if value.ndim != 2 or value.dtype.kind not in "fiu":
+        raise InvalidInput(f"output {shown(name)} has shape {list(value.shape)}: 'classification' needs scores of "
+                           "shape [N, classes]")
+    labels = model.signature.class_labels if len(model.signature.class_labels) == value.shape[1] else ()
+    order = np.argsort(-value, axis=1, kind="stable")[:, :count]
+    rows = [[f"{float(row[i]):f}:{i}" + (f":{labels[i]}" if labels else "") for i in top]
+            for row, top in zip(value, order)]
+    return np.array(rows, dtype=object).reshape(len(rows), order.shape[1])
+
+
+def bytes_tensor(value: np.ndarray) -> bytes:
+    """A BYTES tensor in Triton's binary layout: each element as a 4-byte little-endian length, then its bytes."""
+    parts = []
+    for item in value.ravel():
+        data = str(item).encode()
+        parts += [len(data).to_bytes(4, "little"), data]
+    return b"".join(parts)
