@@ -125,3 +125,24 @@ def pair_signature(ids_input: str = "ids") -> str:
     classify = SignatureDef(CLASSIFY_METHOD, inputs, {"classes": TensorSpec(CLASS_NAMES_TENSOR, "string", (-1, 3)),
                                                       "scores": scores})
     return ModelSignature({"predict": predict, "serving_default": classify}, PAIR_CLASSES).to_json()
+
+
+def colour_model_onnx() -> bytes:
+    """An RGB image model: images float32 [N, 3, 4, 4] -> scores = softmax(10 * mean per channel) [N, 3], classes."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["images"], ["means"], axes=[2, 3], keepdims=0),
+            helper.make_node("Mul", ["means", "ten"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["scores"], axis=1),
+            helper.make_node("ArgMax", ["scores"], ["classes"], axis=1, keepdims=0),
+        ],
+        "colour",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 4, 4])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3]),
+         helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"])],
+        initializer=[numpy_helper.from_array(np.array(10.0, np.float32), "ten")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()

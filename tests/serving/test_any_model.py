@@ -225,3 +225,34 @@ def test_v2_classification_extension_answers_the_top_k_with_names(server, module
         parsed = [item.decode().split(":") for item in row]
         assert [(int(i), label) for _, i, label in parsed] == [(i, PAIR_CLASSES[i]) for i in order]
         np.testing.assert_allclose([float(s) for s, _, _ in parsed], scores[order], atol=1e-5)
+
+
+def test_an_rgb_image_model_takes_arrays_and_colour_pngs_with_its_class_names(tmp_path: Path) -> None:
+    import base64
+    import io
+
+    from model_files import colour_model_onnx
+    from PIL import Image
+
+    from trainflow.export.signature import image_classifier_signature
+
+    signature = image_classifier_signature(3, class_names=["red", "green", "blue"], input_shape=(3, 4, 4))
+    publish(tmp_path / "colour", 1, colour_model_onnx(), signature.to_json())
+    red = np.zeros((3, 4, 4), np.float32)
+    red[0] = 1.0
+    png = io.BytesIO()
+    Image.new("RGB", (9, 7), (0, 0, 255)).save(png, format="PNG")  # any size: resized to 4x4
+    blue = {"b64": base64.b64encode(png.getvalue()).decode()}
+    with running_server(tmp_path / "colour", model_name="colour") as server:
+        url = f"{server.rest_url}/v1/models/colour:classify"
+        response = httpx.post(url, json={"examples": [{"inputs": red.tolist()}, {"inputs": blue}]}, timeout=30)
+        assert response.status_code == 200, response.text
+        assert [row[0][0] for row in response.json()["result"]] == ["red", "blue"]
+        flat = httpx.post(f"{server.rest_url}/v1/models/colour:predict", timeout=30,
+                          json={"signature_name": "predict_images", "instances": [red.ravel().tolist()]})
+        assert flat.json()["predictions"][0]["classes"] == 0
+        gray = httpx.post(f"{server.rest_url}/v1/models/colour:predict", timeout=30,
+                          json={"signature_name": "predict_images", "instances": [red[0].tolist()]})
+        assert gray.status_code == 400 and "[N, 3, 4, 4]" in gray.json()["error"], gray.text
+        metadata = httpx.get(f"{server.rest_url}/v2/models/colour", timeout=30).json()
+        assert metadata["inputs"] == [{"name": "images", "datatype": "FP32", "shape": [-1, 3, 4, 4]}]
