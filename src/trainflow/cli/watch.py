@@ -17,6 +17,7 @@ from trainflow.workflows.local.backend import LocalBackend
 
 _COLOURS = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "dim", "Skipped": "yellow", "Omitted": "yellow"}
 _STEP = re.compile(rb"step=(\d+)/(\d+)")
+DEFAULT_MODEL_NAME = "mnist"  # what `trainflow predict --model-name` assumes
 
 
 def _duration(start: float | None, end: float | None) -> str:
@@ -50,7 +51,9 @@ def summary_lines(info: WorkflowInfo) -> list[str]:
     if "grpc-address" in serve:
         data = out.get("download-dataset", {}).get("dataset-path")
         images = f"--data-dir {shlex.quote(data)} --num 10" if data else "YOUR_DIGIT.png"
-        lines.append(f"Try:          trainflow predict --server {serve['grpc-address']} {images}")
+        model = serve.get("model-name") or info.params.get("model-name") or DEFAULT_MODEL_NAME
+        named = f" --model-name {shlex.quote(model)}" if model != DEFAULT_MODEL_NAME else ""
+        lines.append(f"Try:          trainflow predict --server {shlex.quote(serve['grpc-address'])}{named} {images}")
     return lines
 
 

@@ -99,8 +99,11 @@ def verify(onnx_bytes: bytes, model: nn.Module, images: np.ndarray) -> float:
     with torch.no_grad():
         torch_scores, torch_classes = ServingModule(model).eval()(torch.from_numpy(images))
     expected = torch_scores.numpy()
+    if not (np.isfinite(expected).all() and np.isfinite(scores).all()):
+        raise ExportError(f"the model's scores are NaN or infinite on {len(images)} probe images: its weights are "
+                          "unusable (a diverged training?); train again with a lower --learning-rate")
     diff = float(np.abs(scores - expected).max()) if len(images) else 0.0
-    if diff > TOLERANCE:
+    if not diff <= TOLERANCE:  # written so that a NaN difference fails too
         raise ExportError(f"ONNX Runtime's scores differ from torch's by {diff:.2e} (> {TOLERANCE:.0e}): "
                           "the model uses an operation the exporter translates inexactly")
     # classes may differ only where the top two scores tie within the tolerance

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 
+from trainflow.serving.errors import ServingError
+from trainflow.serving.names import check_model_name as serving_model_name
 from trainflow.storage import StorageError, canonical_url, parse_url
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.spec import Pipeline
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_MODEL_FACTORY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+BUILTIN_MODELS = ("cnn", "mlp")  # training's built-ins; workflows may not import training (torch)
 _POSITIVE_INTS = ("tf-worker", "model-train-steps", "model-batch-size", "model-hidden-units")
 _URLS = ("s3-data-url", "s3-train-base-url")
 BOOLEANS = ("model-serving",)
@@ -35,6 +40,14 @@ def check_dns_label(value: str, what: str) -> str:
     return value
 
 
+def check_model_name(value: str) -> str:
+    """A model name the server will take (as TF Serving does): checked at submit, not when serve-model starts."""
+    try:
+        return serving_model_name(value)
+    except ServingError as exc:
+        raise WorkflowError(f"parameter model-name: {exc.message}") from None
+
+
 def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
     """The pipeline's defaults overlaid with `given`, validated; unknown names are refused."""
     known = [p.name for p in pipeline.params]
@@ -46,11 +59,19 @@ def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, st
     if not name:
         raise WorkflowError(f"{pipeline.name} needs -p {pipeline.name_param}=NAME")
     check_dns_label(name, pipeline.name_param)
+    if pipeline.name_suffix:
+        check_dns_label(name + pipeline.name_suffix, f"{pipeline.name_param} (+ '{pipeline.name_suffix}')")
     for key in _POSITIVE_INTS:
         if key in values:
-            _positive_int(key, values[key])
+            values[key] = str(_positive_int(key, values[key]))
     if "model-learning-rate" in values:
         _positive_float("model-learning-rate", values["model-learning-rate"])
+    if "model-name" in values:
+        check_model_name(values["model-name"])
+    if values.get("namespace"):
+        check_dns_label(values["namespace"], "namespace")
+    if values.get("model"):
+        _model_factory(values["model"])
     for key in BOOLEANS:
         if key in values:
             values[key] = _boolean(key, values[key])
@@ -85,9 +106,16 @@ def _positive_float(key: str, raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise WorkflowError(f"parameter {key} must be a number, not '{raw}'") from None
-    if not value > 0:
-        raise WorkflowError(f"parameter {key} must be greater than 0, not {raw}")
+    if not (math.isfinite(value) and value > 0):
+        raise WorkflowError(f"parameter {key} must be a finite number greater than 0 (e.g. 0.01), not {raw}")
     return value
+
+
+def _model_factory(raw: str) -> str:
+    if raw not in BUILTIN_MODELS and not _MODEL_FACTORY.match(raw):
+        raise WorkflowError(f"parameter model '{raw[:100]}' is neither {' nor '.join(BUILTIN_MODELS)} nor "
+                            "module:attr (e.g. mypkg.models:build)")
+    return raw
 
 
 def _boolean(key: str, raw: str) -> str:
