@@ -78,7 +78,8 @@ def test_a_two_input_model_answers_the_same_on_all_four_protocols(server) -> Non
     rows = [{"ids": i.tolist(), "x": x.tolist()} for i, x in zip(IDS, X)]
     by_rows = rest(server, "predict", {"signature_name": "predict", "instances": rows})
     assert by_rows.status_code == 200, by_rows.text
-    by_columns = rest(server, "predict", {"signature_name": "predict", "inputs": {"ids": IDS.tolist(), "x": X.tolist()}})
+    columns = {"ids": IDS.tolist(), "x": X.tolist()}
+    by_columns = rest(server, "predict", {"signature_name": "predict", "inputs": columns})
     assert by_columns.status_code == 200, by_columns.text
     answers = {
         "tfs-rest-rows": np.array([p["scores"] for p in by_rows.json()["predictions"]]),
@@ -123,7 +124,8 @@ def test_grpc_classify_answers_class_names_sorted_by_score(server) -> None:
         grpc_classify(server, [{"ids": examples[0]["ids"]}])
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "missing ['x']" in caught.value.details()
     with pytest.raises(grpc.RpcError) as caught:
-        grpc_classify(server, [{**examples[0], "x": feature_pb2.Feature(float_list=feature_pb2.FloatList(value=[1.0]))}])
+        short = feature_pb2.Feature(float_list=feature_pb2.FloatList(value=[1.0]))
+        grpc_classify(server, [{**examples[0], "x": short}])
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'x' has 1 values" in caught.value.details()
 
 
@@ -185,7 +187,8 @@ def test_a_signature_that_does_not_match_the_graph_is_refused_and_the_old_versio
 
 
 @pytest.mark.parametrize("edit, words", [
-    (lambda s: s.replace('"shape": [\n            -1,\n            4\n', '"shape": [\n            -1,\n            1099511627776\n'),
+    (lambda s: s.replace('"shape": [\n            -1,\n            4\n',
+                         '"shape": [\n            -1,\n            1099511627776\n'),
      ["1099511627776", "at most"]),
     (lambda s: s.replace('"dtype": "int64"', '"dtype": "uint64"', 1), ["uint64"]),
     (lambda s: s.replace('"onnx_name": "probabilities"', '"onnx_name": "logits"', 1), ["'logits'"]),

@@ -1,4 +1,4 @@
-"""TF Serving gRPC adapter: `tensorflow.serving.PredictionService` (Classify, Predict, GetModelMetadata), `ModelService`."""
+"""TF Serving gRPC adapter: `PredictionService` (Classify, Predict, GetModelMetadata) and `ModelService`."""
 
 from __future__ import annotations
 
@@ -64,16 +64,25 @@ def _dtype_name(code: int) -> str:
         return str(code)
 
 
+_OUTPUT_FIELDS = {np.dtype(np.float32): (types_pb2.DT_FLOAT, "float_val"),
+                  np.dtype(np.float64): (types_pb2.DT_DOUBLE, "double_val"),
+                  np.dtype(np.int64): (types_pb2.DT_INT64, "int64_val"),
+                  np.dtype(np.int32): (types_pb2.DT_INT32, "int_val"),
+                  np.dtype(np.int16): (types_pb2.DT_INT16, "int_val"),
+                  np.dtype(np.int8): (types_pb2.DT_INT8, "int_val"),
+                  np.dtype(np.uint8): (types_pb2.DT_UINT8, "int_val")}
+
+
 def to_tensor_proto(value: np.ndarray) -> tensor_pb2.TensorProto:
-    """float32 -> float_val, int64 -> int64_val, strings -> string_val (what TF Serving's clients read)."""
+    """Numbers in their dtype's *_val field (float16 in tensor_content), strings in string_val, as TF Serving does."""
     tensor = tensor_pb2.TensorProto()
     tensor.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in value.shape)
-    if value.dtype == np.float32:
-        tensor.dtype = types_pb2.DT_FLOAT
-        tensor.float_val.extend(value.ravel().tolist())
-    elif value.dtype == np.int64:
-        tensor.dtype = types_pb2.DT_INT64
-        tensor.int64_val.extend(value.ravel().tolist())
+    if value.dtype in _OUTPUT_FIELDS:
+        tensor.dtype, field = _OUTPUT_FIELDS[value.dtype]
+        getattr(tensor, field).extend(value.ravel().tolist())
+    elif value.dtype == np.float16:
+        tensor.dtype = types_pb2.DT_HALF
+        tensor.tensor_content = np.ascontiguousarray(value).tobytes()
     else:
         tensor.dtype = types_pb2.DT_STRING
         tensor.string_val.extend(str(v).encode() for v in value.ravel())
