@@ -15,7 +15,7 @@ from trainflow.export.signature import MODEL_FILE, SIGNATURE_FILE, image_classif
 
 
 def linear_classifier_onnx(weights: np.ndarray, bias: np.ndarray) -> bytes:
-    """images float32 [N,784] -> scores = softmax(images @ W + b) [N,10], classes = argmax int64 [N]."""
+    """images float32 [N,784] -> scores = softmax(images @ W + b) [N,10], classes = argmax int64 [N] (W's shape)."""
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["images", "W"], ["logits_raw"]),
@@ -24,8 +24,8 @@ def linear_classifier_onnx(weights: np.ndarray, bias: np.ndarray) -> bytes:
             helper.make_node("ArgMax", ["scores"], ["classes"], axis=1, keepdims=0),
         ],
         "linear",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 784])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 10]),
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", weights.shape[0]])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", weights.shape[1]]),
          helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"])],
         initializer=[numpy_helper.from_array(weights.astype(np.float32), "W"),
                      numpy_helper.from_array(bias.astype(np.float32), "B")],

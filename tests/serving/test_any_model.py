@@ -259,3 +259,41 @@ def test_an_rgb_image_model_takes_arrays_and_colour_pngs_with_its_class_names(tm
         assert gray.status_code == 400 and "[N, 3, 4, 4]" in gray.json()["error"], gray.text
         metadata = httpx.get(f"{server.rest_url}/v2/models/colour", timeout=30).json()
         assert metadata["inputs"] == [{"name": "images", "datatype": "FP32", "shape": [-1, 3, 4, 4]}]
+
+
+def test_feature_vectors_and_raw_pixel_images_take_their_own_value_ranges(tmp_path: Path) -> None:
+    import base64
+    import io
+
+    from model_files import colour_model_onnx, linear_classifier_onnx
+    from PIL import Image
+
+    from trainflow.export.signature import image_classifier_signature
+
+    # a tabular model with 4 features (not a 2x2 image): any finite numbers
+    weights = np.eye(4, 3, dtype=np.float32)
+    tabular = image_classifier_signature(3, class_names=["a", "b", "c"], input_shape=(4,), image=False)
+    publish(tmp_path / "tabular", 1, linear_classifier_onnx(weights, np.zeros(3)), tabular.to_json())
+    # an RGB model whose graph takes raw pixels, 0 to 255
+    raw = image_classifier_signature(3, class_names=["red", "green", "blue"], input_shape=(3, 4, 4),
+                                     value_range=(0.0, 255.0))
+    publish(tmp_path / "raw", 1, colour_model_onnx(), raw.to_json())
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4), (0, 200, 0)).save(png, format="PNG")
+    with running_server(tmp_path / "tabular", model_name="tabular") as server:
+        url = f"{server.rest_url}/v1/models/tabular:classify"
+        response = httpx.post(url, json={"examples": [{"inputs": [-3.5, 40.0, 2.0, 7.0]}]}, timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.json()["result"][0][0][0] == "b"
+        image = httpx.post(url, json={"examples": [{"inputs": {"b64": base64.b64encode(png.getvalue()).decode()}}]})
+        assert image.status_code == 400 and "takes numbers" in image.json()["error"]
+    with running_server(tmp_path / "raw", model_name="raw") as server:
+        url = f"{server.rest_url}/v1/models/raw:classify"
+        pixels = np.zeros((3, 4, 4))
+        pixels[2] = 255.0
+        answers = httpx.post(url, timeout=30, json={"examples": [
+            {"inputs": pixels.tolist()}, {"inputs": {"b64": base64.b64encode(png.getvalue()).decode()}}]})
+        assert answers.status_code == 200, answers.text
+        assert [row[0][0] for row in answers.json()["result"]] == ["blue", "green"]
+        over = httpx.post(url, json={"examples": [{"inputs": (pixels + 1).tolist()}]}, timeout=30)
+        assert over.status_code == 400 and "[0, 255]" in over.json()["error"], over.text

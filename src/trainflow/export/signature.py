@@ -12,6 +12,7 @@ signature's float output, so its `onnx_name` (`class_names`) names no graph tens
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,15 +38,18 @@ class SignatureError(TrainflowError):
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """`onnx_name` is the ONNX graph tensor this alias reads or is computed from; `image`: pixels in [0, 1]."""
+    """`onnx_name` is the ONNX graph tensor this alias reads or is computed from; `image`: pixels in `value_range`."""
 
     onnx_name: str
     dtype: str  # numpy dtype name, or "string"
     shape: tuple[int, ...]  # -1 for a free dimension
     image: bool = False  # the server then also takes [N, H, W] and b64 PNG/JPEG images for it
+    value_range: tuple[float, float] = (0.0, 1.0)  # an image's black and white (e.g. (0, 255) for raw pixels)
 
     def to_dict(self) -> dict[str, Any]:
-        image = {"image": True} if self.image else {}
+        image: dict[str, Any] = {"image": self.image}  # always written: a missing flag means a legacy signature
+        if self.image and self.value_range != (0.0, 1.0):
+            image["range"] = list(self.value_range)
         return {"onnx_name": self.onnx_name, "dtype": self.dtype, "shape": list(self.shape), **image}
 
     @classmethod
@@ -55,7 +59,10 @@ class TensorSpec:
         image = raw.get("image", name == "images" and dtype == "float32")
         if not isinstance(image, bool):
             raise TypeError(f"'image' of tensor {name!r} must be true or false")
-        spec = cls(name, dtype, tuple(int(d) for d in raw["shape"]), image)
+        low, high = (float(v) for v in raw.get("range", (0.0, 1.0)))
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"'range' of tensor {name!r} must be two finite numbers, black below white")
+        spec = cls(name, dtype, tuple(int(d) for d in raw["shape"]), image, (low, high))
         if spec.dtype not in DTYPES:
             raise ValueError(f"dtype {spec.dtype!r} is not one of {', '.join(sorted(DTYPES))}")
         if any(d < -1 for d in spec.shape):
@@ -129,16 +136,18 @@ class ModelSignature:
 
 def image_classifier_signature(num_classes: int = 10, pixels: int = 784, metadata: dict[str, Any] | None = None,
                                class_names: tuple[str, ...] | list[str] | None = None,
-                               input_shape: tuple[int, ...] | None = None) -> ModelSignature:
+                               input_shape: tuple[int, ...] | None = None, image: bool = True,
+                               value_range: tuple[float, float] = (0.0, 1.0)) -> ModelSignature:
     """The MNIST-style signature for an ONNX graph with input `images` and outputs `scores`, `classes`.
 
     `class_names` default to "0".."num_classes-1"; `input_shape` (per example, e.g. (3, 32, 32)) defaults
-    to (pixels,).
+    to (pixels,); `image=False` for feature vectors (tabular data): no image shapes, no range check;
+    `value_range` is what black and white are in the graph's input (e.g. (0, 255) for raw pixels).
     """
     names = tuple(str(c) for c in class_names) if class_names is not None else tuple(str(i) for i in range(num_classes))
     if len(names) != num_classes:
         raise SignatureError(f"{len(names)} class names for {num_classes} classes: give one name per class")
-    images = TensorSpec("images", "float32", (-1, *(input_shape or (pixels,))), image=True)
+    images = TensorSpec("images", "float32", (-1, *(input_shape or (pixels,))), image, value_range)
     scores = TensorSpec("scores", "float32", (-1, num_classes))
     predict = SignatureDef(
         PREDICT_METHOD,

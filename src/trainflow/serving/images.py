@@ -1,4 +1,4 @@
-"""Encoded images (PNG, JPEG) -> float32 pixels in [0, 1] (grayscale or RGB), as TF Serving REST's `{"b64": ...}`.
+"""Encoded images (PNG, JPEG) -> float32 pixels in the model's range (grayscale or RGB), as TF Serving's `{"b64": ...}`.
 
 A few kilobytes of PNG can declare gigapixels, so an image's size is read from its header and checked
 against a per-image and a per-request pixel limit before anything is decoded, and only a few images
@@ -93,7 +93,8 @@ class ImageBatch:
                     converted = image.convert(mode)
                     if converted.size != size:
                         converted = converted.resize(size, Image.Resampling.BILINEAR)
-                    pixels = np.asarray(converted, dtype=np.float32) / 255.0
+                    pixels = np.asarray(converted, dtype=np.float32) * ((layout.high - layout.low) / 255.0)
+                    pixels += layout.low
                     return pixels if layout.channels == 1 else np.ascontiguousarray(pixels.transpose(2, 0, 1))
         except Image.DecompressionBombError:
             raise self._too_large("per image", self.decoder.limits.max_image_pixels, "--max-image-pixels",

@@ -2,7 +2,7 @@
 
 Any signature input is a `TensorSpec` (numpy dtype name, shape with -1 for free dimensions). An image
 input (marked `image` in signature.json; float [-1, side*side] or [-1, C, H, W] with C 1 or 3) also takes the shapes
-clients send ([N, H, W], [N, 1, H, W], [N, pixels]) and b64 images, with values in [0, 1].
+clients send ([N, H, W], [N, 1, H, W], [N, pixels]) and b64 images, with values in its range ([0, 1] by default).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ class ImageLayout:
     channels: int
     height: int
     width: int
+    low: float = 0.0  # black
+    high: float = 1.0  # white
 
     @property
     def pixels(self) -> int:
@@ -38,9 +40,9 @@ def image_layout(spec: TensorSpec) -> ImageLayout | None:
     rest = spec.shape[1:]
     if len(rest) == 1 and rest[0] >= 4 and math.isqrt(rest[0]) ** 2 == rest[0]:
         side = math.isqrt(rest[0])
-        return ImageLayout(1, side, side)
+        return ImageLayout(1, side, side, *spec.value_range)
     if len(rest) == 3 and rest[0] in (1, 3) and min(rest[1:]) > 0:
-        return ImageLayout(*rest)
+        return ImageLayout(*rest, *spec.value_range)
     return None
 
 
@@ -66,7 +68,7 @@ def expected(spec: TensorSpec) -> str:
     c, h, w = layout.channels, layout.height, layout.width
     shapes = [f"[N, {h}, {w}]", f"[N, {c}, {h}, {w}]", f"[N, {layout.pixels}]"] if c == 1 else \
         [f"[N, {c}, {h}, {w}]", f"[N, {layout.pixels}]"]
-    return f"{spec.dtype} {', '.join(shapes[:-1])} or {shapes[-1]} with values in [0, 1]"
+    return f"{spec.dtype} {', '.join(shapes[:-1])} or {shapes[-1]} with values in [{layout.low:g}, {layout.high:g}]"
 
 
 def check_input(alias: str, spec: TensorSpec, value: np.ndarray) -> np.ndarray:
@@ -110,7 +112,7 @@ def _image(alias: str, spec: TensorSpec, layout: ImageLayout, value: np.ndarray)
     if not (math.isfinite(low) and math.isfinite(high)):
         raise InvalidInput(f"input '{alias}' contains NaN, infinite or out-of-range numbers: expected "
                            f"{expected(spec)}")
-    if low < 0.0 or high > 1.0:
+    if low < layout.low or high > layout.high:
         raise InvalidInput(f"input '{alias}' has values in [{low:g}, {high:g}]: expected {expected(spec)}")
     return images
 
