@@ -114,8 +114,8 @@ class TfsRest:
             raise InvalidInput("'context' must be a JSON object of features shared by every example")
         rows = [_example({**context, **e} if isinstance(e, dict) else e, decoders) for e in examples]
         outputs = self.plane.run(model, signature_name, _rows(rows, decoders))
-        rows = tfs_classify.classifications(outputs, names, scores)
-        return {"result": [[list(pair) for pair in row] for row in rows]}
+        pairs = tfs_classify.classifications(outputs, names, scores)
+        return {"result": [[list(pair) for pair in row] for row in pairs]}
 
 
 class Column:
