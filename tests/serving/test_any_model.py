@@ -146,15 +146,29 @@ def test_wrong_shapes_and_dtypes_are_refused_naming_the_input(server, body: dict
     assert all(word in error for word in words) and "\n" not in error, error
 
 
-def test_wrong_dtypes_are_refused_over_grpc_and_v2(server) -> None:
+def test_wrong_dtypes_and_shapes_are_refused_over_grpc_and_v2(server) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         grpc_predict(server, {"ids": proto(IDS.astype(np.float32)), "x": proto(X)})
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "'ids'" in caught.value.details() and "int64 [N, 3]" in caught.value.details()
+    with pytest.raises(grpc.RpcError) as caught:
+        grpc_predict(server, {"ids": proto(IDS), "x": proto(X[:, :3].copy())})
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'x'" in caught.value.details() and "float32 [N, 4]" in caught.value.details()
     for module, address in ((triton_http, server.rest_url.removeprefix("http://")),
                             (triton_grpc, server.grpc_address)):
         with pytest.raises(InferenceServerException, match=r"'ids'.*expected INT64"):
             triton_scores(module, address, ids_datatype="FP32")
+        client = module.InferenceServerClient(address)
+        ids = module.InferInput("ids", [4, 2], "INT64")
+        ids.set_data_from_numpy(IDS[:, :2].copy())
+        x = module.InferInput("x", list(X.shape), "FP32")
+        x.set_data_from_numpy(X)
+        try:
+            with pytest.raises(InferenceServerException, match=r"'ids' has shape \[4, 2\]: expected int64 \[N, 3\]"):
+                client.infer(MODEL, [ids, x])
+        finally:
+            client.close()
 
 
 def test_metadata_describes_the_signature_on_both_families(server) -> None:
