@@ -77,7 +77,7 @@ def _run(config: ServerConfig, outputs: str | None) -> None:
 @server_options
 def serve_command(model_base_path: str | None, model_config_file: str | None, aws_endpoint_url: str | None,
                   aws_region: str | None, **flags: Any) -> None:
-    """Serve the newest model version over TF Serving REST/gRPC and KServe V2 REST/gRPC until stopped."""
+    """Serve models (the newest versions) over TF Serving REST/gRPC and KServe V2 REST/gRPC until stopped."""
     if (model_base_path is None) == (model_config_file is None):
         raise ServingError("give --model-base-path (one model) or --model-config-file (several), not both or neither")
     if model_config_file is not None:
