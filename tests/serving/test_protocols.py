@@ -138,6 +138,9 @@ def test_tfs_rest_status_and_metadata(server) -> None:
     signatures = metadata["metadata"]["signature_def"]["signature_def"]
     assert signatures["predict_images"]["inputs"]["images"]["dtype"] == "DT_FLOAT"
     assert signatures["serving_default"]["method_name"] == "tensorflow/serving/classify"
+    classes = signatures["serving_default"]["outputs"]["classes"]  # the class names, not the scores tensor
+    assert classes["name"] == "class_names" and classes["dtype"] == "DT_STRING"
+    assert signatures["serving_default"]["outputs"]["scores"]["name"] == "scores"
 
 
 def test_tfs_grpc_predict_with_float_val_and_tensor_content(server, test_set) -> None:
