@@ -4,7 +4,7 @@ A version directory holds `model.onnx` and `signature.json`; `signature.json` is
 a version whose signature is missing is incomplete and never served. Signature names follow
 TF Serving's MNIST example: `predict_images` (input `images` float32 [-1, 784]; outputs `scores`
 float32 [-1, 10] and `classes` int64 [-1]) and the classify signature `serving_default` (input
-`inputs`; outputs `classes`, the class names, and `scores`, both [-1, 10], sorted by score, best first).
+`inputs`; outputs `classes`, the class names, and `scores`, both [-1, 10]; classify pairs them best first).
 A string output is not read from the ONNX graph: the server computes it from the class names and the
 signature's float output, so its `onnx_name` (`class_names`) names no graph tensor.
 """
@@ -157,7 +157,7 @@ def image_classifier_signature(num_classes: int = 10, pixels: int = 784, metadat
     classify = SignatureDef(
         CLASSIFY_METHOD,
         inputs={"inputs": images},
-        # the class names of every class, sorted by score with the scores (TF Serving's classify output)
+        # the class names of every class beside their scores; classify answers the pairs sorted by score
         outputs={"classes": TensorSpec(CLASS_NAMES_TENSOR, "string", (-1, num_classes)), "scores": scores},
     )
     return ModelSignature(

@@ -147,19 +147,14 @@ class DataPlane:
         return feeds
 
     def finish(self, model: OnnxModel, signature_name: str, raw: Tensors) -> Tensors:
-        """ONNX outputs -> the signature's outputs; a class-name output comes sorted with its scores, best first."""
+        """ONNX outputs -> the signature's outputs; a class-name output holds every class name, in label order
+        like its scores (classify sorts the pairs by score)."""
         outputs = model.signature_def(signature_name).outputs
         result: Tensors = {alias: raw[spec.onnx_name] for alias, spec in outputs.items() if spec.dtype != "string"}
-        names = [alias for alias, spec in outputs.items() if spec.dtype == "string"]
-        if names:
-            (scores_alias,) = result  # checked at load: one score output beside the class names
-            scores = result[scores_alias]
-            order = np.argsort(-scores, axis=1, kind="stable")
-            labels = np.array(model.signature.class_labels, dtype=object)
-            result[scores_alias] = np.take_along_axis(scores, order, axis=1)
-            for alias in names:
-                result[alias] = labels[order]
-        return {alias: result[alias] for alias in outputs}
+        rows = len(next(iter(result.values()))) if result else 0
+        labels = np.array(model.signature.class_labels, dtype=object)
+        return {alias: result[alias] if spec.dtype != "string" else np.tile(labels, (rows, 1))
+                for alias, spec in outputs.items()}
 
     def run(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> Tensors:
         """Run a signature in the calling thread (a gRPC or REST worker), waiting for its batch if batching is on."""

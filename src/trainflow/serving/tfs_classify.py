@@ -32,8 +32,8 @@ def check_classify_signature(signature_name: str, signature: SignatureDef, verb:
 
 
 def classifications(outputs: Tensors, names: str, scores: str) -> list[list[tuple[str, float]]]:
-    """Per example, (class name, score) pairs best first (the data plane sorted them)."""
-    return [list(zip(row_names, row_scores)) for row_names, row_scores in
+    """Per example, (class name, score) pairs sorted by score, best first (ties in label order)."""
+    return [sorted(zip(row_names, row_scores), key=lambda pair: -pair[1]) for row_names, row_scores in
             zip(outputs[names].tolist(), outputs[scores].tolist())]
 
 
