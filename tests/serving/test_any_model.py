@@ -17,10 +17,14 @@ from live_server import running_server
 from model_files import PAIR_CLASSES, pair_expected, pair_model_onnx, pair_signature, publish
 from tritonclient.utils import InferenceServerException
 
-from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from trainflow.serving.protos.tensorflow.core.example import example_pb2, feature_pb2
-from trainflow.serving.protos.tensorflow_serving.apis import (classification_pb2, input_pb2, predict_pb2,
-                                                              prediction_service_pb2_grpc)
+from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from trainflow.serving.protos.tensorflow_serving.apis import (
+    classification_pb2,
+    input_pb2,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 IDS = np.array([[0, 1, 2], [3, 0, 1], [2, 2, 2], [1, 0, 0]], np.int64)
 X = np.random.default_rng(3).normal(size=(4, 4)).astype(np.float32)
@@ -75,7 +79,7 @@ def triton_scores(module, address: str, ids_datatype: str = "INT64") -> np.ndarr
 
 def test_a_two_input_model_answers_the_same_on_all_four_protocols(server) -> None:
     expected = pair_expected(IDS, X)
-    rows = [{"ids": i.tolist(), "x": x.tolist()} for i, x in zip(IDS, X)]
+    rows = [{"ids": i.tolist(), "x": x.tolist()} for i, x in zip(IDS, X, strict=True)]
     by_rows = rest(server, "predict", {"signature_name": "predict", "instances": rows})
     assert by_rows.status_code == 200, by_rows.text
     columns = {"ids": IDS.tolist(), "x": X.tolist()}
@@ -93,11 +97,11 @@ def test_a_two_input_model_answers_the_same_on_all_four_protocols(server) -> Non
 
 
 def test_classify_answers_class_names_sorted_by_score(server) -> None:
-    examples = [{"ids": i.tolist(), "x": x.tolist()} for i, x in zip(IDS, X)]
+    examples = [{"ids": i.tolist(), "x": x.tolist()} for i, x in zip(IDS, X, strict=True)]
     response = rest(server, "classify", {"examples": examples})
     assert response.status_code == 200, response.text
     expected = pair_expected(IDS, X)
-    for pairs, row in zip(response.json()["result"], expected):
+    for pairs, row in zip(response.json()["result"], expected, strict=True):
         order = np.argsort(-row)
         assert [label for label, _ in pairs] == [PAIR_CLASSES[i] for i in order]
         np.testing.assert_allclose([score for _, score in pairs], row[order], rtol=1e-5)
@@ -113,10 +117,11 @@ def grpc_classify(server, examples: list[dict[str, feature_pb2.Feature]]) -> cla
 
 def test_grpc_classify_answers_class_names_sorted_by_score(server) -> None:
     examples = [{"ids": feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=i.tolist())),
-                 "x": feature_pb2.Feature(float_list=feature_pb2.FloatList(value=x.tolist()))} for i, x in zip(IDS, X)]
+                 "x": feature_pb2.Feature(float_list=feature_pb2.FloatList(value=x.tolist()))}
+                for i, x in zip(IDS, X, strict=True)]
     response = grpc_classify(server, examples)
     assert response.model_spec.signature_name == "serving_default" and response.model_spec.version.value >= 1
-    for classified, row in zip(response.result.classifications, pair_expected(IDS, X)):
+    for classified, row in zip(response.result.classifications, pair_expected(IDS, X), strict=True):
         order = np.argsort(-row)
         assert [c.label for c in classified.classes] == [PAIR_CLASSES[i] for i in order]
         np.testing.assert_allclose([c.score for c in classified.classes], row[order], rtol=1e-5)
@@ -237,7 +242,7 @@ def test_v2_classification_extension_answers_the_top_k_with_names(server, module
         client.close()
     expected = pair_expected(IDS, X)
     assert answer.shape == (4, 2)
-    for row, scores in zip(answer, expected):
+    for row, scores in zip(answer, expected, strict=True):
         order = np.argsort(-scores)[:2]
         parsed = [item.decode().split(":") for item in row]
         assert [(int(i), label) for _, i, label in parsed] == [(i, PAIR_CLASSES[i]) for i in order]

@@ -122,7 +122,7 @@ def test_tfs_rest_classify_returns_label_score_pairs_sorted_by_score(server, tes
     body = {"examples": [{"inputs": image.ravel().tolist()} for image in images[:3]]}
     response = httpx.post(f"{server.rest_url}/v1/models/mnist:classify", json=body)
     assert response.status_code == 200, response.text
-    for pairs, cls in zip(response.json()["result"], expected):
+    for pairs, cls in zip(response.json()["result"], expected, strict=True):
         assert sorted(label for label, _ in pairs) == [str(i) for i in range(10)]
         assert [score for _, score in pairs] == sorted((score for _, score in pairs), reverse=True)
         assert pairs[0][0] == str(cls)  # the top class first, as TF Serving's classify and a top-k client expect

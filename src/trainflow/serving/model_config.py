@@ -16,8 +16,8 @@ from google.protobuf import text_format
 
 from trainflow.serving.errors import ServingError, shown
 from trainflow.serving.names import check_model_name
-from trainflow.serving.protos.tensorflow_serving.config import model_server_config_pb2 as pb
 from trainflow.serving.protos.tensorflow_serving.config import file_system_storage_path_source_pb2 as storage_pb
+from trainflow.serving.protos.tensorflow_serving.config import model_server_config_pb2 as pb
 
 ServableVersionPolicy = storage_pb.FileSystemStoragePathSourceConfig.ServableVersionPolicy
 

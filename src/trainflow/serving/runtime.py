@@ -57,7 +57,7 @@ class OnnxModel:
     def run(self, feeds: Feeds) -> Outputs:
         """One synchronous ONNX Runtime call on checked inputs ({graph input name: batch})."""
         values = self.session.run(self.output_names, feeds)
-        return dict(zip(self.output_names, values))
+        return dict(zip(self.output_names, values, strict=True))
 
     def submit(self, feeds: Feeds) -> Future[Outputs]:
         """Run now, or queue for the next batch when batching is on; the future holds the ONNX outputs."""
@@ -110,7 +110,8 @@ class OnnxModel:
         graph_dtype = _ORT_DTYPES.get(graph_type.removeprefix("tensor(").removesuffix(")"), graph_type)
         graph_shape = list(getattr(node, "shape", None) or [])
         fixed = [d if isinstance(d, int) and d >= 0 else -1 for d in graph_shape]
-        agrees = len(fixed) == len(spec.shape) and all(g == -1 or g == s for g, s in zip(fixed, spec.shape))
+        agrees = len(fixed) == len(spec.shape) and all(
+            g == -1 or g == s for g, s in zip(fixed, spec.shape, strict=True))
         if graph_dtype != spec.dtype or not agrees:
             raise self._refuse(f"signature '{sig_name}' {kind} '{alias}' is {spec.dtype} {list(spec.shape)}, but the "
                                f"ONNX graph's '{spec.onnx_name}' is {graph_dtype} {fixed}: fix signature.json")
@@ -135,7 +136,7 @@ class OnnxModel:
                    for spec in sig.outputs.values() if spec.dtype != "string"}
         for name, value in answers.items():
             want = tuple(rows if i == 0 and d == -1 else d for i, d in enumerate(outputs[name].shape))
-            if value.ndim != len(want) or any(w != -1 and w != v for w, v in zip(want, value.shape)):
+            if value.ndim != len(want) or any(w != -1 and w != v for w, v in zip(want, value.shape, strict=True)):
                 raise self._refuse(f"output '{name}' has shape {list(value.shape)} for {rows} inputs: signature.json "
                                    f"says {list(outputs[name].shape)}")
             if value.dtype.kind == "f" and not np.isfinite(value).all():

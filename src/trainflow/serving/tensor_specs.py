@@ -80,7 +80,7 @@ def check_input(alias: str, spec: TensorSpec, value: np.ndarray) -> np.ndarray:
     if not _same_kind(value.dtype, dtype):
         raise InvalidInput(f"input '{alias}' holds {value.dtype} values: expected {expected(spec)}")
     shape = tuple(value.shape)
-    fits = len(shape) == len(spec.shape) and all(d == -1 or d == s for d, s in zip(spec.shape, shape))
+    fits = len(shape) == len(spec.shape) and all(d == -1 or d == s for d, s in zip(spec.shape, shape, strict=True))
     if not fits or (shape and shape[0] == 0):
         raise InvalidInput(f"input '{alias}' has shape {list(shape)}: expected {expected(spec)}")
     if dtype.kind in "iu" and value.size and value.dtype != dtype:

@@ -33,8 +33,8 @@ def check_classify_signature(signature_name: str, signature: SignatureDef, verb:
 
 def classifications(outputs: Tensors, names: str, scores: str) -> list[list[tuple[str, float]]]:
     """Per example, (class name, score) pairs sorted by score, best first (ties in label order)."""
-    return [sorted(zip(row_names, row_scores), key=lambda pair: -pair[1]) for row_names, row_scores in
-            zip(outputs[names].tolist(), outputs[scores].tolist())]
+    return [sorted(zip(row_names, row_scores, strict=True), key=lambda pair: -pair[1]) for row_names, row_scores in
+            zip(outputs[names].tolist(), outputs[scores].tolist(), strict=True)]
 
 
 def classification_result(pairs: list[list[tuple[str, float]]]) -> classification_pb2.ClassificationResult:

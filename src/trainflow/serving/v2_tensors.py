@@ -108,7 +108,7 @@ def classify_output(model: OnnxModel, name: str, value: np.ndarray, count: int) 
     labels = model.signature.class_labels if len(model.signature.class_labels) == value.shape[1] else ()
     order = np.argsort(-value, axis=1, kind="stable")[:, :count]
     rows = [[f"{float(row[i]):f}:{i}" + (f":{labels[i]}" if labels else "") for i in top]
-            for row, top in zip(value, order)]
+            for row, top in zip(value, order, strict=True)]
     return np.array(rows, dtype=object).reshape(len(rows), order.shape[1])
 
 
