@@ -18,6 +18,7 @@ from trainflow.serving.dataplane import DataPlane
 from trainflow.serving.errors import ServingError
 from trainflow.serving.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_PIXELS, ImageDecoder, ImageLimits
 from trainflow.serving.metrics import ServingMetrics
+from trainflow.serving.model_config import ModelEntry, VersionPolicy
 from trainflow.serving.names import check_model_name
 from trainflow.serving.repository import ModelRepository, RepositoryConfig
 from trainflow.serving.rest_io import BodyLimits
@@ -38,7 +39,7 @@ BUFFERED_BODIES = 8  # large REST bodies held in memory at once, in --max-reques
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Everything `trainflow serve` takes; port 0 picks a free port."""
+    """Everything `trainflow serve` takes; port 0 picks a free port; `models`, when given, replaces the one model."""
 
     model_name: str
     base_url: str
@@ -57,9 +58,11 @@ class ServerConfig:
     threads: int = 1  # ONNX Runtime intra-op threads per session
     keep_versions: int = 2
     storage: StorageOptions | None = None
+    models: tuple[ModelEntry, ...] = ()
 
     def __post_init__(self) -> None:
-        check_model_name(self.model_name)
+        if not self.models:
+            check_model_name(self.model_name)
         for flag, value in (("--max-request-bytes", self.max_request_bytes),
                             ("--max-concurrency", self.max_concurrency),
                             ("--body-timeout-seconds", self.body_timeout_seconds),
@@ -69,11 +72,15 @@ class ServerConfig:
             if not value > 0:
                 raise ServingError(f"{flag} is {value}: it must be a positive number")
 
-    def repository_config(self) -> RepositoryConfig:
+    def entries(self) -> tuple[ModelEntry, ...]:
+        """The models to serve: the config file's, or the one named on the command line."""
+        return self.models or (ModelEntry(self.model_name, self.base_url, VersionPolicy("latest", self.keep_versions)),)
+
+    def repository_configs(self) -> list[RepositoryConfig]:
         batching = (BatchingConfig(self.max_batch_size, self.batch_timeout_micros / 1e6)
                     if self.max_batch_size > 0 else None)
-        return RepositoryConfig(self.model_name, self.base_url, self.poll_seconds, self.keep_versions, self.threads,
-                                batching, self.storage)
+        return [RepositoryConfig(e.name, e.base_path, self.poll_seconds, e.policy, self.threads, batching, self.storage)
+                for e in self.entries()]
 
 
 class ModelServer:
@@ -81,11 +88,11 @@ class ModelServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.repository = ModelRepository(config.repository_config())
+        self.repositories = [ModelRepository(c) for c in config.repository_configs()]
         # a few images decode at once, whatever the concurrency: their memory is bounded by the pixel limits
         images = ImageDecoder(ImageLimits(config.max_image_pixels, config.max_request_pixels),
                               concurrent=min(4, os.cpu_count() or 1))
-        self.plane = DataPlane(self.repository, config.max_concurrency, ServingMetrics(), images)
+        self.plane = DataPlane(self.repositories, config.max_concurrency, ServingMetrics(), images)
         self.rest_port = 0
         self.grpc_port = 0
         self._uvicorn: uvicorn.Server | None = None
@@ -104,20 +111,32 @@ class ModelServer:
         """Bind both ports, load what versions there are, start serving; ServingError if a port is taken."""
         rest_socket = _bind(self.config.host, self.config.rest_port, "--rest-port")
         try:
-            self.repository.start()
+            for repository in self.repositories:
+                repository.start()
             self._start_grpc()
             self._start_rest(rest_socket)
         except BaseException:
             rest_socket.close()
             self.stop()
             raise
-        log.info("serving model '%s' from %s: REST %s, gRPC %s", self.config.model_name, self.config.base_url,
+        log.info("serving %s: REST %s, gRPC %s", ", ".join(f"model '{e.name}' from {e.base_path}"
+                                                           for e in self.config.entries()),
                  self.rest_url, self.grpc_address)
         return self
 
+    @property
+    def repository(self) -> ModelRepository:
+        """The first (with one model, the only) model's repository."""
+        return self.repositories[0]
+
     def wait_ready(self, timeout: float | None = None) -> bool:
-        """Block until a model version is loaded; True when one is."""
-        return self.repository.wait_ready(timeout)
+        """Block until every model has a version loaded; True when they do."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for repository in self.repositories:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not repository.wait_ready(left):
+                return False
+        return True
 
     def stop(self, grace: float = 2.0) -> None:
         """Stop accepting requests, let those in flight finish (up to `grace` seconds), unload."""
@@ -130,7 +149,8 @@ class ModelServer:
                 self._rest_thread.join(timeout=grace + 5)
             self._uvicorn = None
         self.plane.close()
-        self.repository.stop()
+        for repository in self.repositories:
+            repository.stop()
 
     def __enter__(self) -> ModelServer:
         return self.start()
@@ -211,8 +231,10 @@ def serve_until_stopped(config: ServerConfig, stop: threading.Event,
     """Run a server until `stop` is set; `on_ready` is called once both ports listen and a version is loaded."""
     server = ModelServer(config).start()
     try:
-        if not server.repository.ready():
-            log.info("model '%s': waiting for a first version under %s", config.model_name, config.base_url)
+        for repository in server.repositories:
+            if not repository.ready():
+                log.info("model '%s': waiting for a first version under %s", repository.name,
+                         repository.config.base_url)
         while not stop.is_set():
             if server.wait_ready(timeout=0.2):
                 break

@@ -10,8 +10,9 @@ from trainflow.serving.protos.tensorflow_serving.apis import (get_model_metadata
                                                                model_pb2)
 from trainflow.serving.runtime import OnnxModel
 
-DTYPES = {"float32": types_pb2.DT_FLOAT, "float64": types_pb2.DT_DOUBLE, "int64": types_pb2.DT_INT64,
-          "int32": types_pb2.DT_INT32, "string": types_pb2.DT_STRING}
+DTYPES = {"float32": types_pb2.DT_FLOAT, "float64": types_pb2.DT_DOUBLE, "float16": types_pb2.DT_HALF,
+          "int64": types_pb2.DT_INT64, "int32": types_pb2.DT_INT32, "int16": types_pb2.DT_INT16,
+          "int8": types_pb2.DT_INT8, "uint8": types_pb2.DT_UINT8, "string": types_pb2.DT_STRING}
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
