@@ -25,10 +25,14 @@ def linear_classifier_onnx(weights: np.ndarray, bias: np.ndarray) -> bytes:
         ],
         "linear",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", weights.shape[0]])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", weights.shape[1]]),
-         helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"])],
-        initializer=[numpy_helper.from_array(weights.astype(np.float32), "W"),
-                     numpy_helper.from_array(bias.astype(np.float32), "B")],
+        [
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", weights.shape[1]]),
+            helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"]),
+        ],
+        initializer=[
+            numpy_helper.from_array(weights.astype(np.float32), "W"),
+            numpy_helper.from_array(bias.astype(np.float32), "B"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -43,7 +47,7 @@ def centroid_classifier_onnx(mnist_dir: Path, scale: float = 1.0) -> bytes:
     labels = np.asarray(train.labels)
     means = np.stack([images[labels == c].mean(axis=0) for c in range(10)])
     # argmin |x - m|^2 == argmax x.m - |m|^2 / 2; scaled so the softmax is not flat
-    return linear_classifier_onnx(scale * means.T, -scale * 0.5 * (means ** 2).sum(axis=1))
+    return linear_classifier_onnx(scale * means.T, -scale * 0.5 * (means**2).sum(axis=1))
 
 
 def constant_classifier_onnx(cls: int) -> bytes:
@@ -89,10 +93,14 @@ def pair_model_onnx() -> bytes:
             helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
         ],
         "pair",
-        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 3]),
-         helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3]),
-         helper.make_tensor_value_info("label", TensorProto.INT64, ["N"])],
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 3]),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4]),
+        ],
+        [
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+        ],
         initializer=[numpy_helper.from_array(PAIR_WEIGHTS, "W")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -122,8 +130,9 @@ def pair_signature(ids_input: str = "ids") -> str:
     inputs = {"ids": TensorSpec(ids_input, "int64", (-1, 3)), "x": TensorSpec("x", "float32", (-1, 4))}
     scores = TensorSpec("probabilities", "float32", (-1, 3))
     predict = SignatureDef(PREDICT_METHOD, inputs, {"scores": scores, "label": TensorSpec("label", "int64", (-1,))})
-    classify = SignatureDef(CLASSIFY_METHOD, inputs, {"classes": TensorSpec(CLASS_NAMES_TENSOR, "string", (-1, 3)),
-                                                      "scores": scores})
+    classify = SignatureDef(
+        CLASSIFY_METHOD, inputs, {"classes": TensorSpec(CLASS_NAMES_TENSOR, "string", (-1, 3)), "scores": scores}
+    )
     return ModelSignature({"predict": predict, "serving_default": classify}, PAIR_CLASSES).to_json()
 
 
@@ -138,8 +147,10 @@ def colour_model_onnx() -> bytes:
         ],
         "colour",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 4, 4])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3]),
-         helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"])],
+        [
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"]),
+        ],
         initializer=[numpy_helper.from_array(np.array(10.0, np.float32), "ten")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

@@ -108,17 +108,26 @@ def test_classify_answers_class_names_sorted_by_score(server) -> None:
 
 
 def grpc_classify(server, examples: list[dict[str, feature_pb2.Feature]]) -> classification_pb2.ClassificationResponse:
-    request = classification_pb2.ClassificationRequest(input=input_pb2.Input(example_list=input_pb2.ExampleList(
-        examples=[example_pb2.Example(features=feature_pb2.Features(feature=e)) for e in examples])))
+    request = classification_pb2.ClassificationRequest(
+        input=input_pb2.Input(
+            example_list=input_pb2.ExampleList(
+                examples=[example_pb2.Example(features=feature_pb2.Features(feature=e)) for e in examples]
+            )
+        )
+    )
     request.model_spec.name = MODEL
     with grpc.insecure_channel(server.grpc_address) as channel:
         return prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(request, timeout=30)
 
 
 def test_grpc_classify_answers_class_names_sorted_by_score(server) -> None:
-    examples = [{"ids": feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=i.tolist())),
-                 "x": feature_pb2.Feature(float_list=feature_pb2.FloatList(value=x.tolist()))}
-                for i, x in zip(IDS, X, strict=True)]
+    examples = [
+        {
+            "ids": feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=i.tolist())),
+            "x": feature_pb2.Feature(float_list=feature_pb2.FloatList(value=x.tolist())),
+        }
+        for i, x in zip(IDS, X, strict=True)
+    ]
     response = grpc_classify(server, examples)
     assert response.model_spec.signature_name == "serving_default" and response.model_spec.version.value >= 1
     for classified, row in zip(response.result.classifications, pair_expected(IDS, X), strict=True):
@@ -134,16 +143,19 @@ def test_grpc_classify_answers_class_names_sorted_by_score(server) -> None:
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'x' has 1 values" in caught.value.details()
 
 
-@pytest.mark.parametrize("body, words", [
-    ({"inputs": {"ids": IDS.tolist(), "x": X[:, :3].tolist()}}, ["'x'", "[4, 3]", "float32 [N, 4]"]),
-    ({"inputs": {"ids": IDS[:, :2].tolist(), "x": X.tolist()}}, ["'ids'", "int64 [N, 3]"]),
-    ({"inputs": {"ids": (IDS + 0.5).tolist(), "x": X.tolist()}}, ["'ids'", "whole numbers"]),
-    ({"inputs": {"ids": IDS[:2].tolist(), "x": X.tolist()}}, ["different numbers of examples"]),
-    ({"inputs": {"x": X.tolist()}}, ["'ids'", "the inputs are"]),
-    ({"inputs": {"ids": IDS.tolist(), "x": X.tolist(), "z": [1]}}, ["'z'"]),
-    ({"instances": [{"ids": [1, 2, 3]}]}, ["'ids'", "'x'"]),
-    ({"inputs": {"ids": {"b64": "AAAA"}, "x": X.tolist()}}, ["'ids'", "takes numbers"]),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"inputs": {"ids": IDS.tolist(), "x": X[:, :3].tolist()}}, ["'x'", "[4, 3]", "float32 [N, 4]"]),
+        ({"inputs": {"ids": IDS[:, :2].tolist(), "x": X.tolist()}}, ["'ids'", "int64 [N, 3]"]),
+        ({"inputs": {"ids": (IDS + 0.5).tolist(), "x": X.tolist()}}, ["'ids'", "whole numbers"]),
+        ({"inputs": {"ids": IDS[:2].tolist(), "x": X.tolist()}}, ["different numbers of examples"]),
+        ({"inputs": {"x": X.tolist()}}, ["'ids'", "the inputs are"]),
+        ({"inputs": {"ids": IDS.tolist(), "x": X.tolist(), "z": [1]}}, ["'z'"]),
+        ({"instances": [{"ids": [1, 2, 3]}]}, ["'ids'", "'x'"]),
+        ({"inputs": {"ids": {"b64": "AAAA"}, "x": X.tolist()}}, ["'ids'", "takes numbers"]),
+    ],
+)
 def test_wrong_shapes_and_dtypes_are_refused_naming_the_input(server, body: dict, words: list[str]) -> None:
     response = rest(server, "predict", {"signature_name": "predict", **body})
     assert response.status_code == 400, response.text
@@ -160,8 +172,7 @@ def test_wrong_dtypes_and_shapes_are_refused_over_grpc_and_v2(server) -> None:
         grpc_predict(server, {"ids": proto(IDS), "x": proto(X[:, :3].copy())})
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "'x'" in caught.value.details() and "float32 [N, 4]" in caught.value.details()
-    for module, address in ((triton_http, server.rest_url.removeprefix("http://")),
-                            (triton_grpc, server.grpc_address)):
+    for module, address in ((triton_http, server.rest_url.removeprefix("http://")), (triton_grpc, server.grpc_address)):
         with pytest.raises(InferenceServerException, match=r"'ids'.*expected INT64"):
             triton_scores(module, address, ids_datatype="FP32")
         client = module.InferenceServerClient(address)
@@ -179,19 +190,27 @@ def test_wrong_dtypes_and_shapes_are_refused_over_grpc_and_v2(server) -> None:
 def test_metadata_describes_the_signature_on_both_families(server) -> None:
     tfs = httpx.get(f"{server.rest_url}/v1/models/{MODEL}/metadata").json()["metadata"]["signature_def"]
     classify = tfs["signature_def"]["serving_default"]
-    assert classify["outputs"]["classes"] == {"name": "class_names", "dtype": "DT_STRING",
-                                              "tensor_shape": {"dim": [{"size": "-1"}, {"size": "3"}]}}
+    assert classify["outputs"]["classes"] == {
+        "name": "class_names",
+        "dtype": "DT_STRING",
+        "tensor_shape": {"dim": [{"size": "-1"}, {"size": "3"}]},
+    }
     assert classify["outputs"]["scores"]["name"] == "probabilities"
     assert tfs["signature_def"]["predict"]["inputs"]["ids"]["dtype"] == "DT_INT64"
     v2 = httpx.get(f"{server.rest_url}/v2/models/{MODEL}").json()
-    assert v2["inputs"] == [{"name": "ids", "datatype": "INT64", "shape": [-1, 3]},
-                            {"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
-    assert sorted(v2["outputs"], key=lambda o: o["name"]) == [{"name": "label", "datatype": "INT64", "shape": [-1]},
-                                                              {"name": "scores", "datatype": "FP32", "shape": [-1, 3]}]
+    assert v2["inputs"] == [
+        {"name": "ids", "datatype": "INT64", "shape": [-1, 3]},
+        {"name": "x", "datatype": "FP32", "shape": [-1, 4]},
+    ]
+    assert sorted(v2["outputs"], key=lambda o: o["name"]) == [
+        {"name": "label", "datatype": "INT64", "shape": [-1]},
+        {"name": "scores", "datatype": "FP32", "shape": [-1, 3]},
+    ]
 
 
 def test_a_signature_that_does_not_match_the_graph_is_refused_and_the_old_version_serves(
-        server, pair_base: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server, pair_base: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.ERROR, logger="trainflow.serving.repository"):
         publish(pair_base, 2, pair_model_onnx(), pair_signature(ids_input="tokens"))
         deadline = time.monotonic() + 20
@@ -201,17 +220,26 @@ def test_a_signature_that_does_not_match_the_graph_is_refused_and_the_old_versio
     refused = [r.getMessage() for r in caplog.records if "version 2 refused" in r.getMessage()]
     assert len(refused) == 1 and "'tokens'" in refused[0] and "still serving version 1" in refused[0], refused
     response = rest(server, "predict", {"signature_name": "predict", "inputs": {"ids": IDS.tolist(), "x": X.tolist()}})
-    assert response.status_code == 200 and response.json()["outputs"]["label"] == np.argmax(
-        pair_expected(IDS, X), axis=1).tolist()
+    assert (
+        response.status_code == 200
+        and response.json()["outputs"]["label"] == np.argmax(pair_expected(IDS, X), axis=1).tolist()
+    )
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda s: s.replace('"shape": [\n            -1,\n            4\n',
-                         '"shape": [\n            -1,\n            1099511627776\n'),
-     ["1099511627776", "at most"]),
-    (lambda s: s.replace('"dtype": "int64"', '"dtype": "uint64"', 1), ["uint64"]),
-    (lambda s: s.replace('"onnx_name": "probabilities"', '"onnx_name": "logits"', 1), ["'logits'"]),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (
+            lambda s: s.replace(
+                '"shape": [\n            -1,\n            4\n',
+                '"shape": [\n            -1,\n            1099511627776\n',
+            ),
+            ["1099511627776", "at most"],
+        ),
+        (lambda s: s.replace('"dtype": "int64"', '"dtype": "uint64"', 1), ["uint64"]),
+        (lambda s: s.replace('"onnx_name": "probabilities"', '"onnx_name": "logits"', 1), ["'logits'"]),
+    ],
+)
 def test_hostile_signatures_are_refused_at_load(tmp_path: Path, edit, words: list[str]) -> None:
     from trainflow.export.signature import ModelSignature
     from trainflow.serving.errors import ModelLoadError
@@ -270,11 +298,17 @@ def test_an_rgb_image_model_takes_arrays_and_colour_pngs_with_its_class_names(tm
         response = httpx.post(url, json={"examples": [{"inputs": red.tolist()}, {"inputs": blue}]}, timeout=30)
         assert response.status_code == 200, response.text
         assert [row[0][0] for row in response.json()["result"]] == ["red", "blue"]
-        flat = httpx.post(f"{server.rest_url}/v1/models/colour:predict", timeout=30,
-                          json={"signature_name": "predict_images", "instances": [red.ravel().tolist()]})
+        flat = httpx.post(
+            f"{server.rest_url}/v1/models/colour:predict",
+            timeout=30,
+            json={"signature_name": "predict_images", "instances": [red.ravel().tolist()]},
+        )
         assert flat.json()["predictions"][0]["classes"] == 0
-        gray = httpx.post(f"{server.rest_url}/v1/models/colour:predict", timeout=30,
-                          json={"signature_name": "predict_images", "instances": [red[0].tolist()]})
+        gray = httpx.post(
+            f"{server.rest_url}/v1/models/colour:predict",
+            timeout=30,
+            json={"signature_name": "predict_images", "instances": [red[0].tolist()]},
+        )
         assert gray.status_code == 400 and "[N, 3, 4, 4]" in gray.json()["error"], gray.text
         metadata = httpx.get(f"{server.rest_url}/v2/models/colour", timeout=30).json()
         assert metadata["inputs"] == [{"name": "images", "datatype": "FP32", "shape": [-1, 3, 4, 4]}]
@@ -294,8 +328,9 @@ def test_feature_vectors_and_raw_pixel_images_take_their_own_value_ranges(tmp_pa
     tabular = image_classifier_signature(3, class_names=["a", "b", "c"], input_shape=(4,), image=False)
     publish(tmp_path / "tabular", 1, linear_classifier_onnx(weights, np.zeros(3)), tabular.to_json())
     # an RGB model whose graph takes raw pixels, 0 to 255
-    raw = image_classifier_signature(3, class_names=["red", "green", "blue"], input_shape=(3, 4, 4),
-                                     value_range=(0.0, 255.0))
+    raw = image_classifier_signature(
+        3, class_names=["red", "green", "blue"], input_shape=(3, 4, 4), value_range=(0.0, 255.0)
+    )
     publish(tmp_path / "raw", 1, colour_model_onnx(), raw.to_json())
     png = io.BytesIO()
     Image.new("RGB", (4, 4), (0, 200, 0)).save(png, format="PNG")
@@ -310,8 +345,16 @@ def test_feature_vectors_and_raw_pixel_images_take_their_own_value_ranges(tmp_pa
         url = f"{server.rest_url}/v1/models/raw:classify"
         pixels = np.zeros((3, 4, 4))
         pixels[2] = 255.0
-        answers = httpx.post(url, timeout=30, json={"examples": [
-            {"inputs": pixels.tolist()}, {"inputs": {"b64": base64.b64encode(png.getvalue()).decode()}}]})
+        answers = httpx.post(
+            url,
+            timeout=30,
+            json={
+                "examples": [
+                    {"inputs": pixels.tolist()},
+                    {"inputs": {"b64": base64.b64encode(png.getvalue()).decode()}},
+                ]
+            },
+        )
         assert answers.status_code == 200, answers.text
         assert [row[0][0] for row in answers.json()["result"]] == ["blue", "green"]
         over = httpx.post(url, json={"examples": [{"inputs": (pixels + 1).tolist()}]}, timeout=30)

@@ -36,8 +36,12 @@ def test_batched_server_answers_concurrent_requests_like_an_unbatched_one(start_
     images = test_set[0][:32].reshape(32, -1)
     with start_server(model_base) as plain:
         body = {"signature_name": "predict_images", "instances": images.tolist()}
-        expected = [p["classes"] for p in httpx.post(plain.rest_url + "/v1/models/mnist:predict", json=body).json()["predictions"]]
+        expected = [
+            p["classes"]
+            for p in httpx.post(plain.rest_url + "/v1/models/mnist:predict", json=body).json()["predictions"]
+        ]
     with start_server(model_base, max_batch_size=16, batch_timeout_micros=2000) as batched:
+
         def one(index: int) -> int:
             single = {"signature_name": "predict_images", "instances": [images[index].tolist()]}
             response = httpx.post(batched.rest_url + "/v1/models/mnist:predict", json=single, timeout=10)

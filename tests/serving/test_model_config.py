@@ -52,8 +52,9 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(config_file: Path) -> Iterator[ModelServer]:
-    config = ServerConfig("unused", "", rest_port=0, grpc_port=0, poll_seconds=0.1,
-                          models=tuple(read_model_config(config_file)))
+    config = ServerConfig(
+        "unused", "", rest_port=0, grpc_port=0, poll_seconds=0.1, models=tuple(read_model_config(config_file))
+    )
     with ModelServer(config) as started:
         assert started.wait_ready(30)
         yield started
@@ -79,10 +80,17 @@ def test_two_models_are_served_side_by_side_with_their_own_version_policies(serv
     assert grpc_versions(server, "digits") == [1, 3]  # specific {1, 3}
     assert grpc_versions(server, "pair") == [2, 3]  # latest 2
     assert digit(server) == 3 and digit(server, 1) == 1
-    assert httpx.post(server.rest_url + "/v1/models/digits/versions/2:predict", json={"instances": [IMAGE]},
-                      timeout=10).status_code == 404
-    pair = httpx.post(server.rest_url + "/v1/models/pair:predict", timeout=10, json={
-        "signature_name": "predict", "inputs": {"ids": [[1, 2, 3]], "x": [[0.0, 0.1, 0.2, 0.3]]}})
+    assert (
+        httpx.post(
+            server.rest_url + "/v1/models/digits/versions/2:predict", json={"instances": [IMAGE]}, timeout=10
+        ).status_code
+        == 404
+    )
+    pair = httpx.post(
+        server.rest_url + "/v1/models/pair:predict",
+        timeout=10,
+        json={"signature_name": "predict", "inputs": {"ids": [[1, 2, 3]], "x": [[0.0, 0.1, 0.2, 0.3]]}},
+    )
     assert pair.status_code == 200 and pair.json()["outputs"]["scores"][0] != [], pair.text
     client = triton_grpc.InferenceServerClient(server.grpc_address)
     try:
@@ -97,18 +105,25 @@ def test_two_models_are_served_side_by_side_with_their_own_version_policies(serv
     assert unknown.status_code == 404 and "'digits', 'pair'" in unknown.json()["error"]
 
 
-@pytest.mark.parametrize("text, words", [
-    ('model_config_list { config { name: "a" base_path: "/x" colour: "red" } }', ["colour"]),
-    ('model_config_list { config { name: "a" base_path: "/x" } config { name: "a" base_path: "/y" } }',
-     ["'a'", "twice"]),
-    ('model_config_list { config { name: "../a" base_path: "/x" } }', ["config 1", "'../a'", "not valid"]),
-    ('model_config_list { config { name: "a" } }', ["base_path is missing"]),
-    ('model_config_list { config { name: "a" base_path: "/x" model_platform: "tensorflow" } }', ["'tensorflow'"]),
-    ('model_config_list { config { name: "a" base_path: "/x" model_version_policy { specific { } } } }',
-     ["specific versions"]),
-    ("model_config_list {}", ["no models"]),
-    ("model_config_list { config { name: ", ["models.config"]),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ('model_config_list { config { name: "a" base_path: "/x" colour: "red" } }', ["colour"]),
+        (
+            'model_config_list { config { name: "a" base_path: "/x" } config { name: "a" base_path: "/y" } }',
+            ["'a'", "twice"],
+        ),
+        ('model_config_list { config { name: "../a" base_path: "/x" } }', ["config 1", "'../a'", "not valid"]),
+        ('model_config_list { config { name: "a" } }', ["base_path is missing"]),
+        ('model_config_list { config { name: "a" base_path: "/x" model_platform: "tensorflow" } }', ["'tensorflow'"]),
+        (
+            'model_config_list { config { name: "a" base_path: "/x" model_version_policy { specific { } } } }',
+            ["specific versions"],
+        ),
+        ("model_config_list {}", ["no models"]),
+        ("model_config_list { config { name: ", ["models.config"]),
+    ],
+)
 def test_config_errors_are_one_line(text: str, words: list[str]) -> None:
     with pytest.raises(ServingError) as caught:
         parse_model_config(text, "models.config")
@@ -118,19 +133,42 @@ def test_config_errors_are_one_line(text: str, words: list[str]) -> None:
 def test_serve_refuses_a_bad_config_file_in_one_line_with_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "models.config"
     bad.write_text('model_config_list { config { name: "a" base_path: "/x" } config { name: "a" base_path: "/y" } }')
-    for args in (["--model-config-file", str(bad)], ["--model-config-file", str(tmp_path / "missing.config")],
-                 ["--model-config-file", str(bad), "--model-base-path", str(tmp_path)]):
-        result = subprocess.run([sys.executable, "-m", "trainflow", "serve", *args, "--rest-port", "0",
-                                 "--grpc-port", "0"], capture_output=True, text=True, timeout=60, check=False,
-                                env={**os.environ, "TRAINFLOW_LOG_LEVEL": "ERROR"})
+    for args in (
+        ["--model-config-file", str(bad)],
+        ["--model-config-file", str(tmp_path / "missing.config")],
+        ["--model-config-file", str(bad), "--model-base-path", str(tmp_path)],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "trainflow", "serve", *args, "--rest-port", "0", "--grpc-port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "TRAINFLOW_LOG_LEVEL": "ERROR"},
+        )
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
 
 
 def test_trainflow_serve_with_a_model_config_file_serves_every_model(config_file: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "trainflow", "serve", "--model-config-file", str(config_file),
-                             "--rest-port", "0", "--grpc-port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, "COLUMNS": "400"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainflow",
+            "serve",
+            "--model-config-file",
+            str(config_file),
+            "--rest-port",
+            "0",
+            "--grpc-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "COLUMNS": "400"},
+    )
     try:
         line = proc.stdout.readline()  # printed once every model has a version loaded
         assert "'digits' version 3" in line and "'pair' version 3" in line, line

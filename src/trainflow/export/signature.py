@@ -27,8 +27,23 @@ CLASSIFY_METHOD = "tensorflow/serving/classify"
 PREDICT_SIGNATURE = "predict_images"
 CLASSIFY_SIGNATURE = "serving_default"
 CLASS_NAMES_TENSOR = "class_names"  # the string output computed by the server, not a graph tensor
-DTYPES = frozenset({"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                    "uint64", "bool", "string"})
+DTYPES = frozenset(
+    {
+        "float16",
+        "float32",
+        "float64",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "bool",
+        "string",
+    }
+)
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")  # one file in the version directory, no path
 
 
@@ -129,15 +144,22 @@ class ModelSignature:
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise SignatureError(f"malformed {SIGNATURE_FILE}: {str(exc)[:200]}") from None
         if not _FILE_NAME.match(signature.model_file) or ".." in signature.model_file:
-            raise SignatureError(f"malformed {SIGNATURE_FILE}: model_file {signature.model_file[:100]!r} is not a "
-                                 "plain file name in the version directory")
+            raise SignatureError(
+                f"malformed {SIGNATURE_FILE}: model_file {signature.model_file[:100]!r} is not a "
+                "plain file name in the version directory"
+            )
         return signature
 
 
-def image_classifier_signature(num_classes: int = 10, pixels: int = 784, metadata: dict[str, Any] | None = None,
-                               class_names: tuple[str, ...] | list[str] | None = None,
-                               input_shape: tuple[int, ...] | None = None, image: bool = True,
-                               value_range: tuple[float, float] = (0.0, 1.0)) -> ModelSignature:
+def image_classifier_signature(
+    num_classes: int = 10,
+    pixels: int = 784,
+    metadata: dict[str, Any] | None = None,
+    class_names: tuple[str, ...] | list[str] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    image: bool = True,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> ModelSignature:
     """The MNIST-style signature for an ONNX graph with input `images` and outputs `scores`, `classes`.
 
     `class_names` default to "0".."num_classes-1"; `input_shape` (per example, e.g. (3, 32, 32)) defaults

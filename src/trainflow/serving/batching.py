@@ -86,7 +86,7 @@ class DynamicBatcher:
             return
         try:
             outputs = self.run({name: np.concatenate([inputs[name] for inputs, _ in batch]) for name in batch[0][0]})
-        except Exception as exc:  # every waiting request gets the same error
+        except Exception as exc:  # noqa: BLE001 - every waiting request gets the same error
             for _, future in batch:
                 future.set_exception(exc)
             return
@@ -104,5 +104,5 @@ def _rows(inputs: Inputs) -> int:
 def _settle(future: Future[Outputs], run: Callable[[Inputs], Outputs], inputs: Inputs) -> None:
     try:
         future.set_result(run(inputs))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every waiting request gets the error the model raised
         future.set_exception(exc)

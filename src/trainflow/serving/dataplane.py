@@ -43,8 +43,9 @@ class RequestScope:
 class DataPlane:
     """Model lookup, admission control and signature execution shared by all four protocols."""
 
-    def __init__(self, repositories: list[ModelRepository], max_concurrency: int, metrics: ServingMetrics,
-                 images: ImageDecoder) -> None:
+    def __init__(
+        self, repositories: list[ModelRepository], max_concurrency: int, metrics: ServingMetrics, images: ImageDecoder
+    ) -> None:
         self.repositories = {r.name: r for r in repositories}
         self.max_concurrency = max_concurrency
         self.metrics = metrics
@@ -123,8 +124,13 @@ class DataPlane:
 
     def _record(self, scope: RequestScope, error: str | None) -> None:
         model = scope.model
-        self.metrics.observe(model.name if model else "-", str(model.version) if model else "-", scope.protocol,
-                             time.perf_counter() - scope.started, error)
+        self.metrics.observe(
+            model.name if model else "-",
+            str(model.version) if model else "-",
+            scope.protocol,
+            time.perf_counter() - scope.started,
+            error,
+        )
 
     def prepare(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> Feeds:
         """Check the inputs against the signature; returns the graph's feeds."""
@@ -132,18 +138,27 @@ class DataPlane:
         missing = [alias for alias in signature.inputs if alias not in inputs]
         if missing:
             alias = missing[0]
-            raise InvalidInput(f"missing input '{alias}' for signature '{signature_name}': expected "
-                               f"{expected(signature.inputs[alias])}")
+            raise InvalidInput(
+                f"missing input '{alias}' for signature '{signature_name}': expected "
+                f"{expected(signature.inputs[alias])}"
+            )
         extra = sorted(set(inputs) - set(signature.inputs))
         if extra:
-            raise InvalidInput(f"unknown input {', '.join(shown(e) for e in extra)} for signature '{signature_name}': "
-                               f"the inputs are {', '.join(repr(a) for a in signature.inputs)}")
+            raise InvalidInput(
+                f"unknown input {', '.join(shown(e) for e in extra)} for signature '{signature_name}': "
+                f"the inputs are {', '.join(repr(a) for a in signature.inputs)}"
+            )
         feeds = {spec.onnx_name: check_input(alias, spec, inputs[alias]) for alias, spec in signature.inputs.items()}
-        batched = {alias: len(feeds[spec.onnx_name]) for alias, spec in signature.inputs.items()
-                   if spec.shape and spec.shape[0] == -1}
+        batched = {
+            alias: len(feeds[spec.onnx_name])
+            for alias, spec in signature.inputs.items()
+            if spec.shape and spec.shape[0] == -1
+        }
         if len(set(batched.values())) > 1:
-            raise InvalidInput(f"inputs hold different numbers of examples ({shown(batched)}): send the same number "
-                               "of rows for every input")
+            raise InvalidInput(
+                f"inputs hold different numbers of examples ({shown(batched)}): send the same number "
+                "of rows for every input"
+            )
         return feeds
 
     def finish(self, model: OnnxModel, signature_name: str, raw: Tensors) -> Tensors:
@@ -153,8 +168,10 @@ class DataPlane:
         result: Tensors = {alias: raw[spec.onnx_name] for alias, spec in outputs.items() if spec.dtype != "string"}
         rows = len(next(iter(result.values()))) if result else 0
         labels = np.array(model.signature.class_labels, dtype=object)
-        return {alias: result[alias] if spec.dtype != "string" else np.tile(labels, (rows, 1))
-                for alias, spec in outputs.items()}
+        return {
+            alias: result[alias] if spec.dtype != "string" else np.tile(labels, (rows, 1))
+            for alias, spec in outputs.items()
+        }
 
     def run(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> Tensors:
         """Run a signature in the calling thread (a gRPC or REST worker), waiting for its batch if batching is on."""

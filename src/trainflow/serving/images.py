@@ -63,10 +63,11 @@ class ImageBatch:
         self.count += 1
         layout = self.layout
         if layout is None:
-            raise InvalidInput(f"input '{self.name}' takes numbers, not {{\"b64\": ...}} images: send its values "
-                               "as JSON numbers")
+            raise InvalidInput(
+                f"input '{self.name}' takes numbers, not {{\"b64\": ...}} images: send its values as JSON numbers"
+            )
         if not isinstance(value, dict) or set(value) != {"b64"} or not isinstance(value["b64"], str):
-            raise InvalidInput(f"input '{self.name}': expected {{\"b64\": \"<base64 PNG or JPEG>\"}}")
+            raise InvalidInput(f'input \'{self.name}\': expected {{"b64": "<base64 PNG or JPEG>"}}')
         try:
             data = base64.b64decode(value["b64"], validate=True)
         except (binascii.Error, ValueError):
@@ -77,8 +78,9 @@ class ImageBatch:
         """An encoded PNG or JPEG (a tf.Example bytes feature) -> pixels, as `decode`."""
         self.count += 1
         if self.layout is None:
-            raise InvalidInput(f"input '{self.name}' takes numbers, not encoded images: send a float_list or "
-                               "int64_list feature")
+            raise InvalidInput(
+                f"input '{self.name}' takes numbers, not encoded images: send a float_list or int64_list feature"
+            )
         return self._decode(data, self.layout)
 
     def _decode(self, data: bytes, layout: ImageLayout) -> np.ndarray:
@@ -97,11 +99,10 @@ class ImageBatch:
                     pixels += layout.low
                     return pixels if layout.channels == 1 else np.ascontiguousarray(pixels.transpose(2, 0, 1))
         except Image.DecompressionBombError:
-            raise self._too_large("per image", self.decoder.limits.max_image_pixels, "--max-image-pixels",
-                                  "") from None
+            raise self._too_large("per image", self.decoder.limits.max_image_pixels, "--max-image-pixels", "") from None
         except ServingError:
             raise
-        except Exception:  # Pillow raises many types (OSError, SyntaxError, struct.error, ...) for corrupt data
+        except Exception:  # noqa: BLE001 - Pillow raises many types (OSError, SyntaxError, struct.error, ...) for corrupt data
             raise InvalidInput(f"input '{self.name}': image {self.count} is not a valid PNG or JPEG image") from None
 
     def _admit(self, width: int, height: int) -> None:
@@ -112,13 +113,19 @@ class ImageBatch:
             raise self._too_large("per image", limits.max_image_pixels, "--max-image-pixels", size)
         self.spent += pixels
         if self.spent > limits.max_request_pixels:
-            raise self._too_large("per request", limits.max_request_pixels, "--max-request-pixels",
-                                  f" brings the request to {self.spent} pixels")
+            raise self._too_large(
+                "per request",
+                limits.max_request_pixels,
+                "--max-request-pixels",
+                f" brings the request to {self.spent} pixels",
+            )
 
     def _too_large(self, scope: str, limit: int, flag: str, size: str) -> TooLarge:
-        return TooLarge(f"input '{self.name}': image {self.count}{size}, over the server's limit of {limit} "
-                        f"decoded pixels {scope}: send smaller images (the model uses {self._size()}) "
-                        f"or raise {flag}")
+        return TooLarge(
+            f"input '{self.name}': image {self.count}{size}, over the server's limit of {limit} "
+            f"decoded pixels {scope}: send smaller images (the model uses {self._size()}) "
+            f"or raise {flag}"
+        )
 
     def _size(self) -> str:
         return f"{self.layout.width}x{self.layout.height}" if self.layout else "no images"

@@ -48,8 +48,10 @@ def _shape(value: object, name: str) -> tuple[int, ...]:
     shape: list[int] = []
     while isinstance(value, list):
         if len(shape) == MAX_RANK:
-            raise InvalidInput(f"input '{name}' is nested more than {MAX_RANK} lists deep: see the model's metadata "
-                               "for the shape it takes")
+            raise InvalidInput(
+                f"input '{name}' is nested more than {MAX_RANK} lists deep: see the model's metadata "
+                "for the shape it takes"
+            )
         shape.append(len(value))
         if not value:
             break
@@ -57,12 +59,15 @@ def _shape(value: object, name: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _rows(value: object, shape: tuple[int, ...], name: str,
-          index: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], list]]:
+def _rows(
+    value: object, shape: tuple[int, ...], name: str, index: tuple[int, ...]
+) -> Iterator[tuple[tuple[int, ...], list]]:
     """The innermost lists in order, after checking that each level is as long as the first one at its depth."""
     if not isinstance(value, list) or len(value) != shape[0]:
-        raise InvalidInput(f"input '{name}' is not a rectangular array: {_where(index)} is {_describe(value)}, "
-                           f"where the first one at that depth is a list of {shape[0]}")
+        raise InvalidInput(
+            f"input '{name}' is not a rectangular array: {_where(index)} is {_describe(value)}, "
+            f"where the first one at that depth is a list of {shape[0]}"
+        )
     if len(shape) == 1:
         yield index, value
         return
@@ -77,11 +82,13 @@ def _check_leaf(row: list, name: str, index: tuple[int, ...] | None, allowed: se
     position, bad = next((i, v) for i, v in enumerate(row) if type(v) not in allowed)
     where = "the value" if index is None else _where((*index, position))
     if isinstance(bad, list):
-        raise InvalidInput(f"input '{name}' is not a rectangular array: {where} is {_describe(bad)}, "
-                           "where the first one at that depth is a number")
+        raise InvalidInput(
+            f"input '{name}' is not a rectangular array: {where} is {_describe(bad)}, "
+            "where the first one at that depth is a number"
+        )
     if type(bad) is float:
         raise InvalidInput(f"input '{name}': {where} is {bad!r}; this input takes whole numbers (integers)")
-    example = f" ({bad[:20]!r}: send 0.1, not \"0.1\")" if isinstance(bad, str) else ""
+    example = f' ({bad[:20]!r}: send 0.1, not "0.1")' if isinstance(bad, str) else ""
     raise InvalidInput(f"input '{name}': {where} is {_describe(bad)}{example}; values must be JSON numbers")
 
 

@@ -1,10 +1,10 @@
 """Several models in one server: TF Serving's `--model_config_file` text format, and version policies.
 
-    model_config_list {
-      config { name: "mnist" base_path: "/models/mnist" model_platform: "onnx"
-               model_version_policy { latest { num_versions: 2 } } }
-      config { name: "iris" base_path: "s3://bucket/iris" model_version_policy { specific { versions: 3 } } }
-    }
+model_config_list {
+  config { name: "mnist" base_path: "/models/mnist" model_platform: "onnx"
+           model_version_policy { latest { num_versions: 2 } } }
+  config { name: "iris" base_path: "s3://bucket/iris" model_version_policy { specific { versions: 3 } } }
+}
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ def parse_model_config(text: str, source: str = "model config") -> list[ModelEnt
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as exc:
-        raise ServingError(f"{source}: {str(exc).splitlines()[0]}: see TF Serving's model_config_list "
-                           "format in the README") from None
+        raise ServingError(
+            f"{source}: {str(exc).splitlines()[0]}: see TF Serving's model_config_list format in the README"
+        ) from None
     entries = [_entry(c, source, i) for i, c in enumerate(config.model_config_list.config, 1)]
     if not entries:
         raise ServingError(f"{source}: no models: add a model_config_list {{ config {{ name: ... base_path: ... }} }}")
@@ -99,11 +100,15 @@ def _entry(config: pb.ModelConfig, source: str, index: int) -> ModelEntry:
     except ServingError as exc:
         raise ServingError(f"{where}: {exc.message}") from None
     if not base_path:
-        raise ServingError(f"{where} (model '{name}'): base_path is missing: give the directory or s3:// URL "
-                           "holding its numbered versions")
+        raise ServingError(
+            f"{where} (model '{name}'): base_path is missing: give the directory or s3:// URL "
+            "holding its numbered versions"
+        )
     if platform and platform not in PLATFORMS:
-        raise ServingError(f"{where} (model '{name}'): model_platform {shown(platform)} is not served here: use "
-                           f"{' or '.join(repr(p) for p in PLATFORMS)} (or leave it out)")
+        raise ServingError(
+            f"{where} (model '{name}'): model_platform {shown(platform)} is not served here: use "
+            f"{' or '.join(repr(p) for p in PLATFORMS)} (or leave it out)"
+        )
     return ModelEntry(name, base_path, _policy(config.model_version_policy, f"{where} (model '{name}')"))
 
 
@@ -120,6 +125,7 @@ def _policy(policy: ServableVersionPolicy, where: str) -> VersionPolicy:
         return VersionPolicy("latest", count)
     versions = tuple(sorted(set(policy.specific.versions)))
     if not versions or versions[0] < 1 or len(versions) > MAX_VERSIONS:
-        raise ServingError(f"{where}: specific versions must be 1 to {MAX_VERSIONS} positive numbers, got "
-                           f"{shown(list(versions))}")
+        raise ServingError(
+            f"{where}: specific versions must be 1 to {MAX_VERSIONS} positive numbers, got {shown(list(versions))}"
+        )
     return VersionPolicy("specific", versions=versions)

@@ -60,5 +60,6 @@ def build_rest_app(plane: DataPlane, limits: BodyLimits) -> Starlette:
         Route("/v1/models/{path:path}", tfs.__call__, methods=["GET", "POST"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error},
-                     lifespan=lifespan)
+    return Starlette(
+        routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error}, lifespan=lifespan
+    )

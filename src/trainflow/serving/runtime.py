@@ -16,22 +16,45 @@ from trainflow.serving.tensor_specs import numpy_dtype, probe_value
 Feeds = dict[str, np.ndarray]
 PROBE_ROWS = 4
 MAX_EXAMPLE_VALUES = 1 << 24  # a signature.json declaring more would make the load-time probe exhaust memory
-_ORT_DTYPES = {"float": "float32", "double": "float64", "float16": "float16", "int64": "int64", "int32": "int32",
-               "int16": "int16", "int8": "int8", "uint8": "uint8", "bool": "bool", "string": "string"}
+_ORT_DTYPES = {
+    "float": "float32",
+    "double": "float64",
+    "float16": "float16",
+    "int64": "int64",
+    "int32": "int32",
+    "int16": "int16",
+    "int8": "int8",
+    "uint8": "uint8",
+    "bool": "bool",
+    "string": "string",
+}
 
 
 class OnnxModel:
     """A model version ready to answer: session created, signature checked against the graph, warmed up."""
 
-    def __init__(self, name: str, version: int, directory: Path, signature: ModelSignature, threads: int = 1,
-                 batching: BatchingConfig | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        directory: Path,
+        signature: ModelSignature,
+        threads: int = 1,
+        batching: BatchingConfig | None = None,
+    ) -> None:
         self.name = name
         self.version = version
         self.signature = signature
         if not signature.signatures:
             raise ModelLoadError(f"model '{name}' version {version}: signature.json lists no signatures")
-        self.output_names = sorted({spec.onnx_name for sig in signature.signatures.values()
-                                    for spec in sig.outputs.values() if spec.dtype != "string"})
+        self.output_names = sorted(
+            {
+                spec.onnx_name
+                for sig in signature.signatures.values()
+                for spec in sig.outputs.values()
+                if spec.dtype != "string"
+            }
+        )
         self.session = _session(directory / signature.model_file, threads)
         self._check_graph()
         self._probe()
@@ -50,8 +73,10 @@ class OnnxModel:
         """The named signature; NotFound naming the ones there are."""
         found = self.signature.signatures.get(signature_name)
         if found is None:
-            raise NotFound(f"model '{self.name}' version {self.version} has no signature '{signature_name}': "
-                           f"use one of {', '.join(sorted(self.signature.signatures))}")
+            raise NotFound(
+                f"model '{self.name}' version {self.version} has no signature '{signature_name}': "
+                f"use one of {', '.join(sorted(self.signature.signatures))}"
+            )
         return found
 
     def run(self, feeds: Feeds) -> Outputs:
@@ -66,7 +91,7 @@ class OnnxModel:
         future: Future[Outputs] = Future()
         try:
             future.set_result(self.run(feeds))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types; the caller maps them
             future.set_exception(exc)
         return future
 
@@ -84,16 +109,20 @@ class OnnxModel:
         for sig_name, sig in self.signature.signatures.items():
             fed = sorted(spec.onnx_name for spec in sig.inputs.values())
             if fed != sorted(graph_inputs):
-                raise self._refuse(f"signature '{sig_name}' feeds {fed} but the ONNX graph takes inputs "
-                                   f"{sorted(graph_inputs)}: make signature.json name every graph input once")
+                raise self._refuse(
+                    f"signature '{sig_name}' feeds {fed} but the ONNX graph takes inputs "
+                    f"{sorted(graph_inputs)}: make signature.json name every graph input once"
+                )
             for alias, spec in sig.inputs.items():
                 self._check_tensor(sig_name, "input", alias, spec, graph_inputs[spec.onnx_name])
             for alias, spec in sig.outputs.items():
                 if spec.dtype == "string":
                     self._check_class_names(sig_name, alias, sig)
                 elif spec.onnx_name not in graph_outputs:
-                    raise self._refuse(f"signature '{sig_name}' output '{alias}' reads '{spec.onnx_name}', but the "
-                                       f"ONNX graph has outputs {sorted(graph_outputs)}: fix signature.json")
+                    raise self._refuse(
+                        f"signature '{sig_name}' output '{alias}' reads '{spec.onnx_name}', but the "
+                        f"ONNX graph has outputs {sorted(graph_outputs)}: fix signature.json"
+                    )
                 else:
                     self._check_tensor(sig_name, "output", alias, spec, graph_outputs[spec.onnx_name])
 
@@ -104,24 +133,31 @@ class OnnxModel:
             raise self._refuse(f"signature '{sig_name}' {kind} '{alias}': {exc.message}") from None
         known = [d for d in spec.shape if d != -1]
         if any(d < 1 for d in known) or math.prod(known) > MAX_EXAMPLE_VALUES:
-            raise self._refuse(f"signature '{sig_name}' {kind} '{alias}' has shape {list(spec.shape)}: dimensions "
-                               f"are -1 (free) or positive, at most {MAX_EXAMPLE_VALUES} values per example")
+            raise self._refuse(
+                f"signature '{sig_name}' {kind} '{alias}' has shape {list(spec.shape)}: dimensions "
+                f"are -1 (free) or positive, at most {MAX_EXAMPLE_VALUES} values per example"
+            )
         graph_type = str(getattr(node, "type", ""))
         graph_dtype = _ORT_DTYPES.get(graph_type.removeprefix("tensor(").removesuffix(")"), graph_type)
         graph_shape = list(getattr(node, "shape", None) or [])
         fixed = [d if isinstance(d, int) and d >= 0 else -1 for d in graph_shape]
         agrees = len(fixed) == len(spec.shape) and all(
-            g == -1 or g == s for g, s in zip(fixed, spec.shape, strict=True))
+            g == -1 or g == s for g, s in zip(fixed, spec.shape, strict=True)
+        )
         if graph_dtype != spec.dtype or not agrees:
-            raise self._refuse(f"signature '{sig_name}' {kind} '{alias}' is {spec.dtype} {list(spec.shape)}, but the "
-                               f"ONNX graph's '{spec.onnx_name}' is {graph_dtype} {fixed}: fix signature.json")
+            raise self._refuse(
+                f"signature '{sig_name}' {kind} '{alias}' is {spec.dtype} {list(spec.shape)}, but the "
+                f"ONNX graph's '{spec.onnx_name}' is {graph_dtype} {fixed}: fix signature.json"
+            )
 
     def _check_class_names(self, sig_name: str, alias: str, sig: SignatureDef) -> None:
         scores = [spec for spec in sig.outputs.values() if spec.dtype != "string"]
         classes = len(self.signature.class_labels)
         if len(scores) != 1 or len(scores[0].shape) != 2 or scores[0].shape[1] != classes or not classes:
-            raise self._refuse(f"signature '{sig_name}' output '{alias}' (the class names) needs one float output of "
-                               f"shape [-1, {classes}] (one score per class name) beside it: fix signature.json")
+            raise self._refuse(
+                f"signature '{sig_name}' output '{alias}' (the class names) needs one float output of "
+                f"shape [-1, {classes}] (one score per class name) beside it: fix signature.json"
+            )
 
     def _probe(self) -> None:
         """Blank, grey, white and noise inputs: every model that deserves serving answers them finitely."""
@@ -130,19 +166,27 @@ class OnnxModel:
         probe = {name: probe_value(spec, rows) for name, spec in specs.items()}
         try:
             answers = self.run(probe)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types; the caller maps them
             raise self._refuse(f"fails on a probe batch: {str(exc).splitlines()[0][:300]}") from None
-        outputs = {spec.onnx_name: spec for sig in self.signature.signatures.values()
-                   for spec in sig.outputs.values() if spec.dtype != "string"}
+        outputs = {
+            spec.onnx_name: spec
+            for sig in self.signature.signatures.values()
+            for spec in sig.outputs.values()
+            if spec.dtype != "string"
+        }
         for name, value in answers.items():
             want = tuple(rows if i == 0 and d == -1 else d for i, d in enumerate(outputs[name].shape))
             if value.ndim != len(want) or any(w != -1 and w != v for w, v in zip(want, value.shape, strict=True)):
-                raise self._refuse(f"output '{name}' has shape {list(value.shape)} for {rows} inputs: signature.json "
-                                   f"says {list(outputs[name].shape)}")
+                raise self._refuse(
+                    f"output '{name}' has shape {list(value.shape)} for {rows} inputs: signature.json "
+                    f"says {list(outputs[name].shape)}"
+                )
             if value.dtype.kind == "f" and not np.isfinite(value).all():
-                raise self._refuse(f"output '{name}' is not finite (NaN or infinite) on a probe batch of ordinary "
-                                   "inputs, so its weights probably are too: retrain it (e.g. with a lower learning "
-                                   "rate) and export a new version")
+                raise self._refuse(
+                    f"output '{name}' is not finite (NaN or infinite) on a probe batch of ordinary "
+                    "inputs, so its weights probably are too: retrain it (e.g. with a lower learning "
+                    "rate) and export a new version"
+                )
 
 
 def _session(model_path: Path, threads: int):  # -> onnxruntime.InferenceSession
@@ -155,5 +199,5 @@ def _session(model_path: Path, threads: int):  # -> onnxruntime.InferenceSession
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own exception types for missing or corrupt files
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for missing or corrupt files
         raise ModelLoadError(f"cannot load {model_path}: {str(exc).splitlines()[0][:300]}") from None

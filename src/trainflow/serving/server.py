@@ -63,12 +63,14 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not self.models:
             check_model_name(self.model_name)
-        for flag, value in (("--max-request-bytes", self.max_request_bytes),
-                            ("--max-concurrency", self.max_concurrency),
-                            ("--body-timeout-seconds", self.body_timeout_seconds),
-                            ("--header-timeout-seconds", self.header_timeout_seconds),
-                            ("--max-image-pixels", self.max_image_pixels),
-                            ("--max-request-pixels", self.max_request_pixels)):
+        for flag, value in (
+            ("--max-request-bytes", self.max_request_bytes),
+            ("--max-concurrency", self.max_concurrency),
+            ("--body-timeout-seconds", self.body_timeout_seconds),
+            ("--header-timeout-seconds", self.header_timeout_seconds),
+            ("--max-image-pixels", self.max_image_pixels),
+            ("--max-request-pixels", self.max_request_pixels),
+        ):
             if not value > 0:
                 raise ServingError(f"{flag} is {value}: it must be a positive number")
 
@@ -77,10 +79,13 @@ class ServerConfig:
         return self.models or (ModelEntry(self.model_name, self.base_url, VersionPolicy("latest", self.keep_versions)),)
 
     def repository_configs(self) -> list[RepositoryConfig]:
-        batching = (BatchingConfig(self.max_batch_size, self.batch_timeout_micros / 1e6)
-                    if self.max_batch_size > 0 else None)
-        return [RepositoryConfig(e.name, e.base_path, self.poll_seconds, e.policy, self.threads, batching, self.storage)
-                for e in self.entries()]
+        batching = (
+            BatchingConfig(self.max_batch_size, self.batch_timeout_micros / 1e6) if self.max_batch_size > 0 else None
+        )
+        return [
+            RepositoryConfig(e.name, e.base_path, self.poll_seconds, e.policy, self.threads, batching, self.storage)
+            for e in self.entries()
+        ]
 
 
 class ModelServer:
@@ -90,8 +95,9 @@ class ModelServer:
         self.config = config
         self.repositories = [ModelRepository(c) for c in config.repository_configs()]
         # a few images decode at once, whatever the concurrency: their memory is bounded by the pixel limits
-        images = ImageDecoder(ImageLimits(config.max_image_pixels, config.max_request_pixels),
-                              concurrent=min(4, os.cpu_count() or 1))
+        images = ImageDecoder(
+            ImageLimits(config.max_image_pixels, config.max_request_pixels), concurrent=min(4, os.cpu_count() or 1)
+        )
         self.plane = DataPlane(self.repositories, config.max_concurrency, ServingMetrics(), images)
         self.rest_port = 0
         self.grpc_port = 0
@@ -119,9 +125,12 @@ class ModelServer:
             rest_socket.close()
             self.stop()
             raise
-        log.info("serving %s: REST %s, gRPC %s", ", ".join(f"model '{e.name}' from {e.base_path}"
-                                                           for e in self.config.entries()),
-                 self.rest_url, self.grpc_address)
+        log.info(
+            "serving %s: REST %s, gRPC %s",
+            ", ".join(f"model '{e.name}' from {e.base_path}" for e in self.config.entries()),
+            self.rest_url,
+            self.grpc_address,
+        )
         return self
 
     @property
@@ -164,16 +173,27 @@ class ModelServer:
         from trainflow.serving.rest_app import build_rest_app
         from trainflow.serving.rest_protocol import HeaderDeadlineProtocol
 
-        limits = BodyLimits(self.config.max_request_bytes, self.config.body_timeout_seconds,
-                            BUFFERED_BODIES * self.config.max_request_bytes)
+        limits = BodyLimits(
+            self.config.max_request_bytes,
+            self.config.body_timeout_seconds,
+            BUFFERED_BODIES * self.config.max_request_bytes,
+        )
         app = build_rest_app(self.plane, limits)
         protocol = functools.partial(HeaderDeadlineProtocol, header_timeout=self.config.header_timeout_seconds)
-        config = uvicorn.Config(app, http=protocol, log_level="warning", access_log=False,  # type: ignore[arg-type]
-                                lifespan="on", timeout_graceful_shutdown=2, server_header=False)
+        config = uvicorn.Config(
+            app,
+            http=protocol,  # type: ignore[arg-type]  # uvicorn calls it like a protocol class
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+            server_header=False,
+        )
         self._uvicorn = server = uvicorn.Server(config)
         self.rest_port = sock.getsockname()[1]
-        self._rest_thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="rest-server",
-                                             daemon=True)
+        self._rest_thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="rest-server", daemon=True
+        )
         self._rest_thread.start()
         deadline = time.monotonic() + 30
         while not server.started:
@@ -187,8 +207,11 @@ class ModelServer:
         from trainflow.serving.tfs_grpc import add_tfs_services
         from trainflow.serving.v2_grpc import add_v2_service
 
-        options = [("grpc.max_receive_message_length", self.config.max_request_bytes),
-                   ("grpc.max_send_message_length", 256 * 1024 * 1024), ("grpc.so_reuseport", 0)]
+        options = [
+            ("grpc.max_receive_message_length", self.config.max_request_bytes),
+            ("grpc.max_send_message_length", 256 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ]
         # more threads than admitted requests: the data plane, not the pool, decides who waits
         pool = ThreadPoolExecutor(max_workers=self.config.max_concurrency + 4, thread_name_prefix="grpc")
         server = grpc.server(pool, options=options)
@@ -200,8 +223,10 @@ class ModelServer:
         except RuntimeError:
             port = 0
         if not port:
-            raise ServingError(f"cannot listen for gRPC on {address}: the port is in use or the host is not local; "
-                               "pick another with --grpc-port (0 = any free port)")
+            raise ServingError(
+                f"cannot listen for gRPC on {address}: the port is in use or the host is not local; "
+                "pick another with --grpc-port (0 = any free port)"
+            )
         self.grpc_port = port
         server.start()
         self._grpc = server
@@ -220,21 +245,24 @@ def _bind(host: str, port: int, flag: str) -> socket.socket:
         sock.listen(1024)
     except OSError as exc:
         sock.close()
-        raise ServingError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another port with {flag} "
-                           "(0 = any free port)") from None
+        raise ServingError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; pick another port with {flag} (0 = any free port)"
+        ) from None
     sock.setblocking(False)
     return sock
 
 
-def serve_until_stopped(config: ServerConfig, stop: threading.Event,
-                        on_ready: Callable[[ModelServer], None] | None = None) -> None:
+def serve_until_stopped(
+    config: ServerConfig, stop: threading.Event, on_ready: Callable[[ModelServer], None] | None = None
+) -> None:
     """Run a server until `stop` is set; `on_ready` is called once both ports listen and a version is loaded."""
     server = ModelServer(config).start()
     try:
         for repository in server.repositories:
             if not repository.ready():
-                log.info("model '%s': waiting for a first version under %s", repository.name,
-                         repository.config.base_url)
+                log.info(
+                    "model '%s': waiting for a first version under %s", repository.name, repository.config.base_url
+                )
         while not stop.is_set():
             if server.wait_ready(timeout=0.2):
                 break

@@ -49,8 +49,10 @@ def image_layout(spec: TensorSpec) -> ImageLayout | None:
 def numpy_dtype(spec: TensorSpec) -> np.dtype:
     """The numpy dtype of a numeric spec; ModelLoadError for anything else (strings are outputs only)."""
     if spec.dtype not in NUMERIC_DTYPES:
-        raise ModelLoadError(f"tensor '{spec.onnx_name}' has dtype {spec.dtype!r} in signature.json: inputs take "
-                             f"{', '.join(NUMERIC_DTYPES)}")
+        raise ModelLoadError(
+            f"tensor '{spec.onnx_name}' has dtype {spec.dtype!r} in signature.json: inputs take "
+            f"{', '.join(NUMERIC_DTYPES)}"
+        )
     return np.dtype(spec.dtype)
 
 
@@ -66,8 +68,11 @@ def expected(spec: TensorSpec) -> str:
     if layout is None:
         return f"{spec.dtype} {dims(spec)}"
     c, h, w = layout.channels, layout.height, layout.width
-    shapes = [f"[N, {h}, {w}]", f"[N, {c}, {h}, {w}]", f"[N, {layout.pixels}]"] if c == 1 else \
-        [f"[N, {c}, {h}, {w}]", f"[N, {layout.pixels}]"]
+    shapes = (
+        [f"[N, {h}, {w}]", f"[N, {c}, {h}, {w}]", f"[N, {layout.pixels}]"]
+        if c == 1
+        else [f"[N, {c}, {h}, {w}]", f"[N, {layout.pixels}]"]
+    )
     return f"{spec.dtype} {', '.join(shapes[:-1])} or {shapes[-1]} with values in [{layout.low:g}, {layout.high:g}]"
 
 
@@ -89,8 +94,7 @@ def check_input(alias: str, spec: TensorSpec, value: np.ndarray) -> np.ndarray:
             raise InvalidInput(f"input '{alias}' holds values outside {dtype.name}'s range: expected {expected(spec)}")
     result = np.ascontiguousarray(value, dtype=dtype)
     if dtype.kind == "f" and not np.isfinite(result).all():
-        raise InvalidInput(f"input '{alias}' contains NaN, infinite or out-of-range numbers: expected "
-                           f"{expected(spec)}")
+        raise InvalidInput(f"input '{alias}' contains NaN, infinite or out-of-range numbers: expected {expected(spec)}")
     return result
 
 
@@ -103,15 +107,17 @@ def _image(alias: str, spec: TensorSpec, layout: ImageLayout, value: np.ndarray)
     if value.dtype.kind not in "fiu":
         raise InvalidInput(f"input '{alias}' holds {value.dtype} values: expected {expected(spec)}")
     c, h, w = layout.channels, layout.height, layout.width
-    valid = ((len(shape) == 2 and shape[1] == layout.pixels) or (len(shape) == 4 and shape[1:] == (c, h, w))
-             or (c == 1 and len(shape) == 3 and shape[1:] == (h, w)))
+    valid = (
+        (len(shape) == 2 and shape[1] == layout.pixels)
+        or (len(shape) == 4 and shape[1:] == (c, h, w))
+        or (c == 1 and len(shape) == 3 and shape[1:] == (h, w))
+    )
     if not valid or shape[0] == 0:
         raise InvalidInput(f"input '{alias}' has shape {list(shape)}: expected {expected(spec)}")
     images = np.ascontiguousarray(value.reshape(shape[0], *spec.shape[1:]), dtype=spec.dtype)
     low, high = float(images.min()), float(images.max())
     if not (math.isfinite(low) and math.isfinite(high)):
-        raise InvalidInput(f"input '{alias}' contains NaN, infinite or out-of-range numbers: expected "
-                           f"{expected(spec)}")
+        raise InvalidInput(f"input '{alias}' contains NaN, infinite or out-of-range numbers: expected {expected(spec)}")
     if low < layout.low or high > layout.high:
         raise InvalidInput(f"input '{alias}' has values in [{low:g}, {high:g}]: expected {expected(spec)}")
     return images

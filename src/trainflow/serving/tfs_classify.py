@@ -26,22 +26,27 @@ def check_classify_signature(signature_name: str, signature: SignatureDef, verb:
     names = [alias for alias, spec in signature.outputs.items() if spec.dtype == "string"]
     scores = [alias for alias, spec in signature.outputs.items() if spec.dtype != "string"]
     if verb != "classify" or signature.method != CLASSIFY_METHOD or len(names) != 1 or len(scores) != 1:
-        raise InvalidInput(f"signature '{signature_name}' has method {signature.method}: :{verb} needs a "
-                           f"{verb} signature" + (f" such as '{CLASSIFY_SIGNATURE}'" if verb == "classify" else ""))
+        raise InvalidInput(
+            f"signature '{signature_name}' has method {signature.method}: :{verb} needs a "
+            f"{verb} signature" + (f" such as '{CLASSIFY_SIGNATURE}'" if verb == "classify" else "")
+        )
     return names[0], scores[0]
 
 
 def classifications(outputs: Tensors, names: str, scores: str) -> list[list[tuple[str, float]]]:
     """Per example, (class name, score) pairs sorted by score, best first (ties in label order)."""
-    return [sorted(zip(row_names, row_scores, strict=True), key=lambda pair: -pair[1]) for row_names, row_scores in
-            zip(outputs[names].tolist(), outputs[scores].tolist(), strict=True)]
+    return [
+        sorted(zip(row_names, row_scores, strict=True), key=lambda pair: -pair[1])
+        for row_names, row_scores in zip(outputs[names].tolist(), outputs[scores].tolist(), strict=True)
+    ]
 
 
 def classification_result(pairs: list[list[tuple[str, float]]]) -> classification_pb2.ClassificationResult:
     result = classification_pb2.ClassificationResult()
     for row in pairs:
-        result.classifications.add().classes.extend(classification_pb2.Class(label=label, score=score)
-                                                    for label, score in row)
+        result.classifications.add().classes.extend(
+            classification_pb2.Class(label=label, score=score) for label, score in row
+        )
     return result
 
 
@@ -73,8 +78,10 @@ def _merged(example: example_pb2.Example, context: object, signature: SignatureD
     unknown = sorted(set(features) - set(signature.inputs))
     missing = sorted(set(signature.inputs) - set(features))
     if unknown or missing:
-        raise InvalidInput(f"each example needs feature(s) {shown(list(signature.inputs))}: "
-                           + (f"missing {shown(missing)}" if missing else f"unknown {shown(unknown)}"))
+        raise InvalidInput(
+            f"each example needs feature(s) {shown(list(signature.inputs))}: "
+            + (f"missing {shown(missing)}" if missing else f"unknown {shown(unknown)}")
+        )
     return features
 
 
@@ -83,8 +90,10 @@ def _feature(alias: str, spec: TensorSpec, feature: feature_pb2.Feature, images:
     if kind == "bytes_list":
         encoded = list(feature.bytes_list.value)
         if len(encoded) != 1 or image_layout(spec) is None:
-            raise InvalidInput(f"feature '{alias}' is a bytes_list: send its values as a float_list or int64_list"
-                               + (" (or one encoded PNG/JPEG)" if image_layout(spec) else ""))
+            raise InvalidInput(
+                f"feature '{alias}' is a bytes_list: send its values as a float_list or int64_list"
+                + (" (or one encoded PNG/JPEG)" if image_layout(spec) else "")
+            )
         return images.decode_bytes(encoded[0]).ravel()
     if kind is None:
         raise InvalidInput(f"feature '{alias}' holds no values")
@@ -93,9 +102,11 @@ def _feature(alias: str, spec: TensorSpec, feature: feature_pb2.Feature, images:
     free = [i for i, d in enumerate(example) if d == -1]
     known = math.prod(d for d in example if d != -1)
     if len(free) > 1 or (free and values.size % max(known, 1)) or (not free and values.size != known):
-        raise InvalidInput(f"feature '{alias}' has {values.size} values: each example needs "
-                           f"{known if not free else 'a multiple of ' + str(known)} ({spec.dtype} "
-                           f"{list(spec.shape)} per batch)")
+        raise InvalidInput(
+            f"feature '{alias}' has {values.size} values: each example needs "
+            f"{known if not free else 'a multiple of ' + str(known)} ({spec.dtype} "
+            f"{list(spec.shape)} per batch)"
+        )
     if image_layout(spec) is not None:
         return values
     shape = tuple(values.size // max(known, 1) if d == -1 else d for d in example)

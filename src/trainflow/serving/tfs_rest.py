@@ -22,8 +22,10 @@ from trainflow.serving.runtime import OnnxModel
 from trainflow.serving.tensor_specs import image_layout
 
 PROTOCOL = "tfs-rest"
-_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
-                   r"(?::(?P<verb>[A-Za-z]+)|/(?P<metadata>metadata))?$")
+_PATH = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+    r"(?::(?P<verb>[A-Za-z]+)|/(?P<metadata>metadata))?$"
+)
 
 
 class TfsRest:
@@ -36,7 +38,7 @@ class TfsRest:
     async def __call__(self, request: Request) -> Response:
         try:
             return await self._route(request)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - error_response maps every error to one status (5xx for the unexpected)
             return error_response(exc)
 
     async def _route(self, request: Request) -> Response:
@@ -45,8 +47,10 @@ class TfsRest:
             raise NotFound(f"no such TF Serving route: {shown(request.url.path)}")
         name, version, label, verb = match["name"], match["version"], match["label"], match["verb"]
         if label is not None:
-            raise NotFound(f"model {shown(name)} has no version label {shown(label)}: no labels are configured, "
-                           "address versions by number")
+            raise NotFound(
+                f"model {shown(name)} has no version label {shown(label)}: no labels are configured, "
+                "address versions by number"
+            )
         if verb is None:
             if request.method != "GET":
                 raise NotFound(f"{request.method} {shown(request.url.path)}: status and metadata are GET routes")
@@ -70,8 +74,11 @@ class TfsRest:
     def _status(self, name: str, version: str | None) -> Response:
         models = [self.plane.model(name, version)] if version else list(self._all(name))
         response = tfs_metadata.model_status(models)
-        return json_response(json_format.MessageToDict(response, preserving_proto_field_name=True,
-                                                       always_print_fields_with_no_presence=True))
+        return json_response(
+            json_format.MessageToDict(
+                response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+            )
+        )
 
     def _all(self, name: str) -> list[OnnxModel]:
         return self.plane.versions(name)
@@ -79,15 +86,18 @@ class TfsRest:
     def _metadata(self, name: str, version: str | None) -> Response:
         model = self.plane.model(name, version)
         signatures = json_format.MessageToDict(tfs_metadata.signature_def_map(model), preserving_proto_field_name=True)
-        spec = json_format.MessageToDict(tfs_metadata.model_spec(model), preserving_proto_field_name=True,
-                                         always_print_fields_with_no_presence=True)
+        spec = json_format.MessageToDict(
+            tfs_metadata.model_spec(model), preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
         return json_response({"model_spec": spec, "metadata": {tfs_metadata.SIGNATURE_DEF_FIELD: signatures}})
 
     def _predict(self, model: OnnxModel, body: dict[str, Any]) -> dict[str, Any]:
         signature_name = _signature_name(body)
         decoders = self._decoders(model.signature_def(signature_name))
         if ("instances" in body) == ("inputs" in body):
-            raise InvalidInput("request must have exactly one of 'instances' (row format) or 'inputs' (columnar format)")
+            raise InvalidInput(
+                "request must have exactly one of 'instances' (row format) or 'inputs' (columnar format)"
+            )
         if "instances" in body:
             outputs = self.plane.run(model, signature_name, _rows(body["instances"], decoders))
             return {"predictions": _row_outputs(outputs)}
@@ -96,8 +106,10 @@ class TfsRest:
         return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
 
     def _decoders(self, signature: SignatureDef) -> dict[str, Column]:
-        return {alias: Column(alias, spec, self.plane.images.batch(alias, image_layout(spec)))
-                for alias, spec in signature.inputs.items()}
+        return {
+            alias: Column(alias, spec, self.plane.images.batch(alias, image_layout(spec)))
+            for alias, spec in signature.inputs.items()
+        }
 
     def _classify(self, model: OnnxModel, body: dict[str, Any], verb: str) -> dict[str, Any]:
         signature_name = _signature_name(body)
@@ -107,8 +119,9 @@ class TfsRest:
         features = ", ".join(f"'{alias}'" for alias in decoders)
         examples = body.get("examples")
         if not isinstance(examples, list) or not examples:
-            raise InvalidInput(f"classify request needs 'examples': a non-empty list of objects with feature(s) "
-                               f"{features}")
+            raise InvalidInput(
+                f"classify request needs 'examples': a non-empty list of objects with feature(s) {features}"
+            )
         context = body.get("context", {})
         if not isinstance(context, dict):
             raise InvalidInput("'context' must be a JSON object of features shared by every example")
@@ -138,8 +151,9 @@ class Column:
         """One value per example (numbers or a b64 image each)."""
         if not any(isinstance(v, dict) for v in values):
             return numbers_array(values, self.alias, self.dtype)
-        decoded = [self.images.decode(v) if isinstance(v, dict) else numbers_array(v, self.alias, self.dtype)
-                   for v in values]
+        decoded = [
+            self.images.decode(v) if isinstance(v, dict) else numbers_array(v, self.alias, self.dtype) for v in values
+        ]
         if len({d.shape for d in decoded}) != 1:
             raise InvalidInput(f"input '{self.alias}': images of different shapes in one request")
         return np.stack(decoded)
@@ -156,11 +170,13 @@ def _example(example: object, decoders: dict[str, Column]) -> object:
     aliases = list(decoders)
     if not isinstance(example, dict) or not set(aliases) <= set(example):
         missing = sorted(set(aliases) - set(example)) if isinstance(example, dict) else aliases
-        raise InvalidInput(f"each example must be a JSON object with feature(s) {shown(aliases)}; missing "
-                           f"{shown(missing)}")
+        raise InvalidInput(
+            f"each example must be a JSON object with feature(s) {shown(aliases)}; missing {shown(missing)}"
+        )
     if set(example) - set(aliases):
-        raise InvalidInput(f"unknown example feature {shown(sorted(set(example) - set(aliases)))}: the features are "
-                           f"{shown(aliases)}")
+        raise InvalidInput(
+            f"unknown example feature {shown(sorted(set(example) - set(aliases)))}: the features are {shown(aliases)}"
+        )
     return example[aliases[0]] if len(aliases) == 1 else example
 
 
@@ -186,7 +202,7 @@ def _named(instance: object, alias: str) -> object:
         return instance
     if not isinstance(instance, dict) or alias not in instance or len(instance) != 1:
         keys = sorted(instance) if isinstance(instance, dict) else type(instance).__name__
-        raise InvalidInput(f"each instance must be a value or {{\"{alias}\": value}}; got keys {shown(keys)}")
+        raise InvalidInput(f'each instance must be a value or {{"{alias}": value}}; got keys {shown(keys)}')
     return instance[alias]
 
 

@@ -16,8 +16,15 @@ from trainflow.serving.runtime import OnnxModel
 from trainflow.serving.v2_rest import EXTENSIONS
 
 PROTOCOL = "v2-grpc"
-_CONTENTS = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT64": "int64_contents", "INT32": "int_contents",
-             "INT16": "int_contents", "INT8": "int_contents", "UINT8": "uint_contents"}
+_CONTENTS = {
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "INT64": "int64_contents",
+    "INT32": "int_contents",
+    "INT16": "int_contents",
+    "INT8": "int_contents",
+    "UINT8": "uint_contents",
+}
 
 
 def _inputs(request: pb.ModelInferRequest, model: OnnxModel) -> Tensors:
@@ -42,8 +49,10 @@ def _inputs(request: pb.ModelInferRequest, model: OnnxModel) -> Tensors:
             raise InvalidInput(f"input {shown(name)}: {tensor.datatype} values go in raw_input_contents")
         misplaced = sorted(set(filled) - {field})
         if misplaced:
-            raise InvalidInput(f"input {shown(name)} has datatype {tensor.datatype} but sends {misplaced[0]}: put "
-                               f"its values in {field}")
+            raise InvalidInput(
+                f"input {shown(name)} has datatype {tensor.datatype} but sends {misplaced[0]}: put "
+                f"its values in {field}"
+            )
         try:
             values: np.ndarray = np.array(getattr(tensor.contents, field), dtype=dtype)
         except OverflowError:
@@ -82,18 +91,24 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelReadyResponse(ready=True)
 
     @grpc_errors
-    def ServerMetadata(self, request: pb.ServerMetadataRequest,
-                       context: grpc.ServicerContext) -> pb.ServerMetadataResponse:
+    def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name="trainflow", version=__version__, extensions=EXTENSIONS)
 
     @grpc_errors
-    def ModelMetadata(self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext) -> pb.ModelMetadataResponse:
+    def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.ModelMetadataResponse:
         model = self.plane.model(request.name, request.version or None)
         meta = v2_tensors.model_metadata(model, [m.version for m in self.plane.versions(request.name)])
         return pb.ModelMetadataResponse(
-            name=meta["name"], versions=meta["versions"], platform=meta["platform"],
+            name=meta["name"],
+            versions=meta["versions"],
+            platform=meta["platform"],
             inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
-            outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]])
+            outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]],
+        )
 
     @grpc_errors
     def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
@@ -110,8 +125,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 if count:
                     value = v2_tensors.classify_output(model, name, value, count)
                 response.outputs.add(name=name, datatype=v2_tensors.output_datatype(value), shape=value.shape)
-                response.raw_output_contents.append(v2_tensors.bytes_tensor(value) if value.dtype == object
-                                                    else np.ascontiguousarray(value).tobytes())
+                response.raw_output_contents.append(
+                    v2_tensors.bytes_tensor(value) if value.dtype == object else np.ascontiguousarray(value).tobytes()
+                )
             return response
 
 

@@ -41,7 +41,7 @@ class V2Rest:
     async def __call__(self, request: Request) -> Response:
         try:
             return await self._route(request)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - error_response maps every error to one status (5xx for the unexpected)
             return error_response(exc)
 
     async def _route(self, request: Request) -> Response:
@@ -83,8 +83,10 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
     if header_length is None:
         return parse_json_object(body), b""
     if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
-        raise InvalidInput(f"{HEADER_LENGTH} is {shown(header_length)}: expected the JSON header's size within the "
-                           f"{len(body)}-byte body")
+        raise InvalidInput(
+            f"{HEADER_LENGTH} is {shown(header_length)}: expected the JSON header's size within the "
+            f"{len(body)}-byte body"
+        )
     size = int(header_length)
     return parse_json_object(body[:size]), body[size:]
 
@@ -106,17 +108,21 @@ def _inputs(header: dict[str, Any], binary: bytes, model: OnnxModel) -> Tensors:
         size = _parameters(tensor, f"input {shown(name)}").get("binary_data_size")
         if size is not None:
             if type(size) is not int or size < 0 or offset + size > len(binary):
-                raise InvalidInput(f"input {shown(name)}: binary_data_size {shown(size)} is beyond the "
-                                   f"{len(binary) - offset} bytes of binary data left")
-            tensors[name] = v2_tensors.from_buffer(name, binary[offset:offset + size], dtype, shape)
+                raise InvalidInput(
+                    f"input {shown(name)}: binary_data_size {shown(size)} is beyond the "
+                    f"{len(binary) - offset} bytes of binary data left"
+                )
+            tensors[name] = v2_tensors.from_buffer(name, binary[offset : offset + size], dtype, shape)
             offset += size
         elif "data" in tensor:
             tensors[name] = v2_tensors.from_values(name, tensor["data"], dtype, shape)
         else:
             raise InvalidInput(f"input {shown(name)} has neither 'data' nor a binary_data_size parameter")
     if offset != len(binary):
-        raise InvalidInput(f"{len(binary) - offset} bytes of binary data after the last tensor: the "
-                           f"binary_data_size parameters must add up to the {len(binary)} bytes after the JSON header")
+        raise InvalidInput(
+            f"{len(binary) - offset} bytes of binary data after the last tensor: the "
+            f"binary_data_size parameters must add up to the {len(binary)} bytes after the JSON header"
+        )
     return tensors
 
 
@@ -134,7 +140,9 @@ def _requested_outputs(header: dict[str, Any]) -> dict[str, tuple[bool, int]] | 
     outputs = header.get("outputs")
     if outputs is None or outputs == []:  # as over gRPC: no outputs named means all of them
         return None if not parameters.get("binary_data_output") else {"*": (True, 0)}
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
+    ):
         raise InvalidInput("'outputs' must be a list of {\"name\": ...} objects")
     default = bool(parameters.get("binary_data_output", False))
     requested = {}
@@ -145,8 +153,9 @@ def _requested_outputs(header: dict[str, Any]) -> dict[str, tuple[bool, int]] | 
     return requested
 
 
-def _response(model: OnnxModel, request_id: object, outputs: Tensors,
-              requested: dict[str, tuple[bool, int]] | None) -> Response:
+def _response(
+    model: OnnxModel, request_id: object, outputs: Tensors, requested: dict[str, tuple[bool, int]] | None
+) -> Response:
     if requested is None or "*" in requested:
         binary_all = requested is not None
         requested = {name: (binary_all, 0) for name in outputs}
@@ -158,7 +167,11 @@ def _response(model: OnnxModel, request_id: object, outputs: Tensors,
         value = outputs[name]
         if count:
             value = v2_tensors.classify_output(model, name, value, count)
-        entry: dict[str, Any] = {"name": name, "datatype": v2_tensors.output_datatype(value), "shape": list(value.shape)}
+        entry: dict[str, Any] = {
+            "name": name,
+            "datatype": v2_tensors.output_datatype(value),
+            "shape": list(value.shape),
+        }
         if binary:
             blob = v2_tensors.bytes_tensor(value) if value.dtype == object else np.ascontiguousarray(value).tobytes()
             entry["parameters"] = {"binary_data_size": len(blob)}
@@ -172,5 +185,9 @@ def _response(model: OnnxModel, request_id: object, outputs: Tensors,
     if not blobs:
         return json_response(body)
     header = orjson.dumps(body)
-    return Response(b"".join([header, *blobs]), 200, {"Inference-Header-Content-Length": str(len(header))},
-                    media_type="application/octet-stream")
+    return Response(
+        b"".join([header, *blobs]),
+        200,
+        {"Inference-Header-Content-Length": str(len(header))},
+        media_type="application/octet-stream",
+    )

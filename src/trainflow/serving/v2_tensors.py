@@ -13,8 +13,16 @@ from trainflow.serving.runtime import OnnxModel
 from trainflow.serving.tensor_specs import expected
 
 PLATFORM = "onnxruntime_onnx"
-INPUT_DATATYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32,
-                   "INT16": np.int16, "INT8": np.int8, "UINT8": np.uint8}
+INPUT_DATATYPES = {
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "FP16": np.float16,
+    "INT64": np.int64,
+    "INT32": np.int32,
+    "INT16": np.int16,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+}
 SIGNATURE_DATATYPES = {np.dtype(v).name: k for k, v in INPUT_DATATYPES.items()} | {"string": "BYTES"}
 OUTPUT_DATATYPES = {np.dtype(v): k for k, v in INPUT_DATATYPES.items()}
 
@@ -49,8 +57,7 @@ def input_dtype(name: str, datatype: object, model: OnnxModel) -> type:
         return dtype or np.float32  # the data plane refuses the unknown input by name
     wanted = SIGNATURE_DATATYPES.get(spec.dtype, spec.dtype.upper())
     if dtype is None or (np.dtype(dtype).kind == "f") != (np.dtype(spec.dtype).kind == "f"):
-        raise InvalidInput(f"input {shown(name)} has datatype {shown(datatype)}: expected {wanted}, "
-                           f"{expected(spec)}")
+        raise InvalidInput(f"input {shown(name)} has datatype {shown(datatype)}: expected {wanted}, {expected(spec)}")
     return dtype
 
 
@@ -68,8 +75,10 @@ def from_buffer(name: str, data: bytes, dtype: type, shape: tuple[int, ...]) -> 
     itemsize = np.dtype(dtype).itemsize
     expected = math.prod(shape) * itemsize
     if len(data) != expected:
-        raise InvalidInput(f"input '{name}' has {len(data)} bytes of data: shape {list(shape)} of "
-                           f"{np.dtype(dtype).name} needs {expected}")
+        raise InvalidInput(
+            f"input '{name}' has {len(data)} bytes of data: shape {list(shape)} of "
+            f"{np.dtype(dtype).name} needs {expected}"
+        )
     return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
@@ -81,8 +90,7 @@ def from_values(name: str, data: object, dtype: type, shape: tuple[int, ...]) ->
 def shaped(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """`array` reshaped to its declared shape; InvalidInput when the number of values does not match."""
     if array.size != math.prod(shape):
-        raise InvalidInput(f"input {shown(name)} has {array.size} values: shape {list(shape)} needs "
-                           f"{math.prod(shape)}")
+        raise InvalidInput(f"input {shown(name)} has {array.size} values: shape {list(shape)} needs {math.prod(shape)}")
     return array.reshape(shape)
 
 
@@ -95,20 +103,25 @@ def classification_count(name: str, value: object) -> int:
     if value is None:
         return 0
     if type(value) is not int or value < 1:
-        raise InvalidInput(f"output {shown(name)}: 'classification' is {shown(value)}: ask for the top k classes "
-                           "with a positive whole number")
+        raise InvalidInput(
+            f"output {shown(name)}: 'classification' is {shown(value)}: ask for the top k classes "
+            "with a positive whole number"
+        )
     return value
 
 
 def classify_output(model: OnnxModel, name: str, value: np.ndarray, count: int) -> np.ndarray:
     """Triton's classification extension: the top `count` of each row as "score:index[:label]", best first."""
     if value.ndim != 2 or value.dtype.kind not in "fiu":
-        raise InvalidInput(f"output {shown(name)} has shape {list(value.shape)}: 'classification' needs scores of "
-                           "shape [N, classes]")
+        raise InvalidInput(
+            f"output {shown(name)} has shape {list(value.shape)}: 'classification' needs scores of shape [N, classes]"
+        )
     labels = model.signature.class_labels if len(model.signature.class_labels) == value.shape[1] else ()
     order = np.argsort(-value, axis=1, kind="stable")[:, :count]
-    rows = [[f"{float(row[i]):f}:{i}" + (f":{labels[i]}" if labels else "") for i in top]
-            for row, top in zip(value, order, strict=True)]
+    rows = [
+        [f"{float(row[i]):f}:{i}" + (f":{labels[i]}" if labels else "") for i in top]
+        for row, top in zip(value, order, strict=True)
+    ]
     return np.array(rows, dtype=object).reshape(len(rows), order.shape[1])
 
 
