@@ -167,7 +167,7 @@ def rm(name: str) -> None:
 @click.option("--dataset-name", default=None, help="Cache name (default: derived from the URL).")
 @endpoint_option
 @region_option
-@click.option("--outputs", default=None, help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).")
+@click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS", help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).")
 def download_dataset_step(s3_data_url: str, dataset_name: str | None, aws_endpoint_url: str | None,
                           aws_region: str | None, outputs: str | None) -> None:
     """Pipeline step: sync the MNIST files of --s3-data-url into the node's dataset cache."""

@@ -33,6 +33,7 @@ COMMANDS = {
     "workflow-runner": "trainflow.cli.workflows:workflow_runner",
     "ui": "trainflow.cli.ui:ui_command",
     "compile": "trainflow.cli.compile:compile_command",
+    "pipeline": "trainflow.cli.pipeline:pipeline",
 }
 STEPS = {
     "download-dataset": "trainflow.cli.data:download_dataset_step",
@@ -41,6 +42,8 @@ STEPS = {
     "train-model": "trainflow.cli.train:train_model_step",
     "export-model": "trainflow.cli.export:export_model_step",
     "serve-model": "trainflow.cli.serve:serve_model_step",
+    "call": "trainflow.cli.call:call_step",
+    "train-function": "trainflow.cli.call:train_function_step",
 }
 
 

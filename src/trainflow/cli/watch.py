@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import time
 
 from rich.console import Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from trainflow.cli.output import console
-from trainflow.workflows.backend import FINISHED, WorkflowInfo
-from trainflow.workflows.local.backend import LocalBackend
+from trainflow.workflows.backend import FINISHED, RUNNING, Backend, WorkflowInfo
 
-_COLOURS = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "dim", "Skipped": "yellow", "Omitted": "yellow"}
-_STEP = re.compile(rb"step=(\d+)/(\d+)")
+_COLOURS = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "dim", "Skipped": "yellow",
+            "Omitted": "yellow", "Cached": "green"}
 
 
 def _duration(start: float | None, end: float | None) -> str:
@@ -54,21 +58,19 @@ def summary_lines(info: WorkflowInfo) -> list[str]:
     return lines
 
 
-def training_progress(backend: LocalBackend, name: str) -> tuple[int, int] | None:
-    """The last `step=N/M` the training log shows."""
-    path = backend.layout.workflow_dir(name) / "train-model.log"
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, path.stat().st_size - 8192))
-            matches = _STEP.findall(f.read())
-    except FileNotFoundError:
-        return None
-    return (int(matches[-1][0]), int(matches[-1][1])) if matches else None
+def step_progress(backend: Backend, info: WorkflowInfo) -> tuple[str, int, int | None] | None:
+    """(step, done, total) from the last progress event of a running step that reports progress."""
+    for step in info.steps:
+        if step.status == RUNNING:
+            events = backend.progress(info.name, step.name)
+            if events:
+                return step.name, int(events[-1]["step"]), events[-1].get("total")
+    return None
 
 
-def follow(backend: LocalBackend, name: str, live: bool = True) -> WorkflowInfo:
+def follow(backend: Backend, name: str, live: bool = True) -> WorkflowInfo:
     """Poll the workflow until it ends, drawing it live when `live`; returns its final state."""
-    progress = Progress(TextColumn("train-model"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     task = progress.add_task("steps", total=None)
     info = backend.get(name)
     if not live:
@@ -78,9 +80,9 @@ def follow(backend: LocalBackend, name: str, live: bool = True) -> WorkflowInfo:
     else:
         with Live(console=console, refresh_per_second=4) as view:
             while True:
-                done = training_progress(backend, name)
+                done = step_progress(backend, info)
                 if done:
-                    progress.update(task, completed=done[0], total=done[1])
+                    progress.update(task, description=done[0], completed=done[1], total=done[2])
                 view.update(Group(step_table(info), progress) if done else step_table(info))
                 if info.status in FINISHED:
                     break

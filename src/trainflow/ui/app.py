@@ -22,8 +22,7 @@ from trainflow.ui.errors import ModelFailed, ModelUnavailable, UiError, Workflow
 from trainflow.ui.predict import digit_from_request, predict_digit
 from trainflow.ui.views import workflow_view
 from trainflow.workflows import WorkflowError
-from trainflow.workflows.backend import WorkflowInfo
-from trainflow.workflows.local.backend import LocalBackend
+from trainflow.workflows.backend import Backend, WorkflowInfo
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ def _error(message: str, status: int) -> JSONResponse:
 class Dashboard:
     """The API handlers, bound to one backend."""
 
-    def __init__(self, backend: LocalBackend, cache_dir: Path) -> None:
+    def __init__(self, backend: Backend, cache_dir: Path) -> None:
         self.backend = backend
         self.curves = CurveReader(cache_dir)
 
@@ -82,8 +81,8 @@ class Dashboard:
 
     def curves_of(self, request: Request) -> JSONResponse:
         info = self.find(request.path_params["name"])
-        train_log = self.backend.logs(info.name, "train-model") if info.step("train-model") else []
-        return JSONResponse(self.curves.read(info, train_log).to_dict())
+        progress = {s.name: self.backend.progress(info.name, s.name) for s in info.steps if s.status != "Pending"}
+        return JSONResponse(self.curves.read(info, progress).to_dict())
 
     async def predict(self, request: Request) -> JSONResponse:
         body = await request.body()
@@ -113,7 +112,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return Response(exc.detail, status_code=exc.status_code)
 
 
-def create_app(backend: LocalBackend, cache_dir: Path | None = None) -> Starlette:
+def create_app(backend: Backend, cache_dir: Path | None = None) -> Starlette:
     """The dashboard as an ASGI app: `/` the page, `/static/...` its assets, `/api/...` the JSON."""
     cache = cache_dir or Path(tempfile.mkdtemp(prefix="trainflow-ui-"))
     dashboard = Dashboard(backend, cache)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from trainflow.pipelines import Pipeline, PipelineError
 from trainflow.storage import StorageError, canonical_url, parse_url
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.spec import Pipeline
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_POSITIVE_INTS = ("tf-worker", "model-train-steps", "model-batch-size", "model-hidden-units")
 _URLS = ("s3-data-url", "s3-train-base-url")
-BOOLEANS = ("model-serving",)
 
 
 def parse_assignments(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -36,24 +34,18 @@ def check_dns_label(value: str, what: str) -> str:
 
 
 def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
-    """The pipeline's defaults overlaid with `given`, validated; unknown names are refused."""
-    known = [p.name for p in pipeline.params]
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise WorkflowError(f"unknown parameter(s) {', '.join(unknown)} for {pipeline.name}; known: {', '.join(known)}")
-    values = {**pipeline.defaults, **given}
-    name = values[pipeline.name_param]
-    if not name:
-        raise WorkflowError(f"{pipeline.name} needs -p {pipeline.name_param}=NAME")
-    check_dns_label(name, pipeline.name_param)
-    for key in _POSITIVE_INTS:
-        if key in values:
-            _positive_int(key, values[key])
-    if "model-learning-rate" in values:
-        _positive_float("model-learning-rate", values["model-learning-rate"])
-    for key in BOOLEANS:
-        if key in values:
-            values[key] = _boolean(key, values[key])
+    """The pipeline's defaults overlaid with `given`, each checked against its type; unknown names are refused."""
+    try:
+        values = pipeline.resolve(given)
+    except PipelineError as exc:
+        raise WorkflowError(exc.message) from None
+    if pipeline.name_param is not None:
+        name = values[pipeline.name_param]
+        if not name:
+            raise WorkflowError(f"{pipeline.name} needs -p {pipeline.name_param}=NAME")
+        check_dns_label(name, pipeline.name_param)
+    if "model-learning-rate" in values and not float(values["model-learning-rate"]) > 0:
+        raise WorkflowError(f"parameter model-learning-rate must be greater than 0, not {values['model-learning-rate']}")
     for key in _URLS:
         if values.get(key):
             try:
@@ -70,30 +62,12 @@ def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, st
     return values
 
 
-def _positive_int(key: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise WorkflowError(f"parameter {key} must be a whole number, not '{raw}'") from None
-    if value < 1:
-        raise WorkflowError(f"parameter {key} must be at least 1, not {value}")
-    return value
-
-
-def _positive_float(key: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise WorkflowError(f"parameter {key} must be a number, not '{raw}'") from None
-    if not value > 0:
-        raise WorkflowError(f"parameter {key} must be greater than 0, not {raw}")
-    return value
-
-
-def _boolean(key: str, raw: str) -> str:
-    lowered = raw.lower()
-    if lowered in ("true", "1", "yes"):
-        return "true"
-    if lowered in ("false", "0", "no"):
-        return "false"
-    raise WorkflowError(f"parameter {key} must be true or false, not '{raw}'")
+def inherited_values(pipeline: Pipeline, given: Mapping[str, str], explicit: Mapping[str, str],
+                     source: Mapping[str, str]) -> dict[str, str]:
+    """`given` plus, for each parameter not in `explicit`, the value the source workflow ran with."""
+    keep = {pipeline.name_param, pipeline.inherit_from}
+    values = dict(given)
+    for p in pipeline.params:
+        if p.name not in explicit and p.name not in keep and p.name in source:
+            values[p.name] = source[p.name]
+    return values
