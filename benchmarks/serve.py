@@ -1,15 +1,22 @@
-"""Model server throughput and latency: ONNX Runtime in-process, trainflow serve, and MLServer 1.7.
+"""Model server throughput and latency: trainflow serve against MLServer 1.7 and against the floor.
 
-Same ONNX model throughout (the example's MLP: 784-100-10, softmax and argmax), one image per request,
-driven by the same tritonclient load (V2 REST with JSON tensors, V2 gRPC) from this process:
-  (a) floor:      `session.run` in-process, batch 1;
-  (b) trainflow:  `trainflow serve` in its own process;
-  (c) MLServer:   `mlserver start` from benchmarks/.venvs/mlserver with a custom runtime wrapping the same
-                  ONNX Runtime session (benchmarks/mlserver_onnx_runtime.py), default settings otherwise.
-Concurrency 1 and 16 (one client per thread). Prints p50/p99 latency, requests/s and the ratios.
+Same ONNX model throughout (the example's MLP: 784-100-10, softmax and argmax), one image per request.
+Two kinds of load:
+  native       wrk (V2 REST, JSON tensors) and h2load (V2 gRPC, a pre-encoded ModelInferRequest), C
+               programs that cost the shared 2 cores little, at concurrency 1, 16 and 64, against
+                 floor:     the same stack answering a fixed reply (benchmarks/floor_server.py),
+                 trainflow: `trainflow serve` defaults,
+                 MLServer:  `mlserver start` with a runtime wrapping the same ONNX Runtime session
+                            (benchmarks/mlserver_onnx_runtime.py), default settings otherwise;
+               reports req/s, p50/p99 and the server's CPU seconds per 1,000 requests; then the CNN
+               at concurrency 64 with dynamic batching off and on (--batching);
+  tritonclient Python clients in this process (V2 REST JSON, V2 gRPC) at concurrency 1 and 16, and
+               ONNX Runtime in-process, batch 1.
 
-    python3 -m venv benchmarks/.venvs/mlserver && benchmarks/.venvs/mlserver/bin/pip install "mlserver==1.7.*" onnxruntime
-    .venv/bin/python benchmarks/serve.py [--requests 1500] [--skip-mlserver]
+    apt-get install wrk nghttp2-client
+    python3 -m venv benchmarks/.venvs/mlserver
+    benchmarks/.venvs/mlserver/bin/pip install "mlserver==1.7.*" onnxruntime "uvloop<0.22"
+    .venv/bin/python benchmarks/serve.py [--load native|tritonclient|both] [--seconds 5] [--skip-mlserver]
 """
 
 from __future__ import annotations
@@ -158,7 +165,16 @@ def run_server(argv: list[str], rest: str, cwd: Path | None = None, env: dict | 
     return proc
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def measure(name: str, proc: subprocess.Popen, rest: str, grpc: str, image: np.ndarray, requests: int) -> dict:
+    """tritonclient load on one server, which is stopped afterwards."""
     results = {}
     try:
         for protocol, address in (("rest", rest), ("grpc", grpc)):
@@ -166,11 +182,7 @@ def measure(name: str, proc: subprocess.Popen, rest: str, grpc: str, image: np.n
                 results[f"{protocol}-c{concurrency}"] = load(protocol, address, image, concurrency, requests)
                 print(f"  {name:9} {protocol:4} c={concurrency:<2} {fmt(results[f'{protocol}-c{concurrency}'])}", flush=True)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     return results
 
 
@@ -179,10 +191,10 @@ def fmt(r: dict) -> str:
     return f"p50 {r['p50_ms']:6.3f} ms  p99 {r['p99_ms']:6.3f} ms  {r['rps']:8.0f} req/s{errors}"
 
 
-def trainflow_server(base: Path) -> tuple[subprocess.Popen, str, str]:
+def trainflow_server(base: Path, *flags: str) -> tuple[subprocess.Popen, str, str]:
     rest, grpc = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     argv = [sys.executable, "-m", "trainflow", "--log-level", "WARNING", "serve", "--model-base-path", str(base),
-            "--rest-port", rest.split(":")[1], "--grpc-port", grpc.split(":")[1]]
+            "--rest-port", rest.split(":")[1], "--grpc-port", grpc.split(":")[1], *flags]
     return run_server(argv, rest), rest, grpc
 
 
@@ -202,6 +214,115 @@ def mlserver(model_path: Path, work: Path) -> tuple[subprocess.Popen, str, str]:
     return run_server(argv, f"127.0.0.1:{rest_port}", cwd=root, env=env), f"127.0.0.1:{rest_port}", f"127.0.0.1:{grpc_port}"
 
 
+def floor_server(work: Path, rest_reply: bytes, grpc_reply: bytes) -> tuple[subprocess.Popen, str, str]:
+    (work / "reply.json").write_bytes(rest_reply)
+    (work / "reply.bin").write_bytes(grpc_reply)
+    rest_port, grpc_port = free_port(), free_port()
+    argv = [sys.executable, str(REPO / "benchmarks" / "floor_server.py"), "--rest-port", str(rest_port),
+            "--grpc-port", str(grpc_port), "--rest-reply", str(work / "reply.json"),
+            "--grpc-reply", str(work / "reply.bin")]
+    return run_server(argv, f"127.0.0.1:{rest_port}"), f"127.0.0.1:{rest_port}", f"127.0.0.1:{grpc_port}"
+
+
+def v2_requests(image: np.ndarray) -> tuple[bytes, bytes]:
+    """The V2 request every native load sends: JSON for REST, a serialized ModelInferRequest for gRPC."""
+    from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as pb
+
+    body = json.dumps({"inputs": [{"name": "images", "shape": list(image.shape), "datatype": "FP32",
+                                   "data": image.ravel().tolist()}]}).encode()
+    request = pb.ModelInferRequest(model_name="mnist", inputs=[
+        pb.ModelInferRequest.InferInputTensor(name="images", datatype="FP32", shape=list(image.shape))])
+    request.raw_input_contents.append(image.astype(np.float32).tobytes())
+    return body, request.SerializeToString()
+
+
+def check_answers(name: str, rest: str, grpc_address: str, body: bytes, message: bytes) -> tuple[bytes, bytes]:
+    """One request of each kind, answered as V2 says (h2load counts HTTP 200s, not gRPC status); the replies."""
+    import grpc
+    import httpx
+
+    from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as pb
+
+    answer = httpx.post(f"http://{rest}/v2/models/mnist/infer", content=body,
+                        headers={"content-type": "application/json"}, timeout=30)
+    if answer.status_code != 200 or "outputs" not in answer.json():
+        raise RuntimeError(f"{name} REST answered {answer.status_code}: {answer.text[:200]}")
+    with grpc.insecure_channel(grpc_address) as channel:
+        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        reply = call(message, timeout=30)
+    if not pb.ModelInferResponse.FromString(reply).outputs:
+        raise RuntimeError(f"{name} gRPC answered without outputs")
+    return answer.content, reply
+
+
+def native(name: str, server: tuple[subprocess.Popen, str, str], body: bytes, message: bytes, seconds: float,
+           concurrency: tuple[int, ...] = (1, 16, 64)) -> dict[str, dict]:
+    """wrk and h2load against one server, which is stopped afterwards."""
+    from native_load import h2load, wrk
+
+    proc, rest, grpc_address = server
+    results = {}
+    try:
+        check_answers(name, rest, grpc_address, body, message)
+        for c in concurrency:
+            results[f"rest-c{c}"] = wrk(f"http://{rest}/v2/models/mnist/infer", body, c, seconds, proc.pid)
+            print(f"  {name:9} rest c={c:<2} {fmt_native(results[f'rest-c{c}'])}", flush=True)
+            results[f"grpc-c{c}"] = h2load(f"http://{grpc_address}/inference.GRPCInferenceService/ModelInfer",
+                                           message, c, seconds, proc.pid)
+            print(f"  {name:9} grpc c={c:<2} {fmt_native(results[f'grpc-c{c}'])}", flush=True)
+    finally:
+        stop_server(proc)
+    return results
+
+
+def fmt_native(r: dict) -> str:
+    return f"{fmt(r)}  cpu {r['cpu_s_per_1k']:.3f} s/1k req"
+
+
+def cnn_base(work: Path) -> Path:
+    """A version directory with the built-in CNN (untrained weights: the cost is the same)."""
+    import torch
+
+    from trainflow.export.signature import SIGNATURE_FILE, image_classifier_signature
+    from trainflow.export.onnx_graph import to_onnx
+    from trainflow.training.models import cnn
+
+    torch.manual_seed(0)
+    base = work / "cnn"
+    (base / "1").mkdir(parents=True)
+    (base / "1" / "model.onnx").write_bytes(to_onnx(cnn()))
+    (base / "1" / SIGNATURE_FILE).write_text(image_classifier_signature().to_json())
+    return base
+
+
+def report_native(results: dict[str, dict[str, dict]]) -> None:
+    ours, theirs, floor_run = results["trainflow"], results.get("MLServer"), results["floor"]
+    print("\n| load | server | req/s | p50 ms | p99 ms | CPU s / 1k req | req/s vs MLServer | req/s vs floor |"
+          " p99 vs MLServer |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for key in ours:
+        for label, run in (("floor", floor_run), ("trainflow", ours), ("MLServer", theirs)):
+            if run is None:
+                continue
+            r = run[key]
+            vs_ml = f"{r['rps'] / theirs[key]['rps']:.2f}x" if theirs and label == "trainflow" else ""
+            vs_floor = f"{r['rps'] / floor_run[key]['rps']:.2f}x" if label != "floor" else ""
+            p99 = f"{r['p99_ms'] / theirs[key]['p99_ms']:.2f}x" if theirs and label == "trainflow" else ""
+            errors = f" ({r['errors']} errors)" if r["errors"] else ""
+            print(f"| {key} | {label}{errors} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                  f"{r['cpu_s_per_1k']:.3f} | {vs_ml} | {vs_floor} | {p99} |")
+
+
+def report_batching(off: dict[str, dict], on: dict[str, dict], flags: list[str]) -> None:
+    print(f"\nCNN, concurrency 64, dynamic batching off vs on ({' '.join(flags)}):")
+    print("| load | off req/s | off p99 ms | on req/s | on p99 ms | throughput on/off | p99 on/off |")
+    print("|---|---|---|---|---|---|---|")
+    for key in off:
+        a, b = off[key], on[key]
+        print(f"| {key} | {a['rps']:.0f} | {a['p99_ms']:.2f} | {b['rps']:.0f} | {b['p99_ms']:.2f} | "
+              f"{b['rps'] / a['rps']:.2f}x | {b['p99_ms'] / a['p99_ms']:.2f}x |")
+
+
 def report(floor_result: dict, ours: dict, theirs: dict | None) -> None:
     print("\n| setup | p50 ms | p99 ms | req/s | req/s vs MLServer | p99 vs MLServer |")
     print("|---|---|---|---|---|---|")
@@ -216,11 +337,56 @@ def report(floor_result: dict, ours: dict, theirs: dict | None) -> None:
             print(f"| MLServer {key} | {other['p50_ms']:.3f} | {other['p99_ms']:.3f} | {other['rps']:.0f} | | |")
 
 
+def run_native(args: argparse.Namespace, work: Path, base: Path, model_path: Path, image: np.ndarray) -> None:
+    from native_load import missing_tools
+
+    if missing := missing_tools():
+        sys.exit(f"{', '.join(missing)} not found: apt-get install wrk nghttp2-client")
+    body, message = v2_requests(image)
+    server = trainflow_server(base)
+    rest_reply, grpc_reply = check_answers("trainflow", server[1], server[2], body, message)
+    results = {"floor": native("floor", floor_server(work, rest_reply, grpc_reply), body, message, args.seconds),
+               "trainflow": native("trainflow", server, body, message, args.seconds)}
+    if mlserver_wanted(args):
+        results["MLServer"] = native("MLServer", mlserver(model_path, work), body, message, args.seconds)
+    report_native(results)
+    if args.batching:
+        cnn = cnn_base(work)
+        flags = ["--max-batch-size", "32", "--batch-timeout-micros", str(args.batch_timeout_micros)]
+        off = native("cnn", trainflow_server(cnn), body, message, args.seconds, (64,))
+        on = native("cnn+batch", trainflow_server(cnn, *flags), body, message, args.seconds, (64,))
+        report_batching(off, on, flags)
+
+
+def mlserver_wanted(args: argparse.Namespace) -> bool:
+    if args.skip_mlserver:
+        return False
+    if not (MLSERVER_VENV / "bin" / "mlserver").exists():
+        print(f"MLServer not installed in {MLSERVER_VENV}: see the docstring", file=sys.stderr)
+        return False
+    return True
+
+
+def run_tritonclient(args: argparse.Namespace, work: Path, base: Path, model_path: Path, image: np.ndarray) -> None:
+    floor_result = floor(model_path, image, args.requests)
+    print(f"  floor     ORT  c=1  {fmt(floor_result)}", flush=True)
+    ours = measure("trainflow", *trainflow_server(base), image, args.requests)
+    theirs = measure("MLServer", *mlserver(model_path, work), image, args.requests) if mlserver_wanted(args) else None
+    report(floor_result, ours, theirs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1500, help="Requests per measurement.")
+    parser.add_argument("--load", choices=("native", "tritonclient", "both"), default="both")
+    parser.add_argument("--seconds", type=float, default=5, help="Native load: seconds per measurement.")
+    parser.add_argument("--requests", type=int, default=1500, help="tritonclient: requests per measurement.")
+    parser.add_argument("--batching", action=argparse.BooleanOptionalAction, default=True,
+                        help="Native load: also the CNN at c=64 with dynamic batching off and on.")
+    parser.add_argument("--batch-timeout-micros", type=int, default=1000)
     parser.add_argument("--skip-mlserver", action="store_true")
     args = parser.parse_args()
+    sys.path.insert(0, str(REPO / "src"))
+    sys.path.insert(0, str(REPO / "benchmarks"))
     image = np.random.default_rng(1).random((1, 784), dtype=np.float32)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     try:
@@ -228,19 +394,13 @@ def main() -> None:
         (base / "1").mkdir(parents=True)
         model_path = base / "1" / "model.onnx"
         model_path.write_bytes(mlp_onnx())
-        sys.path.insert(0, str(REPO / "src"))
         from trainflow.export.signature import SIGNATURE_FILE, image_classifier_signature
 
         (base / "1" / SIGNATURE_FILE).write_text(image_classifier_signature().to_json())
-        floor_result = floor(model_path, image, args.requests)
-        print(f"  floor     ORT  c=1  {fmt(floor_result)}", flush=True)
-        ours = measure("trainflow", *trainflow_server(base), image, args.requests)
-        theirs = None
-        if not args.skip_mlserver and (MLSERVER_VENV / "bin" / "mlserver").exists():
-            theirs = measure("MLServer", *mlserver(model_path, work), image, args.requests)
-        elif not args.skip_mlserver:
-            print(f"MLServer not installed in {MLSERVER_VENV}: see the docstring", file=sys.stderr)
-        report(floor_result, ours, theirs)
+        if args.load in ("native", "both"):
+            run_native(args, work, base, model_path, image)
+        if args.load in ("tritonclient", "both"):
+            run_tritonclient(args, work, base, model_path, image)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

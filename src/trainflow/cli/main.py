@@ -34,6 +34,7 @@ COMMANDS = {
     "ui": "trainflow.cli.ui:ui_command",
     "compile": "trainflow.cli.compile:compile_command",
     "pipeline": "trainflow.cli.pipeline:pipeline",
+    "doctor": "trainflow.cli.doctor:doctor_command",
 }
 STEPS = {
     "download-dataset": "trainflow.cli.data:download_dataset_step",

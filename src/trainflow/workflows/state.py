@@ -15,7 +15,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from trainflow.workflows.backend import PENDING, StepInfo, WorkflowInfo
+from trainflow.workflows.backend import FAILED, PENDING, StepInfo, WorkflowInfo
 from trainflow.workflows.errors import WorkflowError
 
 _SCHEMA = """
@@ -46,7 +46,11 @@ class StateStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkflowError(f"cannot make the workflow state directory {path.parent}: {exc.strerror}; set "
+                                "TRAINFLOW_HOME to a writable directory") from None
         # Switching to WAL takes a lock that SQLite's busy timeout does not wait for, so two processes
         # doing it at once fail with "database is locked". The mode is stored in the file, so it is set
         # here, one process at a time, not on every connection.
@@ -89,11 +93,7 @@ class StateStore:
                 db.execute("COMMIT")
             except sqlite3.IntegrityError:
                 db.execute("ROLLBACK")
-                raise WorkflowError(
-                    f"a workflow named '{info.name}' already exists: `trainflow retry {info.name}` re-runs its failed "
-                    f"steps, `trainflow resubmit {info.name}` runs it again under a new name, "
-                    f"`trainflow delete {info.name}` removes it"
-                ) from None
+                raise already_exists(info.name) from None
 
     def get(self, name: str) -> WorkflowInfo:
         with self._connect() as db:
@@ -157,9 +157,28 @@ class StateStore:
             sets = ", ".join(f"{k} = ?" for k in fields)
             db.execute(f"UPDATE steps SET {sets} WHERE workflow = ? AND name = ?", (*fields.values(), workflow, step))
 
+    def restart(self, name: str, steps: list[str]) -> bool:
+        """Failed -> Pending with `steps` reset, in one transaction; False if the workflow is not Failed."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            changed = db.execute("UPDATE workflows SET status = ?, message = '', finished_at = NULL "
+                                 "WHERE name = ? AND status = ?", (PENDING, name, FAILED)).rowcount
+            if changed:
+                db.executemany("UPDATE steps SET status = ?, message = '', started_at = NULL, finished_at = NULL "
+                               "WHERE workflow = ? AND name = ?", [(PENDING, name, step) for step in steps])
+            db.execute("COMMIT")
+        return bool(changed)
+
     def delete(self, name: str) -> None:
         with self._connect() as db:
             db.execute("DELETE FROM workflows WHERE name = ?", (name,))
+
+
+def already_exists(name: str) -> WorkflowError:
+    return WorkflowError(
+        f"a workflow named '{name}' already exists: `trainflow retry {name}` re-runs its failed steps, "
+        f"`trainflow resubmit {name}` runs it again under a new name, `trainflow delete {name}` removes it"
+    )
 
 
 def _check(fields: dict[str, Any], allowed: tuple[str, ...]) -> None:

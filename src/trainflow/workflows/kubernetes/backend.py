@@ -31,11 +31,14 @@ T = TypeVar("T")
 
 @dataclass
 class ClusterApi:
-    """The three client APIs the backend uses (kubernetes.client's CustomObjectsApi, CoreV1Api, AppsV1Api)."""
+    """The client APIs the backend uses (kubernetes.client's CustomObjectsApi, CoreV1Api, AppsV1Api; `doctor`
+    also reads RbacAuthorizationV1Api and StorageV1Api when given)."""
 
     custom: Any
     core: Any
     apps: Any
+    rbac: Any = None
+    storage: Any = None
 
 
 def connect() -> ClusterApi:
@@ -55,7 +58,8 @@ def connect() -> ClusterApi:
     configuration = client.Configuration.get_default_copy()
     configuration.retries = 0  # an unreachable server is one clear error now, not three logged retries first
     api_client = client.ApiClient(configuration)
-    return ClusterApi(client.CustomObjectsApi(api_client), client.CoreV1Api(api_client), client.AppsV1Api(api_client))
+    return ClusterApi(client.CustomObjectsApi(api_client), client.CoreV1Api(api_client), client.AppsV1Api(api_client),
+                      client.RbacAuthorizationV1Api(api_client), client.StorageV1Api(api_client))
 
 
 class KubernetesBackend:

@@ -8,6 +8,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.local import plan, processes
 from trainflow.workflows.local.executor import load_pipeline
 from trainflow.workflows.local.layout import Layout
+from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.params import inherited_values, resolve_params
-from trainflow.workflows.state import StateStore, now
+from trainflow.workflows.state import StateStore, already_exists, now
 
 _ACTIVE = (PENDING, RUNNING)
 
@@ -69,8 +71,9 @@ class LocalBackend:
         info = WorkflowInfo(name=workflow_name(pipeline, values), pipeline=pipeline.name, status=PENDING, params=values,
                             created_at=now(), steps=steps)
         spec = {"pipeline": to_dict(pipeline), "python_path": [str(Path(p).resolve()) for p in python_path or []]}
-        self.state.create(info, spec, no_cache)
-        self._spawn_runner(info.name)
+        with self._runner_lock(info.name, busy=already_exists(info.name)) as lock:
+            self.state.create(info, spec, no_cache)
+            self._spawn_runner(info.name, lock)
         return self.get(info.name)
 
     def _complete(self, pipeline: Pipeline, values: dict[str, str], given: Mapping[str, str]) -> dict[str, str]:
@@ -85,10 +88,32 @@ class LocalBackend:
             values["s3-train-base-url"] = str(self.layout.default_store)
         return values
 
-    def _spawn_runner(self, name: str) -> None:
-        log = self.layout.runner_log(name)
+    @contextmanager
+    def _runner_lock(self, name: str, busy: WorkflowError) -> Iterator[RunnerLock]:
+        """Hold the workflow's runner lock (raising `busy` if a runner or another command has it)."""
+        lock = RunnerLock(self.layout.runner_lock(name))
+        if not lock.acquire(wait=1.0):
+            raise busy
+        try:
+            yield lock
+        finally:
+            self._release(lock, name)
+
+    def _release(self, lock: RunnerLock, name: str) -> None:
+        """Let go of the runner lock; if the workflow was deleted meanwhile (or never recorded), leave no file behind."""
+        gone = name not in self.state.names()
+        lock.release(remove=gone)
+        if gone:
+            with suppress(OSError):
+                self.layout.workflow_dir(name).rmdir()
+
+    def _spawn_runner(self, name: str, lock: RunnerLock) -> None:
+        """Start the runner, handing it our hold on the runner lock."""
+        assert lock.fd is not None
+        env = {**os.environ, "TRAINFLOW_HOME": str(self.layout.home), LOCK_FD_ENV: str(lock.fd),
+               processes.WORKFLOW_ENV: str(self.layout.workflow_dir(name))}
         argv = [sys.executable, "-m", "trainflow", "workflow-runner", name]
-        proc = processes.start(argv, log, env={**os.environ, "TRAINFLOW_HOME": str(self.layout.home)})
+        proc = processes.start(argv, self.layout.runner_log(name), env=env, pass_fds=[lock.fd])
         self.state.update_workflow(name, runner_pid=proc.pid, runner_started=processes.started_at(proc.pid))
 
     # -- read ----------------------------------------------------------------------------------
@@ -111,12 +136,20 @@ class LocalBackend:
 
     def _reconcile(self, info: WorkflowInfo) -> None:
         """A workflow whose runner died (kill -9, reboot) is Failed, and its step processes stopped."""
-        pid, started = self.state.runner(info.name)
-        if processes.alive(pid, started):
+        lock = RunnerLock(self.layout.runner_lock(info.name))
+        if processes.alive(*self.state.runner(info.name)) or not lock.acquire():
+            return  # a runner holds the lock, or a command starting one does
+        try:
+            self._fail_dead_runner(info.name)
+        finally:
+            self._release(lock, info.name)
+
+    def _fail_dead_runner(self, name: str) -> None:
+        """With the runner lock held: a workflow still active has lost its runner; fail it, stop its steps."""
+        info = self.state.get(name)
+        if info.status not in _ACTIVE:
             return
-        time.sleep(0.2)  # the runner may be writing its final status right now
-        if self.state.get(info.name).status not in _ACTIVE:
-            return
+        pid, _ = self.state.runner(name)
         for step, spid, sstarted, service in self.state.step_processes(info.name):
             current = info.step(step)
             if current and current.status == RUNNING:
@@ -173,16 +206,18 @@ class LocalBackend:
 
     def retry(self, name: str) -> WorkflowInfo:
         """Re-run a failed workflow from its failed steps, keeping the successful ones."""
-        info = self.get(name)
-        if info.status != FAILED:
-            raise WorkflowError(f"workflow {name} is {info.status}: only a Failed workflow can be retried")
-        live = {s for s, pid, started, service in self.state.step_processes(name) if processes.alive(pid, started)}
-        for step in info.steps:
-            dead_service = step.service and step.status == SUCCEEDED and step.name not in live
-            if step.status in (FAILED, OMITTED, PENDING, RUNNING) or dead_service:
-                self.state.update_step(name, step.name, status=PENDING, message="", started_at=None, finished_at=None)
-        self.state.update_workflow(name, status=PENDING, message="", finished_at=None)
-        self._spawn_runner(name)
+        self.state.get(name)
+        running = WorkflowError(f"workflow {name} is already running: `trainflow get {name}` shows its progress, "
+                                f"`trainflow stop {name}` stops it")
+        with self._runner_lock(name, busy=running) as lock:
+            self._fail_dead_runner(name)
+            info = self.state.get(name)
+            live = {s for s, pid, started, service in self.state.step_processes(name) if processes.alive(pid, started)}
+            reset = [s.name for s in info.steps if s.status in (FAILED, OMITTED, PENDING, RUNNING)
+                     or (s.service and s.status == SUCCEEDED and s.name not in live)]
+            if not self.state.restart(name, reset):
+                raise WorkflowError(f"workflow {name} is {info.status}: only a Failed workflow can be retried")
+            self._spawn_runner(name, lock)
         return self.get(name)
 
     def resubmit(self, name: str, new_name: str | None = None, no_cache: bool = False) -> WorkflowInfo:
@@ -206,12 +241,23 @@ class LocalBackend:
     def delete(self, name: str) -> None:
         """Stop everything a workflow runs, services included, and forget it (its models stay)."""
         self.state.get(name)
-        pid, started = self.state.runner(name)
-        processes.stop_group(pid, started)
-        for _, spid, sstarted, _ in self.state.step_processes(name):
-            processes.stop_group(spid, sstarted)
-        self.state.delete(name)
-        shutil.rmtree(self.layout.workflow_dir(name), ignore_errors=True)
+        lock = RunnerLock(self.layout.runner_lock(name))
+        for _ in range(5):  # a retry may be starting a runner: stop it too, until we hold the lock
+            self._stop_processes(name)
+            if lock.acquire(wait=1.0):
+                break
+        else:
+            raise WorkflowError(f"cannot stop the runner of workflow {name}: see `ps -ef | grep 'workflow-runner {name}'`")
+        try:
+            self._stop_processes(name)  # anything started before we held the lock
+            self.state.delete(name)
+            shutil.rmtree(self.layout.workflow_dir(name), ignore_errors=True)
+        finally:
+            lock.release()
+
+    def _stop_processes(self, name: str) -> None:
+        """Stop the runner, the steps, what they started and the services of a workflow, recorded or not."""
+        processes.stop_all(processes.workflow_processes(self.layout.workflow_dir(name), name, self.layout.home))
 
     def find_service(self, name: str, step: str) -> StepInfo:
         for info, service in self.services():

@@ -41,6 +41,7 @@ from trainflow.workflows.commands import as_text, step_command
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.local import plan, processes
 from trainflow.workflows.local.layout import Layout
+from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.local.services import Readiness, free_port
 from trainflow.workflows.state import StateStore, now
 
@@ -86,7 +87,9 @@ class Executor:
         self.pipeline, self.python_path, self.no_cache = load_pipeline(self.state, name, info.pipeline)
         sys.path[:0] = [p for p in self.python_path if p not in sys.path]
         self.values = info.params
-        self.status = {s.name: s.status for s in info.steps}
+        self.first_started = info.started_at  # a retry continues the workflow: its duration runs from the first start
+        # Only the holder of the runner lock runs steps, so a step another runner left Running is not running.
+        self.status = {s.name: PENDING if s.status == RUNNING else s.status for s in info.steps}
         self.outputs = {s.name: s.outputs for s in info.steps if s.status in DONE}
         self.plan = _Plan()
         for step in self.pipeline.steps:
@@ -102,8 +105,8 @@ class Executor:
     def run(self) -> str:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
-        self.state.update_workflow(self.name, status=RUNNING, started_at=now(), finished_at=None, message="",
-                                   runner_pid=os.getpid(), runner_started=processes.started_at(os.getpid()))
+        self.state.update_workflow(self.name, status=RUNNING, started_at=self.first_started or now(), finished_at=None,
+                                   message="", runner_pid=os.getpid(), runner_started=processes.started_at(os.getpid()))
         try:
             while not self.stopping and (self._launch_ready() or self.running):
                 self._poll()
@@ -313,5 +316,11 @@ class Executor:
 
 def run_workflow(home: Path, name: str) -> int:
     """Entry point of the runner process; exit code 0 if the workflow succeeded."""
-    status = Executor(Layout(home), name).run()
+    layout = Layout(home)
+    lock = RunnerLock(layout.runner_lock(name))
+    handed = os.environ.pop(LOCK_FD_ENV, "")
+    if not (lock.adopt(int(handed)) if handed.isdigit() else lock.acquire()):
+        raise WorkflowError(f"workflow {name} already has a runner (or was deleted): this one exits")
+    # The lock stays held until this process is gone, so no two runner processes of a workflow ever overlap.
+    status = Executor(layout, name).run()
     return 0 if status == SUCCEEDED else 1

@@ -25,6 +25,9 @@ class Layout:
     def runner_log(self, workflow: str) -> Path:
         return self.workflow_dir(workflow) / "runner.log"
 
+    def runner_lock(self, workflow: str) -> Path:
+        return self.workflow_dir(workflow) / "runner.lock"
+
     def outputs_dir(self, workflow: str, step: str) -> Path:
         """Where a step writes its outputs ($TRAINFLOW_OUTPUTS): one file per key, or outputs.json."""
         return self.workflow_dir(workflow) / "outputs" / step

@@ -1,0 +1,40 @@
+"""`trainflow doctor`: one line per check of what workflows need here or on a cluster, with the fix."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from trainflow.cli.output import console
+from trainflow.workflows.doctor import FAIL, OK, Check
+
+MARKS = {OK: "[green]ok  [/]", "warn": "[yellow]warn[/]", FAIL: "[red]fail[/]"}
+
+
+@click.command("doctor")
+@click.option("--backend", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
+              envvar="TRAINFLOW_BACKEND", help="What to check: this machine, or the current Kubernetes context.")
+@click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
+@click.option("--secret", default="aws-creds", show_default=True, help="The S3 credentials Secret (aws-secret).")
+def doctor_command(backend: str, namespace: str, secret: str) -> None:
+    """Check that workflows can run; exit 1 if any check fails."""
+    if backend == "kubernetes":
+        from trainflow.workflows.kubernetes.backend import connect
+        from trainflow.workflows.kubernetes.doctor import Doctor
+
+        checks = list(Doctor(connect(), namespace, secret).checks())
+    else:
+        from trainflow.settings import trainflow_home
+        from trainflow.workflows.local.doctor import local_checks
+
+        checks = list(local_checks(trainflow_home()))
+    for check in checks:
+        print_check(check)
+    if any(check.status == FAIL for check in checks):
+        sys.exit(1)
+
+
+def print_check(check: Check) -> None:
+    fix = f" [dim]-> {check.fix}[/]" if check.fix and check.status != OK else ""
+    console.print(f"{MARKS[check.status]} {check.name}: {check.detail}{fix}", highlight=False, soft_wrap=True)
