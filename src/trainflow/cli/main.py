@@ -30,7 +30,7 @@ COMMANDS = {
     "resubmit": "trainflow.cli.workflows:resubmit",
     "services": "trainflow.cli.workflows:services",
     "tensorboard": "trainflow.cli.workflows:tensorboard",
-    "workflow-runner": "trainflow.cli.workflows:workflow_runner",
+    "workflow-runner": "trainflow.cli.runner:workflow_runner",
     "ui": "trainflow.cli.ui:ui_command",
     "compile": "trainflow.cli.compile:compile_command",
     "pipeline": "trainflow.cli.pipeline:pipeline",

@@ -39,10 +39,11 @@ def show(source: str) -> None:
     table = Table("PARAMETER", "TYPE", "DEFAULT", "HELP", box=None)
     for p in spec.params:
         kind = f"choice({', '.join(p.choices)})" if p.type == "choice" else p.type
-        table.add_row(p.name, kind, "(required)" if p.default is None else str(p.default), p.help)
+        table.add_row(p.name, kind, "(required)" if p.default is None else p.parse(p.default) if p.default != "" else "",
+                      p.help)
     console.print(table)
     tree = Tree("steps")
-    nodes = {}
+    nodes: dict[str, Tree] = {}
     position = {s.name: i for i, s in enumerate(spec.order())}
     for step in spec.order():
         label = f"{step.name} [dim]({step.kind}" + (f", when {step.when}" if step.when else "") + \

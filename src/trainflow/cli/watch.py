@@ -17,7 +17,7 @@ from rich.progress import (
 from rich.table import Table
 
 from trainflow.cli.output import console
-from trainflow.workflows.backend import FINISHED, RUNNING, Backend, WorkflowInfo
+from trainflow.workflows.backend import DONE, FINISHED, RUNNING, Backend, WorkflowInfo
 
 _COLOURS = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "dim", "Skipped": "yellow",
             "Omitted": "yellow", "Cached": "green"}
@@ -39,22 +39,19 @@ def step_table(info: WorkflowInfo) -> Table:
 
 
 def summary_lines(info: WorkflowInfo) -> list[str]:
-    """What a user wants after a run: accuracy, model version, TensorBoard and serving endpoints."""
+    """What a user wants after a run: each step's outputs (metrics, versions, URLs), and a predict command to try."""
     lines = []
-    out = {s.name: s.outputs for s in info.steps}
-    if "accuracy" in out.get("train-model", {}):
-        lines.append(f"Accuracy:     {float(out['train-model']['accuracy']):.4f}")
-    if "model-version" in out.get("export-model", {}):
-        lines.append(f"Model:        version {out['export-model']['model-version']} at {out['export-model'].get('model-url', '')}")
-    if "url" in out.get("tensorboard", {}):
-        lines.append(f"TensorBoard:  {out['tensorboard']['url']}")
-    serve = out.get("serve-model", {})
-    if "rest-url" in serve:
-        lines.append(f"Serving:      REST {serve['rest-url']}  gRPC {serve.get('grpc-address', '')}  model {serve.get('model-name', '')}")
-    if "grpc-address" in serve:
-        data = out.get("download-dataset", {}).get("dataset-path")
-        images = f"--data-dir {shlex.quote(data)} --num 10" if data else "YOUR_DIGIT.png"
-        lines.append(f"Try:          trainflow predict --server {serve['grpc-address']} {images}")
+    width = max((len(s.name) for s in info.steps), default=0) + 2
+    for step in info.steps:
+        shown = {k: v for k, v in step.outputs.items() if isinstance(v, str | int | float | bool) and k != "pid"}
+        if step.status in DONE and shown:
+            values = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+            lines.append(f"{step.name + ':':<{width}}{values}")
+    outputs = {k: v for s in info.steps if s.status in DONE for k, v in s.outputs.items()}
+    if "grpc-address" in outputs:  # a model server: the client that speaks its protocol
+        data = outputs.get("dataset-path")
+        images = f"--data-dir {shlex.quote(str(data))} --num 10" if data else "YOUR_DIGIT.png"
+        lines.append(f"Try:          trainflow predict --server {outputs['grpc-address']} {images}")
     return lines
 
 

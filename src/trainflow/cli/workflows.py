@@ -94,7 +94,9 @@ def list_command(output: str | None, backend: str, namespace: str) -> None:
         return
     table = Table("NAME", "STATUS", "AGE", "DURATION", "MESSAGE", box=None)
     for info in infos:
-        table.add_row(info.name, info.status, age(info.created_at), duration(info.started_at, info.finished_at), info.message)
+        cached = sum(s.status == "Cached" for s in info.steps)
+        message = "; ".join(filter(None, [info.message, f"{cached} step(s) Cached" if cached else ""]))
+        table.add_row(info.name, info.status, age(info.created_at), duration(info.started_at, info.finished_at), message)
     console.print(table if infos else "no workflows")
 
 
@@ -234,12 +236,3 @@ def tensorboard(name: str, backend: str, namespace: str) -> None:
     if not found:
         raise WorkflowError(f"workflow {name} has no running tensorboard: see `trainflow get {name}`")
     console.print(found[0].outputs["url"])
-
-
-@click.command("workflow-runner", hidden=True)
-@click.argument("name")
-def workflow_runner(name: str) -> None:
-    """Internal: run a recorded workflow's steps (started detached by submit and retry)."""
-    from trainflow.workflows.local.executor import run_workflow
-
-    sys.exit(run_workflow(trainflow_home(), name))

@@ -141,7 +141,7 @@ MODEL_DEPLOY = Pipeline(
         workflow_info_step("workflow"),
         replace(SERVE_MODEL, argv=tuple(a.replace("{{steps.export-model.outputs.export-base}}",
                                                   "{{steps.get-workflow-info.outputs.export-base}}")
-                                        for a in SERVE_MODEL.argv)),
+                                        for a in SERVE_MODEL.command)),
     ),
 )
 

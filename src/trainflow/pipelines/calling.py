@@ -48,11 +48,14 @@ def convert_inputs(function: Callable[..., Any], inputs: Mapping[str, str]) -> d
     for key, text in inputs.items():
         kind = getattr(hints.get(key), "__origin__", None) or hints.get(key)
         parser = _PARSERS.get(kind)
+        if parser is None:
+            converted[key] = text
+            continue
         try:
-            converted[key] = parser(text) if parser else text
+            converted[key] = parser(text)
         except ValueError:
-            raise PipelineError(f"input {key}='{text}' is not a {kind.__name__} as {function.__name__}() "
-                                "expects") from None
+            raise PipelineError(f"input {key}='{text}' is not a {getattr(kind, '__name__', kind)} as "
+                                f"{function.__name__}() expects") from None
     return converted
 
 

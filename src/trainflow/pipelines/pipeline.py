@@ -17,7 +17,7 @@ from trainflow.pipelines.refs import (
     PortRef,
     unknown_placeholders,
 )
-from trainflow.pipelines.steps import Call, Service, Step, Train
+from trainflow.pipelines.steps import Call, Service, Step, Train, pairs
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PARAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -149,7 +149,7 @@ def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None
     if isinstance(step, Train) and step.function is None and step.inputs:
         raise PipelineError("inputs need a function: give function='module:function' or put them in argv")
     if isinstance(step, Call | Train):
-        _no_duplicates([k for k, _ in step.inputs], "input")
+        _no_duplicates([k for k, _ in pairs(step.inputs)], "input")
 
 
 def _check_ref(ref: object, step: Step, steps: Mapping[str, Step], params: set[str]) -> None:
@@ -161,7 +161,7 @@ def _check_ref(ref: object, step: Step, steps: Mapping[str, Step], params: set[s
             raise PipelineError(f"reads an output of '{ref.step}', which is not a step: its steps are {', '.join(steps)}")
         if source is step:
             raise PipelineError("reads its own output: read an earlier step's output")
-        declared = (*source.declared_outputs(), *(k for k, _ in getattr(source, "urls", ())))
+        declared = (*source.declared_outputs(), *(k for k, _ in pairs(getattr(source, "urls", ()))))
         if ref.key not in declared:
             raise PipelineError(f"reads output '{ref.key}' of {ref.step}, which declares only "
                                 f"{', '.join(declared) or 'none'}: add it to {ref.step}'s outputs")
@@ -179,7 +179,7 @@ def _check_service(step: Service) -> None:
     for probe in (step.probe, step.liveness):
         if probe is not None and probe.port not in ports:
             raise PipelineError(f"probes port '{probe.port}', which it does not declare")
-    for key, template in step.urls:
+    for key, template in pairs(step.urls):
         try:
             template.format(host="h", **{p: 1 for p in ports})
         except (KeyError, IndexError, ValueError):

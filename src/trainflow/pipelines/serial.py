@@ -51,9 +51,10 @@ def _step_dict(step: Step) -> dict[str, Any]:
     return data
 
 
-def from_dict(data: Any, source: str = "pipeline") -> Pipeline:
-    """A Pipeline from data shaped like `to_dict`'s (checked against the JSON Schema first)."""
-    _check_schema(data, source)
+def from_dict(data: Any, check: bool = True) -> Pipeline:
+    """A Pipeline from data shaped like `to_dict`'s, checked against the JSON Schema first unless `check` is False."""
+    if check:
+        _check_schema(data)
     params = tuple(Param(**{**p, "choices": tuple(p.get("choices", ()))}) for p in data.get("params", []))
     steps = tuple(_step(s) for s in data["steps"])
     return Pipeline(name=data["name"], params=params, steps=steps, name_param=data.get("name_param"),
@@ -108,7 +109,7 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def _check_schema(data: Any, source: str) -> None:
+def _check_schema(data: Any) -> None:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema())

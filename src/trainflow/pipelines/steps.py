@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from trainflow.pipelines.refs import Arg, OutputRef, ParamRef, Ref, refs_in
 
@@ -50,9 +50,17 @@ def _args(values: Sequence[Arg]) -> tuple[str, ...]:
     return tuple(str(v) for v in values)
 
 
-def _inputs(values: Mapping[str, Arg] | Sequence[tuple[str, Arg]]) -> tuple[tuple[str, str], ...]:
+Pairs = Mapping[str, Arg] | Sequence[tuple[str, Arg]]
+
+
+def _inputs(values: Pairs) -> tuple[tuple[str, str], ...]:
     pairs = values.items() if isinstance(values, Mapping) else values
     return tuple((str(k), str(v)) for k, v in pairs)
+
+
+def pairs(values: Pairs) -> tuple[tuple[str, str], ...]:
+    """Inputs or URLs as the (name, text) pairs a step holds once built."""
+    return cast("tuple[tuple[str, str], ...]", values)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +99,7 @@ class Step:
     retry_on: str = "transient"
     timeout: float | None = None
     resources: Resources = field(default_factory=Resources)
-    for_each: tuple[str, ...] | ParamRef | None = None
+    for_each: Sequence[str] | ParamRef | None = None
     cache: bool = True
     outputs: tuple[str, ...] = ()
     artifacts: tuple[str, ...] = ()
@@ -145,7 +153,7 @@ class Command(Step):
     """Run any program: `argv` (the first item is the program; `trainflow ...` runs this trainflow)."""
 
     kind: ClassVar[str] = "command"
-    argv: tuple[str, ...]
+    argv: Sequence[Arg]
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -153,7 +161,7 @@ class Command(Step):
 
     @property
     def command(self) -> tuple[str, ...]:
-        return self.argv
+        return cast("tuple[str, ...]", self.argv)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,7 +174,7 @@ class Call(Step):
 
     kind: ClassVar[str] = "call"
     function: str
-    inputs: tuple[tuple[str, str], ...] = ()
+    inputs: Pairs = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -174,7 +182,7 @@ class Call(Step):
 
     @property
     def command(self) -> tuple[str, ...]:
-        return (*TRAINFLOW, "call", self.function, *(t for k, v in self.inputs for t in ("--input", k, v)))
+        return (*TRAINFLOW, "call", self.function, *(t for k, v in pairs(self.inputs) for t in ("--input", k, v)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,8 +200,8 @@ class Train(Step):
     workers: int | str | ParamRef = 1
     ps: int | str | ParamRef = 0
     function: str | None = None
-    inputs: tuple[tuple[str, str], ...] = ()
-    argv: tuple[str, ...] = ()
+    inputs: Pairs = ()
+    argv: Sequence[Arg] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -205,9 +213,9 @@ class Train(Step):
     @property
     def command(self) -> tuple[str, ...]:
         if self.function is None:
-            return self.argv
+            return cast("tuple[str, ...]", self.argv)
         return (*TRAINFLOW, "train-function", self.function, "--workers", str(self.workers),
-                *(t for k, v in self.inputs for t in ("--input", k, v)))
+                *(t for k, v in pairs(self.inputs) for t in ("--input", k, v)))
 
     def refs(self) -> list[Ref]:
         return [*super().refs(), *refs_in(str(self.workers)), *refs_in(str(self.ps))]
@@ -227,10 +235,10 @@ class Service(Step):
     """
 
     kind: ClassVar[str] = "service"
-    argv: tuple[str, ...]
-    ports: tuple[Port, ...] = ()
+    argv: Sequence[Arg]
+    ports: Sequence[Port] = ()
     probe: Probe | None = None
-    urls: tuple[tuple[str, str], ...] = ()
+    urls: Pairs = ()
     ready_timeout: float = 180.0
     liveness: Probe | None = None
     service_type: str | ParamRef = "ClusterIP"
@@ -244,7 +252,7 @@ class Service(Step):
 
     @property
     def command(self) -> tuple[str, ...]:
-        return self.argv
+        return cast("tuple[str, ...]", self.argv)
 
     @property
     def service(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -58,7 +59,7 @@ class Backend(Protocol):
 
     def get(self, name: str) -> WorkflowInfo: ...
 
-    def list(self) -> list[WorkflowInfo]: ...
+    def list(self) -> builtins.list[WorkflowInfo]: ...
 
     def logs(self, name: str, step: str | None = None, follow: bool = False) -> Iterator[str]: ...
 
@@ -70,9 +71,9 @@ class Backend(Protocol):
 
     def resubmit(self, name: str, new_name: str | None = None, no_cache: bool = False) -> WorkflowInfo: ...
 
-    def services(self) -> list[tuple[WorkflowInfo, StepInfo]]: ...
+    def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]: ...
 
-    def progress(self, name: str, step: str) -> list[dict[str, Any]]:
+    def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
         """The structured progress events a step reported (see trainflow.progress), oldest first."""
         ...
 

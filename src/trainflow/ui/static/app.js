@@ -65,7 +65,7 @@ class ListPage {
         <td><a class="wf-link" href="#/workflows/${encodeURIComponent(w.name)}">${escapeHtml(w.name)}</a>
             <div class="muted small">${escapeHtml(w.pipeline)}</div></td>
         <td>${statusPill(w.status)}</td>
-        <td>${stepsBar(w.steps)} <span class="muted small">${w.steps.filter((s) => s.status === "Succeeded").length}/${w.steps.length}</span></td>
+        <td>${stepsBar(w.steps)} <span class="muted small">${w.steps.filter((s) => s.status === "Succeeded" || s.status === "Cached").length}/${w.steps.length}</span></td>
         <td title="${escapeHtml(clock(w.created_at))}">${age(w.created_at, now)}</td>
         <td>${duration(w.started_at, w.finished_at, now)}</td>
         <td class="message" title="${escapeHtml(w.message)}">${escapeHtml(w.message)}</td>
@@ -147,7 +147,7 @@ class WorkflowPage {
 
   renderHead(view) {
     const now = view.now;
-    const done = view.steps.filter((s) => s.status === "Succeeded").length;
+    const done = view.steps.filter((s) => s.status === "Succeeded" || s.status === "Cached").length;
     this.root.querySelector("#wf-status").innerHTML = statusPill(view.status);
     this.root.querySelector("#wf-meta").innerHTML = [
       `<b>${escapeHtml(view.pipeline)}</b>`, `created ${escapeHtml(clock(view.created_at))} (${age(view.created_at, now)})`,

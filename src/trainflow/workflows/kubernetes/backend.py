@@ -6,6 +6,7 @@ in-cluster config); tests inject a `ClusterApi` of their own instead.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -164,11 +165,11 @@ class KubernetesBackend:
         raise WorkflowError(f"the kubernetes backend does not resubmit workflows: run `argo resubmit {name} -n "
                             f"{self.namespace}` (memoized steps are reused)")
 
-    def services(self) -> list[tuple[WorkflowInfo, StepInfo]]:
+    def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]:
         raise WorkflowError(f"the kubernetes backend does not list services: run `kubectl get services -n "
                             f"{self.namespace} -l app.kubernetes.io/managed-by=trainflow`")
 
-    def progress(self, name: str, step: str) -> list[dict[str, Any]]:
+    def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
         return []  # progress files stay in the pods: `trainflow logs` shows the training lines
 
     def watchable(self) -> bool:

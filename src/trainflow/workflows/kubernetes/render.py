@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trainflow import __version__
@@ -200,7 +200,7 @@ def training_templates(target: k8s.Target, step: Train, job_kind: str, pipeline:
     job = k8s.training_job(job_kind, target, step_run(step), step, training_outputs_dir(step))
     outputs = step.declared_outputs()
     job_template = _resource_template(f"{step.name}-job" if outputs else step.name, job, "create", owned=True)
-    success, failure = k8s.job_conditions(job_kind, k8s.replica_count(target, step.workers))
+    success, failure = k8s.job_conditions(job_kind, k8s.replica_count(target, str(step.workers)))
     job_template["resource"].update(successCondition=success, failureCondition=failure)
     if not outputs:
         _common(job_template, step, target, pipeline, memoize)
@@ -268,7 +268,7 @@ def included_steps(pipeline: Pipeline, values: Mapping[str, str]) -> list[Step]:
     return [s for s in pipeline.order() if not s.when or compile_time_value(parse_condition(s.when), values) is not False]
 
 
-def _cleanup_templates(target: k8s.Target, job_kind: str, trainers: list[Step]) -> list[dict[str, Any]]:
+def _cleanup_templates(target: k8s.Target, job_kind: str, trainers: Sequence[Step]) -> list[dict[str, Any]]:
     """Exit handler: a workflow that did not succeed deletes its training jobs (and so their pods)."""
     kind = "PyTorchJob" if job_kind == "pytorchjob" else "TFJob"
     group: dict[str, Any] = {"name": CLEANUP_TEMPLATE, "steps": []}

@@ -185,7 +185,7 @@ def training_job(kind: str, target: Target, run: ContainerCommand, step: Train,
 
     With `outputs_dir`, the pods write the step's outputs there (only the one hosting rank 0 has any).
     """
-    workers, ps = replica_count(target, step.workers), replica_count(target, step.ps)
+    workers, ps = replica_count(target, str(step.workers)), replica_count(target, str(step.ps))
     meta = {"name": job_name(target, step), "namespace": target.namespace, "labels": labels(target, step.name)}
     run_policy = {"cleanPodPolicy": "Running", "backoffLimit": 3}
     if kind == "pytorchjob":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import secrets
 import shutil
@@ -185,7 +186,7 @@ class LocalBackend:
                 return
             time.sleep(0.3)
 
-    def services(self) -> list[tuple[WorkflowInfo, StepInfo]]:
+    def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]:
         """Running services: (workflow, step) for each live TensorBoard and model server."""
         found = []
         for info in self.list():
@@ -231,7 +232,7 @@ class LocalBackend:
             raise WorkflowError(f"{pipeline.name} names its runs itself: resubmit without --job-name")
         return self.submit(pipeline, values, no_cache, python_path)
 
-    def progress(self, name: str, step: str) -> list[dict[str, Any]]:
+    def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
         """The progress events step `step` of workflow `name` reported, oldest first."""
         return read_progress(self.layout.progress_file(name, step))
 
@@ -258,11 +259,3 @@ class LocalBackend:
     def _stop_processes(self, name: str) -> None:
         """Stop the runner, the steps, what they started and the services of a workflow, recorded or not."""
         processes.stop_all(processes.workflow_processes(self.layout.workflow_dir(name), name, self.layout.home))
-
-    def find_service(self, name: str, step: str) -> StepInfo:
-        for info, service in self.services():
-            if info.name == name and service.name == step:
-                return service
-        raise WorkflowError(f"workflow {name} has no running {step}: see `trainflow get {name}`")
-
-

@@ -73,7 +73,7 @@ def load_pipeline(state: StateStore, name: str, pipeline_name: str) -> tuple[Pip
     spec, no_cache = state.spec(name)
     if spec is None:
         return PIPELINES[pipeline_name], [], no_cache
-    return from_dict(spec["pipeline"]), list(spec.get("python_path", [])), no_cache
+    return from_dict(spec["pipeline"], check=False), list(spec.get("python_path", [])), no_cache
 
 
 class Executor:
@@ -97,6 +97,8 @@ class Executor:
             self.plan.items[step.name] = [None] if found is None else list(found)
             self.plan.instances[step.name] = plan.instance_names(step, self.values)
         self.keys: dict[str, str] = {}
+        self.order = self.pipeline.order()  # computed once: the loop below runs every few milliseconds
+        self.upstream = {s.name: s.upstream() for s in self.pipeline.steps}
         self.attempts: dict[str, int] = {}
         self.not_before: dict[str, float] = {}
         self.running: dict[str, _Running] = {}
@@ -134,18 +136,18 @@ class Executor:
     def _launch_ready(self) -> bool:
         """Start every step instance that can start; True if any step can still make progress."""
         progress = False
-        for step in self.pipeline.order():
+        for step in self.order:
             pending = [i for i in self.plan.instances[step.name] if self.status[i] == PENDING]
             if not pending:
                 continue
-            deps = [self._state_of(d) for d in step.upstream()]
+            deps = [self._state_of(d) for d in self.upstream[step.name]]
             if any(d in (FAILED, OMITTED) for d in deps):
                 for i in pending:
                     self._set(i, OMITTED, message="a step it depends on failed")
             elif any(d in (RUNNING, PENDING) for d in deps):
                 progress = True
             elif SKIPPED in deps:  # as on Argo, where a step waits for its upstream steps to succeed
-                skipped = next(d for d in step.upstream() if self._state_of(d) == SKIPPED)
+                skipped = next(d for d in self.upstream[step.name] if self._state_of(d) == SKIPPED)
                 for i in pending:
                     self._set(i, SKIPPED, message=f"{skipped} was skipped", finished_at=now())
             elif not self._condition_holds(step):

@@ -6,9 +6,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-import httpx
-
 from trainflow.pipelines import Service
+from trainflow.pipelines.steps import pairs
 
 HOST = "127.0.0.1"
 PROBE_EVERY = 0.2  # seconds between probes of one service
@@ -37,6 +36,8 @@ class Readiness:
         if time.monotonic() - self.last < PROBE_EVERY:
             return False
         self.last = time.monotonic()
+        import httpx  # only a runner with a service to probe pays for it
+
         url = f"http://{HOST}:{self.ports[self.step.probe.port]}{self.step.probe.path}"
         try:
             self.probed_ok = httpx.get(url, timeout=0.5).is_success
@@ -46,9 +47,9 @@ class Readiness:
 
     def urls(self) -> dict[str, str]:
         """The URL outputs the spec declares, filled in with this machine's host and the ports."""
-        return {key: template.format(host=HOST, **self.ports) for key, template in self.step.urls}
+        return {key: template.format(host=HOST, **self.ports) for key, template in pairs(self.step.urls)}
 
     def wrote_outputs(self, written: dict[str, object]) -> bool:
         """True when the service wrote every output it declares that is not a URL the runner fills in."""
-        own = set(self.step.outputs) - {k for k, _ in self.step.urls}
+        own = set(self.step.outputs) - {k for k, _ in pairs(self.step.urls)}
         return own <= set(written)
