@@ -26,6 +26,11 @@ def best(value: list) -> dict:
     return {"best": max(value)}
 def stamp(best: int) -> dict:
     return {"at": time.time()}
+def write(text: str, path: str) -> dict:
+    open(path, "w").write(text)
+    return {"file": path}
+def read(file: str) -> dict:
+    return {"text": open(file).read()}
 def boom(n: int) -> dict:
     print("about to fail on", n)
     raise ValueError(f"no good value for n={n}")
@@ -110,6 +115,23 @@ def test_an_edited_function_runs_again(project: Path) -> None:
     (project / "user_steps.py").write_text(STEPS.replace("n * 2", "n * 3"))
     steps = statuses(submitted_name(trainflow("submit", str(project / "squares.py"), "--wait")))
     assert steps["count"][:2] == ("Succeeded", {"total": 9})
+
+
+def test_an_artifact_changed_on_disk_is_made_again(project: Path) -> None:
+    (project / "files.py").write_text(dedent(f'''
+        from trainflow.pipelines import Call, Pipeline, output
+        PIPELINE = Pipeline(name="files", params=(), steps=(
+            Call(name="write", function="user_steps:write", inputs={{"text": "hello", "path": "{project / 'a.txt'}"}},
+                 artifacts=("file",)),
+            Call(name="read", function="user_steps:read", inputs={{"file": output("write", "file")}}, outputs=("text",))))
+    '''))
+    first = statuses(submitted_name(trainflow("submit", str(project / "files.py"), "--wait")))
+    assert first["read"][1]["text"] == "hello" and first["write"][1]["file-digest"].startswith("sha256:")
+    assert {s[0] for s in statuses(submitted_name(trainflow("submit", str(project / "files.py"), "--wait"))).values()} == {
+        "Cached"}
+    (project / "a.txt").write_text("changed by hand")
+    again = statuses(submitted_name(trainflow("submit", str(project / "files.py"), "--wait")))
+    assert again["write"][0] == "Succeeded" and again["read"][0] == "Cached"  # rewritten: the same content again
 
 
 def test_a_failing_user_step_fails_the_workflow_with_its_last_log_lines(project: Path) -> None:

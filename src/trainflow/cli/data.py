@@ -175,4 +175,17 @@ def download_dataset_step(s3_data_url: str, dataset_name: str | None, aws_endpoi
     result = sync(s3_data_url, name, ALL_FILES, aws_endpoint_url, aws_region)
     console.print(_summary(result))
     write_outputs(outputs, {"dataset-name": result.name, "dataset-path": str(result.path),
+                            "dataset-path-digest": _content_digest(result.path),
                             "bytes-downloaded": result.bytes_downloaded, "offline": result.offline})
+
+
+def _content_digest(directory: Path) -> str:
+    """The cached dataset's identity: its files' names and checksums from the manifest (not its timestamps)."""
+    import hashlib
+    import json
+
+    from trainflow.datasets.manifest import load_manifest
+
+    manifest = load_manifest(directory)
+    files = {name: entry.sha256 for name, entry in sorted(manifest.files.items())} if manifest else {}
+    return "manifest-sha256:" + hashlib.sha256(json.dumps(files).encode()).hexdigest()

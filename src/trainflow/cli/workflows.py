@@ -75,7 +75,7 @@ def submit(pipeline: str, params: tuple[str, ...], wait: bool, watch: bool, no_c
     if pipeline in PIPELINES:
         info = target.submit(spec, values, no_cache=no_cache)
     else:
-        info = target.submit(spec, values, no_cache=no_cache, python_path=[str(Path(pipeline).resolve().parent)])  # type: ignore[call-arg]
+        info = target.submit(spec, values, no_cache=no_cache, python_path=[str(Path(pipeline).resolve().parent)])
     console.print(f"Name: {info.name}\nStatus: {info.status}\nCreated: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.created_at))}")
     if wait or watch:
         final = follow(target, info.name, live=watch or sys.stdout.isatty())

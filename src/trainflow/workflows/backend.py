@@ -55,7 +55,10 @@ class Backend(Protocol):
 
     name: str
 
-    def submit(self, pipeline: Pipeline, values: Mapping[str, str], no_cache: bool = False) -> WorkflowInfo: ...
+    def submit(self, pipeline: Pipeline, values: Mapping[str, str], no_cache: bool = False,
+               python_path: builtins.list[str] | None = None) -> WorkflowInfo:
+        """Start a run; `python_path`: folders its steps' functions import from (a pipeline file's folder)."""
+        ...
 
     def get(self, name: str) -> WorkflowInfo: ...
 

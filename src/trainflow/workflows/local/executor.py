@@ -198,7 +198,7 @@ class Executor:
         if found is None:
             return False
         workflow, source_step, outputs = found
-        if not plan.artifacts_exist(step, outputs):
+        if not plan.artifacts_unchanged(step, outputs):
             self.state.forget(key)
             return False
         self.outputs[instance] = outputs
@@ -272,6 +272,7 @@ class Executor:
     def _finished(self, run: _Running, code: int) -> None:
         if code == 0 and not run.step.service:
             outputs = plan.read_outputs(self.layout.outputs_dir(self.name, run.instance))
+            outputs.update(plan.artifact_digests(run.step, outputs))
             self.outputs[run.instance] = outputs
             self._set(run.instance, SUCCEEDED, outputs=outputs, finished_at=now(), pid=None)
             if run.key is not None:
