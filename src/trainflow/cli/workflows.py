@@ -231,8 +231,8 @@ def services(output: str | None, backend: str, namespace: str) -> None:
 @backend_option
 @namespace_option
 def tensorboard(name: str, backend: str, namespace: str) -> None:
-    """Print the URL of a workflow's TensorBoard (its service step named tensorboard)."""
-    found = [s for w, s in backend_for(backend, namespace).services() if w.name == name and s.name == "tensorboard"]
+    """Print the URL of a workflow's TensorBoard (the service that reports the logdir it shows)."""
+    found = [s for w, s in backend_for(backend, namespace).services() if w.name == name and "logdir" in s.outputs]
     if not found:
         raise WorkflowError(f"workflow {name} has no running tensorboard: see `trainflow get {name}`")
     console.print(found[0].outputs["url"])
