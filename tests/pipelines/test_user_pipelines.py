@@ -226,3 +226,34 @@ def test_a_pipeline_built_in_python_runs_through_the_backend_api(project: Path, 
         assert done.step("square").outputs == {"value": 19}  # type: ignore[union-attr]
     finally:
         sys.path.remove(str(project))
+
+
+def test_retries_with_backoff_and_a_timeout(project: Path) -> None:
+    (project / "flaky.py").write_text(dedent(f'''
+        from trainflow.pipelines import Command, Pipeline
+        FLAKY = "import pathlib, sys; p = pathlib.Path({str(project / 'tries')!r}); n = len(p.read_text()) if p.exists() else 0; p.write_text('x' * (n + 1)); sys.exit(0 if n else 3)"
+        PIPELINE = Pipeline(name="flaky", params=(), steps=(
+            Command(name="flaky", argv=("python", "-c", FLAKY), retries=1, backoff=0.2, retry_on="any", cache=False),
+            Command(name="slow", argv=("python", "-c", "import time; time.sleep(60)"), timeout=1, cache=False,
+                    depends=("flaky",))))
+    '''))
+    out = trainflow("submit", str(project / "flaky.py"), "--wait")
+    assert out.returncode == 1
+    name = submitted_name(subprocess.CompletedProcess([], 0, out.stdout, ""))
+    steps = statuses(name)
+    assert steps["flaky"][0] == "Succeeded" and (project / "tries").read_text() == "xx"  # failed once, then passed
+    assert steps["slow"][0] == "Failed" and steps["slow"][2] == "timed out after 1 s"
+
+
+def test_a_yaml_pipeline_with_a_misspelled_field_is_one_line(project: Path) -> None:
+    (project / "typo.yaml").write_text(dedent('''
+        name: typo
+        steps:
+          - name: count
+            kind: call
+            function: user_steps:count
+            inputz: {n: "3"}
+    '''))
+    out = trainflow("submit", str(project / "typo.yaml"))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert f"{project / 'typo.yaml'}: step count: Additional properties are not allowed ('inputz' was unexpected)" in out.stderr

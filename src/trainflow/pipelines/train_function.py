@@ -2,7 +2,8 @@
 
 Locally `--workers` processes start under torch's elastic agent (as `trainflow train` does); in a
 PyTorchJob or TFJob pod the world comes from the environment. Every worker joins the process group
-(gloo on CPU, NCCL on GPU) before the function is called; rank 0's returned dict becomes the outputs.
+(gloo for CPU tensors, NCCL for CUDA ones, each worker on its own GPU when there are GPUs) before the
+function is called; rank 0's returned dict becomes the outputs.
 """
 
 from __future__ import annotations
@@ -59,7 +60,11 @@ def _worker(function: str, inputs_json: str, result_path: str) -> int:
 
     from trainflow.pipelines.calling import call_function, import_function
 
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():  # CUDA tensors go over NCCL, CPU ones over gloo: the function decides where it works
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        dist.init_process_group("cpu:gloo,cuda:nccl")
+    else:
+        dist.init_process_group("gloo")
     try:
         outputs = call_function(import_function(function), json.loads(inputs_json), function)
         if dist.get_rank() == 0:

@@ -66,3 +66,20 @@ def test_every_step_of_the_sweep_runs_the_command_the_local_runner_runs() -> Non
             extra = {"inputs.parameters.item": item} if item else {}
             on_cluster = argvs_in_workflow(workflow, step.name, outputs, extra)
             assert on_cluster and all(argv == local for argv in on_cluster), step.name
+
+
+def test_resources_timeouts_retries_and_a_parameter_fan_out_reach_the_workflow(validate: Any) -> None:
+    from trainflow.pipelines import ITEM, Command, Param, Pipeline, Resources, param
+
+    pipeline = Pipeline(name="res", params=(Param("lrs", '["0.1", "0.2"]'),), steps=(
+        Command(name="fit", argv=("python", "fit.py", "--lr", ITEM), for_each=param("lrs"), image="python:3.11",
+                resources=Resources(cpu="2", memory="4Gi", gpu=1), timeout=600, retries=3, backoff=5, retry_on="any"),))
+    [workflow] = compile_pipeline(pipeline, {}, "pytorchjob")
+    assert all_schema_errors(workflow, validate) == [] and problems(workflow) == []
+    fit = template(workflow, "fit")
+    assert fit["container"]["image"] == "python:3.11" and fit["container"]["command"] == ["python"]
+    assert fit["container"]["resources"]["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
+    assert fit["activeDeadlineSeconds"] == 600
+    assert fit["retryStrategy"] == {"limit": "3", "retryPolicy": "Always", "backoff": {"duration": "5s", "factor": "2"}}
+    [task] = [t for t in template(workflow, "res")["dag"]["tasks"] if t["name"] == "fit"]
+    assert task["withParam"] == "{{workflow.parameters.lrs}}"
