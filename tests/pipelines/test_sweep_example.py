@@ -1,4 +1,4 @@
-"""The README's pipeline, from examples/sweep: it runs as printed, in both forms, and the README shows it whole."""
+"""The README's pipelines, from examples/: they run as printed, in both forms, and the README shows them whole."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def test_the_readme_shows_the_example_files_whole() -> None:
     section = (ROOT / "README.md").read_text().split("## Your own pipeline")[1].split("\n## ")[0]
     blocks = re.findall(r"```(?:python|yaml)\n(.*?)```", section, re.DOTALL)
     files = [(EXAMPLE / name).read_text() for name in ("sweep_steps.py", "pipeline.py", "pipeline.yaml")]
-    assert blocks == files
+    gated = [(ROOT / "examples" / "gated" / name).read_text() for name in ("pipeline.py", "gate.py")]
+    assert blocks == files + gated
 
 
 @pytest.fixture
