@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
-
+from live_server import running_server
 from model_files import centroid_classifier_onnx, mnist_test_images, publish
-from trainflow.serving.server import ModelServer, ServerConfig
+
+from trainflow.serving.server import ModelServer
 
 
 @pytest.fixture(scope="session")
@@ -30,17 +30,6 @@ def model_base(tmp_path: Path, centroid_model: bytes) -> Path:
     base = tmp_path / "exported" / "mnist"
     publish(base, 1, centroid_model)
     return base
-
-
-@contextmanager
-def running_server(base: str | Path, **overrides: object) -> Iterator[ModelServer]:
-    """A real server on free loopback ports, always stopped."""
-    settings: dict = {"rest_port": 0, "grpc_port": 0, "poll_seconds": 0.1, **overrides}
-    server = ModelServer(ServerConfig("mnist", str(base), **settings)).start()
-    try:
-        yield server
-    finally:
-        server.stop(grace=0.5)
 
 
 @pytest.fixture

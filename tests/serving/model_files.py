@@ -53,6 +53,11 @@ def constant_classifier_onnx(cls: int) -> bytes:
     return linear_classifier_onnx(np.zeros((784, 10)), bias)
 
 
+def nan_classifier_onnx() -> bytes:
+    """What training with `--learning-rate inf` exports: NaN weights, so every score is NaN."""
+    return linear_classifier_onnx(np.full((784, 10), np.nan), np.zeros(10))
+
+
 def publish(base: Path, version: int, model: bytes, signature: str | None = None) -> Path:
     """Write `<base>/<version>/` the way the exporter does: a temp dir renamed into place, signature last."""
     base.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,50 @@ def test_upload_download_and_delete(store_url: str, tmp_path: Path) -> None:
     store.delete("up/src.bin")
     assert not store.exists("up/src.bin")
     store.delete("up/src.bin")  # already gone: no error
+
+
+def test_download_returns_the_sha256_of_the_bytes_it_wrote(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    store.ensure_container()
+    data = os.urandom(3 << 20)
+    store.write_bytes("blob.bin", data)
+    assert store.download("blob.bin", tmp_path / "blob.bin") == hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "blob.bin").read_bytes() == data
+
+
+def test_s3_large_object_comes_in_ranged_parts_hashed_in_order(
+    s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3.s3.transfer
+
+    from trainflow.storage import s3
+
+    monkeypatch.setattr(s3, "_STREAM_LIMIT", 1 << 20)
+    ranged: list[object] = []
+    real = boto3.s3.transfer.TransferManager.download
+    monkeypatch.setattr(boto3.s3.transfer.TransferManager, "download",
+                        lambda self, *a, **k: ranged.append(a) or real(self, *a, **k))
+    store = open_store(f"{s3_bucket}/big")
+    data = os.urandom(20 << 20)  # three 8 MiB parts, which arrive in any order
+    store.write_bytes("big.bin", data)
+    seen: list[int] = []
+    digest = store.download("big.bin", tmp_path / "big.bin", seen.append)
+    assert ranged, "the ranged path was not taken"
+    assert digest == hashlib.sha256(data).hexdigest() and (tmp_path / "big.bin").read_bytes() == data
+    assert sum(seen) == len(data)
+
+
+def test_http_download_returns_the_sha256(http_server, tmp_path: Path) -> None:
+    base, root, _ = http_server
+    data = os.urandom(1 << 20)
+    (root / "f.bin").write_bytes(data)
+    assert open_store(base).download("f.bin", tmp_path / "f.bin") == hashlib.sha256(data).hexdigest()
+
+
+def test_local_store_lists_no_pipes(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")  # reading it would block a sync forever
+    (tmp_path / "f.bin").write_bytes(b"x")
+    assert [o.name for o in open_store(tmp_path).list()] == ["f.bin"]
 
 
 def test_local_store_hides_writers_temp_files(tmp_path: Path) -> None:

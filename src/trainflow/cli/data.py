@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
-from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from trainflow.cli.output import console, emit, err_console, human_bytes, human_time, write_outputs
@@ -50,8 +59,9 @@ class ProgressObserver(SyncObserver):
 
 
 def _progress() -> Progress:
+    # Off when stderr is not a terminal: a bar there is noise, and rich would still end it with a blank line.
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=err_console, transient=True)
+                    TimeRemainingColumn(), console=err_console, transient=True, disable=not err_console.is_terminal)
 
 
 def _summary(result: SyncResult) -> str:
@@ -89,7 +99,7 @@ def upload(local_dir: Path, url: str, aws_endpoint_url: str | None, aws_region: 
         task = progress.add_task("uploading", total=None)
         result = mirror_dir(local_dir, url, StorageOptions.from_env(aws_endpoint_url, aws_region),
                             lambda n: progress.advance(task, n))
-    console.print(f"{url}: uploaded {len(result.uploaded)} files ({human_bytes(result.bytes_uploaded)}), "
+    console.print(f"{escape(url)}: uploaded {len(result.uploaded)} files ({human_bytes(result.bytes_uploaded)}), "
                   f"{len(result.unchanged)} already there")
 
 
@@ -104,9 +114,9 @@ def upload(local_dir: Path, url: str, aws_endpoint_url: str | None, aws_region: 
 def sync_command(source: str, name: str | None, files: tuple[str, ...], mnist: bool, verify: bool,
                  aws_endpoint_url: str | None, aws_region: str | None) -> None:
     """Sync SOURCE into the dataset cache; unchanged files are not downloaded again."""
-    result = sync(source, name or default_name(source), ALL_FILES if mnist else files, aws_endpoint_url, aws_region,
-                  verify)
-    console.print(_summary(result))
+    name = default_name(source) if name is None else name  # an explicit empty name is refused, not replaced
+    result = sync(source, name, ALL_FILES if mnist else files, aws_endpoint_url, aws_region, verify)
+    console.print(_summary(result), markup=False)
 
 
 @data.command("ls")
@@ -114,9 +124,14 @@ def sync_command(source: str, name: str | None, files: tuple[str, ...], mnist: b
 def ls(output: str | None) -> None:
     """List cached datasets."""
     cache = dataset_cache()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in cache.names():
-        manifest = cache.manifest(name)
+        try:
+            manifest = cache.manifest(name)
+        except DatasetError:  # one damaged dataset must not hide the others
+            rows.append({"name": name, "source": None, "files": None, "size": None, "last_sync": None,
+                         "damaged": True})
+            continue
         if manifest is not None:
             rows.append({"name": name, "source": manifest.source, "files": len(manifest.files),
                          "size": manifest.total_size, "last_sync": manifest.stats.last_sync})
@@ -125,7 +140,11 @@ def ls(output: str | None) -> None:
         return
     table = Table("NAME", "SOURCE", "FILES", "SIZE", "LAST SYNC", box=None)
     for row in rows:
-        table.add_row(row["name"], row["source"], str(row["files"]), human_bytes(row["size"]), human_time(row["last_sync"]))
+        if row.get("damaged"):
+            table.add_row(row["name"], f"damaged: see trainflow data describe {row['name']}", "-", "-", "-")
+        else:
+            table.add_row(row["name"], escape(row["source"]), str(row["files"]), human_bytes(row["size"]),
+                          human_time(row["last_sync"]))
     console.print(table if rows else "no cached datasets")
 
 
@@ -143,13 +162,14 @@ def describe(name: str, output: str | None) -> None:
         emit(asdict(manifest), output)
         return
     stats = manifest.stats
-    console.print(f"[bold]{name}[/bold]  source {manifest.source}")
+    console.print(f"[bold]{name}[/bold]  source {escape(manifest.source)}")
     console.print(f"last sync {human_time(stats.last_sync)} ({human_bytes(stats.last_sync_bytes)} downloaded); "
                   f"{stats.syncs} syncs, {human_bytes(stats.bytes_downloaded)} downloaded in all, "
                   f"{human_bytes(stats.bytes_saved)} saved by cache hits")
     table = Table("FILE", "SIZE", "SHA256", "SOURCE VERSION", "FETCHED", box=None)
     for fname, entry in sorted(manifest.files.items()):
-        table.add_row(fname, human_bytes(entry.size), entry.sha256, entry.source_tag, human_time(entry.fetched_at))
+        table.add_row(escape(fname), human_bytes(entry.size), entry.sha256, escape(entry.source_tag),
+                      human_time(entry.fetched_at))
     console.print(table)
 
 
@@ -171,9 +191,9 @@ def rm(name: str) -> None:
 def download_dataset_step(s3_data_url: str, dataset_name: str | None, aws_endpoint_url: str | None,
                           aws_region: str | None, outputs: str | None) -> None:
     """Pipeline step: sync the MNIST files of --s3-data-url into the node's dataset cache."""
-    name = dataset_name or default_name(s3_data_url)
+    name = default_name(s3_data_url) if dataset_name is None else dataset_name
     result = sync(s3_data_url, name, ALL_FILES, aws_endpoint_url, aws_region)
-    console.print(_summary(result))
+    console.print(_summary(result), markup=False)
     write_outputs(outputs, {"dataset-name": result.name, "dataset-path": str(result.path),
                             "dataset-path-digest": _content_digest(result.path),
                             "bytes-downloaded": result.bytes_downloaded, "offline": result.offline})

@@ -32,6 +32,8 @@ def setup_logging(level: str) -> None:
     root.setLevel(level.upper())
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Its retry warnings repeat, once per attempt, what the one error after the last attempt says.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 def human_bytes(n: float) -> str:

@@ -11,7 +11,9 @@ from typing import Any
 import click
 
 from trainflow.cli.output import console, write_outputs
-from trainflow.serving.server import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, ServerConfig, serve_until_stopped
+from trainflow.serving.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
+from trainflow.serving.server import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S, DEFAULT_MAX_CONCURRENCY,
+                                      DEFAULT_MAX_REQUEST_BYTES, ServerConfig, serve_until_stopped)
 from trainflow.storage import StorageOptions
 
 _SERVER_OPTIONS = [
@@ -23,9 +25,18 @@ _SERVER_OPTIONS = [
     click.option("--max-batch-size", default=0, show_default=True, type=int, help="Dynamic batching: rows per batch (0 = off)."),
     click.option("--batch-timeout-micros", default=0, show_default=True, type=int, help="Dynamic batching: wait for more requests."),
     click.option("--max-request-bytes", default=DEFAULT_MAX_REQUEST_BYTES, show_default=True, type=int,
-                 help="Larger requests get 413 / RESOURCE_EXHAUSTED."),
+                 help="Larger requests get 413 / RESOURCE_EXHAUSTED; REST holds 8 times this in large bodies "
+                      "at once, more get 503."),
     click.option("--max-concurrency", default=DEFAULT_MAX_CONCURRENCY, show_default=True, type=int,
-                 help="Requests in flight; more get 503 / UNAVAILABLE."),
+                 help="Inference requests in flight (bodies read); more get 503 / UNAVAILABLE."),
+    click.option("--body-timeout-seconds", default=DEFAULT_BODY_TIMEOUT_S, show_default=True, type=float,
+                 help="A REST body must arrive within this time after its headers; slower ones get 408."),
+    click.option("--header-timeout-seconds", default=DEFAULT_HEADER_TIMEOUT_S, show_default=True, type=float,
+                 help="A REST request's headers must arrive within this time; slower connections are closed."),
+    click.option("--max-image-pixels", default=DEFAULT_MAX_IMAGE_PIXELS, show_default=True, type=int,
+                 help="Largest b64 image (width x height) decoded; larger ones get 413."),
+    click.option("--max-request-pixels", default=DEFAULT_MAX_REQUEST_PIXELS, show_default=True, type=int,
+                 help="Decoded b64 image pixels per request, all images together; more get 413."),
     click.option("--threads", default=1, show_default=True, type=int, help="ONNX Runtime threads per request."),
     click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
     click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION)."),

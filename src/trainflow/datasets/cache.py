@@ -13,24 +13,36 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock
 
 from trainflow.datasets.errors import DatasetError
+from trainflow.datasets.layout import (
+    PART_SUFFIX,
+    UNPACKED_DIR,
+    cached_path,
+    checked_directory,
+    object_problem,
+    remove_cached_file,
+    remove_partial_files,
+    write_failure,
+)
 from trainflow.datasets.manifest import FileEntry, Manifest, load_manifest, sha256_file
 from trainflow.datasets.observer import SyncObserver
 from trainflow.storage import ObjectInfo, SourceUnreachable, StorageOptions, Store, canonical_url, open_store
+from trainflow.storage.names import clash_problem, is_hidden, name_problem, shown
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _PARALLEL_DOWNLOADS = 8
-UNPACKED_DIR = ".unpacked"
 
 
 @dataclass
@@ -50,14 +62,16 @@ class SyncResult:
 
 def default_name(source: str) -> str:
     """A cache name for a source URL: its last path part plus a short hash, so sources never collide."""
-    last = re.sub(r"[^A-Za-z0-9._-]", "-", source.rstrip("/").rsplit("/", 1)[-1]).strip(".-") or "dataset"
-    return f"{last[:48]}-{hashlib.sha256(source.encode()).hexdigest()[:8]}"
+    last = re.sub(r"[^A-Za-z0-9._-]", "-", source.rstrip("/").rsplit("/", 1)[-1])[:48].strip("._-") or "dataset"
+    return f"{last}-{hashlib.sha256(source.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    """`name` if it can name a dataset directory (one plain path segment), else DatasetError."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise DatasetError(
-            f"invalid dataset name '{name}': use letters, digits, '.', '_' or '-', starting with a letter or digit"
+            f"invalid dataset name {shown(str(name))}: use 1 to 128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
         )
     return name
 
@@ -72,12 +86,24 @@ class DatasetCache:
     def path(self, name: str) -> Path:
         return self.root / check_name(name)
 
-    def lock(self, name: str) -> FileLock:
-        self.root.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.root / f".{check_name(name)}.lock"))
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold the dataset's lock: one sync or removal of a dataset at a time, across processes."""
+        path = self.root / f".{check_name(name)}.lock"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(path))
+            lock.acquire()
+        except OSError as exc:  # filelock refuses a symbolic link in the lock's place, for one
+            raise DatasetError(f"cannot lock dataset '{name}' at {path} ({exc.strerror or exc}): "
+                               "remove that file and try again") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def manifest(self, name: str) -> Manifest | None:
-        return load_manifest(self.path(name))
+        return load_manifest(checked_directory(self.path(name)))
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
@@ -85,12 +111,15 @@ class DatasetCache:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def remove(self, name: str) -> bool:
-        """Drop a cached dataset; False if there was none."""
+        """Drop a cached dataset; False if there was none. A link in its place goes, never what it points to."""
         path = self.path(name)
         with self.lock(name):
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+                return True
             if not path.exists():
                 return False
-            shutil.rmtree(path)
+            shutil.rmtree(path)  # removes links inside, never follows them
         return True
 
     def ensure(
@@ -104,23 +133,31 @@ class DatasetCache:
         """Make `name` a complete copy of `source` (just `files` of it, if given) and say what it took.
 
         Cached files whose stat is unchanged since they were verified are trusted; `verify=True`
-        re-hashes every file.
+        re-hashes every file. An object whose name cannot be a file inside the dataset directory
+        makes the whole sync a DatasetError before anything is written.
         """
         observer = observer or SyncObserver()
+        directory = self.path(name)
+        if files is not None:
+            files = _check_requested(files, source, name)
         source = canonical_url(source)
         store = open_store(source, self.options)
-        directory = self.path(name)
         with self.lock(name):
-            directory.mkdir(parents=True, exist_ok=True)
-            manifest = load_manifest(directory)
+            manifest = load_manifest(checked_directory(directory))
             if manifest is None or manifest.source != source:
                 manifest = Manifest(name=name, source=source)
+            manifest.name = name
             try:
                 remote = store.list(files)
             except SourceUnreachable as exc:
                 return self._offline(directory, manifest, files, exc)
+            remote = _dataset_objects(remote, store, name)
             if not remote:
                 raise DatasetError(f"no files at {source}: check the URL (is the data uploaded?)")
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise write_failure(directory, ".", exc) from None
             result = _Sync(store, directory, manifest, observer, verify).run(remote)
         return result
 
@@ -129,13 +166,53 @@ class DatasetCache:
     ) -> SyncResult:
         wanted = list(files) if files is not None else list(manifest.files)
         intact = bool(wanted) and all(
-            n in manifest.files and _verified(directory / n, manifest.files[n]) for n in wanted
+            n in manifest.files and _verified(cached_path(directory, n), manifest.files[n]) for n in wanted
         )
         if not intact:
             raise exc
         log.warning("%s; using the cached copy of %s from %s", exc, manifest.name, _ago(manifest.stats.last_sync))
         saved = sum(manifest.files[n].size for n in wanted)
         return SyncResult(manifest.name, directory, unchanged=wanted, bytes_saved=saved, offline=True)
+
+
+def _check_requested(files: Sequence[str], source: str, name: str) -> list[str]:
+    """The file names asked for, once each; DatasetError, before any request, for one that cannot be cached."""
+    for file in files:
+        problem = object_problem(file)
+        if problem:
+            raise DatasetError(f"refusing file {shown(file)} of {source} for dataset '{name}': the name {problem}; "
+                               "name a file inside the source")
+    return list(dict.fromkeys(files))
+
+
+def _dataset_objects(remote: list[ObjectInfo], store: Store, name: str) -> list[ObjectInfo]:
+    """The listed objects that make up the dataset; DatasetError naming the first that cannot be cached.
+
+    Hidden objects (a '.' at the start of a path segment) are left out, as `data upload` and local
+    sources leave them out.
+    """
+    kept = []
+    for obj in remote:
+        problem = name_problem(obj.name)
+        if problem is None and is_hidden(obj.name):
+            log.info("leaving out hidden object %s", store.object_url(obj.name))
+            continue
+        problem = problem or object_problem(obj.name)
+        if problem:
+            raise _refused(store, obj.name, name, problem)
+        kept.append(obj)
+    clash = clash_problem(o.name for o in kept)
+    if clash:
+        raise _refused(store, clash[0], name, clash[1])
+    return kept
+
+
+def _refused(store: Store, key: str, name: str, problem: str) -> DatasetError:
+    return DatasetError(
+        f"refusing to sync {shown(store.object_url(key))} into dataset '{name}': the object's name {problem}, "
+        "so it cannot be a file inside the dataset directory; rename or delete it at the source, "
+        "or sync a prefix without it (nothing was downloaded)"
+    )
 
 
 class _Sync:
@@ -150,19 +227,12 @@ class _Sync:
         self.result = SyncResult(manifest.name, directory)
 
     def run(self, remote: list[ObjectInfo]) -> SyncResult:
-        todo = []
-        for obj in remote:
-            entry = self.manifest.files.get(obj.name)
-            if entry and entry.source_tag == obj.version_tag and _verified(self.directory / obj.name, entry, self.verify):
-                self.result.unchanged.append(obj.name)
-                self.result.bytes_saved += obj.size
-            else:
-                if entry and entry.source_tag == obj.version_tag:
-                    log.warning("cached %s is damaged (checksum mismatch); fetching it again", obj.name)
-                    self.result.repaired.append(obj.name)
-                todo.append(obj)
+        cached_path(self.directory, UNPACKED_DIR)  # refuses a planted link before anything is written
+        for leftover in remove_partial_files(self.directory):
+            log.info("removed %s, left by an interrupted sync", leftover)
+        todo = self._plan(remote)
         self._drop_stale({o.name for o in remote})
-        self.observer.planned(len(todo), sum(o.size for o in todo))
+        self.observer.planned(len(todo), sum(max(0, o.size) for o in todo))
         failures: list[BaseException] = []
         with ThreadPoolExecutor(max_workers=min(_PARALLEL_DOWNLOADS, max(1, len(todo)))) as pool:
             futures = {pool.submit(self._fetch, obj): obj for obj in todo}
@@ -170,7 +240,7 @@ class _Sync:
                 obj = futures[future]
                 try:
                     entry = future.result()
-                except BaseException as exc:  # keep what the other downloads fetched, then fail
+                except BaseException as exc:  # noqa: BLE001 - keep what the other downloads fetched, then fail
                     failures.append(exc)
                     continue
                 self.manifest.files[obj.name] = entry
@@ -191,27 +261,52 @@ class _Sync:
         _prune_unpacked(self.directory, self.manifest)
         return self.result
 
+    def _plan(self, remote: list[ObjectInfo]) -> list[ObjectInfo]:
+        """The objects to fetch: those whose cached copy is missing, stale or damaged."""
+        todo = []
+        for obj in remote:
+            entry = self.manifest.files.get(obj.name)
+            if entry and entry.source_tag == obj.version_tag and _verified(
+                cached_path(self.directory, obj.name), entry, self.verify
+            ):
+                self.result.unchanged.append(obj.name)
+                self.result.bytes_saved += obj.size
+            else:
+                if entry and entry.source_tag == obj.version_tag:
+                    log.warning("cached %s is damaged (checksum mismatch); fetching it again", obj.name)
+                    self.result.repaired.append(obj.name)
+                todo.append(obj)
+        return todo
+
     def _drop_stale(self, present: set[str]) -> None:
         for gone in sorted(set(self.manifest.files) - present):
-            (self.directory / gone).unlink(missing_ok=True)
+            try:
+                remove_cached_file(self.directory, gone)
+            except OSError as exc:
+                raise write_failure(self.directory, gone, exc) from None
             del self.manifest.files[gone]
             self.result.removed.append(gone)
 
     def _fetch(self, obj: ObjectInfo) -> FileEntry:
-        dest = self.directory / obj.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        dest = cached_path(self.directory, obj.name)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".", suffix=PART_SUFFIX)
+        except OSError as exc:
+            raise write_failure(self.directory, obj.name, exc) from None
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            self.store.download(obj.name, tmp, self.observer.bytes_done)
+            digest = self.store.download(obj.name, tmp, self.observer.bytes_done)
             size = tmp.stat().st_size
             if obj.size >= 0 and size != obj.size:
                 raise SourceUnreachable(
                     f"download of {self.store.object_url(obj.name)} was cut short ({size} of {obj.size} bytes): try again"
                 )
-            digest = sha256_file(tmp)
             os.replace(tmp, dest)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise write_failure(self.directory, obj.name, exc) from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -232,7 +327,7 @@ def unpacked_path(directory: Path, name: str) -> Path:
 
 def _prune_unpacked(directory: Path, manifest: Manifest) -> None:
     """Drop decompressed copies of files that are no longer (or no longer so) in the cache."""
-    unpacked = directory / UNPACKED_DIR
+    unpacked = cached_path(directory, UNPACKED_DIR)
     if not unpacked.is_dir():
         return
     keep = {f"{e.sha256[:16]}-{Path(n).stem}" for n, e in manifest.files.items()}
@@ -251,7 +346,7 @@ def _verified(path: Path, entry: FileEntry, full: bool = True) -> bool:
         st = path.stat()
     except FileNotFoundError:
         return False
-    if st.st_size != entry.size:
+    if not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
         return False
     if not full and entry.local_mtime_ns and st.st_mtime_ns == entry.local_mtime_ns:
         return True

@@ -9,10 +9,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from trainflow.datasets.errors import DatasetError
+from trainflow.datasets.layout import MANIFEST_NAME, cached_path, object_problem
 from trainflow.storage import atomic_write_bytes
+from trainflow.storage.names import clash_problem, shown
 
 log = logging.getLogger(__name__)
-MANIFEST_NAME = "manifest.json"
+_SHA256_HEX = 64
 
 
 @dataclass
@@ -27,6 +30,25 @@ class FileEntry:
     fetched_at: float
     local_mtime_ns: int = 0  # of our copy when last verified: unchanged stat means unchanged bytes
 
+    def __post_init__(self) -> None:
+        if not _is_count(self.size) or not _is_count(self.local_mtime_ns):
+            raise TypeError("size and local_mtime_ns must be non-negative integers")
+        if not isinstance(self.sha256, str) or len(self.sha256) != _SHA256_HEX or not isinstance(self.source_tag, str):
+            raise TypeError("sha256 and source_tag must be text, sha256 64 hex digits")
+        if not isinstance(self.etag, str | None) or not _is_time(self.fetched_at) or not _is_time(self.mtime, True):
+            raise TypeError("etag must be text, fetched_at and mtime times")
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_time(value: object, optional: bool = False) -> bool:
+    """A Unix time that the standard library can format (finite, from 1970 to year 5000)."""
+    if value is None:
+        return optional
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 95_617_584_000
+
 
 @dataclass
 class SyncStats:
@@ -35,6 +57,11 @@ class SyncStats:
     bytes_saved: int = 0
     last_sync: float | None = None
     last_sync_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        counts = (self.syncs, self.bytes_downloaded, self.bytes_saved, self.last_sync_bytes)
+        if not all(_is_count(n) for n in counts) or not _is_time(self.last_sync, True):
+            raise TypeError("sync statistics must be non-negative integers and last_sync a time")
 
 
 @dataclass
@@ -55,6 +82,10 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         raw = json.loads(text)
+        if not isinstance(raw.get("source"), str) or not isinstance(raw.get("files", {}), dict):
+            raise TypeError("source must be text and files a mapping")
+        if not _is_time(raw.get("created_at", 0)):
+            raise TypeError("created_at must be a time")
         return cls(
             name=raw["name"],
             source=raw["source"],
@@ -68,15 +99,36 @@ class Manifest:
 
 
 def load_manifest(directory: Path) -> Manifest | None:
-    """The manifest in `directory`, or None if there is none or it is unreadable (then we refetch)."""
-    path = directory / MANIFEST_NAME
+    """The manifest in `directory`, or None if there is none or it is unreadable (then we refetch).
+
+    A manifest naming a file that could not have been cached (a path leaving the directory, say) was
+    altered outside trainflow: DatasetError, before anything acts on it.
+    """
+    path = cached_path(directory, MANIFEST_NAME)
     try:
-        return Manifest.from_json(path.read_text())
+        manifest = Manifest.from_json(path.read_text())
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("ignoring unreadable cache manifest %s (%s); the dataset will be fetched again", path, exc)
         return None
+    except OSError as exc:
+        raise DatasetError(f"cannot read cache manifest {path} ({exc.strerror}): remove the dataset "
+                           f"(trainflow data rm {directory.name}) and sync again") from None
+    check_files(manifest, path)
+    return manifest
+
+
+def check_files(manifest: Manifest, path: Path) -> None:
+    """DatasetError naming the first file of `manifest` (read from `path`) that cannot be a cached file."""
+    found = [(name, object_problem(name)) for name in manifest.files]
+    found.append(clash_problem(manifest.files) or ("", None))
+    for name, problem in found:
+        if problem:
+            raise DatasetError(
+                f"cache manifest {path} lists {shown(name)}, which {problem}: the manifest was altered outside "
+                f"trainflow; remove the dataset (trainflow data rm {path.parent.name}) and sync again"
+            )
 
 
 def sha256_file(path: Path) -> str:

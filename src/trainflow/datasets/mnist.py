@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainflow.datasets.errors import DatasetError
 from trainflow.datasets.cache import unpacked_path
+from trainflow.datasets.errors import DatasetError
 from trainflow.datasets.idx import open_idx, unpack, write_idx
 
 # The mirror TensorFlow's MNIST tutorials download from (the original host no longer serves it).

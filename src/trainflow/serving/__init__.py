@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainflow.serving.errors import (InvalidInput, ModelLoadError, NotFound, ServingError, TooLarge, Unavailable,
-                                      Unimplemented)
+from trainflow.serving.errors import (InvalidInput, ModelLoadError, NotFound, RequestTimeout, ServingError, TooLarge,
+                                      Unavailable, Unimplemented)
 
 _LAZY = {
     "ModelServer": "trainflow.serving.server",
@@ -20,7 +20,8 @@ _LAZY = {
     "BatchingConfig": "trainflow.serving.batching",
 }
 
-__all__ = ["InvalidInput", "ModelLoadError", "NotFound", "ServingError", "TooLarge", "Unavailable", "Unimplemented",
+__all__ = ["InvalidInput", "ModelLoadError", "NotFound", "RequestTimeout", "ServingError", "TooLarge", "Unavailable",
+           "Unimplemented",
            *_LAZY]
 
 

@@ -1,26 +1,33 @@
 """The one internal data plane every protocol adapter calls: resolve a model, run a signature, account.
 
 Adapters turn their wire format into `{alias: ndarray}` for a signature and back; admission (bounded
-concurrency), input checks, the ONNX call and metrics live here once.
+concurrency), input checks, the ONNX call and metrics live here once. Admission counts work, not sockets:
+adapters read a request completely before asking for a slot, so clients that send slowly hold none. REST
+adapters run their decoding and inference in the plane's worker threads, never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
-from trainflow.serving.errors import InvalidInput, NotFound, ServingError, Unavailable
+from trainflow.serving.errors import InvalidInput, NotFound, ServingError, Unavailable, shown
+from trainflow.serving.images import ImageDecoder
 from trainflow.serving.metrics import ServingMetrics
 from trainflow.serving.repository import ModelRepository
 from trainflow.serving.runtime import OnnxModel, expected_shapes, normalise_images
 
 Tensors = dict[str, np.ndarray]
+Result = TypeVar("Result")
 
 
 @dataclass
@@ -35,29 +42,44 @@ class RequestScope:
 class DataPlane:
     """Model lookup, admission control and signature execution shared by all four protocols."""
 
-    def __init__(self, repository: ModelRepository, max_concurrency: int, metrics: ServingMetrics) -> None:
+    def __init__(self, repository: ModelRepository, max_concurrency: int, metrics: ServingMetrics,
+                 images: ImageDecoder) -> None:
         self.repository = repository
         self.max_concurrency = max_concurrency
         self.metrics = metrics
+        self.images = images
         self._in_flight = 0
         self._lock = threading.Lock()
+        # one thread per admitted request: a request waiting for its dynamic batch blocks only its own
+        self._workers = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="rest-work")
         metrics.in_flight.set_function(lambda: self._in_flight)
 
     @property
     def model_name(self) -> str:
         return self.repository.name
 
+    @property
+    def in_flight(self) -> int:
+        """Inference requests admitted and not finished."""
+        return self._in_flight
+
+    async def offload(self, work: Callable[..., Result], *args: object) -> Result:
+        """Run CPU work (decoding, inference, encoding) in a worker thread, keeping the event loop free."""
+        return await asyncio.get_running_loop().run_in_executor(self._workers, functools.partial(work, *args))
+
+    def close(self) -> None:
+        """Stop the worker threads once the requests they hold are done."""
+        self._workers.shutdown(wait=False, cancel_futures=True)
+
     def model(self, name: str, version: int | str | None = None) -> OnnxModel:
         """The named model at `version` (latest when None/empty); NotFound for anything else."""
         if name != self.repository.name:
-            raise NotFound(f"model '{name}' is not served here: this server serves '{self.repository.name}'")
+            raise NotFound(f"model {shown(name)} is not served here: this server serves '{self.repository.name}'")
         if version in (None, "", 0):
             return self.repository.get(None)
-        try:
-            number = int(version)
-        except (TypeError, ValueError):
-            raise NotFound(f"model '{name}' has no version '{version}': versions are positive integers") from None
-        return self.repository.get(number)
+        if isinstance(version, str) and not (version.isascii() and version.isdigit()):
+            raise NotFound(f"model '{name}' has no version {shown(version)}: versions are positive integers")
+        return self.repository.get(int(version))
 
     @contextmanager
     def request(self, protocol: str) -> Iterator[RequestScope]:
@@ -116,13 +138,6 @@ class DataPlane:
         return result
 
     def run(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> Tensors:
-        """Run a signature synchronously (gRPC worker threads)."""
+        """Run a signature in the calling thread (a gRPC or REST worker), waiting for its batch if batching is on."""
         images = self.prepare(model, signature_name, inputs)
         return self.finish(model, signature_name, model.submit(images).result())
-
-    async def run_async(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> Tensors:
-        """Run a signature from the event loop; with batching on, other requests join while this one waits."""
-        images = self.prepare(model, signature_name, inputs)
-        future = model.submit(images)
-        raw = future.result() if future.done() else await asyncio.wrap_future(future)
-        return self.finish(model, signature_name, raw)

@@ -20,7 +20,11 @@ class NotFound(ServingError):
 
 
 class TooLarge(ServingError):
-    """The request body is over the configured maximum size."""
+    """The request is over a configured limit: body size, pixels per image or per request."""
+
+
+class RequestTimeout(ServingError):
+    """The request body did not arrive within the server's body-read timeout."""
 
 
 class Unavailable(ServingError):
@@ -35,3 +39,9 @@ class Unimplemented(ServingError):
 
 class ModelLoadError(ServingError):
     """A model version cannot be loaded (missing files, bad ONNX, wrong signature)."""
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """How a client-supplied value appears in an error message: quoted, and cut short when long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -9,13 +9,15 @@ from typing import Any, TypeVar
 
 import grpc
 
-from trainflow.serving.errors import InvalidInput, ModelLoadError, NotFound, ServingError, TooLarge, Unavailable, Unimplemented
+from trainflow.serving.errors import (InvalidInput, ModelLoadError, NotFound, RequestTimeout, ServingError, TooLarge,
+                                      Unavailable, Unimplemented)
 
 log = logging.getLogger(__name__)
 
 GRPC_STATUS: dict[type[ServingError], grpc.StatusCode] = {
     InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
+    RequestTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,

@@ -1,4 +1,9 @@
-"""Encoded images (PNG, JPEG) -> grayscale float32 pixels in [0, 1], as TF Serving REST's `{"b64": ...}`."""
+"""Encoded images (PNG, JPEG) -> grayscale float32 pixels in [0, 1], as TF Serving REST's `{"b64": ...}`.
+
+A few kilobytes of PNG can declare gigapixels, so an image's size is read from its header and checked
+against a per-image and a per-request pixel limit before anything is decoded, and only a few images
+decode at once: memory is bounded by the limits, not by what clients send.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +11,93 @@ import base64
 import binascii
 import io
 import math
+import threading
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
-from trainflow.serving.errors import InvalidInput
+from trainflow.serving.errors import InvalidInput, ServingError, TooLarge
+
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+DEFAULT_MAX_REQUEST_PIXELS = 4 * DEFAULT_MAX_IMAGE_PIXELS
+_FORMATS = ("PNG", "JPEG")
 
 
-def decode_b64_image(value: object, name: str, pixels: int) -> np.ndarray:
-    """`{"b64": "<PNG or JPEG>"}` -> float32 [side, side], resized to the model's image size."""
-    if not isinstance(value, dict) or set(value) != {"b64"} or not isinstance(value["b64"], str):
-        raise InvalidInput(f"input '{name}': expected {{\"b64\": \"<base64 PNG or JPEG>\"}}")
-    try:
-        data = base64.b64decode(value["b64"], validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput(f"input '{name}': the b64 value is not valid base64") from None
-    from PIL import Image, UnidentifiedImageError
+@dataclass(frozen=True)
+class ImageLimits:
+    """Decoded pixels allowed per image and per request (width x height, summed over a request's images)."""
 
-    side = math.isqrt(pixels)
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            gray = image.convert("L")
-            if gray.size != (side, side):
-                gray = gray.resize((side, side), Image.Resampling.BILINEAR)
-            return np.asarray(gray, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise InvalidInput(f"input '{name}': the b64 value is not a PNG or JPEG image") from None
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS
+
+
+class ImageDecoder:
+    """Decodes b64 images within the limits; at most `concurrent` images are decoded at the same time."""
+
+    def __init__(self, limits: ImageLimits, concurrent: int) -> None:
+        from PIL import Image
+
+        self.limits = limits
+        self.slots = threading.BoundedSemaphore(max(1, concurrent))
+        # Pillow warns past its own, looser limit before we can refuse the image with ours: one line per bomb
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+    def batch(self, name: str, pixels: int) -> ImageBatch:
+        """A decoder for the images of one request, into `pixels`-pixel (side x side) grayscale arrays."""
+        return ImageBatch(self, name, pixels)
+
+
+class ImageBatch:
+    """The images of one request, decoded one at a time against both pixel limits."""
+
+    def __init__(self, decoder: ImageDecoder, name: str, pixels: int) -> None:
+        self.decoder = decoder
+        self.name = name
+        self.side = math.isqrt(pixels)
+        self.count = 0
+        self.spent = 0
+
+    def decode(self, value: object) -> np.ndarray:
+        """`{"b64": "<PNG or JPEG>"}` -> float32 [side, side], resized to the model's image size."""
+        self.count += 1
+        if not isinstance(value, dict) or set(value) != {"b64"} or not isinstance(value["b64"], str):
+            raise InvalidInput(f"input '{self.name}': expected {{\"b64\": \"<base64 PNG or JPEG>\"}}")
+        try:
+            data = base64.b64decode(value["b64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(f"input '{self.name}': image {self.count} is not valid base64") from None
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data), formats=_FORMATS) as image:
+                self._admit(*image.size)
+                image.draft("L", (self.side, self.side))  # JPEG: decode at the smallest scale that still fits
+                with self.decoder.slots:
+                    gray = image.convert("L")
+                    if gray.size != (self.side, self.side):
+                        gray = gray.resize((self.side, self.side), Image.Resampling.BILINEAR)
+                    return np.asarray(gray, dtype=np.float32) / 255.0
+        except Image.DecompressionBombError:
+            raise self._too_large("per image", self.decoder.limits.max_image_pixels, "--max-image-pixels",
+                                  "") from None
+        except ServingError:
+            raise
+        except Exception:  # Pillow raises many types (OSError, SyntaxError, struct.error, ...) for corrupt data
+            raise InvalidInput(f"input '{self.name}': image {self.count} is not a valid PNG or JPEG image") from None
+
+    def _admit(self, width: int, height: int) -> None:
+        limits = self.decoder.limits
+        pixels = width * height
+        size = f" is {width}x{height} = {pixels} pixels"
+        if pixels > limits.max_image_pixels:
+            raise self._too_large("per image", limits.max_image_pixels, "--max-image-pixels", size)
+        self.spent += pixels
+        if self.spent > limits.max_request_pixels:
+            raise self._too_large("per request", limits.max_request_pixels, "--max-request-pixels",
+                                  f" brings the request to {self.spent} pixels")
+
+    def _too_large(self, scope: str, limit: int, flag: str, size: str) -> TooLarge:
+        return TooLarge(f"input '{self.name}': image {self.count}{size}, over the server's limit of {limit} "
+                        f"decoded pixels {scope}: send smaller images (the model uses {self.side}x{self.side}) "
+                        f"or raise {flag}")

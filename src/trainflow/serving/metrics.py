@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+LAG_INTERVAL_S = 0.05
 
 
 class ServingMetrics:
@@ -23,6 +27,10 @@ class ServingMetrics:
                                registry=self.registry)
         self.loaded = Gauge("trainflow_model_versions_loaded", "Model versions loaded.", ("model",),
                             registry=self.registry)
+        self.loop_lag = Histogram("trainflow_event_loop_lag_seconds", "How late the REST event loop woke up for a "
+                                  f"{LAG_INTERVAL_S:g} s timer.", registry=self.registry, buckets=_LAG_BUCKETS)
+        self.loop_lag_max = Gauge("trainflow_event_loop_lag_max_seconds", "The REST event loop's worst lag since the "
+                                  "server started.", registry=self.registry)
 
     def observe(self, model: str, version: str, protocol: str, seconds: float, error: str | None) -> None:
         """Record one finished request; `error` is the error kind, None for success."""
@@ -36,3 +44,17 @@ class ServingMetrics:
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+async def watch_event_loop(metrics: ServingMetrics, interval: float = LAG_INTERVAL_S) -> None:
+    """Sleep `interval` over and over and record how late each wake-up is: the loop's lag, until cancelled."""
+    loop = asyncio.get_running_loop()
+    worst = 0.0
+    while True:
+        start = loop.time()
+        await asyncio.sleep(interval)
+        lag = max(0.0, loop.time() - start - interval)
+        metrics.loop_lag.observe(lag)
+        if lag > worst:
+            worst = lag
+            metrics.loop_lag_max.set(lag)

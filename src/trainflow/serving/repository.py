@@ -97,13 +97,17 @@ class ModelRepository:
             log.warning("cannot list versions of model '%s': %s (still serving %s)", self.name, exc.message,
                         sorted(self.versions) or "nothing")
             return
-        wanted = [v for v in sorted(complete, reverse=True) if v not in self.refused][: self.config.keep_versions]
         current = self.versions
-        loaded = {v: current[v] for v in wanted if v in current}
-        for version in wanted:
-            if version not in loaded and (model := self._load(version)) is not None:
+        loaded: dict[int, OnnxModel] = {}
+        # newest first until keep_versions load: a refused version leaves its slot to the next older one,
+        # which is usually already loaded, so refusing a new version never unloads an old one
+        for version in sorted((v for v in complete if v not in self.refused), reverse=True):
+            if len(loaded) == self.config.keep_versions:
+                break
+            model = current.get(version) or self._load(version)
+            if model is not None:
                 loaded[version] = model
-        loaded = dict(sorted(loaded.items())[-self.config.keep_versions:])
+        loaded = dict(sorted(loaded.items()))
         if loaded.keys() != current.keys():
             self._swap(current, loaded)
         elif not loaded and not self._waiting_logged:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -10,14 +14,25 @@ from starlette.routing import Route
 
 from trainflow.serving.dataplane import DataPlane
 from trainflow.serving.http_status import json_response
+from trainflow.serving.metrics import watch_event_loop
+from trainflow.serving.rest_io import BodyLimits, BodyReader
 from trainflow.serving.tfs_rest import TfsRest
 from trainflow.serving.v2_rest import V2Rest
 
 
-def build_rest_app(plane: DataPlane, max_request_bytes: int) -> Starlette:
-    """All REST routes of one server, sharing one data plane."""
-    tfs = TfsRest(plane, max_request_bytes)
-    v2 = V2Rest(plane, max_request_bytes)
+def build_rest_app(plane: DataPlane, limits: BodyLimits) -> Starlette:
+    """All REST routes of one server, sharing one data plane; the event loop's lag is measured while it runs."""
+    bodies = BodyReader(limits)
+    tfs = TfsRest(plane, bodies)
+    v2 = V2Rest(plane, bodies)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(watch_event_loop(plane.metrics))
+        try:
+            yield
+        finally:
+            watcher.cancel()
 
     async def live(request: Request) -> Response:
         return json_response({"live": True})
@@ -44,4 +59,5 @@ def build_rest_app(plane: DataPlane, max_request_bytes: int) -> Starlette:
         Route("/v1/models/{path:path}", tfs.__call__, methods=["GET", "POST"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error})
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error},
+                     lifespan=lifespan)

@@ -1,30 +1,81 @@
-"""Reading REST request bodies: a size cap before and while reading, JSON errors as InvalidInput."""
+"""Reading REST request bodies within a size cap, a deadline and a memory budget; JSON errors as InvalidInput."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from starlette.requests import ClientDisconnect, Request
 
-from starlette.requests import Request
+from trainflow.serving import json_pieces
+from trainflow.serving.errors import InvalidInput, RequestTimeout, TooLarge, Unavailable
 
-from trainflow.serving.errors import InvalidInput, TooLarge
+
+SMALL_BODY_BYTES = 64 * 1024  # bodies this small never wait on the memory budget: health-sized requests always pass
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or TooLarge as soon as it is known to be over `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"request body of {declared} bytes is over the server's limit of {limit} bytes: "
-                       "send fewer images per request or raise --max-request-bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"request body is over the server's limit of {limit} bytes: "
-                           "send fewer images per request or raise --max-request-bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+@dataclass(frozen=True)
+class BodyLimits:
+    """How large a request body may be, how long it may take once the headers are in, and how many bytes of
+    large bodies the server holds at once (past that, a new large body gets 503 instead of more memory)."""
+
+    max_bytes: int
+    timeout_s: float
+    max_buffered_bytes: int
+
+
+class BodyReader:
+    """Reads request bodies within the limits; the bytes of large ones count against one shared budget."""
+
+    def __init__(self, limits: BodyLimits) -> None:
+        self.limits = limits
+        self.buffered = 0  # only touched on the event loop
+
+    @contextlib.asynccontextmanager
+    async def read(self, request: Request) -> AsyncIterator[bytes]:
+        """The whole body, held against the budget until the block ends (the request is answered)."""
+        held = [0]
+        try:
+            yield await self._read(request, held)
+        finally:
+            self.buffered -= held[0]
+
+    async def _read(self, request: Request, held: list[int]) -> bytes:
+        limits = self.limits
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limits.max_bytes:
+            raise TooLarge(f"request body of {declared} bytes is over the server's limit of {limits.max_bytes} "
+                           "bytes: send fewer images per request or raise --max-request-bytes")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(limits.timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limits.max_bytes:
+                        raise TooLarge(f"request body is over the server's limit of {limits.max_bytes} bytes: "
+                                       "send fewer images per request or raise --max-request-bytes")
+                    self._hold(held, size)
+                    chunks.append(chunk)
+        except TimeoutError:
+            expected = f" of {declared}" if declared is not None and declared.isdigit() else ""
+            raise RequestTimeout(f"request body not received within {limits.timeout_s:g} s ({size}{expected} "
+                                 "bytes arrived): send it in one go, or raise --body-timeout-seconds for slow "
+                                 "links") from None
+        except ClientDisconnect:
+            raise InvalidInput("the client closed the connection before the whole body arrived") from None
+        return b"".join(chunks)
+
+    def _hold(self, held: list[int], size: int) -> None:
+        wanted = size if size > SMALL_BODY_BYTES else 0
+        if wanted > held[0] and self.buffered + wanted - held[0] > self.limits.max_buffered_bytes:
+            raise Unavailable(f"server busy: {self.buffered} bytes of request bodies are in memory, the most it "
+                              "holds at once; retry shortly")
+        self.buffered += wanted - held[0]
+        held[0] = wanted
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -32,8 +83,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise InvalidInput("empty request body: expected a JSON object")
     try:
-        value = orjson.loads(body)  # several times faster than json on 784-float images
-    except orjson.JSONDecodeError as exc:
+        value = json_pieces.loads(body)  # orjson, in pieces when large: never a long hold on the interpreter
+    except json_pieces.JsonError as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise InvalidInput(f"request body is a JSON {type(value).__name__}: expected a JSON object")

@@ -32,7 +32,8 @@ def normalise_images(value: np.ndarray, name: str, pixels: int) -> np.ndarray:
     images = np.ascontiguousarray(value.reshape(shape[0], pixels), dtype=np.float32)
     low, high = float(images.min()), float(images.max())
     if math.isnan(low) or math.isnan(high) or math.isinf(low) or math.isinf(high):
-        raise InvalidInput(f"input '{name}' contains NaN or infinite values: expected {expected_shapes(pixels)}")
+        raise InvalidInput(f"input '{name}' contains NaN, infinite or out-of-range numbers: expected "
+                           f"{expected_shapes(pixels)}")
     if low < 0.0 or high > 1.0:
         raise InvalidInput(f"input '{name}' has values in [{low:g}, {high:g}]: expected {expected_shapes(pixels)}")
     return images
@@ -90,15 +91,28 @@ class OnnxModel:
             raise ModelLoadError(f"model '{self.name}' version {self.version}: the ONNX graph has inputs {sorted(inputs)} "
                                  f"and outputs {sorted(outputs)}, but signature.json names input '{self.input_name}' "
                                  f"and outputs {self.output_names}: export the model again")
+        probe = _probe_batch(self.pixels)
         try:
-            warm = self.run(np.zeros((1, self.pixels), dtype=np.float32))
+            answers = self.run(probe)
         except Exception as exc:
-            raise ModelLoadError(f"model '{self.name}' version {self.version} fails on a blank image: {exc}") from None
+            raise ModelLoadError(f"model '{self.name}' version {self.version} fails on a probe batch: {exc}") from None
         classes = len(self.signature.class_labels)
-        for name, value in warm.items():
-            if value.shape[0] != 1 or (value.ndim == 2 and value.shape[1] != classes):
+        for name, value in answers.items():
+            if value.ndim == 0 or value.shape[0] != len(probe) or (value.ndim == 2 and value.shape[1] != classes):
                 raise ModelLoadError(f"model '{self.name}' version {self.version}: output '{name}' has shape "
-                                     f"{list(value.shape)} for one image: expected [1] or [1, {classes}]")
+                                     f"{list(value.shape)} for {len(probe)} images: expected [{len(probe)}] or "
+                                     f"[{len(probe)}, {classes}]")
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise ModelLoadError(f"model '{self.name}' version {self.version}: output '{name}' is not finite (NaN "
+                                     "or infinite) on a probe batch of ordinary images, so its weights probably are "
+                                     "too: retrain it (e.g. with a lower learning rate) and export a new version")
+
+
+def _probe_batch(pixels: int) -> np.ndarray:
+    """Blank, grey, white and a fixed noise image: every model that deserves serving answers them finitely."""
+    noise = np.random.default_rng(0).random(pixels, dtype=np.float32)
+    return np.stack([np.zeros(pixels, np.float32), np.full(pixels, 0.5, np.float32), np.ones(pixels, np.float32),
+                     noise])
 
 
 def _session(model_path: Path, threads: int):  # -> onnxruntime.InferenceSession

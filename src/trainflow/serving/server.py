@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from trainflow.serving.batching import BatchingConfig
 from trainflow.serving.dataplane import DataPlane
 from trainflow.serving.errors import ServingError
+from trainflow.serving.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_PIXELS, ImageDecoder, ImageLimits
 from trainflow.serving.metrics import ServingMetrics
+from trainflow.serving.names import check_model_name
 from trainflow.serving.repository import ModelRepository, RepositoryConfig
+from trainflow.serving.rest_io import BodyLimits
 from trainflow.storage import StorageOptions
+
+if TYPE_CHECKING:  # both are imported when the server starts, not with this module
+    import grpc
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CONCURRENCY = 64
+DEFAULT_BODY_TIMEOUT_S = 30.0
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+BUFFERED_BODIES = 8  # large REST bodies held in memory at once, in --max-request-bytes
 
 
 @dataclass(frozen=True)
@@ -37,9 +50,24 @@ class ServerConfig:
     batch_timeout_micros: int = 0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_S
+    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT_S
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS
     threads: int = 1  # ONNX Runtime intra-op threads per session
     keep_versions: int = 2
     storage: StorageOptions | None = None
+
+    def __post_init__(self) -> None:
+        check_model_name(self.model_name)
+        for flag, value in (("--max-request-bytes", self.max_request_bytes),
+                            ("--max-concurrency", self.max_concurrency),
+                            ("--body-timeout-seconds", self.body_timeout_seconds),
+                            ("--header-timeout-seconds", self.header_timeout_seconds),
+                            ("--max-image-pixels", self.max_image_pixels),
+                            ("--max-request-pixels", self.max_request_pixels)):
+            if not value > 0:
+                raise ServingError(f"{flag} is {value}: it must be a positive number")
 
     def repository_config(self) -> RepositoryConfig:
         batching = (BatchingConfig(self.max_batch_size, self.batch_timeout_micros / 1e6)
@@ -54,12 +82,15 @@ class ModelServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.repository = ModelRepository(config.repository_config())
-        self.plane = DataPlane(self.repository, config.max_concurrency, ServingMetrics())
+        # a few images decode at once, whatever the concurrency: their memory is bounded by the pixel limits
+        images = ImageDecoder(ImageLimits(config.max_image_pixels, config.max_request_pixels),
+                              concurrent=min(4, os.cpu_count() or 1))
+        self.plane = DataPlane(self.repository, config.max_concurrency, ServingMetrics(), images)
         self.rest_port = 0
         self.grpc_port = 0
-        self._uvicorn = None
+        self._uvicorn: uvicorn.Server | None = None
         self._rest_thread: threading.Thread | None = None
-        self._grpc = None
+        self._grpc: grpc.Server | None = None
 
     @property
     def rest_url(self) -> str:
@@ -98,6 +129,7 @@ class ModelServer:
             if self._rest_thread is not None:
                 self._rest_thread.join(timeout=grace + 5)
             self._uvicorn = None
+        self.plane.close()
         self.repository.stop()
 
     def __enter__(self) -> ModelServer:
@@ -110,10 +142,14 @@ class ModelServer:
         import uvicorn
 
         from trainflow.serving.rest_app import build_rest_app
+        from trainflow.serving.rest_protocol import HeaderDeadlineProtocol
 
-        app = build_rest_app(self.plane, self.config.max_request_bytes)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=2, server_header=False)
+        limits = BodyLimits(self.config.max_request_bytes, self.config.body_timeout_seconds,
+                            BUFFERED_BODIES * self.config.max_request_bytes)
+        app = build_rest_app(self.plane, limits)
+        protocol = functools.partial(HeaderDeadlineProtocol, header_timeout=self.config.header_timeout_seconds)
+        config = uvicorn.Config(app, http=protocol, log_level="warning", access_log=False,  # type: ignore[arg-type]
+                                lifespan="on", timeout_graceful_shutdown=2, server_header=False)
         self._uvicorn = server = uvicorn.Server(config)
         self.rest_port = sock.getsockname()[1]
         self._rest_thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="rest-server",

@@ -10,8 +10,9 @@ import numpy as np
 from trainflow.export.signature import CLASSIFY_SIGNATURE
 from trainflow.serving import tfs_metadata
 from trainflow.serving.dataplane import DataPlane, Tensors
-from trainflow.serving.errors import InvalidInput, NotFound
+from trainflow.serving.errors import InvalidInput, NotFound, shown
 from trainflow.serving.grpc_status import grpc_errors
+from trainflow.serving.json_arrays import MAX_RANK
 from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from trainflow.serving.protos.tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
                                                                model_pb2, model_service_pb2_grpc, predict_pb2,
@@ -25,17 +26,25 @@ _INPUT_DTYPES = {types_pb2.DT_FLOAT: (np.float32, "float_val"), types_pb2.DT_DOU
 def to_ndarray(name: str, tensor: tensor_pb2.TensorProto) -> np.ndarray:
     """A float TensorProto (tensor_content or float_val/double_val) as an array of its declared shape."""
     if tensor.dtype not in _INPUT_DTYPES:
-        raise InvalidInput(f"input '{name}' has dtype {_dtype_name(tensor.dtype)}: expected DT_FLOAT")
+        raise InvalidInput(f"input {shown(name)} has dtype {_dtype_name(tensor.dtype)}: expected DT_FLOAT")
     dtype, field = _INPUT_DTYPES[tensor.dtype]
     shape = tuple(d.size for d in tensor.tensor_shape.dim)
+    if len(shape) > MAX_RANK:
+        raise InvalidInput(f"input {shown(name)} has {len(shape)} dimensions: image inputs have 2 to {MAX_RANK}")
     if any(d < 0 for d in shape):
-        raise InvalidInput(f"input '{name}' has shape {list(shape)}: sizes must be known and non-negative")
+        raise InvalidInput(f"input {shown(name)} has shape {list(shape)}: sizes must be known and non-negative")
+    filled = sorted(f.name for f, _ in tensor.ListFields() if f.name.endswith("_val") or f.name == "tensor_content")
+    if len(filled) > 1 or (filled and filled[0] not in (field, "tensor_content")):
+        raise InvalidInput(f"input {shown(name)} of dtype {_dtype_name(tensor.dtype)} sends {' and '.join(filled)}: "
+                           f"put its values in tensor_content or {field}, one of them")
     content = tensor.tensor_content
     if content and len(content) % np.dtype(dtype).itemsize:
-        raise InvalidInput(f"input '{name}': tensor_content of {len(content)} bytes is not a whole number of values")
+        raise InvalidInput(f"input {shown(name)}: tensor_content of {len(content)} bytes is not a whole number of "
+                           "values")
     values = np.frombuffer(content, dtype=dtype) if content else np.array(getattr(tensor, field), dtype=dtype)
     if values.size != math.prod(shape):
-        raise InvalidInput(f"input '{name}' has {values.size} values: shape {list(shape)} needs {math.prod(shape)}")
+        raise InvalidInput(f"input {shown(name)} has {values.size} values: shape {list(shape)} needs "
+                           f"{math.prod(shape)}")
     return values.reshape(shape)
 
 
@@ -65,7 +74,8 @@ def to_tensor_proto(value: np.ndarray) -> tensor_pb2.TensorProto:
 def _version(spec: model_pb2.ModelSpec) -> int | None:
     choice = spec.WhichOneof("version_choice")
     if choice == "version_label":
-        raise NotFound(f"model '{spec.name}' has no version label '{spec.version_label}': no labels are configured")
+        raise NotFound(f"model {shown(spec.name)} has no version label {shown(spec.version_label)}: no labels are "
+                       "configured")
     return spec.version.value if choice == "version" else None
 
 
@@ -84,7 +94,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             wanted = list(request.output_filter) or list(outputs)
             unknown = sorted(set(wanted) - set(outputs))
             if unknown:
-                raise InvalidInput(f"output_filter names unknown output(s) {unknown}: outputs are {sorted(outputs)}")
+                raise InvalidInput(f"output_filter names unknown output(s) {shown(unknown)}: outputs are "
+                                   f"{sorted(outputs)}")
             response = predict_pb2.PredictResponse(model_spec=tfs_metadata.model_spec(model, signature_name))
             for name in wanted:
                 response.outputs[name].CopyFrom(to_tensor_proto(outputs[name]))

@@ -11,13 +11,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from trainflow.export.signature import CLASSIFY_METHOD, CLASSIFY_SIGNATURE
-from trainflow.serving.dataplane import DataPlane, Tensors
-from trainflow.serving.errors import InvalidInput, NotFound
-from trainflow.serving.http_status import error_response, json_response
-from trainflow.serving.images import decode_b64_image
-from trainflow.serving.rest_io import parse_json_object, read_body
-from trainflow.serving.runtime import OnnxModel
 from trainflow.serving import tfs_metadata
+from trainflow.serving.dataplane import DataPlane, Tensors
+from trainflow.serving.errors import InvalidInput, NotFound, shown
+from trainflow.serving.http_status import error_response, json_response
+from trainflow.serving.images import ImageBatch
+from trainflow.serving.json_arrays import numbers_array
+from trainflow.serving.rest_io import BodyReader, parse_json_object
+from trainflow.serving.runtime import OnnxModel
 
 PROTOCOL = "tfs-rest"
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
@@ -27,9 +28,9 @@ _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+
 class TfsRest:
     """Answers `/v1/models/{name}[/versions/{v}|/labels/{l}][:predict|:classify|:regress|/metadata]`."""
 
-    def __init__(self, plane: DataPlane, max_request_bytes: int) -> None:
+    def __init__(self, plane: DataPlane, bodies: BodyReader) -> None:
         self.plane = plane
-        self.max_request_bytes = max_request_bytes
+        self.bodies = bodies
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -40,25 +41,30 @@ class TfsRest:
     async def _route(self, request: Request) -> Response:
         match = _PATH.match(request.url.path)
         if match is None:
-            raise NotFound(f"no such TF Serving route: {request.url.path}")
+            raise NotFound(f"no such TF Serving route: {shown(request.url.path)}")
         name, version, label, verb = match["name"], match["version"], match["label"], match["verb"]
         if label is not None:
-            raise NotFound(f"model '{name}' has no version label '{label}': no labels are configured, "
+            raise NotFound(f"model {shown(name)} has no version label {shown(label)}: no labels are configured, "
                            "address versions by number")
         if verb is None:
             if request.method != "GET":
-                raise NotFound(f"{request.method} {request.url.path}: status and metadata are GET routes")
+                raise NotFound(f"{request.method} {shown(request.url.path)}: status and metadata are GET routes")
             return self._metadata(name, version) if match["metadata"] else self._status(name, version)
         if request.method != "POST" or match["metadata"]:
-            raise NotFound(f"{request.method} {request.url.path}: :{verb} is a POST route")
+            raise NotFound(f"{request.method} {shown(request.url.path)}: :{verb} is a POST route")
         if verb not in ("predict", "classify", "regress"):
-            raise NotFound(f"unknown verb ':{verb}': use :predict, :classify or :regress")
-        with self.plane.request(PROTOCOL) as scope:
-            body = parse_json_object(await read_body(request, self.max_request_bytes))
-            scope.model = model = self.plane.model(name, version)
-            if verb == "predict":
-                return json_response(await self._predict(model, body))
-            return json_response(await self._classify(model, body, verb))
+            raise NotFound(f"unknown verb {shown(':' + verb)}: use :predict, :classify or :regress")
+        async with self.bodies.read(request) as body:
+            with self.plane.request(PROTOCOL) as scope:
+                scope.model = model = self.plane.model(name, version)
+                return await self.plane.offload(self._answer, model, body, verb)
+
+    def _answer(self, model: OnnxModel, body: bytes, verb: str) -> Response:
+        """Decode, run and encode one :predict, :classify or :regress request (in a worker thread)."""
+        request = parse_json_object(body)
+        if verb == "predict":
+            return json_response(self._predict(model, request))
+        return json_response(self._classify(model, request, verb))
 
     def _status(self, name: str, version: str | None) -> Response:
         models = [self.plane.model(name, version)] if version else list(self._all(name))
@@ -77,19 +83,20 @@ class TfsRest:
                                          always_print_fields_with_no_presence=True)
         return json_response({"model_spec": spec, "metadata": {tfs_metadata.SIGNATURE_DEF_FIELD: signatures}})
 
-    async def _predict(self, model: OnnxModel, body: dict[str, Any]) -> dict[str, Any]:
+    def _predict(self, model: OnnxModel, body: dict[str, Any]) -> dict[str, Any]:
         signature_name = _signature_name(body)
         (alias,) = model.signature_def(signature_name).inputs
         if ("instances" in body) == ("inputs" in body):
             raise InvalidInput("request must have exactly one of 'instances' (row format) or 'inputs' (columnar format)")
+        images = self.plane.images.batch(alias, model.pixels)
         if "instances" in body:
-            outputs = await self.plane.run_async(model, signature_name, _rows(body["instances"], alias, model.pixels))
+            outputs = self.plane.run(model, signature_name, _rows(body["instances"], images))
             return {"predictions": _row_outputs(outputs)}
-        outputs = await self.plane.run_async(model, signature_name, _columns(body["inputs"], alias, model.pixels))
+        outputs = self.plane.run(model, signature_name, _columns(body["inputs"], images))
         values = {k: v.tolist() for k, v in outputs.items()}
         return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
 
-    async def _classify(self, model: OnnxModel, body: dict[str, Any], verb: str) -> dict[str, Any]:
+    def _classify(self, model: OnnxModel, body: dict[str, Any], verb: str) -> dict[str, Any]:
         signature_name = _signature_name(body)
         signature = model.signature_def(signature_name)
         if verb != "classify" or signature.method != CLASSIFY_METHOD:
@@ -103,7 +110,7 @@ class TfsRest:
         if not isinstance(context, dict):
             raise InvalidInput("'context' must be a JSON object of features shared by every example")
         rows = [_example_feature({**context, **e} if isinstance(e, dict) else e, alias) for e in examples]
-        outputs = await self.plane.run_async(model, signature_name, _rows(rows, alias, model.pixels))
+        outputs = self.plane.run(model, signature_name, _rows(rows, self.plane.images.batch(alias, model.pixels)))
         labels, scores = outputs["classes"].tolist(), outputs["scores"].tolist()
         return {"result": [[[label, score] for label, score in zip(row_labels, row_scores)]
                            for row_labels, row_scores in zip(labels, scores)]}
@@ -120,21 +127,23 @@ def _example_feature(example: object, alias: str) -> object:
     if not isinstance(example, dict) or alias not in example:
         raise InvalidInput(f"each example must be a JSON object with feature '{alias}' (the image)")
     if set(example) - {alias}:
-        raise InvalidInput(f"unknown example feature {sorted(set(example) - {alias})}: the only feature is '{alias}'")
+        raise InvalidInput(f"unknown example feature {shown(sorted(set(example) - {alias}))}: the only feature is "
+                           f"'{alias}'")
     return example[alias]
 
 
-def _rows(instances: object, alias: str, pixels: int) -> Tensors:
+def _rows(instances: object, images: ImageBatch) -> Tensors:
     """Row format: a list of images, each a value or `{alias: value}`; values may be `{"b64": ...}`."""
+    alias = images.name
     if not isinstance(instances, list) or not instances:
         raise InvalidInput(f"'instances' must be a non-empty list of images for input '{alias}'")
     if isinstance(instances[0], dict):
         instances = [_named(i, alias) for i in instances]
     if any(isinstance(i, dict) for i in instances):
-        instances = [decode_b64_image(i, alias, pixels) if isinstance(i, dict) else _array(i, alias) for i in instances]
-        if len({i.shape for i in instances}) != 1:
+        decoded = [images.decode(i) if isinstance(i, dict) else _array(i, alias) for i in instances]
+        if len({i.shape for i in decoded}) != 1:
             raise InvalidInput(f"input '{alias}': images of different shapes in one request")
-        return {alias: np.stack(instances)}
+        return {alias: np.stack(decoded)}
     return {alias: _array(instances, alias)}
 
 
@@ -142,29 +151,27 @@ def _named(instance: object, alias: str) -> object:
     if isinstance(instance, dict) and set(instance) == {"b64"}:
         return instance
     if not isinstance(instance, dict) or alias not in instance or len(instance) != 1:
-        raise InvalidInput(f"each instance must be an image or {{\"{alias}\": image}}; got keys "
-                           f"{sorted(instance) if isinstance(instance, dict) else type(instance).__name__}")
+        keys = sorted(instance) if isinstance(instance, dict) else type(instance).__name__
+        raise InvalidInput(f"each instance must be an image or {{\"{alias}\": image}}; got keys {shown(keys)}")
     return instance[alias]
 
 
-def _columns(inputs: object, alias: str, pixels: int) -> Tensors:
+def _columns(inputs: object, images: ImageBatch) -> Tensors:
     """Columnar format: the value itself, or `{alias: value}`."""
+    alias = images.name
     if isinstance(inputs, dict) and set(inputs) != {"b64"}:
-        unknown = set(inputs) - {alias}
-        if unknown or alias not in inputs:
-            raise InvalidInput(f"'inputs' names {sorted(inputs)}: the only input is '{alias}'")
+        if set(inputs) != {alias}:
+            raise InvalidInput(f"'inputs' names {shown(sorted(inputs))}: the only input is '{alias}'")
         inputs = inputs[alias]
     if isinstance(inputs, dict):
-        return {alias: decode_b64_image(inputs, alias, pixels)[None]}
-    return _rows(inputs, alias, pixels) if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict) \
-        else {alias: _array(inputs, alias)}
+        return {alias: images.decode(inputs)[None]}
+    if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict):
+        return _rows(inputs, images)
+    return {alias: _array(inputs, alias)}
 
 
 def _array(value: object, alias: str) -> np.ndarray:
-    try:
-        return np.asarray(value, dtype=np.float32)
-    except (ValueError, TypeError):
-        raise InvalidInput(f"input '{alias}' is not a rectangular array of numbers") from None
+    return numbers_array(value, alias, np.float32)
 
 
 def _row_outputs(outputs: Tensors) -> list[Any]:

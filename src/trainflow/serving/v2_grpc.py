@@ -8,7 +8,7 @@ import numpy as np
 from trainflow import __version__
 from trainflow.serving import v2_tensors
 from trainflow.serving.dataplane import DataPlane, Tensors
-from trainflow.serving.errors import InvalidInput, Unavailable
+from trainflow.serving.errors import InvalidInput, Unavailable, shown
 from trainflow.serving.grpc_status import grpc_errors
 from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as pb
 from trainflow.serving.protos.kserve import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -25,13 +25,25 @@ def _inputs(request: pb.ModelInferRequest, model: OnnxModel) -> Tensors:
         raise InvalidInput(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs: send one per input")
     tensors: Tensors = {}
     for index, tensor in enumerate(request.inputs):
-        dtype = v2_tensors.input_dtype(tensor.name, tensor.datatype, model)
-        shape = v2_tensors.check_shape(tensor.name, list(tensor.shape))
+        name = tensor.name
+        if name in tensors:
+            raise InvalidInput(f"input {shown(name)} is given twice: send each input once")
+        dtype = v2_tensors.input_dtype(name, tensor.datatype, model)
+        shape = v2_tensors.check_shape(name, list(tensor.shape))
+        filled = sorted(field.name for field, _ in tensor.contents.ListFields())
         if raw:
-            tensors[tensor.name] = v2_tensors.from_buffer(tensor.name, raw[index], dtype, shape)
-        else:
-            values = getattr(tensor.contents, _CONTENTS.get(tensor.datatype, "fp32_contents"))
-            tensors[tensor.name] = v2_tensors.from_values(tensor.name, list(values), dtype, shape)
+            if filled:
+                raise InvalidInput(f"input {shown(name)} has both {filled[0]} and raw_input_contents: send one")
+            tensors[name] = v2_tensors.from_buffer(name, raw[index], dtype, shape)
+            continue
+        field = _CONTENTS.get(tensor.datatype)
+        if field is None:
+            raise InvalidInput(f"input {shown(name)}: {tensor.datatype} values go in raw_input_contents")
+        misplaced = sorted(set(filled) - {field})
+        if misplaced:
+            raise InvalidInput(f"input {shown(name)} has datatype {tensor.datatype} but sends {misplaced[0]}: put "
+                               f"its values in {field}")
+        tensors[name] = v2_tensors.shaped(name, np.array(getattr(tensor.contents, field), dtype=dtype), shape)
     return tensors
 
 
@@ -77,7 +89,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             wanted = [o.name for o in request.outputs] or list(outputs)
             unknown = sorted(set(wanted) - set(outputs))
             if unknown:
-                raise InvalidInput(f"unknown output(s) {unknown}: outputs are {sorted(outputs)}")
+                raise InvalidInput(f"unknown output(s) {shown(unknown)}: outputs are {sorted(outputs)}")
             response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
             for name in wanted:
                 value = np.ascontiguousarray(outputs[name])

@@ -13,9 +13,9 @@ from starlette.responses import Response
 from trainflow import __version__
 from trainflow.serving import v2_tensors
 from trainflow.serving.dataplane import DataPlane, Tensors
-from trainflow.serving.errors import InvalidInput, NotFound, Unavailable
+from trainflow.serving.errors import InvalidInput, NotFound, Unavailable, shown
 from trainflow.serving.http_status import error_response, json_response
-from trainflow.serving.rest_io import parse_json_object, read_body
+from trainflow.serving.rest_io import BodyReader, parse_json_object
 from trainflow.serving.runtime import OnnxModel
 
 PROTOCOL = "v2-rest"
@@ -31,9 +31,9 @@ def server_metadata() -> dict[str, Any]:
 class V2Rest:
     """Answers `/v2/models/{name}[/versions/{v}][/ready|/infer]` and `GET /v2`."""
 
-    def __init__(self, plane: DataPlane, max_request_bytes: int) -> None:
+    def __init__(self, plane: DataPlane, bodies: BodyReader) -> None:
         self.plane = plane
-        self.max_request_bytes = max_request_bytes
+        self.bodies = bodies
 
     async def server(self, request: Request) -> Response:
         return json_response(server_metadata())
@@ -47,14 +47,14 @@ class V2Rest:
     async def _route(self, request: Request) -> Response:
         match = _PATH.match(request.url.path)
         if match is None:
-            raise NotFound(f"no such V2 route: {request.url.path}")
+            raise NotFound(f"no such V2 route: {shown(request.url.path)}")
         name, version, action = match["name"], match["version"], match["action"]
         if action == "infer":
             if request.method != "POST":
-                raise NotFound(f"{request.method} {request.url.path}: infer is a POST route")
+                raise NotFound(f"{request.method} {shown(request.url.path)}: infer is a POST route")
             return await self._infer(request, name, version)
         if request.method != "GET":
-            raise NotFound(f"{request.method} {request.url.path}: model metadata and readiness are GET routes")
+            raise NotFound(f"{request.method} {shown(request.url.path)}: model metadata and readiness are GET routes")
         if action == "ready":
             try:
                 self.plane.model(name, version)
@@ -65,21 +65,25 @@ class V2Rest:
         return json_response(v2_tensors.model_metadata(model, list(self.plane.repository.versions)))
 
     async def _infer(self, request: Request, name: str, version: str | None) -> Response:
-        with self.plane.request(PROTOCOL) as scope:
-            body = await read_body(request, self.max_request_bytes)
-            header, binary = _split_body(body, request.headers.get(HEADER_LENGTH))
-            scope.model = model = self.plane.model(name, version)
-            inputs = _inputs(header, binary, model)
-            requested = _requested_outputs(header)
-            outputs = await self.plane.run_async(model, v2_tensors.SIGNATURE, inputs)
-            return _response(model, header.get("id"), outputs, requested)
+        async with self.bodies.read(request) as body:
+            with self.plane.request(PROTOCOL) as scope:
+                scope.model = model = self.plane.model(name, version)
+                return await self.plane.offload(self._answer, model, body, request.headers.get(HEADER_LENGTH))
+
+    def _answer(self, model: OnnxModel, body: bytes, header_length: str | None) -> Response:
+        """Decode, run and encode one infer request (in a worker thread)."""
+        header, binary = _split_body(body, header_length)
+        inputs = _inputs(header, binary, model)
+        requested = _requested_outputs(header)
+        outputs = self.plane.run(model, v2_tensors.SIGNATURE, inputs)
+        return _response(model, header.get("id"), outputs, requested)
 
 
 def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
     if header_length is None:
         return parse_json_object(body), b""
-    if not header_length.isdigit() or int(header_length) > len(body):
-        raise InvalidInput(f"{HEADER_LENGTH} is {header_length!r}: expected the JSON header's size within the "
+    if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
+        raise InvalidInput(f"{HEADER_LENGTH} is {shown(header_length)}: expected the JSON header's size within the "
                            f"{len(body)}-byte body")
     size = int(header_length)
     return parse_json_object(body[:size]), body[size:]
@@ -95,31 +99,44 @@ def _inputs(header: dict[str, Any], binary: bytes, model: OnnxModel) -> Tensors:
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
             raise InvalidInput("each input needs a 'name', 'datatype', 'shape' and 'data'")
         name = tensor["name"]
+        if name in tensors:
+            raise InvalidInput(f"input {shown(name)} is given twice: send each input once")
         dtype = v2_tensors.input_dtype(name, tensor.get("datatype"), model)
         shape = v2_tensors.check_shape(name, tensor.get("shape"))
-        size = (tensor.get("parameters") or {}).get("binary_data_size") if isinstance(tensor.get("parameters"), dict) else None
+        size = _parameters(tensor, f"input {shown(name)}").get("binary_data_size")
         if size is not None:
-            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
-                raise InvalidInput(f"input '{name}': binary_data_size {size!r} is beyond the {len(binary)} bytes sent")
+            if type(size) is not int or size < 0 or offset + size > len(binary):
+                raise InvalidInput(f"input {shown(name)}: binary_data_size {shown(size)} is beyond the "
+                                   f"{len(binary) - offset} bytes of binary data left")
             tensors[name] = v2_tensors.from_buffer(name, binary[offset:offset + size], dtype, shape)
             offset += size
         elif "data" in tensor:
             tensors[name] = v2_tensors.from_values(name, tensor["data"], dtype, shape)
         else:
-            raise InvalidInput(f"input '{name}' has neither 'data' nor a binary_data_size parameter")
+            raise InvalidInput(f"input {shown(name)} has neither 'data' nor a binary_data_size parameter")
+    if offset != len(binary):
+        raise InvalidInput(f"{len(binary) - offset} bytes of binary data after the last tensor: the "
+                           f"binary_data_size parameters must add up to the {len(binary)} bytes after the JSON header")
     return tensors
+
+
+def _parameters(entry: dict[str, Any], what: str) -> dict[str, Any]:
+    parameters = entry.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise InvalidInput(f"{what}: 'parameters' must be a JSON object")
+    return parameters
 
 
 def _requested_outputs(header: dict[str, Any]) -> dict[str, bool] | None:
     """Output name -> binary?, or None for all outputs (binary when `binary_data_output` is set)."""
-    parameters = header.get("parameters") if isinstance(header.get("parameters"), dict) else {}
+    parameters = _parameters(header, "the request")
     outputs = header.get("outputs")
-    if outputs is None:
+    if outputs is None or outputs == []:  # as over gRPC: no outputs named means all of them
         return None if not parameters.get("binary_data_output") else {"*": True}
     if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
         raise InvalidInput("'outputs' must be a list of {\"name\": ...} objects")
     default = bool(parameters.get("binary_data_output", False))
-    return {o["name"]: bool((o.get("parameters") or {}).get("binary_data", default)) for o in outputs}
+    return {o["name"]: bool(_parameters(o, f"output {shown(o['name'])}").get("binary_data", default)) for o in outputs}
 
 
 def _response(model: OnnxModel, request_id: object, outputs: Tensors, requested: dict[str, bool] | None) -> Response:
@@ -128,7 +145,7 @@ def _response(model: OnnxModel, request_id: object, outputs: Tensors, requested:
         requested = {name: binary_all for name in outputs}
     unknown = sorted(set(requested) - set(outputs))
     if unknown:
-        raise InvalidInput(f"unknown output {', '.join(repr(u) for u in unknown)}: outputs are {', '.join(outputs)}")
+        raise InvalidInput(f"unknown output {shown(', '.join(unknown))}: outputs are {', '.join(outputs)}")
     described, blobs = [], []
     for name, binary in requested.items():
         value = outputs[name]

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from trainflow.export.signature import PREDICT_SIGNATURE
-from trainflow.serving.errors import InvalidInput
+from trainflow.serving.errors import InvalidInput, shown
+from trainflow.serving.json_arrays import MAX_RANK, numbers_array
 from trainflow.serving.runtime import OnnxModel, expected_shapes
 
 PLATFORM = "onnxruntime_onnx"
@@ -39,14 +40,17 @@ def input_dtype(name: str, datatype: object, model: OnnxModel) -> type:
     """The numpy type of a V2 input datatype; InvalidInput for anything but a float type."""
     dtype = INPUT_DATATYPES.get(datatype) if isinstance(datatype, str) else None
     if dtype is None:
-        raise InvalidInput(f"input '{name}' has datatype {datatype!r}: expected FP32, {expected_shapes(model.pixels)}")
+        raise InvalidInput(f"input {shown(name)} has datatype {shown(datatype)}: expected FP32, "
+                           f"{expected_shapes(model.pixels)}")
     return dtype
 
 
 def check_shape(name: str, shape: object) -> tuple[int, ...]:
-    if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                                       for d in shape):
-        raise InvalidInput(f"input '{name}' has shape {shape!r}: expected a list of non-negative integers")
+    """A V2 shape as a tuple: at most MAX_RANK non-negative integers; InvalidInput otherwise."""
+    if not isinstance(shape, (list, tuple)) or not all(type(d) is int and d >= 0 for d in shape):
+        raise InvalidInput(f"input {shown(name)} has shape {shown(shape)}: expected a list of non-negative integers")
+    if len(shape) > MAX_RANK:
+        raise InvalidInput(f"input {shown(name)} has {len(shape)} dimensions: image inputs have 2 to {MAX_RANK}")
     return tuple(shape)
 
 
@@ -61,13 +65,15 @@ def from_buffer(name: str, data: bytes, dtype: type, shape: tuple[int, ...]) -> 
 
 
 def from_values(name: str, data: object, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
-    """A JSON (flat or nested) or protobuf list of values, checked against its declared shape."""
-    try:
-        array = np.asarray(data, dtype=dtype)
-    except (ValueError, TypeError):
-        raise InvalidInput(f"input '{name}': 'data' is not a rectangular list of numbers") from None
+    """A JSON list of numbers (flat or nested), checked against its declared shape."""
+    return shaped(name, numbers_array(data, name, dtype), shape)
+
+
+def shaped(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`array` reshaped to its declared shape; InvalidInput when the number of values does not match."""
     if array.size != math.prod(shape):
-        raise InvalidInput(f"input '{name}' has {array.size} values: shape {list(shape)} needs {math.prod(shape)}")
+        raise InvalidInput(f"input {shown(name)} has {array.size} values: shape {list(shape)} needs "
+                           f"{math.prod(shape)}")
     return array.reshape(shape)
 
 

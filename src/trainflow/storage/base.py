@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 ProgressCallback = Callable[[int], None]
 
 
 def _no_progress(_: int) -> None:
     return None
+
+
+class HashingWriter:
+    """A write-only file that hashes every byte on its way to `out`, in the order written.
+
+    It says it cannot seek, so boto3 writes a ranged download's parts to it in order.
+    """
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        return self.out.write(data)
+
+    def seekable(self) -> bool:
+        return False
+
+    def hexdigest(self) -> str:
+        return self.sha256.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -87,8 +110,11 @@ class Store(ABC):
         """One object's size and version tag; ObjectNotFound if absent."""
 
     @abstractmethod
-    def download(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> None:
-        """Write the object's bytes to `dest` (the caller renames it into place)."""
+    def download(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> str:
+        """Write the object's bytes to `dest` (the caller renames it into place); return their sha256.
+
+        The bytes are hashed as they arrive, so checking a download costs no second pass over it.
+        """
 
     @abstractmethod
     def read_bytes(self, name: str) -> bytes: ...

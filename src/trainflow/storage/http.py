@@ -9,7 +9,7 @@ from pathlib import Path
 import urllib3
 from urllib3.util import Retry, Timeout
 
-from trainflow.storage.base import ObjectInfo, ProgressCallback, StorageOptions, Store, _no_progress
+from trainflow.storage.base import HashingWriter, ObjectInfo, ProgressCallback, StorageOptions, Store, _no_progress
 from trainflow.storage.errors import ObjectNotFound, SourceUnreachable, StorageError
 
 _CHUNK = 1 << 16
@@ -71,19 +71,22 @@ class HttpStore(Store):
             except (TypeError, ValueError):
                 mtime = None
         etag = headers.get("ETag", "").strip('"').removeprefix('W/"') or None
-        return ObjectInfo(name, int(headers.get("Content-Length", -1)), etag, mtime)
+        length = headers.get("Content-Length", "")
+        return ObjectInfo(name, int(length) if length.isascii() and length.isdigit() else -1, etag, mtime)
 
-    def download(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> None:
+    def download(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> str:
         response = self._request("GET", name, preload_content=False)
         try:
             with open(dest, "wb") as out:
+                writer = HashingWriter(out)
                 for chunk in response.stream(_CHUNK):
-                    out.write(chunk)
+                    writer.write(chunk)
                     progress(len(chunk))
         except urllib3.exceptions.HTTPError as exc:
             raise SourceUnreachable(f"download of {self.object_url(name)} broke off ({exc}): try again") from None
         finally:
             response.release_conn()
+        return writer.hexdigest()
 
     def read_bytes(self, name: str) -> bytes:
         return self._request("GET", name).data

@@ -8,8 +8,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainflow.storage.base import ObjectInfo, ProgressCallback, Store, _no_progress
+from trainflow.storage.base import HashingWriter, ObjectInfo, ProgressCallback, Store, _no_progress
 from trainflow.storage.errors import ObjectNotFound, StorageError
+from trainflow.storage.names import name_problem, shown
 
 _CHUNK = 1 << 20
 
@@ -37,10 +38,13 @@ class LocalStore(Store):
         self.root = root
 
     def _path(self, name: str) -> Path:
-        path = (self.root / name) if name else self.root
-        if ".." in Path(name).parts:
-            raise StorageError(f"refusing object name '{name}' under {self.url}: it leaves the base")
-        return path
+        if not name:
+            return self.root
+        problem = name_problem(name)
+        if problem:
+            raise StorageError(f"refusing object name {shown(name)} under {self.url}: it {problem}; "
+                               "name a file inside the directory")
+        return self.root / name
 
     def _info(self, name: str, path: Path) -> ObjectInfo:
         st = path.stat()
@@ -55,9 +59,9 @@ class LocalStore(Store):
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
-                if filename.startswith("."):
-                    continue  # temp files of writers in progress
                 path = Path(dirpath) / filename
+                if filename.startswith(".") or not path.is_file():
+                    continue  # temp files of writers in progress; pipes and devices, which are no objects
                 found.append(self._info(path.relative_to(self.root).as_posix(), path))
         return found
 
@@ -67,15 +71,17 @@ class LocalStore(Store):
             raise ObjectNotFound(f"no file at {self.object_url(name)}: check the path")
         return self._info(name, path)
 
-    def download(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> None:
+    def download(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> str:
         src = self._path(name)
         try:
             with open(src, "rb") as inp, open(dest, "wb") as out:
+                writer = HashingWriter(out)
                 while chunk := inp.read(_CHUNK):
-                    out.write(chunk)
+                    writer.write(chunk)
                     progress(len(chunk))
         except FileNotFoundError:
             raise ObjectNotFound(f"no file at {self.object_url(name)}: check the path") from None
+        return writer.hexdigest()
 
     def read_bytes(self, name: str) -> bytes:
         try:

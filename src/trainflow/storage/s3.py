@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
 import threading
@@ -9,12 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trainflow.storage.base import ObjectInfo, ProgressCallback, StorageOptions, Store, _no_progress
+from trainflow.storage.base import HashingWriter, ObjectInfo, ProgressCallback, StorageOptions, Store, _no_progress
 from trainflow.storage.errors import ObjectNotFound, SourceUnreachable, StorageError
 
 _CRED_FIX = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for a non-AWS endpoint)"
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+_CHUNK = 1 << 20
+_STREAM_LIMIT = 64 << 20  # one S3 connection is slow for big objects: above this, parallel ranged GETs
 
 
 _CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
@@ -113,12 +116,12 @@ class S3Store(Store):
             return [found[n] for n in names]
         return self._list_all()
 
-    def _list_all(self) -> list[ObjectInfo]:
+    def _list_all(self) -> builtins.list[ObjectInfo]:  # `list` here is the method above
         base = f"{self.prefix}/" if self.prefix else ""
         from botocore.exceptions import BotoCoreError, ClientError
 
         paginator = self.client.get_paginator("list_objects_v2")
-        found: list[ObjectInfo] = []
+        found: builtins.list[ObjectInfo] = []
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
                 for obj in page.get("Contents", []):
@@ -133,8 +136,39 @@ class S3Store(Store):
         head = self._call(name, self.client.head_object, Bucket=self.bucket, Key=self._key(name))
         return ObjectInfo(name, head["ContentLength"], head["ETag"].strip('"'), head["LastModified"].timestamp())
 
-    def download(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> None:
-        self._call(name, self.client.download_file, Bucket=self.bucket, Key=self._key(name), Filename=str(dest), Callback=progress)
+    def download(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> str:
+        """One streamed GET, hashed as it arrives; large objects come as parallel ranged GETs, hashed in order."""
+        from botocore.exceptions import BotoCoreError
+
+        for attempt in range(1, self.options.max_attempts + 1):
+            response = self._call(name, self.client.get_object, Bucket=self.bucket, Key=self._key(name))
+            body = response["Body"]
+            if response["ContentLength"] > _STREAM_LIMIT:
+                body.close()
+                return self._download_ranged(name, dest, progress)
+            try:
+                with open(dest, "wb") as out:
+                    writer = HashingWriter(out)
+                    for chunk in body.iter_chunks(_CHUNK):
+                        writer.write(chunk)
+                        progress(len(chunk))
+                return writer.hexdigest()
+            except BotoCoreError as exc:  # the stream broke off: botocore retries requests, not bodies
+                body.close()
+                if attempt == self.options.max_attempts:
+                    raise self._fail(exc, name) from None
+        raise AssertionError("unreachable")
+
+    def _download_ranged(self, name: str, dest: Path, progress: ProgressCallback) -> str:
+        from boto3.s3.transfer import TransferConfig
+
+        # A writer that cannot seek gets the parts in order; few at once bounds what waits in memory.
+        config = TransferConfig(max_concurrency=4)
+        with open(dest, "wb") as out:
+            writer = HashingWriter(out)
+            self._call(name, self.client.download_fileobj, Bucket=self.bucket, Key=self._key(name), Fileobj=writer,
+                       Callback=progress, Config=config)
+        return writer.hexdigest()
 
     def read_bytes(self, name: str) -> bytes:
         buf = io.BytesIO()

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_local, open_store, parse_url
+from trainflow.storage.names import name_problem
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +20,7 @@ class LogMirror:
         self.store = open_store(url, options)
         self.local = local
         self.seen: dict[str, str] = {}
+        self.refused: set[str] = set()
 
     def sync_once(self) -> int:
         """Fetch new or grown event files; returns how many were fetched."""
@@ -28,7 +30,12 @@ class LogMirror:
             return 0  # training has not written anything yet
         fetched = 0
         for obj in remote:
-            if self.seen.get(obj.name) == obj.version_tag:
+            if self.seen.get(obj.name) == obj.version_tag or obj.name in self.refused:
+                continue
+            problem = name_problem(obj.name)
+            if problem is not None:  # a key like logs/../../x must not become a path outside the mirror
+                log.warning("not mirroring %r from %s: the name %s", obj.name, self.store.url, problem)
+                self.refused.add(obj.name)
                 continue
             dest = self.local / obj.name
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,90 @@
+"""JSON values -> numpy arrays: numbers only (no strings, booleans or nulls), rectangular, at most MAX_RANK deep.
+
+numpy alone would turn "0.1" and true into numbers, so each innermost list is checked by the exact types it
+holds. Rows are copied one at a time: a big request then never holds the interpreter lock in one long call,
+which keeps the event loop (health checks) answering while another thread converts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from trainflow.serving.errors import InvalidInput
+
+MAX_RANK = 4  # images are [N, pixels], [N, side, side] or [N, 1, side, side]
+_NUMBERS = {int, float}
+_TYPE_NAMES = {str: "a string", bool: "a boolean (true/false)", type(None): "null", dict: "a JSON object"}
+
+
+def numbers_array(value: object, name: str, dtype: type) -> np.ndarray:
+    """`value` (a number or nested lists of numbers) as an array of `dtype`; InvalidInput naming what is wrong."""
+    shape = _shape(value, name)
+    out: np.ndarray = np.empty(shape, dtype=dtype)
+    try:
+        if not shape:
+            _check_leaf([value], name, None)
+            out[()] = value
+        elif 0 in shape:
+            list(_rows(value, shape, name, ()))  # still checks that every level is as long as the first
+        else:
+            flat = out.reshape(-1, shape[-1])
+            with np.errstate(over="ignore"):  # a number past the dtype's range becomes inf, refused by the caller
+                for i, (index, row) in enumerate(_rows(value, shape, name, ())):
+                    _check_leaf(row, name, index)
+                    flat[i] = row
+    except OverflowError:
+        raise InvalidInput(f"input '{name}' holds a number too large for {np.dtype(dtype).name}") from None
+    return out
+
+
+def _shape(value: object, name: str) -> tuple[int, ...]:
+    shape: list[int] = []
+    while isinstance(value, list):
+        if len(shape) == MAX_RANK:
+            raise InvalidInput(f"input '{name}' is nested more than {MAX_RANK} lists deep: images are "
+                               "[N, pixels], [N, side, side] or [N, 1, side, side]")
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return tuple(shape)
+
+
+def _rows(value: object, shape: tuple[int, ...], name: str,
+          index: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], list]]:
+    """The innermost lists in order, after checking that each level is as long as the first one at its depth."""
+    if not isinstance(value, list) or len(value) != shape[0]:
+        raise InvalidInput(f"input '{name}' is not a rectangular array: {_where(index)} is {_describe(value)}, "
+                           f"where the first one at that depth is a list of {shape[0]}")
+    if len(shape) == 1:
+        yield index, value
+        return
+    for i, item in enumerate(value):
+        yield from _rows(item, shape[1:], name, (*index, i))
+
+
+def _check_leaf(row: list, name: str, index: tuple[int, ...] | None) -> None:
+    """Every item a JSON number (exact types: a boolean is an int to Python, not to us)."""
+    if set(map(type, row)) <= _NUMBERS:
+        return
+    position, bad = next((i, v) for i, v in enumerate(row) if type(v) not in _NUMBERS)
+    where = "the value" if index is None else _where((*index, position))
+    if isinstance(bad, list):
+        raise InvalidInput(f"input '{name}' is not a rectangular array: {where} is {_describe(bad)}, "
+                           "where the first one at that depth is a number")
+    example = f" ({bad[:20]!r}: send 0.1, not \"0.1\")" if isinstance(bad, str) else ""
+    raise InvalidInput(f"input '{name}': {where} is {_describe(bad)}{example}; pixels must be JSON numbers")
+
+
+def _where(index: tuple[int, ...]) -> str:
+    return "value" + "".join(f"[{i}]" for i in index) if index else "the value"
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if type(value) in _NUMBERS:
+        return "a number"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)

@@ -1,0 +1,88 @@
+"""Object names as relative paths: which names can be mapped under a local directory, and why others cannot.
+
+An object name comes from outside (an S3 listing, a manifest on disk, a command line), so it is
+checked as hostile before it becomes a path: one plain relative path, '/'-separated, whose every
+segment is an ordinary file name, and which stays so under the Unicode normalisations other tools
+apply.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+
+MAX_NAME_BYTES = 1024  # S3's limit for a whole key
+MAX_SEGMENT_BYTES = 255  # NAME_MAX of Linux and macOS file systems
+# Control, format (bidi overrides, zero-width), surrogate and line/paragraph separator characters:
+# none belongs in a file name, and several make a name print as something it is not.
+_REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a relative path inside a directory, or None when it can."""
+    if not isinstance(name, str):
+        return "is not text"
+    if not name:
+        return "is empty"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        return f"is {size} bytes long (at most {MAX_NAME_BYTES})"
+    problem = _structure_problem(name)
+    if problem is None and unicodedata.normalize("NFKC", name) != name:
+        problem = _structure_problem(unicodedata.normalize("NFKC", name))
+        if problem is not None:
+            problem += " once Unicode-normalised (NFKC)"
+    return problem
+
+
+def _structure_problem(name: str) -> str | None:
+    for char in name:
+        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+            return f"contains the control or invisible character U+{ord(char):04X}"
+    if "\\" in name:
+        return "contains a backslash (a path separator on Windows)"
+    if name.startswith("/"):
+        return "is an absolute path"
+    for segment in name.split("/"):
+        if segment == "":
+            return "has an empty path segment ('//' or a trailing '/')"
+        if segment in (".", ".."):
+            return f"has a '{segment}' path segment"
+        if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
+            return f"has a path segment longer than {MAX_SEGMENT_BYTES} bytes"
+    return None
+
+
+def is_hidden(name: str) -> bool:
+    """True when a segment of `name` starts with '.': such files are never part of a dataset."""
+    return any(segment.startswith(".") for segment in name.split("/"))
+
+
+def clash_problem(names: Iterable[str]) -> tuple[str, str] | None:
+    """(name, why) for the first name that cannot share a directory with the others, or None.
+
+    Two names clash when one would be a file and a folder at once (`x` and `x/y`), or when they
+    differ only in Unicode normalisation (they are one file on macOS).
+    """
+    files: dict[str, str] = {}
+    for name in sorted(names):
+        key = unicodedata.normalize("NFC", name)
+        if key in files:
+            if files[key] == name:
+                return name, "is listed twice"
+            return name, f"is the same file as {files[key]!r} once Unicode-normalised"
+        files[key] = name
+    parts = [key.split("/") for key in files]
+    folders = {"/".join(p[:i]) for p in parts for i in range(1, len(p))}
+    for key, name in files.items():
+        if key in folders:
+            return name, f"is a file, and also a folder of other objects ('{name}/...')"
+    return None
+
+
+def shown(name: str, limit: int = 300) -> str:
+    """`name` quoted for a one-line message: escapes made visible, the middle of a very long name cut."""
+    if len(name) <= limit:
+        return repr(name)
+    half = limit // 2
+    return f"{name[:half]!r}...{name[-half:]!r} ({len(name)} characters)"
