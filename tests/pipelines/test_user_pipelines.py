@@ -151,6 +151,11 @@ def test_a_failing_user_step_fails_the_workflow_with_its_last_log_lines(project:
     assert steps["boom"][0] == "Failed" and "ValueError: no good value for n=7" in steps["boom"][2]
     assert steps["after"][0] == "Omitted"
 
+    (project / "user_steps.py").write_text(STEPS.replace('raise ValueError(f"no good value for n={n}")', "return {}"))
+    retried = trainflow("retry", name, "--wait")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert {s: v[0] for s, v in statuses(name).items()} == {"boom": "Succeeded", "after": "Succeeded"}
+
 
 BAD = {
     "cycle": ('steps=(Call(name="a", function="user_steps:count", depends=("b",)),'
@@ -257,3 +262,23 @@ def test_a_yaml_pipeline_with_a_misspelled_field_is_one_line(project: Path) -> N
     out = trainflow("submit", str(project / "typo.yaml"))
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert f"{project / 'typo.yaml'}: step count: Additional properties are not allowed ('inputz' was unexpected)" in out.stderr
+
+
+def test_watch_draws_progress_from_the_events_a_running_step_reports(trainflow_home: Path) -> None:
+    from trainflow.cli.watch import step_progress
+    from trainflow.progress import ENV, report_progress
+    from trainflow.workflows.backend import StepInfo, WorkflowInfo
+
+    backend = LocalBackend(trainflow_home)
+    info = WorkflowInfo("w", "p", "Running", {}, 0.0, steps=[StepInfo("prep", "Succeeded"), StepInfo("fit", "Running")])
+    assert step_progress(backend, info) is None
+    path = backend.layout.progress_file("w", "fit")
+    path.parent.mkdir(parents=True)
+    os.environ[ENV] = str(path)
+    try:
+        report_progress(5, 50, loss=0.5)
+        report_progress(10, 50, loss=0.25, accuracy=float("nan"))  # a non-finite metric is left out
+    finally:
+        del os.environ[ENV]
+    assert step_progress(backend, info) == ("fit", 10, 50)
+    assert backend.progress("w", "fit")[-1].keys() == {"step", "total", "time", "loss"}

@@ -11,6 +11,7 @@ Arguments are strings that may hold references (`param("lr")`, `output("prep", "
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, cast
@@ -64,7 +65,7 @@ def pairs(values: Pairs) -> tuple[tuple[str, str], ...]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Step:
+class Step(ABC):
     """What every step kind shares.
 
     name: a DNS label, unique in the pipeline (`trainflow logs --step NAME`).
@@ -116,9 +117,9 @@ class Step:
             object.__setattr__(self, "for_each", tuple(str(i) for i in self.for_each))
 
     @property
+    @abstractmethod
     def command(self) -> tuple[str, ...]:
         """The argv this step runs, references still as placeholders."""
-        raise NotImplementedError
 
     @property
     def service(self) -> bool:
