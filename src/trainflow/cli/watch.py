@@ -43,7 +43,8 @@ def summary_lines(info: WorkflowInfo) -> list[str]:
     lines = []
     width = max((len(s.name) for s in info.steps), default=0) + 2
     for step in info.steps:
-        shown = {k: v for k, v in step.outputs.items() if isinstance(v, str | int | float | bool) and k != "pid"}
+        shown = {k: v for k, v in step.outputs.items()
+                 if isinstance(v, str | int | float | bool) and k != "pid" and not k.endswith("-digest")}  # in -o json
         if step.status in DONE and shown:
             values = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
             lines.append(f"{step.name + ':':<{width}}{values}")
@@ -51,7 +52,7 @@ def summary_lines(info: WorkflowInfo) -> list[str]:
     if "grpc-address" in outputs:  # a model server: the client that speaks its protocol
         data = outputs.get("dataset-path")
         images = f"--data-dir {shlex.quote(str(data))} --num 10" if data else "YOUR_DIGIT.png"
-        lines.append(f"Try:          trainflow predict --server {outputs['grpc-address']} {images}")
+        lines.append(f"{'Try:':<{width}}trainflow predict --server {outputs['grpc-address']} {images}")
     return lines
 
 
