@@ -111,3 +111,4 @@ def test_export_model_step_writes_version_and_url(mnist_dir: Path, tmp_path: Pat
     assert json.loads(outputs.read_text()) == {"model-version": 1, "model-url": str(tmp_path / "exported" / "1"),
                                                "global-step": 2}
     assert "exported step 2 as version 1" in run.stdout
+    assert "WARNING" not in run.stderr, run.stderr  # e.g. a failed exporter attempt before the one that works

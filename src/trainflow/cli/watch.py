@@ -21,6 +21,7 @@ from trainflow.workflows.backend import DONE, FINISHED, RUNNING, Backend, Workfl
 
 _COLOURS = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "dim", "Skipped": "yellow",
             "Omitted": "yellow", "Cached": "green"}
+DEFAULT_MODEL_NAME = "mnist"  # what `trainflow predict --model-name` assumes
 
 
 def _duration(start: float | None, end: float | None) -> str:
@@ -52,7 +53,10 @@ def summary_lines(info: WorkflowInfo) -> list[str]:
     if "grpc-address" in outputs:  # a model server: the client that speaks its protocol
         data = outputs.get("dataset-path")
         images = f"--data-dir {shlex.quote(str(data))} --num 10" if data else "YOUR_DIGIT.png"
-        lines.append(f"{'Try:':<{width}}trainflow predict --server {outputs['grpc-address']} {images}")
+        model = str(outputs.get("model-name") or info.params.get("model-name") or DEFAULT_MODEL_NAME)
+        named = f" --model-name {shlex.quote(model)}" if model != DEFAULT_MODEL_NAME else ""
+        lines.append(f"{'Try:':<{width}}trainflow predict --server {shlex.quote(str(outputs['grpc-address']))}{named} "
+                     f"{images}")
     return lines
 
 

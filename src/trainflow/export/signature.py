@@ -10,6 +10,7 @@ float32 [-1, 10] and `classes` int64 [-1]) and the classify signature `serving_d
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,9 @@ PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 PREDICT_SIGNATURE = "predict_images"
 CLASSIFY_SIGNATURE = "serving_default"
+DTYPES = frozenset({"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                    "uint64", "bool", "string"})
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")  # one file in the version directory, no path
 
 
 class SignatureError(TrainflowError):
@@ -41,7 +45,12 @@ class TensorSpec:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TensorSpec:
-        return cls(str(raw["onnx_name"]), str(raw["dtype"]), tuple(int(d) for d in raw["shape"]))
+        spec = cls(str(raw["onnx_name"]), str(raw["dtype"]), tuple(int(d) for d in raw["shape"]))
+        if spec.dtype not in DTYPES:
+            raise ValueError(f"dtype {spec.dtype!r} is not one of {', '.join(sorted(DTYPES))}")
+        if any(d < -1 for d in spec.shape):
+            raise ValueError(f"shape {list(spec.shape)} has a dimension below -1")
+        return spec
 
 
 @dataclass(frozen=True)
@@ -94,14 +103,18 @@ class ModelSignature:
             raw = json.loads(text)
             if raw.get("format") != FORMAT:
                 raise SignatureError(f"unknown signature format {raw.get('format')!r}: expected {FORMAT}")
-            return cls(
-                signatures={k: SignatureDef.from_dict(v) for k, v in raw["signatures"].items()},
+            signature = cls(
+                signatures={str(k): SignatureDef.from_dict(v) for k, v in raw["signatures"].items()},
                 class_labels=tuple(str(c) for c in raw["class_labels"]),
                 model_file=str(raw.get("model_file", MODEL_FILE)),
                 metadata=dict(raw.get("metadata", {})),
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise SignatureError(f"malformed {SIGNATURE_FILE}: {exc}") from None
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            raise SignatureError(f"malformed {SIGNATURE_FILE}: {str(exc)[:200]}") from None
+        if not _FILE_NAME.match(signature.model_file) or ".." in signature.model_file:
+            raise SignatureError(f"malformed {SIGNATURE_FILE}: model_file {signature.model_file[:100]!r} is not a "
+                                 "plain file name in the version directory")
+        return signature
 
 
 def image_classifier_signature(num_classes: int = 10, pixels: int = 784, metadata: dict[str, Any] | None = None) -> ModelSignature:

@@ -7,6 +7,7 @@ version without a signature is incomplete and servers skip it.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -14,16 +15,18 @@ from pathlib import Path
 
 from trainflow.export.errors import ExportError
 from trainflow.export.signature import MODEL_FILE, SIGNATURE_FILE
-from trainflow.storage import ObjectNotFound, StorageOptions, is_local, join_url, open_store, parse_url
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_local, join_url, open_store, parse_url
+
+log = logging.getLogger(__name__)
 
 _RENAME_ATTEMPTS = 20
 
 
 def existing_versions(export_base: str, options: StorageOptions | None = None) -> list[int]:
-    """Version numbers present under `export_base`, complete or not, ascending."""
+    """Version numbers present under `export_base`, complete or not (even a stray file named 7), ascending."""
     if is_local(export_base):
         root = parse_url(export_base).local_path
-        names = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+        names = [p.name for p in root.iterdir()] if root.is_dir() else []
     else:
         try:
             names = [info.name.split("/", 1)[0] for info in open_store(export_base, options).list()]
@@ -39,8 +42,12 @@ def next_version(export_base: str, options: StorageOptions | None = None) -> int
 
 
 def _publish_local(root: Path, files: dict[str, bytes]) -> int:
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    except OSError as exc:
+        raise ExportError(f"cannot create a version under {root}: {exc.strerror or exc}: "
+                          "give --export-base a directory you can write") from None
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; servers may run as another user
         for name, data in files.items():
@@ -54,6 +61,10 @@ def _publish_local(root: Path, files: dict[str, bytes]) -> int:
                 if not (root / str(version)).exists():
                     raise
         raise ExportError(f"could not claim a version number under {root}: too many concurrent exports")
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"cannot write a version under {root}: {exc.strerror or exc} "
+                          "(nothing was published)") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -63,8 +74,18 @@ def _publish_remote(export_base: str, files: dict[str, bytes], options: StorageO
     version = next_version(export_base, options)
     store = open_store(join_url(export_base, str(version)), options)
     store.ensure_container()
-    for name in sorted(files, key=lambda n: n == SIGNATURE_FILE):  # the signature last
-        store.write_bytes(name, files[name])
+    written: list[str] = []
+    try:
+        for name in sorted(files, key=lambda n: n == SIGNATURE_FILE):  # the signature last
+            written.append(name)
+            store.write_bytes(name, files[name])
+    except BaseException:
+        for name in written:  # a version without its signature is never served; leave no parts behind either
+            try:
+                store.delete(name)
+            except StorageError as exc:  # servers skip a version without signature.json anyway
+                log.warning("could not remove the partial %s: %s", store.object_url(name), exc)
+        raise
     return version
 
 

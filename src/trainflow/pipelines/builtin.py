@@ -72,7 +72,7 @@ MODEL_TRAIN = Pipeline(
         Param("model-hidden-units", "100", "Hidden units of the example's one-layer model.", type="int", minimum=1),
         Param("model-train-steps", "200", "Global training steps.", type="int", minimum=1),
         Param("model-batch-size", "100", "Batch size per worker.", type="int", minimum=1),
-        Param("model-learning-rate", "0.01", "Learning rate.", type="float"),
+        Param("model-learning-rate", "0.01", "Learning rate.", type="float", above=0),
         Param("model-serving", "true", "Serve the exported model (true/false).", type="bool"),
         Param("s3-data-url", "", "Where the dataset is: s3://, http(s)://, file:// or a path (default: the public MNIST mirror)."),
         Param("model", "cnn", "Model: cnn, mlp (the example's), or module:attr of a factory returning a torch.nn.Module."),

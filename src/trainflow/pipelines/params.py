@@ -25,6 +25,7 @@ class Param:
     help: one line shown by `trainflow pipeline show`.
     type: "str", "int", "float" (finite), "bool" (true/false/yes/no/1/0) or "choice" (one of `choices`).
     minimum: the smallest value an int or float may take.
+    above: a bound a float must exceed (a learning rate: above=0).
     cache_key: False for a parameter that only names the run (a job name): it never makes a step re-run.
     """
 
@@ -34,6 +35,7 @@ class Param:
     type: str = "str"
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    above: float | None = None
     cache_key: bool = True
 
     @property
@@ -64,8 +66,9 @@ class Param:
         except ValueError:
             kind = "a whole number" if self.type == "int" else "a number"
             raise PipelineError(f"parameter {self.name} must be {kind}, not '{text}'") from None
-        if not math.isfinite(value):
-            raise PipelineError(f"parameter {self.name} must be a finite number, not '{text}'")
+        if not math.isfinite(value) or (self.above is not None and not value > self.above):
+            bound = f" greater than {_text(self.above)}" if self.above is not None else ""
+            raise PipelineError(f"parameter {self.name} must be a finite number{bound}, not '{text}'")
         if self.minimum is not None and value < self.minimum:
             raise PipelineError(f"parameter {self.name} must be at least {_text(self.minimum)}, not {text}")
         return str(value) if self.type == "int" else repr(float(value))

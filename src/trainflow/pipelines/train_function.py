@@ -19,7 +19,7 @@ from typing import Any
 from trainflow.errors import TRANSIENT_EXIT_CODE
 from trainflow.pipelines.errors import PipelineError
 from trainflow.training.cluster import NonTrainer, cluster_from_env
-from trainflow.training.launcher import RDZV_TIMEOUT_SECONDS
+from trainflow.training.agent import RDZV_TIMEOUT_SECONDS
 
 
 def run_training_function(function: str, inputs: dict[str, str], workers: int) -> dict[str, Any] | None:

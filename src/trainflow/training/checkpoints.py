@@ -56,10 +56,24 @@ class Checkpoint:
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} file")
         try:
-            return cls(int(raw["step"]), ModelSpec.from_dict(raw["model_spec"]), dict(raw["model_state"]),
-                       raw.get("optimizer_state"), name)
-        except (KeyError, TypeError, ValueError) as exc:
+            checkpoint = cls(int(raw["step"]), ModelSpec.from_dict(raw["model_spec"]), dict(raw["model_state"]),
+                             raw.get("optimizer_state"), name)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"missing or malformed field {exc}") from None
+        if checkpoint.step < 0:
+            raise ValueError(f"negative step {checkpoint.step}")
+        if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in checkpoint.model_state.items()):
+            raise ValueError("model_state is not a mapping of names to tensors")
+        if checkpoint.optimizer_state is not None and not isinstance(checkpoint.optimizer_state, dict):
+            raise ValueError("optimizer_state is not a mapping")
+        return checkpoint
+
+    def non_finite(self) -> str | None:
+        """The name of the first weight holding NaN or infinity, or None when all are finite."""
+        for key, tensor in self.model_state.items():
+            if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+                return key
+        return None
 
 
 class CheckpointStore:
@@ -96,15 +110,34 @@ class CheckpointStore:
             raise ValueError(f"holds step {checkpoint.step}, not {step}")
         return checkpoint
 
-    def latest(self) -> Checkpoint | None:
-        """The newest readable checkpoint, skipping corrupt ones with a warning; None if there is none."""
+    def set_aside(self, step: int, suffix: str) -> str | None:
+        """Rename the checkpoint of `step` to `<name><suffix>`, which `steps()` ignores; its new URL, or None."""
+        name = checkpoint_name(step)
+        try:
+            data = self.store.read_bytes(name)
+        except ObjectNotFound:
+            return None
+        self.store.write_bytes(name + suffix, data)
+        self.store.delete(name)
+        return self.store.object_url(name + suffix)
+
+    def latest(self, finite: bool = False) -> Checkpoint | None:
+        """The newest readable checkpoint, skipping corrupt ones with a warning; None if there is none.
+
+        With `finite`, checkpoints whose weights hold NaN or infinity (a run that diverged) are skipped too.
+        """
         for step in self.steps():
             try:
-                return self.load(step)
+                checkpoint = self.load(step)
             except ValueError as exc:
                 log.warning("skipping corrupt checkpoint %s: %s", self.store.object_url(checkpoint_name(step)), exc)
+                continue
             except ObjectNotFound:
                 continue  # removed between listing and reading
+            bad = checkpoint.non_finite() if finite else None
+            if bad is None:
+                return checkpoint
+            log.warning("skipping checkpoint %s: weight '%s' is not finite (the run diverged)", checkpoint.name, bad)
         return None
 
     def require_latest(self) -> Checkpoint:

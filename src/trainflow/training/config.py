@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 
 from trainflow.training.errors import TrainingError
@@ -33,11 +34,12 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise TrainingError (permanent) for options no run could succeed with."""
-        for name in ("train_steps", "batch_size", "checkpoint_every", "log_every"):
+        for name in ("train_steps", "batch_size", "hidden_units", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise TrainingError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise TrainingError(f"--learning-rate must be a finite number greater than 0 (e.g. 0.01), "
+                                f"got {self.learning_rate}")
         if self.max_restarts < 0:
             raise TrainingError(f"--max-restarts must be 0 or more, got {self.max_restarts}")
 

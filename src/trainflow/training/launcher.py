@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-import uuid
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,8 @@ from typing import Any
 
 from trainflow.datasets import load_split
 from trainflow.errors import TRANSIENT_EXIT_CODE
-from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, open_store
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_local, join_url, open_store, parse_url
+from trainflow.training.agent import run_agent
 from trainflow.training.cluster import ClusterSpec, NonTrainer, cluster_from_env
 from trainflow.training.config import TrainConfig
 from trainflow.training.errors import TrainingError
@@ -29,8 +30,6 @@ from trainflow.training.loop import METRICS_FILE, threads_per_worker
 from trainflow.training.models import check_model
 
 log = logging.getLogger(__name__)
-
-RDZV_TIMEOUT_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -47,39 +46,36 @@ def preflight(config: TrainConfig) -> None:
     """Fail fast, before any worker starts, on what no restart can fix: options, model, data, train dir."""
     config.validate()
     check_model(config.model_spec)
-    for split in ("train", "test"):
-        load_split(Path(config.data_dir), split)
+    examples = len(load_split(Path(config.data_dir), "train"))
+    load_split(Path(config.data_dir), "test")
+    if config.batch_size > examples:
+        raise TrainingError(f"--batch-size {config.batch_size} is more than the {examples} training examples: "
+                            "use a smaller batch")
     try:
         open_store(config.train_dir, StorageOptions.from_env(config.aws_endpoint_url, config.aws_region))
     except StorageError as exc:
         raise TrainingError(f"--train-dir {config.train_dir}: {exc}", exit_code=exc.exit_code) from None
-
-
-def launch_config(cluster: ClusterSpec, config: TrainConfig) -> Any:
-    """The torchrun-equivalent LaunchConfig for this node."""
-    from torch.distributed.launcher.api import LaunchConfig
-
-    endpoint = f"{cluster.master_addr}:{cluster.master_port}"
-    rdzv_configs: dict[str, Any] = {"timeout": RDZV_TIMEOUT_SECONDS}
-    if cluster.rdzv_backend == "static":
-        rdzv_configs["rank"] = cluster.node_rank
-    return LaunchConfig(
-        min_nodes=cluster.min_nodes or cluster.nnodes, max_nodes=cluster.nnodes,
-        nproc_per_node=cluster.nproc_per_node, run_id=cluster.rdzv_id or f"trainflow-{uuid.uuid4().hex[:12]}",
-        rdzv_backend=cluster.rdzv_backend, rdzv_endpoint=endpoint, rdzv_configs=rdzv_configs,
-        max_restarts=config.max_restarts, monitor_interval=0.5, start_method="spawn",
-    )
+    if is_local(config.train_dir):
+        path = parse_url(config.train_dir).local_path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "it is a file" if path.is_file() else exc.strerror
+            raise TrainingError(f"--train-dir {config.train_dir} cannot be used as a directory ({why}): "
+                                "give a directory you can write") from None
 
 
 def _failure(exc: Any, restarts: int) -> TrainingError:
-    """A ChildFailedError as one line with a permanent or transient exit code."""
-    rank, failure = exc.get_first_failure()
+    """A ChildFailedError as one line with a permanent or transient exit code; a permanent failure wins."""
+    permanent = sorted((f.timestamp, rank) for rank, f in exc.failures.items() if 1 <= f.exitcode < 128)
+    rank, failure = (permanent[0][1], exc.failures[permanent[0][1]]) if permanent else exc.get_first_failure()
     code = failure.exitcode
     reason = failure.message if failure.error_file != "<N/A>" else (  # "<N/A>": the worker left no error file
         f"signal {-code}" if code < 0 else f"exit code {code}")
     permanent = 1 <= code < 128
     what = "failed" if permanent else "was lost"
-    return TrainingError(f"training {what} on rank {rank} after {restarts} restarts: {reason}",
+    after = f" after {restarts} restarts" if restarts else ""
+    return TrainingError(f"training {what} on rank {rank}{after}: {reason}",
                          exit_code=code if permanent else TRANSIENT_EXIT_CODE)
 
 
@@ -110,17 +106,14 @@ def train(config: TrainConfig, workers: int = 1, env: Mapping[str, str] | None =
 def _run_agent(cluster: ClusterSpec, config: TrainConfig) -> None:
     from torch.distributed import DistError
     from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import RendezvousError
-    from torch.distributed.launcher.api import elastic_launch
 
     # Children read this before torch starts its thread pools; the worker also sets it explicitly.
     os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_worker(cluster.nproc_per_node)))
+    args = ("-u", "-m", "trainflow.training.worker", config.to_json())
     try:
-        elastic_launch(launch_config(cluster, config), sys.executable)("-u", "-m", "trainflow.training.worker",
-                                                                         config.to_json())
-    except ChildFailedError as exc:
-        raise _failure(exc, config.max_restarts) from None
+        with tempfile.TemporaryDirectory(prefix="trainflow-agent-") as log_dir:
+            outcome = run_agent(cluster, config, sys.executable, args, log_dir)
     except SignalException as exc:  # the agent has already stopped its workers
         raise TrainingError(f"training stopped by signal {int(exc.sigval)}: run it again to resume from the "
                             "latest checkpoint", exit_code=TRANSIENT_EXIT_CODE) from None
@@ -128,3 +121,5 @@ def _run_agent(cluster: ClusterSpec, config: TrainConfig) -> None:
         raise TrainingError(f"rendezvous with {cluster.master_addr}:{cluster.master_port} failed "
                             f"({type(exc).__name__}: {exc}): the other workers may not be up yet; retry",
                             exit_code=TRANSIENT_EXIT_CODE) from None
+    if outcome.failure is not None:
+        raise _failure(outcome.failure, outcome.restarts)

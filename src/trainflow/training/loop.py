@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -21,10 +22,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from trainflow.datasets import Split, load_split, shard_range
 from trainflow.progress import report_progress
-from trainflow.storage import StorageOptions, open_store
+from trainflow.storage import StorageError, StorageOptions, open_store
 from trainflow.training.batches import ShardBatches, to_tensor
 from trainflow.training.checkpoints import Checkpoint, CheckpointStore
 from trainflow.training.config import TrainConfig
+from trainflow.training.errors import TrainingError
 from trainflow.training.events import EventLog
 from trainflow.training.models import build_model
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 EVAL_BATCH = 1000
+DIVERGED_SUFFIX = ".diverged"
 PROCESS_GROUP_TIMEOUT = timedelta(minutes=5)
 
 
@@ -65,7 +68,7 @@ class Worker:
 
 def _resume(worker: Worker) -> int:
     """Load the latest valid checkpoint rank 0 finds (every rank the same one); the step to start from."""
-    chosen = [worker.checkpoints.latest() if worker.rank == 0 else None]
+    chosen = [worker.checkpoints.latest(finite=True) if worker.rank == 0 else None]
     step = [chosen[0].step if chosen[0] is not None else 0]
     dist.broadcast_object_list(step, src=0)
     if step[0] == 0:
@@ -75,6 +78,8 @@ def _resume(worker: Worker) -> int:
     worker.model.load_state_dict(checkpoint.model_state)
     if checkpoint.optimizer_state is not None:
         worker.optimizer.load_state_dict(checkpoint.optimizer_state)
+        for group in worker.optimizer.param_groups:  # the saved state carries the old run's rate
+            group["lr"] = worker.config.learning_rate
     log.info("resumed from checkpoint %s at step %d", checkpoint.name, checkpoint.step)
     return checkpoint.step
 
@@ -92,6 +97,46 @@ def _reduced(values: list[float], device: torch.device) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def diverged(config: TrainConfig, step: int, what: str) -> TrainingError:
+    """The permanent error of a run whose numbers left the finite range: retrying cannot help, a smaller rate can."""
+    lower = min(config.learning_rate / 10, TrainConfig.learning_rate)
+    return TrainingError(f"training diverged at step {step}/{config.train_steps}: {what} with --learning-rate "
+                         f"{config.learning_rate:g}; lower it (e.g. --learning-rate {lower:g}) and run again: "
+                         "it resumes from the last checkpoint with finite weights")
+
+
+def _backward_checked(worker: Worker, loss: torch.Tensor, step: int) -> float:
+    """Backpropagate `loss` and return its value; every rank raises at once if any loss or gradient is not finite.
+
+    No extra collective is needed: DDP's all-reduce spreads a NaN or infinite gradient to every rank, and a
+    rank whose own loss is not finite makes its gradients NaN first, so all ranks decide alike.
+    """
+    local = float(loss.detach())
+    if not math.isfinite(local):
+        loss = loss * float("nan")
+    loss.backward()
+    grads = [p.grad for p in worker.model.parameters() if p.grad is not None]
+    if math.isfinite(float(torch.nn.utils.get_total_norm(grads))):
+        return local
+    if worker.rank == 0:
+        _set_aside(worker, step - 1)
+    if dist.get_world_size() > 1:
+        dist.barrier()  # nobody exits (and has the agent stop the others) before rank 0 is done
+    raise diverged(worker.config, step, f"the loss is {local}" if not math.isfinite(local) else
+                   "the gradients are NaN or infinite")
+
+
+def _set_aside(worker: Worker, step: int) -> None:
+    """The weights of `step` gave a non-finite loss: resuming from its checkpoint would give it again."""
+    try:
+        moved = worker.checkpoints.set_aside(step, DIVERGED_SUFFIX)
+    except StorageError as exc:
+        log.warning("could not set aside the checkpoint of step %d, which gives a non-finite loss: %s", step, exc)
+        return
+    if moved:
+        log.warning("set aside checkpoint step=%d -> %s: its weights give a non-finite loss", step, moved)
 
 
 def evaluate(model: nn.Module, split: Split, rank: int, world_size: int, device: torch.device) -> Evaluation:
@@ -121,10 +166,9 @@ def _train_steps(worker: Worker, ddp: nn.Module, batches: ShardBatches, start: i
         worker.optimizer.zero_grad(set_to_none=True)
         logits = ddp(images)
         loss = nn.functional.cross_entropy(logits, labels)
-        loss.backward()
+        loss_sum += _backward_checked(worker, loss, step + 1) * len(labels)  # before the update: weights stay finite
         worker.optimizer.step()
         done = step + 1
-        loss_sum += float(loss.detach()) * len(labels)
         correct += float((logits.detach().argmax(1) == labels).sum())
         seen += len(labels)
         if done % config.log_every == 0 or done == config.train_steps:
@@ -146,9 +190,13 @@ def _train_steps(worker: Worker, ddp: nn.Module, batches: ShardBatches, start: i
 
 
 def _save(worker: Worker, step: int, events: EventLog | None) -> None:
+    checkpoint = worker.checkpoint(step)
+    bad = checkpoint.non_finite()  # the same on every rank: DDP keeps the weights equal
+    if bad is not None:
+        raise diverged(worker.config, step, f"weight '{bad}' is no longer finite")
     if worker.rank != 0:
         return
-    url = worker.checkpoints.save(worker.checkpoint(step))
+    url = worker.checkpoints.save(checkpoint)
     log.info("checkpoint step=%d -> %s", step, url)
     if events is not None:
         events.sync()
@@ -157,7 +205,7 @@ def _save(worker: Worker, step: int, events: EventLog | None) -> None:
 def _write_metrics(config: TrainConfig, options: StorageOptions, metrics: dict[str, object]) -> str:
     store = open_store(config.train_dir, options)
     store.ensure_container()
-    store.write_bytes(METRICS_FILE, json.dumps(metrics, indent=2, sort_keys=True).encode())
+    store.write_bytes(METRICS_FILE, json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False).encode())
     return store.object_url(METRICS_FILE)
 
 
@@ -203,6 +251,8 @@ def _run(config: TrainConfig, rank: int, world_size: int, device: torch.device) 
                  start, config.train_steps, len(batches), world_size, config.batch_size, torch.get_num_threads())
         seconds = _train_steps(worker, ddp, batches, start, events)
         result = evaluate(model, load_split(data_dir, "test"), rank, world_size, device)
+        if not (math.isfinite(result.loss) and math.isfinite(result.accuracy)):
+            raise diverged(config, config.train_steps, f"the test loss is {result.loss}")
         if rank == 0:
             steps = config.train_steps - start
             rate = steps * config.batch_size * world_size / seconds if seconds > 0 else 0.0

@@ -53,6 +53,12 @@ class ModelSpec:
         return cls(str(raw["name"]), int(raw["hidden_units"]))
 
 
+def _describe(exc: BaseException) -> str:
+    """`Type: first line of the message`, or just the type when there is no message."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
+
+
 def _factory(name: str) -> Any:
     if name in BUILTIN_MODELS:
         return BUILTIN_MODELS[name]
@@ -65,8 +71,8 @@ def _factory(name: str) -> Any:
     except ImportError as exc:
         raise TrainingError(f"--model '{name}': cannot import module '{module_name}' ({exc}): "
                             "install it or fix PYTHONPATH") from None
-    except Exception as exc:  # a user module that fails while importing: report it, do not crash
-        raise TrainingError(f"--model '{name}': importing '{module_name}' failed: {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # a user module that fails (or exits) while importing: report it
+        raise TrainingError(f"--model '{name}': importing '{module_name}' failed: {_describe(exc)}") from None
     try:
         return getattr(module, attr)
     except AttributeError:
@@ -82,8 +88,8 @@ def _call_factory(name: str, factory: Any, hidden_units: int) -> Any:
         takes_hidden = False
     try:
         return factory(hidden_units=hidden_units) if takes_hidden else factory()
-    except Exception as exc:
-        raise TrainingError(f"--model '{name}': the factory failed: {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:
+        raise TrainingError(f"--model '{name}': the factory failed: {_describe(exc)}") from None
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
@@ -103,11 +109,14 @@ def check_model(spec: ModelSpec) -> nn.Module:
     try:
         with torch.no_grad():
             out = model.eval()(probe)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise TrainingError(f"--model '{spec.name}' fails on a [2, 1, 28, 28] float32 batch: "
-                            f"{type(exc).__name__}: {exc}") from None
+                            f"{_describe(exc)}") from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, NUM_CLASSES):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise TrainingError(f"--model '{spec.name}' returns {got} for a batch of 2 images: "
                             f"expected logits of shape (2, {NUM_CLASSES})")
+    if not bool(torch.isfinite(out).all()):
+        raise TrainingError(f"--model '{spec.name}' returns NaN or infinite logits for blank images: "
+                            "check how the factory initialises its weights")
     return model.train()

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -18,7 +19,8 @@ from starlette.staticfiles import StaticFiles
 
 from trainflow.errors import TrainflowError
 from trainflow.ui.curves import CurveReader
-from trainflow.ui.errors import ModelFailed, ModelUnavailable, UiError, WorkflowNotFound
+from trainflow.ui.errors import ModelFailed, ModelUnavailable, RequestTooLarge, UiError, WorkflowNotFound
+from trainflow.ui.hosts import HostCheck, allowed_host_names
 from trainflow.ui.predict import digit_from_request, predict_digit
 from trainflow.ui.views import workflow_view
 from trainflow.workflows import WorkflowError
@@ -39,11 +41,28 @@ def _status_of(exc: TrainflowError) -> int:
         return 502
     if isinstance(exc, WorkflowNotFound):
         return 404
+    if isinstance(exc, RequestTooLarge):
+        return 413
     return 400
 
 
 def _error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body; RequestTooLarge as soon as it is known to exceed `limit` bytes, before reading it all."""
+    too_large = RequestTooLarge(f"the request is larger than {limit} bytes: send one digit, a PNG of the canvas")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class Dashboard:
@@ -85,12 +104,10 @@ class Dashboard:
         return JSONResponse(self.curves.read(info, progress).to_dict())
 
     async def predict(self, request: Request) -> JSONResponse:
-        body = await request.body()
-        if len(body) > MAX_PREDICT_BYTES:
-            raise UiError(f"the request has {len(body)} bytes: send one digit, at most {MAX_PREDICT_BYTES} bytes")
+        body = await read_body(request, MAX_PREDICT_BYTES)
         try:
             payload: Any = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
             raise UiError('the body is not JSON: send {"image": "data:image/png;base64,..."}') from None
         info = await run_in_threadpool(self.find, request.path_params["name"])
         digit = await run_in_threadpool(digit_from_request, payload)
@@ -112,8 +129,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return Response(exc.detail, status_code=exc.status_code)
 
 
-def create_app(backend: Backend, cache_dir: Path | None = None) -> Starlette:
-    """The dashboard as an ASGI app: `/` the page, `/static/...` its assets, `/api/...` the JSON."""
+def create_app(backend: Backend, cache_dir: Path | None = None,
+               allowed_hosts: frozenset[str] | None = None) -> Starlette:
+    """The dashboard as an ASGI app: `/` the page, `/static/...` its assets, `/api/...` the JSON.
+
+    Requests must name one of `allowed_hosts` in their Host header (default: the loopback names; `*`: any).
+    """
     cache = cache_dir or Path(tempfile.mkdtemp(prefix="trainflow-ui-"))
     dashboard = Dashboard(backend, cache)
 
@@ -129,4 +150,6 @@ def create_app(backend: Backend, cache_dir: Path | None = None) -> Starlette:
         Route("/api/workflows/{name}/predict", dashboard.predict, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={TrainflowError: _trainflow_error, HTTPException: _http_error})
+    hosts = allowed_hosts if allowed_hosts is not None else allowed_host_names("127.0.0.1")
+    return Starlette(routes=routes, exception_handlers={TrainflowError: _trainflow_error, HTTPException: _http_error},
+                     middleware=[Middleware(HostCheck, allowed=hosts)])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -105,7 +106,9 @@ class CurveReader:
             for tag, points in events.items():
                 merged.setdefault(tag, {}).update(points)  # events are what TensorBoard shows
             curves.final = _read_metrics(train_dir, options)
-        curves.series = {tag: sorted(points.items()) for tag, points in merged.items() if points}
+        # NaN and infinity (a run that diverged) are not JSON: such points are left out of the plot
+        finite = {tag: {s: v for s, v in points.items() if math.isfinite(v)} for tag, points in merged.items()}
+        curves.series = {tag: sorted(points.items()) for tag, points in finite.items() if points}
         curves.step = max((p[-1][0] for t, p in curves.series.items() if t.startswith("train/")), default=0)
         return curves
 
@@ -153,9 +156,17 @@ def _train_dir(info: WorkflowInfo) -> str | None:
 def _read_metrics(train_dir: str, options: StorageOptions) -> dict[str, Any] | None:
     """The final test metrics the training wrote, or None while it runs."""
     try:
-        return json.loads(open_store(train_dir, options).read_bytes(METRICS_FILE))
-    except (ObjectNotFound, json.JSONDecodeError):
+        # older runs wrote a bare NaN for a diverged loss: the page gets null, as NaN is not JSON
+        metrics = json.loads(open_store(train_dir, options).read_bytes(METRICS_FILE),
+                             parse_constant=lambda _: None, parse_float=_finite_or_none)
+    except (ObjectNotFound, ValueError, RecursionError):  # absent, or not JSON (a torn or hostile file)
         return None
     except StorageError as exc:
         log.warning("cannot read %s in %s: %s", METRICS_FILE, train_dir, exc)
         return None
+    return metrics if isinstance(metrics, dict) else None
+
+
+def _finite_or_none(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None

@@ -16,18 +16,26 @@ from trainflow.ui.errors import UiError
 SIDE = 28
 BOX = 20
 INK_THRESHOLD = 0.1  # pixels fainter than this are background (antialiasing, canvas noise)
+MAX_PIXELS = 2048 * 2048  # a canvas is far smaller; a PNG this size can decode from a few KB
 
 
 def digit_from_png(data: bytes) -> np.ndarray:
     """PNG/JPEG bytes of a drawn digit -> float32 [784] in 0..1, preprocessed like MNIST."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size  # from the header: nothing is decoded yet
+            if width * height > MAX_PIXELS:
+                raise UiError(f"the image is {width}x{height} pixels, more than {MAX_PIXELS}: "
+                              "send the canvas (a few hundred pixels a side)")
             image.load()
             gray = _flatten_alpha(image).convert("L")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UiError(f"the image could not be read ({exc}): send a PNG of the drawn digit") from None
+    except UiError:
+        raise
+    except Exception as exc:  # PIL raises many types (OSError, SyntaxError, DecompressionBombError, ...) on bad files
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise UiError(f"the image could not be read ({reason}): send a PNG of the drawn digit") from None
     return digit_from_pixels(np.asarray(gray, dtype=np.float32) / 255.0)
 
 

@@ -1,4 +1,4 @@
-"""Errors of the ui layer: UiError and the three cases the API answers with their own status."""
+"""Errors of the ui layer: UiError and the cases the API answers with their own status."""
 
 from trainflow.errors import TRANSIENT_EXIT_CODE, TrainflowError
 
@@ -19,3 +19,7 @@ class ModelUnavailable(UiError):
 
 class ModelFailed(UiError):
     """The model server answered with an error (HTTP 502)."""
+
+
+class RequestTooLarge(UiError):
+    """The request body is over the dashboard's limit (HTTP 413)."""

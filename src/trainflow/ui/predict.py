@@ -34,14 +34,22 @@ def digit_from_request(body: Any) -> np.ndarray:
 
 def _pixels(instances: Any) -> np.ndarray:
     try:
-        array = np.asarray(instances, dtype=np.float32)
+        array = np.asarray(instances)
     except (TypeError, ValueError):
         raise UiError('"instances" must be numbers: [[784 floats in 0..1]]') from None
+    if array.dtype.kind not in "iuf":  # strings, booleans, nulls and objects are not pixels
+        raise UiError(f'"instances" must be numbers, not {_kind(array)}: [[784 floats in 0..1]]')
+    array = array.astype(np.float32)
     if array.shape not in ((1, PIXELS), (PIXELS,)):
         raise UiError(f'"instances" has shape {list(array.shape)}: send one image as [[784 floats in 0..1]]')
     if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
         raise UiError('"instances" values must be between 0 and 1 (white digit on black)')
     return array.reshape(PIXELS)
+
+
+def _kind(array: np.ndarray) -> str:
+    return {"b": "true/false", "U": "strings", "S": "strings", "O": "null or mixed values"}.get(array.dtype.kind,
+                                                                                              str(array.dtype))
 
 
 def predict_digit(info: WorkflowInfo, digit: np.ndarray, timeout: float = 10.0) -> dict[str, Any]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from trainflow.ui.app import create_app
 from trainflow.ui.errors import UiError
+from trainflow.ui.hosts import allowed_host_names
 from trainflow.workflows.local.backend import LocalBackend
 
 log = logging.getLogger(__name__)
@@ -19,13 +20,16 @@ DEFAULT_PORT = 8001
 
 
 def serve_ui(home: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-             on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve the dashboard for the workflows under `home` until interrupted; `on_ready(url)` once the port is ours."""
+             on_ready: Callable[[str], None] | None = None, allowed_hosts: Iterable[str] = ()) -> None:
+    """Serve the dashboard for the workflows under `home` until interrupted; `on_ready(url)` once the port is ours.
+
+    Requests must be addressed (Host header) to a loopback name, to `host`, or to one of `allowed_hosts` (`*`: any).
+    """
     import uvicorn
 
     check_port_free(host, port)
     with tempfile.TemporaryDirectory(prefix="trainflow-ui-") as cache:
-        app = create_app(LocalBackend(home), Path(cache))
+        app = create_app(LocalBackend(home), Path(cache), allowed_host_names(host, allowed_hosts))
         url = f"http://{host}:{port}/"
         log.info("dashboard for %s at %s", home, url)
         if on_ready is not None:

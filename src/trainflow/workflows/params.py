@@ -1,15 +1,25 @@
-"""Validate and complete a pipeline's parameters before anything runs."""
+"""Validate and complete a pipeline's parameters before anything runs.
+
+Each parameter is checked against its declared type (see trainflow.pipelines.params); the rules
+below add what the built-in pipelines' parameters mean: names that become Kubernetes objects, a
+model name the server takes, a model factory, URLs and an S3 endpoint.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 
 from trainflow.pipelines import Pipeline, PipelineError
+from trainflow.serving.errors import ServingError
+from trainflow.serving.names import check_model_name as serving_model_name
 from trainflow.storage import StorageError, canonical_url, parse_url
 from trainflow.workflows.errors import WorkflowError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_MODEL_FACTORY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+BUILTIN_MODELS = ("cnn", "mlp")  # training's built-ins; workflows may not import training (torch)
 _URLS = ("s3-data-url", "s3-train-base-url")
 
 
@@ -33,6 +43,14 @@ def check_dns_label(value: str, what: str) -> str:
     return value
 
 
+def check_model_name(value: str) -> str:
+    """A model name the server will take (as TF Serving does): checked at submit, not when serve-model starts."""
+    try:
+        return serving_model_name(value)
+    except ServingError as exc:
+        raise WorkflowError(f"parameter model-name: {exc.message}") from None
+
+
 def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
     """The pipeline's defaults overlaid with `given`, each checked against its type; unknown names are refused."""
     try:
@@ -44,8 +62,9 @@ def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, st
         if not name:
             raise WorkflowError(f"{pipeline.name} needs -p {pipeline.name_param}=NAME")
         check_dns_label(name, pipeline.name_param)
-    if "model-learning-rate" in values and not float(values["model-learning-rate"]) > 0:
-        raise WorkflowError(f"parameter model-learning-rate must be greater than 0, not {values['model-learning-rate']}")
+        if pipeline.name_suffix:
+            check_dns_label(name + pipeline.name_suffix, f"{pipeline.name_param} (+ '{pipeline.name_suffix}')")
+    _check_builtin_meanings(values)
     for key in _URLS:
         if values.get(key):
             try:
@@ -62,6 +81,18 @@ def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, st
     return values
 
 
+def _check_builtin_meanings(values: Mapping[str, str]) -> None:
+    """What the built-in pipelines' parameters must also be, beyond their types."""
+    if "model-learning-rate" in values:
+        _positive_float("model-learning-rate", values["model-learning-rate"])
+    if "model-name" in values:
+        check_model_name(values["model-name"])
+    if values.get("namespace"):
+        check_dns_label(values["namespace"], "namespace")
+    if values.get("model"):
+        _model_factory(values["model"])
+
+
 def inherited_values(pipeline: Pipeline, given: Mapping[str, str], explicit: Mapping[str, str],
                      source: Mapping[str, str]) -> dict[str, str]:
     """`given` plus, for each parameter not in `explicit`, the value the source workflow ran with."""
@@ -71,3 +102,20 @@ def inherited_values(pipeline: Pipeline, given: Mapping[str, str], explicit: Map
         if p.name not in explicit and p.name not in keep and p.name in source:
             values[p.name] = source[p.name]
     return values
+
+
+def _positive_float(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise WorkflowError(f"parameter {key} must be a number, not '{raw}'") from None
+    if not (math.isfinite(value) and value > 0):
+        raise WorkflowError(f"parameter {key} must be a finite number greater than 0 (e.g. 0.01), not {raw}")
+    return value
+
+
+def _model_factory(raw: str) -> str:
+    if raw not in BUILTIN_MODELS and not _MODEL_FACTORY.match(raw):
+        raise WorkflowError(f"parameter model '{raw[:100]}' is neither {' nor '.join(BUILTIN_MODELS)} nor "
+                            "module:attr (e.g. mypkg.models:build)")
+    return raw

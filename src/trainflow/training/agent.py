@@ -1,0 +1,99 @@
+"""torch's elastic agent, run as torchrun runs it, except that a permanent failure is not restarted.
+
+A worker that exits with a deliberate permanent code (a TrainflowError: bad data, a diverged loss)
+would fail the same way after every restart, so the agent gives up at once and the launcher reports
+that code. Anything else (a signal, a lost peer, an unexpected exception) is restarted up to
+`max_restarts` times, as torchrun does. The agent's logs and error files go to `log_dir`, which the
+caller owns and removes: torch would otherwise leave a `torchelastic_*` directory in the temp dir.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from trainflow.training.cluster import ClusterSpec
+from trainflow.training.config import TrainConfig
+
+RDZV_TIMEOUT_SECONDS = 300
+MONITOR_INTERVAL_SECONDS = 0.5
+# 1 is what Python exits with after an unexpected exception; restarting that is torchrun's default.
+NO_RESTART_CODES = range(2, 128)
+
+
+@dataclass(frozen=True)
+class AgentOutcome:
+    """How the workers ended: `failure` (a ChildFailedError) is None when they succeeded."""
+
+    failure: Any
+    restarts: int
+
+
+def _agent_class() -> type:
+    from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
+
+    class PermanentFailureAgent(LocalElasticAgent):
+        """Stops restarting as soon as one worker failed with a permanent exit code."""
+
+        restarts_used: int | None = None  # set when it gave up early
+
+        def _monitor_workers(self, worker_group: Any) -> Any:
+            result = super()._monitor_workers(worker_group)
+            if result.is_failed() and any(f.exitcode in NO_RESTART_CODES for f in result.failures.values()):
+                self.restarts_used = worker_group.spec.max_restarts - self._remaining_restarts
+                self._remaining_restarts = 0
+            return result
+
+        def restarts(self) -> int:
+            """Worker group restarts spent so far."""
+            if self.restarts_used is not None:
+                return self.restarts_used
+            return self._worker_group.spec.max_restarts - self._remaining_restarts
+
+    return PermanentFailureAgent
+
+
+def worker_spec(cluster: ClusterSpec, config: TrainConfig, entrypoint: str, args: tuple[str, ...]) -> Any:
+    """The WorkerSpec torchrun would build for this node (rendezvous, restarts, entry point)."""
+    from torch.distributed.elastic.agent.server.api import WorkerSpec
+    from torch.distributed.elastic.rendezvous import RendezvousParameters
+    from torch.distributed.elastic.rendezvous import registry as rdzv_registry
+
+    configs: dict[str, Any] = {"timeout": RDZV_TIMEOUT_SECONDS}
+    if cluster.rdzv_backend == "static":
+        configs["rank"] = cluster.node_rank
+    params = RendezvousParameters(
+        backend=cluster.rdzv_backend, endpoint=f"{cluster.master_addr}:{cluster.master_port}",
+        run_id=cluster.rdzv_id or f"trainflow-{uuid.uuid4().hex[:12]}",
+        min_nodes=cluster.min_nodes or cluster.nnodes, max_nodes=cluster.nnodes, **configs,
+    )
+    static = cluster.rdzv_backend == "static"  # the static rendezvous is told the master; c10d finds it
+    return WorkerSpec(
+        role="default", local_world_size=cluster.nproc_per_node, entrypoint=entrypoint, args=args,
+        rdzv_handler=rdzv_registry.get_rendezvous_handler(params), max_restarts=config.max_restarts,
+        monitor_interval=MONITOR_INTERVAL_SECONDS, master_addr=cluster.master_addr if static else None,
+        master_port=cluster.master_port if static else None,
+    )
+
+
+def run_agent(cluster: ClusterSpec, config: TrainConfig, entrypoint: str, args: tuple[str, ...],
+              log_dir: str) -> AgentOutcome:
+    """Run this node's workers to the end, restarting them while that can help."""
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    spec = worker_spec(cluster, config, entrypoint, args)
+    agent = _agent_class()(spec=spec, logs_specs=DefaultLogsSpecs(log_dir=log_dir), start_method="spawn")
+    shutdown_rendezvous = True
+    try:
+        result = agent.run()
+        failure = ChildFailedError(name=entrypoint, failures=result.failures) if result.is_failed() else None
+        return AgentOutcome(failure, agent.restarts())
+    except SignalException:
+        shutdown_rendezvous = False  # as torchrun: a signalled agent leaves the rendezvous to the others
+        raise
+    finally:
+        if shutdown_rendezvous:
+            spec.rdzv_handler.shutdown()
