@@ -25,6 +25,7 @@ from trainflow.training.agent import RDZV_TIMEOUT_SECONDS
 def run_training_function(function: str, inputs: dict[str, str], workers: int) -> dict[str, Any] | None:
     """Run `function` on this node's workers; rank 0's outputs on the node hosting it, else None."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     cluster = cluster_from_env(None, workers)
@@ -33,13 +34,14 @@ def run_training_function(function: str, inputs: dict[str, str], workers: int) -
     rdzv_configs: dict[str, Any] = {"timeout": RDZV_TIMEOUT_SECONDS}
     if cluster.rdzv_backend == "static":
         rdzv_configs["rank"] = cluster.node_rank
-    config = LaunchConfig(
-        min_nodes=cluster.min_nodes or cluster.nnodes, max_nodes=cluster.nnodes, nproc_per_node=cluster.nproc_per_node,
-        run_id=cluster.rdzv_id or f"trainflow-{uuid.uuid4().hex[:12]}", rdzv_backend=cluster.rdzv_backend,
-        rdzv_endpoint=f"{cluster.master_addr}:{cluster.master_port}", rdzv_configs=rdzv_configs, max_restarts=0,
-        monitor_interval=0.2, start_method="spawn",
-    )
     with tempfile.TemporaryDirectory(prefix="trainflow-fn-") as tmp:
+        config = LaunchConfig(
+            min_nodes=cluster.min_nodes or cluster.nnodes, max_nodes=cluster.nnodes,
+            nproc_per_node=cluster.nproc_per_node, run_id=cluster.rdzv_id or f"trainflow-{uuid.uuid4().hex[:12]}",
+            rdzv_backend=cluster.rdzv_backend, rdzv_endpoint=f"{cluster.master_addr}:{cluster.master_port}",
+            rdzv_configs=rdzv_configs, max_restarts=0, monitor_interval=0.2, start_method="spawn",
+            logs_specs=DefaultLogsSpecs(log_dir=tmp),  # torch's own logs go away with the folder
+        )
         result = Path(tmp) / "result.json"
         try:
             elastic_launch(config, sys.executable)("-u", "-m", "trainflow.pipelines.train_function", function,
