@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -42,14 +43,18 @@ def test_unchanged_source_downloads_nothing(cache: DatasetCache, mnist_s3_url: s
     assert cache.manifest("mnist").stats.bytes_saved == first.bytes_downloaded
 
 
-def test_one_changed_object_is_the_only_one_fetched(cache: DatasetCache, mnist_s3_url: str, aws_env: str) -> None:
+def test_one_changed_object_is_the_only_one_fetched(
+    cache: DatasetCache, mnist_s3_url: str, aws_env: str, mnist_dir: Path
+) -> None:
     cache.ensure(mnist_s3_url, "mnist")
     bucket, prefix = mnist_s3_url[5:].split("/", 1)
-    boto3.client("s3", endpoint_url=aws_env).put_object(Bucket=bucket, Key=f"{prefix}t10k-labels-idx1-ubyte.gz", Body=b"changed")
+    labels = gzip.decompress((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    changed = gzip.compress(labels[:-1] + bytes([(labels[-1] + 1) % 10]))  # one test label differs
+    boto3.client("s3", endpoint_url=aws_env).put_object(Bucket=bucket, Key=f"{prefix}t10k-labels-idx1-ubyte.gz", Body=changed)
     result = cache.ensure(mnist_s3_url, "mnist")
     assert result.downloaded == ["t10k-labels-idx1-ubyte.gz"]
-    assert result.bytes_downloaded == len(b"changed")
-    assert (result.path / "t10k-labels-idx1-ubyte.gz").read_bytes() == b"changed"
+    assert result.bytes_downloaded == len(changed)
+    assert (result.path / "t10k-labels-idx1-ubyte.gz").read_bytes() == changed
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip-byte"])

@@ -130,6 +130,17 @@ def test_missing_dataset_fails_before_any_worker_starts(tmp_path: Path) -> None:
     assert "trainflow.training.worker" not in out.stderr
 
 
+@pytest.mark.parametrize(("args", "env"), [(["--peer-timeout", "0"], {}), ([], {"TRAINFLOW_PEER_TIMEOUT": "-5"})])
+def test_peer_timeout_that_is_not_positive_is_refused_before_any_worker_starts(
+        args: list[str], env: dict[str, str], mnist_dir: Path, tmp_path: Path) -> None:
+    out = trainflow(*train_args(mnist_dir, str(tmp_path / "train"), *args), env={**os.environ, **env})
+    assert out.returncode == 2, out.stderr
+    value = args[1] if args else env["TRAINFLOW_PEER_TIMEOUT"]
+    assert [line for line in out.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: --peer-timeout must be a finite number of seconds greater than 0 (e.g. 300), got {float(value)}"]
+    assert "trainflow.training.worker" not in out.stderr
+
+
 @pytest.mark.slow
 def test_tfjob_world_of_chief_two_workers_and_ps_trains_one_model(mnist_dir: Path, tmp_path: Path) -> None:
     addresses = [f"127.0.0.1:{free_port()}" for _ in range(4)]

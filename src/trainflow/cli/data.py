@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from rich.markup import escape
@@ -19,13 +20,42 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from trainflow.cli.output import console, emit, err_console, human_bytes, human_time, write_outputs
-from trainflow.datasets import ALL_FILES, DatasetCache, DatasetError, SyncObserver, SyncResult, default_name
+from trainflow.cli.output import (
+    console,
+    emit,
+    err_console,
+    human_bytes,
+    human_time,
+    write_outputs,
+)
+from trainflow.datasets import (
+    ALL_FILES,
+    DatasetCache,
+    DatasetDescriptor,
+    DatasetError,
+    FormatOptions,
+    SyncObserver,
+    SyncResult,
+    default_name,
+    parse_image_size,
+)
+from trainflow.datasets.descriptor import FORMATS, read_descriptor
 from trainflow.settings import trainflow_home
 from trainflow.storage import StorageOptions, mirror_dir
 
 endpoint_option = click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL or S3_ENDPOINT).")
 region_option = click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION).")
+format_option = click.option("--format", "data_format", type=click.Choice(FORMATS), default=None,
+                             help="The dataset's format (default: detected from the file layout).")
+label_column_option = click.option("--label-column", default=None,
+                                   help="CSV/Parquet: the label column (default: label, target, class or y).")
+image_size_option = click.option("--image-size", default=None,
+                                 help="Image folders: resize every image to N or HxW (default: the most common size).")
+
+
+def format_options(data_format: str | None, label_column: str | None, image_size: str | None) -> FormatOptions:
+    """The format options of `data sync` and the download-dataset step; empty strings mean the default."""
+    return FormatOptions(data_format or None, label_column or None, parse_image_size(image_size))
 
 
 def dataset_cache(endpoint: str | None = None, region: str | None = None) -> DatasetCache:
@@ -73,14 +103,25 @@ def _summary(result: SyncResult) -> str:
         text += f", repaired {', '.join(result.repaired)}"
     if result.offline:
         text += " [source unreachable: using the cached copy]"
-    return text + f" -> {result.path}"
+    text += f" -> {result.path}"
+    if result.descriptor is not None:
+        text += f"\n{result.name}: {describe_line(result.descriptor)}"
+    return text
+
+
+def describe_line(d: DatasetDescriptor) -> str:
+    """The descriptor in one line: format, example shape and dtype, classes, counts."""
+    shown = ", ".join(d.class_names[:8]) + (", ..." if d.num_classes > 8 else "")
+    shape = "x".join(str(n) for n in d.input_shape)
+    return (f"{d.format} dataset, examples {shape} {d.dtype}, {d.num_classes} classes ({shown}), "
+            f"{d.train_count} train / {d.test_count} test")
 
 
 def sync(source: str, name: str, files: tuple[str, ...] | None, endpoint: str | None, region: str | None,
-         verify: bool = False) -> SyncResult:
+         verify: bool = False, options: FormatOptions | None = None) -> SyncResult:
     cache = dataset_cache(endpoint, region)
     with _progress() as progress:
-        return cache.ensure(source, name, files or None, ProgressObserver(progress), verify=verify)
+        return cache.ensure(source, name, files or None, ProgressObserver(progress), verify=verify, options=options)
 
 
 @click.group()
@@ -109,13 +150,18 @@ def upload(local_dir: Path, url: str, aws_endpoint_url: str | None, aws_region: 
 @click.option("--file", "files", multiple=True, help="Only these files (required for http(s) sources). Repeatable.")
 @click.option("--mnist", is_flag=True, help="Shorthand for the four MNIST IDX files.")
 @click.option("--verify", is_flag=True, help="Re-hash every cached file, not only those whose size or mtime changed.")
+@format_option
+@label_column_option
+@image_size_option
 @endpoint_option
 @region_option
 def sync_command(source: str, name: str | None, files: tuple[str, ...], mnist: bool, verify: bool,
+                 data_format: str | None, label_column: str | None, image_size: str | None,
                  aws_endpoint_url: str | None, aws_region: str | None) -> None:
-    """Sync SOURCE into the dataset cache; unchanged files are not downloaded again."""
+    """Sync SOURCE into the dataset cache and describe it; unchanged files are not downloaded again."""
     name = default_name(source) if name is None else name  # an explicit empty name is refused, not replaced
-    result = sync(source, name, ALL_FILES if mnist else files, aws_endpoint_url, aws_region, verify)
+    options = format_options(data_format, label_column, image_size)
+    result = sync(source, name, ALL_FILES if mnist else files, aws_endpoint_url, aws_region, verify, options)
     console.print(_summary(result), markup=False)
 
 
@@ -128,23 +174,25 @@ def ls(output: str | None) -> None:
     for name in cache.names():
         try:
             manifest = cache.manifest(name)
+            descriptor = read_descriptor(cache.path(name))
         except DatasetError:  # one damaged dataset must not hide the others
             rows.append({"name": name, "source": None, "files": None, "size": None, "last_sync": None,
                          "damaged": True})
             continue
         if manifest is not None:
             rows.append({"name": name, "source": manifest.source, "files": len(manifest.files),
-                         "size": manifest.total_size, "last_sync": manifest.stats.last_sync})
+                         "size": manifest.total_size, "last_sync": manifest.stats.last_sync,
+                         "format": descriptor.format if descriptor else None})
     if output:
         emit(rows, output)
         return
-    table = Table("NAME", "SOURCE", "FILES", "SIZE", "LAST SYNC", box=None)
+    table = Table("NAME", "SOURCE", "FORMAT", "FILES", "SIZE", "LAST SYNC", box=None)
     for row in rows:
         if row.get("damaged"):
-            table.add_row(row["name"], f"damaged: see trainflow data describe {row['name']}", "-", "-", "-")
+            table.add_row(row["name"], f"damaged: see trainflow data describe {row['name']}", "-", "-", "-", "-")
         else:
-            table.add_row(row["name"], escape(row["source"]), str(row["files"]), human_bytes(row["size"]),
-                          human_time(row["last_sync"]))
+            table.add_row(row["name"], escape(row["source"]), row["format"] or "-", str(row["files"]),
+                          human_bytes(row["size"]), human_time(row["last_sync"]))
     console.print(table if rows else "no cached datasets")
 
 
@@ -152,17 +200,20 @@ def ls(output: str | None) -> None:
 @click.argument("name")
 @click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
 def describe(name: str, output: str | None) -> None:
-    """Show a cached dataset: source, files, sizes, checksums, last sync, bytes saved."""
-    manifest = dataset_cache().manifest(name)
+    """Show a cached dataset: its descriptor, source, files, sizes, checksums, last sync, bytes saved."""
+    cache = dataset_cache()
+    manifest = cache.manifest(name)
     if manifest is None:
         raise DatasetError(f"no cached dataset '{name}': see `trainflow data ls`, or `trainflow data sync SRC --name {name}`")
+    descriptor = read_descriptor(cache.path(name))
     if output:
         from dataclasses import asdict
 
-        emit(asdict(manifest), output)
+        emit({**asdict(manifest), "descriptor": descriptor.to_dict() if descriptor else None}, output)
         return
     stats = manifest.stats
     console.print(f"[bold]{name}[/bold]  source {escape(manifest.source)}")
+    _print_descriptor(descriptor)
     console.print(f"last sync {human_time(stats.last_sync)} ({human_bytes(stats.last_sync_bytes)} downloaded); "
                   f"{stats.syncs} syncs, {human_bytes(stats.bytes_downloaded)} downloaded in all, "
                   f"{human_bytes(stats.bytes_saved)} saved by cache hits")
@@ -171,6 +222,28 @@ def describe(name: str, output: str | None) -> None:
         table.add_row(escape(fname), human_bytes(entry.size), entry.sha256, escape(entry.source_tag),
                       human_time(entry.fetched_at))
     console.print(table)
+
+
+def _print_descriptor(d: DatasetDescriptor | None) -> None:
+    if d is None:
+        console.print("format: not recognised (declare it: trainflow data sync SOURCE --format "
+                      f"{'|'.join(FORMATS)})", markup=False)
+        return
+    norm = d.normalization
+    if d.kind == "image":
+        how = f"pixels x {norm.scale:.6g}, then (x - mean) / std per channel: mean {list(norm.mean)}, std {list(norm.std)}"
+    else:
+        how = f"(x - mean) / std per feature, from the training split ({len(norm.mean)} features)"
+    lines = [
+        f"format       {d.format} ({d.kind})",
+        f"input shape  {'x'.join(str(n) for n in d.input_shape)} {d.dtype}",
+        f"classes      {d.num_classes}: {', '.join(d.class_names[:20])}{', ...' if d.num_classes > 20 else ''}",
+        f"examples     {d.train_count} train, {d.test_count} test",
+        f"normalize    {how}",
+        f"arrays       {d.arrays.x_train}, {d.arrays.y_train}, {d.arrays.x_test}, {d.arrays.y_test}",
+    ]
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
 
 
 @data.command()
@@ -185,18 +258,29 @@ def rm(name: str) -> None:
 @click.command("download-dataset")
 @click.option("--s3-data-url", required=True, help="Where the dataset is: s3://, http(s)://, file:// or a path.")
 @click.option("--dataset-name", default=None, help="Cache name (default: derived from the URL).")
+@click.option("--file", "files", multiple=True,
+              help="Only these files (default: all of them; the four MNIST files for an http(s) source). Repeatable.")
+@format_option
+@label_column_option
+@image_size_option
 @endpoint_option
 @region_option
-@click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS", help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).")
-def download_dataset_step(s3_data_url: str, dataset_name: str | None, aws_endpoint_url: str | None,
+@click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS",
+              help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).")
+def download_dataset_step(s3_data_url: str, dataset_name: str | None, files: tuple[str, ...], data_format: str | None,
+                          label_column: str | None, image_size: str | None, aws_endpoint_url: str | None,
                           aws_region: str | None, outputs: str | None) -> None:
-    """Pipeline step: sync the MNIST files of --s3-data-url into the node's dataset cache."""
+    """Pipeline step: sync --s3-data-url into the node's dataset cache and describe it."""
     name = default_name(s3_data_url) if dataset_name is None else dataset_name
-    result = sync(s3_data_url, name, ALL_FILES, aws_endpoint_url, aws_region)
+    if not files and urlsplit(s3_data_url).scheme in ("http", "https"):
+        files = ALL_FILES  # an http(s) source cannot be listed: the MNIST mirror's files
+    options = format_options(data_format, label_column, image_size)
+    result = sync(s3_data_url, name, files, aws_endpoint_url, aws_region, options=options)
     console.print(_summary(result), markup=False)
     write_outputs(outputs, {"dataset-name": result.name, "dataset-path": str(result.path),
                             "dataset-path-digest": _content_digest(result.path),
-                            "bytes-downloaded": result.bytes_downloaded, "offline": result.offline})
+                            "bytes-downloaded": result.bytes_downloaded, "offline": result.offline,
+                            "dataset-format": result.descriptor.format if result.descriptor else ""})
 
 
 def _content_digest(directory: Path) -> str:

@@ -14,7 +14,7 @@ class CliError(click.ClickException):
 
     def __init__(self, error: TrainflowError) -> None:
         super().__init__(error.message)
-        self.exit_code = error.exit_code
+        self.exit_code = error.exit_code  # type: ignore[misc]  # click declares it on the class; per error here
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)

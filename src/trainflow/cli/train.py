@@ -31,6 +31,9 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--log-every", default=20, show_default=True, type=int, help="Steps between progress lines."),
         click.option("--max-restarts", default=3, show_default=True, type=int,
                      help="Times the worker group is restarted after a failure."),
+        click.option("--peer-timeout", default=300.0, show_default=True, type=float, envvar="TRAINFLOW_PEER_TIMEOUT",
+                     show_envvar=True, help="Seconds a worker waits on a silent peer (joining, every all-reduce) "
+                     "before the pod exits with the transient code."),
         click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
         click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION)."),
     ]

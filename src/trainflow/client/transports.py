@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Protocol
 
 import numpy as np
 
@@ -10,6 +11,16 @@ from trainflow.client.errors import ClientError, ServerUnreachable
 
 PREDICT_SIGNATURE = "predict_images"
 Answer = tuple[np.ndarray, np.ndarray]  # classes int64 [N], scores float32 [N, 10]
+
+
+class Transport(Protocol):
+    """What PredictClient needs of a protocol: send a batch, get (classes, scores); close."""
+
+    def __init__(self, server: str, model_name: str, timeout: float) -> None: ...
+
+    def predict(self, images: np.ndarray) -> Answer: ...
+
+    def close(self) -> None: ...
 
 
 class _RestTransport:
@@ -121,7 +132,7 @@ class V2GrpcTransport(_GrpcTransport):
 
 _IS_IT_RUNNING = "is it running, and is --server its address? (`trainflow services` lists the servers trainflow started)"
 
-TRANSPORTS = {"grpc": TfsGrpcTransport, "rest": TfsRestTransport, "v2-rest": V2RestTransport,
+TRANSPORTS: dict[str, type[Transport]] = {"grpc": TfsGrpcTransport, "rest": TfsRestTransport, "v2-rest": V2RestTransport,
               "v2-grpc": V2GrpcTransport}
 
 

@@ -24,7 +24,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from trainflow.datasets.errors import DatasetError
+from trainflow.datasets.descriptor import DatasetDescriptor, read_descriptor
+from trainflow.datasets.errors import DataFormatError, DatasetError
+from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import (
     PART_SUFFIX,
     UNPACKED_DIR,
@@ -37,12 +39,22 @@ from trainflow.datasets.layout import (
 )
 from trainflow.datasets.manifest import FileEntry, Manifest, load_manifest, sha256_file
 from trainflow.datasets.observer import SyncObserver
-from trainflow.storage import ObjectInfo, SourceUnreachable, StorageOptions, Store, canonical_url, open_store
+from trainflow.datasets.prepare import prepare
+from trainflow.storage import (
+    ObjectInfo,
+    SourceUnreachable,
+    StorageOptions,
+    Store,
+    canonical_url,
+    open_store,
+)
 from trainflow.storage.names import clash_problem, is_hidden, name_problem, shown
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _PARALLEL_DOWNLOADS = 8
+# The manifest is rewritten at most this often during a sync: once per file made a sync of n files O(n^2).
+_SAVE_EVERY_S = 1.0
 
 
 @dataclass
@@ -58,6 +70,7 @@ class SyncResult:
     bytes_downloaded: int = 0
     bytes_saved: int = 0
     offline: bool = False
+    descriptor: DatasetDescriptor | None = None  # None: the files are in no format trainflow recognises
 
 
 def default_name(source: str) -> str:
@@ -129,12 +142,15 @@ class DatasetCache:
         files: Sequence[str] | None = None,
         observer: SyncObserver | None = None,
         verify: bool = False,
+        options: FormatOptions | None = None,
     ) -> SyncResult:
         """Make `name` a complete copy of `source` (just `files` of it, if given) and say what it took.
 
         Cached files whose stat is unchanged since they were verified are trusted; `verify=True`
         re-hashes every file. An object whose name cannot be a file inside the dataset directory
-        makes the whole sync a DatasetError before anything is written.
+        makes the whole sync a DatasetError before anything is written. Then the files are checked
+        and described (see `prepare`); content that cannot be used is a DataFormatError and the
+        dataset is removed from the cache.
         """
         observer = observer or SyncObserver()
         directory = self.path(name)
@@ -159,6 +175,7 @@ class DatasetCache:
             except OSError as exc:
                 raise write_failure(directory, ".", exc) from None
             result = _Sync(store, directory, manifest, observer, verify).run(remote)
+            result.descriptor = _prepared(directory, result, options or FormatOptions())
         return result
 
     def _offline(
@@ -172,7 +189,20 @@ class DatasetCache:
             raise exc
         log.warning("%s; using the cached copy of %s from %s", exc, manifest.name, _ago(manifest.stats.last_sync))
         saved = sum(manifest.files[n].size for n in wanted)
-        return SyncResult(manifest.name, directory, unchanged=wanted, bytes_saved=saved, offline=True)
+        return SyncResult(manifest.name, directory, unchanged=wanted, bytes_saved=saved, offline=True,
+                          descriptor=read_descriptor(directory))
+
+
+def _prepared(directory: Path, result: SyncResult, options: FormatOptions) -> DatasetDescriptor | None:
+    """The synced dataset's descriptor; on unusable content the dataset goes, so no half-made one is left."""
+    manifest = load_manifest(directory)
+    if manifest is None:
+        return None
+    try:
+        return prepare(directory, manifest, options)
+    except DataFormatError as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise DataFormatError(f"dataset '{result.name}': {exc} (the dataset was not kept in the cache)") from None
 
 
 def _check_requested(files: Sequence[str], source: str, name: str) -> list[str]:
@@ -234,6 +264,7 @@ class _Sync:
         self._drop_stale({o.name for o in remote})
         self.observer.planned(len(todo), sum(max(0, o.size) for o in todo))
         failures: list[BaseException] = []
+        saved_at = time.monotonic()
         with ThreadPoolExecutor(max_workers=min(_PARALLEL_DOWNLOADS, max(1, len(todo)))) as pool:
             futures = {pool.submit(self._fetch, obj): obj for obj in todo}
             for future in as_completed(futures):
@@ -244,11 +275,14 @@ class _Sync:
                     failures.append(exc)
                     continue
                 self.manifest.files[obj.name] = entry
-                self.manifest.save(self.directory)
+                if time.monotonic() - saved_at >= _SAVE_EVERY_S:  # an interrupted sync keeps what it fetched
+                    self.manifest.save(self.directory)
+                    saved_at = time.monotonic()
                 self.result.downloaded.append(obj.name)
                 self.result.bytes_downloaded += entry.size
                 self.observer.file_done(obj.name)
         if failures:
+            self.manifest.save(self.directory)
             raise failures[0]
         self.result.downloaded.sort()
         stats = self.manifest.stats

@@ -3,7 +3,8 @@
 A cached file's path is the dataset directory joined with the object's name, so a name is checked
 before it becomes a path (no `..`, no absolute path, nothing odd: see `storage.names`), and no
 directory on the way may be a symbolic link, which could lead anywhere. Names starting with '.' are
-the cache's own (temp files, decompressed copies) and `manifest.json` at the top is its index.
+the cache's own (temp files, decompressed copies, prepared arrays); `manifest.json` at the top is its
+index and `descriptor.json` describes the dataset.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from trainflow.datasets.errors import DatasetError
 from trainflow.storage.names import is_hidden, name_problem
 
 MANIFEST_NAME = "manifest.json"
+DESCRIPTOR_NAME = "descriptor.json"
 UNPACKED_DIR = ".unpacked"
 PART_SUFFIX = ".part"
 
@@ -30,6 +32,8 @@ def object_problem(name: str) -> str | None:
         return "starts with '.' (such names are the cache's own files)"
     if name == MANIFEST_NAME:
         return f"is the cache's own index ({MANIFEST_NAME})"
+    if name == DESCRIPTOR_NAME:
+        return f"is the cache's own dataset descriptor ({DESCRIPTOR_NAME})"
     return None
 
 

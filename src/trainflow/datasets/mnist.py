@@ -23,7 +23,7 @@ ALL_FILES = tuple(name for pair in FILES.values() for name in pair)
 
 @dataclass(frozen=True)
 class Split:
-    """Images uint8 [N, 28, 28] and labels uint8 [N], memory-mapped."""
+    """Examples and labels [N], memory-mapped: MNIST's `load_split` gives uint8 [N, 28, 28], `load_dataset` [N, *input_shape]."""
 
     images: np.ndarray
     labels: np.ndarray

@@ -54,7 +54,8 @@ def _export_traced(module: ServingModule, example: torch.Tensor) -> bytes:
     # that runs on an example batch, and takes ~0.1 s for the CNN where torch.export takes seconds.
     buffer = io.BytesIO()
     with _quiet_exporter():
-        torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=OPSET,
+        torch.onnx.export(module, (example,), buffer, dynamo=False,  # type: ignore[arg-type]  # takes a file object too
+                          opset_version=OPSET,
                           input_names=["images"], output_names=["scores", "classes"],
                           dynamic_axes={"images": {0: "batch"}, "scores": {0: "batch"}, "classes": {0: "batch"}})
     return buffer.getvalue()

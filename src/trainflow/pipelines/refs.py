@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
-PLACEHOLDER = re.compile(r"\{\{\s*(params\.(?P<param>%s)|steps\.(?P<step>%s)\.outputs\.(?P<key>%s)|(?P<item>item)"
-                         r"|ports\.(?P<port>%s)|(?P<host>host))\s*\}\}" % (_NAME, _NAME, _NAME, _NAME))
+PLACEHOLDER = re.compile(rf"\{{\{{\s*(params\.(?P<param>{_NAME})|steps\.(?P<step>{_NAME})\.outputs\.(?P<key>{_NAME})"
+                         rf"|(?P<item>item)|ports\.(?P<port>{_NAME})|(?P<host>host))\s*\}}\}}")
 ANY_PLACEHOLDER = re.compile(r"\{\{.*?\}\}")
 
 
@@ -24,7 +24,7 @@ class ParamRef:
     name: str
 
     def __str__(self) -> str:
-        return "{{params.%s}}" % self.name
+        return f"{{{{params.{self.name}}}}}"
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class OutputRef:
     key: str
 
     def __str__(self) -> str:
-        return "{{steps.%s.outputs.%s}}" % (self.step, self.key)
+        return f"{{{{steps.{self.step}.outputs.{self.key}}}}}"
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class PortRef:
     name: str
 
     def __str__(self) -> str:
-        return "{{ports.%s}}" % self.name
+        return f"{{{{ports.{self.name}}}}}"
 
 
 @dataclass(frozen=True)

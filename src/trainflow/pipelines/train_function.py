@@ -18,14 +18,14 @@ from typing import Any
 
 from trainflow.errors import TRANSIENT_EXIT_CODE
 from trainflow.pipelines.errors import PipelineError
-from trainflow.training.cluster import NonTrainer, cluster_from_env
 from trainflow.training.agent import RDZV_TIMEOUT_SECONDS
+from trainflow.training.cluster import NonTrainer, cluster_from_env
 
 
 def run_training_function(function: str, inputs: dict[str, str], workers: int) -> dict[str, Any] | None:
     """Run `function` on this node's workers; rank 0's outputs on the node hosting it, else None."""
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     cluster = cluster_from_env(None, workers)

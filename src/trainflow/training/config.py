@@ -24,6 +24,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 20
     max_restarts: int = 3
+    peer_timeout: float = 300.0  # seconds a worker waits on a silent peer before its pod ends as transient
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
     seed: int = 0
@@ -40,6 +41,9 @@ class TrainConfig:
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise TrainingError(f"--learning-rate must be a finite number greater than 0 (e.g. 0.01), "
                                 f"got {self.learning_rate}")
+        if not (math.isfinite(self.peer_timeout) and self.peer_timeout > 0):
+            raise TrainingError(f"--peer-timeout must be a finite number of seconds greater than 0 (e.g. 300), "
+                                f"got {self.peer_timeout}")
         if self.max_restarts < 0:
             raise TrainingError(f"--max-restarts must be 0 or more, got {self.max_restarts}")
 

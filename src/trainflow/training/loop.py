@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.json"
 EVAL_BATCH = 1000
 DIVERGED_SUFFIX = ".diverged"
-PROCESS_GROUP_TIMEOUT = timedelta(minutes=5)
 
 
 def threads_per_worker(local_workers: int) -> int:
@@ -75,6 +74,8 @@ def _resume(worker: Worker) -> int:
         log.info("no checkpoint in %s: starting at step 0", worker.checkpoints.url)
         return 0
     checkpoint = chosen[0] if worker.rank == 0 else worker.checkpoints.load(step[0])
+    if checkpoint is None:  # rank 0 chose it a moment ago: it cannot be missing there
+        raise RuntimeError(f"checkpoint at step {step[0]} vanished while resuming")
     worker.model.load_state_dict(checkpoint.model_state)
     if checkpoint.optimizer_state is not None:
         worker.optimizer.load_state_dict(checkpoint.optimizer_state)
@@ -209,7 +210,7 @@ def _write_metrics(config: TrainConfig, options: StorageOptions, metrics: dict[s
     return store.object_url(METRICS_FILE)
 
 
-def _attempt_store(rank: int, world_size: int) -> dist.Store:
+def _attempt_store(rank: int, world_size: int, timeout: timedelta) -> dist.Store:
     """The rendezvous store, namespaced by restart attempt.
 
     After a restart the elastic agent hands the new workers the same TCPStore as the old ones, so
@@ -217,7 +218,7 @@ def _attempt_store(rank: int, world_size: int) -> dist.Store:
     """
     agent_hosts_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
     store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
-                          is_master=not agent_hosts_store and rank == 0, timeout=PROCESS_GROUP_TIMEOUT)
+                          is_master=not agent_hosts_store and rank == 0, timeout=timeout)
     return dist.PrefixStore(f"trainflow/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
@@ -227,8 +228,11 @@ def run_worker(config: TrainConfig) -> None:
     local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     torch.set_num_threads(threads_per_worker(local_world_size))
     backend, device = select_device(int(os.environ.get("LOCAL_RANK", "0")), local_world_size)
-    dist.init_process_group(backend, store=_attempt_store(rank, world_size), rank=rank, world_size=world_size,
-                            timeout=PROCESS_GROUP_TIMEOUT)
+    # A peer that vanishes (a node lost, a cut link) sends nothing, not even a reset: every wait on it
+    # ends only at this timeout, which is when the pod exits with the transient code.
+    timeout = timedelta(seconds=config.peer_timeout)
+    dist.init_process_group(backend, store=_attempt_store(rank, world_size, timeout), rank=rank,
+                            world_size=world_size, timeout=timeout)
     try:
         _run(config, rank, world_size, device)
     finally:

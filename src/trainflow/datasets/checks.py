@@ -1,0 +1,113 @@
+"""Checks and fix-ups every format's arrays go through before a descriptor is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from trainflow.datasets.arrays import Built
+from trainflow.datasets.descriptor import Normalization
+from trainflow.datasets.errors import DataFormatError
+
+MAX_CLASSES = 1 << 16
+_CHANNELS = (1, 3, 4)
+Arrays = dict[str, np.ndarray]
+
+
+def channels_first(arrays: Arrays, work: Path | None, built: Built) -> Arrays:
+    """Image arrays stored [N, H, W, C] rewritten as [N, C, H, W] (what the models and the descriptor use)."""
+    for role in ("x_train", "x_test"):
+        x = arrays[role]
+        if x.ndim == 4 and x.shape[-1] in _CHANNELS and x.shape[1] not in _CHANNELS:
+            arrays[role] = _rewrite(np.moveaxis(x, -1, 1), role, work, built)
+    return arrays
+
+
+def input_shape(arrays: Arrays, names: dict[str, str]) -> tuple[int, ...]:
+    """One example's shape, channels first; DataFormatError naming the file when the splits disagree."""
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype.kind not in "biuf":
+            raise DataFormatError(f"{names[f'x_{split}']} holds {x.dtype} values: store the examples as numbers")
+        if x.ndim not in (2, 3, 4) or x.shape[0] == 0:
+            raise DataFormatError(f"{names[f'x_{split}']} has shape {x.shape}: store examples as [N, features], "
+                                  "[N, H, W] or [N, C, H, W] with N > 0")
+        if y.ndim != 1 or y.shape[0] != x.shape[0]:
+            raise DataFormatError(f"{names[f'y_{split}']} has shape {y.shape} for {x.shape[0]} examples in "
+                                  f"{names[f'x_{split}']}: store one label per example, shape [{x.shape[0]}]")
+    train, test = arrays["x_train"].shape[1:], arrays["x_test"].shape[1:]
+    if train != test:
+        raise DataFormatError(f"training examples are {_shown(train)} ({names['x_train']}) but test examples are "
+                              f"{_shown(test)} ({names['x_test']}): give both splits the same shape")
+    return (1, *train) if len(train) == 2 else tuple(int(n) for n in train)
+
+
+def integer_labels(arrays: Arrays, work: Path | None, built: Built, names: dict[str, str]) -> Arrays:
+    """Labels as integers: whole-number floats are rewritten as int64; anything else is refused."""
+    for role in ("y_train", "y_test"):
+        y = arrays[role]
+        if y.dtype.kind in "biu":
+            continue
+        values = np.asarray(y)
+        if y.dtype.kind != "f" or not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+            bad = _first(values, lambda v: not (np.issubdtype(type(v), np.number) and float(v).is_integer()))
+            raise DataFormatError(f"labels in {names[role]} are not integers (found {bad!r}): store the class "
+                                  "index of each example (0, 1, 2, ...)")
+        arrays[role] = _rewrite(values.astype(np.int64), role, work, built)
+    return arrays
+
+
+def class_names(arrays: Arrays, names: dict[str, str]) -> tuple[str, ...]:
+    """'0'..'K-1' for integer labels, K from the training labels; DataFormatError for labels out of range."""
+    for role in ("y_train", "y_test"):
+        y = np.asarray(arrays[role])
+        low = int(y.min())
+        if low < 0 or int(y.max()) >= MAX_CLASSES:
+            bad = low if low < 0 else int(y.max())
+            raise DataFormatError(f"label {bad} in {names[role]} is out of range: labels are class indices "
+                                  f"0 to {MAX_CLASSES - 1}; fix the labels")
+    count = int(np.asarray(arrays["y_train"]).max()) + 1
+    top = int(np.asarray(arrays["y_test"]).max())
+    if top >= count:
+        raise DataFormatError(f"label {top} in {names['y_test']} is out of range: the training labels "
+                              f"({names['y_train']}) only go up to {count - 1}; fix the label or add training "
+                              "examples of that class")
+    return tuple(str(i) for i in range(count))
+
+
+def normalization(x_train: np.ndarray, shape: tuple[int, ...]) -> Normalization:
+    """Images: scaled to [0, 1]; tables: each feature standardised with the training split's mean and std."""
+    if len(shape) == 3:
+        scale = 1 / 255 if x_train.dtype == np.uint8 else 1.0
+        return Normalization(scale, (0.0,) * shape[0], (1.0,) * shape[0])
+    total = np.zeros(shape[0]), np.zeros(shape[0])
+    for start in range(0, x_train.shape[0], 65536):
+        chunk = np.asarray(x_train[start:start + 65536], dtype=np.float64)
+        total = total[0] + chunk.sum(axis=0), total[1] + (chunk * chunk).sum(axis=0)
+    n = x_train.shape[0]
+    mean = total[0] / n
+    std = np.sqrt(np.maximum(total[1] / n - mean * mean, 0.0))
+    std[std < 1e-12] = 1.0  # a constant feature: leave it unscaled rather than divide by zero
+    return Normalization(1.0, tuple(float(m) for m in mean), tuple(float(s) for s in std))
+
+
+def _rewrite(array: np.ndarray, role: str, work: Path | None, built: Built) -> np.ndarray:
+    if work is None:
+        raise DataFormatError(f"the {role} array needs converting: sync the folder into the cache first "
+                              "(trainflow data sync)")
+    path = work / f"{role}.npy"
+    np.save(path, np.ascontiguousarray(array))
+    built.arrays[role] = path
+    return np.load(path, mmap_mode="r")
+
+
+def _first(values: np.ndarray, bad: object) -> object:
+    for value in values.ravel()[:1_000_000]:
+        if bad(value):  # type: ignore[operator]
+            return value.item() if hasattr(value, "item") else value
+    return values.ravel()[0]
+
+
+def _shown(shape: tuple[int, ...]) -> str:
+    return "x".join(str(n) for n in shape)

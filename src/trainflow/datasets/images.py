@@ -1,0 +1,147 @@
+"""Image-folder datasets (train/<class>/*.png|jpg, test/<class>/...): decoded once into a uint8 [N, C, H, W] array."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from trainflow.datasets.arrays import Built, check_space
+from trainflow.datasets.errors import DataFormatError
+from trainflow.datasets.formats import IMAGE_SUFFIXES, FormatOptions
+from trainflow.datasets.layout import cached_path
+
+MAX_PIXELS = 1 << 25  # 32 Mpx per image: more is a decompression bomb, not a training example
+_FILE = re.compile(r"^(train|test)/([^/]+)/[^/]+$")
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+@dataclass(frozen=True)
+class _Header:
+    name: str
+    size: tuple[int, int]  # (height, width)
+    channels: int
+
+
+def build_images(directory: Path, names: Sequence[str], options: FormatOptions, work: Path) -> Built:
+    splits = _class_files(names)
+    classes = tuple(sorted(splits["train"]))
+    _check_classes(splits)
+    files = {s: [(n, classes.index(c)) for c in classes for n in splits[s][c]] for s in ("train", "test")}
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        headers = list(pool.map(lambda n: _header(directory, n), [n for s in files.values() for n, _ in s]))
+    channels = _channels(headers)
+    size = options.image_size or Counter(h.size for h in headers).most_common(1)[0][0]
+    built: dict[str, str | Path] = {}
+    for split, items in files.items():
+        built[f"x_{split}"] = _decode_all(directory, [n for n, _ in items], channels, size, work / f"x_{split}.npy")
+        labels = np.fromiter((label for _, label in items), dtype=np.int64, count=len(items))
+        np.save(work / f"y_{split}.npy", labels)
+        built[f"y_{split}"] = work / f"y_{split}.npy"
+    return Built(built, classes)
+
+
+def _class_files(names: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    splits: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
+    others: dict[tuple[str, str], str] = {}
+    for name in sorted(names):
+        match = _FILE.match(name)
+        if not match:
+            continue
+        split, cls = match.group(1), match.group(2)
+        if name.lower().endswith(IMAGE_SUFFIXES):
+            splits[split].setdefault(cls, []).append(name)
+        else:
+            others.setdefault((split, cls), name)
+    for (split, cls), name in others.items():
+        if cls not in splits[split]:
+            raise DataFormatError(f"class folder {split}/{cls}/ holds no images (only files like {name}): "
+                                  f"add .png or .jpg images to it or remove it")
+    return splits
+
+
+def _check_classes(splits: dict[str, dict[str, list[str]]]) -> None:
+    for split, other in (("train", "test"), ("test", "train")):
+        if not splits[split]:
+            raise DataFormatError(f"the image-folder dataset has no {split}/<class>/ images: add a {split}/ folder "
+                                  "with one subfolder of images per class")
+        for cls in sorted(set(splits[other]) - set(splits[split])):
+            raise DataFormatError(f"class '{cls}' has images in {other}/{cls}/ but {split}/{cls}/ is missing or empty: "
+                                  f"add {split} images of that class, or remove the class from {other}/")
+
+
+def _workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _open(directory: Path, name: str) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(cached_path(directory, name))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise _bomb(name) from None
+        except UnidentifiedImageError:
+            raise DataFormatError(f"{name} is not a readable image (not PNG, JPEG or BMP data): "
+                                  "replace or delete it at the source") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise DataFormatError(f"{name} is not a readable image ({exc}): replace or delete it at the source") from None
+    if image.width * image.height > MAX_PIXELS:
+        image.close()
+        raise _bomb(name)
+    return image
+
+
+def _bomb(name: str) -> DataFormatError:
+    return DataFormatError(f"{name} is too large to be a training image (over {MAX_PIXELS} pixels, a possible "
+                           "decompression bomb): shrink or delete it at the source")
+
+
+def _header(directory: Path, name: str) -> _Header:
+    with _open(directory, name) as image:
+        return _Header(name, (image.height, image.width), 1 if image.mode in _GRAY_MODES else 3)
+
+
+def _channels(headers: list[_Header]) -> int:
+    counts = Counter(h.channels for h in headers)
+    if len(counts) > 1:
+        common = counts.most_common(1)[0][0]
+        odd = next(h for h in headers if h.channels != common)
+        kinds = {1: "grayscale", 3: "colour"}
+        raise DataFormatError(f"{odd.name} is {kinds[odd.channels]} but most images are {kinds[common]}: "
+                              f"convert it (or the others) so that every image has the same channels")
+    return headers[0].channels
+
+
+def _decode_all(directory: Path, names: list[str], channels: int, size: tuple[int, int], dest: Path) -> Path:
+    check_space(dest.parent, len(names) * channels * size[0] * size[1], f"{len(names)} images of {size[0]}x{size[1]}")
+    out = np.lib.format.open_memmap(dest, mode="w+", dtype=np.uint8, shape=(len(names), channels, *size))
+
+    def decode(i: int) -> None:
+        out[i] = _pixels(directory, names[i], channels, size)
+
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        list(pool.map(decode, range(len(names))))
+    out.flush()
+    return dest
+
+
+def _pixels(directory: Path, name: str, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """One image as uint8 [C, H, W] at `size`."""
+    with _open(directory, name) as image:
+        try:
+            image = image.convert("L" if channels == 1 else "RGB")
+            if (image.height, image.width) != size:
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise DataFormatError(f"{name} cannot be decoded ({exc}): replace or delete it at the source") from None
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
