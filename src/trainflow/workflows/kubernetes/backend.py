@@ -135,14 +135,14 @@ class KubernetesBackend:
                 for line in (text or "").splitlines():
                     yield f"{wanted}: {line}"
 
-    def _step_pods(self, workflow: str, step: str) -> list[tuple[str, str]]:
+    def _step_pods(self, workflow: str, step: str) -> builtins.list[tuple[str, str]]:
         """(pod, container) pairs with a step's log: Argo's pod for the step, then its training or service pods."""
         argo = self._pods(f"workflows.argoproj.io/workflow={workflow}")
         found = [(_field(p, "metadata", "name"), "main") for p in argo if _node_step(p) == step]
         ours = self._pods(f"{WORKFLOW_LABEL}={workflow},{STEP_LABEL}={step}")
         return found + [(_field(p, "metadata", "name"), _field(_field(p, "spec", "containers")[0], "name")) for p in ours]
 
-    def _pods(self, selector: str) -> list[Any]:
+    def _pods(self, selector: str) -> builtins.list[Any]:
         listing = self._call(lambda: self.api.core.list_namespaced_pod(self.namespace, label_selector=selector))
         return sorted(_items(listing), key=lambda p: _field(p, "metadata", "name"))
 
