@@ -81,7 +81,7 @@ def read_rate(directory: Path, epochs: int, batch: int = 100) -> float:
     for _ in range(epochs):
         order = rng.permutation(n)
         for lo in range(0, n, batch):
-            idx = np.sort(order[lo:lo + batch])
+            idx = np.sort(order[lo : lo + batch])
             torch.from_numpy(np.ascontiguousarray(train.images[idx])).float().div_(255.0)
             torch.from_numpy(train.labels[idx].astype(np.int64))
     return epochs * n / (time.perf_counter() - start)
@@ -97,12 +97,16 @@ def main() -> None:
     try:
         folders, idx = write_sources(args.data, work)
         count = sum(1 for _ in folders.rglob("*.png"))
-        print(f"{count} images of 28x28 as PNG folders ({sum(p.stat().st_size for p in folders.rglob('*.png')) >> 10} KiB) "
-              f"and as IDX; load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"{count} images of 28x28 as PNG folders ({sum(p.stat().st_size for p in folders.rglob('*.png')) >> 10} KiB) "
+            f"and as IDX; load average {os.getloadavg()[0]:.1f}"
+        )
         cold_f, warm_f = sync_times(folders, work, args.repeat)
         cold_i, warm_i = sync_times(idx, work, args.repeat)
-        print(f"first sync: folders {cold_f:.2f} s ({count / cold_f:.0f} images/s), IDX {cold_i:.2f} s, "
-              f"ratio {cold_f / cold_i:.1f}x")
+        print(
+            f"first sync: folders {cold_f:.2f} s ({count / cold_f:.0f} images/s), IDX {cold_i:.2f} s, "
+            f"ratio {cold_f / cold_i:.1f}x"
+        )
         decode = prepare_time(work / "cache-folders-0" / "d", args.repeat)
         print(f"of which decoding {count} PNGs into the cached memmap: {decode:.2f} s ({count / decode:.0f} images/s)")
         print(f"warm sync:  folders {warm_f:.2f} s, IDX {warm_i:.2f} s")
@@ -111,8 +115,10 @@ def main() -> None:
             rates["folders"].append(read_rate(work / "cache-folders-0" / "d", args.epochs))
             rates["idx"].append(read_rate(work / "cache-idx-0" / "d", args.epochs))
         r_f, r_i = statistics.median(rates["folders"]), statistics.median(rates["idx"])
-        print(f"read (shuffled batches of 100 -> float tensors): folders {r_f:,.0f} ex/s, IDX {r_i:,.0f} ex/s, "
-              f"IDX / folders {r_i / r_f:.2f}x; load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"read (shuffled batches of 100 -> float tensors): folders {r_f:,.0f} ex/s, IDX {r_i:,.0f} ex/s, "
+            f"IDX / folders {r_i / r_f:.2f}x; load average {os.getloadavg()[0]:.1f}"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

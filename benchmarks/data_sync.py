@@ -84,8 +84,10 @@ def measure(endpoint: str, data: Path, url: str, work: Path, repeat: int) -> Non
     print(f"\n{data.name}: {len(keys)} objects, {size / 1e6:.2f} MB, {repeat} runs, medians")
     print(f"  plain boto3 download_file:     {b * 1000:8.1f} ms")
     print(f"  boto3 + separate sha256 pass:  {t * 1000:8.1f} ms   two-pass / boto3 = {t / b:.2f}x")
-    print(f"  trainflow cold sync:           {c * 1000:8.1f} ms   cold / boto3 = {c / b:.2f}x "
-          f"(per-round median {per_round:.2f}x; goal <= 1.2x)")
+    print(
+        f"  trainflow cold sync:           {c * 1000:8.1f} ms   cold / boto3 = {c / b:.2f}x "
+        f"(per-round median {per_round:.2f}x; goal <= 1.2x)"
+    )
     print(f"  trainflow warm sync:           {w * 1000:8.1f} ms   cold / warm  = {c / w:.1f}x (goal >= 20x)")
     print(f"  bytes downloaded by warm syncs: {sum(warm_bytes)}")
 
@@ -115,7 +117,13 @@ def main() -> None:
             large.mkdir()
             for i in range(4):  # incompressible, so the transfer is what it says
                 (large / f"part-{i}.bin").write_bytes(os.urandom(args.large_mb * (1 << 20) // 4))
-            measure(endpoint, large, "s3://bench/data/large/", work, args.repeat if args.large_only else max(5, args.repeat // 3))
+            measure(
+                endpoint,
+                large,
+                "s3://bench/data/large/",
+                work,
+                args.repeat if args.large_only else max(5, args.repeat // 3),
+            )
     finally:
         stop(proc)
         shutil.rmtree(work, ignore_errors=True)

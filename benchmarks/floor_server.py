@@ -48,9 +48,12 @@ def grpc_server(port: int, reply: bytes, workers: int) -> Any:
     def infer(request: bytes, context: grpc.ServicerContext) -> bytes:
         return reply
 
-    handler = grpc.method_handlers_generic_handler("inference.GRPCInferenceService", {
-        "ModelInfer": grpc.unary_unary_rpc_method_handler(infer),  # no (de)serializers: raw bytes in and out
-    })
+    handler = grpc.method_handlers_generic_handler(
+        "inference.GRPCInferenceService",
+        {
+            "ModelInfer": grpc.unary_unary_rpc_method_handler(infer),  # no (de)serializers: raw bytes in and out
+        },
+    )
     server = grpc.server(ThreadPoolExecutor(max_workers=workers), options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
@@ -74,8 +77,15 @@ def main() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.rest_port))
     sock.listen(1024)
-    config = uvicorn.Config(rest_app(args.rest_reply.read_bytes()), log_level="warning", access_log=False,
-                            lifespan="off", server_header=False, http="httptools", loop="uvloop")
+    config = uvicorn.Config(
+        rest_app(args.rest_reply.read_bytes()),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        http="httptools",
+        loop="uvloop",
+    )
     uvicorn.Server(config).run(sockets=[sock])  # uvicorn ends on SIGTERM/SIGINT
     grpc.stop(1)
 

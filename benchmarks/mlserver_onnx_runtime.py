@@ -18,5 +18,7 @@ class OnnxClassifier(MLModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         images = NumpyCodec.decode_input(payload.inputs[0]).astype(np.float32, copy=False)
         scores, classes = self.session.run(["scores", "classes"], {"images": images})
-        return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output("scores", scores),
-                                                                NumpyCodec.encode_output("classes", classes)])
+        return InferenceResponse(
+            model_name=self.name,
+            outputs=[NumpyCodec.encode_output("scores", scores), NumpyCodec.encode_output("classes", classes)],
+        )

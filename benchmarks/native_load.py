@@ -66,8 +66,19 @@ def wrk(url: str, body: bytes, concurrency: int, seconds: float, server_pid: int
         script = Path(tmp) / "post.lua"
         script.write_text(WRK_SCRIPT.format(body=body_path))
         threads = 1 if concurrency == 1 else 2
-        argv = ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds:g}s", "--latency",
-                "-s", str(script), url]
+        argv = [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(concurrency),
+            "-d",
+            f"{seconds:g}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ]
 
         def run() -> dict[str, float]:
             out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
@@ -89,8 +100,13 @@ def _parse_wrk(out: str) -> dict[str, float]:
     errors = int(non_2xx.group(1)) if non_2xx else 0
     if socket_errors:  # "connect 0, read 0, write 0, timeout 0"
         errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-            "p50_ms": latency_ms("50"), "p99_ms": latency_ms("99"), "requests": requests, "errors": errors}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": latency_ms("50"),
+        "p99_ms": latency_ms("99"),
+        "requests": requests,
+        "errors": errors,
+    }
 
 
 def h2load(url: str, message: bytes, concurrency: int, seconds: float, server_pid: int) -> dict[str, float]:
@@ -99,9 +115,25 @@ def h2load(url: str, message: bytes, concurrency: int, seconds: float, server_pi
         body = Path(tmp) / "request.bin"
         body.write_bytes(grpc_frame(message))
         log = Path(tmp) / "requests.tsv"
-        argv = ["h2load", "-c", str(concurrency), "-m", "1", "-D", f"{seconds:g}", "--warm-up-time", "1",
-                "-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers",
-                f"--log-file={log}", url]
+        argv = [
+            "h2load",
+            "-c",
+            str(concurrency),
+            "-m",
+            "1",
+            "-D",
+            f"{seconds:g}",
+            "--warm-up-time",
+            "1",
+            "-d",
+            str(body),
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            f"--log-file={log}",
+            url,
+        ]
 
         def run() -> dict[str, float]:
             out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
@@ -111,13 +143,20 @@ def h2load(url: str, message: bytes, concurrency: int, seconds: float, server_pi
 
 
 def _parse_h2load(out: str, log: Path) -> dict[str, float]:
-    done = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
-                     r"(\d+) errored", out)
+    done = re.search(
+        r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored",
+        out,
+    )
     rps = re.search(r"finished in ([\d.]+)(s|ms), ([\d.]+) req/s", out)
     if done is None or rps is None:
         raise RuntimeError(f"unexpected h2load output:\n{out}")
     columns = np.loadtxt(log, dtype=np.int64, ndmin=2)  # start us, HTTP status, microseconds to the end
     latencies = columns[:, 2] / 1000.0
-    return {"rps": float(rps.group(3)), "p50_ms": float(np.percentile(latencies, 50)),
-            "p99_ms": float(np.percentile(latencies, 99)), "requests": int(done.group(3)),
-            "errors": int(done.group(5)) + int(done.group(6))}
+    return {
+        "rps": float(rps.group(3)),
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p99_ms": float(np.percentile(latencies, 99)),
+        "requests": int(done.group(3)),
+        "errors": int(done.group(5)) + int(done.group(6)),
+    }

@@ -25,9 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.multinode.netns import Cluster, unavailable_reason
-from tests.multinode.operator_env import pytorchjob_pods
-from tests.multinode.world import base_env, nodes_for, trainflow
+from tests.multinode.netns import Cluster, unavailable_reason  # noqa: E402 - after the sys.path line above
+from tests.multinode.operator_env import pytorchjob_pods  # noqa: E402 - after the sys.path line above
+from tests.multinode.world import base_env, nodes_for, trainflow  # noqa: E402 - after the sys.path line above
 
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist-10k"
 RANKS = 3
@@ -89,8 +89,21 @@ def training(cluster: Cluster | None, data_dir: Path, steps: int) -> float:
     """Global examples/s of a 3-pod PyTorchJob, across the cluster's nodes or (None) on loopback."""
     pods = pytorchjob_pods("myjob", workers=RANKS - 1)
     with tempfile.TemporaryDirectory() as train_dir:
-        argv = trainflow("train", "--data-dir", str(data_dir), "--train-dir", train_dir, "--model", "mlp",
-                         "--train-steps", str(steps), "--checkpoint-every", str(steps), "--log-every", str(steps))
+        argv = trainflow(
+            "train",
+            "--data-dir",
+            str(data_dir),
+            "--train-dir",
+            train_dir,
+            "--model",
+            "mlp",
+            "--train-steps",
+            str(steps),
+            "--checkpoint-every",
+            str(steps),
+            "--log-every",
+            str(steps),
+        )
         port = _free_port()
         procs = []
         for pod in pods:
@@ -98,8 +111,14 @@ def training(cluster: Cluster | None, data_dir: Path, steps: int) -> float:
                 env = base_env(**{**pod.env, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
                 procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             else:
-                procs.append(subprocess.Popen(cluster.command(pod.name, argv), env=base_env(**pod.env),
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                procs.append(
+                    subprocess.Popen(
+                        cluster.command(pod.name, argv),
+                        env=base_env(**pod.env),
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
         codes = [proc.wait(timeout=600) for proc in procs]
         assert codes == [0] * RANKS, f"training failed: exit codes {codes}"
         return float(json.loads((Path(train_dir) / "metrics.json").read_text())["examples_per_sec"])
@@ -128,8 +147,10 @@ def main() -> None:
             for way, target in (("loopback", None), ("netns", cluster)):
                 runs[way].append(allreduce(target, args.iters))
                 train_runs[way].append(training(target, args.data_dir, args.steps))
-    print(f"{RANKS} ranks, gloo, {args.iters} all-reduces per size, {args.steps} training steps, "
-          f"median of {args.repeats} runs each way")
+    print(
+        f"{RANKS} ranks, gloo, {args.iters} all-reduces per size, {args.steps} training steps, "
+        f"median of {args.repeats} runs each way"
+    )
     print("| figure | loopback | namespaces | namespaces / loopback |\n|---|---|---|---|")
     for name in SIZES:
         loop = statistics.median(r[name] for r in runs["loopback"]) * 1e3

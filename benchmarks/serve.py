@@ -43,17 +43,28 @@ CONCURRENCY = (1, 16)
 
 def mlp_onnx(hidden: int = 100) -> bytes:
     rng = np.random.default_rng(0)
-    weights = {"W1": rng.normal(0, 0.05, (784, hidden)), "B1": np.zeros(hidden), "W2": rng.normal(0, 0.1, (hidden, 10)),
-               "B2": np.zeros(10)}
+    weights = {
+        "W1": rng.normal(0, 0.05, (784, hidden)),
+        "B1": np.zeros(hidden),
+        "W2": rng.normal(0, 0.1, (hidden, 10)),
+        "B2": np.zeros(10),
+    }
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["images", "W1", "B1"], ["h"]), helper.make_node("Relu", ["h"], ["a"]),
-         helper.make_node("Gemm", ["a", "W2", "B2"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["scores"], axis=1),
-         helper.make_node("ArgMax", ["scores"], ["classes"], axis=1, keepdims=0)],
-        "mlp", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 784])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 10]),
-         helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"])],
-        initializer=[numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()])
+        [
+            helper.make_node("Gemm", ["images", "W1", "B1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["a"]),
+            helper.make_node("Gemm", ["a", "W2", "B2"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["scores"], axis=1),
+            helper.make_node("ArgMax", ["scores"], ["classes"], axis=1, keepdims=0),
+        ],
+        "mlp",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 784])],
+        [
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 10]),
+            helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"]),
+        ],
+        initializer=[numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model.SerializeToString()
@@ -100,8 +111,11 @@ def floor(model_path: Path, image: np.ndarray, requests: int) -> dict[str, float
 
 def summary(latencies: list[float], seconds: float) -> dict[str, float]:
     ordered = np.sort(np.array(latencies))
-    return {"p50_ms": float(np.percentile(ordered, 50) * 1e3), "p99_ms": float(np.percentile(ordered, 99) * 1e3),
-            "rps": len(latencies) / seconds}
+    return {
+        "p50_ms": float(np.percentile(ordered, 50) * 1e3),
+        "p99_ms": float(np.percentile(ordered, 99) * 1e3),
+        "rps": len(latencies) / seconds,
+    }
 
 
 def load(protocol: str, address: str, image: np.ndarray, concurrency: int, requests: int) -> dict[str, float]:
@@ -135,7 +149,7 @@ def load(protocol: str, address: str, image: np.ndarray, concurrency: int, reque
             start = time.perf_counter()
             try:
                 client.infer("mnist", [infer_input]).as_numpy("classes")
-            except Exception as exc:  # counted and reported, never silently dropped
+            except Exception as exc:  # noqa: BLE001 - counted and reported, never silently dropped
                 errors.append(str(exc)[:200])
             mine.append(time.perf_counter() - start)
         client.close()
@@ -180,7 +194,10 @@ def measure(name: str, proc: subprocess.Popen, rest: str, grpc: str, image: np.n
         for protocol, address in (("rest", rest), ("grpc", grpc)):
             for concurrency in CONCURRENCY:
                 results[f"{protocol}-c{concurrency}"] = load(protocol, address, image, concurrency, requests)
-                print(f"  {name:9} {protocol:4} c={concurrency:<2} {fmt(results[f'{protocol}-c{concurrency}'])}", flush=True)
+                print(
+                    f"  {name:9} {protocol:4} c={concurrency:<2} {fmt(results[f'{protocol}-c{concurrency}'])}",
+                    flush=True,
+                )
     finally:
         stop_server(proc)
     return results
@@ -193,8 +210,21 @@ def fmt(r: dict) -> str:
 
 def trainflow_server(base: Path, *flags: str) -> tuple[subprocess.Popen, str, str]:
     rest, grpc = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    argv = [sys.executable, "-m", "trainflow", "--log-level", "WARNING", "serve", "--model-base-path", str(base),
-            "--rest-port", rest.split(":")[1], "--grpc-port", grpc.split(":")[1], *flags]
+    argv = [
+        sys.executable,
+        "-m",
+        "trainflow",
+        "--log-level",
+        "WARNING",
+        "serve",
+        "--model-base-path",
+        str(base),
+        "--rest-port",
+        rest.split(":")[1],
+        "--grpc-port",
+        grpc.split(":")[1],
+        *flags,
+    ]
     return run_server(argv, rest), rest, grpc
 
 
@@ -204,23 +234,43 @@ def mlserver(model_path: Path, work: Path) -> tuple[subprocess.Popen, str, str]:
     (root / "mnist").mkdir(parents=True)
     shutil.copy(model_path, root / "mnist" / "model.onnx")
     shutil.copy(REPO / "benchmarks" / "mlserver_onnx_runtime.py", root / "mnist" / "mlserver_onnx_runtime.py")
-    (root / "mnist" / "model-settings.json").write_text(json.dumps({
-        "name": "mnist", "implementation": "mlserver_onnx_runtime.OnnxClassifier",
-        "parameters": {"uri": str(root / "mnist" / "model.onnx")}}))
-    (root / "settings.json").write_text(json.dumps({
-        "http_port": rest_port, "grpc_port": grpc_port, "metrics_port": free_port(), "debug": False}))
+    (root / "mnist" / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "mnist",
+                "implementation": "mlserver_onnx_runtime.OnnxClassifier",
+                "parameters": {"uri": str(root / "mnist" / "model.onnx")},
+            }
+        )
+    )
+    (root / "settings.json").write_text(
+        json.dumps({"http_port": rest_port, "grpc_port": grpc_port, "metrics_port": free_port(), "debug": False})
+    )
     env = {**os.environ, "PATH": f"{MLSERVER_VENV / 'bin'}:{os.environ['PATH']}"}
     argv = [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(root)]
-    return run_server(argv, f"127.0.0.1:{rest_port}", cwd=root, env=env), f"127.0.0.1:{rest_port}", f"127.0.0.1:{grpc_port}"
+    return (
+        run_server(argv, f"127.0.0.1:{rest_port}", cwd=root, env=env),
+        f"127.0.0.1:{rest_port}",
+        f"127.0.0.1:{grpc_port}",
+    )
 
 
 def floor_server(work: Path, rest_reply: bytes, grpc_reply: bytes) -> tuple[subprocess.Popen, str, str]:
     (work / "reply.json").write_bytes(rest_reply)
     (work / "reply.bin").write_bytes(grpc_reply)
     rest_port, grpc_port = free_port(), free_port()
-    argv = [sys.executable, str(REPO / "benchmarks" / "floor_server.py"), "--rest-port", str(rest_port),
-            "--grpc-port", str(grpc_port), "--rest-reply", str(work / "reply.json"),
-            "--grpc-reply", str(work / "reply.bin")]
+    argv = [
+        sys.executable,
+        str(REPO / "benchmarks" / "floor_server.py"),
+        "--rest-port",
+        str(rest_port),
+        "--grpc-port",
+        str(grpc_port),
+        "--rest-reply",
+        str(work / "reply.json"),
+        "--grpc-reply",
+        str(work / "reply.bin"),
+    ]
     return run_server(argv, f"127.0.0.1:{rest_port}"), f"127.0.0.1:{rest_port}", f"127.0.0.1:{grpc_port}"
 
 
@@ -228,10 +278,13 @@ def v2_requests(image: np.ndarray) -> tuple[bytes, bytes]:
     """The V2 request every native load sends: JSON for REST, a serialized ModelInferRequest for gRPC."""
     from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as pb
 
-    body = json.dumps({"inputs": [{"name": "images", "shape": list(image.shape), "datatype": "FP32",
-                                   "data": image.ravel().tolist()}]}).encode()
-    request = pb.ModelInferRequest(model_name="mnist", inputs=[
-        pb.ModelInferRequest.InferInputTensor(name="images", datatype="FP32", shape=list(image.shape))])
+    body = json.dumps(
+        {"inputs": [{"name": "images", "shape": list(image.shape), "datatype": "FP32", "data": image.ravel().tolist()}]}
+    ).encode()
+    request = pb.ModelInferRequest(
+        model_name="mnist",
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="images", datatype="FP32", shape=list(image.shape))],
+    )
     request.raw_input_contents.append(image.astype(np.float32).tobytes())
     return body, request.SerializeToString()
 
@@ -243,8 +296,9 @@ def check_answers(name: str, rest: str, grpc_address: str, body: bytes, message:
 
     from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as pb
 
-    answer = httpx.post(f"http://{rest}/v2/models/mnist/infer", content=body,
-                        headers={"content-type": "application/json"}, timeout=30)
+    answer = httpx.post(
+        f"http://{rest}/v2/models/mnist/infer", content=body, headers={"content-type": "application/json"}, timeout=30
+    )
     if answer.status_code != 200 or "outputs" not in answer.json():
         raise RuntimeError(f"{name} REST answered {answer.status_code}: {answer.text[:200]}")
     with grpc.insecure_channel(grpc_address) as channel:
@@ -255,8 +309,14 @@ def check_answers(name: str, rest: str, grpc_address: str, body: bytes, message:
     return answer.content, reply
 
 
-def native(name: str, server: tuple[subprocess.Popen, str, str], body: bytes, message: bytes, seconds: float,
-           concurrency: tuple[int, ...] = (1, 16, 64)) -> dict[str, dict]:
+def native(
+    name: str,
+    server: tuple[subprocess.Popen, str, str],
+    body: bytes,
+    message: bytes,
+    seconds: float,
+    concurrency: tuple[int, ...] = (1, 16, 64),
+) -> dict[str, dict]:
     """wrk and h2load against one server, which is stopped afterwards."""
     from native_load import h2load, wrk
 
@@ -267,8 +327,9 @@ def native(name: str, server: tuple[subprocess.Popen, str, str], body: bytes, me
         for c in concurrency:
             results[f"rest-c{c}"] = wrk(f"http://{rest}/v2/models/mnist/infer", body, c, seconds, proc.pid)
             print(f"  {name:9} rest c={c:<2} {fmt_native(results[f'rest-c{c}'])}", flush=True)
-            results[f"grpc-c{c}"] = h2load(f"http://{grpc_address}/inference.GRPCInferenceService/ModelInfer",
-                                           message, c, seconds, proc.pid)
+            results[f"grpc-c{c}"] = h2load(
+                f"http://{grpc_address}/inference.GRPCInferenceService/ModelInfer", message, c, seconds, proc.pid
+            )
             print(f"  {name:9} grpc c={c:<2} {fmt_native(results[f'grpc-c{c}'])}", flush=True)
     finally:
         stop_server(proc)
@@ -283,8 +344,8 @@ def cnn_base(work: Path) -> Path:
     """A version directory with the built-in CNN (untrained weights: the cost is the same)."""
     import torch
 
-    from trainflow.export.signature import SIGNATURE_FILE, image_classifier_signature
     from trainflow.export.onnx_graph import to_onnx
+    from trainflow.export.signature import SIGNATURE_FILE, image_classifier_signature
     from trainflow.training.models import cnn
 
     torch.manual_seed(0)
@@ -297,8 +358,10 @@ def cnn_base(work: Path) -> Path:
 
 def report_native(results: dict[str, dict[str, dict]]) -> None:
     ours, theirs, floor_run = results["trainflow"], results.get("MLServer"), results["floor"]
-    print("\n| load | server | req/s | p50 ms | p99 ms | CPU s / 1k req | req/s vs MLServer | req/s vs floor |"
-          " p99 vs MLServer |")
+    print(
+        "\n| load | server | req/s | p50 ms | p99 ms | CPU s / 1k req | req/s vs MLServer | req/s vs floor |"
+        " p99 vs MLServer |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for key in ours:
         for label, run in (("floor", floor_run), ("trainflow", ours), ("MLServer", theirs)):
@@ -309,8 +372,10 @@ def report_native(results: dict[str, dict[str, dict]]) -> None:
             vs_floor = f"{r['rps'] / floor_run[key]['rps']:.2f}x" if label != "floor" else ""
             p99 = f"{r['p99_ms'] / theirs[key]['p99_ms']:.2f}x" if theirs and label == "trainflow" else ""
             errors = f" ({r['errors']} errors)" if r["errors"] else ""
-            print(f"| {key} | {label}{errors} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                  f"{r['cpu_s_per_1k']:.3f} | {vs_ml} | {vs_floor} | {p99} |")
+            print(
+                f"| {key} | {label}{errors} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                f"{r['cpu_s_per_1k']:.3f} | {vs_ml} | {vs_floor} | {p99} |"
+            )
 
 
 def report_batching(off: dict[str, dict], on: dict[str, dict], flags: list[str]) -> None:
@@ -319,15 +384,19 @@ def report_batching(off: dict[str, dict], on: dict[str, dict], flags: list[str])
     print("|---|---|---|---|---|---|---|")
     for key in off:
         a, b = off[key], on[key]
-        print(f"| {key} | {a['rps']:.0f} | {a['p99_ms']:.2f} | {b['rps']:.0f} | {b['p99_ms']:.2f} | "
-              f"{b['rps'] / a['rps']:.2f}x | {b['p99_ms'] / a['p99_ms']:.2f}x |")
+        print(
+            f"| {key} | {a['rps']:.0f} | {a['p99_ms']:.2f} | {b['rps']:.0f} | {b['p99_ms']:.2f} | "
+            f"{b['rps'] / a['rps']:.2f}x | {b['p99_ms'] / a['p99_ms']:.2f}x |"
+        )
 
 
 def report(floor_result: dict, ours: dict, theirs: dict | None) -> None:
     print("\n| setup | p50 ms | p99 ms | req/s | req/s vs MLServer | p99 vs MLServer |")
     print("|---|---|---|---|---|---|")
-    print(f"| ONNX Runtime in-process, batch 1 | {floor_result['p50_ms']:.3f} | {floor_result['p99_ms']:.3f} | "
-          f"{floor_result['rps']:.0f} | | |")
+    print(
+        f"| ONNX Runtime in-process, batch 1 | {floor_result['p50_ms']:.3f} | {floor_result['p99_ms']:.3f} | "
+        f"{floor_result['rps']:.0f} | | |"
+    )
     for key, r in ours.items():
         other = theirs.get(key) if theirs else None
         ratio = f"{r['rps'] / other['rps']:.2f}x" if other else "-"
@@ -345,8 +414,10 @@ def run_native(args: argparse.Namespace, work: Path, base: Path, model_path: Pat
     body, message = v2_requests(image)
     server = trainflow_server(base)
     rest_reply, grpc_reply = check_answers("trainflow", server[1], server[2], body, message)
-    results = {"floor": native("floor", floor_server(work, rest_reply, grpc_reply), body, message, args.seconds),
-               "trainflow": native("trainflow", server, body, message, args.seconds)}
+    results = {
+        "floor": native("floor", floor_server(work, rest_reply, grpc_reply), body, message, args.seconds),
+        "trainflow": native("trainflow", server, body, message, args.seconds),
+    }
     if mlserver_wanted(args):
         results["MLServer"] = native("MLServer", mlserver(model_path, work), body, message, args.seconds)
     report_native(results)
@@ -380,8 +451,12 @@ def main() -> None:
     parser.add_argument("--load", choices=("native", "tritonclient", "both"), default="both")
     parser.add_argument("--seconds", type=float, default=5, help="Native load: seconds per measurement.")
     parser.add_argument("--requests", type=int, default=1500, help="tritonclient: requests per measurement.")
-    parser.add_argument("--batching", action=argparse.BooleanOptionalAction, default=True,
-                        help="Native load: also the CNN at c=64 with dynamic batching off and on.")
+    parser.add_argument(
+        "--batching",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Native load: also the CNN at c=64 with dynamic batching off and on.",
+    )
     parser.add_argument("--batch-timeout-micros", type=int, default=1000)
     parser.add_argument("--skip-mlserver", action="store_true")
     args = parser.parse_args()

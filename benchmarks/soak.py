@@ -39,14 +39,14 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "serving"))
 
-from hostile_images import bilevel_png  # noqa: E402
-from serve import free_port, mlp_onnx, wait_ready  # noqa: E402
+from hostile_images import bilevel_png
+from serve import free_port, mlp_onnx, wait_ready
 
-from trainflow.export.signature import MODEL_FILE, SIGNATURE_FILE, image_classifier_signature  # noqa: E402
-from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as v2  # noqa: E402
-from trainflow.serving.protos.kserve import grpc_predict_v2_pb2_grpc as v2_grpc  # noqa: E402
-from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2  # noqa: E402
-from trainflow.serving.protos.tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
+from trainflow.export.signature import MODEL_FILE, SIGNATURE_FILE, image_classifier_signature
+from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as v2
+from trainflow.serving.protos.kserve import grpc_predict_v2_pb2_grpc as v2_grpc
+from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from trainflow.serving.protos.tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 IMAGE = np.random.default_rng(0).random(784, dtype=np.float32)
 HEAVY_BODY = orjson.dumps({"signature_name": "predict_images", "instances": [IMAGE.tolist()] * 1000})
@@ -86,18 +86,29 @@ def good_rest(client: httpx.Client, turn: int) -> str | None:
     """One good REST request of the `turn`-th kind; None when the answer is right, else what was wrong."""
     if turn % 4 in (0, 1):
         count = 1 if turn % 4 == 0 else 8
-        response = client.post("/v1/models/mnist:predict", json={"signature_name": "predict_images",
-                                                                  "instances": [IMAGE.tolist()] * count})
+        response = client.post(
+            "/v1/models/mnist:predict", json={"signature_name": "predict_images", "instances": [IMAGE.tolist()] * count}
+        )
         ok = response.status_code == 200 and len(response.json()["predictions"]) == count
     elif turn % 4 == 2:
-        response = client.post("/v2/models/mnist/infer", json={"inputs": [
-            {"name": "images", "shape": [1, 784], "datatype": "FP32", "data": IMAGE.tolist()}]})
+        response = client.post(
+            "/v2/models/mnist/infer",
+            json={"inputs": [{"name": "images", "shape": [1, 784], "datatype": "FP32", "data": IMAGE.tolist()}]},
+        )
         ok = response.status_code == 200 and len(response.json()["outputs"]) == 2
     else:
-        header = orjson.dumps({"inputs": [{"name": "images", "shape": [1, 784], "datatype": "FP32",
-                                           "parameters": {"binary_data_size": 3136}}]})
-        response = client.post("/v2/models/mnist/infer", content=header + IMAGE.tobytes(),
-                               headers={"Inference-Header-Content-Length": str(len(header))})
+        header = orjson.dumps(
+            {
+                "inputs": [
+                    {"name": "images", "shape": [1, 784], "datatype": "FP32", "parameters": {"binary_data_size": 3136}}
+                ]
+            }
+        )
+        response = client.post(
+            "/v2/models/mnist/infer",
+            content=header + IMAGE.tobytes(),
+            headers={"Inference-Header-Content-Length": str(len(header))},
+        )
         ok = response.status_code == 200
     return None if ok else f"{response.status_code} {response.text[:80]}"
 
@@ -132,10 +143,14 @@ def bad_rest_requests() -> list[tuple[str, bytes]]:
         ("/v1/models/mnist:predict", {"instances": [{"b64": base64.b64encode(bilevel_png(9000, 9000)).decode()}]}),
         ("/v1/models/mnist:predict", {"instances": [{"b64": "!!"}]}),
         ("/v1/models/other:predict", {"instances": [image]}),
-        ("/v2/models/mnist/infer", {"inputs": [{"name": "images", "shape": [1] * 70 + [784], "datatype": "FP32",
-                                                "data": image}]}),
-        ("/v2/models/mnist/infer", {"inputs": [{"name": "images", "shape": [1, 784], "datatype": "BOOL",
-                                                "data": [True] * 784}]}),
+        (
+            "/v2/models/mnist/infer",
+            {"inputs": [{"name": "images", "shape": [1] * 70 + [784], "datatype": "FP32", "data": image}]},
+        ),
+        (
+            "/v2/models/mnist/infer",
+            {"inputs": [{"name": "images", "shape": [1, 784], "datatype": "BOOL", "data": [True] * 784}]},
+        ),
     ]
     return [(path, body if isinstance(body, bytes) else orjson.dumps(body)) for path, body in bodies]
 
@@ -185,7 +200,7 @@ def run_load(stop: threading.Event, tally: Tally, rest: str, grpc_address: str, 
             start = time.perf_counter()
             try:
                 failure = step(turn)
-            except Exception as exc:  # every failure is counted by kind, never dropped
+            except Exception as exc:  # noqa: BLE001 - every failure is counted by kind, never dropped
                 failure = f"{type(exc).__name__}: {exc}"
             tally.record(kind, time.perf_counter() - start, failure)
             turn += 1
@@ -213,7 +228,8 @@ def run_load(stop: threading.Event, tally: Tally, rest: str, grpc_address: str, 
 
     workers = [(rest_loop, ("good-rest", good_rest)), (grpc_loop, ("good-grpc", good_grpc))] * clients + [
         (rest_loop, ("heavy-rest", heavy_rest, 0.5)),
-        (rest_loop, ("bad-rest", bad_rest, 0.01)), (grpc_loop, ("bad-grpc", bad_grpc_step, 0.01)),
+        (rest_loop, ("bad-rest", bad_rest, 0.01)),
+        (grpc_loop, ("bad-grpc", bad_grpc_step, 0.01)),
         (loop, ("slow-upload", lambda turn: slow_upload(port))),
     ]
     threads = [threading.Thread(target=target, args=args, daemon=True) for target, args in workers]
@@ -229,8 +245,9 @@ def swap_versions(stop: threading.Event, base: Path, seconds: float, log: list[s
         if stop.wait(max(0.0, seconds * (index + 1) / 6 - (time.monotonic() - started))):
             return
         publish(base, version, b"corrupt: not an ONNX model" if version == 4 else mlp_onnx(hidden=100 + version))
-        log.append(f"{time.monotonic() - started:6.1f} s: published version {version}"
-                   + (" (corrupt)" if version == 4 else ""))
+        log.append(
+            f"{time.monotonic() - started:6.1f} s: published version {version}" + (" (corrupt)" if version == 4 else "")
+        )
 
 
 def probe(rest: str, seconds: float) -> None:
@@ -281,11 +298,27 @@ def main() -> None:
     base.mkdir()
     publish(base, 1, mlp_onnx())
     rest, grpc_address = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    log_file = open(work / "server.log", "wb")
-    server = subprocess.Popen([sys.executable, "-m", "trainflow", "--log-level", "WARNING", "serve",
-                               "--model-base-path", str(base), "--rest-port", rest.split(":")[1],
-                               "--grpc-port", grpc_address.split(":")[1], "--body-timeout-seconds", "2"],
-                              stdout=log_file, stderr=subprocess.STDOUT)
+    log_file = open(work / "server.log", "wb")  # noqa: SIM115 - the server process writes it until stopped
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainflow",
+            "--log-level",
+            "WARNING",
+            "serve",
+            "--model-base-path",
+            str(base),
+            "--rest-port",
+            rest.split(":")[1],
+            "--grpc-port",
+            grpc_address.split(":")[1],
+            "--body-timeout-seconds",
+            "2",
+        ],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_ready(rest, server)
         report(soak(server, base, rest, grpc_address, args), args, work)
@@ -299,8 +332,9 @@ def soak(server: subprocess.Popen, base: Path, rest: str, grpc_address: str, arg
     process = psutil.Process(server.pid)
     tally, stop, swaps = Tally(), threading.Event(), []
     rss = [(0.0, process.memory_info().rss)]
-    prober = subprocess.Popen([sys.executable, __file__, "--probe", rest, "--seconds", str(args.seconds)],
-                              stdout=subprocess.PIPE)
+    prober = subprocess.Popen(
+        [sys.executable, __file__, "--probe", rest, "--seconds", str(args.seconds)], stdout=subprocess.PIPE
+    )
     threads = run_load(stop, tally, rest, grpc_address, args.clients)
     swapper = threading.Thread(target=swap_versions, args=(stop, base, args.seconds, swaps), daemon=True)
     swapper.start()
@@ -315,8 +349,15 @@ def soak(server: subprocess.Popen, base: Path, rest: str, grpc_address: str, arg
         tally.record(kind, seconds, failure)
     metrics = httpx.get(f"http://{rest}/metrics").text
     versions = httpx.get(f"http://{rest}/v1/models/mnist").json()["model_version_status"]
-    return {"tally": tally, "rss": rss, "swaps": swaps, "lag": loop_lag(metrics), "alive": server.poll() is None,
-            "versions": sorted(int(v["version"]) for v in versions), "elapsed": time.monotonic() - started}
+    return {
+        "tally": tally,
+        "rss": rss,
+        "swaps": swaps,
+        "lag": loop_lag(metrics),
+        "alive": server.poll() is None,
+        "versions": sorted(int(v["version"]) for v in versions),
+        "elapsed": time.monotonic() - started,
+    }
 
 
 def report(result: dict, args: argparse.Namespace, work: Path) -> None:
@@ -328,8 +369,10 @@ def report(result: dict, args: argparse.Namespace, work: Path) -> None:
     print("\n| kind | requests | failures | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|")
     for kind in ("good-rest", "heavy-rest", "good-grpc", "bad-rest", "bad-grpc", "slow-upload", "health", "metrics"):
         latencies = tally.latencies[kind]
-        print(f"| {kind} | {tally.requests[kind]} | {sum(tally.failures[kind].values())} | "
-              f"{percentile(latencies, 50):.1f} | {percentile(latencies, 99):.1f} | {percentile(latencies, 100):.1f} |")
+        print(
+            f"| {kind} | {tally.requests[kind]} | {sum(tally.failures[kind].values())} | "
+            f"{percentile(latencies, 50):.1f} | {percentile(latencies, 99):.1f} | {percentile(latencies, 100):.1f} |"
+        )
     for kind, reasons in tally.failures.items():
         for reason, count in reasons.most_common(5):
             print(f"  failure {kind}: {count} x {reason}")
@@ -340,11 +383,15 @@ def report(result: dict, args: argparse.Namespace, work: Path) -> None:
     health_p99 = percentile(tally.latencies["health"], 99)
     good_failures = sum(sum(tally.failures[kind].values()) for kind in ("good-rest", "heavy-rest", "good-grpc"))
     print(f"\nevent loop: worst lag {worst_lag * 1e3:.0f} ms, {late_share:.2%} of 50 ms ticks more than 10 ms late")
-    print(f"server RSS: start {rss[0][1] / 2**20:.0f} MB, minute 1 {minute / 2**20:.0f} MB, end "
-          f"{rss[-1][1] / 2**20:.0f} MB ({growth:+.1%} from minute 1)")
-    print(f"goals: failed good requests {good_failures} (0) {'ok' if good_failures == 0 else 'MISSED'}; "
-          f"health p99 {health_p99:.1f} ms (< 50) {'ok' if health_p99 < 50 else 'MISSED'}; "
-          f"RSS growth {growth:+.1%} (< 10%) {'ok' if growth < 0.10 else 'MISSED'}")
+    print(
+        f"server RSS: start {rss[0][1] / 2**20:.0f} MB, minute 1 {minute / 2**20:.0f} MB, end "
+        f"{rss[-1][1] / 2**20:.0f} MB ({growth:+.1%} from minute 1)"
+    )
+    print(
+        f"goals: failed good requests {good_failures} (0) {'ok' if good_failures == 0 else 'MISSED'}; "
+        f"health p99 {health_p99:.1f} ms (< 50) {'ok' if health_p99 < 50 else 'MISSED'}; "
+        f"RSS growth {growth:+.1%} (< 10%) {'ok' if growth < 0.10 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

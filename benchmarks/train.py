@@ -49,7 +49,9 @@ def bare_loop(data_dir: Path, steps: int, model_name: str) -> float:
 def our_loop(data_dir: Path, steps: int, workers: int, model_name: str) -> float:
     """Global examples/s our train loop reports (measured inside the workers, start-up excluded)."""
     with tempfile.TemporaryDirectory() as train_dir:
-        config = TrainConfig(str(data_dir), train_dir, train_steps=steps, model=model_name, log_every=max(1, steps // 5))
+        config = TrainConfig(
+            str(data_dir), train_dir, train_steps=steps, model=model_name, log_every=max(1, steps // 5)
+        )
         result = train(config, workers=workers, env={})
         assert result.metrics is not None
         return float(result.metrics["examples_per_sec"])
@@ -96,15 +98,21 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=SHARED_MNIST)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    data_dir = args.data_dir if args.data_dir.is_dir() else write_synthetic(Path(tempfile.mkdtemp()) / "mnist", 8000, 2000)
-    print(f"data {data_dir}, model {args.model}, batch {BATCH} per worker, {args.steps} steps, "
-          f"{threads_per_worker(1)} cores")
+    data_dir = (
+        args.data_dir if args.data_dir.is_dir() else write_synthetic(Path(tempfile.mkdtemp()) / "mnist", 8000, 2000)
+    )
+    print(
+        f"data {data_dir}, model {args.model}, batch {BATCH} per worker, {args.steps} steps, "
+        f"{threads_per_worker(1)} cores"
+    )
 
     bare = bare_loop(data_dir, args.steps, args.model)
     one = our_loop(data_dir, args.steps, 1, args.model)
     print(f"(a) bare loop {bare:8.0f} ex/s | ours, 1 worker {one:8.0f} ex/s | ratio {one / bare:.2f} (goal >= 0.95)")
     ours_feed, loader_feed = feeding(data_dir, 200)
-    print(f"(b) DataLoader {loader_feed:8.0f} ex/s | ours {ours_feed:8.0f} ex/s | ratio {ours_feed / loader_feed:.1f}x (goal >= 10x)")
+    print(
+        f"(b) DataLoader {loader_feed:8.0f} ex/s | ours {ours_feed:8.0f} ex/s | ratio {ours_feed / loader_feed:.1f}x (goal >= 10x)"
+    )
     two = our_loop(data_dir, args.steps, 2, args.model)
     print(f"(c) 1 worker {one:8.0f} ex/s | 2 workers {two:8.0f} ex/s | ratio {two / one:.2f}")
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from servers import AWS_TEST_ENV, free_port, start_moto, stop, wait_for_port  # noqa: F401 (re-exported)
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-10k"

@@ -41,7 +41,9 @@ def start_moto(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Pope
     env = {**os.environ, **(extra_env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, proc=proc)
@@ -62,7 +64,9 @@ def stop(proc: subprocess.Popen, grace: float = 20) -> None:
             proc.wait()
 
 
-def run_together(commands: list[tuple[list[str], dict[str, str]]], log_dir: Path, timeout: float) -> list[tuple[int, str]]:
+def run_together(
+    commands: list[tuple[list[str], dict[str, str]]], log_dir: Path, timeout: float
+) -> list[tuple[int, str]]:
     """Start every (argv, env) at once and wait for all: (exit code, output) each; stopped at `timeout`.
 
     Output goes to files, not pipes: a process blocked on a full pipe would stall its peers' world.
@@ -70,7 +74,7 @@ def run_together(commands: list[tuple[list[str], dict[str, str]]], log_dir: Path
     procs, logs = [], []
     try:
         for i, (argv, env) in enumerate(commands):
-            logs.append(open(log_dir / f"process-{i}.log", "w+b"))
+            logs.append(open(log_dir / f"process-{i}.log", "w+b"))  # noqa: SIM115 - closed by stop()
             procs.append(subprocess.Popen(argv, env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
         deadline = time.monotonic() + timeout
         for proc in procs:

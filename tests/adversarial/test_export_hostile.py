@@ -20,11 +20,27 @@ from trainflow.training.checkpoints import FORMAT, checkpoint_name
 SPEC = ModelSpec("mlp", 16)
 
 
-def export(train_dir: str, export_base: str, *extra: str,
-           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainflow", "step", "export-model", "--train-dir", train_dir,
-                           "--export-base", export_base, *extra], capture_output=True, text=True,
-                          env=env or os.environ.copy(), timeout=180)
+def export(
+    train_dir: str, export_base: str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainflow",
+            "step",
+            "export-model",
+            "--train-dir",
+            train_dir,
+            "--export-base",
+            export_base,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env or os.environ.copy(),
+        timeout=180,
+    )
 
 
 def refused(run: subprocess.CompletedProcess[str], says: str) -> bool:
@@ -115,15 +131,28 @@ def signature_with(**changes: object) -> str:
     return json.dumps(raw)
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    (signature_with(model_file="../../../etc/passwd"), "not a plain file name"),
-    (signature_with(model_file="/etc/passwd"), "not a plain file name"),
-    (signature_with(model_file=".."), "not a plain file name"),
-    (signature_with(signatures={"predict_images": {"method": "m", "inputs": {
-        "images": {"onnx_name": "images", "dtype": "object", "shape": [-1, 784]}}, "outputs": {}}}), "dtype 'object'"),
-    ("[" * 100_000, "malformed"),
-    ("[]", "malformed"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (signature_with(model_file="../../../etc/passwd"), "not a plain file name"),
+        (signature_with(model_file="/etc/passwd"), "not a plain file name"),
+        (signature_with(model_file=".."), "not a plain file name"),
+        (
+            signature_with(
+                signatures={
+                    "predict_images": {
+                        "method": "m",
+                        "inputs": {"images": {"onnx_name": "images", "dtype": "object", "shape": [-1, 784]}},
+                        "outputs": {},
+                    }
+                }
+            ),
+            "dtype 'object'",
+        ),
+        ("[" * 100_000, "malformed"),
+        ("[]", "malformed"),
+    ],
+)
 def test_a_hostile_signature_json_is_refused(text: str, says: str) -> None:
     with pytest.raises(SignatureError, match=says):
         ModelSignature.from_json(text)

@@ -14,32 +14,36 @@ from trainflow.workflows import MODEL_DEPLOY, MODEL_TRAIN, WorkflowError, resolv
 from trainflow.workflows.backend import StepInfo, WorkflowInfo
 
 
-@pytest.mark.parametrize(("given", "says"), [
-    ({"model-learning-rate": "inf"}, "finite number greater than 0"),
-    ({"model-learning-rate": "-inf"}, "finite number greater than 0"),
-    ({"model-learning-rate": "nan"}, "finite number greater than 0"),
-    ({"model-learning-rate": "1e999"}, "finite number greater than 0"),
-    ({"model-learning-rate": "0"}, "finite number greater than 0"),
-    ({"model-batch-size": "-5"}, "at least 1"),
-    ({"model-hidden-units": "0"}, "at least 1"),
-    ({"tf-worker": "1.5"}, "whole number"),
-    ({"model-name": "x; touch /tmp/pwned"}, "is not valid"),
-    ({"model-name": "../mnist"}, "is not valid"),
-    ({"model-name": "mnist/v1"}, "is not valid"),
-    ({"model-name": ""}, "is not valid"),
-    ({"model-name": "m" * 129}, "up to 128"),
-    ({"model": "os:system; rm -rf /"}, "neither cnn nor mlp nor module:attr"),
-    ({"model": "../evil:build"}, "neither cnn nor mlp nor module:attr"),
-    ({"namespace": "Kube_System"}, "not a DNS-1123 label"),
-])
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ({"model-learning-rate": "inf"}, "finite number greater than 0"),
+        ({"model-learning-rate": "-inf"}, "finite number greater than 0"),
+        ({"model-learning-rate": "nan"}, "finite number greater than 0"),
+        ({"model-learning-rate": "1e999"}, "finite number greater than 0"),
+        ({"model-learning-rate": "0"}, "finite number greater than 0"),
+        ({"model-batch-size": "-5"}, "at least 1"),
+        ({"model-hidden-units": "0"}, "at least 1"),
+        ({"tf-worker": "1.5"}, "whole number"),
+        ({"model-name": "x; touch /tmp/pwned"}, "is not valid"),
+        ({"model-name": "../mnist"}, "is not valid"),
+        ({"model-name": "mnist/v1"}, "is not valid"),
+        ({"model-name": ""}, "is not valid"),
+        ({"model-name": "m" * 129}, "up to 128"),
+        ({"model": "os:system; rm -rf /"}, "neither cnn nor mlp nor module:attr"),
+        ({"model": "../evil:build"}, "neither cnn nor mlp nor module:attr"),
+        ({"namespace": "Kube_System"}, "not a DNS-1123 label"),
+    ],
+)
 def test_hostile_or_nonsense_parameters_are_refused(given: dict[str, str], says: str) -> None:
     with pytest.raises(WorkflowError, match=says):
         resolve_params(MODEL_TRAIN, given)
 
 
 def test_names_as_tf_serving_takes_them_are_accepted() -> None:
-    values = resolve_params(MODEL_TRAIN, {"model-name": "Mnist_v2.1-b", "model": "my_pkg.models:build",
-                                          "model-train-steps": "1_000"})
+    values = resolve_params(
+        MODEL_TRAIN, {"model-name": "Mnist_v2.1-b", "model": "my_pkg.models:build", "model-train-steps": "1_000"}
+    )
     assert values["model-name"] == "Mnist_v2.1-b" and values["model-train-steps"] == "1000"
 
 
@@ -49,10 +53,26 @@ def test_a_deploy_name_stays_a_dns_label_with_its_suffix() -> None:
 
 
 def test_submit_with_an_infinite_learning_rate_is_one_line_and_creates_no_workflow() -> None:
-    run = subprocess.run([sys.executable, "-m", "trainflow", "submit", "model-train", "-p", "job-name=inf-lr",
-                          "-p", "model-learning-rate=inf", "-p", "s3-data-url=/nonexistent",
-                          "-p", "model-serving=false"],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainflow",
+            "submit",
+            "model-train",
+            "-p",
+            "job-name=inf-lr",
+            "-p",
+            "model-learning-rate=inf",
+            "-p",
+            "s3-data-url=/nonexistent",
+            "-p",
+            "model-serving=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     try:
         errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
         assert 1 <= run.returncode <= 127 and len(errors) == 1 and "model-learning-rate" in errors[0], run.stderr
@@ -63,9 +83,14 @@ def test_submit_with_an_infinite_learning_rate_is_one_line_and_creates_no_workfl
 
 
 def served(model_name: str) -> WorkflowInfo:
-    steps = [StepInfo("download-dataset", "Succeeded", outputs={"dataset-path": "/data/my mnist"}),
-             StepInfo("serve-model", "Succeeded", outputs={"rest-url": "http://127.0.0.1:8501",
-                                                           "grpc-address": "127.0.0.1:9000", "model-name": model_name})]
+    steps = [
+        StepInfo("download-dataset", "Succeeded", outputs={"dataset-path": "/data/my mnist"}),
+        StepInfo(
+            "serve-model",
+            "Succeeded",
+            outputs={"rest-url": "http://127.0.0.1:8501", "grpc-address": "127.0.0.1:9000", "model-name": model_name},
+        ),
+    ]
     return WorkflowInfo("job", "model-train", "Succeeded", {"model-name": model_name}, time.time(), steps=steps)
 
 

@@ -22,14 +22,24 @@ ALREADY_RUNNING = "error: workflow {} is already running: `trainflow get {}` sho
 
 
 def trainflow(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainflow", *args], check=False, capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "trainflow", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=timeout,
+    )
 
 
 def at_once(*commands: list[str], timeout: float = 120) -> list[tuple[int, str, str]]:
     """Start every `trainflow` command together; (exit code, stdout, stderr) of each."""
-    procs = [subprocess.Popen([sys.executable, "-m", "trainflow", *c], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for c in commands]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "trainflow", *c], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for c in commands
+    ]
     outputs = [p.communicate(timeout=timeout) for p in procs]
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]
 
@@ -45,8 +55,10 @@ def processes_of(home: Path) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline", "environ", "status"], ad_value=None):
         env = proc.info["environ"] or {}
-        if proc.pid != os.getpid() and proc.info["status"] != psutil.STATUS_ZOMBIE and (
-            env.get("TRAINFLOW_HOME") == str(home) or any(str(home) in a for a in proc.info["cmdline"] or [])
+        if (
+            proc.pid != os.getpid()
+            and proc.info["status"] != psutil.STATUS_ZOMBIE
+            and (env.get("TRAINFLOW_HOME") == str(home) or any(str(home) in a for a in proc.info["cmdline"] or []))
         ):
             found.append(proc)
     return found
@@ -122,8 +134,9 @@ def test_simultaneous_retries_start_one_runner_and_leave_none(trainflow_home: Pa
 
 
 def test_delete_stops_every_process_of_a_workflow_retried_at_once(trainflow_home: Path, stalled_http: str) -> None:
-    out = trainflow("submit", "model-train", "-p", "job-name=busy", "-p", f"s3-data-url={stalled_http}",
-                    "-p", "model-serving=false")
+    out = trainflow(
+        "submit", "model-train", "-p", "job-name=busy", "-p", f"s3-data-url={stalled_http}", "-p", "model-serving=false"
+    )
     assert out.returncode == 0, out.stderr
     assert trainflow("stop", "busy").returncode == 0
     assert get("busy")["status"] == "Failed"
@@ -151,7 +164,8 @@ def test_delete_while_a_retry_starts_leaves_nothing(trainflow_home: Path) -> Non
         (_, retry_out, retry_err), (delete_code, _, delete_err) = at_once(["retry", name], ["delete", name])
         assert delete_code == 0, delete_err
         assert retry_out.strip() == f"{name}: retrying" or retry_err.strip() == (
-            f"error: no workflow named '{name}': see `trainflow list`")
+            f"error: no workflow named '{name}': see `trainflow list`"
+        )
         time.sleep(2)  # a runner started by the retry would be running its steps by now
         assert trainflow("get", name).returncode != 0
         assert processes_of(trainflow_home) == []

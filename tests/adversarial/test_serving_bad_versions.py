@@ -12,8 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
-from live_server import running_server  # noqa: E402
-from model_files import constant_classifier_onnx, nan_classifier_onnx, publish  # noqa: E402
+from live_server import running_server
+from model_files import constant_classifier_onnx, nan_classifier_onnx, publish
 
 IMAGE = [0.5] * 784
 
@@ -38,8 +38,10 @@ def test_refusing_a_corrupt_version_keeps_pinned_older_versions_loaded(tmp_path:
         def pinned_clients() -> None:
             with httpx.Client(base_url=server.rest_url, timeout=10) as client:
                 while not stop.is_set():
-                    response = client.post("/v1/models/mnist/versions/1:predict",
-                                           json={"signature_name": "predict_images", "instances": [IMAGE]})
+                    response = client.post(
+                        "/v1/models/mnist/versions/1:predict",
+                        json={"signature_name": "predict_images", "instances": [IMAGE]},
+                    )
                     if response.status_code != 200:
                         failures.append(response.text)
 
@@ -82,8 +84,9 @@ def test_a_server_whose_only_version_has_nan_outputs_serves_nothing(tmp_path: Pa
         assert response.status_code == 503 and "no version loaded" in response.json()["error"]
 
 
-@pytest.mark.parametrize("name", ["x; touch /tmp/pwned", "../mnist", "", "mnist:predict", "a" * 129, "mn ist",
-                                  "ünïcode", "-leading-dash"])
+@pytest.mark.parametrize(
+    "name", ["x; touch /tmp/pwned", "../mnist", "", "mnist:predict", "a" * 129, "mn ist", "ünïcode", "-leading-dash"]
+)
 def test_invalid_model_names_are_refused_at_start(tmp_path: Path, name: str) -> None:
     from trainflow.serving import ServingError
     from trainflow.serving.server import ServerConfig

@@ -14,9 +14,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
-from hostile_images import b64, bilevel_png, jpeg_claiming  # noqa: E402
-from live_server import running_server  # noqa: E402
-from model_files import constant_classifier_onnx, publish  # noqa: E402
+from hostile_images import b64, bilevel_png, jpeg_claiming
+from live_server import running_server
+from model_files import constant_classifier_onnx, publish
 
 PREDICT = "/v1/models/mnist:predict"
 
@@ -38,6 +38,7 @@ def test_health_answers_while_a_heavy_request_decodes(model_base: Path) -> None:
     heavy_images = [bilevel_png(3000, 3000)] * 12
     done: dict[str, float] = {}
     with running_server(model_base, max_image_pixels=10_000_000, max_request_pixels=200_000_000) as server:
+
         def send_heavy() -> None:
             response = predict(server.rest_url, *heavy_images)
             done["heavy"] = time.monotonic()
@@ -59,11 +60,14 @@ def test_health_answers_while_a_heavy_request_decodes(model_base: Path) -> None:
     assert done["live"] < done["heavy"] and done["metrics"] < done["heavy"], done
 
 
-@pytest.mark.parametrize("make, side", [
-    (bilevel_png, 20000),  # over Pillow's own bomb limit: was a 500 (DecompressionBombError)
-    (bilevel_png, 9000),
-    (jpeg_claiming, 60000),
-])
+@pytest.mark.parametrize(
+    "make, side",
+    [
+        (bilevel_png, 20000),  # over Pillow's own bomb limit: was a 500 (DecompressionBombError)
+        (bilevel_png, 9000),
+        (jpeg_claiming, 60000),
+    ],
+)
 def test_an_image_bomb_gets_413_naming_the_limit(model_base: Path, make, side: int) -> None:
     with running_server(model_base) as server:
         response = predict(server.rest_url, make(side, side))

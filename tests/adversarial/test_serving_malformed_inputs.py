@@ -17,13 +17,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
-from live_server import running_server  # noqa: E402
-from model_files import constant_classifier_onnx, publish  # noqa: E402
+from live_server import running_server
+from model_files import constant_classifier_onnx, publish
 
-from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as v2  # noqa: E402
-from trainflow.serving.protos.kserve import grpc_predict_v2_pb2_grpc as v2_grpc  # noqa: E402
-from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2  # noqa: E402
-from trainflow.serving.protos.tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
+from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as v2
+from trainflow.serving.protos.kserve import grpc_predict_v2_pb2_grpc as v2_grpc
+from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from trainflow.serving.protos.tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 IMAGE = [0.5] * 784
 PREDICT = "/v1/models/mnist:predict"
@@ -44,8 +44,12 @@ def v2_input(**overrides: object) -> dict:
 
 def post(server, path: str, body: object, headers: dict | None = None) -> httpx.Response:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
-    return httpx.post(server.rest_url + path, content=content, timeout=30,
-                      headers={"Content-Type": "application/json", **(headers or {})})
+    return httpx.post(
+        server.rest_url + path,
+        content=content,
+        timeout=30,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 WRONG_TYPES = [
@@ -88,27 +92,45 @@ MALFORMED = [
     ("numbers past float32", PREDICT, {"instances": [[1e39] * 784]}, {}, 400),
     ("the same input twice", INFER, {"inputs": [v2_input(), v2_input()]}, {}, 400),
     ("parameters not an object", INFER, {"inputs": [v2_input()], "parameters": ["binary_data_output"]}, {}, 400),
-    ("output parameters not an object", INFER,
-     {"inputs": [v2_input()], "outputs": [{"name": "scores", "parameters": [1]}]}, {}, 400),
+    (
+        "output parameters not an object",
+        INFER,
+        {"inputs": [v2_input()], "outputs": [{"name": "scores", "parameters": [1]}]},
+        {},
+        400,
+    ),
     ("input parameters not an object", INFER, {"inputs": [v2_input(parameters="x")]}, {}, 400),
     ("fullwidth digit version", "/v1/models/mnist/versions/\uff11:predict", {"instances": [IMAGE]}, {}, 404),
     ("unicode model name", "/v1/models/\u00fcnist:predict", {"instances": [IMAGE]}, {}, 404),
     ("unicode label", "/v1/models/mnist/labels/\u2603:predict", {"instances": [IMAGE]}, {}, 404),
-    ("non-ASCII header length", INFER, orjson.dumps({"inputs": [v2_input()]}),
-     {"Inference-Header-Content-Length": "\u0661\u0660".encode()}, 400),
+    (
+        "non-ASCII header length",
+        INFER,
+        orjson.dumps({"inputs": [v2_input()]}),
+        {"Inference-Header-Content-Length": "\u0661\u0660".encode()},
+        400,
+    ),
 ]
 
 
 def binary_request(tensor_bytes: bytes, size: object) -> tuple[bytes, dict[str, str]]:
-    header = orjson.dumps({"inputs": [{"name": "images", "shape": [1, 784], "datatype": "FP32",
-                                       "parameters": {"binary_data_size": size}}]})
-    return header + tensor_bytes, {"Inference-Header-Content-Length": str(len(header)),
-                                   "Content-Type": "application/octet-stream"}
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {"name": "images", "shape": [1, 784], "datatype": "FP32", "parameters": {"binary_data_size": size}}
+            ]
+        }
+    )
+    return header + tensor_bytes, {
+        "Inference-Header-Content-Length": str(len(header)),
+        "Content-Type": "application/octet-stream",
+    }
 
 
 @pytest.mark.parametrize("label, path, body, headers, status", MALFORMED, ids=[case[0] for case in MALFORMED])
-def test_malformed_requests_get_a_4xx_in_one_line(server, label: str, path: str, body: object,
-                                                  headers: dict[str, str], status: int) -> None:
+def test_malformed_requests_get_a_4xx_in_one_line(
+    server, label: str, path: str, body: object, headers: dict[str, str], status: int
+) -> None:
     response = post(server, path, body, headers)
     assert response.status_code == status, response.text
     error = response.json()["error"]
@@ -117,8 +139,14 @@ def test_malformed_requests_get_a_4xx_in_one_line(server, label: str, path: str,
 
 def test_binary_tensor_sizes_must_add_up_to_the_body(server) -> None:
     pixels = np.full(784, 0.5, np.float32).tobytes()
-    for extra, size, status in [(b"", 3136, 200), (b"\x00" * 8, 3136, 400), (b"", 3132, 400), (b"", True, 400),
-                                (b"", -4, 400), (b"", 1e21, 400)]:
+    for extra, size, status in [
+        (b"", 3136, 200),
+        (b"\x00" * 8, 3136, 400),
+        (b"", 3132, 400),
+        (b"", True, 400),
+        (b"", -4, 400),
+        (b"", 1e21, 400),
+    ]:
         body, headers = binary_request(pixels + extra, size)
         response = httpx.post(server.rest_url + INFER, content=body, headers=headers, timeout=10)
         assert response.status_code == status, (size, len(extra), response.text)
@@ -141,16 +169,24 @@ def proto(dtype: int, dims: list[int], **values: object) -> tensor_pb2.TensorPro
     return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape, **values)
 
 
-@pytest.mark.parametrize("label, tensor, words", [
-    ("strings", proto(types_pb2.DT_STRING, [1, 784], string_val=[b"0.1"] * 784), ["DT_STRING"]),
-    ("booleans", proto(types_pb2.DT_BOOL, [1, 784], bool_val=[True] * 784), ["DT_BOOL"]),
-    ("floats in int_val", proto(types_pb2.DT_FLOAT, [1, 784], int_val=[1] * 784), ["int_val", "float_val"]),
-    ("content and float_val", proto(types_pb2.DT_FLOAT, [1, 784], float_val=IMAGE,
-                                    tensor_content=np.full(784, 0.5, np.float32).tobytes()), ["tensor_content"]),
-    ("rank 1000", proto(types_pb2.DT_FLOAT, [1] * 1000, float_val=[0.5]), ["1000 dimensions"]),
-    ("dims overflowing int64", proto(types_pb2.DT_FLOAT, [2**62, 2**62], float_val=[0.5]), ["values"]),
-    ("empty batch", proto(types_pb2.DT_FLOAT, [0, 784]), ["shape [0, 784]"]),
-])
+@pytest.mark.parametrize(
+    "label, tensor, words",
+    [
+        ("strings", proto(types_pb2.DT_STRING, [1, 784], string_val=[b"0.1"] * 784), ["DT_STRING"]),
+        ("booleans", proto(types_pb2.DT_BOOL, [1, 784], bool_val=[True] * 784), ["DT_BOOL"]),
+        ("floats in int_val", proto(types_pb2.DT_FLOAT, [1, 784], int_val=[1] * 784), ["int_val", "float_val"]),
+        (
+            "content and float_val",
+            proto(
+                types_pb2.DT_FLOAT, [1, 784], float_val=IMAGE, tensor_content=np.full(784, 0.5, np.float32).tobytes()
+            ),
+            ["tensor_content"],
+        ),
+        ("rank 1000", proto(types_pb2.DT_FLOAT, [1] * 1000, float_val=[0.5]), ["1000 dimensions"]),
+        ("dims overflowing int64", proto(types_pb2.DT_FLOAT, [2**62, 2**62], float_val=[0.5]), ["values"]),
+        ("empty batch", proto(types_pb2.DT_FLOAT, [0, 784]), ["shape [0, 784]"]),
+    ],
+)
 def test_tf_serving_grpc_wrong_types_and_shapes_are_invalid_argument(server, label: str, tensor, words) -> None:
     result = tfs_predict(server, tensor)
     assert isinstance(result, grpc.RpcError), label
@@ -161,22 +197,26 @@ def test_tf_serving_grpc_wrong_types_and_shapes_are_invalid_argument(server, lab
 def test_v2_grpc_wrong_types_are_invalid_argument(server) -> None:
     def infer(datatype: str, **contents: object) -> grpc.RpcError | v2.ModelInferResponse:
         request = v2.ModelInferRequest(model_name="mnist")
-        request.inputs.add(name="images", datatype=datatype, shape=[1, 784],
-                           contents=v2.InferTensorContents(**contents))
+        request.inputs.add(
+            name="images", datatype=datatype, shape=[1, 784], contents=v2.InferTensorContents(**contents)
+        )
         with grpc.insecure_channel(server.grpc_address) as channel:
             try:
                 return v2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
             except grpc.RpcError as error:
                 return error
 
-    for datatype, contents, words in [("BOOL", {"bool_contents": [True] * 784}, ["BOOL"]),
-                                      ("BYTES", {"bytes_contents": [b"0.1"] * 784}, ["BYTES"]),
-                                      ("FP32", {"bool_contents": [True] * 784}, ["bool_contents", "fp32_contents"]),
-                                      ("FP16", {"fp32_contents": IMAGE}, ["raw_input_contents"])]:
+    for datatype, contents, words in [
+        ("BOOL", {"bool_contents": [True] * 784}, ["BOOL"]),
+        ("BYTES", {"bytes_contents": [b"0.1"] * 784}, ["BYTES"]),
+        ("FP32", {"bool_contents": [True] * 784}, ["bool_contents", "fp32_contents"]),
+        ("FP16", {"fp32_contents": IMAGE}, ["raw_input_contents"]),
+    ]:
         result = infer(datatype, **contents)
         assert isinstance(result, grpc.RpcError), datatype
-        assert result.code() == grpc.StatusCode.INVALID_ARGUMENT and all(w in result.details() for w in words), \
+        assert result.code() == grpc.StatusCode.INVALID_ARGUMENT and all(w in result.details() for w in words), (
             result.details()
+        )
     assert {o.name: list(o.shape) for o in infer("FP32", fp32_contents=IMAGE).outputs}["scores"] == [1, 10]
 
 
@@ -193,10 +233,26 @@ def test_many_instances_in_one_request_are_answered(server) -> None:
 
 
 def test_serve_refuses_an_invalid_model_name_in_one_line(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "trainflow", "serve", "--model-name", "x; touch /tmp/pwned",
-                             "--model-base-path", str(tmp_path), "--rest-port", "0", "--grpc-port", "0"],
-                            capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "TRAINFLOW_LOG_LEVEL": "ERROR"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainflow",
+            "serve",
+            "--model-name",
+            "x; touch /tmp/pwned",
+            "--model-base-path",
+            str(tmp_path),
+            "--rest-port",
+            "0",
+            "--grpc-port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TRAINFLOW_LOG_LEVEL": "ERROR"},
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: model name 'x; touch /tmp/pwned' is not valid"), lines

@@ -21,10 +21,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
-from live_server import running_server  # noqa: E402
-from model_files import constant_classifier_onnx, publish  # noqa: E402
+from live_server import running_server
+from model_files import constant_classifier_onnx, publish
 
-from trainflow.serving.protos.tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
+from trainflow.serving.protos.tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 IMAGE = [0.5] * 784
 
@@ -42,8 +42,10 @@ def trickling_uploads(port: int, count: int, path: str = "/v1/models/mnist:predi
     sockets = []
     for _ in range(count):
         sock = socket.create_connection(("127.0.0.1", port), timeout=20)
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     "Content-Length: 100000\r\n\r\n{".encode())
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: 100000\r\n\r\n{".encode()
+        )
         sockets.append(sock)
     stop = threading.Event()
 
@@ -90,9 +92,13 @@ def grpc_predict(address: str) -> list[int]:
 def _tensor(values: np.ndarray):  # -> TensorProto
     from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
-    return tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_content=values.tobytes(),
-                                  tensor_shape=tensor_shape_pb2.TensorShapeProto(
-                                      dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in values.shape]))
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT,
+        tensor_content=values.tobytes(),
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in values.shape]
+        ),
+    )
 
 
 def test_slow_uploads_get_408_and_never_lock_out_rest_or_grpc(model_base: Path) -> None:
@@ -102,12 +108,15 @@ def test_slow_uploads_get_408_and_never_lock_out_rest_or_grpc(model_base: Path) 
         with trickling_uploads(port, 12) as slow, httpx.Client(base_url=server.rest_url, timeout=10) as client:
             time.sleep(0.5)  # every slow upload is in, mid-body
             for _ in range(3):
-                tfs = client.post("/v1/models/mnist:predict",
-                                  json={"signature_name": "predict_images", "instances": [IMAGE]})
+                tfs = client.post(
+                    "/v1/models/mnist:predict", json={"signature_name": "predict_images", "instances": [IMAGE]}
+                )
                 assert tfs.status_code == 200, tfs.text
                 assert tfs.json()["predictions"][0]["classes"] == 7
-                v2 = client.post("/v2/models/mnist/infer", json={"inputs": [
-                    {"name": "images", "shape": [1, 784], "datatype": "FP32", "data": IMAGE}]})
+                v2 = client.post(
+                    "/v2/models/mnist/infer",
+                    json={"inputs": [{"name": "images", "shape": [1, 784], "datatype": "FP32", "data": IMAGE}]},
+                )
                 assert v2.status_code == 200, v2.text
                 assert grpc_predict(server.grpc_address) == [7]
             assert client.get("/v2/health/ready").json() == {"ready": True}
@@ -132,10 +141,12 @@ def test_a_body_sent_in_pieces_within_the_timeout_is_served(model_base: Path) ->
     with running_server(model_base, body_timeout_seconds=5.0) as server:
         port = int(server.rest_url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(f"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
-                         "Content-Type: application/json\r\nConnection: close\r\n\r\n".encode())
+            sock.sendall(
+                f"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+                "Content-Type: application/json\r\nConnection: close\r\n\r\n".encode()
+            )
             for start in range(0, len(body), len(body) // 4 + 1):
-                sock.sendall(body[start:start + len(body) // 4 + 1])
+                sock.sendall(body[start : start + len(body) // 4 + 1])
                 time.sleep(0.2)
             response = read_response(sock)
     assert response.startswith(b"HTTP/1.1 200"), response[:200]
@@ -166,13 +177,17 @@ def test_connections_trickling_headers_are_closed_and_others_served(model_base: 
 
 def test_a_request_slower_than_the_header_timeout_is_not_cut_off(model_base: Path) -> None:
     # batching holds the request for 1.5 s, three times the header deadline: it is past its headers, so it stays
-    with running_server(model_base, header_timeout_seconds=0.5, max_batch_size=64,
-                        batch_timeout_micros=1_500_000) as server:
-        with httpx.Client(base_url=server.rest_url, timeout=10) as client:
-            for _ in range(2):  # and the same keep-alive connection serves the next one
-                response = client.post("/v1/models/mnist:predict",
-                                       json={"signature_name": "predict_images", "instances": [IMAGE]})
-                assert response.status_code == 200
+    with (
+        running_server(
+            model_base, header_timeout_seconds=0.5, max_batch_size=64, batch_timeout_micros=1_500_000
+        ) as server,
+        httpx.Client(base_url=server.rest_url, timeout=10) as client,
+    ):
+        for _ in range(2):  # and the same keep-alive connection serves the next one
+            response = client.post(
+                "/v1/models/mnist:predict", json={"signature_name": "predict_images", "instances": [IMAGE]}
+            )
+            assert response.status_code == 200
 
 
 def test_large_bodies_in_memory_are_bounded_and_small_requests_still_pass(model_base: Path) -> None:
@@ -183,13 +198,16 @@ def test_large_bodies_in_memory_are_bounded_and_small_requests_still_pass(model_
         try:
             for _ in range(12):  # 95 kB each, then nothing: 1.1 MB if they were all kept
                 sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-                sock.sendall(b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
-                             + b" " * 95_000)
+                sock.sendall(
+                    b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+                    + b" " * 95_000
+                )
                 stalled.append(sock)
             time.sleep(0.5)
             with httpx.Client(base_url=server.rest_url, timeout=10) as client:
-                small = client.post("/v1/models/mnist:predict",
-                                    json={"signature_name": "predict_images", "instances": [IMAGE]})
+                small = client.post(
+                    "/v1/models/mnist:predict", json={"signature_name": "predict_images", "instances": [IMAGE]}
+                )
                 assert small.status_code == 200, small.text
             answers = [read_response(sock) for sock in stalled]
         finally:

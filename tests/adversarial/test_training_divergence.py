@@ -15,14 +15,33 @@ from trainflow.training import Checkpoint, CheckpointStore, ModelSpec, build_mod
 
 
 def trainflow(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainflow", *args], capture_output=True, text=True,
-                          env=env or os.environ.copy(), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "trainflow", *args],
+        capture_output=True,
+        text=True,
+        env=env or os.environ.copy(),
+        timeout=timeout,
+    )
 
 
-def train(data_dir: Path, train_dir: Path, *extra: str,
-          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return trainflow("train", "--data-dir", str(data_dir), "--train-dir", str(train_dir), "--model", "mlp",
-                     "--hidden-units", "16", "--log-every", "5", *extra, env=env)
+def train(
+    data_dir: Path, train_dir: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return trainflow(
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--train-dir",
+        str(train_dir),
+        "--model",
+        "mlp",
+        "--hidden-units",
+        "16",
+        "--log-every",
+        "5",
+        *extra,
+        env=env,
+    )
 
 
 def error_lines(run: subprocess.CompletedProcess[str]) -> list[str]:
@@ -33,13 +52,23 @@ def is_permanent(code: int) -> bool:
     return 1 <= code <= 127
 
 
-@pytest.mark.parametrize("option", [
-    ("--learning-rate", "inf"), ("--learning-rate", "-inf"), ("--learning-rate", "nan"), ("--learning-rate", "0"),
-    ("--train-steps", "0"), ("--batch-size", "-1"), ("--hidden-units", "0"), ("--workers", "0"),
-    ("--batch-size", "100000000"),  # more than the dataset: would only exhaust memory
-])
-def test_nonsense_options_are_refused_before_any_worker_starts(option: tuple[str, str], mnist_dir: Path,
-                                                                 tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "option",
+    [
+        ("--learning-rate", "inf"),
+        ("--learning-rate", "-inf"),
+        ("--learning-rate", "nan"),
+        ("--learning-rate", "0"),
+        ("--train-steps", "0"),
+        ("--batch-size", "-1"),
+        ("--hidden-units", "0"),
+        ("--workers", "0"),
+        ("--batch-size", "100000000"),  # more than the dataset: would only exhaust memory
+    ],
+)
+def test_nonsense_options_are_refused_before_any_worker_starts(
+    option: tuple[str, str], mnist_dir: Path, tmp_path: Path
+) -> None:
     run = train(mnist_dir, tmp_path / "train", "--train-steps", "5", *option)
     assert is_permanent(run.returncode), run.stderr
     assert len(error_lines(run)) == 1 and option[0] in error_lines(run)[0], run.stderr
@@ -48,8 +77,9 @@ def test_nonsense_options_are_refused_before_any_worker_starts(option: tuple[str
 
 
 @pytest.mark.slow
-def test_a_loss_gone_nan_stops_training_with_a_permanent_error_and_a_rerun_resumes_cleanly(mnist_dir: Path,
-                                                                                           tmp_path: Path) -> None:
+def test_a_loss_gone_nan_stops_training_with_a_permanent_error_and_a_rerun_resumes_cleanly(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
     train_dir = tmp_path / "train"
     run = train(mnist_dir, train_dir, "--train-steps", "20", "--learning-rate", "1e30", "--checkpoint-every", "1")
     assert is_permanent(run.returncode), run.stderr
@@ -86,8 +116,20 @@ class NanOnRank1(torch.nn.Module):
 def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(mnist_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "nan_rank.py").write_text(NAN_ON_RANK_1)
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    run = trainflow("train", "--data-dir", str(mnist_dir), "--train-dir", str(tmp_path / "train"), "--workers", "2",
-                    "--train-steps", "10", "--model", "nan_rank:NanOnRank1", env=env)
+    run = trainflow(
+        "train",
+        "--data-dir",
+        str(mnist_dir),
+        "--train-dir",
+        str(tmp_path / "train"),
+        "--workers",
+        "2",
+        "--train-steps",
+        "10",
+        "--model",
+        "nan_rank:NanOnRank1",
+        env=env,
+    )
     assert is_permanent(run.returncode), run.stderr  # not a lost peer (143), not a hang
     assert len(error_lines(run)) == 1 and "diverged at step 1/10" in error_lines(run)[0], run.stderr
     for rank in (0, 1):
@@ -123,13 +165,17 @@ def test_training_leaves_no_torchelastic_directory_in_the_temp_dir(mnist_dir: Pa
     assert left == []
 
 
-@pytest.mark.parametrize(("factory", "says"), [
-    ("sys:exit", "the factory failed: SystemExit"),
-    ("builtins:object", "not a torch.nn.Module"),
-    ("math:nan", "is a float, not a callable"),
-])
-def test_a_model_factory_that_exits_or_returns_nonsense_is_one_line(factory: str, says: str, mnist_dir: Path,
-                                                                    tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("factory", "says"),
+    [
+        ("sys:exit", "the factory failed: SystemExit"),
+        ("builtins:object", "not a torch.nn.Module"),
+        ("math:nan", "is a float, not a callable"),
+    ],
+)
+def test_a_model_factory_that_exits_or_returns_nonsense_is_one_line(
+    factory: str, says: str, mnist_dir: Path, tmp_path: Path
+) -> None:
     run = trainflow("train", "--data-dir", str(mnist_dir), "--train-dir", str(tmp_path / "t"), "--model", factory)
     assert is_permanent(run.returncode) and len(error_lines(run)) == 1 and says in run.stderr, run.stderr
 
@@ -145,7 +191,8 @@ def test_a_model_with_nan_outputs_is_refused_before_training(mnist_dir: Path, tm
         "        return self.linear(x.flatten(1)) * float('nan')\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    run = trainflow("train", "--data-dir", str(mnist_dir), "--train-dir", str(tmp_path / "t"), "--model",
-                    "nan_model:Nan", env=env)
+    run = trainflow(
+        "train", "--data-dir", str(mnist_dir), "--train-dir", str(tmp_path / "t"), "--model", "nan_model:Nan", env=env
+    )
     assert is_permanent(run.returncode) and len(error_lines(run)) == 1, run.stderr
     assert "NaN or infinite logits" in error_lines(run)[0]

@@ -46,8 +46,12 @@ class Ui:
 
 def start_ui(home: Path, env: dict[str, str], *extra: str) -> Ui:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "trainflow", "ui", "--port", str(port), *extra], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainflow", "ui", "--port", str(port), *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for_port(port, timeout=60, proc=proc)
     return Ui(proc, port)
 
@@ -59,11 +63,21 @@ def ui_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     env = {**os.environ, "TRAINFLOW_HOME": str(home)}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "trainflow", *args], env=env, capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "trainflow", *args], env=env, capture_output=True, text=True, timeout=120
+        )
 
-    submitted = run("submit", "model-train", "-p", f"job-name={WORKFLOW}", "-p", f"s3-data-url={home}/missing",
-                    "-p", "model-serving=false", "--wait")
+    submitted = run(
+        "submit",
+        "model-train",
+        "-p",
+        f"job-name={WORKFLOW}",
+        "-p",
+        f"s3-data-url={home}/missing",
+        "-p",
+        "model-serving=false",
+        "--wait",
+    )
     assert "Failed" in submitted.stdout + submitted.stderr, submitted.stdout + submitted.stderr
     try:
         yield env
@@ -101,8 +115,9 @@ def raw_request(port: int, head: str, body_chunks: Iterable[bytes] = (), timeout
                 break
             response += data
         header, _, body = response.partition(b"\r\n\r\n")
-        lengths = [int(line.split(b":")[1]) for line in header.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")]
+        lengths = [
+            int(line.split(b":")[1]) for line in header.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        ]
         length = lengths[0] if lengths else 0
         while len(body) < length and time.monotonic() < deadline:
             data = sock.recv(65536)
@@ -121,14 +136,19 @@ def chunked(total: int, size: int = MB) -> Iterator[bytes]:
 
 def png(width: int, height: int, rows: bytes | None = None) -> bytes:
     """A 1-bit PNG of `width` x `height` black pixels (a few KB, however large it decodes)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     compressor = zlib.compressobj(9)
     row = b"\0" * (1 + (width + 7) // 8)
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush() if rows is None else rows
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
 
 
 def image_body(data: bytes) -> dict[str, str]:
@@ -137,8 +157,10 @@ def image_body(data: bytes) -> dict[str, str]:
 
 def test_a_300_mb_chunked_post_is_refused_with_413_without_growing_the_ui(ui: Ui) -> None:
     before = ui.rss_mb()
-    head = (f"POST {ui.predict_path} HTTP/1.1\r\nHost: 127.0.0.1:{ui.port}\r\nContent-Type: application/json\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n")
+    head = (
+        f"POST {ui.predict_path} HTTP/1.1\r\nHost: 127.0.0.1:{ui.port}\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
     status, body, sent = raw_request(ui.port, head, chunked(300 * MB))
     assert status == 413 and "larger than" in json.loads(body)["error"]
     assert sent < 100 * MB  # the upload was cut short, not read to the end
@@ -147,29 +169,38 @@ def test_a_300_mb_chunked_post_is_refused_with_413_without_growing_the_ui(ui: Ui
 
 
 def test_a_declared_oversized_body_is_refused_before_it_is_sent(ui: Ui) -> None:
-    head = (f"POST {ui.predict_path} HTTP/1.1\r\nHost: 127.0.0.1:{ui.port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {300 * MB}\r\n\r\n")
+    head = (
+        f"POST {ui.predict_path} HTTP/1.1\r\nHost: 127.0.0.1:{ui.port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {300 * MB}\r\n\r\n"
+    )
     status, body, _ = raw_request(ui.port, head, timeout=30)
     assert status == 413 and "error" in json.loads(body)
 
 
-@pytest.mark.parametrize(("image", "says"), [
-    (png(30000, 30000), "could not be read"),  # past PIL's own bomb limit
-    (png(10000, 10000), "10000x10000 pixels"),  # under it, but 100 million pixels to decode from 12 KB
-    (png(100, 100, rows=b"not zlib"), "could not be read"),
-    (b"GIF89a" + bytes(range(64)), "could not be read"),
-], ids=["past-pil-limit", "100-megapixels", "bad-zlib", "garbage-gif"])
+@pytest.mark.parametrize(
+    ("image", "says"),
+    [
+        (png(30000, 30000), "could not be read"),  # past PIL's own bomb limit
+        (png(10000, 10000), "10000x10000 pixels"),  # under it, but 100 million pixels to decode from 12 KB
+        (png(100, 100, rows=b"not zlib"), "could not be read"),
+        (b"GIF89a" + bytes(range(64)), "could not be read"),
+    ],
+    ids=["past-pil-limit", "100-megapixels", "bad-zlib", "garbage-gif"],
+)
 def test_image_bombs_and_undecodable_images_get_a_json_400(ui: Ui, image: bytes, says: str) -> None:
     response = httpx.post(f"{ui.url}{ui.predict_path}", json=image_body(image), timeout=60)
     assert response.status_code == 400 and response.headers["content-type"] == "application/json"
     assert says in response.json()["error"] and "\n" not in response.json()["error"]
 
 
-@pytest.mark.parametrize(("instances", "says"), [
-    ([["0.1"] * 784], "strings"),
-    ([[True] * 784], "true/false"),
-    ([[None] * 784], "null"),
-])
+@pytest.mark.parametrize(
+    ("instances", "says"),
+    [
+        ([["0.1"] * 784], "strings"),
+        ([[True] * 784], "true/false"),
+        ([[None] * 784], "null"),
+    ],
+)
 def test_pixels_that_are_not_numbers_are_a_400_saying_so(ui: Ui, instances: list, says: str) -> None:
     response = httpx.post(f"{ui.url}{ui.predict_path}", json={"instances": instances}, timeout=30)
     assert response.status_code == 400 and says in response.json()["error"]

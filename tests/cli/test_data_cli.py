@@ -12,8 +12,13 @@ import pytest
 
 
 def trainflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainflow", *args], capture_output=True, text=True,
-                          env=env or os.environ.copy(), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "trainflow", *args],
+        capture_output=True,
+        text=True,
+        env=env or os.environ.copy(),
+        timeout=120,
+    )
 
 
 def test_upload_then_sync_twice_downloads_nothing_the_second_time(aws_env: str, mnist_dir: Path) -> None:

@@ -12,15 +12,24 @@ from tests.datasets.sample_data import write_colour_folders, write_iris_csv
 
 
 def trainflow(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainflow", *args], check=False, capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "trainflow", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+    )
 
 
 def test_sync_describes_a_csv_dataset_and_describe_shows_the_descriptor(trainflow_home: Path, tmp_path: Path) -> None:
     source = write_iris_csv(tmp_path / "iris")
     first = trainflow("data", "sync", str(source), "--name", "iris", "--format", "csv", "--label-column", "species")
     assert first.returncode == 0, first.stderr
-    assert "iris: csv dataset, examples 4 float32, 3 classes (setosa, versicolor, virginica), 120 train / 30 test" in first.stdout
+    assert (
+        "iris: csv dataset, examples 4 float32, 3 classes (setosa, versicolor, virginica), 120 train / 30 test"
+        in first.stdout
+    )
 
     shown = trainflow("data", "describe", "iris")
     assert shown.returncode == 0, shown.stderr
@@ -55,14 +64,29 @@ def test_bad_data_is_one_error_line_and_the_dataset_is_not_listed(trainflow_home
 def test_bad_image_size_is_one_line(trainflow_home: Path, tmp_path: Path) -> None:
     out = trainflow("data", "sync", str(tmp_path), "--image-size", "0x9")
     assert out.returncode != 0 and out.stderr.strip() == (
-        "error: invalid image size '0x9': use N or HxW with sides from 1 to 4096, e.g. 32 or 28x28")
+        "error: invalid image size '0x9': use N or HxW with sides from 1 to 4096, e.g. 32 or 28x28"
+    )
 
 
 def test_download_dataset_step_takes_the_format_options(trainflow_home: Path, tmp_path: Path) -> None:
     source = write_colour_folders(tmp_path / "colours")
     outputs = tmp_path / "out.json"
-    out = trainflow("step", "download-dataset", "--s3-data-url", str(source), "--dataset-name", "colours",
-                    "--format", "images", "--image-size", "12", "--label-column", "", "--outputs", str(outputs))
+    out = trainflow(
+        "step",
+        "download-dataset",
+        "--s3-data-url",
+        str(source),
+        "--dataset-name",
+        "colours",
+        "--format",
+        "images",
+        "--image-size",
+        "12",
+        "--label-column",
+        "",
+        "--outputs",
+        str(outputs),
+    )
     assert out.returncode == 0, out.stderr
     written = json.loads(outputs.read_text())
     assert written["dataset-format"] == "images"

@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
-from model_files import centroid_classifier_onnx, publish  # noqa: E402
+from model_files import centroid_classifier_onnx, publish
 
-from trainflow.serving.server import ModelServer, ServerConfig  # noqa: E402
+from trainflow.serving.server import ModelServer, ServerConfig
 
 
 @pytest.fixture(scope="module")

@@ -59,16 +59,40 @@ def test_render_digit_draws_the_strokes() -> None:
 
 
 def test_predict_command_shows_each_digit_and_the_accuracy(addresses, mnist_dir) -> None:
-    result = CliRunner().invoke(cli, ["predict", "--server", addresses["v2-rest"], "--protocol", "v2-rest",
-                                      "--data-dir", str(mnist_dir), "--num", "3"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            "--server",
+            addresses["v2-rest"],
+            "--protocol",
+            "v2-rest",
+            "--data-dir",
+            str(mnist_dir),
+            "--num",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.output.count("predicted") == 3 and "@" in result.output
     assert "Accuracy: " in result.output.splitlines()[-1]
 
 
 def test_predict_command_keeps_the_example_clients_contract(addresses, mnist_dir) -> None:
-    result = CliRunner().invoke(cli, ["predict", "--server", addresses["grpc"], "--data-dir", str(mnist_dir),
-                                      "--num_tests", "60", "--concurrency", "4"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            "--server",
+            addresses["grpc"],
+            "--data-dir",
+            str(mnist_dir),
+            "--num_tests",
+            "60",
+            "--concurrency",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0] == "." * 60
@@ -76,7 +100,7 @@ def test_predict_command_keeps_the_example_clients_contract(addresses, mnist_dir
 
 
 def test_predict_command_reads_image_files(addresses, digits, tmp_path: Path) -> None:
-    images, labels = digits
+    images, _ = digits
     inverted = tmp_path / "digit.png"  # dark ink on white paper, as people draw: inverted to MNIST's look
     Image.fromarray(255 - images[0]).save(inverted)
     result = CliRunner().invoke(cli, ["predict", "--server", addresses["rest"], "--protocol", "rest", str(inverted)])
@@ -86,16 +110,31 @@ def test_predict_command_reads_image_files(addresses, digits, tmp_path: Path) ->
 
 
 def test_predict_command_fails_in_one_line_when_the_server_is_down(mnist_dir) -> None:
-    result = CliRunner().invoke(cli, ["predict", "--server", "127.0.0.1:1", "--protocol", "rest",
-                                      "--data-dir", str(mnist_dir), "--num", "1"])
+    result = CliRunner().invoke(
+        cli, ["predict", "--server", "127.0.0.1:1", "--protocol", "rest", "--data-dir", str(mnist_dir), "--num", "1"]
+    )
     assert result.exit_code == 143
     assert result.output.strip().startswith("error: cannot reach the model server")
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "v2-rest"])
 def test_the_example_client_stops_at_once_when_no_server_answers(protocol: str, mnist_dir) -> None:
-    result = CliRunner().invoke(cli, ["predict", "--server", "127.0.0.1:1", "--protocol", protocol,
-                                      "--data-dir", str(mnist_dir), "--num-tests", "200", "--timeout", "2"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            "--server",
+            "127.0.0.1:1",
+            "--protocol",
+            protocol,
+            "--data-dir",
+            str(mnist_dir),
+            "--num-tests",
+            "200",
+            "--timeout",
+            "2",
+        ],
+    )
     assert result.exit_code == 143, result.output
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("error: cannot reach the model server at ") and "127.0.0.1:1" in line

@@ -41,8 +41,9 @@ def write_digits_npz(directory: Path) -> Path:
     return directory
 
 
-def write_arrays_npy(directory: Path, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                     y_test: np.ndarray) -> Path:
+def write_arrays_npy(
+    directory: Path, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name, array in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test)):
         np.save(directory / f"{name}.npy", array)
@@ -69,8 +70,9 @@ def write_digits_folders(directory: Path) -> Path:
 COLOURS = {"blue": (20, 40, 220), "green": (30, 200, 40), "red": (220, 30, 30)}
 
 
-def write_colour_folders(directory: Path, per_class: tuple[int, int] = (12, 4), size: tuple[int, int] = (10, 12),
-                         odd_size: bool = True) -> Path:
+def write_colour_folders(
+    directory: Path, per_class: tuple[int, int] = (12, 4), size: tuple[int, int] = (10, 12), odd_size: bool = True
+) -> Path:
     """RGB images (height x width `size`) whose class is their dominant colour; one image of another size."""
     rng = np.random.default_rng(0)
     for split, count in zip(("train", "test"), per_class, strict=True):

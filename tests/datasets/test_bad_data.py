@@ -118,8 +118,11 @@ CASES: dict[str, tuple[Callable[[Path], None], FormatOptions, tuple[str, ...]]] 
     "not an image": (not_an_image, FormatOptions(), ("test/red/zz.png", "not a readable image")),
     "decompression bomb": (decompression_bomb, FormatOptions(), ("train/red/huge.png", "decompression bomb")),
     "non-numeric column": (non_numeric_column, FormatOptions(), ("column 'colour'", "train.csv", "not numeric")),
-    "missing label column": (missing_label_column, FormatOptions(label_column="kind"),
-                             ("train.csv", "no column 'kind'", "--label-column")),
+    "missing label column": (
+        missing_label_column,
+        FormatOptions(label_column="kind"),
+        ("train.csv", "no column 'kind'", "--label-column"),
+    ),
     "empty label": (empty_label, FormatOptions(), ("line 4 of t.csv", "no 'label'")),
     "test class unknown": (unknown_test_class, FormatOptions(label_column="kind"), ("'z'", "test.csv", "not a class")),
     "declared format absent": (write_iris_csv, FormatOptions(format="images"), ("--format images", "image folders")),

@@ -21,7 +21,9 @@ def cache(trainflow_home: Path) -> DatasetCache:
     return DatasetCache(trainflow_home / "cache" / "datasets")
 
 
-def test_first_sync_fetches_everything_and_records_checksums(cache: DatasetCache, mnist_s3_url: str, mnist_dir: Path) -> None:
+def test_first_sync_fetches_everything_and_records_checksums(
+    cache: DatasetCache, mnist_s3_url: str, mnist_dir: Path
+) -> None:
     result = cache.ensure(mnist_s3_url, "mnist")
     assert sorted(result.downloaded) == sorted(ALL_FILES)
     assert result.bytes_downloaded == sum((mnist_dir / n).stat().st_size for n in ALL_FILES)
@@ -50,7 +52,9 @@ def test_one_changed_object_is_the_only_one_fetched(
     bucket, prefix = mnist_s3_url[5:].split("/", 1)
     labels = gzip.decompress((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
     changed = gzip.compress(labels[:-1] + bytes([(labels[-1] + 1) % 10]))  # one test label differs
-    boto3.client("s3", endpoint_url=aws_env).put_object(Bucket=bucket, Key=f"{prefix}t10k-labels-idx1-ubyte.gz", Body=changed)
+    boto3.client("s3", endpoint_url=aws_env).put_object(
+        Bucket=bucket, Key=f"{prefix}t10k-labels-idx1-ubyte.gz", Body=changed
+    )
     result = cache.ensure(mnist_s3_url, "mnist")
     assert result.downloaded == ["t10k-labels-idx1-ubyte.gz"]
     assert result.bytes_downloaded == len(changed)
@@ -58,7 +62,9 @@ def test_one_changed_object_is_the_only_one_fetched(
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip-byte"])
-def test_damaged_cached_file_is_detected_and_fetched_again(cache: DatasetCache, mnist_s3_url: str, mnist_dir: Path, damage: str) -> None:
+def test_damaged_cached_file_is_detected_and_fetched_again(
+    cache: DatasetCache, mnist_s3_url: str, mnist_dir: Path, damage: str
+) -> None:
     path = cache.ensure(mnist_s3_url, "mnist").path / "train-images-idx3-ubyte.gz"
     data = path.read_bytes()
     path.write_bytes(data[:100] if damage == "truncate" else data[:-1] + bytes([data[-1] ^ 0xFF]))
@@ -94,7 +100,9 @@ def test_unreachable_source_uses_complete_cache_with_warning(cache: DatasetCache
     cache.ensure(mnist_s3_url, "mnist")
     from servers import free_port
 
-    offline = DatasetCache(cache.root, StorageOptions(endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1, connect_timeout=1))
+    offline = DatasetCache(
+        cache.root, StorageOptions(endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1, connect_timeout=1)
+    )
     result = offline.ensure(mnist_s3_url, "mnist")
     assert result.offline and result.bytes_downloaded == 0 and sorted(result.unchanged) == sorted(ALL_FILES)
     assert "using the cached copy" in caplog.text
@@ -105,7 +113,9 @@ def test_unreachable_source_with_incomplete_cache_fails(cache: DatasetCache, mni
     (path / "train-labels-idx1-ubyte.gz").unlink()
     from servers import free_port
 
-    offline = DatasetCache(cache.root, StorageOptions(endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1, connect_timeout=1))
+    offline = DatasetCache(
+        cache.root, StorageOptions(endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1, connect_timeout=1)
+    )
     with pytest.raises(SourceUnreachable):
         offline.ensure(mnist_s3_url, "mnist")
 
@@ -149,8 +159,12 @@ def test_two_processes_share_one_download(mnist_s3_url: str, trainflow_home: Pat
         "print(json.dumps({'downloaded': r.bytes_downloaded, 'files': len(r.downloaded) + len(r.unchanged)}))"
     )
     root = str(trainflow_home / "cache" / "datasets")
-    procs = [subprocess.Popen([sys.executable, "-c", code, root, mnist_s3_url], stdout=subprocess.PIPE, env=os.environ.copy())
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, root, mnist_s3_url], stdout=subprocess.PIPE, env=os.environ.copy()
+        )
+        for _ in range(2)
+    ]
     results = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert all(r["files"] == 4 for r in results)

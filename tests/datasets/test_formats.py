@@ -45,8 +45,12 @@ def synced_twice(cache: DatasetCache, source: Path, options: FormatOptions | Non
 
 
 def digits_sources() -> dict[str, Callable[[Path], Path]]:
-    return {"idx": write_digits_idx, "npz": write_digits_npz, "images": write_digits_folders,
-            "npy": lambda d: write_arrays_npy(d, *digits())}
+    return {
+        "idx": write_digits_idx,
+        "npz": write_digits_npz,
+        "images": write_digits_folders,
+        "npy": lambda d: write_arrays_npy(d, *digits()),
+    }
 
 
 @pytest.mark.parametrize("fmt", ["idx", "npz", "npy", "images"])
@@ -65,7 +69,8 @@ def test_digits_in_each_image_format_sync_to_the_same_arrays(cache: DatasetCache
     assert isinstance(dataset.train.images, np.memmap) and dataset.train.images.shape == (1500, 1, 8, 8)
     if fmt == "images":  # class folders reorder the examples: compare as sets of (label, image)
         assert sorted(zip(y_test.tolist(), map(bytes, x_test), strict=True)) == sorted(
-            zip(dataset.test.labels.tolist(), map(bytes, np.asarray(dataset.test.images)[:, 0]), strict=True))
+            zip(dataset.test.labels.tolist(), map(bytes, np.asarray(dataset.test.images)[:, 0]), strict=True)
+        )
     else:
         assert np.array_equal(dataset.train.images[:, 0], x_train) and np.array_equal(dataset.test.labels, y_test)
 
@@ -76,7 +81,9 @@ def test_mnist_cache_entry_keeps_its_old_reader_and_gains_a_descriptor(cache: Da
     assert d is not None and (d.format, d.input_shape, d.num_classes) == ("idx", (1, 28, 28), 10)
     old = load_split(result.path, "test")
     assert old.images.shape[1:] == (28, 28) and d.test_count == len(old)
-    assert load_descriptor(mnist_dir) == d.__class__(**{**d.__dict__, "source_digest": ""})  # a plain folder, not written to
+    assert load_descriptor(mnist_dir) == d.__class__(
+        **{**d.__dict__, "source_digest": ""}
+    )  # a plain folder, not written to
 
 
 def test_rgb_image_folders_are_decoded_once_at_the_most_common_size(cache: DatasetCache, tmp_path: Path) -> None:
@@ -100,7 +107,9 @@ def test_declared_image_size_resizes_every_image(cache: DatasetCache, tmp_path: 
     assert load_dataset(result.path).train.images.shape == (36, 3, 16, 16)
 
 
-def test_csv_with_string_labels_gets_sorted_class_names_and_training_statistics(cache: DatasetCache, tmp_path: Path) -> None:
+def test_csv_with_string_labels_gets_sorted_class_names_and_training_statistics(
+    cache: DatasetCache, tmp_path: Path
+) -> None:
     source = write_iris_csv(tmp_path / "iris")
     result = synced_twice(cache, source, FormatOptions(label_column="species"))
 
@@ -175,5 +184,7 @@ def test_descriptor_altered_to_point_outside_is_refused(cache: DatasetCache, tmp
     raw = json.loads(path.read_text())
     raw["arrays"]["x_train"] = "../../../../etc/passwd"
     path.write_text(json.dumps(raw))
-    with pytest.raises(DatasetError, match=r"'\.\./\.\./\.\./\.\./etc/passwd' as its x_train array.*trainflow data rm d"):
+    with pytest.raises(
+        DatasetError, match=r"'\.\./\.\./\.\./\.\./etc/passwd' as its x_train array.*trainflow data rm d"
+    ):
         load_dataset(result.path)

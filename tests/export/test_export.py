@@ -28,8 +28,8 @@ def train_briefly(train_dir: str, spec: ModelSpec, mnist_dir: Path, steps: int =
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     split = load_split(mnist_dir, "train")
     for step in range(steps):
-        images = torch.from_numpy(np.array(split.images[step * 64:(step + 1) * 64])).unsqueeze(1).float() / 255
-        labels = torch.from_numpy(split.labels[step * 64:(step + 1) * 64].astype(np.int64))
+        images = torch.from_numpy(np.array(split.images[step * 64 : (step + 1) * 64])).unsqueeze(1).float() / 255
+        labels = torch.from_numpy(split.labels[step * 64 : (step + 1) * 64].astype(np.int64))
         optimizer.zero_grad()
         torch.nn.functional.cross_entropy(model(images), labels).backward()
         optimizer.step()
@@ -104,11 +104,29 @@ def test_model_override_that_does_not_fit_the_checkpoint_is_one_clear_line(mnist
 def test_export_model_step_writes_version_and_url(mnist_dir: Path, tmp_path: Path) -> None:
     train_briefly(str(tmp_path / "train"), ModelSpec("mlp", 16), mnist_dir, steps=2)
     outputs = tmp_path / "out.json"
-    run = subprocess.run([sys.executable, "-m", "trainflow", "step", "export-model", "--train-dir", str(tmp_path / "train"),
-                          "--export-base", str(tmp_path / "exported"), "--outputs", str(outputs)],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainflow",
+            "step",
+            "export-model",
+            "--train-dir",
+            str(tmp_path / "train"),
+            "--export-base",
+            str(tmp_path / "exported"),
+            "--outputs",
+            str(outputs),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
-    assert json.loads(outputs.read_text()) == {"model-version": 1, "model-url": str(tmp_path / "exported" / "1"),
-                                               "global-step": 2}
+    assert json.loads(outputs.read_text()) == {
+        "model-version": 1,
+        "model-url": str(tmp_path / "exported" / "1"),
+        "global-step": 2,
+    }
     assert "exported step 2 as version 1" in run.stdout
     assert "WARNING" not in run.stderr, run.stderr  # e.g. a failed exporter attempt before the one that works

@@ -92,10 +92,16 @@ class Cluster:
             raise ValueError(f"a cluster has 1 to 36 nodes, got {len(nodes)}")
         self.tag = f"{PREFIX}{_base36(os.getpid())}-{_base36(next(_counter))}"
         self.bridge = f"{self.tag}b"
-        self.nodes = {hostname: Node(hostname, f"{self.tag}-{hostname}", f"{SUBNET}.{i + 1}",
-                                     (hostname, *dict.fromkeys(n for n in names if n != hostname)),
-                                     f"{self.tag}v{_base36(i)}")
-                      for i, (hostname, names) in enumerate(nodes.items())}
+        self.nodes = {
+            hostname: Node(
+                hostname,
+                f"{self.tag}-{hostname}",
+                f"{SUBNET}.{i + 1}",
+                (hostname, *dict.fromkeys(n for n in names if n != hostname)),
+                f"{self.tag}v{_base36(i)}",
+            )
+            for i, (hostname, names) in enumerate(nodes.items())
+        }
         self._started = False
 
     def __enter__(self) -> Self:
@@ -130,8 +136,10 @@ class Cluster:
         etc.mkdir(parents=True, exist_ok=True)
         (etc / "hosts").write_text(self.hosts_file())
         # No DNS server is reachable: a name missing from /etc/hosts fails at once instead of timing out.
-        (etc / "resolv.conf").write_text("# trainflow multi-node test: every name is in /etc/hosts\n"
-                                         "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        (etc / "resolv.conf").write_text(
+            "# trainflow multi-node test: every name is in /etc/hosts\n"
+            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+        )
 
     def hosts_file(self) -> str:
         lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
@@ -158,19 +166,33 @@ class Cluster:
     def command(self, hostname: str, argv: Sequence[str]) -> list[str]:
         """`argv` as run on node `hostname`: in its network namespace, with its hostname and /etc/hosts."""
         node = self.nodes[hostname]
-        return ["ip", "netns", "exec", node.namespace, "unshare", "--uts", "--",
-                "sh", "-c", 'hostname "$0" && exec "$@"', node.hostname, *argv]
+        return [
+            "ip",
+            "netns",
+            "exec",
+            node.namespace,
+            "unshare",
+            "--uts",
+            "--",
+            "sh",
+            "-c",
+            'hostname "$0" && exec "$@"',
+            node.hostname,
+            *argv,
+        ]
 
     def popen(self, hostname: str, argv: Sequence[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
         """Start `argv` on a node with exactly `env`, stdout and stderr to `log`; its pid is the process itself."""
         with open(log, "ab") as out:
             return subprocess.Popen(self.command(hostname, argv), env=dict(env), stdout=out, stderr=subprocess.STDOUT)
 
-    def run(self, hostname: str, argv: Sequence[str], env: Mapping[str, str],
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, hostname: str, argv: Sequence[str], env: Mapping[str, str], timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         """Run `argv` on a node to completion; output captured as text."""
-        return subprocess.run(self.command(hostname, argv), check=False, env=dict(env), capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            self.command(hostname, argv), check=False, env=dict(env), capture_output=True, text=True, timeout=timeout
+        )
 
     def cut(self, hostname: str) -> None:
         """Pull the node's cable: its bridge port goes down, so peers hear nothing more (no FIN, no RST)."""

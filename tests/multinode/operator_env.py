@@ -41,21 +41,43 @@ def service_names(name: str, namespace: str = "default") -> tuple[str, ...]:
 def pytorchjob_pods(job: str, workers: int, nproc_per_node: int = 1, port: int = PYTORCHJOB_PORT) -> list[Pod]:
     """Master + `workers` Workers, as the operator starts them for a PyTorchJob without elasticPolicy."""
     nnodes = 1 + workers
-    master = {"MASTER_ADDR": f"{job}-master-0", "MASTER_PORT": str(port), "PET_MASTER_ADDR": f"{job}-master-0",
-              "PET_MASTER_PORT": str(port)}
+    master = {
+        "MASTER_ADDR": f"{job}-master-0",
+        "MASTER_PORT": str(port),
+        "PET_MASTER_ADDR": f"{job}-master-0",
+        "PET_MASTER_PORT": str(port),
+    }
     pods = []
     for replica_type, index, rank in [("master", 0, 0)] + [("worker", i, i + 1) for i in range(workers)]:
-        env = {"PYTHONUNBUFFERED": "1", **master, "WORLD_SIZE": str(nnodes * nproc_per_node), "RANK": str(rank),
-               "PET_NODE_RANK": str(rank), "PET_NNODES": str(nnodes), "PET_NPROC_PER_NODE": str(nproc_per_node)}
+        env = {
+            "PYTHONUNBUFFERED": "1",
+            **master,
+            "WORLD_SIZE": str(nnodes * nproc_per_node),
+            "RANK": str(rank),
+            "PET_NODE_RANK": str(rank),
+            "PET_NNODES": str(nnodes),
+            "PET_NPROC_PER_NODE": str(nproc_per_node),
+        }
         pods.append(Pod(f"{job}-{replica_type}-{index}", replica_type, index, env))
     return pods
 
 
-def elastic_pytorchjob_pods(job: str, min_replicas: int, max_replicas: int, max_restarts: int | None = None,
-                            nproc_per_node: int = 1, port: int = PYTORCHJOB_PORT) -> list[Pod]:
+def elastic_pytorchjob_pods(
+    job: str,
+    min_replicas: int,
+    max_replicas: int,
+    max_restarts: int | None = None,
+    nproc_per_node: int = 1,
+    port: int = PYTORCHJOB_PORT,
+) -> list[Pod]:
     """`max_replicas` Workers and no Master, as the operator starts a PyTorchJob with an elasticPolicy (c10d)."""
-    env = {"PYTHONUNBUFFERED": "1", "PET_RDZV_ENDPOINT": f"{job}-worker-0:{port}", "PET_RDZV_BACKEND": "c10d",
-           "PET_NNODES": f"{min_replicas}:{max_replicas}", "PET_NPROC_PER_NODE": str(nproc_per_node)}
+    env = {
+        "PYTHONUNBUFFERED": "1",
+        "PET_RDZV_ENDPOINT": f"{job}-worker-0:{port}",
+        "PET_RDZV_BACKEND": "c10d",
+        "PET_NNODES": f"{min_replicas}:{max_replicas}",
+        "PET_NPROC_PER_NODE": str(nproc_per_node),
+    }
     if max_restarts is not None:
         env["PET_MAX_RESTARTS"] = str(max_restarts)
     return [Pod(f"{job}-worker-{i}", "worker", i, dict(env)) for i in range(max_replicas)]
@@ -63,8 +85,21 @@ def elastic_pytorchjob_pods(job: str, min_replicas: int, max_replicas: int, max_
 
 def tfjob_pods(job: str, replicas: dict[str, int], namespace: str = "default", port: int = TFJOB_PORT) -> list[Pod]:
     """Every replica of a TFJob (`replicas`: type -> count, e.g. {"worker": 3, "ps": 2}) with its TF_CONFIG."""
-    cluster = {kind: [f"{job}-{kind}-{i}.{namespace}.svc:{port}" for i in range(count)]
-               for kind, count in replicas.items()}
-    return [Pod(f"{job}-{kind}-{i}", kind, i, {"PYTHONUNBUFFERED": "1", "TF_CONFIG": json.dumps(
-                {"cluster": cluster, "task": {"type": kind, "index": i}, "environment": "cloud"})})
-            for kind, count in replicas.items() for i in range(count)]
+    cluster = {
+        kind: [f"{job}-{kind}-{i}.{namespace}.svc:{port}" for i in range(count)] for kind, count in replicas.items()
+    }
+    return [
+        Pod(
+            f"{job}-{kind}-{i}",
+            kind,
+            i,
+            {
+                "PYTHONUNBUFFERED": "1",
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": kind, "index": i}, "environment": "cloud"}
+                ),
+            },
+        )
+        for kind, count in replicas.items()
+        for i in range(count)
+    ]

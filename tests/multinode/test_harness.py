@@ -30,15 +30,17 @@ for name in sys.argv[2:]:
 
 
 def leftovers(tag: str) -> list[str]:
-    names = ip("netns", "list").split() + [line.split(":")[1].strip().split("@")[0]
-                                           for line in ip("-o", "link", "show").splitlines()]
+    names = ip("netns", "list").split() + [
+        line.split(":")[1].strip().split("@")[0] for line in ip("-o", "link", "show").splitlines()
+    ]
     names += [p.name for p in Path("/etc/netns").glob("*")] if Path("/etc/netns").is_dir() else []
     return [name for name in names if name.startswith(tag)]
 
 
 def test_every_pod_listens_on_one_port_and_reaches_the_others_by_their_service_names(make_cluster: MakeCluster) -> None:
-    cluster = make_cluster({"job-master-0": ["job-master-0.default.svc"], "job-worker-0": ["job-worker-0.default.svc"],
-                            "client": []})
+    cluster = make_cluster(
+        {"job-master-0": ["job-master-0.default.svc"], "job-worker-0": ["job-worker-0.default.svc"], "client": []}
+    )
     env = base_env()
     for node in ("job-master-0", "job-worker-0"):
         cluster.popen(node, [sys.executable, "-c", SERVE_HOSTNAME], env, Path("/dev/null"))
@@ -53,13 +55,18 @@ def test_nodes_have_no_route_out_of_their_network(make_cluster: MakeCluster) -> 
     cluster = make_cluster({"a": []})
     routes = ip("-n", cluster.node("a").namespace, "route", "show")
     assert "default" not in routes and routes.split()[0] == "198.18.0.0/24"
-    out = python_on(cluster, "a", """
+    out = python_on(
+        cluster,
+        "a",
+        """
 import socket
 try:
     socket.create_connection(("192.0.2.1", 80), timeout=2)
 except OSError as exc:
     print(exc.errno)
-""", base_env())
+""",
+        base_env(),
+    )
     assert out.strip() == "101"  # ENETUNREACH
 
 
@@ -95,7 +102,11 @@ def test_everything_is_removed_when_the_body_fails(error: type[BaseException], n
 
 
 def test_sweep_removes_what_a_crashed_run_left(netns_available: None, tmp_path: Path) -> None:
-    crashed = subprocess.run([sys.executable, "-c", """
+    crashed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            """
 import os, subprocess
 from tests.multinode.netns import Cluster
 cluster = Cluster({"a": []})
@@ -103,7 +114,14 @@ cluster.start()
 subprocess.Popen(cluster.command("a", ["sleep", "300"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 print(cluster.tag, flush=True)
 os._exit(1)
-"""], check=False, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
+""",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
     tag = crashed.stdout.strip()
     assert tag.startswith(PREFIX) and leftovers(tag), crashed.stderr
     removed = sweep_stale()

@@ -45,15 +45,33 @@ def latest_step(train_dir: Path) -> int:
     return max(int(p.name[5:14]) for p in (train_dir / "checkpoints").glob("ckpt-*.pt"))
 
 
-def lose_a_node_then_rerun(make_cluster: MakeCluster, mnist_dir: Path, tmp_path: Path, lost: str,
-                           fail: Callable[[Cluster, str], None]) -> None:
+def lose_a_node_then_rerun(
+    make_cluster: MakeCluster, mnist_dir: Path, tmp_path: Path, lost: str, fail: Callable[[Cluster, str], None]
+) -> None:
     pods = pytorchjob_pods(JOB, workers=2)
     cluster = make_cluster(nodes_for(pods))
     train_dir = tmp_path / "train"
-    argv = trainflow("train", "--data-dir", str(mnist_dir), "--train-dir", str(train_dir), "--model", "mlp",
-                     "--train-steps", str(STEPS), "--batch-size", str(BATCH), "--checkpoint-every",
-                     str(CHECKPOINT_EVERY), "--log-every", str(CHECKPOINT_EVERY), "--max-restarts", "0",
-                     "--peer-timeout", str(PEER_TIMEOUT))
+    argv = trainflow(
+        "train",
+        "--data-dir",
+        str(mnist_dir),
+        "--train-dir",
+        str(train_dir),
+        "--model",
+        "mlp",
+        "--train-steps",
+        str(STEPS),
+        "--batch-size",
+        str(BATCH),
+        "--checkpoint-every",
+        str(CHECKPOINT_EVERY),
+        "--log-every",
+        str(CHECKPOINT_EVERY),
+        "--max-restarts",
+        "0",
+        "--peer-timeout",
+        str(PEER_TIMEOUT),
+    )
     env = base_env()
     running = start_pods(cluster, pods, argv, env, tmp_path)
     wait_for_checkpoint(train_dir, CHECKPOINT_EVERY, running)
@@ -88,10 +106,12 @@ def kill_node(cluster: Cluster, node: str) -> None:
 
 
 def test_a_workers_link_cut_mid_training_ends_the_others_as_transient_and_a_rerun_resumes(
-        make_cluster: MakeCluster, mnist_dir: Path, tmp_path: Path) -> None:
+    make_cluster: MakeCluster, mnist_dir: Path, tmp_path: Path
+) -> None:
     lose_a_node_then_rerun(make_cluster, mnist_dir, tmp_path, f"{JOB}-worker-1", cut_link)
 
 
 def test_the_masters_node_killed_mid_training_ends_the_workers_as_transient_and_a_rerun_resumes(
-        make_cluster: MakeCluster, mnist_dir: Path, tmp_path: Path) -> None:
+    make_cluster: MakeCluster, mnist_dir: Path, tmp_path: Path
+) -> None:
     lose_a_node_then_rerun(make_cluster, mnist_dir, tmp_path, f"{JOB}-master-0", kill_node)

@@ -72,24 +72,55 @@ class Deployment:
 def start_store(cluster: Cluster, env: dict[str, str], log_dir: Path) -> None:
     """moto's S3 server on its own node, listening on the node's interface; the bucket made from another node."""
     # Path-style only, as minio: moto would otherwise read the service's first label as a bucket name.
-    cluster.popen(STORE, [sys.executable, "-m", "moto.server", "-H", "0.0.0.0", "-p", str(STORE_PORT)],
-                  {**env, "S3_IGNORE_SUBDOMAIN_BUCKETNAME": "1"}, log_dir / "store.log")
+    cluster.popen(
+        STORE,
+        [sys.executable, "-m", "moto.server", "-H", "0.0.0.0", "-p", str(STORE_PORT)],
+        {**env, "S3_IGNORE_SUBDOMAIN_BUCKETNAME": "1"},
+        log_dir / "store.log",
+    )
     wait_listening(cluster, f"{JOB}-master-0", f"{STORE_SERVICE}.kubeflow", STORE_PORT, env)
     python_on(cluster, f"{JOB}-master-0", CREATE_BUCKET, env)
 
 
 @pytest.fixture(scope="module")
-def deployment(make_module_cluster: MakeCluster, mnist_dir: Path,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deployment(
+    make_module_cluster: MakeCluster, mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
     log_dir = tmp_path_factory.mktemp("pytorchjob-to-served-model")
     pods = pytorchjob_pods(JOB, workers=2)
-    cluster = make_module_cluster({**nodes_for(pods), STORE: service_names(STORE_SERVICE, "kubeflow"),
-                                   SERVER: service_names(SERVER_SERVICE), CLIENT: ()})
+    cluster = make_module_cluster(
+        {
+            **nodes_for(pods),
+            STORE: service_names(STORE_SERVICE, "kubeflow"),
+            SERVER: service_names(SERVER_SERVICE),
+            CLIENT: (),
+        }
+    )
     env = base_env(**AWS_TEST_ENV, AWS_ENDPOINT_URL=STORE_URL, TRAINFLOW_HOME=str(log_dir / "home"))
     start_store(cluster, env, log_dir)
-    training = start_pods(cluster, pods, trainflow(
-        "train", "--data-dir", str(mnist_dir), "--train-dir", TRAIN_DIR, "--model", "mlp", "--train-steps", str(STEPS),
-        "--batch-size", str(BATCH), "--checkpoint-every", "20", "--log-every", "20"), env, log_dir)
+    training = start_pods(
+        cluster,
+        pods,
+        trainflow(
+            "train",
+            "--data-dir",
+            str(mnist_dir),
+            "--train-dir",
+            TRAIN_DIR,
+            "--model",
+            "mlp",
+            "--train-steps",
+            str(STEPS),
+            "--batch-size",
+            str(BATCH),
+            "--checkpoint-every",
+            "20",
+            "--log-every",
+            "20",
+        ),
+        env,
+        log_dir,
+    )
     codes = wait_all(cluster, training, timeout=180)
     assert codes == [0, 0, 0], logs(training)
     store = json.loads(python_on(cluster, CLIENT, STORE_CONTENTS, env))
@@ -109,8 +140,11 @@ def test_master_and_two_workers_on_one_port_train_mnist_by_the_masters_name(depl
 
 def test_checkpoints_and_events_are_written_to_the_object_store_on_its_node(deployment: Deployment) -> None:
     keys = deployment.store["keys"]
-    assert {f"unfinished/{JOB}/checkpoints/ckpt-000000020.pt", f"unfinished/{JOB}/checkpoints/ckpt-000000040.pt",
-            f"unfinished/{JOB}/metrics.json"} <= set(keys)
+    assert {
+        f"unfinished/{JOB}/checkpoints/ckpt-000000020.pt",
+        f"unfinished/{JOB}/checkpoints/ckpt-000000040.pt",
+        f"unfinished/{JOB}/metrics.json",
+    } <= set(keys)
     assert any(k.startswith(f"unfinished/{JOB}/logs/events.out.tfevents.") for k in keys)
 
 
@@ -118,13 +152,31 @@ def test_checkpoints_and_events_are_written_to_the_object_store_on_its_node(depl
 def served(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     """The export step from the master's node, then the model server on its node reading the store by name."""
     cluster, env = deployment.cluster, deployment.env
-    exported = cluster.run(f"{JOB}-master-0", trainflow("step", "export-model", "--train-dir", TRAIN_DIR,
-                                                        "--export-base", EXPORT_BASE), env)
+    exported = cluster.run(
+        f"{JOB}-master-0",
+        trainflow("step", "export-model", "--train-dir", TRAIN_DIR, "--export-base", EXPORT_BASE),
+        env,
+    )
     assert exported.returncode == 0, exported.stderr
     log = tmp_path_factory.mktemp("model-server") / "server.log"
     # The Deployment's container command as `trainflow compile` renders it: all interfaces, the usual ports.
-    cluster.popen(SERVER, trainflow("step", "serve-model", "--export-base", EXPORT_BASE, "--host", "0.0.0.0",
-                                    "--rest-port", "8501", "--grpc-port", "9000"), env, log)
+    cluster.popen(
+        SERVER,
+        trainflow(
+            "step",
+            "serve-model",
+            "--export-base",
+            EXPORT_BASE,
+            "--host",
+            "0.0.0.0",
+            "--rest-port",
+            "8501",
+            "--grpc-port",
+            "9000",
+        ),
+        env,
+        log,
+    )
     for port in (8501, 9000):
         wait_listening(cluster, CLIENT, SERVER_SERVICE, port, env, timeout=90)
     return deployment
@@ -137,9 +189,24 @@ def test_the_export_is_a_numbered_version_in_the_object_store(served: Deployment
 
 @pytest.mark.parametrize(("protocol", "port"), [("grpc", 9000), ("rest", 8501), ("v2-rest", 8501), ("v2-grpc", 9000)])
 def test_predict_from_another_node_by_service_name(served: Deployment, protocol: str, port: int) -> None:
-    done = served.cluster.run(CLIENT, trainflow(
-        "predict", "--server", f"{SERVER_SERVICE}.default.svc:{port}", "--protocol", protocol, "--data-dir",
-        str(served.mnist_dir), "--num-tests", "200", "--concurrency", "4"), served.env, timeout=90)
+    done = served.cluster.run(
+        CLIENT,
+        trainflow(
+            "predict",
+            "--server",
+            f"{SERVER_SERVICE}.default.svc:{port}",
+            "--protocol",
+            protocol,
+            "--data-dir",
+            str(served.mnist_dir),
+            "--num-tests",
+            "200",
+            "--concurrency",
+            "4",
+        ),
+        served.env,
+        timeout=90,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     rate = re.search(r"Inference error rate: ([\d.]+)%", done.stdout)
     assert rate is not None and float(rate.group(1)) <= 100 * (1 - ACCURACY_FLOOR) + 2, done.stdout

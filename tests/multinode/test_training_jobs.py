@@ -18,13 +18,28 @@ ACCURACY_FLOOR = 0.9
 
 
 def train_args(mnist_dir: Path, train_dir: Path) -> list[str]:
-    return trainflow("train", "--data-dir", str(mnist_dir), "--train-dir", str(train_dir), "--model", "mlp",
-                     "--train-steps", str(STEPS), "--batch-size", str(BATCH), "--checkpoint-every", str(STEPS),
-                     "--log-every", "30")
+    return trainflow(
+        "train",
+        "--data-dir",
+        str(mnist_dir),
+        "--train-dir",
+        str(train_dir),
+        "--model",
+        "mlp",
+        "--train-steps",
+        str(STEPS),
+        "--batch-size",
+        str(BATCH),
+        "--checkpoint-every",
+        str(STEPS),
+        "--log-every",
+        "30",
+    )
 
 
 def test_elastic_all_worker_pytorchjob_meets_at_worker_zero_by_c10d_rendezvous(
-        make_cluster: MakeCluster, mnist_dir: Path, tmp_path: Path) -> None:
+    make_cluster: MakeCluster, mnist_dir: Path, tmp_path: Path
+) -> None:
     pods = elastic_pytorchjob_pods("myjob", min_replicas=2, max_replicas=3)
     cluster = make_cluster(nodes_for(pods))
     running = start_pods(cluster, pods, train_args(mnist_dir, tmp_path / "train"), base_env(), tmp_path)
@@ -36,7 +51,8 @@ def test_elastic_all_worker_pytorchjob_meets_at_worker_zero_by_c10d_rendezvous(
 
 
 def test_tfjob_workers_train_from_tf_config_names_and_parameter_servers_exit_zero_saying_why(
-        make_cluster: MakeCluster, mnist_dir: Path, tmp_path: Path) -> None:
+    make_cluster: MakeCluster, mnist_dir: Path, tmp_path: Path
+) -> None:
     pods = tfjob_pods("myjob", {"worker": 3, "ps": 2})
     cluster = make_cluster(nodes_for(pods))
     running = start_pods(cluster, pods, train_args(mnist_dir, tmp_path / "train"), base_env(), tmp_path)

@@ -15,9 +15,25 @@ from tests.multinode.netns import Cluster
 from tests.multinode.operator_env import Pod, service_names
 
 # What a pod must not inherit from the test process: the operator sets the world, the test the endpoint.
-HOST_ONLY_VARS = ("TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "GROUP_RANK",
-                  "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "S3_ENDPOINT", "AWS_PROFILE", "http_proxy",
-                  "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY")
+HOST_ONLY_VARS = (
+    "TF_CONFIG",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "WORLD_SIZE",
+    "RANK",
+    "LOCAL_RANK",
+    "GROUP_RANK",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "S3_ENDPOINT",
+    "AWS_PROFILE",
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+)
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -48,12 +64,19 @@ class Running:
         return self.log.read_text(errors="replace")
 
 
-def start_pods(cluster: Cluster, pods: Sequence[Pod], argv: Sequence[str], env: Mapping[str, str],
-               log_dir: Path, suffix: str = "") -> list[Running]:
+def start_pods(
+    cluster: Cluster, pods: Sequence[Pod], argv: Sequence[str], env: Mapping[str, str], log_dir: Path, suffix: str = ""
+) -> list[Running]:
     """Every pod's container at once, each on its own node, with `env` plus what the operator sets for it."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    return [Running(pod, cluster.popen(pod.name, argv, {**env, **pod.env}, log_dir / f"{pod.name}{suffix}.log"),
-                    log_dir / f"{pod.name}{suffix}.log") for pod in pods]
+    return [
+        Running(
+            pod,
+            cluster.popen(pod.name, argv, {**env, **pod.env}, log_dir / f"{pod.name}{suffix}.log"),
+            log_dir / f"{pod.name}{suffix}.log",
+        )
+        for pod in pods
+    ]
 
 
 def wait_all(cluster: Cluster, running: Sequence[Running], timeout: float) -> list[int | None]:
@@ -81,10 +104,14 @@ def python_on(cluster: Cluster, node: str, code: str, env: Mapping[str, str], ti
     return done.stdout
 
 
-def wait_listening(cluster: Cluster, node: str, host: str, port: int, env: Mapping[str, str],
-                   timeout: float = 60) -> None:
+def wait_listening(
+    cluster: Cluster, node: str, host: str, port: int, env: Mapping[str, str], timeout: float = 60
+) -> None:
     """Wait until `host:port` accepts connections as seen from `node`."""
-    python_on(cluster, node, f"""
+    python_on(
+        cluster,
+        node,
+        f"""
 import socket, time
 deadline = time.monotonic() + {timeout}
 while True:
@@ -95,7 +122,10 @@ while True:
         if time.monotonic() > deadline:
             raise
         time.sleep(0.1)
-""", env, timeout=timeout + 10)
+""",
+        env,
+        timeout=timeout + 10,
+    )
 
 
 def read_json(path: Path) -> dict:

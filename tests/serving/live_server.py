@@ -12,8 +12,8 @@ from trainflow.serving.server import ModelServer, ServerConfig
 @contextmanager
 def running_server(base: str | Path, **overrides: object) -> Iterator[ModelServer]:
     """A real server on free loopback ports, always stopped."""
-    settings: dict = {"rest_port": 0, "grpc_port": 0, "poll_seconds": 0.1, **overrides}
-    server = ModelServer(ServerConfig("mnist", str(base), **settings)).start()
+    settings: dict = {"model_name": "mnist", "rest_port": 0, "grpc_port": 0, "poll_seconds": 0.1, **overrides}
+    server = ModelServer(ServerConfig(base_url=str(base), **settings)).start()
     try:
         yield server
     finally:

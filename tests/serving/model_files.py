@@ -15,7 +15,7 @@ from trainflow.export.signature import MODEL_FILE, SIGNATURE_FILE, image_classif
 
 
 def linear_classifier_onnx(weights: np.ndarray, bias: np.ndarray) -> bytes:
-    """images float32 [N,784] -> scores = softmax(images @ W + b) [N,10], classes = argmax int64 [N]."""
+    """images float32 [N,784] -> scores = softmax(images @ W + b) [N,10], classes = argmax int64 [N] (W's shape)."""
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["images", "W"], ["logits_raw"]),
@@ -24,11 +24,15 @@ def linear_classifier_onnx(weights: np.ndarray, bias: np.ndarray) -> bytes:
             helper.make_node("ArgMax", ["scores"], ["classes"], axis=1, keepdims=0),
         ],
         "linear",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 784])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 10]),
-         helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"])],
-        initializer=[numpy_helper.from_array(weights.astype(np.float32), "W"),
-                     numpy_helper.from_array(bias.astype(np.float32), "B")],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", weights.shape[0]])],
+        [
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", weights.shape[1]]),
+            helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"]),
+        ],
+        initializer=[
+            numpy_helper.from_array(weights.astype(np.float32), "W"),
+            numpy_helper.from_array(bias.astype(np.float32), "B"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -43,7 +47,7 @@ def centroid_classifier_onnx(mnist_dir: Path, scale: float = 1.0) -> bytes:
     labels = np.asarray(train.labels)
     means = np.stack([images[labels == c].mean(axis=0) for c in range(10)])
     # argmin |x - m|^2 == argmax x.m - |m|^2 / 2; scaled so the softmax is not flat
-    return linear_classifier_onnx(scale * means.T, -scale * 0.5 * (means ** 2).sum(axis=1))
+    return linear_classifier_onnx(scale * means.T, -scale * 0.5 * (means**2).sum(axis=1))
 
 
 def constant_classifier_onnx(cls: int) -> bytes:
@@ -72,3 +76,84 @@ def mnist_test_images(mnist_dir: Path, count: int) -> tuple[np.ndarray, np.ndarr
     """The first `count` test images as float32 [count, 28, 28] in [0, 1], and their labels."""
     split = load_split(mnist_dir, "test")
     return np.asarray(split.images[:count], dtype=np.float32) / 255.0, np.asarray(split.labels[:count])
+
+
+PAIR_CLASSES = ("cat", "dog", "bird")
+PAIR_WEIGHTS = np.random.default_rng(7).normal(size=(7, 3)).astype(np.float32)
+
+
+def pair_model_onnx() -> bytes:
+    """A user's model with two inputs: ids int64 [N, 3] and x float32 [N, 4] -> scores [N, 3], label int64 [N]."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["ids"], ["ids_f"], to=TensorProto.FLOAT),
+            helper.make_node("Concat", ["x", "ids_f"], ["features"], axis=1),
+            helper.make_node("MatMul", ["features", "W"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+            helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
+        ],
+        "pair",
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 3]),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4]),
+        ],
+        [
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+        ],
+        initializer=[numpy_helper.from_array(PAIR_WEIGHTS, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def pair_expected(ids: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """What the pair model answers (its scores), computed with numpy."""
+    logits = np.concatenate([x, ids.astype(np.float32)], axis=1) @ PAIR_WEIGHTS
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def pair_signature(ids_input: str = "ids") -> str:
+    """The signature.json a user writes for the pair model (`ids_input` names the graph input `ids` reads)."""
+    from trainflow.export.signature import (
+        CLASS_NAMES_TENSOR,
+        CLASSIFY_METHOD,
+        PREDICT_METHOD,
+        ModelSignature,
+        SignatureDef,
+        TensorSpec,
+    )
+
+    inputs = {"ids": TensorSpec(ids_input, "int64", (-1, 3)), "x": TensorSpec("x", "float32", (-1, 4))}
+    scores = TensorSpec("probabilities", "float32", (-1, 3))
+    predict = SignatureDef(PREDICT_METHOD, inputs, {"scores": scores, "label": TensorSpec("label", "int64", (-1,))})
+    classify = SignatureDef(
+        CLASSIFY_METHOD, inputs, {"classes": TensorSpec(CLASS_NAMES_TENSOR, "string", (-1, 3)), "scores": scores}
+    )
+    return ModelSignature({"predict": predict, "serving_default": classify}, PAIR_CLASSES).to_json()
+
+
+def colour_model_onnx() -> bytes:
+    """An RGB image model: images float32 [N, 3, 4, 4] -> scores = softmax(10 * mean per channel) [N, 3], classes."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["images"], ["means"], axes=[2, 3], keepdims=0),
+            helper.make_node("Mul", ["means", "ten"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["scores"], axis=1),
+            helper.make_node("ArgMax", ["scores"], ["classes"], axis=1, keepdims=0),
+        ],
+        "colour",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 4, 4])],
+        [
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"]),
+        ],
+        initializer=[numpy_helper.from_array(np.array(10.0, np.float32), "ten")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()

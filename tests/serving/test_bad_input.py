@@ -14,8 +14,11 @@ import pytest
 from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as v2
 from trainflow.serving.protos.kserve import grpc_predict_v2_pb2_grpc as v2_grpc
 from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from trainflow.serving.protos.tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
-                                                               prediction_service_pb2_grpc)
+from trainflow.serving.protos.tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 GOOD_IMAGE = [0.5] * 784
 PREDICT = "/v1/models/mnist:predict"
@@ -60,7 +63,13 @@ REST_BATTERY = [
     ("POST", "/v1/models/mnist:classify", {"examples": 5}, {}, 400),
     ("POST", "/v1/models/mnist:classify", {"examples": [{"images": GOOD_IMAGE}]}, {}, 400),
     ("POST", "/v1/models/mnist:classify", {"examples": [5]}, {}, 400),
-    ("POST", "/v1/models/mnist:classify", {"signature_name": "predict_images", "examples": [{"inputs": GOOD_IMAGE}]}, {}, 400),
+    (
+        "POST",
+        "/v1/models/mnist:classify",
+        {"signature_name": "predict_images", "examples": [{"inputs": GOOD_IMAGE}]},
+        {},
+        400,
+    ),
     ("GET", "/v1/models/other", None, {}, 404),
     ("GET", "/v1/models/mnist/versions/7/metadata", None, {}, 404),
     ("POST", "/v1/models/mnist/metadata", {}, {}, 404),
@@ -80,8 +89,17 @@ REST_BATTERY = [
     ("POST", INFER, {**v2_body(), "outputs": "scores"}, {}, 400),
     ("POST", INFER, v2_body(), {"Inference-Header-Content-Length": "999999"}, 400),
     ("POST", INFER, v2_body(), {"Inference-Header-Content-Length": "abc"}, 400),
-    ("POST", INFER, {"inputs": [{"name": "images", "shape": [1, 784], "datatype": "FP32",
-                                 "parameters": {"binary_data_size": 3136}}]}, {}, 400),
+    (
+        "POST",
+        INFER,
+        {
+            "inputs": [
+                {"name": "images", "shape": [1, 784], "datatype": "FP32", "parameters": {"binary_data_size": 3136}}
+            ]
+        },
+        {},
+        400,
+    ),
     ("POST", "/v2/models/other/infer", v2_body(), {}, 404),
     ("POST", "/v2/models/mnist/versions/5/infer", v2_body(), {}, 404),
     ("GET", INFER, None, {}, 404),
@@ -97,8 +115,9 @@ def send(server, method: str, path: str, body: object, headers: dict) -> httpx.R
     if body is None:
         return httpx.request(method, server.rest_url + path, headers=headers)
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.request(method, server.rest_url + path, content=content,
-                         headers={"Content-Type": "application/json", **headers})
+    return httpx.request(
+        method, server.rest_url + path, content=content, headers={"Content-Type": "application/json", **headers}
+    )
 
 
 def test_malformed_rest_requests_get_4xx_with_one_line_error(server) -> None:
@@ -114,7 +133,9 @@ def test_malformed_rest_requests_get_4xx_with_one_line_error(server) -> None:
 
 
 def test_shape_errors_name_the_input_and_the_expected_shape(server) -> None:
-    error = send(server, "POST", PREDICT, {"signature_name": "predict_images", "instances": [[0.5] * 10]}, {}).json()["error"]
+    error = send(server, "POST", PREDICT, {"signature_name": "predict_images", "instances": [[0.5] * 10]}, {}).json()[
+        "error"
+    ]
     assert "'images'" in error and "[N, 784]" in error and "[N, 28, 28]" in error
     error = send(server, "POST", INFER, v2_body(datatype="INT32"), {}).json()["error"]
     assert "'images'" in error and "FP32" in error
@@ -131,10 +152,18 @@ def tfs_request(**spec: object) -> predict_pb2.PredictRequest:
     return request
 
 
-def tensor(values: np.ndarray, dtype: int = types_pb2.DT_FLOAT, shape: tuple[int, ...] | None = None,
-           content: bytes | None = None) -> tensor_pb2.TensorProto:
-    proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in (shape or values.shape)]))
+def tensor(
+    values: np.ndarray,
+    dtype: int = types_pb2.DT_FLOAT,
+    shape: tuple[int, ...] | None = None,
+    content: bytes | None = None,
+) -> tensor_pb2.TensorProto:
+    proto = tensor_pb2.TensorProto(
+        dtype=dtype,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in (shape or values.shape)]
+        ),
+    )
     proto.tensor_content = content if content is not None else values.astype(np.float32).tobytes()
     return proto
 
@@ -190,8 +219,13 @@ def test_malformed_grpc_requests_get_status_codes_and_server_keeps_serving(serve
 
 
 def v2_battery() -> list[tuple[str, v2.ModelInferRequest, grpc.StatusCode]]:
-    def request(name: str = "mnist", datatype: str = "FP32", shape: tuple = (1, 784), raw: list[bytes] | None = None,
-                version: str = "") -> v2.ModelInferRequest:
+    def request(
+        name: str = "mnist",
+        datatype: str = "FP32",
+        shape: tuple = (1, 784),
+        raw: list[bytes] | None = None,
+        version: str = "",
+    ) -> v2.ModelInferRequest:
         message = v2.ModelInferRequest(model_name=name, model_version=version)
         message.inputs.add(name="images", datatype=datatype, shape=shape)
         message.raw_input_contents.extend(raw if raw is not None else [np.zeros(784, np.float32).tobytes()])
@@ -203,7 +237,11 @@ def v2_battery() -> list[tuple[str, v2.ModelInferRequest, grpc.StatusCode]]:
         ("bad datatype", request(datatype="INT64"), grpc.StatusCode.INVALID_ARGUMENT),
         ("raw size", request(raw=[b"\x00" * 12]), grpc.StatusCode.INVALID_ARGUMENT),
         ("two raws", request(raw=[b"", b""]), grpc.StatusCode.INVALID_ARGUMENT),
-        ("wrong shape", request(shape=(1, 10), raw=[np.zeros(10, np.float32).tobytes()]), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            "wrong shape",
+            request(shape=(1, 10), raw=[np.zeros(10, np.float32).tobytes()]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
         ("no data", request(raw=[]), grpc.StatusCode.INVALID_ARGUMENT),
     ]
 
@@ -229,10 +267,17 @@ def test_saturated_server_answers_503_and_unavailable_at_once(start_server, mode
     # one slot, and batching that holds the first request for 1.5 s: the second finds the slot taken
     with start_server(model_base, max_concurrency=1, max_batch_size=64, batch_timeout_micros=1_500_000) as server:
         first: list[httpx.Response] = []
-        holder = threading.Thread(target=lambda: first.append(httpx.post(
-            server.rest_url + PREDICT, json={"signature_name": "predict_images", "instances": [GOOD_IMAGE]}, timeout=30)))
+        holder = threading.Thread(
+            target=lambda: first.append(
+                httpx.post(
+                    server.rest_url + PREDICT,
+                    json={"signature_name": "predict_images", "instances": [GOOD_IMAGE]},
+                    timeout=30,
+                )
+            )
+        )
         holder.start()
-        while 'trainflow_requests_in_flight 1.0' not in httpx.get(server.rest_url + "/metrics").text:
+        while "trainflow_requests_in_flight 1.0" not in httpx.get(server.rest_url + "/metrics").text:
             pass
         busy = httpx.post(server.rest_url + PREDICT, json={"instances": [GOOD_IMAGE]}, timeout=1)
         assert busy.status_code == 503 and "busy" in busy.json()["error"]

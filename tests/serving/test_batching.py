@@ -15,26 +15,33 @@ def test_queued_requests_run_as_one_batch_and_get_their_own_rows() -> None:
     calls: list[int] = []
     release = threading.Event()
 
-    def run(images: np.ndarray) -> dict[str, np.ndarray]:
+    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         release.wait(5)  # hold the worker so that the rest queue up behind the first request
-        calls.append(len(images))
-        return {"sum": images.sum(axis=1)}
+        calls.append(len(inputs["x"]))
+        return {"sum": inputs["x"].sum(axis=1) + inputs["k"]}
+
+    def request(value: float, rows: int = 1) -> dict[str, np.ndarray]:  # two inputs, batched together
+        return {"x": np.full((rows, 4), value, np.float32), "k": np.full(rows, 100, np.int64)}
 
     batcher = DynamicBatcher(run, BatchingConfig(max_batch_size=8, timeout_s=0.05), "test")
-    futures = [batcher.submit(np.full((1, 4), float(i), np.float32)) for i in range(9)]
+    futures = [batcher.submit(request(float(i))) for i in range(9)]
     release.set()
-    assert [f.result(5)["sum"].tolist() for f in futures] == [[4.0 * i] for i in range(9)]
+    assert [f.result(5)["sum"].tolist() for f in futures] == [[4.0 * i + 100] for i in range(9)]
     assert sum(calls) == 9 and len(calls) <= 3 and max(calls) <= 8
     batcher.close()
-    assert batcher.submit(np.ones((2, 4), np.float32)).result(5)["sum"].tolist() == [4.0, 4.0]  # closed: runs at once
+    assert batcher.submit(request(1.0, rows=2)).result(5)["sum"].tolist() == [104.0, 104.0]  # closed: runs at once
 
 
 def test_batched_server_answers_concurrent_requests_like_an_unbatched_one(start_server, model_base, test_set) -> None:
     images = test_set[0][:32].reshape(32, -1)
     with start_server(model_base) as plain:
         body = {"signature_name": "predict_images", "instances": images.tolist()}
-        expected = [p["classes"] for p in httpx.post(plain.rest_url + "/v1/models/mnist:predict", json=body).json()["predictions"]]
+        expected = [
+            p["classes"]
+            for p in httpx.post(plain.rest_url + "/v1/models/mnist:predict", json=body).json()["predictions"]
+        ]
     with start_server(model_base, max_batch_size=16, batch_timeout_micros=2000) as batched:
+
         def one(index: int) -> int:
             single = {"signature_name": "predict_images", "instances": [images[index].tolist()]}
             response = httpx.post(batched.rest_url + "/v1/models/mnist:predict", json=single, timeout=10)

@@ -10,12 +10,22 @@ from hypothesis import strategies as st
 from trainflow.serving.json_pieces import JsonError, loads
 
 FAST = settings(max_examples=300, deadline=None, database=None, derandomize=True)
-leaves = (st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
-          | st.text(alphabet=st.characters(codec="utf-8"), max_size=8)
-          | st.sampled_from(['"', "\\", '\\"', "[", "]", "{", "}", ",", ":", " "]))
-documents = st.recursive(leaves, lambda inner: st.lists(inner, max_size=6)
-                         | st.dictionaries(st.text(max_size=6) | st.sampled_from(['"', "\\", "a,b", "{"]), inner,
-                                           max_size=5), max_leaves=40)
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(codec="utf-8"), max_size=8)
+    | st.sampled_from(['"', "\\", '\\"', "[", "]", "{", "}", ",", ":", " "])
+)
+documents = st.recursive(
+    leaves,
+    lambda inner: (
+        st.lists(inner, max_size=6)
+        | st.dictionaries(st.text(max_size=6) | st.sampled_from(['"', "\\", "a,b", "{"]), inner, max_size=5)
+    ),
+    max_leaves=40,
+)
 pieces = st.integers(1, 40)
 
 
@@ -71,9 +81,22 @@ def test_deep_nesting_is_parsed_or_refused_never_a_crash(depth: int) -> None:
         assert levels == depth - 1
 
 
-@pytest.mark.parametrize("body", [b"[1,,2]", b"[1,2,]",
-                                  b'{"a" 1}', b'{"a":}', b"[1] [2]", b"  ", b"[" + b" " * 100 + b"]",
-                                  b'["\\\\"]', b'["\\"]', b"[1}", b"{1:2}"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1,,2]",
+        b"[1,2,]",
+        b'{"a" 1}',
+        b'{"a":}',
+        b"[1] [2]",
+        b"  ",
+        b"[" + b" " * 100 + b"]",
+        b'["\\\\"]',
+        b'["\\"]',
+        b"[1}",
+        b"{1:2}",
+    ],
+)
 def test_edge_cases_agree_with_orjson(body: bytes) -> None:
     for piece in (1, 3, 1000):
         expected, ours = parse_both(body, piece)

@@ -15,9 +15,13 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from trainflow.serving.protos.tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
-                                                               model_service_pb2_grpc, predict_pb2,
-                                                               prediction_service_pb2_grpc)
+from trainflow.serving.protos.tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 N = 200
 
@@ -30,8 +34,12 @@ def tfs_rest_classes(server, images: np.ndarray) -> np.ndarray:
 
 
 def float_tensor(images: np.ndarray, content: bool) -> tensor_pb2.TensorProto:
-    tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in images.shape]))
+    tensor = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in images.shape]
+        ),
+    )
     if content:
         tensor.tensor_content = images.astype(np.float32).tobytes()
     else:
@@ -95,7 +103,7 @@ def test_tfs_rest_default_signature_is_serving_default(server, test_set) -> None
     response = httpx.post(f"{server.rest_url}/v1/models/mnist:predict", json={"instances": images[:2].tolist()})
     assert response.status_code == 200, response.text
     first = response.json()["predictions"][0]
-    assert first["classes"] == [str(i) for i in range(10)]
+    assert first["classes"] == [str(i) for i in range(10)]  # predict: tensors in label order, like the scores
     assert len(first["scores"]) == 10
 
 
@@ -113,30 +121,40 @@ def test_tfs_rest_accepts_b64_png_images(server, test_set) -> None:
     assert response.status_code == 200, response.text
     assert [p["classes"] for p in response.json()["predictions"]] == expected.tolist()
     named = {"signature_name": "predict_images", "instances": [{"images": {"b64": png_b64(images[0])}}]}
-    assert httpx.post(f"{server.rest_url}/v1/models/mnist:predict", json=named).json()["predictions"][0]["classes"] == expected[0]
+    assert (
+        httpx.post(f"{server.rest_url}/v1/models/mnist:predict", json=named).json()["predictions"][0]["classes"]
+        == expected[0]
+    )
 
 
-def test_tfs_rest_classify_returns_label_score_pairs(server, test_set) -> None:
+def test_tfs_rest_classify_returns_label_score_pairs_sorted_by_score(server, test_set) -> None:
     images, _ = test_set
     expected = tfs_rest_classes(server, images[:3])
     body = {"examples": [{"inputs": image.ravel().tolist()} for image in images[:3]]}
     response = httpx.post(f"{server.rest_url}/v1/models/mnist:classify", json=body)
     assert response.status_code == 200, response.text
-    for pairs, cls in zip(response.json()["result"], expected):
-        assert [label for label, _ in pairs] == [str(i) for i in range(10)]
-        assert max(pairs, key=lambda p: p[1])[0] == str(cls)
+    for pairs, cls in zip(response.json()["result"], expected, strict=True):
+        assert sorted(label for label, _ in pairs) == [str(i) for i in range(10)]
+        assert [score for _, score in pairs] == sorted((score for _, score in pairs), reverse=True)
+        assert pairs[0][0] == str(cls)  # the top class first, as TF Serving's classify and a top-k client expect
 
 
 def test_tfs_rest_status_and_metadata(server) -> None:
     status = httpx.get(f"{server.rest_url}/v1/models/mnist").json()
-    assert status == {"model_version_status": [{"version": "1", "state": "AVAILABLE",
-                                                "status": {"error_code": "OK", "error_message": ""}}]}
+    assert status == {
+        "model_version_status": [
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
     assert httpx.get(f"{server.rest_url}/v1/models/mnist/versions/1").status_code == 200
     metadata = httpx.get(f"{server.rest_url}/v1/models/mnist/metadata").json()
     assert metadata["model_spec"]["version"] == "1"
     signatures = metadata["metadata"]["signature_def"]["signature_def"]
     assert signatures["predict_images"]["inputs"]["images"]["dtype"] == "DT_FLOAT"
     assert signatures["serving_default"]["method_name"] == "tensorflow/serving/classify"
+    classes = signatures["serving_default"]["outputs"]["classes"]  # the class names, not the scores tensor
+    assert classes["name"] == "class_names" and classes["dtype"] == "DT_STRING"
+    assert signatures["serving_default"]["outputs"]["scores"]["name"] == "scores"
 
 
 def test_tfs_grpc_predict_with_float_val_and_tensor_content(server, test_set) -> None:
@@ -162,7 +180,8 @@ def test_tfs_grpc_metadata_and_status(server) -> None:
         status_request.model_spec.name = "mnist"
         status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(status_request)
         assert [(s.version, s.state) for s in status.model_version_status] == [
-            (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+            (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+        ]
 
 
 def test_v2_health_metadata_and_unimplemented_calls(server) -> None:
@@ -192,3 +211,32 @@ def test_metrics_count_requests_and_latency_per_protocol(server, test_set) -> No
     assert 'trainflow_request_duration_seconds_count{model="mnist",protocol="tfs-grpc",version="1"} 1.0' in text
     assert 'trainflow_request_errors_total{error="InvalidInput",model="mnist",protocol="tfs-rest"} 1.0' in text
     assert 'trainflow_model_versions_loaded{model="mnist"} 1.0' in text
+
+
+def test_tfs_grpc_classify_takes_pixels_or_png_and_answers_sorted_classes(server, test_set) -> None:
+    from trainflow.serving.protos.tensorflow.core.example import example_pb2, feature_pb2
+    from trainflow.serving.protos.tensorflow_serving.apis import classification_pb2, input_pb2
+
+    images, _ = test_set
+    expected = tfs_rest_classes(server, images[:3])
+    pixels = [feature_pb2.Feature(float_list=feature_pb2.FloatList(value=i.ravel().tolist())) for i in images[:3]]
+    encoded = [
+        feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[base64.b64decode(png_b64(i))])) for i in images[:3]
+    ]
+    for features in (pixels, encoded):
+        request = classification_pb2.ClassificationRequest(
+            input=input_pb2.Input(
+                example_list=input_pb2.ExampleList(
+                    examples=[
+                        example_pb2.Example(features=feature_pb2.Features(feature={"inputs": f})) for f in features
+                    ]
+                )
+            )
+        )
+        request.model_spec.name = "mnist"
+        with grpc.insecure_channel(server.grpc_address) as channel:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(request, timeout=30)
+        top = [int(c.classes[0].label) for c in response.result.classifications]
+        assert top == expected.tolist()
+        scores = [s.score for s in response.result.classifications[0].classes]
+        assert scores == sorted(scores, reverse=True) and len(scores) == 10

@@ -22,8 +22,13 @@ def test_committed_protos_match_what_the_proto_files_generate(tmp_path: Path) ->
         target = tmp_path / proto.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(proto, target)
-    out = subprocess.run(["bash", str(REPO / "scripts" / "gen_protos.sh"), str(tmp_path)], capture_output=True,
-                         text=True, env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"}, timeout=120)
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts" / "gen_protos.sh"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     fresh, committed = generated(tmp_path), generated(src)
     assert sorted(fresh) == sorted(committed), "run scripts/gen_protos.sh and commit what it writes"

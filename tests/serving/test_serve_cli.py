@@ -21,10 +21,27 @@ def trainflow(*args: str) -> list[str]:
 
 def test_serve_model_step_waits_for_a_version_reports_ports_and_stops_on_sigterm(tmp_path: Path) -> None:
     base, outputs = tmp_path / "exported", tmp_path / "outputs.json"
-    proc = subprocess.Popen(trainflow("step", "serve-model", "--model-name", "mnist", "--export-base", str(base),
-                                      "--rest-port", "0", "--grpc-port", "0", "--poll-seconds", "0.2",
-                                      "--outputs", str(outputs)),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        trainflow(
+            "step",
+            "serve-model",
+            "--model-name",
+            "mnist",
+            "--export-base",
+            str(base),
+            "--rest-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--poll-seconds",
+            "0.2",
+            "--outputs",
+            str(outputs),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         time.sleep(2.0)
         assert proc.poll() is None and not outputs.exists()  # no version yet: serving nothing, reporting nothing
@@ -53,9 +70,13 @@ def test_serve_on_a_taken_port_fails_with_a_one_line_error(tmp_path: Path) -> No
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(trainflow("serve", "--model-base-path", str(tmp_path), "--rest-port", str(port),
-                                          "--grpc-port", "0"), capture_output=True, text=True, timeout=60,
-                                env={**os.environ, "TRAINFLOW_LOG_LEVEL": "ERROR"})
+        result = subprocess.run(
+            trainflow("serve", "--model-base-path", str(tmp_path), "--rest-port", str(port), "--grpc-port", "0"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "TRAINFLOW_LOG_LEVEL": "ERROR"},
+        )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot listen on 127.0.0.1:{port}")
     assert "--rest-port" in result.stderr

@@ -22,8 +22,9 @@ IMAGE = [0.5] * 784
 
 def rest_class(server, version: int | None = None) -> int:
     path = "/v1/models/mnist" + (f"/versions/{version}" if version else "") + ":predict"
-    response = httpx.post(server.rest_url + path, json={"signature_name": "predict_images", "instances": [IMAGE]},
-                          timeout=10)
+    response = httpx.post(
+        server.rest_url + path, json={"signature_name": "predict_images", "instances": [IMAGE]}, timeout=10
+    )
     assert response.status_code == 200, response.text
     return response.json()["predictions"][0]["classes"]
 
@@ -46,8 +47,9 @@ def test_new_version_is_swapped_in_under_load_without_a_failed_request(tmp_path:
         def rest_loop() -> None:
             with httpx.Client(base_url=server.rest_url, timeout=10) as client:
                 while not stop.is_set():
-                    response = client.post("/v1/models/mnist:predict",
-                                           json={"signature_name": "predict_images", "instances": [IMAGE]})
+                    response = client.post(
+                        "/v1/models/mnist:predict", json={"signature_name": "predict_images", "instances": [IMAGE]}
+                    )
                     if response.status_code != 200:
                         failures.append(response.text)
                     else:
@@ -145,8 +147,10 @@ def test_removed_version_is_unloaded_and_the_previous_one_served(tmp_path: Path,
         assert rest_class(server) == 7
         shutil.rmtree(base / "2")
         wait_for(lambda: rest_class(server) == 3)
-        assert httpx.post(server.rest_url + "/v1/models/mnist/versions/2:predict",
-                          json={"instances": [IMAGE]}).status_code == 404
+        assert (
+            httpx.post(server.rest_url + "/v1/models/mnist/versions/2:predict", json={"instances": [IMAGE]}).status_code
+            == 404
+        )
 
 
 def test_serves_versions_from_s3_and_picks_up_new_ones(s3_bucket: str, tmp_path: Path, start_server) -> None:

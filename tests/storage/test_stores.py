@@ -83,8 +83,9 @@ def test_s3_large_object_comes_in_ranged_parts_hashed_in_order(
     monkeypatch.setattr(s3, "_STREAM_LIMIT", 1 << 20)
     ranged: list[object] = []
     real = boto3.s3.transfer.TransferManager.download
-    monkeypatch.setattr(boto3.s3.transfer.TransferManager, "download",
-                        lambda self, *a, **k: ranged.append(a) or real(self, *a, **k))
+    monkeypatch.setattr(
+        boto3.s3.transfer.TransferManager, "download", lambda self, *a, **k: ranged.append(a) or real(self, *a, **k)
+    )
     store = open_store(f"{s3_bucket}/big")
     data = os.urandom(20 << 20)  # three 8 MiB parts, which arrive in any order
     store.write_bytes("big.bin", data)
@@ -120,7 +121,9 @@ def test_s3_missing_bucket_names_bucket_and_fix(aws_env: str) -> None:
         open_store("s3://no-such-bucket-x/data/").list()
 
 
-def test_s3_without_credentials_says_which_variables(aws_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_s3_without_credentials_says_which_variables(
+    aws_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))

@@ -32,7 +32,7 @@ def test_batches_are_float_images_in_unit_range_with_int64_labels() -> None:
     assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
     assert labels.dtype.is_signed and labels.shape == (32,)
     # every image still belongs with its own label
-    assert all(int(round(float(img[0, 0, 0]) * 255)) % 10 == int(lab) for img, lab in zip(images, labels))
+    assert all(round(float(img[0, 0, 0]) * 255) % 10 == int(lab) for img, lab in zip(images, labels))
 
 
 def test_every_epoch_visits_each_example_once_in_a_new_order() -> None:

@@ -16,8 +16,11 @@ def tf_config(task_type: str, index: int, cluster: dict[str, list[str]] | None =
         "ps": ["myjob-ps-0.default.svc:2222", "myjob-ps-1.default.svc:2222"],
         "evaluator": ["myjob-evaluator-0.default.svc:2222"],
     }
-    return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index},
-                                     "environment": "cloud"})}
+    return {
+        "TF_CONFIG": json.dumps(
+            {"cluster": cluster, "task": {"type": task_type, "index": index}, "environment": "cloud"}
+        )
+    }
 
 
 def test_no_cluster_variables_means_local_workers() -> None:
@@ -86,10 +89,18 @@ def test_malformed_tf_config_is_a_permanent_error() -> None:
 
 def pytorchjob_env(rank: int, nnodes: int = 3, nproc: int = 1) -> dict[str, str]:
     """What training-operator v1.9 sets on the `pytorch` container of a PyTorchJob."""
-    return {"MASTER_ADDR": "myjob-master-0", "MASTER_PORT": "23456", "WORLD_SIZE": str(nnodes * nproc),
-            "RANK": str(rank), "PET_MASTER_ADDR": "myjob-master-0", "PET_MASTER_PORT": "23456",
-            "PET_NNODES": str(nnodes), "PET_NPROC_PER_NODE": str(nproc), "PET_NODE_RANK": str(rank),
-            "PYTHONUNBUFFERED": "1"}
+    return {
+        "MASTER_ADDR": "myjob-master-0",
+        "MASTER_PORT": "23456",
+        "WORLD_SIZE": str(nnodes * nproc),
+        "RANK": str(rank),
+        "PET_MASTER_ADDR": "myjob-master-0",
+        "PET_MASTER_PORT": "23456",
+        "PET_NNODES": str(nnodes),
+        "PET_NPROC_PER_NODE": str(nproc),
+        "PET_NODE_RANK": str(rank),
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def test_pytorchjob_worker_rank_is_its_node_rank() -> None:
@@ -118,11 +129,21 @@ def test_master_port_defaults_to_the_operators_23456() -> None:
 
 
 def test_elastic_pytorchjob_uses_its_c10d_rendezvous() -> None:
-    env = {**pytorchjob_env(rank=0, nnodes=4), "PET_NNODES": "2:4", "PET_RDZV_BACKEND": "c10d",
-           "PET_RDZV_ENDPOINT": "myjob-worker-0:29400", "PET_RDZV_ID": "myjob"}
+    env = {
+        **pytorchjob_env(rank=0, nnodes=4),
+        "PET_NNODES": "2:4",
+        "PET_RDZV_BACKEND": "c10d",
+        "PET_RDZV_ENDPOINT": "myjob-worker-0:29400",
+        "PET_RDZV_ID": "myjob",
+    }
     spec = cluster_from_env(env)
     assert isinstance(spec, ClusterSpec)
-    assert (spec.rdzv_backend, spec.master_addr, spec.master_port, spec.rdzv_id) == ("c10d", "myjob-worker-0", 29400, "myjob")
+    assert (spec.rdzv_backend, spec.master_addr, spec.master_port, spec.rdzv_id) == (
+        "c10d",
+        "myjob-worker-0",
+        29400,
+        "myjob",
+    )
     assert (spec.min_nodes, spec.nnodes) == (2, 4)
 
 

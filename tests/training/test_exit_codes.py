@@ -15,14 +15,17 @@ from trainflow.training.launcher import _failure
 from trainflow.training.worker import exit_code_for
 
 
-@pytest.mark.parametrize(("error", "transient"), [
-    (TrainingError("bad --model"), False),
-    (dist.DistNetworkError("Connection reset by peer"), True),
-    (dist.DistStoreError("timed out waiting for key"), True),
-    (RuntimeError("[gloo] Connection closed by peer [127.0.0.1]:4242"), True),
-    (ConnectionRefusedError("refused"), True),
-    (ValueError("a bug"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (TrainingError("bad --model"), False),
+        (dist.DistNetworkError("Connection reset by peer"), True),
+        (dist.DistStoreError("timed out waiting for key"), True),
+        (RuntimeError("[gloo] Connection closed by peer [127.0.0.1]:4242"), True),
+        (ConnectionRefusedError("refused"), True),
+        (ValueError("a bug"), False),
+    ],
+)
 def test_worker_failures_map_to_permanent_or_transient_codes(error: Exception, transient: bool) -> None:
     code = exit_code_for(error)
     assert (code >= 128) is transient and code >= 1

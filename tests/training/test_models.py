@@ -9,7 +9,7 @@ import torch
 
 from trainflow.training import ModelSpec, TrainingError, build_model, check_model
 
-USER_MODELS = '''
+USER_MODELS = """
 import torch
 
 def tiny(hidden_units=8):
@@ -28,7 +28,7 @@ def broken():
     raise ValueError("no weights for you")
 
 NOT_CALLABLE = 42
-'''
+"""
 
 
 @pytest.fixture
@@ -55,13 +55,16 @@ def test_user_factory_gets_hidden_units_when_it_takes_them(user_models: str) -> 
     assert check_model(ModelSpec(f"{user_models}:fixed", 12))(torch.rand(1, 1, 28, 28)).shape == (1, 10)
 
 
-@pytest.mark.parametrize(("attr", "message"), [
-    ("not_a_module", "returned a str, not a torch.nn.Module"),
-    ("wrong_outputs", r"returns \(2, 3\) for a batch of 2 images: expected logits of shape \(2, 10\)"),
-    ("broken", "the factory failed: ValueError: no weights for you"),
-    ("NOT_CALLABLE", "is a int, not a callable"),
-    ("missing", "module 'my_models' has no attribute 'missing'"),
-])
+@pytest.mark.parametrize(
+    ("attr", "message"),
+    [
+        ("not_a_module", "returned a str, not a torch.nn.Module"),
+        ("wrong_outputs", r"returns \(2, 3\) for a batch of 2 images: expected logits of shape \(2, 10\)"),
+        ("broken", "the factory failed: ValueError: no weights for you"),
+        ("NOT_CALLABLE", "is a int, not a callable"),
+        ("missing", "module 'my_models' has no attribute 'missing'"),
+    ],
+)
 def test_unusable_factory_is_one_clear_permanent_error(user_models: str, attr: str, message: str) -> None:
     with pytest.raises(TrainingError, match=message) as info:
         check_model(ModelSpec(f"{user_models}:{attr}"))

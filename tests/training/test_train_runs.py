@@ -12,13 +12,17 @@ from pathlib import Path
 
 import boto3
 import pytest
-
 from servers import free_port, run_together, stop
 
 
 def trainflow(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainflow", *args], capture_output=True, text=True,
-                          env=env or os.environ.copy(), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "trainflow", *args],
+        capture_output=True,
+        text=True,
+        env=env or os.environ.copy(),
+        timeout=timeout,
+    )
 
 
 def train_args(data_dir: Path, train_dir: str, *extra: str) -> list[str]:
@@ -44,8 +48,20 @@ def worker_pids(launcher_pid: int) -> list[int]:
 @pytest.mark.slow
 def test_two_workers_train_to_a_local_dir_with_checkpoints_events_and_metrics(mnist_dir: Path, tmp_path: Path) -> None:
     train_dir = tmp_path / "unfinished" / "myjob"
-    out = trainflow(*train_args(mnist_dir, str(train_dir), "--workers", "2", "--train-steps", "40",
-                                "--checkpoint-every", "20", "--log-every", "10"))
+    out = trainflow(
+        *train_args(
+            mnist_dir,
+            str(train_dir),
+            "--workers",
+            "2",
+            "--train-steps",
+            "40",
+            "--checkpoint-every",
+            "20",
+            "--log-every",
+            "10",
+        )
+    )
     assert out.returncode == 0, out.stderr
     metrics = json.loads((train_dir / "metrics.json").read_text())
     assert metrics["global_step"] == 40 and metrics["world_size"] == 2 and metrics["accuracy"] > 0.5
@@ -57,15 +73,19 @@ def test_two_workers_train_to_a_local_dir_with_checkpoints_events_and_metrics(mn
 
 
 @pytest.mark.slow
-def test_rerun_skips_a_corrupt_latest_checkpoint_and_resumes_from_the_one_before(mnist_dir: Path, tmp_path: Path) -> None:
+def test_rerun_skips_a_corrupt_latest_checkpoint_and_resumes_from_the_one_before(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
     train_dir = tmp_path / "train"
-    first = trainflow(*train_args(mnist_dir, str(train_dir), "--train-steps", "20", "--checkpoint-every", "10",
-                                  "--model", "mlp"))
+    first = trainflow(
+        *train_args(mnist_dir, str(train_dir), "--train-steps", "20", "--checkpoint-every", "10", "--model", "mlp")
+    )
     assert first.returncode == 0, first.stderr
     latest = train_dir / "checkpoints" / "ckpt-000000020.pt"
     latest.write_bytes(latest.read_bytes()[:1000])
-    again = trainflow(*train_args(mnist_dir, str(train_dir), "--train-steps", "30", "--checkpoint-every", "10",
-                                  "--model", "mlp"))
+    again = trainflow(
+        *train_args(mnist_dir, str(train_dir), "--train-steps", "30", "--checkpoint-every", "10", "--model", "mlp")
+    )
     assert again.returncode == 0, again.stderr
     assert "skipping corrupt checkpoint" in again.stderr and "ckpt-000000020.pt" in again.stderr
     assert "at step 10" in again.stderr
@@ -74,14 +94,36 @@ def test_rerun_skips_a_corrupt_latest_checkpoint_and_resumes_from_the_one_before
 
 
 @pytest.mark.slow
-def test_train_model_step_writes_checkpoints_events_and_metrics_to_s3(mnist_dir: Path, s3_bucket: str, tmp_path: Path) -> None:
+def test_train_model_step_writes_checkpoints_events_and_metrics_to_s3(
+    mnist_dir: Path, s3_bucket: str, tmp_path: Path
+) -> None:
     train_dir = f"{s3_bucket}/unfinished/myjob"
     outputs = tmp_path / "outputs.json"
-    out = trainflow("step", "train-model", "--data-dir", str(mnist_dir), "--train-dir", train_dir, "--workers", "2",
-                    "--train-steps", "20", "--checkpoint-every", "10", "--model", "mlp", "--outputs", str(outputs))
+    out = trainflow(
+        "step",
+        "train-model",
+        "--data-dir",
+        str(mnist_dir),
+        "--train-dir",
+        train_dir,
+        "--workers",
+        "2",
+        "--train-steps",
+        "20",
+        "--checkpoint-every",
+        "10",
+        "--model",
+        "mlp",
+        "--outputs",
+        str(outputs),
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(outputs.read_text())
-    assert result["global-step"] == 20 and result["metrics-url"] == f"{train_dir}/metrics.json" and result["accuracy"] > 0.3
+    assert (
+        result["global-step"] == 20
+        and result["metrics-url"] == f"{train_dir}/metrics.json"
+        and result["accuracy"] > 0.3
+    )
     s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket.removeprefix("s3://"))["Contents"]]
     assert "unfinished/myjob/checkpoints/ckpt-000000020.pt" in keys
@@ -94,9 +136,27 @@ def test_killed_worker_resumes_from_checkpoint(mnist_dir: Path, tmp_path: Path) 
     train_dir = tmp_path / "train"
     log_path = tmp_path / "train.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "trainflow", *train_args(
-            mnist_dir, str(train_dir), "--workers", "2", "--train-steps", "160", "--checkpoint-every", "20",
-            "--log-every", "20")], stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trainflow",
+                *train_args(
+                    mnist_dir,
+                    str(train_dir),
+                    "--workers",
+                    "2",
+                    "--train-steps",
+                    "160",
+                    "--checkpoint-every",
+                    "20",
+                    "--log-every",
+                    "20",
+                ),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 120  # generous: CI machines are shared
         while not (train_dir / "checkpoints" / "ckpt-000000040.pt").exists():
@@ -114,12 +174,16 @@ def test_killed_worker_resumes_from_checkpoint(mnist_dir: Path, tmp_path: Path) 
     assert json.loads((train_dir / "metrics.json").read_text())["global_step"] == 160
 
 
-def test_model_that_does_not_import_fails_with_one_line_and_a_permanent_exit_code(mnist_dir: Path, tmp_path: Path) -> None:
+def test_model_that_does_not_import_fails_with_one_line_and_a_permanent_exit_code(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
     out = trainflow(*train_args(mnist_dir, str(tmp_path / "train"), "--model", "no_such_module:build"))
     assert 1 <= out.returncode <= 127
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: --model 'no_such_module:build': cannot import module 'no_such_module' "
-                      "(No module named 'no_such_module'): install it or fix PYTHONPATH"], out.stderr
+    assert errors == [
+        "error: --model 'no_such_module:build': cannot import module 'no_such_module' "
+        "(No module named 'no_such_module'): install it or fix PYTHONPATH"
+    ], out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "train").exists()
 
@@ -132,12 +196,14 @@ def test_missing_dataset_fails_before_any_worker_starts(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "env"), [(["--peer-timeout", "0"], {}), ([], {"TRAINFLOW_PEER_TIMEOUT": "-5"})])
 def test_peer_timeout_that_is_not_positive_is_refused_before_any_worker_starts(
-        args: list[str], env: dict[str, str], mnist_dir: Path, tmp_path: Path) -> None:
+    args: list[str], env: dict[str, str], mnist_dir: Path, tmp_path: Path
+) -> None:
     out = trainflow(*train_args(mnist_dir, str(tmp_path / "train"), *args), env={**os.environ, **env})
     assert out.returncode == 2, out.stderr
     value = args[1] if args else env["TRAINFLOW_PEER_TIMEOUT"]
     assert [line for line in out.stderr.splitlines() if line.startswith("error:")] == [
-        f"error: --peer-timeout must be a finite number of seconds greater than 0 (e.g. 300), got {float(value)}"]
+        f"error: --peer-timeout must be a finite number of seconds greater than 0 (e.g. 300), got {float(value)}"
+    ]
     assert "trainflow.training.worker" not in out.stderr
 
 
@@ -147,11 +213,28 @@ def test_tfjob_world_of_chief_two_workers_and_ps_trains_one_model(mnist_dir: Pat
     cluster = {"chief": addresses[:1], "worker": addresses[1:3], "ps": addresses[3:]}
     train_dir = tmp_path / "train"
     tasks = [("chief", 0), ("worker", 0), ("worker", 1), ("ps", 0)]
-    argv = [sys.executable, "-m", "trainflow", *train_args(mnist_dir, str(train_dir), "--train-steps", "20",
-                                                            "--model", "mlp", "--checkpoint-every", "10")]
-    results = run_together([(argv, {**os.environ, "TF_CONFIG": json.dumps({
-        "cluster": cluster, "task": {"type": task_type, "index": index}, "environment": "cloud"})})
-        for task_type, index in tasks], tmp_path, timeout=150)
+    argv = [
+        sys.executable,
+        "-m",
+        "trainflow",
+        *train_args(mnist_dir, str(train_dir), "--train-steps", "20", "--model", "mlp", "--checkpoint-every", "10"),
+    ]
+    results = run_together(
+        [
+            (
+                argv,
+                {
+                    **os.environ,
+                    "TF_CONFIG": json.dumps(
+                        {"cluster": cluster, "task": {"type": task_type, "index": index}, "environment": "cloud"}
+                    ),
+                },
+            )
+            for task_type, index in tasks
+        ],
+        tmp_path,
+        timeout=150,
+    )
     codes, outputs = [code for code, _ in results], [output for _, output in results]
     assert codes == [0, 0, 0, 0], "\n".join(outputs)
     assert "ps:0 does not train" in outputs[3]
@@ -164,12 +247,32 @@ def test_tfjob_world_of_chief_two_workers_and_ps_trains_one_model(mnist_dir: Pat
 def test_pytorchjob_master_and_worker_pods_train_one_model(mnist_dir: Path, tmp_path: Path) -> None:
     port = free_port()
     train_dir = tmp_path / "train"
-    argv = [sys.executable, "-m", "trainflow", *train_args(mnist_dir, str(train_dir), "--train-steps", "20",
-                                                            "--model", "mlp", "--checkpoint-every", "10")]
-    results = run_together([(argv, {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                                    "WORLD_SIZE": "2", "RANK": str(rank), "PET_NNODES": "2",
-                                    "PET_NPROC_PER_NODE": "1", "PET_NODE_RANK": str(rank)})
-                            for rank in (0, 1)], tmp_path, timeout=150)
+    argv = [
+        sys.executable,
+        "-m",
+        "trainflow",
+        *train_args(mnist_dir, str(train_dir), "--train-steps", "20", "--model", "mlp", "--checkpoint-every", "10"),
+    ]
+    results = run_together(
+        [
+            (
+                argv,
+                {
+                    **os.environ,
+                    "MASTER_ADDR": "127.0.0.1",
+                    "MASTER_PORT": str(port),
+                    "WORLD_SIZE": "2",
+                    "RANK": str(rank),
+                    "PET_NNODES": "2",
+                    "PET_NPROC_PER_NODE": "1",
+                    "PET_NODE_RANK": str(rank),
+                },
+            )
+            for rank in (0, 1)
+        ],
+        tmp_path,
+        timeout=150,
+    )
     codes, outputs = [code for code, _ in results], [output for _, output in results]
     assert codes == [0, 0], "\n".join(outputs)
     assert "node 1 of 2 (pytorchjob)" in outputs[1]

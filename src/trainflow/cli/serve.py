@@ -11,7 +11,9 @@ from typing import Any
 import click
 
 from trainflow.cli.output import console, write_outputs
+from trainflow.serving.errors import ServingError
 from trainflow.serving.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
+from trainflow.serving.model_config import read_model_config
 from trainflow.serving.server import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S, DEFAULT_MAX_CONCURRENCY,
                                       DEFAULT_MAX_REQUEST_BYTES, ServerConfig, serve_until_stopped)
 from trainflow.storage import StorageOptions
@@ -60,8 +62,8 @@ def _run(config: ServerConfig, outputs: str | None) -> None:
 
     def ready(server: Any) -> None:
         version = max(server.repository.versions)
-        console.print(f"Serving model '{config.model_name}' version {version}: REST {server.rest_url}, "
-                      f"gRPC {server.grpc_address}")
+        served = ", ".join(f"'{r.name}' version {max(r.versions)}" for r in server.repositories)
+        console.print(f"Serving model {served}: REST {server.rest_url}, gRPC {server.grpc_address}")
         write_outputs(outputs, {"rest-url": server.rest_url, "grpc-address": server.grpc_address,
                                 "model-name": config.model_name, "model-version": version, "pid": os.getpid()})
 
@@ -69,11 +71,21 @@ def _run(config: ServerConfig, outputs: str | None) -> None:
 
 
 @click.command("serve")
-@click.option("--model-base-path", required=True, help="Directory or s3:// URL holding numbered versions.")
+@click.option("--model-base-path", default=None, help="Directory or s3:// URL holding numbered versions.")
+@click.option("--model-config-file", default=None,
+              help="Serve several models: TF Serving's model_config_list text format (instead of --model-base-path).")
 @server_options
-def serve_command(model_base_path: str, aws_endpoint_url: str | None, aws_region: str | None, **flags: Any) -> None:
-    """Serve the newest model version over TF Serving REST/gRPC and KServe V2 REST/gRPC until stopped."""
-    _run(_config(model_base_path, aws_endpoint_url, aws_region, **flags), None)
+def serve_command(model_base_path: str | None, model_config_file: str | None, aws_endpoint_url: str | None,
+                  aws_region: str | None, **flags: Any) -> None:
+    """Serve models (the newest versions) over TF Serving REST/gRPC and KServe V2 REST/gRPC until stopped."""
+    if (model_base_path is None) == (model_config_file is None):
+        raise ServingError("give --model-base-path (one model) or --model-config-file (several), not both or neither")
+    if model_config_file is not None:
+        models = tuple(read_model_config(model_config_file))
+        _run(_config("", aws_endpoint_url, aws_region, **{**flags, "model_name": models[0].name, "models": models}),
+             None)
+        return
+    _run(_config(model_base_path or "", aws_endpoint_url, aws_region, **flags), None)
 
 
 @click.command("serve-model")

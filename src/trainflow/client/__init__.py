@@ -2,8 +2,15 @@
 
 from trainflow.client.errors import ClientError, ServerUnreachable
 from trainflow.client.images import load_image_file, render_digit, to_model_input
-from trainflow.client.predict import (PROTOCOLS, Evaluation, Prediction, PredictClient, default_server, evaluate,
-                                      predict_images)
+from trainflow.client.predict import (
+    PROTOCOLS,
+    Evaluation,
+    PredictClient,
+    Prediction,
+    default_server,
+    evaluate,
+    predict_images,
+)
 
 __all__ = [
     "PROTOCOLS",

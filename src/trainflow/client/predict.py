@@ -63,8 +63,9 @@ class PredictClient:
         self.close()
 
 
-def predict_images(server: str, protocol: str, images: np.ndarray, model_name: str = "mnist",
-                   timeout: float = 10.0) -> list[Prediction]:
+def predict_images(
+    server: str, protocol: str, images: np.ndarray, model_name: str = "mnist", timeout: float = 10.0
+) -> list[Prediction]:
     """One request with all `images`; opens and closes its own connection."""
     with PredictClient(server, protocol, model_name, timeout) as client:
         return client.predict(images)
@@ -84,8 +85,13 @@ class Evaluation:
         return (self.wrong + self.failed) / self.total if self.total else 0.0
 
 
-def evaluate(client: PredictClient, images: np.ndarray, labels: np.ndarray, concurrency: int = 1,
-             on_answer: Callable[[int, Prediction | None], None] | None = None) -> Evaluation:
+def evaluate(
+    client: PredictClient,
+    images: np.ndarray,
+    labels: np.ndarray,
+    concurrency: int = 1,
+    on_answer: Callable[[int, Prediction | None], None] | None = None,
+) -> Evaluation:
     """Send one image per request, `concurrency` at a time; `on_answer(index, prediction or None)` per answer."""
     if not 0 < len(images) <= MAX_NUM_TESTS:
         raise ClientError(f"{len(images)} test images: use between 1 and {MAX_NUM_TESTS}")
@@ -94,7 +100,7 @@ def evaluate(client: PredictClient, images: np.ndarray, labels: np.ndarray, conc
 
     def one(index: int, first: bool = False) -> None:
         try:
-            prediction: Prediction | None = client.predict(images[index:index + 1])[0]
+            prediction: Prediction | None = client.predict(images[index : index + 1])[0]
         except ServerUnreachable:
             if first:  # no server at the address: one clear error instead of N failed requests
                 raise

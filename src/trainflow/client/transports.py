@@ -67,8 +67,10 @@ class TfsRestTransport(_RestTransport):
     def predict(self, images: np.ndarray) -> Answer:
         body = {"signature_name": PREDICT_SIGNATURE, "instances": images.tolist()}
         predictions = _post_json(self.http, self.path, body)["predictions"]
-        return (np.array([p["classes"] for p in predictions], dtype=np.int64),
-                np.array([p["scores"] for p in predictions], dtype=np.float32))
+        return (
+            np.array([p["classes"] for p in predictions], dtype=np.int64),
+            np.array([p["scores"] for p in predictions], dtype=np.float32),
+        )
 
 
 class V2RestTransport(_RestTransport):
@@ -78,11 +80,16 @@ class V2RestTransport(_RestTransport):
         return f"/v2/models/{model_name}/infer"
 
     def predict(self, images: np.ndarray) -> Answer:
-        body = {"inputs": [{"name": "images", "shape": list(images.shape), "datatype": "FP32",
-                            "data": images.ravel().tolist()}]}
+        body = {
+            "inputs": [
+                {"name": "images", "shape": list(images.shape), "datatype": "FP32", "data": images.ravel().tolist()}
+            ]
+        }
         outputs = {o["name"]: o for o in _post_json(self.http, self.path, body)["outputs"]}
-        return (np.array(outputs["classes"]["data"], dtype=np.int64),
-                np.array(outputs["scores"]["data"], dtype=np.float32).reshape(outputs["scores"]["shape"]))
+        return (
+            np.array(outputs["classes"]["data"], dtype=np.int64),
+            np.array(outputs["scores"]["data"], dtype=np.float32).reshape(outputs["scores"]["shape"]),
+        )
 
 
 class TfsGrpcTransport(_GrpcTransport):
@@ -100,10 +107,15 @@ class TfsGrpcTransport(_GrpcTransport):
         request = predict_pb2.PredictRequest()
         request.model_spec.name = self.model_name
         request.model_spec.signature_name = PREDICT_SIGNATURE
-        request.inputs["images"].CopyFrom(tensor_pb2.TensorProto(
-            dtype=types_pb2.DT_FLOAT, tensor_content=images.tobytes(),
-            tensor_shape=tensor_shape_pb2.TensorShapeProto(
-                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in images.shape])))
+        request.inputs["images"].CopyFrom(
+            tensor_pb2.TensorProto(
+                dtype=types_pb2.DT_FLOAT,
+                tensor_content=images.tobytes(),
+                tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                    dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in images.shape]
+                ),
+            )
+        )
         response = _grpc_call(self.stub.Predict, request, self.timeout, self.server)
         scores = np.array(response.outputs["scores"].float_val, dtype=np.float32).reshape(len(images), -1)
         return np.array(response.outputs["classes"].int64_val, dtype=np.int64), scores
@@ -125,15 +137,23 @@ class V2GrpcTransport(_GrpcTransport):
         request.raw_input_contents.append(images.tobytes())
         response = _grpc_call(self.stub.ModelInfer, request, self.timeout, self.server)
         dtypes = {"FP32": np.float32, "INT64": np.int64}
-        outputs = {o.name: np.frombuffer(raw, dtype=dtypes[o.datatype]).reshape(tuple(o.shape))
-                   for o, raw in zip(response.outputs, response.raw_output_contents)}
+        outputs = {
+            o.name: np.frombuffer(raw, dtype=dtypes[o.datatype]).reshape(tuple(o.shape))
+            for o, raw in zip(response.outputs, response.raw_output_contents)
+        }
         return outputs["classes"], outputs["scores"]
 
 
-_IS_IT_RUNNING = "is it running, and is --server its address? (`trainflow services` lists the servers trainflow started)"
+_IS_IT_RUNNING = (
+    "is it running, and is --server its address? (`trainflow services` lists the servers trainflow started)"
+)
 
-TRANSPORTS: dict[str, type[Transport]] = {"grpc": TfsGrpcTransport, "rest": TfsRestTransport, "v2-rest": V2RestTransport,
-              "v2-grpc": V2GrpcTransport}
+TRANSPORTS: dict[str, type[Transport]] = {
+    "grpc": TfsGrpcTransport,
+    "rest": TfsRestTransport,
+    "v2-rest": V2RestTransport,
+    "v2-grpc": V2GrpcTransport,
+}
 
 
 def _post_json(http, path: str, body: dict) -> dict:
@@ -158,7 +178,10 @@ def _grpc_call(method, request, timeout: float, server: str):
     try:
         return method(request, timeout=timeout)
     except grpc.RpcError as exc:
-        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and "busy" not in (exc.details() or ""):
-            raise ServerUnreachable(f"cannot reach the model server at {server} ({exc.code().name}: {exc.details()}); "
-                                    f"{_IS_IT_RUNNING}") from None
+        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and "busy" not in (
+            exc.details() or ""
+        ):
+            raise ServerUnreachable(
+                f"cannot reach the model server at {server} ({exc.code().name}: {exc.details()}); {_IS_IT_RUNNING}"
+            ) from None
         raise ClientError(f"the model server answered {exc.code().name}: {exc.details()}") from None

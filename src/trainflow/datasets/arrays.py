@@ -29,8 +29,10 @@ def build_idx(directory: Path, names: Sequence[str], options: FormatOptions, wor
     found = idx_files(names)
     missing = [role for role in ROLES if role not in found]
     if missing:
-        raise DataFormatError(f"the IDX dataset has no {' or '.join(r.replace('_', ' ') for r in missing)} file: "
-                              "add files named like train-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz)")
+        raise DataFormatError(
+            f"the IDX dataset has no {' or '.join(r.replace('_', ' ') for r in missing)} file: "
+            "add files named like train-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz)"
+        )
     return Built(dict(found))
 
 
@@ -40,8 +42,9 @@ def build_npy(directory: Path, names: Sequence[str], options: FormatOptions, wor
         candidates = [n for n in names if PurePosixPath(n).name == wanted]
         if len(candidates) != 1:
             problem = "is missing" if not candidates else f"is there {len(candidates)} times ({', '.join(candidates)})"
-            raise DataFormatError(f"{wanted} {problem}: an NPY dataset is exactly x_train.npy, y_train.npy, "
-                                  "x_test.npy and y_test.npy")
+            raise DataFormatError(
+                f"{wanted} {problem}: an NPY dataset is exactly x_train.npy, y_train.npy, x_test.npy and y_test.npy"
+            )
         built[role] = candidates[0]
     return Built(built)
 
@@ -49,32 +52,40 @@ def build_npy(directory: Path, names: Sequence[str], options: FormatOptions, wor
 def build_npz(directory: Path, names: Sequence[str], options: FormatOptions, work: Path) -> Built:
     archives = [n for n in names if n.endswith(".npz")]
     if len(archives) != 1:
-        raise DataFormatError(f"an NPZ dataset is one .npz file, found {len(archives)} ({', '.join(archives)}): "
-                              "sync a prefix holding only one")
+        raise DataFormatError(
+            f"an NPZ dataset is one .npz file, found {len(archives)} ({', '.join(archives)}): "
+            "sync a prefix holding only one"
+        )
     name = archives[0]
     try:
         with zipfile.ZipFile(cached_path(directory, name)) as archive:
             members = {m.filename.removesuffix(".npy"): m for m in archive.infolist()}
             missing = [role for role in ROLES if role not in members]
             if missing:
-                raise DataFormatError(f"{name} has no {', '.join(missing)} (it holds {', '.join(members) or 'nothing'}): "
-                                      "save it with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
+                raise DataFormatError(
+                    f"{name} has no {', '.join(missing)} (it holds {', '.join(members) or 'nothing'}): "
+                    "save it with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
+                )
             check_space(work, sum(members[r].file_size for r in ROLES), name)
             built: dict[str, str | Path] = {}
             for role in ROLES:
                 built[role] = _extract(archive, members[role], work / f"{role}.npy")
             return Built(built)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataFormatError(f"{name} is not a readable .npz archive of numeric arrays ({exc}): "
-                              "save it with numpy.savez (numbers only, no objects)") from None
+        raise DataFormatError(
+            f"{name} is not a readable .npz archive of numeric arrays ({exc}): "
+            "save it with numpy.savez (numbers only, no objects)"
+        ) from None
 
 
 def check_space(work: Path, needed: int, name: str) -> None:
     """DataFormatError when the arrays about to be written would not fit on the cache's disk."""
     free = shutil.disk_usage(work).free
     if needed > free:
-        raise DataFormatError(f"{name} would take {needed / 2**30:.1f} GiB in the cache but only {free / 2**30:.1f} GiB "
-                              "is free: free some space or make the dataset smaller")
+        raise DataFormatError(
+            f"{name} would take {needed / 2**30:.1f} GiB in the cache but only {free / 2**30:.1f} GiB "
+            "is free: free some space or make the dataset smaller"
+        )
 
 
 def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, dest: Path) -> Path:
@@ -89,8 +100,9 @@ def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, dest: Path) -> P
             raise ValueError(f"{member.filename} is in .npy format version {version}")
         if dtype.hasobject:
             raise ValueError(f"{member.filename} holds Python objects")
-        np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(dtype),
-                                                   "fortran_order": fortran, "shape": shape})
+        np.lib.format.write_array_header_1_0(
+            out, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": fortran, "shape": shape}
+        )
         expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         copied = 0
         while chunk := src.read(1 << 20):

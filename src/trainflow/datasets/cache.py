@@ -108,8 +108,9 @@ class DatasetCache:
             lock = FileLock(str(path))
             lock.acquire()
         except OSError as exc:  # filelock refuses a symbolic link in the lock's place, for one
-            raise DatasetError(f"cannot lock dataset '{name}' at {path} ({exc.strerror or exc}): "
-                               "remove that file and try again") from None
+            raise DatasetError(
+                f"cannot lock dataset '{name}' at {path} ({exc.strerror or exc}): remove that file and try again"
+            ) from None
         try:
             yield
         finally:
@@ -189,8 +190,14 @@ class DatasetCache:
             raise exc
         log.warning("%s; using the cached copy of %s from %s", exc, manifest.name, _ago(manifest.stats.last_sync))
         saved = sum(manifest.files[n].size for n in wanted)
-        return SyncResult(manifest.name, directory, unchanged=wanted, bytes_saved=saved, offline=True,
-                          descriptor=read_descriptor(directory))
+        return SyncResult(
+            manifest.name,
+            directory,
+            unchanged=wanted,
+            bytes_saved=saved,
+            offline=True,
+            descriptor=read_descriptor(directory),
+        )
 
 
 def _prepared(directory: Path, result: SyncResult, options: FormatOptions) -> DatasetDescriptor | None:
@@ -210,8 +217,10 @@ def _check_requested(files: Sequence[str], source: str, name: str) -> list[str]:
     for file in files:
         problem = object_problem(file)
         if problem:
-            raise DatasetError(f"refusing file {shown(file)} of {source} for dataset '{name}': the name {problem}; "
-                               "name a file inside the source")
+            raise DatasetError(
+                f"refusing file {shown(file)} of {source} for dataset '{name}': the name {problem}; "
+                "name a file inside the source"
+            )
     return list(dict.fromkeys(files))
 
 
@@ -300,8 +309,10 @@ class _Sync:
         todo = []
         for obj in remote:
             entry = self.manifest.files.get(obj.name)
-            if entry and entry.source_tag == obj.version_tag and _verified(
-                cached_path(self.directory, obj.name), entry, self.verify
+            if (
+                entry
+                and entry.source_tag == obj.version_tag
+                and _verified(cached_path(self.directory, obj.name), entry, self.verify)
             ):
                 self.result.unchanged.append(obj.name)
                 self.result.bytes_saved += obj.size

@@ -31,15 +31,21 @@ def input_shape(arrays: Arrays, names: dict[str, str]) -> tuple[int, ...]:
         if x.dtype.kind not in "biuf":
             raise DataFormatError(f"{names[f'x_{split}']} holds {x.dtype} values: store the examples as numbers")
         if x.ndim not in (2, 3, 4) or x.shape[0] == 0:
-            raise DataFormatError(f"{names[f'x_{split}']} has shape {x.shape}: store examples as [N, features], "
-                                  "[N, H, W] or [N, C, H, W] with N > 0")
+            raise DataFormatError(
+                f"{names[f'x_{split}']} has shape {x.shape}: store examples as [N, features], "
+                "[N, H, W] or [N, C, H, W] with N > 0"
+            )
         if y.ndim != 1 or y.shape[0] != x.shape[0]:
-            raise DataFormatError(f"{names[f'y_{split}']} has shape {y.shape} for {x.shape[0]} examples in "
-                                  f"{names[f'x_{split}']}: store one label per example, shape [{x.shape[0]}]")
+            raise DataFormatError(
+                f"{names[f'y_{split}']} has shape {y.shape} for {x.shape[0]} examples in "
+                f"{names[f'x_{split}']}: store one label per example, shape [{x.shape[0]}]"
+            )
     train, test = arrays["x_train"].shape[1:], arrays["x_test"].shape[1:]
     if train != test:
-        raise DataFormatError(f"training examples are {_shown(train)} ({names['x_train']}) but test examples are "
-                              f"{_shown(test)} ({names['x_test']}): give both splits the same shape")
+        raise DataFormatError(
+            f"training examples are {_shown(train)} ({names['x_train']}) but test examples are "
+            f"{_shown(test)} ({names['x_test']}): give both splits the same shape"
+        )
     return (1, *train) if len(train) == 2 else tuple(int(n) for n in train)
 
 
@@ -52,8 +58,10 @@ def integer_labels(arrays: Arrays, work: Path | None, built: Built, names: dict[
         values = np.asarray(y)
         if y.dtype.kind != "f" or not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
             bad = _first(values, lambda v: not (np.issubdtype(type(v), np.number) and float(v).is_integer()))
-            raise DataFormatError(f"labels in {names[role]} are not integers (found {bad!r}): store the class "
-                                  "index of each example (0, 1, 2, ...)")
+            raise DataFormatError(
+                f"labels in {names[role]} are not integers (found {bad!r}): store the class "
+                "index of each example (0, 1, 2, ...)"
+            )
         arrays[role] = _rewrite(values.astype(np.int64), role, work, built)
     return arrays
 
@@ -65,14 +73,18 @@ def class_names(arrays: Arrays, names: dict[str, str]) -> tuple[str, ...]:
         low = int(y.min())
         if low < 0 or int(y.max()) >= MAX_CLASSES:
             bad = low if low < 0 else int(y.max())
-            raise DataFormatError(f"label {bad} in {names[role]} is out of range: labels are class indices "
-                                  f"0 to {MAX_CLASSES - 1}; fix the labels")
+            raise DataFormatError(
+                f"label {bad} in {names[role]} is out of range: labels are class indices "
+                f"0 to {MAX_CLASSES - 1}; fix the labels"
+            )
     count = int(np.asarray(arrays["y_train"]).max()) + 1
     top = int(np.asarray(arrays["y_test"]).max())
     if top >= count:
-        raise DataFormatError(f"label {top} in {names['y_test']} is out of range: the training labels "
-                              f"({names['y_train']}) only go up to {count - 1}; fix the label or add training "
-                              "examples of that class")
+        raise DataFormatError(
+            f"label {top} in {names['y_test']} is out of range: the training labels "
+            f"({names['y_train']}) only go up to {count - 1}; fix the label or add training "
+            "examples of that class"
+        )
     return tuple(str(i) for i in range(count))
 
 
@@ -83,7 +95,7 @@ def normalization(x_train: np.ndarray, shape: tuple[int, ...]) -> Normalization:
         return Normalization(scale, (0.0,) * shape[0], (1.0,) * shape[0])
     total = np.zeros(shape[0]), np.zeros(shape[0])
     for start in range(0, x_train.shape[0], 65536):
-        chunk = np.asarray(x_train[start:start + 65536], dtype=np.float64)
+        chunk = np.asarray(x_train[start : start + 65536], dtype=np.float64)
         total = total[0] + chunk.sum(axis=0), total[1] + (chunk * chunk).sum(axis=0)
     n = x_train.shape[0]
     mean = total[0] / n
@@ -94,8 +106,9 @@ def normalization(x_train: np.ndarray, shape: tuple[int, ...]) -> Normalization:
 
 def _rewrite(array: np.ndarray, role: str, work: Path | None, built: Built) -> np.ndarray:
     if work is None:
-        raise DataFormatError(f"the {role} array needs converting: sync the folder into the cache first "
-                              "(trainflow data sync)")
+        raise DataFormatError(
+            f"the {role} array needs converting: sync the folder into the cache first (trainflow data sync)"
+        )
     path = work / f"{role}.npy"
     np.save(path, np.ascontiguousarray(array))
     built.arrays[role] = path

@@ -88,8 +88,9 @@ class DatasetDescriptor:
             class_names=tuple(str(c) for c in raw["class_names"]),
             train_count=int(raw["train_count"]),
             test_count=int(raw["test_count"]),
-            normalization=Normalization(float(norm["scale"]), tuple(float(m) for m in norm["mean"]),
-                                        tuple(float(s) for s in norm["std"])),
+            normalization=Normalization(
+                float(norm["scale"]), tuple(float(m) for m in norm["mean"]), tuple(float(s) for s in norm["std"])
+            ),
             arrays=ArrayFiles(**{k: str(v) for k, v in raw["arrays"].items()}),
             source_digest=str(raw["source_digest"]),
             version=int(raw.get("version", DESCRIPTOR_VERSION)),
@@ -112,14 +113,19 @@ def read_descriptor(directory: Path) -> DatasetDescriptor | None:
         raw = json.loads(text)
         descriptor = DatasetDescriptor.from_dict(raw)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise DatasetError(f"{path} is damaged ({exc}): remove the dataset (trainflow data rm "
-                           f"{directory.name}) and sync again") from None
+        raise DatasetError(
+            f"{path} is damaged ({exc}): remove the dataset (trainflow data rm {directory.name}) and sync again"
+        ) from None
     for role, name in asdict(descriptor.arrays).items():
         problem = name_problem(name)
         if problem:
-            raise DatasetError(f"{path} names {shown(name)} as its {role} array, which {problem}: it was altered "
-                               f"outside trainflow; remove the dataset (trainflow data rm {directory.name}) and sync again")
+            raise DatasetError(
+                f"{path} names {shown(name)} as its {role} array, which {problem}: it was altered "
+                f"outside trainflow; remove the dataset (trainflow data rm {directory.name}) and sync again"
+            )
     if descriptor.version > DESCRIPTOR_VERSION:
-        raise DatasetError(f"{path} was written by a newer trainflow (descriptor version {descriptor.version}): "
-                           "upgrade trainflow or sync the dataset again")
+        raise DatasetError(
+            f"{path} was written by a newer trainflow (descriptor version {descriptor.version}): "
+            "upgrade trainflow or sync the dataset again"
+        )
     return descriptor

@@ -58,8 +58,10 @@ def idx_files(names: Sequence[str]) -> dict[str, str]:
             found.setdefault(f"{role}_{split}", []).append(name)
     for role, candidates in found.items():
         if len(candidates) > 1:
-            raise DataFormatError(f"several IDX files could be the {role.replace('_', ' ')} array ({', '.join(sorted(candidates))}): "
-                                  "sync one set (--file, or a prefix holding only it)")
+            raise DataFormatError(
+                f"several IDX files could be the {role.replace('_', ' ')} array ({', '.join(sorted(candidates))}): "
+                "sync one set (--file, or a prefix holding only it)"
+            )
     return {role: candidates[0] for role, candidates in found.items()}
 
 
@@ -80,13 +82,16 @@ def detect(names: Sequence[str], options: FormatOptions) -> str | None:
     matches = _matches(names)
     if options.format is not None:
         if not matches[options.format]:
-            raise DataFormatError(f"the source has no {_LAYOUTS[options.format]}, which --format {options.format} "
-                                  "needs: check the URL, or name the format the files are in")
+            raise DataFormatError(
+                f"the source has no {_LAYOUTS[options.format]}, which --format {options.format} "
+                "needs: check the URL, or name the format the files are in"
+            )
         return options.format
     found = [fmt for fmt, ok in matches.items() if ok]
     if len(found) > 1:
-        raise DataFormatError(f"the source holds files of several dataset formats ({', '.join(found)}): "
-                              "declare one with --format")
+        raise DataFormatError(
+            f"the source holds files of several dataset formats ({', '.join(found)}): declare one with --format"
+        )
     return found[0] if found else None
 
 

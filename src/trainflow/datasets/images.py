@@ -63,19 +63,25 @@ def _class_files(names: Sequence[str]) -> dict[str, dict[str, list[str]]]:
             others.setdefault((split, cls), name)
     for (split, cls), name in others.items():
         if cls not in splits[split]:
-            raise DataFormatError(f"class folder {split}/{cls}/ holds no images (only files like {name}): "
-                                  f"add .png or .jpg images to it or remove it")
+            raise DataFormatError(
+                f"class folder {split}/{cls}/ holds no images (only files like {name}): "
+                f"add .png or .jpg images to it or remove it"
+            )
     return splits
 
 
 def _check_classes(splits: dict[str, dict[str, list[str]]]) -> None:
     for split, other in (("train", "test"), ("test", "train")):
         if not splits[split]:
-            raise DataFormatError(f"the image-folder dataset has no {split}/<class>/ images: add a {split}/ folder "
-                                  "with one subfolder of images per class")
+            raise DataFormatError(
+                f"the image-folder dataset has no {split}/<class>/ images: add a {split}/ folder "
+                "with one subfolder of images per class"
+            )
         for cls in sorted(set(splits[other]) - set(splits[split])):
-            raise DataFormatError(f"class '{cls}' has images in {other}/{cls}/ but {split}/{cls}/ is missing or empty: "
-                                  f"add {split} images of that class, or remove the class from {other}/")
+            raise DataFormatError(
+                f"class '{cls}' has images in {other}/{cls}/ but {split}/{cls}/ is missing or empty: "
+                f"add {split} images of that class, or remove the class from {other}/"
+            )
 
 
 def _workers() -> int:
@@ -90,10 +96,13 @@ def _open(directory: Path, name: str) -> Image.Image:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _bomb(name) from None
         except UnidentifiedImageError:
-            raise DataFormatError(f"{name} is not a readable image (not PNG, JPEG or BMP data): "
-                                  "replace or delete it at the source") from None
+            raise DataFormatError(
+                f"{name} is not a readable image (not PNG, JPEG or BMP data): replace or delete it at the source"
+            ) from None
         except (OSError, ValueError, SyntaxError) as exc:
-            raise DataFormatError(f"{name} is not a readable image ({exc}): replace or delete it at the source") from None
+            raise DataFormatError(
+                f"{name} is not a readable image ({exc}): replace or delete it at the source"
+            ) from None
     if image.width * image.height > MAX_PIXELS:
         image.close()
         raise _bomb(name)
@@ -101,8 +110,10 @@ def _open(directory: Path, name: str) -> Image.Image:
 
 
 def _bomb(name: str) -> DataFormatError:
-    return DataFormatError(f"{name} is too large to be a training image (over {MAX_PIXELS} pixels, a possible "
-                           "decompression bomb): shrink or delete it at the source")
+    return DataFormatError(
+        f"{name} is too large to be a training image (over {MAX_PIXELS} pixels, a possible "
+        "decompression bomb): shrink or delete it at the source"
+    )
 
 
 def _header(directory: Path, name: str) -> _Header:
@@ -116,8 +127,10 @@ def _channels(headers: list[_Header]) -> int:
         common = counts.most_common(1)[0][0]
         odd = next(h for h in headers if h.channels != common)
         kinds = {1: "grayscale", 3: "colour"}
-        raise DataFormatError(f"{odd.name} is {kinds[odd.channels]} but most images are {kinds[common]}: "
-                              f"convert it (or the others) so that every image has the same channels")
+        raise DataFormatError(
+            f"{odd.name} is {kinds[odd.channels]} but most images are {kinds[common]}: "
+            f"convert it (or the others) so that every image has the same channels"
+        )
     return headers[0].channels
 
 

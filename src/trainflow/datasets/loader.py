@@ -33,8 +33,9 @@ def open_array(directory: Path, name: str) -> np.ndarray:
         except FileNotFoundError:
             raise DatasetError(f"{path} is missing: sync the dataset again") from None
         except (ValueError, OSError) as exc:
-            raise DatasetError(f"{name} is not a readable .npy array ({exc}): save it with numpy.save "
-                               "(numbers only, no objects)") from None
+            raise DatasetError(
+                f"{name} is not a readable .npy array ({exc}): save it with numpy.save (numbers only, no objects)"
+            ) from None
     if name.endswith(".gz"):
         path = unpack(path, unpacked_path(directory, name))
     return open_idx(path)
@@ -55,18 +56,24 @@ def load_dataset(directory: Path) -> Dataset:
     descriptor = load_descriptor(directory)
     files = descriptor.arrays
     shape = descriptor.input_shape
-    train = Split(_examples(directory, files.x_train, descriptor.train_count, shape), open_array(directory, files.y_train))
+    train = Split(
+        _examples(directory, files.x_train, descriptor.train_count, shape), open_array(directory, files.y_train)
+    )
     test = Split(_examples(directory, files.x_test, descriptor.test_count, shape), open_array(directory, files.y_test))
     for split, count in ((train, descriptor.train_count), (test, descriptor.test_count)):
         if split.labels.shape != (count,):
-            raise DatasetError(f"{directory}: the arrays no longer match {directory / 'descriptor.json'}: "
-                               f"remove the dataset (trainflow data rm {directory.name}) and sync again")
+            raise DatasetError(
+                f"{directory}: the arrays no longer match {directory / 'descriptor.json'}: "
+                f"remove the dataset (trainflow data rm {directory.name}) and sync again"
+            )
     return Dataset(descriptor, train, test)
 
 
 def _examples(directory: Path, name: str, count: int, shape: tuple[int, ...]) -> np.ndarray:
     array = open_array(directory, name)
     if array.shape[0] != count or int(np.prod(array.shape[1:])) != int(np.prod(shape)):
-        raise DatasetError(f"{directory}: {name} no longer matches {directory / 'descriptor.json'}: "
-                           f"remove the dataset (trainflow data rm {directory.name}) and sync again")
+        raise DatasetError(
+            f"{directory}: {name} no longer matches {directory / 'descriptor.json'}: "
+            f"remove the dataset (trainflow data rm {directory.name}) and sync again"
+        )
     return array.reshape((count, *shape))  # a view: still memory-mapped

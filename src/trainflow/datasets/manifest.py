@@ -113,8 +113,10 @@ def load_manifest(directory: Path) -> Manifest | None:
         log.warning("ignoring unreadable cache manifest %s (%s); the dataset will be fetched again", path, exc)
         return None
     except OSError as exc:
-        raise DatasetError(f"cannot read cache manifest {path} ({exc.strerror}): remove the dataset "
-                           f"(trainflow data rm {directory.name}) and sync again") from None
+        raise DatasetError(
+            f"cannot read cache manifest {path} ({exc.strerror}): remove the dataset "
+            f"(trainflow data rm {directory.name}) and sync again"
+        ) from None
     check_files(manifest, path)
     return manifest
 

@@ -37,8 +37,12 @@ from trainflow.datasets.tables import build_table
 
 PREPARED_DIR = ".prepared"
 _BUILDERS: dict[str, Callable[[Path, Sequence[str], FormatOptions, Path], Built]] = {
-    "idx": build_idx, "npy": build_npy, "npz": build_npz, "images": build_images,
-    "csv": build_table, "parquet": build_table,
+    "idx": build_idx,
+    "npy": build_npy,
+    "npz": build_npz,
+    "images": build_images,
+    "csv": build_table,
+    "parquet": build_table,
 }
 
 
@@ -79,11 +83,15 @@ def describe_plain_folder(directory: Path) -> DatasetDescriptor:
     try:
         names = sorted(p.name for p in directory.iterdir() if p.is_file())
     except OSError as exc:
-        raise DatasetError(f"cannot read dataset folder {directory} ({exc.strerror or exc}): "
-                           "sync the dataset first (trainflow data sync)") from None
+        raise DatasetError(
+            f"cannot read dataset folder {directory} ({exc.strerror or exc}): "
+            "sync the dataset first (trainflow data sync)"
+        ) from None
     if detect(names, FormatOptions()) != "idx":
-        raise DatasetError(f"{directory} has no {DESCRIPTOR_NAME} and no IDX files: sync it into the cache first "
-                           "(trainflow data sync SOURCE --name NAME) and use the cached copy")
+        raise DatasetError(
+            f"{directory} has no {DESCRIPTOR_NAME} and no IDX files: sync it into the cache first "
+            "(trainflow data sync SOURCE --name NAME) and use the cached copy"
+        )
     return _describe(directory, "idx", build_idx(directory, names, FormatOptions(), directory), None, "")
 
 

@@ -29,21 +29,26 @@ def build_table(directory: Path, names: Sequence[str], options: FormatOptions, w
     elif len(train) == 1 and len(test) == 1:
         tables = {"train": train[0], "test": test[0]}
     else:
-        raise DataFormatError(f"cannot tell the training table from the test table among {', '.join(files)}: "
-                              f"sync one {suffix} file, or two named like train{suffix} and test{suffix}")
+        raise DataFormatError(
+            f"cannot tell the training table from the test table among {', '.join(files)}: "
+            f"sync one {suffix} file, or two named like train{suffix} and test{suffix}"
+        )
     read = {name: _read(directory, name) for name in tables.values()}
     label = _label_column(options.label_column, read)
     features = [c for c in next(iter(read.values())) if c != label]
     for name, columns in read.items():
         if [c for c in columns if c != label] != features:
-            raise DataFormatError(f"{name} has columns {', '.join(columns)}, not those of {next(iter(read))}: "
-                                  "give both tables the same columns")
+            raise DataFormatError(
+                f"{name} has columns {', '.join(columns)}, not those of {next(iter(read))}: "
+                "give both tables the same columns"
+            )
     x = {split: _features(name, read[name], features) for split, name in tables.items()}
     raw_labels = {split: read[name][label] for split, name in tables.items()}
     for split, name in tables.items():
         if "" in raw_labels[split]:
-            raise DataFormatError(f"line {raw_labels[split].index('') + 2} of {name} has no '{label}': "
-                                  "fill in the label of every row")
+            raise DataFormatError(
+                f"line {raw_labels[split].index('') + 2} of {name} has no '{label}': fill in the label of every row"
+            )
     if "all" in tables:
         x, raw_labels = _split(x["all"], raw_labels["all"])
         tables = {"train": f"{tables['all']} (training part)", "test": f"{tables['all']} (held-out part)"}
@@ -64,7 +69,9 @@ def _read(directory: Path, name: str) -> Columns:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataFormatError(f"{name} is not a readable CSV file ({exc}): save it as UTF-8 CSV with a header row") from None
+        raise DataFormatError(
+            f"{name} is not a readable CSV file ({exc}): save it as UTF-8 CSV with a header row"
+        ) from None
     if len(rows) < 2 or not rows[0]:
         raise DataFormatError(f"{name} has no header row and data rows: save it as CSV with a header row")
     header = [c.strip() for c in rows[0]]
@@ -80,8 +87,9 @@ def _read_parquet(path: Path, name: str) -> Columns:
     try:
         import pyarrow.parquet as pq  # type: ignore[import-not-found, import-untyped, unused-ignore]  # optional
     except ImportError:
-        raise DataFormatError(f"reading {name} needs pyarrow, which is not installed: pip install pyarrow, "
-                              "or save the table as CSV") from None
+        raise DataFormatError(
+            f"reading {name} needs pyarrow, which is not installed: pip install pyarrow, or save the table as CSV"
+        ) from None
     try:
         table = pq.read_table(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
@@ -92,15 +100,19 @@ def _read_parquet(path: Path, name: str) -> Columns:
 def _label_column(declared: str | None, read: dict[str, Columns]) -> str:
     for name, columns in read.items():
         if declared is not None and declared not in columns:
-            raise DataFormatError(f"{name} has no column '{declared}' (its columns: {', '.join(columns)}): "
-                                  "name the label column with --label-column")
+            raise DataFormatError(
+                f"{name} has no column '{declared}' (its columns: {', '.join(columns)}): "
+                "name the label column with --label-column"
+            )
     if declared is not None:
         return declared
     columns = next(iter(read.values()))
     found = next((c for c in LABEL_COLUMNS if c in columns), None)
     if found is None:
-        raise DataFormatError(f"{next(iter(read))} has no column named {', '.join(LABEL_COLUMNS)} (its columns: "
-                              f"{', '.join(columns)}): name the label column with --label-column")
+        raise DataFormatError(
+            f"{next(iter(read))} has no column named {', '.join(LABEL_COLUMNS)} (its columns: "
+            f"{', '.join(columns)}): name the label column with --label-column"
+        )
     return found
 
 
@@ -115,8 +127,10 @@ def _features(name: str, columns: Columns, features: list[str]) -> np.ndarray:
             except ValueError:
                 number = math.nan
             if not math.isfinite(number):
-                raise DataFormatError(f"column '{column}' of {name} is not numeric (row {i + 2}: {value[:40]!r}): "
-                                      "drop it or encode it as numbers")
+                raise DataFormatError(
+                    f"column '{column}' of {name} is not numeric (row {i + 2}: {value[:40]!r}): "
+                    "drop it or encode it as numbers"
+                )
             out[i, j] = number
     return out
 
@@ -139,7 +153,8 @@ def _labels(raw: dict[str, list[str]], tables: dict[str, str]) -> tuple[dict[str
     index = {c: i for i, c in enumerate(classes)}
     for value in raw["test"]:
         if value not in index:
-            raise DataFormatError(f"label {value[:40]!r} in {tables['test']} is not a class of {tables['train']} "
-                                  f"({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}): fix the label")
+            raise DataFormatError(
+                f"label {value[:40]!r} in {tables['test']} is not a class of {tables['train']} "
+                f"({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}): fix the label"
+            )
     return {s: np.array([index[v] for v in values], dtype=np.int64) for s, values in raw.items()}, classes
-

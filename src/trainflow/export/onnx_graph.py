@@ -14,7 +14,6 @@ from torch import nn
 
 from trainflow.export.errors import ExportError
 
-
 OPSET = 18
 TOLERANCE = 1e-5
 PIXELS = 28 * 28
@@ -54,10 +53,16 @@ def _export_traced(module: ServingModule, example: torch.Tensor) -> bytes:
     # that runs on an example batch, and takes ~0.1 s for the CNN where torch.export takes seconds.
     buffer = io.BytesIO()
     with _quiet_exporter():
-        torch.onnx.export(module, (example,), buffer, dynamo=False,  # type: ignore[arg-type]  # takes a file object too
-                          opset_version=OPSET,
-                          input_names=["images"], output_names=["scores", "classes"],
-                          dynamic_axes={"images": {0: "batch"}, "scores": {0: "batch"}, "classes": {0: "batch"}})
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,  # type: ignore[arg-type]  # takes a file object too
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["images"],
+            output_names=["scores", "classes"],
+            dynamic_axes={"images": {0: "batch"}, "scores": {0: "batch"}, "classes": {0: "batch"}},
+        )
     return buffer.getvalue()
 
 
@@ -73,7 +78,7 @@ def to_onnx(model: nn.Module) -> bytes:
         raise ExportError(f"cannot export the model to ONNX: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     try:
         onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the ONNX checker raises its own types
         raise ExportError(f"the exported ONNX model is invalid: {exc}".splitlines()[0]) from None
     return data
 
@@ -89,12 +94,16 @@ def verify(onnx_bytes: bytes, model: nn.Module, images: np.ndarray) -> float:
         torch_scores, torch_classes = ServingModule(model).eval()(torch.from_numpy(images))
     expected = torch_scores.numpy()
     if not (np.isfinite(expected).all() and np.isfinite(scores).all()):
-        raise ExportError(f"the model's scores are NaN or infinite on {len(images)} probe images: its weights are "
-                          "unusable (a diverged training?); train again with a lower --learning-rate")
+        raise ExportError(
+            f"the model's scores are NaN or infinite on {len(images)} probe images: its weights are "
+            "unusable (a diverged training?); train again with a lower --learning-rate"
+        )
     diff = float(np.abs(scores - expected).max()) if len(images) else 0.0
     if not diff <= TOLERANCE:  # written so that a NaN difference fails too
-        raise ExportError(f"ONNX Runtime's scores differ from torch's by {diff:.2e} (> {TOLERANCE:.0e}): "
-                          "the model uses an operation the exporter translates inexactly")
+        raise ExportError(
+            f"ONNX Runtime's scores differ from torch's by {diff:.2e} (> {TOLERANCE:.0e}): "
+            "the model uses an operation the exporter translates inexactly"
+        )
     # classes may differ only where the top two scores tie within the tolerance
     top2 = np.sort(expected, axis=1)[:, -2:] if len(images) else np.zeros((0, 2))
     clear_winner = (top2[:, 1] - top2[:, 0]) > 2 * TOLERANCE

@@ -46,8 +46,9 @@ def _publish_local(root: Path, files: dict[str, bytes]) -> int:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     except OSError as exc:
-        raise ExportError(f"cannot create a version under {root}: {exc.strerror or exc}: "
-                          "give --export-base a directory you can write") from None
+        raise ExportError(
+            f"cannot create a version under {root}: {exc.strerror or exc}: give --export-base a directory you can write"
+        ) from None
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; servers may run as another user
         for name, data in files.items():
@@ -63,8 +64,9 @@ def _publish_local(root: Path, files: dict[str, bytes]) -> int:
         raise ExportError(f"could not claim a version number under {root}: too many concurrent exports")
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ExportError(f"cannot write a version under {root}: {exc.strerror or exc} "
-                          "(nothing was published)") from None
+        raise ExportError(
+            f"cannot write a version under {root}: {exc.strerror or exc} (nothing was published)"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -89,8 +91,9 @@ def _publish_remote(export_base: str, files: dict[str, bytes], options: StorageO
     return version
 
 
-def publish_version(export_base: str, model_onnx: bytes, signature_json: str,
-                    options: StorageOptions | None = None) -> tuple[int, str]:
+def publish_version(
+    export_base: str, model_onnx: bytes, signature_json: str, options: StorageOptions | None = None
+) -> tuple[int, str]:
     """Write a new complete version; returns (version, its URL)."""
     files = {MODEL_FILE: model_onnx, SIGNATURE_FILE: signature_json.encode()}
     if is_local(export_base):

@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainflow.serving.errors import (InvalidInput, ModelLoadError, NotFound, RequestTimeout, ServingError, TooLarge,
-                                      Unavailable, Unimplemented)
+from trainflow.serving.errors import (
+    InvalidInput,
+    ModelLoadError,
+    NotFound,
+    RequestTimeout,
+    ServingError,
+    TooLarge,
+    Unavailable,
+    Unimplemented,
+)
 
 _LAZY = {
     "ModelServer": "trainflow.serving.server",
@@ -20,9 +28,17 @@ _LAZY = {
     "BatchingConfig": "trainflow.serving.batching",
 }
 
-__all__ = ["InvalidInput", "ModelLoadError", "NotFound", "RequestTimeout", "ServingError", "TooLarge", "Unavailable",
-           "Unimplemented",
-           *_LAZY]
+__all__ = [
+    "InvalidInput",
+    "ModelLoadError",
+    "NotFound",
+    "RequestTimeout",
+    "ServingError",
+    "TooLarge",
+    "Unavailable",
+    "Unimplemented",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 Outputs = dict[str, np.ndarray]
+Inputs = dict[str, np.ndarray]  # graph input name -> batch; every batch has the same number of rows
 _STOP = object()
 
 
@@ -26,7 +27,7 @@ class BatchingConfig:
 class DynamicBatcher:
     """One worker thread that gathers queued requests into batches and splits the results back."""
 
-    def __init__(self, run: Callable[[np.ndarray], Outputs], config: BatchingConfig, name: str) -> None:
+    def __init__(self, run: Callable[[Inputs], Outputs], config: BatchingConfig, name: str) -> None:
         self.run = run
         self.config = config
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -34,13 +35,13 @@ class DynamicBatcher:
         self.thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
         self.thread.start()
 
-    def submit(self, images: np.ndarray) -> Future[Outputs]:
-        """Queue `images` [N, ...] for the next batch; a closed batcher runs them at once instead."""
+    def submit(self, inputs: Inputs) -> Future[Outputs]:
+        """Queue `inputs` (N rows each) for the next batch; a closed batcher runs them at once instead."""
         future: Future[Outputs] = Future()
         if self.closed:  # an evicted version still finishes what was sent to it
-            _settle(future, self.run, images)
+            _settle(future, self.run, inputs)
             return future
-        self.queue.put((images, future))
+        self.queue.put((inputs, future))
         return future
 
     def close(self) -> None:
@@ -48,8 +49,8 @@ class DynamicBatcher:
         self.closed = True
         self.queue.put(_STOP)
 
-    def _gather(self, first: tuple[np.ndarray, Future]) -> tuple[list[tuple[np.ndarray, Future]], bool]:
-        batch, rows = [first], len(first[0])
+    def _gather(self, first: tuple[Inputs, Future]) -> tuple[list[tuple[Inputs, Future]], bool]:
+        batch, rows = [first], _rows(first[0])
         deadline = time.monotonic() + self.config.timeout_s
         while rows < self.config.max_batch_size:
             left = deadline - time.monotonic()
@@ -60,7 +61,7 @@ class DynamicBatcher:
             if item is _STOP:
                 return batch, True
             batch.append(item)
-            rows += len(item[0])
+            rows += _rows(item[0])
         return batch, False
 
     def _work(self) -> None:
@@ -79,25 +80,29 @@ class DynamicBatcher:
             if item is not _STOP:
                 self._run_batch([item])
 
-    def _run_batch(self, batch: list[tuple[np.ndarray, Future]]) -> None:
+    def _run_batch(self, batch: list[tuple[Inputs, Future]]) -> None:
         if len(batch) == 1:
             _settle(batch[0][1], self.run, batch[0][0])
             return
         try:
-            outputs = self.run(np.concatenate([images for images, _ in batch]))
-        except Exception as exc:  # every waiting request gets the same error
+            outputs = self.run({name: np.concatenate([inputs[name] for inputs, _ in batch]) for name in batch[0][0]})
+        except Exception as exc:  # noqa: BLE001 - every waiting request gets the same error
             for _, future in batch:
                 future.set_exception(exc)
             return
         start = 0
-        for images, future in batch:
-            end = start + len(images)
+        for inputs, future in batch:
+            end = start + _rows(inputs)
             future.set_result({name: value[start:end] for name, value in outputs.items()})
             start = end
 
 
-def _settle(future: Future[Outputs], run: Callable[[np.ndarray], Outputs], images: np.ndarray) -> None:
+def _rows(inputs: Inputs) -> int:
+    return len(next(iter(inputs.values())))
+
+
+def _settle(future: Future[Outputs], run: Callable[[Inputs], Outputs], inputs: Inputs) -> None:
     try:
-        future.set_result(run(images))
-    except Exception as exc:
+        future.set_result(run(inputs))
+    except Exception as exc:  # noqa: BLE001 - every waiting request gets the error the model raised
         future.set_exception(exc)

@@ -24,7 +24,8 @@ from trainflow.serving.errors import InvalidInput, NotFound, ServingError, Unava
 from trainflow.serving.images import ImageDecoder
 from trainflow.serving.metrics import ServingMetrics
 from trainflow.serving.repository import ModelRepository
-from trainflow.serving.runtime import OnnxModel, expected_shapes, normalise_images
+from trainflow.serving.runtime import Feeds, OnnxModel
+from trainflow.serving.tensor_specs import check_input, expected
 
 Tensors = dict[str, np.ndarray]
 Result = TypeVar("Result")
@@ -42,9 +43,10 @@ class RequestScope:
 class DataPlane:
     """Model lookup, admission control and signature execution shared by all four protocols."""
 
-    def __init__(self, repository: ModelRepository, max_concurrency: int, metrics: ServingMetrics,
-                 images: ImageDecoder) -> None:
-        self.repository = repository
+    def __init__(
+        self, repositories: list[ModelRepository], max_concurrency: int, metrics: ServingMetrics, images: ImageDecoder
+    ) -> None:
+        self.repositories = {r.name: r for r in repositories}
         self.max_concurrency = max_concurrency
         self.metrics = metrics
         self.images = images
@@ -54,9 +56,22 @@ class DataPlane:
         self._workers = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="rest-work")
         metrics.in_flight.set_function(lambda: self._in_flight)
 
-    @property
-    def model_name(self) -> str:
-        return self.repository.name
+    def ready(self) -> bool:
+        """True when every model has a version loaded."""
+        return all(r.ready() for r in self.repositories.values())
+
+    def repository(self, name: str) -> ModelRepository:
+        """The named model's repository; NotFound naming the models served."""
+        found = self.repositories.get(name) if isinstance(name, str) else None
+        if found is None:
+            served = ", ".join(f"'{n}'" for n in sorted(self.repositories))
+            raise NotFound(f"model {shown(name)} is not served here: this server serves {served}")
+        return found
+
+    def versions(self, name: str) -> list[OnnxModel]:
+        """Every loaded version of the named model, oldest first (NotFound / Unavailable as `model`)."""
+        self.model(name)
+        return list(self.repository(name).versions.values())
 
     @property
     def in_flight(self) -> int:
@@ -73,13 +88,12 @@ class DataPlane:
 
     def model(self, name: str, version: int | str | None = None) -> OnnxModel:
         """The named model at `version` (latest when None/empty); NotFound for anything else."""
-        if name != self.repository.name:
-            raise NotFound(f"model {shown(name)} is not served here: this server serves '{self.repository.name}'")
+        repository = self.repository(name)
         if version in (None, "", 0):
-            return self.repository.get(None)
+            return repository.get(None)
         if isinstance(version, str) and not (version.isascii() and version.isdigit()):
             raise NotFound(f"model '{name}' has no version {shown(version)}: versions are positive integers")
-        return self.repository.get(int(version))
+        return repository.get(int(version))
 
     @contextmanager
     def request(self, protocol: str) -> Iterator[RequestScope]:
@@ -110,34 +124,56 @@ class DataPlane:
 
     def _record(self, scope: RequestScope, error: str | None) -> None:
         model = scope.model
-        self.metrics.observe(model.name if model else "-", str(model.version) if model else "-", scope.protocol,
-                             time.perf_counter() - scope.started, error)
+        self.metrics.observe(
+            model.name if model else "-",
+            str(model.version) if model else "-",
+            scope.protocol,
+            time.perf_counter() - scope.started,
+            error,
+        )
 
-    def prepare(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> np.ndarray:
-        """Check the inputs against the signature; returns the image batch to run."""
+    def prepare(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> Feeds:
+        """Check the inputs against the signature; returns the graph's feeds."""
         signature = model.signature_def(signature_name)
-        (alias,) = signature.inputs  # image signatures have one input
-        extra = sorted(set(inputs) - {alias})
-        if alias not in inputs:
-            raise InvalidInput(f"missing input '{alias}' for signature '{signature_name}': "
-                               f"expected {expected_shapes(model.pixels)}")
+        missing = [alias for alias in signature.inputs if alias not in inputs]
+        if missing:
+            alias = missing[0]
+            raise InvalidInput(
+                f"missing input '{alias}' for signature '{signature_name}': expected "
+                f"{expected(signature.inputs[alias])}"
+            )
+        extra = sorted(set(inputs) - set(signature.inputs))
         if extra:
-            raise InvalidInput(f"unknown input {', '.join(repr(e) for e in extra)} for signature '{signature_name}': "
-                               f"the only input is '{alias}'")
-        return normalise_images(inputs[alias], alias, model.pixels)
+            raise InvalidInput(
+                f"unknown input {', '.join(shown(e) for e in extra)} for signature '{signature_name}': "
+                f"the inputs are {', '.join(repr(a) for a in signature.inputs)}"
+            )
+        feeds = {spec.onnx_name: check_input(alias, spec, inputs[alias]) for alias, spec in signature.inputs.items()}
+        batched = {
+            alias: len(feeds[spec.onnx_name])
+            for alias, spec in signature.inputs.items()
+            if spec.shape and spec.shape[0] == -1
+        }
+        if len(set(batched.values())) > 1:
+            raise InvalidInput(
+                f"inputs hold different numbers of examples ({shown(batched)}): send the same number "
+                "of rows for every input"
+            )
+        return feeds
 
     def finish(self, model: OnnxModel, signature_name: str, raw: Tensors) -> Tensors:
-        """ONNX outputs -> the signature's outputs (label strings computed from the class list)."""
-        result: Tensors = {}
-        for alias, spec in model.signature_def(signature_name).outputs.items():
-            value = raw[spec.onnx_name]
-            if spec.dtype == "string":
-                labels = np.array(model.signature.class_labels, dtype=object)
-                value = np.tile(labels, (len(value), 1))
-            result[alias] = value
-        return result
+        """ONNX outputs -> the signature's outputs; a class-name output holds every class name, in label order
+        like its scores (classify sorts the pairs by score)."""
+        outputs = model.signature_def(signature_name).outputs
+        result: Tensors = {alias: raw[spec.onnx_name] for alias, spec in outputs.items() if spec.dtype != "string"}
+        rows = len(next(iter(result.values()))) if result else 0
+        labels = np.array(model.signature.class_labels, dtype=object)
+        return {
+            alias: result[alias] if spec.dtype != "string" else np.tile(labels, (rows, 1))
+            for alias, spec in outputs.items()
+        }
 
     def run(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> Tensors:
         """Run a signature in the calling thread (a gRPC or REST worker), waiting for its batch if batching is on."""
-        images = self.prepare(model, signature_name, inputs)
-        return self.finish(model, signature_name, model.submit(images).result())
+        feeds = self.prepare(model, signature_name, inputs)
+        return self.finish(model, signature_name, model.submit(feeds).result())

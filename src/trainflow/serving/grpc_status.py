@@ -9,8 +9,16 @@ from typing import Any, TypeVar
 
 import grpc
 
-from trainflow.serving.errors import (InvalidInput, ModelLoadError, NotFound, RequestTimeout, ServingError, TooLarge,
-                                      Unavailable, Unimplemented)
+from trainflow.serving.errors import (
+    InvalidInput,
+    ModelLoadError,
+    NotFound,
+    RequestTimeout,
+    ServingError,
+    TooLarge,
+    Unavailable,
+    Unimplemented,
+)
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,16 @@ import logging
 import orjson
 from starlette.responses import Response
 
-from trainflow.serving.errors import (InvalidInput, ModelLoadError, NotFound, RequestTimeout, ServingError, TooLarge,
-                                      Unavailable, Unimplemented)
+from trainflow.serving.errors import (
+    InvalidInput,
+    ModelLoadError,
+    NotFound,
+    RequestTimeout,
+    ServingError,
+    TooLarge,
+    Unavailable,
+    Unimplemented,
+)
 
 log = logging.getLogger(__name__)
 

@@ -13,18 +13,23 @@ import numpy as np
 
 from trainflow.serving.errors import InvalidInput
 
-MAX_RANK = 4  # images are [N, pixels], [N, side, side] or [N, 1, side, side]
-_NUMBERS = {int, float}
+MAX_RANK = 6  # images are [N, pixels], [N, side, side] or [N, C, H, W]; a few more for other models
+_NUMBERS: set[type] = {int, float}
+_INTEGERS: set[type] = {int}
 _TYPE_NAMES = {str: "a string", bool: "a boolean (true/false)", type(None): "null", dict: "a JSON object"}
 
 
-def numbers_array(value: object, name: str, dtype: type) -> np.ndarray:
-    """`value` (a number or nested lists of numbers) as an array of `dtype`; InvalidInput naming what is wrong."""
+def numbers_array(value: object, name: str, dtype: type | np.dtype) -> np.ndarray:
+    """`value` (a number or nested lists of numbers) as an array of `dtype`; InvalidInput naming what is wrong.
+
+    An integer `dtype` takes whole JSON numbers only: 1.5 is refused, not truncated.
+    """
+    allowed = _INTEGERS if np.dtype(dtype).kind in "iu" else _NUMBERS
     shape = _shape(value, name)
     out: np.ndarray = np.empty(shape, dtype=dtype)
     try:
         if not shape:
-            _check_leaf([value], name, None)
+            _check_leaf([value], name, None, allowed)
             out[()] = value
         elif 0 in shape:
             list(_rows(value, shape, name, ()))  # still checks that every level is as long as the first
@@ -32,7 +37,7 @@ def numbers_array(value: object, name: str, dtype: type) -> np.ndarray:
             flat = out.reshape(-1, shape[-1])
             with np.errstate(over="ignore"):  # a number past the dtype's range becomes inf, refused by the caller
                 for i, (index, row) in enumerate(_rows(value, shape, name, ())):
-                    _check_leaf(row, name, index)
+                    _check_leaf(row, name, index, allowed)
                     flat[i] = row
     except OverflowError:
         raise InvalidInput(f"input '{name}' holds a number too large for {np.dtype(dtype).name}") from None
@@ -43,8 +48,10 @@ def _shape(value: object, name: str) -> tuple[int, ...]:
     shape: list[int] = []
     while isinstance(value, list):
         if len(shape) == MAX_RANK:
-            raise InvalidInput(f"input '{name}' is nested more than {MAX_RANK} lists deep: images are "
-                               "[N, pixels], [N, side, side] or [N, 1, side, side]")
+            raise InvalidInput(
+                f"input '{name}' is nested more than {MAX_RANK} lists deep: see the model's metadata "
+                "for the shape it takes"
+            )
         shape.append(len(value))
         if not value:
             break
@@ -52,12 +59,15 @@ def _shape(value: object, name: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _rows(value: object, shape: tuple[int, ...], name: str,
-          index: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], list]]:
+def _rows(
+    value: object, shape: tuple[int, ...], name: str, index: tuple[int, ...]
+) -> Iterator[tuple[tuple[int, ...], list]]:
     """The innermost lists in order, after checking that each level is as long as the first one at its depth."""
     if not isinstance(value, list) or len(value) != shape[0]:
-        raise InvalidInput(f"input '{name}' is not a rectangular array: {_where(index)} is {_describe(value)}, "
-                           f"where the first one at that depth is a list of {shape[0]}")
+        raise InvalidInput(
+            f"input '{name}' is not a rectangular array: {_where(index)} is {_describe(value)}, "
+            f"where the first one at that depth is a list of {shape[0]}"
+        )
     if len(shape) == 1:
         yield index, value
         return
@@ -65,17 +75,21 @@ def _rows(value: object, shape: tuple[int, ...], name: str,
         yield from _rows(item, shape[1:], name, (*index, i))
 
 
-def _check_leaf(row: list, name: str, index: tuple[int, ...] | None) -> None:
+def _check_leaf(row: list, name: str, index: tuple[int, ...] | None, allowed: set[type]) -> None:
     """Every item a JSON number (exact types: a boolean is an int to Python, not to us)."""
-    if set(map(type, row)) <= _NUMBERS:
+    if set(map(type, row)) <= allowed:
         return
-    position, bad = next((i, v) for i, v in enumerate(row) if type(v) not in _NUMBERS)
+    position, bad = next((i, v) for i, v in enumerate(row) if type(v) not in allowed)
     where = "the value" if index is None else _where((*index, position))
     if isinstance(bad, list):
-        raise InvalidInput(f"input '{name}' is not a rectangular array: {where} is {_describe(bad)}, "
-                           "where the first one at that depth is a number")
-    example = f" ({bad[:20]!r}: send 0.1, not \"0.1\")" if isinstance(bad, str) else ""
-    raise InvalidInput(f"input '{name}': {where} is {_describe(bad)}{example}; pixels must be JSON numbers")
+        raise InvalidInput(
+            f"input '{name}' is not a rectangular array: {where} is {_describe(bad)}, "
+            "where the first one at that depth is a number"
+        )
+    if type(bad) is float:
+        raise InvalidInput(f"input '{name}': {where} is {bad!r}; this input takes whole numbers (integers)")
+    example = f' ({bad[:20]!r}: send 0.1, not "0.1")' if isinstance(bad, str) else ""
+    raise InvalidInput(f"input '{name}': {where} is {_describe(bad)}{example}; values must be JSON numbers")
 
 
 def _where(index: tuple[int, ...]) -> str:

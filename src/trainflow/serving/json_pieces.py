@@ -10,6 +10,7 @@ error messages differ (they say where the document breaks).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -73,7 +74,7 @@ class _Structure:
         if len(depths) and depths.min() <= depth:
             raise JsonError(f"the brackets inside the value at byte {start} do not match")
         commas = positions[(chars == ord(",")) & (depths == depth + 1)]
-        if not len(commas) and not self.body[start + 1:end - 1].strip(_WHITESPACE):
+        if not len(commas) and not self.body[start + 1 : end - 1].strip(_WHITESPACE):
             return [] if is_list else {}
         starts = np.concatenate(([start + 1], commas + 1))
         ends = np.concatenate((commas, [end - 1]))
@@ -88,7 +89,7 @@ class _Structure:
                 else:
                     result.update([self._member(item_start, item_end, depth + 1, piece)])
                 continue
-            run = self.body[int(starts[first]):int(ends[last])]
+            run = self.body[int(starts[first]) : int(ends[last])]
             if not run.strip(_WHITESPACE):  # ",," or a trailing comma, alone in its run
                 raise JsonError(f"an empty item (two commas in a row, or a trailing one) at byte {starts[first]}")
             parsed = _orjson(b"[" + run + b"]" if is_list else b"{" + run + b"}", int(starts[first]))
@@ -103,11 +104,11 @@ class _Structure:
         inside = slice(low, high)
         colons = self.positions[inside][(self.chars[inside] == ord(":")) & (self.depths[inside] == depth)]
         if len(colons) != 1:
-            raise JsonError(f"the object member at byte {start} is not \"key\": value")
-        key = _orjson(self.body[start:int(colons[0])], start)
+            raise JsonError(f'the object member at byte {start} is not "key": value')
+        key = _orjson(self.body[start : int(colons[0])], start)
         value_start, value_end = _strip(self.body, int(colons[0]) + 1, end)
         if not isinstance(key, str) or value_start == value_end:
-            raise JsonError(f"the object member at byte {start} is not \"key\": value")
+            raise JsonError(f'the object member at byte {start} is not "key": value')
         return key, self.value(value_start, value_end, depth, piece)
 
 
@@ -118,7 +119,7 @@ def _runs(starts: np.ndarray, ends: np.ndarray, piece: int) -> Iterator[tuple[in
     window = (starts - starts[0]) // piece
     breaks = np.flatnonzero((window[1:] != window[:-1]) | big[1:] | big[:-1]) + 1
     bounds = [0, *breaks.tolist(), len(starts)]
-    for first, stop in zip(bounds[:-1], bounds[1:], strict=True):
+    for first, stop in itertools.pairwise(bounds):
         yield first, stop - 1, bool(big[first])
 
 

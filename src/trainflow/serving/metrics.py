@@ -17,20 +17,39 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.latency = Histogram("trainflow_request_duration_seconds", "Inference request latency.",
-                                 ("model", "version", "protocol"), registry=self.registry, buckets=_LATENCY_BUCKETS)
-        self.requests = Counter("trainflow_requests", "Inference requests answered.",
-                                ("model", "protocol", "code"), registry=self.registry)
-        self.errors = Counter("trainflow_request_errors", "Inference requests that failed, by error kind.",
-                              ("model", "protocol", "error"), registry=self.registry)
-        self.in_flight = Gauge("trainflow_requests_in_flight", "Inference requests being served now.",
-                               registry=self.registry)
-        self.loaded = Gauge("trainflow_model_versions_loaded", "Model versions loaded.", ("model",),
-                            registry=self.registry)
-        self.loop_lag = Histogram("trainflow_event_loop_lag_seconds", "How late the REST event loop woke up for a "
-                                  f"{LAG_INTERVAL_S:g} s timer.", registry=self.registry, buckets=_LAG_BUCKETS)
-        self.loop_lag_max = Gauge("trainflow_event_loop_lag_max_seconds", "The REST event loop's worst lag since the "
-                                  "server started.", registry=self.registry)
+        self.latency = Histogram(
+            "trainflow_request_duration_seconds",
+            "Inference request latency.",
+            ("model", "version", "protocol"),
+            registry=self.registry,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.requests = Counter(
+            "trainflow_requests", "Inference requests answered.", ("model", "protocol", "code"), registry=self.registry
+        )
+        self.errors = Counter(
+            "trainflow_request_errors",
+            "Inference requests that failed, by error kind.",
+            ("model", "protocol", "error"),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "trainflow_requests_in_flight", "Inference requests being served now.", registry=self.registry
+        )
+        self.loaded = Gauge(
+            "trainflow_model_versions_loaded", "Model versions loaded.", ("model",), registry=self.registry
+        )
+        self.loop_lag = Histogram(
+            "trainflow_event_loop_lag_seconds",
+            f"How late the REST event loop woke up for a {LAG_INTERVAL_S:g} s timer.",
+            registry=self.registry,
+            buckets=_LAG_BUCKETS,
+        )
+        self.loop_lag_max = Gauge(
+            "trainflow_event_loop_lag_max_seconds",
+            "The REST event loop's worst lag since the server started.",
+            registry=self.registry,
+        )
 
     def observe(self, model: str, version: str, protocol: str, seconds: float, error: str | None) -> None:
         """Record one finished request; `error` is the error kind, None for success."""

@@ -13,6 +13,8 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 def check_model_name(name: str) -> str:
     """`name` if valid (a letter or digit, then letters, digits, '_', '.' or '-'); ServingError if not."""
     if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name) or len(name) > MAX_MODEL_NAME_LENGTH:
-        raise ServingError(f"model name {shown(name)} is not valid: use up to {MAX_MODEL_NAME_LENGTH} letters, digits, "
-                           "'_', '.' or '-', starting with a letter or digit (e.g. mnist, mnist-v2)")
+        raise ServingError(
+            f"model name {shown(name)} is not valid: use up to {MAX_MODEL_NAME_LENGTH} letters, digits, "
+            "'_', '.' or '-', starting with a letter or digit (e.g. mnist, mnist-v2)"
+        )
     return name

@@ -12,12 +12,13 @@ import logging
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainflow.export.signature import SIGNATURE_FILE, ModelSignature
 from trainflow.serving.batching import BatchingConfig
 from trainflow.serving.errors import NotFound, ServingError, Unavailable
+from trainflow.serving.model_config import VersionPolicy
 from trainflow.serving.runtime import OnnxModel
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_local, join_url, open_store, parse_url
 
@@ -31,7 +32,7 @@ class RepositoryConfig:
     model_name: str
     base_url: str
     poll_seconds: float = 1.0
-    keep_versions: int = 2  # the newest loadable versions stay addressable by number
+    policy: VersionPolicy = field(default_factory=lambda: VersionPolicy("latest", 2))  # newest loadable versions
     threads: int = 1
     batching: BatchingConfig | None = None
     storage: StorageOptions | None = None
@@ -79,14 +80,17 @@ class ModelRepository:
         """The requested version, or the latest; NotFound / Unavailable with what there is."""
         versions = self.versions
         if not versions:
-            raise Unavailable(f"model '{self.name}' has no version loaded yet: waiting for one under "
-                              f"{self.config.base_url}")
+            raise Unavailable(
+                f"model '{self.name}' has no version loaded yet: waiting for one under {self.config.base_url}"
+            )
         if version is None:
             return versions[max(versions)]
         found = versions.get(version)
         if found is None:
-            raise NotFound(f"model '{self.name}' version {version} is not loaded: loaded versions are "
-                           f"{', '.join(str(v) for v in sorted(versions))}")
+            raise NotFound(
+                f"model '{self.name}' version {version} is not loaded: loaded versions are "
+                f"{', '.join(str(v) for v in sorted(versions))}"
+            )
         return found
 
     def poll_once(self) -> None:
@@ -94,15 +98,20 @@ class ModelRepository:
         try:
             complete = self._complete_versions()
         except StorageError as exc:
-            log.warning("cannot list versions of model '%s': %s (still serving %s)", self.name, exc.message,
-                        sorted(self.versions) or "nothing")
+            log.warning(
+                "cannot list versions of model '%s': %s (still serving %s)",
+                self.name,
+                exc.message,
+                sorted(self.versions) or "nothing",
+            )
             return
         current = self.versions
         loaded: dict[int, OnnxModel] = {}
-        # newest first until keep_versions load: a refused version leaves its slot to the next older one,
+        # newest first until the policy's count load: a refused version leaves its slot to the next older one,
         # which is usually already loaded, so refusing a new version never unloads an old one
-        for version in sorted((v for v in complete if v not in self.refused), reverse=True):
-            if len(loaded) == self.config.keep_versions:
+        limit = self.config.policy.limit
+        for version in self.config.policy.choose([v for v in complete if v not in self.refused]):
+            if len(loaded) == limit:
                 break
             model = current.get(version) or self._load(version)
             if model is not None:
@@ -111,7 +120,12 @@ class ModelRepository:
         if loaded.keys() != current.keys():
             self._swap(current, loaded)
         elif not loaded and not self._waiting_logged:
-            log.info("model '%s': no complete version under %s yet; waiting for one", self.name, self.config.base_url)
+            log.info(
+                "model '%s': no complete version under %s yet (policy: %s); waiting for one",
+                self.name,
+                self.config.base_url,
+                self.config.policy.describe(),
+            )
             self._waiting_logged = True
 
     def _swap(self, current: dict[int, OnnxModel], loaded: dict[int, OnnxModel]) -> None:
@@ -122,8 +136,12 @@ class ModelRepository:
                 log.info("model '%s' version %d unloaded", self.name, version)
         if loaded:
             self._loaded.set()
-            log.info("model '%s': serving version %d (loaded: %s)", self.name, max(loaded),
-                     ", ".join(str(v) for v in sorted(loaded)))
+            log.info(
+                "model '%s': serving version %d (loaded: %s)",
+                self.name,
+                max(loaded),
+                ", ".join(str(v) for v in sorted(loaded)),
+            )
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.config.poll_seconds):
@@ -138,13 +156,23 @@ class ModelRepository:
             root = parse_url(base).local_path
             if not root.is_dir():
                 return []
-            return [int(p.name) for p in root.iterdir() if p.name.isdigit() and (p / SIGNATURE_FILE).is_file()]
+            return [
+                int(p.name)
+                for p in root.iterdir()
+                if p.name.isascii() and p.name.isdigit() and (p / SIGNATURE_FILE).is_file()
+            ]
         try:
             names = [info.name for info in open_store(base, self.config.storage).list()]
         except ObjectNotFound:
             return []
-        return [int(n.split("/")[0]) for n in names if n.count("/") == 1 and n.split("/")[0].isdigit()
-                and n.endswith("/" + SIGNATURE_FILE)]
+        return [
+            int(n.split("/")[0])
+            for n in names
+            if n.count("/") == 1
+            and n.split("/")[0].isascii()
+            and n.split("/")[0].isdigit()
+            and n.endswith("/" + SIGNATURE_FILE)
+        ]
 
     def _load(self, version: int) -> OnnxModel | None:
         try:
@@ -158,8 +186,13 @@ class ModelRepository:
             log.info("model '%s' version %d loaded", self.name, version)
             return model
         self.refused[version] = reason
-        log.error("model '%s' version %d refused, %s: %s", self.name, version,
-                  f"still serving version {max(self.versions)}" if self.versions else "nothing served yet", reason)
+        log.error(
+            "model '%s' version %d refused, %s: %s",
+            self.name,
+            version,
+            f"still serving version {max(self.versions)}" if self.versions else "nothing served yet",
+            reason,
+        )
         return None
 
     def _load_version(self, version: int) -> OnnxModel:
@@ -177,8 +210,9 @@ class ModelRepository:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def _open(self, version: int, directory: Path) -> OnnxModel:
-        return OnnxModel(self.name, version, directory, _read_signature(directory), self.config.threads,
-                         self.config.batching)
+        return OnnxModel(
+            self.name, version, directory, _read_signature(directory), self.config.threads, self.config.batching
+        )
 
 
 def _read_signature(directory: Path) -> ModelSignature:

@@ -38,11 +38,12 @@ def build_rest_app(plane: DataPlane, limits: BodyLimits) -> Starlette:
         return json_response({"live": True})
 
     async def ready(request: Request) -> Response:
-        is_ready = plane.repository.ready()
+        is_ready = plane.ready()
         return json_response({"ready": is_ready}, 200 if is_ready else 503)
 
     async def metrics(request: Request) -> Response:
-        plane.metrics.loaded.labels(plane.model_name).set(len(plane.repository.versions))
+        for name, repository in plane.repositories.items():
+            plane.metrics.loaded.labels(name).set(len(repository.versions))
         body, content_type = plane.metrics.render()
         return Response(body, media_type=content_type)
 
@@ -59,5 +60,6 @@ def build_rest_app(plane: DataPlane, limits: BodyLimits) -> Starlette:
         Route("/v1/models/{path:path}", tfs.__call__, methods=["GET", "POST"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error},
-                     lifespan=lifespan)
+    return Starlette(
+        routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error}, lifespan=lifespan
+    )

@@ -13,7 +13,6 @@ from starlette.requests import ClientDisconnect, Request
 from trainflow.serving import json_pieces
 from trainflow.serving.errors import InvalidInput, RequestTimeout, TooLarge, Unavailable
 
-
 SMALL_BODY_BYTES = 64 * 1024  # bodies this small never wait on the memory budget: health-sized requests always pass
 
 
@@ -47,8 +46,10 @@ class BodyReader:
         limits = self.limits
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limits.max_bytes:
-            raise TooLarge(f"request body of {declared} bytes is over the server's limit of {limits.max_bytes} "
-                           "bytes: send fewer images per request or raise --max-request-bytes")
+            raise TooLarge(
+                f"request body of {declared} bytes is over the server's limit of {limits.max_bytes} "
+                "bytes: send fewer images per request or raise --max-request-bytes"
+            )
         chunks: list[bytes] = []
         size = 0
         try:
@@ -56,15 +57,19 @@ class BodyReader:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > limits.max_bytes:
-                        raise TooLarge(f"request body is over the server's limit of {limits.max_bytes} bytes: "
-                                       "send fewer images per request or raise --max-request-bytes")
+                        raise TooLarge(
+                            f"request body is over the server's limit of {limits.max_bytes} bytes: "
+                            "send fewer images per request or raise --max-request-bytes"
+                        )
                     self._hold(held, size)
                     chunks.append(chunk)
         except TimeoutError:
             expected = f" of {declared}" if declared is not None and declared.isdigit() else ""
-            raise RequestTimeout(f"request body not received within {limits.timeout_s:g} s ({size}{expected} "
-                                 "bytes arrived): send it in one go, or raise --body-timeout-seconds for slow "
-                                 "links") from None
+            raise RequestTimeout(
+                f"request body not received within {limits.timeout_s:g} s ({size}{expected} "
+                "bytes arrived): send it in one go, or raise --body-timeout-seconds for slow "
+                "links"
+            ) from None
         except ClientDisconnect:
             raise InvalidInput("the client closed the connection before the whole body arrived") from None
         return b"".join(chunks)
@@ -72,8 +77,10 @@ class BodyReader:
     def _hold(self, held: list[int], size: int) -> None:
         wanted = size if size > SMALL_BODY_BYTES else 0
         if wanted > held[0] and self.buffered + wanted - held[0] > self.limits.max_buffered_bytes:
-            raise Unavailable(f"server busy: {self.buffered} bytes of request bodies are in memory, the most it "
-                              "holds at once; retry shortly")
+            raise Unavailable(
+                f"server busy: {self.buffered} bytes of request bodies are in memory, the most it "
+                "holds at once; retry shortly"
+            )
         self.buffered += wanted - held[0]
         held[0] = wanted
 

@@ -8,74 +8,90 @@ from pathlib import Path
 
 import numpy as np
 
-from trainflow.export.signature import PREDICT_SIGNATURE, ModelSignature, SignatureDef
+from trainflow.export.signature import PREDICT_METHOD, PREDICT_SIGNATURE, ModelSignature, SignatureDef, TensorSpec
 from trainflow.serving.batching import BatchingConfig, DynamicBatcher, Outputs
-from trainflow.serving.errors import InvalidInput, ModelLoadError, NotFound
+from trainflow.serving.errors import ModelLoadError, NotFound
+from trainflow.serving.tensor_specs import numpy_dtype, probe_value
 
-
-def expected_shapes(pixels: int) -> str:
-    """How a user is told what an image input must look like."""
-    side = math.isqrt(pixels)
-    return f"float32 [N, {pixels}], [N, {side}, {side}] or [N, 1, {side}, {side}] with values in [0, 1]"
-
-
-def normalise_images(value: np.ndarray, name: str, pixels: int) -> np.ndarray:
-    """Check an image batch and return it as C-contiguous float32 [N, pixels]; InvalidInput otherwise."""
-    side = math.isqrt(pixels)
-    shape = tuple(value.shape)
-    if value.dtype.kind not in "fiu":
-        raise InvalidInput(f"input '{name}' holds {value.dtype} values: expected {expected_shapes(pixels)}")
-    valid = ((len(shape) == 2 and shape[1] == pixels) or (len(shape) == 3 and shape[1:] == (side, side))
-             or (len(shape) == 4 and shape[1:] == (1, side, side)))
-    if not valid or shape[0] == 0:
-        raise InvalidInput(f"input '{name}' has shape {list(shape)}: expected {expected_shapes(pixels)}")
-    images = np.ascontiguousarray(value.reshape(shape[0], pixels), dtype=np.float32)
-    low, high = float(images.min()), float(images.max())
-    if math.isnan(low) or math.isnan(high) or math.isinf(low) or math.isinf(high):
-        raise InvalidInput(f"input '{name}' contains NaN, infinite or out-of-range numbers: expected "
-                           f"{expected_shapes(pixels)}")
-    if low < 0.0 or high > 1.0:
-        raise InvalidInput(f"input '{name}' has values in [{low:g}, {high:g}]: expected {expected_shapes(pixels)}")
-    return images
+Feeds = dict[str, np.ndarray]
+PROBE_ROWS = 4
+MAX_EXAMPLE_VALUES = 1 << 24  # a signature.json declaring more would make the load-time probe exhaust memory
+_ORT_DTYPES = {
+    "float": "float32",
+    "double": "float64",
+    "float16": "float16",
+    "int64": "int64",
+    "int32": "int32",
+    "int16": "int16",
+    "int8": "int8",
+    "uint8": "uint8",
+    "bool": "bool",
+    "string": "string",
+}
 
 
 class OnnxModel:
-    """A model version ready to answer: session created, outputs checked and warmed up."""
+    """A model version ready to answer: session created, signature checked against the graph, warmed up."""
 
-    def __init__(self, name: str, version: int, directory: Path, signature: ModelSignature, threads: int = 1,
-                 batching: BatchingConfig | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        directory: Path,
+        signature: ModelSignature,
+        threads: int = 1,
+        batching: BatchingConfig | None = None,
+    ) -> None:
         self.name = name
         self.version = version
         self.signature = signature
-        predict = self.signature_def(PREDICT_SIGNATURE)
-        self.input_name = next(iter(predict.inputs.values())).onnx_name
-        self.pixels = next(iter(predict.inputs.values())).shape[-1]
-        self.output_names = sorted({spec.onnx_name for spec in predict.outputs.values()})
+        if not signature.signatures:
+            raise ModelLoadError(f"model '{name}' version {version}: signature.json lists no signatures")
+        self.output_names = sorted(
+            {
+                spec.onnx_name
+                for sig in signature.signatures.values()
+                for spec in sig.outputs.values()
+                if spec.dtype != "string"
+            }
+        )
         self.session = _session(directory / signature.model_file, threads)
         self._check_graph()
+        self._probe()
         self.batcher = DynamicBatcher(self.run, batching, f"{name}-{version}") if batching else None
+
+    @property
+    def default_tensor_signature(self) -> str:
+        """The signature V2 speaks: `predict_images` if there is one, else the first predict signature."""
+        names = self.signature.signatures
+        if PREDICT_SIGNATURE in names:
+            return PREDICT_SIGNATURE
+        predicts = sorted(k for k, v in names.items() if v.method == PREDICT_METHOD)
+        return (predicts or sorted(names))[0]
 
     def signature_def(self, signature_name: str) -> SignatureDef:
         """The named signature; NotFound naming the ones there are."""
         found = self.signature.signatures.get(signature_name)
         if found is None:
-            raise NotFound(f"model '{self.name}' version {self.version} has no signature '{signature_name}': "
-                           f"use one of {', '.join(sorted(self.signature.signatures))}")
+            raise NotFound(
+                f"model '{self.name}' version {self.version} has no signature '{signature_name}': "
+                f"use one of {', '.join(sorted(self.signature.signatures))}"
+            )
         return found
 
-    def run(self, images: np.ndarray) -> Outputs:
-        """One synchronous ONNX Runtime call on a checked float32 [N, pixels] batch."""
-        values = self.session.run(self.output_names, {self.input_name: images})
-        return dict(zip(self.output_names, values))
+    def run(self, feeds: Feeds) -> Outputs:
+        """One synchronous ONNX Runtime call on checked inputs ({graph input name: batch})."""
+        values = self.session.run(self.output_names, feeds)
+        return dict(zip(self.output_names, values, strict=True))
 
-    def submit(self, images: np.ndarray) -> Future[Outputs]:
+    def submit(self, feeds: Feeds) -> Future[Outputs]:
         """Run now, or queue for the next batch when batching is on; the future holds the ONNX outputs."""
         if self.batcher is not None:
-            return self.batcher.submit(images)
+            return self.batcher.submit(feeds)
         future: Future[Outputs] = Future()
         try:
-            future.set_result(self.run(images))
-        except Exception as exc:
+            future.set_result(self.run(feeds))
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types; the caller maps them
             future.set_exception(exc)
         return future
 
@@ -84,35 +100,93 @@ class OnnxModel:
         if self.batcher is not None:
             self.batcher.close()
 
+    def _refuse(self, reason: str) -> ModelLoadError:
+        return ModelLoadError(f"model '{self.name}' version {self.version}: {reason}")
+
     def _check_graph(self) -> None:
-        inputs = {i.name for i in self.session.get_inputs()}
-        outputs = {o.name for o in self.session.get_outputs()}
-        if self.input_name not in inputs or not set(self.output_names) <= outputs:
-            raise ModelLoadError(f"model '{self.name}' version {self.version}: the ONNX graph has inputs {sorted(inputs)} "
-                                 f"and outputs {sorted(outputs)}, but signature.json names input '{self.input_name}' "
-                                 f"and outputs {self.output_names}: export the model again")
-        probe = _probe_batch(self.pixels)
+        graph_inputs = {i.name: i for i in self.session.get_inputs()}
+        graph_outputs = {o.name: o for o in self.session.get_outputs()}
+        for sig_name, sig in self.signature.signatures.items():
+            fed = sorted(spec.onnx_name for spec in sig.inputs.values())
+            if fed != sorted(graph_inputs):
+                raise self._refuse(
+                    f"signature '{sig_name}' feeds {fed} but the ONNX graph takes inputs "
+                    f"{sorted(graph_inputs)}: make signature.json name every graph input once"
+                )
+            for alias, spec in sig.inputs.items():
+                self._check_tensor(sig_name, "input", alias, spec, graph_inputs[spec.onnx_name])
+            for alias, spec in sig.outputs.items():
+                if spec.dtype == "string":
+                    self._check_class_names(sig_name, alias, sig)
+                elif spec.onnx_name not in graph_outputs:
+                    raise self._refuse(
+                        f"signature '{sig_name}' output '{alias}' reads '{spec.onnx_name}', but the "
+                        f"ONNX graph has outputs {sorted(graph_outputs)}: fix signature.json"
+                    )
+                else:
+                    self._check_tensor(sig_name, "output", alias, spec, graph_outputs[spec.onnx_name])
+
+    def _check_tensor(self, sig_name: str, kind: str, alias: str, spec: TensorSpec, node: object) -> None:
+        try:
+            numpy_dtype(spec)
+        except ModelLoadError as exc:
+            raise self._refuse(f"signature '{sig_name}' {kind} '{alias}': {exc.message}") from None
+        known = [d for d in spec.shape if d != -1]
+        if any(d < 1 for d in known) or math.prod(known) > MAX_EXAMPLE_VALUES:
+            raise self._refuse(
+                f"signature '{sig_name}' {kind} '{alias}' has shape {list(spec.shape)}: dimensions "
+                f"are -1 (free) or positive, at most {MAX_EXAMPLE_VALUES} values per example"
+            )
+        graph_type = str(getattr(node, "type", ""))
+        graph_dtype = _ORT_DTYPES.get(graph_type.removeprefix("tensor(").removesuffix(")"), graph_type)
+        graph_shape = list(getattr(node, "shape", None) or [])
+        fixed = [d if isinstance(d, int) and d >= 0 else -1 for d in graph_shape]
+        agrees = len(fixed) == len(spec.shape) and all(
+            g == -1 or g == s for g, s in zip(fixed, spec.shape, strict=True)
+        )
+        if graph_dtype != spec.dtype or not agrees:
+            raise self._refuse(
+                f"signature '{sig_name}' {kind} '{alias}' is {spec.dtype} {list(spec.shape)}, but the "
+                f"ONNX graph's '{spec.onnx_name}' is {graph_dtype} {fixed}: fix signature.json"
+            )
+
+    def _check_class_names(self, sig_name: str, alias: str, sig: SignatureDef) -> None:
+        scores = [spec for spec in sig.outputs.values() if spec.dtype != "string"]
+        classes = len(self.signature.class_labels)
+        if len(scores) != 1 or len(scores[0].shape) != 2 or scores[0].shape[1] != classes or not classes:
+            raise self._refuse(
+                f"signature '{sig_name}' output '{alias}' (the class names) needs one float output of "
+                f"shape [-1, {classes}] (one score per class name) beside it: fix signature.json"
+            )
+
+    def _probe(self) -> None:
+        """Blank, grey, white and noise inputs: every model that deserves serving answers them finitely."""
+        specs = {spec.onnx_name: spec for sig in self.signature.signatures.values() for spec in sig.inputs.values()}
+        rows = min((s.shape[0] for s in specs.values() if s.shape and s.shape[0] > 0), default=PROBE_ROWS)
+        probe = {name: probe_value(spec, rows) for name, spec in specs.items()}
         try:
             answers = self.run(probe)
-        except Exception as exc:
-            raise ModelLoadError(f"model '{self.name}' version {self.version} fails on a probe batch: {exc}") from None
-        classes = len(self.signature.class_labels)
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types; the caller maps them
+            raise self._refuse(f"fails on a probe batch: {str(exc).splitlines()[0][:300]}") from None
+        outputs = {
+            spec.onnx_name: spec
+            for sig in self.signature.signatures.values()
+            for spec in sig.outputs.values()
+            if spec.dtype != "string"
+        }
         for name, value in answers.items():
-            if value.ndim == 0 or value.shape[0] != len(probe) or (value.ndim == 2 and value.shape[1] != classes):
-                raise ModelLoadError(f"model '{self.name}' version {self.version}: output '{name}' has shape "
-                                     f"{list(value.shape)} for {len(probe)} images: expected [{len(probe)}] or "
-                                     f"[{len(probe)}, {classes}]")
+            want = tuple(rows if i == 0 and d == -1 else d for i, d in enumerate(outputs[name].shape))
+            if value.ndim != len(want) or any(w != -1 and w != v for w, v in zip(want, value.shape, strict=True)):
+                raise self._refuse(
+                    f"output '{name}' has shape {list(value.shape)} for {rows} inputs: signature.json "
+                    f"says {list(outputs[name].shape)}"
+                )
             if value.dtype.kind == "f" and not np.isfinite(value).all():
-                raise ModelLoadError(f"model '{self.name}' version {self.version}: output '{name}' is not finite (NaN "
-                                     "or infinite) on a probe batch of ordinary images, so its weights probably are "
-                                     "too: retrain it (e.g. with a lower learning rate) and export a new version")
-
-
-def _probe_batch(pixels: int) -> np.ndarray:
-    """Blank, grey, white and a fixed noise image: every model that deserves serving answers them finitely."""
-    noise = np.random.default_rng(0).random(pixels, dtype=np.float32)
-    return np.stack([np.zeros(pixels, np.float32), np.full(pixels, 0.5, np.float32), np.ones(pixels, np.float32),
-                     noise])
+                raise self._refuse(
+                    f"output '{name}' is not finite (NaN or infinite) on a probe batch of ordinary "
+                    "inputs, so its weights probably are too: retrain it (e.g. with a lower learning "
+                    "rate) and export a new version"
+                )
 
 
 def _session(model_path: Path, threads: int):  # -> onnxruntime.InferenceSession
@@ -125,5 +199,5 @@ def _session(model_path: Path, threads: int):  # -> onnxruntime.InferenceSession
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own exception types for missing or corrupt files
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for missing or corrupt files
         raise ModelLoadError(f"cannot load {model_path}: {str(exc).splitlines()[0][:300]}") from None

@@ -18,6 +18,7 @@ from trainflow.serving.dataplane import DataPlane
 from trainflow.serving.errors import ServingError
 from trainflow.serving.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_PIXELS, ImageDecoder, ImageLimits
 from trainflow.serving.metrics import ServingMetrics
+from trainflow.serving.model_config import ModelEntry, VersionPolicy
 from trainflow.serving.names import check_model_name
 from trainflow.serving.repository import ModelRepository, RepositoryConfig
 from trainflow.serving.rest_io import BodyLimits
@@ -38,7 +39,7 @@ BUFFERED_BODIES = 8  # large REST bodies held in memory at once, in --max-reques
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Everything `trainflow serve` takes; port 0 picks a free port."""
+    """Everything `trainflow serve` takes; port 0 picks a free port; `models`, when given, replaces the one model."""
 
     model_name: str
     base_url: str
@@ -57,23 +58,34 @@ class ServerConfig:
     threads: int = 1  # ONNX Runtime intra-op threads per session
     keep_versions: int = 2
     storage: StorageOptions | None = None
+    models: tuple[ModelEntry, ...] = ()
 
     def __post_init__(self) -> None:
-        check_model_name(self.model_name)
-        for flag, value in (("--max-request-bytes", self.max_request_bytes),
-                            ("--max-concurrency", self.max_concurrency),
-                            ("--body-timeout-seconds", self.body_timeout_seconds),
-                            ("--header-timeout-seconds", self.header_timeout_seconds),
-                            ("--max-image-pixels", self.max_image_pixels),
-                            ("--max-request-pixels", self.max_request_pixels)):
+        if not self.models:
+            check_model_name(self.model_name)
+        for flag, value in (
+            ("--max-request-bytes", self.max_request_bytes),
+            ("--max-concurrency", self.max_concurrency),
+            ("--body-timeout-seconds", self.body_timeout_seconds),
+            ("--header-timeout-seconds", self.header_timeout_seconds),
+            ("--max-image-pixels", self.max_image_pixels),
+            ("--max-request-pixels", self.max_request_pixels),
+        ):
             if not value > 0:
                 raise ServingError(f"{flag} is {value}: it must be a positive number")
 
-    def repository_config(self) -> RepositoryConfig:
-        batching = (BatchingConfig(self.max_batch_size, self.batch_timeout_micros / 1e6)
-                    if self.max_batch_size > 0 else None)
-        return RepositoryConfig(self.model_name, self.base_url, self.poll_seconds, self.keep_versions, self.threads,
-                                batching, self.storage)
+    def entries(self) -> tuple[ModelEntry, ...]:
+        """The models to serve: the config file's, or the one named on the command line."""
+        return self.models or (ModelEntry(self.model_name, self.base_url, VersionPolicy("latest", self.keep_versions)),)
+
+    def repository_configs(self) -> list[RepositoryConfig]:
+        batching = (
+            BatchingConfig(self.max_batch_size, self.batch_timeout_micros / 1e6) if self.max_batch_size > 0 else None
+        )
+        return [
+            RepositoryConfig(e.name, e.base_path, self.poll_seconds, e.policy, self.threads, batching, self.storage)
+            for e in self.entries()
+        ]
 
 
 class ModelServer:
@@ -81,11 +93,12 @@ class ModelServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.repository = ModelRepository(config.repository_config())
+        self.repositories = [ModelRepository(c) for c in config.repository_configs()]
         # a few images decode at once, whatever the concurrency: their memory is bounded by the pixel limits
-        images = ImageDecoder(ImageLimits(config.max_image_pixels, config.max_request_pixels),
-                              concurrent=min(4, os.cpu_count() or 1))
-        self.plane = DataPlane(self.repository, config.max_concurrency, ServingMetrics(), images)
+        images = ImageDecoder(
+            ImageLimits(config.max_image_pixels, config.max_request_pixels), concurrent=min(4, os.cpu_count() or 1)
+        )
+        self.plane = DataPlane(self.repositories, config.max_concurrency, ServingMetrics(), images)
         self.rest_port = 0
         self.grpc_port = 0
         self._uvicorn: uvicorn.Server | None = None
@@ -104,20 +117,35 @@ class ModelServer:
         """Bind both ports, load what versions there are, start serving; ServingError if a port is taken."""
         rest_socket = _bind(self.config.host, self.config.rest_port, "--rest-port")
         try:
-            self.repository.start()
+            for repository in self.repositories:
+                repository.start()
             self._start_grpc()
             self._start_rest(rest_socket)
         except BaseException:
             rest_socket.close()
             self.stop()
             raise
-        log.info("serving model '%s' from %s: REST %s, gRPC %s", self.config.model_name, self.config.base_url,
-                 self.rest_url, self.grpc_address)
+        log.info(
+            "serving %s: REST %s, gRPC %s",
+            ", ".join(f"model '{e.name}' from {e.base_path}" for e in self.config.entries()),
+            self.rest_url,
+            self.grpc_address,
+        )
         return self
 
+    @property
+    def repository(self) -> ModelRepository:
+        """The first (with one model, the only) model's repository."""
+        return self.repositories[0]
+
     def wait_ready(self, timeout: float | None = None) -> bool:
-        """Block until a model version is loaded; True when one is."""
-        return self.repository.wait_ready(timeout)
+        """Block until every model has a version loaded; True when they do."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for repository in self.repositories:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not repository.wait_ready(left):
+                return False
+        return True
 
     def stop(self, grace: float = 2.0) -> None:
         """Stop accepting requests, let those in flight finish (up to `grace` seconds), unload."""
@@ -130,7 +158,8 @@ class ModelServer:
                 self._rest_thread.join(timeout=grace + 5)
             self._uvicorn = None
         self.plane.close()
-        self.repository.stop()
+        for repository in self.repositories:
+            repository.stop()
 
     def __enter__(self) -> ModelServer:
         return self.start()
@@ -144,16 +173,27 @@ class ModelServer:
         from trainflow.serving.rest_app import build_rest_app
         from trainflow.serving.rest_protocol import HeaderDeadlineProtocol
 
-        limits = BodyLimits(self.config.max_request_bytes, self.config.body_timeout_seconds,
-                            BUFFERED_BODIES * self.config.max_request_bytes)
+        limits = BodyLimits(
+            self.config.max_request_bytes,
+            self.config.body_timeout_seconds,
+            BUFFERED_BODIES * self.config.max_request_bytes,
+        )
         app = build_rest_app(self.plane, limits)
         protocol = functools.partial(HeaderDeadlineProtocol, header_timeout=self.config.header_timeout_seconds)
-        config = uvicorn.Config(app, http=protocol, log_level="warning", access_log=False,  # type: ignore[arg-type]
-                                lifespan="on", timeout_graceful_shutdown=2, server_header=False)
+        config = uvicorn.Config(
+            app,
+            http=protocol,  # type: ignore[arg-type]  # uvicorn calls it like a protocol class
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+            server_header=False,
+        )
         self._uvicorn = server = uvicorn.Server(config)
         self.rest_port = sock.getsockname()[1]
-        self._rest_thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="rest-server",
-                                             daemon=True)
+        self._rest_thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="rest-server", daemon=True
+        )
         self._rest_thread.start()
         deadline = time.monotonic() + 30
         while not server.started:
@@ -167,8 +207,11 @@ class ModelServer:
         from trainflow.serving.tfs_grpc import add_tfs_services
         from trainflow.serving.v2_grpc import add_v2_service
 
-        options = [("grpc.max_receive_message_length", self.config.max_request_bytes),
-                   ("grpc.max_send_message_length", 256 * 1024 * 1024), ("grpc.so_reuseport", 0)]
+        options = [
+            ("grpc.max_receive_message_length", self.config.max_request_bytes),
+            ("grpc.max_send_message_length", 256 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ]
         # more threads than admitted requests: the data plane, not the pool, decides who waits
         pool = ThreadPoolExecutor(max_workers=self.config.max_concurrency + 4, thread_name_prefix="grpc")
         server = grpc.server(pool, options=options)
@@ -180,8 +223,10 @@ class ModelServer:
         except RuntimeError:
             port = 0
         if not port:
-            raise ServingError(f"cannot listen for gRPC on {address}: the port is in use or the host is not local; "
-                               "pick another with --grpc-port (0 = any free port)")
+            raise ServingError(
+                f"cannot listen for gRPC on {address}: the port is in use or the host is not local; "
+                "pick another with --grpc-port (0 = any free port)"
+            )
         self.grpc_port = port
         server.start()
         self._grpc = server
@@ -200,19 +245,24 @@ def _bind(host: str, port: int, flag: str) -> socket.socket:
         sock.listen(1024)
     except OSError as exc:
         sock.close()
-        raise ServingError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another port with {flag} "
-                           "(0 = any free port)") from None
+        raise ServingError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; pick another port with {flag} (0 = any free port)"
+        ) from None
     sock.setblocking(False)
     return sock
 
 
-def serve_until_stopped(config: ServerConfig, stop: threading.Event,
-                        on_ready: Callable[[ModelServer], None] | None = None) -> None:
+def serve_until_stopped(
+    config: ServerConfig, stop: threading.Event, on_ready: Callable[[ModelServer], None] | None = None
+) -> None:
     """Run a server until `stop` is set; `on_ready` is called once both ports listen and a version is loaded."""
     server = ModelServer(config).start()
     try:
-        if not server.repository.ready():
-            log.info("model '%s': waiting for a first version under %s", config.model_name, config.base_url)
+        for repository in server.repositories:
+            if not repository.ready():
+                log.info(
+                    "model '%s': waiting for a first version under %s", repository.name, repository.config.base_url
+                )
         while not stop.is_set():
             if server.wait_ready(timeout=0.2):
                 break

@@ -6,12 +6,20 @@ from google.protobuf import any_pb2
 
 from trainflow.serving.protos.tensorflow.core.framework import tensor_shape_pb2, types_pb2
 from trainflow.serving.protos.tensorflow.core.protobuf import meta_graph_pb2
-from trainflow.serving.protos.tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
-                                                               model_pb2)
+from trainflow.serving.protos.tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 from trainflow.serving.runtime import OnnxModel
 
-DTYPES = {"float32": types_pb2.DT_FLOAT, "float64": types_pb2.DT_DOUBLE, "int64": types_pb2.DT_INT64,
-          "int32": types_pb2.DT_INT32, "string": types_pb2.DT_STRING}
+DTYPES = {
+    "float32": types_pb2.DT_FLOAT,
+    "float64": types_pb2.DT_DOUBLE,
+    "float16": types_pb2.DT_HALF,
+    "int64": types_pb2.DT_INT64,
+    "int32": types_pb2.DT_INT32,
+    "int16": types_pb2.DT_INT16,
+    "int8": types_pb2.DT_INT8,
+    "uint8": types_pb2.DT_UINT8,
+    "string": types_pb2.DT_STRING,
+}
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
@@ -25,8 +33,9 @@ def model_status(models: list[OnnxModel]) -> get_model_status_pb2.GetModelStatus
     """Every listed version AVAILABLE with status OK (refused versions are never listed, as in TF Serving)."""
     response = get_model_status_pb2.GetModelStatusResponse()
     for model in sorted(models, key=lambda m: -m.version):
-        status = response.model_version_status.add(version=model.version,
-                                                    state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+        status = response.model_version_status.add(
+            version=model.version, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        )
         status.status.error_message = ""
     return response
 
@@ -54,5 +63,6 @@ def model_metadata(model: OnnxModel) -> get_model_metadata_pb2.GetModelMetadataR
 def _tensor_info(info: meta_graph_pb2.TensorInfo, name: str, dtype: str, shape: tuple[int, ...]) -> None:
     info.name = name
     info.dtype = DTYPES.get(dtype, types_pb2.DT_INVALID)
-    info.tensor_shape.CopyFrom(tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape]))
+    info.tensor_shape.CopyFrom(
+        tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape])
+    )

@@ -10,8 +10,8 @@ from google.protobuf import json_format
 from starlette.requests import Request
 from starlette.responses import Response
 
-from trainflow.export.signature import CLASSIFY_METHOD, CLASSIFY_SIGNATURE
-from trainflow.serving import tfs_metadata
+from trainflow.export.signature import CLASSIFY_SIGNATURE, SignatureDef, TensorSpec
+from trainflow.serving import tfs_classify, tfs_metadata
 from trainflow.serving.dataplane import DataPlane, Tensors
 from trainflow.serving.errors import InvalidInput, NotFound, shown
 from trainflow.serving.http_status import error_response, json_response
@@ -19,10 +19,13 @@ from trainflow.serving.images import ImageBatch
 from trainflow.serving.json_arrays import numbers_array
 from trainflow.serving.rest_io import BodyReader, parse_json_object
 from trainflow.serving.runtime import OnnxModel
+from trainflow.serving.tensor_specs import image_layout
 
 PROTOCOL = "tfs-rest"
-_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
-                   r"(?::(?P<verb>[A-Za-z]+)|/(?P<metadata>metadata))?$")
+_PATH = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+    r"(?::(?P<verb>[A-Za-z]+)|/(?P<metadata>metadata))?$"
+)
 
 
 class TfsRest:
@@ -35,7 +38,7 @@ class TfsRest:
     async def __call__(self, request: Request) -> Response:
         try:
             return await self._route(request)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - error_response maps every error to one status (5xx for the unexpected)
             return error_response(exc)
 
     async def _route(self, request: Request) -> Response:
@@ -44,8 +47,10 @@ class TfsRest:
             raise NotFound(f"no such TF Serving route: {shown(request.url.path)}")
         name, version, label, verb = match["name"], match["version"], match["label"], match["verb"]
         if label is not None:
-            raise NotFound(f"model {shown(name)} has no version label {shown(label)}: no labels are configured, "
-                           "address versions by number")
+            raise NotFound(
+                f"model {shown(name)} has no version label {shown(label)}: no labels are configured, "
+                "address versions by number"
+            )
         if verb is None:
             if request.method != "GET":
                 raise NotFound(f"{request.method} {shown(request.url.path)}: status and metadata are GET routes")
@@ -69,51 +74,89 @@ class TfsRest:
     def _status(self, name: str, version: str | None) -> Response:
         models = [self.plane.model(name, version)] if version else list(self._all(name))
         response = tfs_metadata.model_status(models)
-        return json_response(json_format.MessageToDict(response, preserving_proto_field_name=True,
-                                                       always_print_fields_with_no_presence=True))
+        return json_response(
+            json_format.MessageToDict(
+                response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+            )
+        )
 
     def _all(self, name: str) -> list[OnnxModel]:
-        self.plane.model(name)  # NotFound / Unavailable for the whole model
-        return list(self.plane.repository.versions.values())
+        return self.plane.versions(name)
 
     def _metadata(self, name: str, version: str | None) -> Response:
         model = self.plane.model(name, version)
         signatures = json_format.MessageToDict(tfs_metadata.signature_def_map(model), preserving_proto_field_name=True)
-        spec = json_format.MessageToDict(tfs_metadata.model_spec(model), preserving_proto_field_name=True,
-                                         always_print_fields_with_no_presence=True)
+        spec = json_format.MessageToDict(
+            tfs_metadata.model_spec(model), preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
         return json_response({"model_spec": spec, "metadata": {tfs_metadata.SIGNATURE_DEF_FIELD: signatures}})
 
     def _predict(self, model: OnnxModel, body: dict[str, Any]) -> dict[str, Any]:
         signature_name = _signature_name(body)
-        (alias,) = model.signature_def(signature_name).inputs
+        decoders = self._decoders(model.signature_def(signature_name))
         if ("instances" in body) == ("inputs" in body):
-            raise InvalidInput("request must have exactly one of 'instances' (row format) or 'inputs' (columnar format)")
-        images = self.plane.images.batch(alias, model.pixels)
+            raise InvalidInput(
+                "request must have exactly one of 'instances' (row format) or 'inputs' (columnar format)"
+            )
         if "instances" in body:
-            outputs = self.plane.run(model, signature_name, _rows(body["instances"], images))
+            outputs = self.plane.run(model, signature_name, _rows(body["instances"], decoders))
             return {"predictions": _row_outputs(outputs)}
-        outputs = self.plane.run(model, signature_name, _columns(body["inputs"], images))
+        outputs = self.plane.run(model, signature_name, _columns(body["inputs"], decoders))
         values = {k: v.tolist() for k, v in outputs.items()}
         return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
+
+    def _decoders(self, signature: SignatureDef) -> dict[str, Column]:
+        return {
+            alias: Column(alias, spec, self.plane.images.batch(alias, image_layout(spec)))
+            for alias, spec in signature.inputs.items()
+        }
 
     def _classify(self, model: OnnxModel, body: dict[str, Any], verb: str) -> dict[str, Any]:
         signature_name = _signature_name(body)
         signature = model.signature_def(signature_name)
-        if verb != "classify" or signature.method != CLASSIFY_METHOD:
-            raise InvalidInput(f"signature '{signature_name}' has method {signature.method}: :{verb} needs a "
-                               f"{verb} signature" + (f" such as '{CLASSIFY_SIGNATURE}'" if verb == "classify" else ""))
-        (alias,) = signature.inputs
+        names, scores = tfs_classify.check_classify_signature(signature_name, signature, verb)
+        decoders = self._decoders(signature)
+        features = ", ".join(f"'{alias}'" for alias in decoders)
         examples = body.get("examples")
         if not isinstance(examples, list) or not examples:
-            raise InvalidInput(f"classify request needs 'examples': a non-empty list of {{\"{alias}\": [...]}} objects")
+            raise InvalidInput(
+                f"classify request needs 'examples': a non-empty list of objects with feature(s) {features}"
+            )
         context = body.get("context", {})
         if not isinstance(context, dict):
             raise InvalidInput("'context' must be a JSON object of features shared by every example")
-        rows = [_example_feature({**context, **e} if isinstance(e, dict) else e, alias) for e in examples]
-        outputs = self.plane.run(model, signature_name, _rows(rows, self.plane.images.batch(alias, model.pixels)))
-        labels, scores = outputs["classes"].tolist(), outputs["scores"].tolist()
-        return {"result": [[[label, score] for label, score in zip(row_labels, row_scores)]
-                           for row_labels, row_scores in zip(labels, scores)]}
+        rows = [_example({**context, **e} if isinstance(e, dict) else e, decoders) for e in examples]
+        outputs = self.plane.run(model, signature_name, _rows(rows, decoders))
+        pairs = tfs_classify.classifications(outputs, names, scores)
+        return {"result": [[list(pair) for pair in row] for row in pairs]}
+
+
+class Column:
+    """One signature input as JSON arrives for it: numbers of its dtype, or b64 images for image inputs."""
+
+    def __init__(self, alias: str, spec: TensorSpec, images: ImageBatch) -> None:
+        self.alias = alias
+        self.dtype = np.dtype(spec.dtype) if image_layout(spec) is None else np.dtype(np.float32)
+        self.images = images
+
+    def array(self, value: object) -> np.ndarray:
+        """A whole batch: nested lists of numbers, one b64 image, or a list of images."""
+        if isinstance(value, dict):
+            return self.images.decode(value)[None]
+        if isinstance(value, list) and value and any(isinstance(v, dict) for v in value):
+            return self.rows(value)
+        return numbers_array(value, self.alias, self.dtype)
+
+    def rows(self, values: list) -> np.ndarray:
+        """One value per example (numbers or a b64 image each)."""
+        if not any(isinstance(v, dict) for v in values):
+            return numbers_array(values, self.alias, self.dtype)
+        decoded = [
+            self.images.decode(v) if isinstance(v, dict) else numbers_array(v, self.alias, self.dtype) for v in values
+        ]
+        if len({d.shape for d in decoded}) != 1:
+            raise InvalidInput(f"input '{self.alias}': images of different shapes in one request")
+        return np.stack(decoded)
 
 
 def _signature_name(body: dict[str, Any]) -> str:
@@ -123,28 +166,35 @@ def _signature_name(body: dict[str, Any]) -> str:
     return name or CLASSIFY_SIGNATURE
 
 
-def _example_feature(example: object, alias: str) -> object:
-    if not isinstance(example, dict) or alias not in example:
-        raise InvalidInput(f"each example must be a JSON object with feature '{alias}' (the image)")
-    if set(example) - {alias}:
-        raise InvalidInput(f"unknown example feature {shown(sorted(set(example) - {alias}))}: the only feature is "
-                           f"'{alias}'")
-    return example[alias]
+def _example(example: object, decoders: dict[str, Column]) -> object:
+    aliases = list(decoders)
+    if not isinstance(example, dict) or not set(aliases) <= set(example):
+        missing = sorted(set(aliases) - set(example)) if isinstance(example, dict) else aliases
+        raise InvalidInput(
+            f"each example must be a JSON object with feature(s) {shown(aliases)}; missing {shown(missing)}"
+        )
+    if set(example) - set(aliases):
+        raise InvalidInput(
+            f"unknown example feature {shown(sorted(set(example) - set(aliases)))}: the features are {shown(aliases)}"
+        )
+    return example[aliases[0]] if len(aliases) == 1 else example
 
 
-def _rows(instances: object, images: ImageBatch) -> Tensors:
-    """Row format: a list of images, each a value or `{alias: value}`; values may be `{"b64": ...}`."""
-    alias = images.name
+def _rows(instances: object, decoders: dict[str, Column]) -> Tensors:
+    """Row format: a list of examples, each a value or `{alias: value, ...}`; values may be `{"b64": ...}`."""
+    aliases = list(decoders)
     if not isinstance(instances, list) or not instances:
-        raise InvalidInput(f"'instances' must be a non-empty list of images for input '{alias}'")
-    if isinstance(instances[0], dict):
-        instances = [_named(i, alias) for i in instances]
-    if any(isinstance(i, dict) for i in instances):
-        decoded = [images.decode(i) if isinstance(i, dict) else _array(i, alias) for i in instances]
-        if len({i.shape for i in decoded}) != 1:
-            raise InvalidInput(f"input '{alias}': images of different shapes in one request")
-        return {alias: np.stack(decoded)}
-    return {alias: _array(instances, alias)}
+        raise InvalidInput(f"'instances' must be a non-empty list of examples for input(s) {shown(aliases)}")
+    if len(aliases) == 1:
+        (alias,) = aliases
+        if isinstance(instances[0], dict):
+            instances = [_named(i, alias) for i in instances]
+        return {alias: decoders[alias].rows(instances)}
+    for instance in instances:
+        if not isinstance(instance, dict) or set(instance) != set(aliases):
+            keys = sorted(instance) if isinstance(instance, dict) else type(instance).__name__
+            raise InvalidInput(f"each instance must be an object with inputs {shown(aliases)}; got {shown(keys)}")
+    return {alias: column.rows([i[alias] for i in instances]) for alias, column in decoders.items()}
 
 
 def _named(instance: object, alias: str) -> object:
@@ -152,26 +202,19 @@ def _named(instance: object, alias: str) -> object:
         return instance
     if not isinstance(instance, dict) or alias not in instance or len(instance) != 1:
         keys = sorted(instance) if isinstance(instance, dict) else type(instance).__name__
-        raise InvalidInput(f"each instance must be an image or {{\"{alias}\": image}}; got keys {shown(keys)}")
+        raise InvalidInput(f'each instance must be a value or {{"{alias}": value}}; got keys {shown(keys)}')
     return instance[alias]
 
 
-def _columns(inputs: object, images: ImageBatch) -> Tensors:
-    """Columnar format: the value itself, or `{alias: value}`."""
-    alias = images.name
-    if isinstance(inputs, dict) and set(inputs) != {"b64"}:
-        if set(inputs) != {alias}:
-            raise InvalidInput(f"'inputs' names {shown(sorted(inputs))}: the only input is '{alias}'")
-        inputs = inputs[alias]
-    if isinstance(inputs, dict):
-        return {alias: images.decode(inputs)[None]}
-    if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict):
-        return _rows(inputs, images)
-    return {alias: _array(inputs, alias)}
-
-
-def _array(value: object, alias: str) -> np.ndarray:
-    return numbers_array(value, alias, np.float32)
+def _columns(inputs: object, decoders: dict[str, Column]) -> Tensors:
+    """Columnar format: the value itself (one input), or `{alias: value, ...}`."""
+    aliases = list(decoders)
+    if len(aliases) == 1 and not (isinstance(inputs, dict) and set(inputs) != {"b64"}):
+        return {aliases[0]: decoders[aliases[0]].array(inputs)}
+    if not isinstance(inputs, dict) or set(inputs) != set(aliases):
+        names = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+        raise InvalidInput(f"'inputs' names {shown(names)}: the inputs are {shown(aliases)}")
+    return {alias: column.array(inputs[alias]) for alias, column in decoders.items()}
 
 
 def _row_outputs(outputs: Tensors) -> list[Any]:

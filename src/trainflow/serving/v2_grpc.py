@@ -16,7 +16,15 @@ from trainflow.serving.runtime import OnnxModel
 from trainflow.serving.v2_rest import EXTENSIONS
 
 PROTOCOL = "v2-grpc"
-_CONTENTS = {"FP32": "fp32_contents", "FP64": "fp64_contents"}
+_CONTENTS = {
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "INT64": "int64_contents",
+    "INT32": "int_contents",
+    "INT16": "int_contents",
+    "INT8": "int_contents",
+    "UINT8": "uint_contents",
+}
 
 
 def _inputs(request: pb.ModelInferRequest, model: OnnxModel) -> Tensors:
@@ -41,10 +49,25 @@ def _inputs(request: pb.ModelInferRequest, model: OnnxModel) -> Tensors:
             raise InvalidInput(f"input {shown(name)}: {tensor.datatype} values go in raw_input_contents")
         misplaced = sorted(set(filled) - {field})
         if misplaced:
-            raise InvalidInput(f"input {shown(name)} has datatype {tensor.datatype} but sends {misplaced[0]}: put "
-                               f"its values in {field}")
-        tensors[name] = v2_tensors.shaped(name, np.array(getattr(tensor.contents, field), dtype=dtype), shape)
+            raise InvalidInput(
+                f"input {shown(name)} has datatype {tensor.datatype} but sends {misplaced[0]}: put "
+                f"its values in {field}"
+            )
+        try:
+            values: np.ndarray = np.array(getattr(tensor.contents, field), dtype=dtype)
+        except OverflowError:
+            raise InvalidInput(f"input {shown(name)} holds a number too large for {tensor.datatype}") from None
+        tensors[name] = v2_tensors.shaped(name, values, shape)
     return tensors
+
+
+def _classification(output: pb.ModelInferRequest.InferRequestedOutputTensor) -> int:
+    """The output's `classification` parameter (Triton's top-k extension), 0 when absent."""
+    if "classification" not in output.parameters:
+        return 0
+    parameter = output.parameters["classification"]
+    value = parameter.int64_param if parameter.WhichOneof("parameter_choice") == "int64_param" else None
+    return v2_tensors.classification_count(output.name, value if value is not None else shown(parameter))
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -57,7 +80,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @grpc_errors
     def ServerReady(self, request: pb.ServerReadyRequest, context: grpc.ServicerContext) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=self.plane.repository.ready())
+        return pb.ServerReadyResponse(ready=self.plane.ready())
 
     @grpc_errors
     def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:
@@ -68,33 +91,43 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelReadyResponse(ready=True)
 
     @grpc_errors
-    def ServerMetadata(self, request: pb.ServerMetadataRequest,
-                       context: grpc.ServicerContext) -> pb.ServerMetadataResponse:
+    def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name="trainflow", version=__version__, extensions=EXTENSIONS)
 
     @grpc_errors
-    def ModelMetadata(self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext) -> pb.ModelMetadataResponse:
+    def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.ModelMetadataResponse:
         model = self.plane.model(request.name, request.version or None)
-        meta = v2_tensors.model_metadata(model, list(self.plane.repository.versions))
+        meta = v2_tensors.model_metadata(model, [m.version for m in self.plane.versions(request.name)])
         return pb.ModelMetadataResponse(
-            name=meta["name"], versions=meta["versions"], platform=meta["platform"],
+            name=meta["name"],
+            versions=meta["versions"],
+            platform=meta["platform"],
             inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
-            outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]])
+            outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]],
+        )
 
     @grpc_errors
     def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
         with self.plane.request(PROTOCOL) as scope:
             scope.model = model = self.plane.model(request.model_name, request.model_version or None)
-            outputs = self.plane.run(model, v2_tensors.SIGNATURE, _inputs(request, model))
-            wanted = [o.name for o in request.outputs] or list(outputs)
+            outputs = self.plane.run(model, v2_tensors.signature_name(model), _inputs(request, model))
+            wanted = {o.name: _classification(o) for o in request.outputs} or dict.fromkeys(outputs, 0)
             unknown = sorted(set(wanted) - set(outputs))
             if unknown:
                 raise InvalidInput(f"unknown output(s) {shown(unknown)}: outputs are {sorted(outputs)}")
             response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
-            for name in wanted:
-                value = np.ascontiguousarray(outputs[name])
+            for name, count in wanted.items():
+                value = outputs[name]
+                if count:
+                    value = v2_tensors.classify_output(model, name, value, count)
                 response.outputs.add(name=name, datatype=v2_tensors.output_datatype(value), shape=value.shape)
-                response.raw_output_contents.append(value.tobytes())
+                response.raw_output_contents.append(
+                    v2_tensors.bytes_tensor(value) if value.dtype == object else np.ascontiguousarray(value).tobytes()
+                )
             return response
 
 

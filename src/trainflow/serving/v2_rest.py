@@ -41,7 +41,7 @@ class V2Rest:
     async def __call__(self, request: Request) -> Response:
         try:
             return await self._route(request)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - error_response maps every error to one status (5xx for the unexpected)
             return error_response(exc)
 
     async def _route(self, request: Request) -> Response:
@@ -62,7 +62,7 @@ class V2Rest:
                 return json_response({"name": name, "ready": False}, 503)
             return json_response({"name": name, "ready": True})
         model = self.plane.model(name, version)
-        return json_response(v2_tensors.model_metadata(model, list(self.plane.repository.versions)))
+        return json_response(v2_tensors.model_metadata(model, [m.version for m in self.plane.versions(name)]))
 
     async def _infer(self, request: Request, name: str, version: str | None) -> Response:
         async with self.bodies.read(request) as body:
@@ -75,7 +75,7 @@ class V2Rest:
         header, binary = _split_body(body, header_length)
         inputs = _inputs(header, binary, model)
         requested = _requested_outputs(header)
-        outputs = self.plane.run(model, v2_tensors.SIGNATURE, inputs)
+        outputs = self.plane.run(model, v2_tensors.signature_name(model), inputs)
         return _response(model, header.get("id"), outputs, requested)
 
 
@@ -83,8 +83,10 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
     if header_length is None:
         return parse_json_object(body), b""
     if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
-        raise InvalidInput(f"{HEADER_LENGTH} is {shown(header_length)}: expected the JSON header's size within the "
-                           f"{len(body)}-byte body")
+        raise InvalidInput(
+            f"{HEADER_LENGTH} is {shown(header_length)}: expected the JSON header's size within the "
+            f"{len(body)}-byte body"
+        )
     size = int(header_length)
     return parse_json_object(body[:size]), body[size:]
 
@@ -106,17 +108,21 @@ def _inputs(header: dict[str, Any], binary: bytes, model: OnnxModel) -> Tensors:
         size = _parameters(tensor, f"input {shown(name)}").get("binary_data_size")
         if size is not None:
             if type(size) is not int or size < 0 or offset + size > len(binary):
-                raise InvalidInput(f"input {shown(name)}: binary_data_size {shown(size)} is beyond the "
-                                   f"{len(binary) - offset} bytes of binary data left")
-            tensors[name] = v2_tensors.from_buffer(name, binary[offset:offset + size], dtype, shape)
+                raise InvalidInput(
+                    f"input {shown(name)}: binary_data_size {shown(size)} is beyond the "
+                    f"{len(binary) - offset} bytes of binary data left"
+                )
+            tensors[name] = v2_tensors.from_buffer(name, binary[offset : offset + size], dtype, shape)
             offset += size
         elif "data" in tensor:
             tensors[name] = v2_tensors.from_values(name, tensor["data"], dtype, shape)
         else:
             raise InvalidInput(f"input {shown(name)} has neither 'data' nor a binary_data_size parameter")
     if offset != len(binary):
-        raise InvalidInput(f"{len(binary) - offset} bytes of binary data after the last tensor: the "
-                           f"binary_data_size parameters must add up to the {len(binary)} bytes after the JSON header")
+        raise InvalidInput(
+            f"{len(binary) - offset} bytes of binary data after the last tensor: the "
+            f"binary_data_size parameters must add up to the {len(binary)} bytes after the JSON header"
+        )
     return tensors
 
 
@@ -127,31 +133,47 @@ def _parameters(entry: dict[str, Any], what: str) -> dict[str, Any]:
     return parameters
 
 
-def _requested_outputs(header: dict[str, Any]) -> dict[str, bool] | None:
-    """Output name -> binary?, or None for all outputs (binary when `binary_data_output` is set)."""
+def _requested_outputs(header: dict[str, Any]) -> dict[str, tuple[bool, int]] | None:
+    """Output name -> (binary?, top-k classification or 0), or None for all outputs (binary when
+    `binary_data_output` is set)."""
     parameters = _parameters(header, "the request")
     outputs = header.get("outputs")
     if outputs is None or outputs == []:  # as over gRPC: no outputs named means all of them
-        return None if not parameters.get("binary_data_output") else {"*": True}
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
+        return None if not parameters.get("binary_data_output") else {"*": (True, 0)}
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
+    ):
         raise InvalidInput("'outputs' must be a list of {\"name\": ...} objects")
     default = bool(parameters.get("binary_data_output", False))
-    return {o["name"]: bool(_parameters(o, f"output {shown(o['name'])}").get("binary_data", default)) for o in outputs}
+    requested = {}
+    for output in outputs:
+        settings = _parameters(output, f"output {shown(output['name'])}")
+        count = v2_tensors.classification_count(output["name"], settings.get("classification"))
+        requested[output["name"]] = (bool(settings.get("binary_data", default)), count)
+    return requested
 
 
-def _response(model: OnnxModel, request_id: object, outputs: Tensors, requested: dict[str, bool] | None) -> Response:
+def _response(
+    model: OnnxModel, request_id: object, outputs: Tensors, requested: dict[str, tuple[bool, int]] | None
+) -> Response:
     if requested is None or "*" in requested:
         binary_all = requested is not None
-        requested = {name: binary_all for name in outputs}
+        requested = {name: (binary_all, 0) for name in outputs}
     unknown = sorted(set(requested) - set(outputs))
     if unknown:
         raise InvalidInput(f"unknown output {shown(', '.join(unknown))}: outputs are {', '.join(outputs)}")
     described, blobs = [], []
-    for name, binary in requested.items():
+    for name, (binary, count) in requested.items():
         value = outputs[name]
-        entry: dict[str, Any] = {"name": name, "datatype": v2_tensors.output_datatype(value), "shape": list(value.shape)}
+        if count:
+            value = v2_tensors.classify_output(model, name, value, count)
+        entry: dict[str, Any] = {
+            "name": name,
+            "datatype": v2_tensors.output_datatype(value),
+            "shape": list(value.shape),
+        }
         if binary:
-            blob = np.ascontiguousarray(value).tobytes()
+            blob = v2_tensors.bytes_tensor(value) if value.dtype == object else np.ascontiguousarray(value).tobytes()
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
@@ -163,5 +185,9 @@ def _response(model: OnnxModel, request_id: object, outputs: Tensors, requested:
     if not blobs:
         return json_response(body)
     header = orjson.dumps(body)
-    return Response(b"".join([header, *blobs]), 200, {"Inference-Header-Content-Length": str(len(header))},
-                    media_type="application/octet-stream")
+    return Response(
+        b"".join([header, *blobs]),
+        200,
+        {"Inference-Header-Content-Length": str(len(header))},
+        media_type="application/octet-stream",
+    )

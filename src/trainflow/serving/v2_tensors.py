@@ -7,22 +7,35 @@ from typing import Any
 
 import numpy as np
 
-from trainflow.export.signature import PREDICT_SIGNATURE
 from trainflow.serving.errors import InvalidInput, shown
 from trainflow.serving.json_arrays import MAX_RANK, numbers_array
-from trainflow.serving.runtime import OnnxModel, expected_shapes
+from trainflow.serving.runtime import OnnxModel
+from trainflow.serving.tensor_specs import expected
 
 PLATFORM = "onnxruntime_onnx"
-SIGNATURE = PREDICT_SIGNATURE  # V2 speaks the ONNX graph's names: input `images`, outputs `scores`, `classes`
-INPUT_DATATYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16}
-OUTPUT_DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64", np.dtype(np.float64): "FP64",
-                    np.dtype(np.int32): "INT32"}
-SIGNATURE_DATATYPES = {"float32": "FP32", "int64": "INT64", "float64": "FP64", "int32": "INT32"}
+INPUT_DATATYPES = {
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "FP16": np.float16,
+    "INT64": np.int64,
+    "INT32": np.int32,
+    "INT16": np.int16,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+}
+SIGNATURE_DATATYPES = {np.dtype(v).name: k for k, v in INPUT_DATATYPES.items()} | {"string": "BYTES"}
+OUTPUT_DATATYPES = {np.dtype(v): k for k, v in INPUT_DATATYPES.items()}
+
+
+def signature_name(model: OnnxModel) -> str:
+    """V2 speaks one signature's names (`predict_images` for trainflow's models: input `images`, outputs `scores`,
+    `classes`)."""
+    return model.default_tensor_signature
 
 
 def model_metadata(model: OnnxModel, versions: list[int]) -> dict[str, Any]:
     """V2 model metadata: name, versions, platform, inputs and outputs with datatypes and shapes."""
-    signature = model.signature_def(SIGNATURE)
+    signature = model.signature_def(signature_name(model))
     return {
         "name": model.name,
         "versions": [str(v) for v in sorted(versions)],
@@ -37,11 +50,14 @@ def _tensor(name: str, dtype: str, shape: tuple[int, ...]) -> dict[str, Any]:
 
 
 def input_dtype(name: str, datatype: object, model: OnnxModel) -> type:
-    """The numpy type of a V2 input datatype; InvalidInput for anything but a float type."""
+    """The numpy type of a V2 input datatype; InvalidInput naming the input's datatype for anything else."""
     dtype = INPUT_DATATYPES.get(datatype) if isinstance(datatype, str) else None
-    if dtype is None:
-        raise InvalidInput(f"input {shown(name)} has datatype {shown(datatype)}: expected FP32, "
-                           f"{expected_shapes(model.pixels)}")
+    spec = model.signature_def(signature_name(model)).inputs.get(name)
+    if spec is None:
+        return dtype or np.float32  # the data plane refuses the unknown input by name
+    wanted = SIGNATURE_DATATYPES.get(spec.dtype, spec.dtype.upper())
+    if dtype is None or (np.dtype(dtype).kind == "f") != (np.dtype(spec.dtype).kind == "f"):
+        raise InvalidInput(f"input {shown(name)} has datatype {shown(datatype)}: expected {wanted}, {expected(spec)}")
     return dtype
 
 
@@ -50,7 +66,7 @@ def check_shape(name: str, shape: object) -> tuple[int, ...]:
     if not isinstance(shape, (list, tuple)) or not all(type(d) is int and d >= 0 for d in shape):
         raise InvalidInput(f"input {shown(name)} has shape {shown(shape)}: expected a list of non-negative integers")
     if len(shape) > MAX_RANK:
-        raise InvalidInput(f"input {shown(name)} has {len(shape)} dimensions: image inputs have 2 to {MAX_RANK}")
+        raise InvalidInput(f"input {shown(name)} has {len(shape)} dimensions: inputs have at most {MAX_RANK}")
     return tuple(shape)
 
 
@@ -59,8 +75,10 @@ def from_buffer(name: str, data: bytes, dtype: type, shape: tuple[int, ...]) -> 
     itemsize = np.dtype(dtype).itemsize
     expected = math.prod(shape) * itemsize
     if len(data) != expected:
-        raise InvalidInput(f"input '{name}' has {len(data)} bytes of data: shape {list(shape)} of "
-                           f"{np.dtype(dtype).name} needs {expected}")
+        raise InvalidInput(
+            f"input '{name}' has {len(data)} bytes of data: shape {list(shape)} of "
+            f"{np.dtype(dtype).name} needs {expected}"
+        )
     return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
@@ -72,10 +90,45 @@ def from_values(name: str, data: object, dtype: type, shape: tuple[int, ...]) ->
 def shaped(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """`array` reshaped to its declared shape; InvalidInput when the number of values does not match."""
     if array.size != math.prod(shape):
-        raise InvalidInput(f"input {shown(name)} has {array.size} values: shape {list(shape)} needs "
-                           f"{math.prod(shape)}")
+        raise InvalidInput(f"input {shown(name)} has {array.size} values: shape {list(shape)} needs {math.prod(shape)}")
     return array.reshape(shape)
 
 
 def output_datatype(value: np.ndarray) -> str:
     return OUTPUT_DATATYPES.get(value.dtype, "BYTES")
+
+
+def classification_count(name: str, value: object) -> int:
+    """A V2 output's `classification` parameter (Triton's top-k extension): a positive whole number, 0 if absent."""
+    if value is None:
+        return 0
+    if type(value) is not int or value < 1:
+        raise InvalidInput(
+            f"output {shown(name)}: 'classification' is {shown(value)}: ask for the top k classes "
+            "with a positive whole number"
+        )
+    return value
+
+
+def classify_output(model: OnnxModel, name: str, value: np.ndarray, count: int) -> np.ndarray:
+    """Triton's classification extension: the top `count` of each row as "score:index[:label]", best first."""
+    if value.ndim != 2 or value.dtype.kind not in "fiu":
+        raise InvalidInput(
+            f"output {shown(name)} has shape {list(value.shape)}: 'classification' needs scores of shape [N, classes]"
+        )
+    labels = model.signature.class_labels if len(model.signature.class_labels) == value.shape[1] else ()
+    order = np.argsort(-value, axis=1, kind="stable")[:, :count]
+    rows = [
+        [f"{float(row[i]):f}:{i}" + (f":{labels[i]}" if labels else "") for i in top]
+        for row, top in zip(value, order, strict=True)
+    ]
+    return np.array(rows, dtype=object).reshape(len(rows), order.shape[1])
+
+
+def bytes_tensor(value: np.ndarray) -> bytes:
+    """A BYTES tensor in Triton's binary layout: each element as a 4-byte little-endian length, then its bytes."""
+    parts = []
+    for item in value.ravel():
+        data = str(item).encode()
+        parts += [len(data).to_bytes(4, "little"), data]
+    return b"".join(parts)

@@ -139,5 +139,5 @@ class Store(ABC):
             return False
         return True
 
-    def ensure_container(self) -> None:
+    def ensure_container(self) -> None:  # noqa: B027 - optional: only stores with containers override it
         """Create what must exist before writing (a bucket, a directory)."""

@@ -42,8 +42,9 @@ class LocalStore(Store):
             return self.root
         problem = name_problem(name)
         if problem:
-            raise StorageError(f"refusing object name {shown(name)} under {self.url}: it {problem}; "
-                               "name a file inside the directory")
+            raise StorageError(
+                f"refusing object name {shown(name)} under {self.url}: it {problem}; name a file inside the directory"
+            )
         return self.root / name
 
     def _info(self, name: str, path: Path) -> ObjectInfo:

@@ -20,8 +20,14 @@ _CHUNK = 1 << 20
 _STREAM_LIMIT = 64 << 20  # one S3 connection is slow for big objects: above this, parallel ranged GETs
 
 
-_CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
+_CREDENTIAL_VARS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+)
 _clients: dict[tuple[object, ...], Any] = {}
 _clients_lock = threading.Lock()
 
@@ -95,7 +101,9 @@ class S3Store(Store):
                 return ObjectNotFound(f"no object at {url}: check the URL")
             if code in _DENIED:
                 return StorageError(f"access denied to {url} ({code}): check the credentials; {_CRED_FIX}")
-            return StorageError(f"S3 request for {url} failed: {code} {exc.response.get('Error', {}).get('Message', '')}".strip())
+            return StorageError(
+                f"S3 request for {url} failed: {code} {exc.response.get('Error', {}).get('Message', '')}".strip()
+            )
         return StorageError(f"S3 request for {url} failed: {exc}")
 
     def _call(self, name: str, fn: Any, /, **kwargs: Any) -> Any:
@@ -125,9 +133,11 @@ class S3Store(Store):
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
                 for obj in page.get("Contents", []):
-                    name = obj["Key"][len(base):]
+                    name = obj["Key"][len(base) :]
                     if name and not name.endswith("/"):
-                        found.append(ObjectInfo(name, obj["Size"], obj["ETag"].strip('"'), obj["LastModified"].timestamp()))
+                        found.append(
+                            ObjectInfo(name, obj["Size"], obj["ETag"].strip('"'), obj["LastModified"].timestamp())
+                        )
         except (BotoCoreError, ClientError) as exc:
             raise self._fail(exc) from None
         return found
@@ -166,8 +176,15 @@ class S3Store(Store):
         config = TransferConfig(max_concurrency=4)
         with open(dest, "wb") as out:
             writer = HashingWriter(out)
-            self._call(name, self.client.download_fileobj, Bucket=self.bucket, Key=self._key(name), Fileobj=writer,
-                       Callback=progress, Config=config)
+            self._call(
+                name,
+                self.client.download_fileobj,
+                Bucket=self.bucket,
+                Key=self._key(name),
+                Fileobj=writer,
+                Callback=progress,
+                Config=config,
+            )
         return writer.hexdigest()
 
     def read_bytes(self, name: str) -> bytes:
@@ -180,7 +197,9 @@ class S3Store(Store):
         self._call(name, self.client.put_object, Bucket=self.bucket, Key=self._key(name), Body=data)
 
     def upload(self, src: Path, name: str, progress: ProgressCallback = _no_progress) -> None:
-        self._call(name, self.client.upload_file, Filename=str(src), Bucket=self.bucket, Key=self._key(name), Callback=progress)
+        self._call(
+            name, self.client.upload_file, Filename=str(src), Bucket=self.bucket, Key=self._key(name), Callback=progress
+        )
 
     def delete(self, name: str) -> None:
         key = self._key(name)

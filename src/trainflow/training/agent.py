@@ -64,21 +64,30 @@ def worker_spec(cluster: ClusterSpec, config: TrainConfig, entrypoint: str, args
     if cluster.rdzv_backend == "static":
         configs["rank"] = cluster.node_rank
     params = RendezvousParameters(
-        backend=cluster.rdzv_backend, endpoint=f"{cluster.master_addr}:{cluster.master_port}",
+        backend=cluster.rdzv_backend,
+        endpoint=f"{cluster.master_addr}:{cluster.master_port}",
         run_id=cluster.rdzv_id or f"trainflow-{uuid.uuid4().hex[:12]}",
-        min_nodes=cluster.min_nodes or cluster.nnodes, max_nodes=cluster.nnodes, **configs,
+        min_nodes=cluster.min_nodes or cluster.nnodes,
+        max_nodes=cluster.nnodes,
+        **configs,
     )
     static = cluster.rdzv_backend == "static"  # the static rendezvous is told the master; c10d finds it
     return WorkerSpec(
-        role="default", local_world_size=cluster.nproc_per_node, entrypoint=entrypoint, args=args,
-        rdzv_handler=rdzv_registry.get_rendezvous_handler(params), max_restarts=config.max_restarts,
-        monitor_interval=MONITOR_INTERVAL_SECONDS, master_addr=cluster.master_addr if static else None,
+        role="default",
+        local_world_size=cluster.nproc_per_node,
+        entrypoint=entrypoint,
+        args=args,
+        rdzv_handler=rdzv_registry.get_rendezvous_handler(params),
+        max_restarts=config.max_restarts,
+        monitor_interval=MONITOR_INTERVAL_SECONDS,
+        master_addr=cluster.master_addr if static else None,
         master_port=cluster.master_port if static else None,
     )
 
 
-def run_agent(cluster: ClusterSpec, config: TrainConfig, entrypoint: str, args: tuple[str, ...],
-              log_dir: str) -> AgentOutcome:
+def run_agent(
+    cluster: ClusterSpec, config: TrainConfig, entrypoint: str, args: tuple[str, ...], log_dir: str
+) -> AgentOutcome:
     """Run this node's workers to the end, restarting them while that can help."""
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.api import SignalException

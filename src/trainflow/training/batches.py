@@ -29,11 +29,13 @@ class ShardBatches:
             raise TrainingError(f"--batch-size must be at least 1, got {batch_size}")
         shard = shard_range(len(split), rank, world_size)
         if len(shard) == 0:
-            raise TrainingError(f"rank {rank} of {world_size} gets no training examples: "
-                                f"the split has only {len(split)}; use fewer workers")
+            raise TrainingError(
+                f"rank {rank} of {world_size} gets no training examples: "
+                f"the split has only {len(split)}; use fewer workers"
+            )
         # Slices of a memmap are memmaps: nothing is read until a batch is gathered.
-        self.images = split.images[shard.start:shard.stop]
-        self.labels = split.labels[shard.start:shard.stop]
+        self.images = split.images[shard.start : shard.stop]
+        self.labels = split.labels[shard.start : shard.stop]
         self.batch_size = batch_size
         self.seed = seed + 1000003 * rank
         self._epoch = -1
@@ -56,7 +58,7 @@ class ShardBatches:
         while remaining:
             epoch, offset = divmod(start, n)
             take = min(remaining, n - offset)
-            parts.append(self._order_of(epoch)[offset:offset + take])
+            parts.append(self._order_of(epoch)[offset : offset + take])
             start += take
             remaining -= take
         return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -42,8 +42,16 @@ class Checkpoint:
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        torch.save({"format": FORMAT, "step": self.step, "model_spec": self.model_spec.to_dict(),
-                    "model_state": self.model_state, "optimizer_state": self.optimizer_state}, buffer)
+        torch.save(
+            {
+                "format": FORMAT,
+                "step": self.step,
+                "model_spec": self.model_spec.to_dict(),
+                "model_state": self.model_state,
+                "optimizer_state": self.optimizer_state,
+            },
+            buffer,
+        )
         return buffer.getvalue()
 
     @classmethod
@@ -51,13 +59,20 @@ class Checkpoint:
         """Parse a checkpoint; ValueError if it is not a whole one."""
         try:
             raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for truncated or foreign bytes
-            raise ValueError(f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for truncated or foreign bytes
+            raise ValueError(
+                f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} file")
         try:
-            checkpoint = cls(int(raw["step"]), ModelSpec.from_dict(raw["model_spec"]), dict(raw["model_state"]),
-                             raw.get("optimizer_state"), name)
+            checkpoint = cls(
+                int(raw["step"]),
+                ModelSpec.from_dict(raw["model_spec"]),
+                dict(raw["model_state"]),
+                raw.get("optimizer_state"),
+                name,
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"missing or malformed field {exc}") from None
         if checkpoint.step < 0:

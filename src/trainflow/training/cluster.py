@@ -57,8 +57,10 @@ class NonTrainer:
 
     @property
     def reason(self) -> str:
-        return (f"TF_CONFIG task {self.task_type}:{self.index} does not train: parameter servers and "
-                "evaluators have no role in data-parallel training, so this task exits successfully")
+        return (
+            f"TF_CONFIG task {self.task_type}:{self.index} does not train: parameter servers and "
+            "evaluators have no role in data-parallel training, so this task exits successfully"
+        )
 
 
 def cluster_from_env(env: Mapping[str, str] | None = None, workers: int = 1) -> ClusterSpec | NonTrainer:
@@ -70,8 +72,15 @@ def cluster_from_env(env: Mapping[str, str] | None = None, workers: int = 1) -> 
         return _from_pytorchjob(env)
     if workers < 1:
         raise TrainingError(f"--workers must be at least 1, got {workers}")
-    return ClusterSpec(source="local", nnodes=1, node_rank=0, nproc_per_node=workers,
-                       master_addr="127.0.0.1", master_port=0, rdzv_backend="c10d")
+    return ClusterSpec(
+        source="local",
+        nnodes=1,
+        node_rank=0,
+        nproc_per_node=workers,
+        master_addr="127.0.0.1",
+        master_port=0,
+        rdzv_backend="c10d",
+    )
 
 
 def _split_address(address: str, what: str) -> tuple[str, int]:
@@ -87,8 +96,9 @@ def _parse_tf_config(text: str) -> tuple[dict[str, list[str]], str, int]:
         cluster = {str(k): [str(a) for a in v] for k, v in raw["cluster"].items()}
         task_type, index = str(raw["task"]["type"]), int(raw["task"]["index"])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise TrainingError(f"TF_CONFIG is not valid ({exc!r}): expected "
-                            '{"cluster": {...}, "task": {"type": ..., "index": ...}}') from None
+        raise TrainingError(
+            f'TF_CONFIG is not valid ({exc!r}): expected {{"cluster": {{...}}, "task": {{"type": ..., "index": ...}}}}'
+        ) from None
     return cluster, task_type, index
 
 
@@ -97,20 +107,31 @@ def _from_tf_config(text: str) -> ClusterSpec | NonTrainer:
     if task_type in TF_NON_TRAINER_TYPES:
         return NonTrainer(task_type, index)
     if task_type not in TF_TRAINER_TYPES:
-        raise TrainingError(f"TF_CONFIG task type '{task_type}' is unknown: expected one of "
-                            f"{', '.join(TF_TRAINER_TYPES + TF_NON_TRAINER_TYPES)}")
+        raise TrainingError(
+            f"TF_CONFIG task type '{task_type}' is unknown: expected one of "
+            f"{', '.join(TF_TRAINER_TYPES + TF_NON_TRAINER_TYPES)}"
+        )
     # Rank order: the chief (or the older `master`) first, then the workers by index.
     trainers = [(t, i, a) for t in TF_TRAINER_TYPES for i, a in enumerate(cluster.get(t, []))]
     if not trainers:
         raise TrainingError("TF_CONFIG lists no chief, master or worker: nothing can train")
     ranks = {(t, i): rank for rank, (t, i, _) in enumerate(trainers)}
     if (task_type, index) not in ranks:
-        raise TrainingError(f"TF_CONFIG task {task_type}:{index} is not in its cluster spec "
-                            f"({', '.join(f'{t}:{i}' for t, i, _ in trainers)})")
+        raise TrainingError(
+            f"TF_CONFIG task {task_type}:{index} is not in its cluster spec "
+            f"({', '.join(f'{t}:{i}' for t, i, _ in trainers)})"
+        )
     host, port = _split_address(trainers[0][2], f"{trainers[0][0]}:0")
-    return ClusterSpec(source="tf_config", nnodes=len(trainers), node_rank=ranks[(task_type, index)],
-                       nproc_per_node=1, master_addr=host, master_port=port, rdzv_backend="static",
-                       rdzv_id=_shared_id(host, port))
+    return ClusterSpec(
+        source="tf_config",
+        nnodes=len(trainers),
+        node_rank=ranks[(task_type, index)],
+        nproc_per_node=1,
+        master_addr=host,
+        master_port=port,
+        rdzv_backend="static",
+        rdzv_id=_shared_id(host, port),
+    )
 
 
 def _shared_id(host: str, port: int) -> str:
@@ -154,17 +175,33 @@ def _from_pytorchjob(env: Mapping[str, str]) -> ClusterSpec:
     node_rank = _int_var(env, "PET_NODE_RANK", _int_var(env, "RANK", 0))
     nproc = _nproc_per_node(env)
     if not 0 <= node_rank < nnodes or nproc < 1:
-        raise TrainingError(f"node rank {node_rank} is outside a world of {nnodes} nodes x {nproc} processes: "
-                            "check RANK/PET_NODE_RANK, PET_NNODES and PET_NPROC_PER_NODE")
+        raise TrainingError(
+            f"node rank {node_rank} is outside a world of {nnodes} nodes x {nproc} processes: "
+            "check RANK/PET_NODE_RANK, PET_NNODES and PET_NPROC_PER_NODE"
+        )
     addr = env.get("MASTER_ADDR") or "127.0.0.1"
     port = _int_var(env, "MASTER_PORT", PYTORCHJOB_DEFAULT_PORT)
     backend = env.get("PET_RDZV_BACKEND", "").strip() or "static"
     if backend == "static":
-        return ClusterSpec(source="pytorchjob", nnodes=nnodes, node_rank=node_rank, nproc_per_node=nproc,
-                           master_addr=addr, master_port=port, rdzv_id=_shared_id(addr, port))
+        return ClusterSpec(
+            source="pytorchjob",
+            nnodes=nnodes,
+            node_rank=node_rank,
+            nproc_per_node=nproc,
+            master_addr=addr,
+            master_port=port,
+            rdzv_id=_shared_id(addr, port),
+        )
     endpoint = env.get("PET_RDZV_ENDPOINT", "").strip() or f"{addr}:{port}"
     host, _, rdzv_port = endpoint.rpartition(":")
-    return ClusterSpec(source="pytorchjob", nnodes=nnodes, node_rank=node_rank, nproc_per_node=nproc,
-                       master_addr=host or addr, master_port=int(rdzv_port) if rdzv_port.isdigit() else port,
-                       rdzv_backend=backend, rdzv_id=env.get("PET_RDZV_ID", "").strip() or _shared_id(addr, port),
-                       min_nodes=min_nodes)
+    return ClusterSpec(
+        source="pytorchjob",
+        nnodes=nnodes,
+        node_rank=node_rank,
+        nproc_per_node=nproc,
+        master_addr=host or addr,
+        master_port=int(rdzv_port) if rdzv_port.isdigit() else port,
+        rdzv_backend=backend,
+        rdzv_id=env.get("PET_RDZV_ID", "").strip() or _shared_id(addr, port),
+        min_nodes=min_nodes,
+    )

@@ -39,11 +39,13 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise TrainingError(f"--learning-rate must be a finite number greater than 0 (e.g. 0.01), "
-                                f"got {self.learning_rate}")
+            raise TrainingError(
+                f"--learning-rate must be a finite number greater than 0 (e.g. 0.01), got {self.learning_rate}"
+            )
         if not (math.isfinite(self.peer_timeout) and self.peer_timeout > 0):
-            raise TrainingError(f"--peer-timeout must be a finite number of seconds greater than 0 (e.g. 300), "
-                                f"got {self.peer_timeout}")
+            raise TrainingError(
+                f"--peer-timeout must be a finite number of seconds greater than 0 (e.g. 300), got {self.peer_timeout}"
+            )
         if self.max_restarts < 0:
             raise TrainingError(f"--max-restarts must be 0 or more, got {self.max_restarts}")
 

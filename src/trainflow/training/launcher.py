@@ -49,8 +49,9 @@ def preflight(config: TrainConfig) -> None:
     examples = len(load_split(Path(config.data_dir), "train"))
     load_split(Path(config.data_dir), "test")
     if config.batch_size > examples:
-        raise TrainingError(f"--batch-size {config.batch_size} is more than the {examples} training examples: "
-                            "use a smaller batch")
+        raise TrainingError(
+            f"--batch-size {config.batch_size} is more than the {examples} training examples: use a smaller batch"
+        )
     try:
         open_store(config.train_dir, StorageOptions.from_env(config.aws_endpoint_url, config.aws_region))
     except StorageError as exc:
@@ -61,8 +62,9 @@ def preflight(config: TrainConfig) -> None:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             why = "it is a file" if path.is_file() else exc.strerror
-            raise TrainingError(f"--train-dir {config.train_dir} cannot be used as a directory ({why}): "
-                                "give a directory you can write") from None
+            raise TrainingError(
+                f"--train-dir {config.train_dir} cannot be used as a directory ({why}): give a directory you can write"
+            ) from None
 
 
 def _failure(exc: Any, restarts: int) -> TrainingError:
@@ -70,13 +72,18 @@ def _failure(exc: Any, restarts: int) -> TrainingError:
     permanent = sorted((f.timestamp, rank) for rank, f in exc.failures.items() if 1 <= f.exitcode < 128)
     rank, failure = (permanent[0][1], exc.failures[permanent[0][1]]) if permanent else exc.get_first_failure()
     code = failure.exitcode
-    reason = failure.message if failure.error_file != "<N/A>" else (  # "<N/A>": the worker left no error file
-        f"signal {-code}" if code < 0 else f"exit code {code}")
+    reason = (
+        failure.message
+        if failure.error_file != "<N/A>"
+        # "<N/A>": the worker left no error file
+        else (f"signal {-code}" if code < 0 else f"exit code {code}")
+    )
     permanent = 1 <= code < 128
     what = "failed" if permanent else "was lost"
     after = f" after {restarts} restarts" if restarts else ""
-    return TrainingError(f"training {what} on rank {rank}{after}: {reason}",
-                         exit_code=code if permanent else TRANSIENT_EXIT_CODE)
+    return TrainingError(
+        f"training {what} on rank {rank}{after}: {reason}", exit_code=code if permanent else TRANSIENT_EXIT_CODE
+    )
 
 
 def _read_metrics(config: TrainConfig) -> dict[str, Any] | None:
@@ -95,9 +102,17 @@ def train(config: TrainConfig, workers: int = 1, env: Mapping[str, str] | None =
         log.info("%s", cluster.reason)
         return TrainResult(False, cluster, None, metrics_url)
     preflight(config)
-    log.info("node %d of %d (%s), %d worker process(es) here, world size %d, rendezvous %s at %s:%d",
-             cluster.node_rank, cluster.nnodes, cluster.source, cluster.nproc_per_node, cluster.world_size,
-             cluster.rdzv_backend, cluster.master_addr, cluster.master_port)
+    log.info(
+        "node %d of %d (%s), %d worker process(es) here, world size %d, rendezvous %s at %s:%d",
+        cluster.node_rank,
+        cluster.nnodes,
+        cluster.source,
+        cluster.nproc_per_node,
+        cluster.world_size,
+        cluster.rdzv_backend,
+        cluster.master_addr,
+        cluster.master_port,
+    )
     _run_agent(cluster, config)
     metrics = _read_metrics(config) if cluster.node_rank == 0 else None
     return TrainResult(True, cluster, metrics, metrics_url)
@@ -115,11 +130,15 @@ def _run_agent(cluster: ClusterSpec, config: TrainConfig) -> None:
         with tempfile.TemporaryDirectory(prefix="trainflow-agent-") as log_dir:
             outcome = run_agent(cluster, config, sys.executable, args, log_dir)
     except SignalException as exc:  # the agent has already stopped its workers
-        raise TrainingError(f"training stopped by signal {int(exc.sigval)}: run it again to resume from the "
-                            "latest checkpoint", exit_code=TRANSIENT_EXIT_CODE) from None
+        raise TrainingError(
+            f"training stopped by signal {int(exc.sigval)}: run it again to resume from the latest checkpoint",
+            exit_code=TRANSIENT_EXIT_CODE,
+        ) from None
     except (RendezvousError, DistError, TimeoutError, ConnectionError) as exc:
-        raise TrainingError(f"rendezvous with {cluster.master_addr}:{cluster.master_port} failed "
-                            f"({type(exc).__name__}: {exc}): the other workers may not be up yet; retry",
-                            exit_code=TRANSIENT_EXIT_CODE) from None
+        raise TrainingError(
+            f"rendezvous with {cluster.master_addr}:{cluster.master_port} failed "
+            f"({type(exc).__name__}: {exc}): the other workers may not be up yet; retry",
+            exit_code=TRANSIENT_EXIT_CODE,
+        ) from None
     if outcome.failure is not None:
         raise _failure(outcome.failure, outcome.restarts)

@@ -23,15 +23,24 @@ IMAGE_SHAPE = (1, 28, 28)
 
 def mlp(hidden_units: int = DEFAULT_HIDDEN_UNITS) -> nn.Module:
     """The example's model (TensorFlow's dist_test mnist_replica): one ReLU hidden layer."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden_units), nn.ReLU(), nn.Linear(hidden_units, NUM_CLASSES))
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(28 * 28, hidden_units), nn.ReLU(), nn.Linear(hidden_units, NUM_CLASSES)
+    )
 
 
 def cnn(hidden_units: int = DEFAULT_HIDDEN_UNITS) -> nn.Module:
     """A small LeNet-style CNN: two 5x5 conv + max-pool blocks, then a hidden layer of `hidden_units`."""
     return nn.Sequential(
-        nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2),   # 16 x 12 x 12
-        nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(2),  # 32 x 4 x 4
-        nn.Flatten(), nn.Linear(32 * 4 * 4, hidden_units), nn.ReLU(), nn.Linear(hidden_units, NUM_CLASSES),
+        nn.Conv2d(1, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 16 x 12 x 12
+        nn.Conv2d(16, 32, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 32 x 4 x 4
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, hidden_units),
+        nn.ReLU(),
+        nn.Linear(hidden_units, NUM_CLASSES),
     )
 
 
@@ -64,14 +73,16 @@ def _factory(name: str) -> Any:
         return BUILTIN_MODELS[name]
     module_name, sep, attr = name.partition(":")
     if not sep or not module_name or not attr:
-        raise TrainingError(f"--model '{name}' is neither {' nor '.join(BUILTIN_MODELS)} nor module:attr "
-                            "(e.g. mypkg.models:build)")
+        raise TrainingError(
+            f"--model '{name}' is neither {' nor '.join(BUILTIN_MODELS)} nor module:attr (e.g. mypkg.models:build)"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise TrainingError(f"--model '{name}': cannot import module '{module_name}' ({exc}): "
-                            "install it or fix PYTHONPATH") from None
-    except (Exception, SystemExit) as exc:  # a user module that fails (or exits) while importing: report it
+        raise TrainingError(
+            f"--model '{name}': cannot import module '{module_name}' ({exc}): install it or fix PYTHONPATH"
+        ) from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a user module that fails (or exits) while importing: report it
         raise TrainingError(f"--model '{name}': importing '{module_name}' failed: {_describe(exc)}") from None
     try:
         return getattr(module, attr)
@@ -81,14 +92,16 @@ def _factory(name: str) -> Any:
 
 def _call_factory(name: str, factory: Any, hidden_units: int) -> Any:
     if not callable(factory):
-        raise TrainingError(f"--model '{name}' is a {type(factory).__name__}, not a callable returning a torch.nn.Module")
+        raise TrainingError(
+            f"--model '{name}' is a {type(factory).__name__}, not a callable returning a torch.nn.Module"
+        )
     try:
         takes_hidden = "hidden_units" in inspect.signature(factory).parameters
     except (TypeError, ValueError):
         takes_hidden = False
     try:
         return factory(hidden_units=hidden_units) if takes_hidden else factory()
-    except (Exception, SystemExit) as exc:
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a user's factory can fail in any way: reported as one line
         raise TrainingError(f"--model '{name}': the factory failed: {_describe(exc)}") from None
 
 
@@ -109,14 +122,18 @@ def check_model(spec: ModelSpec) -> nn.Module:
     try:
         with torch.no_grad():
             out = model.eval()(probe)
-    except (Exception, SystemExit) as exc:
-        raise TrainingError(f"--model '{spec.name}' fails on a [2, 1, 28, 28] float32 batch: "
-                            f"{_describe(exc)}") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a user's factory can fail in any way: reported as one line
+        raise TrainingError(
+            f"--model '{spec.name}' fails on a [2, 1, 28, 28] float32 batch: {_describe(exc)}"
+        ) from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, NUM_CLASSES):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise TrainingError(f"--model '{spec.name}' returns {got} for a batch of 2 images: "
-                            f"expected logits of shape (2, {NUM_CLASSES})")
+        raise TrainingError(
+            f"--model '{spec.name}' returns {got} for a batch of 2 images: expected logits of shape (2, {NUM_CLASSES})"
+        )
     if not bool(torch.isfinite(out).all()):
-        raise TrainingError(f"--model '{spec.name}' returns NaN or infinite logits for blank images: "
-                            "check how the factory initialises its weights")
+        raise TrainingError(
+            f"--model '{spec.name}' returns NaN or infinite logits for blank images: "
+            "check how the factory initialises its weights"
+        )
     return model.train()

@@ -38,7 +38,9 @@ class RankFilter(logging.Filter):
 def setup_worker_logging(rank: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RankFilter(rank))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [rank %(rank)s] %(name)s: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [rank %(rank)s] %(name)s: %(message)s", "%H:%M:%S")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("TRAINFLOW_LOG_LEVEL", "INFO").upper())

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from trainflow.serving.protos.tensorflow_serving.apis import classification_pb2 as trainflow_dot_serving_dot_protos_dot_tensorflow__serving_dot_apis_dot_classification__pb2
 from trainflow.serving.protos.tensorflow_serving.apis import get_model_metadata_pb2 as trainflow_dot_serving_dot_protos_dot_tensorflow__serving_dot_apis_dot_get__model__metadata__pb2
 from trainflow.serving.protos.tensorflow_serving.apis import predict_pb2 as trainflow_dot_serving_dot_protos_dot_tensorflow__serving_dot_apis_dot_predict__pb2
 
@@ -35,6 +36,11 @@ class PredictionServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.Classify = channel.unary_unary(
+                '/tensorflow.serving.PredictionService/Classify',
+                request_serializer=trainflow_dot_serving_dot_protos_dot_tensorflow__serving_dot_apis_dot_classification__pb2.ClassificationRequest.SerializeToString,
+                response_deserializer=trainflow_dot_serving_dot_protos_dot_tensorflow__serving_dot_apis_dot_classification__pb2.ClassificationResponse.FromString,
+                _registered_method=True)
         self.Predict = channel.unary_unary(
                 '/tensorflow.serving.PredictionService/Predict',
                 request_serializer=trainflow_dot_serving_dot_protos_dot_tensorflow__serving_dot_apis_dot_predict__pb2.PredictRequest.SerializeToString,
@@ -49,6 +55,12 @@ class PredictionServiceStub:
 
 class PredictionServiceServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def Classify(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def Predict(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -65,6 +77,11 @@ class PredictionServiceServicer:
 
 def add_PredictionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'Classify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Classify,
+                    request_deserializer=trainflow_dot_serving_dot_protos_dot_tensorflow__serving_dot_apis_dot_classification__pb2.ClassificationRequest.FromString,
+                    response_serializer=trainflow_dot_serving_dot_protos_dot_tensorflow__serving_dot_apis_dot_classification__pb2.ClassificationResponse.SerializeToString,
+            ),
             'Predict': grpc.unary_unary_rpc_method_handler(
                     servicer.Predict,
                     request_deserializer=trainflow_dot_serving_dot_protos_dot_tensorflow__serving_dot_apis_dot_predict__pb2.PredictRequest.FromString,
@@ -85,6 +102,33 @@ def add_PredictionServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class PredictionService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Classify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tensorflow.serving.PredictionService/Classify',
+            trainflow_dot_serving_dot_protos_dot_tensorflow__serving_dot_apis_dot_classification__pb2.ClassificationRequest.SerializeToString,
+            trainflow_dot_serving_dot_protos_dot_tensorflow__serving_dot_apis_dot_classification__pb2.ClassificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def Predict(request,
