@@ -73,8 +73,27 @@ def test_model_train_then_predict_then_deploy(aws_env: str, mnist_dir: Path, tra
         assert dserve["model-name"] == "mnist" and dserve["rest-url"] != serve["rest-url"]
         assert httpx.get(f"{dserve['rest-url']}/v1/models/mnist", timeout=10).status_code == 200
 
+        # a resubmission under a new job-name reuses the download, the training and the export, and serves
+        again = trainflow("resubmit", "myjob-ab12c", "--job-name", "myjob-again", "--wait")
+        assert again.returncode == 0, again.stdout + again.stderr
+        cached = {s["name"]: s for s in json.loads(trainflow("get", "myjob-again", "-o", "json").stdout)["steps"]}
+        for step in ("download-dataset", "train-model", "export-model"):
+            assert cached[step]["status"] == "Cached" and "myjob-ab12c" in cached[step]["message"], step
+        aserve = cached["serve-model"]["outputs"]
+        assert aserve["model-version"] == 1 and aserve["rest-url"] != serve["rest-url"]
+        assert httpx.get(f"{aserve['rest-url']}/v1/models/mnist", timeout=10).status_code == 200
+
+        # a changed training parameter trains again (and exports and serves that model), not the download
+        lr = trainflow("submit", "model-train", "-p", "s3-data-url=s3://mybucket/data/mnist/",
+                       "-p", "s3-train-base-url=s3://mybucket/models", "-p", "job-name=myjob-lr", "-p", "tf-worker=1",
+                       "-p", "model-train-steps=30", "-p", "model-serving=false", "--wait")
+        assert lr.returncode == 0, lr.stdout + lr.stderr
+        rerun = {s["name"]: s["status"] for s in json.loads(trainflow("get", "myjob-lr", "-o", "json").stdout)["steps"]}
+        assert rerun == {"download-dataset": "Cached", "get-workflow-info": "Succeeded", "tensorboard": "Succeeded",
+                         "train-model": "Succeeded", "export-model": "Succeeded", "serve-model": "Skipped"}
+
         services = trainflow("services").stdout
-        assert services.count("serve-model") == 2 and "tensorboard" in services
+        assert services.count("serve-model") == 3 and "tensorboard" in services
         assert trainflow("delete", "--all").returncode == 0
         assert not listening(serve["rest-url"]) and not listening(dserve["grpc-address"])
     finally:

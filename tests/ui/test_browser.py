@@ -75,7 +75,7 @@ def test_the_workflow_page_shows_steps_curves_links_and_logs(finished: Dashboard
     expect(loss).to_have_count(1)
     assert int(loss.get_attribute("data-points")) >= 5
     expect(page.locator("#chart-accuracy .marker text")).to_contain_text("test ")
-    expect(page.locator("#links")).to_contain_text("TensorBoard")
+    expect(page.locator("#links")).to_contain_text("tensorboard url")
     serve = next(s for s in finished.workflow()["steps"] if s["name"] == "serve-model")["outputs"]
     expect(page.locator(f'#links a[href="{serve["rest-url"]}"]')).to_be_visible()
     expect(page.locator("#params")).to_contain_text("model-train-steps")

@@ -38,7 +38,7 @@ def test_workflow_api_is_what_trainflow_get_prints_plus_dag_and_links(finished: 
     assert ["train-model", "export-model"] in view["dag"]["edges"] and nodes["serve-model"]["level"] == 3
     labels = {link["label"]: link["value"] for link in view["links"]}
     serve = next(s for s in printed["steps"] if s["name"] == "serve-model")["outputs"]
-    assert labels["Model REST"] == serve["rest-url"] and labels["TensorBoard"].startswith("http://127.0.0.1:")
+    assert labels["serve-model rest-url"] == serve["rest-url"] and labels["tensorboard url"].startswith("http://127.0.0.1:")
     assert view["model"]["model-name"] == "mnist"
 
 

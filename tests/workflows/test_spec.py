@@ -60,8 +60,9 @@ def test_step_command_fills_params_outputs_and_ports() -> None:
     argv = step_command(MODEL_TRAIN.step("train-model"), values, outputs)
     assert argv[:3] == ["trainflow", "step", "train-model"]
     assert argv[argv.index("--data-dir") + 1] == "/cache/m" and argv[argv.index("--workers") + 1] == "3"
-    serve = step_command(MODEL_TRAIN.step("serve-model"), values, {"get-workflow-info": {"export-base": "/e"}}, {"rest": 0})
-    assert serve[serve.index("--rest-port") + 1] == "0" and serve[serve.index("--grpc-port") + 1] == "9000"
+    serve = step_command(MODEL_TRAIN.step("serve-model"), values, {"export-model": {"export-base": "/e"}}, {"rest": 8123})
+    assert serve[serve.index("--rest-port") + 1] == "8123" and serve[serve.index("--grpc-port") + 1] == "9000"
+    assert serve[serve.index("--export-base") + 1] == "/e" and serve[serve.index("--host") + 1] == "127.0.0.1"
 
 
 def test_missing_upstream_output_is_a_clear_error() -> None:

@@ -10,14 +10,16 @@ TARGETS = (*sorted(PIPELINES), "rbac")
 
 
 @click.command("compile")
-@click.argument("target", type=click.Choice(TARGETS))
+@click.argument("target", metavar=f"{'|'.join(TARGETS)}|FILE")
 @click.option("-p", "--parameter", "params", multiple=True, help="NAME=VALUE; repeatable.")
 @click.option("--job-kind", type=click.Choice(["pytorchjob", "tfjob"]), default="pytorchjob", show_default=True,
-              help="Kubeflow training job the train-model step creates.")
+              help="Kubeflow training job each training step creates.")
+@click.option("--no-cache", is_flag=True, help="No Argo memoization: every step always runs.")
 @click.option("-n", "--namespace", default=None, help="Namespace (rbac; for pipelines the same as -p namespace=...).")
 @click.option("-o", "--output", default="-", show_default=True, help="File to write, or - for stdout.")
-def compile_command(target: str, params: tuple[str, ...], job_kind: str, namespace: str | None, output: str) -> None:
-    """Print a pipeline as its Argo Workflow (or rbac: the ServiceAccount, Role, RoleBinding) in YAML."""
+def compile_command(target: str, params: tuple[str, ...], job_kind: str, no_cache: bool, namespace: str | None,
+                    output: str) -> None:
+    """Print a pipeline (a built-in, or a .py/.yaml file) as its Argo Workflow, or rbac, in YAML."""
     from pathlib import Path
 
     from trainflow.storage import atomic_write_bytes
@@ -31,7 +33,9 @@ def compile_command(target: str, params: tuple[str, ...], job_kind: str, namespa
         if values:
             raise WorkflowError(f"rbac takes only -n/--namespace, not -p {', '.join(sorted(values))}")
     else:
-        objects = compile_pipeline(PIPELINES[target], values, job_kind)
+        from trainflow.pipelines.loading import load_pipeline
+
+        objects = compile_pipeline(load_pipeline(target), values, job_kind, memoize=not no_cache)
     text = to_yaml(objects)
     if output == "-":
         click.echo(text, nl=False)

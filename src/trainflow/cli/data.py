@@ -265,7 +265,8 @@ def rm(name: str) -> None:
 @image_size_option
 @endpoint_option
 @region_option
-@click.option("--outputs", default=None, help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).")
+@click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS",
+              help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).")
 def download_dataset_step(s3_data_url: str, dataset_name: str | None, files: tuple[str, ...], data_format: str | None,
                           label_column: str | None, image_size: str | None, aws_endpoint_url: str | None,
                           aws_region: str | None, outputs: str | None) -> None:
@@ -277,5 +278,18 @@ def download_dataset_step(s3_data_url: str, dataset_name: str | None, files: tup
     result = sync(s3_data_url, name, files, aws_endpoint_url, aws_region, options=options)
     console.print(_summary(result), markup=False)
     write_outputs(outputs, {"dataset-name": result.name, "dataset-path": str(result.path),
+                            "dataset-path-digest": _content_digest(result.path),
                             "bytes-downloaded": result.bytes_downloaded, "offline": result.offline,
                             "dataset-format": result.descriptor.format if result.descriptor else ""})
+
+
+def _content_digest(directory: Path) -> str:
+    """The cached dataset's identity: its files' names and checksums from the manifest (not its timestamps)."""
+    import hashlib
+    import json
+
+    from trainflow.datasets.manifest import load_manifest
+
+    manifest = load_manifest(directory)
+    files = {name: entry.sha256 for name, entry in sorted(manifest.files.items())} if manifest else {}
+    return "manifest-sha256:" + hashlib.sha256(json.dumps(files).encode()).hexdigest()

@@ -30,9 +30,10 @@ COMMANDS = {
     "resubmit": "trainflow.cli.workflows:resubmit",
     "services": "trainflow.cli.workflows:services",
     "tensorboard": "trainflow.cli.workflows:tensorboard",
-    "workflow-runner": "trainflow.cli.workflows:workflow_runner",
+    "workflow-runner": "trainflow.cli.runner:workflow_runner",
     "ui": "trainflow.cli.ui:ui_command",
     "compile": "trainflow.cli.compile:compile_command",
+    "pipeline": "trainflow.cli.pipeline:pipeline",
     "doctor": "trainflow.cli.doctor:doctor_command",
 }
 STEPS = {
@@ -42,6 +43,8 @@ STEPS = {
     "train-model": "trainflow.cli.train:train_model_step",
     "export-model": "trainflow.cli.export:export_model_step",
     "serve-model": "trainflow.cli.serve:serve_model_step",
+    "call": "trainflow.cli.call:call_step",
+    "train-function": "trainflow.cli.call:train_function_step",
 }
 
 

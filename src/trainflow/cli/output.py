@@ -74,8 +74,9 @@ def write_outputs(path: str | None, outputs: dict[str, Any]) -> None:
 
     if path.endswith("/"):
         directory = Path(path)
-        for key, value in outputs.items():
-            atomic_write_bytes(directory / key, str(value).encode())
+        # outputs.json first: a runner polling the folder reads it whole (typed) before any per-key file.
         atomic_write_bytes(directory / "outputs.json", json.dumps(outputs, indent=2, sort_keys=True).encode())
+        for key, value in outputs.items():
+            atomic_write_bytes(directory / key, (value if isinstance(value, str) else json.dumps(value)).encode())
         return
     atomic_write_bytes(Path(path), json.dumps(outputs, indent=2, sort_keys=True).encode())

@@ -44,14 +44,15 @@ def run(data_url: str, job_name: str | None, workers: int, steps: int, model: st
         console.print(f"[red]{final.name} failed[/red]: {final.message}\n`trainflow logs {final.name}` shows why; "
                       f"`trainflow retry {final.name}` resumes from the failed step")
         sys.exit(1)
-    outputs = {s.name: s.outputs for s in final.steps}
+    outputs = {k: v for s in final.steps for k, v in s.outputs.items()}  # read by what they are, not by step
     console.print("\n[bold]Next[/bold]")
-    serve = outputs.get("serve-model", {})
-    dataset = outputs.get("download-dataset", {}).get("dataset-path", "DATA_DIR")
-    if "grpc-address" in serve:
-        console.print(f"  trainflow predict --server {serve['grpc-address']} --data-dir {dataset} --num 20")
-        console.print(f"  trainflow predict --server {serve['rest-url'].removeprefix('http://')} --protocol rest YOUR_DIGIT.png")
-        console.print(f"  REST: {serve['rest-url']}/v1/models/{serve.get('model-name', 'mnist')}  (TF Serving and KServe V2 /v2/...)")
-    if "url" in outputs.get("tensorboard", {}):
-        console.print(f"  TensorBoard: {outputs['tensorboard']['url']}")
+    dataset = outputs.get("dataset-path", "DATA_DIR")
+    if "grpc-address" in outputs:
+        console.print(f"  trainflow predict --server {outputs['grpc-address']} --data-dir {dataset} --num 20")
+    if "rest-url" in outputs:
+        rest = str(outputs["rest-url"])
+        console.print(f"  trainflow predict --server {rest.removeprefix('http://')} --protocol rest YOUR_DIGIT.png")
+        console.print(f"  REST: {rest}/v1/models/{outputs.get('model-name', 'mnist')}  (TF Serving and KServe V2 /v2/...)")
+    if "url" in outputs:
+        console.print(f"  TensorBoard: {outputs['url']}")
     console.print(f"  trainflow get {final.name}    trainflow delete {final.name}  (stops its services)")

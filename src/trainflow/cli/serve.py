@@ -91,7 +91,7 @@ def serve_command(model_base_path: str | None, model_config_file: str | None, aw
 @click.command("serve-model")
 @click.option("--export-base", required=True, help="The run's export base (numbered versions inside).")
 @server_options
-@click.option("--outputs", default=None, help="Write rest-url, grpc-address, model-version here once serving.")
+@click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS", help="Write rest-url, grpc-address, model-version here once serving.")
 def serve_model_step(export_base: str, aws_endpoint_url: str | None, aws_region: str | None, outputs: str | None,
                      **flags: Any) -> None:
     """Pipeline step (service): serve the exported model until stopped."""

@@ -13,7 +13,7 @@ from trainflow.storage import StorageOptions
 from trainflow.workflows.info import run_paths
 from trainflow.workflows.tensorboard import launch_tensorboard, local_logdir
 
-outputs_option = click.option("--outputs", default=None,
+outputs_option = click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS",
                               help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).")
 
 

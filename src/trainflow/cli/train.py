@@ -66,10 +66,12 @@ def train_command(workers: int, **options: Any) -> None:
 
 @click.command("train-model")
 @train_options
-@click.option("--outputs", default=None, type=click.Path(dir_okay=False), help="Write the step's outputs (JSON) here.")
+@click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS", help="Write the step's outputs here (a path ending in / gets one file per key).")
 def train_model_step(workers: int, outputs: str | None, **options: Any) -> None:
     """Pipeline step: train the model; outputs accuracy, global-step and metrics-url."""
     result = run_training(workers, **options)
+    if not result.trained or result.cluster.node_rank != 0:  # type: ignore[union-attr]
+        return  # the node hosting rank 0 reports; on a cluster the others share its outputs directory
     metrics = result.metrics or {}
     write_outputs(outputs, {"trained": result.trained, "accuracy": metrics.get("accuracy"),
                             "global-step": metrics.get("global_step"), "metrics-url": result.metrics_url,

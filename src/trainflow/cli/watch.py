@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import time
 
 from rich.console import Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from trainflow.cli.output import console
-from trainflow.workflows.backend import FINISHED, WorkflowInfo
-from trainflow.workflows.local.backend import LocalBackend
+from trainflow.workflows.backend import DONE, FINISHED, RUNNING, Backend, WorkflowInfo
 
-_COLOURS = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "dim", "Skipped": "yellow", "Omitted": "yellow"}
-_STEP = re.compile(rb"step=(\d+)/(\d+)")
+_COLOURS = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "dim", "Skipped": "yellow",
+            "Omitted": "yellow", "Cached": "green"}
 DEFAULT_MODEL_NAME = "mnist"  # what `trainflow predict --model-name` assumes
 
 
@@ -36,42 +40,39 @@ def step_table(info: WorkflowInfo) -> Table:
 
 
 def summary_lines(info: WorkflowInfo) -> list[str]:
-    """What a user wants after a run: accuracy, model version, TensorBoard and serving endpoints."""
+    """What a user wants after a run: each step's outputs (metrics, versions, URLs), and a predict command to try."""
     lines = []
-    out = {s.name: s.outputs for s in info.steps}
-    if "accuracy" in out.get("train-model", {}):
-        lines.append(f"Accuracy:     {float(out['train-model']['accuracy']):.4f}")
-    if "model-version" in out.get("export-model", {}):
-        lines.append(f"Model:        version {out['export-model']['model-version']} at {out['export-model'].get('model-url', '')}")
-    if "url" in out.get("tensorboard", {}):
-        lines.append(f"TensorBoard:  {out['tensorboard']['url']}")
-    serve = out.get("serve-model", {})
-    if "rest-url" in serve:
-        lines.append(f"Serving:      REST {serve['rest-url']}  gRPC {serve.get('grpc-address', '')}  model {serve.get('model-name', '')}")
-    if "grpc-address" in serve:
-        data = out.get("download-dataset", {}).get("dataset-path")
-        images = f"--data-dir {shlex.quote(data)} --num 10" if data else "YOUR_DIGIT.png"
-        model = serve.get("model-name") or info.params.get("model-name") or DEFAULT_MODEL_NAME
+    width = max((len(s.name) for s in info.steps), default=0) + 2
+    for step in info.steps:
+        shown = {k: v for k, v in step.outputs.items()
+                 if isinstance(v, str | int | float | bool) and k != "pid" and not k.endswith("-digest")}  # in -o json
+        if step.status in DONE and shown:
+            values = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+            lines.append(f"{step.name + ':':<{width}}{values}")
+    outputs = {k: v for s in info.steps if s.status in DONE for k, v in s.outputs.items()}
+    if "grpc-address" in outputs:  # a model server: the client that speaks its protocol
+        data = outputs.get("dataset-path")
+        images = f"--data-dir {shlex.quote(str(data))} --num 10" if data else "YOUR_DIGIT.png"
+        model = str(outputs.get("model-name") or info.params.get("model-name") or DEFAULT_MODEL_NAME)
         named = f" --model-name {shlex.quote(model)}" if model != DEFAULT_MODEL_NAME else ""
-        lines.append(f"Try:          trainflow predict --server {shlex.quote(serve['grpc-address'])}{named} {images}")
+        lines.append(f"{'Try:':<{width}}trainflow predict --server {shlex.quote(str(outputs['grpc-address']))}{named} "
+                     f"{images}")
     return lines
 
 
-def training_progress(backend: LocalBackend, name: str) -> tuple[int, int] | None:
-    """The last `step=N/M` the training log shows."""
-    path = backend.layout.workflow_dir(name) / "train-model.log"
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, path.stat().st_size - 8192))
-            matches = _STEP.findall(f.read())
-    except FileNotFoundError:
-        return None
-    return (int(matches[-1][0]), int(matches[-1][1])) if matches else None
+def step_progress(backend: Backend, info: WorkflowInfo) -> tuple[str, int, int | None] | None:
+    """(step, done, total) from the last progress event of a running step that reports progress."""
+    for step in info.steps:
+        if step.status == RUNNING:
+            events = backend.progress(info.name, step.name)
+            if events:
+                return step.name, int(events[-1]["step"]), events[-1].get("total")
+    return None
 
 
-def follow(backend: LocalBackend, name: str, live: bool = True) -> WorkflowInfo:
+def follow(backend: Backend, name: str, live: bool = True) -> WorkflowInfo:
     """Poll the workflow until it ends, drawing it live when `live`; returns its final state."""
-    progress = Progress(TextColumn("train-model"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     task = progress.add_task("steps", total=None)
     info = backend.get(name)
     if not live:
@@ -81,9 +82,9 @@ def follow(backend: LocalBackend, name: str, live: bool = True) -> WorkflowInfo:
     else:
         with Live(console=console, refresh_per_second=4) as view:
             while True:
-                done = training_progress(backend, name)
+                done = step_progress(backend, info)
                 if done:
-                    progress.update(task, completed=done[0], total=done[1])
+                    progress.update(task, description=done[0], completed=done[1], total=done[2])
                 view.update(Group(step_table(info), progress) if done else step_table(info))
                 if info.status in FINISHED:
                     break

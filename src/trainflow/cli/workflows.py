@@ -12,23 +12,25 @@ from trainflow.cli.output import console, emit
 from trainflow.cli.watch import follow
 from trainflow.settings import trainflow_home
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
-from trainflow.workflows.backend import WorkflowInfo
-from trainflow.workflows.local.backend import LocalBackend
+from trainflow.workflows.backend import Backend, WorkflowInfo
 
 backend_option = click.option("--backend", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
                               envvar="TRAINFLOW_BACKEND", help="Where workflows run.")
 namespace_option = click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
 
 
-def backend_for(kind: str, namespace: str = "default", job_kind: str = "pytorchjob"):  # noqa: ANN201
+def backend_for(kind: str, namespace: str = "default", job_kind: str = "pytorchjob") -> Backend:
+    """The backend the CLI talks to: this machine, or a Kubernetes cluster."""
     if kind == "kubernetes":
         from trainflow.workflows.kubernetes import KubernetesBackend
 
         return KubernetesBackend(namespace=namespace, job_kind=job_kind)
-    return LocalBackend(trainflow_home())
+    return local()
 
 
-def local() -> LocalBackend:
+def local() -> Backend:
+    from trainflow.workflows.local.backend import LocalBackend
+
     return LocalBackend(trainflow_home())
 
 
@@ -49,19 +51,34 @@ def duration(start: float | None, end: float | None) -> str:
 
 
 @click.command()
-@click.argument("pipeline", type=click.Choice(sorted(PIPELINES)))
+@click.argument("pipeline", metavar=f"{'|'.join(sorted(PIPELINES))}|FILE")
 @click.option("-p", "--parameter", "params", multiple=True, help="NAME=VALUE; repeatable.")
 @click.option("--wait", is_flag=True, help="Wait until the workflow ends; exit non-zero if it failed.")
 @click.option("--watch", is_flag=True, help="Show the steps live until the workflow ends.")
+@click.option("--no-cache", is_flag=True, help="Run every step, even those an earlier run's outputs could stand for.")
 @click.option("--job-kind", type=click.Choice(["pytorchjob", "tfjob"]), default="pytorchjob", show_default=True)
 @backend_option
 @namespace_option
-def submit(pipeline: str, params: tuple[str, ...], wait: bool, watch: bool, job_kind: str, backend: str, namespace: str) -> None:
-    """Submit PIPELINE (model-train or model-deploy) with -p NAME=VALUE parameters."""
-    info = backend_for(backend, namespace, job_kind).submit(PIPELINES[pipeline], parse_assignments(params))
+def submit(pipeline: str, params: tuple[str, ...], wait: bool, watch: bool, no_cache: bool, job_kind: str, backend: str,
+           namespace: str) -> None:
+    """Submit PIPELINE (model-train, model-deploy, or a .py/.yaml file defining one) with -p NAME=VALUE."""
+    from pathlib import Path
+
+    from trainflow.pipelines.loading import load_pipeline
+
+    target = backend_for(backend, namespace, job_kind)
+    if (wait or watch) and not target.watchable():
+        raise WorkflowError(f"the {target.name} backend cannot follow a run from here: submit without --wait/--watch, "
+                            f"then `trainflow get NAME --backend {target.name}` (or `argo watch NAME`)")
+    spec = load_pipeline(pipeline)
+    values = parse_assignments(params)
+    if pipeline in PIPELINES:
+        info = target.submit(spec, values, no_cache=no_cache)
+    else:
+        info = target.submit(spec, values, no_cache=no_cache, python_path=[str(Path(pipeline).resolve().parent)])
     console.print(f"Name: {info.name}\nStatus: {info.status}\nCreated: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.created_at))}")
-    if backend == "local" and (wait or watch):
-        final = follow(local(), info.name, live=watch or sys.stdout.isatty())
+    if wait or watch:
+        final = follow(target, info.name, live=watch or sys.stdout.isatty())
         sys.exit(0 if final.status == "Succeeded" else 1)
 
 
@@ -77,7 +94,9 @@ def list_command(output: str | None, backend: str, namespace: str) -> None:
         return
     table = Table("NAME", "STATUS", "AGE", "DURATION", "MESSAGE", box=None)
     for info in infos:
-        table.add_row(info.name, info.status, age(info.created_at), duration(info.started_at, info.finished_at), info.message)
+        cached = sum(s.status == "Cached" for s in info.steps)
+        message = "; ".join(filter(None, [info.message, f"{cached} step(s) Cached" if cached else ""]))
+        table.add_row(info.name, info.status, age(info.created_at), duration(info.started_at, info.finished_at), message)
     console.print(table if infos else "no workflows")
 
 
@@ -104,6 +123,21 @@ def print_workflow(info: WorkflowInfo) -> None:
     console.print(step_table(info))
     for line in summary_lines(info):
         console.print(line, soft_wrap=True, markup=False)  # URLs and commands stay whole, to copy
+    for line in failed_log_tails(info):
+        console.print(line, soft_wrap=True, markup=False)
+
+
+def failed_log_tails(info: WorkflowInfo, lines: int = 15) -> list[str]:
+    """The last log lines of each failed step (what a user reads first to see why)."""
+    if info.backend != "local":
+        return []
+    found = []
+    for step in info.steps:
+        if step.status == "Failed":
+            tail = [line for line in local().logs(info.name, step.name)][-lines:]
+            if tail:
+                found += [f"Last lines of {step.name}:", *(f"  {line.removeprefix(step.name + ': ')}" for line in tail)]
+    return found
 
 
 @click.command()
@@ -128,7 +162,7 @@ def delete(name: str | None, all_: bool, backend: str, namespace: str) -> None:
     target = backend_for(backend, namespace)
     if all_ == bool(name):
         raise WorkflowError("give a workflow NAME or --all")
-    names = [i.name for i in target.list()] if all_ else [name]
+    names = [i.name for i in target.list()] if all_ or name is None else [name]
     for n in names:
         target.delete(n)
         console.print(f'Workflow "{n}" deleted')
@@ -136,61 +170,69 @@ def delete(name: str | None, all_: bool, backend: str, namespace: str) -> None:
 
 @click.command()
 @click.argument("name")
-def stop(name: str) -> None:
+@backend_option
+@namespace_option
+def stop(name: str, backend: str, namespace: str) -> None:
     """Stop a running workflow (services already started stay up)."""
-    console.print(f"{name}: {local().stop(name).status}")
+    console.print(f"{name}: {backend_for(backend, namespace).stop(name).status}")
 
 
 @click.command()
 @click.argument("name")
 @click.option("--wait", is_flag=True)
-def retry(name: str, wait: bool) -> None:
+@backend_option
+@namespace_option
+def retry(name: str, wait: bool, backend: str, namespace: str) -> None:
     """Re-run a failed workflow from its failed step, keeping the steps that succeeded."""
-    info = local().retry(name)
+    target = backend_for(backend, namespace)
+    info = target.retry(name)
     console.print(f"{info.name}: retrying")
     if wait:
-        sys.exit(0 if follow(local(), name, live=sys.stdout.isatty()).status == "Succeeded" else 1)
+        sys.exit(0 if follow(target, name, live=sys.stdout.isatty()).status == "Succeeded" else 1)
 
 
 @click.command()
 @click.argument("name")
 @click.option("--job-name", default=None, help="Name of the new run (default: NAME plus a random suffix).")
+@click.option("--no-cache", is_flag=True, help="Run every step again (default: reuse this run's cacheable results).")
 @click.option("--wait", is_flag=True)
-def resubmit(name: str, job_name: str | None, wait: bool) -> None:
-    """Run a workflow again from the start, under a new name."""
-    info = local().resubmit(name, job_name)
+@backend_option
+@namespace_option
+def resubmit(name: str, job_name: str | None, no_cache: bool, wait: bool, backend: str, namespace: str) -> None:
+    """Run a workflow again under a new name; unchanged cacheable steps reuse its outputs."""
+    target = backend_for(backend, namespace)
+    info = target.resubmit(name, job_name, no_cache)
     console.print(f"Name: {info.name}\nStatus: {info.status}")
     if wait:
-        sys.exit(0 if follow(local(), info.name, live=sys.stdout.isatty()).status == "Succeeded" else 1)
+        sys.exit(0 if follow(target, info.name, live=sys.stdout.isatty()).status == "Succeeded" else 1)
 
 
 @click.command()
 @click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
-def services(output: str | None) -> None:
+@backend_option
+@namespace_option
+def services(output: str | None, backend: str, namespace: str) -> None:
     """List running services (TensorBoard, model servers) with their URLs."""
     rows = [{"workflow": w.name, "service": s.name, **{k: v for k, v in s.outputs.items() if k != "pid"}}
-            for w, s in local().services()]
+            for w, s in backend_for(backend, namespace).services()]
     if output:
         emit(rows, output)
         return
     table = Table("WORKFLOW", "SERVICE", "URL", box=None)
     for row in rows:
-        url = row.get("url") or " ".join(str(row[k]) for k in ("rest-url", "grpc-address") if k in row)
-        table.add_row(row["workflow"], row["service"], url)
+        urls = [str(v) for k, v in row.items() if k not in ("workflow", "service") and isinstance(v, str)
+                and (v.startswith("http") or k.endswith(("url", "address")))]
+        table.add_row(row["workflow"], row["service"], " ".join(urls))
     console.print(table if rows else "no running services")
 
 
 @click.command("tensorboard")
 @click.argument("name")
-def tensorboard(name: str) -> None:
-    """Print the URL of a workflow's TensorBoard."""
-    console.print(local().find_service(name, "tensorboard").outputs["url"])
-
-
-@click.command("workflow-runner", hidden=True)
-@click.argument("name")
-def workflow_runner(name: str) -> None:
-    """Internal: run a recorded workflow's steps (started detached by submit and retry)."""
-    from trainflow.workflows.local.executor import run_workflow
-
-    sys.exit(run_workflow(trainflow_home(), name))
+@backend_option
+@namespace_option
+def tensorboard(name: str, backend: str, namespace: str) -> None:
+    """Print the URL of a workflow's TensorBoard (the service that reports the logdir it shows)."""
+    found = [s for w, s in backend_for(backend, namespace).services() if w.name == name and "logdir" in s.outputs]
+    if not found:
+        raise WorkflowError(f"workflow {name} has no running tensorboard: see `trainflow get {name}`")
+    console.print(found[0].outputs["url"])

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from trainflow.datasets import Split, load_split, shard_range
+from trainflow.progress import report_progress
 from trainflow.storage import StorageError, StorageOptions, open_store
 from trainflow.training.batches import ShardBatches, to_tensor
 from trainflow.training.checkpoints import Checkpoint, CheckpointStore
@@ -177,6 +178,8 @@ def _train_steps(worker: Worker, ddp: nn.Module, batches: ShardBatches, start: i
             if worker.rank == 0:
                 log.info("step=%d/%d loss=%.4f acc=%.4f examples/s=%.0f", done, config.train_steps,
                          loss_sum / seen, correct / seen, rate)
+                report_progress(done, config.train_steps, **{"train/loss": loss_sum / seen,
+                                                             "train/accuracy": correct / seen})
                 if events is not None:
                     events.scalars(done, {"train/loss": loss_sum / seen, "train/accuracy": correct / seen,
                                           "train/learning_rate": config.learning_rate, "train/examples_per_sec": rate})

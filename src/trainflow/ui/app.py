@@ -24,8 +24,7 @@ from trainflow.ui.hosts import HostCheck, allowed_host_names
 from trainflow.ui.predict import digit_from_request, predict_digit
 from trainflow.ui.views import workflow_view
 from trainflow.workflows import WorkflowError
-from trainflow.workflows.backend import WorkflowInfo
-from trainflow.workflows.local.backend import LocalBackend
+from trainflow.workflows.backend import Backend, WorkflowInfo
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 class Dashboard:
     """The API handlers, bound to one backend."""
 
-    def __init__(self, backend: LocalBackend, cache_dir: Path) -> None:
+    def __init__(self, backend: Backend, cache_dir: Path) -> None:
         self.backend = backend
         self.curves = CurveReader(cache_dir)
 
@@ -101,8 +100,8 @@ class Dashboard:
 
     def curves_of(self, request: Request) -> JSONResponse:
         info = self.find(request.path_params["name"])
-        train_log = self.backend.logs(info.name, "train-model") if info.step("train-model") else []
-        return JSONResponse(self.curves.read(info, train_log).to_dict())
+        progress = {s.name: self.backend.progress(info.name, s.name) for s in info.steps if s.status != "Pending"}
+        return JSONResponse(self.curves.read(info, progress).to_dict())
 
     async def predict(self, request: Request) -> JSONResponse:
         body = await read_body(request, MAX_PREDICT_BYTES)
@@ -130,7 +129,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return Response(exc.detail, status_code=exc.status_code)
 
 
-def create_app(backend: LocalBackend, cache_dir: Path | None = None,
+def create_app(backend: Backend, cache_dir: Path | None = None,
                allowed_hosts: frozenset[str] | None = None) -> Starlette:
     """The dashboard as an ASGI app: `/` the page, `/static/...` its assets, `/api/...` the JSON.
 

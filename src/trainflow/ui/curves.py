@@ -1,7 +1,9 @@
-"""Training curves of a workflow: TensorBoard event scalars, live `step=N/M` log lines, final metrics.
+"""Curves of a workflow: its steps' progress events, TensorBoard event scalars, final metrics.
 
-The event files are what TensorBoard shows, but rank 0 flushes them in batches (and uploads them to
-an S3 train dir only at checkpoints), so the train-model log fills in the steps they do not have yet.
+Progress events (see trainflow.progress) come from any step that reports them, live. The event files
+are what TensorBoard shows, but rank 0 flushes them in batches (and uploads them to an S3 train dir
+only at checkpoints), so progress events fill in the steps they do not have yet. Event files and
+`metrics.json` are read from the `train-dir` output of whichever step writes one.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import hashlib
 import json
 import logging
 import math
-import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,8 +24,8 @@ from trainflow.workflows.backend import WorkflowInfo
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
-LOG_LINE = re.compile(r"step=(\d+)/(\d+) loss=(\S+) acc=(\S+)")
-LOG_TAGS = ("train/loss", "train/accuracy")
+TRAIN_DIR_OUTPUT = "train-dir"  # a step output holding a train dir (logs/ with TensorBoard events, metrics.json)
+_NOT_METRICS = ("step", "total", "time")
 
 Points = list[tuple[int, float]]
 
@@ -38,25 +39,24 @@ class Curves:
     total_steps: int | None = None
     final: dict[str, Any] | None = None
     sources: list[str] = field(default_factory=list)
+    progress_step: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"series": {tag: [[s, v] for s, v in points] for tag, points in sorted(self.series.items())},
-                "step": self.step, "total_steps": self.total_steps, "final": self.final, "sources": self.sources}
+                "step": self.step, "total_steps": self.total_steps, "final": self.final, "sources": self.sources,
+                "progress_step": self.progress_step}
 
 
-def parse_log_lines(lines: Iterable[str]) -> tuple[dict[str, dict[int, float]], int | None]:
-    """`step=N/M loss=X acc=Y` lines -> {tag: {step: value}} and M (the run's step count)."""
-    series: dict[str, dict[int, float]] = {tag: {} for tag in LOG_TAGS}
+def parse_progress(events: Iterable[dict[str, Any]]) -> tuple[dict[str, dict[int, float]], int | None]:
+    """Progress events -> {metric: {step: value}} and the last total steps reported."""
+    series: dict[str, dict[int, float]] = {}
     total = None
-    for line in lines:
-        match = LOG_LINE.search(line)
-        if not match:
-            continue
-        step, total = int(match[1]), int(match[2])
-        try:
-            series["train/loss"][step], series["train/accuracy"][step] = float(match[3]), float(match[4])
-        except ValueError:
-            continue  # a line cut by the writer; the next poll reads it whole
+    for event in events:
+        step = int(event["step"])
+        total = int(event["total"]) if isinstance(event.get("total"), int) else total
+        for key, value in event.items():
+            if key not in _NOT_METRICS and isinstance(value, int | float):
+                series.setdefault(key, {})[step] = float(value)
     return series, total
 
 
@@ -86,14 +86,16 @@ class CurveReader:
         self._parsed: dict[tuple[str, str], tuple[str, dict[str, dict[int, float]]]] = {}
         self._lock = threading.Lock()
 
-    def read(self, info: WorkflowInfo, train_log: Iterable[str]) -> Curves:
-        """The curves of `info` from its event files, its train-model log lines and its metrics.json."""
+    def read(self, info: WorkflowInfo, progress: dict[str, list[dict[str, Any]]]) -> Curves:
+        """The curves of `info` from its steps' progress events, its event files and its metrics.json."""
         curves = Curves()
         merged: dict[str, dict[int, float]] = {}
-        logged, curves.total_steps = parse_log_lines(train_log)
-        if any(logged.values()):
-            curves.sources.append("log")
-            merged.update({tag: dict(points) for tag, points in logged.items()})
+        reporting = [name for name, events in progress.items() if events]
+        if reporting:
+            curves.progress_step = reporting[-1]
+            reported, curves.total_steps = parse_progress(progress[reporting[-1]])
+            curves.sources.append("progress")
+            merged.update({tag: dict(points) for tag, points in reported.items()})
         train_dir = _train_dir(info)
         if train_dir:
             options = StorageOptions.from_env(info.params.get("aws-endpoint-url") or None,
@@ -102,7 +104,7 @@ class CurveReader:
             if events:
                 curves.sources.append("events")
             for tag, points in events.items():
-                merged.setdefault(tag, {}).update(points)  # events are exact; the log has 4 decimals
+                merged.setdefault(tag, {}).update(points)  # events are what TensorBoard shows
             curves.final = _read_metrics(train_dir, options)
         # NaN and infinity (a run that diverged) are not JSON: such points are left out of the plot
         finite = {tag: {s: v for s, v in points.items() if math.isfinite(v)} for tag, points in merged.items()}
@@ -146,8 +148,9 @@ class CurveReader:
 
 
 def _train_dir(info: WorkflowInfo) -> str | None:
-    step = info.step("get-workflow-info")
-    return step.outputs.get("train-dir") if step else None
+    """The train dir a step of the workflow wrote as its `train-dir` output."""
+    found = [str(s.outputs[TRAIN_DIR_OUTPUT]) for s in info.steps if s.outputs.get(TRAIN_DIR_OUTPUT)]
+    return found[-1] if found else None
 
 
 def _read_metrics(train_dir: str, options: StorageOptions) -> dict[str, Any] | None:

@@ -1,37 +1,39 @@
-"""What the dashboard shows of a workflow: `trainflow get -o json` plus its DAG and links."""
+"""What the dashboard shows of a workflow: `trainflow get -o json` plus its DAG and links.
+
+Everything comes from the steps' kinds, dependencies and outputs: a link is any output holding a URL
+or an address, the served model is the step whose outputs name a REST URL and a model.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from trainflow.workflows import PIPELINES
 from trainflow.workflows.backend import StepInfo, WorkflowInfo
 
-# outputs shown as links, in this order: (step, output key, label)
-LINKS = (
-    ("tensorboard", "url", "TensorBoard"),
-    ("serve-model", "rest-url", "Model REST"),
-    ("serve-model", "grpc-address", "Model gRPC"),
-    ("export-model", "model-url", "Exported model"),
-    ("train-model", "metrics-url", "Metrics"),
-)
+LINK_SUFFIXES = ("url", "address")
 
 
-def dag_levels(pipeline_name: str) -> dict[str, int]:
+def dag_levels(steps: list[StepInfo]) -> dict[str, int]:
     """Each step's column in the drawing: the length of the longest dependency chain before it."""
-    pipeline = PIPELINES[pipeline_name]
+    known = {s.name: s for s in steps}
     levels: dict[str, int] = {}
-    for step in pipeline.order():
-        levels[step.name] = 1 + max((levels[d] for d in step.depends), default=-1)
+
+    def level(name: str, seen: frozenset[str] = frozenset()) -> int:
+        if name not in levels:
+            parents = [d for d in known[name].depends if d in known and d not in seen]
+            levels[name] = 1 + max((level(d, seen | {name}) for d in parents), default=-1)
+        return levels[name]
+
+    for step in steps:
+        level(step.name)
     return levels
 
 
 def workflow_dag(info: WorkflowInfo) -> dict[str, Any]:
     """Nodes (status, times, column, row) and edges (dependency -> step) of the workflow's steps."""
-    pipeline = PIPELINES.get(info.pipeline)
-    levels = dag_levels(info.pipeline) if pipeline else {s.name: i for i, s in enumerate(info.steps)}
-    depends = {s.name: s.depends for s in pipeline.steps} if pipeline else {}
+    levels = dag_levels(info.steps)
+    depends = {s.name: tuple(s.depends) for s in info.steps}
     rows = _rows(info.steps, levels, depends)
     nodes = [{"name": step.name, "status": step.status, "service": step.service, "level": levels.get(step.name, 0),
               "row": rows[step.name], "started_at": step.started_at, "finished_at": step.finished_at,
@@ -57,25 +59,24 @@ def _rows(steps: list[StepInfo], levels: dict[str, int], depends: dict[str, tupl
 
 
 def workflow_links(info: WorkflowInfo) -> list[dict[str, str]]:
-    """Where to look next: TensorBoard, the model endpoints, the exported model, the metrics."""
+    """Where to look next: every URL or address a step wrote (services first), and each model's status page."""
     links = []
-    for step_name, key, label in LINKS:
-        step = info.step(step_name)
-        value = step.outputs.get(key) if step else None
-        if value:
-            links.append({"label": label, "step": step_name, "value": str(value),
-                          "href": str(value) if str(value).startswith("http") else ""})
-    serve = info.step("serve-model")
-    if serve and serve.outputs.get("rest-url") and serve.outputs.get("model-name"):
-        status = f"{serve.outputs['rest-url']}/v1/models/{serve.outputs['model-name']}"
-        links.insert(2, {"label": "Model status", "step": "serve-model", "value": status, "href": status})
+    for step in sorted(info.steps, key=lambda s: not s.service):
+        for key, value in step.outputs.items():
+            text = str(value)
+            if key.endswith(LINK_SUFFIXES) or text.startswith(("http://", "https://")):
+                links.append({"label": f"{step.name} {key}", "step": step.name, "value": text,
+                              "href": text if text.startswith("http") else ""})
+        if step.outputs.get("rest-url") and step.outputs.get("model-name"):
+            status = f"{step.outputs['rest-url']}/v1/models/{step.outputs['model-name']}"
+            links.append({"label": f"{step.name} model status", "step": step.name, "value": status, "href": status})
     return links
 
 
 def model_endpoint(info: WorkflowInfo) -> dict[str, Any] | None:
-    """The served model of a workflow (REST URL, name, version), or None when it serves none."""
-    serve = info.step("serve-model")
-    if not serve or not serve.outputs.get("rest-url"):
+    """The served model of a workflow (REST URL, name, version): a step that outputs `rest-url`; None without one."""
+    serve = next((s for s in info.steps if s.outputs.get("rest-url")), None)
+    if serve is None:
         return None
     return {"rest-url": serve.outputs["rest-url"], "model-name": serve.outputs.get("model-name") or info.params.get("model-name", "mnist"),
             "model-version": serve.outputs.get("model-version")}

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from trainflow.workflows.spec import Pipeline
+from trainflow.pipelines import Pipeline
 
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, OMITTED = "Pending", "Running", "Succeeded", "Failed", "Skipped", "Omitted"
-FINISHED = (SUCCEEDED, FAILED, SKIPPED, OMITTED)
+CACHED = "Cached"  # a step that did not run: an earlier run's outputs were reused (its message names that run)
+FINISHED = (SUCCEEDED, FAILED, SKIPPED, OMITTED, CACHED)
+DONE = (SUCCEEDED, CACHED)  # what a later step may start after
 
 
 @dataclass
@@ -21,6 +24,7 @@ class StepInfo:
     message: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
     service: bool = False
+    depends: list[str] = field(default_factory=list)  # the steps (instances) it runs after
 
 
 @dataclass
@@ -44,16 +48,38 @@ class WorkflowInfo:
 
 
 class Backend(Protocol):
-    """Where workflows run; the CLI talks to this and nothing else."""
+    """Where workflows run; the CLI and the dashboard talk to this and nothing else.
+
+    An operation a backend cannot do raises WorkflowError saying so and what to do instead.
+    """
 
     name: str
 
-    def submit(self, pipeline: Pipeline, values: Mapping[str, str]) -> WorkflowInfo: ...
+    def submit(self, pipeline: Pipeline, values: Mapping[str, str], no_cache: bool = False,
+               python_path: builtins.list[str] | None = None) -> WorkflowInfo:
+        """Start a run; `python_path`: folders its steps' functions import from (a pipeline file's folder)."""
+        ...
 
     def get(self, name: str) -> WorkflowInfo: ...
 
-    def list(self) -> list[WorkflowInfo]: ...
+    def list(self) -> builtins.list[WorkflowInfo]: ...
 
     def logs(self, name: str, step: str | None = None, follow: bool = False) -> Iterator[str]: ...
 
     def delete(self, name: str) -> None: ...
+
+    def stop(self, name: str) -> WorkflowInfo: ...
+
+    def retry(self, name: str) -> WorkflowInfo: ...
+
+    def resubmit(self, name: str, new_name: str | None = None, no_cache: bool = False) -> WorkflowInfo: ...
+
+    def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]: ...
+
+    def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
+        """The structured progress events a step reported (see trainflow.progress), oldest first."""
+        ...
+
+    def watchable(self) -> bool:
+        """Whether `submit --wait/--watch` can follow a run here."""
+        ...

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
+from trainflow.pipelines.refs import (
+    HostRef,
+    ItemRef,
+    OutputRef,
+    ParamRef,
+    PortRef,
+    Ref,
+    substitute,
+)
+from trainflow.pipelines.steps import Service, Step
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.spec import OutputRef, ParamRef, PortRef, Step, render_args
+
+
+def as_text(value: object) -> str:
+    """An output value as a command-line argument: text as is, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def step_command(
@@ -13,23 +28,32 @@ def step_command(
     values: Mapping[str, str],
     outputs: Mapping[str, Mapping[str, object]],
     ports: Mapping[str, int] | None = None,
+    item: str | None = None,
+    host: str = "127.0.0.1",
 ) -> list[str]:
-    """`trainflow step <name> ...` with parameters, earlier outputs and ports filled in.
+    """The step's argv with parameters, earlier outputs, the fan-out item, ports and the host filled in.
 
-    `ports` maps a step's port names to what it should listen on; a port not given gets its
-    container port (what Kubernetes uses). The local runner passes 0 ("pick a free port").
+    `ports` maps a service's port names to what it should listen on; a port not given gets its
+    container port (what Kubernetes uses).
     """
 
-    def resolve(ref: ParamRef | OutputRef | PortRef) -> str:
+    def resolve(ref: Ref) -> str:
         if isinstance(ref, ParamRef):
             return values[ref.name]
         if isinstance(ref, OutputRef):
             try:
-                return str(outputs[ref.step][ref.key])
+                return as_text(outputs[ref.step][ref.key])
             except KeyError:
-                raise WorkflowError(f"step {step.name} needs output '{ref.key}' of step {ref.step}, which it did not write") from None
-        if ports is not None and ref.name in ports:
-            return str(ports[ref.name])
-        return str(next(p.container_port for p in step.ports if p.name == ref.name))
+                raise WorkflowError(f"step {step.name} needs output '{ref.key}' of step {ref.step}, which it did not "
+                                    "write") from None
+        if isinstance(ref, ItemRef):
+            return item or ""
+        if isinstance(ref, PortRef):
+            if ports is not None and ref.name in ports:
+                return str(ports[ref.name])
+            assert isinstance(step, Service)
+            return str(step.port(ref.name).container_port)
+        assert isinstance(ref, HostRef)
+        return host
 
-    return [*step.command, *render_args(step, resolve)]
+    return [substitute(arg, resolve) for arg in step.command]

@@ -1,4 +1,9 @@
-"""Validate and complete a pipeline's parameters before anything runs."""
+"""Validate and complete a pipeline's parameters before anything runs.
+
+Each parameter is checked against its declared type (see trainflow.pipelines.params); the rules
+below add what the built-in pipelines' parameters mean: names that become Kubernetes objects, a
+model name the server takes, a model factory, URLs and an S3 endpoint.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,16 @@ import math
 import re
 from collections.abc import Mapping
 
+from trainflow.pipelines import Pipeline, PipelineError
 from trainflow.serving.errors import ServingError
 from trainflow.serving.names import check_model_name as serving_model_name
 from trainflow.storage import StorageError, canonical_url, parse_url
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.spec import Pipeline
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _MODEL_FACTORY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 BUILTIN_MODELS = ("cnn", "mlp")  # training's built-ins; workflows may not import training (torch)
-_POSITIVE_INTS = ("tf-worker", "model-train-steps", "model-batch-size", "model-hidden-units")
 _URLS = ("s3-data-url", "s3-train-base-url")
-BOOLEANS = ("model-serving",)
 
 
 def parse_assignments(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -49,32 +52,19 @@ def check_model_name(value: str) -> str:
 
 
 def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
-    """The pipeline's defaults overlaid with `given`, validated; unknown names are refused."""
-    known = [p.name for p in pipeline.params]
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise WorkflowError(f"unknown parameter(s) {', '.join(unknown)} for {pipeline.name}; known: {', '.join(known)}")
-    values = {**pipeline.defaults, **given}
-    name = values[pipeline.name_param]
-    if not name:
-        raise WorkflowError(f"{pipeline.name} needs -p {pipeline.name_param}=NAME")
-    check_dns_label(name, pipeline.name_param)
-    if pipeline.name_suffix:
-        check_dns_label(name + pipeline.name_suffix, f"{pipeline.name_param} (+ '{pipeline.name_suffix}')")
-    for key in _POSITIVE_INTS:
-        if key in values:
-            values[key] = str(_positive_int(key, values[key]))
-    if "model-learning-rate" in values:
-        _positive_float("model-learning-rate", values["model-learning-rate"])
-    if "model-name" in values:
-        check_model_name(values["model-name"])
-    if values.get("namespace"):
-        check_dns_label(values["namespace"], "namespace")
-    if values.get("model"):
-        _model_factory(values["model"])
-    for key in BOOLEANS:
-        if key in values:
-            values[key] = _boolean(key, values[key])
+    """The pipeline's defaults overlaid with `given`, each checked against its type; unknown names are refused."""
+    try:
+        values = pipeline.resolve(given)
+    except PipelineError as exc:
+        raise WorkflowError(exc.message) from None
+    if pipeline.name_param is not None:
+        name = values[pipeline.name_param]
+        if not name:
+            raise WorkflowError(f"{pipeline.name} needs -p {pipeline.name_param}=NAME")
+        check_dns_label(name, pipeline.name_param)
+        if pipeline.name_suffix:
+            check_dns_label(name + pipeline.name_suffix, f"{pipeline.name_param} (+ '{pipeline.name_suffix}')")
+    _check_builtin_meanings(values)
     for key in _URLS:
         if values.get(key):
             try:
@@ -91,14 +81,27 @@ def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, st
     return values
 
 
-def _positive_int(key: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise WorkflowError(f"parameter {key} must be a whole number, not '{raw}'") from None
-    if value < 1:
-        raise WorkflowError(f"parameter {key} must be at least 1, not {value}")
-    return value
+def _check_builtin_meanings(values: Mapping[str, str]) -> None:
+    """What the built-in pipelines' parameters must also be, beyond their types."""
+    if "model-learning-rate" in values:
+        _positive_float("model-learning-rate", values["model-learning-rate"])
+    if "model-name" in values:
+        check_model_name(values["model-name"])
+    if values.get("namespace"):
+        check_dns_label(values["namespace"], "namespace")
+    if values.get("model"):
+        _model_factory(values["model"])
+
+
+def inherited_values(pipeline: Pipeline, given: Mapping[str, str], explicit: Mapping[str, str],
+                     source: Mapping[str, str]) -> dict[str, str]:
+    """`given` plus, for each parameter not in `explicit`, the value the source workflow ran with."""
+    keep = {pipeline.name_param, pipeline.inherit_from}
+    values = dict(given)
+    for p in pipeline.params:
+        if p.name not in explicit and p.name not in keep and p.name in source:
+            values[p.name] = source[p.name]
+    return values
 
 
 def _positive_float(key: str, raw: str) -> float:
@@ -116,12 +119,3 @@ def _model_factory(raw: str) -> str:
         raise WorkflowError(f"parameter model '{raw[:100]}' is neither {' nor '.join(BUILTIN_MODELS)} nor "
                             "module:attr (e.g. mypkg.models:build)")
     return raw
-
-
-def _boolean(key: str, raw: str) -> str:
-    lowered = raw.lower()
-    if lowered in ("true", "1", "yes"):
-        return "true"
-    if lowered in ("false", "0", "no"):
-        return "false"
-    raise WorkflowError(f"parameter {key} must be true or false, not '{raw}'")

@@ -31,7 +31,12 @@ CREATE TABLE IF NOT EXISTS steps (
     pid INTEGER, pid_started REAL, attempts INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (workflow, name)
 );
+CREATE TABLE IF NOT EXISTS step_cache (
+    key TEXT PRIMARY KEY, workflow TEXT NOT NULL, step TEXT NOT NULL, outputs TEXT NOT NULL, created_at REAL NOT NULL
+);
 """
+# Columns added after the first release: a database created earlier gets them when opened.
+_ADDED_COLUMNS = (("workflows", "spec", "TEXT"), ("workflows", "no_cache", "INTEGER NOT NULL DEFAULT 0"))
 _STEP_FIELDS = ("status", "started_at", "finished_at", "message", "outputs", "pid", "pid_started", "attempts")
 _WORKFLOW_FIELDS = ("status", "started_at", "finished_at", "message", "runner_pid", "runner_started")
 
@@ -52,6 +57,9 @@ class StateStore:
         with FileLock(f"{path}.lock"), self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            for table, column, kind in _ADDED_COLUMNS:
+                if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -67,14 +75,16 @@ class StateStore:
             raise WorkflowError(f"cannot use the workflow state in {self.path}: {exc}; check that TRAINFLOW_HOME "
                                 f"is a writable directory on a disk with free space") from None
 
-    def create(self, info: WorkflowInfo) -> None:
-        """Record a new workflow and its steps; refuses a name that exists."""
+    def create(self, info: WorkflowInfo, spec: dict[str, Any] | None = None, no_cache: bool = False) -> None:
+        """Record a new workflow, its pipeline spec and its steps; refuses a name that exists."""
         with self._connect() as db:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 db.execute(
-                    "INSERT INTO workflows (name, pipeline, status, params, created_at, message) VALUES (?,?,?,?,?,?)",
-                    (info.name, info.pipeline, info.status, json.dumps(info.params), info.created_at, info.message),
+                    "INSERT INTO workflows (name, pipeline, status, params, created_at, message, spec, no_cache) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    (info.name, info.pipeline, info.status, json.dumps(info.params), info.created_at, info.message,
+                     json.dumps(spec) if spec is not None else None, int(no_cache)),
                 )
                 db.executemany(
                     "INSERT INTO steps (workflow, name, position, status, service) VALUES (?,?,?,?,?)",
@@ -92,6 +102,30 @@ class StateStore:
                 raise WorkflowError(f"no workflow named '{name}': see `trainflow list`")
             steps = db.execute("SELECT * FROM steps WHERE workflow = ? ORDER BY position", (name,)).fetchall()
         return _workflow(row, steps)
+
+    def spec(self, name: str) -> tuple[dict[str, Any] | None, bool]:
+        """The pipeline spec a workflow was submitted with (None before specs were stored) and its no-cache flag."""
+        with self._connect() as db:
+            row = db.execute("SELECT spec, no_cache FROM workflows WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise WorkflowError(f"no workflow named '{name}': see `trainflow list`")
+        return (json.loads(row[0]) if row[0] else None), bool(row[1])
+
+    def cached(self, key: str) -> tuple[str, str, dict[str, Any]] | None:
+        """(workflow, step, outputs) of the earlier successful step with cache key `key`."""
+        with self._connect() as db:
+            row = db.execute("SELECT workflow, step, outputs FROM step_cache WHERE key = ?", (key,)).fetchone()
+        return (row[0], row[1], json.loads(row[2])) if row else None
+
+    def remember(self, key: str, workflow: str, step: str, outputs: dict[str, Any]) -> None:
+        """Record a successful step's outputs under its cache key (a later equal step reuses them)."""
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO step_cache (key, workflow, step, outputs, created_at) VALUES (?,?,?,?,?)",
+                       (key, workflow, step, json.dumps(outputs), time.time()))
+
+    def forget(self, key: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM step_cache WHERE key = ?", (key,))
 
     def names(self) -> list[str]:
         with self._connect() as db:

@@ -85,7 +85,7 @@ def test_tfjob_has_tf_worker_workers_and_tf_ps_parameter_servers_in_containers_n
     replicas = job["spec"]["tfReplicaSpecs"]
     assert {t: r["replicas"] for t, r in replicas.items()} == {"Worker": 3, "PS": 2}
     assert {c["name"] for r in replicas.values() for c in r["template"]["spec"]["containers"]} == {"tensorflow"}
-    resource = template(workflow, "train-model")["resource"]
+    resource = template(workflow, "train-model-job")["resource"]
     assert resource["successCondition"] == "status.replicaStatuses.Worker.succeeded == 3"
     assert resource["failureCondition"] == "status.replicaStatuses.Worker.failed > 0"
     [no_ps] = by_kind(compiled("tfjob", **{"tf-ps": "0"}), "TFJob")
@@ -158,11 +158,11 @@ def test_a_workflow_that_does_not_succeed_deletes_its_training_job() -> None:
     assert workflow["spec"]["onExit"] == "cleanup"
     [[call]] = template(workflow, "cleanup")["steps"]
     assert call["when"] == "{{workflow.status}} != Succeeded"
-    delete = template(workflow, "delete-training-job")["resource"]
+    delete = template(workflow, "delete-train-model")["resource"]
     assert delete["action"] == "delete" and yaml.safe_load(delete["manifest"])["kind"] == "TFJob"
 
 
 def test_training_job_is_owned_by_the_workflow_and_services_outlive_it() -> None:
     workflow = compiled()
-    assert template(workflow, "train-model")["resource"]["setOwnerReference"] is True
+    assert template(workflow, "train-model-job")["resource"]["setOwnerReference"] is True
     assert "setOwnerReference" not in template(workflow, "serve-model-deployment")["resource"]

@@ -45,6 +45,8 @@ class SimulatedCluster:
         mount = next(m["mountPath"] for m in container["volumeMounts"])
         assert env["TRAINFLOW_HOME"] == mount == CACHE_MOUNT
         env["TRAINFLOW_HOME"] = str(self.volume)
+        if env.get("TRAINFLOW_OUTPUTS", "").startswith(CACHE_MOUNT):  # a training job's outputs, on the volume
+            env["TRAINFLOW_OUTPUTS"] = str(self.volume) + env["TRAINFLOW_OUTPUTS"][len(CACHE_MOUNT):]
         return {**env, **extra, "OMP_NUM_THREADS": "1"}
 
     def argv(self, container: dict[str, Any], inputs: dict[str, str]) -> list[str]:
@@ -57,12 +59,25 @@ class SimulatedCluster:
         """A container step to completion; returns the output parameters Argo would read from its files."""
         template = next(t for t in self.workflow["spec"]["templates"] if t["name"] == name)
         outputs_dir = self.root / "outputs" / name
-        argv = [a if a != OUTPUTS_DIR else f"{outputs_dir}/" for a in self.argv(template["container"], inputs)]
-        done = subprocess.run(argv, env=self.env(template["container"], {}), capture_output=True, text=True, timeout=120)
+        argv = self.argv(template["container"], inputs)
+        env = self.env(template["container"], {})
+        assert env["TRAINFLOW_OUTPUTS"] == OUTPUTS_DIR
+        env["TRAINFLOW_OUTPUTS"] = f"{outputs_dir}/"  # the pod's /tmp/outputs/, here a temp dir
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         self.outputs[name] = {p["name"]: (outputs_dir / Path(p["valueFrom"]["path"]).name).read_text()
                               for p in template["outputs"]["parameters"]}
         return self.outputs[name]
+
+    def read_training_outputs(self, step: str) -> dict[str, str]:
+        """Run the step's reader container (as Argo would, after the job) and return the outputs it exposes."""
+        template = next(t for t in self.workflow["spec"]["templates"] if t["name"] == f"{step}-outputs")
+        argv = [fill(a, self.values) for a in template["container"]["command"] + template["container"]["args"]]
+        out_dir = self.root / "outputs" / step
+        argv = [a.replace(CACHE_MOUNT, str(self.volume)).replace(OUTPUTS_DIR, f"{out_dir}/") for a in argv]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return {p["name"]: (out_dir / p["name"]).read_text() for p in template["outputs"]["parameters"]}
 
     def train(self, pods: list[Pod], inputs: dict[str, str], loopback: dict[str, str]) -> list[tuple[Pod, int, str]]:
         """Every training pod at once; `loopback` maps service addresses to 127.0.0.1:PORT."""
@@ -107,6 +122,7 @@ def test_three_pytorchjob_pods_with_the_operators_environment_train_one_model(mn
     metrics = trained_metrics(inputs["train-dir"])
     assert metrics["world_size"] == 3 and metrics["global_step"] == 20
     assert "test accuracy" in results[0][2] and "test accuracy" not in results[1][2] + results[2][2]
+    assert cluster.read_training_outputs("train-model")["accuracy"] == str(metrics["accuracy"])
 
 
 @pytest.mark.slow

@@ -58,7 +58,7 @@ def test_inline_credentials_are_refused() -> None:
 def test_a_typo_inside_an_embedded_manifest_is_found_through_the_workflow() -> None:
     [workflow] = compile_pipeline(MODEL_TRAIN, {})
     bad = copy.deepcopy(workflow)
-    train = next(t for t in bad["spec"]["templates"] if t["name"] == "train-model")
+    train = next(t for t in bad["spec"]["templates"] if t["name"] == "train-model-job")
     manifest = load(train["resource"]["manifest"])
     manifest["spec"]["runPolicy"]["cleanpodpolicy"] = "All"
     train["resource"]["manifest"] = dump(manifest)
@@ -75,10 +75,10 @@ def test_job_names_that_make_invalid_service_names_fail_compile_with_one_line(na
 
 @pytest.mark.parametrize(("params", "expected"), [
     ({"tf-worker": "0"}, "tf-worker must be at least 1"),
-    ({"tf-ps": "-1"}, "tf-ps must be a whole number"),
+    ({"tf-ps": "-1"}, "tf-ps must be at least 0"),
     ({"model-serving": "maybe"}, "model-serving must be true or false"),
     ({"no-such": "1"}, "unknown parameter(s) no-such"),
-    ({"model-serving-servicetype": "Public"}, "spec.type: 'Public' is not one of ClusterIP, NodePort"),
+    ({"model-serving-servicetype": "Public"}, "must be one of ClusterIP, NodePort, LoadBalancer, not 'Public'"),
 ])
 def test_bad_parameters_are_refused_before_anything_is_generated(params: dict[str, str], expected: str) -> None:
     with pytest.raises(WorkflowError, match=expected.replace("(", r"\(").replace(")", r"\)")):

@@ -65,7 +65,7 @@ class ListPage {
         <td><a class="wf-link" href="#/workflows/${encodeURIComponent(w.name)}">${escapeHtml(w.name)}</a>
             <div class="muted small">${escapeHtml(w.pipeline)}</div></td>
         <td>${statusPill(w.status)}</td>
-        <td>${stepsBar(w.steps)} <span class="muted small">${w.steps.filter((s) => s.status === "Succeeded").length}/${w.steps.length}</span></td>
+        <td>${stepsBar(w.steps)} <span class="muted small">${w.steps.filter((s) => s.status === "Succeeded" || s.status === "Cached").length}/${w.steps.length}</span></td>
         <td title="${escapeHtml(clock(w.created_at))}">${age(w.created_at, now)}</td>
         <td>${duration(w.started_at, w.finished_at, now)}</td>
         <td class="message" title="${escapeHtml(w.message)}">${escapeHtml(w.message)}</td>
@@ -142,12 +142,12 @@ class WorkflowPage {
   defaultStep(view) {
     const steps = view.steps;
     return (steps.find((s) => s.status === "Failed") || steps.find((s) => s.status === "Running" && !s.service)
-      || steps.find((s) => s.name === "train-model") || steps[0]).name;
+      || steps.find((s) => s.name === this.progressStep) || steps[0]).name;
   }
 
   renderHead(view) {
     const now = view.now;
-    const done = view.steps.filter((s) => s.status === "Succeeded").length;
+    const done = view.steps.filter((s) => s.status === "Succeeded" || s.status === "Cached").length;
     this.root.querySelector("#wf-status").innerHTML = statusPill(view.status);
     this.root.querySelector("#wf-meta").innerHTML = [
       `<b>${escapeHtml(view.pipeline)}</b>`, `created ${escapeHtml(clock(view.created_at))} (${age(view.created_at, now)})`,
@@ -208,21 +208,24 @@ class WorkflowPage {
   }
 
   async refreshCurves(view) {
-    const train = view.steps.find((s) => s.name === "train-model");
     if (this.curvesDone && !isActive(view.status)) return;
     const curves = await getJson(`/api/workflows/${encodeURIComponent(this.name)}/curves`);
+    // The step that reports progress events (a training step); before any, the first running one.
+    this.progressStep = curves.progress_step || this.progressStep;
+    const train = view.steps.find((s) => s.name === this.progressStep)
+      || view.steps.find((s) => s.status === "Running" && !s.service) || view.steps.find((s) => s.status === "Pending");
     this.renderCurves(curves, train);
     this.curvesDone = !isActive(view.status);
   }
 
   renderCurves(curves, train) {
     const s = curves.series;
-    const total = curves.total_steps || (train && Number(this.viewParam("model-train-steps"))) || null;
+    const total = curves.total_steps || null;
     const finalAcc = curves.final?.accuracy ?? s["eval/accuracy"]?.at(-1)?.[1];
     const finalLoss = curves.final?.loss ?? s["eval/loss"]?.at(-1)?.[1];
-    const waiting = !train ? "this pipeline does not train"
-      : train.status === "Pending" ? "waiting for train-model to start"
-      : train.status === "Running" ? "waiting for the first steps" : `train-model ${train.status.toLowerCase()}: no curves`;
+    const waiting = !train ? "no step reported progress"
+      : train.status === "Pending" ? `waiting for ${train.name} to start`
+      : train.status === "Running" ? "waiting for the first steps" : `${train.name} ${train.status.toLowerCase()}: no curves`;
     renderChart(this.root.querySelector("#chart-loss"), {
       series: [{ tag: "train/loss", points: s["train/loss"] || [], color: "#2563eb" }], xMax: total, yLabel: "loss",
       marker: finalLoss !== undefined ? { value: finalLoss, label: `test loss ${finalLoss.toFixed(3)}` } : null, empty: waiting,

@@ -5,6 +5,7 @@ import { escapeHtml, formatSeconds, statusClass } from "./format.js";
 const NODE_W = 184, NODE_H = 58, COL_GAP = 64, ROW_GAP = 22, PAD = 12;
 const ICONS = {
   Succeeded: '<path d="M-4 0l3 3 5-6" />',
+  Cached: '<path d="M-4 0l3 3 5-6" />',
   Failed: '<path d="M-3.5 -3.5l7 7M3.5 -3.5l-7 7" />',
   Running: '<circle r="3" class="spin-dot" />',
   Pending: '<circle r="1.6" />',
@@ -31,6 +32,7 @@ function layout(nodes) {
 
 function subtitle(node) {
   if (node.status === "Running") return node.service ? "service · starting…" : `running · ${formatSeconds(node.duration)}`;
+  if (node.status === "Cached") return node.message;
   if (node.status === "Succeeded") return node.service ? `service · up in ${formatSeconds(node.duration)}` : formatSeconds(node.duration);
   if (node.status === "Failed") return `failed after ${formatSeconds(node.duration)}`;
   if (node.status === "Pending") return "waiting";

@@ -6,18 +6,24 @@ in-cluster config); tests inject a `ClusterApi` of their own instead.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from trainflow.errors import PERMANENT_EXIT_CODE, TRANSIENT_EXIT_CODE
-from trainflow.workflows.backend import WorkflowInfo
+from trainflow.pipelines import Pipeline
+from trainflow.workflows.backend import StepInfo, WorkflowInfo
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes.compiler import compile_pipeline
-from trainflow.workflows.kubernetes.resources import JOB_KINDS, STEP_LABEL, WORKFLOW_LABEL
+from trainflow.workflows.kubernetes.resources import (
+    JOB_KINDS,
+    STEP_LABEL,
+    WORKFLOW_LABEL,
+)
 from trainflow.workflows.kubernetes.status import workflow_info
-from trainflow.workflows.spec import Pipeline
+from trainflow.workflows.params import inherited_values
 
 log = logging.getLogger(__name__)
 ARGO = ("argoproj.io", "v1alpha1")
@@ -73,28 +79,32 @@ class KubernetesBackend:
             self._api = connect()
         return self._api
 
-    def submit(self, pipeline: Pipeline, values: Mapping[str, str]) -> WorkflowInfo:
-        """Compile, check and create the workflow; returns once the cluster accepted it."""
+    def submit(self, pipeline: Pipeline, values: Mapping[str, str], no_cache: bool = False,
+               python_path: list[str] | None = None) -> WorkflowInfo:
+        """Compile, check and create the workflow; returns once the cluster accepted it.
+
+        The steps' functions must be importable in the image (`python_path` is a local notion).
+        """
         given = {"namespace": self.namespace, **values}
         if given["namespace"] != self.namespace:
             raise WorkflowError(f"-p namespace={given['namespace']} differs from --namespace {self.namespace}: give one")
-        if pipeline.name == "model-deploy" and given.get("workflow"):
-            given = self._inherit_storage(given)
-        [workflow] = compile_pipeline(pipeline, given, self.job_kind)
+        if pipeline.inherit_from and given.get(pipeline.inherit_from):
+            given = self._inherit(pipeline, given, values)
+        [workflow] = compile_pipeline(pipeline, given, self.job_kind, memoize=not no_cache)
+        name = workflow["metadata"].get("name")
         created = self._call(lambda: self.api.custom.create_namespaced_custom_object(
-            *ARGO, self.namespace, "workflows", workflow), workflow["metadata"]["name"])
-        log.info("created workflow %s in namespace %s", workflow["metadata"]["name"], self.namespace)
+            *ARGO, self.namespace, "workflows", workflow), name)
+        log.info("created workflow %s in namespace %s", (created or workflow)["metadata"].get("name", name), self.namespace)
         return workflow_info(created or workflow, self.name)
 
-    def _inherit_storage(self, given: dict[str, str]) -> dict[str, str]:
-        """model-deploy serves from where the model-train workflow wrote, unless told otherwise."""
-        source = self._get_raw(given["workflow"])
-        if source.get("metadata", {}).get("labels", {}).get("trainflow.io/pipeline") != "model-train":
-            raise WorkflowError(f"'{given['workflow']}' is not a trainflow model-train workflow: model-deploy serves one")
-        params = {p["name"]: p.get("value", "") for p in source["spec"].get("arguments", {}).get("parameters", [])}
-        for key in ("s3-train-base-url", "aws-endpoint-url", "aws-region", "aws-secret"):
-            given[key] = given.get(key) or params.get(key, "")
-        return given
+    def _inherit(self, pipeline: Pipeline, given: dict[str, str], explicit: Mapping[str, str]) -> dict[str, str]:
+        """Parameters the submission left out take the values of the workflow `inherit_from` names."""
+        name = given[pipeline.inherit_from or ""]
+        source = self._get_raw(name)
+        if source.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/managed-by") != "trainflow":
+            raise WorkflowError(f"'{name}' is not a trainflow workflow: {pipeline.name} reads one")
+        params = {p["name"]: str(p.get("value", "")) for p in source["spec"].get("arguments", {}).get("parameters", [])}
+        return inherited_values(pipeline, given, explicit, params)
 
     def get(self, name: str) -> WorkflowInfo:
         return workflow_info(self._get_raw(name), self.name)
@@ -125,14 +135,14 @@ class KubernetesBackend:
                 for line in (text or "").splitlines():
                     yield f"{wanted}: {line}"
 
-    def _step_pods(self, workflow: str, step: str) -> list[tuple[str, str]]:
+    def _step_pods(self, workflow: str, step: str) -> builtins.list[tuple[str, str]]:
         """(pod, container) pairs with a step's log: Argo's pod for the step, then its training or service pods."""
         argo = self._pods(f"workflows.argoproj.io/workflow={workflow}")
         found = [(_field(p, "metadata", "name"), "main") for p in argo if _node_step(p) == step]
         ours = self._pods(f"{WORKFLOW_LABEL}={workflow},{STEP_LABEL}={step}")
         return found + [(_field(p, "metadata", "name"), _field(_field(p, "spec", "containers")[0], "name")) for p in ours]
 
-    def _pods(self, selector: str) -> list[Any]:
+    def _pods(self, selector: str) -> builtins.list[Any]:
         listing = self._call(lambda: self.api.core.list_namespaced_pod(self.namespace, label_selector=selector))
         return sorted(_items(listing), key=lambda p: _field(p, "metadata", "name"))
 
@@ -144,6 +154,26 @@ class KubernetesBackend:
             self._call(lambda: self.api.apps.delete_namespaced_deployment(_field(deployment, "metadata", "name"), self.namespace))
         for service in _items(self._call(lambda: self.api.core.list_namespaced_service(self.namespace, label_selector=selector))):
             self._call(lambda: self.api.core.delete_namespaced_service(_field(service, "metadata", "name"), self.namespace))
+
+    def stop(self, name: str) -> WorkflowInfo:
+        raise WorkflowError(f"the kubernetes backend does not stop workflows: run `argo stop {name} -n {self.namespace}`")
+
+    def retry(self, name: str) -> WorkflowInfo:
+        raise WorkflowError(f"the kubernetes backend does not retry workflows: run `argo retry {name} -n {self.namespace}`")
+
+    def resubmit(self, name: str, new_name: str | None = None, no_cache: bool = False) -> WorkflowInfo:
+        raise WorkflowError(f"the kubernetes backend does not resubmit workflows: run `argo resubmit {name} -n "
+                            f"{self.namespace}` (memoized steps are reused)")
+
+    def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]:
+        raise WorkflowError(f"the kubernetes backend does not list services: run `kubectl get services -n "
+                            f"{self.namespace} -l app.kubernetes.io/managed-by=trainflow`")
+
+    def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
+        return []  # progress files stay in the pods: `trainflow logs` shows the training lines
+
+    def watchable(self) -> bool:
+        return False
 
     def _call(self, request: Callable[[], T], name: str | None = None) -> T:
         """Run one API request; map the client's failures to one-line WorkflowErrors."""

@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from trainflow.pipelines import Pipeline
 from trainflow.workflows.kubernetes import render, resources, yamltext
 from trainflow.workflows.kubernetes.strict import check_objects
-from trainflow.workflows.spec import Pipeline
 
 
-def compile_pipeline(pipeline: Pipeline, given: Mapping[str, str], job_kind: str = "pytorchjob") -> list[dict[str, Any]]:
-    """The checked Argo Workflow that runs `pipeline` with parameters `given` (defaults filled in)."""
-    workflow = render.workflow(pipeline, render.complete_values(pipeline, given), job_kind)
+def compile_pipeline(pipeline: Pipeline, given: Mapping[str, str], job_kind: str = "pytorchjob",
+                     memoize: bool = True) -> list[dict[str, Any]]:
+    """The checked Argo Workflow that runs `pipeline` with parameters `given` (defaults filled in).
+
+    `memoize` gives cacheable steps Argo's memoization (a ConfigMap cache); False always runs them.
+    """
+    workflow = render.workflow(pipeline, render.complete_values(pipeline, given), job_kind, memoize)
     check_objects([workflow])
     return [workflow]
 

@@ -1,29 +1,45 @@
 """A pipeline as an Argo Workflow: one template per step, each running the step's own command.
 
-Arguments render the spec's tokens the way Argo resolves them: a parameter becomes
+Arguments render the spec's placeholders the way Argo resolves them: a parameter becomes
 `{{workflow.parameters.NAME}}`, an earlier step's output an input parameter of the template (fed by
-`{{tasks.STEP.outputs.parameters.KEY}}` in the DAG), a port the container port. The local runner
-resolves the very same tokens, so the two backends run the same commands.
+`{{tasks.STEP.outputs.parameters.KEY}}` in the DAG), the fan-out item an input parameter fed by
+`{{item}}`, a port the container port, the host 0.0.0.0. The local runner resolves the very same
+placeholders, so the two backends run the same commands. What a step is (a container, a training
+job, a Deployment with a Service) comes from its kind, never from its name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from trainflow import __version__
+from trainflow.pipelines import Pipeline, PipelineError, Step
+from trainflow.pipelines.conditions import parse_condition
+from trainflow.pipelines.refs import (
+    HostRef,
+    ItemRef,
+    OutputRef,
+    ParamRef,
+    PortRef,
+    Ref,
+    substitute,
+)
+from trainflow.pipelines.steps import Service, Train
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes import yamltext
+from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
 from trainflow.workflows.params import resolve_params
-from trainflow.workflows.spec import OutputRef, ParamRef, Pipeline, PortRef, Step, render_args
 
-OUTPUTS_DIR = "/tmp/outputs/"  # steps write one file per output key here (write_outputs' directory form)
+OUTPUTS_DIR = "/tmp/outputs/"  # steps write one file per output key here ($TRAINFLOW_OUTPUTS)
 CACHE_TEMPLATE = "dataset-cache"
 CLEANUP_TEMPLATE = "cleanup"
-# Appended after the step's own arguments (like the local runner's `--outputs FILE`): where outputs go,
-# and, for services, listening on the pod's address rather than loopback.
-STEP_PLUMBING = ("--outputs", OUTPUTS_DIR)
-SERVICE_PLUMBING = ("--host", "0.0.0.0")
+MEMO_CONFIGMAP = "trainflow-step-cache"
+MEMO_MAX_AGE = "720h"  # a cached step result older than 30 days runs again
+ITEM_INPUT = "item"
 SERVICE_READY_SECONDS = 900
 
 
@@ -34,65 +50,126 @@ def complete_values(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, s
     values = resolve_params(pipeline, given)
     if "s3-data-url" in values and not values["s3-data-url"]:
         values["s3-data-url"] = DEFAULT_MNIST_URL
-    if "tf-ps" in values:
-        if not values["tf-ps"].isdigit():
-            raise WorkflowError(f"parameter tf-ps must be a whole number of at least 0, not '{values['tf-ps']}'")
-        values["tf-ps"] = str(int(values["tf-ps"]))
+    if "namespace" not in values:
+        values["namespace"] = given.get("namespace", "default")
     return values
 
 
-def workflow_name(pipeline: Pipeline, values: Mapping[str, str]) -> str:
+def workflow_name(pipeline: Pipeline, values: Mapping[str, str]) -> str | None:
+    """The run's name from its name parameter; None for a pipeline without one (Argo appends a suffix)."""
+    if pipeline.name_param is None:
+        return None
     return f"{values[pipeline.name_param]}{pipeline.name_suffix}"
 
 
-def input_name(ref: OutputRef) -> str:
-    return ref.key
+def input_name(step: Step, ref: OutputRef) -> str:
+    """The template input fed by `ref`: its key, or STEP-KEY when two upstream steps write the same key."""
+    same_key = {r.step for r in step.output_refs() if r.key == ref.key}
+    return ref.key if len(same_key) == 1 else f"{ref.step}-{ref.key}"
 
 
-def step_run(step: Step, plumbing: tuple[str, ...] = ()) -> k8s.ContainerCommand:
-    """The step's command with its references as Argo expressions (outputs via the template's inputs)."""
+def step_run(step: Step) -> k8s.ContainerCommand:
+    """The step's command with its placeholders as Argo expressions (outputs and the item via the template's inputs)."""
 
-    def resolve(ref: ParamRef | OutputRef | PortRef) -> str:
+    def resolve(ref: Ref) -> str:
         if isinstance(ref, ParamRef):
             return k8s.workflow_param(ref.name)
         if isinstance(ref, OutputRef):
-            return "{{inputs.parameters.%s}}" % input_name(ref)
-        return str(next(p.container_port for p in step.ports if p.name == ref.name))
+            return "{{inputs.parameters.%s}}" % input_name(step, ref)
+        if isinstance(ref, ItemRef):
+            return "{{inputs.parameters.%s}}" % ITEM_INPUT
+        if isinstance(ref, PortRef):
+            assert isinstance(step, Service)
+            return str(step.port(ref.name).container_port)
+        assert isinstance(ref, HostRef)
+        return "0.0.0.0"
 
-    return k8s.ContainerCommand(list(step.command), [*render_args(step, resolve), *plumbing])
+    command = [substitute(a, resolve) for a in step.command]
+    head = 3 if command[:2] == ["trainflow", "step"] else 1
+    return k8s.ContainerCommand(command[:head], command[head:])
+
+
+def _input_names(step: Step) -> list[str]:
+    names = [input_name(step, r) for r in step.output_refs()]
+    return [*dict.fromkeys(names), *([ITEM_INPUT] if step.for_each is not None else [])]
 
 
 def _inputs(step: Step) -> dict[str, Any]:
-    return {"parameters": [{"name": input_name(r)} for r in step.refs()]}
+    return {"parameters": [{"name": n} for n in _input_names(step)]}
 
 
 def _task_arguments(step: Step) -> dict[str, Any]:
-    return {"parameters": [{"name": input_name(r), "value": "{{tasks.%s.outputs.parameters.%s}}" % (r.step, r.key)}
-                           for r in step.refs()]}
+    params = [{"name": input_name(step, r), "value": "{{tasks.%s.outputs.parameters.%s}}" % (r.step, r.key)}
+              for r in step.output_refs()]
+    if step.for_each is not None:
+        params.append({"name": ITEM_INPUT, "value": "{{item}}"})
+    return {"parameters": params}
 
 
 def _forwarded_arguments(step: Step) -> dict[str, Any]:
-    return {"parameters": [{"name": input_name(r), "value": "{{inputs.parameters.%s}}" % input_name(r)}
-                           for r in step.refs()]}
+    return {"parameters": [{"name": n, "value": "{{inputs.parameters.%s}}" % n} for n in _input_names(step)]}
 
 
 def _retry(step: Step) -> dict[str, Any]:
-    # Exit codes >= 128 are transient in trainflow (killed, unreachable): retry those, not bad input.
-    return {"limit": str(step.retries), "retryPolicy": "Always",
-            "expression": "asInt(lastRetry.exitCode) >= 128", "backoff": {"duration": "10s", "factor": "2"}}
+    strategy: dict[str, Any] = {"limit": str(step.retries), "retryPolicy": "Always",
+                                "backoff": {"duration": f"{step.backoff:g}s", "factor": "2"}}
+    if step.retry_on == "transient":  # exit codes >= 128 are transient in trainflow (killed, unreachable)
+        strategy["expression"] = "asInt(lastRetry.exitCode) >= 128"
+    return {k: strategy[k] for k in ("limit", "retryPolicy", "expression", "backoff") if k in strategy}
 
 
-def container_template(target: k8s.Target, step: Step) -> dict[str, Any]:
-    run = step_run(step, STEP_PLUMBING)
-    main = k8s.container(target, "main", step, run)
-    template: dict[str, Any] = {"name": step.name, "container": main}
-    if step.refs():
+def _memoize(step: Step, pipeline: Pipeline) -> dict[str, Any]:
+    """Argo's memoization, keyed like the local cache: the command, its inputs and the parameters upstream used.
+
+    Argo cannot read another step's key, so the parameters of every step this one waits for stand in for it.
+    """
+    keyed = [n for n in _input_names(step) if n not in _location_inputs(step, pipeline)]
+    command = hashlib.sha256(json.dumps([__version__, step.kind, step.command]).encode()).hexdigest()[:16]
+    parts = [f"'{command}'", *("inputs.parameters['%s']" % n for n in keyed),
+             *("workflow.parameters['%s']" % name for name in _upstream_params(step, pipeline))]
+    return {"key": "%s-{{=sprig.sha256sum(%s)}}" % (step.name, " + '|' + ".join(parts)), "maxAge": MEMO_MAX_AGE,
+            "cache": {"configMap": {"name": MEMO_CONFIGMAP, "key": step.name}}}  # Argo keys entries by `key` above
+
+
+def _upstream_params(step: Step, pipeline: Pipeline) -> list[str]:
+    """Parameters (that may change a result) read by `step` or any step before it."""
+    seen, todo, names = set(), [step], []
+    while todo:
+        current = todo.pop()
+        if current.name in seen:
+            continue
+        seen.add(current.name)
+        refs = current.refs() + (parse_condition(current.when).refs() if current.when else [])
+        if isinstance(current.for_each, ParamRef):
+            refs.append(current.for_each)
+        names += [r.name for r in refs if isinstance(r, ParamRef) and pipeline.param(r.name).cache_key]
+        todo += [pipeline.step(d) for d in current.upstream()]
+    return sorted(set(names))
+
+
+def _location_inputs(step: Step, pipeline: Pipeline) -> set[str]:
+    return {input_name(step, r) for r in step.output_refs() if r.key in pipeline.step(r.step).locations}
+
+
+def _common(template: dict[str, Any], step: Step, target: k8s.Target, pipeline: Pipeline, memoize: bool) -> None:
+    if _input_names(step):
         template["inputs"] = _inputs(step)
-    if step.outputs:
-        template["outputs"] = {"parameters": [{"name": key, "valueFrom": {"path": f"{OUTPUTS_DIR}{key}"}}
-                                              for key in step.outputs]}
     if step.retries:
         template["retryStrategy"] = _retry(step)
+    if step.timeout:
+        template["activeDeadlineSeconds"] = int(step.timeout)
+    if memoize and step.cacheable:
+        template["memoize"] = _memoize(step, pipeline)
+
+
+def container_template(target: k8s.Target, step: Step, pipeline: Pipeline, memoize: bool) -> dict[str, Any]:
+    main = k8s.container(target, "main", step, step_run(step))
+    main["env"].append({"name": "TRAINFLOW_OUTPUTS", "value": OUTPUTS_DIR})
+    template: dict[str, Any] = {"name": step.name, "container": main}
+    if step.outputs or step.artifacts or step.locations:
+        template["outputs"] = {"parameters": [{"name": key, "valueFrom": {"path": f"{OUTPUTS_DIR}{key}"}}
+                                              for key in step.declared_outputs()]}
+    _common(template, step, target, pipeline, memoize)
     return template
 
 
@@ -107,87 +184,140 @@ def _resource_template(name: str, obj: dict[str, Any], action: str, inputs: dict
     return template
 
 
-def training_template(target: k8s.Target, step: Step, job_kind: str) -> dict[str, Any]:
-    """The training step as a PyTorchJob/TFJob the workflow creates and waits for."""
-    job = k8s.training_job(job_kind, target, step_run(step), step)
-    template = _resource_template(step.name, job, "create", _inputs(step), owned=True)
-    success, failure = k8s.job_conditions(job_kind, int(target.values["tf-worker"]))
-    template["resource"].update(successCondition=success, failureCondition=failure)
-    return template
+def training_outputs_dir(step: Step) -> str:
+    """Where the training pod hosting rank 0 writes the step's outputs: on the shared cache volume, per run and item."""
+    item = "/{{inputs.parameters.%s}}" % ITEM_INPUT if step.for_each is not None else ""
+    return f"{k8s.CACHE_MOUNT}/step-outputs/{{{{workflow.name}}}}/{step.name}{item}/"
 
 
-def service_templates(target: k8s.Target, step: Step) -> list[dict[str, Any]]:
+def training_templates(target: k8s.Target, step: Train, job_kind: str, pipeline: Pipeline,
+                       memoize: bool) -> list[dict[str, Any]]:
+    """The training step as a PyTorchJob/TFJob the workflow creates and waits for.
+
+    A step with outputs becomes two: the job, whose rank-0 pod writes them to the shared volume, then a
+    container that reads them back as the step's output parameters.
+    """
+    job = k8s.training_job(job_kind, target, step_run(step), step, training_outputs_dir(step))
+    outputs = step.declared_outputs()
+    job_template = _resource_template(f"{step.name}-job" if outputs else step.name, job, "create", owned=True)
+    success, failure = k8s.job_conditions(job_kind, k8s.replica_count(target, str(step.workers)))
+    job_template["resource"].update(successCondition=success, failureCondition=failure)
+    if not outputs:
+        _common(job_template, step, target, pipeline, memoize)
+        return [job_template]
+    if _input_names(step):
+        job_template["inputs"] = _inputs(step)
+    read = {"name": f"{step.name}-outputs", "container": k8s.outputs_reader(target, step, training_outputs_dir(step),
+                                                                             OUTPUTS_DIR),
+            "outputs": {"parameters": [{"name": key, "valueFrom": {"path": f"{OUTPUTS_DIR}{key}"}} for key in outputs]}}
+    if step.for_each is not None:
+        read["inputs"] = {"parameters": [{"name": ITEM_INPUT}]}
+    calls: list[dict[str, Any]] = [{"name": "job", "template": job_template["name"]},
+                                   {"name": "outputs", "template": read["name"]}]
+    if _input_names(step):
+        calls[0]["arguments"] = _forwarded_arguments(step)
+    if step.for_each is not None:
+        calls[1]["arguments"] = {"parameters": [{"name": ITEM_INPUT, "value": "{{inputs.parameters.%s}}" % ITEM_INPUT}]}
+    group: dict[str, Any] = {"name": step.name, "steps": [[calls[0]], [calls[1]]], "outputs": {"parameters": [
+        {"name": key, "valueFrom": {"parameter": "{{steps.outputs.outputs.parameters.%s}}" % key}} for key in outputs]}}
+    _common(group, step, target, pipeline, memoize)
+    group.pop("retryStrategy", None)  # the job template retries, the reading does not need to
+    if step.retries:
+        job_template["retryStrategy"] = _retry(step)
+    return [group, job_template, read]
+
+
+def service_templates(target: k8s.Target, step: Service) -> list[dict[str, Any]]:
     """A service step: apply its Deployment, then its Service; both outlive the workflow."""
-    run = step_run(step, SERVICE_PLUMBING)
     parts = [
-        _resource_template(f"{step.name}-deployment", k8s.deployment(target, step, run), "apply", _inputs(step)),
+        _resource_template(f"{step.name}-deployment", k8s.deployment(target, step, step_run(step)), "apply",
+                           _inputs(step)),
         _resource_template(f"{step.name}-service", k8s.service(target, step), "apply"),
     ]
     # Like the local runner, a service step succeeds once it serves: here, once its readiness probe passes.
     parts[0]["resource"]["successCondition"] = "status.readyReplicas > 0"
-    parts[0]["activeDeadlineSeconds"] = SERVICE_READY_SECONDS
+    parts[0]["activeDeadlineSeconds"] = int(step.ready_timeout) if step.ready_timeout != 180.0 else SERVICE_READY_SECONDS
     apply_deployment: dict[str, Any] = {"name": "deployment", "template": parts[0]["name"]}
     group: dict[str, Any] = {"name": step.name,
                              "steps": [[apply_deployment], [{"name": "service", "template": parts[1]["name"]}]]}
-    if step.refs():
+    if _input_names(step):
         apply_deployment["arguments"] = _forwarded_arguments(step)
         group["inputs"] = _inputs(step)
     return [group, *parts]
 
 
-def _task(step: Step) -> dict[str, Any]:
+def _task(step: Step, pipeline: Pipeline) -> dict[str, Any]:
     task: dict[str, Any] = {"name": step.name, "template": step.name, "depends": _depends(step)}
-    if step.refs():
+    if _input_names(step):
         task["arguments"] = _task_arguments(step)
     if step.when:
-        task["when"] = "{{workflow.parameters.%s}} == true" % step.when
+        task["when"] = argo_when(parse_condition(step.when), pipeline)
+    if isinstance(step.for_each, ParamRef):
+        task["withParam"] = k8s.workflow_param(step.for_each.name)
+    elif step.for_each is not None:
+        task["withItems"] = list(step.for_each)
     return task
 
 
 def _depends(step: Step) -> str:
-    upstream = [CACHE_TEMPLATE, *step.depends, *(r.step for r in step.refs() if r.step not in step.depends)]
-    return " && ".join(f"{name}.Succeeded" for name in dict.fromkeys(upstream))
+    return " && ".join(f"{name}.Succeeded" for name in dict.fromkeys([CACHE_TEMPLATE, *step.upstream()]))
 
 
 def included_steps(pipeline: Pipeline, values: Mapping[str, str]) -> list[Step]:
-    """Steps the workflow contains: a step whose `when` parameter is false is left out entirely."""
-    return [s for s in pipeline.order() if not s.when or values.get(s.when) == "true"]
+    """Steps the workflow contains: a step whose condition reads only parameters and is false is left out."""
+    return [s for s in pipeline.order() if not s.when or compile_time_value(parse_condition(s.when), values) is not False]
 
 
-def _cleanup_templates(target: k8s.Target, job_kind: str) -> list[dict[str, Any]]:
-    """Exit handler: a workflow that did not succeed deletes its training job (and so its pods)."""
+def _cleanup_templates(target: k8s.Target, job_kind: str, trainers: Sequence[Step]) -> list[dict[str, Any]]:
+    """Exit handler: a workflow that did not succeed deletes its training jobs (and so their pods)."""
     kind = "PyTorchJob" if job_kind == "pytorchjob" else "TFJob"
-    job = {"apiVersion": "kubeflow.org/v1", "kind": kind, "metadata": {"name": target.workflow, "namespace": target.namespace}}
-    delete = _resource_template("delete-training-job", job, "delete")
-    delete["resource"]["flags"] = ["--ignore-not-found"]
-    group = {"name": CLEANUP_TEMPLATE, "steps": [[{"name": "delete-training-job", "template": "delete-training-job",
-                                                   "when": "{{workflow.status}} != Succeeded"}]]}
-    return [group, delete]
+    group: dict[str, Any] = {"name": CLEANUP_TEMPLATE, "steps": []}
+    deletes = []
+    for step in trainers:
+        job = {"apiVersion": "kubeflow.org/v1", "kind": kind,
+               "metadata": {"name": k8s.job_name(target, step), "namespace": target.namespace}}
+        delete = _resource_template(f"delete-{step.name}", job, "delete")
+        delete["resource"]["flags"] = ["--ignore-not-found"]
+        deletes.append(delete)
+        group["steps"].append([{"name": f"delete-{step.name}", "template": f"delete-{step.name}",
+                                "when": "{{workflow.status}} != Succeeded"}])
+    return [group, *deletes]
 
 
-def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str) -> list[dict[str, Any]]:
+def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bool = True) -> list[dict[str, Any]]:
     steps = included_steps(pipeline, target.values)
     dag = {"name": pipeline.name, "dag": {"tasks": [
-        {"name": CACHE_TEMPLATE, "template": CACHE_TEMPLATE}, *(_task(s) for s in steps)]}}
+        {"name": CACHE_TEMPLATE, "template": CACHE_TEMPLATE}, *(_task(s, pipeline) for s in steps)]}}
     result = [dag, _resource_template(CACHE_TEMPLATE, k8s.cache_claim(target.namespace), "apply")]
     for step in steps:
-        if step.service:
+        if isinstance(step, Service):
             result += service_templates(target, step)
-        elif step.name == "train-model":
-            result.append(training_template(target, step, job_kind))
+        elif isinstance(step, Train):
+            result += training_templates(target, step, job_kind, pipeline, memoize)
         else:
-            result.append(container_template(target, step))
-    if any(s.name == "train-model" for s in steps):
-        result += _cleanup_templates(target, job_kind)
+            result.append(container_template(target, step, pipeline, memoize))
+    trainers = [s for s in steps if isinstance(s, Train)]
+    if trainers:
+        result += _cleanup_templates(target, job_kind, trainers)
     return result
 
 
-def workflow(pipeline: Pipeline, values: Mapping[str, str], job_kind: str = "pytorchjob") -> dict[str, Any]:
+def step_summary(pipeline: Pipeline) -> str:
+    """What `get` needs to list a workflow's steps without the pipeline at hand (an annotation)."""
+    return json.dumps([{"name": s.name, "service": s.service, "when": bool(s.when), "depends": list(s.upstream())}
+                       for s in pipeline.steps], separators=(",", ":"))
+
+
+def workflow(pipeline: Pipeline, values: Mapping[str, str], job_kind: str = "pytorchjob",
+             memoize: bool = True) -> dict[str, Any]:
     """The Argo Workflow for `pipeline` with already completed `values` (see `complete_values`)."""
     if job_kind not in k8s.JOB_KINDS:
         raise WorkflowError(f"unknown job kind '{job_kind}': use {' or '.join(k8s.JOB_KINDS)}")
     name = workflow_name(pipeline, values)
-    all_templates = templates(pipeline, k8s.Target(name, values), job_kind)
+    try:
+        all_templates = templates(pipeline, k8s.Target(name or pipeline.name, values), job_kind, memoize)
+    except PipelineError as exc:
+        raise WorkflowError(exc.message) from None
     spec: dict[str, Any] = {
         "entrypoint": pipeline.name,
         "serviceAccountName": k8s.SERVICE_ACCOUNT,
@@ -198,6 +328,7 @@ def workflow(pipeline: Pipeline, values: Mapping[str, str], job_kind: str = "pyt
     if any(t["name"] == CLEANUP_TEMPLATE for t in all_templates):
         spec["onExit"] = CLEANUP_TEMPLATE
     labels = {**k8s.MANAGED_BY, "trainflow.io/pipeline": pipeline.name, "trainflow.io/job-kind": job_kind}
-    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-            "metadata": {"name": name, "namespace": values["namespace"], "labels": labels},
-            "spec": spec}
+    meta: dict[str, Any] = {"name": name} if name else {"generateName": f"{pipeline.name}-"}
+    meta.update({"namespace": values["namespace"], "labels": labels,
+                 "annotations": {"trainflow.io/steps": step_summary(pipeline)}})
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": spec}

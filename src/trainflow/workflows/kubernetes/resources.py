@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trainflow.workflows.spec import Port, Step
+from trainflow.pipelines import Port, Service, Step, Train
+from trainflow.pipelines.refs import ParamRef, substitute
 
 CACHE_CLAIM = "trainflow-cache"
 CACHE_MOUNT = "/var/lib/trainflow"  # TRAINFLOW_HOME in every container: dataset cache (and default store)
@@ -24,7 +25,7 @@ PYTORCHJOB_PORT = 23456  # the training operator's default MASTER_PORT
 TFJOB_PORT = 2222  # the port TF_CONFIG addresses use
 JOB_KINDS = ("pytorchjob", "tfjob")
 AWS_SECRET_KEYS = (("AWS_ACCESS_KEY_ID", "awsAccessKeyID"), ("AWS_SECRET_ACCESS_KEY", "awsSecretAccessKey"))
-SERVICE_SUFFIX = {"tensorboard": "tensorboard", "serve-model": "model-server"}
+DEFAULT_IMAGE = "ghcr.io/trainflow/trainflow:0.1.0"
 
 
 def workflow_param(name: str) -> str:
@@ -47,7 +48,13 @@ class Target:
         return self.values.get("aws-secret") or "aws-creds"
 
     def image(self, step: Step) -> str:
-        return self.values[step.image_param]
+        if isinstance(step.image, ParamRef):
+            return self.values[step.image.name]
+        return step.image or DEFAULT_IMAGE
+
+    def value(self, text: str) -> str:
+        """`text` with parameter placeholders filled in (what an object's shape, not its command, needs)."""
+        return substitute(text, lambda ref: self.values[ref.name] if isinstance(ref, ParamRef) else str(ref))
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,11 @@ def container(target: Target, name: str, step: Step, run: ContainerCommand, port
                             "env": container_env(target), "volumeMounts": [cache_mount()]}
     if ports:
         spec["ports"] = [{"name": p.name, "containerPort": p.container_port, "protocol": "TCP"} for p in ports]
+    limits = {k: v for k, v in (("cpu", step.resources.cpu), ("memory", step.resources.memory)) if v}
+    if step.resources.gpu:
+        limits["nvidia.com/gpu"] = str(step.resources.gpu)
+    if limits:
+        spec["resources"] = {"requests": dict(limits), "limits": dict(limits)}
     return spec
 
 
@@ -102,22 +114,22 @@ def cache_claim(namespace: str) -> dict[str, Any]:
 
 
 def service_name(target: Target, step: Step) -> str:
-    return f"{target.workflow}-{SERVICE_SUFFIX.get(step.name, step.name)}"
+    return object_name(target, step)
 
 
-def _probe(step: Step) -> dict[str, Any]:
-    """The model server answers its KServe health route; TensorBoard its index page."""
-    path = "/v2/health/ready" if step.name == "serve-model" else "/"
-    port = next(p for p in step.ports if p.protocol_name == "http")
-    return {"httpGet": {"path": path, "port": port.name}, "initialDelaySeconds": 2, "periodSeconds": 5}
+def object_name(target: Target, step: Step) -> str:
+    """What a step's Kubernetes objects are called: its `kube_name`, else WORKFLOW-STEP."""
+    return (step.kube_name or "{workflow}-%s" % step.name).replace("{workflow}", target.workflow)
 
 
-def deployment(target: Target, step: Step, run: ContainerCommand) -> dict[str, Any]:
-    """A service step as a one-replica Deployment, ready when its health route answers."""
+def deployment(target: Target, step: Service, run: ContainerCommand) -> dict[str, Any]:
+    """A service step as a one-replica Deployment, ready when its probe answers."""
     main = container(target, step.name, step, run, step.ports)
-    main["readinessProbe"] = _probe(step)
-    if step.name == "serve-model":
-        main["livenessProbe"] = {"httpGet": {"path": "/v2/health/live", "port": "rest"}, "periodSeconds": 10}
+    if step.probe is not None:
+        main["readinessProbe"] = {"httpGet": {"path": step.probe.path, "port": step.probe.port},
+                                  "initialDelaySeconds": 2, "periodSeconds": 5}
+    if step.liveness is not None:
+        main["livenessProbe"] = {"httpGet": {"path": step.liveness.path, "port": step.liveness.port}, "periodSeconds": 10}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": service_name(target, step), "namespace": target.namespace, "labels": labels(target, step.name)},
@@ -130,9 +142,9 @@ def deployment(target: Target, step: Step, run: ContainerCommand) -> dict[str, A
     }
 
 
-def service(target: Target, step: Step) -> dict[str, Any]:
-    """The Service in front of a service step; the model server's type is `model-serving-servicetype`."""
-    service_type = target.values.get("model-serving-servicetype", "ClusterIP") if step.name == "serve-model" else "ClusterIP"
+def service(target: Target, step: Service) -> dict[str, Any]:
+    """The Service in front of a service step, of the step's `service_type`."""
+    service_type = target.value(str(step.service_type))
     return {
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": service_name(target, step), "namespace": target.namespace, "labels": labels(target, step.name)},
@@ -152,14 +164,35 @@ def _replica(target: Target, count: int, container_spec: dict[str, Any], step: s
                          "spec": {"containers": [container_spec], "volumes": [cache_volume()]}}}
 
 
-def training_job(kind: str, target: Target, run: ContainerCommand, step: Step) -> dict[str, Any]:
-    """A PyTorchJob (Master + tf-worker - 1 Workers) or a TFJob (tf-worker Workers + tf-ps PS), named as the workflow."""
-    workers, ps = int(target.values["tf-worker"]), int(target.values.get("tf-ps") or 0)
-    meta = {"name": target.workflow, "namespace": target.namespace, "labels": labels(target, step.name)}
+def replica_count(target: Target, count: str) -> int:
+    """A replica count from the spec (a number or a parameter placeholder)."""
+    return int(target.value(count) or 0)
+
+
+def job_name(target: Target, step: Step) -> str:
+    return object_name(target, step)
+
+
+def outputs_reader(target: Target, step: Step, source: str, outputs_dir: str) -> dict[str, Any]:
+    """A container that copies what a training job's rank-0 pod wrote on the shared volume to `outputs_dir`."""
+    copy = ContainerCommand(["sh", "-c"], ['mkdir -p "$1" && cp -R "$0". "$1"', source, outputs_dir])
+    return container(target, "main", step, copy)
+
+
+def training_job(kind: str, target: Target, run: ContainerCommand, step: Train,
+                 outputs_dir: str | None = None) -> dict[str, Any]:
+    """A PyTorchJob (Master + workers - 1 Workers) or a TFJob (workers Workers + ps PS), named WORKFLOW-STEP.
+
+    With `outputs_dir`, the pods write the step's outputs there (only the one hosting rank 0 has any).
+    """
+    workers, ps = replica_count(target, str(step.workers)), replica_count(target, str(step.ps))
+    meta = {"name": job_name(target, step), "namespace": target.namespace, "labels": labels(target, step.name)}
     run_policy = {"cleanPodPolicy": "Running", "backoffLimit": 3}
     if kind == "pytorchjob":
         port = Port("pytorchjob-port", PYTORCHJOB_PORT, "tcp")
         main = container(target, "pytorch", step, run, (port,))
+        if outputs_dir:
+            main["env"].append({"name": "TRAINFLOW_OUTPUTS", "value": outputs_dir})
         replicas = {"Master": _replica(target, 1, main, step.name)}
         if workers > 1:
             replicas["Worker"] = _replica(target, workers - 1, main, step.name)
@@ -167,6 +200,8 @@ def training_job(kind: str, target: Target, run: ContainerCommand, step: Step) -
         return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": meta, "spec": spec}
     port = Port("tfjob-port", TFJOB_PORT, "tcp")
     main = container(target, "tensorflow", step, run, (port,))
+    if outputs_dir:
+        main["env"].append({"name": "TRAINFLOW_OUTPUTS", "value": outputs_dir})
     replicas = {"Worker": _replica(target, workers, main, step.name)}
     if ps > 0:
         replicas["PS"] = _replica(target, ps, main, step.name)

@@ -63,6 +63,7 @@ TEMPLATE = {
                        "setOwnerReference", "flags", "mergeStrategy"),
     "retryStrategy": {"limit": ANY, "retryPolicy": ANY, "expression": ANY, "affinity": ANY,
                       "backoff": leaves("duration", "factor", "maxDuration", "cap")},
+    "memoize": {"key": ANY, "maxAge": ANY, "cache": {"configMap": leaves("name", "key", "optional")}},
     "activeDeadlineSeconds": ANY, "timeout": ANY, "metadata": ANY, "nodeSelector": ANY, "tolerations": ANY,
     "serviceAccountName": ANY, "podSpecPatch": ANY, "securityContext": ANY, "parallelism": ANY, "failFast": ANY,
 }

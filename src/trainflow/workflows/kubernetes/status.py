@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from trainflow.workflows.backend import FAILED, OMITTED, PENDING, RUNNING, SKIPPED, SUCCEEDED, StepInfo, WorkflowInfo
-from trainflow.workflows.spec import PIPELINES
+from trainflow.pipelines.builtin import PIPELINES
+from trainflow.workflows.backend import (
+    FAILED,
+    OMITTED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    StepInfo,
+    WorkflowInfo,
+)
+from trainflow.workflows.kubernetes.render import step_summary
 
 # Argo's workflow and node phases; "Error" is Argo's own failure (not the step's): a failure for users.
 PHASES = {"Pending": PENDING, "Running": RUNNING, "Succeeded": SUCCEEDED, "Failed": FAILED, "Error": FAILED,
@@ -31,19 +42,30 @@ def _step_node(nodes: Mapping[str, Any], step: str) -> Mapping[str, Any] | None:
     return min(matches, key=lambda n: n.get("startedAt") or "") if matches else None
 
 
-def step_infos(pipeline_name: str, status: Mapping[str, Any]) -> list[StepInfo]:
+def declared_steps(meta: Mapping[str, Any], pipeline: str) -> list[dict[str, Any]]:
+    """The steps the workflow's annotation lists (a workflow created before it existed: the built-in's steps)."""
+    text = (meta.get("annotations") or {}).get("trainflow.io/steps")
+    if text:
+        try:
+            return list(json.loads(text))
+        except ValueError:
+            pass
+    return json.loads(step_summary(PIPELINES.get(pipeline, PIPELINES["model-train"])))
+
+
+def step_infos(steps: list[dict[str, Any]], status: Mapping[str, Any]) -> list[StepInfo]:
     nodes = status.get("nodes", {}) or {}
     infos = []
-    for step in PIPELINES[pipeline_name].steps:
-        info = StepInfo(step.name, service=step.service)
-        node = _step_node(nodes, step.name)
+    for step in steps:
+        info = StepInfo(step["name"], service=bool(step.get("service")), depends=list(step.get("depends", [])))
+        node = _step_node(nodes, step["name"])
         if node is not None:
             info.status = PHASES.get(node.get("phase", ""), PENDING)
             info.started_at, info.finished_at = parse_time(node.get("startedAt")), parse_time(node.get("finishedAt"))
             info.message, info.outputs = node.get("message", ""), _node_outputs(node)
         elif status.get("phase") in ("Succeeded", "Failed", "Error"):
             # Left out of the workflow (model-serving=false) or never reached.
-            info.status = SKIPPED if step.when else OMITTED
+            info.status = SKIPPED if step.get("when") else OMITTED
         infos.append(info)
     return infos
 
@@ -58,5 +80,5 @@ def workflow_info(raw: Mapping[str, Any], backend: str) -> WorkflowInfo:
         params=params, created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
         started_at=parse_time(status.get("startedAt")), finished_at=parse_time(status.get("finishedAt")),
         message=status.get("message", ""),
-        steps=step_infos(pipeline if pipeline in PIPELINES else "model-train", status), backend=backend,
+        steps=step_infos(declared_steps(meta, pipeline), status), backend=backend,
     )

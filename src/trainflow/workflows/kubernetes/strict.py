@@ -37,7 +37,7 @@ def embedded_manifests(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The objects the workflow's resource templates create, with workflow placeholders filled in."""
     values = {f"workflow.parameters.{p['name']}": str(p.get("value", ""))
               for p in workflow["spec"].get("arguments", {}).get("parameters", [])}
-    values["workflow.name"] = workflow["metadata"]["name"]
+    values["workflow.name"] = workflow["metadata"].get("name") or workflow["metadata"].get("generateName", "")
     found = []
     for template in workflow["spec"]["templates"]:
         manifest = template.get("resource", {}).get("manifest")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import secrets
 import shutil
@@ -10,20 +11,37 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
-from trainflow.workflows.backend import FAILED, FINISHED, OMITTED, PENDING, RUNNING, SUCCEEDED, StepInfo, WorkflowInfo
+from trainflow.pipelines import Pipeline, PipelineError
+from trainflow.pipelines.loading import check_functions
+from trainflow.pipelines.serial import to_dict
+from trainflow.progress import read_progress
+from trainflow.workflows.backend import (
+    FAILED,
+    FINISHED,
+    OMITTED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    StepInfo,
+    WorkflowInfo,
+)
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.local import processes
+from trainflow.workflows.local import plan, processes
+from trainflow.workflows.local.executor import load_pipeline
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
-from trainflow.workflows.params import resolve_params
-from trainflow.workflows.spec import PIPELINES, Pipeline
+from trainflow.workflows.params import inherited_values, resolve_params
 from trainflow.workflows.state import StateStore, already_exists, now
 
 _ACTIVE = (PENDING, RUNNING)
 
 
 def workflow_name(pipeline: Pipeline, values: Mapping[str, str]) -> str:
+    """The run's name: its name parameter's value, or the pipeline's name plus a random suffix."""
+    if pipeline.name_param is None:
+        return f"{pipeline.name}-{secrets.token_hex(3)}"
     return f"{values[pipeline.name_param]}{pipeline.name_suffix}"
 
 
@@ -37,31 +55,37 @@ class LocalBackend:
         self.state = StateStore(self.layout.db)
 
     # -- submit --------------------------------------------------------------------------------
-    def submit(self, pipeline: Pipeline, values: Mapping[str, str]) -> WorkflowInfo:
-        """Validate, record and start a workflow; returns at once (the runner works in the background)."""
-        values = self._complete(pipeline, resolve_params(pipeline, values))
-        info = WorkflowInfo(
-            name=workflow_name(pipeline, values), pipeline=pipeline.name, status=PENDING, params=values,
-            created_at=now(), steps=[StepInfo(s.name, service=s.service) for s in pipeline.steps],
-        )
+    def submit(self, pipeline: Pipeline, values: Mapping[str, str], no_cache: bool = False,
+               python_path: list[str] | None = None) -> WorkflowInfo:
+        """Validate, record and start a workflow; returns at once (the runner works in the background).
+
+        `python_path`: folders the steps' functions import from (a pipeline file's folder); `no_cache`:
+        run every step even when an earlier run's outputs could be reused.
+        """
+        try:
+            pipeline.validate()
+            check_functions(pipeline, python_path)
+        except PipelineError as exc:
+            raise WorkflowError(exc.message) from None
+        values = self._complete(pipeline, resolve_params(pipeline, values), values)
+        steps = [StepInfo(i, service=s.service) for s in pipeline.steps for i in plan.instance_names(s, values)]
+        info = WorkflowInfo(name=workflow_name(pipeline, values), pipeline=pipeline.name, status=PENDING, params=values,
+                            created_at=now(), steps=steps)
+        spec = {"pipeline": to_dict(pipeline), "python_path": [str(Path(p).resolve()) for p in python_path or []]}
         with self._runner_lock(info.name, busy=already_exists(info.name)) as lock:
-            self.state.create(info)
+            self.state.create(info, spec, no_cache)
             self._spawn_runner(info.name, lock)
         return self.get(info.name)
 
-    def _complete(self, pipeline: Pipeline, values: dict[str, str]) -> dict[str, str]:
+    def _complete(self, pipeline: Pipeline, values: dict[str, str], given: Mapping[str, str]) -> dict[str, str]:
         """Fill the local defaults that depend on this machine or on another workflow."""
         from trainflow.datasets import DEFAULT_MNIST_URL
 
-        if pipeline.name == "model-deploy":
-            source = self.get(values["workflow"])
-            if source.pipeline != "model-train":
-                raise WorkflowError(f"'{source.name}' is a {source.pipeline} workflow: model-deploy serves a model-train workflow")
-            for key in ("s3-train-base-url", "aws-endpoint-url", "aws-region"):
-                values[key] = values.get(key) or source.params.get(key, "")
+        if pipeline.inherit_from and values.get(pipeline.inherit_from):
+            values = inherited_values(pipeline, values, given, self.get(values[pipeline.inherit_from]).params)
         if "s3-data-url" in values and not values["s3-data-url"]:
             values["s3-data-url"] = DEFAULT_MNIST_URL
-        if not values.get("s3-train-base-url"):
+        if "s3-train-base-url" in values and not values["s3-train-base-url"]:
             values["s3-train-base-url"] = str(self.layout.default_store)
         return values
 
@@ -99,6 +123,13 @@ class LocalBackend:
         if info.status in _ACTIVE:
             self._reconcile(info)
             info = self.state.get(name)
+        pipeline, _, _ = load_pipeline(self.state, name, info.pipeline)
+        instances = {s.name: plan.instance_names(s, info.params) for s in pipeline.steps}
+        for step in pipeline.steps:
+            for instance in instances[step.name]:
+                found = info.step(instance)
+                if found is not None:
+                    found.depends = [i for d in step.upstream() for i in instances[d]]
         return info
 
     def list(self) -> list[WorkflowInfo]:
@@ -155,7 +186,7 @@ class LocalBackend:
                 return
             time.sleep(0.3)
 
-    def services(self) -> list[tuple[WorkflowInfo, StepInfo]]:
+    def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]:
         """Running services: (workflow, step) for each live TensorBoard and model server."""
         found = []
         for info in self.list():
@@ -190,13 +221,23 @@ class LocalBackend:
             self._spawn_runner(name, lock)
         return self.get(name)
 
-    def resubmit(self, name: str, new_name: str | None = None) -> WorkflowInfo:
-        """Run a workflow again from scratch under a new name (the example needed a new job-name per run)."""
+    def resubmit(self, name: str, new_name: str | None = None, no_cache: bool = False) -> WorkflowInfo:
+        """Run a workflow again under a new name; cacheable steps reuse this run's outputs unless `no_cache`."""
         info = self.get(name)
-        pipeline = PIPELINES[info.pipeline]
+        pipeline, python_path, _ = load_pipeline(self.state, name, info.pipeline)
         values = dict(info.params)
-        values[pipeline.name_param] = new_name or f"{values[pipeline.name_param][:56]}-{secrets.token_hex(3)}"
-        return self.submit(pipeline, values)
+        if pipeline.name_param is not None:
+            values[pipeline.name_param] = new_name or f"{values[pipeline.name_param][:56]}-{secrets.token_hex(3)}"
+        elif new_name:
+            raise WorkflowError(f"{pipeline.name} names its runs itself: resubmit without --job-name")
+        return self.submit(pipeline, values, no_cache, python_path)
+
+    def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
+        """The progress events step `step` of workflow `name` reported, oldest first."""
+        return read_progress(self.layout.progress_file(name, step))
+
+    def watchable(self) -> bool:
+        return True
 
     def delete(self, name: str) -> None:
         """Stop everything a workflow runs, services included, and forget it (its models stay)."""
@@ -218,11 +259,3 @@ class LocalBackend:
     def _stop_processes(self, name: str) -> None:
         """Stop the runner, the steps, what they started and the services of a workflow, recorded or not."""
         processes.stop_all(processes.workflow_processes(self.layout.workflow_dir(name), name, self.layout.home))
-
-    def find_service(self, name: str, step: str) -> StepInfo:
-        for info, service in self.services():
-            if info.name == name and service.name == step:
-                return service
-        raise WorkflowError(f"workflow {name} has no running {step}: see `trainflow get {name}`")
-
-

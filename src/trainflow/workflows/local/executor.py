@@ -1,9 +1,11 @@
 """The detached process that runs one workflow's steps: `trainflow workflow-runner NAME`.
 
-It launches every step whose dependencies succeeded as `trainflow step ...` in its own process
-group, records pids, outputs and statuses in SQLite, retries transient failures (exit >= 128), and
-on the way out stops whatever non-service step is still running. Services (TensorBoard, the model
-server) are left running once ready: they outlive the workflow, as in the example's exit handler.
+It launches every step whose dependencies are done, each in its own process group with
+`$TRAINFLOW_OUTPUTS` (where it writes outputs) and `$TRAINFLOW_PROGRESS` (where it appends progress
+events) set; reuses an earlier run's outputs for a cacheable step whose cache key matches; retries
+failures the step's `retry_on` allows after its backoff; stops a step past its timeout; and on the way
+out stops whatever non-service step is still running. Services are left running once ready: they
+outlive the workflow, as in the example's exit handler. What a step is comes from its kind.
 """
 
 from __future__ import annotations
@@ -11,50 +13,94 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainflow.workflows.backend import FAILED, OMITTED, PENDING, RUNNING, SKIPPED, SUCCEEDED
-from trainflow.workflows.commands import step_command
+from trainflow.pipelines import Pipeline, Service, Step
+from trainflow.pipelines.builtin import PIPELINES
+from trainflow.pipelines.conditions import parse_condition
+from trainflow.pipelines.refs import OutputRef, ParamRef, Ref
+from trainflow.pipelines.serial import from_dict
+from trainflow.progress import ENV as PROGRESS_ENV
+from trainflow.workflows.backend import (
+    CACHED,
+    DONE,
+    FAILED,
+    OMITTED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+)
+from trainflow.workflows.commands import as_text, step_command
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.local import processes
+from trainflow.workflows.local import plan, processes
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
-from trainflow.workflows.spec import PIPELINES, Pipeline, Step
+from trainflow.workflows.local.services import Readiness, free_port
 from trainflow.workflows.state import StateStore, now
 
 log = logging.getLogger(__name__)
-SERVICE_READY_TIMEOUT = 180.0
 _POLL = 0.005  # between checks of running steps: the runner's share of a step's latency
 
 
 @dataclass
 class _Running:
     step: Step
+    instance: str
     proc: subprocess.Popen[bytes]
     started: float
     attempt: int
+    key: str | None
+    readiness: Readiness | None = None
+
+
+@dataclass
+class _Plan:
+    """The workflow's steps with their instances and fan-out items."""
+
+    instances: dict[str, list[str]] = field(default_factory=dict)
+    items: dict[str, list[str | None]] = field(default_factory=dict)
+
+
+def load_pipeline(state: StateStore, name: str, pipeline_name: str) -> tuple[Pipeline, list[str], bool]:
+    """The pipeline a workflow was submitted with, its Python search path and its no-cache flag."""
+    spec, no_cache = state.spec(name)
+    if spec is None:
+        return PIPELINES[pipeline_name], [], no_cache
+    return from_dict(spec["pipeline"], check=False), list(spec.get("python_path", [])), no_cache
 
 
 class Executor:
     """Runs the pending steps of one recorded workflow to completion."""
 
-    def __init__(self, layout: Layout, name: str, pipelines: Mapping[str, Pipeline] = PIPELINES) -> None:
+    def __init__(self, layout: Layout, name: str) -> None:
         self.layout = layout
         self.state = StateStore(layout.db)
         self.name = name
         info = self.state.get(name)
-        self.pipeline = pipelines[info.pipeline]
+        self.pipeline, self.python_path, self.no_cache = load_pipeline(self.state, name, info.pipeline)
+        sys.path[:0] = [p for p in self.python_path if p not in sys.path]
         self.values = info.params
         self.first_started = info.started_at  # a retry continues the workflow: its duration runs from the first start
         # Only the holder of the runner lock runs steps, so a step another runner left Running is not running.
         self.status = {s.name: PENDING if s.status == RUNNING else s.status for s in info.steps}
-        self.outputs = {s.name: s.outputs for s in info.steps if s.status == SUCCEEDED}
+        self.outputs = {s.name: s.outputs for s in info.steps if s.status in DONE}
+        self.plan = _Plan()
+        for step in self.pipeline.steps:
+            found = plan.items(step, self.values)
+            self.plan.items[step.name] = [None] if found is None else list(found)
+            self.plan.instances[step.name] = plan.instance_names(step, self.values)
+        self.keys: dict[str, str] = {}
+        self.order = self.pipeline.order()  # computed once: the loop below runs every few milliseconds
+        self.upstream = {s.name: s.upstream() for s in self.pipeline.steps}
         self.attempts: dict[str, int] = {}
+        self.not_before: dict[str, float] = {}
         self.running: dict[str, _Running] = {}
         self.stopping = False
 
@@ -74,98 +120,184 @@ class Executor:
     def _on_stop(self, signum: int, frame: object) -> None:
         self.stopping = True
 
-    def _set(self, step: str, status: str, **fields: object) -> None:
-        self.status[step] = status
-        self.state.update_step(self.name, step, status=status, **fields)
+    def _set(self, instance: str, status: str, **fields: object) -> None:
+        self.status[instance] = status
+        self.state.update_step(self.name, instance, status=status, **fields)
+
+    # -- what can start ------------------------------------------------------------------------
+    def _state_of(self, step: str) -> str:
+        """A step's state over its instances: Succeeded only once all are done."""
+        found = {self.status[i] for i in self.plan.instances[step]}
+        for status in (FAILED, OMITTED, RUNNING, PENDING, SKIPPED):
+            if status in found:
+                return status
+        return SUCCEEDED
 
     def _launch_ready(self) -> bool:
-        """Start every step that can start; True if any step can still make progress."""
+        """Start every step instance that can start; True if any step can still make progress."""
         progress = False
-        for step in self.pipeline.order():
-            if self.status[step.name] != PENDING:
+        for step in self.order:
+            pending = [i for i in self.plan.instances[step.name] if self.status[i] == PENDING]
+            if not pending:
                 continue
-            deps = [self.status[d] for d in step.depends]
+            deps = [self._state_of(d) for d in self.upstream[step.name]]
             if any(d in (FAILED, OMITTED) for d in deps):
-                self._set(step.name, OMITTED, message="a step it depends on failed")
-            elif step.when and self.values.get(step.when) != "true":
-                self._set(step.name, SKIPPED, message=f"{step.when} is {self.values.get(step.when)}", finished_at=now())
-            elif all(d in (SUCCEEDED, SKIPPED) for d in deps):
-                self._launch(step)
+                for i in pending:
+                    self._set(i, OMITTED, message="a step it depends on failed")
+            elif any(d in (RUNNING, PENDING) for d in deps):
                 progress = True
+            elif SKIPPED in deps:  # as on Argo, where a step waits for its upstream steps to succeed
+                skipped = next(d for d in self.upstream[step.name] if self._state_of(d) == SKIPPED)
+                for i in pending:
+                    self._set(i, SKIPPED, message=f"{skipped} was skipped", finished_at=now())
+            elif not self._condition_holds(step):
+                for i in pending:
+                    self._set(i, SKIPPED, message=f"{step.when} is false", finished_at=now())
             else:
-                progress = True  # waits on a running step
+                for index, instance in enumerate(self.plan.instances[step.name]):
+                    if self.status[instance] == PENDING and self.not_before.get(instance, 0) <= time.monotonic():
+                        self._start(step, instance, self.plan.items[step.name][index])
+                progress = True
         return progress
 
-    def _launch(self, step: Step) -> None:
-        attempt = self.attempts.get(step.name, 0) + 1
-        self.attempts[step.name] = attempt
-        outputs_file = self.layout.outputs_file(self.name, step.name)
-        outputs_file.unlink(missing_ok=True)
-        ports = {p.name: 0 for p in step.ports}  # services pick free ports and report them
+    def _condition_holds(self, step: Step) -> bool:
+        if not step.when:
+            return True
+
+        def resolve(ref: Ref) -> str:
+            if isinstance(ref, ParamRef):
+                return self.values[ref.name]
+            assert isinstance(ref, OutputRef)
+            return as_text(self._gathered(ref.step).get(ref.key, ""))
+
+        return parse_condition(step.when).evaluate(resolve)
+
+    def _gathered(self, step: str) -> dict[str, object]:
+        """A step's outputs; a fanned-out step's are lists over its instances."""
+        instances = self.plan.instances[step]
+        if instances == [step]:
+            return dict(self.outputs.get(step, {}))
+        keys = dict.fromkeys(k for i in instances for k in self.outputs.get(i, {}))
+        return {k: [self.outputs.get(i, {}).get(k) for i in instances] for k in keys}
+
+    # -- start ---------------------------------------------------------------------------------
+    def _start(self, step: Step, instance: str, item: str | None) -> None:
+        outputs = {s.name: self._gathered(s.name) for s in self.pipeline.steps if self._state_of(s.name) in DONE}
+        key = None
+        if step.cacheable:
+            key = plan.cache_key(self.pipeline, step, self.values, item, self.keys, outputs)
+            if step.name not in self.keys:  # a fanned-out step's own key covers all its items
+                every = json.dumps(self.plan.items[step.name]) if instance != step.name else item
+                self.keys[step.name] = plan.cache_key(self.pipeline, step, self.values, every, self.keys, outputs)
+            if not self.no_cache and self._reuse(step, instance, key):
+                return
+        self._launch(step, instance, item, outputs, key)
+
+    def _reuse(self, step: Step, instance: str, key: str) -> bool:
+        found = self.state.cached(key)
+        if found is None:
+            return False
+        workflow, source_step, outputs = found
+        if not plan.artifacts_unchanged(step, outputs):
+            self.state.forget(key)
+            return False
+        self.outputs[instance] = outputs
+        self._set(instance, CACHED, outputs=outputs, started_at=now(), finished_at=now(),
+                  message=f"cached: outputs of {workflow}/{source_step}")
+        return True
+
+    def _launch(self, step: Step, instance: str, item: str | None, outputs: dict[str, dict[str, object]],
+                key: str | None) -> None:
+        attempt = self.attempts.get(instance, 0) + 1
+        self.attempts[instance] = attempt
+        out_dir = self.layout.outputs_dir(self.name, instance)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        readiness = Readiness(step, {p.name: free_port() for p in step.ports}) if isinstance(step, Service) else None
         try:
-            argv = step_command(step, self.values, self.outputs, ports)
+            argv = step_command(step, self.values, outputs, readiness.ports if readiness else None, item)
         except WorkflowError as exc:
-            self._set(step.name, FAILED, message=exc.message, finished_at=now())
+            self._set(instance, FAILED, message=exc.message, finished_at=now())
             return
-        argv = [*processes.trainflow_argv(argv), "--outputs", str(outputs_file)]
-        log_file = self.layout.step_log(self.name, step.name)
+        argv = processes.trainflow_argv(argv)
+        log_file = self.layout.step_log(self.name, instance)
         with open(log_file, "ab") as f:
-            f.write(f"--- attempt {attempt}: {' '.join(argv[1:])}\n".encode())
-        proc = processes.start(argv, log_file)
-        self.running[step.name] = _Running(step, proc, time.monotonic(), attempt)
-        self._set(step.name, RUNNING, started_at=now(), finished_at=None, message="", pid=proc.pid,
+            f.write(f"--- attempt {attempt}: {' '.join(argv)}\n".encode())
+        try:
+            proc = processes.start(argv, log_file, env=self._env(instance, out_dir))
+        except OSError as exc:
+            self._set(instance, FAILED, message=f"cannot start {argv[0]}: {exc.strerror}", finished_at=now())
+            return
+        self.running[instance] = _Running(step, instance, proc, time.monotonic(), attempt, key, readiness)
+        self._set(instance, RUNNING, started_at=now(), finished_at=None, message="", pid=proc.pid,
                   pid_started=processes.started_at(proc.pid), attempts=attempt)
 
+    def _env(self, instance: str, out_dir: Path) -> dict[str, str]:
+        env = {**os.environ, "TRAINFLOW_OUTPUTS": f"{out_dir}/",
+               PROGRESS_ENV: str(self.layout.progress_file(self.name, instance))}
+        if self.python_path:
+            env["PYTHONPATH"] = os.pathsep.join([*self.python_path, *filter(None, [env.get("PYTHONPATH")])])
+        return env
+
+    # -- watch ---------------------------------------------------------------------------------
     def _poll(self) -> None:
-        for name, run in list(self.running.items()):
+        for instance, run in list(self.running.items()):
             code = run.proc.poll()
-            if run.step.service and code is None:
+            if code is None and run.step.timeout and time.monotonic() - run.started > run.step.timeout:
+                processes.stop_group(run.proc.pid, None)
+                run.proc.wait()
+                del self.running[instance]
+                self._failed(run, f"timed out after {run.step.timeout:g} s", retryable=True)
+            elif run.readiness is not None and code is None:
                 self._check_service(run)
             elif code is not None:
-                del self.running[name]
+                del self.running[instance]
                 self._finished(run, code)
 
     def _check_service(self, run: _Running) -> None:
-        outputs = self._read_outputs(run.step.name)
-        if outputs is not None:
-            del self.running[run.step.name]
-            self.outputs[run.step.name] = outputs
-            self._set(run.step.name, SUCCEEDED, outputs=outputs, finished_at=now(), message="service running")
-        elif time.monotonic() - run.started > SERVICE_READY_TIMEOUT:
-            del self.running[run.step.name]
+        assert run.readiness is not None and isinstance(run.step, Service)
+        written = plan.read_outputs(self.layout.outputs_dir(self.name, run.instance))
+        if run.readiness.wrote_outputs(written) and run.readiness.probe():
+            del self.running[run.instance]
+            outputs = {**run.readiness.urls(), **written}
+            self.outputs[run.instance] = outputs
+            self._set(run.instance, SUCCEEDED, outputs=outputs, finished_at=now(), message="service running")
+        elif time.monotonic() - run.started > run.step.ready_timeout:
+            del self.running[run.instance]
             processes.stop_group(run.proc.pid, None)
-            self._set(run.step.name, FAILED, finished_at=now(),
-                      message=f"service not ready after {SERVICE_READY_TIMEOUT:.0f} s: see `trainflow logs {self.name} --step {run.step.name}`")
+            self._set(run.instance, FAILED, finished_at=now(),
+                      message=f"service not ready after {run.step.ready_timeout:.0f} s: see "
+                              f"`trainflow logs {self.name} --step {run.instance}`")
 
     def _finished(self, run: _Running, code: int) -> None:
-        step = run.step
-        if code == 0 and not step.service:
-            outputs = self._read_outputs(step.name) or {}
-            self.outputs[step.name] = outputs
-            self._set(step.name, SUCCEEDED, outputs=outputs, finished_at=now(), pid=None)
+        if code == 0 and not run.step.service:
+            outputs = plan.read_outputs(self.layout.outputs_dir(self.name, run.instance))
+            outputs.update(plan.artifact_digests(run.step, outputs))
+            self.outputs[run.instance] = outputs
+            self._set(run.instance, SUCCEEDED, outputs=outputs, finished_at=now(), pid=None)
+            if run.key is not None:
+                self.state.remember(run.key, self.name, run.instance, outputs)
             return
-        transient = code < 0 or code >= 128
-        if transient and run.attempt <= step.retries and not self.stopping:
-            log.warning("%s exited with %s (transient); retrying", step.name, code)
-            time.sleep(min(2.0 ** run.attempt, 10.0))
-            self._launch(step)
-            return
-        reason = self.layout.last_error(self.name, step.name) or f"exited with code {code}"
-        if step.service:
+        reason = self.layout.last_error(self.name, run.instance) or f"exited with code {code}"
+        if run.step.service:
             reason = f"service exited before it was ready: {reason}"
-        self._set(step.name, FAILED, finished_at=now(), message=reason, pid=None)
+        self._failed(run, reason, retryable=code < 0 or code >= 128 or run.step.retry_on == "any")
 
-    def _read_outputs(self, step: str) -> dict[str, object] | None:
-        try:
-            return json.loads(self.layout.outputs_file(self.name, step).read_text())
-        except (FileNotFoundError, ValueError):
-            return None
+    def _failed(self, run: _Running, reason: str, retryable: bool) -> None:
+        step = run.step
+        if retryable and run.attempt <= step.retries and not self.stopping:
+            delay = step.backoff * 2 ** (run.attempt - 1)
+            log.warning("%s failed (%s); retrying in %.1f s", run.instance, reason, delay)
+            self.not_before[run.instance] = time.monotonic() + delay
+            self._set(run.instance, PENDING, message=f"retrying in {delay:g} s: {reason}", pid=None)
+            return
+        self._set(run.instance, FAILED, finished_at=now(), message=reason, pid=None)
 
     def _stop_running(self, why: str) -> None:
-        for name, run in list(self.running.items()):
+        for instance, run in list(self.running.items()):
             processes.stop_group(run.proc.pid, None)
             run.proc.wait()
-            self._set(name, FAILED, finished_at=now(), message=why, pid=None)
+            self._set(instance, FAILED, finished_at=now(), message=why, pid=None)
         self.running.clear()
 
     def _finish(self) -> str:
@@ -195,5 +327,3 @@ def run_workflow(home: Path, name: str) -> int:
     # The lock stays held until this process is gone, so no two runner processes of a workflow ever overlap.
     status = Executor(layout, name).run()
     return 0 if status == SUCCEEDED else 1
-
-

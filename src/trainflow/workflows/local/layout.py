@@ -28,8 +28,13 @@ class Layout:
     def runner_lock(self, workflow: str) -> Path:
         return self.workflow_dir(workflow) / "runner.lock"
 
-    def outputs_file(self, workflow: str, step: str) -> Path:
-        return self.workflow_dir(workflow) / f"{step}.outputs.json"
+    def outputs_dir(self, workflow: str, step: str) -> Path:
+        """Where a step writes its outputs ($TRAINFLOW_OUTPUTS): one file per key, or outputs.json."""
+        return self.workflow_dir(workflow) / "outputs" / step
+
+    def progress_file(self, workflow: str, step: str) -> Path:
+        """Where a step appends its progress events ($TRAINFLOW_PROGRESS)."""
+        return self.workflow_dir(workflow) / f"{step}.progress.jsonl"
 
     @property
     def default_store(self) -> Path:

@@ -58,9 +58,9 @@ def alive(pid: int | None, started: float | None) -> bool:
         return False
 
 
-def stop_group(pid: int, started: float | None, grace: float = 10.0) -> None:
+def stop_group(pid: int | None, started: float | None, grace: float = 10.0) -> None:
     """SIGTERM the process group led by `pid` (the step and all it started), SIGKILL after `grace` s."""
-    if not alive(pid, started):
+    if pid is None or not alive(pid, started):
         return
     try:
         pgid = os.getpgid(pid)

@@ -1,0 +1,44 @@
+"""The steps that run users' Python: `trainflow step call` and `trainflow step train-function`."""
+
+from __future__ import annotations
+
+import click
+
+from trainflow.cli.output import console, write_outputs
+
+outputs_option = click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS",
+                              help="Write the step's outputs here (a path ending in / gets one file per key).")
+input_option = click.option("--input", "inputs", nargs=2, multiple=True, metavar="NAME VALUE",
+                            help="A keyword argument for the function; repeatable.")
+
+
+@click.command("call")
+@click.argument("function")
+@input_option
+@outputs_option
+def call_step(function: str, inputs: tuple[tuple[str, str], ...], outputs: str | None) -> None:
+    """Pipeline step: call FUNCTION (module:function) with the inputs; its returned dict is the outputs."""
+    from trainflow.pipelines.calling import call_function, import_function
+
+    result = call_function(import_function(function), dict(inputs), function)
+    console.print(f"{function} -> {result}", markup=False)
+    write_outputs(outputs, result)
+
+
+@click.command("train-function")
+@click.argument("function")
+@click.option("--workers", default=1, show_default=True, type=int, help="Local worker processes (a PyTorchJob's world wins).")
+@input_option
+@outputs_option
+def train_function_step(function: str, workers: int, inputs: tuple[tuple[str, str], ...], outputs: str | None) -> None:
+    """Pipeline step: run FUNCTION on every worker of a torch.distributed world; rank 0's dict is the outputs."""
+    from trainflow.pipelines.train_function import run_training_function
+
+    if workers < 1:
+        raise click.BadParameter(f"--workers must be at least 1, not {workers}")
+    result = run_training_function(function, dict(inputs), workers)
+    if result is None:
+        console.print(f"{function}: this node's workers finished; the node hosting rank 0 reports the outputs")
+        return
+    console.print(f"{function} -> {result}", markup=False)
+    write_outputs(outputs, result)

@@ -1,0 +1,73 @@
+"""trainflow.pipelines: write your own pipeline.
+
+A `Pipeline` is typed `Param`s and steps of four kinds: `Command` (any argv), `Call` (a Python
+function `module:function`), `Train` (distributed training on N workers) and `Service` (a server
+left running, with ports and a readiness probe). Steps read parameters with `param(NAME)`, earlier
+outputs with `output(STEP, KEY)`, the fan-out item with `ITEM`; they run after the steps they read.
+Per step: `depends`, `when`, `retries`/`backoff`, `timeout`, `resources`, `for_each`, `cache`.
+
+    from trainflow.pipelines import Call, Param, Pipeline, output, param
+
+    PIPELINE = Pipeline(
+        name="hello",
+        params=(Param("n", 3, type="int"),),
+        steps=(
+            Call(name="count", function="mysteps:count", inputs={"n": param("n")}, outputs=("total",)),
+            Call(name="show", function="mysteps:show", inputs={"total": output("count", "total")}),
+        ),
+    )
+
+`trainflow submit hello.py -p n=5 --wait` runs it; `trainflow pipeline show hello.py` draws it; the
+same spec as YAML is described by `trainflow.pipelines.schema.SCHEMA_PATH`. The built-in
+`model-train` and `model-deploy` are written with this API in `trainflow.pipelines.builtin`.
+"""
+
+from trainflow.pipelines.conditions import parse_condition
+from trainflow.pipelines.errors import PipelineError
+from trainflow.pipelines.params import Param
+from trainflow.pipelines.pipeline import Pipeline
+from trainflow.pipelines.progress import report_progress
+from trainflow.pipelines.refs import (
+    HOST,
+    ITEM,
+    OutputRef,
+    ParamRef,
+    PortRef,
+    output,
+    param,
+    port,
+)
+from trainflow.pipelines.steps import (
+    Call,
+    Command,
+    Port,
+    Probe,
+    Resources,
+    Service,
+    Step,
+    Train,
+)
+
+__all__ = [
+    "HOST",
+    "ITEM",
+    "Call",
+    "Command",
+    "OutputRef",
+    "Param",
+    "ParamRef",
+    "Pipeline",
+    "PipelineError",
+    "Port",
+    "PortRef",
+    "Probe",
+    "Resources",
+    "Service",
+    "Step",
+    "Train",
+    "output",
+    "param",
+    "parse_condition",
+    "port",
+    "report_progress",
+]

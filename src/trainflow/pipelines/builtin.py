@@ -1,0 +1,148 @@
+"""The built-in pipelines, `model-train` and `model-deploy`, written with the public API: copy and edit them.
+
+`model-train` is the Kubeflow example's workflow: cache the dataset, resolve the run's paths, start
+TensorBoard, train data-parallel, export a numbered model version, serve it. Every step is a
+`trainflow step ...` command, so the local runner and the Argo workflow run the same commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from trainflow.pipelines.params import Param
+from trainflow.pipelines.pipeline import Pipeline
+from trainflow.pipelines.refs import HOST, output, param, port
+from trainflow.pipelines.steps import Command, Port, Probe, Service, Train
+
+IMAGE = "ghcr.io/trainflow/trainflow:0.1.0"
+STORAGE = ("--aws-endpoint-url", param("aws-endpoint-url"), "--aws-region", param("aws-region"))
+
+COMMON_PARAMS = (
+    Param("namespace", "default", "Kubernetes namespace of the workflow and its jobs."),
+    Param("tf-model-image", IMAGE, "Image every step runs in (Kubernetes)."),
+    Param("tf-serving-image", IMAGE, "Image of the model server (Kubernetes)."),
+    Param("tf-tensorboard-image", IMAGE, "Image of TensorBoard (Kubernetes)."),
+    Param("model-name", "mnist", "Name the model is served under."),
+    Param("model-serving-servicetype", "ClusterIP", "Kubernetes Service type of the model server.",
+          type="choice", choices=("ClusterIP", "NodePort", "LoadBalancer")),
+    Param("s3-train-base-url", "", "Where runs keep checkpoints, logs and exported models (default: $TRAINFLOW_HOME/store/models)."),
+    Param("aws-endpoint-url", "", "S3 endpoint (default: AWS_ENDPOINT_URL)."),
+    Param("s3-endpoint", "", "S3 endpoint as host:port (the example's S3_ENDPOINT)."),
+    Param("aws-region", "", "S3 region (default: AWS_REGION)."),
+    Param("aws-secret", "aws-creds", "Kubernetes Secret with keys awsAccessKeyID / awsSecretAccessKey."),
+)
+
+
+def workflow_info_step(job_param: str) -> Command:
+    """The run's paths, named after `job_param`: places to write, so they never make a later step re-run."""
+    return Command(
+        name="get-workflow-info",
+        argv=("trainflow", "step", "get-workflow-info", "--job-name", param(job_param),
+              "--s3-train-base-url", param("s3-train-base-url")),
+        locations=("train-dir", "logs-dir", "checkpoints-dir", "export-base"),
+        cache=False,
+        image=param("tf-model-image"),
+    )
+
+
+SERVE_MODEL = Service(
+    name="serve-model",
+    argv=("trainflow", "step", "serve-model", "--model-name", param("model-name"),
+          "--export-base", output("export-model", "export-base"), "--rest-port", port("rest"),
+          "--grpc-port", port("grpc"), *STORAGE, "--host", HOST),
+    when="params.model-serving == true",
+    ports=(Port("rest", 8501, "http"), Port("grpc", 9000, "grpc")),
+    probe=Probe("rest", "/v2/health/ready"),
+    liveness=Probe("rest", "/v2/health/live"),
+    service_type=param("model-serving-servicetype"),
+    kube_name="{workflow}-model-server",
+    outputs=("rest-url", "grpc-address", "model-version", "model-name"),
+    image=param("tf-serving-image"),
+)
+
+MODEL_TRAIN = Pipeline(
+    name="model-train",
+    description="Cache the dataset, train data-parallel, watch in TensorBoard, export, serve.",
+    name_param="job-name",
+    params=(
+        Param("job-name", "myjob", "Names the run: its train dir, export dir and workflow (unique).", cache_key=False),
+        *COMMON_PARAMS,
+        Param("tf-worker", "1", "Number of training workers.", type="int", minimum=1),
+        Param("tf-ps", "2", "Parameter servers: accepted for compatibility; PS replicas do not train.", type="int", minimum=0),
+        Param("model-hidden-units", "100", "Hidden units of the example's one-layer model.", type="int", minimum=1),
+        Param("model-train-steps", "200", "Global training steps.", type="int", minimum=1),
+        Param("model-batch-size", "100", "Batch size per worker.", type="int", minimum=1),
+        Param("model-learning-rate", "0.01", "Learning rate.", type="float", above=0),
+        Param("model-serving", "true", "Serve the exported model (true/false).", type="bool"),
+        Param("s3-data-url", "", "Where the dataset is: s3://, http(s)://, file:// or a path (default: the public MNIST mirror)."),
+        Param("model", "cnn", "Model: cnn, mlp (the example's), or module:attr of a factory returning a torch.nn.Module."),
+    ),
+    steps=(
+        Command(
+            name="download-dataset",
+            argv=("trainflow", "step", "download-dataset", "--s3-data-url", param("s3-data-url"), *STORAGE),
+            retries=2,
+            outputs=("dataset-name", "dataset-path", "bytes-downloaded"),
+            artifacts=("dataset-path",),
+            image=param("tf-model-image"),
+        ),
+        workflow_info_step("job-name"),
+        Service(
+            name="tensorboard",
+            argv=("trainflow", "step", "tensorboard", "--logdir", output("get-workflow-info", "logs-dir"),
+                  "--port", port("http"), *STORAGE, "--host", HOST),
+            ports=(Port("http", 6006, "http"),),
+            probe=Probe("http", "/"),
+            outputs=("url",),
+            image=param("tf-tensorboard-image"),
+        ),
+        Train(
+            name="train-model",
+            workers=param("tf-worker"),
+            ps=param("tf-ps"),
+            kube_name="{workflow}",
+            argv=("trainflow", "step", "train-model", "--data-dir", output("download-dataset", "dataset-path"),
+                  "--train-dir", output("get-workflow-info", "train-dir"), "--workers", param("tf-worker"),
+                  "--train-steps", param("model-train-steps"), "--batch-size", param("model-batch-size"),
+                  "--learning-rate", param("model-learning-rate"), "--hidden-units", param("model-hidden-units"),
+                  "--model", param("model"), *STORAGE),
+            depends=("download-dataset", "get-workflow-info"),
+            outputs=("accuracy", "global-step", "metrics-url"),
+            artifacts=("train-dir",),
+            image=param("tf-model-image"),
+        ),
+        Command(
+            name="export-model",
+            argv=("trainflow", "step", "export-model", "--train-dir", output("get-workflow-info", "train-dir"),
+                  "--export-base", output("get-workflow-info", "export-base"), "--model", param("model"),
+                  "--hidden-units", param("model-hidden-units"), *STORAGE),
+            depends=("train-model",),
+            retries=2,
+            outputs=("model-version", "model-url", "global-step"),
+            artifacts=("export-base",),
+            image=param("tf-model-image"),
+        ),
+        SERVE_MODEL,
+    ),
+)
+
+MODEL_DEPLOY = Pipeline(
+    name="model-deploy",
+    description="Serve a finished model-train workflow's exported model under the same model name.",
+    name_param="workflow",
+    name_suffix="-deploy",
+    inherit_from="workflow",
+    params=(
+        Param("workflow", "", "The model-train workflow (its job-name) whose model to serve.", cache_key=False),
+        *COMMON_PARAMS,
+        Param("model-serving", "true", "Serve the model (always true for model-deploy).", type="bool"),
+    ),
+    steps=(
+        workflow_info_step("workflow"),
+        replace(SERVE_MODEL, argv=tuple(a.replace("{{steps.export-model.outputs.export-base}}",
+                                                  "{{steps.get-workflow-info.outputs.export-base}}")
+                                        for a in SERVE_MODEL.command)),
+    ),
+)
+
+PIPELINES = {p.name: p for p in (MODEL_TRAIN.validate(), MODEL_DEPLOY.validate())}

@@ -1,0 +1,108 @@
+"""Find a pipeline: a built-in name, a `.py` file that defines one, or a `.yaml` / `.json` file.
+
+Every failure is one PipelineError naming the file (and the step) and the fix; nothing has run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import runpy
+import sys
+from pathlib import Path
+
+from trainflow.pipelines.builtin import PIPELINES
+from trainflow.pipelines.errors import PipelineError
+from trainflow.pipelines.pipeline import Pipeline
+
+SUFFIXES = (".py", ".yaml", ".yml", ".json")
+
+
+def load_pipeline(source: str) -> Pipeline:
+    """The validated pipeline `source` names: model-train, model-deploy, or a file."""
+    if source in PIPELINES:
+        return PIPELINES[source]
+    path = Path(source)
+    if path.suffix not in SUFFIXES:
+        raise PipelineError(f"'{source}' is neither a built-in pipeline ({', '.join(PIPELINES)}) nor a "
+                            f"{', '.join(SUFFIXES)} file")
+    if not path.is_file():
+        raise PipelineError(f"{source}: no such file")
+    try:
+        pipeline = _from_python(path) if path.suffix == ".py" else _from_data(path)
+        check_functions(pipeline.validate(), [str(path.resolve().parent)])
+        return pipeline
+    except PipelineError as exc:
+        raise PipelineError(f"{source}: {exc.message}") from None
+
+
+def _from_python(path: Path) -> Pipeline:
+    """Run the file (its folder first on sys.path, so its own modules import) and take its Pipeline."""
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    try:
+        namespace = runpy.run_path(str(path), run_name="trainflow_pipeline")
+    except Exception as exc:  # noqa: BLE001 - any error in the user's file is reported as one line
+        line = _error_line(exc, path)
+        raise PipelineError(f"importing it raised {type(exc).__name__}: {exc}{line}: fix the file") from None
+    found = [v for v in namespace.values() if isinstance(v, Pipeline)]
+    if "PIPELINE" in namespace and isinstance(namespace["PIPELINE"], Pipeline):
+        return namespace["PIPELINE"]
+    if len(found) != 1:
+        raise PipelineError(f"defines {len(found)} Pipeline objects: define one, or name the one to run PIPELINE")
+    return found[0]
+
+
+def _error_line(exc: BaseException, path: Path) -> str:
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).resolve() == path.resolve():
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" (line {line})" if line else ""
+
+
+def _from_data(path: Path) -> Pipeline:
+    from trainflow.pipelines.serial import from_dict
+
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except (ValueError, Exception) as exc:  # noqa: BLE001 - yaml.YAMLError and JSON errors alike
+        raise PipelineError(f"not valid {path.suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
+    return from_dict(data)
+
+
+def check_functions(pipeline: Pipeline, search_path: list[str] | None = None) -> None:
+    """Every `module:function` a step calls can be found in `search_path` or sys.path (without running it)."""
+    added = [p for p in search_path or [] if p not in sys.path]
+    sys.path[:0] = added
+    try:
+        _check_functions(pipeline)
+    finally:
+        for p in added:
+            sys.path.remove(p)
+
+
+def _check_functions(pipeline: Pipeline) -> None:
+    for step in pipeline.steps:
+        function = getattr(step, "function", None)
+        if not function:
+            continue
+        module, _, name = function.partition(":")
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            raise PipelineError(f"step {step.name}: cannot import module '{module}' of {function}: put it next to the "
+                                "pipeline file or on PYTHONPATH")
+        if spec.origin and spec.origin.endswith(".py") and f"def {name}" not in Path(spec.origin).read_text(errors="replace"):
+            raise PipelineError(f"step {step.name}: module {module} ({spec.origin}) defines no function '{name}'")

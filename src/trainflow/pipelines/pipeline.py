@@ -1,0 +1,189 @@
+"""A pipeline: typed parameters and steps; `validate()` refuses one that cannot run, before anything runs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from trainflow.pipelines.conditions import parse_condition
+from trainflow.pipelines.errors import PipelineError
+from trainflow.pipelines.params import Param, check_param, resolve_values
+from trainflow.pipelines.refs import (
+    HostRef,
+    ItemRef,
+    OutputRef,
+    ParamRef,
+    PortRef,
+    unknown_placeholders,
+)
+from trainflow.pipelines.steps import Call, Service, Step, Train, pairs
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PARAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+RETRY_ON = ("transient", "any")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A named DAG of steps with typed parameters.
+
+    name: a DNS label; what `trainflow submit NAME` and `list` show.
+    params: the `Param`s steps reference.
+    steps: `Command`, `Call`, `Train` and `Service` steps, in the order `get` lists them.
+    name_param: the parameter whose value names each submitted run (default: NAME-<random>).
+    name_suffix: appended to that value (model-deploy runs are `<workflow>-deploy`).
+    inherit_from: a parameter naming an earlier workflow; the parameters a submission leaves out take
+      that workflow's values (model-deploy serves from where the model-train run wrote).
+    """
+
+    name: str
+    params: tuple[Param, ...]
+    steps: tuple[Step, ...]
+    name_param: str | None = None
+    description: str = ""
+    name_suffix: str = ""
+    inherit_from: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "steps", tuple(self.steps))
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise PipelineError(f"pipeline {self.name} has no parameter '{name}'")
+
+    def step(self, name: str) -> Step:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise PipelineError(f"pipeline {self.name} has no step '{name}': its steps are "
+                            f"{', '.join(s.name for s in self.steps)}")
+
+    @property
+    def defaults(self) -> dict[str, str]:
+        return {p.name: "" if p.default is None else str(p.default) for p in self.params}
+
+    def resolve(self, given: Mapping[str, object]) -> dict[str, str]:
+        """Parameter values: defaults overlaid with `given`, each checked against its type."""
+        return resolve_values(self.params, given, self.name)
+
+    def order(self) -> list[Step]:
+        """Steps in an order that runs every step after the ones it waits for (declaration order otherwise)."""
+        done: list[Step] = []
+        pending = list(self.steps)
+        while pending:
+            names = {x.name for x in done}
+            ready = [s for s in pending if all(d in names for d in s.upstream())]
+            if not ready:
+                raise PipelineError(f"pipeline {self.name}: steps {', '.join(s.name for s in pending)} wait for each "
+                                    "other (a cycle): remove one of the dependencies")
+            done.append(ready[0])
+            pending.remove(ready[0])
+        return done
+
+    def validate(self) -> Pipeline:
+        """Check names, references, conditions and the DAG; returns self, or raises PipelineError."""
+        if not _DNS_LABEL.match(self.name) or len(self.name) > 52:
+            raise PipelineError(f"pipeline name '{self.name}': use at most 52 lowercase letters, digits or '-'")
+        names = [p.name for p in self.params]
+        for p in self.params:
+            if not _PARAM_NAME.match(p.name):
+                raise PipelineError(f"parameter name '{p.name}': use letters, digits, '-' or '_'")
+            check_param(p)
+        _no_duplicates(names, "parameter")
+        for field, value in (("name_param", self.name_param), ("inherit_from", self.inherit_from)):
+            if value is not None and value not in names:
+                raise PipelineError(f"{field} '{value}' is not a parameter of {self.name}")
+        if not self.steps:
+            raise PipelineError(f"pipeline {self.name} has no steps: add at least one")
+        _no_duplicates([s.name for s in self.steps], "step")
+        steps = {s.name: s for s in self.steps}
+        for step in self.steps:
+            try:
+                _check_step(step, steps, set(names))
+            except PipelineError as exc:
+                raise PipelineError(f"step {step.name}: {exc.message}") from None
+        self.order()
+        return self
+
+
+def _no_duplicates(names: list[str], what: str) -> None:
+    seen = {n for n in names if names.count(n) > 1}
+    if seen:
+        raise PipelineError(f"two {what}s are named {', '.join(sorted(seen))}: give each a unique name")
+
+
+def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None:
+    if not _DNS_LABEL.match(step.name) or len(step.name) > 40:
+        raise PipelineError("name: use at most 40 lowercase letters, digits or '-' (a DNS label)")
+    if not step.command:
+        raise PipelineError("no command: give argv=(...) (or function= for a Call or Train step)")
+    for function in [getattr(step, "function", None)]:
+        if function is not None and not _FUNCTION.match(function):
+            raise PipelineError(f"function '{function}': write it as module:function, e.g. mypkg.steps:prepare")
+    for dep in step.depends:
+        if dep not in steps:
+            raise PipelineError(f"depends on '{dep}', which is not a step: its steps are {', '.join(steps)}")
+    for text in [*step.command, str(getattr(step, "workers", ""))]:
+        bad = unknown_placeholders(text)
+        if bad:
+            raise PipelineError(f"unknown placeholder {bad[0]}: use {{{{params.NAME}}}}, {{{{steps.STEP.outputs.KEY}}}}, "
+                                "{{item}}, {{ports.NAME}} or {{host}}")
+    refs = step.refs() + (parse_condition(step.when).refs() if step.when else [])
+    if isinstance(step.for_each, ParamRef):
+        refs.append(step.for_each)
+    for ref in refs:
+        _check_ref(ref, step, steps, params)
+    if step.retries < 0 or step.backoff < 0 or (step.timeout is not None and step.timeout <= 0):
+        raise PipelineError("retries and backoff must be at least 0, and a timeout more than 0 seconds")
+    if step.retry_on not in RETRY_ON:
+        raise PipelineError(f"retry_on '{step.retry_on}': use 'transient' or 'any'")
+    if step.kube_name is not None and not _DNS_LABEL.match(step.kube_name.replace("{workflow}", "w")):
+        raise PipelineError(f"kube_name '{step.kube_name}': use lowercase letters, digits, '-' and {{workflow}}")
+    if isinstance(step, Service):
+        _check_service(step)
+    if isinstance(step, Train) and step.function is None and step.inputs:
+        raise PipelineError("inputs need a function: give function='module:function' or put them in argv")
+    if isinstance(step, Call | Train):
+        _no_duplicates([k for k, _ in pairs(step.inputs)], "input")
+
+
+def _check_ref(ref: object, step: Step, steps: Mapping[str, Step], params: set[str]) -> None:
+    if isinstance(ref, ParamRef) and ref.name not in params:
+        raise PipelineError(f"uses parameter '{ref.name}', which the pipeline does not declare: add Param('{ref.name}')")
+    if isinstance(ref, OutputRef):
+        source = steps.get(ref.step)
+        if source is None:
+            raise PipelineError(f"reads an output of '{ref.step}', which is not a step: its steps are {', '.join(steps)}")
+        if source is step:
+            raise PipelineError("reads its own output: read an earlier step's output")
+        declared = (*source.declared_outputs(), *(k for k, _ in pairs(getattr(source, "urls", ()))))
+        if ref.key not in declared:
+            raise PipelineError(f"reads output '{ref.key}' of {ref.step}, which declares only "
+                                f"{', '.join(declared) or 'none'}: add it to {ref.step}'s outputs")
+    if isinstance(ref, ItemRef) and step.for_each is None:
+        raise PipelineError("uses {{item}} without for_each: give for_each=[...] to fan out")
+    if isinstance(ref, PortRef | HostRef) and not isinstance(step, Service):
+        raise PipelineError("uses a port or the host, which only a Service step has")
+    if isinstance(ref, PortRef) and ref.name not in {p.name for p in step.ports}:  # type: ignore[attr-defined]
+        raise PipelineError(f"uses port '{ref.name}', which it does not declare: add Port('{ref.name}', ...)")
+
+
+def _check_service(step: Service) -> None:
+    ports = {p.name for p in step.ports}
+    _no_duplicates([p.name for p in step.ports], "port")
+    for probe in (step.probe, step.liveness):
+        if probe is not None and probe.port not in ports:
+            raise PipelineError(f"probes port '{probe.port}', which it does not declare")
+    for key, template in pairs(step.urls):
+        try:
+            template.format(host="h", **{p: 1 for p in ports})
+        except (KeyError, IndexError, ValueError):
+            raise PipelineError(f"url '{key}' = '{template}': use {{host}} and the port names "
+                                f"({', '.join(sorted(ports))}) in braces") from None
+    if step.for_each is not None:
+        raise PipelineError("a service cannot fan out: remove for_each")

@@ -1,0 +1,131 @@
+"""Pipelines as plain data (dicts, YAML) and back: the YAML form, and what the local runner stores.
+
+The YAML form mirrors the Python API: `name`, `params` (list of Param fields), `steps` (list of step
+fields plus `kind`: command, call, train or service). References are placeholders such as
+`{{params.lr}}` and `{{steps.prep.outputs.rows}}`. `pipeline.schema.json` describes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from trainflow.pipelines.errors import PipelineError
+from trainflow.pipelines.params import Param
+from trainflow.pipelines.pipeline import Pipeline
+from trainflow.pipelines.refs import PLACEHOLDER, ParamRef
+from trainflow.pipelines.steps import KINDS, Port, Probe, Resources, Service, Step
+
+SCHEMA_PATH = Path(__file__).with_name("pipeline.schema.json")
+_PAIRS = ("inputs", "urls")
+
+
+def to_dict(pipeline: Pipeline) -> dict[str, Any]:
+    """The pipeline as JSON-ready data (what `from_dict` reads back)."""
+    return {
+        "name": pipeline.name, "description": pipeline.description, "name_param": pipeline.name_param,
+        "name_suffix": pipeline.name_suffix, "inherit_from": pipeline.inherit_from,
+        "params": [{k: v for k, v in dataclasses.asdict(p).items() if k != "choices" or v} for p in pipeline.params],
+        "steps": [_step_dict(s) for s in pipeline.steps],
+    }
+
+
+def _step_dict(step: Step) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": step.kind}
+    for f in dataclasses.fields(step):
+        value = getattr(step, f.name)
+        if f.name in _PAIRS:
+            value = dict(value)
+        elif isinstance(value, ParamRef):
+            value = str(value)
+        elif f.name in ("ports",):
+            value = [dataclasses.asdict(p) for p in value]
+        elif dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)  # type: ignore[arg-type]
+        elif isinstance(value, tuple):
+            value = list(value)
+        data[f.name] = value
+    return data
+
+
+def from_dict(data: Any, check: bool = True) -> Pipeline:
+    """A Pipeline from data shaped like `to_dict`'s, checked against the JSON Schema first unless `check` is False."""
+    if check:
+        _check_schema(data)
+    params = tuple(Param(**{**p, "choices": tuple(p.get("choices", ()))}) for p in data.get("params", []))
+    steps = tuple(_step(s) for s in data["steps"])
+    return Pipeline(name=data["name"], params=params, steps=steps, name_param=data.get("name_param"),
+                    description=data.get("description", ""), name_suffix=data.get("name_suffix", ""),
+                    inherit_from=data.get("inherit_from"))
+
+
+def _step(data: dict[str, Any]) -> Step:
+    fields: dict[str, Any] = {k: v for k, v in data.items() if k != "kind"}
+    cls = KINDS[data.get("kind", "command")]
+    if "resources" in fields:
+        fields["resources"] = Resources(**fields["resources"])
+    if "ports" in fields:
+        fields["ports"] = tuple(Port(**p) for p in fields["ports"])
+    for key in ("probe", "liveness"):
+        if fields.get(key):
+            fields[key] = Probe(**fields[key])
+    for_each = fields.get("for_each")
+    if isinstance(for_each, str):
+        match = PLACEHOLDER.fullmatch(for_each.strip())
+        if not match or not match["param"]:
+            raise PipelineError(f"step {data['name']}: for_each '{for_each}' must be a list or {{{{params.NAME}}}}")
+        fields["for_each"] = ParamRef(match["param"])
+    image = fields.get("image")
+    if isinstance(image, str) and PLACEHOLDER.fullmatch(image) and PLACEHOLDER.fullmatch(image)["param"]:  # type: ignore[index]
+        fields["image"] = ParamRef(PLACEHOLDER.fullmatch(image)["param"])  # type: ignore[index]
+    for key in _PAIRS:
+        if key in fields:
+            fields[key] = tuple((k, _text(v)) for k, v in fields[key].items())
+    for key in ("argv",):
+        if key in fields:
+            fields[key] = tuple(_text(a) for a in fields[key])
+    if cls is not Service:
+        for key in ("ports", "probe", "urls", "ready_timeout", "liveness", "service_type"):
+            if key in fields:
+                raise PipelineError(f"step {data['name']}: '{key}' belongs to a service step (kind: service)")
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        raise PipelineError(f"step {data.get('name')}: {exc} (see `trainflow pipeline show` and the schema)") from None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the YAML form."""
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _check_schema(data: Any) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        error = errors[0]
+        where = _where(data, list(error.absolute_path))
+        raise PipelineError(f"{where}{error.message} (see {SCHEMA_PATH.name} shipped with trainflow)")
+
+
+def _where(data: Any, path: list[Any]) -> str:
+    if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
+        try:
+            name = data["steps"][path[1]].get("name", f"#{path[1] + 1}")
+        except (AttributeError, IndexError, KeyError, TypeError):
+            name = f"#{path[1] + 1}"
+        rest = ".".join(str(p) for p in path[2:])
+        return f"step {name}: {rest + ': ' if rest else ''}"
+    return f"{'.'.join(str(p) for p in path)}: " if path else ""

@@ -1,0 +1,270 @@
+"""Step kinds: a command, a Python callable, a distributed training job, a long-running service.
+
+Every step runs one command (its `argv`): the local runner starts it as a process, the Argo workflow
+runs the same argv in a container. A step tells the runner what it produced by writing files into
+the directory `$TRAINFLOW_OUTPUTS` names: one file per output key holding the value as text (or a
+JSON object in `outputs.json`). `Call` and `Train` steps with a function do that for you.
+
+Arguments are strings that may hold references (`param("lr")`, `output("prep", "rows")`, `ITEM`,
+`port("http")`, `HOST`, or the same as `{{params.lr}}` placeholders); see `trainflow.pipelines.refs`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, cast
+
+from trainflow.pipelines.refs import Arg, OutputRef, ParamRef, Ref, refs_in
+
+TRAINFLOW = ("trainflow", "step")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one process of the step needs on Kubernetes: cpu ("500m", "2"), memory ("4Gi"), gpu (count)."""
+
+    cpu: str | None = None
+    memory: str | None = None
+    gpu: int = 0
+
+
+@dataclass(frozen=True)
+class Port:
+    """A named port a service listens on; `container_port` is what Kubernetes uses ("http" or "grpc" protocol)."""
+
+    name: str
+    container_port: int
+    protocol: str = "http"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Readiness: an HTTP GET of `path` on the named port answers 2xx."""
+
+    port: str
+    path: str = "/"
+
+
+def _args(values: Sequence[Arg]) -> tuple[str, ...]:
+    return tuple(str(v) for v in values)
+
+
+Pairs = Mapping[str, Arg] | Sequence[tuple[str, Arg]]
+
+
+def _inputs(values: Pairs) -> tuple[tuple[str, str], ...]:
+    pairs = values.items() if isinstance(values, Mapping) else values
+    return tuple((str(k), str(v)) for k, v in pairs)
+
+
+def pairs(values: Pairs) -> tuple[tuple[str, str], ...]:
+    """Inputs or URLs as the (name, text) pairs a step holds once built."""
+    return cast("tuple[tuple[str, str], ...]", values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step(ABC):
+    """What every step kind shares.
+
+    name: a DNS label, unique in the pipeline (`trainflow logs --step NAME`).
+    depends: steps that must finish first (steps whose outputs it uses are added for you).
+    when: run only if this holds, e.g. `"evaluate.accuracy >= 0.97"` or `"params.serve == true"`:
+      one comparison (== != < <= > >=) or a bare true/false operand, joined by `and` / `or`;
+      operands are `params.NAME`, `STEP.OUTPUT`, numbers, true/false or 'quoted text'. Else Skipped.
+    retries, backoff: extra attempts after a failure, the first `backoff` seconds later, doubling.
+    retry_on: "transient" (killed, exit code >= 128: what trainflow's own steps use) or "any" failure.
+    timeout: seconds before the step is stopped and fails (None: no limit).
+    resources: cpu, memory and gpu per process (the Kubernetes backend requests them).
+    for_each: fan-out: run once per item (a list, or a parameter holding a JSON list or comma-separated
+      values), the item in `ITEM`; a later step reading an output gets the JSON list of every item's value.
+    cache: False to always run; otherwise an earlier successful run with the same command, parameter
+      values and input digests is reused (`trainflow submit --no-cache` turns it off for one run).
+    outputs: the keys the step writes (later steps and conditions may read only these).
+    artifacts: outputs that are local paths or URLs of files or directories a later step reads: a cached
+      result is reused only while its local artifacts still exist.
+    locations: outputs that only say where later steps write (a run's directory named after the job):
+      they never make a later step re-run, so a resubmission under a new name reuses cached results.
+    image: the container image on Kubernetes (text or `param(...)`; default: trainflow's own image).
+    kube_name: the name of the Kubernetes objects a training job or service creates, `{workflow}` standing
+      for the run's name (default: `{workflow}-STEP`).
+    """
+
+    kind: ClassVar[str] = ""
+    name: str
+    depends: tuple[str, ...] = ()
+    when: str | None = None
+    retries: int = 0
+    backoff: float = 2.0
+    retry_on: str = "transient"
+    timeout: float | None = None
+    resources: Resources = field(default_factory=Resources)
+    for_each: Sequence[str] | ParamRef | None = None
+    cache: bool = True
+    outputs: tuple[str, ...] = ()
+    artifacts: tuple[str, ...] = ()
+    locations: tuple[str, ...] = ()
+    image: str | ParamRef | None = None
+    kube_name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "depends", tuple(self.depends))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "artifacts", tuple(self.artifacts))
+        object.__setattr__(self, "locations", tuple(self.locations))
+        if self.for_each is not None and not isinstance(self.for_each, ParamRef):
+            object.__setattr__(self, "for_each", tuple(str(i) for i in self.for_each))
+
+    @property
+    @abstractmethod
+    def command(self) -> tuple[str, ...]:
+        """The argv this step runs, references still as placeholders."""
+
+    @property
+    def service(self) -> bool:
+        return False
+
+    @property
+    def cacheable(self) -> bool:
+        return self.cache
+
+    def refs(self) -> list[Ref]:
+        """Every reference in the step's command."""
+        return [r for arg in self.command for r in refs_in(arg)]
+
+    def declared_outputs(self) -> tuple[str, ...]:
+        """Every output key later steps may read."""
+        return tuple(dict.fromkeys([*self.outputs, *self.artifacts, *self.locations]))
+
+    def output_refs(self) -> list[OutputRef]:
+        found = [r for r in self.refs() if isinstance(r, OutputRef)]
+        return list(dict.fromkeys(found))
+
+    def upstream(self) -> tuple[str, ...]:
+        """Steps this one waits for: its `depends`, the steps whose outputs it reads, those its `when` reads."""
+        from trainflow.pipelines.conditions import parse_condition
+
+        when_steps = [r.step for r in parse_condition(self.when).refs() if isinstance(r, OutputRef)] if self.when else []
+        return tuple(dict.fromkeys([*self.depends, *(r.step for r in self.output_refs()), *when_steps]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command(Step):
+    """Run any program: `argv` (the first item is the program; `trainflow ...` runs this trainflow)."""
+
+    kind: ClassVar[str] = "command"
+    argv: Sequence[Arg]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "argv", _args(self.argv))
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        return cast("tuple[str, ...]", self.argv)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Call(Step):
+    """Call a Python function `module:function` in its own process.
+
+    `inputs` become its keyword arguments (text, converted to int, float, bool, list or dict when the
+    function's annotation says so); a returned dict becomes the step's outputs.
+    """
+
+    kind: ClassVar[str] = "call"
+    function: str
+    inputs: Pairs = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "inputs", _inputs(self.inputs))
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        return (*TRAINFLOW, "call", self.function, *(t for k, v in pairs(self.inputs) for t in ("--input", k, v)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Train(Step):
+    """Distributed training on `workers` processes (locally the launcher; on Kubernetes a PyTorchJob or TFJob).
+
+    Give either `function` (`module:function`, called in every worker once torch.distributed is set up,
+    with `inputs` as keyword arguments; rank 0's returned dict becomes the outputs) or `argv` (a trainer
+    command that starts its own workers, as the built-in `trainflow step train-model` does).
+    ps: parameter-server replicas a TFJob gets (they do not train; kept for the Kubeflow example).
+    On Kubernetes later steps cannot read a training step's outputs: pass results through storage.
+    """
+
+    kind: ClassVar[str] = "train"
+    workers: int | str | ParamRef = 1
+    ps: int | str | ParamRef = 0
+    function: str | None = None
+    inputs: Pairs = ()
+    argv: Sequence[Arg] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "inputs", _inputs(self.inputs))
+        object.__setattr__(self, "argv", _args(self.argv))
+        object.__setattr__(self, "workers", str(self.workers))
+        object.__setattr__(self, "ps", str(self.ps))
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        if self.function is None:
+            return cast("tuple[str, ...]", self.argv)
+        return (*TRAINFLOW, "train-function", self.function, "--workers", str(self.workers),
+                *(t for k, v in pairs(self.inputs) for t in ("--input", k, v)))
+
+    def refs(self) -> list[Ref]:
+        return [*super().refs(), *refs_in(str(self.workers)), *refs_in(str(self.ps))]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Service(Step):
+    """A long-running process (a server, TensorBoard) that keeps running after the workflow ends.
+
+    ports: the named ports it listens on (pass them with `port(NAME)`, the address with `HOST`).
+    probe: ready once an HTTP GET of the probe's path answers 2xx (without a probe: once it wrote its outputs).
+    urls: outputs the runner fills in, as templates over `{host}` and the port names, e.g.
+      `{"url": "http://{host}:{http}/"}`.
+    ready_timeout: seconds it may take to become ready before the step fails.
+    liveness: a probe Kubernetes uses to restart a stuck server.
+    service_type: the Kubernetes Service type (ClusterIP, NodePort, LoadBalancer), text or `param(...)`.
+    """
+
+    kind: ClassVar[str] = "service"
+    argv: Sequence[Arg]
+    ports: Sequence[Port] = ()
+    probe: Probe | None = None
+    urls: Pairs = ()
+    ready_timeout: float = 180.0
+    liveness: Probe | None = None
+    service_type: str | ParamRef = "ClusterIP"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "argv", _args(self.argv))
+        object.__setattr__(self, "service_type", str(self.service_type))
+        object.__setattr__(self, "ports", tuple(self.ports))
+        object.__setattr__(self, "urls", _inputs(self.urls))
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        return cast("tuple[str, ...]", self.argv)
+
+    @property
+    def service(self) -> bool:
+        return True
+
+    @property
+    def cacheable(self) -> bool:
+        return False
+
+    def port(self, name: str) -> Port:
+        return next(p for p in self.ports if p.name == name)
+
+
+KINDS: dict[str, type[Step]] = {k.kind: k for k in (Command, Call, Train, Service)}
