@@ -38,8 +38,15 @@ def chain_pipeline(n: int) -> Pipeline:
     """step-0 -> step-1 -> ...: each calls chain_steps:step with the previous step's output (never cached)."""
     steps = [Call(name="step-0", function="chain_steps:step", inputs={"i": "0"}, outputs=("i",), cache=False)]
     for i in range(1, n):
-        steps.append(Call(name=f"step-{i}", function="chain_steps:step", inputs={"i": output(f"step-{i - 1}", "i")},
-                          outputs=("i",), cache=False))
+        steps.append(
+            Call(
+                name=f"step-{i}",
+                function="chain_steps:step",
+                inputs={"i": output(f"step-{i - 1}", "i")},
+                outputs=("i",),
+                cache=False,
+            )
+        )
     return Pipeline(name="bench-chain", params=(), steps=tuple(steps))
 
 
@@ -59,8 +66,12 @@ def bare_per_step(home: Path, n: int) -> float:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE / "peers"), os.environ.get("PYTHONPATH", "")])}
     start = time.perf_counter()
     for i in range(n):
-        subprocess.run([sys.executable, "-m", "trainflow", "step", "call", "chain_steps:step", "--input", "i", str(i)],
-                       check=True, capture_output=True, env=env)
+        subprocess.run(
+            [sys.executable, "-m", "trainflow", "step", "call", "chain_steps:step", "--input", "i", str(i)],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
     return (time.perf_counter() - start) / n
 
 
@@ -74,18 +85,32 @@ def peer_python(name: str, package: str) -> Path:
 
 
 def kfp_per_step(n: int) -> float:
-    out = subprocess.run([str(peer_python("kfp", "kfp")), str(HERE / "peers" / "kfp_chain.py"), str(n)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(peer_python("kfp", "kfp")), str(HERE / "peers" / "kfp_chain.py"), str(n)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def metaflow_per_step() -> float:
     python = peer_python("metaflow", "metaflow")
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "USERNAME": "bench", "METAFLOW_DEFAULT_DATASTORE": "local", "METAFLOW_DATASTORE_SYSROOT_LOCAL": tmp}
+        env = {
+            **os.environ,
+            "USERNAME": "bench",
+            "METAFLOW_DEFAULT_DATASTORE": "local",
+            "METAFLOW_DATASTORE_SYSROOT_LOCAL": tmp,
+        }
         start = time.perf_counter()
-        subprocess.run([str(python), str(HERE / "peers" / "metaflow_chain.py"), "--quiet", "run"], check=True,
-                       capture_output=True, env=env, cwd=tmp)
+        subprocess.run(
+            [str(python), str(HERE / "peers" / "metaflow_chain.py"), "--quiet", "run"],
+            check=True,
+            capture_output=True,
+            env=env,
+            cwd=tmp,
+        )
         return (time.perf_counter() - start) / 10
 
 
@@ -93,17 +118,40 @@ def model_train(home: Path, data: Path) -> None:
     env = {**os.environ, "TRAINFLOW_HOME": str(home)}
     base = [sys.executable, "-m", "trainflow"]
     start = time.perf_counter()
-    subprocess.run([*base, "submit", "model-train", "-p", "job-name=bench-e2e", "-p", f"s3-data-url={data}",
-                    "-p", "tf-worker=2", "-p", "model-train-steps=600", "--wait"], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [
+            *base,
+            "submit",
+            "model-train",
+            "-p",
+            "job-name=bench-e2e",
+            "-p",
+            f"s3-data-url={data}",
+            "-p",
+            "tf-worker=2",
+            "-p",
+            "model-train-steps=600",
+            "--wait",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     total = time.perf_counter() - start
     print(f"\nmodel-train on {data.name}, 2 workers, 600 steps: {total:.1f} s wall (submit to Succeeded)")
     print_steps(base, env, "bench-e2e")
     start = time.perf_counter()
-    subprocess.run([*base, "resubmit", "bench-e2e", "--job-name", "bench-again", "--wait"], check=True, env=env,
-                   capture_output=True)
+    subprocess.run(
+        [*base, "resubmit", "bench-e2e", "--job-name", "bench-again", "--wait"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     again = time.perf_counter() - start
-    print(f"resubmitted under a new job-name: {again:.1f} s from submit to a ready model server "
-          f"({total / again:.1f}x faster than the first run; goal <= 5 s)")
+    print(
+        f"resubmitted under a new job-name: {again:.1f} s from submit to a ready model server "
+        f"({total / again:.1f}x faster than the first run; goal <= 5 s)"
+    )
     print_steps(base, env, "bench-again")
     subprocess.run([*base, "delete", "--all"], env=env, capture_output=True)
 
@@ -111,8 +159,9 @@ def model_train(home: Path, data: Path) -> None:
 def print_steps(base: list[str], env: dict[str, str], name: str) -> None:
     import json
 
-    info = json.loads(subprocess.run([*base, "get", name, "-o", "json"], check=True, env=env,
-                                     capture_output=True, text=True).stdout)
+    info = json.loads(
+        subprocess.run([*base, "get", name, "-o", "json"], check=True, env=env, capture_output=True, text=True).stdout
+    )
     for s in info["steps"]:
         took = (s["finished_at"] or time.time()) - s["started_at"] if s["started_at"] else 0
         print(f"  {s['name']:18} {s['status']:10} {took:6.1f} s  {s['outputs'].get('accuracy', '')}")

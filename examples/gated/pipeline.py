@@ -1,6 +1,6 @@
 """model-train with a gate: serve the model only if its test accuracy reaches min-accuracy.
 
-    trainflow submit examples/gated/pipeline.py -p job-name=gated-1 -p min-accuracy=0.95 --wait
+trainflow submit examples/gated/pipeline.py -p job-name=gated-1 -p min-accuracy=0.95 --wait
 """
 
 from dataclasses import replace
@@ -17,9 +17,16 @@ PIPELINE = Pipeline(
     params=(*MODEL_TRAIN.params, Param("min-accuracy", 0.97, "Serve only from this test accuracy on.", type="float")),
     steps=(
         *(step for step in MODEL_TRAIN.steps if step is not serve),
-        Call(name="evaluate", function="gate:evaluate", inputs={"metrics_url": output("train-model", "metrics-url")},
-             outputs=("accuracy", "steps")),
-        replace(serve, depends=("evaluate",),
-                when="params.model-serving == true and evaluate.accuracy >= params.min-accuracy"),
+        Call(
+            name="evaluate",
+            function="gate:evaluate",
+            inputs={"metrics_url": output("train-model", "metrics-url")},
+            outputs=("accuracy", "steps"),
+        ),
+        replace(
+            serve,
+            depends=("evaluate",),
+            when="params.model-serving == true and evaluate.accuracy >= params.min-accuracy",
+        ),
     ),
 )

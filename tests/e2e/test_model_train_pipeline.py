@@ -18,8 +18,13 @@ pytestmark = pytest.mark.slow
 
 
 def trainflow(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainflow", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "trainflow", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=timeout,
+    )
 
 
 def listening(address: str) -> bool:
@@ -33,9 +38,21 @@ def test_model_train_then_predict_then_deploy(aws_env: str, mnist_dir: Path, tra
     try:
         upload = trainflow("data", "upload", str(mnist_dir), "s3://mybucket/data/mnist/")
         assert upload.returncode == 0, upload.stderr
-        run = trainflow("submit", "model-train", "-p", "s3-data-url=s3://mybucket/data/mnist/",
-                        "-p", "s3-train-base-url=s3://mybucket/models", "-p", "job-name=myjob-ab12c",
-                        "-p", "tf-worker=3", "-p", "model-train-steps=150", "--wait")
+        run = trainflow(
+            "submit",
+            "model-train",
+            "-p",
+            "s3-data-url=s3://mybucket/data/mnist/",
+            "-p",
+            "s3-train-base-url=s3://mybucket/models",
+            "-p",
+            "job-name=myjob-ab12c",
+            "-p",
+            "tf-worker=3",
+            "-p",
+            "model-train-steps=150",
+            "--wait",
+        )
         assert run.returncode == 0, run.stdout + run.stderr
         info = json.loads(trainflow("get", "myjob-ab12c", "-o", "json").stdout)
         outputs = {s["name"]: s["outputs"] for s in info["steps"]}
@@ -46,19 +63,40 @@ def test_model_train_then_predict_then_deploy(aws_env: str, mnist_dir: Path, tra
 
         # the example's client contract, with individual images, over gRPC on the served model
         dataset = outputs["download-dataset"]["dataset-path"]
-        predicted = trainflow("predict", "--server", serve["grpc-address"], "--data-dir", dataset, "--num-tests", "200",
-                              "--concurrency", "4")
+        predicted = trainflow(
+            "predict",
+            "--server",
+            serve["grpc-address"],
+            "--data-dir",
+            dataset,
+            "--num-tests",
+            "200",
+            "--concurrency",
+            "4",
+        )
         assert predicted.returncode == 0, predicted.stderr
         rate = float(re.search(r"Inference error rate: ([\d.]+)%", predicted.stdout).group(1))
         assert rate < 15.0, predicted.stdout
-        pictures = trainflow("predict", "--server", serve["rest-url"].removeprefix("http://"), "--protocol", "rest",
-                             "--data-dir", dataset, "--num", "3")
+        pictures = trainflow(
+            "predict",
+            "--server",
+            serve["rest-url"].removeprefix("http://"),
+            "--protocol",
+            "rest",
+            "--data-dir",
+            dataset,
+            "--num",
+            "3",
+        )
         assert pictures.returncode == 0 and "accuracy" in pictures.stdout.lower(), pictures.stdout + pictures.stderr
 
         # the command `get` suggests works as printed
-        suggested = next(line for line in trainflow("get", "myjob-ab12c").stdout.splitlines() if line.startswith("Try:"))
-        assert suggested.split(None, 1)[1] == (f"trainflow predict --server {serve['grpc-address']} "
-                                               f"--data-dir {dataset} --num 10")
+        suggested = next(
+            line for line in trainflow("get", "myjob-ab12c").stdout.splitlines() if line.startswith("Try:")
+        )
+        assert suggested.split(None, 1)[1] == (
+            f"trainflow predict --server {serve['grpc-address']} --data-dir {dataset} --num 10"
+        )
         tried = trainflow(*shlex.split(suggested)[2:])
         assert tried.returncode == 0 and tried.stdout.count("predicted") == 10, tried.stdout + tried.stderr
 
@@ -84,13 +122,33 @@ def test_model_train_then_predict_then_deploy(aws_env: str, mnist_dir: Path, tra
         assert httpx.get(f"{aserve['rest-url']}/v1/models/mnist", timeout=10).status_code == 200
 
         # a changed training parameter trains again (and exports and serves that model), not the download
-        lr = trainflow("submit", "model-train", "-p", "s3-data-url=s3://mybucket/data/mnist/",
-                       "-p", "s3-train-base-url=s3://mybucket/models", "-p", "job-name=myjob-lr", "-p", "tf-worker=1",
-                       "-p", "model-train-steps=30", "-p", "model-serving=false", "--wait")
+        lr = trainflow(
+            "submit",
+            "model-train",
+            "-p",
+            "s3-data-url=s3://mybucket/data/mnist/",
+            "-p",
+            "s3-train-base-url=s3://mybucket/models",
+            "-p",
+            "job-name=myjob-lr",
+            "-p",
+            "tf-worker=1",
+            "-p",
+            "model-train-steps=30",
+            "-p",
+            "model-serving=false",
+            "--wait",
+        )
         assert lr.returncode == 0, lr.stdout + lr.stderr
         rerun = {s["name"]: s["status"] for s in json.loads(trainflow("get", "myjob-lr", "-o", "json").stdout)["steps"]}
-        assert rerun == {"download-dataset": "Cached", "get-workflow-info": "Succeeded", "tensorboard": "Succeeded",
-                         "train-model": "Succeeded", "export-model": "Succeeded", "serve-model": "Skipped"}
+        assert rerun == {
+            "download-dataset": "Cached",
+            "get-workflow-info": "Succeeded",
+            "tensorboard": "Succeeded",
+            "train-model": "Succeeded",
+            "export-model": "Succeeded",
+            "serve-model": "Skipped",
+        }
 
         services = trainflow("services").stdout
         assert services.count("serve-model") == 3 and "tensorboard" in services

@@ -21,20 +21,39 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_gated_pipeline_compiles_for_both_job_kinds(job_kind: str) -> None:
     if not SCHEMAS.is_dir():
         pytest.skip(f"schemas not found at {SCHEMAS}")
-    [workflow] = compile_pipeline(load_pipeline(str(ROOT / "examples" / "gated" / "pipeline.py")),
-                                  {"job-name": "gated"}, job_kind)
+    [workflow] = compile_pipeline(
+        load_pipeline(str(ROOT / "examples" / "gated" / "pipeline.py")), {"job-name": "gated"}, job_kind
+    )
     assert all_schema_errors(workflow, schema_errors) == [] and problems(workflow) == []
     tasks: dict[str, Any] = {t["name"]: t for t in workflow["spec"]["templates"][0]["dag"]["tasks"]}
-    assert "{{tasks.evaluate.outputs.parameters.accuracy}} >= {{workflow.parameters.min-accuracy}}" in tasks[
-        "serve-model"]["when"]
+    assert (
+        "{{tasks.evaluate.outputs.parameters.accuracy}} >= {{workflow.parameters.min-accuracy}}"
+        in tasks["serve-model"]["when"]
+    )
 
 
 @pytest.mark.slow
 def test_a_model_below_the_gate_is_trained_and_exported_but_not_served(mnist_dir: Path) -> None:
     try:
-        name = submitted_name(trainflow(
-            "submit", "examples/gated/pipeline.py", "-p", "job-name=gated-low", "-p", f"s3-data-url={mnist_dir}",
-            "-p", "model=mlp", "-p", "model-train-steps=20", "-p", "min-accuracy=0.999", "--wait", cwd=ROOT, timeout=300))
+        name = submitted_name(
+            trainflow(
+                "submit",
+                "examples/gated/pipeline.py",
+                "-p",
+                "job-name=gated-low",
+                "-p",
+                f"s3-data-url={mnist_dir}",
+                "-p",
+                "model=mlp",
+                "-p",
+                "model-train-steps=20",
+                "-p",
+                "min-accuracy=0.999",
+                "--wait",
+                cwd=ROOT,
+                timeout=300,
+            )
+        )
         steps = {s["name"]: s for s in json.loads(trainflow("get", name, "-o", "json").stdout)["steps"]}
         assert steps["export-model"]["status"] == "Succeeded"
         assert 0.1 < steps["evaluate"]["outputs"]["accuracy"] < 0.999 and steps["evaluate"]["outputs"]["steps"] == 20

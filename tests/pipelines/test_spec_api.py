@@ -25,19 +25,24 @@ def test_every_trainflow_step_a_built_in_pipeline_runs_is_a_step_command() -> No
     used = {s.command[2] for p in PIPELINES.values() for s in p.steps if s.command[:2] == ("trainflow", "step")}
     assert used <= set(STEPS)
     for name in sorted(used):
-        out = subprocess.run([sys.executable, "-m", "trainflow", "step", name, "--help"], capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "trainflow", "step", name, "--help"], capture_output=True, text=True
+        )
         assert out.returncode == 0 and "--outputs" in out.stdout, name
 
 
-@pytest.mark.parametrize(("text", "values", "holds"), [
-    ("evaluate.accuracy >= 0.97", {"evaluate.accuracy": "0.98"}, True),
-    ("evaluate.accuracy >= 0.97", {"evaluate.accuracy": "0.5"}, False),
-    ("params.serve == true and train.loss < 1", {"params.serve": "true", "train.loss": "0.5"}, True),
-    ("params.serve == true and train.loss < 1", {"params.serve": "false", "train.loss": "0.5"}, False),
-    ("params.serve or params.force", {"params.serve": "false", "params.force": "true"}, True),
-    ("params.mode == 'fast'", {"params.mode": "fast"}, True),
-    ("params.n != 10", {"params.n": "10.0"}, False),
-])
+@pytest.mark.parametrize(
+    ("text", "values", "holds"),
+    [
+        ("evaluate.accuracy >= 0.97", {"evaluate.accuracy": "0.98"}, True),
+        ("evaluate.accuracy >= 0.97", {"evaluate.accuracy": "0.5"}, False),
+        ("params.serve == true and train.loss < 1", {"params.serve": "true", "train.loss": "0.5"}, True),
+        ("params.serve == true and train.loss < 1", {"params.serve": "false", "train.loss": "0.5"}, False),
+        ("params.serve or params.force", {"params.serve": "false", "params.force": "true"}, True),
+        ("params.mode == 'fast'", {"params.mode": "fast"}, True),
+        ("params.n != 10", {"params.n": "10.0"}, False),
+    ],
+)
 def test_conditions_compare_numbers_as_numbers_and_text_as_text(text: str, values: dict[str, str], holds: bool) -> None:
     def resolve(ref: object) -> str:
         key = f"params.{ref.name}" if isinstance(ref, ParamRef) else f"{ref.step}.{ref.key}"  # type: ignore[attr-defined]
@@ -46,34 +51,43 @@ def test_conditions_compare_numbers_as_numbers_and_text_as_text(text: str, value
     assert parse_condition(text).evaluate(resolve) is holds
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "an empty condition"),
-    ("accuracy >= 0.9", "'accuracy' is neither params.NAME, STEP.OUTPUT"),
-    ("a.b >= ", "ends after '>='"),
-    ("a.b >= 1 and", "ends with 'and'"),
-    ("a.b >= 1 c.d", "expected 'and' or 'or'"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "an empty condition"),
+        ("accuracy >= 0.9", "'accuracy' is neither params.NAME, STEP.OUTPUT"),
+        ("a.b >= ", "ends after '>='"),
+        ("a.b >= 1 and", "ends with 'and'"),
+        ("a.b >= 1 c.d", "expected 'and' or 'or'"),
+    ],
+)
 def test_a_malformed_condition_says_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(PipelineError, match=message):
         parse_condition(text)
 
 
-@pytest.mark.parametrize(("param", "raw", "parsed"), [
-    (Param("n", 1, type="int"), "42", "42"),
-    (Param("lr", 0.1, type="float"), "1e-2", "0.01"),
-    (Param("on", True, type="bool"), "yes", "true"),
-    (Param("mode", "a", type="choice", choices=("a", "b")), "b", "b"),
-])
+@pytest.mark.parametrize(
+    ("param", "raw", "parsed"),
+    [
+        (Param("n", 1, type="int"), "42", "42"),
+        (Param("lr", 0.1, type="float"), "1e-2", "0.01"),
+        (Param("on", True, type="bool"), "yes", "true"),
+        (Param("mode", "a", type="choice", choices=("a", "b")), "b", "b"),
+    ],
+)
 def test_parameters_parse_to_canonical_text(param: Param, raw: str, parsed: str) -> None:
     assert param.parse(raw) == parsed
 
 
-@pytest.mark.parametrize(("param", "raw", "message"), [
-    (Param("n", 1, type="int"), "1.5", "must be a whole number"),
-    (Param("lr", 0.1, type="float"), "nan", "must be a finite number"),
-    (Param("lr", 0.1, type="float", minimum=0), "-1", "must be at least 0"),
-    (Param("mode", "a", type="choice", choices=("a", "b")), "c", "must be one of a, b"),
-])
+@pytest.mark.parametrize(
+    ("param", "raw", "message"),
+    [
+        (Param("n", 1, type="int"), "1.5", "must be a whole number"),
+        (Param("lr", 0.1, type="float"), "nan", "must be a finite number"),
+        (Param("lr", 0.1, type="float", minimum=0), "-1", "must be at least 0"),
+        (Param("mode", "a", type="choice", choices=("a", "b")), "c", "must be one of a, b"),
+    ],
+)
 def test_bad_parameter_values_are_refused(param: Param, raw: str, message: str) -> None:
     with pytest.raises(PipelineError, match=message):
         param.parse(raw)

@@ -33,10 +33,22 @@ def cleanup() -> Iterator[None]:
 
 @pytest.mark.slow
 def test_the_sweep_runs_in_yaml_form_and_the_python_form_reuses_every_step(
-        tmp_path: Path, trainflow_home: Path, cleanup: None) -> None:
+    tmp_path: Path, trainflow_home: Path, cleanup: None
+) -> None:
     out = tmp_path / "out"
-    first = submitted_name(trainflow("submit", "examples/sweep/pipeline.yaml", "-p", f"out={out}", "-p", "steps=20",
-                                     "--wait", cwd=ROOT, timeout=400))
+    first = submitted_name(
+        trainflow(
+            "submit",
+            "examples/sweep/pipeline.yaml",
+            "-p",
+            f"out={out}",
+            "-p",
+            "steps=20",
+            "--wait",
+            cwd=ROOT,
+            timeout=400,
+        )
+    )
     info = json.loads(trainflow("get", first, "-o", "json").stdout)
     steps = {s["name"]: s for s in info["steps"]}
     assert info["status"] == "Succeeded", info["message"]
@@ -48,9 +60,21 @@ def test_the_sweep_runs_in_yaml_form_and_the_python_form_reuses_every_step(
     events = LocalBackend(trainflow_home).progress(first, "fit[0]")
     assert events[-1]["step"] == 20 and events[-1]["total"] == 20 and "loss" in events[-1]
 
-    again = submitted_name(trainflow("submit", "examples/sweep/pipeline.py", "-p", f"out={out}", "-p", "steps=20",
-                                     "--wait", cwd=ROOT, timeout=200))
+    again = submitted_name(
+        trainflow(
+            "submit",
+            "examples/sweep/pipeline.py",
+            "-p",
+            f"out={out}",
+            "-p",
+            "steps=20",
+            "--wait",
+            cwd=ROOT,
+            timeout=200,
+        )
+    )
     steps = {s["name"]: s for s in json.loads(trainflow("get", again, "-o", "json").stdout)["steps"]}
     assert {n: s["status"] for n, s in steps.items() if n != "show"} == {
-        n: "Cached" for n in ("make-data", "fit[0]", "fit[1]", "fit[2]", "pick", "report")}
+        n: "Cached" for n in ("make-data", "fit[0]", "fit[1]", "fit[2]", "pick", "report")
+    }
     assert steps["show"]["status"] == "Succeeded" and steps["fit[2]"]["message"] == f"cached: outputs of {first}/fit[2]"

@@ -16,7 +16,7 @@ import pytest
 from trainflow.pipelines import Call, Param, Pipeline, output, param
 from trainflow.workflows.local.backend import LocalBackend
 
-STEPS = '''
+STEPS = """
 import json, os, time
 def count(n: int) -> dict:
     return {"total": n * 2}
@@ -34,9 +34,9 @@ def read(file: str) -> dict:
 def boom(n: int) -> dict:
     print("about to fail on", n)
     raise ValueError(f"no good value for n={n}")
-'''
+"""
 
-PIPELINE = '''
+PIPELINE = """
 from trainflow.pipelines import ITEM, Call, Param, Pipeline, output, param
 
 PIPELINE = Pipeline(
@@ -51,12 +51,18 @@ PIPELINE = Pipeline(
              when="best.best < params.limit", cache=False),
     ),
 )
-'''
+"""
 
 
 def trainflow(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainflow", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "trainflow", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 def statuses(name: str) -> dict[str, tuple[str, dict, str]]:
@@ -102,8 +108,13 @@ def test_a_resubmission_reuses_outputs_and_a_changed_parameter_reruns_exactly_wh
 
     changed = statuses(submitted_name(trainflow("submit", str(project / "squares.py"), "-p", "n=4", "--wait")))
     assert {s: v[0] for s, v in changed.items()} == {
-        "count": "Succeeded", "square[0]": "Succeeded", "square[1]": "Succeeded", "square[2]": "Succeeded",
-        "best": "Succeeded", "stamp": "Succeeded"}
+        "count": "Succeeded",
+        "square[0]": "Succeeded",
+        "square[1]": "Succeeded",
+        "square[2]": "Succeeded",
+        "best": "Succeeded",
+        "stamp": "Succeeded",
+    }
     assert changed["best"][1] == {"best": 17}
 
     fresh = statuses(submitted_name(trainflow("submit", str(project / "squares.py"), "--no-cache", "--wait")))
@@ -118,30 +129,35 @@ def test_an_edited_function_runs_again(project: Path) -> None:
 
 
 def test_an_artifact_changed_on_disk_is_made_again(project: Path) -> None:
-    (project / "files.py").write_text(dedent(f'''
+    (project / "files.py").write_text(
+        dedent(f'''
         from trainflow.pipelines import Call, Pipeline, output
         PIPELINE = Pipeline(name="files", params=(), steps=(
-            Call(name="write", function="user_steps:write", inputs={{"text": "hello", "path": "{project / 'a.txt'}"}},
+            Call(name="write", function="user_steps:write", inputs={{"text": "hello", "path": "{project / "a.txt"}"}},
                  artifacts=("file",)),
             Call(name="read", function="user_steps:read", inputs={{"file": output("write", "file")}}, outputs=("text",))))
-    '''))
+    ''')
+    )
     first = statuses(submitted_name(trainflow("submit", str(project / "files.py"), "--wait")))
     assert first["read"][1]["text"] == "hello" and first["write"][1]["file-digest"].startswith("sha256:")
-    assert {s[0] for s in statuses(submitted_name(trainflow("submit", str(project / "files.py"), "--wait"))).values()} == {
-        "Cached"}
+    assert {
+        s[0] for s in statuses(submitted_name(trainflow("submit", str(project / "files.py"), "--wait"))).values()
+    } == {"Cached"}
     (project / "a.txt").write_text("changed by hand")
     again = statuses(submitted_name(trainflow("submit", str(project / "files.py"), "--wait")))
     assert again["write"][0] == "Succeeded" and again["read"][0] == "Cached"  # rewritten: the same content again
 
 
 def test_a_failing_user_step_fails_the_workflow_with_its_last_log_lines(project: Path) -> None:
-    (project / "failing.py").write_text(dedent('''
+    (project / "failing.py").write_text(
+        dedent("""
         from trainflow.pipelines import Call, Param, Pipeline, param
         PIPELINE = Pipeline(name="failing", params=(Param("n", 7, type="int"),),
                             steps=(Call(name="boom", function="user_steps:boom", inputs={"n": param("n")}),
                                    Call(name="after", function="user_steps:count", inputs={"n": param("n")},
                                         depends=("boom",))))
-    '''))
+    """)
+    )
     out = trainflow("submit", str(project / "failing.py"), "--wait")
     assert out.returncode == 1
     assert "Status:    Failed" in out.stdout and "no good value for n=7" in out.stdout
@@ -158,20 +174,33 @@ def test_a_failing_user_step_fails_the_workflow_with_its_last_log_lines(project:
 
 
 BAD = {
-    "cycle": ('steps=(Call(name="a", function="user_steps:count", depends=("b",)),'
-              ' Call(name="b", function="user_steps:count", depends=("a",)))', "wait for each other (a cycle)"),
-    "unknown-step": ('steps=(Call(name="a", function="user_steps:count", inputs={"n": output("nope", "x")}),)',
-                     "step a: reads an output of 'nope', which is not a step"),
-    "unknown-output": ('steps=(Call(name="a", function="user_steps:count", outputs=("total",)),'
-                       ' Call(name="b", function="user_steps:count", inputs={"n": output("a", "totl")}))',
-                       "step b: reads output 'totl' of a, which declares only total"),
-    "unknown-param": ('steps=(Call(name="a", function="user_steps:count", inputs={"n": param("m")}),)',
-                      "step a: uses parameter 'm', which the pipeline does not declare"),
-    "bad-when": ('steps=(Call(name="a", function="user_steps:count", when="params.n >="),)',
-                 "step a: condition 'params.n >=' ends after '>='"),
-    "missing-callable": ('steps=(Call(name="a", function="no_such_module:count"),)',
-                         "step a: cannot import module 'no_such_module'"),
-    "raises": ('steps=(1 / 0,)', "importing it raised ZeroDivisionError: division by zero (line 3): fix the file"),
+    "cycle": (
+        'steps=(Call(name="a", function="user_steps:count", depends=("b",)),'
+        ' Call(name="b", function="user_steps:count", depends=("a",)))',
+        "wait for each other (a cycle)",
+    ),
+    "unknown-step": (
+        'steps=(Call(name="a", function="user_steps:count", inputs={"n": output("nope", "x")}),)',
+        "step a: reads an output of 'nope', which is not a step",
+    ),
+    "unknown-output": (
+        'steps=(Call(name="a", function="user_steps:count", outputs=("total",)),'
+        ' Call(name="b", function="user_steps:count", inputs={"n": output("a", "totl")}))',
+        "step b: reads output 'totl' of a, which declares only total",
+    ),
+    "unknown-param": (
+        'steps=(Call(name="a", function="user_steps:count", inputs={"n": param("m")}),)',
+        "step a: uses parameter 'm', which the pipeline does not declare",
+    ),
+    "bad-when": (
+        'steps=(Call(name="a", function="user_steps:count", when="params.n >="),)',
+        "step a: condition 'params.n >=' ends after '>='",
+    ),
+    "missing-callable": (
+        'steps=(Call(name="a", function="no_such_module:count"),)',
+        "step a: cannot import module 'no_such_module'",
+    ),
+    "raises": ("steps=(1 / 0,)", "importing it raised ZeroDivisionError: division by zero (line 3): fix the file"),
 }
 
 
@@ -179,8 +208,10 @@ BAD = {
 def test_a_bad_pipeline_is_one_line_naming_file_step_and_fix_and_nothing_runs(project: Path, case: str) -> None:
     body, message = BAD[case]
     path = project / f"{case}.py"
-    path.write_text("from trainflow.pipelines import Call, Param, Pipeline, output, param\n"
-                    f"PIPELINE = Pipeline(name='bad', params=(Param('n', 1, type='int'),),\n{body})\n")
+    path.write_text(
+        "from trainflow.pipelines import Call, Param, Pipeline, output, param\n"
+        f"PIPELINE = Pipeline(name='bad', params=(Param('n', 1, type='int'),),\n{body})\n"
+    )
     for command in (("submit", str(path)), ("pipeline", "validate", str(path))):
         out = trainflow(*command)
         assert out.returncode == 2, out.stdout + out.stderr
@@ -189,12 +220,17 @@ def test_a_bad_pipeline_is_one_line_naming_file_step_and_fix_and_nothing_runs(pr
     assert "no workflows" in trainflow("list").stdout
 
 
-@pytest.mark.parametrize(("given", "message"), [
-    (("-p", "n=many"), "parameter n must be a whole number, not 'many'"),
-    (("-p", "limit=nan"), "parameter limit must be a whole number"),
-    (("-p", "m=1"), "unknown parameter(s) m for squares; known: n, limit"),
-])
-def test_ill_typed_parameters_are_refused_before_anything_runs(project: Path, given: tuple[str, ...], message: str) -> None:
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (("-p", "n=many"), "parameter n must be a whole number, not 'many'"),
+        (("-p", "limit=nan"), "parameter limit must be a whole number"),
+        (("-p", "m=1"), "unknown parameter(s) m for squares; known: n, limit"),
+    ],
+)
+def test_ill_typed_parameters_are_refused_before_anything_runs(
+    project: Path, given: tuple[str, ...], message: str
+) -> None:
     out = trainflow("submit", str(project / "squares.py"), *given)
     assert out.returncode == 2 and message in out.stderr
     assert "no workflows" in trainflow("list").stdout
@@ -217,10 +253,19 @@ def test_pipeline_show_draws_the_dag_and_the_parameters(project: Path) -> None:
 def test_a_pipeline_built_in_python_runs_through_the_backend_api(project: Path, trainflow_home: Path) -> None:
     sys.path.insert(0, str(project))
     try:
-        pipeline = Pipeline(name="my-pipe", params=(Param("n", 2, type="int"),), steps=(
-            Call(name="count", function="user_steps:count", inputs={"n": param("n")}, outputs=("total",)),
-            Call(name="square", function="user_steps:square", inputs={"x": "3", "total": output("count", "total")},
-                 outputs=("value",))))
+        pipeline = Pipeline(
+            name="my-pipe",
+            params=(Param("n", 2, type="int"),),
+            steps=(
+                Call(name="count", function="user_steps:count", inputs={"n": param("n")}, outputs=("total",)),
+                Call(
+                    name="square",
+                    function="user_steps:square",
+                    inputs={"x": "3", "total": output("count", "total")},
+                    outputs=("value",),
+                ),
+            ),
+        )
         backend = LocalBackend(trainflow_home)
         info = backend.submit(pipeline, {"n": "5"}, python_path=[str(project)])
         deadline = time.monotonic() + 60
@@ -234,14 +279,16 @@ def test_a_pipeline_built_in_python_runs_through_the_backend_api(project: Path, 
 
 
 def test_retries_with_backoff_and_a_timeout(project: Path) -> None:
-    (project / "flaky.py").write_text(dedent(f'''
+    (project / "flaky.py").write_text(
+        dedent(f"""
         from trainflow.pipelines import Command, Pipeline
-        FLAKY = "import pathlib, sys; p = pathlib.Path({str(project / 'tries')!r}); n = len(p.read_text()) if p.exists() else 0; p.write_text('x' * (n + 1)); sys.exit(0 if n else 3)"
+        FLAKY = "import pathlib, sys; p = pathlib.Path({str(project / "tries")!r}); n = len(p.read_text()) if p.exists() else 0; p.write_text('x' * (n + 1)); sys.exit(0 if n else 3)"
         PIPELINE = Pipeline(name="flaky", params=(), steps=(
             Command(name="flaky", argv=("python", "-c", FLAKY), retries=1, backoff=0.2, retry_on="any", cache=False),
             Command(name="slow", argv=("python", "-c", "import time; time.sleep(60)"), timeout=1, cache=False,
                     depends=("flaky",))))
-    '''))
+    """)
+    )
     out = trainflow("submit", str(project / "flaky.py"), "--wait")
     assert out.returncode == 1
     name = submitted_name(subprocess.CompletedProcess([], 0, out.stdout, ""))
@@ -251,17 +298,22 @@ def test_retries_with_backoff_and_a_timeout(project: Path) -> None:
 
 
 def test_a_yaml_pipeline_with_a_misspelled_field_is_one_line(project: Path) -> None:
-    (project / "typo.yaml").write_text(dedent('''
+    (project / "typo.yaml").write_text(
+        dedent("""
         name: typo
         steps:
           - name: count
             kind: call
             function: user_steps:count
             inputz: {n: "3"}
-    '''))
+    """)
+    )
     out = trainflow("submit", str(project / "typo.yaml"))
     assert out.returncode == 2 and out.stderr.count("\n") == 1
-    assert f"{project / 'typo.yaml'}: step count: Additional properties are not allowed ('inputz' was unexpected)" in out.stderr
+    assert (
+        f"{project / 'typo.yaml'}: step count: Additional properties are not allowed ('inputz' was unexpected)"
+        in out.stderr
+    )
 
 
 def test_watch_draws_progress_from_the_events_a_running_step_reports(trainflow_home: Path) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from servers import free_port, stop, wait_for_port
 
 WORKFLOW = "ui-test"
@@ -29,8 +28,9 @@ class Dashboard:
     env: dict[str, str]
 
     def trainflow(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "trainflow", *args], capture_output=True, text=True,
-                              env=self.env, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "trainflow", *args], capture_output=True, text=True, env=self.env, timeout=timeout
+        )
 
     def workflow(self, name: str = WORKFLOW) -> dict:
         return httpx.get(f"{self.url}/api/workflows/{name}", timeout=30).json()
@@ -53,13 +53,28 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Iter
     env.update(TRAINFLOW_HOME=str(home), OMP_NUM_THREADS="1")
     port = free_port()
     board = Dashboard(f"http://127.0.0.1:{port}", home, env)
-    server = subprocess.Popen([sys.executable, "-m", "trainflow", "ui", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "trainflow", "ui", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for job, data in ((WORKFLOW, str(mnist_dir)), (BROKEN, str(home / "no-such-dataset"))):
-            submitted = board.trainflow("submit", "model-train", "-p", f"job-name={job}", "-p", f"s3-data-url={data}",
-                                        "-p", "model=mlp", "-p", f"model-train-steps={TRAIN_STEPS}",
-                                        "-p", "model-batch-size=64")
+            submitted = board.trainflow(
+                "submit",
+                "model-train",
+                "-p",
+                f"job-name={job}",
+                "-p",
+                f"s3-data-url={data}",
+                "-p",
+                "model=mlp",
+                "-p",
+                f"model-train-steps={TRAIN_STEPS}",
+                "-p",
+                "model-batch-size=64",
+            )
             assert submitted.returncode == 0, submitted.stderr
         wait_for_port(port, timeout=60, proc=server)
         yield board

@@ -14,12 +14,21 @@ import pytest
 from tests.ui.conftest import BROKEN, TRAIN_STEPS, WORKFLOW, Dashboard
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium: apt-get install -y chromium"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium: apt-get install -y chromium"
+    ),
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright: pip install -e '.[test]'")
 expect = sync_api.expect
@@ -96,14 +105,17 @@ def test_a_failed_run_shows_the_failed_step_and_what_was_never_run(finished: Das
     expect(page.locator("#predict-button")).to_be_disabled()
 
 
-def test_a_test_set_digit_painted_on_the_canvas_is_classified(finished: Dashboard, page: object, mnist_dir: Path) -> None:
+def test_a_test_set_digit_painted_on_the_canvas_is_classified(
+    finished: Dashboard, page: object, mnist_dir: Path
+) -> None:
     from trainflow.datasets import load_split
 
     test = load_split(mnist_dir, "test")
     page.goto(f"{finished.url}/#/workflows/{WORKFLOW}")
     expect(page.locator("#predict-button")).to_be_enabled()
     for index in (0, 1, 2):  # a 7, a 2 and a 1 in MNIST's test order
-        page.evaluate("""pixels => {
+        page.evaluate(
+            """pixels => {
             const small = document.createElement("canvas"); small.width = small.height = 28;
             const image = small.getContext("2d").createImageData(28, 28);
             pixels.forEach((v, i) => image.data.set([v, v, v, 255], i * 4));
@@ -111,7 +123,9 @@ def test_a_test_set_digit_painted_on_the_canvas_is_classified(finished: Dashboar
             const pad = document.getElementById("digit-canvas").getContext("2d");
             pad.imageSmoothingEnabled = true;
             pad.drawImage(small, 0, 0, 280, 280);
-        }""", test.images[index].reshape(-1).tolist())
+        }""",
+            test.images[index].reshape(-1).tolist(),
+        )
         page.locator("#predict-button").click()
         label = str(int(test.labels[index]))
         expect(page.locator("#prediction")).to_have_attribute("data-class", label)

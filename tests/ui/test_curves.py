@@ -12,9 +12,14 @@ from trainflow.workflows.backend import StepInfo, WorkflowInfo
 
 
 def workflow(train_dir: str, params: dict[str, str] | None = None) -> WorkflowInfo:
-    return WorkflowInfo("w", "model-train", "Running", params or {}, 0.0,
-                        steps=[StepInfo("paths", "Succeeded", outputs={"train-dir": train_dir}),
-                               StepInfo("fit", "Running")])
+    return WorkflowInfo(
+        "w",
+        "model-train",
+        "Running",
+        params or {},
+        0.0,
+        steps=[StepInfo("paths", "Succeeded", outputs={"train-dir": train_dir}), StepInfo("fit", "Running")],
+    )
 
 
 def write_events(train_dir: str, steps: range, **storage: str) -> None:
@@ -28,8 +33,10 @@ def write_events(train_dir: str, steps: range, **storage: str) -> None:
 
 
 def test_progress_events_give_points_and_the_step_count_while_events_lag() -> None:
-    events = [{"step": 20, "total": 300, "time": 1.0, "train/loss": 1.5744, "train/accuracy": 0.5015},
-              {"step": 40, "total": 300, "time": 2.0, "train/loss": 0.3999, "train/accuracy": 0.8755}]
+    events = [
+        {"step": 20, "total": 300, "time": 1.0, "train/loss": 1.5744, "train/accuracy": 0.5015},
+        {"step": 40, "total": 300, "time": 2.0, "train/loss": 0.3999, "train/accuracy": 0.8755},
+    ]
     series, total = parse_progress(events)
     assert total == 300 and series["train/loss"] == {20: 1.5744, 40: 0.3999}
     assert series["train/accuracy"] == {20: 0.5015, 40: 0.8755} and "time" not in series

@@ -28,7 +28,7 @@ def test_a_stroke_in_a_corner_is_scaled_into_20_pixels_and_centred() -> None:
     canvas = Image.new("L", (280, 280), 0)
     ImageDraw.Draw(canvas).line([(30, 20), (30, 120)], fill=255, width=14)  # a small "1" top left
     digit = digit_from_png(png(canvas))
-    assert digit.shape == (784,) and digit.dtype == np.float32 and 0 <= digit.min() and digit.max() <= 1
+    assert digit.shape == (784,) and digit.dtype == np.float32 and digit.min() >= 0 and digit.max() <= 1
     rows = np.nonzero(digit.reshape(28, 28).max(axis=1) > 0.1)[0]
     assert 19 <= rows.max() - rows.min() + 1 <= 21  # the longer side fills the 20-pixel box
     cy, cx = centre_of_mass(digit)

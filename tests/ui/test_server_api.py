@@ -6,8 +6,8 @@ import base64
 import io
 import json
 import socket
-import sys
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -38,7 +38,9 @@ def test_workflow_api_is_what_trainflow_get_prints_plus_dag_and_links(finished: 
     assert ["train-model", "export-model"] in view["dag"]["edges"] and nodes["serve-model"]["level"] == 3
     labels = {link["label"]: link["value"] for link in view["links"]}
     serve = next(s for s in printed["steps"] if s["name"] == "serve-model")["outputs"]
-    assert labels["serve-model rest-url"] == serve["rest-url"] and labels["tensorboard url"].startswith("http://127.0.0.1:")
+    assert labels["serve-model rest-url"] == serve["rest-url"] and labels["tensorboard url"].startswith(
+        "http://127.0.0.1:"
+    )
     assert view["model"]["model-name"] == "mnist"
 
 
@@ -61,8 +63,10 @@ def test_a_digit_from_the_test_set_is_classified_through_the_dashboard(finished:
 
     test = load_split(mnist_dir, "test")
     images = [(test.images[i].reshape(-1) / 255.0).tolist() for i in range(20)]
-    answers = [httpx.post(f"{finished.url}/api/workflows/{WORKFLOW}/predict", json={"instances": [image]}, timeout=30).json()
-               for image in images]
+    answers = [
+        httpx.post(f"{finished.url}/api/workflows/{WORKFLOW}/predict", json={"instances": [image]}, timeout=30).json()
+        for image in images
+    ]
     right = sum(a["class"] == int(label) for a, label in zip(answers, test.labels[:20]))
     assert right >= 15, answers[0]
     assert len(answers[0]["scores"]) == 10 and abs(sum(answers[0]["scores"]) - 1) < 1e-3
@@ -70,18 +74,26 @@ def test_a_digit_from_the_test_set_is_classified_through_the_dashboard(finished:
     # the same digit as a PNG, off-centre and large, as a canvas sends it
     canvas = np.zeros((280, 280), dtype=np.uint8)
     canvas[20:160, 120:260] = np.asarray(Image.fromarray(test.images[0]).resize((140, 140)))
-    answer = httpx.post(f"{finished.url}/api/workflows/{WORKFLOW}/predict", json={"image": png_data_url(canvas)}, timeout=30).json()
+    answer = httpx.post(
+        f"{finished.url}/api/workflows/{WORKFLOW}/predict", json={"image": png_data_url(canvas)}, timeout=30
+    ).json()
     assert answer["class"] == answers[0]["class"]
 
 
-@pytest.mark.parametrize(("body", "says"), [
-    (b"not json", "not JSON"),
-    (json.dumps({"instances": [[0.5] * 10]}).encode(), "shape [1, 10]"),
-    (json.dumps({"instances": [[2.0] * 784]}).encode(), "between 0 and 1"),
-    (json.dumps({"image": "data:image/png;base64,@@@"}).encode(), "base64"),
-    (json.dumps({"image": "data:image/png;base64," + base64.b64encode(b"GIF89a....").decode()}).encode(), "could not be read"),
-    (json.dumps({"pixels": []}).encode(), '"image"'),
-])
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"not json", "not JSON"),
+        (json.dumps({"instances": [[0.5] * 10]}).encode(), "shape [1, 10]"),
+        (json.dumps({"instances": [[2.0] * 784]}).encode(), "between 0 and 1"),
+        (json.dumps({"image": "data:image/png;base64,@@@"}).encode(), "base64"),
+        (
+            json.dumps({"image": "data:image/png;base64," + base64.b64encode(b"GIF89a....").decode()}).encode(),
+            "could not be read",
+        ),
+        (json.dumps({"pixels": []}).encode(), '"image"'),
+    ],
+)
 def test_bad_predict_input_is_a_400_with_a_one_line_reason(finished: Dashboard, body: bytes, says: str) -> None:
     response = httpx.post(f"{finished.url}/api/workflows/{WORKFLOW}/predict", content=body, timeout=30)
     assert response.status_code == 400
@@ -106,7 +118,9 @@ def test_unknown_workflows_and_steps_are_clear_errors(finished: Dashboard) -> No
 
 
 def test_a_workflow_that_serves_no_model_answers_503(finished: Dashboard) -> None:
-    response = httpx.post(f"{finished.url}/api/workflows/{BROKEN}/predict", json={"instances": [[0.0] * 784]}, timeout=30)
+    response = httpx.post(
+        f"{finished.url}/api/workflows/{BROKEN}/predict", json={"instances": [[0.0] * 784]}, timeout=30
+    )
     assert response.status_code == 503 and "serves no model" in response.json()["error"]
     view = finished.workflow(BROKEN)
     states = {n["name"]: n["status"] for n in view["dag"]["nodes"]}
@@ -122,15 +136,26 @@ def test_a_model_server_that_went_away_is_reported_unavailable() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    info = WorkflowInfo("gone", "model-train", "Succeeded", {}, 0.0,
-                        steps=[StepInfo("serve-model", "Succeeded", outputs={"rest-url": dead, "model-name": "mnist"})])
+    info = WorkflowInfo(
+        "gone",
+        "model-train",
+        "Succeeded",
+        {},
+        0.0,
+        steps=[StepInfo("serve-model", "Succeeded", outputs={"rest-url": dead, "model-name": "mnist"})],
+    )
     with pytest.raises(ModelUnavailable, match="is not answering"):
         predict_digit(info, np.zeros(784, dtype=np.float32))
 
 
 def test_ui_refuses_a_port_in_use_with_one_line(finished: Dashboard) -> None:
     port = int(finished.url.rsplit(":", 1)[1])
-    result = subprocess.run([sys.executable, "-m", "trainflow", "ui", "--port", str(port)], capture_output=True, text=True,
-                            env=finished.env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "trainflow", "ui", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        env=finished.env,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot listen on 127.0.0.1:{port}")

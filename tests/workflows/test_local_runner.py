@@ -22,8 +22,13 @@ pytestmark = pytest.mark.slow
 
 
 def trainflow(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainflow", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "trainflow", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=timeout,
+    )
 
 
 def get(name: str) -> dict:
@@ -36,7 +41,7 @@ def steps(info: dict) -> dict[str, dict]:
     return {s["name"]: s for s in info["steps"]}
 
 
-def wait_until(predicate, timeout: float = 120, every: float = 0.3):  # noqa: ANN001, ANN201
+def wait_until(predicate, timeout: float = 120, every: float = 0.3):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -65,15 +70,27 @@ def submit(*params: str, wait: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def test_model_train_runs_every_step_and_leaves_tensorboard_up(mnist_s3_url: str, s3_bucket: str) -> None:
-    out = submit(f"s3-data-url={mnist_s3_url}", f"s3-train-base-url={s3_bucket}/models", "job-name=myjob-ab12c",
-                 "tf-worker=2", "model-train-steps=40", "model-serving=false")
+    out = submit(
+        f"s3-data-url={mnist_s3_url}",
+        f"s3-train-base-url={s3_bucket}/models",
+        "job-name=myjob-ab12c",
+        "tf-worker=2",
+        "model-train-steps=40",
+        "model-serving=false",
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Name: myjob-ab12c" in out.stdout
     info = get("myjob-ab12c")
     assert info["status"] == "Succeeded"
     by_name = steps(info)
-    assert [s["name"] for s in info["steps"]] == ["download-dataset", "get-workflow-info", "tensorboard", "train-model",
-                                                  "export-model", "serve-model"]
+    assert [s["name"] for s in info["steps"]] == [
+        "download-dataset",
+        "get-workflow-info",
+        "tensorboard",
+        "train-model",
+        "export-model",
+        "serve-model",
+    ]
     assert by_name["serve-model"]["status"] == "Skipped"
     assert by_name["train-model"]["outputs"]["accuracy"] > 0.5
     assert by_name["export-model"]["outputs"]["model-version"] == 1
@@ -99,21 +116,33 @@ def test_model_train_runs_every_step_and_leaves_tensorboard_up(mnist_s3_url: str
 
 
 def test_killed_runner_leaves_failed_and_retry_resumes_without_download(mnist_dir: Path, trainflow_home: Path) -> None:
-    out = submit(f"s3-data-url={mnist_dir}", "job-name=crashy", "model-train-steps=300", "model-serving=false",
-                 "model-batch-size=50", wait=False)
+    out = submit(
+        f"s3-data-url={mnist_dir}",
+        "job-name=crashy",
+        "model-train-steps=300",
+        "model-serving=false",
+        "model-batch-size=50",
+        wait=False,
+    )
     assert out.returncode == 0, out.stderr
     log = trainflow_home / "workflows" / "crashy" / "train-model.log"
     wait_until(lambda: log.exists() and "checkpoint step=" in log.read_text(), timeout=180)
     state = StateStore(trainflow_home / "trainflow.db")
     runner_pid, _ = state.runner("crashy")
-    trainer = [pid for step, pid, _, _ in state.step_processes("crashy") if step == "train-model"][0]
+    trainer = next(pid for step, pid, _, _ in state.step_processes("crashy") if step == "train-model")
     os.kill(runner_pid, signal.SIGKILL)
 
     info = get("crashy")
-    assert info["status"] == "Failed" and "runner process" in info["message"] and "trainflow retry crashy" in info["message"]
+    assert (
+        info["status"] == "Failed"
+        and "runner process" in info["message"]
+        and "trainflow retry crashy" in info["message"]
+    )
     assert steps(info)["train-model"]["status"] == "Failed"
     assert steps(info)["download-dataset"]["status"] == "Succeeded"
-    wait_until(lambda: not psutil.pid_exists(trainer) or psutil.Process(trainer).status() == psutil.STATUS_ZOMBIE, timeout=30)
+    wait_until(
+        lambda: not psutil.pid_exists(trainer) or psutil.Process(trainer).status() == psutil.STATUS_ZOMBIE, timeout=30
+    )
 
     retried = trainflow("retry", "crashy", "--wait")
     assert retried.returncode == 0, retried.stdout + retried.stderr
@@ -138,10 +167,32 @@ def test_stop_ends_a_running_workflow(mnist_dir: Path, trainflow_home: Path) -> 
 
 
 def test_two_workflows_at_once_do_not_interfere(mnist_dir: Path) -> None:
-    procs = [subprocess.Popen([sys.executable, "-m", "trainflow", "submit", "model-train", "-p", f"job-name=twin-{i}",
-                               "-p", f"s3-data-url={mnist_dir}", "-p", "model-train-steps=20", "-p", "model-serving=false",
-                               "-p", "model=mlp", "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trainflow",
+                "submit",
+                "model-train",
+                "-p",
+                f"job-name=twin-{i}",
+                "-p",
+                f"s3-data-url={mnist_dir}",
+                "-p",
+                "model-train-steps=20",
+                "-p",
+                "model-serving=false",
+                "-p",
+                "model=mlp",
+                "--wait",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     for proc in procs:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, out + err

@@ -10,15 +10,34 @@ from trainflow.workflows.commands import step_command
 
 def test_model_train_has_the_examples_six_steps_in_order() -> None:
     assert [s.name for s in MODEL_TRAIN.order()] == [
-        "download-dataset", "get-workflow-info", "tensorboard", "train-model", "export-model", "serve-model"]
+        "download-dataset",
+        "get-workflow-info",
+        "tensorboard",
+        "train-model",
+        "export-model",
+        "serve-model",
+    ]
     assert {s.name for s in MODEL_TRAIN.steps if s.service} == {"tensorboard", "serve-model"}
 
 
 def test_defaults_are_the_examples() -> None:
     values = resolve_params(MODEL_TRAIN, {})
-    assert (values["job-name"], values["tf-worker"], values["tf-ps"], values["model-name"]) == ("myjob", "1", "2", "mnist")
-    assert (values["model-hidden-units"], values["model-train-steps"], values["model-batch-size"]) == ("100", "200", "100")
-    assert (values["model-learning-rate"], values["model-serving"], values["aws-secret"]) == ("0.01", "true", "aws-creds")
+    assert (values["job-name"], values["tf-worker"], values["tf-ps"], values["model-name"]) == (
+        "myjob",
+        "1",
+        "2",
+        "mnist",
+    )
+    assert (values["model-hidden-units"], values["model-train-steps"], values["model-batch-size"]) == (
+        "100",
+        "200",
+        "100",
+    )
+    assert (values["model-learning-rate"], values["model-serving"], values["aws-secret"]) == (
+        "0.01",
+        "true",
+        "aws-creds",
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,7 +79,9 @@ def test_step_command_fills_params_outputs_and_ports() -> None:
     argv = step_command(MODEL_TRAIN.step("train-model"), values, outputs)
     assert argv[:3] == ["trainflow", "step", "train-model"]
     assert argv[argv.index("--data-dir") + 1] == "/cache/m" and argv[argv.index("--workers") + 1] == "3"
-    serve = step_command(MODEL_TRAIN.step("serve-model"), values, {"export-model": {"export-base": "/e"}}, {"rest": 8123})
+    serve = step_command(
+        MODEL_TRAIN.step("serve-model"), values, {"export-model": {"export-base": "/e"}}, {"rest": 8123}
+    )
     assert serve[serve.index("--rest-port") + 1] == "8123" and serve[serve.index("--grpc-port") + 1] == "9000"
     assert serve[serve.index("--export-base") + 1] == "/e" and serve[serve.index("--host") + 1] == "127.0.0.1"
 

@@ -33,8 +33,12 @@ def test_processes_opening_a_new_state_database_at_once_all_record_their_workflo
     for round_ in range(3):  # the race is a matter of timing: a few fresh databases make a regression show
         db = tmp_path / f"home-{round_}" / "trainflow.db"
         start = time.time() + 1.5  # after every interpreter has started
-        procs = [subprocess.Popen([sys.executable, "-c", _SUBMIT, str(db), name, str(start)], stderr=subprocess.PIPE,
-                                  text=True) for name in names]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _SUBMIT, str(db), name, str(start)], stderr=subprocess.PIPE, text=True
+            )
+            for name in names
+        ]
         errors = [proc.communicate(timeout=120)[1] for proc in procs]
         assert [proc.returncode for proc in procs] == [0] * len(names), "\n".join(errors)
         store = StateStore(db)

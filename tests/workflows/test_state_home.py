@@ -15,8 +15,13 @@ def test_a_home_under_a_file_is_one_line_naming_it(tmp_path: Path, command: list
     blocker = tmp_path / "file"
     blocker.write_text("x")
     home = blocker / "home"
-    out = subprocess.run([sys.executable, "-m", "trainflow", *command], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "TRAINFLOW_HOME": str(home)})
+    out = subprocess.run(
+        [sys.executable, "-m", "trainflow", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TRAINFLOW_HOME": str(home)},
+    )
     assert "Traceback" not in out.stderr, out.stderr
     lines = (out.stdout + out.stderr).strip().splitlines()
     assert out.returncode != 0

@@ -9,8 +9,9 @@ import boto3
 from trainflow.workflows.tensorboard import local_logdir
 
 
-def test_mirror_fetches_events_and_never_writes_outside_for_dotdot_keys(s3_bucket: str, aws_env: str,
-                                                                       tmp_path: Path) -> None:
+def test_mirror_fetches_events_and_never_writes_outside_for_dotdot_keys(
+    s3_bucket: str, aws_env: str, tmp_path: Path
+) -> None:
     bucket = s3_bucket.removeprefix("s3://")
     s3 = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
     s3.put_object(Bucket=bucket, Key="run/logs/events.out.tfevents.1", Body=b"event")

@@ -6,10 +6,20 @@ import click
 
 from trainflow.cli.output import console, write_outputs
 
-outputs_option = click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS",
-                              help="Write the step's outputs here (a path ending in / gets one file per key).")
-input_option = click.option("--input", "inputs", nargs=2, multiple=True, metavar="NAME VALUE",
-                            help="A keyword argument for the function; repeatable.")
+outputs_option = click.option(
+    "--outputs",
+    default=None,
+    envvar="TRAINFLOW_OUTPUTS",
+    help="Write the step's outputs here (a path ending in / gets one file per key).",
+)
+input_option = click.option(
+    "--input",
+    "inputs",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A keyword argument for the function; repeatable.",
+)
 
 
 @click.command("call")
@@ -27,7 +37,9 @@ def call_step(function: str, inputs: tuple[tuple[str, str], ...], outputs: str |
 
 @click.command("train-function")
 @click.argument("function")
-@click.option("--workers", default=1, show_default=True, type=int, help="Local worker processes (a PyTorchJob's world wins).")
+@click.option(
+    "--workers", default=1, show_default=True, type=int, help="Local worker processes (a PyTorchJob's world wins)."
+)
 @input_option
 @outputs_option
 def train_function_step(function: str, workers: int, inputs: tuple[tuple[str, str], ...], outputs: str | None) -> None:

@@ -12,13 +12,19 @@ TARGETS = (*sorted(PIPELINES), "rbac")
 @click.command("compile")
 @click.argument("target", metavar=f"{'|'.join(TARGETS)}|FILE")
 @click.option("-p", "--parameter", "params", multiple=True, help="NAME=VALUE; repeatable.")
-@click.option("--job-kind", type=click.Choice(["pytorchjob", "tfjob"]), default="pytorchjob", show_default=True,
-              help="Kubeflow training job each training step creates.")
+@click.option(
+    "--job-kind",
+    type=click.Choice(["pytorchjob", "tfjob"]),
+    default="pytorchjob",
+    show_default=True,
+    help="Kubeflow training job each training step creates.",
+)
 @click.option("--no-cache", is_flag=True, help="No Argo memoization: every step always runs.")
 @click.option("-n", "--namespace", default=None, help="Namespace (rbac; for pipelines the same as -p namespace=...).")
 @click.option("-o", "--output", default="-", show_default=True, help="File to write, or - for stdout.")
-def compile_command(target: str, params: tuple[str, ...], job_kind: str, no_cache: bool, namespace: str | None,
-                    output: str) -> None:
+def compile_command(
+    target: str, params: tuple[str, ...], job_kind: str, no_cache: bool, namespace: str | None, output: str
+) -> None:
     """Print a pipeline (a built-in, or a .py/.yaml file) as its Argo Workflow, or rbac, in YAML."""
     from pathlib import Path
 

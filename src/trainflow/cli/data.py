@@ -43,14 +43,23 @@ from trainflow.datasets.descriptor import FORMATS, read_descriptor
 from trainflow.settings import trainflow_home
 from trainflow.storage import StorageOptions, mirror_dir
 
-endpoint_option = click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL or S3_ENDPOINT).")
+endpoint_option = click.option(
+    "--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL or S3_ENDPOINT)."
+)
 region_option = click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION).")
-format_option = click.option("--format", "data_format", type=click.Choice(FORMATS), default=None,
-                             help="The dataset's format (default: detected from the file layout).")
-label_column_option = click.option("--label-column", default=None,
-                                   help="CSV/Parquet: the label column (default: label, target, class or y).")
-image_size_option = click.option("--image-size", default=None,
-                                 help="Image folders: resize every image to N or HxW (default: the most common size).")
+format_option = click.option(
+    "--format",
+    "data_format",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="The dataset's format (default: detected from the file layout).",
+)
+label_column_option = click.option(
+    "--label-column", default=None, help="CSV/Parquet: the label column (default: label, target, class or y)."
+)
+image_size_option = click.option(
+    "--image-size", default=None, help="Image folders: resize every image to N or HxW (default: the most common size)."
+)
 
 
 def format_options(data_format: str | None, label_column: str | None, image_size: str | None) -> FormatOptions:
@@ -90,8 +99,16 @@ class ProgressObserver(SyncObserver):
 
 def _progress() -> Progress:
     # Off when stderr is not a terminal: a bar there is noise, and rich would still end it with a blank line.
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=err_console, transient=True, disable=not err_console.is_terminal)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
 
 
 def _summary(result: SyncResult) -> str:
@@ -113,12 +130,21 @@ def describe_line(d: DatasetDescriptor) -> str:
     """The descriptor in one line: format, example shape and dtype, classes, counts."""
     shown = ", ".join(d.class_names[:8]) + (", ..." if d.num_classes > 8 else "")
     shape = "x".join(str(n) for n in d.input_shape)
-    return (f"{d.format} dataset, examples {shape} {d.dtype}, {d.num_classes} classes ({shown}), "
-            f"{d.train_count} train / {d.test_count} test")
+    return (
+        f"{d.format} dataset, examples {shape} {d.dtype}, {d.num_classes} classes ({shown}), "
+        f"{d.train_count} train / {d.test_count} test"
+    )
 
 
-def sync(source: str, name: str, files: tuple[str, ...] | None, endpoint: str | None, region: str | None,
-         verify: bool = False, options: FormatOptions | None = None) -> SyncResult:
+def sync(
+    source: str,
+    name: str,
+    files: tuple[str, ...] | None,
+    endpoint: str | None,
+    region: str | None,
+    verify: bool = False,
+    options: FormatOptions | None = None,
+) -> SyncResult:
     cache = dataset_cache(endpoint, region)
     with _progress() as progress:
         return cache.ensure(source, name, files or None, ProgressObserver(progress), verify=verify, options=options)
@@ -138,10 +164,13 @@ def upload(local_dir: Path, url: str, aws_endpoint_url: str | None, aws_region: 
     """Mirror LOCAL_DIR to URL (s3://bucket/prefix/), creating the bucket if it is missing."""
     with _progress() as progress:
         task = progress.add_task("uploading", total=None)
-        result = mirror_dir(local_dir, url, StorageOptions.from_env(aws_endpoint_url, aws_region),
-                            lambda n: progress.advance(task, n))
-    console.print(f"{escape(url)}: uploaded {len(result.uploaded)} files ({human_bytes(result.bytes_uploaded)}), "
-                  f"{len(result.unchanged)} already there")
+        result = mirror_dir(
+            local_dir, url, StorageOptions.from_env(aws_endpoint_url, aws_region), lambda n: progress.advance(task, n)
+        )
+    console.print(
+        f"{escape(url)}: uploaded {len(result.uploaded)} files ({human_bytes(result.bytes_uploaded)}), "
+        f"{len(result.unchanged)} already there"
+    )
 
 
 @data.command("sync")
@@ -155,9 +184,18 @@ def upload(local_dir: Path, url: str, aws_endpoint_url: str | None, aws_region: 
 @image_size_option
 @endpoint_option
 @region_option
-def sync_command(source: str, name: str | None, files: tuple[str, ...], mnist: bool, verify: bool,
-                 data_format: str | None, label_column: str | None, image_size: str | None,
-                 aws_endpoint_url: str | None, aws_region: str | None) -> None:
+def sync_command(
+    source: str,
+    name: str | None,
+    files: tuple[str, ...],
+    mnist: bool,
+    verify: bool,
+    data_format: str | None,
+    label_column: str | None,
+    image_size: str | None,
+    aws_endpoint_url: str | None,
+    aws_region: str | None,
+) -> None:
     """Sync SOURCE into the dataset cache and describe it; unchanged files are not downloaded again."""
     name = default_name(source) if name is None else name  # an explicit empty name is refused, not replaced
     options = format_options(data_format, label_column, image_size)
@@ -176,13 +214,19 @@ def ls(output: str | None) -> None:
             manifest = cache.manifest(name)
             descriptor = read_descriptor(cache.path(name))
         except DatasetError:  # one damaged dataset must not hide the others
-            rows.append({"name": name, "source": None, "files": None, "size": None, "last_sync": None,
-                         "damaged": True})
+            rows.append({"name": name, "source": None, "files": None, "size": None, "last_sync": None, "damaged": True})
             continue
         if manifest is not None:
-            rows.append({"name": name, "source": manifest.source, "files": len(manifest.files),
-                         "size": manifest.total_size, "last_sync": manifest.stats.last_sync,
-                         "format": descriptor.format if descriptor else None})
+            rows.append(
+                {
+                    "name": name,
+                    "source": manifest.source,
+                    "files": len(manifest.files),
+                    "size": manifest.total_size,
+                    "last_sync": manifest.stats.last_sync,
+                    "format": descriptor.format if descriptor else None,
+                }
+            )
     if output:
         emit(rows, output)
         return
@@ -191,8 +235,14 @@ def ls(output: str | None) -> None:
         if row.get("damaged"):
             table.add_row(row["name"], f"damaged: see trainflow data describe {row['name']}", "-", "-", "-", "-")
         else:
-            table.add_row(row["name"], escape(row["source"]), row["format"] or "-", str(row["files"]),
-                          human_bytes(row["size"]), human_time(row["last_sync"]))
+            table.add_row(
+                row["name"],
+                escape(row["source"]),
+                row["format"] or "-",
+                str(row["files"]),
+                human_bytes(row["size"]),
+                human_time(row["last_sync"]),
+            )
     console.print(table if rows else "no cached datasets")
 
 
@@ -204,7 +254,9 @@ def describe(name: str, output: str | None) -> None:
     cache = dataset_cache()
     manifest = cache.manifest(name)
     if manifest is None:
-        raise DatasetError(f"no cached dataset '{name}': see `trainflow data ls`, or `trainflow data sync SRC --name {name}`")
+        raise DatasetError(
+            f"no cached dataset '{name}': see `trainflow data ls`, or `trainflow data sync SRC --name {name}`"
+        )
     descriptor = read_descriptor(cache.path(name))
     if output:
         from dataclasses import asdict
@@ -214,20 +266,25 @@ def describe(name: str, output: str | None) -> None:
     stats = manifest.stats
     console.print(f"[bold]{name}[/bold]  source {escape(manifest.source)}")
     _print_descriptor(descriptor)
-    console.print(f"last sync {human_time(stats.last_sync)} ({human_bytes(stats.last_sync_bytes)} downloaded); "
-                  f"{stats.syncs} syncs, {human_bytes(stats.bytes_downloaded)} downloaded in all, "
-                  f"{human_bytes(stats.bytes_saved)} saved by cache hits")
+    console.print(
+        f"last sync {human_time(stats.last_sync)} ({human_bytes(stats.last_sync_bytes)} downloaded); "
+        f"{stats.syncs} syncs, {human_bytes(stats.bytes_downloaded)} downloaded in all, "
+        f"{human_bytes(stats.bytes_saved)} saved by cache hits"
+    )
     table = Table("FILE", "SIZE", "SHA256", "SOURCE VERSION", "FETCHED", box=None)
     for fname, entry in sorted(manifest.files.items()):
-        table.add_row(escape(fname), human_bytes(entry.size), entry.sha256, escape(entry.source_tag),
-                      human_time(entry.fetched_at))
+        table.add_row(
+            escape(fname), human_bytes(entry.size), entry.sha256, escape(entry.source_tag), human_time(entry.fetched_at)
+        )
     console.print(table)
 
 
 def _print_descriptor(d: DatasetDescriptor | None) -> None:
     if d is None:
-        console.print("format: not recognised (declare it: trainflow data sync SOURCE --format "
-                      f"{'|'.join(FORMATS)})", markup=False)
+        console.print(
+            f"format: not recognised (declare it: trainflow data sync SOURCE --format {'|'.join(FORMATS)})",
+            markup=False,
+        )
         return
     norm = d.normalization
     if d.kind == "image":
@@ -258,18 +315,34 @@ def rm(name: str) -> None:
 @click.command("download-dataset")
 @click.option("--s3-data-url", required=True, help="Where the dataset is: s3://, http(s)://, file:// or a path.")
 @click.option("--dataset-name", default=None, help="Cache name (default: derived from the URL).")
-@click.option("--file", "files", multiple=True,
-              help="Only these files (default: all of them; the four MNIST files for an http(s) source). Repeatable.")
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    help="Only these files (default: all of them; the four MNIST files for an http(s) source). Repeatable.",
+)
 @format_option
 @label_column_option
 @image_size_option
 @endpoint_option
 @region_option
-@click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS",
-              help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).")
-def download_dataset_step(s3_data_url: str, dataset_name: str | None, files: tuple[str, ...], data_format: str | None,
-                          label_column: str | None, image_size: str | None, aws_endpoint_url: str | None,
-                          aws_region: str | None, outputs: str | None) -> None:
+@click.option(
+    "--outputs",
+    default=None,
+    envvar="TRAINFLOW_OUTPUTS",
+    help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).",
+)
+def download_dataset_step(
+    s3_data_url: str,
+    dataset_name: str | None,
+    files: tuple[str, ...],
+    data_format: str | None,
+    label_column: str | None,
+    image_size: str | None,
+    aws_endpoint_url: str | None,
+    aws_region: str | None,
+    outputs: str | None,
+) -> None:
     """Pipeline step: sync --s3-data-url into the node's dataset cache and describe it."""
     name = default_name(s3_data_url) if dataset_name is None else dataset_name
     if not files and urlsplit(s3_data_url).scheme in ("http", "https"):
@@ -277,10 +350,17 @@ def download_dataset_step(s3_data_url: str, dataset_name: str | None, files: tup
     options = format_options(data_format, label_column, image_size)
     result = sync(s3_data_url, name, files, aws_endpoint_url, aws_region, options=options)
     console.print(_summary(result), markup=False)
-    write_outputs(outputs, {"dataset-name": result.name, "dataset-path": str(result.path),
-                            "dataset-path-digest": _content_digest(result.path),
-                            "bytes-downloaded": result.bytes_downloaded, "offline": result.offline,
-                            "dataset-format": result.descriptor.format if result.descriptor else ""})
+    write_outputs(
+        outputs,
+        {
+            "dataset-name": result.name,
+            "dataset-path": str(result.path),
+            "dataset-path-digest": _content_digest(result.path),
+            "bytes-downloaded": result.bytes_downloaded,
+            "offline": result.offline,
+            "dataset-format": result.descriptor.format if result.descriptor else "",
+        },
+    )
 
 
 def _content_digest(directory: Path) -> str:

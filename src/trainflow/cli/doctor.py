@@ -13,8 +13,14 @@ MARKS = {OK: "[green]ok  [/]", "warn": "[yellow]warn[/]", FAIL: "[red]fail[/]"}
 
 
 @click.command("doctor")
-@click.option("--backend", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
-              envvar="TRAINFLOW_BACKEND", help="What to check: this machine, or the current Kubernetes context.")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "kubernetes"]),
+    default="local",
+    show_default=True,
+    envvar="TRAINFLOW_BACKEND",
+    help="What to check: this machine, or the current Kubernetes context.",
+)
 @click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
 @click.option("--secret", default="aws-creds", show_default=True, help="The S3 credentials Secret (aws-secret).")
 def doctor_command(backend: str, namespace: str, secret: str) -> None:

@@ -15,13 +15,34 @@ from trainflow.storage import StorageOptions
 @click.option("--hidden-units", default=None, type=int, help="Override the hidden units stored in the checkpoint.")
 @click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL).")
 @click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION).")
-@click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS", help="Write the step's outputs here (a path ending in / gets one file per key).")
-def export_model_step(train_dir: str, export_base: str, model: str | None, hidden_units: int | None,
-                      aws_endpoint_url: str | None, aws_region: str | None, outputs: str | None) -> None:
+@click.option(
+    "--outputs",
+    default=None,
+    envvar="TRAINFLOW_OUTPUTS",
+    help="Write the step's outputs here (a path ending in / gets one file per key).",
+)
+def export_model_step(
+    train_dir: str,
+    export_base: str,
+    model: str | None,
+    hidden_units: int | None,
+    aws_endpoint_url: str | None,
+    aws_region: str | None,
+    outputs: str | None,
+) -> None:
     """Pipeline step: export the latest checkpoint as the next ONNX model version."""
     from trainflow.export import export_model
 
-    result = export_model(train_dir, export_base, model, hidden_units, StorageOptions.from_env(aws_endpoint_url, aws_region))
+    result = export_model(
+        train_dir, export_base, model, hidden_units, StorageOptions.from_env(aws_endpoint_url, aws_region)
+    )
     console.print(f"exported step {result.global_step} as version {result.version} -> {result.url}")
-    write_outputs(outputs, {"model-version": result.version, "model-url": result.url, "global-step": result.global_step,
-                            "export-base": export_base})
+    write_outputs(
+        outputs,
+        {
+            "model-version": result.version,
+            "model-url": result.url,
+            "global-step": result.global_step,
+            "export-base": export_base,
+        },
+    )

@@ -67,8 +67,13 @@ class LazyGroup(TrainflowGroup):
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="trainflow")
-@click.option("--log-level", default="INFO", show_default=True, envvar="TRAINFLOW_LOG_LEVEL",
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    envvar="TRAINFLOW_LOG_LEVEL",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 def cli(log_level: str) -> None:
     """From data in an object store to a served model: cache, train, watch, export, serve, query."""
     setup_logging(log_level)

@@ -39,16 +39,24 @@ def show(source: str) -> None:
     table = Table("PARAMETER", "TYPE", "DEFAULT", "HELP", box=None)
     for p in spec.params:
         kind = f"choice({', '.join(p.choices)})" if p.type == "choice" else p.type
-        table.add_row(p.name, kind, "(required)" if p.default is None else p.parse(p.default) if p.default != "" else "",
-                      p.help)
+        table.add_row(
+            p.name, kind, "(required)" if p.default is None else p.parse(p.default) if p.default != "" else "", p.help
+        )
     console.print(table)
     tree = Tree("steps")
     nodes: dict[str, Tree] = {}
     position = {s.name: i for i, s in enumerate(spec.order())}
     for step in spec.order():
-        label = f"{step.name} [dim]({step.kind}" + (f", when {step.when}" if step.when else "") + \
-            (", fan-out" if step.for_each is not None else "") + (", not cached" if not step.cacheable else "") + ")[/dim]"
+        label = (
+            f"{step.name} [dim]({step.kind}"
+            + (f", when {step.when}" if step.when else "")
+            + (", fan-out" if step.for_each is not None else "")
+            + (", not cached" if not step.cacheable else "")
+            + ")[/dim]"
+        )
         parents = sorted(step.upstream(), key=position.__getitem__)
         parent = nodes[parents[-1]] if parents else tree
-        nodes[step.name] = parent.add(label + (f" [dim]after {', '.join(parents[:-1])}[/dim]" if len(parents) > 1 else ""))
+        nodes[step.name] = parent.add(
+            label + (f" [dim]after {', '.join(parents[:-1])}[/dim]" if len(parents) > 1 else "")
+        )
     console.print(tree)

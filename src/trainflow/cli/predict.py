@@ -9,8 +9,16 @@ import click
 import numpy as np
 
 from trainflow.cli.output import console
-from trainflow.client import (PROTOCOLS, ClientError, PredictClient, Prediction, default_server, evaluate,
-                              load_image_file, render_digit)
+from trainflow.client import (
+    PROTOCOLS,
+    ClientError,
+    PredictClient,
+    Prediction,
+    default_server,
+    evaluate,
+    load_image_file,
+    render_digit,
+)
 
 
 def _show(title: str, image: np.ndarray, prediction: Prediction, label: int | None = None) -> None:
@@ -34,16 +42,39 @@ def _test_split(data_dir: Path | None, count: int) -> tuple[np.ndarray, np.ndarr
 @click.option("--server", default=None, help="HOST:PORT (default: 127.0.0.1:9000 for gRPC, :8501 for REST).")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="grpc", show_default=True)
 @click.option("--model-name", default="mnist", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="MNIST directory: predict its test images.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="MNIST directory: predict its test images.",
+)
 @click.option("--num", default=10, show_default=True, help="How many test images to show, with the accuracy.")
-@click.option("--num-tests", "--num_tests", type=click.IntRange(1, 10000), default=None,
-              help="The example's client: this many test images, '.' per answer, then the error rate.")
-@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 256),
-              help="Requests in flight with --num-tests.")
+@click.option(
+    "--num-tests",
+    "--num_tests",
+    type=click.IntRange(1, 10000),
+    default=None,
+    help="The example's client: this many test images, '.' per answer, then the error rate.",
+)
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Requests in flight with --num-tests.",
+)
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds per request.")
-def predict_command(images: tuple[Path, ...], server: str | None, protocol: str, model_name: str,
-                    data_dir: Path | None, num: int, num_tests: int | None, concurrency: int, timeout: float) -> None:
+def predict_command(
+    images: tuple[Path, ...],
+    server: str | None,
+    protocol: str,
+    model_name: str,
+    data_dir: Path | None,
+    num: int,
+    num_tests: int | None,
+    concurrency: int,
+    timeout: float,
+) -> None:
     """Predict digits: IMAGE files, or MNIST test images from --data-dir (one image per request)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would bury the output
     with PredictClient(server or default_server(protocol), protocol, model_name, timeout) as client:
@@ -54,8 +85,13 @@ def predict_command(images: tuple[Path, ...], server: str | None, protocol: str,
             return
         if num_tests is not None:
             pixels, labels = _test_split(data_dir, num_tests)
-            result = evaluate(client, pixels, labels, concurrency,
-                              on_answer=lambda i, p: click.echo("." if p is not None else "E", nl=False))
+            result = evaluate(
+                client,
+                pixels,
+                labels,
+                concurrency,
+                on_answer=lambda i, p: click.echo("." if p is not None else "E", nl=False),
+            )
             click.echo()
             if result.failed:
                 console.print(f"{result.failed} requests failed")

@@ -15,7 +15,9 @@ from trainflow.workflows import MODEL_TRAIN, parse_assignments
 
 
 @click.command()
-@click.option("--data-url", default=DEFAULT_MNIST_URL, show_default=True, help="Dataset: s3://, http(s)://, file:// or a path.")
+@click.option(
+    "--data-url", default=DEFAULT_MNIST_URL, show_default=True, help="Dataset: s3://, http(s)://, file:// or a path."
+)
 @click.option("--job-name", default=None, help="Run name (default: mnist-<date>-<time>).")
 @click.option("--workers", default=2, show_default=True, help="Training workers (processes).")
 @click.option("--steps", default=600, show_default=True, help="Global training steps.")
@@ -23,13 +25,25 @@ from trainflow.workflows import MODEL_TRAIN, parse_assignments
 @click.option("--store", default="", help="Where checkpoints and models go (default: $TRAINFLOW_HOME/store/models).")
 @click.option("--no-serving", is_flag=True, help="Train and export only.")
 @click.option("-p", "--parameter", "params", multiple=True, help="Any other model-train NAME=VALUE.")
-def run(data_url: str, job_name: str | None, workers: int, steps: int, model: str, store: str, no_serving: bool,
-        params: tuple[str, ...]) -> None:
+def run(
+    data_url: str,
+    job_name: str | None,
+    workers: int,
+    steps: int,
+    model: str,
+    store: str,
+    no_serving: bool,
+    params: tuple[str, ...],
+) -> None:
     """Download, train, watch, export and serve MNIST (or your model); then say how to query it."""
     values = {
         "job-name": job_name or time.strftime("mnist-%Y%m%d-%H%M%S"),
-        "s3-data-url": data_url, "tf-worker": str(workers), "model-train-steps": str(steps), "model": model,
-        "s3-train-base-url": store, "model-serving": "false" if no_serving else "true",
+        "s3-data-url": data_url,
+        "tf-worker": str(workers),
+        "model-train-steps": str(steps),
+        "model": model,
+        "s3-train-base-url": store,
+        "model-serving": "false" if no_serving else "true",
         **parse_assignments(params),
     }
     backend = local()
@@ -41,8 +55,10 @@ def run(data_url: str, job_name: str | None, workers: int, steps: int, model: st
         console.print(f"\nstill running: `trainflow get {info.name}`, `trainflow logs {info.name} -f`")
         return
     if final.status != "Succeeded":
-        console.print(f"[red]{final.name} failed[/red]: {final.message}\n`trainflow logs {final.name}` shows why; "
-                      f"`trainflow retry {final.name}` resumes from the failed step")
+        console.print(
+            f"[red]{final.name} failed[/red]: {final.message}\n`trainflow logs {final.name}` shows why; "
+            f"`trainflow retry {final.name}` resumes from the failed step"
+        )
         sys.exit(1)
     outputs = {k: v for s in final.steps for k, v in s.outputs.items()}  # read by what they are, not by step
     console.print("\n[bold]Next[/bold]")
@@ -52,7 +68,9 @@ def run(data_url: str, job_name: str | None, workers: int, steps: int, model: st
     if "rest-url" in outputs:
         rest = str(outputs["rest-url"])
         console.print(f"  trainflow predict --server {rest.removeprefix('http://')} --protocol rest YOUR_DIGIT.png")
-        console.print(f"  REST: {rest}/v1/models/{outputs.get('model-name', 'mnist')}  (TF Serving and KServe V2 /v2/...)")
+        console.print(
+            f"  REST: {rest}/v1/models/{outputs.get('model-name', 'mnist')}  (TF Serving and KServe V2 /v2/...)"
+        )
     if "url" in outputs:
         console.print(f"  TensorBoard: {outputs['url']}")
     console.print(f"  trainflow get {final.name}    trainflow delete {final.name}  (stops its services)")

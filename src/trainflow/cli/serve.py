@@ -14,8 +14,14 @@ from trainflow.cli.output import console, write_outputs
 from trainflow.serving.errors import ServingError
 from trainflow.serving.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
 from trainflow.serving.model_config import read_model_config
-from trainflow.serving.server import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S, DEFAULT_MAX_CONCURRENCY,
-                                      DEFAULT_MAX_REQUEST_BYTES, ServerConfig, serve_until_stopped)
+from trainflow.serving.server import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_REQUEST_BYTES,
+    ServerConfig,
+    serve_until_stopped,
+)
 from trainflow.storage import StorageOptions
 
 _SERVER_OPTIONS = [
@@ -23,22 +29,62 @@ _SERVER_OPTIONS = [
     click.option("--rest-port", default=8501, show_default=True, type=int, help="REST port (0 = any free port)."),
     click.option("--grpc-port", default=9000, show_default=True, type=int, help="gRPC port (0 = any free port)."),
     click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on."),
-    click.option("--poll-seconds", default=1.0, show_default=True, type=float, help="How often to look for new versions."),
-    click.option("--max-batch-size", default=0, show_default=True, type=int, help="Dynamic batching: rows per batch (0 = off)."),
-    click.option("--batch-timeout-micros", default=0, show_default=True, type=int, help="Dynamic batching: wait for more requests."),
-    click.option("--max-request-bytes", default=DEFAULT_MAX_REQUEST_BYTES, show_default=True, type=int,
-                 help="Larger requests get 413 / RESOURCE_EXHAUSTED; REST holds 8 times this in large bodies "
-                      "at once, more get 503."),
-    click.option("--max-concurrency", default=DEFAULT_MAX_CONCURRENCY, show_default=True, type=int,
-                 help="Inference requests in flight (bodies read); more get 503 / UNAVAILABLE."),
-    click.option("--body-timeout-seconds", default=DEFAULT_BODY_TIMEOUT_S, show_default=True, type=float,
-                 help="A REST body must arrive within this time after its headers; slower ones get 408."),
-    click.option("--header-timeout-seconds", default=DEFAULT_HEADER_TIMEOUT_S, show_default=True, type=float,
-                 help="A REST request's headers must arrive within this time; slower connections are closed."),
-    click.option("--max-image-pixels", default=DEFAULT_MAX_IMAGE_PIXELS, show_default=True, type=int,
-                 help="Largest b64 image (width x height) decoded; larger ones get 413."),
-    click.option("--max-request-pixels", default=DEFAULT_MAX_REQUEST_PIXELS, show_default=True, type=int,
-                 help="Decoded b64 image pixels per request, all images together; more get 413."),
+    click.option(
+        "--poll-seconds", default=1.0, show_default=True, type=float, help="How often to look for new versions."
+    ),
+    click.option(
+        "--max-batch-size", default=0, show_default=True, type=int, help="Dynamic batching: rows per batch (0 = off)."
+    ),
+    click.option(
+        "--batch-timeout-micros",
+        default=0,
+        show_default=True,
+        type=int,
+        help="Dynamic batching: wait for more requests.",
+    ),
+    click.option(
+        "--max-request-bytes",
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        show_default=True,
+        type=int,
+        help="Larger requests get 413 / RESOURCE_EXHAUSTED; REST holds 8 times this in large bodies "
+        "at once, more get 503.",
+    ),
+    click.option(
+        "--max-concurrency",
+        default=DEFAULT_MAX_CONCURRENCY,
+        show_default=True,
+        type=int,
+        help="Inference requests in flight (bodies read); more get 503 / UNAVAILABLE.",
+    ),
+    click.option(
+        "--body-timeout-seconds",
+        default=DEFAULT_BODY_TIMEOUT_S,
+        show_default=True,
+        type=float,
+        help="A REST body must arrive within this time after its headers; slower ones get 408.",
+    ),
+    click.option(
+        "--header-timeout-seconds",
+        default=DEFAULT_HEADER_TIMEOUT_S,
+        show_default=True,
+        type=float,
+        help="A REST request's headers must arrive within this time; slower connections are closed.",
+    ),
+    click.option(
+        "--max-image-pixels",
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        show_default=True,
+        type=int,
+        help="Largest b64 image (width x height) decoded; larger ones get 413.",
+    ),
+    click.option(
+        "--max-request-pixels",
+        default=DEFAULT_MAX_REQUEST_PIXELS,
+        show_default=True,
+        type=int,
+        help="Decoded b64 image pixels per request, all images together; more get 413.",
+    ),
     click.option("--threads", default=1, show_default=True, type=int, help="ONNX Runtime threads per request."),
     click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
     click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION)."),
@@ -64,26 +110,43 @@ def _run(config: ServerConfig, outputs: str | None) -> None:
         version = max(server.repository.versions)
         served = ", ".join(f"'{r.name}' version {max(r.versions)}" for r in server.repositories)
         console.print(f"Serving model {served}: REST {server.rest_url}, gRPC {server.grpc_address}")
-        write_outputs(outputs, {"rest-url": server.rest_url, "grpc-address": server.grpc_address,
-                                "model-name": config.model_name, "model-version": version, "pid": os.getpid()})
+        write_outputs(
+            outputs,
+            {
+                "rest-url": server.rest_url,
+                "grpc-address": server.grpc_address,
+                "model-name": config.model_name,
+                "model-version": version,
+                "pid": os.getpid(),
+            },
+        )
 
     serve_until_stopped(config, stop, ready)
 
 
 @click.command("serve")
 @click.option("--model-base-path", default=None, help="Directory or s3:// URL holding numbered versions.")
-@click.option("--model-config-file", default=None,
-              help="Serve several models: TF Serving's model_config_list text format (instead of --model-base-path).")
+@click.option(
+    "--model-config-file",
+    default=None,
+    help="Serve several models: TF Serving's model_config_list text format (instead of --model-base-path).",
+)
 @server_options
-def serve_command(model_base_path: str | None, model_config_file: str | None, aws_endpoint_url: str | None,
-                  aws_region: str | None, **flags: Any) -> None:
+def serve_command(
+    model_base_path: str | None,
+    model_config_file: str | None,
+    aws_endpoint_url: str | None,
+    aws_region: str | None,
+    **flags: Any,
+) -> None:
     """Serve models (the newest versions) over TF Serving REST/gRPC and KServe V2 REST/gRPC until stopped."""
     if (model_base_path is None) == (model_config_file is None):
         raise ServingError("give --model-base-path (one model) or --model-config-file (several), not both or neither")
     if model_config_file is not None:
         models = tuple(read_model_config(model_config_file))
-        _run(_config("", aws_endpoint_url, aws_region, **{**flags, "model_name": models[0].name, "models": models}),
-             None)
+        _run(
+            _config("", aws_endpoint_url, aws_region, **{**flags, "model_name": models[0].name, "models": models}), None
+        )
         return
     _run(_config(model_base_path or "", aws_endpoint_url, aws_region, **flags), None)
 
@@ -91,8 +154,14 @@ def serve_command(model_base_path: str | None, model_config_file: str | None, aw
 @click.command("serve-model")
 @click.option("--export-base", required=True, help="The run's export base (numbered versions inside).")
 @server_options
-@click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS", help="Write rest-url, grpc-address, model-version here once serving.")
-def serve_model_step(export_base: str, aws_endpoint_url: str | None, aws_region: str | None, outputs: str | None,
-                     **flags: Any) -> None:
+@click.option(
+    "--outputs",
+    default=None,
+    envvar="TRAINFLOW_OUTPUTS",
+    help="Write rest-url, grpc-address, model-version here once serving.",
+)
+def serve_model_step(
+    export_base: str, aws_endpoint_url: str | None, aws_region: str | None, outputs: str | None, **flags: Any
+) -> None:
     """Pipeline step (service): serve the exported model until stopped."""
     _run(_config(export_base, aws_endpoint_url, aws_region, **flags), outputs)

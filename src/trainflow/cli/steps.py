@@ -13,13 +13,19 @@ from trainflow.storage import StorageOptions
 from trainflow.workflows.info import run_paths
 from trainflow.workflows.tensorboard import launch_tensorboard, local_logdir
 
-outputs_option = click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS",
-                              help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).")
+outputs_option = click.option(
+    "--outputs",
+    default=None,
+    envvar="TRAINFLOW_OUTPUTS",
+    help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).",
+)
 
 
 @click.command("get-workflow-info")
 @click.option("--job-name", required=True)
-@click.option("--s3-train-base-url", default="", help="Base of train and export dirs (default: $TRAINFLOW_HOME/store/models).")
+@click.option(
+    "--s3-train-base-url", default="", help="Base of train and export dirs (default: $TRAINFLOW_HOME/store/models)."
+)
 @outputs_option
 def get_workflow_info_step(job_name: str, s3_train_base_url: str, outputs: str | None) -> None:
     """Pipeline step: resolve the run's train dir, logs dir and export base."""
@@ -37,8 +43,15 @@ def get_workflow_info_step(job_name: str, s3_train_base_url: str, outputs: str |
 @click.option("--aws-endpoint-url", default=None)
 @click.option("--aws-region", default=None)
 @outputs_option
-def tensorboard_step(logdir: str, port: int, host: str, refresh_seconds: float, aws_endpoint_url: str | None,
-                     aws_region: str | None, outputs: str | None) -> None:
+def tensorboard_step(
+    logdir: str,
+    port: int,
+    host: str,
+    refresh_seconds: float,
+    aws_endpoint_url: str | None,
+    aws_region: str | None,
+    outputs: str | None,
+) -> None:
     """Pipeline step (service): TensorBoard on the run's logs, until stopped."""
     options = StorageOptions.from_env(aws_endpoint_url, aws_region)
     local, mirror = local_logdir(logdir, trainflow_home() / "cache" / "tensorboard", options)

@@ -16,24 +16,53 @@ if TYPE_CHECKING:
 def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options `train` and `step train-model` share."""
     options = [
-        click.option("--data-dir", required=True, type=click.Path(file_okay=False),
-                     help="Directory with the four MNIST IDX files (.gz or not)."),
-        click.option("--train-dir", required=True, help="Where checkpoints/, logs/ and metrics.json go: a path or s3:// URL."),
-        click.option("--workers", default=1, show_default=True, type=int,
-                     help="Local worker processes (ignored when TF_CONFIG or PyTorchJob variables describe the world)."),
+        click.option(
+            "--data-dir",
+            required=True,
+            type=click.Path(file_okay=False),
+            help="Directory with the four MNIST IDX files (.gz or not).",
+        ),
+        click.option(
+            "--train-dir", required=True, help="Where checkpoints/, logs/ and metrics.json go: a path or s3:// URL."
+        ),
+        click.option(
+            "--workers",
+            default=1,
+            show_default=True,
+            type=int,
+            help="Local worker processes (ignored when TF_CONFIG or PyTorchJob variables describe the world).",
+        ),
         click.option("--train-steps", default=200, show_default=True, type=int, help="Global training steps."),
         click.option("--batch-size", default=100, show_default=True, type=int, help="Examples per worker per step."),
         click.option("--learning-rate", default=0.01, show_default=True, type=float, help="Adam learning rate."),
-        click.option("--hidden-units", default=100, show_default=True, type=int, help="Hidden units of the built-in models."),
-        click.option("--model", default="cnn", show_default=True,
-                     help="cnn, mlp, or module:attr of a factory returning a torch.nn.Module."),
+        click.option(
+            "--hidden-units", default=100, show_default=True, type=int, help="Hidden units of the built-in models."
+        ),
+        click.option(
+            "--model",
+            default="cnn",
+            show_default=True,
+            help="cnn, mlp, or module:attr of a factory returning a torch.nn.Module.",
+        ),
         click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints."),
         click.option("--log-every", default=20, show_default=True, type=int, help="Steps between progress lines."),
-        click.option("--max-restarts", default=3, show_default=True, type=int,
-                     help="Times the worker group is restarted after a failure."),
-        click.option("--peer-timeout", default=300.0, show_default=True, type=float, envvar="TRAINFLOW_PEER_TIMEOUT",
-                     show_envvar=True, help="Seconds a worker waits on a silent peer (joining, every all-reduce) "
-                     "before the pod exits with the transient code."),
+        click.option(
+            "--max-restarts",
+            default=3,
+            show_default=True,
+            type=int,
+            help="Times the worker group is restarted after a failure.",
+        ),
+        click.option(
+            "--peer-timeout",
+            default=300.0,
+            show_default=True,
+            type=float,
+            envvar="TRAINFLOW_PEER_TIMEOUT",
+            show_envvar=True,
+            help="Seconds a worker waits on a silent peer (joining, every all-reduce) "
+            "before the pod exits with the transient code.",
+        ),
         click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
         click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION)."),
     ]
@@ -50,8 +79,10 @@ def run_training(workers: int, **options: Any) -> TrainResult:
         console.print(f"not training: {result.cluster.reason}")  # type: ignore[union-attr]
     elif result.metrics is not None:
         m = result.metrics
-        console.print(f"trained {m['global_step']} steps: test accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f}, "
-                      f"{m['examples_per_sec']:.0f} examples/s -> {result.metrics_url}")
+        console.print(
+            f"trained {m['global_step']} steps: test accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f}, "
+            f"{m['examples_per_sec']:.0f} examples/s -> {result.metrics_url}"
+        )
     else:
         console.print(f"node {result.cluster.node_rank} finished; rank 0 writes {result.metrics_url}")  # type: ignore[union-attr]
     return result
@@ -66,13 +97,25 @@ def train_command(workers: int, **options: Any) -> None:
 
 @click.command("train-model")
 @train_options
-@click.option("--outputs", default=None, envvar="TRAINFLOW_OUTPUTS", help="Write the step's outputs here (a path ending in / gets one file per key).")
+@click.option(
+    "--outputs",
+    default=None,
+    envvar="TRAINFLOW_OUTPUTS",
+    help="Write the step's outputs here (a path ending in / gets one file per key).",
+)
 def train_model_step(workers: int, outputs: str | None, **options: Any) -> None:
     """Pipeline step: train the model; outputs accuracy, global-step and metrics-url."""
     result = run_training(workers, **options)
     if not result.trained or result.cluster.node_rank != 0:  # type: ignore[union-attr]
         return  # the node hosting rank 0 reports; on a cluster the others share its outputs directory
     metrics = result.metrics or {}
-    write_outputs(outputs, {"trained": result.trained, "accuracy": metrics.get("accuracy"),
-                            "global-step": metrics.get("global_step"), "metrics-url": result.metrics_url,
-                            "train-dir": options["train_dir"]})
+    write_outputs(
+        outputs,
+        {
+            "trained": result.trained,
+            "accuracy": metrics.get("accuracy"),
+            "global-step": metrics.get("global_step"),
+            "metrics-url": result.metrics_url,
+            "train-dir": options["train_dir"],
+        },
+    )

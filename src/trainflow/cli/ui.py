@@ -11,11 +11,25 @@ from trainflow.ui.server import DEFAULT_HOST, DEFAULT_PORT
 
 
 @click.command("ui")
-@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
-@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
-              help="Also answer requests addressed to NAME (repeatable; '*': any). Loopback and --host always work.")
+@click.option(
+    "--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on (0.0.0.0: every interface)."
+)
+@click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on."
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests addressed to NAME (repeatable; '*': any). Loopback and --host always work.",
+)
 def ui_command(host: str, port: int, allowed_hosts: tuple[str, ...]) -> None:
     """Serve the dashboard: workflows live, their DAG, logs and curves, and a canvas to try the model."""
-    serve_ui(trainflow_home(), host, port, on_ready=lambda url: console.print(f"Dashboard: {url}  (Ctrl+C to stop)"),
-             allowed_hosts=allowed_hosts)
+    serve_ui(
+        trainflow_home(),
+        host,
+        port,
+        on_ready=lambda url: console.print(f"Dashboard: {url}  (Ctrl+C to stop)"),
+        allowed_hosts=allowed_hosts,
+    )

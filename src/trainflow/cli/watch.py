@@ -19,8 +19,15 @@ from rich.table import Table
 from trainflow.cli.output import console
 from trainflow.workflows.backend import DONE, FINISHED, RUNNING, Backend, WorkflowInfo
 
-_COLOURS = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "dim", "Skipped": "yellow",
-            "Omitted": "yellow", "Cached": "green"}
+_COLOURS = {
+    "Succeeded": "green",
+    "Failed": "red",
+    "Running": "cyan",
+    "Pending": "dim",
+    "Skipped": "yellow",
+    "Omitted": "yellow",
+    "Cached": "green",
+}
 DEFAULT_MODEL_NAME = "mnist"  # what `trainflow predict --model-name` assumes
 
 
@@ -34,8 +41,14 @@ def step_table(info: WorkflowInfo) -> Table:
     table = Table("STEP", "STATUS", "DURATION", "MESSAGE", box=None)
     for step in info.steps:
         colour = _COLOURS.get(step.status, "white")
-        shown = "Running (service)" if step.service and step.status == "Succeeded" and step.message == "service running" else step.status
-        table.add_row(step.name, f"[{colour}]{shown}[/{colour}]", _duration(step.started_at, step.finished_at), step.message)
+        shown = (
+            "Running (service)"
+            if step.service and step.status == "Succeeded" and step.message == "service running"
+            else step.status
+        )
+        table.add_row(
+            step.name, f"[{colour}]{shown}[/{colour}]", _duration(step.started_at, step.finished_at), step.message
+        )
     return table
 
 
@@ -44,8 +57,11 @@ def summary_lines(info: WorkflowInfo) -> list[str]:
     lines = []
     width = max((len(s.name) for s in info.steps), default=0) + 2
     for step in info.steps:
-        shown = {k: v for k, v in step.outputs.items()
-                 if isinstance(v, str | int | float | bool) and k != "pid" and not k.endswith("-digest")}  # in -o json
+        shown = {
+            k: v
+            for k, v in step.outputs.items()
+            if isinstance(v, str | int | float | bool) and k != "pid" and not k.endswith("-digest")
+        }  # in -o json
         if step.status in DONE and shown:
             values = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
             lines.append(f"{step.name + ':':<{width}}{values}")
@@ -55,8 +71,9 @@ def summary_lines(info: WorkflowInfo) -> list[str]:
         images = f"--data-dir {shlex.quote(str(data))} --num 10" if data else "YOUR_DIGIT.png"
         model = str(outputs.get("model-name") or info.params.get("model-name") or DEFAULT_MODEL_NAME)
         named = f" --model-name {shlex.quote(model)}" if model != DEFAULT_MODEL_NAME else ""
-        lines.append(f"{'Try:':<{width}}trainflow predict --server {shlex.quote(str(outputs['grpc-address']))}{named} "
-                     f"{images}")
+        lines.append(
+            f"{'Try:':<{width}}trainflow predict --server {shlex.quote(str(outputs['grpc-address']))}{named} {images}"
+        )
     return lines
 
 

@@ -14,8 +14,14 @@ from trainflow.settings import trainflow_home
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
 from trainflow.workflows.backend import Backend, WorkflowInfo
 
-backend_option = click.option("--backend", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
-                              envvar="TRAINFLOW_BACKEND", help="Where workflows run.")
+backend_option = click.option(
+    "--backend",
+    type=click.Choice(["local", "kubernetes"]),
+    default="local",
+    show_default=True,
+    envvar="TRAINFLOW_BACKEND",
+    help="Where workflows run.",
+)
 namespace_option = click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
 
 
@@ -59,8 +65,16 @@ def duration(start: float | None, end: float | None) -> str:
 @click.option("--job-kind", type=click.Choice(["pytorchjob", "tfjob"]), default="pytorchjob", show_default=True)
 @backend_option
 @namespace_option
-def submit(pipeline: str, params: tuple[str, ...], wait: bool, watch: bool, no_cache: bool, job_kind: str, backend: str,
-           namespace: str) -> None:
+def submit(
+    pipeline: str,
+    params: tuple[str, ...],
+    wait: bool,
+    watch: bool,
+    no_cache: bool,
+    job_kind: str,
+    backend: str,
+    namespace: str,
+) -> None:
     """Submit PIPELINE (model-train, model-deploy, or a .py/.yaml file defining one) with -p NAME=VALUE."""
     from pathlib import Path
 
@@ -68,15 +82,19 @@ def submit(pipeline: str, params: tuple[str, ...], wait: bool, watch: bool, no_c
 
     target = backend_for(backend, namespace, job_kind)
     if (wait or watch) and not target.watchable():
-        raise WorkflowError(f"the {target.name} backend cannot follow a run from here: submit without --wait/--watch, "
-                            f"then `trainflow get NAME --backend {target.name}` (or `argo watch NAME`)")
+        raise WorkflowError(
+            f"the {target.name} backend cannot follow a run from here: submit without --wait/--watch, "
+            f"then `trainflow get NAME --backend {target.name}` (or `argo watch NAME`)"
+        )
     spec = load_pipeline(pipeline)
     values = parse_assignments(params)
     if pipeline in PIPELINES:
         info = target.submit(spec, values, no_cache=no_cache)
     else:
         info = target.submit(spec, values, no_cache=no_cache, python_path=[str(Path(pipeline).resolve().parent)])
-    console.print(f"Name: {info.name}\nStatus: {info.status}\nCreated: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.created_at))}")
+    console.print(
+        f"Name: {info.name}\nStatus: {info.status}\nCreated: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.created_at))}"
+    )
     if wait or watch:
         final = follow(target, info.name, live=watch or sys.stdout.isatty())
         sys.exit(0 if final.status == "Succeeded" else 1)
@@ -96,7 +114,9 @@ def list_command(output: str | None, backend: str, namespace: str) -> None:
     for info in infos:
         cached = sum(s.status == "Cached" for s in info.steps)
         message = "; ".join(filter(None, [info.message, f"{cached} step(s) Cached" if cached else ""]))
-        table.add_row(info.name, info.status, age(info.created_at), duration(info.started_at, info.finished_at), message)
+        table.add_row(
+            info.name, info.status, age(info.created_at), duration(info.started_at, info.finished_at), message
+        )
     console.print(table if infos else "no workflows")
 
 
@@ -117,9 +137,11 @@ def get(name: str, output: str | None, backend: str, namespace: str) -> None:
 def print_workflow(info: WorkflowInfo) -> None:
     from trainflow.cli.watch import step_table, summary_lines
 
-    console.print(f"Name:      {info.name}\nPipeline:  {info.pipeline}\nStatus:    {info.status}"
-                  + (f"\nMessage:   {info.message}" if info.message else "")
-                  + f"\nDuration:  {duration(info.started_at, info.finished_at)}")
+    console.print(
+        f"Name:      {info.name}\nPipeline:  {info.pipeline}\nStatus:    {info.status}"
+        + (f"\nMessage:   {info.message}" if info.message else "")
+        + f"\nDuration:  {duration(info.started_at, info.finished_at)}"
+    )
     console.print(step_table(info))
     for line in summary_lines(info):
         console.print(line, soft_wrap=True, markup=False)  # URLs and commands stay whole, to copy
@@ -213,15 +235,22 @@ def resubmit(name: str, job_name: str | None, no_cache: bool, wait: bool, backen
 @namespace_option
 def services(output: str | None, backend: str, namespace: str) -> None:
     """List running services (TensorBoard, model servers) with their URLs."""
-    rows = [{"workflow": w.name, "service": s.name, **{k: v for k, v in s.outputs.items() if k != "pid"}}
-            for w, s in backend_for(backend, namespace).services()]
+    rows = [
+        {"workflow": w.name, "service": s.name, **{k: v for k, v in s.outputs.items() if k != "pid"}}
+        for w, s in backend_for(backend, namespace).services()
+    ]
     if output:
         emit(rows, output)
         return
     table = Table("WORKFLOW", "SERVICE", "URL", box=None)
     for row in rows:
-        urls = [str(v) for k, v in row.items() if k not in ("workflow", "service") and isinstance(v, str)
-                and (v.startswith("http") or k.endswith(("url", "address")))]
+        urls = [
+            str(v)
+            for k, v in row.items()
+            if k not in ("workflow", "service")
+            and isinstance(v, str)
+            and (v.startswith("http") or k.endswith(("url", "address")))
+        ]
         table.add_row(row["workflow"], row["service"], " ".join(urls))
     console.print(table if rows else "no running services")
 

@@ -14,8 +14,11 @@ from typing import Any, get_type_hints
 from trainflow.pipelines.errors import PipelineError
 
 _PARSERS: dict[Any, Callable[[str], Any]] = {
-    int: int, float: float, bool: lambda t: t.strip().lower() in ("true", "1", "yes"),
-    list: json.loads, dict: json.loads,
+    int: int,
+    float: float,
+    bool: lambda t: t.strip().lower() in ("true", "1", "yes"),
+    list: json.loads,
+    dict: json.loads,
 }
 
 
@@ -42,8 +45,9 @@ def convert_inputs(function: Callable[..., Any], inputs: Mapping[str, str]) -> d
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     unknown = [k for k in inputs if k not in params and not takes_any]
     if unknown:
-        raise PipelineError(f"{function.__name__}() takes no argument '{unknown[0]}': its arguments are "
-                            f"{', '.join(params) or 'none'}")
+        raise PipelineError(
+            f"{function.__name__}() takes no argument '{unknown[0]}': its arguments are {', '.join(params) or 'none'}"
+        )
     converted = {}
     for key, text in inputs.items():
         kind = getattr(hints.get(key), "__origin__", None) or hints.get(key)
@@ -54,8 +58,9 @@ def convert_inputs(function: Callable[..., Any], inputs: Mapping[str, str]) -> d
         try:
             converted[key] = parser(text)
         except ValueError:
-            raise PipelineError(f"input {key}='{text}' is not a {getattr(kind, '__name__', kind)} as "
-                                f"{function.__name__}() expects") from None
+            raise PipelineError(
+                f"input {key}='{text}' is not a {getattr(kind, '__name__', kind)} as {function.__name__}() expects"
+            ) from None
     return converted
 
 
@@ -68,8 +73,9 @@ def as_outputs(result: Any, spec: str) -> dict[str, Any]:
     try:
         json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise PipelineError(f"{spec} returned outputs that are not JSON ({exc}): return text, numbers, "
-                            "booleans, lists or dicts") from None
+        raise PipelineError(
+            f"{spec} returned outputs that are not JSON ({exc}): return text, numbers, booleans, lists or dicts"
+        ) from None
     return {k: v for k, v in result.items() if not (isinstance(v, float) and not math.isfinite(v))}
 
 

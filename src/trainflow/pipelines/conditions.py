@@ -105,8 +105,9 @@ def _operand(token: str, text: str) -> Operand:
         return Operand(literal=token)
     head, dot, tail = token.partition(".")
     if not dot or not tail:
-        raise PipelineError(f"condition '{text}': '{token}' is neither params.NAME, STEP.OUTPUT, a number, "
-                            "true/false nor 'quoted text'")
+        raise PipelineError(
+            f"condition '{text}': '{token}' is neither params.NAME, STEP.OUTPUT, a number, true/false nor 'quoted text'"
+        )
     return Operand(ref=ParamRef(tail) if head == "params" else OutputRef(head, tail))
 
 

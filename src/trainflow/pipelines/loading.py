@@ -24,8 +24,9 @@ def load_pipeline(source: str) -> Pipeline:
         return PIPELINES[source]
     path = Path(source)
     if path.suffix not in SUFFIXES:
-        raise PipelineError(f"'{source}' is neither a built-in pipeline ({', '.join(PIPELINES)}) nor a "
-                            f"{', '.join(SUFFIXES)} file")
+        raise PipelineError(
+            f"'{source}' is neither a built-in pipeline ({', '.join(PIPELINES)}) nor a {', '.join(SUFFIXES)} file"
+        )
     if not path.is_file():
         raise PipelineError(f"{source}: no such file")
     try:
@@ -102,7 +103,13 @@ def _check_functions(pipeline: Pipeline) -> None:
         except (ImportError, ValueError):
             spec = None
         if spec is None:
-            raise PipelineError(f"step {step.name}: cannot import module '{module}' of {function}: put it next to the "
-                                "pipeline file or on PYTHONPATH")
-        if spec.origin and spec.origin.endswith(".py") and f"def {name}" not in Path(spec.origin).read_text(errors="replace"):
+            raise PipelineError(
+                f"step {step.name}: cannot import module '{module}' of {function}: put it next to the "
+                "pipeline file or on PYTHONPATH"
+            )
+        if (
+            spec.origin
+            and spec.origin.endswith(".py")
+            and f"def {name}" not in Path(spec.origin).read_text(errors="replace")
+        ):
             raise PipelineError(f"step {step.name}: module {module} ({spec.origin}) defines no function '{name}'")

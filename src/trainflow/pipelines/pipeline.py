@@ -60,8 +60,9 @@ class Pipeline:
         for s in self.steps:
             if s.name == name:
                 return s
-        raise PipelineError(f"pipeline {self.name} has no step '{name}': its steps are "
-                            f"{', '.join(s.name for s in self.steps)}")
+        raise PipelineError(
+            f"pipeline {self.name} has no step '{name}': its steps are {', '.join(s.name for s in self.steps)}"
+        )
 
     @property
     def defaults(self) -> dict[str, str]:
@@ -79,8 +80,10 @@ class Pipeline:
             names = {x.name for x in done}
             ready = [s for s in pending if all(d in names for d in s.upstream())]
             if not ready:
-                raise PipelineError(f"pipeline {self.name}: steps {', '.join(s.name for s in pending)} wait for each "
-                                    "other (a cycle): remove one of the dependencies")
+                raise PipelineError(
+                    f"pipeline {self.name}: steps {', '.join(s.name for s in pending)} wait for each "
+                    "other (a cycle): remove one of the dependencies"
+                )
             done.append(ready[0])
             pending.remove(ready[0])
         return done
@@ -131,8 +134,10 @@ def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None
     for text in [*step.command, str(getattr(step, "workers", ""))]:
         bad = unknown_placeholders(text)
         if bad:
-            raise PipelineError(f"unknown placeholder {bad[0]}: use {{{{params.NAME}}}}, {{{{steps.STEP.outputs.KEY}}}}, "
-                                "{{item}}, {{ports.NAME}} or {{host}}")
+            raise PipelineError(
+                f"unknown placeholder {bad[0]}: use {{{{params.NAME}}}}, {{{{steps.STEP.outputs.KEY}}}}, "
+                "{{item}}, {{ports.NAME}} or {{host}}"
+            )
     refs = step.refs() + (parse_condition(step.when).refs() if step.when else [])
     if isinstance(step.for_each, ParamRef):
         refs.append(step.for_each)
@@ -154,17 +159,23 @@ def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None
 
 def _check_ref(ref: object, step: Step, steps: Mapping[str, Step], params: set[str]) -> None:
     if isinstance(ref, ParamRef) and ref.name not in params:
-        raise PipelineError(f"uses parameter '{ref.name}', which the pipeline does not declare: add Param('{ref.name}')")
+        raise PipelineError(
+            f"uses parameter '{ref.name}', which the pipeline does not declare: add Param('{ref.name}')"
+        )
     if isinstance(ref, OutputRef):
         source = steps.get(ref.step)
         if source is None:
-            raise PipelineError(f"reads an output of '{ref.step}', which is not a step: its steps are {', '.join(steps)}")
+            raise PipelineError(
+                f"reads an output of '{ref.step}', which is not a step: its steps are {', '.join(steps)}"
+            )
         if source is step:
             raise PipelineError("reads its own output: read an earlier step's output")
         declared = (*source.declared_outputs(), *(k for k, _ in pairs(getattr(source, "urls", ()))))
         if ref.key not in declared:
-            raise PipelineError(f"reads output '{ref.key}' of {ref.step}, which declares only "
-                                f"{', '.join(declared) or 'none'}: add it to {ref.step}'s outputs")
+            raise PipelineError(
+                f"reads output '{ref.key}' of {ref.step}, which declares only "
+                f"{', '.join(declared) or 'none'}: add it to {ref.step}'s outputs"
+            )
     if isinstance(ref, ItemRef) and step.for_each is None:
         raise PipelineError("uses {{item}} without for_each: give for_each=[...] to fan out")
     if isinstance(ref, PortRef | HostRef) and not isinstance(step, Service):
@@ -183,7 +194,8 @@ def _check_service(step: Service) -> None:
         try:
             template.format(host="h", **{p: 1 for p in ports})
         except (KeyError, IndexError, ValueError):
-            raise PipelineError(f"url '{key}' = '{template}': use {{host}} and the port names "
-                                f"({', '.join(sorted(ports))}) in braces") from None
+            raise PipelineError(
+                f"url '{key}' = '{template}': use {{host}} and the port names ({', '.join(sorted(ports))}) in braces"
+            ) from None
     if step.for_each is not None:
         raise PipelineError("a service cannot fan out: remove for_each")

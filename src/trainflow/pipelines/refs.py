@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
-PLACEHOLDER = re.compile(rf"\{{\{{\s*(params\.(?P<param>{_NAME})|steps\.(?P<step>{_NAME})\.outputs\.(?P<key>{_NAME})"
-                         rf"|(?P<item>item)|ports\.(?P<port>{_NAME})|(?P<host>host))\s*\}}\}}")
+PLACEHOLDER = re.compile(
+    rf"\{{\{{\s*(params\.(?P<param>{_NAME})|steps\.(?P<step>{_NAME})\.outputs\.(?P<key>{_NAME})"
+    rf"|(?P<item>item)|ports\.(?P<port>{_NAME})|(?P<host>host))\s*\}}\}}"
+)
 ANY_PLACEHOLDER = re.compile(r"\{\{.*?\}\}")
 
 

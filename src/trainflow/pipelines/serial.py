@@ -26,8 +26,11 @@ _PAIRS = ("inputs", "urls")
 def to_dict(pipeline: Pipeline) -> dict[str, Any]:
     """The pipeline as JSON-ready data (what `from_dict` reads back)."""
     return {
-        "name": pipeline.name, "description": pipeline.description, "name_param": pipeline.name_param,
-        "name_suffix": pipeline.name_suffix, "inherit_from": pipeline.inherit_from,
+        "name": pipeline.name,
+        "description": pipeline.description,
+        "name_param": pipeline.name_param,
+        "name_suffix": pipeline.name_suffix,
+        "inherit_from": pipeline.inherit_from,
         "params": [{k: v for k, v in dataclasses.asdict(p).items() if k != "choices" or v} for p in pipeline.params],
         "steps": [_step_dict(s) for s in pipeline.steps],
     }
@@ -57,9 +60,15 @@ def from_dict(data: Any, check: bool = True) -> Pipeline:
         _check_schema(data)
     params = tuple(Param(**{**p, "choices": tuple(p.get("choices", ()))}) for p in data.get("params", []))
     steps = tuple(_step(s) for s in data["steps"])
-    return Pipeline(name=data["name"], params=params, steps=steps, name_param=data.get("name_param"),
-                    description=data.get("description", ""), name_suffix=data.get("name_suffix", ""),
-                    inherit_from=data.get("inherit_from"))
+    return Pipeline(
+        name=data["name"],
+        params=params,
+        steps=steps,
+        name_param=data.get("name_param"),
+        description=data.get("description", ""),
+        name_suffix=data.get("name_suffix", ""),
+        inherit_from=data.get("inherit_from"),
+    )
 
 
 def _step(data: dict[str, Any]) -> Step:

@@ -145,7 +145,9 @@ class Step(ABC):
         """Steps this one waits for: its `depends`, the steps whose outputs it reads, those its `when` reads."""
         from trainflow.pipelines.conditions import parse_condition
 
-        when_steps = [r.step for r in parse_condition(self.when).refs() if isinstance(r, OutputRef)] if self.when else []
+        when_steps = (
+            [r.step for r in parse_condition(self.when).refs() if isinstance(r, OutputRef)] if self.when else []
+        )
         return tuple(dict.fromkeys([*self.depends, *(r.step for r in self.output_refs()), *when_steps]))
 
 
@@ -215,8 +217,14 @@ class Train(Step):
     def command(self) -> tuple[str, ...]:
         if self.function is None:
             return cast("tuple[str, ...]", self.argv)
-        return (*TRAINFLOW, "train-function", self.function, "--workers", str(self.workers),
-                *(t for k, v in pairs(self.inputs) for t in ("--input", k, v)))
+        return (
+            *TRAINFLOW,
+            "train-function",
+            self.function,
+            "--workers",
+            str(self.workers),
+            *(t for k, v in pairs(self.inputs) for t in ("--input", k, v)),
+        )
 
     def refs(self) -> list[Ref]:
         return [*super().refs(), *refs_in(str(self.workers)), *refs_in(str(self.ps))]

@@ -36,16 +36,23 @@ def run_training_function(function: str, inputs: dict[str, str], workers: int) -
         rdzv_configs["rank"] = cluster.node_rank
     with tempfile.TemporaryDirectory(prefix="trainflow-fn-") as tmp:
         config = LaunchConfig(
-            min_nodes=cluster.min_nodes or cluster.nnodes, max_nodes=cluster.nnodes,
-            nproc_per_node=cluster.nproc_per_node, run_id=cluster.rdzv_id or f"trainflow-{uuid.uuid4().hex[:12]}",
-            rdzv_backend=cluster.rdzv_backend, rdzv_endpoint=f"{cluster.master_addr}:{cluster.master_port}",
-            rdzv_configs=rdzv_configs, max_restarts=0, monitor_interval=0.2, start_method="spawn",
+            min_nodes=cluster.min_nodes or cluster.nnodes,
+            max_nodes=cluster.nnodes,
+            nproc_per_node=cluster.nproc_per_node,
+            run_id=cluster.rdzv_id or f"trainflow-{uuid.uuid4().hex[:12]}",
+            rdzv_backend=cluster.rdzv_backend,
+            rdzv_endpoint=f"{cluster.master_addr}:{cluster.master_port}",
+            rdzv_configs=rdzv_configs,
+            max_restarts=0,
+            monitor_interval=0.2,
+            start_method="spawn",
             logs_specs=DefaultLogsSpecs(log_dir=tmp),  # torch's own logs go away with the folder
         )
         result = Path(tmp) / "result.json"
         try:
-            elastic_launch(config, sys.executable)("-u", "-m", "trainflow.pipelines.train_function", function,
-                                                   json.dumps(inputs), str(result))
+            elastic_launch(config, sys.executable)(
+                "-u", "-m", "trainflow.pipelines.train_function", function, json.dumps(inputs), str(result)
+            )
         except ChildFailedError as exc:
             rank, failure = exc.get_first_failure()
             reason = failure.message if failure.error_file != "<N/A>" else f"exit code {failure.exitcode}"

@@ -103,9 +103,11 @@ def _reduced(values: list[float], device: torch.device) -> list[float]:
 def diverged(config: TrainConfig, step: int, what: str) -> TrainingError:
     """The permanent error of a run whose numbers left the finite range: retrying cannot help, a smaller rate can."""
     lower = min(config.learning_rate / 10, TrainConfig.learning_rate)
-    return TrainingError(f"training diverged at step {step}/{config.train_steps}: {what} with --learning-rate "
-                         f"{config.learning_rate:g}; lower it (e.g. --learning-rate {lower:g}) and run again: "
-                         "it resumes from the last checkpoint with finite weights")
+    return TrainingError(
+        f"training diverged at step {step}/{config.train_steps}: {what} with --learning-rate "
+        f"{config.learning_rate:g}; lower it (e.g. --learning-rate {lower:g}) and run again: "
+        "it resumes from the last checkpoint with finite weights"
+    )
 
 
 def _backward_checked(worker: Worker, loss: torch.Tensor, step: int) -> float:
@@ -125,8 +127,9 @@ def _backward_checked(worker: Worker, loss: torch.Tensor, step: int) -> float:
         _set_aside(worker, step - 1)
     if dist.get_world_size() > 1:
         dist.barrier()  # nobody exits (and has the agent stop the others) before rank 0 is done
-    raise diverged(worker.config, step, f"the loss is {local}" if not math.isfinite(local) else
-                   "the gradients are NaN or infinite")
+    raise diverged(
+        worker.config, step, f"the loss is {local}" if not math.isfinite(local) else "the gradients are NaN or infinite"
+    )
 
 
 def _set_aside(worker: Worker, step: int) -> None:
@@ -176,13 +179,27 @@ def _train_steps(worker: Worker, ddp: nn.Module, batches: ShardBatches, start: i
             loss_sum, correct, seen = _reduced([loss_sum, correct, seen], worker.device)
             rate = seen / (time.perf_counter() - window_start)
             if worker.rank == 0:
-                log.info("step=%d/%d loss=%.4f acc=%.4f examples/s=%.0f", done, config.train_steps,
-                         loss_sum / seen, correct / seen, rate)
-                report_progress(done, config.train_steps, **{"train/loss": loss_sum / seen,
-                                                             "train/accuracy": correct / seen})
+                log.info(
+                    "step=%d/%d loss=%.4f acc=%.4f examples/s=%.0f",
+                    done,
+                    config.train_steps,
+                    loss_sum / seen,
+                    correct / seen,
+                    rate,
+                )
+                report_progress(
+                    done, config.train_steps, **{"train/loss": loss_sum / seen, "train/accuracy": correct / seen}
+                )
                 if events is not None:
-                    events.scalars(done, {"train/loss": loss_sum / seen, "train/accuracy": correct / seen,
-                                          "train/learning_rate": config.learning_rate, "train/examples_per_sec": rate})
+                    events.scalars(
+                        done,
+                        {
+                            "train/loss": loss_sum / seen,
+                            "train/accuracy": correct / seen,
+                            "train/learning_rate": config.learning_rate,
+                            "train/examples_per_sec": rate,
+                        },
+                    )
             window_start = time.perf_counter()
             loss_sum = correct = seen = 0.0
         if done % config.checkpoint_every == 0 or done == config.train_steps:
@@ -217,8 +234,13 @@ def _attempt_store(rank: int, world_size: int, timeout: timedelta) -> dist.Store
     without a namespace gloo can read a dead worker's address from the previous attempt and hang.
     """
     agent_hosts_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
-                          is_master=not agent_hosts_store and rank == 0, timeout=timeout)
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world_size,
+        is_master=not agent_hosts_store and rank == 0,
+        timeout=timeout,
+    )
     return dist.PrefixStore(f"trainflow/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
@@ -231,8 +253,9 @@ def run_worker(config: TrainConfig) -> None:
     # A peer that vanishes (a node lost, a cut link) sends nothing, not even a reset: every wait on it
     # ends only at this timeout, which is when the pod exits with the transient code.
     timeout = timedelta(seconds=config.peer_timeout)
-    dist.init_process_group(backend, store=_attempt_store(rank, world_size, timeout), rank=rank,
-                            world_size=world_size, timeout=timeout)
+    dist.init_process_group(
+        backend, store=_attempt_store(rank, world_size, timeout), rank=rank, world_size=world_size, timeout=timeout
+    )
     try:
         _run(config, rank, world_size, device)
     finally:
@@ -245,14 +268,27 @@ def _run(config: TrainConfig, rank: int, world_size: int, device: torch.device) 
     batches = ShardBatches(load_split(data_dir, "train"), rank, world_size, config.batch_size, config.seed)
     torch.manual_seed(config.seed)
     model = build_model(config.model_spec).to(device)
-    worker = Worker(config, rank, device, model, torch.optim.Adam(model.parameters(), lr=config.learning_rate),
-                    CheckpointStore(config.train_dir, options))
+    worker = Worker(
+        config,
+        rank,
+        device,
+        model,
+        torch.optim.Adam(model.parameters(), lr=config.learning_rate),
+        CheckpointStore(config.train_dir, options),
+    )
     start = _resume(worker)
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     events = EventLog(config.train_dir, options) if rank == 0 else None
     try:
-        log.info("training steps %d..%d on a shard of %d examples (world size %d, batch %d per worker, %d threads)",
-                 start, config.train_steps, len(batches), world_size, config.batch_size, torch.get_num_threads())
+        log.info(
+            "training steps %d..%d on a shard of %d examples (world size %d, batch %d per worker, %d threads)",
+            start,
+            config.train_steps,
+            len(batches),
+            world_size,
+            config.batch_size,
+            torch.get_num_threads(),
+        )
         seconds = _train_steps(worker, ddp, batches, start, events)
         result = evaluate(model, load_split(data_dir, "test"), rank, world_size, device)
         if not (math.isfinite(result.loss) and math.isfinite(result.accuracy)):
@@ -260,13 +296,23 @@ def _run(config: TrainConfig, rank: int, world_size: int, device: torch.device) 
         if rank == 0:
             steps = config.train_steps - start
             rate = steps * config.batch_size * world_size / seconds if seconds > 0 else 0.0
-            metrics = {"accuracy": result.accuracy, "loss": result.loss, "global_step": config.train_steps,
-                       "examples_per_sec": rate, "train_seconds": seconds, "resumed_from_step": start,
-                       "world_size": world_size, "test_examples": result.examples, "model": config.model_spec.to_dict()}
+            metrics = {
+                "accuracy": result.accuracy,
+                "loss": result.loss,
+                "global_step": config.train_steps,
+                "examples_per_sec": rate,
+                "train_seconds": seconds,
+                "resumed_from_step": start,
+                "world_size": world_size,
+                "test_examples": result.examples,
+                "model": config.model_spec.to_dict(),
+            }
             if events is not None:
                 events.scalars(config.train_steps, {"eval/accuracy": result.accuracy, "eval/loss": result.loss})
             url = _write_metrics(config, options, metrics)
-            log.info("test accuracy=%.4f loss=%.4f on %d examples -> %s", result.accuracy, result.loss, result.examples, url)
+            log.info(
+                "test accuracy=%.4f loss=%.4f on %d examples -> %s", result.accuracy, result.loss, result.examples, url
+            )
     finally:
         if events is not None:
             events.close()

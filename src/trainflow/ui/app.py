@@ -95,8 +95,9 @@ class Dashboard:
         self.find(name)
         prefix = f"{step}: "
         lines = [line.removeprefix(prefix) for line in self.backend.logs(name, step)]
-        return JSONResponse({"workflow": name, "step": step, "lines": lines[-MAX_LOG_LINES:],
-                             "truncated": len(lines) > MAX_LOG_LINES})
+        return JSONResponse(
+            {"workflow": name, "step": step, "lines": lines[-MAX_LOG_LINES:], "truncated": len(lines) > MAX_LOG_LINES}
+        )
 
     def curves_of(self, request: Request) -> JSONResponse:
         info = self.find(request.path_params["name"])
@@ -129,8 +130,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return Response(exc.detail, status_code=exc.status_code)
 
 
-def create_app(backend: Backend, cache_dir: Path | None = None,
-               allowed_hosts: frozenset[str] | None = None) -> Starlette:
+def create_app(
+    backend: Backend, cache_dir: Path | None = None, allowed_hosts: frozenset[str] | None = None
+) -> Starlette:
     """The dashboard as an ASGI app: `/` the page, `/static/...` its assets, `/api/...` the JSON.
 
     Requests must name one of `allowed_hosts` in their Host header (default: the loopback names; `*`: any).
@@ -151,5 +153,8 @@ def create_app(backend: Backend, cache_dir: Path | None = None,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     hosts = allowed_hosts if allowed_hosts is not None else allowed_host_names("127.0.0.1")
-    return Starlette(routes=routes, exception_handlers={TrainflowError: _trainflow_error, HTTPException: _http_error},
-                     middleware=[Middleware(HostCheck, allowed=hosts)])
+    return Starlette(
+        routes=routes,
+        exception_handlers={TrainflowError: _trainflow_error, HTTPException: _http_error},
+        middleware=[Middleware(HostCheck, allowed=hosts)],
+    )

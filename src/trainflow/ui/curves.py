@@ -42,9 +42,14 @@ class Curves:
     progress_step: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"series": {tag: [[s, v] for s, v in points] for tag, points in sorted(self.series.items())},
-                "step": self.step, "total_steps": self.total_steps, "final": self.final, "sources": self.sources,
-                "progress_step": self.progress_step}
+        return {
+            "series": {tag: [[s, v] for s, v in points] for tag, points in sorted(self.series.items())},
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "final": self.final,
+            "sources": self.sources,
+            "progress_step": self.progress_step,
+        }
 
 
 def parse_progress(events: Iterable[dict[str, Any]]) -> tuple[dict[str, dict[int, float]], int | None]:
@@ -98,8 +103,9 @@ class CurveReader:
             merged.update({tag: dict(points) for tag, points in reported.items()})
         train_dir = _train_dir(info)
         if train_dir:
-            options = StorageOptions.from_env(info.params.get("aws-endpoint-url") or None,
-                                              info.params.get("aws-region") or None)
+            options = StorageOptions.from_env(
+                info.params.get("aws-endpoint-url") or None, info.params.get("aws-region") or None
+            )
             events = self._events(join_url(train_dir, "logs"), options)
             if events:
                 curves.sources.append("events")
@@ -157,8 +163,11 @@ def _read_metrics(train_dir: str, options: StorageOptions) -> dict[str, Any] | N
     """The final test metrics the training wrote, or None while it runs."""
     try:
         # older runs wrote a bare NaN for a diverged loss: the page gets null, as NaN is not JSON
-        metrics = json.loads(open_store(train_dir, options).read_bytes(METRICS_FILE),
-                             parse_constant=lambda _: None, parse_float=_finite_or_none)
+        metrics = json.loads(
+            open_store(train_dir, options).read_bytes(METRICS_FILE),
+            parse_constant=lambda _: None,
+            parse_float=_finite_or_none,
+        )
     except (ObjectNotFound, ValueError, RecursionError):  # absent, or not JSON (a torn or hostile file)
         return None
     except StorageError as exc:

@@ -27,19 +27,21 @@ def digit_from_png(data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size  # from the header: nothing is decoded yet
             if width * height > MAX_PIXELS:
-                raise UiError(f"the image is {width}x{height} pixels, more than {MAX_PIXELS}: "
-                              "send the canvas (a few hundred pixels a side)")
+                raise UiError(
+                    f"the image is {width}x{height} pixels, more than {MAX_PIXELS}: "
+                    "send the canvas (a few hundred pixels a side)"
+                )
             image.load()
             gray = _flatten_alpha(image).convert("L")
     except UiError:
         raise
-    except Exception as exc:  # PIL raises many types (OSError, SyntaxError, DecompressionBombError, ...) on bad files
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types (OSError, SyntaxError, DecompressionBombError, ...) on bad files
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise UiError(f"the image could not be read ({reason}): send a PNG of the drawn digit") from None
     return digit_from_pixels(np.asarray(gray, dtype=np.float32) / 255.0)
 
 
-def _flatten_alpha(image):  # noqa: ANN001, ANN202 (PIL types are imported lazily)
+def _flatten_alpha(image):
     """Transparent canvas pixels count as background: composite onto black."""
     from PIL import Image
 
@@ -59,7 +61,7 @@ def digit_from_pixels(pixels: np.ndarray) -> np.ndarray:
     rows, cols = np.nonzero(pixels > INK_THRESHOLD)
     if rows.size == 0:
         raise UiError("the canvas is empty: draw a digit first")
-    crop = pixels[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    crop = pixels[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     boxed = _fit_box(crop)
     return _centre_by_mass(boxed).reshape(SIDE * SIDE)
 
@@ -80,9 +82,11 @@ def _centre_by_mass(boxed: np.ndarray) -> np.ndarray:
     height, width = boxed.shape
     mass = boxed.sum()
     ys, xs = np.indices(boxed.shape)
-    cy, cx = (float((ys * boxed).sum() / mass), float((xs * boxed).sum() / mass)) if mass > 0 else (height / 2, width / 2)
+    cy, cx = (
+        (float((ys * boxed).sum() / mass), float((xs * boxed).sum() / mass)) if mass > 0 else (height / 2, width / 2)
+    )
     top = int(np.clip(round((SIDE - 1) / 2 - cy), 0, SIDE - height))
     left = int(np.clip(round((SIDE - 1) / 2 - cx), 0, SIDE - width))
     out = np.zeros((SIDE, SIDE), dtype=np.float32)
-    out[top:top + height, left:left + width] = np.clip(boxed, 0, 1)
+    out[top : top + height, left : left + width] = np.clip(boxed, 0, 1)
     return out

@@ -46,9 +46,16 @@ class HostCheck:
         if host_name(header) in self.allowed:
             await self.app(scope, receive, send)
             return
-        message = (f"this dashboard does not serve host {header[:100]!r}: open it as http://127.0.0.1:PORT/, or start "
-                   "it with --allowed-host NAME for each name you reach it by")
+        message = (
+            f"this dashboard does not serve host {header[:100]!r}: open it as http://127.0.0.1:PORT/, or start "
+            "it with --allowed-host NAME for each name you reach it by"
+        )
         body = json.dumps({"error": message}).encode()
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

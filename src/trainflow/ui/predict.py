@@ -20,7 +20,9 @@ PNG_PREFIX = "data:image/png;base64,"
 def digit_from_request(body: Any) -> np.ndarray:
     """`{"image": "data:image/png;base64,..."}` (a canvas) or `{"instances": [[784 floats in 0..1]]}` -> [784]."""
     if not isinstance(body, dict) or ("image" in body) == ("instances" in body):
-        raise UiError('send JSON with either "image" (a PNG data URL of the canvas) or "instances" ([[784 floats in 0..1]])')
+        raise UiError(
+            'send JSON with either "image" (a PNG data URL of the canvas) or "instances" ([[784 floats in 0..1]])'
+        )
     if "image" in body:
         image = body["image"]
         if not isinstance(image, str):
@@ -48,22 +50,31 @@ def _pixels(instances: Any) -> np.ndarray:
 
 
 def _kind(array: np.ndarray) -> str:
-    return {"b": "true/false", "U": "strings", "S": "strings", "O": "null or mixed values"}.get(array.dtype.kind,
-                                                                                              str(array.dtype))
+    return {"b": "true/false", "U": "strings", "S": "strings", "O": "null or mixed values"}.get(
+        array.dtype.kind, str(array.dtype)
+    )
 
 
 def predict_digit(info: WorkflowInfo, digit: np.ndarray, timeout: float = 10.0) -> dict[str, Any]:
     """Ask the workflow's served model about one [784] digit: class, scores, and the 28x28 input it saw."""
     endpoint = model_endpoint(info)
     if endpoint is None:
-        raise ModelUnavailable(f"workflow {info.name} serves no model yet: wait for its serve-model step "
-                               "(or run `trainflow submit model-deploy -p workflow=...`)")
+        raise ModelUnavailable(
+            f"workflow {info.name} serves no model yet: wait for its serve-model step "
+            "(or run `trainflow submit model-deploy -p workflow=...`)"
+        )
     try:
         prediction = predict_images(endpoint["rest-url"], "rest", digit[None], endpoint["model-name"], timeout)[0]
     except ServerUnreachable:
-        raise ModelUnavailable(f"the model server of {info.name} at {endpoint['rest-url']} is not answering: "
-                               f"check `trainflow services`, or `trainflow retry {info.name}`") from None
+        raise ModelUnavailable(
+            f"the model server of {info.name} at {endpoint['rest-url']} is not answering: "
+            f"check `trainflow services`, or `trainflow retry {info.name}`"
+        ) from None
     except ClientError as exc:
         raise ModelFailed(f"the model server of {info.name} refused the digit: {exc.message}") from None
-    return {"class": prediction.cls, "scores": list(prediction.scores), "model": endpoint,
-            "input": [round(float(v), 4) for v in digit]}
+    return {
+        "class": prediction.cls,
+        "scores": list(prediction.scores),
+        "model": endpoint,
+        "input": [round(float(v), 4) for v in digit],
+    }

@@ -19,8 +19,13 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
 
 
-def serve_ui(home: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-             on_ready: Callable[[str], None] | None = None, allowed_hosts: Iterable[str] = ()) -> None:
+def serve_ui(
+    home: Path,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    on_ready: Callable[[str], None] | None = None,
+    allowed_hosts: Iterable[str] = (),
+) -> None:
     """Serve the dashboard for the workflows under `home` until interrupted; `on_ready(url)` once the port is ours.
 
     Requests must be addressed (Host header) to a loopback name, to `host`, or to one of `allowed_hosts` (`*`: any).
@@ -49,4 +54,6 @@ def check_port_free(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
-            raise UiError(f"cannot listen on {host}:{port} ({exc.strerror}): stop what uses it or pick another --port") from None
+            raise UiError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): stop what uses it or pick another --port"
+            ) from None

@@ -35,9 +35,20 @@ def workflow_dag(info: WorkflowInfo) -> dict[str, Any]:
     levels = dag_levels(info.steps)
     depends = {s.name: tuple(s.depends) for s in info.steps}
     rows = _rows(info.steps, levels, depends)
-    nodes = [{"name": step.name, "status": step.status, "service": step.service, "level": levels.get(step.name, 0),
-              "row": rows[step.name], "started_at": step.started_at, "finished_at": step.finished_at,
-              "message": step.message, "duration": _seconds(step.started_at, step.finished_at)} for step in info.steps]
+    nodes = [
+        {
+            "name": step.name,
+            "status": step.status,
+            "service": step.service,
+            "level": levels.get(step.name, 0),
+            "row": rows[step.name],
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+            "message": step.message,
+            "duration": _seconds(step.started_at, step.finished_at),
+        }
+        for step in info.steps
+    ]
     names = {s.name for s in info.steps}
     edges = [[d, name] for name, deps in depends.items() for d in deps if d in names and name in names]
     return {"nodes": nodes, "edges": edges}
@@ -65,8 +76,14 @@ def workflow_links(info: WorkflowInfo) -> list[dict[str, str]]:
         for key, value in step.outputs.items():
             text = str(value)
             if key.endswith(LINK_SUFFIXES) or text.startswith(("http://", "https://")):
-                links.append({"label": f"{step.name} {key}", "step": step.name, "value": text,
-                              "href": text if text.startswith("http") else ""})
+                links.append(
+                    {
+                        "label": f"{step.name} {key}",
+                        "step": step.name,
+                        "value": text,
+                        "href": text if text.startswith("http") else "",
+                    }
+                )
         if step.outputs.get("rest-url") and step.outputs.get("model-name"):
             status = f"{step.outputs['rest-url']}/v1/models/{step.outputs['model-name']}"
             links.append({"label": f"{step.name} model status", "step": step.name, "value": status, "href": status})
@@ -78,14 +95,23 @@ def model_endpoint(info: WorkflowInfo) -> dict[str, Any] | None:
     serve = next((s for s in info.steps if s.outputs.get("rest-url")), None)
     if serve is None:
         return None
-    return {"rest-url": serve.outputs["rest-url"], "model-name": serve.outputs.get("model-name") or info.params.get("model-name", "mnist"),
-            "model-version": serve.outputs.get("model-version")}
+    return {
+        "rest-url": serve.outputs["rest-url"],
+        "model-name": serve.outputs.get("model-name") or info.params.get("model-name", "mnist"),
+        "model-version": serve.outputs.get("model-version"),
+    }
 
 
 def workflow_view(info: WorkflowInfo) -> dict[str, Any]:
     """`info.to_dict()` unchanged, with `dag`, `links`, `model` and `duration` added for the page."""
-    return {**info.to_dict(), "dag": workflow_dag(info), "links": workflow_links(info), "model": model_endpoint(info),
-            "duration": _seconds(info.started_at, info.finished_at), "now": time.time()}
+    return {
+        **info.to_dict(),
+        "dag": workflow_dag(info),
+        "links": workflow_links(info),
+        "model": model_endpoint(info),
+        "duration": _seconds(info.started_at, info.finished_at),
+        "now": time.time(),
+    }
 
 
 def _seconds(start: float | None, end: float | None) -> float | None:

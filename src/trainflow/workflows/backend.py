@@ -9,7 +9,14 @@ from typing import Any, Protocol
 
 from trainflow.pipelines import Pipeline
 
-PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, OMITTED = "Pending", "Running", "Succeeded", "Failed", "Skipped", "Omitted"
+PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, OMITTED = (
+    "Pending",
+    "Running",
+    "Succeeded",
+    "Failed",
+    "Skipped",
+    "Omitted",
+)
 CACHED = "Cached"  # a step that did not run: an earlier run's outputs were reused (its message names that run)
 FINISHED = (SUCCEEDED, FAILED, SKIPPED, OMITTED, CACHED)
 DONE = (SUCCEEDED, CACHED)  # what a later step may start after
@@ -55,8 +62,13 @@ class Backend(Protocol):
 
     name: str
 
-    def submit(self, pipeline: Pipeline, values: Mapping[str, str], no_cache: bool = False,
-               python_path: builtins.list[str] | None = None) -> WorkflowInfo:
+    def submit(
+        self,
+        pipeline: Pipeline,
+        values: Mapping[str, str],
+        no_cache: bool = False,
+        python_path: builtins.list[str] | None = None,
+    ) -> WorkflowInfo:
         """Start a run; `python_path`: folders its steps' functions import from (a pipeline file's folder)."""
         ...
 

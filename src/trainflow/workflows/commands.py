@@ -44,8 +44,9 @@ def step_command(
             try:
                 return as_text(outputs[ref.step][ref.key])
             except KeyError:
-                raise WorkflowError(f"step {step.name} needs output '{ref.key}' of step {ref.step}, which it did not "
-                                    "write") from None
+                raise WorkflowError(
+                    f"step {step.name} needs output '{ref.key}' of step {ref.step}, which it did not write"
+                ) from None
         if isinstance(ref, ItemRef):
             return item or ""
         if isinstance(ref, PortRef):

@@ -74,7 +74,9 @@ def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, st
     if values.get("aws-endpoint-url"):
         loc = parse_url(values["aws-endpoint-url"]) if "://" in values["aws-endpoint-url"] else None
         if loc is None or loc.scheme not in ("http", "https"):
-            raise WorkflowError(f"parameter aws-endpoint-url '{values['aws-endpoint-url']}' must be http(s)://HOST[:PORT]")
+            raise WorkflowError(
+                f"parameter aws-endpoint-url '{values['aws-endpoint-url']}' must be http(s)://HOST[:PORT]"
+            )
     if values.get("s3-endpoint") and not values.get("aws-endpoint-url"):
         host = values["s3-endpoint"]
         values["aws-endpoint-url"] = host if "://" in host else f"https://{host}"
@@ -93,8 +95,9 @@ def _check_builtin_meanings(values: Mapping[str, str]) -> None:
         _model_factory(values["model"])
 
 
-def inherited_values(pipeline: Pipeline, given: Mapping[str, str], explicit: Mapping[str, str],
-                     source: Mapping[str, str]) -> dict[str, str]:
+def inherited_values(
+    pipeline: Pipeline, given: Mapping[str, str], explicit: Mapping[str, str], source: Mapping[str, str]
+) -> dict[str, str]:
     """`given` plus, for each parameter not in `explicit`, the value the source workflow ran with."""
     keep = {pipeline.name_param, pipeline.inherit_from}
     values = dict(given)
@@ -116,6 +119,8 @@ def _positive_float(key: str, raw: str) -> float:
 
 def _model_factory(raw: str) -> str:
     if raw not in BUILTIN_MODELS and not _MODEL_FACTORY.match(raw):
-        raise WorkflowError(f"parameter model '{raw[:100]}' is neither {' nor '.join(BUILTIN_MODELS)} nor "
-                            "module:attr (e.g. mypkg.models:build)")
+        raise WorkflowError(
+            f"parameter model '{raw[:100]}' is neither {' nor '.join(BUILTIN_MODELS)} nor "
+            "module:attr (e.g. mypkg.models:build)"
+        )
     return raw

@@ -49,8 +49,10 @@ class StateStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise WorkflowError(f"cannot make the workflow state directory {path.parent}: {exc.strerror}; set "
-                                "TRAINFLOW_HOME to a writable directory") from None
+            raise WorkflowError(
+                f"cannot make the workflow state directory {path.parent}: {exc.strerror}; set "
+                "TRAINFLOW_HOME to a writable directory"
+            ) from None
         # Switching to WAL takes a lock that SQLite's busy timeout does not wait for, so two processes
         # doing it at once fail with "database is locked". The mode is stored in the file, so it is set
         # here, one process at a time, not on every connection.
@@ -72,8 +74,10 @@ class StateStore:
             finally:
                 db.close()
         except sqlite3.OperationalError as exc:
-            raise WorkflowError(f"cannot use the workflow state in {self.path}: {exc}; check that TRAINFLOW_HOME "
-                                f"is a writable directory on a disk with free space") from None
+            raise WorkflowError(
+                f"cannot use the workflow state in {self.path}: {exc}; check that TRAINFLOW_HOME "
+                f"is a writable directory on a disk with free space"
+            ) from None
 
     def create(self, info: WorkflowInfo, spec: dict[str, Any] | None = None, no_cache: bool = False) -> None:
         """Record a new workflow, its pipeline spec and its steps; refuses a name that exists."""
@@ -83,8 +87,16 @@ class StateStore:
                 db.execute(
                     "INSERT INTO workflows (name, pipeline, status, params, created_at, message, spec, no_cache) "
                     "VALUES (?,?,?,?,?,?,?,?)",
-                    (info.name, info.pipeline, info.status, json.dumps(info.params), info.created_at, info.message,
-                     json.dumps(spec) if spec is not None else None, int(no_cache)),
+                    (
+                        info.name,
+                        info.pipeline,
+                        info.status,
+                        json.dumps(info.params),
+                        info.created_at,
+                        info.message,
+                        json.dumps(spec) if spec is not None else None,
+                        int(no_cache),
+                    ),
                 )
                 db.executemany(
                     "INSERT INTO steps (workflow, name, position, status, service) VALUES (?,?,?,?,?)",
@@ -120,8 +132,10 @@ class StateStore:
     def remember(self, key: str, workflow: str, step: str, outputs: dict[str, Any]) -> None:
         """Record a successful step's outputs under its cache key (a later equal step reuses them)."""
         with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO step_cache (key, workflow, step, outputs, created_at) VALUES (?,?,?,?,?)",
-                       (key, workflow, step, json.dumps(outputs), time.time()))
+            db.execute(
+                "INSERT OR REPLACE INTO step_cache (key, workflow, step, outputs, created_at) VALUES (?,?,?,?,?)",
+                (key, workflow, step, json.dumps(outputs), time.time()),
+            )
 
     def forget(self, key: str) -> None:
         with self._connect() as db:
@@ -139,8 +153,9 @@ class StateStore:
     def step_processes(self, name: str) -> list[tuple[str, int, float | None, bool]]:
         """(step, pid, pid start time, is service) of every step that has a process recorded."""
         with self._connect() as db:
-            rows = db.execute("SELECT name, pid, pid_started, service FROM steps WHERE workflow = ? AND pid IS NOT NULL",
-                              (name,)).fetchall()
+            rows = db.execute(
+                "SELECT name, pid, pid_started, service FROM steps WHERE workflow = ? AND pid IS NOT NULL", (name,)
+            ).fetchall()
         return [(r[0], r[1], r[2], bool(r[3])) for r in rows]
 
     def update_workflow(self, name: str, **fields: Any) -> None:
@@ -161,11 +176,16 @@ class StateStore:
         """Failed -> Pending with `steps` reset, in one transaction; False if the workflow is not Failed."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            changed = db.execute("UPDATE workflows SET status = ?, message = '', finished_at = NULL "
-                                 "WHERE name = ? AND status = ?", (PENDING, name, FAILED)).rowcount
+            changed = db.execute(
+                "UPDATE workflows SET status = ?, message = '', finished_at = NULL WHERE name = ? AND status = ?",
+                (PENDING, name, FAILED),
+            ).rowcount
             if changed:
-                db.executemany("UPDATE steps SET status = ?, message = '', started_at = NULL, finished_at = NULL "
-                               "WHERE workflow = ? AND name = ?", [(PENDING, name, step) for step in steps])
+                db.executemany(
+                    "UPDATE steps SET status = ?, message = '', started_at = NULL, finished_at = NULL "
+                    "WHERE workflow = ? AND name = ?",
+                    [(PENDING, name, step) for step in steps],
+                )
             db.execute("COMMIT")
         return bool(changed)
 
@@ -199,8 +219,13 @@ def _workflow(row: sqlite3.Row, steps: list[sqlite3.Row]) -> WorkflowInfo:
         message=row["message"],
         steps=[
             StepInfo(
-                name=s["name"], status=s["status"] or PENDING, started_at=s["started_at"], finished_at=s["finished_at"],
-                message=s["message"], outputs=json.loads(s["outputs"] or "{}"), service=bool(s["service"]),
+                name=s["name"],
+                status=s["status"] or PENDING,
+                started_at=s["started_at"],
+                finished_at=s["finished_at"],
+                message=s["message"],
+                outputs=json.loads(s["outputs"] or "{}"),
+                service=bool(s["service"]),
             )
             for s in steps
         ],

@@ -54,7 +54,9 @@ class LogMirror:
                 log.warning("could not refresh TensorBoard logs from %s: %s", self.store.url, exc)
 
 
-def local_logdir(logdir_url: str, cache_root: Path, options: StorageOptions | None = None) -> tuple[Path, LogMirror | None]:
+def local_logdir(
+    logdir_url: str, cache_root: Path, options: StorageOptions | None = None
+) -> tuple[Path, LogMirror | None]:
     """The directory TensorBoard reads, and the mirror that fills it when the logs are remote."""
     if is_local(logdir_url):
         path = parse_url(logdir_url).local_path

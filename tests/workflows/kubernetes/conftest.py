@@ -13,15 +13,25 @@ import pytest
 SCHEMAS = Path(__file__).resolve().parents[3].parent / "shared" / "schemas"
 DEFINITIONS_URI = "https://kubernetes.io/api/_definitions.json"
 CRD_FILES = {
-    "Workflow": ["argoproj.io_Workflow_v1alpha1.openapiv3.json", "argoproj.io_Workflow_v1alpha1.argo-v3.7.18.openapiv3.json"],
+    "Workflow": [
+        "argoproj.io_Workflow_v1alpha1.openapiv3.json",
+        "argoproj.io_Workflow_v1alpha1.argo-v3.7.18.openapiv3.json",
+    ],
     "PyTorchJob": ["kubeflow.org_PyTorchJob_v1.openapiv3.json"],
     "TFJob": ["kubeflow.org_TFJob_v1.openapiv3.json"],
 }
-STRICT_FILES = {"Deployment": "deployment-apps-v1.json", "Service": "service-v1.json",
-                "PersistentVolumeClaim": "persistentvolumeclaim-v1.json"}
-STRICT_DEFS = {"ServiceAccount": "io.k8s.api.core.v1.ServiceAccount", "Role": "io.k8s.api.rbac.v1.Role",
-               "RoleBinding": "io.k8s.api.rbac.v1.RoleBinding", "PodTemplateSpec": "io.k8s.api.core.v1.PodTemplateSpec",
-               "Container": "io.k8s.api.core.v1.Container"}
+STRICT_FILES = {
+    "Deployment": "deployment-apps-v1.json",
+    "Service": "service-v1.json",
+    "PersistentVolumeClaim": "persistentvolumeclaim-v1.json",
+}
+STRICT_DEFS = {
+    "ServiceAccount": "io.k8s.api.core.v1.ServiceAccount",
+    "Role": "io.k8s.api.rbac.v1.Role",
+    "RoleBinding": "io.k8s.api.rbac.v1.RoleBinding",
+    "PodTemplateSpec": "io.k8s.api.core.v1.PodTemplateSpec",
+    "Container": "io.k8s.api.core.v1.Container",
+}
 
 
 @cache
@@ -41,8 +51,10 @@ def _validators(kind: str) -> list[Any]:
     if kind in STRICT_FILES:
         schema = json.loads((SCHEMAS / "k8s-v1.31.0-local-strict" / STRICT_FILES[kind]).read_text())
     else:
-        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-                  "$ref": f"{DEFINITIONS_URI}#/$defs/{STRICT_DEFS[kind]}"}
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$ref": f"{DEFINITIONS_URI}#/$defs/{STRICT_DEFS[kind]}",
+        }
     return [Draft202012Validator(schema, registry=_registry())]
 
 
@@ -50,8 +62,10 @@ def schema_errors(obj: dict[str, Any], kind: str | None = None) -> list[str]:
     """Every violation of `obj` against the official schema of its kind (or of `kind`)."""
     found = []
     for validator in _validators(kind or obj["kind"]):
-        found += [f"{kind or obj['kind']} {'/'.join(map(str, e.absolute_path))}: {e.message}"
-                  for e in validator.iter_errors(obj)]
+        found += [
+            f"{kind or obj['kind']} {'/'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in validator.iter_errors(obj)
+        ]
     return found
 
 

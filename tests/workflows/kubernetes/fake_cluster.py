@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -41,29 +41,38 @@ class FakeCluster:
             raise error
 
     # CustomObjectsApi
-    def create_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
-                                        body: dict[str, Any]) -> dict[str, Any]:
+    def create_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         self._maybe_fail()
         key = (namespace, body["metadata"]["name"])
         if key in self.workflows:
             raise ApiException(status=409, reason="AlreadyExists")
         created = copy.deepcopy(body)
-        stamp = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=next(self._clock))
+        stamp = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=next(self._clock))
         created["metadata"]["creationTimestamp"] = stamp.isoformat().replace("+00:00", "Z")
         self.workflows[key] = created
         return copy.deepcopy(created)
 
-    def get_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str) -> dict[str, Any]:
+    def get_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str
+    ) -> dict[str, Any]:
         self._maybe_fail()
         if (namespace, name) not in self.workflows:
             raise ApiException(status=404, reason="Not Found")
         return copy.deepcopy(self.workflows[(namespace, name)])
 
-    def list_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
-                                      label_selector: str | None = None) -> dict[str, Any]:
+    def list_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, label_selector: str | None = None
+    ) -> dict[str, Any]:
         self._maybe_fail()
-        return {"items": [copy.deepcopy(w) for (ns, _), w in self.workflows.items()
-                          if ns == namespace and matches(w["metadata"].get("labels", {}), label_selector)]}
+        return {
+            "items": [
+                copy.deepcopy(w)
+                for (ns, _), w in self.workflows.items()
+                if ns == namespace and matches(w["metadata"].get("labels", {}), label_selector)
+            ]
+        }
 
     def delete_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str) -> None:
         self._maybe_fail()
@@ -74,15 +83,24 @@ class FakeCluster:
         self.workflows[(namespace, name)] = {"metadata": {"name": name, "labels": {}}, "spec": {}}
 
     # CoreV1Api
-    def add_pod(self, namespace: str, name: str, labels: dict[str, str], container: str, log: str,
-                node_name: str | None = None) -> None:
+    def add_pod(
+        self, namespace: str, name: str, labels: dict[str, str], container: str, log: str, node_name: str | None = None
+    ) -> None:
         annotations = {"workflows.argoproj.io/node-name": node_name} if node_name else {}
-        self.pods[(namespace, name)] = {"metadata": {"name": name, "labels": labels, "annotations": annotations},
-                                        "spec": {"containers": [{"name": container}]}, "log": log}
+        self.pods[(namespace, name)] = {
+            "metadata": {"name": name, "labels": labels, "annotations": annotations},
+            "spec": {"containers": [{"name": container}]},
+            "log": log,
+        }
 
     def list_namespaced_pod(self, namespace: str, label_selector: str | None = None) -> dict[str, Any]:
-        return {"items": [p for (ns, _), p in self.pods.items()
-                          if ns == namespace and matches(p["metadata"]["labels"], label_selector)]}
+        return {
+            "items": [
+                p
+                for (ns, _), p in self.pods.items()
+                if ns == namespace and matches(p["metadata"]["labels"], label_selector)
+            ]
+        }
 
     def read_namespaced_pod_log(self, name: str, namespace: str, container: str, follow: bool = False) -> str:
         pod = self.pods[(namespace, name)]
@@ -93,19 +111,31 @@ class FakeCluster:
     def add_server(self, namespace: str, workflow: str) -> None:
         labels = {"trainflow.io/workflow": workflow, "trainflow.io/step": "serve-model"}
         for store in (self.deployments, self.services):
-            store[(namespace, f"{workflow}-model-server")] = {"metadata": {"name": f"{workflow}-model-server", "labels": labels}}
+            store[(namespace, f"{workflow}-model-server")] = {
+                "metadata": {"name": f"{workflow}-model-server", "labels": labels}
+            }
 
     def list_namespaced_service(self, namespace: str, label_selector: str | None = None) -> dict[str, Any]:
-        return {"items": [s for (ns, _), s in self.services.items()
-                          if ns == namespace and matches(s["metadata"]["labels"], label_selector)]}
+        return {
+            "items": [
+                s
+                for (ns, _), s in self.services.items()
+                if ns == namespace and matches(s["metadata"]["labels"], label_selector)
+            ]
+        }
 
     def delete_namespaced_service(self, name: str, namespace: str) -> None:
         del self.services[(namespace, name)]
 
     # AppsV1Api
     def list_namespaced_deployment(self, namespace: str, label_selector: str | None = None) -> dict[str, Any]:
-        return {"items": [d for (ns, _), d in self.deployments.items()
-                          if ns == namespace and matches(d["metadata"]["labels"], label_selector)]}
+        return {
+            "items": [
+                d
+                for (ns, _), d in self.deployments.items()
+                if ns == namespace and matches(d["metadata"]["labels"], label_selector)
+            ]
+        }
 
     def delete_namespaced_deployment(self, name: str, namespace: str) -> None:
         del self.deployments[(namespace, name)]

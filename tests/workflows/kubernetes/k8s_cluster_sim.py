@@ -57,27 +57,39 @@ def pytorchjob_pods(job: Mapping[str, Any]) -> list[Pod]:
         spec = specs.get(replica_type)
         for index in range(spec["replicas"] if spec else 0):
             container = next(c for c in spec["template"]["spec"]["containers"] if c["name"] == "pytorch")
-            env = {"PYTHONUNBUFFERED": "1", "MASTER_ADDR": f"{name}-master-0",
-                   "MASTER_PORT": str(_port(container, "pytorchjob-port", 23456)),
-                   "WORLD_SIZE": str(nnodes * nproc_int), "RANK": str(index if replica_type == "Master" else index + 1),
-                   "PET_NNODES": str(nnodes), "PET_NPROC_PER_NODE": nproc}
+            env = {
+                "PYTHONUNBUFFERED": "1",
+                "MASTER_ADDR": f"{name}-master-0",
+                "MASTER_PORT": str(_port(container, "pytorchjob-port", 23456)),
+                "WORLD_SIZE": str(nnodes * nproc_int),
+                "RANK": str(index if replica_type == "Master" else index + 1),
+                "PET_NNODES": str(nnodes),
+                "PET_NPROC_PER_NODE": nproc,
+            }
             pods.append(Pod(replica_type, index, container, env))
     return pods
 
 
 def tfjob_pods(job: Mapping[str, Any]) -> list[Pod]:
     name, namespace, specs = job["metadata"]["name"], job["metadata"]["namespace"], job["spec"]["tfReplicaSpecs"]
-    containers = {t: next(c for c in s["template"]["spec"]["containers"] if c["name"] == "tensorflow")
-                  for t, s in specs.items()}
-    cluster = {t.lower(): [f"{name}-{t.lower()}-{i}.{namespace}.svc:{_port(containers[t], 'tfjob-port', 2222)}"
-                           for i in range(s["replicas"])] for t, s in specs.items()}
+    containers = {
+        t: next(c for c in s["template"]["spec"]["containers"] if c["name"] == "tensorflow") for t, s in specs.items()
+    }
+    cluster = {
+        t.lower(): [
+            f"{name}-{t.lower()}-{i}.{namespace}.svc:{_port(containers[t], 'tfjob-port', 2222)}"
+            for i in range(s["replicas"])
+        ]
+        for t, s in specs.items()
+    }
     many = sum(s["replicas"] for s in specs.values()) > 1
     pods = []
     for replica_type, spec in specs.items():
         for index in range(spec["replicas"]):
             env = {"PYTHONUNBUFFERED": "1"}
             if many:
-                env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": replica_type.lower(), "index": index},
-                                               "environment": "cloud"})
+                env["TF_CONFIG"] = json.dumps(
+                    {"cluster": cluster, "task": {"type": replica_type.lower(), "index": index}, "environment": "cloud"}
+                )
             pods.append(Pod(replica_type, index, containers[replica_type], env))
     return pods

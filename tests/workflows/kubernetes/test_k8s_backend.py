@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
-
 from servers import free_port
+
 from tests.workflows.kubernetes.fake_cluster import FakeCluster
 from trainflow.workflows import MODEL_DEPLOY, MODEL_TRAIN, WorkflowError
 from trainflow.workflows.backend import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
@@ -51,27 +51,49 @@ def test_bad_parameters_never_reach_the_cluster_fake_k8s_api(cluster: FakeCluste
     assert cluster.workflows == {}
 
 
-def node(name: str, phase: str, kind: str = "Pod", outputs: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"displayName": name, "type": kind, "phase": phase, "startedAt": "2026-01-02T03:04:05Z",
-            "outputs": {"parameters": [{"name": k, "value": v} for k, v in (outputs or {}).items()]}, **extra}
+def node(
+    name: str, phase: str, kind: str = "Pod", outputs: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "displayName": name,
+        "type": kind,
+        "phase": phase,
+        "startedAt": "2026-01-02T03:04:05Z",
+        "outputs": {"parameters": [{"name": k, "value": v} for k, v in (outputs or {}).items()]},
+        **extra,
+    }
 
 
 def test_get_maps_argo_phases_and_step_outputs_fake_k8s_api(cluster: FakeCluster) -> None:
     backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1"})
     cluster.workflows[("ml", "run1")]["status"] = {
-        "phase": "Running", "startedAt": "2026-01-02T03:04:00Z", "nodes": {
+        "phase": "Running",
+        "startedAt": "2026-01-02T03:04:00Z",
+        "nodes": {
             "a": node("run1", "Running", "DAG"),
-            "b": node("download-dataset", "Succeeded", "Retry", {"dataset-path": "/var/lib/trainflow/cache/datasets/mnist"},
-                      finishedAt="2026-01-02T03:05:05Z"),
+            "b": node(
+                "download-dataset",
+                "Succeeded",
+                "Retry",
+                {"dataset-path": "/var/lib/trainflow/cache/datasets/mnist"},
+                finishedAt="2026-01-02T03:05:05Z",
+            ),
             "c": node("download-dataset(0)", "Succeeded"),
             "d": node("get-workflow-info", "Error", message="pod deleted"),
             "e": node("train-model", "Running", "Resource"),
-        }}
+        },
+    }
     info = backend(cluster).get("run1")
     statuses = {s.name: s.status for s in info.steps}
     assert info.status == RUNNING and info.started_at is not None
-    assert statuses == {"download-dataset": SUCCEEDED, "get-workflow-info": FAILED, "tensorboard": PENDING,
-                        "train-model": RUNNING, "export-model": PENDING, "serve-model": PENDING}
+    assert statuses == {
+        "download-dataset": SUCCEEDED,
+        "get-workflow-info": FAILED,
+        "tensorboard": PENDING,
+        "train-model": RUNNING,
+        "export-model": PENDING,
+        "serve-model": PENDING,
+    }
     download = info.step("download-dataset")
     assert download.outputs == {"dataset-path": "/var/lib/trainflow/cache/datasets/mnist"}
     assert download.finished_at - download.started_at == 60
@@ -80,8 +102,12 @@ def test_get_maps_argo_phases_and_step_outputs_fake_k8s_api(cluster: FakeCluster
 
 def test_finished_workflow_without_a_model_server_shows_serve_model_skipped_fake_k8s_api(cluster: FakeCluster) -> None:
     backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1", "model-serving": "false"})
-    cluster.workflows[("ml", "run1")]["status"] = {"phase": "Succeeded", "nodes": {
-        str(i): node(s.name, "Succeeded") for i, s in enumerate(MODEL_TRAIN.steps) if s.name != "serve-model"}}
+    cluster.workflows[("ml", "run1")]["status"] = {
+        "phase": "Succeeded",
+        "nodes": {
+            str(i): node(s.name, "Succeeded") for i, s in enumerate(MODEL_TRAIN.steps) if s.name != "serve-model"
+        },
+    }
     info = backend(cluster).get("run1")
     assert info.status == SUCCEEDED and info.step("serve-model").status == SKIPPED
 
@@ -96,14 +122,28 @@ def test_list_shows_trainflow_workflows_newest_first_fake_k8s_api(cluster: FakeC
 
 def test_logs_prefix_each_step_and_read_every_training_pod_fake_k8s_api(cluster: FakeCluster) -> None:
     backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1", "tf-worker": "2"})
-    cluster.add_pod("ml", "run1-download-dataset-1", {"workflows.argoproj.io/workflow": "run1"}, "main",
-                    "synced 4 files\n", node_name="run1.download-dataset(0)")
+    cluster.add_pod(
+        "ml",
+        "run1-download-dataset-1",
+        {"workflows.argoproj.io/workflow": "run1"},
+        "main",
+        "synced 4 files\n",
+        node_name="run1.download-dataset(0)",
+    )
     for i, replica in enumerate(("master-0", "worker-0")):
-        cluster.add_pod("ml", f"run1-{replica}", {"trainflow.io/workflow": "run1", "trainflow.io/step": "train-model"},
-                        "pytorch", f"node {i} of 2 (pytorchjob)\n")
+        cluster.add_pod(
+            "ml",
+            f"run1-{replica}",
+            {"trainflow.io/workflow": "run1", "trainflow.io/step": "train-model"},
+            "pytorch",
+            f"node {i} of 2 (pytorchjob)\n",
+        )
     lines = list(backend(cluster).logs("run1"))
-    assert lines == ["download-dataset: synced 4 files", "train-model: node 0 of 2 (pytorchjob)",
-                     "train-model: node 1 of 2 (pytorchjob)"]
+    assert lines == [
+        "download-dataset: synced 4 files",
+        "train-model: node 0 of 2 (pytorchjob)",
+        "train-model: node 1 of 2 (pytorchjob)",
+    ]
     assert list(backend(cluster).logs("run1", "download-dataset")) == ["download-dataset: synced 4 files"]
     with pytest.raises(WorkflowError, match="has no step 'nope'"):
         list(backend(cluster).logs("run1", "nope"))
@@ -111,16 +151,31 @@ def test_logs_prefix_each_step_and_read_every_training_pod_fake_k8s_api(cluster:
 
 def test_following_logs_does_not_wait_on_a_server_that_never_ends_fake_k8s_api(cluster: FakeCluster) -> None:
     backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1"})
-    cluster.add_pod("ml", "run1-export", {"workflows.argoproj.io/workflow": "run1"}, "main", "exported version 1\n",
-                    node_name="run1.export-model")
-    cluster.add_pod("ml", "run1-model-server-abc", {"trainflow.io/workflow": "run1", "trainflow.io/step": "serve-model"},
-                    "serve-model", "Serving model 'mnist' version 1\n")
+    cluster.add_pod(
+        "ml",
+        "run1-export",
+        {"workflows.argoproj.io/workflow": "run1"},
+        "main",
+        "exported version 1\n",
+        node_name="run1.export-model",
+    )
+    cluster.add_pod(
+        "ml",
+        "run1-model-server-abc",
+        {"trainflow.io/workflow": "run1", "trainflow.io/step": "serve-model"},
+        "serve-model",
+        "Serving model 'mnist' version 1\n",
+    )
     assert list(backend(cluster).logs("run1", follow=True)) == [
-        "export-model: exported version 1", "serve-model: Serving model 'mnist' version 1"]
+        "export-model: exported version 1",
+        "serve-model: Serving model 'mnist' version 1",
+    ]
     assert cluster.log_reads == [("run1-export", True), ("run1-model-server-abc", False)]
 
 
-def test_delete_removes_the_workflow_and_its_servers_but_keeps_the_dataset_cache_fake_k8s_api(cluster: FakeCluster) -> None:
+def test_delete_removes_the_workflow_and_its_servers_but_keeps_the_dataset_cache_fake_k8s_api(
+    cluster: FakeCluster,
+) -> None:
     backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1"})
     backend(cluster).submit(MODEL_TRAIN, {"job-name": "run2"})
     for name in ("run1", "run2"):
@@ -134,21 +189,32 @@ def test_delete_removes_the_workflow_and_its_servers_but_keeps_the_dataset_cache
 
 
 def test_model_deploy_serves_from_where_the_train_workflow_wrote_fake_k8s_api(cluster: FakeCluster) -> None:
-    backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1", "s3-train-base-url": "s3://models",
-                                          "aws-endpoint-url": "http://minio:9000"})
+    backend(cluster).submit(
+        MODEL_TRAIN, {"job-name": "run1", "s3-train-base-url": "s3://models", "aws-endpoint-url": "http://minio:9000"}
+    )
     info = backend(cluster).submit(MODEL_DEPLOY, {"workflow": "run1"})
     assert info.name == "run1-deploy"
-    params = {p["name"]: p["value"] for p in cluster.workflows[("ml", "run1-deploy")]["spec"]["arguments"]["parameters"]}
+    params = {
+        p["name"]: p["value"] for p in cluster.workflows[("ml", "run1-deploy")]["spec"]["arguments"]["parameters"]
+    }
     assert params["s3-train-base-url"] == "s3://models" and params["aws-endpoint-url"] == "http://minio:9000"
 
 
 def test_a_missing_workflow_is_one_clear_line_fake_k8s_api(cluster: FakeCluster) -> None:
-    for call in (lambda b: b.get("ghost"), lambda b: b.delete("ghost"), lambda b: b.submit(MODEL_DEPLOY, {"workflow": "ghost"})):
-        with pytest.raises(WorkflowError, match="workflow ghost not found in namespace ml: see trainflow list --backend kubernetes"):
+    for call in (
+        lambda b: b.get("ghost"),
+        lambda b: b.delete("ghost"),
+        lambda b: b.submit(MODEL_DEPLOY, {"workflow": "ghost"}),
+    ):
+        with pytest.raises(
+            WorkflowError, match="workflow ghost not found in namespace ml: see trainflow list --backend kubernetes"
+        ):
             call(backend(cluster))
 
 
-def test_cluster_errors_become_one_line_with_permanent_or_transient_exit_codes_fake_k8s_api(cluster: FakeCluster) -> None:
+def test_cluster_errors_become_one_line_with_permanent_or_transient_exit_codes_fake_k8s_api(
+    cluster: FakeCluster,
+) -> None:
     cluster.fail_next = ApiException(status=403, reason="Forbidden")
     with pytest.raises(WorkflowError, match="refused the request .403 Forbidden.") as caught:
         backend(cluster).list()
@@ -169,18 +235,26 @@ def test_constructing_the_backend_does_not_contact_a_cluster(tmp_path: Path, mon
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     target = KubernetesBackend(namespace="ml")  # no error yet: nothing is contacted
-    with pytest.raises(WorkflowError, match="cannot reach a Kubernetes cluster .* set KUBECONFIG or run inside a cluster"):
+    with pytest.raises(
+        WorkflowError, match="cannot reach a Kubernetes cluster .* set KUBECONFIG or run inside a cluster"
+    ):
         target.list()
 
 
 @pytest.mark.parametrize("command", [["submit", "model-train"], ["list"], ["get", "run1"]])
 def test_kubernetes_backend_without_a_kubeconfig_exits_with_one_clear_line(tmp_path: Path, command: list[str]) -> None:
-    out = subprocess.run([sys.executable, "-m", "trainflow", *command, "--backend", "kubernetes"],
-                         env=no_cluster_env(tmp_path), capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "trainflow", *command, "--backend", "kubernetes"],
+        env=no_cluster_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode != 0
     [line] = out.stderr.strip().splitlines()
     assert line.startswith("error: cannot reach a Kubernetes cluster (") and line.endswith(
-        "set KUBECONFIG or run inside a cluster")
+        "set KUBECONFIG or run inside a cluster"
+    )
 
 
 def test_unreachable_api_server_is_a_transient_one_line_error(tmp_path: Path) -> None:
@@ -188,8 +262,14 @@ def test_unreachable_api_server_is_a_transient_one_line_error(tmp_path: Path) ->
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
         f"clusters: [{{name: k, cluster: {{server: 'http://127.0.0.1:{free_port()}'}}}}]\n"
-        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n")
-    out = subprocess.run([sys.executable, "-m", "trainflow", "list", "--backend", "kubernetes"],
-                         env=no_cluster_env(tmp_path, kubeconfig), capture_output=True, text=True, timeout=120)
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "trainflow", "list", "--backend", "kubernetes"],
+        env=no_cluster_env(tmp_path, kubeconfig),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     [line] = out.stderr.strip().splitlines()
     assert out.returncode >= 128 and line.startswith("error: cannot reach a Kubernetes cluster ("), out.stderr

@@ -10,18 +10,22 @@ import pytest
 
 
 def trainflow(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainflow", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "trainflow", *args], capture_output=True, text=True, env=os.environ.copy(), timeout=60
+    )
 
 
-@pytest.mark.parametrize(("args", "instead"), [
-    (("submit", "model-train", "--wait"), "submit without --wait/--watch"),
-    (("submit", "model-train", "--watch"), "submit without --wait/--watch"),
-    (("stop", "myjob"), "argo stop myjob -n ml"),
-    (("retry", "myjob"), "argo retry myjob -n ml"),
-    (("resubmit", "myjob"), "argo resubmit myjob -n ml"),
-    (("services",), "kubectl get services -n ml"),
-])
+@pytest.mark.parametrize(
+    ("args", "instead"),
+    [
+        (("submit", "model-train", "--wait"), "submit without --wait/--watch"),
+        (("submit", "model-train", "--watch"), "submit without --wait/--watch"),
+        (("stop", "myjob"), "argo stop myjob -n ml"),
+        (("retry", "myjob"), "argo retry myjob -n ml"),
+        (("resubmit", "myjob"), "argo resubmit myjob -n ml"),
+        (("services",), "kubectl get services -n ml"),
+    ],
+)
 def test_an_operation_the_cluster_backend_cannot_do_says_what_to_run(args: tuple[str, ...], instead: str) -> None:
     out = trainflow(*args, "--backend", "kubernetes", "-n", "ml")
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr

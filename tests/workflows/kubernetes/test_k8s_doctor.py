@@ -55,8 +55,15 @@ class DoctorCluster(FakeCluster):
             raise ApiException(status=404, reason="Not Found")
         return {"metadata": {"name": name}}
 
-    def list_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
-                                      label_selector: str | None = None, limit: int | None = None) -> dict[str, Any]:
+    def list_namespaced_custom_object(
+        self,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        label_selector: str | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
         if plural not in self.crds:
             raise ApiException(status=404, reason="Not Found")
         return super().list_namespaced_custom_object(group, version, namespace, plural, label_selector)
@@ -87,9 +94,16 @@ def findings(cluster: DoctorCluster, namespace: str = NS) -> dict[str, tuple[str
 def test_a_ready_cluster_passes_every_check_fake_k8s_api() -> None:
     result = findings(DoctorCluster().ready())
     assert {name: status for name, (status, _, _) in result.items()} == {
-        "cluster": OK, "crd workflows.argoproj.io": OK, "crd pytorchjobs.kubeflow.org": OK,
-        "crd tfjobs.kubeflow.org": OK, "rbac serviceaccount": OK, "rbac role": OK, "rbac rolebinding": OK,
-        "credentials": OK, "cache volume": OK}
+        "cluster": OK,
+        "crd workflows.argoproj.io": OK,
+        "crd pytorchjobs.kubeflow.org": OK,
+        "crd tfjobs.kubeflow.org": OK,
+        "rbac serviceaccount": OK,
+        "rbac role": OK,
+        "rbac rolebinding": OK,
+        "credentials": OK,
+        "cache volume": OK,
+    }
 
 
 def test_a_missing_namespace_stops_at_the_first_check_fake_k8s_api() -> None:
@@ -103,8 +117,13 @@ def test_missing_operators_rbac_and_secret_each_name_their_fix_fake_k8s_api() ->
     cluster.crds = {"workflows"}
     result = findings(cluster)
     assert result["crd workflows.argoproj.io"][0] == OK
-    assert result["crd pytorchjobs.kubeflow.org"][0] == FAIL and "training operator" in result["crd pytorchjobs.kubeflow.org"][2]
-    assert result["rbac role"][0] == FAIL and result["rbac role"][2] == "trainflow compile rbac -n ml | kubectl apply -f -"
+    assert (
+        result["crd pytorchjobs.kubeflow.org"][0] == FAIL
+        and "training operator" in result["crd pytorchjobs.kubeflow.org"][2]
+    )
+    assert (
+        result["rbac role"][0] == FAIL and result["rbac role"][2] == "trainflow compile rbac -n ml | kubectl apply -f -"
+    )
     assert result["credentials"][0] == FAIL and "create secret generic aws-creds" in result["credentials"][2]
 
 
@@ -122,8 +141,9 @@ def test_an_unbound_cache_claim_and_no_default_class_fail_fake_k8s_api() -> None
     assert status == FAIL and "is Pending" in detail and "ReadWriteMany" in fix
     del cluster.objects[("PersistentVolumeClaim", "trainflow-cache")]
     assert findings(cluster)["cache volume"][0] == FAIL
-    cluster.storage_classes = [{"metadata": {"name": "standard", "annotations": {
-        "storageclass.kubernetes.io/is-default-class": "true"}}}]
+    cluster.storage_classes = [
+        {"metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}}
+    ]
     status, detail, _ = findings(cluster)["cache volume"]
     assert status == WARN and "default class standard" in detail and "ReadWriteMany" in detail
 
@@ -155,7 +175,12 @@ def test_local_checks_name_an_unwritable_home_and_a_port_in_use(tmp_path: Path) 
 def test_doctor_command_exits_1_when_a_check_fails(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    out = subprocess.run([sys.executable, "-m", "trainflow", "doctor"], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "TRAINFLOW_HOME": str(blocker / "home")})
+    out = subprocess.run(
+        [sys.executable, "-m", "trainflow", "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TRAINFLOW_HOME": str(blocker / "home")},
+    )
     assert out.returncode == 1, out.stderr
     assert any(line.startswith("fail home:") for line in out.stdout.splitlines()), out.stdout

@@ -35,13 +35,21 @@ def test_default_compile_output_matches_the_golden_file(name: str) -> None:
 
 
 def test_compile_command_prints_the_golden_yaml_and_writes_files(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "trainflow", "compile", "model-train", "--job-kind", "tfjob"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "trainflow", "compile", "model-train", "--job-kind", "tfjob"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout == (GOLDEN / "model-train-tfjob.yaml").read_text()
     target = tmp_path / "rbac.yaml"
-    out = subprocess.run([sys.executable, "-m", "trainflow", "compile", "rbac", "-o", str(target)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "trainflow", "compile", "rbac", "-o", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and out.stdout == ""
     assert target.read_text() == (GOLDEN / "rbac.yaml").read_text()
     assert target.read_text().count("\n---\n") == 2  # three documents
@@ -49,8 +57,12 @@ def test_compile_command_prints_the_golden_yaml_and_writes_files(tmp_path: Path)
 
 def test_compile_with_a_bad_parameter_prints_one_error_line_and_writes_nothing(tmp_path: Path) -> None:
     target = tmp_path / "wf.yaml"
-    out = subprocess.run([sys.executable, "-m", "trainflow", "compile", "model-train", "-p", "tf-worker=many",
-                          "-o", str(target)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "trainflow", "compile", "model-train", "-p", "tf-worker=many", "-o", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip().splitlines() == ["error: parameter tf-worker must be a whole number, not 'many'"]
     assert not target.exists()

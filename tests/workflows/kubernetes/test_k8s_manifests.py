@@ -46,7 +46,8 @@ def all_schema_errors(workflow: dict[str, Any], validate: Validate) -> list[str]
 @pytest.mark.parametrize("job_kind", ["pytorchjob", "tfjob"])
 @pytest.mark.parametrize("serving", ["true", "false"])
 def test_model_train_validates_against_argo_kubeflow_and_strict_core_schemas(
-        validate: Validate, job_kind: str, serving: str) -> None:
+    validate: Validate, job_kind: str, serving: str
+) -> None:
     workflow = compiled(job_kind, **{"model-serving": serving, "tf-worker": "3"})
     assert all_schema_errors(workflow, validate) == []
     assert problems(workflow) == []

@@ -15,13 +15,22 @@ from trainflow.workflows.kubernetes.yamltext import load
 
 # What earlier steps wrote: the runner feeds these to later steps (Argo through task output parameters).
 OUTPUTS = {
-    "download-dataset": {"dataset-name": "mnist", "dataset-path": "/var/lib/trainflow/cache/datasets/mnist",
-                         "bytes-downloaded": 11594722},
-    "get-workflow-info": {"train-dir": "s3://models/unfinished/myjob/", "logs-dir": "s3://models/unfinished/myjob/logs/",
-                          "checkpoints-dir": "s3://models/unfinished/myjob/checkpoints/",
-                          "export-base": "s3://models/exported/myjob/"},
-    "export-model": {"model-version": 1, "model-url": "s3://models/exported/myjob/1/",
-                     "export-base": "s3://models/exported/myjob/"},
+    "download-dataset": {
+        "dataset-name": "mnist",
+        "dataset-path": "/var/lib/trainflow/cache/datasets/mnist",
+        "bytes-downloaded": 11594722,
+    },
+    "get-workflow-info": {
+        "train-dir": "s3://models/unfinished/myjob/",
+        "logs-dir": "s3://models/unfinished/myjob/logs/",
+        "checkpoints-dir": "s3://models/unfinished/myjob/checkpoints/",
+        "export-base": "s3://models/exported/myjob/",
+    },
+    "export-model": {
+        "model-version": 1,
+        "model-url": "s3://models/exported/myjob/1/",
+        "export-base": "s3://models/exported/myjob/",
+    },
 }
 
 
@@ -29,44 +38,70 @@ def template(workflow: dict[str, Any], name: str) -> dict[str, Any]:
     return next(t for t in workflow["spec"]["templates"] if t["name"] == name)
 
 
-def task_inputs(workflow: dict[str, Any], step: str, outputs: dict[str, dict[str, Any]],
-                extra: dict[str, str]) -> dict[str, str]:
+def task_inputs(
+    workflow: dict[str, Any], step: str, outputs: dict[str, dict[str, Any]], extra: dict[str, str]
+) -> dict[str, str]:
     """The step template's input parameters as Argo resolves them from the DAG task's arguments."""
     task_outputs = {f"tasks.{s}.outputs.parameters.{k}": str(v) for s, out in outputs.items() for k, v in out.items()}
     task = next(t for t in template(workflow, workflow["spec"]["entrypoint"])["dag"]["tasks"] if t["name"] == step)
-    return {f"inputs.parameters.{p['name']}": fill(p["value"], {**task_outputs, **{"item": extra.get("inputs.parameters.item", "")}})
-            for p in task.get("arguments", {}).get("parameters", [])}
+    return {
+        f"inputs.parameters.{p['name']}": fill(
+            p["value"], {**task_outputs, **{"item": extra.get("inputs.parameters.item", "")}}
+        )
+        for p in task.get("arguments", {}).get("parameters", [])
+    }
 
 
-def argvs_in_workflow(workflow: dict[str, Any], step: str, outputs: dict[str, dict[str, Any]] | None = None,
-                      extra: dict[str, str] | None = None) -> list[list[str]]:
+def argvs_in_workflow(
+    workflow: dict[str, Any],
+    step: str,
+    outputs: dict[str, dict[str, Any]] | None = None,
+    extra: dict[str, str] | None = None,
+) -> list[list[str]]:
     """Every argv the cluster runs for `step`: its container, its Deployment's container, or each training pod's."""
-    values = {**workflow_values(workflow), **task_inputs(workflow, step, OUTPUTS if outputs is None else outputs, extra or {})}
+    values = {
+        **workflow_values(workflow),
+        **task_inputs(workflow, step, OUTPUTS if outputs is None else outputs, extra or {}),
+    }
     t = template(workflow, step)
     if "container" in t:
         return [[fill(a, values) for a in t["container"]["command"] + t["container"]["args"]]]
     if "steps" in t:  # a service: the group forwards its inputs to the Deployment's template
         call = t["steps"][0][0]
-        values.update({f"inputs.parameters.{p['name']}": fill(p["value"], values)
-                       for p in call.get("arguments", {}).get("parameters", [])})
+        values.update(
+            {
+                f"inputs.parameters.{p['name']}": fill(p["value"], values)
+                for p in call.get("arguments", {}).get("parameters", [])
+            }
+        )
         t = template(workflow, call["template"])
     manifest = load(fill(t["resource"]["manifest"], values))
     if manifest["kind"] == "Deployment":
         pods = [manifest["spec"]["template"]]
     else:
-        pods = [r["template"] for r in next(v for k, v in manifest["spec"].items() if k.endswith("ReplicaSpecs")).values()]
+        pods = [
+            r["template"] for r in next(v for k, v in manifest["spec"].items() if k.endswith("ReplicaSpecs")).values()
+        ]
     return [c["command"] + c["args"] for pod in pods for c in pod["spec"]["containers"]]
 
 
-CASES = [(MODEL_TRAIN, {"tf-worker": "3", "s3-train-base-url": "s3://models", "aws-endpoint-url": "http://minio:9000"},
-          "pytorchjob"),
-         (MODEL_TRAIN, {"tf-worker": "2", "tf-ps": "1", "model": "mlp", "model-train-steps": "50"}, "tfjob"),
-         (MODEL_DEPLOY, {"workflow": "myjob", "s3-train-base-url": "s3://models"}, "pytorchjob")]
+CASES = [
+    (
+        MODEL_TRAIN,
+        {"tf-worker": "3", "s3-train-base-url": "s3://models", "aws-endpoint-url": "http://minio:9000"},
+        "pytorchjob",
+    ),
+    (MODEL_TRAIN, {"tf-worker": "2", "tf-ps": "1", "model": "mlp", "model-train-steps": "50"}, "tfjob"),
+    (MODEL_DEPLOY, {"workflow": "myjob", "s3-train-base-url": "s3://models"}, "pytorchjob"),
+]
 
 
-@pytest.mark.parametrize(("pipeline", "params", "job_kind"), CASES, ids=["model-train-pytorchjob", "model-train-tfjob",
-                                                                       "model-deploy"])
-def test_every_step_runs_the_command_the_local_runner_runs(pipeline: Pipeline, params: dict[str, str], job_kind: str) -> None:
+@pytest.mark.parametrize(
+    ("pipeline", "params", "job_kind"), CASES, ids=["model-train-pytorchjob", "model-train-tfjob", "model-deploy"]
+)
+def test_every_step_runs_the_command_the_local_runner_runs(
+    pipeline: Pipeline, params: dict[str, str], job_kind: str
+) -> None:
     [workflow] = compile_pipeline(pipeline, params, job_kind)
     values = {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
     for step in pipeline.steps:

@@ -16,16 +16,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from servers import free_port, run_together
+
 from tests.workflows.kubernetes.k8s_cluster_sim import Pod, fill, pytorchjob_pods, tfjob_pods, workflow_values
 from trainflow.workflows import MODEL_TRAIN
 from trainflow.workflows.kubernetes import compile_pipeline, embedded_manifests
 from trainflow.workflows.kubernetes.render import OUTPUTS_DIR
 from trainflow.workflows.kubernetes.resources import CACHE_MOUNT
 
-CLUSTER_VARS = ("TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "PET_NNODES",
-                "PET_NPROC_PER_NODE", "PET_NODE_RANK", "TRAINFLOW_HOME")
+CLUSTER_VARS = (
+    "TF_CONFIG",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "WORLD_SIZE",
+    "RANK",
+    "LOCAL_RANK",
+    "PET_NNODES",
+    "PET_NPROC_PER_NODE",
+    "PET_NODE_RANK",
+    "TRAINFLOW_HOME",
+)
 
 
 class SimulatedCluster:
@@ -46,7 +56,7 @@ class SimulatedCluster:
         assert env["TRAINFLOW_HOME"] == mount == CACHE_MOUNT
         env["TRAINFLOW_HOME"] = str(self.volume)
         if env.get("TRAINFLOW_OUTPUTS", "").startswith(CACHE_MOUNT):  # a training job's outputs, on the volume
-            env["TRAINFLOW_OUTPUTS"] = str(self.volume) + env["TRAINFLOW_OUTPUTS"][len(CACHE_MOUNT):]
+            env["TRAINFLOW_OUTPUTS"] = str(self.volume) + env["TRAINFLOW_OUTPUTS"][len(CACHE_MOUNT) :]
         return {**env, **extra, "OMP_NUM_THREADS": "1"}
 
     def argv(self, container: dict[str, Any], inputs: dict[str, str]) -> list[str]:
@@ -65,8 +75,10 @@ class SimulatedCluster:
         env["TRAINFLOW_OUTPUTS"] = f"{outputs_dir}/"  # the pod's /tmp/outputs/, here a temp dir
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        self.outputs[name] = {p["name"]: (outputs_dir / Path(p["valueFrom"]["path"]).name).read_text()
-                              for p in template["outputs"]["parameters"]}
+        self.outputs[name] = {
+            p["name"]: (outputs_dir / Path(p["valueFrom"]["path"]).name).read_text()
+            for p in template["outputs"]["parameters"]
+        }
         return self.outputs[name]
 
     def read_training_outputs(self, step: str) -> dict[str, str]:
@@ -81,9 +93,13 @@ class SimulatedCluster:
 
     def train(self, pods: list[Pod], inputs: dict[str, str], loopback: dict[str, str]) -> list[tuple[Pod, int, str]]:
         """Every training pod at once; `loopback` maps service addresses to 127.0.0.1:PORT."""
-        commands = [(self.argv(pod.container, inputs),
-                     self.env(pod.container, {k: _replace_all(v, loopback) for k, v in pod.operator_env.items()}))
-                    for pod in pods]
+        commands = [
+            (
+                self.argv(pod.container, inputs),
+                self.env(pod.container, {k: _replace_all(v, loopback) for k, v in pod.operator_env.items()}),
+            )
+            for pod in pods
+        ]
         results = run_together(commands, self.root, timeout=200)
         return [(pod, code, log) for pod, (code, log) in zip(pods, results)]
 
@@ -94,11 +110,23 @@ def _replace_all(text: str, mapping: dict[str, str]) -> str:
     return text
 
 
-def prepare(job_kind: str, params: dict[str, str], mnist_dir: Path, tmp_path: Path) -> tuple[SimulatedCluster, dict, dict[str, str]]:
+def prepare(
+    job_kind: str, params: dict[str, str], mnist_dir: Path, tmp_path: Path
+) -> tuple[SimulatedCluster, dict, dict[str, str]]:
     """Compile, then run download-dataset and get-workflow-info for real, as the DAG does before training."""
-    [workflow] = compile_pipeline(MODEL_TRAIN, {"job-name": "sim", "s3-data-url": str(mnist_dir),
-                                                "s3-train-base-url": str(tmp_path / "store"), "model": "mlp",
-                                                "model-train-steps": "20", "model-batch-size": "50", **params}, job_kind)
+    [workflow] = compile_pipeline(
+        MODEL_TRAIN,
+        {
+            "job-name": "sim",
+            "s3-data-url": str(mnist_dir),
+            "s3-train-base-url": str(tmp_path / "store"),
+            "model": "mlp",
+            "model-train-steps": "20",
+            "model-batch-size": "50",
+            **params,
+        },
+        job_kind,
+    )
     cluster = SimulatedCluster(workflow, tmp_path)
     dataset = cluster.run_step("download-dataset", {})
     info = cluster.run_step("get-workflow-info", {})
@@ -114,7 +142,11 @@ def trained_metrics(train_dir: str) -> dict[str, Any]:
 def test_three_pytorchjob_pods_with_the_operators_environment_train_one_model(mnist_dir: Path, tmp_path: Path) -> None:
     cluster, job, inputs = prepare("pytorchjob", {"tf-worker": "3"}, mnist_dir, tmp_path)
     pods = pytorchjob_pods(job)
-    assert [(p.replica_type, p.operator_env["RANK"]) for p in pods] == [("Master", "0"), ("Worker", "1"), ("Worker", "2")]
+    assert [(p.replica_type, p.operator_env["RANK"]) for p in pods] == [
+        ("Master", "0"),
+        ("Worker", "1"),
+        ("Worker", "2"),
+    ]
     assert inputs["dataset-path"].startswith(str(cluster.volume))  # the cached dataset, on the shared volume
     port = free_port()
     results = cluster.train(pods, inputs, {"sim-master-0": "127.0.0.1", "23456": str(port)})
@@ -126,7 +158,9 @@ def test_three_pytorchjob_pods_with_the_operators_environment_train_one_model(mn
 
 
 @pytest.mark.slow
-def test_three_tfjob_workers_and_a_parameter_server_with_tf_config_train_one_model(mnist_dir: Path, tmp_path: Path) -> None:
+def test_three_tfjob_workers_and_a_parameter_server_with_tf_config_train_one_model(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
     cluster, job, inputs = prepare("tfjob", {"tf-worker": "3", "tf-ps": "1"}, mnist_dir, tmp_path)
     pods = tfjob_pods(job)
     assert [(p.replica_type, p.index) for p in pods] == [("Worker", 0), ("Worker", 1), ("Worker", 2), ("PS", 0)]

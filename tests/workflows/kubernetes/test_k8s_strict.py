@@ -73,13 +73,16 @@ def test_job_names_that_make_invalid_service_names_fail_compile_with_one_line(na
     assert "\n" not in message and "is not a valid" in message and "check the parameters" in message
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({"tf-worker": "0"}, "tf-worker must be at least 1"),
-    ({"tf-ps": "-1"}, "tf-ps must be at least 0"),
-    ({"model-serving": "maybe"}, "model-serving must be true or false"),
-    ({"no-such": "1"}, "unknown parameter(s) no-such"),
-    ({"model-serving-servicetype": "Public"}, "must be one of ClusterIP, NodePort, LoadBalancer, not 'Public'"),
-])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"tf-worker": "0"}, "tf-worker must be at least 1"),
+        ({"tf-ps": "-1"}, "tf-ps must be at least 0"),
+        ({"model-serving": "maybe"}, "model-serving must be true or false"),
+        ({"no-such": "1"}, "unknown parameter(s) no-such"),
+        ({"model-serving-servicetype": "Public"}, "must be one of ClusterIP, NodePort, LoadBalancer, not 'Public'"),
+    ],
+)
 def test_bad_parameters_are_refused_before_anything_is_generated(params: dict[str, str], expected: str) -> None:
     with pytest.raises(WorkflowError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         compile_pipeline(MODEL_TRAIN, params)

@@ -36,8 +36,7 @@ def test_the_sweep_example_validates_for_both_job_kinds(validate: Any, form: str
     assert workflow["metadata"]["generateName"] == "sweep-"
     tasks = {t["name"]: t for t in template(workflow, "sweep")["dag"]["tasks"]}
     assert tasks["fit"]["withItems"] == ["0.05", "0.2", "0.5"]
-    assert tasks["report"]["when"] == ("{{tasks.pick.outputs.parameters.best-loss}} < "
-                                       "{{workflow.parameters.max-loss}}")
+    assert tasks["report"]["when"] == ("{{tasks.pick.outputs.parameters.best-loss}} < {{workflow.parameters.max-loss}}")
     assert tasks["pick"]["arguments"]["parameters"][0]["value"] == "{{tasks.fit.outputs.parameters.loss}}"
     job = "PyTorchJob" if job_kind == "pytorchjob" else "TFJob"
     [training] = by_kind(workflow, job)
@@ -58,8 +57,12 @@ def test_every_step_of_the_sweep_runs_the_command_the_local_runner_runs() -> Non
     workflow["metadata"]["name"] = "sweep-abc12"
     values = workflow_values(workflow)
     params = {k.removeprefix("workflow.parameters."): v for k, v in values.items() if k.startswith("workflow.")}
-    outputs = {"make-data": {"data": "/data.json"}, "fit": {"loss": "[0.3, 0.2, 0.1]"},
-               "pick": {"best-lr": "0.5", "best-loss": "0.1"}, "report": {"report": "/r"}}
+    outputs = {
+        "make-data": {"data": "/data.json"},
+        "fit": {"loss": "[0.3, 0.2, 0.1]"},
+        "pick": {"best-lr": "0.5", "best-loss": "0.1"},
+        "report": {"report": "/r"},
+    }
     for step in pipeline.steps:
         for item in items(step, params) or [None]:
             local = step_command(step, params, outputs, item=item, host="0.0.0.0")
@@ -71,9 +74,23 @@ def test_every_step_of_the_sweep_runs_the_command_the_local_runner_runs() -> Non
 def test_resources_timeouts_retries_and_a_parameter_fan_out_reach_the_workflow(validate: Any) -> None:
     from trainflow.pipelines import ITEM, Command, Param, Pipeline, Resources, param
 
-    pipeline = Pipeline(name="res", params=(Param("lrs", '["0.1", "0.2"]'),), steps=(
-        Command(name="fit", argv=("python", "fit.py", "--lr", ITEM), for_each=param("lrs"), image="python:3.11",
-                resources=Resources(cpu="2", memory="4Gi", gpu=1), timeout=600, retries=3, backoff=5, retry_on="any"),))
+    pipeline = Pipeline(
+        name="res",
+        params=(Param("lrs", '["0.1", "0.2"]'),),
+        steps=(
+            Command(
+                name="fit",
+                argv=("python", "fit.py", "--lr", ITEM),
+                for_each=param("lrs"),
+                image="python:3.11",
+                resources=Resources(cpu="2", memory="4Gi", gpu=1),
+                timeout=600,
+                retries=3,
+                backoff=5,
+                retry_on="any",
+            ),
+        ),
+    )
     [workflow] = compile_pipeline(pipeline, {}, "pytorchjob")
     assert all_schema_errors(workflow, validate) == [] and problems(workflow) == []
     fit = template(workflow, "fit")

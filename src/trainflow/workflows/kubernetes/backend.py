@@ -47,20 +47,29 @@ def connect() -> ClusterApi:
     try:
         from kubernetes import client, config
     except ImportError:
-        raise WorkflowError("the kubernetes backend needs the kubernetes package: pip install 'trainflow[kubernetes]'") from None
+        raise WorkflowError(
+            "the kubernetes backend needs the kubernetes package: pip install 'trainflow[kubernetes]'"
+        ) from None
     try:
         config.load_kube_config()
     except Exception as kube_error:  # noqa: BLE001 - any failure here means "try in-cluster"
         try:
             config.load_incluster_config()
         except config.ConfigException:
-            raise WorkflowError(f"cannot reach a Kubernetes cluster (no usable kubeconfig: {kube_error}; not running in a "
-                                "cluster): set KUBECONFIG or run inside a cluster") from None
+            raise WorkflowError(
+                f"cannot reach a Kubernetes cluster (no usable kubeconfig: {kube_error}; not running in a "
+                "cluster): set KUBECONFIG or run inside a cluster"
+            ) from None
     configuration = client.Configuration.get_default_copy()
     configuration.retries = 0  # an unreachable server is one clear error now, not three logged retries first
     api_client = client.ApiClient(configuration)
-    return ClusterApi(client.CustomObjectsApi(api_client), client.CoreV1Api(api_client), client.AppsV1Api(api_client),
-                      client.RbacAuthorizationV1Api(api_client), client.StorageV1Api(api_client))
+    return ClusterApi(
+        client.CustomObjectsApi(api_client),
+        client.CoreV1Api(api_client),
+        client.AppsV1Api(api_client),
+        client.RbacAuthorizationV1Api(api_client),
+        client.StorageV1Api(api_client),
+    )
 
 
 class KubernetesBackend:
@@ -79,22 +88,32 @@ class KubernetesBackend:
             self._api = connect()
         return self._api
 
-    def submit(self, pipeline: Pipeline, values: Mapping[str, str], no_cache: bool = False,
-               python_path: list[str] | None = None) -> WorkflowInfo:
+    def submit(
+        self,
+        pipeline: Pipeline,
+        values: Mapping[str, str],
+        no_cache: bool = False,
+        python_path: list[str] | None = None,
+    ) -> WorkflowInfo:
         """Compile, check and create the workflow; returns once the cluster accepted it.
 
         The steps' functions must be importable in the image (`python_path` is a local notion).
         """
         given = {"namespace": self.namespace, **values}
         if given["namespace"] != self.namespace:
-            raise WorkflowError(f"-p namespace={given['namespace']} differs from --namespace {self.namespace}: give one")
+            raise WorkflowError(
+                f"-p namespace={given['namespace']} differs from --namespace {self.namespace}: give one"
+            )
         if pipeline.inherit_from and given.get(pipeline.inherit_from):
             given = self._inherit(pipeline, given, values)
         [workflow] = compile_pipeline(pipeline, given, self.job_kind, memoize=not no_cache)
         name = workflow["metadata"].get("name")
-        created = self._call(lambda: self.api.custom.create_namespaced_custom_object(
-            *ARGO, self.namespace, "workflows", workflow), name)
-        log.info("created workflow %s in namespace %s", (created or workflow)["metadata"].get("name", name), self.namespace)
+        created = self._call(
+            lambda: self.api.custom.create_namespaced_custom_object(*ARGO, self.namespace, "workflows", workflow), name
+        )
+        log.info(
+            "created workflow %s in namespace %s", (created or workflow)["metadata"].get("name", name), self.namespace
+        )
         return workflow_info(created or workflow, self.name)
 
     def _inherit(self, pipeline: Pipeline, given: dict[str, str], explicit: Mapping[str, str]) -> dict[str, str]:
@@ -110,13 +129,17 @@ class KubernetesBackend:
         return workflow_info(self._get_raw(name), self.name)
 
     def _get_raw(self, name: str) -> dict[str, Any]:
-        return self._call(lambda: self.api.custom.get_namespaced_custom_object(
-            *ARGO, self.namespace, "workflows", name), name)
+        return self._call(
+            lambda: self.api.custom.get_namespaced_custom_object(*ARGO, self.namespace, "workflows", name), name
+        )
 
     def list(self) -> list[WorkflowInfo]:
         """trainflow's workflows in the namespace, newest first."""
-        listing = self._call(lambda: self.api.custom.list_namespaced_custom_object(
-            *ARGO, self.namespace, "workflows", label_selector="app.kubernetes.io/managed-by=trainflow"))
+        listing = self._call(
+            lambda: self.api.custom.list_namespaced_custom_object(
+                *ARGO, self.namespace, "workflows", label_selector="app.kubernetes.io/managed-by=trainflow"
+            )
+        )
         infos = [workflow_info(item, self.name) for item in listing.get("items", [])]
         return sorted(infos, key=lambda i: i.created_at, reverse=True)
 
@@ -130,8 +153,15 @@ class KubernetesBackend:
             # A service's log never ends: following it would never reach the next step.
             follow_step = follow and not next(s.service for s in info.steps if s.name == wanted)
             for pod, container in self._step_pods(name, wanted):
-                text = self._call(lambda: self.api.core.read_namespaced_pod_log(
-                    name=pod, namespace=self.namespace, container=container, follow=follow_step), pod)
+                text = self._call(
+                    lambda: self.api.core.read_namespaced_pod_log(
+                        name=pod,  # noqa: B023
+                        namespace=self.namespace,
+                        container=container,  # noqa: B023
+                        follow=follow_step,  # noqa: B023
+                    ),
+                    pod,
+                )
                 for line in (text or "").splitlines():
                     yield f"{wanted}: {line}"
 
@@ -140,7 +170,9 @@ class KubernetesBackend:
         argo = self._pods(f"workflows.argoproj.io/workflow={workflow}")
         found = [(_field(p, "metadata", "name"), "main") for p in argo if _node_step(p) == step]
         ours = self._pods(f"{WORKFLOW_LABEL}={workflow},{STEP_LABEL}={step}")
-        return found + [(_field(p, "metadata", "name"), _field(_field(p, "spec", "containers")[0], "name")) for p in ours]
+        return found + [
+            (_field(p, "metadata", "name"), _field(_field(p, "spec", "containers")[0], "name")) for p in ours
+        ]
 
     def _pods(self, selector: str) -> builtins.list[Any]:
         listing = self._call(lambda: self.api.core.list_namespaced_pod(self.namespace, label_selector=selector))
@@ -148,26 +180,50 @@ class KubernetesBackend:
 
     def delete(self, name: str) -> None:
         """Delete the workflow, its training job (owned by it) and its Deployments and Services; the cache stays."""
-        self._call(lambda: self.api.custom.delete_namespaced_custom_object(*ARGO, self.namespace, "workflows", name), name)
+        self._call(
+            lambda: self.api.custom.delete_namespaced_custom_object(*ARGO, self.namespace, "workflows", name), name
+        )
         selector = f"{WORKFLOW_LABEL}={name}"
-        for deployment in _items(self._call(lambda: self.api.apps.list_namespaced_deployment(self.namespace, label_selector=selector))):
-            self._call(lambda: self.api.apps.delete_namespaced_deployment(_field(deployment, "metadata", "name"), self.namespace))
-        for service in _items(self._call(lambda: self.api.core.list_namespaced_service(self.namespace, label_selector=selector))):
-            self._call(lambda: self.api.core.delete_namespaced_service(_field(service, "metadata", "name"), self.namespace))
+        for deployment in _items(
+            self._call(lambda: self.api.apps.list_namespaced_deployment(self.namespace, label_selector=selector))
+        ):
+            self._call(
+                lambda: self.api.apps.delete_namespaced_deployment(
+                    _field(deployment, "metadata", "name"),  # noqa: B023 - _call runs it at once
+                    self.namespace,
+                )
+            )
+        for service in _items(
+            self._call(lambda: self.api.core.list_namespaced_service(self.namespace, label_selector=selector))
+        ):
+            self._call(
+                lambda: self.api.core.delete_namespaced_service(
+                    _field(service, "metadata", "name"),  # noqa: B023 - _call runs it at once
+                    self.namespace,
+                )
+            )
 
     def stop(self, name: str) -> WorkflowInfo:
-        raise WorkflowError(f"the kubernetes backend does not stop workflows: run `argo stop {name} -n {self.namespace}`")
+        raise WorkflowError(
+            f"the kubernetes backend does not stop workflows: run `argo stop {name} -n {self.namespace}`"
+        )
 
     def retry(self, name: str) -> WorkflowInfo:
-        raise WorkflowError(f"the kubernetes backend does not retry workflows: run `argo retry {name} -n {self.namespace}`")
+        raise WorkflowError(
+            f"the kubernetes backend does not retry workflows: run `argo retry {name} -n {self.namespace}`"
+        )
 
     def resubmit(self, name: str, new_name: str | None = None, no_cache: bool = False) -> WorkflowInfo:
-        raise WorkflowError(f"the kubernetes backend does not resubmit workflows: run `argo resubmit {name} -n "
-                            f"{self.namespace}` (memoized steps are reused)")
+        raise WorkflowError(
+            f"the kubernetes backend does not resubmit workflows: run `argo resubmit {name} -n "
+            f"{self.namespace}` (memoized steps are reused)"
+        )
 
     def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]:
-        raise WorkflowError(f"the kubernetes backend does not list services: run `kubectl get services -n "
-                            f"{self.namespace} -l app.kubernetes.io/managed-by=trainflow`")
+        raise WorkflowError(
+            f"the kubernetes backend does not list services: run `kubectl get services -n "
+            f"{self.namespace} -l app.kubernetes.io/managed-by=trainflow`"
+        )
 
     def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
         return []  # progress files stay in the pods: `trainflow logs` shows the training lines
@@ -188,19 +244,27 @@ class KubernetesBackend:
 def _as_workflow_error(exc: Exception, name: str | None, namespace: str) -> WorkflowError:
     status = getattr(exc, "status", None)
     if status == 404 and name:
-        return WorkflowError(f"workflow {name} not found in namespace {namespace}: see trainflow list --backend kubernetes")
+        return WorkflowError(
+            f"workflow {name} not found in namespace {namespace}: see trainflow list --backend kubernetes"
+        )
     if status == 409 and name:
         return WorkflowError(f"workflow {name} already exists in namespace {namespace}: pick another name or delete it")
     if status in (401, 403):
-        return WorkflowError(f"the cluster refused the request ({status} {getattr(exc, 'reason', '')}): "
-                             "check your credentials and apply `trainflow compile rbac`")
+        return WorkflowError(
+            f"the cluster refused the request ({status} {getattr(exc, 'reason', '')}): "
+            "check your credentials and apply `trainflow compile rbac`"
+        )
     if status is not None:
-        return WorkflowError(f"the cluster answered {status} {getattr(exc, 'reason', '')}: {_body_message(exc)}",
-                             exit_code=PERMANENT_EXIT_CODE if status < 500 else TRANSIENT_EXIT_CODE)
+        return WorkflowError(
+            f"the cluster answered {status} {getattr(exc, 'reason', '')}: {_body_message(exc)}",
+            exit_code=PERMANENT_EXIT_CODE if status < 500 else TRANSIENT_EXIT_CODE,
+        )
     reason = getattr(exc, "reason", None) or exc  # urllib3's MaxRetryError wraps the connection error
     first_line = (str(reason).splitlines() or [""])[0][:300]
-    return WorkflowError(f"cannot reach a Kubernetes cluster ({first_line}): "
-                         "set KUBECONFIG or run inside a cluster", exit_code=TRANSIENT_EXIT_CODE)
+    return WorkflowError(
+        f"cannot reach a Kubernetes cluster ({first_line}): set KUBECONFIG or run inside a cluster",
+        exit_code=TRANSIENT_EXIT_CODE,
+    )
 
 
 def _body_message(exc: Exception) -> str:
@@ -227,4 +291,3 @@ def _field(obj: Any, *path: str) -> Any:
     for key in path:
         obj = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
     return obj
-

@@ -10,8 +10,9 @@ from trainflow.workflows.kubernetes import render, resources, yamltext
 from trainflow.workflows.kubernetes.strict import check_objects
 
 
-def compile_pipeline(pipeline: Pipeline, given: Mapping[str, str], job_kind: str = "pytorchjob",
-                     memoize: bool = True) -> list[dict[str, Any]]:
+def compile_pipeline(
+    pipeline: Pipeline, given: Mapping[str, str], job_kind: str = "pytorchjob", memoize: bool = True
+) -> list[dict[str, Any]]:
     """The checked Argo Workflow that runs `pipeline` with parameters `given` (defaults filled in).
 
     `memoize` gives cacheable steps Argo's memoization (a ConfigMap cache); False always runs them.

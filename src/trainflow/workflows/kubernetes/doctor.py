@@ -30,11 +30,19 @@ class Doctor:
         yield reach
         if reach.status == FAIL:
             return
-        yield self.crd("Argo Workflows", ARGO, "workflows",
-                       "install Argo Workflows in the cluster (its quick start), with a controller that watches this namespace")
+        yield self.crd(
+            "Argo Workflows",
+            ARGO,
+            "workflows",
+            "install Argo Workflows in the cluster (its quick start), with a controller that watches this namespace",
+        )
         for kind, plural in (("PyTorchJob", "pytorchjobs"), ("TFJob", "tfjobs")):
-            yield self.crd(f"Kubeflow {kind}", KUBEFLOW, plural,
-                           "install the Kubeflow training operator (its standalone manifests)")
+            yield self.crd(
+                f"Kubeflow {kind}",
+                KUBEFLOW,
+                plural,
+                "install the Kubeflow training operator (its standalone manifests)",
+            )
         yield from self.rbac()
         yield self.credentials()
         yield self.cache_volume()
@@ -44,32 +52,51 @@ class Doctor:
         if found is None:
             return Check("cluster", OK, f"reached the API server; namespace {self.namespace} exists")
         if found == 404:
-            return Check("cluster", FAIL, f"namespace {self.namespace} does not exist",
-                         f"kubectl create namespace {self.namespace}, or pick one with -n")
+            return Check(
+                "cluster",
+                FAIL,
+                f"namespace {self.namespace} does not exist",
+                f"kubectl create namespace {self.namespace}, or pick one with -n",
+            )
         if found in (401, 403):
-            return Check("cluster", WARN, f"reached the API server, but may not read namespace {self.namespace} "
-                         f"({found})", "fine if your account is namespace-scoped; else check your kubeconfig user")
-        return Check("cluster", FAIL, f"cannot reach the API server ({found})",
-                     "set KUBECONFIG (kubectl config current-context should name your cluster) or run in a cluster")
+            return Check(
+                "cluster",
+                WARN,
+                f"reached the API server, but may not read namespace {self.namespace} ({found})",
+                "fine if your account is namespace-scoped; else check your kubeconfig user",
+            )
+        return Check(
+            "cluster",
+            FAIL,
+            f"cannot reach the API server ({found})",
+            "set KUBECONFIG (kubectl config current-context should name your cluster) or run in a cluster",
+        )
 
     def crd(self, label: str, group_version: tuple[str, str], plural: str, fix: str) -> Check:
-        found = _status_of(lambda: self.api.custom.list_namespaced_custom_object(
-            *group_version, self.namespace, plural, limit=1))
+        found = _status_of(
+            lambda: self.api.custom.list_namespaced_custom_object(*group_version, self.namespace, plural, limit=1)
+        )
         name = f"crd {plural}.{group_version[0]}"
         if found is None:
             return Check(name, OK, f"{label} is installed")
         if found == 404:
             return Check(name, FAIL, f"{label} is not installed (no {plural}.{group_version[0]} resource)", fix)
-        return Check(name, WARN, f"could not list {plural} in {self.namespace} ({found})",
-                     "apply `trainflow compile rbac` and check your own account's permissions")
+        return Check(
+            name,
+            WARN,
+            f"could not list {plural} in {self.namespace} ({found})",
+            "apply `trainflow compile rbac` and check your own account's permissions",
+        )
 
     def rbac(self) -> Iterator[Check]:
         reads: list[tuple[str, Callable[[], Any]]] = [
-            ("ServiceAccount", lambda: self.api.core.read_namespaced_service_account(SERVICE_ACCOUNT, self.namespace))]
+            ("ServiceAccount", lambda: self.api.core.read_namespaced_service_account(SERVICE_ACCOUNT, self.namespace))
+        ]
         if self.api.rbac is not None:
-            reads += [("Role", lambda: self.api.rbac.read_namespaced_role(SERVICE_ACCOUNT, self.namespace)),
-                      ("RoleBinding",
-                       lambda: self.api.rbac.read_namespaced_role_binding(SERVICE_ACCOUNT, self.namespace))]
+            reads += [
+                ("Role", lambda: self.api.rbac.read_namespaced_role(SERVICE_ACCOUNT, self.namespace)),
+                ("RoleBinding", lambda: self.api.rbac.read_namespaced_role_binding(SERVICE_ACCOUNT, self.namespace)),
+            ]
         fix = f"trainflow compile rbac -n {self.namespace} | kubectl apply -f -"
         for kind, read in reads:
             found = _status_of(read)
@@ -84,13 +111,19 @@ class Doctor:
     def credentials(self) -> Check:
         holder: list[Any] = []
         found = _status_of(lambda: holder.append(self.api.core.read_namespaced_secret(self.secret, self.namespace)))
-        create = (f"kubectl -n {self.namespace} create secret generic {self.secret} "
-                  "--from-literal=awsAccessKeyID=... --from-literal=awsSecretAccessKey=...")
+        create = (
+            f"kubectl -n {self.namespace} create secret generic {self.secret} "
+            "--from-literal=awsAccessKeyID=... --from-literal=awsSecretAccessKey=..."
+        )
         if found == 404:
             return Check("credentials", FAIL, f"Secret {self.secret} is missing in {self.namespace}", create)
         if found is not None:
-            return Check("credentials", WARN, f"could not read Secret {self.secret} ({found})",
-                         "fine if your account may not read Secrets; the workflow's pods read it")
+            return Check(
+                "credentials",
+                WARN,
+                f"could not read Secret {self.secret} ({found})",
+                "fine if your account may not read Secrets; the workflow's pods read it",
+            )
         data = _field(holder[0], "data") or {}
         missing = [key for _, key in AWS_SECRET_KEYS if key not in data]
         if missing:
@@ -99,35 +132,53 @@ class Doctor:
 
     def cache_volume(self) -> Check:
         holder: list[Any] = []
-        found = _status_of(lambda: holder.append(
-            self.api.core.read_namespaced_persistent_volume_claim(CACHE_CLAIM, self.namespace)))
+        found = _status_of(
+            lambda: holder.append(self.api.core.read_namespaced_persistent_volume_claim(CACHE_CLAIM, self.namespace))
+        )
         if found is None:
             phase = _field(holder[0], "status", "phase")
             if phase == "Bound":
                 return Check("cache volume", OK, f"claim {CACHE_CLAIM} is Bound (later runs reuse its dataset cache)")
-            return Check("cache volume", FAIL, f"claim {CACHE_CLAIM} is {phase}: no volume can be bound to it",
-                         f"kubectl -n {self.namespace} describe pvc {CACHE_CLAIM}; it needs a ReadWriteMany "
-                         "storage class (e.g. NFS, CephFS, EFS, Filestore)")
+            return Check(
+                "cache volume",
+                FAIL,
+                f"claim {CACHE_CLAIM} is {phase}: no volume can be bound to it",
+                f"kubectl -n {self.namespace} describe pvc {CACHE_CLAIM}; it needs a ReadWriteMany "
+                "storage class (e.g. NFS, CephFS, EFS, Filestore)",
+            )
         if found != 404:
             return Check("cache volume", WARN, f"could not read claim {CACHE_CLAIM} ({found})", "")
         return self._storage_classes()
 
     def _storage_classes(self) -> Check:
         if self.api.storage is None:
-            return Check("cache volume", WARN, f"claim {CACHE_CLAIM} does not exist yet; storage classes not checked", "")
+            return Check(
+                "cache volume", WARN, f"claim {CACHE_CLAIM} does not exist yet; storage classes not checked", ""
+            )
         holder: list[Any] = []
         found = _status_of(lambda: holder.append(self.api.storage.list_storage_class()))
         if found is not None:
             return Check("cache volume", WARN, f"could not list storage classes ({found})", "")
         classes = _items(holder[0])
-        default = [_field(c, "metadata", "name") for c in classes
-                   if (_field(c, "metadata", "annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"]
+        default = [
+            _field(c, "metadata", "name")
+            for c in classes
+            if (_field(c, "metadata", "annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+        ]
         if not default:
-            return Check("cache volume", FAIL, f"claim {CACHE_CLAIM} does not exist and there is no default storage "
-                         "class to provision it", "mark a ReadWriteMany class as default, or create the claim yourself")
-        return Check("cache volume", WARN, f"claim {CACHE_CLAIM} will be provisioned by the default class "
-                     f"{default[0]}; it must support ReadWriteMany for training pods on several nodes",
-                     "if it does not (most block-storage classes), create the claim on an RWX class first")
+            return Check(
+                "cache volume",
+                FAIL,
+                f"claim {CACHE_CLAIM} does not exist and there is no default storage class to provision it",
+                "mark a ReadWriteMany class as default, or create the claim yourself",
+            )
+        return Check(
+            "cache volume",
+            WARN,
+            f"claim {CACHE_CLAIM} will be provisioned by the default class "
+            f"{default[0]}; it must support ReadWriteMany for training pods on several nodes",
+            "if it does not (most block-storage classes), create the claim on an RWX class first",
+        )
 
 
 def _status_of(request: Callable[[], Any]) -> int | str | None:
@@ -141,4 +192,3 @@ def _status_of(request: Callable[[], Any]) -> int | str | None:
         reason = getattr(exc, "reason", None) or exc
         return (str(reason).splitlines() or [type(exc).__name__])[0][:200]
     return None
-

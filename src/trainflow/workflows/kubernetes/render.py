@@ -99,8 +99,10 @@ def _inputs(step: Step) -> dict[str, Any]:
 
 
 def _task_arguments(step: Step) -> dict[str, Any]:
-    params = [{"name": input_name(step, r), "value": "{{tasks.%s.outputs.parameters.%s}}" % (r.step, r.key)}
-              for r in step.output_refs()]
+    params = [
+        {"name": input_name(step, r), "value": "{{tasks.%s.outputs.parameters.%s}}" % (r.step, r.key)}
+        for r in step.output_refs()
+    ]
     if step.for_each is not None:
         params.append({"name": ITEM_INPUT, "value": "{{item}}"})
     return {"parameters": params}
@@ -111,8 +113,11 @@ def _forwarded_arguments(step: Step) -> dict[str, Any]:
 
 
 def _retry(step: Step) -> dict[str, Any]:
-    strategy: dict[str, Any] = {"limit": str(step.retries), "retryPolicy": "Always",
-                                "backoff": {"duration": f"{step.backoff:g}s", "factor": "2"}}
+    strategy: dict[str, Any] = {
+        "limit": str(step.retries),
+        "retryPolicy": "Always",
+        "backoff": {"duration": f"{step.backoff:g}s", "factor": "2"},
+    }
     if step.retry_on == "transient":  # exit codes >= 128 are transient in trainflow (killed, unreachable)
         strategy["expression"] = "asInt(lastRetry.exitCode) >= 128"
     return {k: strategy[k] for k in ("limit", "retryPolicy", "expression", "backoff") if k in strategy}
@@ -125,10 +130,16 @@ def _memoize(step: Step, pipeline: Pipeline) -> dict[str, Any]:
     """
     keyed = [n for n in _input_names(step) if n not in _location_inputs(step, pipeline)]
     command = hashlib.sha256(json.dumps([__version__, step.kind, step.command]).encode()).hexdigest()[:16]
-    parts = [f"'{command}'", *("inputs.parameters['%s']" % n for n in keyed),
-             *("workflow.parameters['%s']" % name for name in _upstream_params(step, pipeline))]
-    return {"key": "%s-{{=sprig.sha256sum(%s)}}" % (step.name, " + '|' + ".join(parts)), "maxAge": MEMO_MAX_AGE,
-            "cache": {"configMap": {"name": MEMO_CONFIGMAP, "key": step.name}}}  # Argo keys entries by `key` above
+    parts = [
+        f"'{command}'",
+        *("inputs.parameters['%s']" % n for n in keyed),
+        *("workflow.parameters['%s']" % name for name in _upstream_params(step, pipeline)),
+    ]
+    return {
+        "key": "%s-{{=sprig.sha256sum(%s)}}" % (step.name, " + '|' + ".join(parts)),
+        "maxAge": MEMO_MAX_AGE,
+        "cache": {"configMap": {"name": MEMO_CONFIGMAP, "key": step.name}},
+    }  # Argo keys entries by `key` above
 
 
 def _upstream_params(step: Step, pipeline: Pipeline) -> list[str]:
@@ -167,14 +178,18 @@ def container_template(target: k8s.Target, step: Step, pipeline: Pipeline, memoi
     main["env"].append({"name": "TRAINFLOW_OUTPUTS", "value": OUTPUTS_DIR})
     template: dict[str, Any] = {"name": step.name, "container": main}
     if step.outputs or step.artifacts or step.locations:
-        template["outputs"] = {"parameters": [{"name": key, "valueFrom": {"path": f"{OUTPUTS_DIR}{key}"}}
-                                              for key in step.declared_outputs()]}
+        template["outputs"] = {
+            "parameters": [
+                {"name": key, "valueFrom": {"path": f"{OUTPUTS_DIR}{key}"}} for key in step.declared_outputs()
+            ]
+        }
     _common(template, step, target, pipeline, memoize)
     return template
 
 
-def _resource_template(name: str, obj: dict[str, Any], action: str, inputs: dict[str, Any] | None = None,
-                       owned: bool = False) -> dict[str, Any]:
+def _resource_template(
+    name: str, obj: dict[str, Any], action: str, inputs: dict[str, Any] | None = None, owned: bool = False
+) -> dict[str, Any]:
     resource: dict[str, Any] = {"action": action, "manifest": yamltext.dump(obj)}
     if owned:
         resource["setOwnerReference"] = True
@@ -190,8 +205,9 @@ def training_outputs_dir(step: Step) -> str:
     return f"{k8s.CACHE_MOUNT}/step-outputs/{{{{workflow.name}}}}/{step.name}{item}/"
 
 
-def training_templates(target: k8s.Target, step: Train, job_kind: str, pipeline: Pipeline,
-                       memoize: bool) -> list[dict[str, Any]]:
+def training_templates(
+    target: k8s.Target, step: Train, job_kind: str, pipeline: Pipeline, memoize: bool
+) -> list[dict[str, Any]]:
     """The training step as a PyTorchJob/TFJob the workflow creates and waits for.
 
     A step with outputs becomes two: the job, whose rank-0 pod writes them to the shared volume, then a
@@ -207,19 +223,31 @@ def training_templates(target: k8s.Target, step: Train, job_kind: str, pipeline:
         return [job_template]
     if _input_names(step):
         job_template["inputs"] = _inputs(step)
-    read = {"name": f"{step.name}-outputs", "container": k8s.outputs_reader(target, step, training_outputs_dir(step),
-                                                                             OUTPUTS_DIR),
-            "outputs": {"parameters": [{"name": key, "valueFrom": {"path": f"{OUTPUTS_DIR}{key}"}} for key in outputs]}}
+    read = {
+        "name": f"{step.name}-outputs",
+        "container": k8s.outputs_reader(target, step, training_outputs_dir(step), OUTPUTS_DIR),
+        "outputs": {"parameters": [{"name": key, "valueFrom": {"path": f"{OUTPUTS_DIR}{key}"}} for key in outputs]},
+    }
     if step.for_each is not None:
         read["inputs"] = {"parameters": [{"name": ITEM_INPUT}]}
-    calls: list[dict[str, Any]] = [{"name": "job", "template": job_template["name"]},
-                                   {"name": "outputs", "template": read["name"]}]
+    calls: list[dict[str, Any]] = [
+        {"name": "job", "template": job_template["name"]},
+        {"name": "outputs", "template": read["name"]},
+    ]
     if _input_names(step):
         calls[0]["arguments"] = _forwarded_arguments(step)
     if step.for_each is not None:
         calls[1]["arguments"] = {"parameters": [{"name": ITEM_INPUT, "value": "{{inputs.parameters.%s}}" % ITEM_INPUT}]}
-    group: dict[str, Any] = {"name": step.name, "steps": [[calls[0]], [calls[1]]], "outputs": {"parameters": [
-        {"name": key, "valueFrom": {"parameter": "{{steps.outputs.outputs.parameters.%s}}" % key}} for key in outputs]}}
+    group: dict[str, Any] = {
+        "name": step.name,
+        "steps": [[calls[0]], [calls[1]]],
+        "outputs": {
+            "parameters": [
+                {"name": key, "valueFrom": {"parameter": "{{steps.outputs.outputs.parameters.%s}}" % key}}
+                for key in outputs
+            ]
+        },
+    }
     _common(group, step, target, pipeline, memoize)
     group.pop("retryStrategy", None)  # the job template retries, the reading does not need to
     if step.retries:
@@ -230,16 +258,21 @@ def training_templates(target: k8s.Target, step: Train, job_kind: str, pipeline:
 def service_templates(target: k8s.Target, step: Service) -> list[dict[str, Any]]:
     """A service step: apply its Deployment, then its Service; both outlive the workflow."""
     parts = [
-        _resource_template(f"{step.name}-deployment", k8s.deployment(target, step, step_run(step)), "apply",
-                           _inputs(step)),
+        _resource_template(
+            f"{step.name}-deployment", k8s.deployment(target, step, step_run(step)), "apply", _inputs(step)
+        ),
         _resource_template(f"{step.name}-service", k8s.service(target, step), "apply"),
     ]
     # Like the local runner, a service step succeeds once it serves: here, once its readiness probe passes.
     parts[0]["resource"]["successCondition"] = "status.readyReplicas > 0"
-    parts[0]["activeDeadlineSeconds"] = int(step.ready_timeout) if step.ready_timeout != 180.0 else SERVICE_READY_SECONDS
+    parts[0]["activeDeadlineSeconds"] = (
+        int(step.ready_timeout) if step.ready_timeout != 180.0 else SERVICE_READY_SECONDS
+    )
     apply_deployment: dict[str, Any] = {"name": "deployment", "template": parts[0]["name"]}
-    group: dict[str, Any] = {"name": step.name,
-                             "steps": [[apply_deployment], [{"name": "service", "template": parts[1]["name"]}]]}
+    group: dict[str, Any] = {
+        "name": step.name,
+        "steps": [[apply_deployment], [{"name": "service", "template": parts[1]["name"]}]],
+    }
     if _input_names(step):
         apply_deployment["arguments"] = _forwarded_arguments(step)
         group["inputs"] = _inputs(step)
@@ -265,7 +298,9 @@ def _depends(step: Step) -> str:
 
 def included_steps(pipeline: Pipeline, values: Mapping[str, str]) -> list[Step]:
     """Steps the workflow contains: a step whose condition reads only parameters and is false is left out."""
-    return [s for s in pipeline.order() if not s.when or compile_time_value(parse_condition(s.when), values) is not False]
+    return [
+        s for s in pipeline.order() if not s.when or compile_time_value(parse_condition(s.when), values) is not False
+    ]
 
 
 def _cleanup_templates(target: k8s.Target, job_kind: str, trainers: Sequence[Step]) -> list[dict[str, Any]]:
@@ -274,20 +309,32 @@ def _cleanup_templates(target: k8s.Target, job_kind: str, trainers: Sequence[Ste
     group: dict[str, Any] = {"name": CLEANUP_TEMPLATE, "steps": []}
     deletes = []
     for step in trainers:
-        job = {"apiVersion": "kubeflow.org/v1", "kind": kind,
-               "metadata": {"name": k8s.job_name(target, step), "namespace": target.namespace}}
+        job = {
+            "apiVersion": "kubeflow.org/v1",
+            "kind": kind,
+            "metadata": {"name": k8s.job_name(target, step), "namespace": target.namespace},
+        }
         delete = _resource_template(f"delete-{step.name}", job, "delete")
         delete["resource"]["flags"] = ["--ignore-not-found"]
         deletes.append(delete)
-        group["steps"].append([{"name": f"delete-{step.name}", "template": f"delete-{step.name}",
-                                "when": "{{workflow.status}} != Succeeded"}])
+        group["steps"].append(
+            [
+                {
+                    "name": f"delete-{step.name}",
+                    "template": f"delete-{step.name}",
+                    "when": "{{workflow.status}} != Succeeded",
+                }
+            ]
+        )
     return [group, *deletes]
 
 
 def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bool = True) -> list[dict[str, Any]]:
     steps = included_steps(pipeline, target.values)
-    dag = {"name": pipeline.name, "dag": {"tasks": [
-        {"name": CACHE_TEMPLATE, "template": CACHE_TEMPLATE}, *(_task(s, pipeline) for s in steps)]}}
+    dag = {
+        "name": pipeline.name,
+        "dag": {"tasks": [{"name": CACHE_TEMPLATE, "template": CACHE_TEMPLATE}, *(_task(s, pipeline) for s in steps)]},
+    }
     result = [dag, _resource_template(CACHE_TEMPLATE, k8s.cache_claim(target.namespace), "apply")]
     for step in steps:
         if isinstance(step, Service):
@@ -304,12 +351,18 @@ def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bo
 
 def step_summary(pipeline: Pipeline) -> str:
     """What `get` needs to list a workflow's steps without the pipeline at hand (an annotation)."""
-    return json.dumps([{"name": s.name, "service": s.service, "when": bool(s.when), "depends": list(s.upstream())}
-                       for s in pipeline.steps], separators=(",", ":"))
+    return json.dumps(
+        [
+            {"name": s.name, "service": s.service, "when": bool(s.when), "depends": list(s.upstream())}
+            for s in pipeline.steps
+        ],
+        separators=(",", ":"),
+    )
 
 
-def workflow(pipeline: Pipeline, values: Mapping[str, str], job_kind: str = "pytorchjob",
-             memoize: bool = True) -> dict[str, Any]:
+def workflow(
+    pipeline: Pipeline, values: Mapping[str, str], job_kind: str = "pytorchjob", memoize: bool = True
+) -> dict[str, Any]:
     """The Argo Workflow for `pipeline` with already completed `values` (see `complete_values`)."""
     if job_kind not in k8s.JOB_KINDS:
         raise WorkflowError(f"unknown job kind '{job_kind}': use {' or '.join(k8s.JOB_KINDS)}")
@@ -329,6 +382,11 @@ def workflow(pipeline: Pipeline, values: Mapping[str, str], job_kind: str = "pyt
         spec["onExit"] = CLEANUP_TEMPLATE
     labels = {**k8s.MANAGED_BY, "trainflow.io/pipeline": pipeline.name, "trainflow.io/job-kind": job_kind}
     meta: dict[str, Any] = {"name": name} if name else {"generateName": f"{pipeline.name}-"}
-    meta.update({"namespace": values["namespace"], "labels": labels,
-                 "annotations": {"trainflow.io/steps": step_summary(pipeline)}})
+    meta.update(
+        {
+            "namespace": values["namespace"],
+            "labels": labels,
+            "annotations": {"trainflow.io/steps": step_summary(pipeline)},
+        }
+    )
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": spec}

@@ -90,9 +90,17 @@ def cache_mount() -> dict[str, Any]:
     return {"name": CACHE_CLAIM, "mountPath": CACHE_MOUNT}
 
 
-def container(target: Target, name: str, step: Step, run: ContainerCommand, ports: Sequence[Port] = ()) -> dict[str, Any]:
-    spec: dict[str, Any] = {"name": name, "image": target.image(step), "command": run.command, "args": run.args,
-                            "env": container_env(target), "volumeMounts": [cache_mount()]}
+def container(
+    target: Target, name: str, step: Step, run: ContainerCommand, ports: Sequence[Port] = ()
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": name,
+        "image": target.image(step),
+        "command": run.command,
+        "args": run.args,
+        "env": container_env(target),
+        "volumeMounts": [cache_mount()],
+    }
     if ports:
         spec["ports"] = [{"name": p.name, "containerPort": p.container_port, "protocol": "TCP"} for p in ports]
     limits = {k: v for k, v in (("cpu", step.resources.cpu), ("memory", step.resources.memory)) if v}
@@ -106,7 +114,8 @@ def container(target: Target, name: str, step: Step, run: ContainerCommand, port
 def cache_claim(namespace: str) -> dict[str, Any]:
     """The dataset cache: created once per namespace and reused by every later run (download once)."""
     return {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
         "metadata": {"name": CACHE_CLAIM, "namespace": namespace, "labels": dict(MANAGED_BY)},
         # Training pods on several nodes read the same cache: the claim must be mountable by all of them.
         "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": CACHE_SIZE}}},
@@ -126,18 +135,31 @@ def deployment(target: Target, step: Service, run: ContainerCommand) -> dict[str
     """A service step as a one-replica Deployment, ready when its probe answers."""
     main = container(target, step.name, step, run, step.ports)
     if step.probe is not None:
-        main["readinessProbe"] = {"httpGet": {"path": step.probe.path, "port": step.probe.port},
-                                  "initialDelaySeconds": 2, "periodSeconds": 5}
+        main["readinessProbe"] = {
+            "httpGet": {"path": step.probe.path, "port": step.probe.port},
+            "initialDelaySeconds": 2,
+            "periodSeconds": 5,
+        }
     if step.liveness is not None:
-        main["livenessProbe"] = {"httpGet": {"path": step.liveness.path, "port": step.liveness.port}, "periodSeconds": 10}
+        main["livenessProbe"] = {
+            "httpGet": {"path": step.liveness.path, "port": step.liveness.port},
+            "periodSeconds": 10,
+        }
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": service_name(target, step), "namespace": target.namespace, "labels": labels(target, step.name)},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": service_name(target, step),
+            "namespace": target.namespace,
+            "labels": labels(target, step.name),
+        },
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": selector(target, step.name)},
-            "template": {"metadata": {"labels": labels(target, step.name)},
-                         "spec": {"containers": [main], "volumes": [cache_volume()]}},
+            "template": {
+                "metadata": {"labels": labels(target, step.name)},
+                "spec": {"containers": [main], "volumes": [cache_volume()]},
+            },
         },
     }
 
@@ -146,22 +168,33 @@ def service(target: Target, step: Service) -> dict[str, Any]:
     """The Service in front of a service step, of the step's `service_type`."""
     service_type = target.value(str(step.service_type))
     return {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": service_name(target, step), "namespace": target.namespace, "labels": labels(target, step.name)},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": service_name(target, step),
+            "namespace": target.namespace,
+            "labels": labels(target, step.name),
+        },
         "spec": {
             "type": service_type,
             "selector": selector(target, step.name),
-            "ports": [{"name": p.name, "port": p.container_port, "targetPort": p.name, "protocol": "TCP"}
-                      for p in step.ports],
+            "ports": [
+                {"name": p.name, "port": p.container_port, "targetPort": p.name, "protocol": "TCP"} for p in step.ports
+            ],
         },
     }
 
 
 def _replica(target: Target, count: int, container_spec: dict[str, Any], step: str) -> dict[str, Any]:
     # ExitCode: exit >= 128 (killed, transient) recreates the pod; 1-127 fails the job.
-    return {"replicas": count, "restartPolicy": "ExitCode",
-            "template": {"metadata": {"labels": labels(target, step)},
-                         "spec": {"containers": [container_spec], "volumes": [cache_volume()]}}}
+    return {
+        "replicas": count,
+        "restartPolicy": "ExitCode",
+        "template": {
+            "metadata": {"labels": labels(target, step)},
+            "spec": {"containers": [container_spec], "volumes": [cache_volume()]},
+        },
+    }
 
 
 def replica_count(target: Target, count: str) -> int:
@@ -179,8 +212,9 @@ def outputs_reader(target: Target, step: Step, source: str, outputs_dir: str) ->
     return container(target, "main", step, copy)
 
 
-def training_job(kind: str, target: Target, run: ContainerCommand, step: Train,
-                 outputs_dir: str | None = None) -> dict[str, Any]:
+def training_job(
+    kind: str, target: Target, run: ContainerCommand, step: Train, outputs_dir: str | None = None
+) -> dict[str, Any]:
     """A PyTorchJob (Master + workers - 1 Workers) or a TFJob (workers Workers + ps PS), named WORKFLOW-STEP.
 
     With `outputs_dir`, the pods write the step's outputs there (only the one hosting rank 0 has any).
@@ -205,8 +239,12 @@ def training_job(kind: str, target: Target, run: ContainerCommand, step: Train,
     replicas = {"Worker": _replica(target, workers, main, step.name)}
     if ps > 0:
         replicas["PS"] = _replica(target, ps, main, step.name)
-    return {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": meta,
-            "spec": {"runPolicy": run_policy, "tfReplicaSpecs": replicas}}
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "TFJob",
+        "metadata": meta,
+        "spec": {"runPolicy": run_policy, "tfReplicaSpecs": replicas},
+    }
 
 
 def job_conditions(kind: str, workers: int) -> tuple[str, str]:
@@ -232,10 +270,17 @@ def rbac(namespace: str) -> list[dict[str, Any]]:
     ]
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": SERVICE_ACCOUNT, **meta}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": SERVICE_ACCOUNT, **meta},
-         "rules": rules},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": {"name": SERVICE_ACCOUNT, **meta},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SERVICE_ACCOUNT},
-         "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}]},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": SERVICE_ACCOUNT, **meta},
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": SERVICE_ACCOUNT, **meta},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SERVICE_ACCOUNT},
+            "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}],
+        },
     ]

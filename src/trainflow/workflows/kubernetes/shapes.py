@@ -15,82 +15,293 @@ def leaves(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-METADATA = leaves("name", "generateName", "namespace", "labels", "annotations", "ownerReferences", "finalizers",
-                  # set by the API server on what it returns
-                  "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp", "managedFields")
-PROBE = {"httpGet": leaves("path", "port", "host", "scheme", "httpHeaders"), "tcpSocket": leaves("port", "host"),
-         "grpc": leaves("port", "service"), "exec": leaves("command"), "initialDelaySeconds": ANY,
-         "periodSeconds": ANY, "timeoutSeconds": ANY, "successThreshold": ANY, "failureThreshold": ANY,
-         "terminationGracePeriodSeconds": ANY}
-ENV = {"name": ANY, "value": ANY,
-       "valueFrom": {"secretKeyRef": leaves("name", "key", "optional"), "configMapKeyRef": leaves("name", "key", "optional"),
-                     "fieldRef": leaves("apiVersion", "fieldPath"), "resourceFieldRef": leaves("containerName", "resource", "divisor")}}
-CONTAINER = {
-    "name": ANY, "image": ANY, "command": ANY, "args": ANY, "workingDir": ANY, "env": ENV, "envFrom": ANY,
-    "ports": leaves("name", "containerPort", "protocol", "hostPort", "hostIP"), "resources": leaves("limits", "requests", "claims"),
-    "volumeMounts": leaves("name", "mountPath", "readOnly", "subPath", "subPathExpr", "mountPropagation", "recursiveReadOnly"),
-    "readinessProbe": PROBE, "livenessProbe": PROBE, "startupProbe": PROBE, "imagePullPolicy": ANY,
-    "securityContext": ANY, "lifecycle": ANY, "terminationMessagePath": ANY, "terminationMessagePolicy": ANY,
-    "stdin": ANY, "stdinOnce": ANY, "tty": ANY, "volumeDevices": ANY, "resizePolicy": ANY, "restartPolicy": ANY,
+METADATA = leaves(
+    "name",
+    "generateName",
+    "namespace",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    # set by the API server on what it returns
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "managedFields",
+)
+PROBE = {
+    "httpGet": leaves("path", "port", "host", "scheme", "httpHeaders"),
+    "tcpSocket": leaves("port", "host"),
+    "grpc": leaves("port", "service"),
+    "exec": leaves("command"),
+    "initialDelaySeconds": ANY,
+    "periodSeconds": ANY,
+    "timeoutSeconds": ANY,
+    "successThreshold": ANY,
+    "failureThreshold": ANY,
+    "terminationGracePeriodSeconds": ANY,
 }
-VOLUME = {"name": ANY, "persistentVolumeClaim": leaves("claimName", "readOnly"), "emptyDir": leaves("medium", "sizeLimit"),
-          "secret": ANY, "configMap": ANY, "projected": ANY, "hostPath": leaves("path", "type")}
-POD_SPEC = {"containers": CONTAINER, "initContainers": CONTAINER, "volumes": VOLUME, "serviceAccountName": ANY,
-            "nodeSelector": ANY, "tolerations": ANY, "affinity": ANY, "restartPolicy": ANY, "securityContext": ANY,
-            "imagePullSecrets": ANY, "terminationGracePeriodSeconds": ANY, "priorityClassName": ANY,
-            "schedulerName": ANY, "hostname": ANY, "subdomain": ANY}
+ENV = {
+    "name": ANY,
+    "value": ANY,
+    "valueFrom": {
+        "secretKeyRef": leaves("name", "key", "optional"),
+        "configMapKeyRef": leaves("name", "key", "optional"),
+        "fieldRef": leaves("apiVersion", "fieldPath"),
+        "resourceFieldRef": leaves("containerName", "resource", "divisor"),
+    },
+}
+CONTAINER = {
+    "name": ANY,
+    "image": ANY,
+    "command": ANY,
+    "args": ANY,
+    "workingDir": ANY,
+    "env": ENV,
+    "envFrom": ANY,
+    "ports": leaves("name", "containerPort", "protocol", "hostPort", "hostIP"),
+    "resources": leaves("limits", "requests", "claims"),
+    "volumeMounts": leaves(
+        "name", "mountPath", "readOnly", "subPath", "subPathExpr", "mountPropagation", "recursiveReadOnly"
+    ),
+    "readinessProbe": PROBE,
+    "livenessProbe": PROBE,
+    "startupProbe": PROBE,
+    "imagePullPolicy": ANY,
+    "securityContext": ANY,
+    "lifecycle": ANY,
+    "terminationMessagePath": ANY,
+    "terminationMessagePolicy": ANY,
+    "stdin": ANY,
+    "stdinOnce": ANY,
+    "tty": ANY,
+    "volumeDevices": ANY,
+    "resizePolicy": ANY,
+    "restartPolicy": ANY,
+}
+VOLUME = {
+    "name": ANY,
+    "persistentVolumeClaim": leaves("claimName", "readOnly"),
+    "emptyDir": leaves("medium", "sizeLimit"),
+    "secret": ANY,
+    "configMap": ANY,
+    "projected": ANY,
+    "hostPath": leaves("path", "type"),
+}
+POD_SPEC = {
+    "containers": CONTAINER,
+    "initContainers": CONTAINER,
+    "volumes": VOLUME,
+    "serviceAccountName": ANY,
+    "nodeSelector": ANY,
+    "tolerations": ANY,
+    "affinity": ANY,
+    "restartPolicy": ANY,
+    "securityContext": ANY,
+    "imagePullSecrets": ANY,
+    "terminationGracePeriodSeconds": ANY,
+    "priorityClassName": ANY,
+    "schedulerName": ANY,
+    "hostname": ANY,
+    "subdomain": ANY,
+}
 POD_TEMPLATE = {"metadata": METADATA, "spec": POD_SPEC}
 REPLICA = {"replicas": ANY, "restartPolicy": ANY, "template": POD_TEMPLATE}
-RUN_POLICY = leaves("cleanPodPolicy", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished",
-                    "schedulingPolicy", "suspend", "managedBy")
-PYTORCHJOB = {"apiVersion": ANY, "kind": ANY, "metadata": METADATA, "spec": {
-    "nprocPerNode": ANY, "runPolicy": RUN_POLICY, "elasticPolicy": ANY,
-    "pytorchReplicaSpecs": {"Master": REPLICA, "Worker": REPLICA}}}
-TFJOB = {"apiVersion": ANY, "kind": ANY, "metadata": METADATA, "spec": {
-    "runPolicy": RUN_POLICY, "successPolicy": ANY, "enableDynamicWorker": ANY,
-    "tfReplicaSpecs": {"Chief": REPLICA, "Master": REPLICA, "Worker": REPLICA, "PS": REPLICA, "Evaluator": REPLICA}}}
-
-PARAMETER = {"name": ANY, "value": ANY, "default": ANY, "description": ANY, "enum": ANY, "globalName": ANY,
-             "valueFrom": leaves("path", "parameter", "jsonPath", "jqFilter", "expression", "default", "supplied",
-                                 "event", "configMapKeyRef")}
-ARGUMENTS = {"parameters": PARAMETER, "artifacts": ANY}
-TASK = {"name": ANY, "template": ANY, "arguments": ARGUMENTS, "depends": ANY, "dependencies": ANY, "when": ANY,
-        "withItems": ANY, "withParam": ANY, "withSequence": ANY, "continueOn": ANY, "onExit": ANY, "hooks": ANY}
-TEMPLATE = {
-    "name": ANY, "inputs": ARGUMENTS, "outputs": {"parameters": PARAMETER, "artifacts": ANY, "result": ANY, "exitCode": ANY},
-    "container": CONTAINER, "volumes": VOLUME, "dag": {"tasks": TASK, "target": ANY, "failFast": ANY}, "steps": TASK,
-    "resource": leaves("action", "manifest", "manifestFrom", "successCondition", "failureCondition",
-                       "setOwnerReference", "flags", "mergeStrategy"),
-    "retryStrategy": {"limit": ANY, "retryPolicy": ANY, "expression": ANY, "affinity": ANY,
-                      "backoff": leaves("duration", "factor", "maxDuration", "cap")},
-    "memoize": {"key": ANY, "maxAge": ANY, "cache": {"configMap": leaves("name", "key", "optional")}},
-    "activeDeadlineSeconds": ANY, "timeout": ANY, "metadata": ANY, "nodeSelector": ANY, "tolerations": ANY,
-    "serviceAccountName": ANY, "podSpecPatch": ANY, "securityContext": ANY, "parallelism": ANY, "failFast": ANY,
+RUN_POLICY = leaves(
+    "cleanPodPolicy",
+    "backoffLimit",
+    "activeDeadlineSeconds",
+    "ttlSecondsAfterFinished",
+    "schedulingPolicy",
+    "suspend",
+    "managedBy",
+)
+PYTORCHJOB = {
+    "apiVersion": ANY,
+    "kind": ANY,
+    "metadata": METADATA,
+    "spec": {
+        "nprocPerNode": ANY,
+        "runPolicy": RUN_POLICY,
+        "elasticPolicy": ANY,
+        "pytorchReplicaSpecs": {"Master": REPLICA, "Worker": REPLICA},
+    },
 }
-WORKFLOW = {"apiVersion": ANY, "kind": ANY, "metadata": METADATA, "spec": {
-    "entrypoint": ANY, "serviceAccountName": ANY, "arguments": ARGUMENTS, "volumes": VOLUME, "templates": TEMPLATE,
-    "onExit": ANY, "ttlStrategy": ANY, "podGC": ANY, "volumeClaimTemplates": ANY, "activeDeadlineSeconds": ANY,
-    "parallelism": ANY, "nodeSelector": ANY, "tolerations": ANY, "securityContext": ANY, "imagePullSecrets": ANY,
-    "workflowMetadata": ANY}}
+TFJOB = {
+    "apiVersion": ANY,
+    "kind": ANY,
+    "metadata": METADATA,
+    "spec": {
+        "runPolicy": RUN_POLICY,
+        "successPolicy": ANY,
+        "enableDynamicWorker": ANY,
+        "tfReplicaSpecs": {"Chief": REPLICA, "Master": REPLICA, "Worker": REPLICA, "PS": REPLICA, "Evaluator": REPLICA},
+    },
+}
 
-DEPLOYMENT = {"apiVersion": ANY, "kind": ANY, "metadata": METADATA, "spec": {
-    "replicas": ANY, "selector": leaves("matchLabels", "matchExpressions"), "template": POD_TEMPLATE,
-    "strategy": ANY, "minReadySeconds": ANY, "revisionHistoryLimit": ANY, "progressDeadlineSeconds": ANY}}
-SERVICE = {"apiVersion": ANY, "kind": ANY, "metadata": METADATA, "spec": {
-    "type": ANY, "selector": ANY, "ports": leaves("name", "port", "targetPort", "protocol", "nodePort", "appProtocol"),
-    "clusterIP": ANY, "sessionAffinity": ANY, "loadBalancerSourceRanges": ANY, "externalTrafficPolicy": ANY}}
-PVC = {"apiVersion": ANY, "kind": ANY, "metadata": METADATA, "spec": {
-    "accessModes": ANY, "resources": leaves("requests", "limits"), "storageClassName": ANY, "volumeMode": ANY,
-    "volumeName": ANY, "selector": ANY}}
-SERVICE_ACCOUNT = {"apiVersion": ANY, "kind": ANY, "metadata": METADATA, "automountServiceAccountToken": ANY,
-                   "imagePullSecrets": ANY, "secrets": ANY}
-ROLE = {"apiVersion": ANY, "kind": ANY, "metadata": METADATA,
-        "rules": leaves("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs")}
-ROLE_BINDING = {"apiVersion": ANY, "kind": ANY, "metadata": METADATA, "roleRef": leaves("apiGroup", "kind", "name"),
-                "subjects": leaves("kind", "name", "namespace", "apiGroup")}
+PARAMETER = {
+    "name": ANY,
+    "value": ANY,
+    "default": ANY,
+    "description": ANY,
+    "enum": ANY,
+    "globalName": ANY,
+    "valueFrom": leaves(
+        "path", "parameter", "jsonPath", "jqFilter", "expression", "default", "supplied", "event", "configMapKeyRef"
+    ),
+}
+ARGUMENTS = {"parameters": PARAMETER, "artifacts": ANY}
+TASK = {
+    "name": ANY,
+    "template": ANY,
+    "arguments": ARGUMENTS,
+    "depends": ANY,
+    "dependencies": ANY,
+    "when": ANY,
+    "withItems": ANY,
+    "withParam": ANY,
+    "withSequence": ANY,
+    "continueOn": ANY,
+    "onExit": ANY,
+    "hooks": ANY,
+}
+TEMPLATE = {
+    "name": ANY,
+    "inputs": ARGUMENTS,
+    "outputs": {"parameters": PARAMETER, "artifacts": ANY, "result": ANY, "exitCode": ANY},
+    "container": CONTAINER,
+    "volumes": VOLUME,
+    "dag": {"tasks": TASK, "target": ANY, "failFast": ANY},
+    "steps": TASK,
+    "resource": leaves(
+        "action",
+        "manifest",
+        "manifestFrom",
+        "successCondition",
+        "failureCondition",
+        "setOwnerReference",
+        "flags",
+        "mergeStrategy",
+    ),
+    "retryStrategy": {
+        "limit": ANY,
+        "retryPolicy": ANY,
+        "expression": ANY,
+        "affinity": ANY,
+        "backoff": leaves("duration", "factor", "maxDuration", "cap"),
+    },
+    "memoize": {"key": ANY, "maxAge": ANY, "cache": {"configMap": leaves("name", "key", "optional")}},
+    "activeDeadlineSeconds": ANY,
+    "timeout": ANY,
+    "metadata": ANY,
+    "nodeSelector": ANY,
+    "tolerations": ANY,
+    "serviceAccountName": ANY,
+    "podSpecPatch": ANY,
+    "securityContext": ANY,
+    "parallelism": ANY,
+    "failFast": ANY,
+}
+WORKFLOW = {
+    "apiVersion": ANY,
+    "kind": ANY,
+    "metadata": METADATA,
+    "spec": {
+        "entrypoint": ANY,
+        "serviceAccountName": ANY,
+        "arguments": ARGUMENTS,
+        "volumes": VOLUME,
+        "templates": TEMPLATE,
+        "onExit": ANY,
+        "ttlStrategy": ANY,
+        "podGC": ANY,
+        "volumeClaimTemplates": ANY,
+        "activeDeadlineSeconds": ANY,
+        "parallelism": ANY,
+        "nodeSelector": ANY,
+        "tolerations": ANY,
+        "securityContext": ANY,
+        "imagePullSecrets": ANY,
+        "workflowMetadata": ANY,
+    },
+}
 
-BY_KIND = {"Workflow": WORKFLOW, "PyTorchJob": PYTORCHJOB, "TFJob": TFJOB, "Deployment": DEPLOYMENT, "Service": SERVICE,
-           "PersistentVolumeClaim": PVC, "ServiceAccount": SERVICE_ACCOUNT, "Role": ROLE, "RoleBinding": ROLE_BINDING}
+DEPLOYMENT = {
+    "apiVersion": ANY,
+    "kind": ANY,
+    "metadata": METADATA,
+    "spec": {
+        "replicas": ANY,
+        "selector": leaves("matchLabels", "matchExpressions"),
+        "template": POD_TEMPLATE,
+        "strategy": ANY,
+        "minReadySeconds": ANY,
+        "revisionHistoryLimit": ANY,
+        "progressDeadlineSeconds": ANY,
+    },
+}
+SERVICE = {
+    "apiVersion": ANY,
+    "kind": ANY,
+    "metadata": METADATA,
+    "spec": {
+        "type": ANY,
+        "selector": ANY,
+        "ports": leaves("name", "port", "targetPort", "protocol", "nodePort", "appProtocol"),
+        "clusterIP": ANY,
+        "sessionAffinity": ANY,
+        "loadBalancerSourceRanges": ANY,
+        "externalTrafficPolicy": ANY,
+    },
+}
+PVC = {
+    "apiVersion": ANY,
+    "kind": ANY,
+    "metadata": METADATA,
+    "spec": {
+        "accessModes": ANY,
+        "resources": leaves("requests", "limits"),
+        "storageClassName": ANY,
+        "volumeMode": ANY,
+        "volumeName": ANY,
+        "selector": ANY,
+    },
+}
+SERVICE_ACCOUNT = {
+    "apiVersion": ANY,
+    "kind": ANY,
+    "metadata": METADATA,
+    "automountServiceAccountToken": ANY,
+    "imagePullSecrets": ANY,
+    "secrets": ANY,
+}
+ROLE = {
+    "apiVersion": ANY,
+    "kind": ANY,
+    "metadata": METADATA,
+    "rules": leaves("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"),
+}
+ROLE_BINDING = {
+    "apiVersion": ANY,
+    "kind": ANY,
+    "metadata": METADATA,
+    "roleRef": leaves("apiGroup", "kind", "name"),
+    "subjects": leaves("kind", "name", "namespace", "apiGroup"),
+}
+
+BY_KIND = {
+    "Workflow": WORKFLOW,
+    "PyTorchJob": PYTORCHJOB,
+    "TFJob": TFJOB,
+    "Deployment": DEPLOYMENT,
+    "Service": SERVICE,
+    "PersistentVolumeClaim": PVC,
+    "ServiceAccount": SERVICE_ACCOUNT,
+    "Role": ROLE,
+    "RoleBinding": ROLE_BINDING,
+}
 
 
 def unknown_fields(obj: Any, shape: Any, path: str = "") -> list[str]:

@@ -21,8 +21,15 @@ from trainflow.workflows.backend import (
 from trainflow.workflows.kubernetes.render import step_summary
 
 # Argo's workflow and node phases; "Error" is Argo's own failure (not the step's): a failure for users.
-PHASES = {"Pending": PENDING, "Running": RUNNING, "Succeeded": SUCCEEDED, "Failed": FAILED, "Error": FAILED,
-          "Skipped": SKIPPED, "Omitted": OMITTED}
+PHASES = {
+    "Pending": PENDING,
+    "Running": RUNNING,
+    "Succeeded": SUCCEEDED,
+    "Failed": FAILED,
+    "Error": FAILED,
+    "Skipped": SKIPPED,
+    "Omitted": OMITTED,
+}
 
 
 def parse_time(text: str | None) -> float | None:
@@ -74,11 +81,18 @@ def workflow_info(raw: Mapping[str, Any], backend: str) -> WorkflowInfo:
     """What `trainflow get` shows for one Workflow object."""
     meta, status = raw.get("metadata", {}), raw.get("status", {}) or {}
     pipeline = meta.get("labels", {}).get("trainflow.io/pipeline", "model-train")
-    params = {p["name"]: str(p.get("value", "")) for p in raw.get("spec", {}).get("arguments", {}).get("parameters", [])}
+    params = {
+        p["name"]: str(p.get("value", "")) for p in raw.get("spec", {}).get("arguments", {}).get("parameters", [])
+    }
     return WorkflowInfo(
-        name=meta.get("name", ""), pipeline=pipeline, status=PHASES.get(status.get("phase", ""), PENDING),
-        params=params, created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
-        started_at=parse_time(status.get("startedAt")), finished_at=parse_time(status.get("finishedAt")),
+        name=meta.get("name", ""),
+        pipeline=pipeline,
+        status=PHASES.get(status.get("phase", ""), PENDING),
+        params=params,
+        created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
+        started_at=parse_time(status.get("startedAt")),
+        finished_at=parse_time(status.get("finishedAt")),
         message=status.get("message", ""),
-        steps=step_infos(declared_steps(meta, pipeline), status), backend=backend,
+        steps=step_infos(declared_steps(meta, pipeline), status),
+        backend=backend,
     )

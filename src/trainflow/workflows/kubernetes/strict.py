@@ -35,8 +35,10 @@ SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"
 
 def embedded_manifests(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The objects the workflow's resource templates create, with workflow placeholders filled in."""
-    values = {f"workflow.parameters.{p['name']}": str(p.get("value", ""))
-              for p in workflow["spec"].get("arguments", {}).get("parameters", [])}
+    values = {
+        f"workflow.parameters.{p['name']}": str(p.get("value", ""))
+        for p in workflow["spec"].get("arguments", {}).get("parameters", [])
+    }
     values["workflow.name"] = workflow["metadata"].get("name") or workflow["metadata"].get("generateName", "")
     found = []
     for template in workflow["spec"]["templates"]:
@@ -62,8 +64,11 @@ def problems(obj: Mapping[str, Any]) -> list[str]:
     if kind == "Service" and obj.get("spec", {}).get("type", "ClusterIP") not in SERVICE_TYPES:
         found.append(f"spec.type: '{obj['spec']['type']}' is not one of {', '.join(SERVICE_TYPES)}")
     if kind == "PersistentVolumeClaim":
-        found += [f"spec.accessModes: '{m}' is not one of {', '.join(ACCESS_MODES)}"
-                  for m in obj.get("spec", {}).get("accessModes", []) if m not in ACCESS_MODES]
+        found += [
+            f"spec.accessModes: '{m}' is not one of {', '.join(ACCESS_MODES)}"
+            for m in obj.get("spec", {}).get("accessModes", [])
+            if m not in ACCESS_MODES
+        ]
     label = f"{kind} {obj.get('metadata', {}).get('name', '?')}"
     found = [f"{label}: {p}" for p in found]
     if kind == "Workflow":
@@ -92,9 +97,11 @@ def _walk(obj: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
 
 
 def _enum_problems(obj: Mapping[str, Any]) -> list[str]:
-    return [f"{path}: '{value}' is not one of {', '.join(ENUMS[key])}"
-            for path, key, value in _walk(obj)
-            if key in ENUMS and isinstance(value, str) and "{{" not in value and value not in ENUMS[key]]
+    return [
+        f"{path}: '{value}' is not one of {', '.join(ENUMS[key])}"
+        for path, key, value in _walk(obj)
+        if key in ENUMS and isinstance(value, str) and "{{" not in value and value not in ENUMS[key]
+    ]
 
 
 def _check_name(value: Any, pattern: re.Pattern[str], what: str, path: str, limit: int = 63) -> list[str]:
@@ -102,31 +109,50 @@ def _check_name(value: Any, pattern: re.Pattern[str], what: str, path: str, limi
         return []
     if len(value) > limit or not pattern.match(value):
         start = "a letter" if pattern is DNS_1035 else "a letter or digit"
-        return [f"{path}: '{value}' is not a valid {what} (at most {limit} characters: lowercase letters, digits "
-                f"and '-', starting with {start})"]
+        return [
+            f"{path}: '{value}' is not a valid {what} (at most {limit} characters: lowercase letters, digits "
+            f"and '-', starting with {start})"
+        ]
     return []
 
 
 def _name_problems(obj: Mapping[str, Any]) -> list[str]:
-    found = _check_name(obj.get("metadata", {}).get("name"), DNS_1035 if obj["kind"] in (
-        "Service", "Workflow", "PyTorchJob", "TFJob", "Deployment") else DNS_1123, "name", "metadata.name")
+    found = _check_name(
+        obj.get("metadata", {}).get("name"),
+        DNS_1035 if obj["kind"] in ("Service", "Workflow", "PyTorchJob", "TFJob", "Deployment") else DNS_1123,
+        "name",
+        "metadata.name",
+    )
     for path, key, value in _walk(obj):
         if path.endswith("ports") and isinstance(value, list):
-            found += [p for i, port in enumerate(value)
-                      for p in _check_name(port.get("name"), PORT_NAME, "port name", f"{path}[{i}].name", 15)]
+            found += [
+                p
+                for i, port in enumerate(value)
+                for p in _check_name(port.get("name"), PORT_NAME, "port name", f"{path}[{i}].name", 15)
+            ]
         if key in ("containers", "volumes") and isinstance(value, list):
-            found += [p for i, item in enumerate(value)
-                      for p in _check_name(item.get("name"), DNS_1123, "DNS-1123 label", f"{path}[{i}].name")]
+            found += [
+                p
+                for i, item in enumerate(value)
+                for p in _check_name(item.get("name"), DNS_1123, "DNS-1123 label", f"{path}[{i}].name")
+            ]
         if key == "templates" and isinstance(value, list):
-            found += [p for i, t in enumerate(value)
-                      for p in _check_name(t.get("name"), DNS_1123, "template name", f"{path}[{i}].name")]
+            found += [
+                p
+                for i, t in enumerate(value)
+                for p in _check_name(t.get("name"), DNS_1123, "template name", f"{path}[{i}].name")
+            ]
     return found
 
 
 def _secret_problems(obj: Mapping[str, Any]) -> list[str]:
-    return [f"{path}: {env['name']} is inline; credentials must come from a Secret (valueFrom.secretKeyRef)"
-            for path, key, value in _walk(obj) if key == "env" and isinstance(value, list)
-            for env in value if env.get("name") in SECRET_VARS and "value" in env]
+    return [
+        f"{path}: {env['name']} is inline; credentials must come from a Secret (valueFrom.secretKeyRef)"
+        for path, key, value in _walk(obj)
+        if key == "env" and isinstance(value, list)
+        for env in value
+        if env.get("name") in SECRET_VARS and "value" in env
+    ]
 
 
 def _job_problems(job: Mapping[str, Any]) -> list[str]:
@@ -136,7 +162,9 @@ def _job_problems(job: Mapping[str, Any]) -> list[str]:
         where = f"spec.{REPLICA_KEY[kind]}.{replica_type}"
         containers = replica.get("template", {}).get("spec", {}).get("containers", [])
         if OPERATOR_CONTAINER[kind] not in [c.get("name") for c in containers]:
-            found.append(f"{where}: needs a container named '{OPERATOR_CONTAINER[kind]}' (the operator configures only that one)")
+            found.append(
+                f"{where}: needs a container named '{OPERATOR_CONTAINER[kind]}' (the operator configures only that one)"
+            )
         # The operator names a Service per pod: <job>-<type>-<index>; it must be a DNS-1035 label too.
         last = f"{name}-{replica_type.lower()}-{max(int(replica.get('replicas', 1)) - 1, 0)}"
         found += _check_name(last, DNS_1035, "pod service name (job name too long?)", where)

@@ -6,7 +6,6 @@ from typing import Any
 
 import yaml
 
-
 # libyaml's C emitter and parser where installed: pure-Python YAML takes most of a compile's time.
 _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -35,4 +34,4 @@ def dump_all(objects: list[Any]) -> str:
 
 
 def load(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=_Loader)

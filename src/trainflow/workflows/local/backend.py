@@ -55,8 +55,13 @@ class LocalBackend:
         self.state = StateStore(self.layout.db)
 
     # -- submit --------------------------------------------------------------------------------
-    def submit(self, pipeline: Pipeline, values: Mapping[str, str], no_cache: bool = False,
-               python_path: list[str] | None = None) -> WorkflowInfo:
+    def submit(
+        self,
+        pipeline: Pipeline,
+        values: Mapping[str, str],
+        no_cache: bool = False,
+        python_path: list[str] | None = None,
+    ) -> WorkflowInfo:
         """Validate, record and start a workflow; returns at once (the runner works in the background).
 
         `python_path`: folders the steps' functions import from (a pipeline file's folder); `no_cache`:
@@ -69,8 +74,14 @@ class LocalBackend:
             raise WorkflowError(exc.message) from None
         values = self._complete(pipeline, resolve_params(pipeline, values), values)
         steps = [StepInfo(i, service=s.service) for s in pipeline.steps for i in plan.instance_names(s, values)]
-        info = WorkflowInfo(name=workflow_name(pipeline, values), pipeline=pipeline.name, status=PENDING, params=values,
-                            created_at=now(), steps=steps)
+        info = WorkflowInfo(
+            name=workflow_name(pipeline, values),
+            pipeline=pipeline.name,
+            status=PENDING,
+            params=values,
+            created_at=now(),
+            steps=steps,
+        )
         spec = {"pipeline": to_dict(pipeline), "python_path": [str(Path(p).resolve()) for p in python_path or []]}
         with self._runner_lock(info.name, busy=already_exists(info.name)) as lock:
             self.state.create(info, spec, no_cache)
@@ -111,8 +122,12 @@ class LocalBackend:
     def _spawn_runner(self, name: str, lock: RunnerLock) -> None:
         """Start the runner, handing it our hold on the runner lock."""
         assert lock.fd is not None
-        env = {**os.environ, "TRAINFLOW_HOME": str(self.layout.home), LOCK_FD_ENV: str(lock.fd),
-               processes.WORKFLOW_ENV: str(self.layout.workflow_dir(name))}
+        env = {
+            **os.environ,
+            "TRAINFLOW_HOME": str(self.layout.home),
+            LOCK_FD_ENV: str(lock.fd),
+            processes.WORKFLOW_ENV: str(self.layout.workflow_dir(name)),
+        }
         argv = [sys.executable, "-m", "trainflow", "workflow-runner", name]
         proc = processes.start(argv, self.layout.runner_log(name), env=env, pass_fds=[lock.fd])
         self.state.update_workflow(name, runner_pid=proc.pid, runner_started=processes.started_at(proc.pid))
@@ -151,14 +166,17 @@ class LocalBackend:
         if info.status not in _ACTIVE:
             return
         pid, _ = self.state.runner(name)
-        for step, spid, sstarted, service in self.state.step_processes(info.name):
+        for step, spid, sstarted, _service in self.state.step_processes(info.name):
             current = info.step(step)
             if current and current.status == RUNNING:
                 processes.stop_group(spid, sstarted)
-                self.state.update_step(info.name, step, status=FAILED, finished_at=now(), pid=None,
-                                       message="interrupted: the runner died")
+                self.state.update_step(
+                    info.name, step, status=FAILED, finished_at=now(), pid=None, message="interrupted: the runner died"
+                )
         self.state.update_workflow(
-            info.name, status=FAILED, finished_at=now(),
+            info.name,
+            status=FAILED,
+            finished_at=now(),
             message=f"the runner process ({pid}) died; `trainflow retry {info.name}` resumes from the interrupted step",
         )
 
@@ -190,8 +208,11 @@ class LocalBackend:
         """Running services: (workflow, step) for each live TensorBoard and model server."""
         found = []
         for info in self.list():
-            live = {s for s, pid, started, service in self.state.step_processes(info.name)
-                    if service and processes.alive(pid, started)}
+            live = {
+                s
+                for s, pid, started, service in self.state.step_processes(info.name)
+                if service and processes.alive(pid, started)
+            }
             found += [(info, s) for s in info.steps if s.name in live and s.status == SUCCEEDED]
         return found
 
@@ -208,14 +229,20 @@ class LocalBackend:
     def retry(self, name: str) -> WorkflowInfo:
         """Re-run a failed workflow from its failed steps, keeping the successful ones."""
         self.state.get(name)
-        running = WorkflowError(f"workflow {name} is already running: `trainflow get {name}` shows its progress, "
-                                f"`trainflow stop {name}` stops it")
+        running = WorkflowError(
+            f"workflow {name} is already running: `trainflow get {name}` shows its progress, "
+            f"`trainflow stop {name}` stops it"
+        )
         with self._runner_lock(name, busy=running) as lock:
             self._fail_dead_runner(name)
             info = self.state.get(name)
             live = {s for s, pid, started, service in self.state.step_processes(name) if processes.alive(pid, started)}
-            reset = [s.name for s in info.steps if s.status in (FAILED, OMITTED, PENDING, RUNNING)
-                     or (s.service and s.status == SUCCEEDED and s.name not in live)]
+            reset = [
+                s.name
+                for s in info.steps
+                if s.status in (FAILED, OMITTED, PENDING, RUNNING)
+                or (s.service and s.status == SUCCEEDED and s.name not in live)
+            ]
             if not self.state.restart(name, reset):
                 raise WorkflowError(f"workflow {name} is {info.status}: only a Failed workflow can be retried")
             self._spawn_runner(name, lock)
@@ -248,7 +275,9 @@ class LocalBackend:
             if lock.acquire(wait=1.0):
                 break
         else:
-            raise WorkflowError(f"cannot stop the runner of workflow {name}: see `ps -ef | grep 'workflow-runner {name}'`")
+            raise WorkflowError(
+                f"cannot stop the runner of workflow {name}: see `ps -ef | grep 'workflow-runner {name}'`"
+            )
         try:
             self._stop_processes(name)  # anything started before we held the lock
             self.state.delete(name)

@@ -30,8 +30,12 @@ def _home(home: Path) -> Check:
         with tempfile.NamedTemporaryFile(dir=home, prefix=".doctor-"):
             pass
     except OSError as exc:
-        return Check("home", FAIL, f"cannot write to TRAINFLOW_HOME {home}: {exc.strerror}",
-                     "set TRAINFLOW_HOME to a writable directory")
+        return Check(
+            "home",
+            FAIL,
+            f"cannot write to TRAINFLOW_HOME {home}: {exc.strerror}",
+            "set TRAINFLOW_HOME to a writable directory",
+        )
     return Check("home", OK, f"TRAINFLOW_HOME {home} is writable")
 
 
@@ -61,6 +65,10 @@ def _port(label: str, port: int) -> Check:
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
-            return Check(f"port {port}", WARN, f"{port} ({label}) is in use: trainflow picks a free port instead",
-                         "trainflow services lists trainflow's own servers; stop them with trainflow delete")
+            return Check(
+                f"port {port}",
+                WARN,
+                f"{port} ({label}) is in use: trainflow picks a free port instead",
+                "trainflow services lists trainflow's own servers; stop them with trainflow delete",
+            )
     return Check(f"port {port}", OK, f"{port} ({label}) is free")

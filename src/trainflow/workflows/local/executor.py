@@ -107,8 +107,15 @@ class Executor:
     def run(self) -> str:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
-        self.state.update_workflow(self.name, status=RUNNING, started_at=self.first_started or now(), finished_at=None,
-                                   message="", runner_pid=os.getpid(), runner_started=processes.started_at(os.getpid()))
+        self.state.update_workflow(
+            self.name,
+            status=RUNNING,
+            started_at=self.first_started or now(),
+            finished_at=None,
+            message="",
+            runner_pid=os.getpid(),
+            runner_started=processes.started_at(os.getpid()),
+        )
         try:
             while not self.stopping and (self._launch_ready() or self.running):
                 self._poll()
@@ -202,12 +209,19 @@ class Executor:
             self.state.forget(key)
             return False
         self.outputs[instance] = outputs
-        self._set(instance, CACHED, outputs=outputs, started_at=now(), finished_at=now(),
-                  message=f"cached: outputs of {workflow}/{source_step}")
+        self._set(
+            instance,
+            CACHED,
+            outputs=outputs,
+            started_at=now(),
+            finished_at=now(),
+            message=f"cached: outputs of {workflow}/{source_step}",
+        )
         return True
 
-    def _launch(self, step: Step, instance: str, item: str | None, outputs: dict[str, dict[str, object]],
-                key: str | None) -> None:
+    def _launch(
+        self, step: Step, instance: str, item: str | None, outputs: dict[str, dict[str, object]], key: str | None
+    ) -> None:
         attempt = self.attempts.get(instance, 0) + 1
         self.attempts[instance] = attempt
         out_dir = self.layout.outputs_dir(self.name, instance)
@@ -229,12 +243,23 @@ class Executor:
             self._set(instance, FAILED, message=f"cannot start {argv[0]}: {exc.strerror}", finished_at=now())
             return
         self.running[instance] = _Running(step, instance, proc, time.monotonic(), attempt, key, readiness)
-        self._set(instance, RUNNING, started_at=now(), finished_at=None, message="", pid=proc.pid,
-                  pid_started=processes.started_at(proc.pid), attempts=attempt)
+        self._set(
+            instance,
+            RUNNING,
+            started_at=now(),
+            finished_at=None,
+            message="",
+            pid=proc.pid,
+            pid_started=processes.started_at(proc.pid),
+            attempts=attempt,
+        )
 
     def _env(self, instance: str, out_dir: Path) -> dict[str, str]:
-        env = {**os.environ, "TRAINFLOW_OUTPUTS": f"{out_dir}/",
-               PROGRESS_ENV: str(self.layout.progress_file(self.name, instance))}
+        env = {
+            **os.environ,
+            "TRAINFLOW_OUTPUTS": f"{out_dir}/",
+            PROGRESS_ENV: str(self.layout.progress_file(self.name, instance)),
+        }
         if self.python_path:
             env["PYTHONPATH"] = os.pathsep.join([*self.python_path, *filter(None, [env.get("PYTHONPATH")])])
         return env
@@ -265,9 +290,13 @@ class Executor:
         elif time.monotonic() - run.started > run.step.ready_timeout:
             del self.running[run.instance]
             processes.stop_group(run.proc.pid, None)
-            self._set(run.instance, FAILED, finished_at=now(),
-                      message=f"service not ready after {run.step.ready_timeout:.0f} s: see "
-                              f"`trainflow logs {self.name} --step {run.instance}`")
+            self._set(
+                run.instance,
+                FAILED,
+                finished_at=now(),
+                message=f"service not ready after {run.step.ready_timeout:.0f} s: see "
+                f"`trainflow logs {self.name} --step {run.instance}`",
+            )
 
     def _finished(self, run: _Running, code: int) -> None:
         if code == 0 and not run.step.service:

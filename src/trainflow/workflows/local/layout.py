@@ -44,8 +44,9 @@ class Layout:
     def last_error(self, workflow: str, step: str) -> str:
         """The line of a step's log that best says why it failed: its `error:` line, else the last one."""
         try:
-            lines = [l.strip() for l in self.step_log(workflow, step).read_text(errors="replace").splitlines() if l.strip()]
+            text = self.step_log(workflow, step).read_text(errors="replace")
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
         except FileNotFoundError:
             return ""
-        errors = [l for l in lines if l.startswith("error: ")]
-        return (errors[-1][len("error: "):] if errors else lines[-1] if lines else "")[:500]
+        errors = [line for line in lines if line.startswith("error: ")]
+        return (errors[-1][len("error: ") :] if errors else lines[-1] if lines else "")[:500]

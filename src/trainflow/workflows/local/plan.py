@@ -61,8 +61,11 @@ def read_outputs(directory: Path) -> dict[str, Any]:
         pass
     if not directory.is_dir():
         return {}
-    return {f.name: f.read_text(errors="replace").strip() for f in sorted(directory.iterdir())
-            if f.is_file() and not f.name.startswith(".")}
+    return {
+        f.name: f.read_text(errors="replace").strip()
+        for f in sorted(directory.iterdir())
+        if f.is_file() and not f.name.startswith(".")
+    }
 
 
 def function_digest(step: Step) -> str:
@@ -79,8 +82,14 @@ def function_digest(step: Step) -> str:
     return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()
 
 
-def cache_key(pipeline: Pipeline, step: Step, values: Mapping[str, str], item: str | None,
-              keys: Mapping[str, str], outputs: Mapping[str, Mapping[str, Any]]) -> str:
+def cache_key(
+    pipeline: Pipeline,
+    step: Step,
+    values: Mapping[str, str],
+    item: str | None,
+    keys: Mapping[str, str],
+    outputs: Mapping[str, Mapping[str, Any]],
+) -> str:
     """The key an earlier equal run of `step` was recorded under (see the module docstring)."""
 
     def resolve(ref: Ref) -> str:
@@ -121,8 +130,15 @@ def artifact_digests(step: Step, outputs: Mapping[str, Any]) -> dict[str, str]:
 def _digest(path: Path) -> str:
     """Names, sizes and (small files') content of a file or of a directory's files, hidden entries left out."""
     h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+    )
     for f in files:
         size = f.stat().st_size
         h.update(f"{f.relative_to(path) if f != path else f.name}\0{size}\0".encode())
