@@ -32,6 +32,25 @@ class Dashboard:
             [sys.executable, "-m", "trainflow", *args], capture_output=True, text=True, env=self.env, timeout=timeout
         )
 
+    def submit(self, job: str, data: str, *flags: str) -> None:
+        """Submit a short model-train run (MLP, TRAIN_STEPS steps) named `job` on the dataset at `data`."""
+        submitted = self.trainflow(
+            "submit",
+            "model-train",
+            *flags,
+            "-p",
+            f"job-name={job}",
+            "-p",
+            f"s3-data-url={data}",
+            "-p",
+            "model=mlp",
+            "-p",
+            f"model-train-steps={TRAIN_STEPS}",
+            "-p",
+            "model-batch-size=64",
+        )
+        assert submitted.returncode == 0, submitted.stderr
+
     def workflow(self, name: str = WORKFLOW) -> dict:
         return httpx.get(f"{self.url}/api/workflows/{name}", timeout=30).json()
 
@@ -61,21 +80,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Iter
     )
     try:
         for job, data in ((WORKFLOW, str(mnist_dir)), (BROKEN, str(home / "no-such-dataset"))):
-            submitted = board.trainflow(
-                "submit",
-                "model-train",
-                "-p",
-                f"job-name={job}",
-                "-p",
-                f"s3-data-url={data}",
-                "-p",
-                "model=mlp",
-                "-p",
-                f"model-train-steps={TRAIN_STEPS}",
-                "-p",
-                "model-batch-size=64",
-            )
-            assert submitted.returncode == 0, submitted.stderr
+            board.submit(job, data)
         wait_for_port(port, timeout=60, proc=server)
         yield board
     finally:

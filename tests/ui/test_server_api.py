@@ -31,7 +31,8 @@ def test_workflow_api_is_what_trainflow_get_prints_plus_dag_and_links(finished: 
     printed = json.loads(finished.trainflow("get", WORKFLOW, "-o", "json").stdout)
     assert {k: v for k, v in view.items() if k not in EXTRA_KEYS} == printed
     listed = {w["name"]: w for w in httpx.get(f"{finished.url}/api/workflows", timeout=30).json()}
-    assert listed[WORKFLOW] == printed and set(listed) == {WORKFLOW, BROKEN}
+    # the browser tests may have added a live run to the same dashboard
+    assert listed[WORKFLOW] == printed and {WORKFLOW, BROKEN} <= set(listed)
 
     nodes = {n["name"]: n for n in view["dag"]["nodes"]}
     assert len(nodes) == 6 and all(n["status"] == "Succeeded" for n in nodes.values())
