@@ -124,6 +124,7 @@ def test_export_model_step_writes_version_and_url(mnist_dir: Path, tmp_path: Pat
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(outputs.read_text()) == {
+        "export-base": str(tmp_path / "exported"),
         "model-version": 1,
         "model-url": str(tmp_path / "exported" / "1"),
         "global-step": 2,
