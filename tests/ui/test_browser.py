@@ -64,10 +64,10 @@ def test_the_list_and_the_dag_follow_a_run_live_until_it_succeeds(
 ) -> None:
     # The page is open before the run is submitted: the shared run may already have ended by now.
     page.goto(dashboard.url + "/")
-    expect(page.locator("#live")).to_have_class(re.compile("active"))
     dashboard.submit(LIVE, str(mnist_dir), "--no-cache")
     row = page.locator(f'tr[data-workflow="{LIVE}"]')
     expect(row).to_have_attribute("data-status", re.compile("Pending|Running"))
+    expect(page.locator("#live")).to_have_class(re.compile("active"))
     row.locator("a").click()
 
     dag = page.locator("#dag")
