@@ -50,14 +50,20 @@ class Case:
     steps: int
     floor: float
     learning_rate: str = "0.01"
+    optimizer: str = "adam"
+    schedule: str = "constant"
 
 
 CASES = {
     "digits-png-folders": Case(write_digits_folders, FormatOptions(), "cnn", 80, 0.85),
     "colour-rgb-folders": Case(write_colour_folders, FormatOptions(image_size=(10, 12)), "cnn", 30, 0.9),
     "wine-csv": Case(write_wine_csv, FormatOptions(), "mlp", 60, 0.9),
-    "iris-csv-named-labels": Case(write_iris_csv, FormatOptions(label_column="species"), "mlp", 60, 0.85),
-    "breast-cancer-npy": Case(lambda d: write_arrays_npy(d, *breast_cancer()), FormatOptions(), "mlp", 40, 0.9),
+    "iris-csv-named-labels": Case(
+        write_iris_csv, FormatOptions(label_column="species"), "mlp", 60, 0.85, "0.05", "sgd", "cosine"
+    ),
+    "breast-cancer-npy": Case(
+        lambda d: write_arrays_npy(d, *breast_cancer()), FormatOptions(), "mlp", 40, 0.9, "0.01", "adamw"
+    ),
 }
 
 
@@ -65,6 +71,7 @@ CASES = {
 class Served:
     name: str
     dataset: Path
+    train_dir: Path
     server: ModelServer
 
     def address(self, protocol: str) -> str:
@@ -81,7 +88,8 @@ def _train_all(root: Path, env: dict[str, str]) -> dict[str, Path]:
         argv = [sys.executable, "-m", "trainflow", "train", "--data-dir", str(datasets[name])]
         argv += ["--train-dir", str(root / "train" / name), "--workers", "2", "--train-steps", str(case.steps)]
         argv += ["--batch-size", "32", "--model", case.model, "--learning-rate", case.learning_rate]
-        argv += ["--eval-every", "20", "--log-every", "10"]
+        argv += ["--eval-every", "20", "--log-every", "10", "--optimizer", case.optimizer]
+        argv += ["--lr-schedule", case.schedule]
         log = open(root / f"{name}.log", "w")  # noqa: SIM115 - closed below, once the run ends
         procs[name] = (subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT), log)
     try:
@@ -108,7 +116,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serve
         for name, path in datasets.items():
             export_model(str(root / "train" / name), str(root / "exported" / name))
             config = ServerConfig(name, str(root / "exported" / name), rest_port=0, grpc_port=0)
-            servers[name] = Served(name, path, ModelServer(config).start())
+            servers[name] = Served(name, path, root / "train" / name, ModelServer(config).start())
         yield servers
     finally:
         for entry in servers.values():
@@ -232,3 +240,27 @@ def test_altered_descriptor_stops_training_with_one_line(
     assert len(errors) == 1 and re.search(message, errors[0]), out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "train" / "checkpoints").exists()
+
+
+def _scalars(train_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(train_dir / "logs")).Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_held_out_evaluation_every_k_steps_lands_in_tensorboard(served: dict[str, Served]) -> None:
+    wine = _scalars(served["wine-csv"].train_dir)
+    assert [step for step, _ in wine["eval/accuracy"]] == [20, 40, 60]
+    assert [step for step, _ in wine["eval/loss"]] == [20, 40, 60]
+    assert wine["eval/accuracy"][-1][1] >= CASES["wine-csv"].floor
+
+
+def test_cosine_schedule_anneals_the_rate_and_sgd_still_learns(served: dict[str, Served]) -> None:
+    iris = served["iris-csv-named-labels"]
+    rates = [rate for _, rate in _scalars(iris.train_dir)["train/learning_rate"]]
+    assert rates == sorted(rates, reverse=True) and rates[0] < 0.05 and rates[-1] < 0.001, rates
+    constant = [rate for _, rate in _scalars(served["wine-csv"].train_dir)["train/learning_rate"]]
+    assert constant and constant == pytest.approx([0.01] * len(constant))
+    metrics = json.loads((iris.train_dir / "metrics.json").read_text())
+    assert metrics["optimizer"] == "sgd" and metrics["accuracy"] >= CASES["iris-csv-named-labels"].floor
