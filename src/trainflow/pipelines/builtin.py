@@ -130,13 +130,35 @@ MODEL_TRAIN = Pipeline(
             "Where the dataset is: s3://, http(s)://, file:// or a path (default: the public MNIST mirror).",
         ),
         Param(
+            "data-format",
+            "auto",
+            "The dataset's format (auto: detected from its files).",
+            type="choice",
+            choices=("auto", "idx", "npz", "npy", "images", "csv", "parquet"),
+        ),
+        Param("data-label-column", "", "CSV/Parquet: the label column (default: label, target, class or y)."),
+        Param("data-image-size", "", "Image folders: resize every image to N or HxW (default: the most common size)."),
+        Param(
             "model", "cnn", "Model: cnn, mlp (the example's), or module:attr of a factory returning a torch.nn.Module."
         ),
     ),
     steps=(
         Command(
             name="download-dataset",
-            argv=("trainflow", "step", "download-dataset", "--s3-data-url", param("s3-data-url"), *STORAGE),
+            argv=(
+                "trainflow",
+                "step",
+                "download-dataset",
+                "--s3-data-url",
+                param("s3-data-url"),
+                "--format",
+                param("data-format"),
+                "--label-column",
+                param("data-label-column"),
+                "--image-size",
+                param("data-image-size"),
+                *STORAGE,
+            ),
             retries=2,
             outputs=("dataset-name", "dataset-path", "bytes-downloaded"),
             artifacts=("dataset-path",),
