@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from trainflow.cli.output import console, write_outputs
+from trainflow.cli.output import write_outputs
 
 outputs_option = click.option(
     "--outputs",
@@ -31,7 +31,7 @@ def call_step(function: str, inputs: tuple[tuple[str, str], ...], outputs: str |
     from trainflow.pipelines.calling import call_function, import_function
 
     result = call_function(import_function(function), dict(inputs), function)
-    console.print(f"{function} -> {result}", markup=False)
+    click.echo(f"{function} -> {result}")
     write_outputs(outputs, result)
 
 
@@ -50,7 +50,7 @@ def train_function_step(function: str, workers: int, inputs: tuple[tuple[str, st
         raise click.BadParameter(f"--workers must be at least 1, not {workers}")
     result = run_training_function(function, dict(inputs), workers)
     if result is None:
-        console.print(f"{function}: this node's workers finished; the node hosting rank 0 reports the outputs")
+        click.echo(f"{function}: this node's workers finished; the node hosting rank 0 reports the outputs")
         return
-    console.print(f"{function} -> {result}", markup=False)
+    click.echo(f"{function} -> {result}")
     write_outputs(outputs, result)

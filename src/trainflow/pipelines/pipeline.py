@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from trainflow.pipelines.conditions import parse_condition
 from trainflow.pipelines.errors import PipelineError
 from trainflow.pipelines.params import Param, check_param, resolve_values
+from trainflow.pipelines.programs import check_program
 from trainflow.pipelines.refs import (
     HostRef,
     ItemRef,
@@ -125,6 +126,7 @@ def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None
         raise PipelineError("name: use at most 40 lowercase letters, digits or '-' (a DNS label)")
     if not step.command:
         raise PipelineError("no command: give argv=(...) (or function= for a Call or Train step)")
+    check_program(step.command)
     for function in [getattr(step, "function", None)]:
         if function is not None and not _FUNCTION.match(function):
             raise PipelineError(f"function '{function}': write it as module:function, e.g. mypkg.steps:prepare")

@@ -16,9 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, cast
 
+from trainflow.pipelines.programs import STEP
 from trainflow.pipelines.refs import Arg, OutputRef, ParamRef, Ref, refs_in
-
-TRAINFLOW = ("trainflow", "step")
 
 
 @dataclass(frozen=True)
@@ -185,7 +184,7 @@ class Call(Step):
 
     @property
     def command(self) -> tuple[str, ...]:
-        return (*TRAINFLOW, "call", self.function, *(t for k, v in pairs(self.inputs) for t in ("--input", k, v)))
+        return (*STEP, "call", self.function, *(t for k, v in pairs(self.inputs) for t in ("--input", k, v)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,7 +217,7 @@ class Train(Step):
         if self.function is None:
             return cast("tuple[str, ...]", self.argv)
         return (
-            *TRAINFLOW,
+            *STEP,
             "train-function",
             self.function,
             "--workers",
