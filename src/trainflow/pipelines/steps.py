@@ -58,6 +58,15 @@ def _inputs(values: Pairs) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), str(v)) for k, v in pairs)
 
 
+def _input_args(inputs: Pairs) -> tuple[str, ...]:
+    return tuple(t for k, v in pairs(inputs) for t in ("--input", k, v))
+
+
+def _artifact_args(keys: Sequence[str]) -> tuple[str, ...]:
+    """A function step publishes its artifacts itself (see `trainflow.pipelines.artifacts`)."""
+    return tuple(t for k in keys for t in ("--artifact", k))
+
+
 def pairs(values: Pairs) -> tuple[tuple[str, str], ...]:
     """Inputs or URLs as the (name, text) pairs a step holds once built."""
     return cast("tuple[tuple[str, str], ...]", values)
@@ -184,7 +193,7 @@ class Call(Step):
 
     @property
     def command(self) -> tuple[str, ...]:
-        return (*STEP, "call", self.function, *(t for k, v in pairs(self.inputs) for t in ("--input", k, v)))
+        return (*STEP, "call", self.function, *_input_args(self.inputs), *_artifact_args(self.artifacts))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,7 +231,8 @@ class Train(Step):
             self.function,
             "--workers",
             str(self.workers),
-            *(t for k, v in pairs(self.inputs) for t in ("--input", k, v)),
+            *_input_args(self.inputs),
+            *_artifact_args(self.artifacts),
         )
 
     def refs(self) -> list[Ref]:
