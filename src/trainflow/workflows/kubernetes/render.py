@@ -32,6 +32,7 @@ from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes import yamltext
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
+from trainflow.workflows.kubernetes.options import ClusterOptions
 from trainflow.workflows.params import resolve_params
 
 OUTPUTS_DIR = "/tmp/outputs/"  # steps write one file per output key here ($TRAINFLOW_OUTPUTS)
@@ -41,6 +42,7 @@ MEMO_CONFIGMAP = "trainflow-step-cache"
 MEMO_MAX_AGE = "720h"  # a cached step result older than 30 days runs again
 ITEM_INPUT = "item"
 SERVICE_READY_SECONDS = 900
+POD_GC_DELAY = "10m"
 
 
 def complete_values(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
@@ -216,7 +218,7 @@ def training_templates(
     job = k8s.training_job(job_kind, target, step_run(step), step, training_outputs_dir(step))
     outputs = step.declared_outputs()
     job_template = _resource_template(f"{step.name}-job" if outputs else step.name, job, "create", owned=True)
-    success, failure = k8s.job_conditions(job_kind, k8s.replica_count(target, str(step.workers)))
+    success, failure = k8s.job_conditions(target, step)
     job_template["resource"].update(successCondition=success, failureCondition=failure)
     if not outputs:
         _common(job_template, step, target, pipeline, memoize)
@@ -279,8 +281,11 @@ def service_templates(target: k8s.Target, step: Service) -> list[dict[str, Any]]
     return [group, *parts]
 
 
-def _task(step: Step, pipeline: Pipeline) -> dict[str, Any]:
-    task: dict[str, Any] = {"name": step.name, "template": step.name, "depends": _depends(step)}
+def _task(step: Step, pipeline: Pipeline, claim: bool) -> dict[str, Any]:
+    task: dict[str, Any] = {"name": step.name, "template": step.name}
+    depends = _depends(step, claim)
+    if depends:
+        task["depends"] = depends
     if _input_names(step):
         task["arguments"] = _task_arguments(step)
     if step.when:
@@ -292,8 +297,9 @@ def _task(step: Step, pipeline: Pipeline) -> dict[str, Any]:
     return task
 
 
-def _depends(step: Step) -> str:
-    return " && ".join(f"{name}.Succeeded" for name in dict.fromkeys([CACHE_TEMPLATE, *step.upstream()]))
+def _depends(step: Step, claim: bool) -> str | None:
+    names = dict.fromkeys([*([CACHE_TEMPLATE] if claim else []), *step.upstream()])
+    return " && ".join(f"{name}.Succeeded" for name in names) or None
 
 
 def included_steps(pipeline: Pipeline, values: Mapping[str, str]) -> list[Step]:
@@ -304,7 +310,10 @@ def included_steps(pipeline: Pipeline, values: Mapping[str, str]) -> list[Step]:
 
 
 def _cleanup_templates(target: k8s.Target, job_kind: str, trainers: Sequence[Step]) -> list[dict[str, Any]]:
-    """Exit handler: a workflow that did not succeed deletes its training jobs (and so their pods)."""
+    """Exit handler: whatever the outcome, delete the training jobs (and so their pods); services stay.
+
+    The workflow's own one-shot pods go by its pod GC (`pod_gc`); Deployments' pods are not the workflow's.
+    """
     kind = "PyTorchJob" if job_kind == "pytorchjob" else "TFJob"
     group: dict[str, Any] = {"name": CLEANUP_TEMPLATE, "steps": []}
     deletes = []
@@ -317,25 +326,29 @@ def _cleanup_templates(target: k8s.Target, job_kind: str, trainers: Sequence[Ste
         delete = _resource_template(f"delete-{step.name}", job, "delete")
         delete["resource"]["flags"] = ["--ignore-not-found"]
         deletes.append(delete)
-        group["steps"].append(
-            [
-                {
-                    "name": f"delete-{step.name}",
-                    "template": f"delete-{step.name}",
-                    "when": "{{workflow.status}} != Succeeded",
-                }
-            ]
-        )
+        group["steps"].append([{"name": f"delete-{step.name}", "template": f"delete-{step.name}"}])
     return [group, *deletes]
+
+
+def pod_gc() -> dict[str, Any]:
+    """The workflow's pods (each step's, the exit handler's) are deleted once it ends, whatever the outcome.
+
+    A delay keeps their logs readable for a while (`trainflow logs`, `argo logs`) before they go.
+    """
+    return {"strategy": "OnWorkflowCompletion", "deleteDelayDuration": POD_GC_DELAY}
 
 
 def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bool = True) -> list[dict[str, Any]]:
     steps = included_steps(pipeline, target.values)
+    claim = target.options.cache.mode == "shared"
+    tasks = [_task(s, pipeline, claim) for s in steps]
     dag = {
         "name": pipeline.name,
-        "dag": {"tasks": [{"name": CACHE_TEMPLATE, "template": CACHE_TEMPLATE}, *(_task(s, pipeline) for s in steps)]},
+        "dag": {"tasks": [{"name": CACHE_TEMPLATE, "template": CACHE_TEMPLATE}, *tasks] if claim else tasks},
     }
-    result = [dag, _resource_template(CACHE_TEMPLATE, k8s.cache_claim(target.namespace), "apply")]
+    result = [dag]
+    if claim:
+        result.append(_resource_template(CACHE_TEMPLATE, k8s.cache_claim(target), "apply"))
     for step in steps:
         if isinstance(step, Service):
             result += service_templates(target, step)
@@ -360,26 +373,42 @@ def step_summary(pipeline: Pipeline) -> str:
     )
 
 
+def name_expression(pipeline: Pipeline) -> str:
+    """The run's name as Argo fills it in: from the name parameter (so `-p job-name=...` renames the objects)."""
+    if pipeline.name_param is None:
+        return "{{workflow.name}}"
+    return k8s.workflow_param(pipeline.name_param) + pipeline.name_suffix
+
+
 def workflow(
-    pipeline: Pipeline, values: Mapping[str, str], job_kind: str = "pytorchjob", memoize: bool = True
+    pipeline: Pipeline,
+    values: Mapping[str, str],
+    job_kind: str = "pytorchjob",
+    memoize: bool = True,
+    options: ClusterOptions | None = None,
 ) -> dict[str, Any]:
     """The Argo Workflow for `pipeline` with already completed `values` (see `complete_values`)."""
     if job_kind not in k8s.JOB_KINDS:
         raise WorkflowError(f"unknown job kind '{job_kind}': use {' or '.join(k8s.JOB_KINDS)}")
+    options = options or ClusterOptions()
     name = workflow_name(pipeline, values)
+    declared = frozenset(p.name for p in pipeline.params)
+    target = k8s.Target(name_expression(pipeline), values, declared, options)
     try:
-        all_templates = templates(pipeline, k8s.Target(name or pipeline.name, values), job_kind, memoize)
+        all_templates = templates(pipeline, target, job_kind, memoize)
     except PipelineError as exc:
         raise WorkflowError(exc.message) from None
     spec: dict[str, Any] = {
         "entrypoint": pipeline.name,
-        "serviceAccountName": k8s.SERVICE_ACCOUNT,
+        "serviceAccountName": options.service_account,
         "arguments": {"parameters": [{"name": p.name, "value": values[p.name]} for p in pipeline.params]},
-        "volumes": [k8s.cache_volume()],
+        "volumes": [k8s.cache_volume(options)],
         "templates": all_templates,
+        **options.pod_extras(),
     }
     if any(t["name"] == CLEANUP_TEMPLATE for t in all_templates):
         spec["onExit"] = CLEANUP_TEMPLATE
+    spec["podGC"] = pod_gc()
     labels = {**k8s.MANAGED_BY, "trainflow.io/pipeline": pipeline.name, "trainflow.io/job-kind": job_kind}
     meta: dict[str, Any] = {"name": name} if name else {"generateName": f"{pipeline.name}-"}
     meta.update(

@@ -39,7 +39,8 @@ def embedded_manifests(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
         f"workflow.parameters.{p['name']}": str(p.get("value", ""))
         for p in workflow["spec"].get("arguments", {}).get("parameters", [])
     }
-    values["workflow.name"] = workflow["metadata"].get("name") or workflow["metadata"].get("generateName", "")
+    # Argo appends five characters to a generateName: names are checked at the length they will have.
+    values["workflow.name"] = workflow["metadata"].get("name") or workflow["metadata"].get("generateName", "") + "xxxxx"
     found = []
     for template in workflow["spec"]["templates"]:
         manifest = template.get("resource", {}).get("manifest")
