@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainflow.pipelines import Resources
+from trainflow.pipelines import Pipeline, Resources, Service
 from trainflow.workflows.errors import WorkflowError
 
 SERVICE_ACCOUNT = "trainflow"
@@ -123,15 +123,13 @@ def toleration(text: str) -> dict[str, str]:
     return found
 
 
-def step_resources(items: Sequence[str], steps: Sequence[str]) -> dict[str, Resources]:
-    """STEP:cpu=2,memory=4Gi,gpu=1 for steps of the pipeline."""
+def step_resources(items: Sequence[str]) -> dict[str, Resources]:
+    """STEP:cpu=2,memory=4Gi,gpu=1 (the compiler checks that STEP is one of the pipeline's steps)."""
     found = {}
     for item in items:
         step, sep, spec = item.partition(":")
-        if not sep or step not in steps:
-            raise WorkflowError(
-                f"resources '{item}' must be STEP:cpu=..,memory=..,gpu=.. with STEP one of {', '.join(steps)}"
-            )
+        if not sep or not DNS_1123_LABEL.match(step):
+            raise WorkflowError(f"resources '{item}' must be STEP:cpu=..,memory=..,gpu=.. (e.g. train-model:gpu=1)")
         fields: dict[str, str] = {}
         for part in spec.split(","):
             name, eq, value = part.partition("=")
@@ -146,17 +144,47 @@ def step_resources(items: Sequence[str], steps: Sequence[str]) -> dict[str, Reso
     return found
 
 
-def service_replicas(items: Sequence[str], services: Sequence[str]) -> dict[str, int]:
-    """STEP=N for service steps: how many pods serve behind the Service."""
+def service_replicas(items: Sequence[str]) -> dict[str, int]:
+    """STEP=N for service steps: how many pods serve behind the Service (the compiler checks STEP)."""
     found = {}
     for item in items:
         step, sep, count = item.partition("=")
-        if not sep or step not in services or not count.isdigit() or not count.isascii() or int(count) < 1:
-            raise WorkflowError(
-                f"replicas '{item}' must be STEP=N with N at least 1 and STEP a service step: {', '.join(services)}"
-            )
+        if not sep or not DNS_1123_LABEL.match(step) or not count.isdigit() or not count.isascii() or int(count) < 1:
+            raise WorkflowError(f"replicas '{item}' must be STEP=N with N at least 1 (e.g. serve-model=3)")
         found[step] = int(count)
     return found
+
+
+def subdomain(value: str, what: str) -> str:
+    """`value` if it is a DNS-1123 subdomain (Secret and ServiceAccount names), else one clear error."""
+    if not DNS_1123_SUBDOMAIN.match(value):
+        raise WorkflowError(
+            f"{what} '{value}' is not a valid name: lowercase letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def cluster_options(
+    node_selectors: Sequence[str] = (),
+    tolerations: Sequence[str] = (),
+    image_pull_secrets: Sequence[str] = (),
+    service_account: str | None = None,
+    replicas: Sequence[str] = (),
+    resources: Sequence[str] = (),
+    cache: CacheVolume | None = None,
+) -> ClusterOptions:
+    """Options from the command line's text, each value checked."""
+    return ClusterOptions(
+        node_selector=node_selector(node_selectors),
+        tolerations=tuple(toleration(t) for t in tolerations),
+        image_pull_secrets=tuple(subdomain(n, "image pull secret") for n in image_pull_secrets),
+        service_account=subdomain(service_account, "service account") if service_account else SERVICE_ACCOUNT,
+        pod_service_account=service_account is not None,
+        replicas=service_replicas(replicas),
+        resources=step_resources(resources),
+        cache=cache or CacheVolume(),
+    )
 
 
 def cache_volume(
@@ -171,10 +199,8 @@ def cache_volume(
         raise WorkflowError(f"cache mode '{mode}' is unknown: use {' or '.join(CACHE_MODES)}")
     if access_mode not in ACCESS_MODES:
         raise WorkflowError(f"cache access mode '{access_mode}' is unknown: use one of {', '.join(ACCESS_MODES)}")
-    if storage_class is not None and not DNS_1123_SUBDOMAIN.match(storage_class):
-        raise WorkflowError(
-            f"storage class '{storage_class}' is not a valid name: lowercase letters, digits, '-' and '.'"
-        )
+    if storage_class is not None:
+        subdomain(storage_class, "storage class")
     if not ABSOLUTE_PATH.match(host_path) or "/../" in f"{host_path}/" or host_path == "/":
         raise WorkflowError(f"cache host path '{host_path}' must be an absolute directory path below / without '..'")
     return CacheVolume(mode, quantity(size, "cache size"), access_mode, storage_class, host_path.rstrip("/"))
@@ -183,3 +209,20 @@ def cache_volume(
 def _label_key(key: str) -> bool:
     prefix, slash, name = key.rpartition("/")
     return bool(LABEL_NAME.match(name)) and (not slash or bool(DNS_1123_SUBDOMAIN.match(prefix)))
+
+
+def check_steps(pipeline: Pipeline, options: ClusterOptions) -> None:
+    """Options may name only steps the pipeline has (replicas: only its services)."""
+    steps = [s.name for s in pipeline.steps]
+    services = [s.name for s in pipeline.steps if isinstance(s, Service)]
+    for name in options.resources:
+        if name not in steps:
+            raise WorkflowError(
+                f"--resources names step '{name}', which {pipeline.name} lacks: use one of {', '.join(steps)}"
+            )
+    for name in options.replicas:
+        if name not in services:
+            raise WorkflowError(
+                f"--replicas names '{name}', which is not a service step of {pipeline.name}: "
+                f"use {', '.join(services) or 'none (it has no services)'}"
+            )

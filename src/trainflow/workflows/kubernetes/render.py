@@ -32,7 +32,7 @@ from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes import yamltext
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
-from trainflow.workflows.kubernetes.options import ClusterOptions
+from trainflow.workflows.kubernetes.options import ClusterOptions, check_steps
 from trainflow.workflows.params import resolve_params
 
 OUTPUTS_DIR = "/tmp/outputs/"  # steps write one file per output key here ($TRAINFLOW_OUTPUTS)
@@ -339,6 +339,7 @@ def pod_gc() -> dict[str, Any]:
 
 
 def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bool = True) -> list[dict[str, Any]]:
+    check_steps(pipeline, target.options)
     steps = included_steps(pipeline, target.values)
     claim = target.options.cache.mode == "shared"
     tasks = [_task(s, pipeline, claim) for s in steps]

@@ -16,7 +16,7 @@ from typing import Any
 from trainflow.pipelines import Port, Resources, Service, Step, Train
 from trainflow.pipelines.refs import ParamRef, refs_in, substitute
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes.options import SERVICE_ACCOUNT, ClusterOptions
+from trainflow.workflows.kubernetes.options import SERVICE_ACCOUNT, ClusterOptions, gpu_count, quantity
 from trainflow.workflows.kubernetes.yamltext import Raw
 
 CACHE_CLAIM = "trainflow-cache"
@@ -87,7 +87,13 @@ class Target:
         return int(now)
 
     def resources(self, step: Step) -> Resources:
-        return self.options.resources.get(step.name, step.resources)
+        """What each process of `step` needs: the compile option for it, else the spec's, checked."""
+        wanted = self.options.resources.get(step.name, step.resources)
+        return Resources(
+            cpu=quantity(str(wanted.cpu), f"step {step.name} cpu") if wanted.cpu else None,
+            memory=quantity(str(wanted.memory), f"step {step.name} memory") if wanted.memory else None,
+            gpu=gpu_count(wanted.gpu, f"step {step.name} gpu"),
+        )
 
     def _ref(self, ref: object) -> str:
         if isinstance(ref, ParamRef):
