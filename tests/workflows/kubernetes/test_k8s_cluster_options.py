@@ -9,6 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from tests.workflows.kubernetes.k8s_cluster_sim import fill, workflow_values
 from tests.workflows.kubernetes.test_k8s_manifests import all_schema_errors, by_kind, template
 from trainflow.cli.main import cli
 from trainflow.pipelines import Command, Pipeline, Resources
@@ -166,3 +167,72 @@ def test_cache_options_are_checked_one_at_a_time() -> None:
     assert cache_volume(size="50Gi", access_mode="ReadWriteOnce", storage_class="fast.ssd").size == "50Gi"
     with pytest.raises(WorkflowError, match="cache mode 'nfs' is unknown"):
         cache_volume(mode="nfs")
+
+
+def test_the_shared_cache_claim_takes_its_storage_class_size_and_access_mode(validate: Validate) -> None:
+    [default] = by_kind(compiled(), "PersistentVolumeClaim")
+    assert default["spec"] == {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "10Gi"}}}
+    cache = cache_volume(size="200Gi", access_mode="ReadWriteOnce", storage_class="premium-rwo")
+    workflow = compiled(cache=cache)
+    assert all_schema_errors(workflow, validate) == [] and problems(workflow) == []
+    [claim] = by_kind(workflow, "PersistentVolumeClaim")
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "200Gi"}},
+        "storageClassName": "premium-rwo",
+    }
+
+
+@pytest.mark.parametrize("job_kind", ["pytorchjob", "tfjob"])
+def test_a_per_node_cache_is_a_host_directory_each_training_pod_syncs_on_its_own_node(
+    validate: Validate, job_kind: str
+) -> None:
+    workflow = compiled(job_kind, {"tf-worker": "3"}, cache=cache_volume(mode="per-node", host_path="/mnt/tf-cache"))
+    assert all_schema_errors(workflow, validate) == [] and problems(workflow) == []
+    assert by_kind(workflow, "PersistentVolumeClaim") == []  # no claim, no RWX class needed
+    assert "dataset-cache" not in [t["name"] for t in workflow["spec"]["templates"]]
+    host = {"name": "trainflow-cache", "hostPath": {"path": "/mnt/tf-cache", "type": "DirectoryOrCreate"}}
+    assert workflow["spec"]["volumes"] == [host]
+    assert all(spec["volumes"] == [host] for spec in pod_specs(workflow))
+    [job] = [m for m in embedded_manifests(workflow) if m["kind"] in ("PyTorchJob", "TFJob") and "spec" in m]
+    replicas = job["spec"].get("pytorchReplicaSpecs") or job["spec"]["tfReplicaSpecs"]
+    values = workflow_values(workflow)
+    download = {
+        k: fill(v, values) if isinstance(v, str) else v
+        for k, v in template(workflow, "download-dataset")["container"].items()
+    }
+    download["args"] = [fill(a, values) for a in download["args"]]
+    assert "initContainers" not in replicas.get("PS", {"template": {"spec": {}}})["template"]["spec"]  # reads no data
+    [sync] = replicas["Worker"]["template"]["spec"]["initContainers"]
+    # The very download the DAG ran, again on this pod's node (no bytes where the node's copy is current).
+    assert (sync["command"], sync["args"], sync["image"]) == (
+        download["command"],
+        download["args"],
+        download["image"],
+    )
+    assert sync["volumeMounts"] == download["volumeMounts"]
+    # Nothing is shared between nodes: the training outputs are not read back through a volume.
+    assert "train-model-outputs" not in [t["name"] for t in workflow["spec"]["templates"]]
+    assert "TRAINFLOW_OUTPUTS" not in env(replicas["Worker"]["template"]["spec"]["containers"][0])
+
+
+def test_per_node_cache_refuses_a_pipeline_that_reads_a_training_steps_outputs() -> None:
+    from trainflow.pipelines import Train, output
+
+    pipeline = Pipeline(
+        name="fit-report",
+        params=(),
+        steps=(
+            Train(name="fit", function="tests.fit:fit", outputs=("loss",)),
+            Command(name="report", argv=("echo", output("fit", "loss"))),
+        ),
+    ).validate()
+    [shared] = compile_pipeline(pipeline, {})
+    assert problems(shared) == []
+    per_node = cluster_options(cache=cache_volume(mode="per-node"))
+    with pytest.raises(WorkflowError) as caught:
+        compile_pipeline(pipeline, {}, options=per_node)
+    assert str(caught.value) == (
+        "--cache-mode per-node: step report reads the outputs of training step fit, which are not read back in "
+        "this mode (nothing is shared between nodes): use --cache-mode shared"
+    )

@@ -29,8 +29,8 @@ from trainflow.pipelines.refs import (
 )
 from trainflow.pipelines.steps import Service, Train
 from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.kubernetes import node_cache, yamltext
 from trainflow.workflows.kubernetes import resources as k8s
-from trainflow.workflows.kubernetes import yamltext
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
 from trainflow.workflows.kubernetes.options import ClusterOptions, check_steps
 from trainflow.workflows.params import resolve_params
@@ -213,10 +213,16 @@ def training_templates(
     """The training step as a PyTorchJob/TFJob the workflow creates and waits for.
 
     A step with outputs becomes two: the job, whose rank-0 pod writes them to the shared volume, then a
-    container that reads them back as the step's output parameters.
+    container that reads them back as the step's output parameters. With a per-node cache there is no
+    shared volume: each pod first syncs what it reads on its node, and the outputs are not read back.
     """
-    job = k8s.training_job(job_kind, target, step_run(step), step, training_outputs_dir(step))
-    outputs = step.declared_outputs()
+    if target.options.cache.mode == "per-node":
+        init = node_cache.sync_containers(target, node_cache.seeds(pipeline, step), step_run)
+        job = k8s.training_job(job_kind, target, step_run(step), step, None, init)
+        outputs: tuple[str, ...] = ()
+    else:
+        job = k8s.training_job(job_kind, target, step_run(step), step, training_outputs_dir(step))
+        outputs = step.declared_outputs()
     job_template = _resource_template(f"{step.name}-job" if outputs else step.name, job, "create", owned=True)
     success, failure = k8s.job_conditions(target, step)
     job_template["resource"].update(successCondition=success, failureCondition=failure)
@@ -341,6 +347,8 @@ def pod_gc() -> dict[str, Any]:
 def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bool = True) -> list[dict[str, Any]]:
     check_steps(pipeline, target.options)
     steps = included_steps(pipeline, target.values)
+    if target.options.cache.mode == "per-node":
+        node_cache.check_unread_outputs(steps)
     claim = target.options.cache.mode == "shared"
     tasks = [_task(s, pipeline, claim) for s in steps]
     dag = {

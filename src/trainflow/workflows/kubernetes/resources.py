@@ -161,9 +161,11 @@ def container(
     return spec
 
 
-def pod_spec(target: Target, containers: list[dict[str, Any]]) -> dict[str, Any]:
+def pod_spec(target: Target, containers: list[dict[str, Any]], init: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """A pod spec with the cache volume and the compile options' scheduling and pull settings."""
     spec: dict[str, Any] = {"containers": containers, "volumes": [cache_volume(target.options)]}
+    if init:
+        spec = {"initContainers": list(init), **spec}
     spec.update(target.options.pod_extras())
     if target.options.pod_service_account:
         spec["serviceAccountName"] = target.options.service_account
@@ -244,12 +246,14 @@ def service(target: Target, step: Service) -> dict[str, Any]:
     }
 
 
-def _replica(target: Target, count: int | Raw, container_spec: dict[str, Any], step: str) -> dict[str, Any]:
+def _replica(
+    target: Target, count: int | Raw, container_spec: dict[str, Any], step: str, init: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
     # ExitCode: exit >= 128 (killed, transient) recreates the pod; 1-127 fails the job.
     return {
         "replicas": count,
         "restartPolicy": "ExitCode",
-        "template": {"metadata": {"labels": labels(target, step)}, "spec": pod_spec(target, [container_spec])},
+        "template": {"metadata": {"labels": labels(target, step)}, "spec": pod_spec(target, [container_spec], init)},
     }
 
 
@@ -274,12 +278,18 @@ def _trainer(target: Target, name: str, step: Train, run: ContainerCommand, port
 
 
 def training_job(
-    kind: str, target: Target, run: ContainerCommand, step: Train, outputs_dir: str | None = None
+    kind: str,
+    target: Target,
+    run: ContainerCommand,
+    step: Train,
+    outputs_dir: str | None = None,
+    init: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """A PyTorchJob (`workers` Workers meeting by c10d rendezvous) or a TFJob (`workers` Workers + `ps` PS).
 
     Replica counts stay placeholders of their parameters, so `argo submit -p tf-worker=N` sizes the job.
     With `outputs_dir`, the pods write the step's outputs there (only the one hosting rank 0 has any).
+    `init` containers run first in every training pod (the per-node cache's sync).
     """
     workers = target.count(str(step.workers), f"{step.name} workers")
     meta = {"name": job_name(target, step), "namespace": target.namespace, "labels": labels(target, step.name)}
@@ -292,11 +302,11 @@ def training_job(
             "nprocPerNode": "1",
             "elasticPolicy": elastic,
             "runPolicy": run_policy,
-            "pytorchReplicaSpecs": {"Worker": _replica(target, workers, main, step.name)},
+            "pytorchReplicaSpecs": {"Worker": _replica(target, workers, main, step.name, init)},
         }
         return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": meta, "spec": spec}
     main = _trainer(target, "tensorflow", step, run, Port("tfjob-port", TFJOB_PORT, "tcp"), outputs_dir)
-    replicas = {"Worker": _replica(target, workers, main, step.name)}
+    replicas = {"Worker": _replica(target, workers, main, step.name, init)}
     ps = target.count(str(step.ps), f"{step.name} ps")
     if ps != 0:  # parameter servers do not train: no GPU for them
         idle = {k: v for k, v in main.items() if k != "resources"}
