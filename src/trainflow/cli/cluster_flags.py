@@ -23,6 +23,7 @@ FLAGS = (
     click.option("--image-pull-secret", "image_pull_secrets", multiple=True, help="Secret to pull the images with."),
     click.option("--service-account", default=None, help="ServiceAccount of the workflow and its pods [trainflow]."),
     click.option("--replicas", "replicas", multiple=True, help="STEP=N pods behind a service step (serve-model=3)."),
+    click.option("--kserve", "kserve", multiple=True, help="Service STEP deployed as a KServe InferenceService."),
     click.option(
         "--resources", "resources", multiple=True, help="STEP:cpu=..,memory=..,gpu=.. per process (train-model:gpu=1)."
     ),
@@ -44,6 +45,7 @@ NAMES = (
     "image_pull_secrets",
     "service_account",
     "replicas",
+    "kserve",
     "resources",
     "cache_mode",
     "cache_size",
@@ -78,6 +80,7 @@ def options_from(flags: dict[str, Any]) -> ClusterOptions:
         given["replicas"],
         given["resources"],
         cache,
+        given["kserve"],
     )
 
 

@@ -53,6 +53,7 @@ class ClusterOptions:
     pod_service_account: bool = False  # also run the jobs' and services' pods as `service_account`
     replicas: Mapping[str, int] = field(default_factory=dict)  # service step -> Deployment replicas
     resources: Mapping[str, Resources] = field(default_factory=dict)  # step -> what each process needs
+    inference_services: tuple[str, ...] = ()  # service steps deployed as KServe InferenceServices
     cache: CacheVolume = field(default_factory=CacheVolume)
 
     def pod_extras(self) -> dict[str, Any]:
@@ -173,6 +174,7 @@ def cluster_options(
     replicas: Sequence[str] = (),
     resources: Sequence[str] = (),
     cache: CacheVolume | None = None,
+    kserve: Sequence[str] = (),
 ) -> ClusterOptions:
     """Options from the command line's text, each value checked."""
     return ClusterOptions(
@@ -183,6 +185,7 @@ def cluster_options(
         pod_service_account=service_account is not None,
         replicas=service_replicas(replicas),
         resources=step_resources(resources),
+        inference_services=tuple(dns_label(s, "--kserve step") for s in dict.fromkeys(kserve)),
         cache=cache or CacheVolume(),
     )
 
@@ -220,9 +223,10 @@ def check_steps(pipeline: Pipeline, options: ClusterOptions) -> None:
             raise WorkflowError(
                 f"--resources names step '{name}', which {pipeline.name} lacks: use one of {', '.join(steps)}"
             )
-    for name in options.replicas:
-        if name not in services:
-            raise WorkflowError(
-                f"--replicas names '{name}', which is not a service step of {pipeline.name}: "
-                f"use {', '.join(services) or 'none (it has no services)'}"
-            )
+    for flag, names in (("--replicas", list(options.replicas)), ("--kserve", list(options.inference_services))):
+        for name in names:
+            if name not in services:
+                raise WorkflowError(
+                    f"{flag} names '{name}', which is not a service step of {pipeline.name}: "
+                    f"use {', '.join(services) or 'none (it has no services)'}"
+                )

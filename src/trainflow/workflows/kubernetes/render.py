@@ -29,7 +29,7 @@ from trainflow.pipelines.refs import (
 )
 from trainflow.pipelines.steps import Service, Train
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import node_cache, yamltext
+from trainflow.workflows.kubernetes import kserve, node_cache, yamltext
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
 from trainflow.workflows.kubernetes.options import ClusterOptions, check_steps
@@ -264,7 +264,9 @@ def training_templates(
 
 
 def service_templates(target: k8s.Target, step: Service) -> list[dict[str, Any]]:
-    """A service step: apply its Deployment, then its Service; both outlive the workflow."""
+    """A service step: apply its Deployment, then its Service (or its KServe InferenceService); they outlive the workflow."""
+    if step.name in target.options.inference_services:
+        return [_inference_service_template(target, step)]
     parts = [
         _resource_template(
             f"{step.name}-deployment", k8s.deployment(target, step, step_run(step)), "apply", _inputs(step)
@@ -285,6 +287,17 @@ def service_templates(target: k8s.Target, step: Service) -> list[dict[str, Any]]
         apply_deployment["arguments"] = _forwarded_arguments(step)
         group["inputs"] = _inputs(step)
     return [group, *parts]
+
+
+def _inference_service_template(target: k8s.Target, step: Service) -> dict[str, Any]:
+    """Apply the InferenceService; the step succeeds once KServe reports the model loaded."""
+    isvc = kserve.inference_service(target, step, step_run(step))
+    template = _resource_template(step.name, isvc, "apply", _inputs(step))
+    template["resource"].update(successCondition=kserve.READY, failureCondition=kserve.FAILED)
+    template["activeDeadlineSeconds"] = (
+        int(step.ready_timeout) if step.ready_timeout != 180.0 else SERVICE_READY_SECONDS
+    )
+    return template
 
 
 def _task(step: Step, pipeline: Pipeline, claim: bool) -> dict[str, Any]:

@@ -333,6 +333,7 @@ def rbac(namespace: str, account: str = SERVICE_ACCOUNT) -> list[dict[str, Any]]
     rules = [
         {"apiGroups": ["kubeflow.org"], "resources": ["tfjobs", "pytorchjobs"], "verbs": verbs},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": verbs},
+        {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": verbs},
         {"apiGroups": [""], "resources": ["services", "persistentvolumeclaims"], "verbs": verbs},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list", "watch"]},
