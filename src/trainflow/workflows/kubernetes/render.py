@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from trainflow import __version__
@@ -29,7 +29,7 @@ from trainflow.pipelines.refs import (
 )
 from trainflow.pipelines.steps import Service, Train
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import kserve, node_cache, yamltext
+from trainflow.workflows.kubernetes import exit_handler, kserve, node_cache, yamltext
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
 from trainflow.workflows.kubernetes.options import ClusterOptions, check_steps
@@ -37,12 +37,10 @@ from trainflow.workflows.params import resolve_params
 
 OUTPUTS_DIR = "/tmp/outputs/"  # steps write one file per output key here ($TRAINFLOW_OUTPUTS)
 CACHE_TEMPLATE = "dataset-cache"
-CLEANUP_TEMPLATE = "cleanup"
 MEMO_CONFIGMAP = "trainflow-step-cache"
 MEMO_MAX_AGE = "720h"  # a cached step result older than 30 days runs again
 ITEM_INPUT = "item"
 SERVICE_READY_SECONDS = 900
-POD_GC_DELAY = "10m"
 
 
 def complete_values(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
@@ -328,35 +326,6 @@ def included_steps(pipeline: Pipeline, values: Mapping[str, str]) -> list[Step]:
     ]
 
 
-def _cleanup_templates(target: k8s.Target, job_kind: str, trainers: Sequence[Step]) -> list[dict[str, Any]]:
-    """Exit handler: whatever the outcome, delete the training jobs (and so their pods); services stay.
-
-    The workflow's own one-shot pods go by its pod GC (`pod_gc`); Deployments' pods are not the workflow's.
-    """
-    kind = "PyTorchJob" if job_kind == "pytorchjob" else "TFJob"
-    group: dict[str, Any] = {"name": CLEANUP_TEMPLATE, "steps": []}
-    deletes = []
-    for step in trainers:
-        job = {
-            "apiVersion": "kubeflow.org/v1",
-            "kind": kind,
-            "metadata": {"name": k8s.job_name(target, step), "namespace": target.namespace},
-        }
-        delete = _resource_template(f"delete-{step.name}", job, "delete")
-        delete["resource"]["flags"] = ["--ignore-not-found"]
-        deletes.append(delete)
-        group["steps"].append([{"name": f"delete-{step.name}", "template": f"delete-{step.name}"}])
-    return [group, *deletes]
-
-
-def pod_gc() -> dict[str, Any]:
-    """The workflow's pods (each step's, the exit handler's) are deleted once it ends, whatever the outcome.
-
-    A delay keeps their logs readable for a while (`trainflow logs`, `argo logs`) before they go.
-    """
-    return {"strategy": "OnWorkflowCompletion", "deleteDelayDuration": POD_GC_DELAY}
-
-
 def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bool = True) -> list[dict[str, Any]]:
     check_steps(pipeline, target.options)
     steps = included_steps(pipeline, target.values)
@@ -380,7 +349,7 @@ def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bo
             result.append(container_template(target, step, pipeline, memoize))
     trainers = [s for s in steps if isinstance(s, Train)]
     if trainers:
-        result += _cleanup_templates(target, job_kind, trainers)
+        result += exit_handler.cleanup_templates(target, job_kind, trainers)
     return result
 
 
@@ -428,9 +397,9 @@ def workflow(
         "templates": all_templates,
         **options.pod_extras(),
     }
-    if any(t["name"] == CLEANUP_TEMPLATE for t in all_templates):
-        spec["onExit"] = CLEANUP_TEMPLATE
-    spec["podGC"] = pod_gc()
+    if any(t["name"] == exit_handler.CLEANUP_TEMPLATE for t in all_templates):
+        spec["onExit"] = exit_handler.CLEANUP_TEMPLATE
+    spec["podGC"] = exit_handler.pod_gc()
     labels = {**k8s.MANAGED_BY, "trainflow.io/pipeline": pipeline.name, "trainflow.io/job-kind": job_kind}
     meta: dict[str, Any] = {"name": name} if name else {"generateName": f"{pipeline.name}-"}
     meta.update(
