@@ -90,11 +90,6 @@ def submit(
     from trainflow.pipelines.loading import load_pipeline
 
     target = backend_for(backend, namespace, job_kind, options_from(flags))
-    if (wait or watch) and not target.watchable():
-        raise WorkflowError(
-            f"the {target.name} backend cannot follow a run from here: submit without --wait/--watch, "
-            f"then `trainflow get NAME --backend {target.name}` (or `argo watch NAME`)"
-        )
     spec = load_pipeline(pipeline)
     values = parse_assignments(params)
     if pipeline in PIPELINES:
@@ -262,6 +257,9 @@ def services(output: str | None, backend: str, namespace: str) -> None:
         ]
         table.add_row(row["workflow"], row["service"], " ".join(urls))
     console.print(table if rows else "no running services")
+    for row in rows:
+        if "port-forward" in row:  # cluster addresses: this is how they reach this machine
+            console.print(f"{row['workflow']}/{row['service']} from here: {row['port-forward']}", soft_wrap=True)
 
 
 @click.command("tensorboard")

@@ -26,12 +26,13 @@ def seeds(pipeline: Pipeline, step: Train) -> list[Command]:
     found = []
     for ref in step.output_refs():
         source = pipeline.step(ref.step)
-        if ref.key not in source.artifacts or source in found:
+        # Function steps publish their artifacts as URLs under the pipeline's artifacts_url: nothing to re-make.
+        if not isinstance(source, Command) or ref.key not in source.artifacts or source in found:
             continue
-        if not isinstance(source, Command) or source.output_refs() or source.for_each is not None:
+        if source.output_refs() or source.for_each is not None:
             raise WorkflowError(
                 f"--cache-mode per-node: training step {step.name} reads {source.name}'s local files, which a pod "
-                f"on another node can make only if {source.name} is a plain command without inputs; "
+                f"on another node can make only if {source.name} is a command without inputs; "
                 "use --cache-mode shared (a ReadWriteMany claim)"
             )
         found.append(source)
