@@ -135,6 +135,10 @@ def test_node_selector_tolerations_pull_secrets_and_service_account_reach_every_
         (["--cache-storage-class", "Fast!"], "storage class 'Fast!' is not a valid name"),
         (["--cache-host-path", "relative/dir"], "cache host path 'relative/dir' must be an absolute directory path"),
         (["--cache-host-path", "/var/../etc"], "cache host path '/var/../etc' must be an absolute directory path"),
+        (["--kserve", "Serve_Model"], "--kserve step 'Serve_Model' is not a valid name"),
+        (["-p", "aws-secret=team s3"], "parameter aws-secret 'team s3' is not a valid name"),
+        (["-p", "tf-model-image="], "parameter tf-model-image '' is not an image reference"),
+        (["-p", "tf-serving-image=Registry/ML:latest"], "parameter tf-serving-image 'Registry/ML:latest' is not an"),
     ],
 )
 def test_a_bad_cluster_flag_is_one_error_line_and_exit_2(flags: list[str], expected: str) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainflow.pipelines import Pipeline, Resources, Service
+from trainflow.pipelines.refs import ParamRef
 from trainflow.workflows.errors import WorkflowError
 
 SERVICE_ACCOUNT = "trainflow"
@@ -29,6 +30,11 @@ LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 # A Kubernetes resource.Quantity that is not negative: 500m, 2, 1.5, 4Gi, 1e3.
 QUANTITY = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
 ABSOLUTE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+# An image reference as docker parses it: [registry[:port]/]path[:tag][@digest], lowercase path components.
+IMAGE = re.compile(
+    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+:[a-f0-9]{32,})?$"
+)
 
 
 @dataclass(frozen=True)
@@ -230,3 +236,16 @@ def check_steps(pipeline: Pipeline, options: ClusterOptions) -> None:
                     f"{flag} names '{name}', which is not a service step of {pipeline.name}: "
                     f"use {', '.join(services) or 'none (it has no services)'}"
                 )
+
+
+def check_object_values(pipeline: Pipeline, values: Mapping[str, str]) -> None:
+    """Parameters that end up as object fields: images a pod can pull, a Secret name Kubernetes accepts."""
+    images = {s.image.name for s in pipeline.steps if isinstance(s.image, ParamRef)}
+    for name in sorted(images):
+        if not IMAGE.match(values.get(name, "")):
+            raise WorkflowError(
+                f"parameter {name} '{values.get(name, '')}' is not an image reference: give e.g. "
+                "registry.example.com/ml/trainflow:0.1.0"
+            )
+    if values.get("aws-secret"):
+        subdomain(values["aws-secret"], "parameter aws-secret")

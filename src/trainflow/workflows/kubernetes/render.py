@@ -32,7 +32,7 @@ from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import exit_handler, kserve, node_cache, yamltext
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
-from trainflow.workflows.kubernetes.options import ClusterOptions, check_steps
+from trainflow.workflows.kubernetes.options import ClusterOptions, check_object_values, check_steps
 from trainflow.workflows.params import resolve_params
 
 OUTPUTS_DIR = "/tmp/outputs/"  # steps write one file per output key here ($TRAINFLOW_OUTPUTS)
@@ -52,6 +52,7 @@ def complete_values(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, s
         values["s3-data-url"] = DEFAULT_MNIST_URL
     if "namespace" not in values:
         values["namespace"] = given.get("namespace", "default")
+    check_object_values(pipeline, values)
     return values
 
 
