@@ -171,6 +171,8 @@ def test_cache_options_are_checked_one_at_a_time() -> None:
     assert cache_volume(size="50Gi", access_mode="ReadWriteOnce", storage_class="fast.ssd").size == "50Gi"
     with pytest.raises(WorkflowError, match="cache mode 'nfs' is unknown"):
         cache_volume(mode="nfs")
+    with pytest.raises(WorkflowError, match="cache access mode 'ReadOnlyMany' is unknown"):
+        cache_volume(access_mode="ReadOnlyMany")  # steps write the cache
 
 
 def test_the_shared_cache_claim_takes_its_storage_class_size_and_access_mode(validate: Validate) -> None:

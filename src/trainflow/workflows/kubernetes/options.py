@@ -19,7 +19,9 @@ from trainflow.workflows.errors import WorkflowError
 SERVICE_ACCOUNT = "trainflow"
 CACHE_SIZE = "10Gi"
 CACHE_MODES = ("shared", "per-node")
-ACCESS_MODES = ("ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany")
+# The cache is written by steps and read by long-running services at the same time: one pod or
+# read-only access modes cannot hold it.
+ACCESS_MODES = ("ReadWriteMany", "ReadWriteOnce")
 HOST_CACHE_PATH = "/var/lib/trainflow-cache"
 TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
