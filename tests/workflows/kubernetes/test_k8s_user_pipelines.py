@@ -42,7 +42,7 @@ def test_the_sweep_example_validates_for_both_job_kinds(validate: Any, form: str
     [training] = by_kind(workflow, job)
     replicas = training["spec"]["pytorchReplicaSpecs" if job_kind == "pytorchjob" else "tfReplicaSpecs"]
     assert sum(r["replicas"] for r in replicas.values()) == 2  # the workers parameter
-    assert [d["metadata"]["name"] for d in by_kind(workflow, "Deployment")] == ["sweep-show"]
+    assert [d["metadata"]["name"] for d in by_kind(workflow, "Deployment")] == ["sweep-xxxxx-show"]
     assert {"memoize"} <= set(template(workflow, "make-data")) and "memoize" not in template(workflow, "show")
     assert template(workflow, "fit")["outputs"]["parameters"][0]["valueFrom"]["parameter"].startswith("{{steps.outputs")
 

@@ -17,6 +17,7 @@ from trainflow.pipelines import Pipeline
 from trainflow.workflows.backend import PENDING, RUNNING, SUCCEEDED, StepInfo, WorkflowInfo
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes.compiler import compile_pipeline
+from trainflow.workflows.kubernetes.options import ClusterOptions
 from trainflow.workflows.kubernetes.resources import (
     JOB_KINDS,
     STEP_LABEL,
@@ -79,10 +80,17 @@ class KubernetesBackend:
     name = "kubernetes"
     poll_seconds = 2.0  # each read is an API request: a follower must not load the API server
 
-    def __init__(self, namespace: str = "default", job_kind: str = "pytorchjob", api: ClusterApi | None = None) -> None:
+    def __init__(
+        self,
+        namespace: str = "default",
+        job_kind: str = "pytorchjob",
+        api: ClusterApi | None = None,
+        options: ClusterOptions | None = None,
+    ) -> None:
         if job_kind not in JOB_KINDS:
             raise WorkflowError(f"unknown job kind '{job_kind}': use {' or '.join(JOB_KINDS)}")
         self.namespace, self.job_kind, self._api = namespace, job_kind, api
+        self.options = options or ClusterOptions()
 
     @property
     def api(self) -> ClusterApi:
@@ -108,7 +116,7 @@ class KubernetesBackend:
             )
         if pipeline.inherit_from and given.get(pipeline.inherit_from):
             given = self._inherit(pipeline, given, values)
-        [workflow] = compile_pipeline(pipeline, given, self.job_kind, memoize=not no_cache)
+        [workflow] = compile_pipeline(pipeline, given, self.job_kind, memoize=not no_cache, options=self.options)
         name = workflow["metadata"].get("name")
         created = self._call(
             lambda: self.api.custom.create_namespaced_custom_object(*ARGO, self.namespace, "workflows", workflow), name
