@@ -39,7 +39,6 @@ OUTPUTS_DIR = "/tmp/outputs/"  # steps write one file per output key here ($TRAI
 CACHE_TEMPLATE = "dataset-cache"
 MEMO_CONFIGMAP = "trainflow-step-cache"
 MEMO_MAX_AGE = "720h"  # a cached step result older than 30 days runs again
-ITEM_INPUT = "item"
 SERVICE_READY_SECONDS = 900
 
 
@@ -78,7 +77,7 @@ def step_run(step: Step) -> k8s.ContainerCommand:
         if isinstance(ref, OutputRef):
             return "{{inputs.parameters.%s}}" % input_name(step, ref)
         if isinstance(ref, ItemRef):
-            return "{{inputs.parameters.%s}}" % ITEM_INPUT
+            return "{{inputs.parameters.%s}}" % k8s.ITEM_INPUT
         if isinstance(ref, PortRef):
             assert isinstance(step, Service)
             return str(step.port(ref.name).container_port)
@@ -92,7 +91,7 @@ def step_run(step: Step) -> k8s.ContainerCommand:
 
 def _input_names(step: Step) -> list[str]:
     names = [input_name(step, r) for r in step.output_refs()]
-    return [*dict.fromkeys(names), *([ITEM_INPUT] if step.for_each is not None else [])]
+    return [*dict.fromkeys(names), *([k8s.ITEM_INPUT] if step.for_each is not None else [])]
 
 
 def _inputs(step: Step) -> dict[str, Any]:
@@ -105,7 +104,7 @@ def _task_arguments(step: Step) -> dict[str, Any]:
         for r in step.output_refs()
     ]
     if step.for_each is not None:
-        params.append({"name": ITEM_INPUT, "value": "{{item}}"})
+        params.append({"name": k8s.ITEM_INPUT, "value": "{{item}}"})
     return {"parameters": params}
 
 
@@ -202,7 +201,7 @@ def _resource_template(
 
 def training_outputs_dir(step: Step) -> str:
     """Where the training pod hosting rank 0 writes the step's outputs: on the shared cache volume, per run and item."""
-    item = "/{{inputs.parameters.%s}}" % ITEM_INPUT if step.for_each is not None else ""
+    item = "/{{inputs.parameters.%s}}" % k8s.ITEM_INPUT if step.for_each is not None else ""
     return f"{k8s.CACHE_MOUNT}/step-outputs/{{{{workflow.name}}}}/{step.name}{item}/"
 
 
@@ -236,7 +235,7 @@ def training_templates(
         "outputs": {"parameters": [{"name": key, "valueFrom": {"path": f"{OUTPUTS_DIR}{key}"}} for key in outputs]},
     }
     if step.for_each is not None:
-        read["inputs"] = {"parameters": [{"name": ITEM_INPUT}]}
+        read["inputs"] = {"parameters": [{"name": k8s.ITEM_INPUT}]}
     calls: list[dict[str, Any]] = [
         {"name": "job", "template": job_template["name"]},
         {"name": "outputs", "template": read["name"]},
@@ -244,7 +243,9 @@ def training_templates(
     if _input_names(step):
         calls[0]["arguments"] = _forwarded_arguments(step)
     if step.for_each is not None:
-        calls[1]["arguments"] = {"parameters": [{"name": ITEM_INPUT, "value": "{{inputs.parameters.%s}}" % ITEM_INPUT}]}
+        calls[1]["arguments"] = {
+            "parameters": [{"name": k8s.ITEM_INPUT, "value": "{{inputs.parameters.%s}}" % k8s.ITEM_INPUT}]
+        }
     group: dict[str, Any] = {
         "name": step.name,
         "steps": [[calls[0]], [calls[1]]],
@@ -372,6 +373,19 @@ def name_expression(pipeline: Pipeline) -> str:
     return k8s.workflow_param(pipeline.name_param) + pipeline.name_suffix
 
 
+def _check_artifacts_url(pipeline: Pipeline, values: Mapping[str, str]) -> None:
+    """Steps that publish artifacts need a store every pod reaches: an s3:// URL (pods share no disk)."""
+    publishing = [s.name for s in pipeline.steps if s.artifacts and getattr(s, "function", None)]
+    if not publishing:
+        return
+    url = substitute(str(pipeline.artifacts_url), lambda ref: values.get(getattr(ref, "name", ""), ""))
+    if not url.startswith("s3://"):
+        raise WorkflowError(
+            f"step {publishing[0]} publishes artifacts, and on Kubernetes pods share no disk: give {pipeline.name} "
+            f"an artifacts_url of s3://BUCKET/PREFIX (now {url or 'unset'}), e.g. Pipeline(artifacts_url=param(...))"
+        )
+
+
 def workflow(
     pipeline: Pipeline,
     values: Mapping[str, str],
@@ -385,7 +399,8 @@ def workflow(
     options = options or ClusterOptions()
     name = workflow_name(pipeline, values)
     declared = frozenset(p.name for p in pipeline.params)
-    target = k8s.Target(name_expression(pipeline), values, declared, options)
+    _check_artifacts_url(pipeline, values)
+    target = k8s.Target(name_expression(pipeline), values, declared, options, str(pipeline.artifacts_url))
     try:
         all_templates = templates(pipeline, target, job_kind, memoize)
     except PipelineError as exc:

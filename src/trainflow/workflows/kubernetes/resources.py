@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainflow.pipelines import Port, Resources, Service, Step, Train
+from trainflow.pipelines.artifacts import ENV as ARTIFACTS_ENV
 from trainflow.pipelines.refs import ParamRef, refs_in, substitute
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes.options import SERVICE_ACCOUNT, ClusterOptions, gpu_count, quantity
@@ -49,6 +50,7 @@ class Target:
     values: Mapping[str, str]
     params: frozenset[str] = frozenset()
     options: ClusterOptions = field(default_factory=ClusterOptions)
+    artifacts_url: str = ""  # the pipeline's artifacts_url, its parameters still references
 
     def setting(self, name: str, default: str) -> str:
         """A declared parameter's placeholder (set at submit time), else its value or `default`."""
@@ -109,6 +111,9 @@ class ContainerCommand:
     args: list[str]
 
 
+ITEM_INPUT = "item"  # the template input a fanned-out step's item arrives in
+
+
 def labels(target: Target, step: str) -> dict[str, str]:
     return {**MANAGED_BY, WORKFLOW_LABEL: target.workflow, STEP_LABEL: step}
 
@@ -138,6 +143,16 @@ def cache_mount() -> dict[str, Any]:
     return {"name": CACHE_CLAIM, "mountPath": CACHE_MOUNT}
 
 
+def artifacts_env(target: Target, step: Step) -> list[dict[str, Any]]:
+    """Where a step publishes its artifacts: `<artifacts_url>/<workflow>/<step>[/<item>]` (see pipelines.artifacts)."""
+    if not (step.artifacts and target.artifacts_url):
+        return []
+    parts = [target.expression(target.artifacts_url).rstrip("/"), "{{workflow.name}}", step.name]
+    if step.for_each is not None:
+        parts.append("{{inputs.parameters.%s}}" % ITEM_INPUT)
+    return [{"name": ARTIFACTS_ENV, "value": "/".join(parts)}]
+
+
 def container(
     target: Target, name: str, step: Step, run: ContainerCommand, ports: Sequence[Port] = ()
 ) -> dict[str, Any]:
@@ -146,7 +161,7 @@ def container(
         "image": target.image(step),
         "command": run.command,
         "args": run.args,
-        "env": container_env(target),
+        "env": [*container_env(target), *artifacts_env(target, step)],
         "volumeMounts": [cache_mount()],
     }
     if ports:
