@@ -49,6 +49,7 @@ class LocalBackend:
     """Runs workflows on this machine; state and logs under `$TRAINFLOW_HOME`."""
 
     name = "local"
+    poll_seconds = 0.25
 
     def __init__(self, home: Path) -> None:
         self.layout = Layout(home)
@@ -73,6 +74,7 @@ class LocalBackend:
         except PipelineError as exc:
             raise WorkflowError(exc.message) from None
         values = self._complete(pipeline, resolve_params(pipeline, values), values)
+        plan.artifacts_base(pipeline, values, self.layout.default_artifacts)  # a bad URL fails here, not in the runner
         steps = [StepInfo(i, service=s.service) for s in pipeline.steps for i in plan.instance_names(s, values)]
         info = WorkflowInfo(
             name=workflow_name(pipeline, values),
@@ -262,9 +264,6 @@ class LocalBackend:
     def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
         """The progress events step `step` of workflow `name` reported, oldest first."""
         return read_progress(self.layout.progress_file(name, step))
-
-    def watchable(self) -> bool:
-        return True
 
     def delete(self, name: str) -> None:
         """Stop everything a workflow runs, services included, and forget it (its models stay)."""
