@@ -3,7 +3,7 @@
 Every dataset is trained once for the module (all at the same time: the runs mostly wait on imports)
 and served by a real server; each protocol must clear the accuracy floor stated per dataset. A floor
 is well below what a correct pipeline reaches (measured: digits 0.92, colours 1.0, wine 0.97, iris
-0.93, breast cancer 0.97) and well above what a broken one does (features left unstandardised, pixels
+0.97, breast cancer 0.97) and well above what a broken one does (features left unstandardised, pixels
 sent unscaled, labels in another order, class names out of step): chance is 0.1 to 0.5.
 """
 
