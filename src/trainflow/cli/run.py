@@ -63,11 +63,16 @@ def run(
     outputs = {k: v for s in final.steps for k, v in s.outputs.items()}  # read by what they are, not by step
     console.print("\n[bold]Next[/bold]")
     dataset = outputs.get("dataset-path", "DATA_DIR")
+    model = str(outputs.get("model-name", "mnist"))
+    named = f" --model-name {model}" if model != "mnist" else ""
     if "grpc-address" in outputs:
-        console.print(f"  trainflow predict --server {outputs['grpc-address']} --data-dir {dataset} --num 20")
+        console.print(f"  trainflow predict --server {outputs['grpc-address']}{named} --data-dir {dataset} --num 20")
     if "rest-url" in outputs:
         rest = str(outputs["rest-url"])
-        console.print(f"  trainflow predict --server {rest.removeprefix('http://')} --protocol rest YOUR_DIGIT.png")
+        console.print(
+            f"  trainflow predict --server {rest.removeprefix('http://')} --protocol rest{named} "
+            "FILE   # FILE: a PNG/JPEG image, CSV rows of features or a .npy array"
+        )
         console.print(
             f"  REST: {rest}/v1/models/{outputs.get('model-name', 'mnist')}  (TF Serving and KServe V2 /v2/...)"
         )
