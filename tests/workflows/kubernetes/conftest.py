@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -76,3 +77,7 @@ def validate() -> Callable[..., list[str]]:
     if not SCHEMAS.is_dir():
         pytest.skip(f"schemas not found at {SCHEMAS} (they live in the shared checkout next to the repo)")
     return schema_errors
+
+
+# The serving tests' real model files and server (the port-forward tests predict through a real one).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "serving"))

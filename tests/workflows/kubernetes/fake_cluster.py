@@ -126,17 +126,41 @@ class FakeCluster:
         return self.streams[-1]
 
     def add_server(self, namespace: str, workflow: str) -> None:
-        labels = {
-            "trainflow.io/workflow": workflow,
-            "trainflow.io/step": "serve-model",
-            "app.kubernetes.io/managed-by": "trainflow",
+        ports = {"rest": 8501, "grpc": 9000}
+        self.add_service(namespace, workflow, "serve-model", "serve-model", ports, f"{workflow}-model-server")
+
+    def add_service(
+        self, namespace: str, workflow: str, step: str, command: str, ports: dict[str, int], name: str
+    ) -> None:
+        """A service step as compiled: a Deployment running `trainflow step <command>`, a Service selecting its pods."""
+        selector = {"trainflow.io/workflow": workflow, "trainflow.io/step": step}
+        labels = {**selector, "app.kubernetes.io/managed-by": "trainflow"}
+        container = {"name": step, "command": ["trainflow", "step", command], "args": []}
+        self.deployments[(namespace, name)] = {
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
         }
-        ports = [{"name": "rest", "port": 8501}, {"name": "grpc", "port": 9000}]
-        for store in (self.deployments, self.services):
-            store[(namespace, f"{workflow}-model-server")] = {
-                "metadata": {"name": f"{workflow}-model-server", "labels": labels},
-                "spec": {"ports": ports},
-            }
+        self.services[(namespace, name)] = {
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "selector": selector,
+                "ports": [{"name": n, "port": p, "targetPort": n} for n, p in ports.items()],
+            },
+        }
+
+    def add_service_pod(
+        self, namespace: str, name: str, workflow: str, step: str, ports: dict[str, int], ready: bool = True
+    ) -> None:
+        """A pod of a service step: Running, and Ready unless `ready` is False."""
+        labels = {"trainflow.io/workflow": workflow, "trainflow.io/step": step}
+        self.pods[(namespace, name)] = {
+            "metadata": {"name": name, "labels": labels, "annotations": {}},
+            "spec": {
+                "containers": [{"name": step, "ports": [{"name": n, "containerPort": p} for n, p in ports.items()]}]
+            },
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": str(ready)}]},
+            "log": "",
+        }
 
     def list_namespaced_service(self, namespace: str, label_selector: str | None = None) -> dict[str, Any]:
         return {

@@ -1,0 +1,127 @@
+"""A workflow's TensorBoard or model server on the cluster, brought to loopback ports on this machine.
+
+A service is found by what its pods run (`trainflow step tensorboard`, `trainflow step serve-model`), never by
+its step's name, and reached through a ready pod behind its Service's selector (as `kubectl port-forward svc/...`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.kubernetes import portforward
+from trainflow.workflows.kubernetes.backend import KubernetesBackend, _field, _items
+from trainflow.workflows.kubernetes.resources import STEP_LABEL, WORKFLOW_LABEL
+
+TENSORBOARD = "tensorboard"  # the `trainflow step` commands whose services these are
+MODEL_SERVER = "serve-model"
+WHAT = {TENSORBOARD: "TensorBoard", MODEL_SERVER: "model server"}
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """A service reached from here: its Service, the pod behind it, and a local address per port name."""
+
+    service: str
+    pod: str
+    addresses: dict[str, str]
+
+
+def step_running(backend: KubernetesBackend, workflow: str, command: str) -> str:
+    """The step of `workflow` whose Deployment runs `trainflow step <command>`."""
+    backend.get(workflow)  # a missing workflow is its own clear line
+    listing = backend._call(
+        lambda: backend.api.apps.list_namespaced_deployment(
+            backend.namespace, label_selector=f"{WORKFLOW_LABEL}={workflow}"
+        )
+    )
+    for deployment in _items(listing):
+        containers = _field(deployment, "spec", "template", "spec", "containers") or []
+        if any(list(_field(c, "command") or [])[:3] == ["trainflow", "step", command] for c in containers):
+            return str((_field(deployment, "metadata", "labels") or {}).get(STEP_LABEL, ""))
+    raise WorkflowError(
+        f"workflow {workflow} has no running {WHAT.get(command, command)} in namespace {backend.namespace}: "
+        f"see `trainflow get {workflow} --backend kubernetes -n {backend.namespace}`"
+    )
+
+
+def service_of(backend: KubernetesBackend, workflow: str, step: str) -> Any:
+    """The Service in front of a workflow's service step."""
+    selector = f"{WORKFLOW_LABEL}={workflow},{STEP_LABEL}={step}"
+    found = _items(
+        backend._call(lambda: backend.api.core.list_namespaced_service(backend.namespace, label_selector=selector))
+    )
+    if not found:
+        raise WorkflowError(f"workflow {workflow}'s step {step} has no Service in namespace {backend.namespace}")
+    return found[0]
+
+
+def ready_pod(backend: KubernetesBackend, service: Any) -> Any:
+    """A running, ready pod the Service's selector picks (its first by name, as kubectl does)."""
+    name = _field(service, "metadata", "name")
+    selector = ",".join(f"{k}={v}" for k, v in sorted((_field(service, "spec", "selector") or {}).items()))
+    if not selector:
+        raise WorkflowError(f"Service {name} selects no pods: it cannot be forwarded")
+    pods = _items(
+        backend._call(lambda: backend.api.core.list_namespaced_pod(backend.namespace, label_selector=selector))
+    )
+    ready = [p for p in pods if _is_ready(p)]
+    if not ready:
+        raise WorkflowError(
+            f"no ready pod behind Service {name} in namespace {backend.namespace} ({len(pods)} pod(s), none ready): "
+            f"see `kubectl get pods -n {backend.namespace} -l {selector}`"
+        )
+    return min(ready, key=lambda p: _field(p, "metadata", "name"))
+
+
+def _is_ready(pod: Any) -> bool:
+    if _field(pod, "metadata", "deletion_timestamp") or _field(pod, "metadata", "deletionTimestamp"):
+        return False
+    if _field(pod, "status", "phase") != "Running":
+        return False
+    conditions = _field(pod, "status", "conditions") or []
+    return any(_field(c, "type") == "Ready" and _field(c, "status") == "True" for c in conditions)
+
+
+def pod_ports(service: Any, pod: Any) -> dict[str, int]:
+    """Each Service port's name and the pod port it reaches (a named targetPort is the container's port of that name)."""
+    named = {
+        _field(p, "name"): _field(p, "container_port") or _field(p, "containerPort")
+        for c in _field(pod, "spec", "containers") or []
+        for p in _field(c, "ports") or []
+    }
+    found = {}
+    for port in _field(service, "spec", "ports") or []:
+        target = _field(port, "target_port") or _field(port, "targetPort") or _field(port, "port")
+        number = named.get(target) if isinstance(target, str) else target
+        found[_field(port, "name") or str(_field(port, "port"))] = int(number or _field(port, "port"))
+    return found
+
+
+@contextmanager
+def forward_service(
+    backend: KubernetesBackend,
+    workflow: str,
+    command: str,
+    local_ports: Sequence[int] = (),
+    open_stream: portforward.OpenStream | None = None,
+) -> Iterator[Forwarded]:
+    """Every port of the service running `trainflow step <command>` on loopback until the block ends.
+
+    `local_ports` are the loopback ports for the Service's ports in order (0 or none given: a free port).
+    """
+    service = service_of(backend, workflow, step_running(backend, workflow, command))
+    pod = ready_pod(backend, service)
+    pod_name = str(_field(pod, "metadata", "name"))
+    opener = open_stream or portforward.api_stream(backend.api.core, backend.namespace)
+    with ExitStack() as stack:
+        addresses = {}
+        for index, (name, port) in enumerate(pod_ports(service, pod).items()):
+            local = local_ports[index] if index < len(local_ports) else 0
+            forward = portforward.PortForward(opener, pod_name, port, local)
+            stack.enter_context(forward)
+            addresses[name] = forward.address
+        yield Forwarded(str(_field(service, "metadata", "name")), pod_name, addresses)
