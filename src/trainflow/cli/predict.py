@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -59,7 +61,7 @@ def _test_split(data_dir: Path | None, count: int) -> tuple[np.ndarray, np.ndarr
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--server", default=None, help="HOST:PORT (default: 127.0.0.1:9000 for gRPC, :8501 for REST).")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="grpc", show_default=True)
-@click.option("--model-name", default="mnist", show_default=True)
+@click.option("--model-name", default=None, help="The served model [the workflow's model-name, else mnist].")
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -88,7 +90,62 @@ def _test_split(data_dir: Path | None, count: int) -> tuple[np.ndarray, np.ndarr
     show_default=True,
     help="Invert mostly-light one-channel pictures (models trained on white-on-black data, as MNIST).",
 )
+@click.option(
+    "--workflow",
+    default=None,
+    help="Kubernetes: ask this workflow's model server, through a port-forward open while the command runs.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "kubernetes"]),
+    default="local",
+    show_default=True,
+    envvar="TRAINFLOW_BACKEND",
+    help="Where --workflow runs.",
+)
+@click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace of --workflow.")
 def predict_command(
+    files: tuple[Path, ...],
+    server: str | None,
+    protocol: str,
+    model_name: str | None,
+    data_dir: Path | None,
+    num: int,
+    num_tests: int | None,
+    concurrency: int,
+    timeout: float,
+    invert: bool,
+    workflow: str | None,
+    backend: str,
+    namespace: str,
+) -> None:
+    """Predict classes: FILES (PNG/JPEG images, CSV rows, .npy arrays), or --data-dir's test examples."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would bury the output
+    with ExitStack() as stack:
+        if workflow is not None:
+            server, served = stack.enter_context(_cluster_server(workflow, backend, namespace, server, protocol))
+            model_name = model_name or served
+        _predict(files, server, protocol, model_name or "mnist", data_dir, num, num_tests, concurrency, timeout, invert)
+
+
+@contextmanager
+def _cluster_server(
+    workflow: str, backend: str, namespace: str, server: str | None, protocol: str
+) -> Iterator[tuple[str, str]]:
+    """The loopback address forwarded to `workflow`'s model server, and the model name it serves."""
+    if backend != "kubernetes" or server is not None:
+        raise ClientError("--workflow needs --backend kubernetes and no --server (locally, pass --server)")
+    from trainflow.cli.forward import model_server_on_cluster
+    from trainflow.cli.workflows import backend_for
+    from trainflow.workflows.kubernetes import KubernetesBackend
+
+    target = backend_for(backend, namespace)
+    assert isinstance(target, KubernetesBackend)
+    with model_server_on_cluster(target, workflow, protocol) as found:
+        yield found
+
+
+def _predict(
     files: tuple[Path, ...],
     server: str | None,
     protocol: str,
@@ -100,8 +157,6 @@ def predict_command(
     timeout: float,
     invert: bool,
 ) -> None:
-    """Predict classes: FILES (PNG/JPEG images, CSV rows, .npy arrays), or --data-dir's test examples."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would bury the output
     with PredictClient(server or default_server(protocol), protocol, model_name, timeout) as client:
         if files:
             for path in files:

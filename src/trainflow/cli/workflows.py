@@ -264,11 +264,25 @@ def services(output: str | None, backend: str, namespace: str) -> None:
 
 @click.command("tensorboard")
 @click.argument("name")
+@click.option(
+    "--local-port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    help="Kubernetes: the loopback port to forward TensorBoard to [0: a free one].",
+)
 @backend_option
 @namespace_option
-def tensorboard(name: str, backend: str, namespace: str) -> None:
-    """Print the URL of a workflow's TensorBoard (the service that reports the logdir it shows)."""
-    found = [s for w, s in backend_for(backend, namespace).services() if w.name == name and "logdir" in s.outputs]
+def tensorboard(name: str, local_port: int, backend: str, namespace: str) -> None:
+    """Print the URL of a workflow's TensorBoard; on Kubernetes, forward it here until Ctrl+C."""
+    target = backend_for(backend, namespace)
+    if backend == "kubernetes":
+        from trainflow.cli.forward import tensorboard_on_cluster
+        from trainflow.workflows.kubernetes import KubernetesBackend
+
+        assert isinstance(target, KubernetesBackend)
+        tensorboard_on_cluster(target, name, local_port)
+        return
+    found = [s for w, s in target.services() if w.name == name and "logdir" in s.outputs]
     if not found:
         raise WorkflowError(f"workflow {name} has no running tensorboard: see `trainflow get {name}`")
     console.print(found[0].outputs["url"])

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from kubernetes.client.exceptions import ApiException
+from live_server import running_server
+from model_files import centroid_classifier_onnx, publish
 
 from tests.workflows.kubernetes.fake_cluster import FakeCluster
 from trainflow.workflows import MODEL_TRAIN, WorkflowError
@@ -171,3 +177,69 @@ def test_the_official_client_opens_streams_through_the_pods_portforward_subresou
     core = client.CoreV1Api(client.ApiClient(configuration))
     with pytest.raises(WorkflowError, match=r"^cannot open a port-forward to pod p0:8501 \("):
         portforward.api_stream(core, "ml")("p0", 8501)
+
+
+def test_tensorboard_command_forwards_and_prints_the_local_url_fake_k8s_api(
+    cluster: FakeCluster, board: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainflow.cli import forward, workflows
+
+    monkeypatch.setattr(workflows, "backend_for", lambda kind, namespace: backend(cluster))
+    monkeypatch.setattr(portforward, "api_stream", lambda core, ns: loopback_streams({("run1-board-b", 6006): board}))
+    answers: list[str] = []
+
+    def browse_instead_of_waiting() -> None:
+        sys.stdout.flush()
+        printed = sys.stdout.buffer.getvalue().decode()  # what the command printed so far (CliRunner's buffer)
+        answers.append(get(printed.split("TensorBoard of run1: ", 1)[1].split()[0] + "/scalars"))
+
+    monkeypatch.setattr(forward, "wait_for_interrupt", browse_instead_of_waiting)
+    result = CliRunner().invoke(workflows.tensorboard, ["run1", "--backend", "kubernetes", "-n", "ml"])
+    assert result.exit_code == 0, result.output
+    assert answers == ["tensorboard says hello to /scalars"]
+
+
+@pytest.fixture(scope="module")
+def model_base(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Path:
+    base = tmp_path_factory.mktemp("served") / "digits"
+    publish(base, 1, centroid_classifier_onnx(mnist_dir))
+    return base
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest", "v2-rest"])
+def test_predict_asks_the_workflows_model_server_through_a_port_forward_fake_k8s_api(
+    cluster: FakeCluster,
+    model_base: Path,
+    mnist_dir: Path,
+    protocol: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trainflow.cli import predict, workflows
+
+    cluster.workflows[("ml", "run1")]["spec"]["arguments"]["parameters"].append(
+        {"name": "model-name", "value": "digits"}
+    )
+    cluster.add_server("ml", "run1")
+    cluster.add_service_pod("ml", "run1-model-server-x", "run1", "serve-model", {"rest": 8501, "grpc": 9000})
+    opened: list[tuple[str, int]] = []
+    with running_server(model_base, model_name="digits") as server:
+        pods = {("run1-model-server-x", 8501): server.rest_port, ("run1-model-server-x", 9000): server.grpc_port}
+        monkeypatch.setattr(workflows, "backend_for", lambda kind, namespace: backend(cluster))
+        monkeypatch.setattr(portforward, "api_stream", lambda core, ns: loopback_streams(pods, opened))
+        args = ["--workflow", "run1", "--backend", "kubernetes", "-n", "ml", "--protocol", protocol]
+        result = CliRunner().invoke(predict.predict_command, [*args, "--data-dir", str(mnist_dir), "--num", "5"])
+    assert result.exit_code == 0, result.output
+    assert "Accuracy: " in result.output and "/5 = " in result.output
+    wanted = 8501 if "rest" in protocol else 9000
+    assert opened and {port for _, port in opened} == {wanted}
+
+
+def test_predict_with_a_workflow_needs_the_kubernetes_backend() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "trainflow", "predict", "--workflow", "run1", "--num", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("error: --workflow needs --backend kubernetes")
