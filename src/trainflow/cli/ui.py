@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from trainflow.cli.output import console
+from trainflow.cli.workflows import backend_for, backend_option, namespace_option
 from trainflow.settings import trainflow_home
 from trainflow.ui import serve_ui
 from trainflow.ui.server import DEFAULT_HOST, DEFAULT_PORT
@@ -24,12 +25,18 @@ from trainflow.ui.server import DEFAULT_HOST, DEFAULT_PORT
     metavar="NAME",
     help="Also answer requests addressed to NAME (repeatable; '*': any). Loopback and --host always work.",
 )
-def ui_command(host: str, port: int, allowed_hosts: tuple[str, ...]) -> None:
+@backend_option
+@namespace_option
+def ui_command(host: str, port: int, allowed_hosts: tuple[str, ...], backend: str, namespace: str) -> None:
     """Serve the dashboard: workflows live, their DAG, logs and curves, and a canvas to try the model."""
+    target = backend_for(backend, namespace) if backend == "kubernetes" else None
+    if target is not None:
+        target.list()  # no cluster, or no access: one line now rather than an empty page
     serve_ui(
         trainflow_home(),
         host,
         port,
         on_ready=lambda url: console.print(f"Dashboard: {url}  (Ctrl+C to stop)"),
         allowed_hosts=allowed_hosts,
+        backend=target,
     )

@@ -32,6 +32,16 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_LOG_LINES = 2000
 MAX_PREDICT_BYTES = 2 * 1024 * 1024
+# What the page cannot do for workflows on a cluster, said once on the page (and by the refused requests).
+TRY_ON_CLUSTER = (
+    "Try the model is not available for a cluster's workflows (the model server's address is inside the "
+    "cluster): run `trainflow predict --backend kubernetes -n {namespace} --workflow NAME`"
+)
+CLUSTER_LIMITS = (
+    TRY_ON_CLUSTER,
+    "Curves come from the train dir's TensorBoard events (this machine needs read access to it); "
+    "per-step progress stays in the pods: `trainflow tensorboard NAME --backend kubernetes -n {namespace}`",
+)
 
 
 def _status_of(exc: TrainflowError) -> int:
@@ -72,6 +82,18 @@ class Dashboard:
     def __init__(self, backend: Backend, cache_dir: Path) -> None:
         self.backend = backend
         self.curves = CurveReader(cache_dir)
+        self.namespace = str(getattr(backend, "namespace", ""))
+        self.limits = (
+            [line.format(namespace=self.namespace) for line in CLUSTER_LIMITS] if backend.name != "local" else []
+        )
+
+    def backend_of(self, request: Request) -> JSONResponse:
+        """Where the workflows run, and what the page cannot do there."""
+        return JSONResponse({"name": self.backend.name, "namespace": self.namespace or None, "limits": self.limits})
+
+    def _served_here(self) -> None:
+        if self.limits:
+            raise ModelUnavailable(TRY_ON_CLUSTER.format(namespace=self.namespace))
 
     def find(self, name: str) -> WorkflowInfo:
         """The workflow `name`; unknown names raise WorkflowNotFound (a 404), other failures stay as they are."""
@@ -106,6 +128,7 @@ class Dashboard:
         return JSONResponse(self.curves.read(info, progress).to_dict())
 
     async def predict(self, request: Request) -> JSONResponse:
+        self._served_here()
         body = await read_body(request, MAX_PREDICT_BYTES)
         try:
             payload: Any = json.loads(body)
@@ -117,6 +140,7 @@ class Dashboard:
         return JSONResponse(await run_in_threadpool(predict_digit, info, example, 10.0, model))
 
     async def model_of(self, request: Request) -> JSONResponse:
+        self._served_here()
         info = await run_in_threadpool(self.find, request.path_params["name"])
         return JSONResponse((await run_in_threadpool(model_input, info)).to_dict())
 
@@ -151,6 +175,7 @@ def create_app(
 
     routes = [
         Route("/", index),
+        Route("/api/backend", dashboard.backend_of),
         Route("/api/workflows", dashboard.list_workflows),
         Route("/api/workflows/{name}", dashboard.get_workflow),
         Route("/api/workflows/{name}/logs", dashboard.logs),

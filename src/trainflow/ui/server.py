@@ -11,6 +11,7 @@ from pathlib import Path
 from trainflow.ui.app import create_app
 from trainflow.ui.errors import UiError
 from trainflow.ui.hosts import allowed_host_names
+from trainflow.workflows.backend import Backend
 from trainflow.workflows.local.backend import LocalBackend
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,10 @@ def serve_ui(
     port: int = DEFAULT_PORT,
     on_ready: Callable[[str], None] | None = None,
     allowed_hosts: Iterable[str] = (),
+    backend: Backend | None = None,
 ) -> None:
-    """Serve the dashboard for the workflows under `home` until interrupted; `on_ready(url)` once the port is ours.
+    """Serve the dashboard for the workflows under `home` (or of `backend`) until interrupted; `on_ready(url)` once
+    the port is ours.
 
     Requests must be addressed (Host header) to a loopback name, to `host`, or to one of `allowed_hosts` (`*`: any).
     """
@@ -34,9 +37,10 @@ def serve_ui(
 
     check_port_free(host, port)
     with tempfile.TemporaryDirectory(prefix="trainflow-ui-") as cache:
-        app = create_app(LocalBackend(home), Path(cache), allowed_host_names(host, allowed_hosts))
+        target = backend or LocalBackend(home)
+        app = create_app(target, Path(cache), allowed_host_names(host, allowed_hosts))
         url = f"http://{host}:{port}/"
-        log.info("dashboard for %s at %s", home, url)
+        log.info("dashboard for %s at %s", home if backend is None else target.name, url)
         if on_ready is not None:
             on_ready(url)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

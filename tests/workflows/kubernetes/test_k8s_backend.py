@@ -303,7 +303,17 @@ def test_constructing_the_backend_does_not_contact_a_cluster(tmp_path: Path, mon
         target.list()
 
 
-@pytest.mark.parametrize("command", [["submit", "model-train"], ["list"], ["get", "run1"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["submit", "model-train"],
+        ["list"],
+        ["get", "run1"],
+        ["tensorboard", "run1"],
+        ["predict", "--workflow", "run1", "--num", "1"],
+        ["ui", "--port", str(free_port())],
+    ],
+)
 def test_kubernetes_backend_without_a_kubeconfig_exits_with_one_clear_line(tmp_path: Path, command: list[str]) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "trainflow", *command, "--backend", "kubernetes"],

@@ -265,6 +265,18 @@ class WorkflowPage {
   stop() { this.poller.stop(); }
 }
 
+// Where the workflows run; on a cluster, what this page cannot do there, said once above every page.
+async function showBackend() {
+  const backend = await getJson("/api/backend");
+  if (!backend.limits.length) return;
+  const box = document.getElementById("backend-limits");
+  box.innerHTML = `<strong>Workflows of Kubernetes namespace ${escapeHtml(backend.namespace || "")}</strong> (read-only:
+    submit, stop and delete with <code>trainflow ... --backend kubernetes</code>)
+    <ul>${backend.limits.map((line) => `<li>${escapeHtml(line)}</li>`).join("")}</ul>`;
+  box.hidden = false;
+}
+showBackend().catch(() => {});
+
 let page = null;
 function route() {
   page?.stop();
