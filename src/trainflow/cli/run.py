@@ -16,7 +16,12 @@ from trainflow.workflows import MODEL_TRAIN, parse_assignments
 
 @click.command()
 @click.option(
-    "--data-url", default=DEFAULT_MNIST_URL, show_default=True, help="Dataset: s3://, http(s)://, file:// or a path."
+    "--data-url",
+    "--s3-data-url",
+    "data_url",
+    default=DEFAULT_MNIST_URL,
+    show_default=True,
+    help="Dataset: s3://, http(s)://, file:// or a path (offline: a local copy, e.g. ../shared/data/mnist-10k).",
 )
 @click.option("--job-name", default=None, help="Run name (default: mnist-<date>-<time>).")
 @click.option("--workers", default=2, show_default=True, help="Training workers (processes).")
@@ -55,9 +60,11 @@ def run(
         console.print(f"\nstill running: `trainflow get {info.name}`, `trainflow logs {info.name} -f`")
         return
     if final.status != "Succeeded":
-        console.print(
-            f"[red]{final.name} failed[/red]: {final.message}\n`trainflow logs {final.name}` shows why; "
-            f"`trainflow retry {final.name}` resumes from the failed step"
+        click.echo(f"error: workflow {final.name} failed: {final.message}", err=True)
+        click.echo(
+            f"`trainflow logs {final.name}` shows why; `trainflow retry {final.name} [-p NAME=VALUE]` resumes "
+            "from the failed step",
+            err=True,
         )
         sys.exit(1)
     outputs = {k: v for s in final.steps for k, v in s.outputs.items()}  # read by what they are, not by step
