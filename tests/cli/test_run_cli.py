@@ -36,3 +36,18 @@ def test_unreachable_source_fails_with_one_line_saying_how_to_use_a_local_copy()
     assert "failed" not in out.stdout.split("Status:")[0]  # the failure is on stderr, not only on stdout
     info = json.loads(trainflow("get", "offline-1", "-o", "json").stdout)
     assert info["status"] == "Failed"
+
+    # what the failure leaves: no TensorBoard (nothing was trained to show), and `get` says so
+    assert "no running services" in trainflow("services").stdout
+    board = next(s for s in info["steps"] if s["name"] == "tensorboard")
+    assert board["message"].startswith("stopped"), board  # before training (or before it was ready)
+
+    # `get` ends with the failed step's last lines; `logs` ends with the error, free of TensorBoard's chatter
+    shown = trainflow("get", "offline-1").stdout.splitlines()
+    assert "cannot reach" in shown[-1] and "Last lines of download-dataset:" in shown, shown
+    logs = trainflow("logs", "offline-1")
+    assert logs.returncode == 0, logs.stderr
+    lines = logs.stdout.splitlines()
+    assert "cannot reach" in lines[-1] and "failed" in lines[-1], lines[-3:]
+    assert not [line for line in lines if "load cycle" in line or "rustboard" in line or "werkzeug" in line], lines
+    assert any(line.startswith("tensorboard: TensorBoard http://") for line in lines)

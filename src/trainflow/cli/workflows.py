@@ -169,9 +169,14 @@ def failed_log_tails(info: WorkflowInfo, lines: int = 15) -> list[str]:
 @backend_option
 @namespace_option
 def logs(name: str, step: str | None, follow_: bool, backend: str, namespace: str) -> None:
-    """Print a workflow's step logs."""
-    for line in backend_for(backend, namespace).logs(name, step, follow_):
+    """Print a workflow's step logs, step by step; a failed workflow's error comes last."""
+    target = backend_for(backend, namespace)
+    for line in target.logs(name, step, follow_):
         click.echo(line)
+    info = target.get(name)
+    failed = [s.name for s in info.steps if s.status == "Failed"]
+    if info.status == "Failed" and (step is None or step in failed):
+        click.echo(f"workflow {name} Failed: {info.message}")
 
 
 @click.command()

@@ -121,7 +121,7 @@ class Executor:
                 self._poll()
                 time.sleep(_POLL)
         finally:
-            self._stop_running("stopped" if self.stopping else "workflow ended")
+            self._stop_running("by user" if self.stopping else "the workflow ended")
         return self._finish()
 
     def _on_stop(self, signum: int, frame: object) -> None:
@@ -326,8 +326,34 @@ class Executor:
         for instance, run in list(self.running.items()):
             processes.stop_group(run.proc.pid, None)
             run.proc.wait()
-            self._set(instance, FAILED, finished_at=now(), message=why, pid=None)
+            self._set(instance, FAILED, finished_at=now(), message=f"stopped: {why}", pid=None)
         self.running.clear()
+
+    def _settle_services(self) -> None:
+        """After a failure: a run that never trained stops its services (they would show or serve nothing of it).
+
+        Once a training step has run, they stay up to show it (TensorBoard's curves of a diverged run); each
+        service's message says which.
+        """
+        trained = any(
+            self.status[i] not in (PENDING, OMITTED, SKIPPED)
+            for step in self.pipeline.steps
+            if step.kind == "train"
+            for i in self.plan.instances[step.name]
+        )
+        for instance, pid, started, service in self.state.step_processes(self.name):
+            if not service or self.status.get(instance) != SUCCEEDED:
+                continue
+            if trained:
+                self.state.update_step(self.name, instance, message="service running: kept to show the failed run")
+                continue
+            processes.stop_group(pid, started)
+            self._set(
+                instance,
+                SUCCEEDED,
+                pid=None,
+                message=f"stopped: the workflow failed before training (`trainflow retry {self.name}` starts it again)",
+            )
 
     def _finish(self) -> str:
         failed = [n for n, s in self.status.items() if s == FAILED]
@@ -340,6 +366,7 @@ class Executor:
             info = self.state.get(self.name)
             first = next(s for s in info.steps if s.name == failed[0])
             status, message = FAILED, f"step {first.name} failed: {first.message}"
+            self._settle_services()
         else:
             status, message = SUCCEEDED, ""
         self.state.update_workflow(self.name, status=status, finished_at=now(), message=message)
