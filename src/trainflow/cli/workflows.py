@@ -206,13 +206,21 @@ def stop(name: str, backend: str, namespace: str) -> None:
 
 @click.command()
 @click.argument("name")
-@click.option("--wait", is_flag=True)
+@click.option(
+    "-p",
+    "--parameter",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Change a parameter; the steps that read it (and those after them) run again. Repeatable.",
+)
+@click.option("--wait", is_flag=True, help="Wait until the workflow ends; exit 1 if it failed again.")
 @backend_option
 @namespace_option
-def retry(name: str, wait: bool, backend: str, namespace: str) -> None:
-    """Re-run a failed workflow from its failed step, keeping the steps that succeeded."""
+def retry(name: str, params: tuple[str, ...], wait: bool, backend: str, namespace: str) -> None:
+    """Re-run a failed workflow from its failed step, keeping the steps that succeeded (as `argo retry`)."""
     target = backend_for(backend, namespace)
-    info = target.retry(name)
+    info = target.retry(name, parse_assignments(params))
     console.print(f"{info.name}: retrying")
     if wait:
         sys.exit(0 if follow(target, name, live=sys.stdout.isatty()).status == "Succeeded" else 1)
@@ -220,15 +228,25 @@ def retry(name: str, wait: bool, backend: str, namespace: str) -> None:
 
 @click.command()
 @click.argument("name")
+@click.option(
+    "-p",
+    "--parameter",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Run with this parameter changed (the others as in NAME). Repeatable.",
+)
 @click.option("--job-name", default=None, help="Name of the new run (default: NAME plus a random suffix).")
 @click.option("--no-cache", is_flag=True, help="Run every step again (default: reuse this run's cacheable results).")
-@click.option("--wait", is_flag=True)
+@click.option("--wait", is_flag=True, help="Wait until the new workflow ends; exit 1 if it failed.")
 @backend_option
 @namespace_option
-def resubmit(name: str, job_name: str | None, no_cache: bool, wait: bool, backend: str, namespace: str) -> None:
-    """Run a workflow again under a new name; unchanged cacheable steps reuse its outputs."""
+def resubmit(
+    name: str, params: tuple[str, ...], job_name: str | None, no_cache: bool, wait: bool, backend: str, namespace: str
+) -> None:
+    """Run a workflow again under a new name (as `argo resubmit`); unchanged cacheable steps reuse its outputs."""
     target = backend_for(backend, namespace)
-    info = target.resubmit(name, job_name, no_cache)
+    info = target.resubmit(name, job_name, no_cache, parse_assignments(params))
     console.print(f"Name: {info.name}\nStatus: {info.status}")
     if wait:
         sys.exit(0 if follow(target, info.name, live=sys.stdout.isatty()).status == "Succeeded" else 1)

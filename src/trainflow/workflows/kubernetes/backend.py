@@ -208,15 +208,18 @@ class KubernetesBackend:
             f"the kubernetes backend does not stop workflows: run `argo stop {name} -n {self.namespace}`"
         )
 
-    def retry(self, name: str) -> WorkflowInfo:
+    def retry(self, name: str, values: Mapping[str, str] | None = None) -> WorkflowInfo:
         raise WorkflowError(
-            f"the kubernetes backend does not retry workflows: run `argo retry {name} -n {self.namespace}`"
+            f"the kubernetes backend does not retry workflows: run `argo retry {name} -n {self.namespace}` "
+            "(with -p NAME=VALUE to change parameters)"
         )
 
-    def resubmit(self, name: str, new_name: str | None = None, no_cache: bool = False) -> WorkflowInfo:
+    def resubmit(
+        self, name: str, new_name: str | None = None, no_cache: bool = False, values: Mapping[str, str] | None = None
+    ) -> WorkflowInfo:
         raise WorkflowError(
             f"the kubernetes backend does not resubmit workflows: run `argo resubmit {name} -n "
-            f"{self.namespace}` (memoized steps are reused)"
+            f"{self.namespace}` (memoized steps are reused; -p NAME=VALUE changes parameters)"
         )
 
     def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]:

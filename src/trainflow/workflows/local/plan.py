@@ -173,3 +173,20 @@ def artifacts_exist(step: Step, outputs: Mapping[str, Any]) -> bool:
         if path is not None and not path.exists():
             return False
     return True
+
+
+def reached_by(pipeline: Pipeline, changed: set[str]) -> set[str]:
+    """The steps a change of the parameters `changed` reaches: those reading one, and every step after them."""
+    from trainflow.pipelines.conditions import parse_condition
+
+    def reads(step: Step) -> set[str]:
+        found = [*step.refs(), *(parse_condition(step.when).refs() if step.when else [])]
+        if isinstance(step.for_each, ParamRef):
+            found.append(step.for_each)
+        return {r.name for r in found if isinstance(r, ParamRef)}
+
+    reached = {s.name for s in pipeline.steps if reads(s) & changed}
+    for step in pipeline.order():  # upstream steps come first, so one pass carries the change downstream
+        if set(step.upstream()) & reached:
+            reached.add(step.name)
+    return reached
