@@ -72,6 +72,13 @@ def run(
     dataset = outputs.get("dataset-path", "DATA_DIR")
     if "grpc-address" in outputs:
         console.print(f"  trainflow predict --server {outputs['grpc-address']} --data-dir {dataset} --num 20")
+        if not str(outputs["grpc-address"]).endswith(":9000") or not str(outputs.get("rest-url")).endswith(":8501"):
+            console.print(
+                f"  (8501/9000 were taken: the model server listens on {outputs.get('rest-url')} and "
+                f"{outputs['grpc-address']})",
+                soft_wrap=True,
+                markup=False,
+            )
     if "rest-url" in outputs:
         rest = str(outputs["rest-url"])
         console.print(f"  trainflow predict --server {rest.removeprefix('http://')} --protocol rest YOUR_DIGIT.png")

@@ -42,7 +42,7 @@ from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.local import plan, processes
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
-from trainflow.workflows.local.services import Readiness, free_port
+from trainflow.workflows.local.services import Readiness, choose_ports
 from trainflow.workflows.state import StateStore, now
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ class _Running:
     started: float
     attempt: int
     key: str | None
+    item: str | None = None
+    inputs: dict[str, dict[str, object]] = field(default_factory=dict)
     readiness: Readiness | None = None
 
 
@@ -220,14 +222,20 @@ class Executor:
         return True
 
     def _launch(
-        self, step: Step, instance: str, item: str | None, outputs: dict[str, dict[str, object]], key: str | None
+        self,
+        step: Step,
+        instance: str,
+        item: str | None,
+        outputs: dict[str, dict[str, object]],
+        key: str | None,
+        usual_ports: bool = True,
     ) -> None:
         attempt = self.attempts.get(instance, 0) + 1
         self.attempts[instance] = attempt
         out_dir = self.layout.outputs_dir(self.name, instance)
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True, exist_ok=True)
-        readiness = Readiness(step, {p.name: free_port() for p in step.ports}) if isinstance(step, Service) else None
+        readiness = Readiness(step, choose_ports(step, usual_ports)) if isinstance(step, Service) else None
         try:
             argv = step_command(step, self.values, outputs, readiness.ports if readiness else None, item)
         except WorkflowError as exc:
@@ -242,7 +250,7 @@ class Executor:
         except OSError as exc:
             self._set(instance, FAILED, message=f"cannot start {argv[0]}: {exc.strerror}", finished_at=now())
             return
-        self.running[instance] = _Running(step, instance, proc, time.monotonic(), attempt, key, readiness)
+        self.running[instance] = _Running(step, instance, proc, time.monotonic(), attempt, key, item, outputs, readiness)
         self._set(
             instance,
             RUNNING,
@@ -306,6 +314,11 @@ class Executor:
             self._set(run.instance, SUCCEEDED, outputs=outputs, finished_at=now(), pid=None)
             if run.key is not None:
                 self.state.remember(run.key, self.name, run.instance, outputs)
+            return
+        if run.readiness is not None and run.readiness.lost_a_port():  # another process bound it first: not a fault
+            log.info("%s: a usual port was taken meanwhile; starting it again on free ports", run.instance)
+            self.attempts[run.instance] -= 1
+            self._launch(run.step, run.instance, run.item, run.inputs, run.key, usual_ports=False)
             return
         reason = self.layout.last_error(self.name, run.instance) or f"exited with code {code}"
         if run.step.service:
