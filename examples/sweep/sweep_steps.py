@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def make_data(rows: int, out: str) -> dict:
-    """Write a noisy line y = 3x + 1 as JSON; the file is the step's output."""
+    """Write a noisy line y = 3x + 1 as JSON; the file is the step's artifact (trainflow publishes it)."""
     import random
 
     rng = random.Random(0)
@@ -24,9 +24,10 @@ def fit(data: str, lr: float, steps: int) -> dict:
     import torch.distributed as dist
 
     from trainflow.pipelines import report_progress
+    from trainflow.pipelines.artifacts import local_path
 
     rank, world = dist.get_rank(), dist.get_world_size()
-    points = torch.tensor(json.loads(Path(data).read_text()))[rank::world]
+    points = torch.tensor(json.loads(local_path(data).read_text()))[rank::world]  # a path, or fetched from S3
     model = torch.nn.Linear(1, 1)
     for p in model.parameters():
         dist.broadcast(p.data, 0)

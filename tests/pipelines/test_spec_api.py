@@ -8,9 +8,9 @@ import sys
 import pytest
 import yaml
 
-from trainflow.cli.main import STEPS
 from trainflow.pipelines import Command, Param, Pipeline, PipelineError, parse_condition
 from trainflow.pipelines.builtin import PIPELINES
+from trainflow.pipelines.programs import STEP_PROGRAMS
 from trainflow.pipelines.refs import ParamRef
 from trainflow.pipelines.serial import from_dict, to_dict
 
@@ -21,9 +21,21 @@ def test_the_built_in_pipelines_are_plain_data_that_round_trips_through_yaml(nam
     assert from_dict(yaml.safe_load(text)).validate() == PIPELINES[name]
 
 
+def test_a_command_naming_a_step_program_the_cli_lacks_is_refused_up_front() -> None:
+    pipe = Pipeline(name="typo", params=(), steps=(Command(name="train", argv=("trainflow", "step", "train-modle")),))
+    with pytest.raises(PipelineError, match="step train: 'trainflow step train-modle' is not a step program"):
+        pipe.validate()
+
+
+def test_the_step_group_is_the_program_table() -> None:
+    out = subprocess.run([sys.executable, "-m", "trainflow", "step", "--help"], capture_output=True, text=True)
+    listed = {line.split()[0] for line in out.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == set(STEP_PROGRAMS)
+
+
 def test_every_trainflow_step_a_built_in_pipeline_runs_is_a_step_command() -> None:
     used = {s.command[2] for p in PIPELINES.values() for s in p.steps if s.command[:2] == ("trainflow", "step")}
-    assert used <= set(STEPS)
+    assert used <= set(STEP_PROGRAMS)
     for name in sorted(used):
         out = subprocess.run(
             [sys.executable, "-m", "trainflow", "step", name, "--help"], capture_output=True, text=True

@@ -128,7 +128,7 @@ def test_an_edited_function_runs_again(project: Path) -> None:
     assert steps["count"][:2] == ("Succeeded", {"total": 9})
 
 
-def test_an_artifact_changed_on_disk_is_made_again(project: Path) -> None:
+def test_an_artifact_changed_on_disk_is_made_again(project: Path, trainflow_home: Path) -> None:
     (project / "files.py").write_text(
         dedent(f'''
         from trainflow.pipelines import Call, Pipeline, output
@@ -138,12 +138,15 @@ def test_an_artifact_changed_on_disk_is_made_again(project: Path) -> None:
             Call(name="read", function="user_steps:read", inputs={{"file": output("write", "file")}}, outputs=("text",))))
     ''')
     )
-    first = statuses(submitted_name(trainflow("submit", str(project / "files.py"), "--wait")))
+    name = submitted_name(trainflow("submit", str(project / "files.py"), "--wait"))
+    first = statuses(name)
     assert first["read"][1]["text"] == "hello" and first["write"][1]["file-digest"].startswith("sha256:")
+    published = Path(first["write"][1]["file"])  # the step returned a.txt; the runner's store holds the copy
+    assert published == trainflow_home / "store" / "artifacts" / name / "write" / "file" / "a.txt"
     assert {
         s[0] for s in statuses(submitted_name(trainflow("submit", str(project / "files.py"), "--wait"))).values()
     } == {"Cached"}
-    (project / "a.txt").write_text("changed by hand")
+    published.write_text("changed by hand")
     again = statuses(submitted_name(trainflow("submit", str(project / "files.py"), "--wait")))
     assert again["write"][0] == "Succeeded" and again["read"][0] == "Cached"  # rewritten: the same content again
 

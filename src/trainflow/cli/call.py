@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import click
 
-from trainflow.cli.output import console, write_outputs
+from trainflow.cli.output import write_outputs
 
+artifact_option = click.option(
+    "--artifact",
+    "artifacts",
+    multiple=True,
+    metavar="KEY",
+    help="An output naming a local file or directory, published under $TRAINFLOW_ARTIFACTS_URL; repeatable.",
+)
 outputs_option = click.option(
     "--outputs",
     default=None,
@@ -25,13 +35,16 @@ input_option = click.option(
 @click.command("call")
 @click.argument("function")
 @input_option
+@artifact_option
 @outputs_option
-def call_step(function: str, inputs: tuple[tuple[str, str], ...], outputs: str | None) -> None:
+def call_step(
+    function: str, inputs: tuple[tuple[str, str], ...], artifacts: tuple[str, ...], outputs: str | None
+) -> None:
     """Pipeline step: call FUNCTION (module:function) with the inputs; its returned dict is the outputs."""
     from trainflow.pipelines.calling import call_function, import_function
 
-    result = call_function(import_function(function), dict(inputs), function)
-    console.print(f"{function} -> {result}", markup=False)
+    result = _published(call_function(import_function(function), dict(inputs), function), artifacts)
+    click.echo(f"{function} -> {result}")
     write_outputs(outputs, result)
 
 
@@ -41,8 +54,11 @@ def call_step(function: str, inputs: tuple[tuple[str, str], ...], outputs: str |
     "--workers", default=1, show_default=True, type=int, help="Local worker processes (a PyTorchJob's world wins)."
 )
 @input_option
+@artifact_option
 @outputs_option
-def train_function_step(function: str, workers: int, inputs: tuple[tuple[str, str], ...], outputs: str | None) -> None:
+def train_function_step(
+    function: str, workers: int, inputs: tuple[tuple[str, str], ...], artifacts: tuple[str, ...], outputs: str | None
+) -> None:
     """Pipeline step: run FUNCTION on every worker of a torch.distributed world; rank 0's dict is the outputs."""
     from trainflow.pipelines.train_function import run_training_function
 
@@ -50,7 +66,21 @@ def train_function_step(function: str, workers: int, inputs: tuple[tuple[str, st
         raise click.BadParameter(f"--workers must be at least 1, not {workers}")
     result = run_training_function(function, dict(inputs), workers)
     if result is None:
-        console.print(f"{function}: this node's workers finished; the node hosting rank 0 reports the outputs")
+        click.echo(f"{function}: this node's workers finished; the node hosting rank 0 reports the outputs")
         return
-    console.print(f"{function} -> {result}", markup=False)
+    result = _published(result, artifacts)
+    click.echo(f"{function} -> {result}")
     write_outputs(outputs, result)
+
+
+def _published(result: dict[str, Any], artifacts: tuple[str, ...]) -> dict[str, Any]:
+    """The outputs with their artifacts published where the runner says (left local when it says nothing)."""
+    if not artifacts:
+        return result
+    from trainflow.pipelines.artifacts import ENV, publish
+
+    base = os.environ.get(ENV)
+    if not base:
+        return result
+
+    return publish(result, artifacts, base)

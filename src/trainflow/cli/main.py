@@ -13,6 +13,7 @@ import click
 from trainflow import __version__
 from trainflow.cli.errors import TrainflowGroup
 from trainflow.cli.output import setup_logging
+from trainflow.pipelines.programs import STEP_PROGRAMS
 
 COMMANDS = {
     "data": "trainflow.cli.data:data",
@@ -35,16 +36,6 @@ COMMANDS = {
     "compile": "trainflow.cli.compile:compile_command",
     "pipeline": "trainflow.cli.pipeline:pipeline",
     "doctor": "trainflow.cli.doctor:doctor_command",
-}
-STEPS = {
-    "download-dataset": "trainflow.cli.data:download_dataset_step",
-    "get-workflow-info": "trainflow.cli.steps:get_workflow_info_step",
-    "tensorboard": "trainflow.cli.steps:tensorboard_step",
-    "train-model": "trainflow.cli.train:train_model_step",
-    "export-model": "trainflow.cli.export:export_model_step",
-    "serve-model": "trainflow.cli.serve:serve_model_step",
-    "call": "trainflow.cli.call:call_step",
-    "train-function": "trainflow.cli.call:train_function_step",
 }
 
 
@@ -79,7 +70,7 @@ def cli(log_level: str) -> None:
     setup_logging(log_level)
 
 
-@cli.group(cls=LazyGroup, lazy=STEPS)
+@cli.group(cls=LazyGroup, lazy=STEP_PROGRAMS)
 def step() -> None:
     """Run one pipeline step (what the local runner and the Argo workflow execute)."""
 

@@ -6,22 +6,36 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.logging import RichHandler
 
-# Piped output gets wide lines rather than 80 columns, so tables and checksums stay whole.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    console: Console
+    err_console: Console
+
+
+def __getattr__(name: str) -> Any:
+    """`console` and `err_console` are made on first use: a step that prints plain lines never imports rich."""
+    if name not in ("console", "err_console"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    # Piped output gets wide lines rather than 80 columns, so tables and checksums stay whole.
+    globals()["console"] = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    globals()["err_console"] = Console(stderr=True, highlight=False)
+    return globals()[name]
 
 
 def setup_logging(level: str) -> None:
     """Log records go to stderr; with rich when it is a terminal, plain lines otherwise."""
     handler: logging.Handler
     if sys.stderr.isatty():
-        handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=__getattr__("err_console"), show_path=False, rich_tracebacks=False)
         fmt = "%(message)s"
     else:
         handler = logging.StreamHandler(sys.stderr)

@@ -22,31 +22,45 @@ same spec as YAML is described by `trainflow.pipelines.schema.SCHEMA_PATH`. The 
 `model-train` and `model-deploy` are written with this API in `trainflow.pipelines.builtin`.
 """
 
-from trainflow.pipelines.conditions import parse_condition
-from trainflow.pipelines.errors import PipelineError
-from trainflow.pipelines.params import Param
-from trainflow.pipelines.pipeline import Pipeline
-from trainflow.pipelines.progress import report_progress
-from trainflow.pipelines.refs import (
-    HOST,
-    ITEM,
-    OutputRef,
-    ParamRef,
-    PortRef,
-    output,
-    param,
-    port,
-)
-from trainflow.pipelines.steps import (
-    Call,
-    Command,
-    Port,
-    Probe,
-    Resources,
-    Service,
-    Step,
-    Train,
-)
+# Names load on first use (PEP 562): a step process that only needs one module (`trainflow step call`
+# imports `calling`) must not pay for importing the whole API.
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainflow.pipelines.conditions import parse_condition
+    from trainflow.pipelines.errors import PipelineError
+    from trainflow.pipelines.params import Param
+    from trainflow.pipelines.pipeline import Pipeline
+    from trainflow.pipelines.progress import report_progress
+    from trainflow.pipelines.refs import HOST, ITEM, OutputRef, ParamRef, PortRef, output, param, port
+    from trainflow.pipelines.steps import Call, Command, Port, Probe, Resources, Service, Step, Train
+
+_MODULES = {
+    "Call": "steps",
+    "Command": "steps",
+    "HOST": "refs",
+    "ITEM": "refs",
+    "OutputRef": "refs",
+    "Param": "params",
+    "ParamRef": "refs",
+    "Pipeline": "pipeline",
+    "PipelineError": "errors",
+    "Port": "steps",
+    "PortRef": "refs",
+    "Probe": "steps",
+    "Resources": "steps",
+    "Service": "steps",
+    "Step": "steps",
+    "Train": "steps",
+    "output": "refs",
+    "param": "refs",
+    "parse_condition": "conditions",
+    "port": "refs",
+    "report_progress": "progress",
+}
 
 __all__ = [
     "HOST",
@@ -71,3 +85,16 @@ __all__ = [
     "port",
     "report_progress",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trainflow.pipelines' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"trainflow.pipelines.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from trainflow.pipelines.params import Param
 from trainflow.pipelines.pipeline import Pipeline
+from trainflow.pipelines.programs import trainflow_step
 from trainflow.pipelines.refs import HOST, output, param, port
 from trainflow.pipelines.steps import Command, Port, Probe, Service, Train
 
@@ -46,9 +47,7 @@ def workflow_info_step(job_param: str) -> Command:
     """The run's paths, named after `job_param`: places to write, so they never make a later step re-run."""
     return Command(
         name="get-workflow-info",
-        argv=(
-            "trainflow",
-            "step",
+        argv=trainflow_step(
             "get-workflow-info",
             "--job-name",
             param(job_param),
@@ -63,9 +62,7 @@ def workflow_info_step(job_param: str) -> Command:
 
 SERVE_MODEL = Service(
     name="serve-model",
-    argv=(
-        "trainflow",
-        "step",
+    argv=trainflow_step(
         "serve-model",
         "--model-name",
         param("model-name"),
@@ -121,7 +118,7 @@ MODEL_TRAIN = Pipeline(
     steps=(
         Command(
             name="download-dataset",
-            argv=("trainflow", "step", "download-dataset", "--s3-data-url", param("s3-data-url"), *STORAGE),
+            argv=trainflow_step("download-dataset", "--s3-data-url", param("s3-data-url"), *STORAGE),
             retries=2,
             outputs=("dataset-name", "dataset-path", "bytes-downloaded"),
             artifacts=("dataset-path",),
@@ -130,9 +127,7 @@ MODEL_TRAIN = Pipeline(
         workflow_info_step("job-name"),
         Service(
             name="tensorboard",
-            argv=(
-                "trainflow",
-                "step",
+            argv=trainflow_step(
                 "tensorboard",
                 "--logdir",
                 output("get-workflow-info", "logs-dir"),
@@ -152,9 +147,7 @@ MODEL_TRAIN = Pipeline(
             workers=param("tf-worker"),
             ps=param("tf-ps"),
             kube_name="{workflow}",
-            argv=(
-                "trainflow",
-                "step",
+            argv=trainflow_step(
                 "train-model",
                 "--data-dir",
                 output("download-dataset", "dataset-path"),
@@ -181,9 +174,7 @@ MODEL_TRAIN = Pipeline(
         ),
         Command(
             name="export-model",
-            argv=(
-                "trainflow",
-                "step",
+            argv=trainflow_step(
                 "export-model",
                 "--train-dir",
                 output("get-workflow-info", "train-dir"),

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from trainflow.pipelines.conditions import parse_condition
 from trainflow.pipelines.errors import PipelineError
 from trainflow.pipelines.params import Param, check_param, resolve_values
+from trainflow.pipelines.programs import check_program
 from trainflow.pipelines.refs import (
     HostRef,
     ItemRef,
     OutputRef,
     ParamRef,
     PortRef,
+    refs_in,
     unknown_placeholders,
 )
 from trainflow.pipelines.steps import Call, Service, Step, Train, pairs
@@ -36,6 +38,9 @@ class Pipeline:
     name_suffix: appended to that value (model-deploy runs are `<workflow>-deploy`).
     inherit_from: a parameter naming an earlier workflow; the parameters a submission leaves out take
       that workflow's values (model-deploy serves from where the model-train run wrote).
+    artifacts_url: where steps publish their artifacts (a folder, file:// or s3:// URL; may use
+      `param(...)`): each step's go under `<artifacts_url>/<workflow>/<step>/<key>`. Default: locally
+      `$TRAINFLOW_HOME/store/artifacts`; on Kubernetes give an s3:// URL, as pods share no disk.
     """
 
     name: str
@@ -45,9 +50,11 @@ class Pipeline:
     description: str = ""
     name_suffix: str = ""
     inherit_from: str | None = None
+    artifacts_url: str | ParamRef = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "artifacts_url", str(self.artifacts_url))
         object.__setattr__(self, "steps", tuple(self.steps))
 
     def param(self, name: str) -> Param:
@@ -103,6 +110,7 @@ class Pipeline:
                 raise PipelineError(f"{field} '{value}' is not a parameter of {self.name}")
         if not self.steps:
             raise PipelineError(f"pipeline {self.name} has no steps: add at least one")
+        _check_artifacts_url(str(self.artifacts_url), set(names))
         _no_duplicates([s.name for s in self.steps], "step")
         steps = {s.name: s for s in self.steps}
         for step in self.steps:
@@ -112,6 +120,15 @@ class Pipeline:
                 raise PipelineError(f"step {step.name}: {exc.message}") from None
         self.order()
         return self
+
+
+def _check_artifacts_url(text: str, params: set[str]) -> None:
+    bad = unknown_placeholders(text)
+    refs = refs_in(text)
+    if bad or not all(isinstance(r, ParamRef) and r.name in params for r in refs):
+        raise PipelineError(
+            f"artifacts_url '{text}': it may only reference the pipeline's parameters, as {{{{params.NAME}}}}"
+        )
 
 
 def _no_duplicates(names: list[str], what: str) -> None:
@@ -125,6 +142,7 @@ def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None
         raise PipelineError("name: use at most 40 lowercase letters, digits or '-' (a DNS label)")
     if not step.command:
         raise PipelineError("no command: give argv=(...) (or function= for a Call or Train step)")
+    check_program(step.command)
     for function in [getattr(step, "function", None)]:
         if function is not None and not _FUNCTION.match(function):
             raise PipelineError(f"function '{function}': write it as module:function, e.g. mypkg.steps:prepare")

@@ -31,6 +31,7 @@ def to_dict(pipeline: Pipeline) -> dict[str, Any]:
         "name_param": pipeline.name_param,
         "name_suffix": pipeline.name_suffix,
         "inherit_from": pipeline.inherit_from,
+        "artifacts_url": pipeline.artifacts_url,
         "params": [{k: v for k, v in dataclasses.asdict(p).items() if k != "choices" or v} for p in pipeline.params],
         "steps": [_step_dict(s) for s in pipeline.steps],
     }
@@ -68,6 +69,7 @@ def from_dict(data: Any, check: bool = True) -> Pipeline:
         description=data.get("description", ""),
         name_suffix=data.get("name_suffix", ""),
         inherit_from=data.get("inherit_from"),
+        artifacts_url=data.get("artifacts_url", ""),
     )
 
 

@@ -16,9 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, cast
 
+from trainflow.pipelines.programs import STEP
 from trainflow.pipelines.refs import Arg, OutputRef, ParamRef, Ref, refs_in
-
-TRAINFLOW = ("trainflow", "step")
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,15 @@ Pairs = Mapping[str, Arg] | Sequence[tuple[str, Arg]]
 def _inputs(values: Pairs) -> tuple[tuple[str, str], ...]:
     pairs = values.items() if isinstance(values, Mapping) else values
     return tuple((str(k), str(v)) for k, v in pairs)
+
+
+def _input_args(inputs: Pairs) -> tuple[str, ...]:
+    return tuple(t for k, v in pairs(inputs) for t in ("--input", k, v))
+
+
+def _artifact_args(keys: Sequence[str]) -> tuple[str, ...]:
+    """A function step publishes its artifacts itself (see `trainflow.pipelines.artifacts`)."""
+    return tuple(t for k in keys for t in ("--artifact", k))
 
 
 def pairs(values: Pairs) -> tuple[tuple[str, str], ...]:
@@ -185,7 +193,7 @@ class Call(Step):
 
     @property
     def command(self) -> tuple[str, ...]:
-        return (*TRAINFLOW, "call", self.function, *(t for k, v in pairs(self.inputs) for t in ("--input", k, v)))
+        return (*STEP, "call", self.function, *_input_args(self.inputs), *_artifact_args(self.artifacts))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,12 +226,13 @@ class Train(Step):
         if self.function is None:
             return cast("tuple[str, ...]", self.argv)
         return (
-            *TRAINFLOW,
+            *STEP,
             "train-function",
             self.function,
             "--workers",
             str(self.workers),
-            *(t for k, v in pairs(self.inputs) for t in ("--input", k, v)),
+            *_input_args(self.inputs),
+            *_artifact_args(self.artifacts),
         )
 
     def refs(self) -> list[Ref]:

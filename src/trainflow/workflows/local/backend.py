@@ -73,6 +73,7 @@ class LocalBackend:
         except PipelineError as exc:
             raise WorkflowError(exc.message) from None
         values = self._complete(pipeline, resolve_params(pipeline, values), values)
+        plan.artifacts_base(pipeline, values, self.layout.default_artifacts)  # a bad URL fails here, not in the runner
         steps = [StepInfo(i, service=s.service) for s in pipeline.steps for i in plan.instance_names(s, values)]
         info = WorkflowInfo(
             name=workflow_name(pipeline, values),

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainflow.pipelines import Pipeline, Service, Step
+from trainflow.pipelines.artifacts import ENV as ARTIFACTS_ENV
 from trainflow.pipelines.builtin import PIPELINES
 from trainflow.pipelines.conditions import parse_condition
 from trainflow.pipelines.refs import OutputRef, ParamRef, Ref
 from trainflow.pipelines.serial import from_dict
 from trainflow.progress import ENV as PROGRESS_ENV
+from trainflow.storage import join_url
 from trainflow.workflows.backend import (
     CACHED,
     DONE,
@@ -99,6 +101,7 @@ class Executor:
             self.plan.items[step.name] = [None] if found is None else list(found)
             self.plan.instances[step.name] = plan.instance_names(step, self.values)
         self.keys: dict[str, str] = {}
+        self.artifacts_base = plan.artifacts_base(self.pipeline, self.values, layout.default_artifacts)
         self.order = self.pipeline.order()  # computed once: the loop below runs every few milliseconds
         self.upstream = {s.name: s.upstream() for s in self.pipeline.steps}
         self.attempts: dict[str, int] = {}
@@ -267,6 +270,7 @@ class Executor:
             **os.environ,
             "TRAINFLOW_OUTPUTS": f"{out_dir}/",
             PROGRESS_ENV: str(self.layout.progress_file(self.name, instance)),
+            ARTIFACTS_ENV: join_url(self.artifacts_base, self.name, instance),
         }
         if self.python_path:
             env["PYTHONPATH"] = os.pathsep.join([*self.python_path, *filter(None, [env.get("PYTHONPATH")])])

@@ -41,6 +41,11 @@ class Layout:
         """The local object store used when no s3-train-base-url is given."""
         return self.home / "store" / "models"
 
+    @property
+    def default_artifacts(self) -> Path:
+        """Where steps publish artifacts when the pipeline names no artifacts_url."""
+        return self.home / "store" / "artifacts"
+
     def last_error(self, workflow: str, step: str) -> str:
         """The line of a step's log that best says why it failed: its `error:` line, else the last one."""
         try:

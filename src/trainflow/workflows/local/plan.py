@@ -23,8 +23,9 @@ from typing import Any
 
 from trainflow import __version__
 from trainflow.pipelines import Pipeline, Step
+from trainflow.pipelines.artifacts import DIGEST_PREFIX, DIGEST_SUFFIX, digest
 from trainflow.pipelines.refs import ItemRef, OutputRef, ParamRef, Ref, substitute
-from trainflow.storage import StorageError, parse_url
+from trainflow.storage import StorageError, canonical_url, parse_url
 from trainflow.workflows.commands import as_text
 from trainflow.workflows.errors import WorkflowError
 
@@ -99,9 +100,9 @@ def cache_key(
             source = pipeline.step(ref.step)
             if ref.key in source.locations:
                 return "<location>"
-            digest = outputs.get(ref.step, {}).get(f"{ref.key}{DIGEST_SUFFIX}")
+            recorded = outputs.get(ref.step, {}).get(f"{ref.key}{DIGEST_SUFFIX}")
             if source.name in keys:
-                return f"<{keys[source.name]}:{ref.key}:{digest or ''}>"
+                return f"<{keys[source.name]}:{ref.key}:{recorded or ''}>"
             return as_text(outputs.get(ref.step, {}).get(ref.key))
         if isinstance(ref, ItemRef):
             return item or ""
@@ -112,39 +113,14 @@ def cache_key(
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-DIGEST_SUFFIX = "-digest"
-RUNNER_DIGEST = "sha256:"  # digests the runner computed (a step may report its own, in any other form)
-_WHOLE_FILE_BYTES = 1024 * 1024  # files up to this size are hashed whole; larger ones by name and size
-
-
 def artifact_digests(step: Step, outputs: Mapping[str, Any]) -> dict[str, str]:
     """`<output>-digest` for each local file or directory artifact of `step` that the step did not digest itself."""
     found = {}
     for key in step.artifacts:
         path = _local_path(outputs.get(key))
         if f"{key}{DIGEST_SUFFIX}" not in outputs and path is not None and path.exists():
-            found[f"{key}{DIGEST_SUFFIX}"] = f"{RUNNER_DIGEST}{_digest(path)}"
+            found[f"{key}{DIGEST_SUFFIX}"] = digest(path)
     return found
-
-
-def _digest(path: Path) -> str:
-    """Names, sizes and (small files') content of a file or of a directory's files, hidden entries left out."""
-    h = hashlib.sha256()
-    files = (
-        [path]
-        if path.is_file()
-        else sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-    )
-    for f in files:
-        size = f.stat().st_size
-        h.update(f"{f.relative_to(path) if f != path else f.name}\0{size}\0".encode())
-        if size <= _WHOLE_FILE_BYTES:
-            h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def _local_path(value: object) -> Path | None:
@@ -158,12 +134,19 @@ def _local_path(value: object) -> Path | None:
 
 
 def artifacts_unchanged(step: Step, outputs: Mapping[str, Any]) -> bool:
-    """False when a local artifact a cached result names is gone or differs from when it was recorded."""
+    """False when a local artifact a cached result names is gone or differs from when it was recorded.
+
+    Artifacts in a remote store are trusted as published: reading them back to check would cost
+    what the cache saves.
+    """
     if not artifacts_exist(step, outputs):
         return False
-    recorded = {k: v for k, v in outputs.items() if k.endswith(DIGEST_SUFFIX) and str(v).startswith(RUNNER_DIGEST)}
-    now = artifact_digests(step, {k: v for k, v in outputs.items() if k not in recorded})
-    return all(now.get(key) == digest for key, digest in recorded.items())
+    for key in step.artifacts:
+        recorded = str(outputs.get(f"{key}{DIGEST_SUFFIX}", ""))
+        path = _local_path(outputs.get(key))
+        if recorded.startswith(DIGEST_PREFIX) and path is not None and digest(path) != recorded:
+            return False
+    return True
 
 
 def artifacts_exist(step: Step, outputs: Mapping[str, Any]) -> bool:
@@ -173,6 +156,17 @@ def artifacts_exist(step: Step, outputs: Mapping[str, Any]) -> bool:
         if path is not None and not path.exists():
             return False
     return True
+
+
+def artifacts_base(pipeline: Pipeline, values: Mapping[str, str], default: Path) -> str:
+    """Where this run's steps publish artifacts: the pipeline's artifacts_url with parameters filled in."""
+    text = substitute(str(pipeline.artifacts_url), lambda ref: values.get(getattr(ref, "name", ""), ""))
+    if not text.strip():
+        return str(default)
+    try:
+        return canonical_url(text)
+    except StorageError as exc:
+        raise WorkflowError(f"artifacts_url of {pipeline.name}: {exc.message}") from None
 
 
 def reached_by(pipeline: Pipeline, changed: set[str]) -> set[str]:

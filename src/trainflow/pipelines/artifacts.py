@@ -1,0 +1,156 @@
+"""Artifacts: files or directories a step publishes under the run's artifacts URL, passed on by reference.
+
+A `Call` or function `Train` step that lists an output in `artifacts` may return a local path for it;
+the step's process then uploads that file or directory to `<artifacts_url>/<workflow>/<step>/<key>/`
+and the output becomes the published URL, with `<key>-digest` beside it. A later step receives the
+URL and reads it with `local_path(url)`: the path itself when the store is local, otherwise a copy
+downloaded once into `$TRAINFLOW_HOME/cache/artifacts`. On Kubernetes, where steps run in different
+pods, this is how a file gets from one step to the next.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainflow.pipelines.errors import PipelineError
+from trainflow.settings import trainflow_home
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, mirror_dir, open_store, parse_url
+from trainflow.storage.names import name_problem, shown
+
+ENV = "TRAINFLOW_ARTIFACTS_URL"  # where this step instance publishes: <artifacts_url>/<workflow>/<step>
+DIGEST_SUFFIX = "-digest"
+DIGEST_PREFIX = "sha256:"
+_WHOLE_FILE_BYTES = 1024 * 1024  # files up to this size are hashed whole; larger ones by name and size
+
+
+def digest(path: Path) -> str:
+    """`sha256:` over names, sizes and (small files') content of a file or a directory's non-hidden files."""
+    h = hashlib.sha256()
+    for name, f in _files(path):
+        size = f.stat().st_size
+        h.update(f"{name}\0{size}\0".encode())
+        if size <= _WHOLE_FILE_BYTES:
+            h.update(f.read_bytes())
+    return f"{DIGEST_PREFIX}{h.hexdigest()}"
+
+
+def _files(path: Path) -> list[tuple[str, Path]]:
+    if path.is_file():
+        return [(path.name, path)]
+    return sorted(
+        (p.relative_to(path).as_posix(), p)
+        for p in path.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
+
+
+def publish(
+    outputs: Mapping[str, Any], keys: Sequence[str], base_url: str, options: StorageOptions | None = None
+) -> dict[str, Any]:
+    """`outputs` with each artifact that names a local file or directory published under `base_url`.
+
+    The output becomes the published URL (a file keeps its name: `<base>/<key>/<name>`) and
+    `<key>-digest` its digest. Values that are not local paths (already a URL) are left as they are.
+    """
+    published = dict(outputs)
+    for key in keys:
+        value = outputs.get(key)
+        if not isinstance(value, str) or not value or "://" in value:
+            continue
+        path = Path(value)
+        if not path.exists():
+            raise PipelineError(f"artifact {key}={value!r} does not exist: return the path of a file or directory")
+        if path.is_symlink():
+            raise PipelineError(f"artifact {key}={value!r} is a symlink: return the file or directory itself")
+        target = join_url(base_url, key)
+        try:
+            if path.is_dir():
+                _replace_dir(path, target, options)
+                published[key] = target
+            else:
+                store = open_store(target, options)
+                store.ensure_container()
+                store.upload(path, path.name)
+                published[key] = store.object_url(path.name)
+        except StorageError as exc:
+            raise PipelineError(f"cannot publish artifact {key} to {target}: {exc.message}") from None
+        published[f"{key}{DIGEST_SUFFIX}"] = digest(path)
+    return published
+
+
+def _replace_dir(path: Path, target: str, options: StorageOptions | None) -> None:
+    """Publish a directory; into a local store by copying (a retried step replaces its earlier files)."""
+    loc = parse_url(target)
+    if loc.scheme != "file":
+        mirror_dir(path, target, options)
+        return
+    dest = loc.local_path
+    if dest.resolve() == path.resolve():
+        return
+    staging = dest.with_name(f".{dest.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(path, staging, symlinks=False)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(staging, dest)
+
+
+def local_path(url: str, options: StorageOptions | None = None) -> Path:
+    """A local path holding the artifact at `url` (a file or a directory), downloading it once if remote."""
+    try:
+        loc = parse_url(url)
+    except StorageError as exc:
+        raise PipelineError(f"artifact reference {url!r}: {exc.message}") from None
+    if loc.scheme == "file":
+        if not loc.local_path.exists():
+            raise PipelineError(f"artifact {url} does not exist (deleted, or published on another machine)")
+        return loc.local_path
+    cache = trainflow_home() / "cache" / "artifacts" / hashlib.sha256(url.encode()).hexdigest()[:32]
+    if not cache.exists():
+        _download(url, cache, options or StorageOptions.from_env())
+    files = [p for p in cache.iterdir() if p.name != _FILE_MARK]
+    return files[0] if (cache / _FILE_MARK).exists() and len(files) == 1 else cache
+
+
+_FILE_MARK = ".one-file"
+
+
+def _download(url: str, cache: Path, options: StorageOptions) -> None:
+    """Fetch the object or the prefix at `url` into `cache` (via a staging folder, so a failure leaves nothing)."""
+    staging = cache.with_name(f".{cache.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    parent, _, name = url.rstrip("/").rpartition("/")
+    try:
+        try:
+            _check_name(name, url)
+            open_store(parent, options).download(name, staging / name)
+            (staging / _FILE_MARK).touch()
+        except ObjectNotFound:
+            store = open_store(url, options)
+            infos = store.list()
+            if not infos:
+                raise PipelineError(f"no artifact at {url}: was it deleted?") from None
+            for info in infos:
+                _check_name(info.name, url)
+                target = staging / info.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                store.download(info.name, target)
+    except StorageError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PipelineError(f"cannot fetch artifact {url}: {exc.message}") from None
+    except PipelineError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    os.replace(staging, cache)
+
+
+def _check_name(name: str, url: str) -> None:
+    """Object names come from outside: refuse one that would land outside the cache folder."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise PipelineError(f"artifact {url} holds an unsafe name {shown(name)}: {problem}")
