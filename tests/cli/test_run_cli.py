@@ -15,7 +15,11 @@ from servers import free_port
 
 def trainflow(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "trainflow", *args], capture_output=True, text=True, env=os.environ.copy(), timeout=timeout
+        [sys.executable, "-m", "trainflow", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=timeout,
     )
 
 

@@ -39,7 +39,11 @@ PIPELINE = Pipeline(
 
 def trainflow(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "trainflow", *args], capture_output=True, text=True, env=os.environ.copy(), timeout=timeout
+        [sys.executable, "-m", "trainflow", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=timeout,
     )
 
 

@@ -253,7 +253,9 @@ class Executor:
         except OSError as exc:
             self._set(instance, FAILED, message=f"cannot start {argv[0]}: {exc.strerror}", finished_at=now())
             return
-        self.running[instance] = _Running(step, instance, proc, time.monotonic(), attempt, key, item, outputs, readiness)
+        self.running[instance] = _Running(
+            step, instance, proc, time.monotonic(), attempt, key, item, outputs, readiness
+        )
         self._set(
             instance,
             RUNNING,
