@@ -48,6 +48,9 @@ def test_unreachable_source_fails_with_one_line_saying_how_to_use_a_local_copy()
 
     # `get` ends with the failed step's last lines; `logs` ends with the error, free of TensorBoard's chatter
     shown = trainflow("get", "offline-1").stdout.splitlines()
+    assert all(line == line.rstrip() for line in shown), "piped output is not padded"
+    message = next(line for line in shown if line.startswith("Message:"))
+    assert message.endswith("with submit, retry or resubmit"), message  # whole, not wrapped
     assert "cannot reach" in shown[-1] and "Last lines of download-dataset:" in shown, shown
     logs = trainflow("logs", "offline-1")
     assert logs.returncode == 0, logs.stderr

@@ -140,7 +140,9 @@ def print_workflow(info: WorkflowInfo) -> None:
     console.print(
         f"Name:      {info.name}\nPipeline:  {info.pipeline}\nStatus:    {info.status}"
         + (f"\nMessage:   {info.message}" if info.message else "")
-        + f"\nDuration:  {duration(info.started_at, info.finished_at)}"
+        + f"\nDuration:  {duration(info.started_at, info.finished_at)}",
+        soft_wrap=True,  # a long message wraps where the terminal does, never cut into lines
+        markup=False,
     )
     console.print(step_table(info))
     for line in summary_lines(info):
