@@ -68,17 +68,16 @@ def run(
         )
         sys.exit(1)
     outputs = {k: v for s in final.steps for k, v in s.outputs.items()}  # read by what they are, not by step
-    console.print("\n[bold]Next[/bold]")
-    dataset = outputs.get("dataset-path", "DATA_DIR")
-    if "grpc-address" in outputs:
-        console.print(f"  trainflow predict --server {outputs['grpc-address']} --data-dir {dataset} --num 20")
-        if not str(outputs["grpc-address"]).endswith(":9000") or not str(outputs.get("rest-url")).endswith(":8501"):
-            console.print(
-                f"  (8501/9000 were taken: the model server listens on {outputs.get('rest-url')} and "
-                f"{outputs['grpc-address']})",
-                soft_wrap=True,
-                markup=False,
-            )
+    console.print("\n[bold]Next[/bold] (besides the Try: line above)")
+    if "grpc-address" in outputs and (
+        not str(outputs["grpc-address"]).endswith(":9000") or not str(outputs.get("rest-url")).endswith(":8501")
+    ):
+        console.print(
+            f"  8501/9000 were taken: the model server listens on {outputs.get('rest-url')} and "
+            f"{outputs['grpc-address']} (`trainflow predict` without --server finds it)",
+            soft_wrap=True,
+            markup=False,
+        )
     if "rest-url" in outputs:
         rest = str(outputs["rest-url"])
         console.print(f"  trainflow predict --server {rest.removeprefix('http://')} --protocol rest YOUR_DIGIT.png")

@@ -101,23 +101,44 @@ def submit(
 
 
 @click.command("list")
-@click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["json", "yaml", "wide"]),
+    default=None,
+    help="json/yaml for machines; wide adds each run's accuracy, loss and model version.",
+)
 @backend_option
 @namespace_option
 def list_command(output: str | None, backend: str, namespace: str) -> None:
-    """List workflows: NAME STATUS AGE DURATION."""
+    """List workflows: NAME STATUS AGE DURATION (-o wide: ACCURACY LOSS VERSION too)."""
     infos = backend_for(backend, namespace).list()
-    if output:
+    if output in ("json", "yaml"):
         emit([i.to_dict() for i in infos], output)
         return
-    table = Table("NAME", "STATUS", "AGE", "DURATION", "MESSAGE", box=None)
+    wide = ("ACCURACY", "LOSS", "VERSION") if output == "wide" else ()
+    table = Table("NAME", "STATUS", "AGE", "DURATION", *wide, "MESSAGE", box=None)
     for info in infos:
         cached = sum(s.status == "Cached" for s in info.steps)
         message = "; ".join(filter(None, [info.message, f"{cached} step(s) Cached" if cached else ""]))
+        measured = wide_columns(info) if wide else []
         table.add_row(
-            info.name, info.status, age(info.created_at), duration(info.started_at, info.finished_at), message
+            info.name,
+            info.status,
+            age(info.created_at),
+            duration(info.started_at, info.finished_at),
+            *measured,
+            message,
         )
     console.print(table if infos else "no workflows")
+
+
+def wide_columns(info: WorkflowInfo) -> list[str]:
+    """A run's accuracy, loss and model version, as `list -o wide` shows them."""
+    from trainflow.workflows.runs import shown, summarize
+
+    run = summarize(info)
+    return [shown(run.metrics.get("accuracy")), shown(run.metrics.get("loss")), shown(run.model_version)]
 
 
 @click.command()
