@@ -40,7 +40,11 @@ def _test_split(data_dir: Path | None, count: int) -> tuple[np.ndarray, np.ndarr
 def _latest_served(protocol: str) -> tuple[str, str | None] | None:
     """The address (for `protocol`) and model name of the model server a local workflow started last."""
     from trainflow.cli.workflows import local
+    from trainflow.settings import trainflow_home
+    from trainflow.workflows.local.layout import Layout
 
+    if not Layout(trainflow_home()).db.exists():  # no workflow ever ran here: nothing to find, nothing to create
+        return None
     servers = [(w, s) for w, s in local().services() if "grpc-address" in s.outputs and "rest-url" in s.outputs]
     if not servers:
         return None
