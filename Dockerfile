@@ -9,8 +9,10 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY src ./src
-# constraints.txt pins torch==2.13.0: the CPU wheel from PyTorch's index, not a multi-GB CUDA build.
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt ".[kubernetes]" \
+# constraints.txt pins torch: by default the CPU wheel from PyTorch's index, not a multi-GB CUDA build;
+# --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu126 builds the image GPU pods train in (NCCL).
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+RUN pip install --extra-index-url "${TORCH_INDEX}" -c constraints.txt ".[kubernetes]" \
     && rm -rf /src
 
 # Root, like the example's images: the cache volume is writable without an fsGroup on every pod.

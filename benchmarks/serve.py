@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -429,6 +430,42 @@ def run_native(args: argparse.Namespace, work: Path, base: Path, model_path: Pat
         report_batching(off, on, flags)
 
 
+def run_inline_ab(args: argparse.Namespace, base: Path, image: np.ndarray) -> None:
+    """REST with small requests answered on the event loop (the default) against every request in a worker thread.
+
+    Rounds alternate the two servers so that a change in the machine's load hits both alike.
+    """
+    from native_load import wrk
+
+    body, _ = v2_requests(image)
+    variants = {"worker thread": ["--inline-max-micros", "0"], "inline (default)": []}
+    runs: dict[str, dict[int, list[dict]]] = {v: {c: [] for c in (1, 16, 64)} for v in variants}
+    for _ in range(args.rounds):
+        for variant, flags in variants.items():
+            proc, rest, _grpc = trainflow_server(base, *flags)
+            try:
+                for c in (1, 16, 64):
+                    runs[variant][c].append(
+                        wrk(f"http://{rest}/v2/models/mnist/infer", body, c, args.seconds, proc.pid)
+                    )
+            finally:
+                stop_server(proc)
+    print(f"\nV2 REST (wrk), median of {args.rounds} alternating rounds: inline vs worker thread")
+    print(
+        "| concurrency | thread req/s | inline req/s | ratio | thread p99 ms | inline p99 ms | thread / inline CPU s per 1k |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for c in (1, 16, 64):
+        a, b = (
+            {k: statistics.median(r[k] for r in runs[v][c]) for k in ("rps", "p99_ms", "cpu_s_per_1k")}
+            for v in variants
+        )
+        print(
+            f"| {c} | {a['rps']:.0f} | {b['rps']:.0f} | {b['rps'] / a['rps']:.2f}x | {a['p99_ms']:.2f} | "
+            f"{b['p99_ms']:.2f} | {a['cpu_s_per_1k']:.3f} / {b['cpu_s_per_1k']:.3f} |"
+        )
+
+
 def mlserver_wanted(args: argparse.Namespace) -> bool:
     if args.skip_mlserver:
         return False
@@ -448,7 +485,8 @@ def run_tritonclient(args: argparse.Namespace, work: Path, base: Path, model_pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--load", choices=("native", "tritonclient", "both"), default="both")
+    parser.add_argument("--load", choices=("native", "tritonclient", "both", "inline"), default="both")
+    parser.add_argument("--rounds", type=int, default=3, help="--load inline: alternating rounds per variant.")
     parser.add_argument("--seconds", type=float, default=5, help="Native load: seconds per measurement.")
     parser.add_argument("--requests", type=int, default=1500, help="tritonclient: requests per measurement.")
     parser.add_argument(
@@ -472,6 +510,8 @@ def main() -> None:
         from trainflow.export.signature import SIGNATURE_FILE, image_classifier_signature
 
         (base / "1" / SIGNATURE_FILE).write_text(image_classifier_signature().to_json())
+        if args.load == "inline":
+            run_inline_ab(args, base, image)
         if args.load in ("native", "both"):
             run_native(args, work, base, model_path, image)
         if args.load in ("tritonclient", "both"):

@@ -25,8 +25,10 @@ LEARNING_RATES = ["0.05", "0.2", "0.5"]
 PIPELINE = Pipeline(
     name="sweep",
     description="Fit a line with three learning rates and serve a report on the best one.",
+    artifacts_url=param("artifacts"),
     params=(
         Param("out", "/tmp/trainflow-sweep", "Folder for the data and the report."),
+        Param("artifacts", "", "Where steps publish files (default: the local store; s3://... on Kubernetes)."),
         Param("rows", 64, "Points to fit.", type="int", minimum=2),
         Param("steps", 30, "Training steps per learning rate.", type="int", minimum=1),
         Param("workers", 2, "Training processes per learning rate.", type="int", minimum=1),

@@ -3,6 +3,7 @@ health answers while decoding and inference run in worker threads."""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -28,19 +29,22 @@ def model_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
-def predict(url: str, *images: bytes) -> httpx.Response:
-    body = {"signature_name": "predict_images", "instances": [b64(image) for image in images]}
-    return httpx.post(url + PREDICT, json=body, timeout=120)
+def predict(url: str, *images: bytes, escaped: bool = False) -> httpx.Response:
+    body = json.dumps({"signature_name": "predict_images", "instances": [b64(image) for image in images]})
+    if escaped:  # the same JSON, its "b64" keys spelled with \\u escapes
+        body = body.replace('"b64"', '"\\u0062\\u0036\\u0034"')
+    return httpx.post(url + PREDICT, content=body, headers={"content-type": "application/json"}, timeout=120)
 
 
-def test_health_answers_while_a_heavy_request_decodes(model_base: Path) -> None:
-    # ~100 M pixels of PNG to decode in one request: seconds of work, all of it off the event loop
-    heavy_images = [bilevel_png(3000, 3000)] * 12
+@pytest.mark.parametrize("escaped", [False, True], ids=["plain", "b64-key-as-unicode-escapes"])
+def test_health_answers_while_a_heavy_request_decodes(model_base: Path, escaped: bool) -> None:
+    # ~100 M pixels of PNG in a small body: seconds of decoding, all of it off the event loop, however spelled
+    heavy_images = [bilevel_png(3000, 3000)] * (12 if not escaped else 6)
     done: dict[str, float] = {}
     with running_server(model_base, max_image_pixels=10_000_000, max_request_pixels=200_000_000) as server:
 
         def send_heavy() -> None:
-            response = predict(server.rest_url, *heavy_images)
+            response = predict(server.rest_url, *heavy_images, escaped=escaped)
             done["heavy"] = time.monotonic()
             done["heavy_status"] = response.status_code
 

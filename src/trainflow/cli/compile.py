@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from trainflow.cli.cluster_flags import cluster_flags, options_from
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
 
 TARGETS = (*sorted(PIPELINES), "rbac")
@@ -22,8 +25,15 @@ TARGETS = (*sorted(PIPELINES), "rbac")
 @click.option("--no-cache", is_flag=True, help="No Argo memoization: every step always runs.")
 @click.option("-n", "--namespace", default=None, help="Namespace (rbac; for pipelines the same as -p namespace=...).")
 @click.option("-o", "--output", default="-", show_default=True, help="File to write, or - for stdout.")
+@cluster_flags
 def compile_command(
-    target: str, params: tuple[str, ...], job_kind: str, no_cache: bool, namespace: str | None, output: str
+    target: str,
+    params: tuple[str, ...],
+    job_kind: str,
+    no_cache: bool,
+    namespace: str | None,
+    output: str,
+    **flags: Any,
 ) -> None:
     """Print a pipeline (a built-in, or a .py/.yaml file) as its Argo Workflow, or rbac, in YAML."""
     from pathlib import Path
@@ -32,16 +42,17 @@ def compile_command(
     from trainflow.workflows.kubernetes import compile_pipeline, compile_rbac, to_yaml
 
     values = parse_assignments(params)
+    options = options_from(flags)
     if namespace:
         values.setdefault("namespace", namespace)
     if target == "rbac":
-        objects = compile_rbac(values.pop("namespace", "default"))
+        objects = compile_rbac(values.pop("namespace", "default"), options.service_account)
         if values:
             raise WorkflowError(f"rbac takes only -n/--namespace, not -p {', '.join(sorted(values))}")
     else:
         from trainflow.pipelines.loading import load_pipeline
 
-        objects = compile_pipeline(load_pipeline(target), values, job_kind, memoize=not no_cache)
+        objects = compile_pipeline(load_pipeline(target), values, job_kind, memoize=not no_cache, options=options)
     text = to_yaml(objects)
     if output == "-":
         click.echo(text, nl=False)

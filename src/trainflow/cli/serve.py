@@ -17,6 +17,7 @@ from trainflow.serving.model_config import read_model_config
 from trainflow.serving.server import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_INLINE_MAX_MICROS,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_REQUEST_BYTES,
     ServerConfig,
@@ -86,6 +87,14 @@ _SERVER_OPTIONS = [
         help="Decoded b64 image pixels per request, all images together; more get 413.",
     ),
     click.option("--threads", default=1, show_default=True, type=int, help="ONNX Runtime threads per request."),
+    click.option(
+        "--inline-max-micros",
+        default=DEFAULT_INLINE_MAX_MICROS,
+        show_default=True,
+        type=int,
+        help="REST requests of numbers estimated to cost less CPU than this run on the event loop, "
+        "skipping a thread hand-off (0: every request in a worker thread).",
+    ),
     click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
     click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION)."),
 ]

@@ -94,7 +94,7 @@ def follow(backend: Backend, name: str, live: bool = True) -> WorkflowInfo:
     info = backend.get(name)
     if not live:
         while info.status not in FINISHED:
-            time.sleep(0.5)
+            time.sleep(max(0.5, backend.poll_seconds))
             info = backend.get(name)
     else:
         with Live(console=console, refresh_per_second=4) as view:
@@ -105,7 +105,7 @@ def follow(backend: Backend, name: str, live: bool = True) -> WorkflowInfo:
                 view.update(Group(step_table(info), progress) if done else step_table(info))
                 if info.status in FINISHED:
                     break
-                time.sleep(0.25)
+                time.sleep(backend.poll_seconds)
                 info = backend.get(name)
     from trainflow.cli.workflows import print_workflow
 

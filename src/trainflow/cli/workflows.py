@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import click
 from rich.table import Table
 
+from trainflow.cli.cluster_flags import cluster_flags, options_from
 from trainflow.cli.output import console, emit
 from trainflow.cli.watch import follow
 from trainflow.settings import trainflow_home
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
 from trainflow.workflows.backend import Backend, WorkflowInfo
+from trainflow.workflows.kubernetes.options import ClusterOptions
 
 backend_option = click.option(
     "--backend",
@@ -25,12 +28,16 @@ backend_option = click.option(
 namespace_option = click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
 
 
-def backend_for(kind: str, namespace: str = "default", job_kind: str = "pytorchjob") -> Backend:
-    """The backend the CLI talks to: this machine, or a Kubernetes cluster."""
+def backend_for(
+    kind: str, namespace: str = "default", job_kind: str = "pytorchjob", options: ClusterOptions | None = None
+) -> Backend:
+    """The backend the CLI talks to: this machine, or a Kubernetes cluster (shaped by `options`)."""
     if kind == "kubernetes":
         from trainflow.workflows.kubernetes import KubernetesBackend
 
-        return KubernetesBackend(namespace=namespace, job_kind=job_kind)
+        return KubernetesBackend(namespace=namespace, job_kind=job_kind, options=options)
+    if options is not None and options != ClusterOptions():
+        raise WorkflowError("cluster flags (--resources, --toleration, --cache-*, ...) need --backend kubernetes")
     return local()
 
 
@@ -65,6 +72,7 @@ def duration(start: float | None, end: float | None) -> str:
 @click.option("--job-kind", type=click.Choice(["pytorchjob", "tfjob"]), default="pytorchjob", show_default=True)
 @backend_option
 @namespace_option
+@cluster_flags
 def submit(
     pipeline: str,
     params: tuple[str, ...],
@@ -74,18 +82,14 @@ def submit(
     job_kind: str,
     backend: str,
     namespace: str,
+    **flags: Any,
 ) -> None:
     """Submit PIPELINE (model-train, model-deploy, or a .py/.yaml file defining one) with -p NAME=VALUE."""
     from pathlib import Path
 
     from trainflow.pipelines.loading import load_pipeline
 
-    target = backend_for(backend, namespace, job_kind)
-    if (wait or watch) and not target.watchable():
-        raise WorkflowError(
-            f"the {target.name} backend cannot follow a run from here: submit without --wait/--watch, "
-            f"then `trainflow get NAME --backend {target.name}` (or `argo watch NAME`)"
-        )
+    target = backend_for(backend, namespace, job_kind, options_from(flags))
     spec = load_pipeline(pipeline)
     values = parse_assignments(params)
     if pipeline in PIPELINES:
@@ -299,6 +303,9 @@ def services(output: str | None, backend: str, namespace: str) -> None:
         ]
         table.add_row(row["workflow"], row["service"], " ".join(urls))
     console.print(table if rows else "no running services")
+    for row in rows:
+        if "port-forward" in row:  # cluster addresses: this is how they reach this machine
+            console.print(f"{row['workflow']}/{row['service']} from here: {row['port-forward']}", soft_wrap=True)
 
 
 @click.command("tensorboard")

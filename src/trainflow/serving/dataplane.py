@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,25 @@ from trainflow.serving.runtime import Feeds, OnnxModel
 from trainflow.serving.tensor_specs import check_input, expected
 
 Tensors = dict[str, np.ndarray]
+DEFAULT_INLINE_MAX_MICROS = 500  # the most CPU a request may hold the event loop for (health checks wait behind it)
+_PARSE_SECONDS_PER_BYTE = 5e-9  # JSON numbers parsed, checked and copied; binary tensors cost less
+_MIN_BYTES_PER_VALUE = 2  # "0," is the shortest a JSON number gets
+
+
+def numbers_only(body: bytes) -> bool:
+    """No encoded images in the body: a few bytes of PNG can take seconds to decode, so those never run inline.
+
+    Images come as `{"b64": ...}` (TF Serving) or BYTES tensors (V2); a JSON `\\u` escape could spell either.
+    """
+    return not any(marker in body for marker in (b"b64", b"BYTES", b"\\u"))
+
+
+def inline_cost(model: OnnxModel, body_bytes: int) -> float:
+    """An upper estimate of a request's CPU seconds: its body parsed, and the most rows it can hold run."""
+    rows = body_bytes // (_MIN_BYTES_PER_VALUE * max(1, model.values_per_row)) + 1
+    return body_bytes * _PARSE_SECONDS_PER_BYTE + rows * model.row_seconds
+
+
 Result = TypeVar("Result")
 
 
@@ -44,16 +64,25 @@ class DataPlane:
     """Model lookup, admission control and signature execution shared by all four protocols."""
 
     def __init__(
-        self, repositories: list[ModelRepository], max_concurrency: int, metrics: ServingMetrics, images: ImageDecoder
+        self,
+        repositories: list[ModelRepository],
+        max_concurrency: int,
+        metrics: ServingMetrics,
+        images: ImageDecoder,
+        inline_seconds: float = DEFAULT_INLINE_MAX_MICROS / 1e6,
     ) -> None:
         self.repositories = {r.name: r for r in repositories}
         self.max_concurrency = max_concurrency
         self.metrics = metrics
         self.images = images
+        self.inline_seconds = inline_seconds
         self._in_flight = 0
         self._lock = threading.Lock()
-        # one thread per admitted request: a request waiting for its dynamic batch blocks only its own
-        self._workers = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="rest-work")
+        # A request waiting for its dynamic batch blocks its thread, so batching needs one per admitted request;
+        # otherwise a few per core keep the cores busy, and more would only contend for the interpreter lock.
+        batching = any(r.config.batching for r in repositories)
+        workers = max_concurrency if batching else min(max_concurrency, 2 * (os.cpu_count() or 1) + 2)
+        self._workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rest-work")
         metrics.in_flight.set_function(lambda: self._in_flight)
 
     def ready(self) -> bool:
@@ -78,8 +107,14 @@ class DataPlane:
         """Inference requests admitted and not finished."""
         return self._in_flight
 
-    async def offload(self, work: Callable[..., Result], *args: object) -> Result:
-        """Run CPU work (decoding, inference, encoding) in a worker thread, keeping the event loop free."""
+    async def offload(self, model: OnnxModel, body: bytes, work: Callable[..., Result], *args: object) -> Result:
+        """Run a request's CPU work (decoding, inference, encoding) in a worker thread, keeping the event loop free.
+
+        A request estimated to cost less than `inline_seconds` of CPU runs on the event loop instead,
+        skipping the hand-off: a small body of numbers for a fast model, with no batch to wait for.
+        """
+        if model.batcher is None and numbers_only(body) and inline_cost(model, len(body)) <= self.inline_seconds:
+            return work(*args)
         return await asyncio.get_running_loop().run_in_executor(self._workers, functools.partial(work, *args))
 
     def close(self) -> None:

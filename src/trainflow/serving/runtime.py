@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -166,8 +167,14 @@ class OnnxModel:
         probe = {name: probe_value(spec, rows) for name, spec in specs.items()}
         try:
             answers = self.run(probe)
+            started = time.perf_counter()
+            self.run(probe)  # warm now: this one's time is what a row costs when serving
+            self.row_seconds = (time.perf_counter() - started) / rows
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types; the caller maps them
             raise self._refuse(f"fails on a probe batch: {str(exc).splitlines()[0][:300]}") from None
+        self.values_per_row = sum(
+            math.prod(d for d in spec.shape[1:] if d > 0) for spec in specs.values()
+        )  # unknown (-1) sizes count as 1: more rows fit in a body, a larger estimate, the safe side
         outputs = {
             spec.onnx_name: spec
             for sig in self.signature.signatures.values()

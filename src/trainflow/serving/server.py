@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from trainflow.serving.batching import BatchingConfig
-from trainflow.serving.dataplane import DataPlane
+from trainflow.serving.dataplane import DEFAULT_INLINE_MAX_MICROS, DataPlane
 from trainflow.serving.errors import ServingError
 from trainflow.serving.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_PIXELS, ImageDecoder, ImageLimits
 from trainflow.serving.metrics import ServingMetrics
@@ -56,6 +56,7 @@ class ServerConfig:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS
     threads: int = 1  # ONNX Runtime intra-op threads per session
+    inline_max_micros: int = DEFAULT_INLINE_MAX_MICROS
     keep_versions: int = 2
     storage: StorageOptions | None = None
     models: tuple[ModelEntry, ...] = ()
@@ -73,6 +74,8 @@ class ServerConfig:
         ):
             if not value > 0:
                 raise ServingError(f"{flag} is {value}: it must be a positive number")
+        if self.inline_max_micros < 0:
+            raise ServingError(f"--inline-max-micros is {self.inline_max_micros}: give 0 (never inline) or more")
 
     def entries(self) -> tuple[ModelEntry, ...]:
         """The models to serve: the config file's, or the one named on the command line."""
@@ -98,7 +101,9 @@ class ModelServer:
         images = ImageDecoder(
             ImageLimits(config.max_image_pixels, config.max_request_pixels), concurrent=min(4, os.cpu_count() or 1)
         )
-        self.plane = DataPlane(self.repositories, config.max_concurrency, ServingMetrics(), images)
+        self.plane = DataPlane(
+            self.repositories, config.max_concurrency, ServingMetrics(), images, config.inline_max_micros / 1e6
+        )
         self.rest_port = 0
         self.grpc_port = 0
         self._uvicorn: uvicorn.Server | None = None

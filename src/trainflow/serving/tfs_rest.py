@@ -62,7 +62,7 @@ class TfsRest:
         async with self.bodies.read(request) as body:
             with self.plane.request(PROTOCOL) as scope:
                 scope.model = model = self.plane.model(name, version)
-                return await self.plane.offload(self._answer, model, body, verb)
+                return await self.plane.offload(model, body, self._answer, model, body, verb)
 
     def _answer(self, model: OnnxModel, body: bytes, verb: str) -> Response:
         """Decode, run and encode one :predict, :classify or :regress request (in a worker thread)."""

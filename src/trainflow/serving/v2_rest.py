@@ -68,7 +68,9 @@ class V2Rest:
         async with self.bodies.read(request) as body:
             with self.plane.request(PROTOCOL) as scope:
                 scope.model = model = self.plane.model(name, version)
-                return await self.plane.offload(self._answer, model, body, request.headers.get(HEADER_LENGTH))
+                return await self.plane.offload(
+                    model, body, self._answer, model, body, request.headers.get(HEADER_LENGTH)
+                )
 
     def _answer(self, model: OnnxModel, body: bytes, header_length: str | None) -> Response:
         """Decode, run and encode one infer request (in a worker thread)."""

@@ -85,9 +85,21 @@ def _resume(worker: Worker) -> int:
     return checkpoint.step
 
 
-def select_device(local_rank: int, local_world_size: int) -> tuple[str, torch.device]:
-    """(backend, device): NCCL on this rank's GPU when every local worker has one, else gloo on CPU."""
-    if torch.cuda.is_available() and torch.cuda.device_count() >= local_world_size:
+def select_device(local_rank: int, local_world_size: int, requested: str = "") -> tuple[str, torch.device]:
+    """(backend, device): NCCL on this rank's GPU when every local worker has one, else gloo on CPU.
+
+    `requested` (TRAINFLOW_DIST_BACKEND, set by the Kubernetes manifests from the pod's GPU request): "gloo"
+    keeps a pod that asked for no GPU on the CPU even where the node has one; "nccl" without a usable GPU
+    falls back to gloo with a warning rather than failing the job.
+    """
+    has_gpus = torch.cuda.is_available() and torch.cuda.device_count() >= local_world_size
+    if requested == "nccl" and not has_gpus:
+        log.warning(
+            "NCCL was requested but %d GPU(s) are visible for %d workers: training on CPU with gloo",
+            torch.cuda.device_count() if torch.cuda.is_available() else 0,
+            local_world_size,
+        )
+    if has_gpus and requested != "gloo":
         torch.cuda.set_device(local_rank)
         return "nccl", torch.device("cuda", local_rank)
     return "gloo", torch.device("cpu")
@@ -249,7 +261,8 @@ def run_worker(config: TrainConfig) -> None:
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     torch.set_num_threads(threads_per_worker(local_world_size))
-    backend, device = select_device(int(os.environ.get("LOCAL_RANK", "0")), local_world_size)
+    requested = os.environ.get("TRAINFLOW_DIST_BACKEND", "").strip().lower()
+    backend, device = select_device(int(os.environ.get("LOCAL_RANK", "0")), local_world_size, requested)
     # A peer that vanishes (a node lost, a cut link) sends nothing, not even a reset: every wait on it
     # ends only at this timeout, which is when the pod exits with the transient code.
     timeout = timedelta(seconds=config.peer_timeout)

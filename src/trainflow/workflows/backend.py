@@ -61,6 +61,7 @@ class Backend(Protocol):
     """
 
     name: str
+    poll_seconds: float  # how often `--wait`/`--watch` read a running workflow back
 
     def submit(
         self,
@@ -96,8 +97,4 @@ class Backend(Protocol):
 
     def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
         """The structured progress events a step reported (see trainflow.progress), oldest first."""
-        ...
-
-    def watchable(self) -> bool:
-        """Whether `submit --wait/--watch` can follow a run here."""
         ...

@@ -19,6 +19,7 @@ CRD_FILES = {
     ],
     "PyTorchJob": ["kubeflow.org_PyTorchJob_v1.openapiv3.json"],
     "TFJob": ["kubeflow.org_TFJob_v1.openapiv3.json"],
+    "InferenceService": ["serving.kserve.io_InferenceService_v1beta1.openapiv3.json"],
 }
 STRICT_FILES = {
     "Deployment": "deployment-apps-v1.json",

@@ -30,6 +30,7 @@ class FakeCluster:
         self.claims: set[Key] = set()
         self.fail_next: ApiException | None = None
         self.log_reads: list[tuple[str, bool]] = []  # (pod, follow)
+        self.streams: list[_LogStream] = []
         self._clock = itertools.count()
 
     def api(self) -> ClusterApi:
@@ -79,6 +80,17 @@ class FakeCluster:
         if self.workflows.pop((namespace, name), None) is None:
             raise ApiException(status=404, reason="Not Found")
 
+    def patch_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        self._maybe_fail()
+        if (namespace, name) not in self.workflows:
+            raise ApiException(status=404, reason="Not Found")
+        workflow = self.workflows[(namespace, name)]
+        for section, fields in body.items():  # a JSON merge patch, one level deep: what the backend sends
+            workflow.setdefault(section, {}).update(fields)
+        return copy.deepcopy(workflow)
+
     def add_foreign_workflow(self, namespace: str, name: str) -> None:
         self.workflows[(namespace, name)] = {"metadata": {"name": name, "labels": {}}, "spec": {}}
 
@@ -102,17 +114,28 @@ class FakeCluster:
             ]
         }
 
-    def read_namespaced_pod_log(self, name: str, namespace: str, container: str, follow: bool = False) -> str:
+    def read_namespaced_pod_log(
+        self, name: str, namespace: str, container: str, follow: bool = False, _preload_content: bool = True
+    ) -> Any:
         pod = self.pods[(namespace, name)]
         self.log_reads.append((name, follow))
         assert container in [c["name"] for c in pod["spec"]["containers"]]
-        return pod["log"]
+        if _preload_content:
+            return pod["log"]
+        self.streams.append(_LogStream(pod["log"].encode()))
+        return self.streams[-1]
 
     def add_server(self, namespace: str, workflow: str) -> None:
-        labels = {"trainflow.io/workflow": workflow, "trainflow.io/step": "serve-model"}
+        labels = {
+            "trainflow.io/workflow": workflow,
+            "trainflow.io/step": "serve-model",
+            "app.kubernetes.io/managed-by": "trainflow",
+        }
+        ports = [{"name": "rest", "port": 8501}, {"name": "grpc", "port": 9000}]
         for store in (self.deployments, self.services):
             store[(namespace, f"{workflow}-model-server")] = {
-                "metadata": {"name": f"{workflow}-model-server", "labels": labels}
+                "metadata": {"name": f"{workflow}-model-server", "labels": labels},
+                "spec": {"ports": ports},
             }
 
     def list_namespaced_service(self, namespace: str, label_selector: str | None = None) -> dict[str, Any]:
@@ -139,3 +162,18 @@ class FakeCluster:
 
     def delete_namespaced_deployment(self, name: str, namespace: str) -> None:
         del self.deployments[(namespace, name)]
+
+
+class _LogStream:
+    """What the client returns for `_preload_content=False`: the body in chunks that split lines anywhere."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.released = False
+
+    def stream(self, amt: int) -> Any:
+        for i in range(0, len(self.data), 7):  # 7-byte chunks: lines arrive in pieces, as over a network
+            yield self.data[i : i + 7]
+
+    def release_conn(self) -> None:
+        self.released = True

@@ -1,8 +1,10 @@
 """What the cluster gives a pod: Argo's placeholder values and the training operator's environment variables.
 
-Reproduces training-operator v1.9 for the manifests trainflow generates: PyTorchJob sets MASTER_ADDR
-(`<job>-master-0`), MASTER_PORT (the `pytorchjob-port` container port, default 23456), WORLD_SIZE
-(replicas x procs per node), RANK (master 0, worker i -> i+1), PET_NNODES, PET_NPROC_PER_NODE; TFJob
+Reproduces training-operator v1.9 for the manifests trainflow generates: a PyTorchJob with a Master sets
+MASTER_ADDR (`<job>-master-0`), MASTER_PORT (the `pytorchjob-port` container port, default 23456), WORLD_SIZE
+(replicas x procs per node), RANK (master 0, worker i -> i+1), PET_NNODES, PET_NPROC_PER_NODE; an all-Worker
+one with an elasticPolicy sets PET_RDZV_ENDPOINT (`<job>-worker-0:<port>`), PET_RDZV_BACKEND,
+PET_NNODES=`min:max`, PET_MAX_RESTARTS, PET_NPROC_PER_NODE and no MASTER_ADDR, WORLD_SIZE or RANK; TFJob
 sets TF_CONFIG with every replica's `<job>-<type>-<i>.<ns>.svc:<tfjob-port>` (only with more than one
 replica) on the container named `tensorflow`.
 """
@@ -52,6 +54,9 @@ def pytorchjob_pods(job: Mapping[str, Any]) -> list[Pod]:
     nnodes = sum(s["replicas"] for s in specs.values())
     nproc = job["spec"].get("nprocPerNode", "auto")
     nproc_int = int(nproc) if nproc.isdigit() else 1
+    elastic = job["spec"].get("elasticPolicy")
+    if elastic is not None:
+        return _elastic_pods(name, specs["Worker"], elastic, nproc)
     pods = []
     for replica_type in ("Master", "Worker"):
         spec = specs.get(replica_type)
@@ -68,6 +73,20 @@ def pytorchjob_pods(job: Mapping[str, Any]) -> list[Pod]:
             }
             pods.append(Pod(replica_type, index, container, env))
     return pods
+
+
+def _elastic_pods(name: str, spec: Mapping[str, Any], elastic: Mapping[str, Any], nproc: str) -> list[Pod]:
+    container = next(c for c in spec["template"]["spec"]["containers"] if c["name"] == "pytorch")
+    env = {
+        "PYTHONUNBUFFERED": "1",
+        "PET_RDZV_ENDPOINT": f"{name}-worker-0:{_port(container, 'pytorchjob-port', 23456)}",
+        "PET_RDZV_BACKEND": elastic["rdzvBackend"],
+        "PET_NNODES": f"{elastic['minReplicas']}:{elastic['maxReplicas']}",
+        "PET_NPROC_PER_NODE": nproc,
+    }
+    if "maxRestarts" in elastic:
+        env["PET_MAX_RESTARTS"] = str(elastic["maxRestarts"])
+    return [Pod("Worker", i, container, dict(env)) for i in range(spec["replicas"])]
 
 
 def tfjob_pods(job: Mapping[str, Any]) -> list[Pod]:

@@ -173,6 +173,68 @@ def test_following_logs_does_not_wait_on_a_server_that_never_ends_fake_k8s_api(c
     assert cluster.log_reads == [("run1-export", True), ("run1-model-server-abc", False)]
 
 
+def test_following_a_log_streams_its_lines_as_they_arrive_in_pieces_fake_k8s_api(cluster: FakeCluster) -> None:
+    backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1"})
+    cluster.add_pod(
+        "ml",
+        "run1-train",
+        {"trainflow.io/workflow": "run1", "trainflow.io/step": "train-model"},
+        "pytorch",
+        "step=10/200 loss=2.01\nstep=20/200 loss=1.52\nno newline at the end",
+    )
+    lines = backend(cluster).logs("run1", "train-model", follow=True)
+    assert next(lines) == "train-model: step=10/200 loss=2.01"  # a line as soon as it is whole, not at the end
+    assert list(lines) == ["train-model: step=20/200 loss=1.52", "train-model: no newline at the end"]
+    assert [s.released for s in cluster.streams] == [True]
+
+
+def test_stop_asks_argo_to_stop_a_running_workflow_fake_k8s_api(cluster: FakeCluster) -> None:
+    backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1"})
+    cluster.workflows[("ml", "run1")]["status"] = {"phase": "Running", "nodes": {}}
+    backend(cluster).stop("run1")
+    assert cluster.workflows[("ml", "run1")]["spec"]["shutdown"] == "Stop"
+    assert cluster.workflows[("ml", "run1")]["spec"]["templates"]  # the rest of the spec is untouched
+    cluster.workflows[("ml", "run1")]["status"] = {"phase": "Failed", "nodes": {}}
+    with pytest.raises(WorkflowError, match="workflow run1 is Failed, not running"):
+        backend(cluster).stop("run1")
+
+
+def test_wait_follows_a_cluster_workflow_to_its_end_fake_k8s_api(
+    cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trainflow.cli.watch import follow
+
+    target = backend(cluster)
+    target.submit(MODEL_TRAIN, {"job-name": "run1"})
+    reads = 0
+    real_get = cluster.get_namespaced_custom_object
+
+    def get_then_finish(*args: Any) -> dict[str, Any]:
+        nonlocal reads
+        reads += 1
+        if reads == 3:  # the third read finds it finished
+            cluster.workflows[("ml", "run1")]["status"] = {"phase": "Succeeded", "nodes": {}}
+        return real_get(*args)
+
+    cluster.get_namespaced_custom_object = get_then_finish  # type: ignore[method-assign]
+    target.poll_seconds = 0.01
+    assert follow(target, "run1", live=False).status == SUCCEEDED and reads == 3
+    assert "Succeeded" in capsys.readouterr().out
+
+
+def test_services_lists_cluster_addresses_and_the_port_forward_to_reach_them_fake_k8s_api(
+    cluster: FakeCluster,
+) -> None:
+    backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1"})
+    cluster.add_server("ml", "run1")
+    cluster.add_server("ml", "deleted-by-hand")  # its workflow is gone: not listed
+    [(info, step)] = backend(cluster).services()
+    assert info.name == "run1" and step.name == "serve-model" and step.service
+    assert step.outputs["rest-address"] == "run1-model-server.ml.svc:8501"
+    assert step.outputs["grpc-address"] == "run1-model-server.ml.svc:9000"
+    assert step.outputs["port-forward"] == "kubectl port-forward -n ml svc/run1-model-server 8501 9000"
+
+
 def test_delete_removes_the_workflow_and_its_servers_but_keeps_the_dataset_cache_fake_k8s_api(
     cluster: FakeCluster,
 ) -> None:

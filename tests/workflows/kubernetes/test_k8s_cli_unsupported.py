@@ -18,12 +18,8 @@ def trainflow(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "instead"),
     [
-        (("submit", "model-train", "--wait"), "submit without --wait/--watch"),
-        (("submit", "model-train", "--watch"), "submit without --wait/--watch"),
-        (("stop", "myjob"), "argo stop myjob -n ml"),
         (("retry", "myjob"), "argo retry myjob -n ml"),
         (("resubmit", "myjob"), "argo resubmit myjob -n ml"),
-        (("services",), "kubectl get services -n ml"),
     ],
 )
 def test_an_operation_the_cluster_backend_cannot_do_says_what_to_run(args: tuple[str, ...], instead: str) -> None:

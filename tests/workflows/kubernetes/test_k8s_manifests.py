@@ -69,15 +69,22 @@ def test_model_deploy_and_rbac_validate_against_the_schemas(validate: Validate) 
     assert {"tfjobs", "pytorchjobs", "deployments", "services", "persistentvolumeclaims"} <= granted
 
 
-def test_pytorchjob_has_one_master_and_the_other_workers_in_containers_named_pytorch() -> None:
-    [job] = by_kind(compiled("pytorchjob", **{"tf-worker": "3"}), "PyTorchJob")
+def test_pytorchjob_is_tf_worker_workers_meeting_by_c10d_rendezvous_in_containers_named_pytorch() -> None:
+    workflow = compiled("pytorchjob", **{"tf-worker": "3"})
+    [job] = by_kind(workflow, "PyTorchJob")
     replicas = job["spec"]["pytorchReplicaSpecs"]
-    assert {t: r["replicas"] for t, r in replicas.items()} == {"Master": 1, "Worker": 2}
+    assert {t: r["replicas"] for t, r in replicas.items()} == {"Worker": 3}
+    elastic = job["spec"]["elasticPolicy"]
+    assert (elastic["rdzvBackend"], elastic["minReplicas"], elastic["maxReplicas"]) == ("c10d", 3, 3)
     assert all(r["restartPolicy"] == "ExitCode" for r in replicas.values())
     assert job["spec"]["runPolicy"]["cleanPodPolicy"] == "Running"
     assert {c["name"] for r in replicas.values() for c in r["template"]["spec"]["containers"]} == {"pytorch"}
+    resource = template(workflow, "train-model-job")["resource"]
+    assert (
+        resource["successCondition"] == "status.replicaStatuses.Worker.succeeded == {{workflow.parameters.tf-worker}}"
+    )
     [single] = by_kind(compiled("pytorchjob"), "PyTorchJob")
-    assert list(single["spec"]["pytorchReplicaSpecs"]) == ["Master"]
+    assert single["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 1
 
 
 def test_tfjob_has_tf_worker_workers_and_tf_ps_parameter_servers_in_containers_named_tensorflow() -> None:
@@ -87,10 +94,12 @@ def test_tfjob_has_tf_worker_workers_and_tf_ps_parameter_servers_in_containers_n
     assert {t: r["replicas"] for t, r in replicas.items()} == {"Worker": 3, "PS": 2}
     assert {c["name"] for r in replicas.values() for c in r["template"]["spec"]["containers"]} == {"tensorflow"}
     resource = template(workflow, "train-model-job")["resource"]
-    assert resource["successCondition"] == "status.replicaStatuses.Worker.succeeded == 3"
+    assert (
+        resource["successCondition"] == "status.replicaStatuses.Worker.succeeded == {{workflow.parameters.tf-worker}}"
+    )
     assert resource["failureCondition"] == "status.replicaStatuses.Worker.failed > 0"
     [no_ps] = by_kind(compiled("tfjob", **{"tf-ps": "0"}), "TFJob")
-    assert list(no_ps["spec"]["tfReplicaSpecs"]) == ["Worker"]
+    assert no_ps["spec"]["tfReplicaSpecs"]["PS"]["replicas"] == 0  # still a parameter: argo submit -p tf-ps=2
 
 
 def test_model_serving_false_leaves_the_model_server_out() -> None:
@@ -125,7 +134,7 @@ def test_dataset_cache_is_one_claim_every_run_reuses_and_every_step_mounts_as_tr
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     download = template(first, "download-dataset")["container"]
     [job] = by_kind(first, "PyTorchJob")
-    trainer = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    trainer = job["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]
     for container in (download, trainer["containers"][0]):
         home = next(e["value"] for e in container["env"] if e["name"] == "TRAINFLOW_HOME")
         assert [m["mountPath"] for m in container["volumeMounts"]] == [home]
@@ -141,9 +150,16 @@ def test_s3_credentials_come_only_from_the_aws_creds_secret(monkeypatch: pytest.
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in download["env"] if "valueFrom" in e}
     assert refs["AWS_ACCESS_KEY_ID"]["key"] == "awsAccessKeyID"
     assert refs["AWS_SECRET_ACCESS_KEY"]["key"] == "awsSecretAccessKey"
-    assert refs["AWS_ACCESS_KEY_ID"]["name"] == refs["AWS_SECRET_ACCESS_KEY"]["name"] == "aws-creds"
-    other = template(compiled(**{"aws-secret": "team-s3"}), "download-dataset")["container"]
-    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in other["env"] if "valueFrom" in e} == {"team-s3"}
+    # The Secret's name is the aws-secret parameter, set at submit time (default aws-creds).
+    assert (
+        refs["AWS_ACCESS_KEY_ID"]["name"]
+        == refs["AWS_SECRET_ACCESS_KEY"]["name"]
+        == "{{workflow.parameters.aws-secret}}"
+    )
+    assert {"name": "aws-secret", "value": "aws-creds"} in yaml.safe_load(text)["spec"]["arguments"]["parameters"]
+    [job] = by_kind(compiled(**{"aws-secret": "team-s3"}), "PyTorchJob")
+    trainer = job["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in trainer["env"] if "valueFrom" in e} == {"team-s3"}
 
 
 def test_only_steps_that_can_fail_transiently_retry_and_only_on_transient_exit_codes() -> None:
@@ -154,13 +170,26 @@ def test_only_steps_that_can_fail_transiently_retry_and_only_on_transient_exit_c
     assert retrying["download-dataset"]["expression"] == "asInt(lastRetry.exitCode) >= 128"
 
 
-def test_a_workflow_that_does_not_succeed_deletes_its_training_job() -> None:
-    workflow = compiled("tfjob")
+@pytest.mark.parametrize("job_kind", ["pytorchjob", "tfjob"])
+def test_the_exit_handler_deletes_the_training_job_and_the_one_shot_pods_whatever_the_outcome(job_kind: str) -> None:
+    workflow = compiled(job_kind, **{"job-name": "run7", "namespace": "ml"})
     assert workflow["spec"]["onExit"] == "cleanup"
     [[call]] = template(workflow, "cleanup")["steps"]
-    assert call["when"] == "{{workflow.status}} != Succeeded"
+    assert "when" not in call  # succeeded, failed or stopped alike
     delete = template(workflow, "delete-train-model")["resource"]
-    assert delete["action"] == "delete" and yaml.safe_load(delete["manifest"])["kind"] == "TFJob"
+    [deleted] = [m for m in embedded_manifests(workflow) if "spec" not in m]
+    assert delete["action"] == "delete" and delete["flags"] == ["--ignore-not-found"]
+    assert (deleted["kind"], deleted["metadata"]) == (
+        "PyTorchJob" if job_kind == "pytorchjob" else "TFJob",
+        {"name": "run7", "namespace": "ml"},
+    )
+    # The workflow's own pods (download, info, export, the outputs reader) go once it ends; the delay keeps logs.
+    assert workflow["spec"]["podGC"] == {"strategy": "OnWorkflowCompletion", "deleteDelayDuration": "10m"}
+    # TensorBoard and the model server stay: nothing deletes a Deployment or a Service, and they are not the
+    # workflow's pods (a Deployment owns them), so the pod GC leaves them.
+    assert {m["kind"] for m in embedded_manifests(workflow) if "spec" not in m} == {deleted["kind"]}
+    applied = [t for t in workflow["spec"]["templates"] if t.get("resource", {}).get("action") == "apply"]
+    assert all("setOwnerReference" not in t["resource"] for t in applied)
 
 
 def test_training_job_is_owned_by_the_workflow_and_services_outlive_it() -> None:

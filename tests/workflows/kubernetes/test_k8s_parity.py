@@ -114,7 +114,7 @@ def test_every_step_runs_the_command_the_local_runner_runs(
 def test_training_pods_run_the_train_model_step_with_the_steps_own_arguments() -> None:
     [workflow] = compile_pipeline(MODEL_TRAIN, {"tf-worker": "3"}, "pytorchjob")
     argvs = argvs_in_workflow(workflow, "train-model")
-    assert len(argvs) == 2  # the Master and the Worker replica spec
+    assert len(argvs) == 1  # one Worker replica spec
     assert all(argv[:3] == ["trainflow", "step", "train-model"] and "--outputs" not in argv for argv in argvs)
     assert argvs[0][argvs[0].index("--data-dir") + 1] == OUTPUTS["download-dataset"]["dataset-path"]
 

@@ -21,6 +21,7 @@ from servers import free_port, run_together
 from tests.workflows.kubernetes.k8s_cluster_sim import Pod, fill, pytorchjob_pods, tfjob_pods, workflow_values
 from trainflow.workflows import MODEL_TRAIN
 from trainflow.workflows.kubernetes import compile_pipeline, embedded_manifests
+from trainflow.workflows.kubernetes.options import ClusterOptions, cluster_options
 from trainflow.workflows.kubernetes.render import OUTPUTS_DIR
 from trainflow.workflows.kubernetes.resources import CACHE_MOUNT
 
@@ -34,6 +35,10 @@ CLUSTER_VARS = (
     "PET_NNODES",
     "PET_NPROC_PER_NODE",
     "PET_NODE_RANK",
+    "PET_RDZV_ENDPOINT",
+    "PET_RDZV_BACKEND",
+    "PET_MAX_RESTARTS",
+    "TRAINFLOW_DIST_BACKEND",
     "TRAINFLOW_HOME",
 )
 
@@ -111,7 +116,7 @@ def _replace_all(text: str, mapping: dict[str, str]) -> str:
 
 
 def prepare(
-    job_kind: str, params: dict[str, str], mnist_dir: Path, tmp_path: Path
+    job_kind: str, params: dict[str, str], mnist_dir: Path, tmp_path: Path, options: ClusterOptions | None = None
 ) -> tuple[SimulatedCluster, dict, dict[str, str]]:
     """Compile, then run download-dataset and get-workflow-info for real, as the DAG does before training."""
     [workflow] = compile_pipeline(
@@ -126,6 +131,7 @@ def prepare(
             **params,
         },
         job_kind,
+        options=options,
     )
     cluster = SimulatedCluster(workflow, tmp_path)
     dataset = cluster.run_step("download-dataset", {})
@@ -142,18 +148,15 @@ def trained_metrics(train_dir: str) -> dict[str, Any]:
 def test_three_pytorchjob_pods_with_the_operators_environment_train_one_model(mnist_dir: Path, tmp_path: Path) -> None:
     cluster, job, inputs = prepare("pytorchjob", {"tf-worker": "3"}, mnist_dir, tmp_path)
     pods = pytorchjob_pods(job)
-    assert [(p.replica_type, p.operator_env["RANK"]) for p in pods] == [
-        ("Master", "0"),
-        ("Worker", "1"),
-        ("Worker", "2"),
-    ]
+    assert [(p.replica_type, p.operator_env["PET_RDZV_ENDPOINT"]) for p in pods] == [
+        ("Worker", "sim-worker-0:23456")
+    ] * 3
     assert inputs["dataset-path"].startswith(str(cluster.volume))  # the cached dataset, on the shared volume
     port = free_port()
-    results = cluster.train(pods, inputs, {"sim-master-0": "127.0.0.1", "23456": str(port)})
+    results = cluster.train(pods, inputs, {"sim-worker-0": "127.0.0.1", "23456": str(port)})
     assert [code for _, code, _ in results] == [0, 0, 0], "\n".join(log for _, _, log in results)
     metrics = trained_metrics(inputs["train-dir"])
     assert metrics["world_size"] == 3 and metrics["global_step"] == 20
-    assert "test accuracy" in results[0][2] and "test accuracy" not in results[1][2] + results[2][2]
     assert cluster.read_training_outputs("train-model")["accuracy"] == str(metrics["accuracy"])
 
 
@@ -172,3 +175,21 @@ def test_three_tfjob_workers_and_a_parameter_server_with_tf_config_train_one_mod
     assert "ps:0 does not train" in results[3][2]
     metrics = trained_metrics(inputs["train-dir"])
     assert metrics["world_size"] == 3 and metrics["global_step"] == 20
+
+
+@pytest.mark.slow
+def test_gpu_requesting_pytorchjob_pods_fall_back_to_gloo_where_there_is_no_gpu(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the fallback where the node has no GPU")
+    gpu = cluster_options(resources=["train-model:gpu=1"])
+    cluster, job, inputs = prepare("pytorchjob", {"tf-worker": "2"}, mnist_dir, tmp_path, gpu)
+    pods = pytorchjob_pods(job)
+    assert all(p.container["resources"]["limits"]["nvidia.com/gpu"] == "1" for p in pods)
+    results = cluster.train(pods, inputs, {"sim-worker-0": "127.0.0.1", "23456": str(free_port())})
+    assert [code for _, code, _ in results] == [0, 0], "\n".join(log for _, _, log in results)
+    assert all("NCCL was requested but 0 GPU(s) are visible" in log for _, _, log in results)
+    assert trained_metrics(inputs["train-dir"])["world_size"] == 2

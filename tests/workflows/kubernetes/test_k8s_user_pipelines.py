@@ -15,6 +15,7 @@ from tests.workflows.kubernetes.test_k8s_manifests import (
 )
 from tests.workflows.kubernetes.test_k8s_parity import argvs_in_workflow
 from trainflow.pipelines.loading import load_pipeline
+from trainflow.workflows import WorkflowError
 from trainflow.workflows.commands import step_command
 from trainflow.workflows.kubernetes import compile_pipeline, problems
 from trainflow.workflows.local.plan import items
@@ -23,9 +24,29 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "sweep"
 FORMS = ["pipeline.py", "pipeline.yaml"]
 
 
+ARTIFACTS = "s3://team-bucket/sweep"
+
+
 def compiled(form: str, job_kind: str) -> dict[str, Any]:
-    [workflow] = compile_pipeline(load_pipeline(str(EXAMPLES / form)), {}, job_kind)
+    [workflow] = compile_pipeline(load_pipeline(str(EXAMPLES / form)), {"artifacts": ARTIFACTS}, job_kind)
     return workflow
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+@pytest.mark.parametrize("job_kind", ["pytorchjob", "tfjob"])
+def test_steps_that_publish_artifacts_publish_them_to_the_workflow_parameter_s_store(job_kind: str) -> None:
+    workflow = compiled("pipeline.py", job_kind)
+    published = env_of(template(workflow, "make-data")["container"])["TRAINFLOW_ARTIFACTS_URL"]
+    assert published == "{{workflow.parameters.artifacts}}/{{workflow.name}}/make-data"
+    assert "TRAINFLOW_ARTIFACTS_URL" not in env_of(template(workflow, "pick")["container"])  # it publishes nothing
+
+
+def test_a_pipeline_whose_steps_publish_artifacts_needs_an_s3_store_to_compile() -> None:
+    with pytest.raises(WorkflowError, match="step make-data publishes artifacts, and on Kubernetes pods share no disk"):
+        compile_pipeline(load_pipeline(str(EXAMPLES / "pipeline.py")), {}, "pytorchjob")
 
 
 @pytest.mark.parametrize("job_kind", ["pytorchjob", "tfjob"])
@@ -42,7 +63,7 @@ def test_the_sweep_example_validates_for_both_job_kinds(validate: Any, form: str
     [training] = by_kind(workflow, job)
     replicas = training["spec"]["pytorchReplicaSpecs" if job_kind == "pytorchjob" else "tfReplicaSpecs"]
     assert sum(r["replicas"] for r in replicas.values()) == 2  # the workers parameter
-    assert [d["metadata"]["name"] for d in by_kind(workflow, "Deployment")] == ["sweep-show"]
+    assert [d["metadata"]["name"] for d in by_kind(workflow, "Deployment")] == ["sweep-xxxxx-show"]
     assert {"memoize"} <= set(template(workflow, "make-data")) and "memoize" not in template(workflow, "show")
     assert template(workflow, "fit")["outputs"]["parameters"][0]["valueFrom"]["parameter"].startswith("{{steps.outputs")
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from trainflow.errors import PERMANENT_EXIT_CODE, TRANSIENT_EXIT_CODE
 from trainflow.pipelines import Pipeline
-from trainflow.workflows.backend import StepInfo, WorkflowInfo
+from trainflow.workflows.backend import PENDING, RUNNING, SUCCEEDED, StepInfo, WorkflowInfo
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes.compiler import compile_pipeline
+from trainflow.workflows.kubernetes.options import ClusterOptions
 from trainflow.workflows.kubernetes.resources import (
     JOB_KINDS,
     STEP_LABEL,
@@ -28,6 +29,7 @@ from trainflow.workflows.params import inherited_values
 log = logging.getLogger(__name__)
 ARGO = ("argoproj.io", "v1alpha1")
 T = TypeVar("T")
+MANAGED = "app.kubernetes.io/managed-by=trainflow"
 
 
 @dataclass
@@ -76,11 +78,19 @@ class KubernetesBackend:
     """Runs workflows on Argo Workflows; the training step is a PyTorchJob or TFJob."""
 
     name = "kubernetes"
+    poll_seconds = 2.0  # each read is an API request: a follower must not load the API server
 
-    def __init__(self, namespace: str = "default", job_kind: str = "pytorchjob", api: ClusterApi | None = None) -> None:
+    def __init__(
+        self,
+        namespace: str = "default",
+        job_kind: str = "pytorchjob",
+        api: ClusterApi | None = None,
+        options: ClusterOptions | None = None,
+    ) -> None:
         if job_kind not in JOB_KINDS:
             raise WorkflowError(f"unknown job kind '{job_kind}': use {' or '.join(JOB_KINDS)}")
         self.namespace, self.job_kind, self._api = namespace, job_kind, api
+        self.options = options or ClusterOptions()
 
     @property
     def api(self) -> ClusterApi:
@@ -106,7 +116,7 @@ class KubernetesBackend:
             )
         if pipeline.inherit_from and given.get(pipeline.inherit_from):
             given = self._inherit(pipeline, given, values)
-        [workflow] = compile_pipeline(pipeline, given, self.job_kind, memoize=not no_cache)
+        [workflow] = compile_pipeline(pipeline, given, self.job_kind, memoize=not no_cache, options=self.options)
         name = workflow["metadata"].get("name")
         created = self._call(
             lambda: self.api.custom.create_namespaced_custom_object(*ARGO, self.namespace, "workflows", workflow), name
@@ -137,7 +147,7 @@ class KubernetesBackend:
         """trainflow's workflows in the namespace, newest first."""
         listing = self._call(
             lambda: self.api.custom.list_namespaced_custom_object(
-                *ARGO, self.namespace, "workflows", label_selector="app.kubernetes.io/managed-by=trainflow"
+                *ARGO, self.namespace, "workflows", label_selector=MANAGED
             )
         )
         infos = [workflow_info(item, self.name) for item in listing.get("items", [])]
@@ -153,17 +163,36 @@ class KubernetesBackend:
             # A service's log never ends: following it would never reach the next step.
             follow_step = follow and not next(s.service for s in info.steps if s.name == wanted)
             for pod, container in self._step_pods(name, wanted):
-                text = self._call(
-                    lambda: self.api.core.read_namespaced_pod_log(
-                        name=pod,  # noqa: B023
-                        namespace=self.namespace,
-                        container=container,  # noqa: B023
-                        follow=follow_step,  # noqa: B023
-                    ),
-                    pod,
-                )
-                for line in (text or "").splitlines():
+                for line in self._pod_log(pod, container, follow_step):
                     yield f"{wanted}: {line}"
+
+    def _pod_log(self, pod: str, container: str, follow: bool) -> Iterator[str]:
+        """A container's log lines; with `follow`, streamed as the container writes them until it ends."""
+        if not follow:
+            text = self._call(
+                lambda: self.api.core.read_namespaced_pod_log(
+                    name=pod, namespace=self.namespace, container=container, follow=False
+                ),
+                pod,
+            )
+            yield from (text or "").splitlines()
+            return
+        stream = self._call(
+            lambda: self.api.core.read_namespaced_pod_log(
+                name=pod, namespace=self.namespace, container=container, follow=True, _preload_content=False
+            ),
+            pod,
+        )
+        pending = b""
+        try:
+            for chunk in stream.stream(4096):
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                yield from (line.decode("utf-8", "replace") for line in lines)
+        finally:
+            stream.release_conn()
+        if pending:
+            yield pending.decode("utf-8", "replace")
 
     def _step_pods(self, workflow: str, step: str) -> builtins.list[tuple[str, str]]:
         """(pod, container) pairs with a step's log: Argo's pod for the step, then its training or service pods."""
@@ -204,9 +233,16 @@ class KubernetesBackend:
             )
 
     def stop(self, name: str) -> WorkflowInfo:
-        raise WorkflowError(
-            f"the kubernetes backend does not stop workflows: run `argo stop {name} -n {self.namespace}`"
+        """Argo's stop: no new step starts, running ones are stopped, the exit handler still runs."""
+        info = self.get(name)
+        if info.status not in (PENDING, RUNNING):
+            raise WorkflowError(f"workflow {name} is {info.status}, not running")
+        body = {"spec": {"shutdown": "Stop"}}
+        self._call(
+            lambda: self.api.custom.patch_namespaced_custom_object(*ARGO, self.namespace, "workflows", name, body),
+            name,
         )
+        return self.get(name)
 
     def retry(self, name: str, values: Mapping[str, str] | None = None) -> WorkflowInfo:
         raise WorkflowError(
@@ -223,16 +259,43 @@ class KubernetesBackend:
         )
 
     def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]:
-        raise WorkflowError(
-            f"the kubernetes backend does not list services: run `kubectl get services -n "
-            f"{self.namespace} -l app.kubernetes.io/managed-by=trainflow`"
-        )
+        """trainflow's Services in the namespace, with in-cluster addresses and the port-forward to reach them."""
+        listing = self._call(lambda: self.api.core.list_namespaced_service(self.namespace, label_selector=MANAGED))
+        workflows: dict[str, WorkflowInfo | None] = {}
+        found = []
+        for svc in _items(listing):
+            labels = _field(svc, "metadata", "labels") or {}
+            workflow, step = labels.get(WORKFLOW_LABEL), labels.get(STEP_LABEL)
+            if not workflow or not step:
+                continue
+            if workflow not in workflows:
+                workflows[workflow] = self._get_or_none(workflow)
+            info = workflows[workflow]
+            if info is None:  # its workflow was deleted by hand: `kubectl delete` removes what is left
+                continue
+            known = info.step(step) or StepInfo(step, status=SUCCEEDED, service=True)
+            found.append((info, replace(known, outputs={**known.outputs, **self._addresses(svc)})))
+        return found
+
+    def _get_or_none(self, name: str) -> WorkflowInfo | None:
+        try:
+            return self.get(name)
+        except WorkflowError:
+            return None
+
+    def _addresses(self, svc: Any) -> dict[str, str]:
+        """`<port>-address` in the cluster per port, and the command that brings them to this machine."""
+        name = _field(svc, "metadata", "name")
+        ports = [
+            (_field(p, "name") or str(_field(p, "port")), _field(p, "port")) for p in _field(svc, "spec", "ports") or []
+        ]
+        found = {f"{port_name}-address": f"{name}.{self.namespace}.svc:{port}" for port_name, port in ports}
+        forward = " ".join(str(port) for _, port in ports)
+        found["port-forward"] = f"kubectl port-forward -n {self.namespace} svc/{name} {forward}"
+        return found
 
     def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
         return []  # progress files stay in the pods: `trainflow logs` shows the training lines
-
-    def watchable(self) -> bool:
-        return False
 
     def _call(self, request: Callable[[], T], name: str | None = None) -> T:
         """Run one API request; map the client's failures to one-line WorkflowErrors."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from trainflow import __version__
@@ -29,17 +29,16 @@ from trainflow.pipelines.refs import (
 )
 from trainflow.pipelines.steps import Service, Train
 from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.kubernetes import exit_handler, kserve, node_cache, yamltext
 from trainflow.workflows.kubernetes import resources as k8s
-from trainflow.workflows.kubernetes import yamltext
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
+from trainflow.workflows.kubernetes.options import ClusterOptions, check_object_values, check_steps
 from trainflow.workflows.params import resolve_params
 
 OUTPUTS_DIR = "/tmp/outputs/"  # steps write one file per output key here ($TRAINFLOW_OUTPUTS)
 CACHE_TEMPLATE = "dataset-cache"
-CLEANUP_TEMPLATE = "cleanup"
 MEMO_CONFIGMAP = "trainflow-step-cache"
 MEMO_MAX_AGE = "720h"  # a cached step result older than 30 days runs again
-ITEM_INPUT = "item"
 SERVICE_READY_SECONDS = 900
 
 
@@ -52,6 +51,7 @@ def complete_values(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, s
         values["s3-data-url"] = DEFAULT_MNIST_URL
     if "namespace" not in values:
         values["namespace"] = given.get("namespace", "default")
+    check_object_values(pipeline, values)
     return values
 
 
@@ -77,7 +77,7 @@ def step_run(step: Step) -> k8s.ContainerCommand:
         if isinstance(ref, OutputRef):
             return "{{inputs.parameters.%s}}" % input_name(step, ref)
         if isinstance(ref, ItemRef):
-            return "{{inputs.parameters.%s}}" % ITEM_INPUT
+            return "{{inputs.parameters.%s}}" % k8s.ITEM_INPUT
         if isinstance(ref, PortRef):
             assert isinstance(step, Service)
             return str(step.port(ref.name).container_port)
@@ -91,7 +91,7 @@ def step_run(step: Step) -> k8s.ContainerCommand:
 
 def _input_names(step: Step) -> list[str]:
     names = [input_name(step, r) for r in step.output_refs()]
-    return [*dict.fromkeys(names), *([ITEM_INPUT] if step.for_each is not None else [])]
+    return [*dict.fromkeys(names), *([k8s.ITEM_INPUT] if step.for_each is not None else [])]
 
 
 def _inputs(step: Step) -> dict[str, Any]:
@@ -104,7 +104,7 @@ def _task_arguments(step: Step) -> dict[str, Any]:
         for r in step.output_refs()
     ]
     if step.for_each is not None:
-        params.append({"name": ITEM_INPUT, "value": "{{item}}"})
+        params.append({"name": k8s.ITEM_INPUT, "value": "{{item}}"})
     return {"parameters": params}
 
 
@@ -201,7 +201,7 @@ def _resource_template(
 
 def training_outputs_dir(step: Step) -> str:
     """Where the training pod hosting rank 0 writes the step's outputs: on the shared cache volume, per run and item."""
-    item = "/{{inputs.parameters.%s}}" % ITEM_INPUT if step.for_each is not None else ""
+    item = "/{{inputs.parameters.%s}}" % k8s.ITEM_INPUT if step.for_each is not None else ""
     return f"{k8s.CACHE_MOUNT}/step-outputs/{{{{workflow.name}}}}/{step.name}{item}/"
 
 
@@ -211,12 +211,18 @@ def training_templates(
     """The training step as a PyTorchJob/TFJob the workflow creates and waits for.
 
     A step with outputs becomes two: the job, whose rank-0 pod writes them to the shared volume, then a
-    container that reads them back as the step's output parameters.
+    container that reads them back as the step's output parameters. With a per-node cache there is no
+    shared volume: each pod first syncs what it reads on its node, and the outputs are not read back.
     """
-    job = k8s.training_job(job_kind, target, step_run(step), step, training_outputs_dir(step))
-    outputs = step.declared_outputs()
+    if target.options.cache.mode == "per-node":
+        init = node_cache.sync_containers(target, node_cache.seeds(pipeline, step), step_run)
+        job = k8s.training_job(job_kind, target, step_run(step), step, None, init)
+        outputs: tuple[str, ...] = ()
+    else:
+        job = k8s.training_job(job_kind, target, step_run(step), step, training_outputs_dir(step))
+        outputs = step.declared_outputs()
     job_template = _resource_template(f"{step.name}-job" if outputs else step.name, job, "create", owned=True)
-    success, failure = k8s.job_conditions(job_kind, k8s.replica_count(target, str(step.workers)))
+    success, failure = k8s.job_conditions(target, step)
     job_template["resource"].update(successCondition=success, failureCondition=failure)
     if not outputs:
         _common(job_template, step, target, pipeline, memoize)
@@ -229,7 +235,7 @@ def training_templates(
         "outputs": {"parameters": [{"name": key, "valueFrom": {"path": f"{OUTPUTS_DIR}{key}"}} for key in outputs]},
     }
     if step.for_each is not None:
-        read["inputs"] = {"parameters": [{"name": ITEM_INPUT}]}
+        read["inputs"] = {"parameters": [{"name": k8s.ITEM_INPUT}]}
     calls: list[dict[str, Any]] = [
         {"name": "job", "template": job_template["name"]},
         {"name": "outputs", "template": read["name"]},
@@ -237,7 +243,9 @@ def training_templates(
     if _input_names(step):
         calls[0]["arguments"] = _forwarded_arguments(step)
     if step.for_each is not None:
-        calls[1]["arguments"] = {"parameters": [{"name": ITEM_INPUT, "value": "{{inputs.parameters.%s}}" % ITEM_INPUT}]}
+        calls[1]["arguments"] = {
+            "parameters": [{"name": k8s.ITEM_INPUT, "value": "{{inputs.parameters.%s}}" % k8s.ITEM_INPUT}]
+        }
     group: dict[str, Any] = {
         "name": step.name,
         "steps": [[calls[0]], [calls[1]]],
@@ -256,7 +264,9 @@ def training_templates(
 
 
 def service_templates(target: k8s.Target, step: Service) -> list[dict[str, Any]]:
-    """A service step: apply its Deployment, then its Service; both outlive the workflow."""
+    """A service step: apply its Deployment, then its Service (or its KServe InferenceService); they outlive the workflow."""
+    if step.name in target.options.inference_services:
+        return [_inference_service_template(target, step)]
     parts = [
         _resource_template(
             f"{step.name}-deployment", k8s.deployment(target, step, step_run(step)), "apply", _inputs(step)
@@ -279,8 +289,22 @@ def service_templates(target: k8s.Target, step: Service) -> list[dict[str, Any]]
     return [group, *parts]
 
 
-def _task(step: Step, pipeline: Pipeline) -> dict[str, Any]:
-    task: dict[str, Any] = {"name": step.name, "template": step.name, "depends": _depends(step)}
+def _inference_service_template(target: k8s.Target, step: Service) -> dict[str, Any]:
+    """Apply the InferenceService; the step succeeds once KServe reports the model loaded."""
+    isvc = kserve.inference_service(target, step, step_run(step))
+    template = _resource_template(step.name, isvc, "apply", _inputs(step))
+    template["resource"].update(successCondition=kserve.READY, failureCondition=kserve.FAILED)
+    template["activeDeadlineSeconds"] = (
+        int(step.ready_timeout) if step.ready_timeout != 180.0 else SERVICE_READY_SECONDS
+    )
+    return template
+
+
+def _task(step: Step, pipeline: Pipeline, claim: bool) -> dict[str, Any]:
+    task: dict[str, Any] = {"name": step.name, "template": step.name}
+    depends = _depends(step, claim)
+    if depends:
+        task["depends"] = depends
     if _input_names(step):
         task["arguments"] = _task_arguments(step)
     if step.when:
@@ -292,8 +316,9 @@ def _task(step: Step, pipeline: Pipeline) -> dict[str, Any]:
     return task
 
 
-def _depends(step: Step) -> str:
-    return " && ".join(f"{name}.Succeeded" for name in dict.fromkeys([CACHE_TEMPLATE, *step.upstream()]))
+def _depends(step: Step, claim: bool) -> str | None:
+    names = dict.fromkeys([*([CACHE_TEMPLATE] if claim else []), *step.upstream()])
+    return " && ".join(f"{name}.Succeeded" for name in names) or None
 
 
 def included_steps(pipeline: Pipeline, values: Mapping[str, str]) -> list[Step]:
@@ -303,39 +328,20 @@ def included_steps(pipeline: Pipeline, values: Mapping[str, str]) -> list[Step]:
     ]
 
 
-def _cleanup_templates(target: k8s.Target, job_kind: str, trainers: Sequence[Step]) -> list[dict[str, Any]]:
-    """Exit handler: a workflow that did not succeed deletes its training jobs (and so their pods)."""
-    kind = "PyTorchJob" if job_kind == "pytorchjob" else "TFJob"
-    group: dict[str, Any] = {"name": CLEANUP_TEMPLATE, "steps": []}
-    deletes = []
-    for step in trainers:
-        job = {
-            "apiVersion": "kubeflow.org/v1",
-            "kind": kind,
-            "metadata": {"name": k8s.job_name(target, step), "namespace": target.namespace},
-        }
-        delete = _resource_template(f"delete-{step.name}", job, "delete")
-        delete["resource"]["flags"] = ["--ignore-not-found"]
-        deletes.append(delete)
-        group["steps"].append(
-            [
-                {
-                    "name": f"delete-{step.name}",
-                    "template": f"delete-{step.name}",
-                    "when": "{{workflow.status}} != Succeeded",
-                }
-            ]
-        )
-    return [group, *deletes]
-
-
 def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bool = True) -> list[dict[str, Any]]:
+    check_steps(pipeline, target.options)
     steps = included_steps(pipeline, target.values)
+    if target.options.cache.mode == "per-node":
+        node_cache.check_unread_outputs(steps)
+    claim = target.options.cache.mode == "shared"
+    tasks = [_task(s, pipeline, claim) for s in steps]
     dag = {
         "name": pipeline.name,
-        "dag": {"tasks": [{"name": CACHE_TEMPLATE, "template": CACHE_TEMPLATE}, *(_task(s, pipeline) for s in steps)]},
+        "dag": {"tasks": [{"name": CACHE_TEMPLATE, "template": CACHE_TEMPLATE}, *tasks] if claim else tasks},
     }
-    result = [dag, _resource_template(CACHE_TEMPLATE, k8s.cache_claim(target.namespace), "apply")]
+    result = [dag]
+    if claim:
+        result.append(_resource_template(CACHE_TEMPLATE, k8s.cache_claim(target), "apply"))
     for step in steps:
         if isinstance(step, Service):
             result += service_templates(target, step)
@@ -345,7 +351,7 @@ def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bo
             result.append(container_template(target, step, pipeline, memoize))
     trainers = [s for s in steps if isinstance(s, Train)]
     if trainers:
-        result += _cleanup_templates(target, job_kind, trainers)
+        result += exit_handler.cleanup_templates(target, job_kind, trainers)
     return result
 
 
@@ -360,26 +366,56 @@ def step_summary(pipeline: Pipeline) -> str:
     )
 
 
+def name_expression(pipeline: Pipeline) -> str:
+    """The run's name as Argo fills it in: from the name parameter (so `-p job-name=...` renames the objects)."""
+    if pipeline.name_param is None:
+        return "{{workflow.name}}"
+    return k8s.workflow_param(pipeline.name_param) + pipeline.name_suffix
+
+
+def _check_artifacts_url(pipeline: Pipeline, values: Mapping[str, str]) -> None:
+    """Steps that publish artifacts need a store every pod reaches: an s3:// URL (pods share no disk)."""
+    publishing = [s.name for s in pipeline.steps if s.artifacts and getattr(s, "function", None)]
+    if not publishing:
+        return
+    url = substitute(str(pipeline.artifacts_url), lambda ref: values.get(getattr(ref, "name", ""), ""))
+    if not url.startswith("s3://"):
+        raise WorkflowError(
+            f"step {publishing[0]} publishes artifacts, and on Kubernetes pods share no disk: give {pipeline.name} "
+            f"an artifacts_url of s3://BUCKET/PREFIX (now {url or 'unset'}), e.g. Pipeline(artifacts_url=param(...))"
+        )
+
+
 def workflow(
-    pipeline: Pipeline, values: Mapping[str, str], job_kind: str = "pytorchjob", memoize: bool = True
+    pipeline: Pipeline,
+    values: Mapping[str, str],
+    job_kind: str = "pytorchjob",
+    memoize: bool = True,
+    options: ClusterOptions | None = None,
 ) -> dict[str, Any]:
     """The Argo Workflow for `pipeline` with already completed `values` (see `complete_values`)."""
     if job_kind not in k8s.JOB_KINDS:
         raise WorkflowError(f"unknown job kind '{job_kind}': use {' or '.join(k8s.JOB_KINDS)}")
+    options = options or ClusterOptions()
     name = workflow_name(pipeline, values)
+    declared = frozenset(p.name for p in pipeline.params)
+    _check_artifacts_url(pipeline, values)
+    target = k8s.Target(name_expression(pipeline), values, declared, options, str(pipeline.artifacts_url))
     try:
-        all_templates = templates(pipeline, k8s.Target(name or pipeline.name, values), job_kind, memoize)
+        all_templates = templates(pipeline, target, job_kind, memoize)
     except PipelineError as exc:
         raise WorkflowError(exc.message) from None
     spec: dict[str, Any] = {
         "entrypoint": pipeline.name,
-        "serviceAccountName": k8s.SERVICE_ACCOUNT,
+        "serviceAccountName": options.service_account,
         "arguments": {"parameters": [{"name": p.name, "value": values[p.name]} for p in pipeline.params]},
-        "volumes": [k8s.cache_volume()],
+        "volumes": [k8s.cache_volume(options)],
         "templates": all_templates,
+        **options.pod_extras(),
     }
-    if any(t["name"] == CLEANUP_TEMPLATE for t in all_templates):
-        spec["onExit"] = CLEANUP_TEMPLATE
+    if any(t["name"] == exit_handler.CLEANUP_TEMPLATE for t in all_templates):
+        spec["onExit"] = exit_handler.CLEANUP_TEMPLATE
+    spec["podGC"] = exit_handler.pod_gc()
     labels = {**k8s.MANAGED_BY, "trainflow.io/pipeline": pipeline.name, "trainflow.io/job-kind": job_kind}
     meta: dict[str, Any] = {"name": name} if name else {"generateName": f"{pipeline.name}-"}
     meta.update(

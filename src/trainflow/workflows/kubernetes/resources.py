@@ -1,31 +1,36 @@
 """Kubernetes objects as plain dicts: the cache volume, service Deployments and Services, training jobs, RBAC.
 
-Pure functions, no client: what `trainflow compile` prints and what the backend submits. Names, images,
-replica counts and the Secret come from the resolved parameters (what the objects are); a step's
-arguments stay the spec's tokens rendered as Argo expressions (what the step does; see render.py).
+Pure functions, no client: what `trainflow compile` prints and what the backend submits. What a user may
+change at submit time (`argo submit -p NAME=VALUE`) stays an Argo placeholder of the workflow parameter:
+object names, the namespace, images, replica counts, the Service type and the Secret; what shapes the
+objects (a step's kind, its ports, the compile options) is filled in here. A step's arguments stay the
+spec's tokens rendered as Argo expressions (what the step does; see render.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from trainflow.pipelines import Port, Service, Step, Train
-from trainflow.pipelines.refs import ParamRef, substitute
+from trainflow.pipelines import Port, Resources, Service, Step, Train
+from trainflow.pipelines.artifacts import ENV as ARTIFACTS_ENV
+from trainflow.pipelines.refs import ParamRef, refs_in, substitute
+from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.kubernetes.options import SERVICE_ACCOUNT, ClusterOptions, gpu_count, quantity
+from trainflow.workflows.kubernetes.yamltext import Raw
 
 CACHE_CLAIM = "trainflow-cache"
 CACHE_MOUNT = "/var/lib/trainflow"  # TRAINFLOW_HOME in every container: dataset cache (and default store)
-CACHE_SIZE = "10Gi"
-SERVICE_ACCOUNT = "trainflow"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "trainflow"}
 WORKFLOW_LABEL = "trainflow.io/workflow"
 STEP_LABEL = "trainflow.io/step"
-PYTORCHJOB_PORT = 23456  # the training operator's default MASTER_PORT
+PYTORCHJOB_PORT = 23456  # the training operator's default MASTER_PORT (and the c10d rendezvous port)
 TFJOB_PORT = 2222  # the port TF_CONFIG addresses use
 JOB_KINDS = ("pytorchjob", "tfjob")
 AWS_SECRET_KEYS = (("AWS_ACCESS_KEY_ID", "awsAccessKeyID"), ("AWS_SECRET_ACCESS_KEY", "awsSecretAccessKey"))
 DEFAULT_IMAGE = "ghcr.io/trainflow/trainflow:0.1.0"
+DIST_BACKEND_VAR = "TRAINFLOW_DIST_BACKEND"  # nccl when the pod requests GPUs, else gloo
 
 
 def workflow_param(name: str) -> str:
@@ -34,27 +39,68 @@ def workflow_param(name: str) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """What the objects belong to: the workflow's name and its resolved parameters."""
+    """What the objects belong to: the run's name as Argo fills it in, the parameters and the compile options.
+
+    workflow: the run's name as a placeholder (`{{workflow.parameters.job-name}}`), what object names start with.
+    values: every parameter's value at compile time (checks and shapes read these).
+    params: the parameters the workflow declares: those stay placeholders, set at submit time.
+    """
 
     workflow: str
     values: Mapping[str, str]
+    params: frozenset[str] = frozenset()
+    options: ClusterOptions = field(default_factory=ClusterOptions)
+    artifacts_url: str = ""  # the pipeline's artifacts_url, its parameters still references
+
+    def setting(self, name: str, default: str) -> str:
+        """A declared parameter's placeholder (set at submit time), else its value or `default`."""
+        if name in self.params and self.values.get(name):
+            return workflow_param(name)
+        return self.values.get(name) or default
 
     @property
     def namespace(self) -> str:
-        return self.values["namespace"]
+        return self.setting("namespace", "default")
 
     @property
     def secret(self) -> str:
-        return self.values.get("aws-secret") or "aws-creds"
+        return self.setting("aws-secret", "aws-creds")
 
     def image(self, step: Step) -> str:
         if isinstance(step.image, ParamRef):
-            return self.values[step.image.name]
+            return self.setting(step.image.name, DEFAULT_IMAGE)
         return step.image or DEFAULT_IMAGE
 
+    def expression(self, text: str) -> str:
+        """`text` with declared parameters as placeholders and the others filled in."""
+        return substitute(text, lambda ref: self._ref(ref))
+
     def value(self, text: str) -> str:
-        """`text` with parameter placeholders filled in (what an object's shape, not its command, needs)."""
+        """`text` with every parameter filled in with its compile-time value."""
         return substitute(text, lambda ref: self.values[ref.name] if isinstance(ref, ParamRef) else str(ref))
+
+    def count(self, text: str, what: str) -> int | Raw:
+        """A replica count: a number, or a parameter's placeholder written bare so Argo's value reads as a number."""
+        now = self.value(text)
+        if not now.isdigit() or not now.isascii():
+            raise WorkflowError(f"{what} '{now}' is not a whole number, 0 or more")
+        if any(isinstance(r, ParamRef) and r.name in self.params for r in refs_in(text)):
+            return Raw(self.expression(text))
+        return int(now)
+
+    def resources(self, step: Step) -> Resources:
+        """What each process of `step` needs: the compile option for it, else the spec's, checked."""
+        wanted = self.options.resources.get(step.name, step.resources)
+        return Resources(
+            cpu=quantity(str(wanted.cpu), f"step {step.name} cpu") if wanted.cpu else None,
+            memory=quantity(str(wanted.memory), f"step {step.name} memory") if wanted.memory else None,
+            gpu=gpu_count(wanted.gpu, f"step {step.name} gpu"),
+        )
+
+    def _ref(self, ref: object) -> str:
+        if isinstance(ref, ParamRef):
+            return workflow_param(ref.name) if ref.name in self.params else self.values[ref.name]
+        return str(ref)
 
 
 @dataclass(frozen=True)
@@ -63,6 +109,9 @@ class ContainerCommand:
 
     command: list[str]
     args: list[str]
+
+
+ITEM_INPUT = "item"  # the template input a fanned-out step's item arrives in
 
 
 def labels(target: Target, step: str) -> dict[str, str]:
@@ -82,12 +131,26 @@ def container_env(target: Target) -> list[dict[str, Any]]:
     return [{"name": "TRAINFLOW_HOME", "value": CACHE_MOUNT}, {"name": "PYTHONUNBUFFERED", "value": "1"}, *secret]
 
 
-def cache_volume() -> dict[str, Any]:
+def cache_volume(options: ClusterOptions) -> dict[str, Any]:
+    """The claim every run shares, or (per-node mode) the node's own directory, created on first use."""
+    cache = options.cache
+    if cache.mode == "per-node":
+        return {"name": CACHE_CLAIM, "hostPath": {"path": cache.host_path, "type": "DirectoryOrCreate"}}
     return {"name": CACHE_CLAIM, "persistentVolumeClaim": {"claimName": CACHE_CLAIM}}
 
 
 def cache_mount() -> dict[str, Any]:
     return {"name": CACHE_CLAIM, "mountPath": CACHE_MOUNT}
+
+
+def artifacts_env(target: Target, step: Step) -> list[dict[str, Any]]:
+    """Where a step publishes its artifacts: `<artifacts_url>/<workflow>/<step>[/<item>]` (see pipelines.artifacts)."""
+    if not (step.artifacts and target.artifacts_url):
+        return []
+    parts = [target.expression(target.artifacts_url).rstrip("/"), "{{workflow.name}}", step.name]
+    if step.for_each is not None:
+        parts.append("{{inputs.parameters.%s}}" % ITEM_INPUT)
+    return [{"name": ARTIFACTS_ENV, "value": "/".join(parts)}]
 
 
 def container(
@@ -98,27 +161,44 @@ def container(
         "image": target.image(step),
         "command": run.command,
         "args": run.args,
-        "env": container_env(target),
+        "env": [*container_env(target), *artifacts_env(target, step)],
         "volumeMounts": [cache_mount()],
     }
     if ports:
         spec["ports"] = [{"name": p.name, "containerPort": p.container_port, "protocol": "TCP"} for p in ports]
-    limits = {k: v for k, v in (("cpu", step.resources.cpu), ("memory", step.resources.memory)) if v}
-    if step.resources.gpu:
-        limits["nvidia.com/gpu"] = str(step.resources.gpu)
+    wanted = target.resources(step)
+    limits = {k: v for k, v in (("cpu", wanted.cpu), ("memory", wanted.memory)) if v}
+    requests = dict(limits)
+    if wanted.gpu:  # extended resources: a request, if given, must equal the limit
+        limits["nvidia.com/gpu"] = requests["nvidia.com/gpu"] = str(wanted.gpu)
     if limits:
-        spec["resources"] = {"requests": dict(limits), "limits": dict(limits)}
+        spec["resources"] = {"requests": requests, "limits": limits}
     return spec
 
 
-def cache_claim(namespace: str) -> dict[str, Any]:
+def pod_spec(target: Target, containers: list[dict[str, Any]], init: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """A pod spec with the cache volume and the compile options' scheduling and pull settings."""
+    spec: dict[str, Any] = {"containers": containers, "volumes": [cache_volume(target.options)]}
+    if init:
+        spec = {"initContainers": list(init), **spec}
+    spec.update(target.options.pod_extras())
+    if target.options.pod_service_account:
+        spec["serviceAccountName"] = target.options.service_account
+    return spec
+
+
+def cache_claim(target: Target) -> dict[str, Any]:
     """The dataset cache: created once per namespace and reused by every later run (download once)."""
+    cache = target.options.cache
+    spec: dict[str, Any] = {"accessModes": [cache.access_mode], "resources": {"requests": {"storage": cache.size}}}
+    if cache.storage_class:
+        spec["storageClassName"] = cache.storage_class
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": {"name": CACHE_CLAIM, "namespace": namespace, "labels": dict(MANAGED_BY)},
-        # Training pods on several nodes read the same cache: the claim must be mountable by all of them.
-        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": CACHE_SIZE}}},
+        "metadata": {"name": CACHE_CLAIM, "namespace": target.namespace, "labels": dict(MANAGED_BY)},
+        # Training pods on several nodes read the same cache: by default the claim is mountable by all (RWX).
+        "spec": spec,
     }
 
 
@@ -132,7 +212,7 @@ def object_name(target: Target, step: Step) -> str:
 
 
 def deployment(target: Target, step: Service, run: ContainerCommand) -> dict[str, Any]:
-    """A service step as a one-replica Deployment, ready when its probe answers."""
+    """A service step as a Deployment (one replica unless the options say more), ready when its probe answers."""
     main = container(target, step.name, step, run, step.ports)
     if step.probe is not None:
         main["readinessProbe"] = {
@@ -154,19 +234,15 @@ def deployment(target: Target, step: Service, run: ContainerCommand) -> dict[str
             "labels": labels(target, step.name),
         },
         "spec": {
-            "replicas": 1,
+            "replicas": target.options.replicas.get(step.name, 1),
             "selector": {"matchLabels": selector(target, step.name)},
-            "template": {
-                "metadata": {"labels": labels(target, step.name)},
-                "spec": {"containers": [main], "volumes": [cache_volume()]},
-            },
+            "template": {"metadata": {"labels": labels(target, step.name)}, "spec": pod_spec(target, [main])},
         },
     }
 
 
 def service(target: Target, step: Service) -> dict[str, Any]:
     """The Service in front of a service step, of the step's `service_type`."""
-    service_type = target.value(str(step.service_type))
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -176,7 +252,7 @@ def service(target: Target, step: Service) -> dict[str, Any]:
             "labels": labels(target, step.name),
         },
         "spec": {
-            "type": service_type,
+            "type": target.expression(str(step.service_type)),
             "selector": selector(target, step.name),
             "ports": [
                 {"name": p.name, "port": p.container_port, "targetPort": p.name, "protocol": "TCP"} for p in step.ports
@@ -185,21 +261,15 @@ def service(target: Target, step: Service) -> dict[str, Any]:
     }
 
 
-def _replica(target: Target, count: int, container_spec: dict[str, Any], step: str) -> dict[str, Any]:
+def _replica(
+    target: Target, count: int | Raw, container_spec: dict[str, Any], step: str, init: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
     # ExitCode: exit >= 128 (killed, transient) recreates the pod; 1-127 fails the job.
     return {
         "replicas": count,
         "restartPolicy": "ExitCode",
-        "template": {
-            "metadata": {"labels": labels(target, step)},
-            "spec": {"containers": [container_spec], "volumes": [cache_volume()]},
-        },
+        "template": {"metadata": {"labels": labels(target, step)}, "spec": pod_spec(target, [container_spec], init)},
     }
-
-
-def replica_count(target: Target, count: str) -> int:
-    """A replica count from the spec (a number or a parameter placeholder)."""
-    return int(target.value(count) or 0)
 
 
 def job_name(target: Target, step: Step) -> str:
@@ -209,36 +279,54 @@ def job_name(target: Target, step: Step) -> str:
 def outputs_reader(target: Target, step: Step, source: str, outputs_dir: str) -> dict[str, Any]:
     """A container that copies what a training job's rank-0 pod wrote on the shared volume to `outputs_dir`."""
     copy = ContainerCommand(["sh", "-c"], ['mkdir -p "$1" && cp -R "$0". "$1"', source, outputs_dir])
-    return container(target, "main", step, copy)
+    reader = container(target, "main", step, copy)
+    reader.pop("resources", None)  # copying a few files needs no GPU
+    return reader
+
+
+def _trainer(target: Target, name: str, step: Train, run: ContainerCommand, port: Port, outputs: str | None) -> Any:
+    main = container(target, name, step, run, (port,))
+    main["env"].append({"name": DIST_BACKEND_VAR, "value": "nccl" if target.resources(step).gpu else "gloo"})
+    if outputs:
+        main["env"].append({"name": "TRAINFLOW_OUTPUTS", "value": outputs})
+    return main
 
 
 def training_job(
-    kind: str, target: Target, run: ContainerCommand, step: Train, outputs_dir: str | None = None
+    kind: str,
+    target: Target,
+    run: ContainerCommand,
+    step: Train,
+    outputs_dir: str | None = None,
+    init: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """A PyTorchJob (Master + workers - 1 Workers) or a TFJob (workers Workers + ps PS), named WORKFLOW-STEP.
+    """A PyTorchJob (`workers` Workers meeting by c10d rendezvous) or a TFJob (`workers` Workers + `ps` PS).
 
+    Replica counts stay placeholders of their parameters, so `argo submit -p tf-worker=N` sizes the job.
     With `outputs_dir`, the pods write the step's outputs there (only the one hosting rank 0 has any).
+    `init` containers run first in every training pod (the per-node cache's sync).
     """
-    workers, ps = replica_count(target, str(step.workers)), replica_count(target, str(step.ps))
+    workers = target.count(str(step.workers), f"{step.name} workers")
     meta = {"name": job_name(target, step), "namespace": target.namespace, "labels": labels(target, step.name)}
     run_policy = {"cleanPodPolicy": "Running", "backoffLimit": 3}
     if kind == "pytorchjob":
-        port = Port("pytorchjob-port", PYTORCHJOB_PORT, "tcp")
-        main = container(target, "pytorch", step, run, (port,))
-        if outputs_dir:
-            main["env"].append({"name": "TRAINFLOW_OUTPUTS", "value": outputs_dir})
-        replicas = {"Master": _replica(target, 1, main, step.name)}
-        if workers > 1:
-            replicas["Worker"] = _replica(target, workers - 1, main, step.name)
-        spec: dict[str, Any] = {"nprocPerNode": "1", "runPolicy": run_policy, "pytorchReplicaSpecs": replicas}
+        # All Workers, no Master: the world is however many Workers the parameter asks for, ranks by rendezvous.
+        main = _trainer(target, "pytorch", step, run, Port("pytorchjob-port", PYTORCHJOB_PORT, "tcp"), outputs_dir)
+        elastic = {"rdzvBackend": "c10d", "minReplicas": workers, "maxReplicas": workers, "maxRestarts": 3}
+        spec: dict[str, Any] = {
+            "nprocPerNode": "1",
+            "elasticPolicy": elastic,
+            "runPolicy": run_policy,
+            "pytorchReplicaSpecs": {"Worker": _replica(target, workers, main, step.name, init)},
+        }
         return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": meta, "spec": spec}
-    port = Port("tfjob-port", TFJOB_PORT, "tcp")
-    main = container(target, "tensorflow", step, run, (port,))
-    if outputs_dir:
-        main["env"].append({"name": "TRAINFLOW_OUTPUTS", "value": outputs_dir})
-    replicas = {"Worker": _replica(target, workers, main, step.name)}
-    if ps > 0:
-        replicas["PS"] = _replica(target, ps, main, step.name)
+    main = _trainer(target, "tensorflow", step, run, Port("tfjob-port", TFJOB_PORT, "tcp"), outputs_dir)
+    replicas = {"Worker": _replica(target, workers, main, step.name, init)}
+    ps = target.count(str(step.ps), f"{step.name} ps")
+    if ps != 0:  # parameter servers do not train: no GPU for them
+        idle = {k: v for k, v in main.items() if k != "resources"}
+        idle["env"] = [e if e["name"] != DIST_BACKEND_VAR else {**e, "value": "gloo"} for e in main["env"]]
+        replicas["PS"] = _replica(target, ps, idle, step.name)
     return {
         "apiVersion": "kubeflow.org/v1",
         "kind": "TFJob",
@@ -247,20 +335,20 @@ def training_job(
     }
 
 
-def job_conditions(kind: str, workers: int) -> tuple[str, str]:
-    """Argo success and failure conditions on the job's replica counts."""
-    if kind == "pytorchjob":
-        return "status.replicaStatuses.Master.succeeded > 0", "status.replicaStatuses.Master.failed > 0"
+def job_conditions(target: Target, step: Train) -> tuple[str, str]:
+    """Argo success and failure conditions on the job's replica counts: every Worker done, or one failed."""
+    workers = target.count(str(step.workers), f"{step.name} workers")
     return f"status.replicaStatuses.Worker.succeeded == {workers}", "status.replicaStatuses.Worker.failed > 0"
 
 
-def rbac(namespace: str) -> list[dict[str, Any]]:
+def rbac(namespace: str, account: str = SERVICE_ACCOUNT) -> list[dict[str, Any]]:
     """ServiceAccount + Role + RoleBinding: what the workflow's pods need (the example's argo-cluster-role)."""
     meta = {"namespace": namespace, "labels": dict(MANAGED_BY)}
     verbs = ["get", "list", "watch", "create", "update", "patch", "delete"]
     rules = [
         {"apiGroups": ["kubeflow.org"], "resources": ["tfjobs", "pytorchjobs"], "verbs": verbs},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": verbs},
+        {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": verbs},
         {"apiGroups": [""], "resources": ["services", "persistentvolumeclaims"], "verbs": verbs},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list", "watch"]},
@@ -269,18 +357,18 @@ def rbac(namespace: str) -> list[dict[str, Any]]:
         {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "list", "watch", "patch"]},
     ]
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": SERVICE_ACCOUNT, **meta}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, **meta}},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": {"name": SERVICE_ACCOUNT, **meta},
+            "metadata": {"name": account, **meta},
             "rules": rules,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": {"name": SERVICE_ACCOUNT, **meta},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SERVICE_ACCOUNT},
-            "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}],
+            "metadata": {"name": account, **meta},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
         },
     ]

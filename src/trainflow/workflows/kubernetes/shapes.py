@@ -291,6 +291,19 @@ ROLE_BINDING = {
     "subjects": leaves("kind", "name", "namespace", "apiGroup"),
 }
 
+PREDICTOR = {
+    **POD_SPEC,
+    "minReplicas": ANY,
+    "maxReplicas": ANY,
+    "scaleMetric": ANY,
+    "scaleTarget": ANY,
+    "containerConcurrency": ANY,
+    "timeout": ANY,
+    "annotations": ANY,
+    "labels": ANY,
+}
+INFERENCE_SERVICE = {"apiVersion": ANY, "kind": ANY, "metadata": METADATA, "spec": {"predictor": PREDICTOR}}
+
 BY_KIND = {
     "Workflow": WORKFLOW,
     "PyTorchJob": PYTORCHJOB,
@@ -301,6 +314,7 @@ BY_KIND = {
     "ServiceAccount": SERVICE_ACCOUNT,
     "Role": ROLE,
     "RoleBinding": ROLE_BINDING,
+    "InferenceService": INFERENCE_SERVICE,
 }
 
 

@@ -29,6 +29,9 @@ ENUMS = {
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 OPERATOR_CONTAINER = {"PyTorchJob": "pytorch", "TFJob": "tensorflow"}
+DNS_1035_KINDS = ("Service", "Workflow", "PyTorchJob", "TFJob", "Deployment", "InferenceService")
+# Knative names the predictor's revision <name>-predictor-00001: a DNS-1035 label too.
+KSERVE_REVISION_SUFFIX = "-predictor-00001"
 REPLICA_KEY = {"PyTorchJob": "pytorchReplicaSpecs", "TFJob": "tfReplicaSpecs"}
 SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -39,7 +42,8 @@ def embedded_manifests(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
         f"workflow.parameters.{p['name']}": str(p.get("value", ""))
         for p in workflow["spec"].get("arguments", {}).get("parameters", [])
     }
-    values["workflow.name"] = workflow["metadata"].get("name") or workflow["metadata"].get("generateName", "")
+    # Argo appends five characters to a generateName: names are checked at the length they will have.
+    values["workflow.name"] = workflow["metadata"].get("name") or workflow["metadata"].get("generateName", "") + "xxxxx"
     found = []
     for template in workflow["spec"]["templates"]:
         manifest = template.get("resource", {}).get("manifest")
@@ -61,6 +65,9 @@ def problems(obj: Mapping[str, Any]) -> list[str]:
     found += _secret_problems(obj)
     if kind in OPERATOR_CONTAINER:
         found += _job_problems(obj)
+    if kind == "InferenceService":
+        revision = f"{obj.get('metadata', {}).get('name', '')}{KSERVE_REVISION_SUFFIX}"
+        found += _check_name(revision, DNS_1035, "predictor revision name (name too long?)", "metadata.name")
     if kind == "Service" and obj.get("spec", {}).get("type", "ClusterIP") not in SERVICE_TYPES:
         found.append(f"spec.type: '{obj['spec']['type']}' is not one of {', '.join(SERVICE_TYPES)}")
     if kind == "PersistentVolumeClaim":
@@ -119,7 +126,7 @@ def _check_name(value: Any, pattern: re.Pattern[str], what: str, path: str, limi
 def _name_problems(obj: Mapping[str, Any]) -> list[str]:
     found = _check_name(
         obj.get("metadata", {}).get("name"),
-        DNS_1035 if obj["kind"] in ("Service", "Workflow", "PyTorchJob", "TFJob", "Deployment") else DNS_1123,
+        DNS_1035 if obj["kind"] in DNS_1035_KINDS else DNS_1123,
         "name",
         "metadata.name",
     )

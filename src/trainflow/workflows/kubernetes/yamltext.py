@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -22,11 +23,26 @@ def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value)
 
 
+class Raw(str):
+    """An Argo placeholder standing for a number: written unquoted, so that once Argo fills it in it reads as one."""
+
+
+RAW_TAG = "!trainflow-raw"
+_RAW = re.compile(r"%s '([^'\n]*)'" % re.escape(RAW_TAG))
+
+
+def _raw(dumper: yaml.SafeDumper, value: Raw) -> yaml.ScalarNode:
+    return dumper.represent_scalar(RAW_TAG, str(value), style="'")
+
+
 _Dumper.add_representer(str, _string)
+_Dumper.add_representer(Raw, _raw)
 
 
 def dump(obj: Any) -> str:
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+    """YAML text; a `Raw` value is left bare (`replicas: {{workflow.parameters.n}}`), which is YAML only once filled in."""
+    text = yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+    return _RAW.sub(lambda m: m.group(1), text)
 
 
 def dump_all(objects: list[Any]) -> str:

@@ -49,6 +49,7 @@ class LocalBackend:
     """Runs workflows on this machine; state and logs under `$TRAINFLOW_HOME`."""
 
     name = "local"
+    poll_seconds = 0.25
 
     def __init__(self, home: Path) -> None:
         self.layout = Layout(home)
@@ -297,9 +298,6 @@ class LocalBackend:
     def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
         """The progress events step `step` of workflow `name` reported, oldest first."""
         return read_progress(self.layout.progress_file(name, step))
-
-    def watchable(self) -> bool:
-        return True
 
     def delete(self, name: str) -> None:
         """Stop everything a workflow runs, services included, and forget it (its models stay)."""

@@ -1,0 +1,253 @@
+"""How a compiled workflow runs on a cluster: scheduling, pulls, resources, replicas and the cache volume.
+
+These are compile options (`trainflow compile --node-selector ...`), not workflow parameters: they shape
+the objects (a toleration list, a volume kind) rather than fill in a value. Each parser refuses a bad
+value with one line saying what to give instead; nothing from the user reaches a manifest unchecked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainflow.pipelines import Pipeline, Resources, Service
+from trainflow.pipelines.refs import ParamRef
+from trainflow.workflows.errors import WorkflowError
+
+SERVICE_ACCOUNT = "trainflow"
+CACHE_SIZE = "10Gi"
+CACHE_MODES = ("shared", "per-node")
+# The cache is written by steps and read by long-running services at the same time: one pod or
+# read-only access modes cannot hold it.
+ACCESS_MODES = ("ReadWriteMany", "ReadWriteOnce")
+HOST_CACHE_PATH = "/var/lib/trainflow-cache"
+TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# A label key: an optional DNS subdomain prefix and '/', then a name of at most 63 characters.
+LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# A Kubernetes resource.Quantity that is not negative: 500m, 2, 1.5, 4Gi, 1e3.
+QUANTITY = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+ABSOLUTE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+# An image reference as docker parses it: [registry[:port]/]path[:tag][@digest], lowercase path components.
+IMAGE = re.compile(
+    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+:[a-f0-9]{32,})?$"
+)
+
+
+@dataclass(frozen=True)
+class CacheVolume:
+    """The dataset cache: one shared claim (`shared`) or a directory on each node (`per-node`, as KVC kept it)."""
+
+    mode: str = "shared"
+    size: str = CACHE_SIZE
+    access_mode: str = "ReadWriteMany"
+    storage_class: str | None = None
+    host_path: str = HOST_CACHE_PATH
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """What `trainflow compile` adds to the objects beyond the pipeline's own spec."""
+
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    image_pull_secrets: tuple[str, ...] = ()
+    service_account: str = SERVICE_ACCOUNT
+    pod_service_account: bool = False  # also run the jobs' and services' pods as `service_account`
+    replicas: Mapping[str, int] = field(default_factory=dict)  # service step -> Deployment replicas
+    resources: Mapping[str, Resources] = field(default_factory=dict)  # step -> what each process needs
+    inference_services: tuple[str, ...] = ()  # service steps deployed as KServe InferenceServices
+    cache: CacheVolume = field(default_factory=CacheVolume)
+
+    def pod_extras(self) -> dict[str, Any]:
+        """Scheduling and pull fields every pod spec the workflow creates gets."""
+        extras: dict[str, Any] = {}
+        if self.node_selector:
+            extras["nodeSelector"] = dict(self.node_selector)
+        if self.tolerations:
+            extras["tolerations"] = [dict(t) for t in self.tolerations]
+        if self.image_pull_secrets:
+            extras["imagePullSecrets"] = [{"name": n} for n in self.image_pull_secrets]
+        return extras
+
+
+def dns_label(value: str, what: str) -> str:
+    """`value` if it is a DNS-1123 label (what Kubernetes requires of most names), else one clear error."""
+    if not DNS_1123_LABEL.match(value):
+        raise WorkflowError(
+            f"{what} '{value}' is not a valid name: at most 63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def quantity(value: str, what: str) -> str:
+    """`value` if it is a non-negative Kubernetes quantity (500m, 2, 4Gi), else one clear error."""
+    if not QUANTITY.match(value.strip()):
+        raise WorkflowError(f"{what} '{value}' is not a Kubernetes quantity: give e.g. 500m or 2 (cpu), 4Gi (memory)")
+    return value.strip()
+
+
+def gpu_count(value: str | int, what: str) -> int:
+    """A GPU count: a whole number, 0 or more."""
+    text = str(value).strip()
+    if not text.isdigit() or not text.isascii():
+        raise WorkflowError(f"{what} '{value}' is not a GPU count: give a whole number, 0 or more (e.g. gpu=1)")
+    return int(text)
+
+
+def node_selector(items: Sequence[str]) -> dict[str, str]:
+    """KEY=VALUE node labels."""
+    found = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not _label_key(key) or not LABEL_VALUE.match(value):
+            raise WorkflowError(
+                f"node selector '{item}' is not KEY=VALUE with a label key and value "
+                "(e.g. --node-selector cloud.google.com/gke-accelerator=nvidia-l4)"
+            )
+        found[key] = value
+    return found
+
+
+def toleration(text: str) -> dict[str, str]:
+    """KEY[=VALUE]:EFFECT (kubectl taint's syntax) as a toleration; a key alone tolerates every effect."""
+    head, colon, effect = text.rpartition(":") if ":" in text else (text, "", "")
+    key, sep, value = head.partition("=")
+    if (colon and effect not in TOLERATION_EFFECTS) or not _label_key(key) or (sep and not LABEL_VALUE.match(value)):
+        raise WorkflowError(
+            f"toleration '{text}' is not KEY[=VALUE][:EFFECT] with EFFECT one of {', '.join(TOLERATION_EFFECTS)} "
+            "(e.g. --toleration nvidia.com/gpu:NoSchedule)"
+        )
+    found = {"key": key, "operator": "Equal" if sep else "Exists"}
+    if sep:
+        found["value"] = value
+    if effect:
+        found["effect"] = effect
+    return found
+
+
+def step_resources(items: Sequence[str]) -> dict[str, Resources]:
+    """STEP:cpu=2,memory=4Gi,gpu=1 (the compiler checks that STEP is one of the pipeline's steps)."""
+    found = {}
+    for item in items:
+        step, sep, spec = item.partition(":")
+        if not sep or not DNS_1123_LABEL.match(step):
+            raise WorkflowError(f"resources '{item}' must be STEP:cpu=..,memory=..,gpu=.. (e.g. train-model:gpu=1)")
+        fields: dict[str, str] = {}
+        for part in spec.split(","):
+            name, eq, value = part.partition("=")
+            if not eq or name not in ("cpu", "memory", "gpu"):
+                raise WorkflowError(f"resources '{item}': '{part}' is not cpu=.., memory=.. or gpu=..")
+            fields[name] = value
+        found[step] = Resources(
+            cpu=quantity(fields["cpu"], f"{step} cpu") if "cpu" in fields else None,
+            memory=quantity(fields["memory"], f"{step} memory") if "memory" in fields else None,
+            gpu=gpu_count(fields.get("gpu", "0"), f"{step} gpu"),
+        )
+    return found
+
+
+def service_replicas(items: Sequence[str]) -> dict[str, int]:
+    """STEP=N for service steps: how many pods serve behind the Service (the compiler checks STEP)."""
+    found = {}
+    for item in items:
+        step, sep, count = item.partition("=")
+        if not sep or not DNS_1123_LABEL.match(step) or not count.isdigit() or not count.isascii() or int(count) < 1:
+            raise WorkflowError(f"replicas '{item}' must be STEP=N with N at least 1 (e.g. serve-model=3)")
+        found[step] = int(count)
+    return found
+
+
+def subdomain(value: str, what: str) -> str:
+    """`value` if it is a DNS-1123 subdomain (Secret and ServiceAccount names), else one clear error."""
+    if not DNS_1123_SUBDOMAIN.match(value):
+        raise WorkflowError(
+            f"{what} '{value}' is not a valid name: lowercase letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def cluster_options(
+    node_selectors: Sequence[str] = (),
+    tolerations: Sequence[str] = (),
+    image_pull_secrets: Sequence[str] = (),
+    service_account: str | None = None,
+    replicas: Sequence[str] = (),
+    resources: Sequence[str] = (),
+    cache: CacheVolume | None = None,
+    kserve: Sequence[str] = (),
+) -> ClusterOptions:
+    """Options from the command line's text, each value checked."""
+    return ClusterOptions(
+        node_selector=node_selector(node_selectors),
+        tolerations=tuple(toleration(t) for t in tolerations),
+        image_pull_secrets=tuple(subdomain(n, "image pull secret") for n in image_pull_secrets),
+        service_account=subdomain(service_account, "service account") if service_account else SERVICE_ACCOUNT,
+        pod_service_account=service_account is not None,
+        replicas=service_replicas(replicas),
+        resources=step_resources(resources),
+        inference_services=tuple(dns_label(s, "--kserve step") for s in dict.fromkeys(kserve)),
+        cache=cache or CacheVolume(),
+    )
+
+
+def cache_volume(
+    mode: str = "shared",
+    size: str = CACHE_SIZE,
+    access_mode: str = "ReadWriteMany",
+    storage_class: str | None = None,
+    host_path: str = HOST_CACHE_PATH,
+) -> CacheVolume:
+    """The cache volume's settings, each checked."""
+    if mode not in CACHE_MODES:
+        raise WorkflowError(f"cache mode '{mode}' is unknown: use {' or '.join(CACHE_MODES)}")
+    if access_mode not in ACCESS_MODES:
+        raise WorkflowError(f"cache access mode '{access_mode}' is unknown: use one of {', '.join(ACCESS_MODES)}")
+    if storage_class is not None:
+        subdomain(storage_class, "storage class")
+    if not ABSOLUTE_PATH.match(host_path) or "/../" in f"{host_path}/" or host_path == "/":
+        raise WorkflowError(f"cache host path '{host_path}' must be an absolute directory path below / without '..'")
+    return CacheVolume(mode, quantity(size, "cache size"), access_mode, storage_class, host_path.rstrip("/"))
+
+
+def _label_key(key: str) -> bool:
+    prefix, slash, name = key.rpartition("/")
+    return bool(LABEL_NAME.match(name)) and (not slash or bool(DNS_1123_SUBDOMAIN.match(prefix)))
+
+
+def check_steps(pipeline: Pipeline, options: ClusterOptions) -> None:
+    """Options may name only steps the pipeline has (replicas: only its services)."""
+    steps = [s.name for s in pipeline.steps]
+    services = [s.name for s in pipeline.steps if isinstance(s, Service)]
+    for name in options.resources:
+        if name not in steps:
+            raise WorkflowError(
+                f"--resources names step '{name}', which {pipeline.name} lacks: use one of {', '.join(steps)}"
+            )
+    for flag, names in (("--replicas", list(options.replicas)), ("--kserve", list(options.inference_services))):
+        for name in names:
+            if name not in services:
+                raise WorkflowError(
+                    f"{flag} names '{name}', which is not a service step of {pipeline.name}: "
+                    f"use {', '.join(services) or 'none (it has no services)'}"
+                )
+
+
+def check_object_values(pipeline: Pipeline, values: Mapping[str, str]) -> None:
+    """Parameters that end up as object fields: images a pod can pull, a Secret name Kubernetes accepts."""
+    images = {s.image.name for s in pipeline.steps if isinstance(s.image, ParamRef)}
+    for name in sorted(images):
+        if not IMAGE.match(values.get(name, "")):
+            raise WorkflowError(
+                f"parameter {name} '{values.get(name, '')}' is not an image reference: give e.g. "
+                "registry.example.com/ml/trainflow:0.1.0"
+            )
+    if values.get("aws-secret"):
+        subdomain(values["aws-secret"], "parameter aws-secret")
