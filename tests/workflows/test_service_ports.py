@@ -83,3 +83,45 @@ def test_predict_without_server_uses_the_model_served_last_and_says_so(pipeline:
     assert out.stdout.count("predicted 3") == 2  # its model, under its own name ('digits')
     rest = trainflow("predict", "--protocol", "rest", "--data-dir", str(mnist_dir), "--num", "1")
     assert rest.returncode == 0 and latest["rest-url"].removeprefix("http://") in rest.stderr, rest.stderr
+
+
+RACER = """
+import os, socket, subprocess, sys, time
+from http.server import HTTPServer, SimpleHTTPRequestHandler
+port, usual, pid_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+if port == usual:  # another process binds it first, as a run starting at the same moment would
+    holder = subprocess.Popen([sys.executable, "-c", f"import socket, time; s = socket.socket(); "
+                               f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)"], start_new_session=True)
+    open(pid_file, "w").write(str(holder.pid))
+    time.sleep(1.5)
+    sys.exit("cannot listen on the port: taken")
+HTTPServer(("127.0.0.1", port), SimpleHTTPRequestHandler).serve_forever()
+"""
+
+
+def test_a_service_that_loses_its_usual_port_to_another_process_starts_again_on_a_free_one(tmp_path: Path) -> None:
+    from servers import free_port
+
+    usual, pid_file = free_port(), tmp_path / "holder.pid"
+    (tmp_path / "racer.py").write_text(dedent(RACER))
+    (tmp_path / "raced.py").write_text(
+        dedent(f"""
+        from trainflow.pipelines import Pipeline, Port, Probe, Service, port
+        PIPELINE = Pipeline(name="raced", params=(), steps=(
+            Service(name="web", argv=("python", {str(tmp_path / "racer.py")!r}, port("http"), "{usual}",
+                                      {str(pid_file)!r}),
+                    ports=(Port("http", {usual}),), probe=Probe("http", "/"), urls={{"url": "http://{{host}}:{{http}}/"}},
+                    outputs=("url",)),))
+    """)
+    )
+    try:
+        out = trainflow("submit", str(tmp_path / "raced.py"), "--wait")
+        assert out.returncode == 0, out.stdout + out.stderr
+        name = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("Name:"))
+        web = json.loads(trainflow("get", name, "-o", "json").stdout)["steps"][0]
+        assert web["status"] == "Succeeded" and web["message"] == "service running", web
+        assert pid_file.exists() and web["outputs"]["url"] != f"http://127.0.0.1:{usual}/"
+    finally:
+        trainflow("delete", "--all")
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), 9)
