@@ -67,7 +67,12 @@ def test_two_exports_are_versions_1_and_2_with_signatures(mnist_dir: Path, tmp_p
     predict = signature.signatures[PREDICT_SIGNATURE]
     assert predict.inputs["images"].shape == (-1, 784)
     assert (predict.outputs["scores"].dtype, predict.outputs["classes"].dtype) == ("float32", "int64")
-    assert signature.metadata["global_step"] == 5 and signature.metadata["model"] == {"name": "mlp", "hidden_units": 32}
+    assert signature.metadata["global_step"] == 5 and signature.metadata["model"] == {
+        "name": "mlp",
+        "hidden_units": 32,
+        "input_shape": [1, 28, 28],
+        "num_classes": 10,
+    }
 
 
 def test_a_half_written_version_never_gets_reused(tmp_path: Path) -> None:

@@ -24,6 +24,9 @@ def not_a_module():
 def wrong_outputs():
     return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 3))
 
+def shaped(input_shape, num_classes, hidden_units=4):
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(input_shape[0], num_classes))
+
 def broken():
     raise ValueError("no weights for you")
 
@@ -56,10 +59,46 @@ def test_user_factory_gets_hidden_units_when_it_takes_them(user_models: str) -> 
 
 
 @pytest.mark.parametrize(
+    ("name", "shape", "classes"),
+    [
+        ("cnn", (1, 8, 8), 10),
+        ("cnn", (3, 32, 32), 4),
+        ("cnn", (3, 96, 64), 2),
+        ("mlp", (13,), 3),
+        ("mlp", (3, 8, 8), 5),
+    ],
+)
+def test_builtin_models_adapt_to_the_datasets_shape_and_classes(
+    name: str, shape: tuple[int, ...], classes: int
+) -> None:
+    model = check_model(ModelSpec(name, 16, shape, classes))
+    assert model(torch.rand(3, *shape)).shape == (3, classes)
+
+
+def test_cnn_on_mnist_keeps_its_layers_so_old_checkpoints_still_load() -> None:
+    keys = set(build_model(ModelSpec("cnn", 100)).state_dict())
+    assert keys == {f"{i}.{p}" for i in (0, 3, 7, 9) for p in ("weight", "bias")}
+
+
+def test_cnn_on_feature_vectors_says_to_use_the_mlp() -> None:
+    with pytest.raises(TrainingError, match="use --model mlp for feature vectors"):
+        check_model(ModelSpec("cnn", 16, (13,), 3))
+
+
+def test_user_factory_gets_the_input_shape_and_class_count(user_models: str) -> None:
+    model = check_model(ModelSpec(f"{user_models}:shaped", 12, (7,), 3))
+    assert model(torch.rand(2, 7)).shape == (2, 3)
+
+
+def test_spec_written_before_shapes_were_stored_reads_as_mnist() -> None:
+    assert ModelSpec.from_dict({"name": "mlp", "hidden_units": 16}) == ModelSpec("mlp", 16, (1, 28, 28), 10)
+
+
+@pytest.mark.parametrize(
     ("attr", "message"),
     [
         ("not_a_module", "returned a str, not a torch.nn.Module"),
-        ("wrong_outputs", r"returns \(2, 3\) for a batch of 2 images: expected logits of shape \(2, 10\)"),
+        ("wrong_outputs", r"returns \(2, 3\) for a batch of 2 examples: expected logits of shape \(2, 10\)"),
         ("broken", "the factory failed: ValueError: no weights for you"),
         ("NOT_CALLABLE", "is a int, not a callable"),
         ("missing", "module 'my_models' has no attribute 'missing'"),

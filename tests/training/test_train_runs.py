@@ -190,7 +190,7 @@ def test_model_that_does_not_import_fails_with_one_line_and_a_permanent_exit_cod
 
 def test_missing_dataset_fails_before_any_worker_starts(tmp_path: Path) -> None:
     out = trainflow(*train_args(tmp_path / "empty", str(tmp_path / "train")))
-    assert out.returncode == 2 and "is it an MNIST dataset" in out.stderr
+    assert out.returncode == 2 and "empty (No such file or directory): sync the dataset first" in out.stderr
     assert "trainflow.training.worker" not in out.stderr
 
 

@@ -16,6 +16,7 @@ from servers import free_port, stop, wait_for_port
 
 WORKFLOW = "ui-test"
 BROKEN = "ui-broken"
+IRIS = "ui-iris"  # a tabular model: iris measurements as CSV, species names as labels
 TRAIN_STEPS = 150
 
 
@@ -94,3 +95,14 @@ def finished(dashboard: Dashboard) -> Dashboard:
     assert dashboard.wait_finished(WORKFLOW)["status"] == "Succeeded"
     assert dashboard.wait_finished(BROKEN)["status"] == "Failed"
     return dashboard
+
+
+@pytest.fixture(scope="session")
+def iris(finished: Dashboard, tmp_path_factory: pytest.TempPathFactory) -> Dashboard:
+    """The dashboard once a model-train run on iris (CSV, label column `species`) is served too."""
+    from tests.datasets.sample_data import write_iris_csv
+
+    source = write_iris_csv(tmp_path_factory.mktemp("iris"))
+    finished.submit(IRIS, str(source), "-p", "data-label-column=species", "-p", "model-name=iris")
+    assert finished.wait_finished(IRIS)["status"] == "Succeeded"
+    return finished

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.conftest import BROKEN, TRAIN_STEPS, WORKFLOW, Dashboard
+from tests.ui.conftest import BROKEN, IRIS, TRAIN_STEPS, WORKFLOW, Dashboard
 
 LIVE = "ui-live"  # a run submitted while the page watches
 
@@ -154,3 +154,15 @@ def test_a_one_drawn_with_the_mouse_is_recognised(finished: Dashboard, page: obj
     page.mouse.up()  # releasing the stroke asks the model
     expect(page.locator("#prediction")).to_have_attribute("data-class", "1")
     expect(page.locator("#pred-conf")).to_contain_text("% confident")
+
+
+def test_a_tabular_model_gets_a_form_and_class_names_on_its_bars(iris: Dashboard, page: object) -> None:
+    page.goto(f"{iris.url}/#/workflows/{IRIS}")
+    expect(page.locator("#feature-form input")).to_have_count(4)
+    expect(page.locator(".score-row .score-digit")).to_have_text(["setosa", "versicolor", "virginica"])
+    expect(page.locator("#digit-canvas")).to_be_hidden()
+    for i, value in enumerate([5.1, 3.5, 1.4, 0.2]):  # the first iris in the data set: a setosa
+        page.locator(f'#feature-form input[data-feature="{i}"]').fill(str(value))
+    page.locator("#predict-button").click()
+    expect(page.locator("#pred-digit")).to_have_text("setosa")
+    expect(page.locator('.score-row[data-digit="0"]')).to_have_class(re.compile("top"))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.ui.conftest import BROKEN, TRAIN_STEPS, WORKFLOW, Dashboard
+from tests.ui.conftest import BROKEN, IRIS, TRAIN_STEPS, WORKFLOW, Dashboard
 
 EXTRA_KEYS = {"dag", "links", "model", "duration", "now"}
 
@@ -160,3 +160,36 @@ def test_ui_refuses_a_port_in_use_with_one_line(finished: Dashboard) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot listen on 127.0.0.1:{port}")
+
+
+def test_a_tabular_model_takes_a_form_of_features_and_answers_class_names(iris: Dashboard) -> None:
+    from trainflow.datasets import load_dataset
+
+    model = httpx.get(f"{iris.url}/api/workflows/{IRIS}/model-input", timeout=30).json()
+    assert model == {"kind": "table", "input_shape": [4], "class_names": ["setosa", "versicolor", "virginica"]}
+    assert httpx.get(f"{iris.url}/api/workflows/{WORKFLOW}/model-input", timeout=30).json()["kind"] == "digit"
+    path = next(s for s in iris.workflow(IRIS)["steps"] if s["name"] == "download-dataset")["outputs"]["dataset-path"]
+    test = load_dataset(Path(path)).test
+    answers = [
+        httpx.post(
+            f"{iris.url}/api/workflows/{IRIS}/predict", json={"features": test.images[i].tolist()}, timeout=30
+        ).json()
+        for i in range(len(test))
+    ]
+    right = sum(a["class"] == int(label) for a, label in zip(answers, test.labels, strict=True))
+    assert right >= 0.8 * len(test), answers[0]
+    assert answers[0]["class_names"] == model["class_names"] and "input" not in answers[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"features": [1.0, 2.0]}, '"features" must be a list of 4 numbers'),
+        ({"features": [1.0, 2.0, "x", None]}, "4 finite numbers"),
+        ({"image": "data:image/png;base64,AAAA"}, "takes 4 feature values"),
+        ({"pixels": []}, '"features"'),
+    ],
+)
+def test_bad_features_are_a_400_with_a_one_line_reason(iris: Dashboard, body: dict, says: str) -> None:
+    response = httpx.post(f"{iris.url}/api/workflows/{IRIS}/predict", json=body, timeout=30)
+    assert response.status_code == 400 and says in response.json()["error"], response.text

@@ -50,9 +50,9 @@ region_option = click.option("--aws-region", default=None, help="S3 region (defa
 format_option = click.option(
     "--format",
     "data_format",
-    type=click.Choice(FORMATS),
+    type=click.Choice(("auto", *FORMATS)),
     default=None,
-    help="The dataset's format (default: detected from the file layout).",
+    help="The dataset's format (default, or auto: detected from the file layout).",
 )
 label_column_option = click.option(
     "--label-column", default=None, help="CSV/Parquet: the label column (default: label, target, class or y)."
@@ -63,8 +63,9 @@ image_size_option = click.option(
 
 
 def format_options(data_format: str | None, label_column: str | None, image_size: str | None) -> FormatOptions:
-    """The format options of `data sync` and the download-dataset step; empty strings mean the default."""
-    return FormatOptions(data_format or None, label_column or None, parse_image_size(image_size))
+    """The format options of `data sync` and the download-dataset step; empty strings (and format auto) mean the default."""
+    fmt = None if data_format in (None, "", "auto") else data_format
+    return FormatOptions(fmt, label_column or None, parse_image_size(image_size or None))
 
 
 def dataset_cache(endpoint: str | None = None, region: str | None = None) -> DatasetCache:

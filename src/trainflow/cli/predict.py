@@ -1,4 +1,4 @@
-"""`trainflow predict`: ask a served model about image files or MNIST test images."""
+"""`trainflow predict`: ask a served model about example files (images, CSV rows, .npy) or a dataset's test split."""
 
 from __future__ import annotations
 
@@ -16,25 +16,43 @@ from trainflow.client import (
     Prediction,
     default_server,
     evaluate,
-    load_image_file,
+    image_layout,
+    load_examples,
     render_digit,
 )
 
 
-def _show(title: str, image: np.ndarray, prediction: Prediction, label: int | None = None) -> None:
-    console.print(render_digit(image), markup=False)
-    verdict = "" if label is None else f" (label {label}: {'right' if prediction.cls == label else 'WRONG'})"
-    console.print(f"{title}: predicted {prediction.cls}, score {prediction.score:.3f}{verdict}\n", markup=False)
+def _show(
+    client: PredictClient,
+    title: str,
+    example: np.ndarray,
+    prediction: Prediction,
+    label: int | None = None,
+    names: tuple[str, ...] = (),
+) -> None:
+    layout = image_layout(client.input_shape)
+    if layout is not None and layout[0] == 1:
+        console.print(render_digit(example), markup=False)
+
+    def named(index: int) -> str:
+        return f"{index} ({names[index]})" if 0 <= index < len(names) and names[index] != str(index) else str(index)
+
+    verdict = "" if label is None else f" (label {named(label)}: {'right' if prediction.cls == label else 'WRONG'})"
+    console.print(f"{title}: predicted {named(prediction.cls)}, score {prediction.score:.3f}{verdict}\n", markup=False)
 
 
-def _test_split(data_dir: Path | None, count: int) -> tuple[np.ndarray, np.ndarray]:
-    from trainflow.datasets import load_split
+def _test_split(data_dir: Path | None, count: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The first `count` test examples of any dataset trainflow reads, as the model's raw input, with class names."""
+    from trainflow.datasets import load_dataset
 
     if data_dir is None:
-        raise ClientError("no images: pass IMAGE files, or --data-dir with an MNIST directory (the IDX files)")
-    split = load_split(data_dir, "test")
-    count = min(count, len(split.labels))
-    return np.asarray(split.images[:count]), np.asarray(split.labels[:count])
+        raise ClientError("no examples: pass files (images, .csv, .npy), or --data-dir with a synced dataset")
+    dataset = load_dataset(data_dir)
+    count = min(count, len(dataset.test))
+    examples = np.asarray(dataset.test.images[:count])
+    if dataset.descriptor.kind == "image" and examples.dtype != np.uint8:
+        examples = (examples * np.float32(dataset.descriptor.normalization.scale)).astype(np.float32)
+    return examples, np.asarray(dataset.test.labels[:count]), dataset.descriptor.class_names
 
 
 def _latest_served(protocol: str) -> tuple[str, str | None] | None:
@@ -57,7 +75,7 @@ def _latest_served(protocol: str) -> tuple[str, str | None] | None:
 
 
 @click.command("predict")
-@click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--server",
     default=None,
@@ -70,15 +88,15 @@ def _latest_served(protocol: str) -> tuple[str, str | None] | None:
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="MNIST directory: predict its test images.",
+    help="A synced dataset (or a folder of IDX files): predict its test examples.",
 )
-@click.option("--num", default=10, show_default=True, help="How many test images to show, with the accuracy.")
+@click.option("--num", default=10, show_default=True, help="How many test examples to show, with the accuracy.")
 @click.option(
     "--num-tests",
     "--num_tests",
     type=click.IntRange(1, 10000),
     default=None,
-    help="The example's client: this many test images, '.' per answer, then the error rate.",
+    help="The example's client: this many test examples, '.' per answer, then the error rate.",
 )
 @click.option(
     "--concurrency",
@@ -88,8 +106,14 @@ def _latest_served(protocol: str) -> tuple[str, str | None] | None:
     help="Requests in flight with --num-tests.",
 )
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds per request.")
+@click.option(
+    "--invert/--no-invert",
+    default=True,
+    show_default=True,
+    help="Invert mostly-light one-channel pictures (models trained on white-on-black data, as MNIST).",
+)
 def predict_command(
-    images: tuple[Path, ...],
+    files: tuple[Path, ...],
     server: str | None,
     protocol: str,
     model_name: str | None,
@@ -98,23 +122,25 @@ def predict_command(
     num_tests: int | None,
     concurrency: int,
     timeout: float,
+    invert: bool,
 ) -> None:
-    """Predict digits: IMAGE files, or MNIST test images from --data-dir (one image per request)."""
+    """Predict classes: FILES (PNG/JPEG images, CSV rows, .npy arrays), or --data-dir's test examples."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would bury the output
     if server is None:
         server, served_name = _latest_served(protocol) or (default_server(protocol), None)
         model_name = model_name or served_name
     with PredictClient(server, protocol, model_name or "mnist", timeout) as client:
-        if images:
-            for path in images:
-                image = load_image_file(path)
-                _show(str(path), image, client.predict(image)[0])
+        if files:
+            for path in files:
+                examples = load_examples(path, client.input_shape, invert)
+                for index, (example, prediction) in enumerate(zip(examples, client.predict(examples), strict=True)):
+                    _show(client, str(path) if len(examples) == 1 else f"{path} row {index + 1}", example, prediction)
             return
         if num_tests is not None:
-            pixels, labels = _test_split(data_dir, num_tests)
+            examples, labels, _ = _test_split(data_dir, num_tests)
             result = evaluate(
                 client,
-                pixels,
+                examples,
                 labels,
                 concurrency,
                 on_answer=lambda i, p: click.echo("." if p is not None else "E", nl=False),
@@ -124,10 +150,10 @@ def predict_command(
                 console.print(f"{result.failed} requests failed")
             console.print(f"Inference error rate: {result.error_rate * 100:.1f}%")
             return
-        pixels, labels = _test_split(data_dir, num)
+        examples, labels, names = _test_split(data_dir, num)
         right = 0
-        for index, (image, label) in enumerate(zip(pixels, labels)):
-            prediction = client.predict(image)[0]
+        for index, (example, label) in enumerate(zip(examples, labels, strict=True)):
+            prediction = client.predict(example)[0]
             right += prediction.cls == int(label)
-            _show(f"test image {index}", image, prediction, int(label))
+            _show(client, f"test example {index}", example, prediction, int(label), names)
         console.print(f"Accuracy: {right}/{len(labels)} = {right / len(labels) * 100:.1f}%")

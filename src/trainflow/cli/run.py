@@ -69,6 +69,8 @@ def run(
         sys.exit(1)
     outputs = {k: v for s in final.steps for k, v in s.outputs.items()}  # read by what they are, not by step
     console.print("\n[bold]Next[/bold] (besides the Try: line above)")
+    model = str(outputs.get("model-name", "mnist"))
+    named = f" --model-name {model}" if model != "mnist" else ""
     if "grpc-address" in outputs and (
         not str(outputs["grpc-address"]).endswith(":9000") or not str(outputs.get("rest-url")).endswith(":8501")
     ):
@@ -80,7 +82,10 @@ def run(
         )
     if "rest-url" in outputs:
         rest = str(outputs["rest-url"])
-        console.print(f"  trainflow predict --server {rest.removeprefix('http://')} --protocol rest YOUR_DIGIT.png")
+        console.print(
+            f"  trainflow predict --server {rest.removeprefix('http://')} --protocol rest{named} "
+            "FILE   # FILE: a PNG/JPEG image, CSV rows of features or a .npy array"
+        )
         console.print(
             f"  REST: {rest}/v1/models/{outputs.get('model-name', 'mnist')}  (TF Serving and KServe V2 /v2/...)"
         )

@@ -9,6 +9,9 @@ import click
 
 from trainflow.cli.output import console, write_outputs
 
+OPTIMIZERS = ("adam", "sgd", "adamw")  # trainflow.training.config's; the CLI imports no torch to show --help
+LR_SCHEDULES = ("constant", "cosine")
+
 if TYPE_CHECKING:
     from trainflow.training import TrainResult
 
@@ -20,7 +23,7 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--data-dir",
             required=True,
             type=click.Path(file_okay=False),
-            help="Directory with the four MNIST IDX files (.gz or not).",
+            help="A synced dataset (its descriptor.json says the format, shape and classes) or a folder of IDX files.",
         ),
         click.option(
             "--train-dir", required=True, help="Where checkpoints/, logs/ and metrics.json go: a path or s3:// URL."
@@ -34,7 +37,26 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--train-steps", default=200, show_default=True, type=int, help="Global training steps."),
         click.option("--batch-size", default=100, show_default=True, type=int, help="Examples per worker per step."),
-        click.option("--learning-rate", default=0.01, show_default=True, type=float, help="Adam learning rate."),
+        click.option(
+            "--learning-rate", default=0.01, show_default=True, type=float, help="The optimizer's learning rate."
+        ),
+        click.option(
+            "--optimizer", default="adam", show_default=True, type=click.Choice(OPTIMIZERS), help="Optimizer."
+        ),
+        click.option(
+            "--lr-schedule",
+            default="constant",
+            show_default=True,
+            type=click.Choice(LR_SCHEDULES),
+            help="Learning rate over the run: constant, or cosine-annealed to 0 at the last step.",
+        ),
+        click.option(
+            "--eval-every",
+            default=0,
+            show_default=True,
+            type=click.IntRange(min=0),
+            help="Steps between evaluations on the test split (TensorBoard's eval/ curves); 0: only at the end.",
+        ),
         click.option(
             "--hidden-units", default=100, show_default=True, type=int, help="Hidden units of the built-in models."
         ),

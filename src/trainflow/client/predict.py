@@ -1,4 +1,4 @@
-"""Ask a model server for digits: one call for a batch, or the example's one-image-per-request evaluation."""
+"""Ask a model server about examples: one call for a batch, or the example's one-example-per-request evaluation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainflow.client.errors import ClientError, ServerUnreachable
-from trainflow.client.images import to_model_input
+from trainflow.client.images import image_layout, to_model_input
 from trainflow.client.transports import TRANSPORTS
 
 PROTOCOLS = tuple(TRANSPORTS)
@@ -21,7 +21,7 @@ MAX_NUM_TESTS = 10000
 
 @dataclass(frozen=True)
 class Prediction:
-    """The predicted class of one image and the score of every class."""
+    """The predicted class of one example and the score of every class."""
 
     cls: int
     scores: tuple[float, ...]
@@ -38,19 +38,38 @@ def default_server(protocol: str) -> str:
 class PredictClient:
     """A connection to one server in one protocol; thread-safe, reuse it for many requests."""
 
-    def __init__(self, server: str, protocol: str = "grpc", model_name: str = "mnist", timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        server: str,
+        protocol: str = "grpc",
+        model_name: str = "mnist",
+        timeout: float = 10.0,
+        input_shape: tuple[int, ...] | None = None,
+    ) -> None:
         if protocol not in TRANSPORTS:
             raise ClientError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
         self.server = server.removeprefix("http://").rstrip("/")
         self.protocol = protocol
         self.transport = TRANSPORTS[protocol](self.server, model_name, timeout)
+        self._input_shape = input_shape
 
-    def predict(self, images: np.ndarray) -> list[Prediction]:
-        """Images [N, 28, 28] or [N, 784], uint8 0-255 or float 0-1 -> one Prediction each."""
-        batch = to_model_input(images)
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's shape as the model takes it, read from its metadata on first use."""
+        if self._input_shape is None:
+            self._input_shape = self.transport.input_shape()
+        return self._input_shape
+
+    def predict(self, examples: np.ndarray) -> list[Prediction]:
+        """One example or a batch in any layout of the model's input size -> one Prediction each.
+
+        Images may be uint8 (0-255) or float (0-1); feature vectors are sent as they are.
+        """
+        shape = self.input_shape
+        batch = to_model_input(examples, shape, pixels=image_layout(shape) is not None)
         classes, scores = self.transport.predict(batch)
         if len(classes) != len(batch):
-            raise ClientError(f"the server answered {len(classes)} predictions for {len(batch)} images")
+            raise ClientError(f"the server answered {len(classes)} predictions for {len(batch)} examples")
         return [Prediction(int(c), tuple(float(s) for s in row)) for c, row in zip(classes, scores)]
 
     def close(self) -> None:
@@ -66,7 +85,7 @@ class PredictClient:
 def predict_images(
     server: str, protocol: str, images: np.ndarray, model_name: str = "mnist", timeout: float = 10.0
 ) -> list[Prediction]:
-    """One request with all `images`; opens and closes its own connection."""
+    """One request with all `images` (any examples); opens and closes its own connection."""
     with PredictClient(server, protocol, model_name, timeout) as client:
         return client.predict(images)
 

@@ -1,4 +1,7 @@
-"""One small client per protocol, each sending float32 [N, 784] and returning (classes, scores)."""
+"""One small client per protocol, each sending float32 [N, *example shape] and returning (classes, scores).
+
+Each also reads the served model's input shape from the protocol's own metadata call.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,10 @@ class Transport(Protocol):
     def __init__(self, server: str, model_name: str, timeout: float) -> None: ...
 
     def predict(self, images: np.ndarray) -> Answer: ...
+
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's shape as the model's `images` input takes it (its metadata, less the batch axis)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -64,6 +71,16 @@ class TfsRestTransport(_RestTransport):
     def path_for(self, model_name: str) -> str:
         return f"/v1/models/{model_name}:predict"
 
+    def input_shape(self) -> tuple[int, ...]:
+        meta = _get_json(self.http, self.path.removesuffix(":predict") + "/metadata")
+        try:
+            dims = meta["metadata"]["signature_def"]["signature_def"][PREDICT_SIGNATURE]["inputs"]["images"]
+            return _example_shape([int(d["size"]) for d in dims["tensor_shape"]["dim"]])
+        except (KeyError, TypeError, ValueError):
+            raise ClientError(
+                f"{self.http.base_url}: the model's metadata has no {PREDICT_SIGNATURE} input 'images'"
+            ) from None
+
     def predict(self, images: np.ndarray) -> Answer:
         body = {"signature_name": PREDICT_SIGNATURE, "instances": images.tolist()}
         predictions = _post_json(self.http, self.path, body)["predictions"]
@@ -78,6 +95,10 @@ class V2RestTransport(_RestTransport):
 
     def path_for(self, model_name: str) -> str:
         return f"/v2/models/{model_name}/infer"
+
+    def input_shape(self) -> tuple[int, ...]:
+        meta = _get_json(self.http, self.path.removesuffix("/infer"))
+        return _example_shape(next((i.get("shape") for i in meta.get("inputs", []) if i.get("name") == "images"), None))
 
     def predict(self, images: np.ndarray) -> Answer:
         body = {
@@ -99,6 +120,18 @@ class TfsGrpcTransport(_GrpcTransport):
         from trainflow.serving.protos.tensorflow_serving.apis import prediction_service_pb2_grpc
 
         return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+    def input_shape(self) -> tuple[int, ...]:
+        from trainflow.serving.protos.tensorflow_serving.apis import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = self.model_name
+        response = _grpc_call(self.stub.GetModelMetadata, request, self.timeout, self.server)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signatures)
+        signature = signatures.signature_def.get(PREDICT_SIGNATURE)
+        info = signature.inputs.get("images") if signature is not None else None
+        return _example_shape([d.size for d in info.tensor_shape.dim] if info is not None else None)
 
     def predict(self, images: np.ndarray) -> Answer:
         from trainflow.serving.protos.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
@@ -129,6 +162,13 @@ class V2GrpcTransport(_GrpcTransport):
 
         return grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
 
+    def input_shape(self) -> tuple[int, ...]:
+        from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as pb
+
+        request = pb.ModelMetadataRequest(name=self.model_name)
+        response = _grpc_call(self.stub.ModelMetadata, request, self.timeout, self.server)
+        return _example_shape(next((list(i.shape) for i in response.inputs if i.name == "images"), None))
+
     def predict(self, images: np.ndarray) -> Answer:
         from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as pb
 
@@ -156,11 +196,30 @@ TRANSPORTS: dict[str, type[Transport]] = {
 }
 
 
+def _example_shape(dims: list[int] | None) -> tuple[int, ...]:
+    """[-1, *example] from a model's metadata -> the example's shape; ClientError when it is not a batch of them."""
+    if not dims or dims[0] != -1 or any(d < 1 for d in dims[1:]):
+        raise ClientError(
+            f"the model's input 'images' has shape {dims}: trainflow predict sends batches [N, ...] of fixed-size examples"
+        )
+    return tuple(int(d) for d in dims[1:])
+
+
+def _get_json(http, path: str) -> dict:
+    return _answer_json(http, lambda: http.get(path))
+
+
 def _post_json(http, path: str, body: dict) -> dict:
+    return _answer_json(
+        http, lambda: http.post(path, content=json.dumps(body), headers={"Content-Type": "application/json"})
+    )
+
+
+def _answer_json(http, send) -> dict:
     import httpx
 
     try:
-        response = http.post(path, content=json.dumps(body), headers={"Content-Type": "application/json"})
+        response = send()
     except httpx.TransportError as exc:
         raise ServerUnreachable(f"cannot reach the model server at {http.base_url}: {exc}; {_IS_IT_RUNNING}") from None
     if response.status_code != 200:

@@ -1,10 +1,15 @@
-"""A trained classifier as the servable ONNX graph: `images` [N, 784] -> `scores` (softmax), `classes` (argmax)."""
+"""A trained classifier as the servable ONNX graph: `images` -> `scores` (softmax), `classes` (argmax).
+
+The graph takes examples as clients send them (image pixels in [0, 1], or raw feature values) and
+applies the dataset's per-channel or per-feature standardisation itself, as training did.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
+import math
 import warnings
 from collections.abc import Iterator
 
@@ -21,15 +26,47 @@ _NOISY_LOGGERS = ("torch.onnx",)
 
 
 class ServingModule(nn.Module):
-    """Wraps a [N, 1, 28, 28] -> logits model into the serving signature's inputs and outputs."""
+    """Wraps a [N, *input_shape] -> logits model into the serving signature's inputs and outputs.
 
-    def __init__(self, model: nn.Module) -> None:
+    `mean` and `std` (one per channel of an image, or per feature) standardise the input first;
+    None when the model takes its input as it comes (MNIST: pixels in [0, 1]).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        input_shape: tuple[int, ...] = (1, 28, 28),
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
+        self.input_shape = tuple(input_shape)
+        self.standardise = mean is not None and std is not None
+        shape = (1, len(mean or (0.0,))) + (1,) * (len(self.input_shape) - 1)
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        self.register_buffer("mean", torch.tensor(mean or (0.0,), dtype=torch.float32).reshape(shape))
+        self.register_buffer("std", torch.tensor(std or (1.0,), dtype=torch.float32).reshape(shape))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.model(images.reshape(-1, 1, 28, 28))
+        x = images.reshape(-1, *self.input_shape)
+        if self.standardise:
+            x = (x - self.mean) / self.std
+        logits = self.model(x)
         return torch.softmax(logits, dim=1), torch.argmax(logits, dim=1)
+
+    @property
+    def graph_input_shape(self) -> tuple[int, ...]:
+        """One example as the graph takes it: flat for feature vectors and square one-channel images (MNIST's
+        [784], what TF Serving's example sends), [C, H, W] for other images."""
+        shape = self.input_shape
+        flat = len(shape) != 3 or (shape[0] == 1 and shape[1] == shape[2])
+        return (math.prod(shape),) if flat else shape
+
+    def example(self, rows: int) -> torch.Tensor:
+        """A random batch in the graph's input layout."""
+        return torch.rand(rows, *self.graph_input_shape)
 
 
 @contextlib.contextmanager
@@ -66,12 +103,12 @@ def _export_traced(module: ServingModule, example: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def to_onnx(model: nn.Module) -> bytes:
-    """Serialized, checked ONNX model of `model` with a dynamic batch axis."""
+def to_onnx(module: nn.Module, example: torch.Tensor | None = None) -> bytes:
+    """Serialized, checked ONNX model of `module` (a ServingModule, or a bare MNIST model) with a dynamic batch axis."""
     import onnx
 
-    module = ServingModule(model).eval()
-    example = torch.rand(4, PIXELS)
+    module = (module if isinstance(module, ServingModule) else ServingModule(module)).eval()
+    example = example if example is not None else module.example(4)
     try:
         data = _export_traced(module, example)
     except Exception as exc:  # noqa: BLE001 - a user's model can fail tracing in any way
@@ -84,14 +121,15 @@ def to_onnx(model: nn.Module) -> bytes:
 
 
 def verify(onnx_bytes: bytes, model: nn.Module, images: np.ndarray) -> float:
-    """Check ONNX Runtime matches torch on `images` float32 [N, 784]; returns the largest score difference."""
+    """Check ONNX Runtime matches torch on `images` in the graph's input layout; returns the largest score difference."""
     import onnxruntime
 
+    module = model if isinstance(model, ServingModule) else ServingModule(model)
     images = images.astype(np.float32)
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     scores, classes = session.run(["scores", "classes"], {"images": images})
     with torch.no_grad():
-        torch_scores, torch_classes = ServingModule(model).eval()(torch.from_numpy(images))
+        torch_scores, torch_classes = module.eval()(torch.from_numpy(images))
     expected = torch_scores.numpy()
     if not (np.isfinite(expected).all() and np.isfinite(scores).all()):
         raise ExportError(

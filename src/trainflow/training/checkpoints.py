@@ -32,13 +32,18 @@ def checkpoint_name(step: int) -> str:
 
 @dataclass
 class Checkpoint:
-    """Everything needed to continue training or to export: weights, optimizer state, step, model spec."""
+    """Everything needed to continue training or to export: weights, optimizer state, step, model spec.
+
+    `dataset` is the descriptor (as a dict) of the data it was trained on: the exporter's class names,
+    input shape and normalization; None for checkpoints of MNIST written before descriptors existed.
+    """
 
     step: int
     model_spec: ModelSpec
     model_state: dict[str, Any]
     optimizer_state: dict[str, Any] | None = None
     name: str = ""
+    dataset: dict[str, Any] | None = None
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -49,6 +54,7 @@ class Checkpoint:
                 "model_spec": self.model_spec.to_dict(),
                 "model_state": self.model_state,
                 "optimizer_state": self.optimizer_state,
+                "dataset": self.dataset,
             },
             buffer,
         )
@@ -72,6 +78,7 @@ class Checkpoint:
                 dict(raw["model_state"]),
                 raw.get("optimizer_state"),
                 name,
+                raw.get("dataset"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"missing or malformed field {exc}") from None
@@ -81,6 +88,8 @@ class Checkpoint:
             raise ValueError("model_state is not a mapping of names to tensors")
         if checkpoint.optimizer_state is not None and not isinstance(checkpoint.optimizer_state, dict):
             raise ValueError("optimizer_state is not a mapping")
+        if checkpoint.dataset is not None and not isinstance(checkpoint.dataset, dict):
+            raise ValueError("dataset is not a mapping")
         return checkpoint
 
     def non_finite(self) -> str | None:

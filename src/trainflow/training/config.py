@@ -6,8 +6,12 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 
+from trainflow.datasets import DatasetDescriptor
 from trainflow.training.errors import TrainingError
 from trainflow.training.models import DEFAULT_HIDDEN_UNITS, DEFAULT_MODEL, ModelSpec
+
+OPTIMIZERS = ("adam", "sgd", "adamw")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -28,10 +32,19 @@ class TrainConfig:
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
     seed: int = 0
+    optimizer: str = "adam"
+    lr_schedule: str = "constant"
+    eval_every: int = 0  # steps between evaluations on the test split; 0: only at the end
 
-    @property
-    def model_spec(self) -> ModelSpec:
-        return ModelSpec(self.model, self.hidden_units)
+    def model_spec(self, dataset: DatasetDescriptor) -> ModelSpec:
+        """The model to build for `dataset`: its input shape and class count."""
+        return ModelSpec(self.model, self.hidden_units, dataset.input_shape, dataset.num_classes)
+
+    def learning_rate_at(self, step: int) -> float:
+        """The rate for the update of global step `step` (0-based): constant, or cosine-annealed to 0."""
+        if self.lr_schedule == "cosine":
+            return self.learning_rate * 0.5 * (1 + math.cos(math.pi * step / self.train_steps))
+        return self.learning_rate
 
     def validate(self) -> None:
         """Raise TrainingError (permanent) for options no run could succeed with."""
@@ -46,6 +59,12 @@ class TrainConfig:
             raise TrainingError(
                 f"--peer-timeout must be a finite number of seconds greater than 0 (e.g. 300), got {self.peer_timeout}"
             )
+        if self.optimizer not in OPTIMIZERS:
+            raise TrainingError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise TrainingError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.eval_every < 0:
+            raise TrainingError(f"--eval-every must be 0 (only at the end) or more, got {self.eval_every}")
         if self.max_restarts < 0:
             raise TrainingError(f"--max-restarts must be 0 or more, got {self.max_restarts}")
 

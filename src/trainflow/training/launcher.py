@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainflow.datasets import load_split
+import numpy as np
+
+from trainflow.datasets import Dataset, load_dataset
 from trainflow.errors import TRANSIENT_EXIT_CODE
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_local, join_url, open_store, parse_url
 from trainflow.training.agent import run_agent
@@ -45,9 +47,10 @@ class TrainResult:
 def preflight(config: TrainConfig) -> None:
     """Fail fast, before any worker starts, on what no restart can fix: options, model, data, train dir."""
     config.validate()
-    check_model(config.model_spec)
-    examples = len(load_split(Path(config.data_dir), "train"))
-    load_split(Path(config.data_dir), "test")
+    dataset = load_dataset(Path(config.data_dir))  # DatasetError names the folder and the fix
+    check_model(config.model_spec(dataset.descriptor))
+    _check_labels(config, dataset)
+    examples = len(dataset.train)
     if config.batch_size > examples:
         raise TrainingError(
             f"--batch-size {config.batch_size} is more than the {examples} training examples: use a smaller batch"
@@ -65,6 +68,21 @@ def preflight(config: TrainConfig) -> None:
             raise TrainingError(
                 f"--train-dir {config.train_dir} cannot be used as a directory ({why}): give a directory you can write"
             ) from None
+
+
+def _check_labels(config: TrainConfig, dataset: Dataset) -> None:
+    """Every label a class index of the descriptor: cross-entropy would fail mid-run (or on one rank) otherwise."""
+    classes = dataset.descriptor.num_classes
+    for name, split in (("train", dataset.train), ("test", dataset.test)):
+        labels = np.asarray(split.labels)
+        if labels.dtype.kind not in "iu":
+            raise TrainingError(f"--data-dir {config.data_dir}: the {name} labels are {labels.dtype}, not integers")
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+            bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
+            raise TrainingError(
+                f"--data-dir {config.data_dir}: {name} label {bad} is outside the {classes} classes of its "
+                f"descriptor (0 to {classes - 1}): sync the dataset again (trainflow data sync) to rebuild it"
+            )
 
 
 def _failure(exc: Any, restarts: int) -> TrainingError:

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from trainflow.datasets import Split, load_split, shard_range
+from trainflow.datasets import Dataset, Normalization, Split, load_dataset, shard_range
 from trainflow.progress import report_progress
 from trainflow.storage import StorageError, StorageOptions, open_store
 from trainflow.training.batches import ShardBatches, to_tensor
@@ -28,7 +28,7 @@ from trainflow.training.checkpoints import Checkpoint, CheckpointStore
 from trainflow.training.config import TrainConfig
 from trainflow.training.errors import TrainingError
 from trainflow.training.events import EventLog
-from trainflow.training.models import build_model
+from trainflow.training.models import ModelSpec, build_model
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,36 @@ class Worker:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     checkpoints: CheckpointStore
+    dataset: Dataset
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.config.model_spec(self.dataset.descriptor)
 
     def checkpoint(self, step: int) -> Checkpoint:
-        return Checkpoint(step, self.config.model_spec, self.model.state_dict(), self.optimizer.state_dict())
+        return Checkpoint(
+            step,
+            self.spec,
+            self.model.state_dict(),
+            self.optimizer.state_dict(),
+            dataset=self.dataset.descriptor.to_dict(),
+        )
+
+    def evaluate(self) -> Evaluation:
+        """Loss and accuracy of the current weights on the test split (every rank takes part)."""
+        world_size = dist.get_world_size()
+        return evaluate(
+            self.model, self.dataset.test, self.rank, world_size, self.device, self.dataset.descriptor.normalization
+        )
+
+
+def make_optimizer(name: str, model: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
+    """adam (the default), sgd (with momentum 0.9) or adamw (weight decay 0.01)."""
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9)
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    return torch.optim.Adam(model.parameters(), lr=learning_rate)
 
 
 def _resume(worker: Worker) -> int:
@@ -155,7 +182,14 @@ def _set_aside(worker: Worker, step: int) -> None:
         log.warning("set aside checkpoint step=%d -> %s: its weights give a non-finite loss", step, moved)
 
 
-def evaluate(model: nn.Module, split: Split, rank: int, world_size: int, device: torch.device) -> Evaluation:
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    rank: int,
+    world_size: int,
+    device: torch.device,
+    normalization: Normalization | None = None,
+) -> Evaluation:
     """Loss and accuracy on `split`, each rank scoring its shard, summed over ranks."""
     shard = shard_range(len(split), rank, world_size)
     loss_sum, correct = 0.0, 0.0
@@ -163,7 +197,8 @@ def evaluate(model: nn.Module, split: Split, rank: int, world_size: int, device:
     with torch.no_grad():
         for start in range(shard.start, shard.stop, EVAL_BATCH):
             stop = min(start + EVAL_BATCH, shard.stop)
-            logits = model(to_tensor(split.images[start:stop]).to(device))
+            examples = split.images[start:stop]
+            logits = model((to_tensor(examples, normalization) if normalization else to_tensor(examples)).to(device))
             labels = torch.from_numpy(split.labels[start:stop].astype("int64")).to(device)
             loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
             correct += float((logits.argmax(1) == labels).sum())
@@ -179,6 +214,9 @@ def _train_steps(worker: Worker, ddp: nn.Module, batches: ShardBatches, start: i
     loss_sum = correct = seen = 0.0
     for step in range(start, config.train_steps):
         images, labels = (t.to(worker.device, non_blocking=True) for t in batches.batch(step))
+        rate_now = config.learning_rate_at(step)
+        for group in worker.optimizer.param_groups:
+            group["lr"] = rate_now
         worker.optimizer.zero_grad(set_to_none=True)
         logits = ddp(images)
         loss = nn.functional.cross_entropy(logits, labels)
@@ -208,7 +246,7 @@ def _train_steps(worker: Worker, ddp: nn.Module, batches: ShardBatches, start: i
                         {
                             "train/loss": loss_sum / seen,
                             "train/accuracy": correct / seen,
-                            "train/learning_rate": config.learning_rate,
+                            "train/learning_rate": rate_now,
                             "train/examples_per_sec": rate,
                         },
                     )
@@ -216,7 +254,20 @@ def _train_steps(worker: Worker, ddp: nn.Module, batches: ShardBatches, start: i
             loss_sum = correct = seen = 0.0
         if done % config.checkpoint_every == 0 or done == config.train_steps:
             _save(worker, done, events)
+        if config.eval_every and done % config.eval_every == 0 and done < config.train_steps:
+            _evaluate_now(worker, done, events)
     return time.perf_counter() - began
+
+
+def _evaluate_now(worker: Worker, step: int, events: EventLog | None) -> None:
+    """A held-out evaluation during training: a point on TensorBoard's eval curves."""
+    result = worker.evaluate()
+    if worker.rank != 0:
+        return
+    log.info("step=%d eval accuracy=%.4f loss=%.4f", step, result.accuracy, result.loss)
+    if events is not None and math.isfinite(result.loss):
+        events.scalars(step, {"eval/accuracy": result.accuracy, "eval/loss": result.loss})
+        events.sync()
 
 
 def _save(worker: Worker, step: int, events: EventLog | None) -> None:
@@ -277,17 +328,19 @@ def run_worker(config: TrainConfig) -> None:
 
 def _run(config: TrainConfig, rank: int, world_size: int, device: torch.device) -> None:
     options = StorageOptions.from_env(config.aws_endpoint_url, config.aws_region)
-    data_dir = Path(config.data_dir)
-    batches = ShardBatches(load_split(data_dir, "train"), rank, world_size, config.batch_size, config.seed)
+    dataset = load_dataset(Path(config.data_dir))
+    normalization = dataset.descriptor.normalization
+    batches = ShardBatches(dataset.train, rank, world_size, config.batch_size, config.seed, normalization)
     torch.manual_seed(config.seed)
-    model = build_model(config.model_spec).to(device)
+    model = build_model(config.model_spec(dataset.descriptor)).to(device)
     worker = Worker(
         config,
         rank,
         device,
         model,
-        torch.optim.Adam(model.parameters(), lr=config.learning_rate),
+        make_optimizer(config.optimizer, model, config.learning_rate),
         CheckpointStore(config.train_dir, options),
+        dataset,
     )
     start = _resume(worker)
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -303,7 +356,7 @@ def _run(config: TrainConfig, rank: int, world_size: int, device: torch.device) 
             torch.get_num_threads(),
         )
         seconds = _train_steps(worker, ddp, batches, start, events)
-        result = evaluate(model, load_split(data_dir, "test"), rank, world_size, device)
+        result = worker.evaluate()
         if not (math.isfinite(result.loss) and math.isfinite(result.accuracy)):
             raise diverged(config, config.train_steps, f"the test loss is {result.loss}")
         if rank == 0:
@@ -318,7 +371,9 @@ def _run(config: TrainConfig, rank: int, world_size: int, device: torch.device) 
                 "resumed_from_step": start,
                 "world_size": world_size,
                 "test_examples": result.examples,
-                "model": config.model_spec.to_dict(),
+                "model": worker.spec.to_dict(),
+                "optimizer": config.optimizer,
+                "class_names": list(dataset.descriptor.class_names),
             }
             if events is not None:
                 events.scalars(config.train_steps, {"eval/accuracy": result.accuracy, "eval/loss": result.loss})

@@ -1,12 +1,14 @@
 """The models training knows: built-in `cnn` (default) and `mlp`, or any `module:attr` factory.
 
-Every model takes images [N, 1, 28, 28] float32 in [0, 1] and returns 10 logits [N, 10].
+A model takes a float32 batch [N, *input_shape] (normalized as the dataset's descriptor says) and
+returns logits [N, num_classes]. The defaults are MNIST's: input (1, 28, 28), 10 classes.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,28 +21,59 @@ DEFAULT_MODEL = "cnn"
 DEFAULT_HIDDEN_UNITS = 100
 NUM_CLASSES = 10
 IMAGE_SHAPE = (1, 28, 28)
+_POOLED_SIDE = 4  # the CNN's feature map is pooled down to at most 4x4 before its hidden layer
 
 
-def mlp(hidden_units: int = DEFAULT_HIDDEN_UNITS) -> nn.Module:
-    """The example's model (TensorFlow's dist_test mnist_replica): one ReLU hidden layer."""
+def mlp(
+    hidden_units: int = DEFAULT_HIDDEN_UNITS,
+    input_shape: tuple[int, ...] = IMAGE_SHAPE,
+    num_classes: int = NUM_CLASSES,
+) -> nn.Module:
+    """The example's model (TensorFlow's dist_test mnist_replica): one ReLU hidden layer over the flat input."""
+    features = math.prod(input_shape)
     return nn.Sequential(
-        nn.Flatten(), nn.Linear(28 * 28, hidden_units), nn.ReLU(), nn.Linear(hidden_units, NUM_CLASSES)
+        nn.Flatten(), nn.Linear(features, hidden_units), nn.ReLU(), nn.Linear(hidden_units, num_classes)
     )
 
 
-def cnn(hidden_units: int = DEFAULT_HIDDEN_UNITS) -> nn.Module:
-    """A small LeNet-style CNN: two 5x5 conv + max-pool blocks, then a hidden layer of `hidden_units`."""
+def cnn(
+    hidden_units: int = DEFAULT_HIDDEN_UNITS,
+    input_shape: tuple[int, ...] = IMAGE_SHAPE,
+    num_classes: int = NUM_CLASSES,
+) -> nn.Module:
+    """A small LeNet-style CNN: two 5x5 conv + max-pool blocks, then a hidden layer of `hidden_units`.
+
+    Images of 16 pixels or more a side use unpadded convolutions (MNIST: 28 -> 24 -> 12 -> 8 -> 4);
+    smaller ones are padded so the blocks keep their size; feature maps over 4x4 are average-pooled to 4x4.
+    """
+    if len(input_shape) != 3:
+        raise TrainingError(
+            f"--model cnn takes images [C, H, W], but the dataset's examples are {list(input_shape)}: "
+            "use --model mlp for feature vectors"
+        )
+    channels, height, width = input_shape
+    if min(height, width) < 4:
+        raise TrainingError(f"--model cnn needs images of at least 4x4 pixels, got {height}x{width}: use --model mlp")
+    pad = 0 if min(height, width) >= 16 else 2
+    height, width = (height - 4 + 2 * pad) // 2, (width - 4 + 2 * pad) // 2
+    height, width = (height - 4 + 2 * pad) // 2, (width - 4 + 2 * pad) // 2
+    layers: list[nn.Module] = [
+        nn.Conv2d(channels, 16, 5, padding=pad),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 5, padding=pad),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    ]
+    if height > _POOLED_SIDE or width > _POOLED_SIDE:
+        height, width = min(height, _POOLED_SIDE), min(width, _POOLED_SIDE)
+        layers.append(nn.AdaptiveAvgPool2d((height, width)))
     return nn.Sequential(
-        nn.Conv2d(1, 16, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # 16 x 12 x 12
-        nn.Conv2d(16, 32, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # 32 x 4 x 4
+        *layers,
         nn.Flatten(),
-        nn.Linear(32 * 4 * 4, hidden_units),
+        nn.Linear(32 * height * width, hidden_units),
         nn.ReLU(),
-        nn.Linear(hidden_units, NUM_CLASSES),
+        nn.Linear(hidden_units, num_classes),
     )
 
 
@@ -49,17 +82,26 @@ BUILTIN_MODELS = {"cnn": cnn, "mlp": mlp}
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What rebuilds a model: a built-in name or `module:attr`, and the hidden units passed to built-ins."""
+    """What rebuilds a model: a built-in name or `module:attr`, its hidden units, input shape and class count."""
 
     name: str = DEFAULT_MODEL
     hidden_units: int = DEFAULT_HIDDEN_UNITS
+    input_shape: tuple[int, ...] = IMAGE_SHAPE
+    num_classes: int = NUM_CLASSES
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "hidden_units": self.hidden_units}
+        return {
+            "name": self.name,
+            "hidden_units": self.hidden_units,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelSpec:
-        return cls(str(raw["name"]), int(raw["hidden_units"]))
+        """A spec as `to_dict` wrote it; one written before shapes were stored is an MNIST model."""
+        shape = tuple(int(n) for n in raw.get("input_shape", IMAGE_SHAPE))
+        return cls(str(raw["name"]), int(raw["hidden_units"]), shape, int(raw.get("num_classes", NUM_CLASSES)))
 
 
 def _describe(exc: BaseException) -> str:
@@ -90,50 +132,57 @@ def _factory(name: str) -> Any:
         raise TrainingError(f"--model '{name}': module '{module_name}' has no attribute '{attr}'") from None
 
 
-def _call_factory(name: str, factory: Any, hidden_units: int) -> Any:
+def _call_factory(spec: ModelSpec, factory: Any) -> Any:
+    """Call the factory with those of hidden_units, input_shape and num_classes its signature names."""
     if not callable(factory):
         raise TrainingError(
-            f"--model '{name}' is a {type(factory).__name__}, not a callable returning a torch.nn.Module"
+            f"--model '{spec.name}' is a {type(factory).__name__}, not a callable returning a torch.nn.Module"
         )
+    offered = {"hidden_units": spec.hidden_units, "input_shape": spec.input_shape, "num_classes": spec.num_classes}
     try:
-        takes_hidden = "hidden_units" in inspect.signature(factory).parameters
+        parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        takes_hidden = False
+        parameters = {}  # type: ignore[assignment]
+    kwargs = {key: value for key, value in offered.items() if key in parameters}
     try:
-        return factory(hidden_units=hidden_units) if takes_hidden else factory()
+        return factory(**kwargs)
+    except TrainingError:
+        raise
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a user's factory can fail in any way: reported as one line
-        raise TrainingError(f"--model '{name}': the factory failed: {_describe(exc)}") from None
+        raise TrainingError(f"--model '{spec.name}': the factory failed: {_describe(exc)}") from None
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
-    """A new model for `spec`; a factory that takes `hidden_units` gets it."""
+    """A new model for `spec`; a factory gets those of hidden_units, input_shape and num_classes it takes."""
     if spec.hidden_units < 1:
         raise TrainingError(f"--hidden-units must be at least 1, got {spec.hidden_units}")
-    model = _call_factory(spec.name, _factory(spec.name), spec.hidden_units)
+    model = _call_factory(spec, _factory(spec.name))
     if not isinstance(model, nn.Module):
         raise TrainingError(f"--model '{spec.name}' returned a {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
 def check_model(spec: ModelSpec) -> nn.Module:
-    """Build the model and check it maps [N, 1, 28, 28] float32 to [N, 10] logits."""
+    """Build the model and check it maps [N, *input_shape] float32 to [N, num_classes] logits."""
     model = build_model(spec)
-    probe = torch.zeros(2, *IMAGE_SHAPE)
+    probe = torch.zeros(2, *spec.input_shape)
+    batch = ", ".join(str(n) for n in probe.shape)
     try:
         with torch.no_grad():
             out = model.eval()(probe)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a user's factory can fail in any way: reported as one line
         raise TrainingError(
-            f"--model '{spec.name}' fails on a [2, 1, 28, 28] float32 batch: {_describe(exc)}"
+            f"--model '{spec.name}' fails on a [{batch}] float32 batch (the dataset's input shape): {_describe(exc)}"
         ) from None
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, NUM_CLASSES):
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, spec.num_classes):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise TrainingError(
-            f"--model '{spec.name}' returns {got} for a batch of 2 images: expected logits of shape (2, {NUM_CLASSES})"
+            f"--model '{spec.name}' returns {got} for a batch of 2 examples: expected logits of shape "
+            f"(2, {spec.num_classes}), one per class of the dataset"
         )
     if not bool(torch.isfinite(out).all()):
         raise TrainingError(
-            f"--model '{spec.name}' returns NaN or infinite logits for blank images: "
+            f"--model '{spec.name}' returns NaN or infinite logits for blank examples: "
             "check how the factory initialises its weights"
         )
     return model.train()

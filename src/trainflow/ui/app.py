@@ -21,7 +21,8 @@ from trainflow.errors import TrainflowError
 from trainflow.ui.curves import CurveReader
 from trainflow.ui.errors import ModelFailed, ModelUnavailable, RequestTooLarge, UiError, WorkflowNotFound
 from trainflow.ui.hosts import HostCheck, allowed_host_names
-from trainflow.ui.predict import digit_from_request, predict_digit
+from trainflow.ui.model_input import model_input
+from trainflow.ui.predict import example_for, predict_digit
 from trainflow.ui.views import workflow_view
 from trainflow.workflows import WorkflowError
 from trainflow.workflows.backend import Backend, WorkflowInfo
@@ -111,8 +112,13 @@ class Dashboard:
         except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
             raise UiError('the body is not JSON: send {"image": "data:image/png;base64,..."}') from None
         info = await run_in_threadpool(self.find, request.path_params["name"])
-        digit = await run_in_threadpool(digit_from_request, payload)
-        return JSONResponse(await run_in_threadpool(predict_digit, info, digit))
+        model = await run_in_threadpool(model_input, info)
+        example = await run_in_threadpool(example_for, payload, model)
+        return JSONResponse(await run_in_threadpool(predict_digit, info, example, 10.0, model))
+
+    async def model_of(self, request: Request) -> JSONResponse:
+        info = await run_in_threadpool(self.find, request.path_params["name"])
+        return JSONResponse((await run_in_threadpool(model_input, info)).to_dict())
 
 
 async def _trainflow_error(request: Request, exc: Exception) -> Response:
@@ -150,6 +156,7 @@ def create_app(
         Route("/api/workflows/{name}/logs", dashboard.logs),
         Route("/api/workflows/{name}/curves", dashboard.curves_of),
         Route("/api/workflows/{name}/predict", dashboard.predict, methods=["POST"]),
+        Route("/api/workflows/{name}/model-input", dashboard.model_of),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     hosts = allowed_hosts if allowed_hosts is not None else allowed_host_names("127.0.0.1")

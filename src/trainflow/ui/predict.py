@@ -1,4 +1,5 @@
-"""Try the model: a drawn digit, preprocessed like MNIST, sent to the workflow's model server."""
+"""Try the model: a drawn digit (preprocessed like MNIST), an uploaded image or a row of features, sent to the
+workflow's model server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 from trainflow.client import ClientError, ServerUnreachable, predict_images
 from trainflow.ui.digits import SIDE, digit_from_png
 from trainflow.ui.errors import ModelFailed, ModelUnavailable, UiError
+from trainflow.ui.model_input import MNIST_INPUT, ModelInput, example_from_request
 from trainflow.ui.views import model_endpoint
 from trainflow.workflows.backend import WorkflowInfo
 
@@ -55,8 +57,18 @@ def _kind(array: np.ndarray) -> str:
     )
 
 
-def predict_digit(info: WorkflowInfo, digit: np.ndarray, timeout: float = 10.0) -> dict[str, Any]:
-    """Ask the workflow's served model about one [784] digit: class, scores, and the 28x28 input it saw."""
+def example_for(body: Any, model: ModelInput) -> np.ndarray:
+    """The flat example a predict request asks about: MNIST's canvas or pixels, else what `model` takes."""
+    if model.kind == "digit" and model.input_shape == MNIST_INPUT.input_shape:
+        return digit_from_request(body)
+    return example_from_request(body, model)
+
+
+def predict_digit(
+    info: WorkflowInfo, digit: np.ndarray, timeout: float = 10.0, model: ModelInput = MNIST_INPUT
+) -> dict[str, Any]:
+    """Ask the workflow's served model about one flat example: class, scores, class names, and (for drawn
+    digits) the input it saw."""
     endpoint = model_endpoint(info)
     if endpoint is None:
         raise ModelUnavailable(
@@ -71,10 +83,14 @@ def predict_digit(info: WorkflowInfo, digit: np.ndarray, timeout: float = 10.0) 
             f"check `trainflow services`, or `trainflow retry {info.name}`"
         ) from None
     except ClientError as exc:
-        raise ModelFailed(f"the model server of {info.name} refused the digit: {exc.message}") from None
-    return {
+        raise ModelFailed(f"the model server of {info.name} refused the {model.kind}: {exc.message}") from None
+    answer = {
         "class": prediction.cls,
         "scores": list(prediction.scores),
+        "class_names": list(model.class_names),
         "model": endpoint,
-        "input": [round(float(v), 4) for v in digit],
     }
+    if model.kind == "digit":
+        answer["input"] = [round(float(v), 4) for v in digit]
+        answer["input_side"] = model.input_shape[-1]
+    return answer

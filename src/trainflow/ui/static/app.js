@@ -227,11 +227,13 @@ class WorkflowPage {
       : train.status === "Pending" ? `waiting for ${train.name} to start`
       : train.status === "Running" ? "waiting for the first steps" : `${train.name} ${train.status.toLowerCase()}: no curves`;
     renderChart(this.root.querySelector("#chart-loss"), {
-      series: [{ tag: "train/loss", points: s["train/loss"] || [], color: "#2563eb" }], xMax: total, yLabel: "loss",
+      series: [{ tag: "train/loss", points: s["train/loss"] || [], color: "#2563eb" },
+        { tag: "eval/loss", points: s["eval/loss"] || [], color: "#ea580c" }], xMax: total, yLabel: "loss",
       marker: finalLoss !== undefined ? { value: finalLoss, label: `test loss ${finalLoss.toFixed(3)}` } : null, empty: waiting,
     });
     renderChart(this.root.querySelector("#chart-accuracy"), {
-      series: [{ tag: "train/accuracy", points: s["train/accuracy"] || [], color: "#16a34a" }], xMax: total, yMax: 1, yLabel: "accuracy",
+      series: [{ tag: "train/accuracy", points: s["train/accuracy"] || [], color: "#16a34a" },
+        { tag: "eval/accuracy", points: s["eval/accuracy"] || [], color: "#ea580c" }], xMax: total, yMax: 1, yLabel: "accuracy",
       marker: finalAcc !== undefined ? { value: finalAcc, label: `test ${(finalAcc * 100).toFixed(1)}%` } : null, empty: waiting,
     });
     const fraction = total ? Math.min(1, curves.step / total) : 0;

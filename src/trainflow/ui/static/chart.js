@@ -36,7 +36,10 @@ export function renderChart(container, { series, xMax, yMin, yMax, yLabel, marke
   const grid = yTicks.map((t) => `<line class="grid" x1="${M.left}" x2="${W - M.right}" y1="${sy(t)}" y2="${sy(t)}" />
       <text class="tick" x="${M.left - 8}" y="${sy(t) + 4}" text-anchor="end">${formatTick(t)}</text>`).join("")
     + xTicks.map((t) => `<text class="tick" x="${sx(t)}" y="${H - M.bottom + 18}" text-anchor="middle">${formatTick(t)}</text>`).join("");
-  const lines = series.filter((s) => s.points.length).map((s) => {
+  const shown = series.filter((s) => s.points.length);
+  const legend = shown.length > 1 ? shown.map((s, i) => `<text class="legend" x="${W - M.right - 4}" y="${M.top + 10 + i * 14}"
+      text-anchor="end" style="fill:${s.color}">${escapeHtml(s.tag)}</text>`).join("") : "";
+  const lines = shown.map((s) => {
     const d = s.points.map((p, i) => `${i ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
     const area = `${d}L${sx(s.points.at(-1)[0]).toFixed(1)},${H - M.bottom}L${sx(s.points[0][0]).toFixed(1)},${H - M.bottom}Z`;
     const last = s.points.at(-1);
@@ -52,6 +55,6 @@ export function renderChart(container, { series, xMax, yMin, yMax, yLabel, marke
       <text x="${W - M.right - 4}" y="${labelY}" text-anchor="end">${escapeHtml(marker.label)}</text></g>` : "";
   container.innerHTML = `<svg class="chart" viewBox="0 0 ${W} ${H}" preserveAspectRatio="xMidYMid meet" role="img" aria-label="${escapeHtml(yLabel)}">
     ${grid}<line class="axis" x1="${M.left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}" />
-    ${lines}${mark}
+    ${lines}${mark}${legend}
     <text class="axis-label" x="${(W + M.left) / 2}" y="${H - 4}" text-anchor="middle">step</text></svg>`;
 }
