@@ -55,11 +55,35 @@ def _test_split(data_dir: Path | None, count: int) -> tuple[np.ndarray, np.ndarr
     return examples, np.asarray(dataset.test.labels[:count]), dataset.descriptor.class_names
 
 
+def _latest_served(protocol: str) -> tuple[str, str | None] | None:
+    """The address (for `protocol`) and model name of the model server a local workflow started last."""
+    from trainflow.cli.workflows import local
+    from trainflow.settings import trainflow_home
+    from trainflow.workflows.local.layout import Layout
+
+    if not Layout(trainflow_home()).db.exists():  # no workflow ever ran here: nothing to find, nothing to create
+        return None
+    servers = [(w, s) for w, s in local().services() if "grpc-address" in s.outputs and "rest-url" in s.outputs]
+    if not servers:
+        return None
+    workflow, step = max(servers, key=lambda found: found[1].finished_at or 0.0)
+    grpc = protocol.endswith("grpc")
+    address = str(step.outputs["grpc-address"] if grpc else step.outputs["rest-url"]).removeprefix("http://")
+    click.echo(f"using the model server of workflow {workflow.name} at {address} (--server picks another)", err=True)
+    name = step.outputs.get("model-name")
+    return address, str(name) if name else None
+
+
 @click.command("predict")
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--server", default=None, help="HOST:PORT (default: 127.0.0.1:9000 for gRPC, :8501 for REST).")
+@click.option(
+    "--server",
+    default=None,
+    help="HOST:PORT (default: the model server a local workflow started last, else 127.0.0.1:9000 for gRPC, "
+    ":8501 for REST).",
+)
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="grpc", show_default=True)
-@click.option("--model-name", default="mnist", show_default=True)
+@click.option("--model-name", default=None, help="Model to ask (default: the served one's name, else mnist).")
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -92,7 +116,7 @@ def predict_command(
     files: tuple[Path, ...],
     server: str | None,
     protocol: str,
-    model_name: str,
+    model_name: str | None,
     data_dir: Path | None,
     num: int,
     num_tests: int | None,
@@ -102,7 +126,10 @@ def predict_command(
 ) -> None:
     """Predict classes: FILES (PNG/JPEG images, CSV rows, .npy arrays), or --data-dir's test examples."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would bury the output
-    with PredictClient(server or default_server(protocol), protocol, model_name, timeout) as client:
+    if server is None:
+        server, served_name = _latest_served(protocol) or (default_server(protocol), None)
+        model_name = model_name or served_name
+    with PredictClient(server, protocol, model_name or "mnist", timeout) as client:
         if files:
             for path in files:
                 examples = load_examples(path, client.input_shape, invert)
