@@ -3,11 +3,13 @@
 Each layer subclasses `TrainflowError` once; the message is what the user reads (what failed and
 what to do), and `exit_code` is what the CLI exits with. Codes 1-127 are permanent errors (the
 operators' `ExitCode` restart policy fails the job), 128 and above are transient (the pod is
-recreated).
+recreated). The README's exit-code table lists them all.
 """
 
 PERMANENT_EXIT_CODE = 2
 TRANSIENT_EXIT_CODE = 143
+# sysexits' EX_UNAVAILABLE: nothing answered at the address a command was given (143 reads as SIGTERM in a shell).
+UNREACHABLE_EXIT_CODE = 69
 
 
 class TrainflowError(Exception):

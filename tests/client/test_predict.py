@@ -113,7 +113,7 @@ def test_predict_command_fails_in_one_line_when_the_server_is_down(mnist_dir) ->
     result = CliRunner().invoke(
         cli, ["predict", "--server", "127.0.0.1:1", "--protocol", "rest", "--data-dir", str(mnist_dir), "--num", "1"]
     )
-    assert result.exit_code == 143
+    assert result.exit_code == 69  # sysexits' EX_UNAVAILABLE, not 143 (SIGTERM to a shell)
     assert result.output.strip().startswith("error: cannot reach the model server")
 
 
@@ -135,7 +135,7 @@ def test_the_example_client_stops_at_once_when_no_server_answers(protocol: str, 
             "2",
         ],
     )
-    assert result.exit_code == 143, result.output
+    assert result.exit_code == 69, result.output
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("error: cannot reach the model server at ") and "127.0.0.1:1" in line
     assert "trainflow services" in line and "E" * 10 not in result.output

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 from model_files import constant_classifier_onnx, publish
+from servers import free_port
 
 
 def trainflow(*args: str) -> list[str]:
@@ -80,3 +81,47 @@ def test_serve_on_a_taken_port_fails_with_a_one_line_error(tmp_path: Path) -> No
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot listen on 127.0.0.1:{port}")
     assert "--rest-port" in result.stderr
+
+
+def test_serve_on_a_missing_directory_exits_2_with_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent"
+    result = subprocess.run(
+        trainflow("serve", "--model-base-path", str(missing), "--rest-port", "0", "--grpc-port", "0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(missing) in lines[0], result.stderr
+    assert "--wait-for-model" in lines[0]
+
+
+def test_serve_with_wait_for_model_serves_once_the_directory_gets_a_version(tmp_path: Path) -> None:
+    base, port = tmp_path / "later", free_port()
+    proc = subprocess.Popen(
+        trainflow(
+            "serve", "--model-base-path", str(base), "--wait-for-model", "--rest-port", str(port), "--grpc-port", "0"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)
+        assert proc.poll() is None  # waiting, not failing
+        publish(base, 1, constant_classifier_onnx(3))
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline and proc.poll() is None
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models/mnist", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        state = httpx.get(f"http://127.0.0.1:{port}/v1/models/mnist").json()["model_version_status"][0]
+        assert state["version"] == "1" and state["state"] == "AVAILABLE"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

@@ -41,7 +41,7 @@ from trainflow.datasets import (
 )
 from trainflow.datasets.descriptor import FORMATS, read_descriptor
 from trainflow.settings import trainflow_home
-from trainflow.storage import StorageOptions, mirror_dir
+from trainflow.storage import SourceUnreachable, StorageOptions, mirror_dir
 
 endpoint_option = click.option(
     "--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL or S3_ENDPOINT)."
@@ -313,6 +313,12 @@ def rm(name: str) -> None:
     console.print(f"removed {name}")
 
 
+LOCAL_COPY_HINT = (
+    "to use a local copy of the dataset instead: `trainflow run --s3-data-url DIR`, or `-p s3-data-url=DIR` "
+    "with submit, retry or resubmit"
+)
+
+
 @click.command("download-dataset")
 @click.option("--s3-data-url", required=True, help="Where the dataset is: s3://, http(s)://, file:// or a path.")
 @click.option("--dataset-name", default=None, help="Cache name (default: derived from the URL).")
@@ -349,7 +355,10 @@ def download_dataset_step(
     if not files and urlsplit(s3_data_url).scheme in ("http", "https"):
         files = ALL_FILES  # an http(s) source cannot be listed: the MNIST mirror's files
     options = format_options(data_format, label_column, image_size)
-    result = sync(s3_data_url, name, files, aws_endpoint_url, aws_region, options=options)
+    try:
+        result = sync(s3_data_url, name, files, aws_endpoint_url, aws_region, options=options)
+    except SourceUnreachable as exc:  # offline, most often: say how to train on a copy already here
+        raise SourceUnreachable(f"{exc.message}; {LOCAL_COPY_HINT}") from None
     console.print(_summary(result), markup=False)
     write_outputs(
         outputs,

@@ -31,6 +31,7 @@ COMMANDS = {
     "resubmit": "trainflow.cli.workflows:resubmit",
     "services": "trainflow.cli.workflows:services",
     "tensorboard": "trainflow.cli.workflows:tensorboard",
+    "compare": "trainflow.cli.compare:compare_command",
     "workflow-runner": "trainflow.cli.runner:workflow_runner",
     "ui": "trainflow.cli.ui:ui_command",
     "compile": "trainflow.cli.compile:compile_command",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -23,10 +24,34 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from rich.console import Console
 
-    # Piped output gets wide lines rather than 80 columns, so tables and checksums stay whole.
-    globals()["console"] = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    if sys.stdout.isatty():
+        globals()["console"] = Console(highlight=False)
+    else:  # piped: lines as long as they are (tables, checksums, messages stay whole), no padding after them
+        globals()["console"] = Console(highlight=False, width=PIPED_WIDTH, file=_Unpadded())  # type: ignore[arg-type]
     globals()["err_console"] = Console(stderr=True, highlight=False)
     return globals()[name]
+
+
+PIPED_WIDTH = 1000
+
+
+class _Unpadded:
+    """Standard output (whatever `sys.stdout` is when written to) without the spaces rich pads lines with."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(_TRAILING_SPACES.sub("\n", text))
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return sys.stdout.fileno()
+
+
+_TRAILING_SPACES = re.compile(r" +\n")
 
 
 def setup_logging(level: str) -> None:

@@ -57,11 +57,41 @@ def _test_split(data_dir: Path | None, count: int) -> tuple[np.ndarray, np.ndarr
     return examples, np.asarray(dataset.test.labels[:count]), dataset.descriptor.class_names
 
 
+def _latest_served(protocol: str, workflow: str | None = None) -> tuple[str, str | None] | None:
+    """The address (for `protocol`) and model name of the model server a local workflow (or `workflow`) started last."""
+    from trainflow.cli.workflows import local
+    from trainflow.settings import trainflow_home
+    from trainflow.workflows.local.layout import Layout
+
+    if not Layout(trainflow_home()).db.exists():  # no workflow ever ran here: nothing to find, nothing to create
+        return None
+    servers = [
+        (w, s)
+        for w, s in local().services()
+        if "grpc-address" in s.outputs and "rest-url" in s.outputs and workflow in (None, w.name)
+    ]
+    if not servers:
+        return None
+    latest, step = max(servers, key=lambda found: found[1].finished_at or 0.0)
+    grpc = protocol.endswith("grpc")
+    address = str(step.outputs["grpc-address"] if grpc else step.outputs["rest-url"]).removeprefix("http://")
+    click.echo(f"using the model server of workflow {latest.name} at {address} (--server picks another)", err=True)
+    name = step.outputs.get("model-name")
+    return address, str(name) if name else None
+
+
 @click.command("predict")
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--server", default=None, help="HOST:PORT (default: 127.0.0.1:9000 for gRPC, :8501 for REST).")
+@click.option(
+    "--server",
+    default=None,
+    help="HOST:PORT (default: the model server a local workflow started last, else 127.0.0.1:9000 for gRPC, "
+    ":8501 for REST).",
+)
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="grpc", show_default=True)
-@click.option("--model-name", default=None, help="The served model [the workflow's model-name, else mnist].")
+@click.option(
+    "--model-name", default=None, help="Model to ask (default: the served one's name or the workflow's, else mnist)."
+)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -93,7 +123,7 @@ def _test_split(data_dir: Path | None, count: int) -> tuple[np.ndarray, np.ndarr
 @click.option(
     "--workflow",
     default=None,
-    help="Kubernetes: ask this workflow's model server, through a port-forward open while the command runs.",
+    help="Ask this workflow's model server (on Kubernetes: through a port-forward open while the command runs).",
 )
 @click.option(
     "--backend",
@@ -122,24 +152,28 @@ def predict_command(
     """Predict classes: FILES (PNG/JPEG images, CSV rows, .npy arrays), or --data-dir's test examples."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would bury the output
     with ExitStack() as stack:
-        if workflow is not None:
-            server, served = stack.enter_context(_cluster_server(workflow, backend, namespace, server, protocol))
+        if workflow is not None and server is not None:
+            raise ClientError("give --workflow (its model server) or --server (an address), not both")
+        if workflow is not None and backend == "kubernetes":
+            server, served = stack.enter_context(_cluster_server(workflow, namespace, protocol))
             model_name = model_name or served
+        elif server is None:
+            found = _latest_served(protocol, workflow)
+            if found is None and workflow is not None:
+                raise ClientError(f"workflow {workflow} serves no model on this machine: see `trainflow services`")
+            server, latest = found or (default_server(protocol), None)
+            model_name = model_name or latest
         _predict(files, server, protocol, model_name or "mnist", data_dir, num, num_tests, concurrency, timeout, invert)
 
 
 @contextmanager
-def _cluster_server(
-    workflow: str, backend: str, namespace: str, server: str | None, protocol: str
-) -> Iterator[tuple[str, str]]:
-    """The loopback address forwarded to `workflow`'s model server, and the model name it serves."""
-    if backend != "kubernetes" or server is not None:
-        raise ClientError("--workflow needs --backend kubernetes and no --server (locally, pass --server)")
+def _cluster_server(workflow: str, namespace: str, protocol: str) -> Iterator[tuple[str, str]]:
+    """The loopback address forwarded to `workflow`'s model server on the cluster, and the model name it serves."""
     from trainflow.cli.forward import model_server_on_cluster
     from trainflow.cli.workflows import backend_for
     from trainflow.workflows.kubernetes import KubernetesBackend
 
-    target = backend_for(backend, namespace)
+    target = backend_for("kubernetes", namespace)
     assert isinstance(target, KubernetesBackend)
     with model_server_on_cluster(target, workflow, protocol) as found:
         yield found
@@ -147,7 +181,7 @@ def _cluster_server(
 
 def _predict(
     files: tuple[Path, ...],
-    server: str | None,
+    server: str,
     protocol: str,
     model_name: str,
     data_dir: Path | None,
@@ -157,7 +191,8 @@ def _predict(
     timeout: float,
     invert: bool,
 ) -> None:
-    with PredictClient(server or default_server(protocol), protocol, model_name, timeout) as client:
+    """Ask the server about FILES, or --data-dir's test examples, and print what it says."""
+    with PredictClient(server, protocol, model_name, timeout) as client:
         if files:
             for path in files:
                 examples = load_examples(path, client.input_shape, invert)

@@ -16,7 +16,12 @@ from trainflow.workflows import MODEL_TRAIN, parse_assignments
 
 @click.command()
 @click.option(
-    "--data-url", default=DEFAULT_MNIST_URL, show_default=True, help="Dataset: s3://, http(s)://, file:// or a path."
+    "--data-url",
+    "--s3-data-url",
+    "data_url",
+    default=DEFAULT_MNIST_URL,
+    show_default=True,
+    help="Dataset: s3://, http(s)://, file:// or a path (offline: a local copy, e.g. ../shared/data/mnist-10k).",
 )
 @click.option("--job-name", default=None, help="Run name (default: mnist-<date>-<time>).")
 @click.option("--workers", default=2, show_default=True, help="Training workers (processes).")
@@ -55,18 +60,26 @@ def run(
         console.print(f"\nstill running: `trainflow get {info.name}`, `trainflow logs {info.name} -f`")
         return
     if final.status != "Succeeded":
-        console.print(
-            f"[red]{final.name} failed[/red]: {final.message}\n`trainflow logs {final.name}` shows why; "
-            f"`trainflow retry {final.name}` resumes from the failed step"
+        click.echo(f"error: workflow {final.name} failed: {final.message}", err=True)
+        click.echo(
+            f"`trainflow logs {final.name}` shows why; `trainflow retry {final.name} [-p NAME=VALUE]` resumes "
+            "from the failed step",
+            err=True,
         )
         sys.exit(1)
     outputs = {k: v for s in final.steps for k, v in s.outputs.items()}  # read by what they are, not by step
-    console.print("\n[bold]Next[/bold]")
-    dataset = outputs.get("dataset-path", "DATA_DIR")
+    console.print("\n[bold]Next[/bold] (besides the Try: line above)")
     model = str(outputs.get("model-name", "mnist"))
     named = f" --model-name {model}" if model != "mnist" else ""
-    if "grpc-address" in outputs:
-        console.print(f"  trainflow predict --server {outputs['grpc-address']}{named} --data-dir {dataset} --num 20")
+    if "grpc-address" in outputs and (
+        not str(outputs["grpc-address"]).endswith(":9000") or not str(outputs.get("rest-url")).endswith(":8501")
+    ):
+        console.print(
+            f"  8501/9000 were taken: the model server listens on {outputs.get('rest-url')} and "
+            f"{outputs['grpc-address']} (`trainflow predict` without --server finds it)",
+            soft_wrap=True,
+            markup=False,
+        )
     if "rest-url" in outputs:
         rest = str(outputs["rest-url"])
         console.print(

@@ -140,10 +140,16 @@ def _run(config: ServerConfig, outputs: str | None) -> None:
     default=None,
     help="Serve several models: TF Serving's model_config_list text format (instead of --model-base-path).",
 )
+@click.option(
+    "--wait-for-model",
+    is_flag=True,
+    help="Start even where the base path does not exist yet, and serve once a version appears there.",
+)
 @server_options
 def serve_command(
     model_base_path: str | None,
     model_config_file: str | None,
+    wait_for_model: bool,
     aws_endpoint_url: str | None,
     aws_region: str | None,
     **flags: Any,
@@ -153,11 +159,28 @@ def serve_command(
         raise ServingError("give --model-base-path (one model) or --model-config-file (several), not both or neither")
     if model_config_file is not None:
         models = tuple(read_model_config(model_config_file))
-        _run(
-            _config("", aws_endpoint_url, aws_region, **{**flags, "model_name": models[0].name, "models": models}), None
-        )
-        return
-    _run(_config(model_base_path or "", aws_endpoint_url, aws_region, **flags), None)
+        config = _config("", aws_endpoint_url, aws_region, **{**flags, "model_name": models[0].name, "models": models})
+        bases = [m.base_path for m in models]
+    else:
+        config = _config(model_base_path or "", aws_endpoint_url, aws_region, **flags)
+        bases = [config.base_url]
+    if not wait_for_model:
+        for base in bases:
+            _check_exists(base, config.storage)
+    _run(config, None)
+
+
+def _check_exists(base_url: str, options: StorageOptions | None) -> None:
+    """Refuse a base path that names nothing (a typo waits forever otherwise)."""
+    from trainflow.storage import ObjectNotFound, open_store
+
+    try:
+        open_store(base_url, options).list()
+    except ObjectNotFound:
+        raise ServingError(
+            f"no model directory at {base_url}: give the directory that holds the numbered versions "
+            "(a run's export base), or add --wait-for-model to serve once a version appears there"
+        ) from None
 
 
 @click.command("serve-model")

@@ -43,7 +43,7 @@ def step_table(info: WorkflowInfo) -> Table:
         colour = _COLOURS.get(step.status, "white")
         shown = (
             "Running (service)"
-            if step.service and step.status == "Succeeded" and step.message == "service running"
+            if step.service and step.status == "Succeeded" and step.message.startswith("service running")
             else step.status
         )
         table.add_row(

@@ -105,23 +105,44 @@ def submit(
 
 
 @click.command("list")
-@click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["json", "yaml", "wide"]),
+    default=None,
+    help="json/yaml for machines; wide adds each run's accuracy, loss and model version.",
+)
 @backend_option
 @namespace_option
 def list_command(output: str | None, backend: str, namespace: str) -> None:
-    """List workflows: NAME STATUS AGE DURATION."""
+    """List workflows: NAME STATUS AGE DURATION (-o wide: ACCURACY LOSS VERSION too)."""
     infos = backend_for(backend, namespace).list()
-    if output:
+    if output in ("json", "yaml"):
         emit([i.to_dict() for i in infos], output)
         return
-    table = Table("NAME", "STATUS", "AGE", "DURATION", "MESSAGE", box=None)
+    wide = ("ACCURACY", "LOSS", "VERSION") if output == "wide" else ()
+    table = Table("NAME", "STATUS", "AGE", "DURATION", *wide, "MESSAGE", box=None)
     for info in infos:
         cached = sum(s.status == "Cached" for s in info.steps)
         message = "; ".join(filter(None, [info.message, f"{cached} step(s) Cached" if cached else ""]))
+        measured = wide_columns(info) if wide else []
         table.add_row(
-            info.name, info.status, age(info.created_at), duration(info.started_at, info.finished_at), message
+            info.name,
+            info.status,
+            age(info.created_at),
+            duration(info.started_at, info.finished_at),
+            *measured,
+            message,
         )
     console.print(table if infos else "no workflows")
+
+
+def wide_columns(info: WorkflowInfo) -> list[str]:
+    """A run's accuracy, loss and model version, as `list -o wide` shows them."""
+    from trainflow.workflows.runs import shown, summarize
+
+    run = summarize(info)
+    return [shown(run.metrics.get("accuracy")), shown(run.metrics.get("loss")), shown(run.model_version)]
 
 
 @click.command()
@@ -144,7 +165,9 @@ def print_workflow(info: WorkflowInfo) -> None:
     console.print(
         f"Name:      {info.name}\nPipeline:  {info.pipeline}\nStatus:    {info.status}"
         + (f"\nMessage:   {info.message}" if info.message else "")
-        + f"\nDuration:  {duration(info.started_at, info.finished_at)}"
+        + f"\nDuration:  {duration(info.started_at, info.finished_at)}",
+        soft_wrap=True,  # a long message wraps where the terminal does, never cut into lines
+        markup=False,
     )
     console.print(step_table(info))
     for line in summary_lines(info):
@@ -173,9 +196,14 @@ def failed_log_tails(info: WorkflowInfo, lines: int = 15) -> list[str]:
 @backend_option
 @namespace_option
 def logs(name: str, step: str | None, follow_: bool, backend: str, namespace: str) -> None:
-    """Print a workflow's step logs."""
-    for line in backend_for(backend, namespace).logs(name, step, follow_):
+    """Print a workflow's step logs, step by step; a failed workflow's error comes last."""
+    target = backend_for(backend, namespace)
+    for line in target.logs(name, step, follow_):
         click.echo(line)
+    info = target.get(name)
+    failed = [s.name for s in info.steps if s.status == "Failed"]
+    if info.status == "Failed" and (step is None or step in failed):
+        click.echo(f"workflow {name} Failed: {info.message}")
 
 
 @click.command()
@@ -205,13 +233,21 @@ def stop(name: str, backend: str, namespace: str) -> None:
 
 @click.command()
 @click.argument("name")
-@click.option("--wait", is_flag=True)
+@click.option(
+    "-p",
+    "--parameter",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Change a parameter; the steps that read it (and those after them) run again. Repeatable.",
+)
+@click.option("--wait", is_flag=True, help="Wait until the workflow ends; exit 1 if it failed again.")
 @backend_option
 @namespace_option
-def retry(name: str, wait: bool, backend: str, namespace: str) -> None:
-    """Re-run a failed workflow from its failed step, keeping the steps that succeeded."""
+def retry(name: str, params: tuple[str, ...], wait: bool, backend: str, namespace: str) -> None:
+    """Re-run a failed workflow from its failed step, keeping the steps that succeeded (as `argo retry`)."""
     target = backend_for(backend, namespace)
-    info = target.retry(name)
+    info = target.retry(name, parse_assignments(params))
     console.print(f"{info.name}: retrying")
     if wait:
         sys.exit(0 if follow(target, name, live=sys.stdout.isatty()).status == "Succeeded" else 1)
@@ -219,15 +255,25 @@ def retry(name: str, wait: bool, backend: str, namespace: str) -> None:
 
 @click.command()
 @click.argument("name")
+@click.option(
+    "-p",
+    "--parameter",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Run with this parameter changed (the others as in NAME). Repeatable.",
+)
 @click.option("--job-name", default=None, help="Name of the new run (default: NAME plus a random suffix).")
 @click.option("--no-cache", is_flag=True, help="Run every step again (default: reuse this run's cacheable results).")
-@click.option("--wait", is_flag=True)
+@click.option("--wait", is_flag=True, help="Wait until the new workflow ends; exit 1 if it failed.")
 @backend_option
 @namespace_option
-def resubmit(name: str, job_name: str | None, no_cache: bool, wait: bool, backend: str, namespace: str) -> None:
-    """Run a workflow again under a new name; unchanged cacheable steps reuse its outputs."""
+def resubmit(
+    name: str, params: tuple[str, ...], job_name: str | None, no_cache: bool, wait: bool, backend: str, namespace: str
+) -> None:
+    """Run a workflow again under a new name (as `argo resubmit`); unchanged cacheable steps reuse its outputs."""
     target = backend_for(backend, namespace)
-    info = target.resubmit(name, job_name, no_cache)
+    info = target.resubmit(name, job_name, no_cache, parse_assignments(params))
     console.print(f"Name: {info.name}\nStatus: {info.status}")
     if wait:
         sys.exit(0 if follow(target, info.name, live=sys.stdout.isatty()).status == "Succeeded" else 1)

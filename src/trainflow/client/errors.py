@@ -1,6 +1,6 @@
 """Errors of the client layer."""
 
-from trainflow.errors import TRANSIENT_EXIT_CODE, TrainflowError
+from trainflow.errors import UNREACHABLE_EXIT_CODE, TrainflowError
 
 
 class ClientError(TrainflowError):
@@ -10,4 +10,4 @@ class ClientError(TrainflowError):
 class ServerUnreachable(ClientError):
     """Nothing answered at the server address: start the server or check --server."""
 
-    exit_code = TRANSIENT_EXIT_CODE
+    exit_code = UNREACHABLE_EXIT_CODE

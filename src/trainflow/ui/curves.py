@@ -20,11 +20,10 @@ from typing import Any
 
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, open_store
 from trainflow.workflows.backend import WorkflowInfo
+from trainflow.workflows.runs import METRICS_FILE, TRAIN_DIR_OUTPUT
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
-TRAIN_DIR_OUTPUT = "train-dir"  # a step output holding a train dir (logs/ with TensorBoard events, metrics.json)
 _NOT_METRICS = ("step", "total", "time")
 
 Points = list[tuple[int, float]]

@@ -172,14 +172,16 @@ class StateStore:
             sets = ", ".join(f"{k} = ?" for k in fields)
             db.execute(f"UPDATE steps SET {sets} WHERE workflow = ? AND name = ?", (*fields.values(), workflow, step))
 
-    def restart(self, name: str, steps: list[str]) -> bool:
-        """Failed -> Pending with `steps` reset, in one transaction; False if the workflow is not Failed."""
+    def restart(self, name: str, steps: list[str], params: dict[str, str] | None = None) -> bool:
+        """Failed -> Pending with `steps` reset (and `params` set), in one transaction; False if not Failed."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             changed = db.execute(
                 "UPDATE workflows SET status = ?, message = '', finished_at = NULL WHERE name = ? AND status = ?",
                 (PENDING, name, FAILED),
             ).rowcount
+            if changed and params is not None:
+                db.execute("UPDATE workflows SET params = ? WHERE name = ?", (json.dumps(params), name))
             if changed:
                 db.executemany(
                     "UPDATE steps SET status = ?, message = '', started_at = NULL, finished_at = NULL "

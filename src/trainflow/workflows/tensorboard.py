@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
+import sys
 import threading
 from pathlib import Path
 
@@ -11,6 +14,7 @@ from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_l
 from trainflow.storage.names import name_problem
 
 log = logging.getLogger(__name__)
+CHATTY_LOGGERS = ("tensorboard", "werkzeug")
 
 
 class LogMirror:
@@ -68,9 +72,25 @@ def local_logdir(
 
 
 def launch_tensorboard(logdir: Path, port: int, host: str) -> str:
-    """Start TensorBoard's server in this process (a background thread); returns its URL."""
+    """Start TensorBoard's server in this process (a background thread); returns its URL.
+
+    Below DEBUG, TensorBoard's own chatter (a data-server load cycle every few seconds, every request,
+    the fast-loading notice) stays out of the step's log, so the log says what the step did and why it failed.
+    """
     from tensorboard import program
 
+    quiet = not logging.getLogger().isEnabledFor(logging.DEBUG)
+    if quiet:
+        for chatty in CHATTY_LOGGERS:  # the data server is verbose only while its logger is at INFO
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     board = program.TensorBoard()
     board.configure(argv=[None, "--logdir", str(logdir), "--port", str(port), "--host", host, "--reload_interval", "5"])
-    return board.launch()
+    said = io.StringIO()
+    with contextlib.redirect_stderr(said):
+        url = board.launch()
+    notes = said.getvalue()
+    if quiet:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # TensorBoard resets it to NOTSET as it starts
+        notes = notes.replace(program._DATA_SERVER_ADVISORY_MESSAGE, "")
+    sys.stderr.write(notes)  # anything else it said (a data server that did not start) stays in the log
+    return str(url)

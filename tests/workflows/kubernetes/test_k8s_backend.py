@@ -188,6 +188,46 @@ def test_following_a_log_streams_its_lines_as_they_arrive_in_pieces_fake_k8s_api
     assert [s.released for s in cluster.streams] == [True]
 
 
+def params_of(workflow: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
+
+
+def test_resubmit_copies_the_run_with_overrides_and_keeps_its_cluster_options_fake_k8s_api(
+    cluster: FakeCluster,
+) -> None:
+    target = backend(cluster)
+    target.submit(MODEL_TRAIN, {"job-name": "run1", "model-learning-rate": "0.01"})
+    original = cluster.workflows[("ml", "run1")]
+    original["spec"]["nodeSelector"] = {"pool": "gpu"}  # as compile's --node-selector writes it
+    original["spec"]["shutdown"] = "Stop"  # the first run was stopped
+    info = target.resubmit("run1", "run2", values={"model-learning-rate": "0.05"})
+    copy = cluster.workflows[("ml", "run2")]
+    assert info.name == "run2" and params_of(copy)["job-name"] == "run2"
+    assert params_of(copy)["model-learning-rate"] == "0.05" and params_of(original)["model-learning-rate"] == "0.01"
+    assert copy["spec"]["nodeSelector"] == {"pool": "gpu"} and "shutdown" not in copy["spec"]
+    assert any("memoize" in t for t in copy["spec"]["templates"])  # unchanged steps are reused from the cache
+    fresh = target.resubmit("run1", "run3", no_cache=True)
+    assert not any("memoize" in t for t in cluster.workflows[("ml", fresh.name)]["spec"]["templates"])
+    auto = target.resubmit("run1")
+    assert auto.name.startswith("run1-") and params_of(cluster.workflows[("ml", auto.name)])["job-name"] == auto.name
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"model-learning-rat": "0.1"}, "workflow run1 has no parameter 'model-learning-rat'"),
+        ({"tf-worker": "0"}, "tf-worker must be at least 1"),
+    ],
+)
+def test_resubmit_with_a_bad_override_creates_nothing_fake_k8s_api(
+    cluster: FakeCluster, values: dict[str, str], message: str
+) -> None:
+    backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1"})
+    with pytest.raises(WorkflowError, match=message):
+        backend(cluster).resubmit("run1", "run2", values=values)
+    assert list(cluster.workflows) == [("ml", "run1")]
+
+
 def test_stop_asks_argo_to_stop_a_running_workflow_fake_k8s_api(cluster: FakeCluster) -> None:
     backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1"})
     cluster.workflows[("ml", "run1")]["status"] = {"phase": "Running", "nodes": {}}

@@ -19,7 +19,6 @@ def trainflow(*args: str) -> subprocess.CompletedProcess[str]:
     ("args", "instead"),
     [
         (("retry", "myjob"), "argo retry myjob -n ml"),
-        (("resubmit", "myjob"), "argo resubmit myjob -n ml"),
     ],
 )
 def test_an_operation_the_cluster_backend_cannot_do_says_what_to_run(args: tuple[str, ...], instead: str) -> None:

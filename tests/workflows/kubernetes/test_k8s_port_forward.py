@@ -234,12 +234,21 @@ def test_predict_asks_the_workflows_model_server_through_a_port_forward_fake_k8s
     assert opened and {port for _, port in opened} == {wanted}
 
 
-def test_predict_with_a_workflow_needs_the_kubernetes_backend() -> None:
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (["--workflow", "run1"], "error: workflow run1 serves no model on this machine: see `trainflow services`"),
+        (
+            ["--workflow", "run1", "--server", "127.0.0.1:1", "--backend", "kubernetes"],
+            "error: give --workflow (its model server) or --server (an address), not both",
+        ),
+    ],
+)
+def test_predict_with_a_workflow_it_cannot_reach_is_one_line(flags: list[str], line: str) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "trainflow", "predict", "--workflow", "run1", "--num", "1"],
+        [sys.executable, "-m", "trainflow", "predict", *flags, "--num", "1"],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert out.returncode != 0 and out.stderr.count("\n") == 1, out.stderr
-    assert out.stderr.startswith("error: --workflow needs --backend kubernetes")
+    assert out.returncode != 0 and out.stderr.strip() == line, out.stderr

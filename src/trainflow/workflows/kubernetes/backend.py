@@ -7,17 +7,21 @@ in-cluster config); tests inject a `ClusterApi` of their own instead.
 from __future__ import annotations
 
 import builtins
+import copy
 import logging
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from trainflow.errors import PERMANENT_EXIT_CODE, TRANSIENT_EXIT_CODE
-from trainflow.pipelines import Pipeline
+from trainflow.pipelines import Pipeline, PipelineError
+from trainflow.pipelines.builtin import PIPELINES
 from trainflow.workflows.backend import PENDING, RUNNING, SUCCEEDED, StepInfo, WorkflowInfo
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes.compiler import compile_pipeline
 from trainflow.workflows.kubernetes.options import ClusterOptions
+from trainflow.workflows.kubernetes.render import NAME_PARAM_ANNOTATION, NAME_SUFFIX_ANNOTATION, PIPELINE_LABEL
 from trainflow.workflows.kubernetes.resources import (
     JOB_KINDS,
     STEP_LABEL,
@@ -244,16 +248,57 @@ class KubernetesBackend:
         )
         return self.get(name)
 
-    def retry(self, name: str) -> WorkflowInfo:
+    def retry(self, name: str, values: Mapping[str, str] | None = None) -> WorkflowInfo:
         raise WorkflowError(
-            f"the kubernetes backend does not retry workflows: run `argo retry {name} -n {self.namespace}`"
+            f"the kubernetes backend does not retry in place: run `argo retry {name} -n {self.namespace}`, or "
+            f"`trainflow resubmit {name} --backend kubernetes` (a new run; memoized steps are reused)"
         )
 
-    def resubmit(self, name: str, new_name: str | None = None, no_cache: bool = False) -> WorkflowInfo:
-        raise WorkflowError(
-            f"the kubernetes backend does not resubmit workflows: run `argo resubmit {name} -n "
-            f"{self.namespace}` (memoized steps are reused)"
+    def resubmit(
+        self, name: str, new_name: str | None = None, no_cache: bool = False, values: Mapping[str, str] | None = None
+    ) -> WorkflowInfo:
+        """Run a workflow again under a new name from its own compiled spec (cluster options and all).
+
+        `values` override parameters; memoized steps whose inputs did not change are reused unless `no_cache`.
+        """
+        source = self._get_raw(name)
+        meta = source.get("metadata", {})
+        if meta.get("labels", {}).get("app.kubernetes.io/managed-by") != "trainflow":
+            raise WorkflowError(f"'{name}' is not a trainflow workflow: resubmit it with `argo resubmit {name}`")
+        spec = copy.deepcopy(source["spec"])
+        spec.pop("shutdown", None)  # a stopped run's copy must run
+        params = {p["name"]: str(p.get("value", "")) for p in spec.get("arguments", {}).get("parameters", [])}
+        params.update(_known_overrides(name, params, values or {}))
+        annotations = meta.get("annotations", {})
+        name_param = annotations.get(NAME_PARAM_ANNOTATION) or None
+        copy_meta: dict[str, Any] = {
+            "namespace": self.namespace,
+            "labels": meta.get("labels", {}),
+            "annotations": annotations,
+        }
+        if name_param is not None and name_param in params:
+            chosen = new_name or (values or {}).get(name_param)
+            params[name_param] = chosen or f"{params[name_param][:50]}-{secrets.token_hex(3)}"
+            copy_meta["name"] = params[name_param] + annotations.get(NAME_SUFFIX_ANNOTATION, "")
+        elif new_name:
+            raise WorkflowError(f"{name}'s pipeline names its runs itself: resubmit without --job-name")
+        else:
+            copy_meta["generateName"] = (
+                meta.get("generateName") or f"{meta.get('labels', {}).get(PIPELINE_LABEL, name)}-"
+            )
+        pipeline = PIPELINES.get(meta.get("labels", {}).get(PIPELINE_LABEL, ""))
+        if pipeline is not None:  # a built-in pipeline: its parameters are checked as at submit
+            _checked(pipeline, params)
+        spec["arguments"] = {"parameters": [{"name": k, "value": v} for k, v in params.items()]}
+        if no_cache:
+            for template in spec.get("templates", []):
+                template.pop("memoize", None)
+        body = {"apiVersion": source.get("apiVersion"), "kind": source.get("kind"), "metadata": copy_meta, "spec": spec}
+        created = self._call(
+            lambda: self.api.custom.create_namespaced_custom_object(*ARGO, self.namespace, "workflows", body),
+            copy_meta.get("name"),
         )
+        return workflow_info(created or body, self.name)
 
     def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]:
         """trainflow's Services in the namespace, with in-cluster addresses and the port-forward to reach them."""
@@ -337,6 +382,22 @@ def _body_message(exc: Exception) -> str:
         return str(json.loads(getattr(exc, "body", "") or "{}").get("message", "")) or "no details"
     except ValueError:
         return "no details"
+
+
+def _known_overrides(name: str, params: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
+    unknown = sorted(set(values) - set(params))
+    if unknown:
+        raise WorkflowError(
+            f"workflow {name} has no parameter '{unknown[0]}': its parameters are {', '.join(sorted(params))}"
+        )
+    return dict(values)
+
+
+def _checked(pipeline: Pipeline, params: Mapping[str, str]) -> None:
+    try:
+        pipeline.resolve(params)
+    except PipelineError as exc:
+        raise WorkflowError(exc.message) from None
 
 
 def _items(listing: Any) -> list[Any]:

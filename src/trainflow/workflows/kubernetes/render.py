@@ -55,6 +55,11 @@ def complete_values(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, s
     return values
 
 
+PIPELINE_LABEL = "trainflow.io/pipeline"
+NAME_PARAM_ANNOTATION = "trainflow.io/name-param"
+NAME_SUFFIX_ANNOTATION = "trainflow.io/name-suffix"
+
+
 def workflow_name(pipeline: Pipeline, values: Mapping[str, str]) -> str | None:
     """The run's name from its name parameter; None for a pipeline without one (Argo appends a suffix)."""
     if pipeline.name_param is None:
@@ -416,13 +421,18 @@ def workflow(
     if any(t["name"] == exit_handler.CLEANUP_TEMPLATE for t in all_templates):
         spec["onExit"] = exit_handler.CLEANUP_TEMPLATE
     spec["podGC"] = exit_handler.pod_gc()
-    labels = {**k8s.MANAGED_BY, "trainflow.io/pipeline": pipeline.name, "trainflow.io/job-kind": job_kind}
+    labels = {**k8s.MANAGED_BY, PIPELINE_LABEL: pipeline.name, "trainflow.io/job-kind": job_kind}
     meta: dict[str, Any] = {"name": name} if name else {"generateName": f"{pipeline.name}-"}
     meta.update(
         {
             "namespace": values["namespace"],
             "labels": labels,
-            "annotations": {"trainflow.io/steps": step_summary(pipeline)},
+            "annotations": {
+                "trainflow.io/steps": step_summary(pipeline),
+                # what `trainflow resubmit` needs to name a copy of this run as the pipeline would
+                NAME_PARAM_ANNOTATION: pipeline.name_param or "",
+                NAME_SUFFIX_ANNOTATION: pipeline.name_suffix,
+            },
         }
     )
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": spec}

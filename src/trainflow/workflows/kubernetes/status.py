@@ -18,7 +18,7 @@ from trainflow.workflows.backend import (
     StepInfo,
     WorkflowInfo,
 )
-from trainflow.workflows.kubernetes.render import step_summary
+from trainflow.workflows.kubernetes.render import PIPELINE_LABEL, step_summary
 
 # Argo's workflow and node phases; "Error" is Argo's own failure (not the step's): a failure for users.
 PHASES = {
@@ -80,7 +80,7 @@ def step_infos(steps: list[dict[str, Any]], status: Mapping[str, Any]) -> list[S
 def workflow_info(raw: Mapping[str, Any], backend: str) -> WorkflowInfo:
     """What `trainflow get` shows for one Workflow object."""
     meta, status = raw.get("metadata", {}), raw.get("status", {}) or {}
-    pipeline = meta.get("labels", {}).get("trainflow.io/pipeline", "model-train")
+    pipeline = meta.get("labels", {}).get(PIPELINE_LABEL, "model-train")
     params = {
         p["name"]: str(p.get("value", "")) for p in raw.get("spec", {}).get("arguments", {}).get("parameters", [])
     }

@@ -228,9 +228,12 @@ class LocalBackend:
         processes.stop_group(pid, started, grace=30)
         return self.get(name)
 
-    def retry(self, name: str) -> WorkflowInfo:
-        """Re-run a failed workflow from its failed steps, keeping the successful ones."""
-        self.state.get(name)
+    def retry(self, name: str, values: Mapping[str, str] | None = None) -> WorkflowInfo:
+        """Re-run a failed workflow from its failed steps, keeping the successful ones.
+
+        `values` override parameters: the steps that read a changed one, and those after them, run again.
+        """
+        params, reached = self._overridden(self.state.get(name), values or {})
         running = WorkflowError(
             f"workflow {name} is already running: `trainflow get {name}` shows its progress, "
             f"`trainflow stop {name}` stops it"
@@ -238,28 +241,59 @@ class LocalBackend:
         with self._runner_lock(name, busy=running) as lock:
             self._fail_dead_runner(name)
             info = self.state.get(name)
-            live = {s for s, pid, started, service in self.state.step_processes(name) if processes.alive(pid, started)}
+            if info.status != FAILED:
+                raise WorkflowError(f"workflow {name} is {info.status}: only a Failed workflow can be retried")
+            live = {s: (p, t) for s, p, t, _ in self.state.step_processes(name) if processes.alive(p, t)}
             reset = [
                 s.name
                 for s in info.steps
                 if s.status in (FAILED, OMITTED, PENDING, RUNNING)
                 or (s.service and s.status == SUCCEEDED and s.name not in live)
+                or s.name in reached
             ]
-            if not self.state.restart(name, reset):
+            for step in set(reset) & live.keys():  # a service the new values reach starts again with them
+                processes.stop_group(*live[step])
+            if not self.state.restart(name, reset, params if values else None):
                 raise WorkflowError(f"workflow {name} is {info.status}: only a Failed workflow can be retried")
             self._spawn_runner(name, lock)
         return self.get(name)
 
-    def resubmit(self, name: str, new_name: str | None = None, no_cache: bool = False) -> WorkflowInfo:
-        """Run a workflow again under a new name; cacheable steps reuse this run's outputs unless `no_cache`."""
+    def _overridden(self, info: WorkflowInfo, overrides: Mapping[str, str]) -> tuple[dict[str, str], set[str]]:
+        """A run's parameters with `overrides` checked and applied, and the step instances the change reaches."""
+        if not overrides:
+            return dict(info.params), set()
+        pipeline, _, _ = load_pipeline(self.state, info.name, info.pipeline)
+        key = pipeline.name_param
+        if key is not None and key in overrides and overrides[key] != info.params.get(key):
+            raise WorkflowError(
+                f"retry keeps the run's {key}: `trainflow resubmit {info.name} -p {key}=...` runs it under a new one"
+            )
+        params = self._complete(pipeline, resolve_params(pipeline, {**info.params, **overrides}), overrides)
+        if any(plan.instance_names(s, params) != plan.instance_names(s, info.params) for s in pipeline.steps):
+            raise WorkflowError(
+                f"these values change which step instances run: `trainflow resubmit {info.name} -p ...` instead"
+            )
+        changed = {k for k, v in params.items() if info.params.get(k) != v}
+        reached = plan.reached_by(pipeline, changed)
+        return params, {i for s in pipeline.steps if s.name in reached for i in plan.instance_names(s, params)}
+
+    def resubmit(
+        self, name: str, new_name: str | None = None, no_cache: bool = False, values: Mapping[str, str] | None = None
+    ) -> WorkflowInfo:
+        """Run a workflow again under a new name, `values` overriding its parameters.
+
+        Cacheable steps reuse this run's outputs unless `no_cache` (or a changed value reaches them).
+        """
         info = self.get(name)
         pipeline, python_path, _ = load_pipeline(self.state, name, info.pipeline)
-        values = dict(info.params)
+        overrides = dict(values or {})
+        params = {**info.params, **overrides}
         if pipeline.name_param is not None:
-            values[pipeline.name_param] = new_name or f"{values[pipeline.name_param][:56]}-{secrets.token_hex(3)}"
+            chosen = new_name or overrides.get(pipeline.name_param)
+            params[pipeline.name_param] = chosen or f"{info.params[pipeline.name_param][:56]}-{secrets.token_hex(3)}"
         elif new_name:
             raise WorkflowError(f"{pipeline.name} names its runs itself: resubmit without --job-name")
-        return self.submit(pipeline, values, no_cache, python_path)
+        return self.submit(pipeline, params, no_cache, python_path)
 
     def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
         """The progress events step `step` of workflow `name` reported, oldest first."""

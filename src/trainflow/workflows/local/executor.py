@@ -44,7 +44,7 @@ from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.local import plan, processes
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
-from trainflow.workflows.local.services import Readiness, free_port
+from trainflow.workflows.local.services import Readiness, choose_ports
 from trainflow.workflows.state import StateStore, now
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ class _Running:
     started: float
     attempt: int
     key: str | None
+    item: str | None = None
+    inputs: dict[str, dict[str, object]] = field(default_factory=dict)
     readiness: Readiness | None = None
 
 
@@ -124,7 +126,7 @@ class Executor:
                 self._poll()
                 time.sleep(_POLL)
         finally:
-            self._stop_running("stopped" if self.stopping else "workflow ended")
+            self._stop_running("by user" if self.stopping else "the workflow ended")
         return self._finish()
 
     def _on_stop(self, signum: int, frame: object) -> None:
@@ -223,14 +225,20 @@ class Executor:
         return True
 
     def _launch(
-        self, step: Step, instance: str, item: str | None, outputs: dict[str, dict[str, object]], key: str | None
+        self,
+        step: Step,
+        instance: str,
+        item: str | None,
+        outputs: dict[str, dict[str, object]],
+        key: str | None,
+        usual_ports: bool = True,
     ) -> None:
         attempt = self.attempts.get(instance, 0) + 1
         self.attempts[instance] = attempt
         out_dir = self.layout.outputs_dir(self.name, instance)
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True, exist_ok=True)
-        readiness = Readiness(step, {p.name: free_port() for p in step.ports}) if isinstance(step, Service) else None
+        readiness = Readiness(step, choose_ports(step, usual_ports)) if isinstance(step, Service) else None
         try:
             argv = step_command(step, self.values, outputs, readiness.ports if readiness else None, item)
         except WorkflowError as exc:
@@ -245,7 +253,9 @@ class Executor:
         except OSError as exc:
             self._set(instance, FAILED, message=f"cannot start {argv[0]}: {exc.strerror}", finished_at=now())
             return
-        self.running[instance] = _Running(step, instance, proc, time.monotonic(), attempt, key, readiness)
+        self.running[instance] = _Running(
+            step, instance, proc, time.monotonic(), attempt, key, item, outputs, readiness
+        )
         self._set(
             instance,
             RUNNING,
@@ -311,6 +321,11 @@ class Executor:
             if run.key is not None:
                 self.state.remember(run.key, self.name, run.instance, outputs)
             return
+        if run.readiness is not None and run.readiness.lost_a_port():  # another process bound it first: not a fault
+            log.info("%s: a usual port was taken meanwhile; starting it again on free ports", run.instance)
+            self.attempts[run.instance] -= 1
+            self._launch(run.step, run.instance, run.item, run.inputs, run.key, usual_ports=False)
+            return
         reason = self.layout.last_error(self.name, run.instance) or f"exited with code {code}"
         if run.step.service:
             reason = f"service exited before it was ready: {reason}"
@@ -330,8 +345,34 @@ class Executor:
         for instance, run in list(self.running.items()):
             processes.stop_group(run.proc.pid, None)
             run.proc.wait()
-            self._set(instance, FAILED, finished_at=now(), message=why, pid=None)
+            self._set(instance, FAILED, finished_at=now(), message=f"stopped: {why}", pid=None)
         self.running.clear()
+
+    def _settle_services(self) -> None:
+        """After a failure: a run that never trained stops its services (they would show or serve nothing of it).
+
+        Once a training step has run, they stay up to show it (TensorBoard's curves of a diverged run); each
+        service's message says which.
+        """
+        trained = any(
+            self.status[i] not in (PENDING, OMITTED, SKIPPED)
+            for step in self.pipeline.steps
+            if step.kind == "train"
+            for i in self.plan.instances[step.name]
+        )
+        for instance, pid, started, service in self.state.step_processes(self.name):
+            if not service or self.status.get(instance) != SUCCEEDED:
+                continue
+            if trained:
+                self.state.update_step(self.name, instance, message="service running: kept to show the failed run")
+                continue
+            processes.stop_group(pid, started)
+            self._set(
+                instance,
+                SUCCEEDED,
+                pid=None,
+                message=f"stopped: the workflow failed before training (`trainflow retry {self.name}` starts it again)",
+            )
 
     def _finish(self) -> str:
         failed = [n for n, s in self.status.items() if s == FAILED]
@@ -344,6 +385,7 @@ class Executor:
             info = self.state.get(self.name)
             first = next(s for s in info.steps if s.name == failed[0])
             status, message = FAILED, f"step {first.name} failed: {first.message}"
+            self._settle_services()
         else:
             status, message = SUCCEEDED, ""
         self.state.update_workflow(self.name, status=status, finished_at=now(), message=message)

@@ -167,3 +167,20 @@ def artifacts_base(pipeline: Pipeline, values: Mapping[str, str], default: Path)
         return canonical_url(text)
     except StorageError as exc:
         raise WorkflowError(f"artifacts_url of {pipeline.name}: {exc.message}") from None
+
+
+def reached_by(pipeline: Pipeline, changed: set[str]) -> set[str]:
+    """The steps a change of the parameters `changed` reaches: those reading one, and every step after them."""
+    from trainflow.pipelines.conditions import parse_condition
+
+    def reads(step: Step) -> set[str]:
+        found = [*step.refs(), *(parse_condition(step.when).refs() if step.when else [])]
+        if isinstance(step.for_each, ParamRef):
+            found.append(step.for_each)
+        return {r.name for r in found if isinstance(r, ParamRef)}
+
+    reached = {s.name for s in pipeline.steps if reads(s) & changed}
+    for step in pipeline.order():  # upstream steps come first, so one pass carries the change downstream
+        if set(step.upstream()) & reached:
+            reached.add(step.name)
+    return reached

@@ -20,6 +20,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on `port` now (so a service could bind it a moment later)."""
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def choose_ports(step: Service, usual: bool = True) -> dict[str, int]:
+    """Each port's usual number (8501, 9000, 6006: what clients assume) when `usual` and all are free, else free ones."""
+    if usual and all(port_is_free(p.container_port) for p in step.ports):
+        return {p.name: p.container_port for p in step.ports}
+    return {p.name: free_port() for p in step.ports}
+
+
 @dataclass
 class Readiness:
     """Probes one starting service at most every PROBE_EVERY seconds."""
@@ -44,6 +61,13 @@ class Readiness:
         except httpx.HTTPError:
             return False
         return self.probed_ok
+
+    def on_usual_ports(self) -> bool:
+        return bool(self.ports) and all(self.ports[p.name] == p.container_port for p in self.step.ports)
+
+    def lost_a_port(self) -> bool:
+        """True when it was given its usual ports and another process holds one now (it took it first)."""
+        return self.on_usual_ports() and not all(port_is_free(port) for port in self.ports.values())
 
     def urls(self) -> dict[str, str]:
         """The URL outputs the spec declares, filled in with this machine's host and the ports."""

@@ -1,0 +1,72 @@
+"""What a run measured, read from its outputs and its train dir's metrics.json: for listing and comparing runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainflow.storage import StorageError, StorageOptions, open_store
+from trainflow.workflows.backend import DONE, WorkflowInfo
+
+METRICS_FILE = "metrics.json"  # what training writes in its train dir (training.loop; importing it loads torch)
+TRAIN_DIR_OUTPUT = "train-dir"  # a step output naming a train dir (where the training writes metrics.json)
+VERSION_OUTPUT = "model-version"
+
+
+@dataclass
+class RunSummary:
+    """One run side by side with others: its parameters, final metrics and model version."""
+
+    name: str
+    status: str
+    params: dict[str, str]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    model_version: int | None = None
+    duration: float | None = None
+
+
+def summarize(info: WorkflowInfo, options: StorageOptions | None = None) -> RunSummary:
+    """The run's summary; metrics stay empty while it trains, or when it wrote none."""
+    outputs = {k: v for s in info.steps if s.status in DONE for k, v in s.outputs.items()}
+    train_dir = outputs.get(TRAIN_DIR_OUTPUT)
+    version = outputs.get(VERSION_OUTPUT)
+    return RunSummary(
+        name=info.name,
+        status=info.status,
+        params=dict(info.params),
+        metrics=final_metrics(str(train_dir), options) if train_dir else {},
+        model_version=version if isinstance(version, int) else None,
+        duration=(info.finished_at or 0) - info.started_at if info.started_at and info.finished_at else None,
+    )
+
+
+def final_metrics(train_dir: str, options: StorageOptions | None = None) -> dict[str, Any]:
+    """The numbers in `<train_dir>/metrics.json` (non-finite ones as None); empty when absent or not JSON."""
+    try:
+        data = json.loads(open_store(train_dir, options).read_bytes(METRICS_FILE), parse_constant=lambda _: None)
+    except (StorageError, ValueError, RecursionError):  # not written (yet), unreachable, torn or hostile
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(k): (v if math.isfinite(v) else None) if isinstance(v, float) else v
+        for k, v in data.items()
+        if isinstance(v, int | float | str | bool) or v is None
+    }
+
+
+def differing(values: Sequence[object]) -> bool:
+    """True when the runs do not all have the same value."""
+    return len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1
+
+
+def shown(value: object) -> str:
+    """A value in a table: floats to 4 decimals, absent ones as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

@@ -1,0 +1,60 @@
+"""`trainflow run` as a newcomer meets it: what it prints when something is wrong, and where it serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from servers import free_port
+
+
+def trainflow(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trainflow", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(autouse=True)
+def delete_all_afterwards(trainflow_home: Path) -> Iterator[None]:
+    yield
+    trainflow("delete", "--all")
+
+
+def test_unreachable_source_fails_with_one_line_saying_how_to_use_a_local_copy() -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}/mnist/"  # nothing listens: as the public mirror offline
+    out = trainflow("run", "--data-url", unreachable, "--job-name", "offline-1", "--steps", "1", "--no-serving")
+    assert out.returncode == 1, out.stdout + out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, out.stderr
+    assert "cannot reach" in errors[0] and unreachable in errors[0]
+    assert "--s3-data-url DIR" in errors[0] and "-p s3-data-url=DIR" in errors[0], errors[0]
+    assert "failed" not in out.stdout.split("Status:")[0]  # the failure is on stderr, not only on stdout
+    info = json.loads(trainflow("get", "offline-1", "-o", "json").stdout)
+    assert info["status"] == "Failed"
+
+    # what the failure leaves: no TensorBoard (nothing was trained to show), and `get` says so
+    assert "no running services" in trainflow("services").stdout
+    board = next(s for s in info["steps"] if s["name"] == "tensorboard")
+    assert board["message"].startswith("stopped"), board  # before training (or before it was ready)
+
+    # `get` ends with the failed step's last lines; `logs` ends with the error, free of TensorBoard's chatter
+    shown = trainflow("get", "offline-1").stdout.splitlines()
+    assert all(line == line.rstrip() for line in shown), "piped output is not padded"
+    message = next(line for line in shown if line.startswith("Message:"))
+    assert message.endswith("with submit, retry or resubmit"), message  # whole, not wrapped
+    assert "cannot reach" in shown[-1] and "Last lines of download-dataset:" in shown, shown
+    logs = trainflow("logs", "offline-1")
+    assert logs.returncode == 0, logs.stderr
+    lines = logs.stdout.splitlines()
+    assert "cannot reach" in lines[-1] and "failed" in lines[-1], lines[-3:]
+    assert not [line for line in lines if "load cycle" in line or "rustboard" in line or "werkzeug" in line], lines
+    assert any(line.startswith("tensorboard: TensorBoard http://") for line in lines)
