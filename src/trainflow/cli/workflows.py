@@ -306,6 +306,13 @@ def services(output: str | None, backend: str, namespace: str) -> None:
     for row in rows:
         if "port-forward" in row:  # cluster addresses: this is how they reach this machine
             console.print(f"{row['workflow']}/{row['service']} from here: {row['port-forward']}", soft_wrap=True)
+    if any("port-forward" in row for row in rows):
+        console.print(
+            f"without kubectl: trainflow tensorboard NAME --backend kubernetes -n {namespace}, or trainflow predict "
+            f"--workflow NAME --backend kubernetes -n {namespace} (each opens its own port-forward)",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 @click.command("tensorboard")

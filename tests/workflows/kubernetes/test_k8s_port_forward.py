@@ -199,6 +199,18 @@ def test_tensorboard_command_forwards_and_prints_the_local_url_fake_k8s_api(
     assert answers == ["tensorboard says hello to /scalars"]
 
 
+def test_services_command_names_the_commands_that_forward_without_kubectl_fake_k8s_api(
+    cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainflow.cli import workflows
+
+    monkeypatch.setattr(workflows, "backend_for", lambda kind, namespace: backend(cluster))
+    result = CliRunner().invoke(workflows.services, ["--backend", "kubernetes", "-n", "ml"], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert "run1/board from here: kubectl port-forward -n ml svc/run1-board 6006" in result.output
+    assert "without kubectl: trainflow tensorboard NAME --backend kubernetes -n ml" in result.output
+
+
 @pytest.fixture(scope="module")
 def model_base(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Path:
     base = tmp_path_factory.mktemp("served") / "digits"
