@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+METRICS_FILE = "metrics.json"  # the final metrics training writes into its train dir, read by the CLI and UI
+
 ENV = "TRAINFLOW_PROGRESS"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,3 +15,12 @@ def trainflow_home(explicit: str | os.PathLike[str] | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".trainflow"
+
+
+NOISY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "filelock")
+
+
+def quiet_noisy_loggers() -> None:
+    """Libraries that log every request at INFO: only their warnings reach trainflow's logs."""
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from trainflow.cli.options import outputs_option
 from trainflow.cli.output import write_outputs
 
 artifact_option = click.option(
@@ -15,12 +16,6 @@ artifact_option = click.option(
     multiple=True,
     metavar="KEY",
     help="An output naming a local file or directory, published under $TRAINFLOW_ARTIFACTS_URL; repeatable.",
-)
-outputs_option = click.option(
-    "--outputs",
-    default=None,
-    envvar="TRAINFLOW_OUTPUTS",
-    help="Write the step's outputs here (a path ending in / gets one file per key).",
 )
 input_option = click.option(
     "--input",

@@ -20,6 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from trainflow.cli.options import outputs_option
 from trainflow.cli.output import (
     console,
     emit,
@@ -333,12 +334,7 @@ LOCAL_COPY_HINT = (
 @image_size_option
 @endpoint_option
 @region_option
-@click.option(
-    "--outputs",
-    default=None,
-    envvar="TRAINFLOW_OUTPUTS",
-    help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).",
-)
+@outputs_option
 def download_dataset_step(
     s3_data_url: str,
     dataset_name: str | None,

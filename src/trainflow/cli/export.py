@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from trainflow.cli.options import outputs_option
 from trainflow.cli.output import console, write_outputs
 from trainflow.storage import StorageOptions
 
@@ -15,12 +16,7 @@ from trainflow.storage import StorageOptions
 @click.option("--hidden-units", default=None, type=int, help="Override the hidden units stored in the checkpoint.")
 @click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL).")
 @click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION).")
-@click.option(
-    "--outputs",
-    default=None,
-    envvar="TRAINFLOW_OUTPUTS",
-    help="Write the step's outputs here (a path ending in / gets one file per key).",
-)
+@outputs_option
 def export_model_step(
     train_dir: str,
     export_base: str,

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from trainflow.settings import quiet_noisy_loggers
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -69,8 +71,7 @@ def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_noisy_loggers()
     # Its retry warnings repeat, once per attempt, what the one error after the last attempt says.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 

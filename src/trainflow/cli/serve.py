@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from trainflow.cli.options import outputs_option
 from trainflow.cli.output import console, write_outputs
 from trainflow.serving.errors import ServingError
 from trainflow.serving.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
@@ -186,12 +187,7 @@ def _check_exists(base_url: str, options: StorageOptions | None) -> None:
 @click.command("serve-model")
 @click.option("--export-base", required=True, help="The run's export base (numbered versions inside).")
 @server_options
-@click.option(
-    "--outputs",
-    default=None,
-    envvar="TRAINFLOW_OUTPUTS",
-    help="Write rest-url, grpc-address, model-version here once serving.",
-)
+@outputs_option
 def serve_model_step(
     export_base: str, aws_endpoint_url: str | None, aws_region: str | None, outputs: str | None, **flags: Any
 ) -> None:

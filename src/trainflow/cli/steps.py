@@ -7,18 +7,12 @@ import threading
 
 import click
 
+from trainflow.cli.options import outputs_option
 from trainflow.cli.output import console, write_outputs
 from trainflow.settings import trainflow_home
 from trainflow.storage import StorageOptions
 from trainflow.workflows.info import run_paths
 from trainflow.workflows.tensorboard import launch_tensorboard, local_logdir
-
-outputs_option = click.option(
-    "--outputs",
-    default=None,
-    envvar="TRAINFLOW_OUTPUTS",
-    help="Write the step's outputs here (JSON file; a path ending in / gets one file per key).",
-)
 
 
 @click.command("get-workflow-info")

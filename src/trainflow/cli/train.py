@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from trainflow.cli.options import outputs_option
 from trainflow.cli.output import console, write_outputs
 
 OPTIMIZERS = ("adam", "sgd", "adamw")  # trainflow.training.config's; the CLI imports no torch to show --help
@@ -119,12 +120,7 @@ def train_command(workers: int, **options: Any) -> None:
 
 @click.command("train-model")
 @train_options
-@click.option(
-    "--outputs",
-    default=None,
-    envvar="TRAINFLOW_OUTPUTS",
-    help="Write the step's outputs here (a path ending in / gets one file per key).",
-)
+@outputs_option
 def train_model_step(workers: int, outputs: str | None, **options: Any) -> None:
     """Pipeline step: train the model; outputs accuracy, global-step and metrics-url."""
     result = run_training(workers, **options)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from trainflow.cli.output import console
 from trainflow.workflows.backend import DONE, FINISHED, RUNNING, Backend, WorkflowInfo
+from trainflow.workflows.errors import WorkflowError
 
 _COLOURS = {
     "Succeeded": "green",
@@ -107,12 +108,56 @@ def follow(backend: Backend, name: str, live: bool = True) -> WorkflowInfo:
                     break
                 time.sleep(backend.poll_seconds)
                 info = backend.get(name)
-    from trainflow.cli.workflows import print_workflow
-
     if not live:
-        print_workflow(info)
+        print_workflow(info, backend)
     else:
         console.print(f"Status: {info.status}" + (f"  ({info.message})" if info.message else ""))
         for line in summary_lines(info):
             console.print(line, soft_wrap=True, markup=False)  # URLs and commands stay whole, to copy
     return info
+
+
+def age(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    seconds = max(0, int(time.time() - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def duration(start: float | None, end: float | None) -> str:
+    if start is None:
+        return "-"
+    return age(time.time() - ((end or time.time()) - start))
+
+
+def print_workflow(info: WorkflowInfo, backend: Backend) -> None:
+    """A workflow as `get` shows it: header, steps, outputs, and the failed steps' last log lines."""
+    console.print(
+        f"Name:      {info.name}\nPipeline:  {info.pipeline}\nStatus:    {info.status}"
+        + (f"\nMessage:   {info.message}" if info.message else "")
+        + f"\nDuration:  {duration(info.started_at, info.finished_at)}",
+        soft_wrap=True,  # a long message wraps where the terminal does, never cut into lines
+        markup=False,
+    )
+    console.print(step_table(info))
+    for line in summary_lines(info):
+        console.print(line, soft_wrap=True, markup=False)  # URLs and commands stay whole, to copy
+    for line in failed_log_tails(info, backend):
+        console.print(line, soft_wrap=True, markup=False)
+
+
+def failed_log_tails(info: WorkflowInfo, backend: Backend, lines: int = 15) -> list[str]:
+    """The last log lines of each failed step (what a user reads first to see why)."""
+    found = []
+    for step in info.steps:
+        if step.status == "Failed":
+            try:
+                tail = list(backend.logs(info.name, step.name))[-lines:]
+            except WorkflowError:  # its pods are gone (cluster): the message above is what there is
+                continue
+            if tail:
+                found += [f"Last lines of {step.name}:", *(f"  {line.removeprefix(step.name + ': ')}" for line in tail)]
+    return found

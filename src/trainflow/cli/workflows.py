@@ -11,7 +11,7 @@ from rich.table import Table
 
 from trainflow.cli.cluster_flags import cluster_flags, options_from
 from trainflow.cli.output import console, emit
-from trainflow.cli.watch import follow
+from trainflow.cli.watch import age, duration, follow, print_workflow
 from trainflow.settings import trainflow_home
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
 from trainflow.workflows.backend import Backend, WorkflowInfo
@@ -45,22 +45,6 @@ def local() -> Backend:
     from trainflow.workflows.local.backend import LocalBackend
 
     return LocalBackend(trainflow_home())
-
-
-def age(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    seconds = max(0, int(time.time() - ts))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def duration(start: float | None, end: float | None) -> str:
-    if start is None:
-        return "-"
-    return age(time.time() - ((end or time.time()) - start))
 
 
 @click.command()
@@ -152,41 +136,12 @@ def wide_columns(info: WorkflowInfo) -> list[str]:
 @namespace_option
 def get(name: str, output: str | None, backend: str, namespace: str) -> None:
     """Show a workflow: steps, durations and outputs (accuracy, model version, URLs)."""
-    info = backend_for(backend, namespace).get(name)
+    target = backend_for(backend, namespace)
+    info = target.get(name)
     if output:
         emit(info.to_dict(), output)
         return
-    print_workflow(info)
-
-
-def print_workflow(info: WorkflowInfo) -> None:
-    from trainflow.cli.watch import step_table, summary_lines
-
-    console.print(
-        f"Name:      {info.name}\nPipeline:  {info.pipeline}\nStatus:    {info.status}"
-        + (f"\nMessage:   {info.message}" if info.message else "")
-        + f"\nDuration:  {duration(info.started_at, info.finished_at)}",
-        soft_wrap=True,  # a long message wraps where the terminal does, never cut into lines
-        markup=False,
-    )
-    console.print(step_table(info))
-    for line in summary_lines(info):
-        console.print(line, soft_wrap=True, markup=False)  # URLs and commands stay whole, to copy
-    for line in failed_log_tails(info):
-        console.print(line, soft_wrap=True, markup=False)
-
-
-def failed_log_tails(info: WorkflowInfo, lines: int = 15) -> list[str]:
-    """The last log lines of each failed step (what a user reads first to see why)."""
-    if info.backend != "local":
-        return []
-    found = []
-    for step in info.steps:
-        if step.status == "Failed":
-            tail = [line for line in local().logs(info.name, step.name)][-lines:]
-            if tail:
-                found += [f"Last lines of {step.name}:", *(f"  {line.removeprefix(step.name + ': ')}" for line in tail)]
-    return found
+    print_workflow(info, target)
 
 
 @click.command()

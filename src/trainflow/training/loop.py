@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from trainflow.datasets import Dataset, Normalization, Split, load_dataset, shard_range
-from trainflow.progress import report_progress
+from trainflow.progress import METRICS_FILE, report_progress
 from trainflow.storage import StorageError, StorageOptions, open_store
 from trainflow.training.batches import ShardBatches, to_tensor
 from trainflow.training.checkpoints import Checkpoint, CheckpointStore
@@ -32,7 +32,6 @@ from trainflow.training.models import ModelSpec, build_model
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
 EVAL_BATCH = 1000
 DIVERGED_SUFFIX = ".diverged"
 

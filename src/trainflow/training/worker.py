@@ -16,6 +16,7 @@ import sys
 import time
 
 from trainflow.errors import TRANSIENT_EXIT_CODE, TrainflowError
+from trainflow.settings import quiet_noisy_loggers
 
 log = logging.getLogger("trainflow.training.worker")
 
@@ -44,8 +45,7 @@ def setup_worker_logging(rank: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("TRAINFLOW_LOG_LEVEL", "INFO").upper())
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_noisy_loggers()
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainflow.progress import METRICS_FILE
 from trainflow.storage import StorageError, StorageOptions, open_store
 from trainflow.workflows.backend import DONE, WorkflowInfo
 
-METRICS_FILE = "metrics.json"  # what training writes in its train dir (training.loop; importing it loads torch)
 TRAIN_DIR_OUTPUT = "train-dir"  # a step output naming a train dir (where the training writes metrics.json)
 VERSION_OUTPUT = "model-version"
 
