@@ -75,7 +75,10 @@ def test_s3_endpoint_host_becomes_an_endpoint_url() -> None:
 
 def test_step_command_fills_params_outputs_and_ports() -> None:
     values = resolve_params(MODEL_TRAIN, {"tf-worker": "3"})
-    outputs = {"download-dataset": {"dataset-path": "/cache/m"}, "get-workflow-info": {"train-dir": "s3://b/u/j"}}
+    outputs = {
+        "download-dataset": {"dataset-path": "/cache/m"},
+        "get-workflow-info": {"train-dir": "s3://b/u/j", "export-base": "s3://b/e/j"},
+    }
     argv = step_command(MODEL_TRAIN.step("train-model"), values, outputs)
     assert argv[:3] == ["trainflow", "step", "train-model"]
     assert argv[argv.index("--data-dir") + 1] == "/cache/m" and argv[argv.index("--workers") + 1] == "3"

@@ -1,4 +1,4 @@
-"""The `export-model` step: a thin wrapper over `trainflow.export.export_model`."""
+"""The `export-model` step: reuse the version `train-model` exported from the newest checkpoint, else export it."""
 
 from __future__ import annotations
 
@@ -26,13 +26,18 @@ def export_model_step(
     aws_region: str | None,
     outputs: str | None,
 ) -> None:
-    """Pipeline step: export the latest checkpoint as the next ONNX model version."""
-    from trainflow.export import export_model
+    """Pipeline step: the latest checkpoint as an ONNX model version (the one train-model exported, when intact)."""
+    from trainflow.export.reuse import reusable_version
 
-    result = export_model(
-        train_dir, export_base, model, hidden_units, StorageOptions.from_env(aws_endpoint_url, aws_region)
-    )
-    console.print(f"exported step {result.global_step} as version {result.version} -> {result.url}")
+    options = StorageOptions.from_env(aws_endpoint_url, aws_region)
+    result = reusable_version(train_dir, export_base, model, hidden_units, options)
+    if result is not None:
+        console.print(f"version {result.version} is the export of step {result.global_step} -> {result.url}")
+    else:
+        from trainflow.export import export_model  # imports torch: only when there is something to export
+
+        result = export_model(train_dir, export_base, model, hidden_units, options)
+        console.print(f"exported step {result.global_step} as version {result.version} -> {result.url}")
     write_outputs(
         outputs,
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -118,14 +119,42 @@ def train_command(workers: int, **options: Any) -> None:
     run_training(workers, **options)
 
 
+def export_after_training(export_base: str, options: dict[str, Any]) -> None:
+    """Export the newest checkpoint in this process, which has torch loaded already; export-model then reuses it.
+
+    A failure here fails nothing: export-model exports again and reports it as its own.
+    """
+    from trainflow.export import ExportError, export_model
+    from trainflow.storage import StorageOptions
+
+    storage = StorageOptions.from_env(options["aws_endpoint_url"], options["aws_region"])
+    start = time.perf_counter()
+    try:
+        result = export_model(options["train_dir"], export_base, options["model"], options["hidden_units"], storage)
+    except ExportError as exc:
+        console.print(f"not exported after training ({exc}): export-model exports it")
+        return
+    console.print(
+        f"exported step {result.global_step} as version {result.version} in {time.perf_counter() - start:.2f} s "
+        f"-> {result.url}"
+    )
+
+
 @click.command("train-model")
 @train_options
+@click.option(
+    "--export-base",
+    default=None,
+    help="Also export the trained model as the next version here (export-model then reuses it).",
+)
 @outputs_option
-def train_model_step(workers: int, outputs: str | None, **options: Any) -> None:
+def train_model_step(workers: int, export_base: str | None, outputs: str | None, **options: Any) -> None:
     """Pipeline step: train the model; outputs accuracy, global-step and metrics-url."""
     result = run_training(workers, **options)
     if not result.trained or result.cluster.node_rank != 0:  # type: ignore[union-attr]
         return  # the node hosting rank 0 reports; on a cluster the others share its outputs directory
+    if export_base and result.ran_rank_0:  # one export per run: from the node whose rank 0 saved the checkpoint
+        export_after_training(export_base, options)
     metrics = result.metrics or {}
     write_outputs(
         outputs,

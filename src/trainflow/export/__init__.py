@@ -1,7 +1,7 @@
 """export: a training checkpoint -> a numbered, verified ONNX model version with its signature.json.
 
-The exporter needs torch; the signature format does not. Servers import `trainflow.export.signature`
-without paying for torch, so the exporter's names load on first use.
+The exporter needs torch; the signature format and finding a reusable version do not. Servers import
+`trainflow.export.signature` without paying for torch, so the exporter's names load on first use.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from trainflow.export.errors import ExportError
 
 _LAZY = {
-    "ExportResult": "trainflow.export.exporter",
+    "ExportResult": "trainflow.export.reuse",
     "export_model": "trainflow.export.exporter",
     "ServingModule": "trainflow.export.onnx_graph",
     "to_onnx": "trainflow.export.onnx_graph",
@@ -19,6 +19,7 @@ _LAZY = {
     "existing_versions": "trainflow.export.versions",
     "next_version": "trainflow.export.versions",
     "publish_version": "trainflow.export.versions",
+    "reusable_version": "trainflow.export.reuse",
 }
 
 __all__ = ["ExportError", *_LAZY]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -13,6 +12,7 @@ import torch
 from trainflow.datasets import DatasetDescriptor
 from trainflow.export.errors import ExportError
 from trainflow.export.onnx_graph import ServingModule, to_onnx, verify
+from trainflow.export.reuse import ExportResult, sha256
 from trainflow.export.signature import ModelSignature, image_classifier_signature
 from trainflow.export.versions import publish_version
 from trainflow.storage import StorageError, StorageOptions, open_store
@@ -22,14 +22,6 @@ from trainflow.training.models import BUILTIN_MODELS
 log = logging.getLogger(__name__)
 
 VERIFY_EXAMPLES = 256
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    version: int
-    url: str
-    global_step: int
-    max_difference: float
 
 
 def _accuracy(train_dir: str, options: StorageOptions) -> float | None:
@@ -158,7 +150,10 @@ def export_model(
     metadata = {
         "train_dir": train_dir,
         "checkpoint": checkpoint.name,
+        "checkpoint_sha256": checkpoint.sha256,
         "global_step": checkpoint.step,
+        "model_sha256": sha256(onnx_bytes),
+        "max_difference": diff,
         "model": spec.to_dict(),
         "accuracy": _accuracy(train_dir, options),
     }

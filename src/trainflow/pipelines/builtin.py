@@ -206,6 +206,8 @@ MODEL_TRAIN = Pipeline(
                 param("model-hidden-units"),
                 "--model",
                 param("model"),
+                "--export-base",
+                output("get-workflow-info", "export-base"),
                 *STORAGE,
             ),
             depends=("download-dataset", "get-workflow-info"),

@@ -1,12 +1,40 @@
-"""training: cluster spec, launcher, train loop, checkpoints and the built-in models."""
+"""training: cluster spec, launcher, train loop, checkpoints and the built-in models.
 
-from trainflow.training.checkpoints import Checkpoint, CheckpointStore
-from trainflow.training.cluster import ClusterSpec, NonTrainer, cluster_from_env
-from trainflow.training.config import TrainConfig
-from trainflow.training.errors import TrainingError
-from trainflow.training.launcher import TrainResult, preflight, train
-from trainflow.training.loop import METRICS_FILE
-from trainflow.training.models import BUILTIN_MODELS, DEFAULT_MODEL, ModelSpec, build_model, check_model
+Most of it needs torch; checkpoint names (`trainflow.training.checkpoint_names`) do not. The names
+below load on first use, so a step that only reads checkpoint names pays for no torch import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainflow.progress import METRICS_FILE
+    from trainflow.training.checkpoints import Checkpoint, CheckpointStore
+    from trainflow.training.cluster import ClusterSpec, NonTrainer, cluster_from_env
+    from trainflow.training.config import TrainConfig
+    from trainflow.training.errors import TrainingError
+    from trainflow.training.launcher import TrainResult, preflight, train
+    from trainflow.training.models import BUILTIN_MODELS, DEFAULT_MODEL, ModelSpec, build_model, check_model
+
+_LAZY = {
+    "BUILTIN_MODELS": "trainflow.training.models",
+    "DEFAULT_MODEL": "trainflow.training.models",
+    "METRICS_FILE": "trainflow.progress",
+    "Checkpoint": "trainflow.training.checkpoints",
+    "CheckpointStore": "trainflow.training.checkpoints",
+    "ClusterSpec": "trainflow.training.cluster",
+    "ModelSpec": "trainflow.training.models",
+    "NonTrainer": "trainflow.training.cluster",
+    "TrainConfig": "trainflow.training.config",
+    "TrainResult": "trainflow.training.launcher",
+    "TrainingError": "trainflow.training.errors",
+    "build_model": "trainflow.training.models",
+    "check_model": "trainflow.training.models",
+    "cluster_from_env": "trainflow.training.cluster",
+    "preflight": "trainflow.training.launcher",
+    "train": "trainflow.training.launcher",
+}
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -26,3 +54,11 @@ __all__ = [
     "preflight",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trainflow.training' has no attribute {name!r}")

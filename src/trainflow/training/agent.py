@@ -24,10 +24,14 @@ NO_RESTART_CODES = range(2, 128)
 
 @dataclass(frozen=True)
 class AgentOutcome:
-    """How the workers ended: `failure` (a ChildFailedError) is None when they succeeded."""
+    """How the workers ended: `failure` (a ChildFailedError) is None when they succeeded.
+
+    `global_ranks` are the ranks this node's workers finished as (empty on failure).
+    """
 
     failure: Any
     restarts: int
+    global_ranks: frozenset[int] = frozenset()
 
 
 def _agent_class() -> type:
@@ -98,8 +102,9 @@ def run_agent(
     shutdown_rendezvous = True
     try:
         result = agent.run()
-        failure = ChildFailedError(name=entrypoint, failures=result.failures) if result.is_failed() else None
-        return AgentOutcome(failure, agent.restarts())
+        if result.is_failed():
+            return AgentOutcome(ChildFailedError(name=entrypoint, failures=result.failures), agent.restarts())
+        return AgentOutcome(None, agent.restarts(), frozenset(result.return_values))
     except SignalException:
         shutdown_rendezvous = False  # as torchrun: a signalled agent leaves the rendezvous to the others
         raise

@@ -7,27 +7,22 @@ disk that lied, a hand edit) is skipped with a warning and the previous one is u
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, Store, join_url, open_store
+from trainflow.training.checkpoint_names import CHECKPOINT_DIR, checkpoint_name, checkpoint_steps
 from trainflow.training.errors import TrainingError
 from trainflow.training.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
-_NAME = re.compile(r"^ckpt-(\d{9})\.pt$")
 FORMAT = "trainflow-checkpoint/v1"
-
-
-def checkpoint_name(step: int) -> str:
-    return f"ckpt-{step:09d}.pt"
 
 
 @dataclass
@@ -44,6 +39,7 @@ class Checkpoint:
     optimizer_state: dict[str, Any] | None = None
     name: str = ""
     dataset: dict[str, Any] | None = None
+    sha256: str = ""  # of the bytes it was read from: names exactly this checkpoint (an export records it)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -79,6 +75,7 @@ class Checkpoint:
                 raw.get("optimizer_state"),
                 name,
                 raw.get("dataset"),
+                hashlib.sha256(data).hexdigest(),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"missing or malformed field {exc}") from None
@@ -110,12 +107,7 @@ class CheckpointStore:
 
     def steps(self) -> list[int]:
         """Steps that have a checkpoint, newest first."""
-        try:
-            infos = self.store.list()
-        except ObjectNotFound:
-            return []
-        found = (_NAME.match(info.name) for info in infos)
-        return sorted((int(m.group(1)) for m in found if m), reverse=True)
+        return checkpoint_steps(self.store)
 
     def save(self, checkpoint: Checkpoint) -> str:
         """Write `checkpoint` atomically; returns its URL."""

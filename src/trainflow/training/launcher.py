@@ -36,12 +36,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished `train` reports; `metrics` is None on nodes that do not host rank 0, or for non-trainers."""
+    """What a finished `train` reports; `metrics` is None on nodes that do not host rank 0, or for non-trainers.
+
+    `ran_rank_0`: this node's workers included global rank 0 (on an elastic world every node has node rank 0
+    before the rendezvous, so only this says which one held rank 0).
+    """
 
     trained: bool
     cluster: ClusterSpec | NonTrainer
     metrics: dict[str, Any] | None
     metrics_url: str
+    ran_rank_0: bool = False
 
 
 def preflight(config: TrainConfig) -> None:
@@ -131,12 +136,13 @@ def train(config: TrainConfig, workers: int = 1, env: Mapping[str, str] | None =
         cluster.master_addr,
         cluster.master_port,
     )
-    _run_agent(cluster, config)
+    ranks = _run_agent(cluster, config)
     metrics = _read_metrics(config) if cluster.node_rank == 0 else None
-    return TrainResult(True, cluster, metrics, metrics_url)
+    return TrainResult(True, cluster, metrics, metrics_url, 0 in ranks)
 
 
-def _run_agent(cluster: ClusterSpec, config: TrainConfig) -> None:
+def _run_agent(cluster: ClusterSpec, config: TrainConfig) -> frozenset[int]:
+    """The global ranks this node's workers finished as."""
     from torch.distributed import DistError
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.rendezvous.api import RendezvousError
@@ -160,3 +166,4 @@ def _run_agent(cluster: ClusterSpec, config: TrainConfig) -> None:
         ) from None
     if outcome.failure is not None:
         raise _failure(outcome.failure, outcome.restarts)
+    return outcome.global_ranks

@@ -137,7 +137,15 @@ def prepare(
     dataset = cluster.run_step("download-dataset", {})
     info = cluster.run_step("get-workflow-info", {})
     [job] = [m for m in embedded_manifests(workflow) if m["kind"] in ("PyTorchJob", "TFJob") and "spec" in m]
-    return cluster, job, {"dataset-path": dataset["dataset-path"], "train-dir": info["train-dir"]}
+    return (
+        cluster,
+        job,
+        {
+            "dataset-path": dataset["dataset-path"],
+            "train-dir": info["train-dir"],
+            "export-base": info["export-base"],
+        },
+    )
 
 
 def trained_metrics(train_dir: str) -> dict[str, Any]:
@@ -158,6 +166,12 @@ def test_three_pytorchjob_pods_with_the_operators_environment_train_one_model(mn
     metrics = trained_metrics(inputs["train-dir"])
     assert metrics["world_size"] == 3 and metrics["global_step"] == 20
     assert cluster.read_training_outputs("train-model")["accuracy"] == str(metrics["accuracy"])
+    # the pod hosting rank 0 exported the model; the export-model pod reuses that version
+    exported = cluster.run_step(
+        "export-model", {"train-dir": inputs["train-dir"], "export-base": inputs["export-base"]}
+    )
+    assert exported["model-version"] == "1" and exported["global-step"] == "20"
+    assert sorted(p.name for p in Path(inputs["export-base"]).iterdir()) == ["1"]
 
 
 @pytest.mark.slow
