@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -154,10 +155,12 @@ def model_train(home: Path, data: Path, steps: int) -> None:
     print(f"\nmodel-train on {data.name}, 2 workers, {steps} steps: {total:.1f} s wall (submit to a ready server)")
     took = print_steps(base, env, "bench-e2e", submitted)
     torch_s = statistics.median([torch_before, torch_after])
-    rest = total - took["train-model"]
+    export_in_training = export_seconds_in_training(base, env, "bench-e2e")
+    rest = total - took["train-model"] + export_in_training
     print(
-        f"  non-training time (wall minus train-model): {rest:.2f} s; `import torch` in this run "
-        f"{torch_s:.2f} s (before {torch_before:.2f}, after {torch_after:.2f}) -> {rest / torch_s:.2f}x (goal <= 1.3x)"
+        f"  non-training time (wall minus train-model, plus the export train-model ran: {export_in_training:.2f} s): "
+        f"{rest:.2f} s; `import torch` in this run {torch_s:.2f} s (before {torch_before:.2f}, after "
+        f"{torch_after:.2f}) -> {rest / torch_s:.2f}x (goal <= 1.3x)"
     )
     print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     start = time.perf_counter()
@@ -175,6 +178,15 @@ def model_train(home: Path, data: Path, steps: int) -> None:
     )
     print_steps(base, env, "bench-again", again_submitted)
     subprocess.run([*base, "delete", "--all"], env=env, capture_output=True)
+
+
+def export_seconds_in_training(base: list[str], env: dict[str, str], name: str) -> float:
+    """The seconds train-model spent exporting after training (its log says), 0 when it did not export."""
+    log = subprocess.run(
+        [*base, "logs", name, "--step", "train-model"], check=True, env=env, capture_output=True, text=True
+    ).stdout
+    found = re.search(r"exported step \d+ as version \d+ in ([0-9.]+) s", log)
+    return float(found.group(1)) if found else 0.0
 
 
 def print_steps(base: list[str], env: dict[str, str], name: str, submitted: float) -> dict[str, float]:

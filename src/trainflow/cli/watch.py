@@ -95,7 +95,7 @@ def follow(backend: Backend, name: str, live: bool = True) -> WorkflowInfo:
     info = backend.get(name)
     if not live:
         while info.status not in FINISHED:
-            time.sleep(max(0.5, backend.poll_seconds))
+            time.sleep(backend.poll_seconds)
             info = backend.get(name)
     else:
         with Live(console=console, refresh_per_second=4) as view:

@@ -49,7 +49,7 @@ class LocalBackend:
     """Runs workflows on this machine; state and logs under `$TRAINFLOW_HOME`."""
 
     name = "local"
-    poll_seconds = 0.25
+    poll_seconds = 0.1  # a read is one SQLite query: `--wait` sees a ready server within 0.1 s
 
     def __init__(self, home: Path) -> None:
         self.layout = Layout(home)
