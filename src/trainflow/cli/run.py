@@ -10,7 +10,6 @@ import click
 from trainflow.cli.output import console
 from trainflow.cli.watch import follow
 from trainflow.cli.workflows import local
-from trainflow.datasets import DEFAULT_MNIST_URL
 from trainflow.workflows import MODEL_TRAIN, parse_assignments
 
 
@@ -19,8 +18,8 @@ from trainflow.workflows import MODEL_TRAIN, parse_assignments
     "--data-url",
     "--s3-data-url",
     "data_url",
-    default=DEFAULT_MNIST_URL,
-    show_default=True,
+    default="",
+    show_default="the public MNIST mirror",  # filled in by the backend: the command loads no dataset code
     help="Dataset: s3://, http(s)://, file:// or a path (offline: a local copy, e.g. ../shared/data/mnist-10k).",
 )
 @click.option("--job-name", default=None, help="Run name (default: mnist-<date>-<time>).")

@@ -92,11 +92,11 @@ class LocalBackend:
 
     def _complete(self, pipeline: Pipeline, values: dict[str, str], given: Mapping[str, str]) -> dict[str, str]:
         """Fill the local defaults that depend on this machine or on another workflow."""
-        from trainflow.datasets import DEFAULT_MNIST_URL
-
         if pipeline.inherit_from and values.get(pipeline.inherit_from):
             values = inherited_values(pipeline, values, given, self.get(values[pipeline.inherit_from]).params)
         if "s3-data-url" in values and not values["s3-data-url"]:
+            from trainflow.datasets import DEFAULT_MNIST_URL  # numpy and the cache: only when it is needed
+
             values["s3-data-url"] = DEFAULT_MNIST_URL
         if "s3-train-base-url" in values and not values["s3-train-base-url"]:
             values["s3-train-base-url"] = str(self.layout.default_store)
