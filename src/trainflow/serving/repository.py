@@ -73,6 +73,15 @@ class ModelRepository:
         self._loaded.wait(timeout)
         return bool(self.versions)
 
+    def loaded(self) -> list[OnnxModel]:
+        """Every version loaded now, oldest first."""
+        return list(self.versions.values())
+
+    def latest_version(self) -> int | None:
+        """The version served when a request names none; None before one is loaded."""
+        versions = self.versions
+        return max(versions) if versions else None
+
     def get(self, version: int | None = None) -> OnnxModel:
         """The requested version, or the latest; NotFound / Unavailable with what there is."""
         versions = self.versions
