@@ -59,9 +59,9 @@ export class ComparePage {
       series: overlay("train/accuracy"), xMax, yMax: 1, yLabel: "accuracy", empty: "no run has reported an accuracy",
     });
     const cell = (v) => (v === null || v === undefined ? '<span class="muted">–</span>'
-      : escapeHtml(typeof v === "number" && !Number.isInteger(v) ? v.toFixed(4) : v));
+      : escapeHtml(typeof v === "number" ? +v.toFixed(4) : v));
     const rows = data.rows.map((row) => `
-      <tr class="${row.differs ? "differs" : ""}" data-row="${escapeHtml(row.label)}"><th>${escapeHtml(row.label)}</th>${row.label === "status"
+      <tr class="${row.differs ? "differs" : ""}" data-row="${escapeHtml(row.label)}"><th>${row.differs ? '<span class="differs-mark" title="differs between the runs">*</span>' : ""}${escapeHtml(row.label)}</th>${row.label === "status"
         ? row.values.map((v) => `<td>${statusPill(v)}</td>`).join("") : row.values.map((v) => `<td>${cell(v)}</td>`).join("")}</tr>`);
     this.root.querySelector("#cmp-table").innerHTML = `<thead><tr><th></th>${runs.map((r) =>
       `<th><a href="#/workflows/${encodeURIComponent(r.name)}" style="color:${r.color}">${escapeHtml(r.name)}</a></th>`).join("")}</tr></thead>
