@@ -7,8 +7,9 @@ from dataclasses import asdict
 import click
 from rich.table import Table
 
+from trainflow.cli.options import backend_option, namespace_option
 from trainflow.cli.output import console, emit
-from trainflow.cli.workflows import backend_for, backend_option, namespace_option
+from trainflow.cli.workflows import backend_for
 from trainflow.workflows import WorkflowError
 from trainflow.workflows.runs import comparison_rows, differing, shown, summarize
 
