@@ -16,20 +16,11 @@ from typing import Self
 import psutil
 import pytest
 
+from tests.commands import trainflow
+
 pytestmark = pytest.mark.slow
 FAILING = ["-p", "s3-data-url=/nonexistent", "-p", "model-serving=false"]  # fails in its first step, in seconds
 ALREADY_RUNNING = "error: workflow {} is already running: `trainflow get {}` shows its progress"
-
-
-def trainflow(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trainflow", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=timeout,
-    )
 
 
 def at_once(*commands: list[str], timeout: float = 120) -> list[tuple[int, str, str]]:

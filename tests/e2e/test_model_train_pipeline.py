@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import socket
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests import commands
+
 pytestmark = pytest.mark.slow
 
 
-def trainflow(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trainflow", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=timeout,
-    )
+trainflow = partial(commands.trainflow, timeout=600)  # whole pipelines run here
 
 
 def listening(address: str) -> bool:

@@ -37,6 +37,8 @@ from trainflow.datasets import DatasetCache, FormatOptions, load_dataset
 from trainflow.export import export_model
 from trainflow.serving.server import ModelServer, ServerConfig
 
+pytestmark = pytest.mark.slow  # the module's fixtures train and serve a model per dataset
+
 TRAIN_TIMEOUT = 240
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.pipelines.test_user_pipelines import submitted_name, trainflow
+from tests.commands import trainflow
+from tests.pipelines.test_user_pipelines import submitted_name
 from tests.workflows.kubernetes.conftest import SCHEMAS, schema_errors
 from tests.workflows.kubernetes.test_k8s_manifests import all_schema_errors
 from trainflow.pipelines.loading import load_pipeline

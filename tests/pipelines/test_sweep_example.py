@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.pipelines.test_user_pipelines import submitted_name, trainflow
+from tests.commands import trainflow
+from tests.pipelines.test_user_pipelines import submitted_name
 from trainflow.workflows.local.backend import LocalBackend
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,6 +13,7 @@ from textwrap import dedent
 
 import pytest
 
+from tests.commands import trainflow
 from trainflow.pipelines import Call, Param, Pipeline, output, param
 from trainflow.workflows.local.backend import LocalBackend
 
@@ -52,17 +53,6 @@ PIPELINE = Pipeline(
     ),
 )
 """
-
-
-def trainflow(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trainflow", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=timeout,
-        cwd=cwd,
-    )
 
 
 def statuses(name: str) -> dict[str, tuple[str, dict, str]]:

@@ -171,3 +171,21 @@ def test_serves_versions_from_s3_and_picks_up_new_ones(s3_bucket: str, tmp_path:
         publish_version(base, constant_classifier_onnx(9), signature)
         wait_for(lambda: rest_class(server) == 9)
         assert httpx.get(server.rest_url + "/v2/models/mnist").json()["versions"] == ["1", "2"]
+
+
+def test_metrics_count_the_versions_loaded_as_they_come_and_go(tmp_path: Path, start_server) -> None:
+    base = tmp_path / "models"
+    publish(base, 1, constant_classifier_onnx(3))
+
+    def loaded(server) -> str:
+        text = httpx.get(f"{server.rest_url}/metrics", timeout=10).text
+        return next(line for line in text.splitlines() if line.startswith("trainflow_model_versions_loaded{"))
+
+    with start_server(base) as server:
+        assert loaded(server) == 'trainflow_model_versions_loaded{model="mnist"} 1.0'
+        publish(base, 2, constant_classifier_onnx(7))
+        wait_for(lambda: rest_class(server) == 7)
+        assert loaded(server) == 'trainflow_model_versions_loaded{model="mnist"} 2.0'
+        shutil.rmtree(base / "2")
+        wait_for(lambda: rest_class(server) == 3)
+        assert loaded(server) == 'trainflow_model_versions_loaded{model="mnist"} 1.0'

@@ -11,15 +11,6 @@ import pytest
 from trainflow.storage import ObjectNotFound, SourceUnreachable, StorageError, StorageOptions, open_store
 
 
-@pytest.fixture(params=["path", "file-url", "s3"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "path":
-        return str(tmp_path / "store")
-    if request.param == "file-url":
-        return f"file://{tmp_path / 'store'}"
-    return request.getfixturevalue("s3_bucket") + "/some/prefix"
-
-
 def test_written_object_reads_back_whole(store_url: str) -> None:
     store = open_store(store_url)
     store.ensure_container()

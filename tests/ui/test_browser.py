@@ -166,3 +166,19 @@ def test_a_tabular_model_gets_a_form_and_class_names_on_its_bars(iris: Dashboard
     page.locator("#predict-button").click()
     expect(page.locator("#pred-digit")).to_have_text("setosa")
     expect(page.locator('.score-row[data-digit="0"]')).to_have_class(re.compile("top"))
+
+
+def test_runs_ticked_in_the_list_are_compared_with_their_curves_overlaid(finished: Dashboard, page: object) -> None:
+    page.goto(finished.url + "/")
+    button = page.locator("#compare")
+    expect(button).to_be_disabled()
+    for name in (WORKFLOW, BROKEN):
+        page.locator(f'tr[data-workflow="{name}"] .pick input').check()
+    expect(button).to_have_text("Compare 2 runs")
+    button.click()
+    expect(page).to_have_url(re.compile(r"#/compare\?run=.*&run="))
+    loss = page.locator(f'#chart-loss path.series[data-tag="{WORKFLOW}"]')
+    expect(loss).to_have_count(1)
+    assert int(loss.get_attribute("data-points")) >= 5
+    expect(page.locator('#cmp-table tr[data-row="status"]')).to_have_class("differs")
+    expect(page.locator("#cmp-table thead")).to_contain_text(BROKEN)

@@ -193,3 +193,32 @@ def test_a_tabular_model_takes_a_form_of_features_and_answers_class_names(iris: 
 def test_bad_features_are_a_400_with_a_one_line_reason(iris: Dashboard, body: dict, says: str) -> None:
     response = httpx.post(f"{iris.url}/api/workflows/{IRIS}/predict", json=body, timeout=30)
     assert response.status_code == 400 and says in response.json()["error"], response.text
+
+
+def test_compared_runs_come_with_their_curves_and_what_trainflow_compare_prints(finished: Dashboard) -> None:
+    response = httpx.get(f"{finished.url}/api/compare", params=[("run", WORKFLOW), ("run", BROKEN)], timeout=60)
+    assert response.status_code == 200, response.text
+    compared = response.json()
+    trained, broken = compared["runs"]
+    loss = trained["series"]["train/loss"]
+    assert trained["name"] == WORKFLOW and loss[-1][0] == TRAIN_STEPS and loss[-1][1] < loss[0][1]
+    assert trained["total_steps"] == TRAIN_STEPS and broken["name"] == BROKEN and broken["series"] == {}
+    printed = json.loads(finished.trainflow("compare", WORKFLOW, BROKEN, "-o", "json").stdout)
+    for run in (trained, broken):
+        assert {k: v for k, v in run.items() if k not in ("series", "total_steps")} == printed[run["name"]]
+    rows = {row["label"]: row for row in compared["rows"]}
+    assert rows["status"] == {"label": "status", "values": ["Succeeded", "Failed"], "differs": True}
+    assert rows["-p s3-data-url"]["differs"] and rows["accuracy"]["values"][1] is None
+
+
+def test_compare_needs_two_to_eight_known_runs(finished: Dashboard) -> None:
+    def compare(*names: str) -> httpx.Response:
+        return httpx.get(f"{finished.url}/api/compare", params=[("run", n) for n in names], timeout=60)
+
+    for names in ((WORKFLOW,), (WORKFLOW, WORKFLOW), ()):
+        response = compare(*names)
+        assert response.status_code == 400 and "two or more runs" in response.json()["error"], names
+    response = compare(*(f"run-{i}" for i in range(9)))
+    assert response.status_code == 400 and "at most 8 runs" in response.json()["error"]
+    response = compare(WORKFLOW, "nope")
+    assert response.status_code == 404 and "nope" in response.json()["error"]

@@ -16,19 +16,10 @@ import httpx
 import psutil
 import pytest
 
+from tests.commands import trainflow
 from trainflow.workflows.state import StateStore
 
 pytestmark = pytest.mark.slow
-
-
-def trainflow(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trainflow", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=timeout,
-    )
 
 
 def get(name: str) -> dict:

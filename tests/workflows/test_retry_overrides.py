@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
+
+from tests.commands import trainflow
 
 STEPS = """
 def double(n: int) -> dict:
@@ -35,16 +34,6 @@ PIPELINE = Pipeline(
     ),
 )
 """
-
-
-def trainflow(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trainflow", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=timeout,
-    )
 
 
 def get(name: str) -> dict:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
 
+from tests.commands import trainflow
 from trainflow.workflows.local.services import port_is_free
 
 PIPELINE = """
@@ -32,16 +31,6 @@ PIPELINE = Pipeline(
     ),
 )
 """
-
-
-def trainflow(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trainflow", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=timeout,
-    )
 
 
 def served(pipeline: Path, base: Path) -> dict:

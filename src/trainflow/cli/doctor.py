@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from trainflow.cli.options import backend_option, namespace_option
 from trainflow.cli.output import console
 from trainflow.workflows.doctor import FAIL, OK, Check
 
@@ -13,15 +14,8 @@ MARKS = {OK: "[green]ok  [/]", "warn": "[yellow]warn[/]", FAIL: "[red]fail[/]"}
 
 
 @click.command("doctor")
-@click.option(
-    "--backend",
-    type=click.Choice(["local", "kubernetes"]),
-    default="local",
-    show_default=True,
-    envvar="TRAINFLOW_BACKEND",
-    help="What to check: this machine, or the current Kubernetes context.",
-)
-@click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
+@backend_option
+@namespace_option
 @click.option("--secret", default="aws-creds", show_default=True, help="The S3 credentials Secret (aws-secret).")
 def doctor_command(backend: str, namespace: str, secret: str) -> None:
     """Check that workflows can run; exit 1 if any check fails."""

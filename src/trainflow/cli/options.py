@@ -10,3 +10,13 @@ outputs_option = click.option(
     envvar="TRAINFLOW_OUTPUTS",
     help="Write the step's outputs here: a JSON file, or one file per key (plus outputs.json) in a path ending in /.",
 )
+
+backend_option = click.option(
+    "--backend",
+    type=click.Choice(["local", "kubernetes"]),
+    default="local",
+    show_default=True,
+    envvar="TRAINFLOW_BACKEND",
+    help="Where workflows run: this machine, or the current Kubernetes context.",
+)
+namespace_option = click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")

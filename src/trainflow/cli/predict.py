@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from trainflow.cli.options import backend_option, namespace_option
 from trainflow.cli.output import console
 from trainflow.client import (
     PROTOCOLS,
@@ -125,15 +126,8 @@ def _latest_served(protocol: str, workflow: str | None = None) -> tuple[str, str
     default=None,
     help="Ask this workflow's model server (on Kubernetes: through a port-forward open while the command runs).",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["local", "kubernetes"]),
-    default="local",
-    show_default=True,
-    envvar="TRAINFLOW_BACKEND",
-    help="Where --workflow runs.",
-)
-@click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace of --workflow.")
+@backend_option
+@namespace_option
 def predict_command(
     files: tuple[Path, ...],
     server: str | None,

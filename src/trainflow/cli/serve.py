@@ -117,8 +117,8 @@ def _run(config: ServerConfig, outputs: str | None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
     def ready(server: Any) -> None:
-        version = max(server.repository.versions)
-        served = ", ".join(f"'{r.name}' version {max(r.versions)}" for r in server.repositories)
+        version = server.repository.latest_version()
+        served = ", ".join(f"'{r.name}' version {r.latest_version()}" for r in server.repositories)
         console.print(f"Serving model {served}: REST {server.rest_url}, gRPC {server.grpc_address}")
         write_outputs(
             outputs,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from trainflow.cli.options import backend_option, namespace_option
 from trainflow.cli.output import console
-from trainflow.cli.workflows import backend_for, backend_option, namespace_option
+from trainflow.cli.workflows import backend_for
 from trainflow.settings import trainflow_home
 from trainflow.ui import serve_ui
 from trainflow.ui.server import DEFAULT_HOST, DEFAULT_PORT

@@ -10,22 +10,13 @@ import click
 from rich.table import Table
 
 from trainflow.cli.cluster_flags import cluster_flags, options_from
+from trainflow.cli.options import backend_option, namespace_option
 from trainflow.cli.output import console, emit
 from trainflow.cli.watch import age, duration, follow, print_workflow
 from trainflow.settings import trainflow_home
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
 from trainflow.workflows.backend import Backend, WorkflowInfo
 from trainflow.workflows.kubernetes.options import ClusterOptions
-
-backend_option = click.option(
-    "--backend",
-    type=click.Choice(["local", "kubernetes"]),
-    default="local",
-    show_default=True,
-    envvar="TRAINFLOW_BACKEND",
-    help="Where workflows run.",
-)
-namespace_option = click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
 
 
 def backend_for(

@@ -51,6 +51,10 @@ def inline_cost(model: OnnxModel, body_bytes: int) -> float:
 Result = TypeVar("Result")
 
 
+def _loaded_count(repository: ModelRepository) -> Callable[[], float]:
+    return lambda: len(repository.loaded())
+
+
 @dataclass
 class RequestScope:
     """What one request resolved, for its metrics."""
@@ -84,6 +88,8 @@ class DataPlane:
         workers = max_concurrency if batching else min(max_concurrency, 2 * (os.cpu_count() or 1) + 2)
         self._workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rest-work")
         metrics.in_flight.set_function(lambda: self._in_flight)
+        for repository in repositories:  # read when /metrics is scraped, like in_flight
+            metrics.loaded.labels(repository.name).set_function(_loaded_count(repository))
 
     def ready(self) -> bool:
         """True when every model has a version loaded."""
@@ -100,7 +106,7 @@ class DataPlane:
     def versions(self, name: str) -> list[OnnxModel]:
         """Every loaded version of the named model, oldest first (NotFound / Unavailable as `model`)."""
         self.model(name)
-        return list(self.repository(name).versions.values())
+        return self.repository(name).loaded()
 
     @property
     def in_flight(self) -> int:

@@ -9,18 +9,15 @@ that fails to load is refused with a log line and the previous ones keep serving
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from trainflow.export.signature import SIGNATURE_FILE, ModelSignature
 from trainflow.serving.batching import BatchingConfig
 from trainflow.serving.errors import NotFound, ServingError, Unavailable
 from trainflow.serving.model_config import VersionPolicy
 from trainflow.serving.runtime import OnnxModel
-from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_local, join_url, open_store, parse_url
+from trainflow.storage import StorageError, StorageOptions, join_url, open_store
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +72,15 @@ class ModelRepository:
         """Block until a version is loaded (or the repository stops); True when one is."""
         self._loaded.wait(timeout)
         return bool(self.versions)
+
+    def loaded(self) -> list[OnnxModel]:
+        """Every version loaded now, oldest first."""
+        return list(self.versions.values())
+
+    def latest_version(self) -> int | None:
+        """The version served when a request names none; None before one is loaded."""
+        versions = self.versions
+        return max(versions) if versions else None
 
     def get(self, version: int | None = None) -> OnnxModel:
         """The requested version, or the latest; NotFound / Unavailable with what there is."""
@@ -151,28 +157,8 @@ class ModelRepository:
                 log.exception("model '%s': polling for versions failed", self.name)
 
     def _complete_versions(self) -> list[int]:
-        base = self.config.base_url
-        if is_local(base):
-            root = parse_url(base).local_path
-            if not root.is_dir():
-                return []
-            return [
-                int(p.name)
-                for p in root.iterdir()
-                if p.name.isascii() and p.name.isdigit() and (p / SIGNATURE_FILE).is_file()
-            ]
-        try:
-            names = [info.name for info in open_store(base, self.config.storage).list()]
-        except ObjectNotFound:
-            return []
-        return [
-            int(n.split("/")[0])
-            for n in names
-            if n.count("/") == 1
-            and n.split("/")[0].isascii()
-            and n.split("/")[0].isdigit()
-            and n.endswith("/" + SIGNATURE_FILE)
-        ]
+        store = open_store(self.config.base_url, self.config.storage)
+        return [int(n) for n in store.children(holding=SIGNATURE_FILE) if n.isascii() and n.isdigit()]
 
     def _load(self, version: int) -> OnnxModel | None:
         try:
@@ -196,29 +182,17 @@ class ModelRepository:
         return None
 
     def _load_version(self, version: int) -> OnnxModel:
-        url = join_url(self.config.base_url, str(version))
-        if is_local(url):
-            return self._open(version, parse_url(url).local_path)
-        tmp = Path(tempfile.mkdtemp(prefix=f"trainflow-serve-{version}-"))
-        try:
-            store = open_store(url, self.config.storage)
-            store.download(SIGNATURE_FILE, tmp / SIGNATURE_FILE)
-            signature = _read_signature(tmp)
-            store.download(signature.model_file, tmp / signature.model_file)
-            return self._open(version, tmp)  # the session holds the model in memory: the files can go
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    def _open(self, version: int, directory: Path) -> OnnxModel:
-        return OnnxModel(
-            self.name, version, directory, _read_signature(directory), self.config.threads, self.config.batching
-        )
+        store = open_store(join_url(self.config.base_url, str(version)), self.config.storage)
+        signature = _parse_signature(store.read_bytes(SIGNATURE_FILE))
+        with store.local_copy([signature.model_file]) as directory:
+            # the session holds the model in memory: a downloaded copy can go
+            return OnnxModel(self.name, version, directory, signature, self.config.threads, self.config.batching)
 
 
-def _read_signature(directory: Path) -> ModelSignature:
+def _parse_signature(data: bytes) -> ModelSignature:
     from trainflow.export.signature import SignatureError
 
     try:
-        return ModelSignature.from_json((directory / SIGNATURE_FILE).read_bytes())
+        return ModelSignature.from_json(data)
     except SignatureError as exc:
         raise ServingError(exc.message) from None

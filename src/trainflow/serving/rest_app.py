@@ -42,8 +42,6 @@ def build_rest_app(plane: DataPlane, limits: BodyLimits) -> Starlette:
         return json_response({"ready": is_ready}, 200 if is_ready else 503)
 
     async def metrics(request: Request) -> Response:
-        for name, repository in plane.repositories.items():
-            plane.metrics.loaded.labels(name).set(len(repository.versions))
         body, content_type = plane.metrics.render()
         return Response(body, media_type=content_type)
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
+import logging
 import os
+import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from trainflow.storage.errors import ObjectExists, ObjectNotFound, StorageError
+from trainflow.storage.names import name_problem, shown
+
+log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int], None]
 
 
@@ -131,8 +139,6 @@ class Store(ABC):
         """Remove one object; no error if it is already gone."""
 
     def exists(self, name: str) -> bool:
-        from trainflow.storage.errors import ObjectNotFound
-
         try:
             self.stat(name)
         except ObjectNotFound:
@@ -141,3 +147,68 @@ class Store(ABC):
 
     def ensure_container(self) -> None:  # noqa: B027 - optional: only stores with containers override it
         """Create what must exist before writing (a bucket, a directory)."""
+
+    @property
+    def local_root(self) -> Path | None:
+        """The directory holding the objects when they are plain files on this machine, else None.
+
+        For what must use a directory in place (TensorBoard reading or writing event files); others copy.
+        """
+        return None
+
+    def checked_name(self, name: str) -> str:
+        """`name` when it is a plain relative path; StorageError naming the problem otherwise."""
+        problem = name_problem(name)
+        if problem:
+            raise StorageError(f"refusing object name {shown(name)} under {self.url}: it {problem}")
+        return name
+
+    def children(self, holding: str | None = None) -> builtins.list[str]:
+        """Names directly under the base (objects and "directories"), sorted; [] when nothing is there.
+
+        With `holding`, only the directories that hold an object of that name (a marker of completeness).
+        Hidden names, and names that are no plain relative path (hostile keys like '..'), are left out.
+        """
+        try:
+            names = [info.name for info in self.list()]
+        except ObjectNotFound:
+            return []
+        found = set()
+        for name in names:
+            head, sep, rest = name.partition("/")
+            if holding is None or (sep and rest == holding):
+                found.add(head)
+        return sorted(n for n in found if not n.startswith(".") and name_problem(n) is None)
+
+    def publish(self, name: str, files: Mapping[str, bytes], marker: str) -> None:
+        """Make `files` appear under `name/` at once; ObjectExists when `name` is taken, and nothing written.
+
+        An object store writes `marker` last, so readers treat a `name/` without it as incomplete, and removes
+        what it wrote when a write fails.
+        """
+        keys = {self.checked_name(f"{name}/{file}"): data for file, data in files.items()}
+        if name in self.children():
+            raise ObjectExists(f"{self.object_url(name)} already exists: publish under another name")
+        self.ensure_container()
+        written: builtins.list[str] = []
+        try:
+            for key in sorted(keys, key=lambda k: k == f"{name}/{marker}"):
+                written.append(key)
+                self.write_bytes(key, keys[key])
+        except BaseException:
+            for key in written:
+                try:
+                    self.delete(key)
+                except StorageError as exc:  # readers skip a directory without its marker anyway
+                    log.warning("could not remove the partial %s: %s", self.object_url(key), exc)
+            raise
+
+    @contextmanager
+    def local_copy(self, names: Sequence[str]) -> Iterator[Path]:
+        """A local directory holding the objects `names`: a temporary download, removed on exit."""
+        with tempfile.TemporaryDirectory(prefix="trainflow-copy-") as tmp:
+            for name in names:
+                dest = Path(tmp) / self.checked_name(name)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                self.download(name, dest)
+            yield Path(tmp)

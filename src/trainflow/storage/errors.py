@@ -11,6 +11,10 @@ class ObjectNotFound(StorageError):
     """The URL names nothing that exists."""
 
 
+class ObjectExists(StorageError):
+    """The name is taken: publishing under it would overwrite what is there."""
+
+
 class SourceUnreachable(StorageError):
     """The endpoint did not answer, even after retries: a network fault, worth retrying later."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -101,4 +101,7 @@ class HttpStore(Store):
         raise self._read_only(name)
 
     def delete(self, name: str) -> None:
+        raise self._read_only(name)
+
+    def publish(self, name: str, files: Mapping[str, bytes], marker: str) -> None:
         raise self._read_only(name)

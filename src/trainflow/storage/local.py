@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from trainflow.storage.base import HashingWriter, ObjectInfo, ProgressCallback, Store, _no_progress
-from trainflow.storage.errors import ObjectNotFound, StorageError
+from trainflow.storage.errors import ObjectExists, ObjectNotFound, StorageError
 from trainflow.storage.names import name_problem, shown
 
 _CHUNK = 1 << 20
@@ -117,4 +119,71 @@ class LocalStore(Store):
             path.unlink(missing_ok=True)
 
     def ensure_container(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "it is a file" if self.root.is_file() else exc.strerror or str(exc)
+            raise StorageError(
+                f"cannot use {self.url} as a directory ({why}): give a directory you can write"
+            ) from None
+
+    @property
+    def local_root(self) -> Path:
+        return self.root
+
+    def children(self, holding: str | None = None) -> builtins.list[str]:
+        """Entries of the base directory, empty directories included (a version that died half-written)."""
+        if holding is not None:
+            self.checked_name(holding)
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if not p.name.startswith(".")
+            and name_problem(p.name) is None
+            and (holding is None or (p / holding).is_file())
+        )
+
+    def publish(self, name: str, files: Mapping[str, bytes], marker: str) -> None:
+        """Written to a hidden staging directory beside `name`, then renamed into place in one step."""
+        target = self._path(name)
+        for file in files:
+            self.checked_name(f"{name}/{file}")
+        if target.exists() or target.is_symlink():  # rename() would replace an empty directory
+            raise ObjectExists(f"{self.object_url(name)} already exists: publish under another name")
+        self.ensure_container()
+        try:
+            staged = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
+        except OSError as exc:
+            raise StorageError(f"cannot write under {self.url}: {exc.strerror or exc}") from None
+        try:
+            staged.chmod(0o755)  # mkdtemp makes it private; readers may run as another user
+            for file, data in files.items():
+                (staged / file).parent.mkdir(parents=True, exist_ok=True)
+                (staged / file).write_bytes(data)
+            self._rename_into_place(staged, target, name)
+        except OSError as exc:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise StorageError(
+                f"cannot write {self.object_url(name)}: {exc.strerror or exc} (nothing was published)"
+            ) from None
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+
+    def _rename_into_place(self, staged: Path, target: Path, name: str) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staged, target)  # fails when another writer's directory got there first
+        except OSError:
+            if target.exists():
+                raise ObjectExists(f"{self.object_url(name)} already exists: publish under another name") from None
+            raise
+
+    @contextmanager
+    def local_copy(self, names: Sequence[str]) -> Iterator[Path]:
+        """The base directory itself: its files are read in place."""
+        for name in names:
+            self._path(name)
+        yield self.root

@@ -6,7 +6,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from trainflow.storage import StorageOptions, is_local, join_url, open_store, parse_url
+from trainflow.storage import StorageOptions, Store, join_url, open_store
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +19,17 @@ class EventLog:
     def __init__(self, train_dir: str, options: StorageOptions | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.remote_url = None if is_local(train_dir) else join_url(train_dir, LOGS_DIR)
-        if self.remote_url is None:
-            self.local_dir = parse_url(join_url(train_dir, LOGS_DIR)).local_path
-            self._tmp = None
+        store = open_store(join_url(train_dir, LOGS_DIR), options)
+        # TensorBoard writes files: in the logs dir itself when it is local, else in a temp dir that sync() uploads
+        self.remote: Store | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if store.local_root is not None:
+            self.local_dir = store.local_root
         else:
+            self.remote = store
             self._tmp = tempfile.TemporaryDirectory(prefix="trainflow-events-")
             self.local_dir = Path(self._tmp.name)
         self.local_dir.mkdir(parents=True, exist_ok=True)
-        self.options = options
         self.writer = SummaryWriter(log_dir=str(self.local_dir))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
@@ -37,12 +39,11 @@ class EventLog:
     def sync(self) -> None:
         """Flush; upload the event files when the train dir is remote."""
         self.writer.flush()
-        if self.remote_url is None:
+        if self.remote is None:
             return
-        store = open_store(self.remote_url, self.options)
         for path in sorted(self.local_dir.rglob("*")):
             if path.is_file():
-                store.upload(path, path.relative_to(self.local_dir).as_posix())
+                self.remote.upload(path, path.relative_to(self.local_dir).as_posix())
 
     def close(self) -> None:
         self.sync()

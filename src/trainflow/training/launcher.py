@@ -23,7 +23,7 @@ import numpy as np
 
 from trainflow.datasets import Dataset, load_dataset
 from trainflow.errors import TRANSIENT_EXIT_CODE
-from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_local, join_url, open_store, parse_url
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, open_store
 from trainflow.training.agent import run_agent
 from trainflow.training.cluster import ClusterSpec, NonTrainer, cluster_from_env
 from trainflow.training.config import TrainConfig
@@ -60,19 +60,11 @@ def preflight(config: TrainConfig) -> None:
         raise TrainingError(
             f"--batch-size {config.batch_size} is more than the {examples} training examples: use a smaller batch"
         )
+    options = StorageOptions.from_env(config.aws_endpoint_url, config.aws_region)
     try:
-        open_store(config.train_dir, StorageOptions.from_env(config.aws_endpoint_url, config.aws_region))
+        open_store(config.train_dir, options).ensure_container()  # a local dir is made now, or refused in one line
     except StorageError as exc:
         raise TrainingError(f"--train-dir {config.train_dir}: {exc}", exit_code=exc.exit_code) from None
-    if is_local(config.train_dir):
-        path = parse_url(config.train_dir).local_path
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            why = "it is a file" if path.is_file() else exc.strerror
-            raise TrainingError(
-                f"--train-dir {config.train_dir} cannot be used as a directory ({why}): give a directory you can write"
-            ) from None
 
 
 def _check_labels(config: TrainConfig, dataset: Dataset) -> None:

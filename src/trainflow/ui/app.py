@@ -18,7 +18,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from trainflow.errors import TrainflowError
-from trainflow.ui.curves import CurveReader
+from trainflow.ui.compare import compared_names, comparison
+from trainflow.ui.curves import CurveReader, Curves
 from trainflow.ui.errors import ModelFailed, ModelUnavailable, RequestTooLarge, UiError, WorkflowNotFound
 from trainflow.ui.hosts import HostCheck, allowed_host_names
 from trainflow.ui.model_input import model_input
@@ -122,10 +123,17 @@ class Dashboard:
             {"workflow": name, "step": step, "lines": lines[-MAX_LOG_LINES:], "truncated": len(lines) > MAX_LOG_LINES}
         )
 
-    def curves_of(self, request: Request) -> JSONResponse:
-        info = self.find(request.path_params["name"])
+    def _curves(self, info: WorkflowInfo) -> Curves:
         progress = {s.name: self.backend.progress(info.name, s.name) for s in info.steps if s.status != "Pending"}
-        return JSONResponse(self.curves.read(info, progress).to_dict())
+        return self.curves.read(info, progress)
+
+    def curves_of(self, request: Request) -> JSONResponse:
+        return JSONResponse(self._curves(self.find(request.path_params["name"])).to_dict())
+
+    def compare(self, request: Request) -> JSONResponse:
+        """Runs side by side (`?run=A&run=B...`): their parameters, final metrics and curves."""
+        infos = [self.find(name) for name in compared_names(request.query_params.getlist("run"))]
+        return JSONResponse(comparison(infos, [self._curves(info) for info in infos]))
 
     async def predict(self, request: Request) -> JSONResponse:
         self._served_here()
@@ -177,6 +185,7 @@ def create_app(
         Route("/", index),
         Route("/api/backend", dashboard.backend_of),
         Route("/api/workflows", dashboard.list_workflows),
+        Route("/api/compare", dashboard.compare),
         Route("/api/workflows/{name}", dashboard.get_workflow),
         Route("/api/workflows/{name}/logs", dashboard.logs),
         Route("/api/workflows/{name}/curves", dashboard.curves_of),

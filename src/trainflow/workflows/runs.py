@@ -14,6 +14,7 @@ from trainflow.workflows.backend import DONE, WorkflowInfo
 
 TRAIN_DIR_OUTPUT = "train-dir"  # a step output naming a train dir (where the training writes metrics.json)
 VERSION_OUTPUT = "model-version"
+FIRST_METRICS = ("accuracy", "loss", "global_step")  # what a comparison reads first; the others follow by name
 
 
 @dataclass
@@ -70,3 +71,20 @@ def shown(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+def comparison_rows(runs: Sequence[RunSummary], all_params: bool) -> list[tuple[str, list[object]]]:
+    """(label, a value per run): status, duration, model version, the metrics, then the parameters that differ."""
+    found: list[tuple[str, list[object]]] = [
+        ("status", [r.status for r in runs]),
+        ("duration (s)", [None if r.duration is None else round(r.duration, 1) for r in runs]),
+        ("model version", [r.model_version for r in runs]),
+    ]
+    metrics = dict.fromkeys(k for k in FIRST_METRICS if any(k in r.metrics for r in runs))
+    metrics.update(dict.fromkeys(sorted({k for r in runs for k in r.metrics} - set(metrics))))
+    found += [(name, [r.metrics.get(name) for r in runs]) for name in metrics]
+    for name in dict.fromkeys(k for r in runs for k in r.params):
+        values: list[object] = [r.params.get(name) for r in runs]
+        if all_params or differing(values):
+            found.append((f"-p {name}", values))
+    return found

@@ -70,6 +70,9 @@ class StateStore:
             try:
                 db.row_factory = sqlite3.Row
                 db.execute("PRAGMA foreign_keys=ON")
+                # With WAL, NORMAL syncs at checkpoints, not on every commit: still never corrupt, and a crash
+                # of the machine can only lose the last few status updates (a runner restart redoes those).
+                db.execute("PRAGMA synchronous=NORMAL")
                 yield db
             finally:
                 db.close()

@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, is_local, open_store, parse_url
+from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, open_store
 from trainflow.storage.names import name_problem
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,10 @@ def local_logdir(
     logdir_url: str, cache_root: Path, options: StorageOptions | None = None
 ) -> tuple[Path, LogMirror | None]:
     """The directory TensorBoard reads, and the mirror that fills it when the logs are remote."""
-    if is_local(logdir_url):
-        path = parse_url(logdir_url).local_path
-        path.mkdir(parents=True, exist_ok=True)
-        return path, None
+    store = open_store(logdir_url, options)
+    if store.local_root is not None:  # TensorBoard reads it in place
+        store.ensure_container()
+        return store.local_root, None
     local = cache_root / hashlib.sha256(logdir_url.encode()).hexdigest()[:16]
     local.mkdir(parents=True, exist_ok=True)
     return local, LogMirror(logdir_url, local, options)

@@ -1,6 +1,7 @@
 // The dashboard: a hash router over two live pages, the workflow list and one workflow.
 
 import { renderChart } from "./chart.js";
+import { ComparePage, compareHash } from "./compare.js";
 import { renderDag } from "./dag.js";
 import { age, clock, duration, escapeHtml, formatSeconds, isActive, statusClass, statusPill } from "./format.js";
 import { TryModel } from "./trymodel.js";
@@ -43,14 +44,24 @@ class ListPage {
   constructor(root) {
     document.title = "Workflows · trainflow";
     root.innerHTML = `
-      <section class="page-head"><div><h1>Workflows</h1><p class="sub" id="summary">loading…</p></div></section>
+      <section class="page-head"><div><h1>Workflows</h1><p class="sub" id="summary">loading…</p></div>
+        <button type="button" class="btn primary" id="compare" disabled title="select two or more runs">Compare</button></section>
       <div class="card flush"><table class="table" id="workflows">
-        <thead><tr><th>Name</th><th>Status</th><th>Steps</th><th>Age</th><th>Duration</th><th>Message</th></tr></thead>
+        <thead><tr><th class="pick"></th><th>Name</th><th>Status</th><th>Steps</th><th>Age</th><th>Duration</th><th>Message</th></tr></thead>
         <tbody></tbody></table>
         <div class="empty" id="empty" hidden>No workflows yet. Submit one:
           <code>trainflow submit model-train -p job-name=myjob</code></div></div>`;
     this.body = root.querySelector("tbody");
+    this.chosen = new Set();  // the runs ticked for comparison, kept across refreshes
+    this.button = root.querySelector("#compare");
+    this.button.addEventListener("click", () => { location.hash = compareHash([...this.chosen]); });
     this.poller = new Poller(() => this.refresh());
+  }
+
+  choose(name, on) {
+    if (on) this.chosen.add(name); else this.chosen.delete(name);
+    this.button.disabled = this.chosen.size < 2;
+    this.button.textContent = this.chosen.size >= 2 ? `Compare ${this.chosen.size} runs` : "Compare";
   }
 
   async refresh() {
@@ -62,6 +73,7 @@ class ListPage {
     document.getElementById("empty").hidden = workflows.length > 0;
     this.body.innerHTML = workflows.map((w) => `
       <tr data-workflow="${escapeHtml(w.name)}" data-status="${escapeHtml(w.status)}">
+        <td class="pick"><input type="checkbox" aria-label="compare ${escapeHtml(w.name)}"${this.chosen.has(w.name) ? " checked" : ""}></td>
         <td><a class="wf-link" href="#/workflows/${encodeURIComponent(w.name)}">${escapeHtml(w.name)}</a>
             <div class="muted small">${escapeHtml(w.pipeline)}</div></td>
         <td>${statusPill(w.status)}</td>
@@ -70,8 +82,12 @@ class ListPage {
         <td>${duration(w.started_at, w.finished_at, now)}</td>
         <td class="message" title="${escapeHtml(w.message)}">${escapeHtml(w.message)}</td>
       </tr>`).join("");
+    for (const name of this.chosen) if (!workflows.some((w) => w.name === name)) this.choose(name, false);
+    this.body.querySelectorAll("tr").forEach((tr) => tr.querySelector("input").addEventListener("change", (e) => {
+      this.choose(tr.dataset.workflow, e.target.checked);
+    }));
     this.body.querySelectorAll("tr").forEach((tr) => tr.addEventListener("click", (e) => {
-      if (e.target.tagName !== "A") location.hash = `#/workflows/${encodeURIComponent(tr.dataset.workflow)}`;
+      if (e.target.tagName !== "A" && !e.target.closest(".pick")) location.hash = `#/workflows/${encodeURIComponent(tr.dataset.workflow)}`;
     }));
     setLive(running ? "active" : "idle", `${running ? "live" : "idle"} · updated ${new Date().toLocaleTimeString([], { hour12: false })}`);
     return running ? FAST : SLOW;
@@ -281,7 +297,9 @@ let page = null;
 function route() {
   page?.stop();
   const match = location.hash.match(/^#\/workflows\/(.+)$/);
-  page = match ? new WorkflowPage(app, decodeURIComponent(match[1])) : new ListPage(app);
+  const compared = location.hash.match(/^#\/compare\?(.*)$/);
+  page = match ? new WorkflowPage(app, decodeURIComponent(match[1]))
+    : compared ? new ComparePage(app, new URLSearchParams(compared[1]).getAll("run"), getJson, setLive) : new ListPage(app);
   window.scrollTo(0, 0);
 }
 window.addEventListener("hashchange", route);
