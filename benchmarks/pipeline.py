@@ -7,8 +7,11 @@ Each system runs a chain of 10 trivial steps, every step in its own process:
     plain `subprocess.run`, so the runner's own share is visible;
   - kfp.local with SubprocessRunner (benchmarks/peers/kfp_chain.py), in its own venv;
   - Metaflow local run (benchmarks/peers/metaflow_chain.py: start + 8 steps + end), in its own venv.
-Optionally (--model-train) the wall time of a real model-train run on mnist-10k, per step, and of
-its resubmission under a new job-name (download, training and export Cached) until the model serves.
+Optionally (--model-train; --only-model-train skips the chain) the wall time of a real model-train run
+on mnist-10k until the model serves, each step's span after submit, and its non-training time (wall
+minus train-model, plus the export train-model runs after training) as a ratio to `python -c "import
+torch"` measured before and after it; then its resubmission under a new job-name (download, training
+and export Cached) until the model serves.
 
     .venv/bin/python benchmarks/pipeline.py [--peers] [--model-train | --only-model-train] [--train-steps N]
 
