@@ -176,6 +176,10 @@ def test_two_workflows_at_once_do_not_interfere(mnist_dir: Path) -> None:
                 "model-serving=false",
                 "-p",
                 "model=mlp",
+                "-p",
+                # different models: with equal parameters one run may reuse the other's finished steps
+                # (the cache: same inputs, same outputs), which is not interference
+                f"model-hidden-units={16 + i}",
                 "--wait",
             ],
             stdout=subprocess.PIPE,
