@@ -101,3 +101,29 @@ def test_a_version_exported_from_another_train_dir_is_not_reused(exported: tuple
 def test_nothing_is_reused_from_an_empty_export_base(mnist_dir: Path, tmp_path: Path) -> None:
     train_briefly(str(tmp_path / "train"), ModelSpec("mlp", 16), mnist_dir, steps=1)
     assert reusable_version(str(tmp_path / "train"), str(tmp_path / "nothing")) is None
+
+
+def test_a_failed_export_after_training_leaves_training_done_and_export_model_says_why(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    train_dir, base = tmp_path / "train", tmp_path / "a-file"
+    base.write_text("not a directory")
+    trained = step(
+        "train-model",
+        *("--data-dir", str(mnist_dir), "--train-dir", str(train_dir), "--export-base", str(base)),
+        *("--workers", "1", "--train-steps", "2", "--model", "mlp", "--hidden-units", "16"),
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert "not exported after training" in trained.stdout and "export-model exports it" in trained.stdout
+    assert (train_dir / "metrics.json").is_file()
+    exported = step("export-model", "--train-dir", str(train_dir), "--export-base", str(base))
+    assert exported.returncode != 0
+    assert exported.stderr.startswith("error: ") and len(exported.stderr.strip().splitlines()) == 1, exported.stderr
+
+
+def test_the_export_on_s3_is_reused(mnist_dir: Path, s3_bucket: str, tmp_path: Path) -> None:
+    train_dir, base = f"{s3_bucket}/train/job", f"{s3_bucket}/exported/job"
+    train_briefly(train_dir, ModelSpec("mlp", 16), mnist_dir, steps=2)
+    first = export_model(train_dir, base)
+    found = reusable_version(train_dir, base, "mlp", 16)
+    assert found is not None and (found.version, found.url, found.global_step) == (1, first.url, 2)
