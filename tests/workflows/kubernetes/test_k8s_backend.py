@@ -228,6 +228,21 @@ def test_resubmit_with_a_bad_override_creates_nothing_fake_k8s_api(
     assert list(cluster.workflows) == [("ml", "run1")]
 
 
+def test_a_pod_that_went_away_before_its_log_was_read_is_named_as_a_pod_fake_k8s_api(cluster: FakeCluster) -> None:
+    backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1"})
+    cluster.add_pod(
+        "ml", "run1-export", {"workflows.argoproj.io/workflow": "run1"}, "main", "", node_name="run1.export-model"
+    )
+
+    def gone(*args: Any, **kwargs: Any) -> str:
+        raise ApiException(status=404, reason="Not Found")
+
+    cluster.read_namespaced_pod_log = gone  # type: ignore[method-assign]
+    with pytest.raises(WorkflowError, match="pod run1-export is gone from namespace ml") as error:
+        list(backend(cluster).logs("run1", "export-model"))
+    assert "workflow run1-export not found" not in str(error.value)
+
+
 def test_stop_asks_argo_to_stop_a_running_workflow_fake_k8s_api(cluster: FakeCluster) -> None:
     backend(cluster).submit(MODEL_TRAIN, {"job-name": "run1"})
     cluster.workflows[("ml", "run1")]["status"] = {"phase": "Running", "nodes": {}}

@@ -20,6 +20,7 @@ from trainflow.pipelines.builtin import PIPELINES
 from trainflow.workflows.backend import PENDING, RUNNING, SUCCEEDED, StepInfo, WorkflowInfo
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes.compiler import compile_pipeline
+from trainflow.workflows.kubernetes.objects import field_of, items_of
 from trainflow.workflows.kubernetes.options import ClusterOptions
 from trainflow.workflows.kubernetes.render import NAME_PARAM_ANNOTATION, NAME_SUFFIX_ANNOTATION, PIPELINE_LABEL
 from trainflow.workflows.kubernetes.resources import (
@@ -122,7 +123,7 @@ class KubernetesBackend:
             given = self._inherit(pipeline, given, values)
         [workflow] = compile_pipeline(pipeline, given, self.job_kind, memoize=not no_cache, options=self.options)
         name = workflow["metadata"].get("name")
-        created = self._call(
+        created = self.call(
             lambda: self.api.custom.create_namespaced_custom_object(*ARGO, self.namespace, "workflows", workflow), name
         )
         log.info(
@@ -143,13 +144,13 @@ class KubernetesBackend:
         return workflow_info(self._get_raw(name), self.name)
 
     def _get_raw(self, name: str) -> dict[str, Any]:
-        return self._call(
+        return self.call(
             lambda: self.api.custom.get_namespaced_custom_object(*ARGO, self.namespace, "workflows", name), name
         )
 
     def list(self) -> list[WorkflowInfo]:
         """trainflow's workflows in the namespace, newest first."""
-        listing = self._call(
+        listing = self.call(
             lambda: self.api.custom.list_namespaced_custom_object(
                 *ARGO, self.namespace, "workflows", label_selector=MANAGED
             )
@@ -173,19 +174,21 @@ class KubernetesBackend:
     def _pod_log(self, pod: str, container: str, follow: bool) -> Iterator[str]:
         """A container's log lines; with `follow`, streamed as the container writes them until it ends."""
         if not follow:
-            text = self._call(
+            text = self.call(
                 lambda: self.api.core.read_namespaced_pod_log(
                     name=pod, namespace=self.namespace, container=container, follow=False
                 ),
                 pod,
+                pod=True,
             )
             yield from (text or "").splitlines()
             return
-        stream = self._call(
+        stream = self.call(
             lambda: self.api.core.read_namespaced_pod_log(
                 name=pod, namespace=self.namespace, container=container, follow=True, _preload_content=False
             ),
             pod,
+            pod=True,
         )
         pending = b""
         try:
@@ -201,37 +204,37 @@ class KubernetesBackend:
     def _step_pods(self, workflow: str, step: str) -> builtins.list[tuple[str, str]]:
         """(pod, container) pairs with a step's log: Argo's pod for the step, then its training or service pods."""
         argo = self._pods(f"workflows.argoproj.io/workflow={workflow}")
-        found = [(_field(p, "metadata", "name"), "main") for p in argo if _node_step(p) == step]
+        found = [(field_of(p, "metadata", "name"), "main") for p in argo if _node_step(p) == step]
         ours = self._pods(f"{WORKFLOW_LABEL}={workflow},{STEP_LABEL}={step}")
         return found + [
-            (_field(p, "metadata", "name"), _field(_field(p, "spec", "containers")[0], "name")) for p in ours
+            (field_of(p, "metadata", "name"), field_of(field_of(p, "spec", "containers")[0], "name")) for p in ours
         ]
 
     def _pods(self, selector: str) -> builtins.list[Any]:
-        listing = self._call(lambda: self.api.core.list_namespaced_pod(self.namespace, label_selector=selector))
-        return sorted(_items(listing), key=lambda p: _field(p, "metadata", "name"))
+        listing = self.call(lambda: self.api.core.list_namespaced_pod(self.namespace, label_selector=selector))
+        return sorted(items_of(listing), key=lambda p: field_of(p, "metadata", "name"))
 
     def delete(self, name: str) -> None:
         """Delete the workflow, its training job (owned by it) and its Deployments and Services; the cache stays."""
-        self._call(
+        self.call(
             lambda: self.api.custom.delete_namespaced_custom_object(*ARGO, self.namespace, "workflows", name), name
         )
         selector = f"{WORKFLOW_LABEL}={name}"
-        for deployment in _items(
-            self._call(lambda: self.api.apps.list_namespaced_deployment(self.namespace, label_selector=selector))
+        for deployment in items_of(
+            self.call(lambda: self.api.apps.list_namespaced_deployment(self.namespace, label_selector=selector))
         ):
-            self._call(
+            self.call(
                 lambda: self.api.apps.delete_namespaced_deployment(
-                    _field(deployment, "metadata", "name"),  # noqa: B023 - _call runs it at once
+                    field_of(deployment, "metadata", "name"),  # noqa: B023 - _call runs it at once
                     self.namespace,
                 )
             )
-        for service in _items(
-            self._call(lambda: self.api.core.list_namespaced_service(self.namespace, label_selector=selector))
+        for service in items_of(
+            self.call(lambda: self.api.core.list_namespaced_service(self.namespace, label_selector=selector))
         ):
-            self._call(
+            self.call(
                 lambda: self.api.core.delete_namespaced_service(
-                    _field(service, "metadata", "name"),  # noqa: B023 - _call runs it at once
+                    field_of(service, "metadata", "name"),  # noqa: B023 - _call runs it at once
                     self.namespace,
                 )
             )
@@ -242,7 +245,7 @@ class KubernetesBackend:
         if info.status not in (PENDING, RUNNING):
             raise WorkflowError(f"workflow {name} is {info.status}, not running")
         body = {"spec": {"shutdown": "Stop"}}
-        self._call(
+        self.call(
             lambda: self.api.custom.patch_namespaced_custom_object(*ARGO, self.namespace, "workflows", name, body),
             name,
         )
@@ -294,7 +297,7 @@ class KubernetesBackend:
             for template in spec.get("templates", []):
                 template.pop("memoize", None)
         body = {"apiVersion": source.get("apiVersion"), "kind": source.get("kind"), "metadata": copy_meta, "spec": spec}
-        created = self._call(
+        created = self.call(
             lambda: self.api.custom.create_namespaced_custom_object(*ARGO, self.namespace, "workflows", body),
             copy_meta.get("name"),
         )
@@ -302,11 +305,11 @@ class KubernetesBackend:
 
     def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]:
         """trainflow's Services in the namespace, with in-cluster addresses and the port-forward to reach them."""
-        listing = self._call(lambda: self.api.core.list_namespaced_service(self.namespace, label_selector=MANAGED))
+        listing = self.call(lambda: self.api.core.list_namespaced_service(self.namespace, label_selector=MANAGED))
         workflows: dict[str, WorkflowInfo | None] = {}
         found = []
-        for svc in _items(listing):
-            labels = _field(svc, "metadata", "labels") or {}
+        for svc in items_of(listing):
+            labels = field_of(svc, "metadata", "labels") or {}
             workflow, step = labels.get(WORKFLOW_LABEL), labels.get(STEP_LABEL)
             if not workflow or not step:
                 continue
@@ -327,9 +330,10 @@ class KubernetesBackend:
 
     def _addresses(self, svc: Any) -> dict[str, str]:
         """`<port>-address` in the cluster per port, and the command that brings them to this machine."""
-        name = _field(svc, "metadata", "name")
+        name = field_of(svc, "metadata", "name")
         ports = [
-            (_field(p, "name") or str(_field(p, "port")), _field(p, "port")) for p in _field(svc, "spec", "ports") or []
+            (field_of(p, "name") or str(field_of(p, "port")), field_of(p, "port"))
+            for p in field_of(svc, "spec", "ports") or []
         ]
         found = {f"{port_name}-address": f"{name}.{self.namespace}.svc:{port}" for port_name, port in ports}
         forward = " ".join(str(port) for _, port in ports)
@@ -339,13 +343,18 @@ class KubernetesBackend:
     def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
         return []  # progress files stay in the pods: `trainflow logs` shows the training lines
 
-    def _call(self, request: Callable[[], T], name: str | None = None) -> T:
-        """Run one API request; map the client's failures to one-line WorkflowErrors."""
+    def call(self, request: Callable[[], T], name: str | None = None, pod: bool = False) -> T:
+        """Run one API request about workflow (or `pod`) `name`; map the client's failures to one-line errors."""
         try:
             return request()
         except WorkflowError:
             raise
         except Exception as exc:  # noqa: BLE001 - the client raises ApiException, urllib3 and socket errors
+            if pod and getattr(exc, "status", None) == 404:
+                raise WorkflowError(
+                    f"pod {name} is gone from namespace {self.namespace} (removed after its step ended): "
+                    "its log went with it"
+                ) from None
             raise _as_workflow_error(exc, name, self.namespace) from None
 
 
@@ -400,18 +409,7 @@ def _checked(pipeline: Pipeline, params: Mapping[str, str]) -> None:
         raise WorkflowError(exc.message) from None
 
 
-def _items(listing: Any) -> list[Any]:
-    return list(listing.get("items", []) if isinstance(listing, dict) else getattr(listing, "items", []) or [])
-
-
 def _node_step(pod: Any) -> str:
     """The step an Argo pod ran: its node name is `<workflow>.<step>` or `<workflow>.<step>(<attempt>)`."""
-    node = (_field(pod, "metadata", "annotations") or {}).get("workflows.argoproj.io/node-name", "")
+    node = (field_of(pod, "metadata", "annotations") or {}).get("workflows.argoproj.io/node-name", "")
     return node.split(".", 1)[-1].split("(", 1)[0]
-
-
-def _field(obj: Any, *path: str) -> Any:
-    """A field of a client model object or of a plain dict (what tests' fake clients return)."""
-    for key in path:
-        obj = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-    return obj

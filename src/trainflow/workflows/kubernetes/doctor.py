@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from trainflow.workflows.doctor import FAIL, OK, WARN, Check
-from trainflow.workflows.kubernetes.backend import ARGO, ClusterApi, _field, _items
+from trainflow.workflows.kubernetes.backend import ARGO, ClusterApi
+from trainflow.workflows.kubernetes.objects import field_of, items_of
 from trainflow.workflows.kubernetes.resources import AWS_SECRET_KEYS, CACHE_CLAIM, SERVICE_ACCOUNT
 
 KUBEFLOW = ("kubeflow.org", "v1")
@@ -124,7 +125,7 @@ class Doctor:
                 f"could not read Secret {self.secret} ({found})",
                 "fine if your account may not read Secrets; the workflow's pods read it",
             )
-        data = _field(holder[0], "data") or {}
+        data = field_of(holder[0], "data") or {}
         missing = [key for _, key in AWS_SECRET_KEYS if key not in data]
         if missing:
             return Check("credentials", FAIL, f"Secret {self.secret} lacks {', '.join(missing)}", create)
@@ -136,7 +137,7 @@ class Doctor:
             lambda: holder.append(self.api.core.read_namespaced_persistent_volume_claim(CACHE_CLAIM, self.namespace))
         )
         if found is None:
-            phase = _field(holder[0], "status", "phase")
+            phase = field_of(holder[0], "status", "phase")
             if phase == "Bound":
                 return Check("cache volume", OK, f"claim {CACHE_CLAIM} is Bound (later runs reuse its dataset cache)")
             return Check(
@@ -159,11 +160,11 @@ class Doctor:
         found = _status_of(lambda: holder.append(self.api.storage.list_storage_class()))
         if found is not None:
             return Check("cache volume", WARN, f"could not list storage classes ({found})", "")
-        classes = _items(holder[0])
+        classes = items_of(holder[0])
         default = [
-            _field(c, "metadata", "name")
+            field_of(c, "metadata", "name")
             for c in classes
-            if (_field(c, "metadata", "annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+            if (field_of(c, "metadata", "annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
         ]
         if not default:
             return Check(

@@ -13,7 +13,8 @@ from typing import Any
 
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import portforward
-from trainflow.workflows.kubernetes.backend import KubernetesBackend, _field, _items
+from trainflow.workflows.kubernetes.backend import KubernetesBackend
+from trainflow.workflows.kubernetes.objects import field_of, items_of
 from trainflow.workflows.kubernetes.resources import STEP_LABEL, WORKFLOW_LABEL
 
 TENSORBOARD = "tensorboard"  # the `trainflow step` commands whose services these are
@@ -33,15 +34,15 @@ class Forwarded:
 def step_running(backend: KubernetesBackend, workflow: str, command: str) -> str:
     """The step of `workflow` whose Deployment runs `trainflow step <command>`."""
     backend.get(workflow)  # a missing workflow is its own clear line
-    listing = backend._call(
+    listing = backend.call(
         lambda: backend.api.apps.list_namespaced_deployment(
             backend.namespace, label_selector=f"{WORKFLOW_LABEL}={workflow}"
         )
     )
-    for deployment in _items(listing):
-        containers = _field(deployment, "spec", "template", "spec", "containers") or []
-        if any(list(_field(c, "command") or [])[:3] == ["trainflow", "step", command] for c in containers):
-            return str((_field(deployment, "metadata", "labels") or {}).get(STEP_LABEL, ""))
+    for deployment in items_of(listing):
+        containers = field_of(deployment, "spec", "template", "spec", "containers") or []
+        if any(list(field_of(c, "command") or [])[:3] == ["trainflow", "step", command] for c in containers):
+            return str((field_of(deployment, "metadata", "labels") or {}).get(STEP_LABEL, ""))
     raise WorkflowError(
         f"workflow {workflow} has no running {WHAT.get(command, command)} in namespace {backend.namespace}: "
         f"see `trainflow get {workflow} --backend kubernetes -n {backend.namespace}`"
@@ -51,8 +52,8 @@ def step_running(backend: KubernetesBackend, workflow: str, command: str) -> str
 def service_of(backend: KubernetesBackend, workflow: str, step: str) -> Any:
     """The Service in front of a workflow's service step."""
     selector = f"{WORKFLOW_LABEL}={workflow},{STEP_LABEL}={step}"
-    found = _items(
-        backend._call(lambda: backend.api.core.list_namespaced_service(backend.namespace, label_selector=selector))
+    found = items_of(
+        backend.call(lambda: backend.api.core.list_namespaced_service(backend.namespace, label_selector=selector))
     )
     if not found:
         raise WorkflowError(f"workflow {workflow}'s step {step} has no Service in namespace {backend.namespace}")
@@ -61,12 +62,12 @@ def service_of(backend: KubernetesBackend, workflow: str, step: str) -> Any:
 
 def ready_pod(backend: KubernetesBackend, service: Any) -> Any:
     """A running, ready pod the Service's selector picks (its first by name, as kubectl does)."""
-    name = _field(service, "metadata", "name")
-    selector = ",".join(f"{k}={v}" for k, v in sorted((_field(service, "spec", "selector") or {}).items()))
+    name = field_of(service, "metadata", "name")
+    selector = ",".join(f"{k}={v}" for k, v in sorted((field_of(service, "spec", "selector") or {}).items()))
     if not selector:
         raise WorkflowError(f"Service {name} selects no pods: it cannot be forwarded")
-    pods = _items(
-        backend._call(lambda: backend.api.core.list_namespaced_pod(backend.namespace, label_selector=selector))
+    pods = items_of(
+        backend.call(lambda: backend.api.core.list_namespaced_pod(backend.namespace, label_selector=selector))
     )
     ready = [p for p in pods if _is_ready(p)]
     if not ready:
@@ -74,30 +75,30 @@ def ready_pod(backend: KubernetesBackend, service: Any) -> Any:
             f"no ready pod behind Service {name} in namespace {backend.namespace} ({len(pods)} pod(s), none ready): "
             f"see `kubectl get pods -n {backend.namespace} -l {selector}`"
         )
-    return min(ready, key=lambda p: _field(p, "metadata", "name"))
+    return min(ready, key=lambda p: field_of(p, "metadata", "name"))
 
 
 def _is_ready(pod: Any) -> bool:
-    if _field(pod, "metadata", "deletion_timestamp") or _field(pod, "metadata", "deletionTimestamp"):
+    if field_of(pod, "metadata", "deletion_timestamp") or field_of(pod, "metadata", "deletionTimestamp"):
         return False
-    if _field(pod, "status", "phase") != "Running":
+    if field_of(pod, "status", "phase") != "Running":
         return False
-    conditions = _field(pod, "status", "conditions") or []
-    return any(_field(c, "type") == "Ready" and _field(c, "status") == "True" for c in conditions)
+    conditions = field_of(pod, "status", "conditions") or []
+    return any(field_of(c, "type") == "Ready" and field_of(c, "status") == "True" for c in conditions)
 
 
 def pod_ports(service: Any, pod: Any) -> dict[str, int]:
     """Each Service port's name and the pod port it reaches (a named targetPort is the container's port of that name)."""
     named = {
-        _field(p, "name"): _field(p, "container_port") or _field(p, "containerPort")
-        for c in _field(pod, "spec", "containers") or []
-        for p in _field(c, "ports") or []
+        field_of(p, "name"): field_of(p, "container_port") or field_of(p, "containerPort")
+        for c in field_of(pod, "spec", "containers") or []
+        for p in field_of(c, "ports") or []
     }
     found = {}
-    for port in _field(service, "spec", "ports") or []:
-        target = _field(port, "target_port") or _field(port, "targetPort") or _field(port, "port")
+    for port in field_of(service, "spec", "ports") or []:
+        target = field_of(port, "target_port") or field_of(port, "targetPort") or field_of(port, "port")
         number = named.get(target) if isinstance(target, str) else target
-        found[_field(port, "name") or str(_field(port, "port"))] = int(number or _field(port, "port"))
+        found[field_of(port, "name") or str(field_of(port, "port"))] = int(number or field_of(port, "port"))
     return found
 
 
@@ -115,7 +116,7 @@ def forward_service(
     """
     service = service_of(backend, workflow, step_running(backend, workflow, command))
     pod = ready_pod(backend, service)
-    pod_name = str(_field(pod, "metadata", "name"))
+    pod_name = str(field_of(pod, "metadata", "name"))
     opener = open_stream or portforward.api_stream(backend.api.core, backend.namespace)
     with ExitStack() as stack:
         addresses = {}
@@ -124,4 +125,4 @@ def forward_service(
             forward = portforward.PortForward(opener, pod_name, port, local)
             stack.enter_context(forward)
             addresses[name] = forward.address
-        yield Forwarded(str(_field(service, "metadata", "name")), pod_name, addresses)
+        yield Forwarded(str(field_of(service, "metadata", "name")), pod_name, addresses)
