@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def trainflow(*args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -19,3 +21,14 @@ def trainflow(*args: str, timeout: float = 300, cwd: Path | None = None) -> subp
         cwd=cwd,
         check=False,
     )
+
+
+def get_workflow(name: str) -> dict[str, Any]:
+    """`trainflow get NAME -o json`, parsed; the test fails here if the command does."""
+    out = trainflow("get", name, "-o", "json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def steps_by_name(info: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in info["steps"]}

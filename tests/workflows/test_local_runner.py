@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -16,20 +15,12 @@ import httpx
 import psutil
 import pytest
 
+from tests.commands import get_workflow as get
+from tests.commands import steps_by_name as steps
 from tests.commands import trainflow
 from trainflow.workflows.state import StateStore
 
 pytestmark = pytest.mark.slow
-
-
-def get(name: str) -> dict:
-    out = trainflow("get", name, "-o", "json")
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-def steps(info: dict) -> dict[str, dict]:
-    return {s["name"]: s for s in info["steps"]}
 
 
 def wait_until(predicate, timeout: float = 120, every: float = 0.3):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
 
+from tests.commands import get_workflow as get
+from tests.commands import steps_by_name as steps
 from tests.commands import trainflow
 
 STEPS = """
@@ -34,16 +35,6 @@ PIPELINE = Pipeline(
     ),
 )
 """
-
-
-def get(name: str) -> dict:
-    out = trainflow("get", name, "-o", "json")
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-def steps(info: dict) -> dict[str, dict]:
-    return {s["name"]: s for s in info["steps"]}
 
 
 @pytest.fixture

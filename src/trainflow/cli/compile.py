@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from trainflow.cli.cluster_flags import cluster_flags, options_from
+from trainflow.cli.options import parameters_option
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
 
 TARGETS = (*sorted(PIPELINES), "rbac")
@@ -14,7 +15,7 @@ TARGETS = (*sorted(PIPELINES), "rbac")
 
 @click.command("compile")
 @click.argument("target", metavar=f"{'|'.join(TARGETS)}|FILE")
-@click.option("-p", "--parameter", "params", multiple=True, help="NAME=VALUE; repeatable.")
+@parameters_option()
 @click.option(
     "--job-kind",
     type=click.Choice(["pytorchjob", "tfjob"]),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 outputs_option = click.option(
@@ -20,3 +23,8 @@ backend_option = click.option(
     help="Where workflows run: this machine, or the current Kubernetes context.",
 )
 namespace_option = click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
+
+
+def parameters_option(help: str = "NAME=VALUE; repeatable.") -> Callable[[Any], Any]:
+    """`-p/--parameter NAME=VALUE`, repeatable, into `params`; the help says what this command does with them."""
+    return click.option("-p", "--parameter", "params", multiple=True, metavar="NAME=VALUE", help=help)

@@ -6,6 +6,7 @@ import click
 from rich.table import Table
 from rich.tree import Tree
 
+from trainflow.cli.options import parameters_option
 from trainflow.cli.output import console
 
 
@@ -16,7 +17,7 @@ def pipeline() -> None:
 
 @pipeline.command("validate")
 @click.argument("source")
-@click.option("-p", "--parameter", "params", multiple=True, help="NAME=VALUE to check as well; repeatable.")
+@parameters_option("NAME=VALUE to check as well; repeatable.")
 def validate(source: str, params: tuple[str, ...]) -> None:
     """Check SOURCE: its steps, references, conditions, functions and (with -p) parameter values."""
     from trainflow.pipelines.loading import check_functions, load_pipeline

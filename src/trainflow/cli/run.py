@@ -7,6 +7,7 @@ import time
 
 import click
 
+from trainflow.cli.options import parameters_option
 from trainflow.cli.output import console
 from trainflow.cli.watch import follow
 from trainflow.cli.workflows import local
@@ -28,7 +29,7 @@ from trainflow.workflows import MODEL_TRAIN, parse_assignments
 @click.option("--model", default="cnn", show_default=True, help="cnn, mlp, or module:attr of your own model factory.")
 @click.option("--store", default="", help="Where checkpoints and models go (default: $TRAINFLOW_HOME/store/models).")
 @click.option("--no-serving", is_flag=True, help="Train and export only.")
-@click.option("-p", "--parameter", "params", multiple=True, help="Any other model-train NAME=VALUE.")
+@parameters_option("Any other model-train NAME=VALUE.")
 def run(
     data_url: str,
     job_name: str | None,

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from trainflow.cli.cluster_flags import cluster_flags, options_from
-from trainflow.cli.options import backend_option, namespace_option
+from trainflow.cli.options import backend_option, namespace_option, parameters_option
 from trainflow.cli.output import console, emit
 from trainflow.cli.watch import age, duration, follow, print_workflow
 from trainflow.settings import trainflow_home
@@ -40,7 +40,7 @@ def local() -> Backend:
 
 @click.command()
 @click.argument("pipeline", metavar=f"{'|'.join(sorted(PIPELINES))}|FILE")
-@click.option("-p", "--parameter", "params", multiple=True, help="NAME=VALUE; repeatable.")
+@parameters_option()
 @click.option("--wait", is_flag=True, help="Wait until the workflow ends; exit non-zero if it failed.")
 @click.option("--watch", is_flag=True, help="Show the steps live until the workflow ends.")
 @click.option("--no-cache", is_flag=True, help="Run every step, even those an earlier run's outputs could stand for.")
@@ -179,14 +179,7 @@ def stop(name: str, backend: str, namespace: str) -> None:
 
 @click.command()
 @click.argument("name")
-@click.option(
-    "-p",
-    "--parameter",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Change a parameter; the steps that read it (and those after them) run again. Repeatable.",
-)
+@parameters_option("Change a parameter; the steps that read it (and those after them) run again. Repeatable.")
 @click.option("--wait", is_flag=True, help="Wait until the workflow ends; exit 1 if it failed again.")
 @backend_option
 @namespace_option
@@ -201,14 +194,7 @@ def retry(name: str, params: tuple[str, ...], wait: bool, backend: str, namespac
 
 @click.command()
 @click.argument("name")
-@click.option(
-    "-p",
-    "--parameter",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Run with this parameter changed (the others as in NAME). Repeatable.",
-)
+@parameters_option("Run with this parameter changed (the others as in NAME). Repeatable.")
 @click.option("--job-name", default=None, help="Name of the new run (default: NAME plus a random suffix).")
 @click.option("--no-cache", is_flag=True, help="Run every step again (default: reuse this run's cacheable results).")
 @click.option("--wait", is_flag=True, help="Wait until the new workflow ends; exit 1 if it failed.")
