@@ -79,8 +79,12 @@ def lose_a_node_then_rerun(
     survivors = [r for r in running if r.pod.name != lost]
     codes = wait_all(cluster, survivors, timeout=PEER_TIMEOUT + TEARDOWN_SLACK)
     assert all(code is not None and code >= 128 for code in codes), f"{codes}\n{logs(running)}"
-    for survivor in survivors:
-        assert "Timed out waiting" in survivor.output() and "error: training was lost" in survivor.output()
+    outputs = [survivor.output() for survivor in survivors]
+    assert all("error: training was lost" in out for out in outputs), logs(running)
+    # The first survivor to notice times out on the silent link; another may instead see that one exit
+    # (gloo: "Connection closed by peer") before its own timeout: either is the lost world, said in one line.
+    assert any("Timed out waiting" in out for out in outputs), logs(running)
+    assert all("Timed out waiting" in out or "Connection closed by peer" in out for out in outputs), logs(running)
     resume_from = latest_step(train_dir)
     assert resume_from < STEPS, "the node was lost after training ended: nothing was interrupted"
 
