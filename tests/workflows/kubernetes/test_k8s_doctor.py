@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes.client.exceptions import ApiException
 
 from tests.workflows.kubernetes.fake_cluster import FakeCluster
@@ -164,12 +163,15 @@ def test_local_checks_name_an_unwritable_home_and_a_port_in_use(tmp_path: Path) 
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", 8501))
+            sock.listen()
+            held = True
         except OSError:
-            pytest.skip("port 8501 is taken by something else on this machine")
-        sock.listen()
+            held = False  # another test's model server holds it: in use all the same, which is what is checked
         result = {c.name: c for c in local_checks(tmp_path / "home")}
     assert result["home"].status == OK and result["state"].status == OK
-    assert result["port 8501"].status == WARN and "in use" in result["port 8501"].detail
+    port = result["port 8501"]
+    if held or port.status != OK:  # OK only if the other holder let go between our bind and the check
+        assert port.status == WARN and "in use" in port.detail
 
 
 def test_doctor_command_exits_1_when_a_check_fails(tmp_path: Path) -> None:
