@@ -20,6 +20,7 @@ from typing import Any
 from trainflow.pipelines.errors import PipelineError
 from trainflow.settings import trainflow_home
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, mirror_dir, open_store, parse_url
+from trainflow.storage.mirror import local_files
 from trainflow.storage.names import name_problem, shown
 
 ENV = "TRAINFLOW_ARTIFACTS_URL"  # where this step instance publishes: <artifacts_url>/<workflow>/<step>
@@ -40,13 +41,7 @@ def digest(path: Path) -> str:
 
 
 def _files(path: Path) -> list[tuple[str, Path]]:
-    if path.is_file():
-        return [(path.name, path)]
-    return sorted(
-        (p.relative_to(path).as_posix(), p)
-        for p in path.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-    )
+    return [(path.name, path)] if path.is_file() else local_files(path)
 
 
 def publish(
