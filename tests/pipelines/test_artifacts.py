@@ -140,3 +140,16 @@ def test_a_bad_artifacts_url_is_refused_at_submit(tmp_path: Path, trainflow_home
     assert (
         "ftp" not in subprocess.run([sys.executable, "-m", "trainflow", "list"], capture_output=True, text=True).stdout
     )
+
+
+def test_two_workers_fetching_the_same_artifact_at_once_both_get_it(tmp_path: Path, s3_bucket: str) -> None:
+    from trainflow.pipelines import artifacts
+    from trainflow.storage import StorageOptions
+
+    model = a_model_dir(tmp_path)
+    url = publish({"model": str(model)}, ("model",), f"{s3_bucket}/wf/s")["model"]
+    cache = tmp_path / "cache" / "artifacts" / "one"
+    # Ranks of a training step call local_path together: the second to finish finds the first's copy in place.
+    artifacts._download(url, cache, StorageOptions.from_env())
+    artifacts._download(url, cache, StorageOptions.from_env())
+    assert digest(cache) == digest(model) and [p.name for p in cache.parent.iterdir()] == ["one"]

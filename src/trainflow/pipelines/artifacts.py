@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -115,33 +116,41 @@ _FILE_MARK = ".one-file"
 
 
 def _download(url: str, cache: Path, options: StorageOptions) -> None:
-    """Fetch the object or the prefix at `url` into `cache` (via a staging folder, so a failure leaves nothing)."""
-    staging = cache.with_name(f".{cache.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    """Fetch the object or the prefix at `url` into `cache`, through a staging folder of this process's own.
+
+    A failure leaves nothing; when another process (another rank) put its copy in place first, that one stays.
+    """
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
+    try:
+        _fetch(url, staging, options)
+        try:
+            os.replace(staging, cache)
+        except OSError:
+            if not cache.is_dir():
+                raise
+    except StorageError as exc:
+        raise PipelineError(f"cannot fetch artifact {url}: {exc.message}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fetch(url: str, staging: Path, options: StorageOptions) -> None:
     parent, _, name = url.rstrip("/").rpartition("/")
     try:
-        try:
-            _check_name(name, url)
-            open_store(parent, options).download(name, staging / name)
-            (staging / _FILE_MARK).touch()
-        except ObjectNotFound:
-            store = open_store(url, options)
-            infos = store.list()
-            if not infos:
-                raise PipelineError(f"no artifact at {url}: was it deleted?") from None
-            for info in infos:
-                _check_name(info.name, url)
-                target = staging / info.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                store.download(info.name, target)
-    except StorageError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise PipelineError(f"cannot fetch artifact {url}: {exc.message}") from None
-    except PipelineError:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    os.replace(staging, cache)
+        _check_name(name, url)
+        open_store(parent, options).download(name, staging / name)
+        (staging / _FILE_MARK).touch()
+    except ObjectNotFound:
+        store = open_store(url, options)
+        infos = store.list()
+        if not infos:
+            raise PipelineError(f"no artifact at {url}: was it deleted?") from None
+        for info in infos:
+            _check_name(info.name, url)
+            target = staging / info.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            store.download(info.name, target)
 
 
 def _check_name(name: str, url: str) -> None:
