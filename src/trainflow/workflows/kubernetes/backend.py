@@ -220,24 +220,15 @@ class KubernetesBackend:
             lambda: self.api.custom.delete_namespaced_custom_object(*ARGO, self.namespace, "workflows", name), name
         )
         selector = f"{WORKFLOW_LABEL}={name}"
-        for deployment in items_of(
-            self.call(lambda: self.api.apps.list_namespaced_deployment(self.namespace, label_selector=selector))
-        ):
-            self.call(
-                lambda: self.api.apps.delete_namespaced_deployment(
-                    field_of(deployment, "metadata", "name"),  # noqa: B023 - _call runs it at once
-                    self.namespace,
-                )
-            )
-        for service in items_of(
-            self.call(lambda: self.api.core.list_namespaced_service(self.namespace, label_selector=selector))
-        ):
-            self.call(
-                lambda: self.api.core.delete_namespaced_service(
-                    field_of(service, "metadata", "name"),  # noqa: B023 - _call runs it at once
-                    self.namespace,
-                )
-            )
+        kinds = (
+            (self.api.apps.list_namespaced_deployment, self.api.apps.delete_namespaced_deployment),
+            (self.api.core.list_namespaced_service, self.api.core.delete_namespaced_service),
+        )
+        for list_them, delete_one in kinds:
+            listing = self.call(lambda: list_them(self.namespace, label_selector=selector))  # noqa: B023 - at once
+            for obj in items_of(listing):
+                object_name = field_of(obj, "metadata", "name")
+                self.call(lambda: delete_one(object_name, self.namespace))  # noqa: B023 - call runs it at once
 
     def stop(self, name: str) -> WorkflowInfo:
         """Argo's stop: no new step starts, running ones are stopped, the exit handler still runs."""
