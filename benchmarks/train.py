@@ -22,7 +22,7 @@ import torch
 from trainflow.datasets import load_split, write_synthetic
 from trainflow.training import ModelSpec, TrainConfig, build_model, train
 from trainflow.training.batches import ShardBatches
-from trainflow.training.loop import threads_per_worker
+from trainflow.training.worker_server import threads_per_worker
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-10k"
 BATCH = 100

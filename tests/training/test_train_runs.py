@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 import boto3
 import pytest
 from servers import free_port, run_together, stop
+
+from trainflow.errors import PERMANENT_EXIT_CODE, TRANSIENT_EXIT_CODE
 
 
 def trainflow(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -29,20 +32,31 @@ def train_args(data_dir: Path, train_dir: str, *extra: str) -> list[str]:
     return ["train", "--data-dir", str(data_dir), "--train-dir", train_dir, *extra]
 
 
-def worker_pids(launcher_pid: int) -> list[int]:
-    """Worker processes the launcher's elastic agent started (its children running the worker module)."""
-    pids = []
+def parent_pids() -> dict[int, int]:
+    """pid -> parent pid of every process."""
+    parents = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == launcher_pid and b"trainflow.training.worker" in cmdline:
-            pids.append(int(entry.name))
-    return pids
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return parents
+
+
+def worker_pids(launcher_pid: int) -> list[int]:
+    """The launcher's worker processes: forks of its fork server, which is the launcher's child."""
+    parents = parent_pids()
+    return sorted(pid for pid, ppid in parents.items() if parents.get(ppid) == launcher_pid)
+
+
+def wait_for_workers(proc: subprocess.Popen, log_path: Path, count: int, timeout: float = 120) -> list[int]:
+    """The pids of the launcher's `count` workers once each has logged its first training line."""
+    deadline = time.monotonic() + timeout  # generous: CI machines are shared
+    while log_path.read_text().count("trainflow.training.loop: training steps") < count:
+        assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.05)
+    return worker_pids(proc.pid)
 
 
 @pytest.mark.slow
@@ -172,6 +186,76 @@ def test_killed_worker_resumes_from_checkpoint(mnist_dir: Path, tmp_path: Path) 
     resumed = [int(line.rsplit("at step ", 1)[1]) for line in text.splitlines() if "resumed from checkpoint" in line]
     assert resumed and min(resumed) >= 40, text
     assert json.loads((train_dir / "metrics.json").read_text())["global_step"] == 160
+
+
+def start_training(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
+    """`trainflow train ARGS` in the background, its stdout and stderr in one log file."""
+    log_path = tmp_path / "train.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trainflow", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env or os.environ.copy(),
+        )
+    return proc, log_path
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.slow
+def test_workers_killed_with_no_restarts_left_end_the_run_as_lost_to_their_signal(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    args = train_args(mnist_dir, str(tmp_path / "train"), "--workers", "2", "--train-steps", "100000", "--model", "mlp")
+    proc, log_path = start_training(tmp_path, *args, "--max-restarts", "0")
+    try:
+        victims = wait_for_workers(proc, log_path, 2)
+        assert len(set(victims)) == 2 and proc.pid not in victims, log_path.read_text()
+        for pid in victims:
+            os.kill(pid, signal.SIGSTOP)  # neither sees the other go and reports a lost peer instead
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        code = proc.wait(timeout=60)
+    finally:
+        stop(proc)
+    text = log_path.read_text()
+    assert code == TRANSIENT_EXIT_CODE, text
+    assert len(error_lines(text)) == 1, text
+    assert re.fullmatch(r"error: training was lost on rank [01]: signal 9", error_lines(text)[0]), text
+    assert "[rank 0]" in text and "[rank 1]" in text
+
+
+FAILS_ON_RANK_1 = """
+import os
+
+from trainflow.training.models import mlp
+
+
+def build(hidden_units, input_shape, num_classes):
+    if os.environ.get("RANK") == "1":
+        raise ValueError("rank 1 cannot build it")
+    return mlp(hidden_units, input_shape, num_classes)
+"""
+
+
+@pytest.mark.slow
+def test_a_permanent_failure_on_one_rank_fails_the_run_at_once_though_its_peer_was_lost_meanwhile(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "fails_on_rank_1.py").write_text(FAILS_ON_RANK_1)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    out = trainflow(
+        *train_args(mnist_dir, str(tmp_path / "train"), "--workers", "2", "--model", "fails_on_rank_1:build"), env=env
+    )
+    assert out.returncode == PERMANENT_EXIT_CODE, out.stderr
+    assert error_lines(out.stderr) == [
+        "error: training failed on rank 1: --model 'fails_on_rank_1:build': the factory failed: "
+        "ValueError: rank 1 cannot build it"
+    ], out.stderr
+    assert out.stderr.count("[rank 1] trainflow.training.worker:") == 1, out.stderr  # not restarted
 
 
 def test_model_that_does_not_import_fails_with_one_line_and_a_permanent_exit_code(

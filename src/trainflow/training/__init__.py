@@ -15,16 +15,17 @@ if TYPE_CHECKING:
     from trainflow.training.config import TrainConfig
     from trainflow.training.errors import TrainingError
     from trainflow.training.launcher import TrainResult, preflight, train
-    from trainflow.training.models import BUILTIN_MODELS, DEFAULT_MODEL, ModelSpec, build_model, check_model
+    from trainflow.training.model_spec import DEFAULT_MODEL, ModelSpec
+    from trainflow.training.models import BUILTIN_MODELS, build_model, check_model
 
 _LAZY = {
     "BUILTIN_MODELS": "trainflow.training.models",
-    "DEFAULT_MODEL": "trainflow.training.models",
+    "DEFAULT_MODEL": "trainflow.training.model_spec",
     "METRICS_FILE": "trainflow.progress",
     "Checkpoint": "trainflow.training.checkpoints",
     "CheckpointStore": "trainflow.training.checkpoints",
     "ClusterSpec": "trainflow.training.cluster",
-    "ModelSpec": "trainflow.training.models",
+    "ModelSpec": "trainflow.training.model_spec",
     "NonTrainer": "trainflow.training.cluster",
     "TrainConfig": "trainflow.training.config",
     "TrainResult": "trainflow.training.launcher",

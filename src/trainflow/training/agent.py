@@ -1,4 +1,5 @@
-"""torch's elastic agent, run as torchrun runs it, except that a permanent failure is not restarted.
+"""torch's elastic agent, run as torchrun runs it, except that a permanent failure is not restarted
+and the workers are forked from the fork server (see `forked_workers`).
 
 A worker that exits with a deliberate permanent code (a TrainflowError: bad data, a diverged loss)
 would fail the same way after every restart, so the agent gives up at once and the launcher reports
@@ -10,6 +11,7 @@ caller owns and removes: torch would otherwise leave a `torchelastic_*` director
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +20,6 @@ from trainflow.training.config import TrainConfig
 
 RDZV_TIMEOUT_SECONDS = 300
 MONITOR_INTERVAL_SECONDS = 0.1  # how soon finished workers are noticed: a wait the whole run pays at its end
-# 1 is what Python exits with after an unexpected exception; restarting that is torchrun's default.
-NO_RESTART_CODES = range(2, 128)
 
 
 @dataclass(frozen=True)
@@ -34,31 +34,9 @@ class AgentOutcome:
     global_ranks: frozenset[int] = frozenset()
 
 
-def _agent_class() -> type:
-    from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
-
-    class PermanentFailureAgent(LocalElasticAgent):
-        """Stops restarting as soon as one worker failed with a permanent exit code."""
-
-        restarts_used: int | None = None  # set when it gave up early
-
-        def _monitor_workers(self, worker_group: Any) -> Any:
-            result = super()._monitor_workers(worker_group)
-            if result.is_failed() and any(f.exitcode in NO_RESTART_CODES for f in result.failures.values()):
-                self.restarts_used = worker_group.spec.max_restarts - self._remaining_restarts
-                self._remaining_restarts = 0
-            return result
-
-        def restarts(self) -> int:
-            """Worker group restarts spent so far."""
-            if self.restarts_used is not None:
-                return self.restarts_used
-            return self._worker_group.spec.max_restarts - self._remaining_restarts
-
-    return PermanentFailureAgent
-
-
-def worker_spec(cluster: ClusterSpec, config: TrainConfig, entrypoint: str, args: tuple[str, ...]) -> Any:
+def worker_spec(
+    cluster: ClusterSpec, config: TrainConfig, entrypoint: Callable[..., Any], args: tuple[str, ...]
+) -> Any:
     """The WorkerSpec torchrun would build for this node (rendezvous, restarts, entry point)."""
     from torch.distributed.elastic.agent.server.api import WorkerSpec
     from torch.distributed.elastic.rendezvous import RendezvousParameters
@@ -90,20 +68,22 @@ def worker_spec(cluster: ClusterSpec, config: TrainConfig, entrypoint: str, args
 
 
 def run_agent(
-    cluster: ClusterSpec, config: TrainConfig, entrypoint: str, args: tuple[str, ...], log_dir: str
+    cluster: ClusterSpec, config: TrainConfig, entrypoint: Callable[..., Any], args: tuple[str, ...], log_dir: str
 ) -> AgentOutcome:
-    """Run this node's workers to the end, restarting them while that can help."""
+    """Run this node's workers (`entrypoint(environ, *args)`, forked) to the end, restarting them while that can help."""
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
+    from trainflow.training.forked_workers import ForkingAgent
+
     spec = worker_spec(cluster, config, entrypoint, args)
-    agent = _agent_class()(spec=spec, logs_specs=DefaultLogsSpecs(log_dir=log_dir), start_method="spawn")
+    agent = ForkingAgent(spec=spec, logs_specs=DefaultLogsSpecs(log_dir=log_dir))
     shutdown_rendezvous = True
     try:
         result = agent.run()
         if result.is_failed():
-            return AgentOutcome(ChildFailedError(name=entrypoint, failures=result.failures), agent.restarts())
+            return AgentOutcome(ChildFailedError(name=entrypoint.__name__, failures=result.failures), agent.restarts())
         return AgentOutcome(None, agent.restarts(), frozenset(result.return_values))
     except SignalException:
         shutdown_rendezvous = False  # as torchrun: a signalled agent leaves the rendezvous to the others

@@ -18,7 +18,7 @@ import torch
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, Store, join_url, open_store
 from trainflow.training.checkpoint_names import CHECKPOINT_DIR, checkpoint_name, checkpoint_steps
 from trainflow.training.errors import TrainingError
-from trainflow.training.models import ModelSpec
+from trainflow.training.model_spec import ModelSpec
 
 log = logging.getLogger(__name__)
 

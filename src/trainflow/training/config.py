@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 
 from trainflow.datasets import DatasetDescriptor
 from trainflow.training.errors import TrainingError
-from trainflow.training.models import DEFAULT_HIDDEN_UNITS, DEFAULT_MODEL, ModelSpec
+from trainflow.training.model_spec import DEFAULT_HIDDEN_UNITS, DEFAULT_MODEL, ModelSpec
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
 LR_SCHEDULES = ("constant", "cosine")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,13 +21,12 @@ import numpy as np
 
 from trainflow.datasets import Dataset, load_dataset
 from trainflow.errors import TRANSIENT_EXIT_CODE
+from trainflow.progress import METRICS_FILE
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, open_store
-from trainflow.training.agent import run_agent
 from trainflow.training.cluster import ClusterSpec, NonTrainer, cluster_from_env
 from trainflow.training.config import TrainConfig
 from trainflow.training.errors import TrainingError
-from trainflow.training.loop import METRICS_FILE, threads_per_worker
-from trainflow.training.models import check_model
+from trainflow.training.worker_server import start_worker_server, threads_per_worker
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +48,8 @@ class TrainResult:
 
 def preflight(config: TrainConfig) -> None:
     """Fail fast, before any worker starts, on what no restart can fix: options, model, data, train dir."""
+    from trainflow.training.models import check_model  # torch: imported here, not by `import launcher`
+
     config.validate()
     dataset = load_dataset(Path(config.data_dir))  # DatasetError names the folder and the fix
     check_model(config.model_spec(dataset.descriptor))
@@ -116,6 +115,9 @@ def train(config: TrainConfig, workers: int = 1, env: Mapping[str, str] | None =
     if isinstance(cluster, NonTrainer):
         log.info("%s", cluster.reason)
         return TrainResult(False, cluster, None, metrics_url)
+    config.validate()
+    # The workers' imports (torch) now run in the fork server while this process does its own and the preflight.
+    start_worker_server(threads_per_worker(cluster.nproc_per_node))
     preflight(config)
     log.info(
         "node %d of %d (%s), %d worker process(es) here, world size %d, rendezvous %s at %s:%d",
@@ -139,12 +141,12 @@ def _run_agent(cluster: ClusterSpec, config: TrainConfig) -> frozenset[int]:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.rendezvous.api import RendezvousError
 
-    # Children read this before torch starts its thread pools; the worker also sets it explicitly.
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_worker(cluster.nproc_per_node)))
-    args = ("-u", "-m", "trainflow.training.worker", config.to_json())
+    from trainflow.training.agent import run_agent
+    from trainflow.training.worker import run_forked
+
     try:
         with tempfile.TemporaryDirectory(prefix="trainflow-agent-") as log_dir:
-            outcome = run_agent(cluster, config, sys.executable, args, log_dir)
+            outcome = run_agent(cluster, config, run_forked, (config.to_json(),), log_dir)
     except SignalException as exc:  # the agent has already stopped its workers
         raise TrainingError(
             f"training stopped by signal {int(exc.sigval)}: run it again to resume from the latest checkpoint",

@@ -28,18 +28,14 @@ from trainflow.training.checkpoints import Checkpoint, CheckpointStore
 from trainflow.training.config import TrainConfig
 from trainflow.training.errors import TrainingError
 from trainflow.training.events import EventLog
-from trainflow.training.models import ModelSpec, build_model
+from trainflow.training.model_spec import ModelSpec
+from trainflow.training.models import build_model
+from trainflow.training.worker_server import threads_per_worker
 
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 1000
 DIVERGED_SUFFIX = ".diverged"
-
-
-def threads_per_worker(local_workers: int) -> int:
-    """CPU threads for each of `local_workers` processes sharing this machine."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, local_workers))
 
 
 @dataclass(frozen=True)

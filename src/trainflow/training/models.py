@@ -9,18 +9,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from trainflow.training.errors import TrainingError
+from trainflow.training.model_spec import DEFAULT_HIDDEN_UNITS, IMAGE_SHAPE, NUM_CLASSES, ModelSpec
 
-DEFAULT_MODEL = "cnn"
-DEFAULT_HIDDEN_UNITS = 100
-NUM_CLASSES = 10
-IMAGE_SHAPE = (1, 28, 28)
 _POOLED_SIDE = 4  # the CNN's feature map is pooled down to at most 4x4 before its hidden layer
 
 
@@ -78,30 +74,6 @@ def cnn(
 
 
 BUILTIN_MODELS = {"cnn": cnn, "mlp": mlp}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What rebuilds a model: a built-in name or `module:attr`, its hidden units, input shape and class count."""
-
-    name: str = DEFAULT_MODEL
-    hidden_units: int = DEFAULT_HIDDEN_UNITS
-    input_shape: tuple[int, ...] = IMAGE_SHAPE
-    num_classes: int = NUM_CLASSES
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "hidden_units": self.hidden_units,
-            "input_shape": list(self.input_shape),
-            "num_classes": self.num_classes,
-        }
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> ModelSpec:
-        """A spec as `to_dict` wrote it; one written before shapes were stored is an MNIST model."""
-        shape = tuple(int(n) for n in raw.get("input_shape", IMAGE_SHAPE))
-        return cls(str(raw["name"]), int(raw["hidden_units"]), shape, int(raw.get("num_classes", NUM_CLASSES)))
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""The worker process the elastic agent starts: `python -m trainflow.training.worker CONFIG_JSON`.
+"""The worker process the elastic agent starts: a fork of the fork server (see `worker_server`) running `run_forked`.
 
 It is an edge like the CLI: it sets up logging (every record carries the rank), runs the train
 loop, and turns failures into exit codes the agent and the operators act on: 1-127 permanent,
@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+from typing import NoReturn
 
 from trainflow.errors import TRANSIENT_EXIT_CODE, TrainflowError
 from trainflow.settings import quiet_noisy_loggers
@@ -88,11 +89,19 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    code = main(sys.argv[1:])
+def finish(code: int) -> NoReturn:
+    """Flush the logs and exit with `code`, skipping the interpreter's teardown."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    # Skip the interpreter's teardown: gloo threads still referenced by torch objects can abort it
-    # (std::terminate) after the work is done and saved, which the agent would take for a crash.
+    # Gloo threads still referenced by torch objects can abort the teardown (std::terminate) after
+    # the work is done and saved, which the agent would take for a crash.
     os._exit(code)
+
+
+def run_forked(environ: dict[str, str], config_json: str) -> NoReturn:
+    """A worker forked from the fork server: the agent's environment for its rank, then `main`."""
+    os.setsid()  # its own session, as torch starts workers: a terminal's Ctrl-C goes to the agent, which stops them
+    os.environ.clear()
+    os.environ.update(environ)
+    finish(main([config_json]))
