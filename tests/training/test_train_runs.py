@@ -258,6 +258,31 @@ def test_a_permanent_failure_on_one_rank_fails_the_run_at_once_though_its_peer_w
     assert out.stderr.count("[rank 1] trainflow.training.worker:") == 1, out.stderr  # not restarted
 
 
+TRAIN_SCRIPT = """
+import sys
+
+from trainflow.training import TrainConfig, train
+
+print("training starts")
+result = train(TrainConfig(sys.argv[1], sys.argv[2], train_steps=2, model="mlp", hidden_units=16), workers=2)
+print("accuracy", result.metrics["accuracy"])
+"""
+
+
+@pytest.mark.slow
+def test_a_script_calling_train_without_a_main_guard_trains_once(mnist_dir: Path, tmp_path: Path) -> None:
+    script = tmp_path / "train_it.py"
+    script.write_text(TRAIN_SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script), str(mnist_dir), str(tmp_path / "train")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("training starts") == 1 and out.stdout.count("accuracy") == 1, out.stdout + out.stderr
+
+
 def test_model_that_does_not_import_fails_with_one_line_and_a_permanent_exit_code(
     mnist_dir: Path, tmp_path: Path
 ) -> None:

@@ -13,8 +13,11 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -50,14 +53,15 @@ class ForkedWorkers(PContext):
 
     def _start(self) -> None:
         context = multiprocessing.get_context(START_METHOD)
-        for local_rank in range(self.nprocs):
-            # A Popen'd worker inherits the launcher's environment as it is now; the server's is as it was.
-            environ = {**os.environ, **self.envs[local_rank]}
-            process = context.Process(  # type: ignore[attr-defined]
-                target=self.entrypoint, args=(environ, *self.args[local_rank]), name=f"{self.name}-{local_rank}"
-            )
-            process.start()
-            self._processes[local_rank] = process
+        with _main_script_not_rerun():
+            for local_rank in range(self.nprocs):
+                # A Popen'd worker inherits the launcher's environment as it is now; the server's is as it was.
+                environ = {**os.environ, **self.envs[local_rank]}
+                process = context.Process(  # type: ignore[attr-defined]
+                    target=self.entrypoint, args=(environ, *self.args[local_rank]), name=f"{self.name}-{local_rank}"
+                )
+                process.start()
+                self._processes[local_rank] = process
         self._running = set(self._processes)
 
     def _capture_failures(self) -> None:
@@ -106,6 +110,21 @@ class ForkedWorkers(PContext):
                     os.kill(process.pid, sig)
                 except ProcessLookupError:
                     pass  # it ended meanwhile; its exit code says how
+
+
+@contextmanager
+def _main_script_not_rerun() -> Iterator[None]:
+    """Start processes without multiprocessing's re-run of the launcher's `__main__` script in each of them.
+
+    A worker needs nothing from it (its entry point is importable), and a user's script that calls `train()`
+    without an `if __name__ == "__main__":` guard would otherwise start training again in every worker.
+    """
+    script = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = script
 
 
 class ForkingAgent(LocalElasticAgent):
