@@ -3,15 +3,24 @@
 (a) our training loop (1 worker under the elastic agent, DDP, memmap shard, checkpoints, logging)
     against a bare single-process PyTorch loop: same model, data, batch size, optimizer, threads;
 (b) our sharded memmap batch feeding against a per-item torchvision-style Dataset + DataLoader;
-(c) 1 worker against 2 workers on this machine.
+(c) 1 worker against 2 workers on this machine;
+(d) start-up: a 1-step `trainflow train --workers 2` in a fresh process, until its workers' first step
+    and until it exits (median of 3), against `python -c "import torch"` (median of 3) in the same run;
+    with --baseline-src (another checkout's src/, e.g. `git archive main src | tar -x -C /tmp/main`)
+    its runs alternate with this code's.
 
     .venv/bin/python benchmarks/train.py [--steps 300] [--data-dir /work/shared/data/mnist-10k]
+        [--only-start-up] [--baseline-src /tmp/main/src]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -91,11 +100,58 @@ def feeding(data_dir: Path, batches: int) -> tuple[float, float]:
     return ours_rate, seen / (time.perf_counter() - began)
 
 
+def start_up(data_dir: Path, src: Path | None = None) -> tuple[float, float]:
+    """(seconds to the workers' first step, seconds to exit) of a 1-step 2-worker `trainflow train` (of `src`)."""
+    env = {**os.environ, "PYTHONPATH": str(src)} if src else None
+    with tempfile.TemporaryDirectory() as tmp:
+        log_path = Path(tmp) / "train.log"
+        argv = [sys.executable, "-m", "trainflow", "train", "--data-dir", str(data_dir), "--train-dir", tmp + "/t"]
+        with open(log_path, "w") as log:
+            began = time.perf_counter()
+            proc = subprocess.Popen([*argv, "--workers", "2", "--train-steps", "1"], stdout=log, stderr=log, env=env)
+        first = None
+        while proc.poll() is None:
+            if first is None and "training steps" in log_path.read_text():
+                first = time.perf_counter() - began
+            time.sleep(0.01)
+        ended = time.perf_counter() - began
+        if proc.returncode != 0:
+            raise RuntimeError(log_path.read_text())
+        return (first if first is not None else ended), ended
+
+
+def import_torch_seconds() -> float:
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    return time.perf_counter() - began
+
+
+def print_start_up(data_dir: Path, baseline: Path | None = None) -> None:
+    torch_s = statistics.median(import_torch_seconds() for _ in range(3))
+    runs: dict[str, list[tuple[float, float]]] = {"baseline": [], "this code": []}
+    for _ in range(3):
+        if baseline:
+            runs["baseline"].append(start_up(data_dir, baseline))
+        runs["this code"].append(start_up(data_dir))
+    print(
+        f"(d) `import torch` {torch_s:.2f} s; a 1-step train, 2 workers (median of 3), load {os.getloadavg()[0]:.2f}:"
+    )
+    for name, timed in runs.items():
+        if timed:
+            first, ended = statistics.median(r[0] for r in timed), statistics.median(r[1] for r in timed)
+            print(
+                f"    {name:9}: first step at {first:.2f} s ({first / torch_s:.2f}x), "
+                f"exit at {ended:.2f} s ({ended / torch_s:.2f}x)"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--data-dir", type=Path, default=SHARED_MNIST)
+    parser.add_argument("--only-start-up", action="store_true", help="Only (d): the start-up of a 1-step run.")
+    parser.add_argument("--baseline-src", type=Path, help="(d) also for this src/ directory, alternating.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     data_dir = (
@@ -105,6 +161,9 @@ def main() -> None:
         f"data {data_dir}, model {args.model}, batch {BATCH} per worker, {args.steps} steps, "
         f"{threads_per_worker(1)} cores"
     )
+    if args.only_start_up:
+        print_start_up(data_dir, args.baseline_src)
+        return
 
     bare = bare_loop(data_dir, args.steps, args.model)
     one = our_loop(data_dir, args.steps, 1, args.model)
@@ -115,6 +174,7 @@ def main() -> None:
     )
     two = our_loop(data_dir, args.steps, 2, args.model)
     print(f"(c) 1 worker {one:8.0f} ex/s | 2 workers {two:8.0f} ex/s | ratio {two / one:.2f}")
+    print_start_up(data_dir, args.baseline_src)
 
 
 if __name__ == "__main__":
