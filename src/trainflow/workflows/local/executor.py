@@ -45,10 +45,12 @@ from trainflow.workflows.local import plan, processes
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.local.services import Readiness, choose_ports
+from trainflow.workflows.local.wakeup import Wakeup
 from trainflow.workflows.state import StateStore, now
 
 log = logging.getLogger(__name__)
-_POLL = 0.005  # between checks of running steps: the runner's share of a step's latency
+_SERVICE_POLL = 0.005  # between checks of a starting service's outputs (its probe has its own pace)
+_IDLE = 1.0  # the longest sleep: a step's exit and a stop signal wake the runner at once anyway
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Executor:
 
     def __init__(self, layout: Layout, name: str) -> None:
         self.layout = layout
-        self.state = StateStore(layout.db)
+        self.state = StateStore(layout.db, keep_open=True)
         self.name = name
         info = self.state.get(name)
         self.pipeline, self.python_path, self.no_cache = load_pipeline(self.state, name, info.pipeline)
@@ -122,12 +124,28 @@ class Executor:
             runner_started=processes.started_at(os.getpid()),
         )
         try:
-            while not self.stopping and (self._launch_ready() or self.running):
-                self._poll()
-                time.sleep(_POLL)
+            with Wakeup() as wakeup:
+                while not self.stopping and (self._launch_ready() or self.running):
+                    if not self._poll():
+                        wakeup.wait(self._next_check())
         finally:
             self._stop_running("by user" if self.stopping else "the workflow ended")
-        return self._finish()
+        try:
+            return self._finish()
+        finally:
+            self.state.close()
+
+    def _next_check(self) -> float:
+        """Seconds until something needs a look that no signal announces: a starting service, a timeout, a retry."""
+        moment = time.monotonic()
+        deadlines = [moment + _IDLE]
+        for run in self.running.values():
+            if run.readiness is not None:
+                deadlines.append(moment + _SERVICE_POLL)
+            if run.step.timeout:
+                deadlines.append(run.started + run.step.timeout)
+        deadlines += [t for i, t in self.not_before.items() if self.status[i] == PENDING]
+        return min(deadlines) - moment
 
     def _on_stop(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -279,7 +297,9 @@ class Executor:
         return env
 
     # -- watch ---------------------------------------------------------------------------------
-    def _poll(self) -> None:
+    def _poll(self) -> bool:
+        """Handle steps that ended, timed out or became ready; True if any left the running set."""
+        before = len(self.running)
         for instance, run in list(self.running.items()):
             code = run.proc.poll()
             if code is None and run.step.timeout and time.monotonic() - run.started > run.step.timeout:
@@ -292,6 +312,7 @@ class Executor:
             elif code is not None:
                 del self.running[instance]
                 self._finished(run, code)
+        return len(self.running) < before
 
     def _check_service(self, run: _Running) -> None:
         assert run.readiness is not None and isinstance(run.step, Service)
