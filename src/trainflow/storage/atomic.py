@@ -1,0 +1,27 @@
+"""Whole-file writes that a concurrent reader never sees half done (kept light: step processes import it)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_bytes(path: Path, data: bytes, sync: bool = True) -> None:
+    """Write `path` through a temp file in the same directory and rename it into place.
+
+    `sync=False` skips the fsync: for files only read back on this machine soon after (a step's
+    outputs), where a reader seeing the whole file matters and surviving a power cut does not.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            if sync:
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
