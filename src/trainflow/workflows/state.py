@@ -16,8 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from trainflow.workflows.backend import FAILED, PENDING, StepInfo, WorkflowInfo
 from trainflow.workflows.errors import WorkflowError
 
@@ -40,6 +38,8 @@ CREATE TABLE IF NOT EXISTS step_cache (
 """
 # Columns added after the first release: a database created earlier gets them when opened.
 _ADDED_COLUMNS = (("workflows", "spec", "TEXT"), ("workflows", "no_cache", "INTEGER NOT NULL DEFAULT 0"))
+# Raised whenever _SCHEMA or _ADDED_COLUMNS change: a database at this version needs no schema work when opened.
+_SCHEMA_VERSION = 1
 _STEP_FIELDS = ("status", "started_at", "finished_at", "message", "outputs", "pid", "pid_started", "attempts")
 _WORKFLOW_FIELDS = ("status", "started_at", "finished_at", "message", "runner_pid", "runner_started")
 
@@ -58,17 +58,36 @@ class StateStore:
                 f"cannot make the workflow state directory {path.parent}: {exc.strerror}; set "
                 "TRAINFLOW_HOME to a writable directory"
             ) from None
+        if not self._schema_current():
+            self._make_schema()
+        if keep_open:
+            self._kept = self._open()
+
+    def _schema_current(self) -> bool:
+        """True when the database already has this version's schema (every open after the first)."""
+        try:
+            db = sqlite3.connect(self.path, timeout=30)
+            try:
+                return bool(db.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION)
+            finally:
+                db.close()
+        except sqlite3.Error:  # not made yet, or being made by another process: _make_schema waits for it
+            return False
+
+    def _make_schema(self) -> None:
         # Switching to WAL takes a lock that SQLite's busy timeout does not wait for, so two processes
         # doing it at once fail with "database is locked". The mode is stored in the file, so it is set
         # here, one process at a time, not on every connection.
-        with FileLock(f"{path}.lock"), self._connect() as db:
+        from filelock import FileLock  # only a new (or older) database needs it
+
+        with FileLock(f"{self.path}.lock"), self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
             for table, column, kind in _ADDED_COLUMNS:
                 if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        if keep_open:
-            self._kept = self._open()
+            if db.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")  # last: a reader seeing it sees the rest
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from trainflow.pipelines import Pipeline, Service, Step
 from trainflow.pipelines.artifacts import ENV as ARTIFACTS_ENV
-from trainflow.pipelines.builtin import PIPELINES
 from trainflow.pipelines.conditions import parse_condition
 from trainflow.pipelines.refs import OutputRef, ParamRef, Ref
 from trainflow.pipelines.serial import from_dict
@@ -77,7 +76,9 @@ class _Plan:
 def load_pipeline(state: StateStore, name: str, pipeline_name: str) -> tuple[Pipeline, list[str], bool]:
     """The pipeline a workflow was submitted with, its Python search path and its no-cache flag."""
     spec, no_cache = state.spec(name)
-    if spec is None:
+    if spec is None:  # recorded before specs were stored: one of the built-in pipelines
+        from trainflow.pipelines.builtin import PIPELINES
+
         return PIPELINES[pipeline_name], [], no_cache
     return from_dict(spec["pipeline"], check=False), list(spec.get("python_path", [])), no_cache
 
