@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -14,7 +13,9 @@ def atomic_write_bytes(path: Path, data: bytes, sync: bool = True) -> None:
     outputs), where a reader seeing the whole file matters and surviving a power cut does not.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # tempfile.mkstemp's naming, without importing tempfile (and shutil, random) into every step process.
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{os.urandom(6).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
@@ -23,5 +24,5 @@ def atomic_write_bytes(path: Path, data: bytes, sync: bool = True) -> None:
                 os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
