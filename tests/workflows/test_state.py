@@ -88,7 +88,7 @@ def test_a_state_database_from_before_specs_were_stored_keeps_its_workflows_and_
         assert store.spec("old") == (None, False)
         assert store.get("old").steps[0].status == "Succeeded"
         store.cached("no-such-key")  # the step cache table exists
-    kept = StateStore(db, keep_open=True)  # the runner's store: one connection for its life
-    kept.update_step("old", "train-model", message="kept")
-    assert StateStore(db).get("old").steps[0].message == "kept"
-    kept.close()
+    kept = StateStore(db)
+    with kept.held():  # as a runner holds it: one connection for its life
+        kept.update_step("old", "train-model", message="kept")
+        assert StateStore(db).get("old").steps[0].message == "kept"  # another process's view

@@ -1,15 +1,16 @@
 """Run state in SQLite (`$TRAINFLOW_HOME/trainflow.db`): workflows and their steps.
 
 Every write is one short transaction; several runners and CLI processes share the file (WAL mode).
-A runner keeps its connection open (`keep_open`): when the last connection to a WAL database closes,
-SQLite checkpoints the log into the file and syncs it, which made each of a runner's writes cost
-milliseconds (tens on a busy disk) instead of microseconds.
+A runner, and submit while it records and starts one, hold one connection open (`held`): when the last
+connection to a WAL database closes, SQLite checkpoints the log into the file and syncs it, which made
+each such write cost milliseconds (tens on a busy disk) instead of microseconds.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,10 +48,9 @@ _WORKFLOW_FIELDS = ("status", "started_at", "finished_at", "message", "runner_pi
 class StateStore:
     """Workflows and steps of the local backend."""
 
-    def __init__(self, path: Path, keep_open: bool = False) -> None:
-        """`keep_open`: one connection for this store's life (one thread only: a runner), not one per call."""
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._kept: sqlite3.Connection | None = None
+        self._held = threading.local()  # the connection `held` keeps open, per thread (sqlite3's rule)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -60,8 +60,6 @@ class StateStore:
             ) from None
         if not self._schema_current():
             self._make_schema()
-        if keep_open:
-            self._kept = self._open()
 
     def _schema_current(self) -> bool:
         """True when the database already has this version's schema (every open after the first)."""
@@ -102,21 +100,29 @@ class StateStore:
             raise
         return db
 
-    def close(self) -> None:
-        """Close the kept connection (a store without one has nothing open)."""
-        if self._kept is not None:
-            self._kept.close()
-            self._kept = None
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Every call on this thread inside shares one connection, closed (and checkpointed) once at the end."""
+        if getattr(self._held, "db", None) is not None:
+            yield
+            return
+        with self._connect() as db:
+            self._held.db = db
+            try:
+                yield
+            finally:
+                self._held.db = None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
-            if self._kept is not None:
+            held = getattr(self._held, "db", None)
+            if held is not None:
                 try:
-                    yield self._kept
+                    yield held
                 except BaseException:
-                    if self._kept.in_transaction:  # a kept connection must not stay inside a failed transaction
-                        self._kept.rollback()
+                    if held.in_transaction:  # a held connection must not stay inside a failed transaction
+                        held.rollback()
                     raise
                 return
             db = self._open()

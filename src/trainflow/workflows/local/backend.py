@@ -85,10 +85,11 @@ class LocalBackend:
             steps=steps,
         )
         spec = {"pipeline": to_dict(pipeline), "python_path": [str(Path(p).resolve()) for p in python_path or []]}
-        with self._runner_lock(info.name, busy=already_exists(info.name)) as lock:
-            self.state.create(info, spec, no_cache)
-            self._spawn_runner(info.name, lock)
-        return self.get(info.name)
+        with self.state.held():  # one connection: no checkpoint (and sync) between the record and the runner's start
+            with self._runner_lock(info.name, busy=already_exists(info.name)) as lock:
+                self.state.create(info, spec, no_cache)
+                self._spawn_runner(info.name, lock)
+            return self.get(info.name)
 
     def _complete(self, pipeline: Pipeline, values: dict[str, str], given: Mapping[str, str]) -> dict[str, str]:
         """Fill the local defaults that depend on this machine or on another workflow."""

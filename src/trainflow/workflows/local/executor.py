@@ -86,9 +86,9 @@ def load_pipeline(state: StateStore, name: str, pipeline_name: str) -> tuple[Pip
 class Executor:
     """Runs the pending steps of one recorded workflow to completion."""
 
-    def __init__(self, layout: Layout, name: str) -> None:
+    def __init__(self, layout: Layout, name: str, state: StateStore) -> None:
         self.layout = layout
-        self.state = StateStore(layout.db, keep_open=True)
+        self.state = state
         self.name = name
         info = self.state.get(name)
         self.pipeline, self.python_path, self.no_cache = load_pipeline(self.state, name, info.pipeline)
@@ -131,10 +131,7 @@ class Executor:
                         wakeup.wait(self._next_check())
         finally:
             self._stop_running("by user" if self.stopping else "the workflow ended")
-        try:
-            return self._finish()
-        finally:
-            self.state.close()
+        return self._finish()
 
     def _next_check(self) -> float:
         """Seconds until something needs a look that no signal announces: a starting service, a timeout, a retry."""
@@ -422,5 +419,7 @@ def run_workflow(home: Path, name: str) -> int:
     if not (lock.adopt(int(handed)) if handed.isdigit() else lock.acquire()):
         raise WorkflowError(f"workflow {name} already has a runner (or was deleted): this one exits")
     # The lock stays held until this process is gone, so no two runner processes of a workflow ever overlap.
-    status = Executor(layout, name).run()
+    state = StateStore(layout.db)
+    with state.held():  # one connection for the runner's life: see trainflow.workflows.state
+        status = Executor(layout, name, state).run()
     return 0 if status == SUCCEEDED else 1
