@@ -31,9 +31,14 @@ class Wakeup:
     def wait(self, timeout: float) -> None:
         """Sleep up to `timeout` seconds, less if a child exited or a signal came meanwhile."""
         ready, _, _ = select.select([self._read], [], [], max(timeout, 0.0))
-        while ready:
+        if ready:
+            self._drain()
+
+    def _drain(self) -> None:
+        while True:
             try:
-                ready = bool(os.read(self._read, 4096))
+                if not os.read(self._read, 4096):
+                    return
             except BlockingIOError:
                 return
 
