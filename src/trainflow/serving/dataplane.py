@@ -39,7 +39,10 @@ def numbers_only(body: bytes) -> bool:
 
     Images come as `{"b64": ...}` (TF Serving) or BYTES tensors (V2); a JSON `\\u` escape could spell either.
     """
-    return not any(marker in body for marker in (b"b64", b"BYTES", b"\\u"))
+    # the one-byte looks are memchr calls; the keys' searches (~10 us in 16 kB of numbers) run only when they could match
+    if b"\\" in body:
+        return False
+    return not (b"b" in body and b'"b64"' in body) and not (b"B" in body and b'"BYTES"' in body)
 
 
 def inline_cost(model: OnnxModel, body_bytes: int) -> float:
