@@ -94,7 +94,7 @@ class DynamicBatcher:
                 self._run_batch(batch)
 
     def _drain(self) -> list[tuple[Inputs, Future]]:
-        left = []
+        left: list[tuple[Inputs, Future]] = []
         while True:
             try:
                 item = self.queue.get_nowait()
