@@ -3,7 +3,8 @@
 Adapters turn their wire format into `{alias: ndarray}` for a signature and back; admission (bounded
 concurrency), input checks, the ONNX call and metrics live here once. Admission counts work, not sockets:
 adapters read a request completely before asking for a slot, so clients that send slowly hold none. REST
-adapters run their decoding and inference in the plane's worker threads, never on the event loop.
+adapters run their decoding and inference in the plane's worker threads, except requests cheap enough to
+answer on the event loop (`offload`).
 """
 
 from __future__ import annotations
