@@ -3,8 +3,9 @@
 Each system runs a chain of 10 trivial steps, every step in its own process:
   - trainflow: a pipeline of ten `Call` steps (a Python function each, the output of one the input of
     the next), submitted with `LocalBackend.submit` and timed from submit to Succeeded (the detached
-    runner's start included); also the same ten `trainflow step call` commands run back to back with
-    plain `subprocess.run`, so the runner's own share is visible;
+    runner's start included); also the same ten `trainflow step call` commands (each writing its
+    outputs, as under the runner) run back to back with plain `subprocess.run`, alternating with the
+    chain's runs, so the runner's own share is visible;
   - kfp.local with SubprocessRunner (benchmarks/peers/kfp_chain.py), in its own venv;
   - Metaflow local run (benchmarks/peers/metaflow_chain.py: start + 8 steps + end), in its own venv.
 Optionally (--model-train; --only-model-train skips the chain) the wall time of a real model-train run
@@ -21,6 +22,7 @@ The peers' venvs are made under benchmarks/.venvs/ on first use (pip install kfp
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import re
 import statistics
@@ -30,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import trainflow
 from trainflow.pipelines import Call, Pipeline, output
 from trainflow.workflows.backend import FINISHED
 from trainflow.workflows.local.backend import LocalBackend
@@ -67,14 +70,17 @@ def trainflow_per_step(home: Path, n: int) -> float:
 
 
 def bare_per_step(home: Path, n: int) -> float:
+    """The runner's commands back to back with `subprocess.run`, each writing its outputs where the runner has it."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE / "peers"), os.environ.get("PYTHONPATH", "")])}
     start = time.perf_counter()
     for i in range(n):
+        out = home / "bare-outputs" / f"step-{i}"
+        out.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [sys.executable, "-m", "trainflow", "step", "call", "chain_steps:step", "--input", "i", str(i)],
             check=True,
             capture_output=True,
-            env=env,
+            env={**env, "TRAINFLOW_OUTPUTS": f"{out}/"},
         )
     return (time.perf_counter() - start) / n
 
@@ -219,17 +225,28 @@ def main() -> None:
     parser.add_argument("--only-model-train", action="store_true", help="Skip the chain; time only model-train.")
     parser.add_argument("--train-steps", type=int, default=600, help="model-train's model-train-steps.")
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "mnist-10k")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="Do not write trainflow's bytecode caches first (as earlier figures)."
+    )
     args = parser.parse_args()
+    # Every step is a fresh interpreter: without bytecode caches (a source checkout under
+    # PYTHONDONTWRITEBYTECODE) each would compile trainflow's modules again, which no installed copy does.
+    if not args.no_compile:
+        compileall.compile_dir(Path(trainflow.__file__).parent, quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         if args.only_model_train:
             model_train(home, args.data, args.train_steps)
             return
-        ours = statistics.median(trainflow_per_step(home, STEPS) for _ in range(args.repeat))
-        bare = statistics.median(bare_per_step(home, STEPS) for _ in range(args.repeat))
-        print(f"chain of {STEPS} callable steps, median of {args.repeat} runs, seconds per step")
+        chains, bares = [], []
+        for _ in range(args.repeat):  # alternating, so both see the same load
+            chains.append(trainflow_per_step(home, STEPS))
+            bares.append(bare_per_step(home, STEPS))
+        ours, bare = statistics.median(chains), statistics.median(bares)
+        print(f"chain of {STEPS} callable steps, median of {args.repeat} runs (alternating), seconds per step")
         print(f"  trainflow local runner (submit to Succeeded): {ours:.3f} s/step (goal <= 0.1)")
         print(f"  same commands, bare subprocess:   {bare:.3f} s/step  -> runner's own share {ours - bare:+.3f} s/step")
+        print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if args.peers:
             kfp = statistics.median(kfp_per_step(STEPS) for _ in range(args.repeat))
             metaflow = statistics.median(metaflow_per_step() for _ in range(args.repeat))

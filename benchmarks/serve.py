@@ -8,15 +8,16 @@ Two kinds of load:
                  trainflow: `trainflow serve` defaults,
                  MLServer:  `mlserver start` with a runtime wrapping the same ONNX Runtime session
                             (benchmarks/mlserver_onnx_runtime.py), default settings otherwise;
-               reports req/s, p50/p99 and the server's CPU seconds per 1,000 requests; then the CNN
-               at concurrency 64 with dynamic batching off and on (--batching);
+               reports req/s, p50/p99 and the server's CPU seconds per 1,000 requests; then batching;
+  batching     the built-in CNN and a wide MLP at concurrency 64, dynamic batching off and on, in
+               alternating rounds (also after native unless --no-batching);
   tritonclient Python clients in this process (V2 REST JSON, V2 gRPC) at concurrency 1 and 16, and
                ONNX Runtime in-process, batch 1.
 
     apt-get install wrk nghttp2-client
     python3 -m venv benchmarks/.venvs/mlserver
     benchmarks/.venvs/mlserver/bin/pip install "mlserver==1.7.*" onnxruntime "uvloop<0.22"
-    .venv/bin/python benchmarks/serve.py [--load native|tritonclient|both] [--seconds 5] [--skip-mlserver]
+    .venv/bin/python benchmarks/serve.py [--load native|tritonclient|both|inline|batching] [--seconds 5] [--skip-mlserver]
 """
 
 from __future__ import annotations
@@ -379,16 +380,44 @@ def report_native(results: dict[str, dict[str, dict]]) -> None:
             )
 
 
-def report_batching(off: dict[str, dict], on: dict[str, dict], flags: list[str]) -> None:
-    print(f"\nCNN, concurrency 64, dynamic batching off vs on ({' '.join(flags)}):")
+def report_batching(
+    model: str, off: dict[str, list[dict]], on: dict[str, list[dict]], flags: list[str], rounds: int
+) -> None:
+    print(f"\n{model}, concurrency 64, dynamic batching off vs on ({' '.join(flags)}), median of {rounds} rounds:")
     print("| load | off req/s | off p99 ms | on req/s | on p99 ms | throughput on/off | p99 on/off |")
     print("|---|---|---|---|---|---|---|")
     for key in off:
-        a, b = off[key], on[key]
+        a, b = ({k: statistics.median(r[k] for r in runs[key]) for k in ("rps", "p99_ms")} for runs in (off, on))
         print(
             f"| {key} | {a['rps']:.0f} | {a['p99_ms']:.2f} | {b['rps']:.0f} | {b['p99_ms']:.2f} | "
             f"{b['rps'] / a['rps']:.2f}x | {b['p99_ms'] / a['p99_ms']:.2f}x |"
         )
+
+
+def wide_base(work: Path) -> Path:
+    """A version directory with a wide MLP (784-8192-10, 6.4M parameters): memory-bound at batch 1."""
+    from trainflow.export.signature import SIGNATURE_FILE, image_classifier_signature
+
+    base = work / "wide"
+    (base / "1").mkdir(parents=True)
+    (base / "1" / "model.onnx").write_bytes(mlp_onnx(hidden=8192))
+    (base / "1" / SIGNATURE_FILE).write_text(image_classifier_signature().to_json())
+    return base
+
+
+def run_batching_ab(args: argparse.Namespace, work: Path, image: np.ndarray) -> None:
+    """The built-in CNN and a wide MLP at concurrency 64 with dynamic batching off and on, in alternating rounds."""
+    body, message = v2_requests(image)
+    flags = ["--max-batch-size", "32", "--batch-timeout-micros", str(args.batch_timeout_micros)]
+    for model, base in (("the built-in CNN", cnn_base(work)), ("a wide MLP (784-8192-10)", wide_base(work))):
+        off: dict[str, list[dict]] = {}
+        on: dict[str, list[dict]] = {}
+        for _ in range(args.rounds):
+            for runs, name, server_flags in ((off, "off", []), (on, "batching", flags)):
+                server = trainflow_server(base, *server_flags)
+                for key, result in native(name, server, body, message, args.seconds, (64,)).items():
+                    runs.setdefault(key, []).append(result)
+        report_batching(model, off, on, flags, args.rounds)
 
 
 def report(floor_result: dict, ours: dict, theirs: dict | None) -> None:
@@ -423,11 +452,7 @@ def run_native(args: argparse.Namespace, work: Path, base: Path, model_path: Pat
         results["MLServer"] = native("MLServer", mlserver(model_path, work), body, message, args.seconds)
     report_native(results)
     if args.batching:
-        cnn = cnn_base(work)
-        flags = ["--max-batch-size", "32", "--batch-timeout-micros", str(args.batch_timeout_micros)]
-        off = native("cnn", trainflow_server(cnn), body, message, args.seconds, (64,))
-        on = native("cnn+batch", trainflow_server(cnn, *flags), body, message, args.seconds, (64,))
-        report_batching(off, on, flags)
+        run_batching_ab(args, work, image)
 
 
 def run_inline_ab(args: argparse.Namespace, base: Path, image: np.ndarray) -> None:
@@ -485,8 +510,10 @@ def run_tritonclient(args: argparse.Namespace, work: Path, base: Path, model_pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--load", choices=("native", "tritonclient", "both", "inline"), default="both")
-    parser.add_argument("--rounds", type=int, default=3, help="--load inline: alternating rounds per variant.")
+    parser.add_argument("--load", choices=("native", "tritonclient", "both", "inline", "batching"), default="both")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="--load inline and batching: alternating rounds per variant."
+    )
     parser.add_argument("--seconds", type=float, default=5, help="Native load: seconds per measurement.")
     parser.add_argument("--requests", type=int, default=1500, help="tritonclient: requests per measurement.")
     parser.add_argument(
@@ -512,6 +539,8 @@ def main() -> None:
         (base / "1" / SIGNATURE_FILE).write_text(image_classifier_signature().to_json())
         if args.load == "inline":
             run_inline_ab(args, base, image)
+        if args.load == "batching":
+            run_batching_ab(args, work, image)
         if args.load in ("native", "both"):
             run_native(args, work, base, model_path, image)
         if args.load in ("tritonclient", "both"):

@@ -32,6 +32,22 @@ def test_queued_requests_run_as_one_batch_and_get_their_own_rows() -> None:
     assert batcher.submit(request(1.0, rows=2)).result(5)["sum"].tolist() == [104.0, 104.0]  # closed: runs at once
 
 
+def test_batches_run_on_as_many_threads_as_configured_while_the_next_one_gathers() -> None:
+    both_running = threading.Barrier(2, timeout=5)
+
+    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        both_running.wait()  # returns only when two batches are in ONNX Runtime at once
+        return {"y": inputs["x"] * 2}
+
+    batcher = DynamicBatcher(run, BatchingConfig(max_batch_size=1, timeout_s=0.001, threads=2), "test")
+    futures = [batcher.submit({"x": np.full((1, 2), float(i), np.float32)}) for i in range(4)]
+    assert [f.result(10)["y"].tolist() for f in futures] == [[[2.0 * i] * 2] for i in range(4)]
+    batcher.close()
+    for thread in batcher.threads:
+        thread.join(5)
+        assert not thread.is_alive()
+
+
 def test_batched_server_answers_concurrent_requests_like_an_unbatched_one(start_server, model_base, test_set) -> None:
     images = test_set[0][:32].reshape(32, -1)
     with start_server(model_base) as plain:

@@ -46,8 +46,16 @@ def test_work_that_could_hold_the_event_loop_goes_to_a_worker_thread(
         b'{"instances": [{"b64": "iVBORw0KGgo="}]}',
         b'{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["..."]}]}',
         b'{"instances": [{"\\u0062\\u0036\\u0034": "iVBORw0KGgo="}]}',
+        b'{"signature_name": "predict_images", "instances": [{"b64": "iVBORw0KGgo="}]}',
+        b'{"inputs": [{"name": "b", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 9}}]}',
     ],
 )
 def test_bodies_that_may_hold_encoded_images_are_never_answered_inline(body: bytes) -> None:
     assert not numbers_only(body)
     assert numbers_only(v2_body(1, 784))
+
+
+def test_a_body_of_numbers_whose_keys_hold_the_markers_letters_is_still_numbers_only() -> None:
+    body = b'{"inputs": [{"name": "Batch_b", "datatype": "FP32", "shape": [1, 2], "data": [0.5, 1]}], '
+    body += b'"parameters": {"binary_data_output": false}}'
+    assert numbers_only(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
@@ -55,3 +56,39 @@ def test_an_unusable_state_database_is_one_line_that_names_it(tmp_path: Path, mo
     line = result.output.strip()
     assert "\n" not in line and line.startswith(f"error: cannot use the workflow state in {home / 'trainflow.db'}: ")
     assert "TRAINFLOW_HOME" in line
+
+
+def test_a_state_database_from_before_specs_were_stored_keeps_its_workflows_and_gains_the_new_columns(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "trainflow.db"
+    with sqlite3.connect(db) as old:  # the first release's tables: no spec, no no_cache, no schema version
+        old.executescript(
+            """
+            PRAGMA journal_mode=WAL;
+            CREATE TABLE workflows (
+                name TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL, params TEXT NOT NULL,
+                created_at REAL NOT NULL, started_at REAL, finished_at REAL, message TEXT NOT NULL DEFAULT '',
+                runner_pid INTEGER, runner_started REAL
+            );
+            CREATE TABLE steps (
+                workflow TEXT NOT NULL REFERENCES workflows(name) ON DELETE CASCADE, name TEXT NOT NULL,
+                position INTEGER NOT NULL, status TEXT NOT NULL, service INTEGER NOT NULL DEFAULT 0,
+                started_at REAL, finished_at REAL, message TEXT NOT NULL DEFAULT '', outputs TEXT NOT NULL DEFAULT '{}',
+                pid INTEGER, pid_started REAL, attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (workflow, name)
+            );
+            INSERT INTO workflows (name, pipeline, status, params, created_at) VALUES ('old', 'model-train', 'Succeeded', '{}', 1);
+            INSERT INTO steps (workflow, name, position, status) VALUES ('old', 'train-model', 0, 'Succeeded');
+            """
+        )
+    old.close()
+    for _ in range(2):  # the first open adds what is missing; the next finds the schema current
+        store = StateStore(db)
+        assert store.names() == ["old"]
+        assert store.spec("old") == (None, False)
+        assert store.get("old").steps[0].status == "Succeeded"
+        store.cached("no-such-key")  # the step cache table exists
+    kept = StateStore(db)
+    with kept.held():  # as a runner holds it: one connection for its life
+        kept.update_step("old", "train-model", message="kept")
+        assert StateStore(db).get("old").steps[0].message == "kept"  # another process's view

@@ -110,13 +110,17 @@ def write_outputs(path: str | None, outputs: dict[str, Any]) -> None:
         return
     from pathlib import Path
 
-    from trainflow.storage import atomic_write_bytes
+    from trainflow.storage.atomic import atomic_write_bytes
 
-    if path.endswith("/"):
-        directory = Path(path)
-        # outputs.json first: a runner polling the folder reads it whole (typed) before any per-key file.
-        atomic_write_bytes(directory / "outputs.json", json.dumps(outputs, indent=2, sort_keys=True).encode())
-        for key, value in outputs.items():
-            atomic_write_bytes(directory / key, (value if isinstance(value, str) else json.dumps(value)).encode())
+    # No fsync: the runner (Argo's wait container) reads them on this machine as soon as the step exits;
+    # the rename alone keeps it from reading a half-written file.
+    whole = json.dumps(outputs, indent=2, sort_keys=True).encode()
+    if not path.endswith("/"):
+        atomic_write_bytes(Path(path), whole, sync=False)
         return
-    atomic_write_bytes(Path(path), json.dumps(outputs, indent=2, sort_keys=True).encode())
+    # outputs.json first: a runner polling the folder reads it whole (typed) before any per-key file.
+    atomic_write_bytes(Path(path) / "outputs.json", whole, sync=False)
+    for key, value in outputs.items():
+        atomic_write_bytes(
+            Path(path) / key, (value if isinstance(value, str) else json.dumps(value)).encode(), sync=False
+        )

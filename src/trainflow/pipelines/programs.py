@@ -7,9 +7,12 @@ is built from this table, so a pipeline cannot name a program the CLI does not h
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from trainflow.pipelines.errors import PipelineError
-from trainflow.pipelines.refs import Arg
+
+if TYPE_CHECKING:  # every `trainflow` command reads the table below: it must not import (and compile) the refs
+    from trainflow.pipelines.refs import Arg
 
 STEP = ("trainflow", "step")
 

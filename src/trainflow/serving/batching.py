@@ -1,4 +1,9 @@
-"""Dynamic batching: requests that arrive within a short window run as one ONNX Runtime call."""
+"""Dynamic batching: requests that arrive within a short window run as one ONNX Runtime call.
+
+Several threads take turns: one gathers the next batch while the others run the batches they gathered, so a
+batched model keeps as many cores busy as an unbatched one does with concurrent requests (each session runs a
+call on `--threads` intra-op threads, one by default).
+"""
 
 from __future__ import annotations
 
@@ -18,22 +23,30 @@ _STOP = object()
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    """`max_batch_size` rows per call at most; wait up to `timeout_s` for more after the first request."""
+    """`max_batch_size` rows per call at most; wait up to `timeout_s` for more after the first request; up to
+    `threads` batches run at once."""
 
     max_batch_size: int
     timeout_s: float
+    threads: int = 1
 
 
 class DynamicBatcher:
-    """One worker thread that gathers queued requests into batches and splits the results back."""
+    """Worker threads that gather queued requests into batches, one gatherer at a time, and split the results back."""
 
     def __init__(self, run: Callable[[Inputs], Outputs], config: BatchingConfig, name: str) -> None:
         self.run = run
         self.config = config
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.closed = False
-        self.thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
-        self.thread.start()
+        self._gathering = threading.Lock()
+        self._stopping = False  # read and written under _gathering
+        self.threads = [
+            threading.Thread(target=self._work, name=f"batcher-{name}-{i}", daemon=True)
+            for i in range(max(1, config.threads))
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def submit(self, inputs: Inputs) -> Future[Outputs]:
         """Queue `inputs` (N rows each) for the next batch; a closed batcher runs them at once instead."""
@@ -65,20 +78,30 @@ class DynamicBatcher:
         return batch, False
 
     def _work(self) -> None:
-        stopping = False
-        while not stopping:
-            item = self.queue.get()
-            if item is _STOP:
-                break
-            batch, stopping = self._gather(item)
-            self._run_batch(batch)
-        while True:  # anything queued after the stop marker
+        while True:
+            with self._gathering:
+                if self._stopping:
+                    return
+                item = self.queue.get()
+                if item is _STOP:
+                    batches, self._stopping = [], True
+                else:
+                    batch, self._stopping = self._gather(item)
+                    batches = [batch]
+                if self._stopping:  # anything queued after the stop marker runs on its own
+                    batches += [[left] for left in self._drain()]
+            for batch in batches:
+                self._run_batch(batch)
+
+    def _drain(self) -> list[tuple[Inputs, Future]]:
+        left: list[tuple[Inputs, Future]] = []
+        while True:
             try:
                 item = self.queue.get_nowait()
             except queue.Empty:
-                return
+                return left
             if item is not _STOP:
-                self._run_batch([item])
+                left.append(item)
 
     def _run_batch(self, batch: list[tuple[Inputs, Future]]) -> None:
         if len(batch) == 1:

@@ -3,7 +3,8 @@
 Adapters turn their wire format into `{alias: ndarray}` for a signature and back; admission (bounded
 concurrency), input checks, the ONNX call and metrics live here once. Admission counts work, not sockets:
 adapters read a request completely before asking for a slot, so clients that send slowly hold none. REST
-adapters run their decoding and inference in the plane's worker threads, never on the event loop.
+adapters run their decoding and inference in the plane's worker threads, except requests cheap enough to
+answer on the event loop (`offload`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ def numbers_only(body: bytes) -> bool:
 
     Images come as `{"b64": ...}` (TF Serving) or BYTES tensors (V2); a JSON `\\u` escape could spell either.
     """
-    return not any(marker in body for marker in (b"b64", b"BYTES", b"\\u"))
+    # the one-byte looks are memchr calls; the keys' searches (~10 us in 16 kB of numbers) run only when they could match
+    if b"\\" in body:
+        return False
+    return not (b"b" in body and b'"b64"' in body) and not (b"B" in body and b'"BYTES"' in body)
 
 
 def inline_cost(model: OnnxModel, body_bytes: int) -> float:

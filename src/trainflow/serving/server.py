@@ -83,7 +83,11 @@ class ServerConfig:
 
     def repository_configs(self) -> list[RepositoryConfig]:
         batching = (
-            BatchingConfig(self.max_batch_size, self.batch_timeout_micros / 1e6) if self.max_batch_size > 0 else None
+            BatchingConfig(
+                self.max_batch_size, self.batch_timeout_micros / 1e6, max(1, (os.cpu_count() or 1) // self.threads)
+            )
+            if self.max_batch_size > 0
+            else None
         )
         return [
             RepositoryConfig(e.name, e.base_path, self.poll_seconds, e.policy, self.threads, batching, self.storage)

@@ -42,9 +42,10 @@ class TfsRest:
             return error_response(exc)
 
     async def _route(self, request: Request) -> Response:
-        match = _PATH.match(request.url.path)
+        path = request.scope["path"]
+        match = _PATH.match(path)
         if match is None:
-            raise NotFound(f"no such TF Serving route: {shown(request.url.path)}")
+            raise NotFound(f"no such TF Serving route: {shown(path)}")
         name, version, label, verb = match["name"], match["version"], match["label"], match["verb"]
         if label is not None:
             raise NotFound(
@@ -53,10 +54,10 @@ class TfsRest:
             )
         if verb is None:
             if request.method != "GET":
-                raise NotFound(f"{request.method} {shown(request.url.path)}: status and metadata are GET routes")
+                raise NotFound(f"{request.method} {shown(path)}: status and metadata are GET routes")
             return self._metadata(name, version) if match["metadata"] else self._status(name, version)
         if request.method != "POST" or match["metadata"]:
-            raise NotFound(f"{request.method} {shown(request.url.path)}: :{verb} is a POST route")
+            raise NotFound(f"{request.method} {shown(path)}: :{verb} is a POST route")
         if verb not in ("predict", "classify", "regress"):
             raise NotFound(f"unknown verb {shown(':' + verb)}: use :predict, :classify or :regress")
         async with self.bodies.read(request) as body:

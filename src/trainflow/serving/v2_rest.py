@@ -45,16 +45,17 @@ class V2Rest:
             return error_response(exc)
 
     async def _route(self, request: Request) -> Response:
-        match = _PATH.match(request.url.path)
+        path = request.scope["path"]
+        match = _PATH.match(path)
         if match is None:
-            raise NotFound(f"no such V2 route: {shown(request.url.path)}")
+            raise NotFound(f"no such V2 route: {shown(path)}")
         name, version, action = match["name"], match["version"], match["action"]
         if action == "infer":
             if request.method != "POST":
-                raise NotFound(f"{request.method} {shown(request.url.path)}: infer is a POST route")
+                raise NotFound(f"{request.method} {shown(path)}: infer is a POST route")
             return await self._infer(request, name, version)
         if request.method != "GET":
-            raise NotFound(f"{request.method} {shown(request.url.path)}: model metadata and readiness are GET routes")
+            raise NotFound(f"{request.method} {shown(path)}: model metadata and readiness are GET routes")
         if action == "ready":
             try:
                 self.plane.model(name, version)

@@ -1,11 +1,38 @@
 """storage: URLs -> bytes for local paths, file://, s3:// and http(s)://, with retries and clear errors."""
 
-from trainflow.storage.base import ObjectInfo, ProgressCallback, StorageOptions, Store
-from trainflow.storage.errors import ObjectExists, ObjectNotFound, SourceUnreachable, StorageError
-from trainflow.storage.local import atomic_write_bytes
-from trainflow.storage.mirror import MirrorResult, mirror_dir
-from trainflow.storage.registry import open_store
-from trainflow.storage.urls import canonical_url, is_local, join_url, parse_url
+# Names load on first use (PEP 562): a step process that only writes its outputs (`atomic_write_bytes`)
+# must not pay for importing every store, the mirror and the URL parsing.
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainflow.storage.atomic import atomic_write_bytes
+    from trainflow.storage.base import ObjectInfo, ProgressCallback, StorageOptions, Store
+    from trainflow.storage.errors import ObjectExists, ObjectNotFound, SourceUnreachable, StorageError
+    from trainflow.storage.mirror import MirrorResult, mirror_dir
+    from trainflow.storage.registry import open_store
+    from trainflow.storage.urls import canonical_url, is_local, join_url, parse_url
+
+_MODULES = {
+    "MirrorResult": "mirror",
+    "ObjectExists": "errors",
+    "ObjectInfo": "base",
+    "ObjectNotFound": "errors",
+    "ProgressCallback": "base",
+    "SourceUnreachable": "errors",
+    "StorageError": "errors",
+    "StorageOptions": "base",
+    "Store": "base",
+    "atomic_write_bytes": "atomic",
+    "canonical_url": "urls",
+    "is_local": "urls",
+    "join_url": "urls",
+    "mirror_dir": "mirror",
+    "open_store": "registry",
+    "parse_url": "urls",
+}
 
 __all__ = [
     "MirrorResult",
@@ -25,3 +52,16 @@ __all__ = [
     "open_store",
     "parse_url",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trainflow.storage' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"trainflow.storage.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -10,26 +10,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from trainflow.storage.atomic import atomic_write_bytes
 from trainflow.storage.base import HashingWriter, ObjectInfo, ProgressCallback, Store, _no_progress
 from trainflow.storage.errors import ObjectExists, ObjectNotFound, StorageError
 from trainflow.storage.names import name_problem, shown
 
 _CHUNK = 1 << 20
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `path` through a temp file in the same directory and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class LocalStore(Store):

@@ -1,9 +1,27 @@
 """workflows: the runners (local, kubernetes) that execute pipelines written with `trainflow.pipelines`."""
 
-from trainflow.pipelines import Pipeline, Step
-from trainflow.pipelines.builtin import MODEL_DEPLOY, MODEL_TRAIN, PIPELINES
-from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.params import parse_assignments, resolve_params
+# Names load on first use (PEP 562): the detached runner, started once per run, imports only what it runs.
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainflow.pipelines import Pipeline, Step
+    from trainflow.pipelines.builtin import MODEL_DEPLOY, MODEL_TRAIN, PIPELINES
+    from trainflow.workflows.errors import WorkflowError
+    from trainflow.workflows.params import parse_assignments, resolve_params
+
+_MODULES = {
+    "MODEL_DEPLOY": "trainflow.pipelines.builtin",
+    "MODEL_TRAIN": "trainflow.pipelines.builtin",
+    "PIPELINES": "trainflow.pipelines.builtin",
+    "Pipeline": "trainflow.pipelines",
+    "Step": "trainflow.pipelines",
+    "WorkflowError": "trainflow.workflows.errors",
+    "parse_assignments": "trainflow.workflows.params",
+    "resolve_params": "trainflow.workflows.params",
+}
 
 __all__ = [
     "MODEL_DEPLOY",
@@ -15,3 +33,16 @@ __all__ = [
     "parse_assignments",
     "resolve_params",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trainflow.workflows' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,19 +1,21 @@
 """Run state in SQLite (`$TRAINFLOW_HOME/trainflow.db`): workflows and their steps.
 
 Every write is one short transaction; several runners and CLI processes share the file (WAL mode).
+A runner, and submit while it records and starts one, hold one connection open (`held`): when the last
+connection to a WAL database closes, SQLite checkpoints the log into the file and syncs it, which made
+each such write cost milliseconds (tens on a busy disk) instead of microseconds.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-from filelock import FileLock
 
 from trainflow.workflows.backend import FAILED, PENDING, StepInfo, WorkflowInfo
 from trainflow.workflows.errors import WorkflowError
@@ -37,6 +39,8 @@ CREATE TABLE IF NOT EXISTS step_cache (
 """
 # Columns added after the first release: a database created earlier gets them when opened.
 _ADDED_COLUMNS = (("workflows", "spec", "TEXT"), ("workflows", "no_cache", "INTEGER NOT NULL DEFAULT 0"))
+# Raised whenever _SCHEMA or _ADDED_COLUMNS change: a database at this version needs no schema work when opened.
+_SCHEMA_VERSION = 1
 _STEP_FIELDS = ("status", "started_at", "finished_at", "message", "outputs", "pid", "pid_started", "attempts")
 _WORKFLOW_FIELDS = ("status", "started_at", "finished_at", "message", "runner_pid", "runner_started")
 
@@ -46,6 +50,7 @@ class StateStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._held = threading.local()  # the connection `held` keeps open, per thread (sqlite3's rule)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -53,26 +58,75 @@ class StateStore:
                 f"cannot make the workflow state directory {path.parent}: {exc.strerror}; set "
                 "TRAINFLOW_HOME to a writable directory"
             ) from None
+        if not self._schema_current():
+            self._make_schema()
+
+    def _schema_current(self) -> bool:
+        """True when the database already has this version's schema (every open after the first)."""
+        try:
+            db = sqlite3.connect(self.path, timeout=30)
+            try:
+                return bool(db.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION)
+            finally:
+                db.close()
+        except sqlite3.Error:  # not made yet, or being made by another process: _make_schema waits for it
+            return False
+
+    def _make_schema(self) -> None:
         # Switching to WAL takes a lock that SQLite's busy timeout does not wait for, so two processes
         # doing it at once fail with "database is locked". The mode is stored in the file, so it is set
         # here, one process at a time, not on every connection.
-        with FileLock(f"{path}.lock"), self._connect() as db:
+        from filelock import FileLock  # only a new (or older) database needs it
+
+        with FileLock(f"{self.path}.lock"), self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
             for table, column, kind in _ADDED_COLUMNS:
                 if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            if db.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")  # last: a reader seeing it sees the rest
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA foreign_keys=ON")
+            # With WAL, NORMAL syncs at checkpoints, not on every commit: still never corrupt, and a crash
+            # of the machine can only lose the last few status updates (a runner restart redoes those).
+            db.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Every call on this thread inside shares one connection, closed (and checkpointed) once at the end."""
+        if getattr(self._held, "db", None) is not None:
+            yield
+            return
+        with self._connect() as db:
+            self._held.db = db
+            try:
+                yield
+            finally:
+                self._held.db = None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            held = getattr(self._held, "db", None)
+            if held is not None:
+                try:
+                    yield held
+                except BaseException:
+                    if held.in_transaction:  # a held connection must not stay inside a failed transaction
+                        held.rollback()
+                    raise
+                return
+            db = self._open()
             try:
-                db.row_factory = sqlite3.Row
-                db.execute("PRAGMA foreign_keys=ON")
-                # With WAL, NORMAL syncs at checkpoints, not on every commit: still never corrupt, and a crash
-                # of the machine can only lose the last few status updates (a runner restart redoes those).
-                db.execute("PRAGMA synchronous=NORMAL")
                 yield db
             finally:
                 db.close()

@@ -85,10 +85,11 @@ class LocalBackend:
             steps=steps,
         )
         spec = {"pipeline": to_dict(pipeline), "python_path": [str(Path(p).resolve()) for p in python_path or []]}
-        with self._runner_lock(info.name, busy=already_exists(info.name)) as lock:
-            self.state.create(info, spec, no_cache)
-            self._spawn_runner(info.name, lock)
-        return self.get(info.name)
+        with self.state.held():  # one connection: no checkpoint (and sync) between the record and the runner's start
+            with self._runner_lock(info.name, busy=already_exists(info.name)) as lock:
+                self.state.create(info, spec, no_cache)
+                self._spawn_runner(info.name, lock)
+            return self.get(info.name)
 
     def _complete(self, pipeline: Pipeline, values: dict[str, str], given: Mapping[str, str]) -> dict[str, str]:
         """Fill the local defaults that depend on this machine or on another workflow."""
@@ -137,8 +138,7 @@ class LocalBackend:
     # -- read ----------------------------------------------------------------------------------
     def get(self, name: str) -> WorkflowInfo:
         info = self.state.get(name)
-        if info.status in _ACTIVE:
-            self._reconcile(info)
+        if info.status in _ACTIVE and self._reconcile(info):
             info = self.state.get(name)
         pipeline, _, _ = load_pipeline(self.state, name, info.pipeline)
         instances = {s.name: plan.instance_names(s, info.params) for s in pipeline.steps}
@@ -152,15 +152,19 @@ class LocalBackend:
     def list(self) -> list[WorkflowInfo]:
         return [self.get(n) for n in self.state.names()]
 
-    def _reconcile(self, info: WorkflowInfo) -> None:
-        """A workflow whose runner died (kill -9, reboot) is Failed, and its step processes stopped."""
+    def _reconcile(self, info: WorkflowInfo) -> bool:
+        """A workflow whose runner died (kill -9, reboot) is Failed, and its step processes stopped.
+
+        False when its runner is alive (or starting): its state is as read.
+        """
         lock = RunnerLock(self.layout.runner_lock(info.name))
         if processes.alive(*self.state.runner(info.name)) or not lock.acquire():
-            return  # a runner holds the lock, or a command starting one does
+            return False  # a runner holds the lock, or a command starting one does
         try:
             self._fail_dead_runner(info.name)
         finally:
             self._release(lock, info.name)
+        return True
 
     def _fail_dead_runner(self, name: str) -> None:
         """With the runner lock held: a workflow still active has lost its runner; fail it, stop its steps."""

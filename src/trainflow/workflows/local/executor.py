@@ -23,7 +23,6 @@ from pathlib import Path
 
 from trainflow.pipelines import Pipeline, Service, Step
 from trainflow.pipelines.artifacts import ENV as ARTIFACTS_ENV
-from trainflow.pipelines.builtin import PIPELINES
 from trainflow.pipelines.conditions import parse_condition
 from trainflow.pipelines.refs import OutputRef, ParamRef, Ref
 from trainflow.pipelines.serial import from_dict
@@ -45,10 +44,12 @@ from trainflow.workflows.local import plan, processes
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.local.services import Readiness, choose_ports
+from trainflow.workflows.local.wakeup import Wakeup
 from trainflow.workflows.state import StateStore, now
 
 log = logging.getLogger(__name__)
-_POLL = 0.005  # between checks of running steps: the runner's share of a step's latency
+_SERVICE_POLL = 0.005  # between checks of a starting service's outputs (its probe has its own pace)
+_IDLE = 1.0  # the longest sleep: a step's exit and a stop signal wake the runner at once anyway
 
 
 @dataclass
@@ -75,7 +76,9 @@ class _Plan:
 def load_pipeline(state: StateStore, name: str, pipeline_name: str) -> tuple[Pipeline, list[str], bool]:
     """The pipeline a workflow was submitted with, its Python search path and its no-cache flag."""
     spec, no_cache = state.spec(name)
-    if spec is None:
+    if spec is None:  # recorded before specs were stored: one of the built-in pipelines
+        from trainflow.pipelines.builtin import PIPELINES
+
         return PIPELINES[pipeline_name], [], no_cache
     return from_dict(spec["pipeline"], check=False), list(spec.get("python_path", [])), no_cache
 
@@ -83,9 +86,9 @@ def load_pipeline(state: StateStore, name: str, pipeline_name: str) -> tuple[Pip
 class Executor:
     """Runs the pending steps of one recorded workflow to completion."""
 
-    def __init__(self, layout: Layout, name: str) -> None:
+    def __init__(self, layout: Layout, name: str, state: StateStore) -> None:
         self.layout = layout
-        self.state = StateStore(layout.db)
+        self.state = state
         self.name = name
         info = self.state.get(name)
         self.pipeline, self.python_path, self.no_cache = load_pipeline(self.state, name, info.pipeline)
@@ -122,12 +125,25 @@ class Executor:
             runner_started=processes.started_at(os.getpid()),
         )
         try:
-            while not self.stopping and (self._launch_ready() or self.running):
-                self._poll()
-                time.sleep(_POLL)
+            with Wakeup() as wakeup:
+                while not self.stopping and (self._launch_ready() or self.running):
+                    if not self._poll():
+                        wakeup.wait(self._next_check())
         finally:
             self._stop_running("by user" if self.stopping else "the workflow ended")
         return self._finish()
+
+    def _next_check(self) -> float:
+        """Seconds until something needs a look that no signal announces: a starting service, a timeout, a retry."""
+        moment = time.monotonic()
+        deadlines = [moment + _IDLE]
+        for run in self.running.values():
+            if run.readiness is not None:
+                deadlines.append(moment + _SERVICE_POLL)
+            if run.step.timeout:
+                deadlines.append(run.started + run.step.timeout)
+        deadlines += [t for i, t in self.not_before.items() if self.status[i] == PENDING]
+        return min(deadlines) - moment
 
     def _on_stop(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -279,7 +295,9 @@ class Executor:
         return env
 
     # -- watch ---------------------------------------------------------------------------------
-    def _poll(self) -> None:
+    def _poll(self) -> bool:
+        """Handle steps that ended, timed out or became ready; True if any left the running set."""
+        before = len(self.running)
         for instance, run in list(self.running.items()):
             code = run.proc.poll()
             if code is None and run.step.timeout and time.monotonic() - run.started > run.step.timeout:
@@ -292,6 +310,7 @@ class Executor:
             elif code is not None:
                 del self.running[instance]
                 self._finished(run, code)
+        return len(self.running) < before
 
     def _check_service(self, run: _Running) -> None:
         assert run.readiness is not None and isinstance(run.step, Service)
@@ -400,5 +419,7 @@ def run_workflow(home: Path, name: str) -> int:
     if not (lock.adopt(int(handed)) if handed.isdigit() else lock.acquire()):
         raise WorkflowError(f"workflow {name} already has a runner (or was deleted): this one exits")
     # The lock stays held until this process is gone, so no two runner processes of a workflow ever overlap.
-    status = Executor(layout, name).run()
+    state = StateStore(layout.db)
+    with state.held():  # one connection for the runner's life: see trainflow.workflows.state
+        status = Executor(layout, name, state).run()
     return 0 if status == SUCCEEDED else 1
