@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import boto3
@@ -301,6 +302,21 @@ def test_missing_dataset_fails_before_any_worker_starts(tmp_path: Path) -> None:
     out = trainflow(*train_args(tmp_path / "empty", str(tmp_path / "train")))
     assert out.returncode == 2 and "empty (No such file or directory): sync the dataset first" in out.stderr
     assert "trainflow.training.worker" not in out.stderr
+
+
+def test_missing_dataset_leaves_no_process_behind(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    env = {**os.environ, "TRAINFLOW_TEST_MARKER": marker}
+    proc, log_path = start_training(tmp_path, *train_args(tmp_path / "empty", str(tmp_path / "train")), env=env)
+    assert proc.wait(timeout=60) == 2, log_path.read_text()
+    left = []  # e.g. a fork server still importing torch for workers that will never start
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and f"TRAINFLOW_TEST_MARKER={marker}".encode() in (entry / "environ").read_bytes():
+                left.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    assert left == []
 
 
 @pytest.mark.parametrize(("args", "env"), [(["--peer-timeout", "0"], {}), ([], {"TRAINFLOW_PEER_TIMEOUT": "-5"})])

@@ -47,18 +47,27 @@ class TrainResult:
 
 
 def preflight(config: TrainConfig) -> None:
-    """Fail fast, before any worker starts, on what no restart can fix: options, model, data, train dir."""
-    from trainflow.training.models import check_model  # torch: imported here, not by `import launcher`
+    """Fail fast, before any worker starts, on what no restart can fix: options, data, model, train dir."""
+    _check_model_and_train_dir(config, _check_options_and_data(config))
 
+
+def _check_options_and_data(config: TrainConfig) -> Dataset:
+    """The checks that need no torch: the options, the dataset and its labels against the batch size."""
     config.validate()
     dataset = load_dataset(Path(config.data_dir))  # DatasetError names the folder and the fix
-    check_model(config.model_spec(dataset.descriptor))
     _check_labels(config, dataset)
     examples = len(dataset.train)
     if config.batch_size > examples:
         raise TrainingError(
             f"--batch-size {config.batch_size} is more than the {examples} training examples: use a smaller batch"
         )
+    return dataset
+
+
+def _check_model_and_train_dir(config: TrainConfig, dataset: Dataset) -> None:
+    from trainflow.training.models import check_model  # torch: imported here, not by `import launcher`
+
+    check_model(config.model_spec(dataset.descriptor))
     options = StorageOptions.from_env(config.aws_endpoint_url, config.aws_region)
     try:
         open_store(config.train_dir, options).ensure_container()  # a local dir is made now, or refused in one line
@@ -115,10 +124,10 @@ def train(config: TrainConfig, workers: int = 1, env: Mapping[str, str] | None =
     if isinstance(cluster, NonTrainer):
         log.info("%s", cluster.reason)
         return TrainResult(False, cluster, None, metrics_url)
-    config.validate()
-    # The workers' imports (torch) now run in the fork server while this process does its own and the preflight.
+    dataset = _check_options_and_data(config)
+    # The workers' imports (torch) run in the fork server from now on, while this process checks the model.
     start_worker_server(threads_per_worker(cluster.nproc_per_node))
-    preflight(config)
+    _check_model_and_train_dir(config, dataset)
     log.info(
         "node %d of %d (%s), %d worker process(es) here, world size %d, rendezvous %s at %s:%d",
         cluster.node_rank,
