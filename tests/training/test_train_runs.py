@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import boto3
+import psutil
 import pytest
 from servers import free_port, run_together, stop
 
@@ -227,6 +229,50 @@ def test_workers_killed_with_no_restarts_left_end_the_run_as_lost_to_their_signa
     assert len(error_lines(text)) == 1, text
     assert re.fullmatch(r"error: training was lost on rank [01]: signal 9", error_lines(text)[0]), text
     assert "[rank 0]" in text and "[rank 1]" in text
+
+
+@pytest.mark.slow
+def test_a_training_step_stopped_as_a_process_group_leaves_no_worker_running(mnist_dir: Path, tmp_path: Path) -> None:
+    log_path = tmp_path / "train.log"
+    args = train_args(mnist_dir, str(tmp_path / "train"), "--workers", "2", "--train-steps", "100000", "--model", "mlp")
+    with open(log_path, "w") as log:  # as the local runner starts a step: a session and process group of its own
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trainflow", *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    workers: list[psutil.Process] = []
+    try:
+        workers = [psutil.Process(pid) for pid in wait_for_workers(proc, log_path, 2)]
+        os.killpg(proc.pid, signal.SIGTERM)  # as `trainflow stop` does: the launcher and its fork server at once
+        assert proc.wait(timeout=60) != 0
+        _, running = psutil.wait_procs(workers, timeout=30)
+        assert [p for p in running if p.status() != psutil.STATUS_ZOMBIE] == [], log_path.read_text()
+    finally:
+        stop(proc)
+        for worker in workers:
+            with contextlib.suppress(psutil.Error):
+                worker.kill()
+
+
+@pytest.mark.slow
+def test_workers_whose_fork_server_died_are_still_stopped_with_the_launcher(mnist_dir: Path, tmp_path: Path) -> None:
+    args = train_args(mnist_dir, str(tmp_path / "train"), "--workers", "2", "--train-steps", "100000", "--model", "mlp")
+    proc, log_path = start_training(tmp_path, *args)
+    workers: list[psutil.Process] = []
+    try:
+        workers = [psutil.Process(pid) for pid in wait_for_workers(proc, log_path, 2)]
+        server = psutil.Process(workers[0].ppid())
+        assert server.ppid() == proc.pid, log_path.read_text()
+        server.kill()  # it can no longer say whether its workers run
+        server.wait(timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) != 0
+        _, running = psutil.wait_procs(workers, timeout=30)
+        assert [p for p in running if p.status() != psutil.STATUS_ZOMBIE] == [], log_path.read_text()
+    finally:
+        stop(proc)
+        for worker in workers:
+            with contextlib.suppress(psutil.Error):
+                worker.kill()
 
 
 FAILS_ON_RANK_1 = """

@@ -5,6 +5,11 @@ and the workers are forks of the fork server instead of fresh interpreters. They
 way torch watches its Popen workers (SubprocessContext): every worker that failed by the time it
 is looked at is reported, with its exit code or signal and its error file; the others are stopped
 (the agent's signal, then SIGKILL after `timeout`) and waited for. A restart forks new workers.
+
+The fork server is in the launcher's process group, the workers each in a session of their own:
+a signal to the group (the local runner stopping a step) ends the server at once, and with it the
+reports of how its workers ended. So the agent signals and waits for the workers themselves, by pid
+and start time (psutil), never trusting the server for whether one still runs.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import psutil
 from torch.distributed.elastic.agent.server.api import WorkerGroup
 from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
 from torch.distributed.elastic.multiprocessing import LogsSpecs
@@ -48,6 +54,7 @@ class ForkedWorkers(PContext):
     ) -> None:
         super().__init__(name, entrypoint, args, envs, logs_specs)  # adds TORCHELASTIC_ERROR_FILE to envs
         self._processes: dict[int, BaseProcess] = {}
+        self._handles: dict[int, psutil.Process] = {}
         self._running: set[int] = set()
         self._failures: dict[int, ProcessFailure] = {}
 
@@ -62,6 +69,10 @@ class ForkedWorkers(PContext):
                 )
                 process.start()
                 self._processes[local_rank] = process
+                try:
+                    self._handles[local_rank] = psutil.Process(process.pid)
+                except psutil.NoSuchProcess:
+                    pass  # it has ended already; its exit code says how
         self._running = set(self._processes)
 
     def _capture_failures(self) -> None:
@@ -93,23 +104,33 @@ class ForkedWorkers(PContext):
         return {local_rank: process.pid or 0 for local_rank, process in self._processes.items()}
 
     def _close(self, death_sig: signal.Signals, timeout: int = 30) -> None:
-        self._signal_alive(death_sig)
-        end = time.monotonic() + timeout
-        for process in self._processes.values():
-            process.join(max(0.0, end - time.monotonic()))
-        if any(process.is_alive() for process in self._processes.values()):
+        left = self._signal_and_wait(list(self._handles.values()), death_sig, timeout)
+        if left:
             log.warning("workers still running %d s after %s: sending SIGKILL", timeout, death_sig.name)
-            self._signal_alive(signal.SIGKILL)
-            for process in self._processes.values():
-                process.join(timeout)
-
-    def _signal_alive(self, sig: signal.Signals) -> None:
+            self._signal_and_wait(left, signal.SIGKILL, timeout)
         for process in self._processes.values():
-            if process.is_alive() and process.pid is not None:
-                try:
-                    os.kill(process.pid, sig)
-                except ProcessLookupError:
-                    pass  # it ended meanwhile; its exit code says how
+            process.join(1.0)  # the fork server's report of how each one ended
+
+    @staticmethod
+    def _signal_and_wait(handles: list[psutil.Process], sig: signal.Signals, timeout: float) -> list[psutil.Process]:
+        """Send `sig` to the workers still running; those still running after `timeout` s."""
+        for handle in handles:
+            try:
+                handle.send_signal(sig)  # psutil checks it is still the process we started, not a reused pid
+            except psutil.Error:
+                continue
+        deadline = time.monotonic() + timeout
+        while (left := [h for h in handles if _running(h)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return left
+
+
+def _running(handle: psutil.Process) -> bool:
+    """Still running: a zombie has ended (its parent, the server, may be gone and never reap it)."""
+    try:
+        return handle.is_running() and handle.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 @contextmanager
