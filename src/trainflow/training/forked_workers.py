@@ -6,10 +6,10 @@ way torch watches its Popen workers (SubprocessContext): every worker that faile
 is looked at is reported, with its exit code or signal and its error file; the others are stopped
 (the agent's signal, then SIGKILL after `timeout`) and waited for. A restart forks new workers.
 
-The fork server is in the launcher's process group, the workers each in a session of their own:
-a signal to the group (the local runner stopping a step) ends the server at once, and with it the
-reports of how its workers ended. So the agent signals and waits for the workers themselves, by pid
-and start time (psutil), never trusting the server for whether one still runs.
+The server reports how each of its workers ended; a server that ended first (killed, or signalled
+with the step's process group, which the workers, each in a session of its own, are not in) makes
+them all look ended while they still run. So the agent signals and waits for the workers
+themselves, by pid and start time (psutil), and asks the server only for their exit codes.
 """
 
 from __future__ import annotations
