@@ -1,6 +1,6 @@
 """The floor for benchmarks/serve.py: the same stack as `trainflow serve`, answering a fixed reply.
 
-REST: uvicorn (httptools, uvloop) with a bare ASGI app that reads the body and sends pre-computed
+REST: uvicorn (httptools, asyncio's loop) with a bare ASGI app that reads the body and sends pre-computed
 bytes. gRPC: grpcio's threaded server with a generic handler that returns pre-serialized bytes for
 `inference.GRPCInferenceService/ModelInfer`. Neither parses the request nor runs a model, so the
 difference between trainflow and this server is trainflow's own work per request.
@@ -73,7 +73,7 @@ def main() -> None:
     import uvicorn
 
     grpc = grpc_server(args.grpc_port, args.grpc_reply.read_bytes(), args.grpc_workers)
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # as trainflow's: TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.rest_port))
     sock.listen(1024)
@@ -84,7 +84,7 @@ def main() -> None:
         lifespan="off",
         server_header=False,
         http="httptools",
-        loop="uvloop",
+        loop="asyncio",
     )
     uvicorn.Server(config).run(sockets=[sock])  # uvicorn ends on SIGTERM/SIGINT
     grpc.stop(1)

@@ -6,9 +6,8 @@ The exporter needs torch; the signature format and finding a reusable version do
 
 from __future__ import annotations
 
-from typing import Any
-
 from trainflow.export.errors import ExportError
+from trainflow.lazy_names import lazy_names
 
 _LAZY = {
     "ExportResult": "trainflow.export.reuse",
@@ -24,10 +23,4 @@ _LAZY = {
 
 __all__ = ["ExportError", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trainflow.export' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

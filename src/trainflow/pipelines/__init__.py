@@ -26,8 +26,9 @@ same spec as YAML is described by `trainflow.pipelines.schema.SCHEMA_PATH`. The 
 # imports `calling`) must not pay for importing the whole API.
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from trainflow.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from trainflow.pipelines.conditions import parse_condition
@@ -39,27 +40,27 @@ if TYPE_CHECKING:
     from trainflow.pipelines.steps import Call, Command, Port, Probe, Resources, Service, Step, Train
 
 _MODULES = {
-    "Call": "steps",
-    "Command": "steps",
-    "HOST": "refs",
-    "ITEM": "refs",
-    "OutputRef": "refs",
-    "Param": "params",
-    "ParamRef": "refs",
-    "Pipeline": "pipeline",
-    "PipelineError": "errors",
-    "Port": "steps",
-    "PortRef": "refs",
-    "Probe": "steps",
-    "Resources": "steps",
-    "Service": "steps",
-    "Step": "steps",
-    "Train": "steps",
-    "output": "refs",
-    "param": "refs",
-    "parse_condition": "conditions",
-    "port": "refs",
-    "report_progress": "progress",
+    "Call": ".steps",
+    "Command": ".steps",
+    "HOST": ".refs",
+    "ITEM": ".refs",
+    "OutputRef": ".refs",
+    "Param": ".params",
+    "ParamRef": ".refs",
+    "Pipeline": ".pipeline",
+    "PipelineError": ".errors",
+    "Port": ".steps",
+    "PortRef": ".refs",
+    "Probe": ".steps",
+    "Resources": ".steps",
+    "Service": ".steps",
+    "Step": ".steps",
+    "Train": ".steps",
+    "output": ".refs",
+    "param": ".refs",
+    "parse_condition": ".conditions",
+    "port": ".refs",
+    "report_progress": ".progress",
 }
 
 __all__ = [
@@ -86,15 +87,4 @@ __all__ = [
     "report_progress",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'trainflow.pipelines' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"trainflow.pipelines.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _MODULES)

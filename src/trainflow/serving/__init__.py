@@ -6,8 +6,7 @@ client shares) does not pull in ONNX Runtime or the web stack.
 
 from __future__ import annotations
 
-from typing import Any
-
+from trainflow.lazy_names import lazy_names
 from trainflow.serving.errors import (
     InvalidInput,
     ModelLoadError,
@@ -40,10 +39,4 @@ __all__ = [
     *_LAZY,
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trainflow.serving' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

@@ -4,8 +4,9 @@
 # must not pay for importing every store, the mirror and the URL parsing.
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from trainflow.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from trainflow.storage.atomic import atomic_write_bytes
@@ -16,22 +17,22 @@ if TYPE_CHECKING:
     from trainflow.storage.urls import canonical_url, is_local, join_url, parse_url
 
 _MODULES = {
-    "MirrorResult": "mirror",
-    "ObjectExists": "errors",
-    "ObjectInfo": "base",
-    "ObjectNotFound": "errors",
-    "ProgressCallback": "base",
-    "SourceUnreachable": "errors",
-    "StorageError": "errors",
-    "StorageOptions": "base",
-    "Store": "base",
-    "atomic_write_bytes": "atomic",
-    "canonical_url": "urls",
-    "is_local": "urls",
-    "join_url": "urls",
-    "mirror_dir": "mirror",
-    "open_store": "registry",
-    "parse_url": "urls",
+    "MirrorResult": ".mirror",
+    "ObjectExists": ".errors",
+    "ObjectInfo": ".base",
+    "ObjectNotFound": ".errors",
+    "ProgressCallback": ".base",
+    "SourceUnreachable": ".errors",
+    "StorageError": ".errors",
+    "StorageOptions": ".base",
+    "Store": ".base",
+    "atomic_write_bytes": ".atomic",
+    "canonical_url": ".urls",
+    "is_local": ".urls",
+    "join_url": ".urls",
+    "mirror_dir": ".mirror",
+    "open_store": ".registry",
+    "parse_url": ".urls",
 }
 
 __all__ = [
@@ -53,15 +54,4 @@ __all__ = [
     "parse_url",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'trainflow.storage' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"trainflow.storage.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _MODULES)

@@ -6,7 +6,9 @@ below load on first use, so a step that only reads checkpoint names pays for no 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from trainflow.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from trainflow.progress import METRICS_FILE
@@ -56,10 +58,4 @@ __all__ = [
     "train",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trainflow.training' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

@@ -3,8 +3,9 @@
 # Names load on first use (PEP 562): the detached runner, started once per run, imports only what it runs.
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from trainflow.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from trainflow.pipelines import Pipeline, Step
@@ -34,15 +35,4 @@ __all__ = [
     "resolve_params",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'trainflow.workflows' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _MODULES)
