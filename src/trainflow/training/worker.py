@@ -85,7 +85,10 @@ def main(argv: list[str]) -> int:
         else:
             log.error("%s", message)
         _record_error(f"{type(exc).__name__}: {message}" if not isinstance(exc, TrainflowError) else message)
-        return code
+        # Exit inside the handler: unwinding would free the DDP reducer and its gloo process group while this
+        # thread holds the interpreter lock, and a gloo thread still finishing the failed all-reduce needs that
+        # lock to drop its Python state: both wait forever (seen when a peer's node vanished mid-step).
+        finish(code)
     return 0
 
 
