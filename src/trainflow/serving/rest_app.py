@@ -65,9 +65,10 @@ def build_rest_app(plane: DataPlane, limits: BodyLimits) -> ASGIApp:
         routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error}, lifespan=lifespan
     )
     adapters: dict[str, Callable[[Request], Awaitable[Response]]] = {"/v2/models/": v2, "/v1/models/": tfs}
+    prefix = len("/v2/models/")
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        adapter = adapters.get(scope["path"][:11]) if scope["type"] == "http" else None
+        adapter = adapters.get(scope["path"][:prefix]) if scope["type"] == "http" else None
         if adapter is None:
             await rest(scope, receive, send)
             return
