@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -231,6 +232,23 @@ def test_workers_killed_with_no_restarts_left_end_the_run_as_lost_to_their_signa
     assert "[rank 0]" in text and "[rank 1]" in text
 
 
+@contextlib.contextmanager
+def stopped_at_end(proc: subprocess.Popen, workers: list[psutil.Process]) -> Iterator[None]:
+    """The launcher and the workers found meanwhile are gone after the block, whatever it asserted."""
+    try:
+        yield
+    finally:
+        stop(proc)
+        for worker in workers:
+            with contextlib.suppress(psutil.Error):
+                worker.kill()
+
+
+def assert_no_worker_left(workers: list[psutil.Process], log_path: Path) -> None:
+    _, running = psutil.wait_procs(workers, timeout=30)
+    assert [p for p in running if p.status() != psutil.STATUS_ZOMBIE] == [], log_path.read_text()
+
+
 @pytest.mark.slow
 def test_a_training_step_stopped_as_a_process_group_leaves_no_worker_running(mnist_dir: Path, tmp_path: Path) -> None:
     log_path = tmp_path / "train.log"
@@ -240,17 +258,11 @@ def test_a_training_step_stopped_as_a_process_group_leaves_no_worker_running(mni
             [sys.executable, "-m", "trainflow", *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     workers: list[psutil.Process] = []
-    try:
-        workers = [psutil.Process(pid) for pid in wait_for_workers(proc, log_path, 2)]
+    with stopped_at_end(proc, workers):
+        workers += [psutil.Process(pid) for pid in wait_for_workers(proc, log_path, 2)]
         os.killpg(proc.pid, signal.SIGTERM)  # as `trainflow stop` does: the launcher and its fork server at once
         assert proc.wait(timeout=60) != 0
-        _, running = psutil.wait_procs(workers, timeout=30)
-        assert [p for p in running if p.status() != psutil.STATUS_ZOMBIE] == [], log_path.read_text()
-    finally:
-        stop(proc)
-        for worker in workers:
-            with contextlib.suppress(psutil.Error):
-                worker.kill()
+        assert_no_worker_left(workers, log_path)
 
 
 @pytest.mark.slow
@@ -258,19 +270,13 @@ def test_workers_whose_fork_server_died_are_stopped_when_the_run_ends(mnist_dir:
     args = train_args(mnist_dir, str(tmp_path / "train"), "--workers", "2", "--train-steps", "100000", "--model", "mlp")
     proc, log_path = start_training(tmp_path, *args, "--max-restarts", "0")
     workers: list[psutil.Process] = []
-    try:
-        workers = [psutil.Process(pid) for pid in wait_for_workers(proc, log_path, 2)]
+    with stopped_at_end(proc, workers):
+        workers += [psutil.Process(pid) for pid in wait_for_workers(proc, log_path, 2)]
         server = psutil.Process(workers[0].ppid())
         assert server.ppid() == proc.pid, log_path.read_text()
         server.kill()  # it can no longer say whether its workers run: the run is lost, its workers stopped
         assert proc.wait(timeout=60) == TRANSIENT_EXIT_CODE, log_path.read_text()
-        _, running = psutil.wait_procs(workers, timeout=30)
-        assert [p for p in running if p.status() != psutil.STATUS_ZOMBIE] == [], log_path.read_text()
-    finally:
-        stop(proc)
-        for worker in workers:
-            with contextlib.suppress(psutil.Error):
-                worker.kill()
+        assert_no_worker_left(workers, log_path)
 
 
 FAILS_ON_RANK_1 = """
