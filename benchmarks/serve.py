@@ -342,20 +342,25 @@ def fmt_native(r: dict) -> str:
     return f"{fmt(r)}  cpu {r['cpu_s_per_1k']:.3f} s/1k req"
 
 
+def model_base(base: Path, onnx_model: bytes) -> Path:
+    """`base` as an export base whose version 1 is `onnx_model` with the image classifier's signature."""
+    from trainflow.export.signature import SIGNATURE_FILE, image_classifier_signature
+
+    (base / "1").mkdir(parents=True)
+    (base / "1" / "model.onnx").write_bytes(onnx_model)
+    (base / "1" / SIGNATURE_FILE).write_text(image_classifier_signature().to_json())
+    return base
+
+
 def cnn_base(work: Path) -> Path:
     """A version directory with the built-in CNN (untrained weights: the cost is the same)."""
     import torch
 
     from trainflow.export.onnx_graph import to_onnx
-    from trainflow.export.signature import SIGNATURE_FILE, image_classifier_signature
     from trainflow.training.models import cnn
 
     torch.manual_seed(0)
-    base = work / "cnn"
-    (base / "1").mkdir(parents=True)
-    (base / "1" / "model.onnx").write_bytes(to_onnx(cnn()))
-    (base / "1" / SIGNATURE_FILE).write_text(image_classifier_signature().to_json())
-    return base
+    return model_base(work / "cnn", to_onnx(cnn()))
 
 
 def report_native(results: dict[str, dict[str, dict]]) -> None:
@@ -396,13 +401,7 @@ def report_batching(
 
 def wide_base(work: Path) -> Path:
     """A version directory with a wide MLP (784-8192-10, 6.4M parameters): memory-bound at batch 1."""
-    from trainflow.export.signature import SIGNATURE_FILE, image_classifier_signature
-
-    base = work / "wide"
-    (base / "1").mkdir(parents=True)
-    (base / "1" / "model.onnx").write_bytes(mlp_onnx(hidden=8192))
-    (base / "1" / SIGNATURE_FILE).write_text(image_classifier_signature().to_json())
-    return base
+    return model_base(work / "wide", mlp_onnx(hidden=8192))
 
 
 def run_batching_ab(args: argparse.Namespace, work: Path, image: np.ndarray) -> None:
@@ -530,13 +529,8 @@ def main() -> None:
     image = np.random.default_rng(1).random((1, 784), dtype=np.float32)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     try:
-        base = work / "models"
-        (base / "1").mkdir(parents=True)
+        base = model_base(work / "models", mlp_onnx())
         model_path = base / "1" / "model.onnx"
-        model_path.write_bytes(mlp_onnx())
-        from trainflow.export.signature import SIGNATURE_FILE, image_classifier_signature
-
-        (base / "1" / SIGNATURE_FILE).write_text(image_classifier_signature().to_json())
         if args.load == "inline":
             run_inline_ab(args, base, image)
         if args.load == "batching":
