@@ -69,14 +69,15 @@ def _record_error(message: str) -> None:
             json.dump({"message": message, "timestamp": int(time.time())}, out)
 
 
-def main(argv: list[str]) -> int:
+def main(config_json: str) -> NoReturn:
+    """Train, then exit with 0 or the exit code that says what kind of failure it was."""
     faulthandler.enable()  # a crash in native code still leaves a Python stack in the worker's log
     setup_worker_logging(os.environ.get("RANK", "?"))
     from trainflow.training.config import TrainConfig
     from trainflow.training.loop import run_worker
 
     try:
-        run_worker(TrainConfig.from_json(argv[0]))
+        run_worker(TrainConfig.from_json(config_json))
     except Exception as exc:
         code = exit_code_for(exc)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -89,7 +90,7 @@ def main(argv: list[str]) -> int:
         # thread holds the interpreter lock, and a gloo thread still finishing the failed all-reduce needs that
         # lock to drop its Python state: both wait forever (seen when a peer's node vanished mid-step).
         finish(code)
-    return 0
+    finish(0)
 
 
 def finish(code: int) -> NoReturn:
@@ -107,4 +108,4 @@ def run_forked(environ: dict[str, str], config_json: str) -> NoReturn:
     os.setsid()  # its own session, as torch starts workers: a terminal's Ctrl-C goes to the agent, which stops them
     os.environ.clear()
     os.environ.update(environ)
-    finish(main([config_json]))
+    main(config_json)
