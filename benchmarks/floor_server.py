@@ -1,8 +1,8 @@
 """The floor for benchmarks/serve.py: the same stack as `trainflow serve`, answering a fixed reply.
 
 REST: uvicorn (httptools, asyncio's loop) with a bare ASGI app that reads the body and sends pre-computed
-bytes. gRPC: grpcio's threaded server with a generic handler that returns pre-serialized bytes for
-`inference.GRPCInferenceService/ModelInfer`. Neither parses the request nor runs a model, so the
+bytes. gRPC: a grpc.aio server on its own thread and event loop, with a generic async handler that returns
+pre-serialized bytes for `inference.GRPCInferenceService/ModelInfer`. Neither parses the request nor runs a model, so the
 difference between trainflow and this server is trainflow's own work per request.
 
     python benchmarks/floor_server.py --rest-port 8600 --grpc-port 9600 \
@@ -12,8 +12,10 @@ difference between trainflow and this server is trainflow's own work per request
 from __future__ import annotations
 
 import argparse
+import asyncio
 import socket
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +44,11 @@ def rest_app(reply: bytes) -> Any:
     return app
 
 
-def grpc_server(port: int, reply: bytes, workers: int) -> Any:
+def grpc_server(port: int, reply: bytes) -> Callable[[], None]:
+    """Serve the fixed gRPC reply on a thread, as trainflow does; returns the function that stops it."""
     import grpc
 
-    def infer(request: bytes, context: grpc.ServicerContext) -> bytes:
+    async def infer(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return reply
 
     handler = grpc.method_handlers_generic_handler(
@@ -54,11 +57,30 @@ def grpc_server(port: int, reply: bytes, workers: int) -> Any:
             "ModelInfer": grpc.unary_unary_rpc_method_handler(infer),  # no (de)serializers: raw bytes in and out
         },
     )
-    server = grpc.server(ThreadPoolExecutor(max_workers=workers), options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
-    return server
+    bound = threading.Event()
+    stopping: list[Callable[[], None]] = []
+
+    async def serve() -> None:
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        server.add_generic_rpc_handlers((handler,))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        stopping.append(lambda: loop.call_soon_threadsafe(done.set))
+        bound.set()
+        await done.wait()
+        await server.stop(1)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    bound.wait()
+
+    def stop() -> None:
+        stopping[0]()
+        thread.join(5)
+
+    return stop
 
 
 def main() -> None:
@@ -67,12 +89,11 @@ def main() -> None:
     parser.add_argument("--grpc-port", type=int, required=True)
     parser.add_argument("--rest-reply", type=Path, required=True, help="The bytes every REST request gets.")
     parser.add_argument("--grpc-reply", type=Path, required=True, help="The serialized ModelInferResponse.")
-    parser.add_argument("--grpc-workers", type=int, default=20, help="Thread pool size (trainflow's default).")
     args = parser.parse_args()
 
     import uvicorn
 
-    grpc = grpc_server(args.grpc_port, args.grpc_reply.read_bytes(), args.grpc_workers)
+    stop_grpc = grpc_server(args.grpc_port, args.grpc_reply.read_bytes())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # as trainflow's: TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.rest_port))
@@ -87,7 +108,7 @@ def main() -> None:
         loop="asyncio",
     )
     uvicorn.Server(config).run(sockets=[sock])  # uvicorn ends on SIGTERM/SIGINT
-    grpc.stop(1)
+    stop_grpc()
 
 
 if __name__ == "__main__":

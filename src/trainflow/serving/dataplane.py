@@ -2,9 +2,9 @@
 
 Adapters turn their wire format into `{alias: ndarray}` for a signature and back; admission (bounded
 concurrency), input checks, the ONNX call and metrics live here once. Admission counts work, not sockets:
-adapters read a request completely before asking for a slot, so clients that send slowly hold none. REST
-adapters run their decoding and inference in the plane's worker threads, except requests cheap enough to
-answer on the event loop (`offload`).
+adapters read a request completely before asking for a slot, so clients that send slowly hold none. The
+adapters (REST on uvicorn's event loop, gRPC on grpc.aio's) run their decoding and inference in the plane's
+worker threads, except requests cheap enough to answer on the event loop (`offload`).
 """
 
 from __future__ import annotations
@@ -117,13 +117,16 @@ class DataPlane:
         """Inference requests admitted and not finished."""
         return self._in_flight
 
-    async def offload(self, model: OnnxModel, body: bytes, work: Callable[..., Result], *args: object) -> Result:
+    async def offload(
+        self, model: OnnxModel, size: int, numbers: bool, work: Callable[..., Result], *args: object
+    ) -> Result:
         """Run a request's CPU work (decoding, inference, encoding) in a worker thread, keeping the event loop free.
 
         A request estimated to cost less than `inline_seconds` of CPU runs on the event loop instead,
-        skipping the hand-off: a small body of numbers for a fast model, with no batch to wait for.
+        skipping the hand-off: `size` bytes of `numbers` (no encoded images) for a fast model, with no batch
+        to wait for.
         """
-        if model.batcher is None and numbers_only(body) and inline_cost(model, len(body)) <= self.inline_seconds:
+        if model.batcher is None and numbers and inline_cost(model, size) <= self.inline_seconds:
             return work(*args)
         return await asyncio.get_running_loop().run_in_executor(self._workers, functools.partial(work, *args))
 
@@ -221,4 +224,4 @@ class DataPlane:
     def run(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> Tensors:
         """Run a signature in the calling thread (a gRPC or REST worker), waiting for its batch if batching is on."""
         feeds = self.prepare(model, signature_name, inputs)
-        return self.finish(model, signature_name, model.submit(feeds).result())
+        return self.finish(model, signature_name, model.infer(feeds))

@@ -44,16 +44,16 @@ def code_for(error: ServingError) -> grpc.StatusCode:
 
 
 def grpc_errors(method: Handler) -> Handler:
-    """Turn errors raised by a servicer method into a gRPC status with a one-line message."""
+    """Turn errors raised by an (async) servicer method into a gRPC status with a one-line message."""
 
     @functools.wraps(method)
-    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            return method(self, request, context)
+            return await method(self, request, context)
         except ServingError as exc:
-            context.abort(code_for(exc), exc.message)
+            await context.abort(code_for(exc), exc.message)
         except Exception as exc:
             log.exception("internal error in %s", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
     return wrapper  # type: ignore[return-value]

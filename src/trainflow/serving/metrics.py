@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -36,6 +37,7 @@ class ServingMetrics:
         self.in_flight = Gauge(
             "trainflow_requests_in_flight", "Inference requests being served now.", registry=self.registry
         )
+        self._ok: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.loaded = Gauge(
             "trainflow_model_versions_loaded", "Model versions loaded.", ("model",), registry=self.registry
         )
@@ -54,8 +56,12 @@ class ServingMetrics:
     def observe(self, model: str, version: str, protocol: str, seconds: float, error: str | None) -> None:
         """Record one finished request; `error` is the error kind, None for success."""
         if error is None:
-            self.latency.labels(model, version, protocol).observe(seconds)
-            self.requests.labels(model, protocol, "ok").inc()
+            key = (model, version, protocol)
+            children = self._ok.get(key)
+            if children is None:  # labels() costs ~2 us a call: each model, version and protocol looks them up once
+                children = self._ok[key] = (self.latency.labels(*key), self.requests.labels(model, protocol, "ok"))
+            children[0].observe(seconds)
+            children[1].inc()
         else:
             self.requests.labels(model, protocol, "error").inc()
             self.errors.labels(model, protocol, error).inc()

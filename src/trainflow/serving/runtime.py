@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -85,16 +84,11 @@ class OnnxModel:
         values = self.session.run(self.output_names, feeds)
         return dict(zip(self.output_names, values, strict=True))
 
-    def submit(self, feeds: Feeds) -> Future[Outputs]:
-        """Run now, or queue for the next batch when batching is on; the future holds the ONNX outputs."""
+    def infer(self, feeds: Feeds) -> Outputs:
+        """Run now, or wait for the next batch when batching is on; the ONNX outputs."""
         if self.batcher is not None:
-            return self.batcher.submit(feeds)
-        future: Future[Outputs] = Future()
-        try:
-            future.set_result(self.run(feeds))
-        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types; the caller maps them
-            future.set_exception(exc)
-        return future
+            return self.batcher.submit(feeds).result()
+        return self.run(feeds)
 
     def close(self) -> None:
         """Stop batching; requests still holding this model finish on it."""

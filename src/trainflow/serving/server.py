@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,8 +24,9 @@ from trainflow.serving.rest_io import BodyLimits
 from trainflow.storage import StorageOptions
 
 if TYPE_CHECKING:  # both are imported when the server starts, not with this module
-    import grpc
     import uvicorn
+
+    from trainflow.serving.grpc_server import GrpcServer
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class ModelServer:
         self.grpc_port = 0
         self._uvicorn: uvicorn.Server | None = None
         self._rest_thread: threading.Thread | None = None
-        self._grpc: grpc.Server | None = None
+        self._grpc: GrpcServer | None = None
 
     @property
     def rest_url(self) -> str:
@@ -159,7 +159,7 @@ class ModelServer:
     def stop(self, grace: float = 2.0) -> None:
         """Stop accepting requests, let those in flight finish (up to `grace` seconds), unload."""
         if self._grpc is not None:
-            self._grpc.stop(grace).wait()
+            self._grpc.stop(grace)
             self._grpc = None
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
@@ -214,34 +214,16 @@ class ModelServer:
             time.sleep(0.01)
 
     def _start_grpc(self) -> None:
-        import grpc
-
-        from trainflow.serving.tfs_grpc import add_tfs_services
-        from trainflow.serving.v2_grpc import add_v2_service
+        from trainflow.serving.grpc_server import GrpcServer
 
         options = [
             ("grpc.max_receive_message_length", self.config.max_request_bytes),
             ("grpc.max_send_message_length", 256 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
         ]
-        # more threads than admitted requests: the data plane, not the pool, decides who waits
-        pool = ThreadPoolExecutor(max_workers=self.config.max_concurrency + 4, thread_name_prefix="grpc")
-        server = grpc.server(pool, options=options)
-        add_tfs_services(server, self.plane)
-        add_v2_service(server, self.plane)
         address = f"{_host_for_url(self.config.host)}:{self.config.grpc_port}"
-        try:
-            port = server.add_insecure_port(address)
-        except RuntimeError:
-            port = 0
-        if not port:
-            raise ServingError(
-                f"cannot listen for gRPC on {address}: the port is in use or the host is not local; "
-                "pick another with --grpc-port (0 = any free port)"
-            )
-        self.grpc_port = port
-        server.start()
-        self._grpc = server
+        self._grpc = GrpcServer(self.plane, address, options)
+        self.grpc_port = self._grpc.start()
 
 
 def _host_for_url(host: str) -> str:

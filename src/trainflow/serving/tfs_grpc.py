@@ -1,4 +1,8 @@
-"""TF Serving gRPC adapter: `PredictionService` (Classify, Predict, GetModelMetadata) and `ModelService`."""
+"""TF Serving gRPC adapter: `PredictionService` (Classify, Predict, GetModelMetadata) and `ModelService`.
+
+The methods run on grpc.aio's event loop; Predict's and Classify's decoding and inference go to the data
+plane's workers unless the request is cheap enough to answer on the loop (`DataPlane.offload`).
+"""
 
 from __future__ import annotations
 
@@ -122,48 +126,58 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.plane = plane
 
     @grpc_errors
-    def Predict(
-        self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
+    async def Predict(
+        self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
     ) -> predict_pb2.PredictResponse:
         with self.plane.request(PROTOCOL) as scope:
             spec = request.model_spec
             scope.model = model = self.plane.model(spec.name, _version(spec))
-            signature_name = spec.signature_name or CLASSIFY_SIGNATURE
-            inputs: Tensors = {name: to_ndarray(name, tensor) for name, tensor in request.inputs.items()}
-            outputs = self.plane.run(model, signature_name, inputs)
-            wanted = list(request.output_filter) or list(outputs)
-            unknown = sorted(set(wanted) - set(outputs))
-            if unknown:
-                raise InvalidInput(
-                    f"output_filter names unknown output(s) {shown(unknown)}: outputs are {sorted(outputs)}"
-                )
-            response = predict_pb2.PredictResponse(model_spec=tfs_metadata.model_spec(model, signature_name))
-            for name in wanted:
-                response.outputs[name].CopyFrom(to_tensor_proto(outputs[name]))
-            return response
+            numbers = all(tensor.dtype != types_pb2.DT_STRING for tensor in request.inputs.values())
+            return await self.plane.offload(model, request.ByteSize(), numbers, self._predict, model, request)
+
+    def _predict(self, model: OnnxModel, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        """Decode, run and encode one Predict request (in a worker thread, or inline when cheap)."""
+        signature_name = request.model_spec.signature_name or CLASSIFY_SIGNATURE
+        inputs: Tensors = {name: to_ndarray(name, tensor) for name, tensor in request.inputs.items()}
+        outputs = self.plane.run(model, signature_name, inputs)
+        wanted = list(request.output_filter) or list(outputs)
+        unknown = sorted(set(wanted) - set(outputs))
+        if unknown:
+            raise InvalidInput(f"output_filter names unknown output(s) {shown(unknown)}: outputs are {sorted(outputs)}")
+        response = predict_pb2.PredictResponse(model_spec=tfs_metadata.model_spec(model, signature_name))
+        for name in wanted:
+            response.outputs[name].CopyFrom(to_tensor_proto(outputs[name]))
+        return response
 
     @grpc_errors
-    def Classify(
-        self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext
+    async def Classify(
+        self, request: classification_pb2.ClassificationRequest, context: grpc.aio.ServicerContext
     ) -> classification_pb2.ClassificationResponse:
         with self.plane.request(PROTOCOL) as scope:
             spec = request.model_spec
             scope.model = model = self.plane.model(spec.name, _version(spec))
-            signature_name = spec.signature_name or CLASSIFY_SIGNATURE
-            signature = model.signature_def(signature_name)
-            names, scores = tfs_classify.check_classify_signature(signature_name, signature)
-            images = {alias: self.plane.images.batch(alias, image_layout(s)) for alias, s in signature.inputs.items()}
-            inputs = tfs_classify.example_inputs(request.input, signature, images)
-            outputs = self.plane.run(model, signature_name, inputs)
-            pairs = tfs_classify.classifications(outputs, names, scores)
-            return classification_pb2.ClassificationResponse(
-                model_spec=tfs_metadata.model_spec(model, signature_name),
-                result=tfs_classify.classification_result(pairs),
-            )
+            # examples may carry encoded images in bytes lists: always decoded off the loop
+            return await self.plane.offload(model, request.ByteSize(), False, self._classify, model, request)
+
+    def _classify(
+        self, model: OnnxModel, request: classification_pb2.ClassificationRequest
+    ) -> classification_pb2.ClassificationResponse:
+        """Decode, run and encode one Classify request (in a worker thread)."""
+        signature_name = request.model_spec.signature_name or CLASSIFY_SIGNATURE
+        signature = model.signature_def(signature_name)
+        names, scores = tfs_classify.check_classify_signature(signature_name, signature)
+        images = {alias: self.plane.images.batch(alias, image_layout(s)) for alias, s in signature.inputs.items()}
+        inputs = tfs_classify.example_inputs(request.input, signature, images)
+        outputs = self.plane.run(model, signature_name, inputs)
+        pairs = tfs_classify.classifications(outputs, names, scores)
+        return classification_pb2.ClassificationResponse(
+            model_spec=tfs_metadata.model_spec(model, signature_name),
+            result=tfs_classify.classification_result(pairs),
+        )
 
     @grpc_errors
-    def GetModelMetadata(
-        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
+    async def GetModelMetadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         model = self.plane.model(request.model_spec.name, _version(request.model_spec))
         fields = set(request.metadata_field)
@@ -177,8 +191,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self.plane = plane
 
     @grpc_errors
-    def GetModelStatus(
-        self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext
+    async def GetModelStatus(
+        self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.aio.ServicerContext
     ) -> get_model_status_pb2.GetModelStatusResponse:
         version = _version(request.model_spec)
         model = self.plane.model(request.model_spec.name, version)
@@ -186,6 +200,6 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return tfs_metadata.model_status(models)
 
 
-def add_tfs_services(server: grpc.Server, plane: DataPlane) -> None:
+def add_tfs_services(server: grpc.aio.Server, plane: DataPlane) -> None:
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(plane), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(plane), server)

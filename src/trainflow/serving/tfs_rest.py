@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from trainflow.export.signature import CLASSIFY_SIGNATURE, SignatureDef, TensorSpec
 from trainflow.serving import tfs_classify, tfs_metadata
-from trainflow.serving.dataplane import DataPlane, Tensors
+from trainflow.serving.dataplane import DataPlane, Tensors, numbers_only
 from trainflow.serving.errors import InvalidInput, NotFound, shown
 from trainflow.serving.http_status import error_response, json_response
 from trainflow.serving.images import ImageBatch
@@ -63,7 +63,7 @@ class TfsRest:
         async with self.bodies.read(request) as body:
             with self.plane.request(PROTOCOL) as scope:
                 scope.model = model = self.plane.model(name, version)
-                return await self.plane.offload(model, body, self._answer, model, body, verb)
+                return await self.plane.offload(model, len(body), numbers_only(body), self._answer, model, body, verb)
 
     def _answer(self, model: OnnxModel, body: bytes, verb: str) -> Response:
         """Decode, run and encode one :predict, :classify or :regress request (in a worker thread)."""

@@ -1,4 +1,8 @@
-"""KServe V2 gRPC adapter: `inference.GRPCInferenceService` (health, metadata, ModelInfer with raw contents)."""
+"""KServe V2 gRPC adapter: `inference.GRPCInferenceService` (health, metadata, ModelInfer with raw contents).
+
+The methods run on grpc.aio's event loop; ModelInfer's decoding and inference go to the data plane's
+workers unless the request is cheap enough to answer on the loop (`DataPlane.offload`).
+"""
 
 from __future__ import annotations
 
@@ -75,15 +79,21 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.plane = plane
 
     @grpc_errors
-    def ServerLive(self, request: pb.ServerLiveRequest, context: grpc.ServicerContext) -> pb.ServerLiveResponse:
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     @grpc_errors
-    def ServerReady(self, request: pb.ServerReadyRequest, context: grpc.ServicerContext) -> pb.ServerReadyResponse:
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.plane.ready())
 
     @grpc_errors
-    def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelReadyResponse:
         try:
             self.plane.model(request.name, request.version or None)
         except Unavailable:
@@ -91,14 +101,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelReadyResponse(ready=True)
 
     @grpc_errors
-    def ServerMetadata(
-        self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name="trainflow", version=__version__, extensions=EXTENSIONS)
 
     @grpc_errors
-    def ModelMetadata(
-        self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
         model = self.plane.model(request.name, request.version or None)
         meta = v2_tensors.model_metadata(model, [m.version for m in self.plane.versions(request.name)])
@@ -111,25 +121,32 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     @grpc_errors
-    def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
         with self.plane.request(PROTOCOL) as scope:
             scope.model = model = self.plane.model(request.model_name, request.model_version or None)
-            outputs = self.plane.run(model, v2_tensors.signature_name(model), _inputs(request, model))
-            wanted = {o.name: _classification(o) for o in request.outputs} or dict.fromkeys(outputs, 0)
-            unknown = sorted(set(wanted) - set(outputs))
-            if unknown:
-                raise InvalidInput(f"unknown output(s) {shown(unknown)}: outputs are {sorted(outputs)}")
-            response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
-            for name, count in wanted.items():
-                value = outputs[name]
-                if count:
-                    value = v2_tensors.classify_output(model, name, value, count)
-                response.outputs.add(name=name, datatype=v2_tensors.output_datatype(value), shape=value.shape)
-                response.raw_output_contents.append(
-                    v2_tensors.bytes_tensor(value) if value.dtype == object else np.ascontiguousarray(value).tobytes()
-                )
-            return response
+            numbers = all(tensor.datatype != "BYTES" for tensor in request.inputs)
+            return await self.plane.offload(model, request.ByteSize(), numbers, self._answer, model, request)
+
+    def _answer(self, model: OnnxModel, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+        """Decode, run and encode one ModelInfer request (in a worker thread, or inline when cheap)."""
+        outputs = self.plane.run(model, v2_tensors.signature_name(model), _inputs(request, model))
+        wanted = {o.name: _classification(o) for o in request.outputs} or dict.fromkeys(outputs, 0)
+        unknown = sorted(set(wanted) - set(outputs))
+        if unknown:
+            raise InvalidInput(f"unknown output(s) {shown(unknown)}: outputs are {sorted(outputs)}")
+        response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
+        for name, count in wanted.items():
+            value = outputs[name]
+            if count:
+                value = v2_tensors.classify_output(model, name, value, count)
+            response.outputs.add(name=name, datatype=v2_tensors.output_datatype(value), shape=value.shape)
+            response.raw_output_contents.append(
+                v2_tensors.bytes_tensor(value) if value.dtype == object else np.ascontiguousarray(value).tobytes()
+            )
+        return response
 
 
-def add_v2_service(server: grpc.Server, plane: DataPlane) -> None:
+def add_v2_service(server: grpc.aio.Server, plane: DataPlane) -> None:
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane), server)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from trainflow import __version__
 from trainflow.serving import v2_tensors
-from trainflow.serving.dataplane import DataPlane, Tensors
+from trainflow.serving.dataplane import DataPlane, Tensors, numbers_only
 from trainflow.serving.errors import InvalidInput, NotFound, Unavailable, shown
 from trainflow.serving.http_status import error_response, json_response
 from trainflow.serving.rest_io import BodyReader, parse_json_object
@@ -70,7 +70,7 @@ class V2Rest:
             with self.plane.request(PROTOCOL) as scope:
                 scope.model = model = self.plane.model(name, version)
                 return await self.plane.offload(
-                    model, body, self._answer, model, body, request.headers.get(HEADER_LENGTH)
+                    model, len(body), numbers_only(body), self._answer, model, body, request.headers.get(HEADER_LENGTH)
                 )
 
     def _answer(self, model: OnnxModel, body: bytes, header_length: str | None) -> Response:
