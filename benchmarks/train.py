@@ -3,14 +3,16 @@
 (a) our training loop (1 worker under the elastic agent, DDP, memmap shard, checkpoints, logging)
     against a bare single-process PyTorch loop: same model, data, batch size, optimizer, threads;
 (b) our sharded memmap batch feeding against a per-item torchvision-style Dataset + DataLoader;
-(c) 1 worker against 2 workers on this machine;
+(c) 1 worker against 2 workers on this machine (fp32 in (a)-(c), as the bare loop);
 (d) start-up: a 1-step `trainflow train --workers 2` in a fresh process, until its workers' first step
     and until it exits (median of 3), against `python -c "import torch"` (median of 3) in the same run;
     with --baseline-src (another checkout's src/, e.g. `git archive main src | tar -x -C /tmp/main`)
-    its runs alternate with this code's.
+    its runs alternate with this code's;
+(e) precision: 2 workers in bf16 mixed precision (the built-in CNN in channels_last) against fp32,
+    alternating twice: examples/s and test accuracy.
 
     .venv/bin/python benchmarks/train.py [--steps 300] [--data-dir /work/shared/data/mnist-10k]
-        [--only-start-up] [--baseline-src /tmp/main/src]
+        [--only-start-up] [--only-precision] [--baseline-src /tmp/main/src]
 """
 
 from __future__ import annotations
@@ -55,15 +57,33 @@ def bare_loop(data_dir: Path, steps: int, model_name: str) -> float:
     return steps * BATCH / (time.perf_counter() - began)
 
 
-def our_loop(data_dir: Path, steps: int, workers: int, model_name: str) -> float:
-    """Global examples/s our train loop reports (measured inside the workers, start-up excluded)."""
+def our_loop(data_dir: Path, steps: int, workers: int, model_name: str, precision: str = "fp32") -> dict:
+    """The metrics of one run of our train loop; examples/s is measured inside the workers, start-up excluded."""
     with tempfile.TemporaryDirectory() as train_dir:
         config = TrainConfig(
-            str(data_dir), train_dir, train_steps=steps, model=model_name, log_every=max(1, steps // 5)
+            str(data_dir),
+            train_dir,
+            train_steps=steps,
+            model=model_name,
+            log_every=max(1, steps // 5),
+            precision=precision,
         )
         result = train(config, workers=workers, env={})
         assert result.metrics is not None
-        return float(result.metrics["examples_per_sec"])
+        return result.metrics
+
+
+def print_precision(data_dir: Path, steps: int, model_name: str) -> None:
+    runs: dict[str, list[dict]] = {"fp32": [], "bf16": []}
+    for _ in range(2):
+        for precision, metrics in runs.items():
+            metrics.append(our_loop(data_dir, steps, 2, model_name, precision))
+    rates = {p: statistics.median(m["examples_per_sec"] for m in ms) for p, ms in runs.items()}
+    accuracy = {p: ", ".join(f"{m['accuracy']:.4f}" for m in ms) for p, ms in runs.items()}
+    print(
+        f"(e) 2 workers, fp32 {rates['fp32']:8.0f} ex/s (test accuracy {accuracy['fp32']}) | bf16 mixed "
+        f"{rates['bf16']:8.0f} ex/s ({accuracy['bf16']}) | ratio {rates['bf16'] / rates['fp32']:.2f}"
+    )
 
 
 class TorchvisionStyleMNIST(torch.utils.data.Dataset):
@@ -151,6 +171,7 @@ def main() -> None:
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--data-dir", type=Path, default=SHARED_MNIST)
     parser.add_argument("--only-start-up", action="store_true", help="Only (d): the start-up of a 1-step run.")
+    parser.add_argument("--only-precision", action="store_true", help="Only (e): bf16 mixed against fp32.")
     parser.add_argument("--baseline-src", type=Path, help="(d) also for this src/ directory, alternating.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -164,17 +185,21 @@ def main() -> None:
     if args.only_start_up:
         print_start_up(data_dir, args.baseline_src)
         return
+    if args.only_precision:
+        print_precision(data_dir, args.steps, args.model)
+        return
 
     bare = bare_loop(data_dir, args.steps, args.model)
-    one = our_loop(data_dir, args.steps, 1, args.model)
+    one = float(our_loop(data_dir, args.steps, 1, args.model)["examples_per_sec"])
     print(f"(a) bare loop {bare:8.0f} ex/s | ours, 1 worker {one:8.0f} ex/s | ratio {one / bare:.2f} (goal >= 0.95)")
     ours_feed, loader_feed = feeding(data_dir, 200)
     print(
         f"(b) DataLoader {loader_feed:8.0f} ex/s | ours {ours_feed:8.0f} ex/s | ratio {ours_feed / loader_feed:.1f}x (goal >= 10x)"
     )
-    two = our_loop(data_dir, args.steps, 2, args.model)
+    two = float(our_loop(data_dir, args.steps, 2, args.model)["examples_per_sec"])
     print(f"(c) 1 worker {one:8.0f} ex/s | 2 workers {two:8.0f} ex/s | ratio {two / one:.2f}")
     print_start_up(data_dir, args.baseline_src)
+    print_precision(data_dir, args.steps, args.model)
 
 
 if __name__ == "__main__":

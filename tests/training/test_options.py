@@ -1,4 +1,4 @@
-"""The training options any dataset takes: optimizer, learning-rate schedule, evaluation interval."""
+"""The training options any dataset takes: optimizer, learning-rate schedule, evaluation interval, precision."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 
 from trainflow.cli.train import LR_SCHEDULES as CLI_SCHEDULES
 from trainflow.cli.train import OPTIMIZERS as CLI_OPTIMIZERS
+from trainflow.cli.train import PRECISIONS as CLI_PRECISIONS
 from trainflow.training import TrainConfig, TrainingError
-from trainflow.training.config import LR_SCHEDULES, OPTIMIZERS
+from trainflow.training.config import LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 
 
 def config(**options: object) -> TrainConfig:
@@ -33,6 +34,7 @@ def test_constant_schedule_is_the_default_and_keeps_the_rate() -> None:
         ({"optimizer": "rmsprop"}, "--optimizer must be one of adam, sgd, adamw, got 'rmsprop'"),
         ({"lr_schedule": "step"}, "--lr-schedule must be one of constant, cosine, got 'step'"),
         ({"eval_every": -1}, "--eval-every must be 0"),
+        ({"precision": "fp16"}, "--precision must be one of auto, fp32, bf16, got 'fp16'"),
     ],
 )
 def test_unknown_training_options_are_refused_in_one_line(options: dict[str, object], message: str) -> None:
@@ -40,5 +42,5 @@ def test_unknown_training_options_are_refused_in_one_line(options: dict[str, obj
         config(**options).validate()
 
 
-def test_cli_offers_exactly_the_optimizers_and_schedules_training_knows() -> None:
-    assert (CLI_OPTIMIZERS, CLI_SCHEDULES) == (OPTIMIZERS, LR_SCHEDULES)
+def test_cli_offers_exactly_the_optimizers_schedules_and_precisions_training_knows() -> None:
+    assert (CLI_OPTIMIZERS, CLI_SCHEDULES, CLI_PRECISIONS) == (OPTIMIZERS, LR_SCHEDULES, PRECISIONS)

@@ -93,8 +93,8 @@ _SERVER_OPTIONS = [
         default=DEFAULT_INLINE_MAX_MICROS,
         show_default=True,
         type=int,
-        help="REST requests of numbers estimated to cost less CPU than this run on the event loop, "
-        "skipping a thread hand-off (0: every request in a worker thread).",
+        help="Requests of numbers (REST and gRPC) estimated to cost less CPU than this run on their protocol's "
+        "event loop, skipping a thread hand-off (0: every inference request in a worker thread).",
     ),
     click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
     click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION)."),

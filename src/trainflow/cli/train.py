@@ -13,6 +13,7 @@ from trainflow.cli.output import console, write_outputs
 
 OPTIMIZERS = ("adam", "sgd", "adamw")  # trainflow.training.config's; the CLI imports no torch to show --help
 LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 if TYPE_CHECKING:
     from trainflow.training import TrainResult
@@ -60,6 +61,14 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Steps between evaluations on the test split (TensorBoard's eval/ curves); 0: only at the end.",
         ),
         click.option(
+            "--precision",
+            default="auto",
+            show_default=True,
+            type=click.Choice(PRECISIONS),
+            help="bf16: mixed precision (weights, gradients and optimizer state stay fp32; the forward pass runs in "
+            "bfloat16). auto: bf16 on CPUs with bfloat16 instructions (AVX512-BF16, AMX), else fp32.",
+        ),
+        click.option(
             "--hidden-units", default=100, show_default=True, type=int, help="Hidden units of the built-in models."
         ),
         click.option(
@@ -104,7 +113,7 @@ def run_training(workers: int, **options: Any) -> TrainResult:
     elif result.metrics is not None:
         m = result.metrics
         console.print(
-            f"trained {m['global_step']} steps: test accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f}, "
+            f"trained {m['global_step']} steps ({m['precision']}): test accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f}, "
             f"{m['examples_per_sec']:.0f} examples/s -> {result.metrics_url}"
         )
     else:

@@ -114,6 +114,13 @@ MODEL_TRAIN = Pipeline(
             choices=("constant", "cosine"),
         ),
         Param(
+            "model-precision",
+            "auto",
+            "fp32, bf16 (mixed precision), or auto: bf16 on CPUs with bfloat16 instructions.",
+            type="choice",
+            choices=("auto", "fp32", "bf16"),
+        ),
+        Param(
             "model-eval-every",
             "0",
             "Steps between evaluations on the test split (TensorBoard); 0: only at the end.",
@@ -202,6 +209,8 @@ MODEL_TRAIN = Pipeline(
                 param("model-lr-schedule"),
                 "--eval-every",
                 param("model-eval-every"),
+                "--precision",
+                param("model-precision"),
                 "--hidden-units",
                 param("model-hidden-units"),
                 "--model",

@@ -12,6 +12,7 @@ from trainflow.training.model_spec import DEFAULT_HIDDEN_UNITS, DEFAULT_MODEL, M
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
 LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr_schedule: str = "constant"
     eval_every: int = 0  # steps between evaluations on the test split; 0: only at the end
+    precision: str = "auto"  # bf16: mixed precision (fp32 weights); auto: bf16 where the CPU computes it natively
 
     def model_spec(self, dataset: DatasetDescriptor) -> ModelSpec:
         """The model to build for `dataset`: its input shape and class count."""
@@ -63,6 +65,8 @@ class TrainConfig:
             raise TrainingError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise TrainingError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise TrainingError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.eval_every < 0:
             raise TrainingError(f"--eval-every must be 0 (only at the end) or more, got {self.eval_every}")
         if self.max_restarts < 0:
