@@ -275,9 +275,11 @@ def loop_lag(metrics: str) -> tuple[float, float]:
         if line.startswith("trainflow_event_loop_lag"):
             name, value = line.rsplit(" ", 1)
             values[name] = float(value)
-    total = values.get("trainflow_event_loop_lag_seconds_count", 0.0)
-    within = values.get('trainflow_event_loop_lag_seconds_bucket{le="0.01"}', 0.0)
-    return values.get("trainflow_event_loop_lag_max_seconds", float("nan")), (1 - within / total) if total else 0.0
+    total = values.get('trainflow_event_loop_lag_seconds_count{loop="rest"}', 0.0)
+    within = values.get('trainflow_event_loop_lag_seconds_bucket{le="0.01",loop="rest"}', 0.0)
+    return values.get('trainflow_event_loop_lag_max_seconds{loop="rest"}', float("nan")), (
+        (1 - within / total) if total else 0.0
+    )
 
 
 def percentile(values: list[float], q: float) -> float:

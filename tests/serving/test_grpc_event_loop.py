@@ -1,11 +1,14 @@
-"""The gRPC server's event loop: large requests run on the data plane's workers, so the loop keeps answering."""
+"""The gRPC server's event loop: large requests run on the data plane's workers, so the loop keeps answering;
+its lag is measured beside the REST loop's."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 from live_server import running_server
@@ -92,3 +95,19 @@ def test_stopping_the_server_lets_a_request_in_progress_finish(held) -> None:
     with grpc.insecure_channel(server.grpc_address) as channel, pytest.raises(grpc.RpcError) as refused:
         pb_grpc.GRPCInferenceServiceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=2)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_metrics_report_the_lag_of_both_event_loops(server) -> None:
+    deadline = time.monotonic() + 10
+    counts: dict[str, float] = {}
+    while time.monotonic() < deadline and not (counts.get("rest") and counts.get("grpc")):
+        text = httpx.get(server.rest_url + "/metrics").text
+        counts = {
+            loop: float(line.rsplit(" ", 1)[1])
+            for loop in ("rest", "grpc")
+            for line in text.splitlines()
+            if line.startswith(f'trainflow_event_loop_lag_seconds_count{{loop="{loop}"}}')
+        }
+        time.sleep(0.05)
+    assert counts.get("rest", 0) > 0 and counts.get("grpc", 0) > 0, counts
+    assert 'trainflow_event_loop_lag_max_seconds{loop="grpc"}' in text

@@ -16,6 +16,7 @@ import grpc
 
 from trainflow.serving.dataplane import DataPlane
 from trainflow.serving.errors import ServingError
+from trainflow.serving.metrics import watch_event_loop
 from trainflow.serving.tfs_grpc import add_tfs_services
 from trainflow.serving.v2_grpc import add_v2_service
 
@@ -80,5 +81,7 @@ class GrpcServer:
             return
         await server.start()
         bound.set_result(port)
+        watcher = asyncio.create_task(watch_event_loop(self.plane.metrics, "grpc"))
         await self._stopping.wait()
         await server.stop(self._grace)
+        watcher.cancel()

@@ -43,13 +43,15 @@ class ServingMetrics:
         )
         self.loop_lag = Histogram(
             "trainflow_event_loop_lag_seconds",
-            f"How late the REST event loop woke up for a {LAG_INTERVAL_S:g} s timer.",
+            f"How late an event loop (rest: uvicorn's, grpc: grpc.aio's) woke up for a {LAG_INTERVAL_S:g} s timer.",
+            ("loop",),
             registry=self.registry,
             buckets=_LAG_BUCKETS,
         )
         self.loop_lag_max = Gauge(
             "trainflow_event_loop_lag_max_seconds",
-            "The REST event loop's worst lag since the server started.",
+            "An event loop's worst lag since the server started.",
+            ("loop",),
             registry=self.registry,
         )
 
@@ -71,15 +73,16 @@ class ServingMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-async def watch_event_loop(metrics: ServingMetrics, interval: float = LAG_INTERVAL_S) -> None:
+async def watch_event_loop(metrics: ServingMetrics, name: str, interval: float = LAG_INTERVAL_S) -> None:
     """Sleep `interval` over and over and record how late each wake-up is: the loop's lag, until cancelled."""
     loop = asyncio.get_running_loop()
+    lags, worst_lag = metrics.loop_lag.labels(name), metrics.loop_lag_max.labels(name)
     worst = 0.0
     while True:
         start = loop.time()
         await asyncio.sleep(interval)
         lag = max(0.0, loop.time() - start - interval)
-        metrics.loop_lag.observe(lag)
+        lags.observe(lag)
         if lag > worst:
             worst = lag
-            metrics.loop_lag_max.set(lag)
+            worst_lag.set(lag)

@@ -33,7 +33,7 @@ def build_rest_app(plane: DataPlane, limits: BodyLimits) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        watcher = asyncio.create_task(watch_event_loop(plane.metrics))
+        watcher = asyncio.create_task(watch_event_loop(plane.metrics, "rest"))
         try:
             yield
         finally:
