@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from collections import Counter
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from trainflow.cores import usable_cores
 from trainflow.datasets.arrays import Built, check_space
 from trainflow.datasets.errors import DataFormatError
 from trainflow.datasets.formats import IMAGE_SUFFIXES, FormatOptions
@@ -85,7 +85,7 @@ def _check_classes(splits: dict[str, dict[str, list[str]]]) -> None:
 
 
 def _workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    return min(8, usable_cores())
 
 
 def _open(directory: Path, name: str) -> Image.Image:

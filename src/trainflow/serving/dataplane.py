@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from trainflow.cores import usable_cores
 from trainflow.serving.errors import InvalidInput, NotFound, ServingError, Unavailable, shown
 from trainflow.serving.images import ImageDecoder
 from trainflow.serving.metrics import ServingMetrics
@@ -89,8 +89,8 @@ class DataPlane:
         # A request waiting for its dynamic batch blocks its thread, so batching needs one per admitted request;
         # otherwise a few per core keep the cores busy, and more would only contend for the interpreter lock.
         batching = any(r.config.batching for r in repositories)
-        workers = max_concurrency if batching else min(max_concurrency, 2 * (os.cpu_count() or 1) + 2)
-        self._workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rest-work")
+        workers = max_concurrency if batching else min(max_concurrency, 2 * usable_cores() + 2)
+        self._workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="infer-work")
         metrics.in_flight.set_function(lambda: self._in_flight)
         for repository in repositories:  # read when /metrics is scraped, like in_flight
             metrics.loaded.labels(repository.name).set_function(_loaded_count(repository))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import socket
 import threading
 import time
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from trainflow.cores import usable_cores
 from trainflow.serving.batching import BatchingConfig
 from trainflow.serving.dataplane import DEFAULT_INLINE_MAX_MICROS, DataPlane
 from trainflow.serving.errors import ServingError
@@ -83,9 +83,7 @@ class ServerConfig:
 
     def repository_configs(self) -> list[RepositoryConfig]:
         batching = (
-            BatchingConfig(
-                self.max_batch_size, self.batch_timeout_micros / 1e6, max(1, (os.cpu_count() or 1) // self.threads)
-            )
+            BatchingConfig(self.max_batch_size, self.batch_timeout_micros / 1e6, max(1, usable_cores() // self.threads))
             if self.max_batch_size > 0
             else None
         )
@@ -103,7 +101,7 @@ class ModelServer:
         self.repositories = [ModelRepository(c) for c in config.repository_configs()]
         # a few images decode at once, whatever the concurrency: their memory is bounded by the pixel limits
         images = ImageDecoder(
-            ImageLimits(config.max_image_pixels, config.max_request_pixels), concurrent=min(4, os.cpu_count() or 1)
+            ImageLimits(config.max_image_pixels, config.max_request_pixels), concurrent=min(4, usable_cores())
         )
         self.plane = DataPlane(
             self.repositories, config.max_concurrency, ServingMetrics(), images, config.inline_max_micros / 1e6

@@ -18,6 +18,8 @@ import os
 import tempfile
 from multiprocessing import forkserver, util
 
+from trainflow.cores import usable_cores
+
 # What every worker imports anyway: torch._dynamo (with sympy: ~1 s) is imported by the first optimizer torch
 # builds; the event writer's import (TensorBoard) is rank 0's alone but as slow.
 PRELOAD = ("trainflow.training.worker", "trainflow.training.loop", "torch._dynamo", "torch.utils.tensorboard")
@@ -52,5 +54,4 @@ def _short_socket_dir() -> None:
 
 def threads_per_worker(local_workers: int) -> int:
     """CPU threads for each of `local_workers` processes sharing this machine."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, local_workers))
+    return max(1, usable_cores() // max(1, local_workers))
