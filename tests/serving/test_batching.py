@@ -66,3 +66,32 @@ def test_batched_server_answers_concurrent_requests_like_an_unbatched_one(start_
 
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(one, range(32))) == expected
+
+
+class CloseDuringSubmit:
+    """The batcher's queue, but a request's put first lets the batcher close and its threads end (0.5 s each)."""
+
+    def __init__(self, batcher: DynamicBatcher) -> None:
+        self.batcher, self.inner = batcher, batcher.queue
+
+    def put(self, item: object) -> None:
+        if isinstance(item, tuple):
+            closer = threading.Thread(target=self.batcher.close)
+            closer.start()
+            for thread in self.batcher.threads:
+                thread.join(0.5)
+        self.inner.put(item)
+
+    def get(self, timeout: float | None = None) -> object:
+        return self.inner.get(timeout=timeout)
+
+    def get_nowait(self) -> object:
+        return self.inner.get_nowait()
+
+
+def test_a_request_submitted_while_the_batcher_closes_is_still_answered() -> None:
+    batcher = DynamicBatcher(lambda inputs: {"y": inputs["x"] + 1}, BatchingConfig(4, 0.001, threads=2), "test")
+    batcher.queue = CloseDuringSubmit(batcher)  # type: ignore[assignment]
+    future = batcher.submit({"x": np.zeros((1, 2), np.float32)})
+    assert future.result(timeout=5)["y"].tolist() == [[1.0, 1.0]]
+    assert batcher.closed

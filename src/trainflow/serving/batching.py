@@ -39,6 +39,7 @@ class DynamicBatcher:
         self.config = config
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.closed = False
+        self._closing = threading.Lock()
         self._gathering = threading.Lock()
         self._stopping = False  # read and written under _gathering
         self.threads = [
@@ -51,16 +52,18 @@ class DynamicBatcher:
     def submit(self, inputs: Inputs) -> Future[Outputs]:
         """Queue `inputs` (N rows each) for the next batch; a closed batcher runs them at once instead."""
         future: Future[Outputs] = Future()
-        if self.closed:  # an evicted version still finishes what was sent to it
-            _settle(future, self.run, inputs)
-            return future
-        self.queue.put((inputs, future))
+        with self._closing:  # queued before the stop marker, or not at all: nothing lands after the final drain
+            if not self.closed:
+                self.queue.put((inputs, future))
+                return future
+        _settle(future, self.run, inputs)  # an evicted version still finishes what was sent to it
         return future
 
     def close(self) -> None:
         """Finish what is queued, then stop the worker."""
-        self.closed = True
-        self.queue.put(_STOP)
+        with self._closing:
+            self.closed = True
+            self.queue.put(_STOP)
 
     def _gather(self, first: tuple[Inputs, Future]) -> tuple[list[tuple[Inputs, Future]], bool]:
         batch, rows = [first], _rows(first[0])
