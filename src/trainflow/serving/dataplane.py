@@ -147,11 +147,9 @@ class DataPlane:
     def request(self, protocol: str) -> Iterator[RequestScope]:
         """Admit one inference request (Unavailable when `max_concurrency` are in flight) and record it."""
         with self._lock:
-            if self._in_flight >= self.max_concurrency:
-                admitted = False
-            else:
+            admitted = self._in_flight < self.max_concurrency
+            if admitted:
                 self._in_flight += 1
-                admitted = True
         scope = RequestScope(protocol)
         error: str | None = None
         try:
@@ -214,6 +212,8 @@ class DataPlane:
         like its scores (classify sorts the pairs by score)."""
         outputs = model.signature_def(signature_name).outputs
         result: Tensors = {alias: raw[spec.onnx_name] for alias, spec in outputs.items() if spec.dtype != "string"}
+        if len(result) == len(outputs):
+            return result
         rows = len(next(iter(result.values()))) if result else 0
         labels = np.array(model.signature.class_labels, dtype=object)
         return {

@@ -7,6 +7,7 @@ clients send ([N, H, W], [N, 1, H, W], [N, pixels]) and b64 images, with values 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ class ImageLayout:
         return self.channels * self.height * self.width
 
 
+@functools.cache  # per signature input; every request's check asks for it
 def image_layout(spec: TensorSpec) -> ImageLayout | None:
     """The image an input takes, or None when it is not an image input."""
     if not spec.image or spec.dtype not in ("float16", "float32", "float64") or not spec.shape or spec.shape[0] != -1:

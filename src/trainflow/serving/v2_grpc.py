@@ -143,7 +143,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 value = v2_tensors.classify_output(model, name, value, count)
             response.outputs.add(name=name, datatype=v2_tensors.output_datatype(value), shape=value.shape)
             response.raw_output_contents.append(
-                v2_tensors.bytes_tensor(value) if value.dtype == object else np.ascontiguousarray(value).tobytes()
+                v2_tensors.bytes_tensor(value) if value.dtype.kind == "O" else np.ascontiguousarray(value).tobytes()
             )
         return response
 

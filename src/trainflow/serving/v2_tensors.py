@@ -25,6 +25,7 @@ INPUT_DATATYPES = {
 }
 SIGNATURE_DATATYPES = {np.dtype(v).name: k for k, v in INPUT_DATATYPES.items()} | {"string": "BYTES"}
 OUTPUT_DATATYPES = {np.dtype(v): k for k, v in INPUT_DATATYPES.items()}
+_FLOATS = {np.float16, np.float32, np.float64}
 
 
 def signature_name(model: OnnxModel) -> str:
@@ -55,8 +56,8 @@ def input_dtype(name: str, datatype: object, model: OnnxModel) -> type:
     spec = model.signature_def(signature_name(model)).inputs.get(name)
     if spec is None:
         return dtype or np.float32  # the data plane refuses the unknown input by name
-    wanted = SIGNATURE_DATATYPES.get(spec.dtype, spec.dtype.upper())
-    if dtype is None or (np.dtype(dtype).kind == "f") != (np.dtype(spec.dtype).kind == "f"):
+    if dtype is None or (dtype in _FLOATS) != spec.dtype.startswith("float"):
+        wanted = SIGNATURE_DATATYPES.get(spec.dtype, spec.dtype.upper())
         raise InvalidInput(f"input {shown(name)} has datatype {shown(datatype)}: expected {wanted}, {expected(spec)}")
     return dtype
 
