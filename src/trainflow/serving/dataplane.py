@@ -118,15 +118,15 @@ class DataPlane:
         return self._in_flight
 
     async def offload(
-        self, model: OnnxModel, size: int, numbers: bool, work: Callable[..., Result], *args: object
+        self, model: OnnxModel, size: int, numbers: Callable[[], bool], work: Callable[..., Result], *args: object
     ) -> Result:
         """Run a request's CPU work (decoding, inference, encoding) in a worker thread, keeping the event loop free.
 
         A request estimated to cost less than `inline_seconds` of CPU runs on the event loop instead,
-        skipping the hand-off: `size` bytes of `numbers` (no encoded images) for a fast model, with no batch
-        to wait for.
+        skipping the hand-off: `size` bytes for a fast model, with no batch to wait for, that `numbers()` finds
+        free of encoded images (asked last: it scans the request, 0.25 ms for 8 MB of JSON).
         """
-        if model.batcher is None and numbers and inline_cost(model, size) <= self.inline_seconds:
+        if model.batcher is None and inline_cost(model, size) <= self.inline_seconds and numbers():
             return work(*args)
         return await asyncio.get_running_loop().run_in_executor(self._workers, functools.partial(work, *args))
 

@@ -28,7 +28,6 @@ class GrpcServer:
         self.plane = plane
         self.address = address
         self.options = options
-        self.port = 0
         self._grace = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -39,8 +38,7 @@ class GrpcServer:
         bound: Future[int] = Future()
         self._thread = threading.Thread(target=self._run, args=(bound,), name="grpc-server", daemon=True)
         self._thread.start()
-        self.port = bound.result()
-        return self.port
+        return bound.result()
 
     def stop(self, grace: float) -> None:
         """Refuse new calls, let those in flight finish for up to `grace` seconds, end the thread."""

@@ -6,6 +6,7 @@ plane's workers unless the request is cheap enough to answer on the loop (`DataP
 
 from __future__ import annotations
 
+import functools
 import math
 
 import grpc
@@ -112,6 +113,11 @@ def to_tensor_proto(value: np.ndarray) -> tensor_pb2.TensorProto:
     return tensor
 
 
+def _numbers_only(request: predict_pb2.PredictRequest) -> bool:
+    """No DT_STRING inputs (encoded images or strings): those are never decoded on the event loop."""
+    return all(tensor.dtype != types_pb2.DT_STRING for tensor in request.inputs.values())
+
+
 def _version(spec: model_pb2.ModelSpec) -> int | None:
     choice = spec.WhichOneof("version_choice")
     if choice == "version_label":
@@ -132,7 +138,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         with self.plane.request(PROTOCOL) as scope:
             spec = request.model_spec
             scope.model = model = self.plane.model(spec.name, _version(spec))
-            numbers = all(tensor.dtype != types_pb2.DT_STRING for tensor in request.inputs.values())
+            numbers = functools.partial(_numbers_only, request)
             return await self.plane.offload(model, request.ByteSize(), numbers, self._predict, model, request)
 
     def _predict(self, model: OnnxModel, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
@@ -157,7 +163,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             spec = request.model_spec
             scope.model = model = self.plane.model(spec.name, _version(spec))
             # examples may carry encoded images in bytes lists: always decoded off the loop
-            return await self.plane.offload(model, request.ByteSize(), False, self._classify, model, request)
+            return await self.plane.offload(model, request.ByteSize(), lambda: False, self._classify, model, request)
 
     def _classify(
         self, model: OnnxModel, request: classification_pb2.ClassificationRequest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -63,7 +64,8 @@ class TfsRest:
         async with self.bodies.read(request) as body:
             with self.plane.request(PROTOCOL) as scope:
                 scope.model = model = self.plane.model(name, version)
-                return await self.plane.offload(model, len(body), numbers_only(body), self._answer, model, body, verb)
+                numbers = functools.partial(numbers_only, body)
+                return await self.plane.offload(model, len(body), numbers, self._answer, model, body, verb)
 
     def _answer(self, model: OnnxModel, body: bytes, verb: str) -> Response:
         """Decode, run and encode one :predict, :classify or :regress request (in a worker thread)."""

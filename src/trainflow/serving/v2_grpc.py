@@ -6,6 +6,8 @@ workers unless the request is cheap enough to answer on the loop (`DataPlane.off
 
 from __future__ import annotations
 
+import functools
+
 import grpc
 import numpy as np
 
@@ -63,6 +65,11 @@ def _inputs(request: pb.ModelInferRequest, model: OnnxModel) -> Tensors:
             raise InvalidInput(f"input {shown(name)} holds a number too large for {tensor.datatype}") from None
         tensors[name] = v2_tensors.shaped(name, values, shape)
     return tensors
+
+
+def _numbers_only(request: pb.ModelInferRequest) -> bool:
+    """No BYTES inputs (encoded images or strings): those are never decoded on the event loop."""
+    return all(tensor.datatype != "BYTES" for tensor in request.inputs)
 
 
 def _classification(output: pb.ModelInferRequest.InferRequestedOutputTensor) -> int:
@@ -126,7 +133,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.ModelInferResponse:
         with self.plane.request(PROTOCOL) as scope:
             scope.model = model = self.plane.model(request.model_name, request.model_version or None)
-            numbers = all(tensor.datatype != "BYTES" for tensor in request.inputs)
+            numbers = functools.partial(_numbers_only, request)
             return await self.plane.offload(model, request.ByteSize(), numbers, self._answer, model, request)
 
     def _answer(self, model: OnnxModel, request: pb.ModelInferRequest) -> pb.ModelInferResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -69,8 +70,9 @@ class V2Rest:
         async with self.bodies.read(request) as body:
             with self.plane.request(PROTOCOL) as scope:
                 scope.model = model = self.plane.model(name, version)
+                numbers = functools.partial(numbers_only, body)
                 return await self.plane.offload(
-                    model, len(body), numbers_only(body), self._answer, model, body, request.headers.get(HEADER_LENGTH)
+                    model, len(body), numbers, self._answer, model, body, request.headers.get(HEADER_LENGTH)
                 )
 
     def _answer(self, model: OnnxModel, body: bytes, header_length: str | None) -> Response:
