@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, cast
 
+from trainflow.pipelines.errors import PipelineError
+from trainflow.pipelines.keys import check_keys
 from trainflow.pipelines.programs import STEP
 from trainflow.pipelines.refs import Arg, OutputRef, ParamRef, Ref, refs_in
 
@@ -123,6 +125,16 @@ class Step(ABC):
         object.__setattr__(self, "locations", tuple(self.locations))
         if self.for_each is not None and not isinstance(self.for_each, ParamRef):
             object.__setattr__(self, "for_each", tuple(str(i) for i in self.for_each))
+        try:
+            self._check_keys()
+        except PipelineError as exc:
+            raise PipelineError(f"step {self.name}: {exc.message}") from None
+
+    def _check_keys(self) -> None:
+        """Output keys become file and folder names: refuse one that is a path before anything runs."""
+        check_keys("output", self.outputs)
+        check_keys("artifact", self.artifacts)
+        check_keys("location", self.locations)
 
     @property
     @abstractmethod
@@ -267,6 +279,10 @@ class Service(Step):
         object.__setattr__(self, "service_type", str(self.service_type))
         object.__setattr__(self, "ports", tuple(self.ports))
         object.__setattr__(self, "urls", _inputs(self.urls))
+
+    def _check_keys(self) -> None:
+        super()._check_keys()
+        check_keys("url", (k for k, _ in _inputs(self.urls)))  # runs before urls become pairs
 
     @property
     def command(self) -> tuple[str, ...]:
