@@ -12,6 +12,7 @@ from trainflow.client.errors import ClientError
 SIDE = 28
 PIXELS = SIDE * SIDE
 _RAMP = " .:-=+*#%@"
+IMAGE_FORMATS = ("PNG", "JPEG")  # decoded as these only, whatever the name: PIL would also run EPS through Ghostscript
 
 
 def image_layout(shape: tuple[int, ...]) -> tuple[int, int, int] | None:
@@ -59,9 +60,11 @@ def load_image_file(path: Path, shape: tuple[int, ...] = (PIXELS,), invert: bool
         )
     channels, height, width = layout
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=IMAGE_FORMATS) as image:
             picture = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.Resampling.BILINEAR)
-    except (UnidentifiedImageError, OSError) as exc:
+    except UnidentifiedImageError:
+        raise ClientError(f"cannot read image {path}: it is not PNG or JPEG data; convert it to PNG") from None
+    except OSError as exc:
         raise ClientError(f"cannot read image {path}: {exc}") from None
     values = np.asarray(picture, dtype=np.float32) / 255.0
     if channels == 1:

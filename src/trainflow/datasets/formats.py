@@ -11,6 +11,9 @@ from trainflow.datasets.descriptor import FORMATS
 from trainflow.datasets.errors import DataFormatError, DatasetError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+# What PIL may decode an image file as, whatever its name: PIL otherwise picks any of its ~40 formats from
+# the content (TIFF, PPM, ... and EPS, which runs Ghostscript).
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP")
 NPY_NAMES = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
 _IMAGE_FILE = re.compile(r"^(train|test)/([^/]+)/[^/]+$")
 _SIZE = re.compile(r"^(\d{1,5})(?:x(\d{1,5}))?$")

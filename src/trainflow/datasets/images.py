@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from trainflow.cores import usable_cores
 from trainflow.datasets.arrays import Built, check_space
 from trainflow.datasets.errors import DataFormatError
-from trainflow.datasets.formats import IMAGE_SUFFIXES, FormatOptions
+from trainflow.datasets.formats import IMAGE_FORMATS, IMAGE_SUFFIXES, FormatOptions
 from trainflow.datasets.layout import cached_path
 
 MAX_PIXELS = 1 << 25  # 32 Mpx per image: more is a decompression bomb, not a training example
@@ -92,12 +92,13 @@ def _open(directory: Path, name: str) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(cached_path(directory, name))
+            image = Image.open(cached_path(directory, name), formats=IMAGE_FORMATS)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _bomb(name) from None
         except UnidentifiedImageError:
             raise DataFormatError(
-                f"{name} is not a readable image (not PNG, JPEG or BMP data): replace or delete it at the source"
+                f"{name} is not a readable image (image folders hold {', '.join(IMAGE_FORMATS[:-1])} or "
+                f"{IMAGE_FORMATS[-1]} data, whatever the file's name): convert, replace or delete it at the source"
             ) from None
         except (OSError, ValueError, SyntaxError) as exc:
             raise DataFormatError(

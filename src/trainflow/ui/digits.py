@@ -17,6 +17,7 @@ SIDE = 28
 BOX = 20
 INK_THRESHOLD = 0.1  # pixels fainter than this are background (antialiasing, canvas noise)
 MAX_PIXELS = 2048 * 2048  # a canvas is far smaller; a PNG this size can decode from a few KB
+IMAGE_FORMATS = ("PNG", "JPEG")  # never any other PIL format from uploaded bytes (EPS would run Ghostscript)
 
 
 def digit_from_png(data: bytes) -> np.ndarray:
@@ -24,7 +25,7 @@ def digit_from_png(data: bytes) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
             width, height = image.size  # from the header: nothing is decoded yet
             if width * height > MAX_PIXELS:
                 raise UiError(
