@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trainflow.pipelines.errors import PipelineError
+from trainflow.pipelines.keys import check_keys
 from trainflow.settings import trainflow_home
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, mirror_dir, open_store, parse_url
 from trainflow.storage.mirror import local_files
@@ -53,6 +54,7 @@ def publish(
     The output becomes the published URL (a file keeps its name: `<base>/<key>/<name>`) and
     `<key>-digest` its digest. Values that are not local paths (already a URL) are left as they are.
     """
+    check_keys("artifact", keys)
     published = dict(outputs)
     for key in keys:
         value = outputs.get(key)
@@ -63,6 +65,8 @@ def publish(
             raise PipelineError(f"artifact {key}={value!r} does not exist: return the path of a file or directory")
         if path.is_symlink():
             raise PipelineError(f"artifact {key}={value!r} is a symlink: return the file or directory itself")
+        if path.is_dir():
+            _refuse_links(key, path)
         target = join_url(base_url, key)
         try:
             if path.is_dir():
@@ -77,6 +81,18 @@ def publish(
             raise PipelineError(f"cannot publish artifact {key} to {target}: {exc.message}") from None
         published[f"{key}{DIGEST_SUFFIX}"] = digest(path)
     return published
+
+
+def _refuse_links(key: str, folder: Path) -> None:
+    """A link inside would copy what it points to (outside the folder, perhaps) and its digest would differ."""
+    for root, dirs, files in os.walk(folder):
+        for name in (*dirs, *files):
+            entry = Path(root, name)
+            if entry.is_symlink():
+                raise PipelineError(
+                    f"artifact {key}: {shown(str(entry.relative_to(folder)))} is a symlink inside {folder}: "
+                    "put a copy of what it points to there instead"
+                )
 
 
 def _replace_dir(path: Path, target: str, options: StorageOptions | None) -> None:

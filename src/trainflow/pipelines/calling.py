@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, get_type_hints
 
 from trainflow.pipelines.errors import PipelineError
+from trainflow.pipelines.keys import check_keys
 
 _PARSERS: dict[Any, Callable[[str], Any]] = {
     int: int,
@@ -70,6 +71,10 @@ def as_outputs(result: Any, spec: str) -> dict[str, Any]:
         return {}
     if not isinstance(result, dict) or not all(isinstance(k, str) for k in result):
         raise PipelineError(f"{spec} returned {type(result).__name__}: return a dict of outputs (or None)")
+    try:
+        check_keys("output", result)
+    except PipelineError as exc:
+        raise PipelineError(f"{spec} returned {exc.message}") from None
     try:
         json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as exc:
