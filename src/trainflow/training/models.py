@@ -20,6 +20,35 @@ from trainflow.training.model_spec import DEFAULT_HIDDEN_UNITS, IMAGE_SHAPE, NUM
 _POOLED_SIDE = 4  # the CNN's feature map is pooled down to at most 4x4 before its hidden layer
 
 
+def _bin_averages(size: int, bins: int) -> torch.Tensor:
+    """[bins, size]: row k averages the inputs of adaptive pooling's bin k, [floor(k*size/bins), ceil((k+1)*size/bins))."""
+    matrix = torch.zeros(bins, size)
+    for k in range(bins):
+        start, end = (k * size) // bins, -((-(k + 1) * size) // bins)
+        matrix[k, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+class BinAveragePool(nn.Module):
+    """`nn.AdaptiveAvgPool2d(bins)` for maps of one known size, as two matrix products.
+
+    torch's ONNX exporter translates adaptive pooling only when the output divides the input and the
+    map's size is known in the traced graph (a 32x32 image's 5x5 map is neither); fixed averaging
+    matrices export at every size and pool the same bins. They are no parameters: checkpoints
+    written with `nn.AdaptiveAvgPool2d` load unchanged.
+    """
+
+    def __init__(self, size: tuple[int, int], bins: tuple[int, int]) -> None:
+        super().__init__()
+        self.rows: torch.Tensor
+        self.columns: torch.Tensor
+        self.register_buffer("rows", _bin_averages(size[0], bins[0]), persistent=False)
+        self.register_buffer("columns", _bin_averages(size[1], bins[1]).T.contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rows @ x @ self.columns
+
+
 def mlp(
     hidden_units: int = DEFAULT_HIDDEN_UNITS,
     input_shape: tuple[int, ...] = IMAGE_SHAPE,
@@ -62,8 +91,9 @@ def cnn(
         nn.MaxPool2d(2),
     ]
     if height > _POOLED_SIDE or width > _POOLED_SIDE:
-        height, width = min(height, _POOLED_SIDE), min(width, _POOLED_SIDE)
-        layers.append(nn.AdaptiveAvgPool2d((height, width)))
+        pooled = min(height, _POOLED_SIDE), min(width, _POOLED_SIDE)
+        layers.append(BinAveragePool((height, width), pooled))
+        height, width = pooled
     return nn.Sequential(
         *layers,
         nn.Flatten(),
