@@ -157,3 +157,28 @@ def colour_model_onnx() -> bytes:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def wide_model_onnx(inputs: int, width: int) -> bytes:
+    """`inputs` float32 inputs x0.. of [N, width] -> y = the sum of their means [N, 1]: a probe-heavy signature."""
+    names = [f"x{i}" for i in range(inputs)]
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", [n], [f"{n}_mean"], axes=[1], keepdims=1) for n in names]
+        + [helper.make_node("Sum", [f"{n}_mean" for n in names], ["y"])],
+        "wide",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", width]) for n in names],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def wide_signature(inputs: int, width: int) -> str:
+    """The signature.json of `wide_model_onnx(inputs, width)`: one predict signature."""
+    from trainflow.export.signature import PREDICT_METHOD, ModelSignature, SignatureDef, TensorSpec
+
+    feeds = {f"x{i}": TensorSpec(f"x{i}", "float32", (-1, width)) for i in range(inputs)}
+    predict = SignatureDef(PREDICT_METHOD, feeds, {"y": TensorSpec("y", "float32", (-1, 1))})
+    return ModelSignature({"predict": predict}, ()).to_json()

@@ -15,6 +15,7 @@ from trainflow.cli.output import console, write_outputs
 from trainflow.serving.errors import ServingError
 from trainflow.serving.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
 from trainflow.serving.model_config import read_model_config
+from trainflow.serving.repository import check_base_path
 from trainflow.serving.server import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
@@ -167,21 +168,8 @@ def serve_command(
         bases = [config.base_url]
     if not wait_for_model:
         for base in bases:
-            _check_exists(base, config.storage)
+            check_base_path(base, config.storage)
     _run(config, None)
-
-
-def _check_exists(base_url: str, options: StorageOptions | None) -> None:
-    """Refuse a base path that names nothing (a typo waits forever otherwise)."""
-    from trainflow.storage import ObjectNotFound, open_store
-
-    try:
-        open_store(base_url, options).list()
-    except ObjectNotFound:
-        raise ServingError(
-            f"no model directory at {base_url}: give the directory that holds the numbered versions "
-            "(a run's export base), or add --wait-for-model to serve once a version appears there"
-        ) from None
 
 
 @click.command("serve-model")

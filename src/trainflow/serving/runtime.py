@@ -11,11 +11,12 @@ import numpy as np
 from trainflow.export.signature import PREDICT_METHOD, PREDICT_SIGNATURE, ModelSignature, SignatureDef, TensorSpec
 from trainflow.serving.batching import BatchingConfig, DynamicBatcher, Outputs
 from trainflow.serving.errors import ModelLoadError, NotFound
-from trainflow.serving.tensor_specs import numpy_dtype, probe_value
+from trainflow.serving.tensor_specs import MAX_EXAMPLE_VALUES, numpy_dtype, probe_value
 
 Feeds = dict[str, np.ndarray]
 PROBE_ROWS = 4
-MAX_EXAMPLE_VALUES = 1 << 24  # a signature.json declaring more would make the load-time probe exhaust memory
+# what the load-time probe may allocate, all inputs together: one input at the per-example limit fits
+MAX_PROBE_VALUES = PROBE_ROWS * MAX_EXAMPLE_VALUES
 _ORT_DTYPES = {
     "float": "float32",
     "double": "float64",
@@ -154,10 +155,21 @@ class OnnxModel:
                 f"shape [-1, {classes}] (one score per class name) beside it: fix signature.json"
             )
 
+    def _check_probe_size(self, specs: dict[str, TensorSpec], rows: int) -> None:
+        """Refuse inputs that are each under the per-example limit but together too large to probe."""
+        total = rows * sum(_example_values(spec) for spec in specs.values())
+        if total > MAX_PROBE_VALUES:
+            raise self._refuse(
+                f"its {len(specs)} inputs take {total} values for a probe batch of {rows}, more than the "
+                f"{MAX_PROBE_VALUES} a version may take: at most {MAX_PROBE_VALUES // rows} values per example, "
+                "all inputs together; make the inputs smaller in signature.json and the model"
+            )
+
     def _probe(self) -> None:
         """Blank, grey, white and noise inputs: every model that deserves serving answers them finitely."""
         specs = {spec.onnx_name: spec for sig in self.signature.signatures.values() for spec in sig.inputs.values()}
         rows = min((s.shape[0] for s in specs.values() if s.shape and s.shape[0] > 0), default=PROBE_ROWS)
+        self._check_probe_size(specs, rows)
         probe = {name: probe_value(spec, rows) for name, spec in specs.items()}
         try:
             answers = self.run(probe)
@@ -166,9 +178,8 @@ class OnnxModel:
             self.row_seconds = (time.perf_counter() - started) / rows
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types; the caller maps them
             raise self._refuse(f"fails on a probe batch: {str(exc).splitlines()[0][:300]}") from None
-        self.values_per_row = sum(
-            math.prod(d for d in spec.shape[1:] if d > 0) for spec in specs.values()
-        )  # unknown (-1) sizes count as 1: more rows fit in a body, a larger estimate, the safe side
+        # unknown (-1) sizes count as 1: more rows fit in a body, a larger estimate, the safe side
+        self.values_per_row = sum(_example_values(spec) for spec in specs.values())
         outputs = {
             spec.onnx_name: spec
             for sig in self.signature.signatures.values()
@@ -188,6 +199,11 @@ class OnnxModel:
                     "inputs, so its weights probably are too: retrain it (e.g. with a lower learning "
                     "rate) and export a new version"
                 )
+
+
+def _example_values(spec: TensorSpec) -> int:
+    """Values in one example of an input (a row of its batch), free dimensions counted as 1."""
+    return math.prod(d for d in spec.shape[1:] if d > 0)
 
 
 def _session(model_path: Path, threads: int):  # -> onnxruntime.InferenceSession

@@ -16,6 +16,7 @@ import numpy as np
 from trainflow.export.signature import TensorSpec
 from trainflow.serving.errors import InvalidInput, ModelLoadError
 
+MAX_EXAMPLE_VALUES = 1 << 24  # per input: a signature.json declaring more would make the load-time probe exhaust memory
 NUMERIC_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8")
 
 
@@ -131,6 +132,9 @@ def probe_value(spec: TensorSpec, rows: int) -> np.ndarray:
     example = tuple(1 if d == -1 else d for d in spec.shape[1:])
     if dtype.kind != "f":
         return np.zeros((rows, *example), dtype)
-    noise = np.random.default_rng(0).random(example).astype(dtype)
-    fills = [np.zeros(example, dtype), np.full(example, 0.5, dtype), np.ones(example, dtype), noise]
-    return np.stack([fills[i % len(fills)] for i in range(rows)])
+    batch = np.empty((rows, *example), dtype)  # filled row by row: no second copy of the batch
+    noise = np.random.default_rng(0)
+    for row in range(rows):
+        fill = row % 4
+        batch[row] = noise.random(example, np.float32) if fill == 3 else fill / 2
+    return batch

@@ -12,6 +12,7 @@ from typing import Any
 
 from trainflow.storage.base import HashingWriter, ObjectInfo, ProgressCallback, StorageOptions, Store, _no_progress
 from trainflow.storage.errors import ObjectNotFound, SourceUnreachable, StorageError
+from trainflow.storage.names import name_problem
 
 _CRED_FIX = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for a non-AWS endpoint)"
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
@@ -141,6 +142,27 @@ class S3Store(Store):
         except (BotoCoreError, ClientError) as exc:
             raise self._fail(exc) from None
         return found
+
+    def children(self, holding: str | None = None) -> builtins.list[str]:
+        """One delimited listing of the base's top level: S3 answers each "directory" once, not its objects."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        base = f"{self.prefix}/" if self.prefix else ""
+        found: set[str] = set()
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base, Delimiter="/"
+            ):
+                found.update(p["Prefix"][len(base) :].removesuffix("/") for p in page.get("CommonPrefixes", []))
+                if holding is None:
+                    found.update(o["Key"][len(base) :] for o in page.get("Contents", []))
+        except (BotoCoreError, ClientError) as exc:
+            failure = self._fail(exc)
+            if isinstance(failure, ObjectNotFound):
+                return []
+            raise failure from None
+        names = sorted(n for n in found if n and not n.startswith(".") and name_problem(n) is None)
+        return names if holding is None else [n for n in names if self.exists(f"{n}/{holding}")]
 
     def stat(self, name: str) -> ObjectInfo:
         head = self._call(name, self.client.head_object, Bucket=self.bucket, Key=self._key(name))
