@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from trainflow.datasets import DatasetError, load_descriptor
+from trainflow.serving.tensor_specs import MAX_EXAMPLE_VALUES
 from trainflow.ui.digits import MAX_PIXELS, SIDE, digit_from_png
 from trainflow.ui.errors import UiError
 from trainflow.workflows.backend import WorkflowInfo
@@ -47,10 +48,21 @@ def model_input(info: WorkflowInfo) -> ModelInput:
         descriptor = load_descriptor(Path(path))
     except (DatasetError, OSError):
         return MNIST_INPUT
+    _check_size(descriptor.input_shape, info.name, path)
     if descriptor.kind == "table":
         return ModelInput("table", descriptor.input_shape, descriptor.class_names)
     kind = "digit" if descriptor.input_shape[0] == 1 else "image"
     return ModelInput(kind, descriptor.input_shape, descriptor.class_names)
+
+
+def _check_size(shape: tuple[int, ...], workflow: str, path: str) -> None:
+    """Refuse an example shape that would have the dashboard allocate more than a model server takes."""
+    if any(d < 1 for d in shape) or math.prod(shape) > MAX_EXAMPLE_VALUES:
+        raise UiError(
+            f"workflow {workflow}'s dataset ({path}) declares examples of shape {list(shape)}: the dashboard "
+            f"predicts on examples of at most {MAX_EXAMPLE_VALUES} values, every dimension at least 1; "
+            "sync the dataset again (`trainflow data sync`)"
+        )
 
 
 def example_from_request(body: Any, model: ModelInput) -> np.ndarray:
