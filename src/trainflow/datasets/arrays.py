@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -23,6 +23,7 @@ class Built:
 
     arrays: dict[str, str | Path]
     class_names: tuple[str, ...] | None = None  # None: labels are class indices, named "0", "1", ...
+    shown_as: dict[str, str] = field(default_factory=dict)  # per role, what messages call an array it rewrote
 
 
 def build_idx(directory: Path, names: Sequence[str], options: FormatOptions, work: Path) -> Built:
@@ -59,7 +60,7 @@ def build_npz(directory: Path, names: Sequence[str], options: FormatOptions, wor
     name = archives[0]
     try:
         with zipfile.ZipFile(cached_path(directory, name)) as archive:
-            members = {m.filename.removesuffix(".npy"): m for m in archive.infolist()}
+            members = _members(archive, name)
             missing = [role for role in ROLES if role not in members]
             if missing:
                 raise DataFormatError(
@@ -70,12 +71,26 @@ def build_npz(directory: Path, names: Sequence[str], options: FormatOptions, wor
             built: dict[str, str | Path] = {}
             for role in ROLES:
                 built[role] = _extract(archive, members[role], work / f"{role}.npy")
-            return Built(built)
+            return Built(built, shown_as={role: f"{name} ({role})" for role in ROLES})
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataFormatError(
             f"{name} is not a readable .npz archive of numeric arrays ({exc}): "
             "save it with numpy.savez (numbers only, no objects)"
         ) from None
+
+
+def _members(archive: zipfile.ZipFile, name: str) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by array name (as numpy.load names them); DataFormatError when a name is there twice."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for member in archive.infolist():
+        key = member.filename.removesuffix(".npy")
+        if key in members:
+            raise DataFormatError(
+                f"{name} holds {key} twice ({members[key].filename} and {member.filename}), so which array "
+                "is meant is unclear: save it again with numpy.savez"
+            )
+        members[key] = member
+    return members
 
 
 def check_space(work: Path, needed: int, name: str) -> None:

@@ -11,6 +11,10 @@ from trainflow.datasets.descriptor import Normalization
 from trainflow.datasets.errors import DataFormatError
 
 MAX_CLASSES = 1 << 16
+# Models take float32: a float64 feature beyond its range becomes inf on the way in, and its square overflows the
+# descriptor's standardisation into NaN.
+FEATURE_LIMIT = float(np.finfo(np.float32).max)
+_CHECK_BYTES = 16 << 20  # examples are checked this much at a time: a memmap is never copied whole
 _CHANNELS = (1, 3, 4)
 Arrays = dict[str, np.ndarray]
 
@@ -35,6 +39,11 @@ def input_shape(arrays: Arrays, names: dict[str, str]) -> tuple[int, ...]:
                 f"{names[f'x_{split}']} has shape {x.shape}: store examples as [N, features], "
                 "[N, H, W] or [N, C, H, W] with N > 0"
             )
+        if 0 in x.shape[1:]:
+            raise DataFormatError(
+                f"{names[f'x_{split}']} has shape {x.shape}: its examples hold no values; store at least "
+                "one feature (or pixel) per example"
+            )
         if y.ndim != 1 or y.shape[0] != x.shape[0]:
             raise DataFormatError(
                 f"{names[f'y_{split}']} has shape {y.shape} for {x.shape[0]} examples in "
@@ -47,6 +56,32 @@ def input_shape(arrays: Arrays, names: dict[str, str]) -> tuple[int, ...]:
             f"{_shown(test)} ({names['x_test']}): give both splits the same shape"
         )
     return (1, *train) if len(train) == 2 else tuple(int(n) for n in train)
+
+
+def finite_features(arrays: Arrays, names: dict[str, str]) -> None:
+    """DataFormatError naming the file and the first example that holds NaN, an infinity or a value past float32."""
+    for role in ("x_train", "x_test"):
+        x = arrays[role]
+        if x.dtype.kind != "f":
+            continue  # integers are always finite and within float32's range
+        step = max(1, _CHECK_BYTES // max(1, x[:1].nbytes))
+        for start in range(0, x.shape[0], step):
+            chunk = np.asarray(x[start : start + step])
+            within = np.abs(chunk) <= FEATURE_LIMIT  # False for NaN as well
+            if not within.all():
+                _refuse_values(names[role], start, chunk, within)
+
+
+def _refuse_values(name: str, start: int, chunk: np.ndarray, within: np.ndarray) -> None:
+    row = int(np.argmin(within.reshape(len(chunk), -1).all(axis=1)))
+    if np.isfinite(chunk[row]).all():
+        problem = f"values too large for float32 (beyond ±{FEATURE_LIMIT:.1e}), which the models compute in"
+    else:
+        problem = "NaN or infinite values"
+    raise DataFormatError(
+        f"{name} holds {problem} (example {start + row} is the first): replace them with finite numbers "
+        "or drop those examples at the source"
+    )
 
 
 def integer_labels(arrays: Arrays, work: Path | None, built: Built, names: dict[str, str]) -> Arrays:

@@ -76,7 +76,7 @@ class DatasetDescriptor:
         return asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False)  # NaN is not JSON
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DatasetDescriptor:

@@ -19,6 +19,7 @@ from trainflow.datasets.arrays import ROLES, Built, build_idx, build_npy, build_
 from trainflow.datasets.checks import (
     channels_first,
     class_names,
+    finite_features,
     input_shape,
     integer_labels,
     normalization,
@@ -140,13 +141,14 @@ def _describe(directory: Path, fmt: str, built: Built, work: Path | None, digest
         ref = built.arrays[role]
         return f"{PREPARED_DIR}/{digest[:16]}/{ref.name}" if isinstance(ref, Path) else ref
 
-    def label(ref: str | Path) -> str:
-        return ref.name if isinstance(ref, Path) else ref
+    def label(role: str, ref: str | Path) -> str:
+        return built.shown_as.get(role) or (ref.name if isinstance(ref, Path) else ref)
 
     arrays = {r: _opened(directory, ref) for r, ref in built.arrays.items()}
-    names = {r: label(ref) for r, ref in built.arrays.items()}
+    names = {r: label(r, ref) for r, ref in built.arrays.items()}
     arrays = channels_first(arrays, work, built)
     shape = input_shape(arrays, names)
+    finite_features(arrays, names)
     arrays = integer_labels(arrays, work, built, names)
     classes = built.class_names or class_names(arrays, names)
     return DatasetDescriptor(

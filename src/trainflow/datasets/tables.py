@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from trainflow.datasets.arrays import Built
+from trainflow.datasets.checks import FEATURE_LIMIT
 from trainflow.datasets.errors import DataFormatError
 from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import cached_path
@@ -58,7 +59,7 @@ def build_table(directory: Path, names: Sequence[str], options: FormatOptions, w
         for role, array in ((f"x_{split}", x[split]), (f"y_{split}", y[split])):
             np.save(work / f"{role}.npy", array)
             built[role] = work / f"{role}.npy"
-    return Built(built, classes)
+    return Built(built, classes, shown_as={f"{r}_{s}": tables[s] for r in ("x", "y") for s in ("train", "test")})
 
 
 def _read(directory: Path, name: str) -> Columns:
@@ -130,6 +131,11 @@ def _features(name: str, columns: Columns, features: list[str]) -> np.ndarray:
                 raise DataFormatError(
                     f"column '{column}' of {name} is not numeric (row {i + 2}: {value[:40]!r}): "
                     "drop it or encode it as numbers"
+                )
+            if abs(number) > FEATURE_LIMIT:
+                raise DataFormatError(
+                    f"column '{column}' of {name} holds {value[:40]} (row {i + 2}), beyond float32's "
+                    f"±{FEATURE_LIMIT:.1e} that the models compute in: scale the column down"
                 )
             out[i, j] = number
     return out
