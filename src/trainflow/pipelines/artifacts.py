@@ -18,32 +18,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainflow.pipelines.digests import PREFIX, HashFile, file_sha256, tree_digest
 from trainflow.pipelines.errors import PipelineError
 from trainflow.pipelines.keys import check_keys
 from trainflow.settings import trainflow_home
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, mirror_dir, open_store, parse_url
-from trainflow.storage.mirror import local_files
 from trainflow.storage.names import name_problem, shown
 
 ENV = "TRAINFLOW_ARTIFACTS_URL"  # where this step instance publishes: <artifacts_url>/<workflow>/<step>
 DIGEST_SUFFIX = "-digest"
-DIGEST_PREFIX = "sha256:"
-_WHOLE_FILE_BYTES = 1024 * 1024  # files up to this size are hashed whole; larger ones by name and size
+DIGEST_PREFIX = PREFIX
 
 
-def digest(path: Path) -> str:
-    """`sha256:` over names, sizes and (small files') content of a file or a directory's non-hidden files."""
-    h = hashlib.sha256()
-    for name, f in _files(path):
-        size = f.stat().st_size
-        h.update(f"{name}\0{size}\0".encode())
-        if size <= _WHOLE_FILE_BYTES:
-            h.update(f.read_bytes())
-    return f"{DIGEST_PREFIX}{h.hexdigest()}"
-
-
-def _files(path: Path) -> list[tuple[str, Path]]:
-    return [(path.name, path)] if path.is_file() else local_files(path)
+def digest(path: Path, hash_file: HashFile = file_sha256) -> str:
+    """`sha256:` over the name and whole content of a file, or of every file in a directory (hidden ones too)."""
+    return tree_digest(path, hash_file)
 
 
 def publish(
