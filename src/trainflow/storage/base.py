@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from trainflow.storage.errors import ObjectExists, ObjectNotFound, StorageError
-from trainflow.storage.names import name_problem, shown
+from trainflow.storage.names import clash_problem, name_problem, shown
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int], None]
@@ -163,6 +163,39 @@ class Store(ABC):
             raise StorageError(f"refusing object name {shown(name)} under {self.url}: it {problem}")
         return name
 
+    def checked_names(self, names: Sequence[str]) -> builtins.list[str]:
+        """`names` when each is a plain relative path and together they fit in one directory; else StorageError.
+
+        An object store can hold `x` beside `x/y`; a directory cannot hold both as files.
+        """
+        for name in names:
+            self.checked_name(name)
+        clash = clash_problem(names)
+        if clash:
+            raise StorageError(
+                f"refusing to copy {self.url} into a directory: the object {shown(clash[0])} {clash[1]}, and a "
+                "directory cannot hold both; rename or delete one of them at the source"
+            )
+        return builtins.list(names)
+
+    def download_into(self, directory: Path, names: Sequence[str] | None = None) -> builtins.list[str]:
+        """The objects `names` (every listed one when None) into the existing `directory`; the names written.
+
+        StorageError, before anything is written, when the names cannot all be files there (see
+        `checked_names`). On a failure part-way the caller removes `directory`, as it made it.
+        """
+        wanted = self.checked_names([info.name for info in self.list()] if names is None else names)
+        for name in wanted:
+            dest = directory / name
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot write {dest} ({exc.strerror or exc}): free some space or fix its permissions"
+                ) from None
+            self.download(name, dest)
+        return wanted
+
     def children(self, holding: str | None = None) -> builtins.list[str]:
         """Names directly under the base (objects and "directories"), sorted; [] when nothing is there.
 
@@ -207,8 +240,5 @@ class Store(ABC):
     def local_copy(self, names: Sequence[str]) -> Iterator[Path]:
         """A local directory holding the objects `names`: a temporary download, removed on exit."""
         with tempfile.TemporaryDirectory(prefix="trainflow-copy-") as tmp:
-            for name in names:
-                dest = Path(tmp) / self.checked_name(name)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                self.download(name, dest)
+            self.download_into(Path(tmp), names)
             yield Path(tmp)

@@ -72,11 +72,14 @@ def clash_problem(names: Iterable[str]) -> tuple[str, str] | None:
                 return name, "is listed twice"
             return name, f"is the same file as {files[key]!r} once Unicode-normalised"
         files[key] = name
-    parts = [key.split("/") for key in files]
-    folders = {"/".join(p[:i]) for p in parts for i in range(1, len(p))}
+    folders: dict[str, str] = {}  # each folder's path -> the first name under it
+    for key, name in files.items():
+        segments = key.split("/")
+        for i in range(1, len(segments)):
+            folders.setdefault("/".join(segments[:i]), name)
     for key, name in files.items():
         if key in folders:
-            return name, f"is a file, and also a folder of other objects ('{name}/...')"
+            return name, f"is a file, and also a folder of other objects (such as {shown(folders[key])})"
     return None
 
 
