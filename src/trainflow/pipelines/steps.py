@@ -11,6 +11,7 @@ Arguments are strings that may hold references (`param("lr")`, `output("prep", "
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,14 @@ class Probe:
 
     port: str
     path: str = "/"
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _texts(values: Sequence[str] | str) -> tuple[str, ...]:
+    """A tuple of strings (one string given alone counts as one, not as its letters)."""
+    return (values,) if isinstance(values, str) else tuple(str(v) for v in values)
 
 
 def _args(values: Sequence[Arg]) -> tuple[str, ...]:
@@ -89,8 +98,15 @@ class Step(ABC):
     resources: cpu, memory and gpu per process (the Kubernetes backend requests them).
     for_each: fan-out: run once per item (a list, or a parameter holding a JSON list or comma-separated
       values), the item in `ITEM`; a later step reading an output gets the JSON list of every item's value.
-    cache: False to always run; otherwise an earlier successful run with the same command, parameter
-      values and input digests is reused (`trainflow submit --no-cache` turns it off for one run).
+    cache: False to always run; otherwise an earlier successful run with the same key is reused (`trainflow
+      submit --no-cache` turns it off for one run). Locally the key covers the command with its parameter
+      values, the Python code in the pipeline's folder, the files the command names (by content), the
+      keys and artifact digests of the steps it reads, and the two opt-ins below; not other environment
+      variables, network data or files the step opens without naming them (see
+      `trainflow.workflows.local.cache_keys`).
+    cache_key_files: paths or globs (relative to the pipeline file's folder; a folder counts with all its
+      files) whose content joins the cache key, for files the step reads without naming them.
+    cache_key_env: names of environment variables whose values join the cache key.
     outputs: the keys the step writes (later steps and conditions may read only these).
     artifacts: outputs that are local paths or URLs of files or directories a later step reads: a cached
       result is reused only while its local artifacts still exist.
@@ -112,6 +128,8 @@ class Step(ABC):
     resources: Resources = field(default_factory=Resources)
     for_each: Sequence[str] | ParamRef | None = None
     cache: bool = True
+    cache_key_files: tuple[str, ...] = ()
+    cache_key_env: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     artifacts: tuple[str, ...] = ()
     locations: tuple[str, ...] = ()
@@ -123,6 +141,14 @@ class Step(ABC):
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "artifacts", tuple(self.artifacts))
         object.__setattr__(self, "locations", tuple(self.locations))
+        object.__setattr__(self, "cache_key_files", _texts(self.cache_key_files))
+        object.__setattr__(self, "cache_key_env", _texts(self.cache_key_env))
+        for name in self.cache_key_env:
+            if not _ENV_NAME.fullmatch(name):
+                raise PipelineError(
+                    f"step {self.name}: cache_key_env '{name}' is not an environment variable name: "
+                    "use letters, digits and '_', not starting with a digit"
+                )
         if self.for_each is not None and not isinstance(self.for_each, ParamRef):
             object.__setattr__(self, "for_each", tuple(str(i) for i in self.for_each))
         try:

@@ -10,7 +10,6 @@ outlive the workflow, as in the example's exit handler. What a step is comes fro
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -41,6 +40,7 @@ from trainflow.workflows.backend import (
 from trainflow.workflows.commands import as_text, step_command
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.local import plan, processes
+from trainflow.workflows.local.cache_keys import StepKey, StepKeys
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.local.services import Readiness, choose_ports
@@ -59,7 +59,7 @@ class _Running:
     proc: subprocess.Popen[bytes]
     started: float
     attempt: int
-    key: str | None
+    key: StepKey | None
     item: str | None = None
     inputs: dict[str, dict[str, object]] = field(default_factory=dict)
     readiness: Readiness | None = None
@@ -103,7 +103,7 @@ class Executor:
             found = plan.items(step, self.values)
             self.plan.items[step.name] = [None] if found is None else list(found)
             self.plan.instances[step.name] = plan.instance_names(step, self.values)
-        self.keys: dict[str, str] = {}
+        self.keys = StepKeys(self.pipeline, self.values, self.python_path, layout.home)
         self.artifacts_base = plan.artifacts_base(self.pipeline, self.values, layout.default_artifacts)
         self.order = self.pipeline.order()  # computed once: the loop below runs every few milliseconds
         self.upstream = {s.name: s.upstream() for s in self.pipeline.steps}
@@ -211,14 +211,9 @@ class Executor:
     # -- start ---------------------------------------------------------------------------------
     def _start(self, step: Step, instance: str, item: str | None) -> None:
         outputs = {s.name: self._gathered(s.name) for s in self.pipeline.steps if self._state_of(s.name) in DONE}
-        key = None
-        if step.cacheable:
-            key = plan.cache_key(self.pipeline, step, self.values, item, self.keys, outputs)
-            if step.name not in self.keys:  # a fanned-out step's own key covers all its items
-                every = json.dumps(self.plan.items[step.name]) if instance != step.name else item
-                self.keys[step.name] = plan.cache_key(self.pipeline, step, self.values, every, self.keys, outputs)
-            if not self.no_cache and self._reuse(step, instance, key):
-                return
+        key = self.keys.make(step, item, outputs)
+        if key is not None and not self.no_cache and self._reuse(step, instance, key.value):
+            return
         self._launch(step, instance, item, outputs, key)
 
     def _reuse(self, step: Step, instance: str, key: str) -> bool:
@@ -226,10 +221,11 @@ class Executor:
         if found is None:
             return False
         workflow, source_step, outputs = found
-        if not plan.artifacts_unchanged(step, outputs):
+        if not plan.artifacts_unchanged(step, outputs, self.keys.memo):
             self.state.forget(key)
             return False
         self.outputs[instance] = outputs
+        self.keys.record(step.name, instance, self.plan.instances[step.name], key)
         self._set(
             instance,
             CACHED,
@@ -246,7 +242,7 @@ class Executor:
         instance: str,
         item: str | None,
         outputs: dict[str, dict[str, object]],
-        key: str | None,
+        key: StepKey | None,
         usual_ports: bool = True,
     ) -> None:
         attempt = self.attempts.get(instance, 0) + 1
@@ -334,11 +330,13 @@ class Executor:
     def _finished(self, run: _Running, code: int) -> None:
         if code == 0 and not run.step.service:
             outputs = plan.read_outputs(self.layout.outputs_dir(self.name, run.instance))
-            outputs.update(plan.artifact_digests(run.step, outputs))
+            outputs.update(plan.artifact_digests(run.step, outputs, self.keys.memo))
             self.outputs[run.instance] = outputs
             self._set(run.instance, SUCCEEDED, outputs=outputs, finished_at=now(), pid=None)
-            if run.key is not None:
-                self.state.remember(run.key, self.name, run.instance, outputs)
+            if run.key is not None:  # files it named are read again: it may have written them
+                key = self.keys.after_run(run.key).value
+                self.state.remember(key, self.name, run.instance, outputs)
+                self.keys.record(run.step.name, run.instance, self.plan.instances[run.step.name], key)
             return
         if run.readiness is not None and run.readiness.lost_a_port():  # another process bound it first: not a fault
             log.info("%s: a usual port was taken meanwhile; starting it again on free ports", run.instance)

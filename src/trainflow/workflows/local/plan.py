@@ -1,30 +1,24 @@
-"""What the local runner derives from a pipeline: fan-out instances, step outputs on disk, cache keys.
+"""What the local runner derives from a pipeline: fan-out instances, step outputs on disk, artifact digests.
 
 A fanned-out step `sweep` runs as instances `sweep[0]`, `sweep[1]`, ...; a later step reading
 `sweep`'s output gets the JSON list of every instance's value, in item order.
 
-A cache key hashes what decides a step's result: trainflow's version, the step's kind and command
-with parameters filled in (parameters marked `cache_key=False` left out), the source of the function
-it calls, and for each earlier step it reads or waits for, that step's own key (a step that is
-never cached contributes the values it wrote; an output that is only a location contributes nothing)
-and the digest of each local artifact it reads (`<output>-digest`: the step's own, or one the runner
-computes when the step succeeds and checks again before reusing it, so a file changed on disk since
-makes its step run again).
+A step's cache key is made in `cache_keys`. A result is reused only while each local artifact it
+names still has the digest recorded when the step succeeded (`<output>-digest`: the step's own, or
+one the runner computes then), so a file changed on disk since makes its step run again.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trainflow import __version__
 from trainflow.pipelines import Pipeline, Step
 from trainflow.pipelines.artifacts import DIGEST_PREFIX, DIGEST_SUFFIX, digest
-from trainflow.pipelines.refs import ItemRef, OutputRef, ParamRef, Ref, substitute
+from trainflow.pipelines.digests import HashFile, file_sha256
+from trainflow.pipelines.refs import ParamRef, substitute
 from trainflow.storage import StorageError, canonical_url, parse_url
 from trainflow.workflows.commands import as_text
 from trainflow.workflows.errors import WorkflowError
@@ -69,57 +63,13 @@ def read_outputs(directory: Path) -> dict[str, Any]:
     }
 
 
-def function_digest(step: Step) -> str:
-    """The hash of the source file of the function a step calls ('' when it calls none or it cannot be found)."""
-    function = getattr(step, "function", None)
-    if not function:
-        return ""
-    try:
-        spec = importlib.util.find_spec(function.partition(":")[0])
-    except (ImportError, ValueError):
-        return ""
-    if spec is None or not spec.origin or not Path(spec.origin).is_file():
-        return ""
-    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()
-
-
-def cache_key(
-    pipeline: Pipeline,
-    step: Step,
-    values: Mapping[str, str],
-    item: str | None,
-    keys: Mapping[str, str],
-    outputs: Mapping[str, Mapping[str, Any]],
-) -> str:
-    """The key an earlier equal run of `step` was recorded under (see the module docstring)."""
-
-    def resolve(ref: Ref) -> str:
-        if isinstance(ref, ParamRef):
-            return values[ref.name] if pipeline.param(ref.name).cache_key else "<run name>"
-        if isinstance(ref, OutputRef):
-            source = pipeline.step(ref.step)
-            if ref.key in source.locations:
-                return "<location>"
-            recorded = outputs.get(ref.step, {}).get(f"{ref.key}{DIGEST_SUFFIX}")
-            if source.name in keys:
-                return f"<{keys[source.name]}:{ref.key}:{recorded or ''}>"
-            return as_text(outputs.get(ref.step, {}).get(ref.key))
-        if isinstance(ref, ItemRef):
-            return item or ""
-        return ""
-
-    upstream = sorted(keys[d] for d in step.upstream() if d in keys)
-    parts = [__version__, step.kind, [substitute(a, resolve) for a in step.command], function_digest(step), upstream]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
-
-
-def artifact_digests(step: Step, outputs: Mapping[str, Any]) -> dict[str, str]:
+def artifact_digests(step: Step, outputs: Mapping[str, Any], hash_file: HashFile = file_sha256) -> dict[str, str]:
     """`<output>-digest` for each local file or directory artifact of `step` that the step did not digest itself."""
     found = {}
     for key in step.artifacts:
         path = _local_path(outputs.get(key))
         if f"{key}{DIGEST_SUFFIX}" not in outputs and path is not None and path.exists():
-            found[f"{key}{DIGEST_SUFFIX}"] = digest(path)
+            found[f"{key}{DIGEST_SUFFIX}"] = digest(path, hash_file)
     return found
 
 
@@ -133,7 +83,7 @@ def _local_path(value: object) -> Path | None:
     return Path(loc.local_path) if loc.scheme == "file" else None
 
 
-def artifacts_unchanged(step: Step, outputs: Mapping[str, Any]) -> bool:
+def artifacts_unchanged(step: Step, outputs: Mapping[str, Any], hash_file: HashFile = file_sha256) -> bool:
     """False when a local artifact a cached result names is gone or differs from when it was recorded.
 
     Artifacts in a remote store are trusted as published: reading them back to check would cost
@@ -144,7 +94,7 @@ def artifacts_unchanged(step: Step, outputs: Mapping[str, Any]) -> bool:
     for key in step.artifacts:
         recorded = str(outputs.get(f"{key}{DIGEST_SUFFIX}", ""))
         path = _local_path(outputs.get(key))
-        if recorded.startswith(DIGEST_PREFIX) and path is not None and digest(path) != recorded:
+        if recorded.startswith(DIGEST_PREFIX) and path is not None and digest(path, hash_file) != recorded:
             return False
     return True
 
