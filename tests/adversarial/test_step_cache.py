@@ -7,6 +7,7 @@ the script or input file it names, an environment variable) and expects the step
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +17,10 @@ import pytest
 
 from tests.commands import trainflow
 from trainflow.pipelines import Call, Command, Param, Pipeline, PipelineError, output, param
+from trainflow.pipelines.digests import DigestMemo, file_sha256
 from trainflow.pipelines.serial import from_dict
 from trainflow.workflows.backend import FINISHED
 from trainflow.workflows.local.backend import LocalBackend
-
-pytestmark = pytest.mark.slow  # each test runs small pipelines through the local runner (seconds)
 
 MIB = 1024 * 1024
 
@@ -80,6 +80,7 @@ def producer_and_consumer(make: str, read: str, out: str) -> Pipeline:
     )
 
 
+@pytest.mark.slow  # runs small pipelines through the local runner (seconds)
 def test_a_same_size_edit_of_a_large_artifact_file_reruns_its_producer_and_consumer(
     tmp_path: Path, backend: LocalBackend
 ) -> None:
@@ -98,6 +99,7 @@ def test_a_same_size_edit_of_a_large_artifact_file_reruns_its_producer_and_consu
     assert again["read"][1]["sha"] != first["read"][1]["sha"]
 
 
+@pytest.mark.slow  # runs small pipelines through the local runner (seconds)
 def test_an_edit_to_a_hidden_file_in_an_artifact_folder_reruns_its_producer_and_consumer(
     tmp_path: Path, backend: LocalBackend
 ) -> None:
@@ -131,6 +133,7 @@ def submit_in(folder: Path) -> dict[str, dict]:
     return {s["name"]: s for s in json.loads(got.stdout)["steps"]}
 
 
+@pytest.mark.slow  # runs small pipelines through the local runner (seconds)
 def test_two_folders_with_the_same_command_each_get_their_own_output(tmp_path: Path) -> None:
     for project in ("a", "b"):
         (tmp_path / project).mkdir()
@@ -145,6 +148,7 @@ def test_two_folders_with_the_same_command_each_get_their_own_output(tmp_path: P
         trainflow("delete", "--all")
 
 
+@pytest.mark.slow  # runs small pipelines through the local runner (seconds)
 def test_editing_a_helper_module_the_function_imports_reruns_the_step(tmp_path: Path, backend: LocalBackend) -> None:
     (tmp_path / "user_steps.py").write_text("import helper\ndef value() -> dict:\n    return {'v': helper.V}\n")
     (tmp_path / "helper.py").write_text("V = 1\n")
@@ -154,6 +158,7 @@ def test_editing_a_helper_module_the_function_imports_reruns_the_step(tmp_path: 
     assert run(backend, pipeline, tmp_path)["v"] == ("Succeeded", {"v": 2})
 
 
+@pytest.mark.slow  # runs small pipelines through the local runner (seconds)
 def test_editing_a_sibling_module_in_the_functions_package_reruns_the_step(
     tmp_path: Path, backend: LocalBackend
 ) -> None:
@@ -170,6 +175,7 @@ def test_editing_a_sibling_module_in_the_functions_package_reruns_the_step(
     assert run(backend, pipeline, tmp_path)["v"] == ("Succeeded", {"v": 2})
 
 
+@pytest.mark.slow  # runs small pipelines through the local runner (seconds)
 def test_editing_the_script_a_command_runs_reruns_it(
     tmp_path: Path, backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,6 +187,7 @@ def test_editing_the_script_a_command_runs_reruns_it(
     assert run(backend, pipeline, tmp_path)["sh"] == ("Succeeded", {"text": "two"})
 
 
+@pytest.mark.slow  # runs small pipelines through the local runner (seconds)
 def test_editing_an_input_file_passed_by_path_reruns_the_step(tmp_path: Path, backend: LocalBackend) -> None:
     code, data = tmp_path / "code", tmp_path / "data"
     code.mkdir()
@@ -198,6 +205,7 @@ def test_editing_an_input_file_passed_by_path_reruns_the_step(tmp_path: Path, ba
     assert run(backend, pipeline, code)["read"] == ("Succeeded", {"text": "other"})
 
 
+@pytest.mark.slow  # runs small pipelines through the local runner (seconds)
 def test_cache_key_env_and_cache_key_files_change_the_key(
     tmp_path: Path, backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -236,3 +244,16 @@ def test_the_yaml_form_keeps_the_cache_key_opt_ins() -> None:
     """)
     step = from_dict(json.loads(text)).steps[0]
     assert (step.cache_key_env, step.cache_key_files) == (("A_B",), ("conf/*.yaml", "weights.bin"))
+
+
+def test_a_same_size_edit_that_puts_the_old_mtime_back_is_still_seen_by_the_digest_memo(tmp_path: Path) -> None:
+    data = tmp_path / "weights.bin"
+    data.write_bytes(b"a" * MIB)
+    time.sleep(2.1)  # only files left alone for a while are remembered
+    memo = DigestMemo(tmp_path / "memo.db")
+    assert memo(data) == file_sha256(data)
+    before = data.stat()
+    data.write_bytes(b"b" * MIB)
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))  # as `cp -p` or a tar extract would leave it
+    assert data.stat().st_mtime_ns == before.st_mtime_ns
+    assert memo(data) == DigestMemo(tmp_path / "memo.db")(data) == file_sha256(data)

@@ -76,7 +76,7 @@ class StepKeys:
     def __init__(self, pipeline: Pipeline, values: Mapping[str, str], folders: Sequence[str], home: Path) -> None:
         self.pipeline = pipeline
         self.values = values
-        self.folders = [Path(f) for f in folders]
+        self.folders = [Path(f).resolve() for f in folders]
         self.cwd = Path.cwd()  # the runner's, which every step process inherits
         self.home = home.resolve()
         self.memo = DigestMemo(home / "cache" / "file-digests.db")
@@ -91,7 +91,9 @@ class StepKeys:
             return self._make(step, item, outputs)
         except KeyUnavailable as exc:
             log.warning("%s runs without the cache: %s", step.name, exc.message)
-            return None
+        except OSError as exc:  # a file of the pipeline's folder went away while it was read
+            log.warning("%s runs without the cache: cannot read %s: %s", step.name, exc.filename, exc.strerror)
+        return None
 
     def _make(self, step: Step, item: str | None, outputs: Mapping[str, Mapping[str, Any]]) -> StepKey:
         keyed = [substitute(a, self._keyed_ref(item, outputs)) for a in step.command]
@@ -214,8 +216,14 @@ class StepKeys:
         found = []
         for pattern in patterns:
             matches = sorted(glob.glob(str(base / pattern), recursive=True, include_hidden=True))
-            found.append([pattern, *(f"{m}\0{tree_digest(Path(m), self.memo)}" for m in matches)])
+            found.append([pattern, *(f"{m}\0{self._content(Path(m))}" for m in matches)])
         return found
+
+    def _content(self, path: Path) -> str:
+        try:
+            return tree_digest(path, self.memo)
+        except OSError:  # gone or unreadable meanwhile: its name keys it, and the step itself will say what is wrong
+            return "<unreadable>"
 
 
 def _module_in(folder: Path, module: str) -> bool:
