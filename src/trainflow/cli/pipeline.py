@@ -20,11 +20,10 @@ def pipeline() -> None:
 @parameters_option("NAME=VALUE to check as well; repeatable.")
 def validate(source: str, params: tuple[str, ...]) -> None:
     """Check SOURCE: its steps, references, conditions, functions and (with -p) parameter values."""
-    from trainflow.pipelines.loading import check_functions, load_pipeline
+    from trainflow.pipelines.loading import load_pipeline
     from trainflow.workflows import parse_assignments, resolve_params
 
-    spec = load_pipeline(source)
-    check_functions(spec)
+    spec = load_pipeline(source)  # checks the functions too, with the file's own folder on the path
     resolve_params(spec, parse_assignments(params))
     console.print(f"{source}: pipeline {spec.name} is valid ({len(spec.steps)} steps, {len(spec.params)} parameters)")
 

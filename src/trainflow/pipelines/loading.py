@@ -5,10 +5,10 @@ Every failure is one PipelineError naming the file (and the step) and the fix; n
 
 from __future__ import annotations
 
-import importlib.util
-import json
+import importlib.machinery
 import runpy
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from trainflow.pipelines.builtin import PIPELINES
@@ -66,19 +66,10 @@ def _error_line(exc: BaseException, path: Path) -> str:
 
 
 def _from_data(path: Path) -> Pipeline:
+    from trainflow.pipelines.documents import read_document
     from trainflow.pipelines.serial import from_dict
 
-    text = path.read_text()
-    try:
-        if path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except (ValueError, Exception) as exc:  # noqa: BLE001 - yaml.YAMLError and JSON errors alike
-        raise PipelineError(f"not valid {path.suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
-    return from_dict(data)
+    return from_dict(read_document(path))
 
 
 def check_functions(pipeline: Pipeline, search_path: list[str] | None = None) -> None:
@@ -98,10 +89,7 @@ def _check_functions(pipeline: Pipeline) -> None:
         if not function:
             continue
         module, _, name = function.partition(":")
-        try:
-            spec = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            spec = None
+        spec = _find_module(module)
         if spec is None:
             raise PipelineError(
                 f"step {step.name}: cannot import module '{module}' of {function}: put it next to the "
@@ -113,3 +101,37 @@ def _check_functions(pipeline: Pipeline) -> None:
             and f"def {name}" not in Path(spec.origin).read_text(errors="replace")
         ):
             raise PipelineError(f"step {step.name}: module {module} ({spec.origin}) defines no function '{name}'")
+
+
+def _find_module(name: str) -> importlib.machinery.ModuleSpec | None:
+    """Where module `name` is, asking the import system's finders without importing anything.
+
+    `importlib.util.find_spec` would import (run) each parent package's `__init__.py` first.
+    """
+    parts = name.split(".")
+    spec = None
+    for depth in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:depth])
+        module = sys.modules.get(prefix)
+        if module is not None and getattr(module, "__spec__", None) is not None:
+            spec = module.__spec__
+            continue
+        path = spec.submodule_search_locations if spec is not None else None
+        if depth > 1 and path is None:
+            return None  # the parent is a module, not a package
+        spec = _ask_finders(prefix, path)
+        if spec is None:
+            return None
+    return spec
+
+
+def _ask_finders(name: str, path: Sequence[str] | None) -> importlib.machinery.ModuleSpec | None:
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        try:
+            spec = find_spec(name, path) if find_spec is not None else None
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None:
+            return spec
+    return None

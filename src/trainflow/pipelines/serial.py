@@ -8,12 +8,14 @@ fields plus `kind`: command, call, train or service). References are placeholder
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from trainflow.pipelines.errors import PipelineError
+from trainflow.pipelines.limits import check_step_count
 from trainflow.pipelines.params import Param
 from trainflow.pipelines.pipeline import Pipeline
 from trainflow.pipelines.refs import PLACEHOLDER, ParamRef
@@ -58,6 +60,8 @@ def _step_dict(step: Step) -> dict[str, Any]:
 def from_dict(data: Any, check: bool = True) -> Pipeline:
     """A Pipeline from data shaped like `to_dict`'s, checked against the JSON Schema first unless `check` is False."""
     if check:
+        if isinstance(data, dict) and isinstance(data.get("steps"), list):
+            check_step_count(len(data["steps"]))  # before the schema check, whose time grows with the steps
         _check_schema(data)
     params = tuple(Param(**{**p, "choices": tuple(p.get("choices", ()))}) for p in data.get("params", []))
     steps = tuple(_step(s) for s in data["steps"])
@@ -124,11 +128,28 @@ def _check_schema(data: Any) -> None:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    # A few errors are enough to name the first in the file; a hostile file could have one per value.
+    errors = sorted(itertools.islice(validator.iter_errors(data), _ERRORS_LOOKED_AT), key=_path_order)
     if errors:
         error = errors[0]
         where = _where(data, list(error.absolute_path))
-        raise PipelineError(f"{where}{error.message} (see {SCHEMA_PATH.name} shipped with trainflow)")
+        raise PipelineError(f"{_cut(where + error.message)} (see {SCHEMA_PATH.name} shipped with trainflow)")
+
+
+_ERRORS_LOOKED_AT = 20
+_MESSAGE_CHARS = 300
+
+
+def _path_order(error: Any) -> list[str]:
+    return [f"{p:09d}" if isinstance(p, int) else str(p) for p in error.absolute_path]
+
+
+def _cut(message: str) -> str:
+    """The message on one line, its middle left out when a long value made it long."""
+    message = message.replace("\n", "\\n")
+    if len(message) <= _MESSAGE_CHARS:
+        return message
+    return f"{message[: _MESSAGE_CHARS - 80]} ... {message[-70:]}"
 
 
 def _where(data: Any, path: list[Any]) -> str:
