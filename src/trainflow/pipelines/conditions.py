@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from trainflow.pipelines.errors import PipelineError
 from trainflow.pipelines.refs import OutputRef, ParamRef, Ref
@@ -56,6 +57,7 @@ class Condition:
         return any(all(_holds(c, resolve) for c in group) for group in self.groups)
 
 
+@lru_cache(maxsize=1024)  # conditions are immutable; DAG walks ask for the same step's again and again
 def parse_condition(text: str) -> Condition:
     """Parse a `when` text; a malformed one raises PipelineError saying what is wrong."""
     tokens = _tokens(text)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import heapq
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from trainflow.pipelines.conditions import parse_condition
 from trainflow.pipelines.errors import PipelineError
+from trainflow.pipelines.limits import check_item_count, check_step_count
 from trainflow.pipelines.params import Param, check_param, resolve_values
 from trainflow.pipelines.programs import check_program
 from trainflow.pipelines.refs import (
@@ -76,24 +79,39 @@ class Pipeline:
         return {p.name: "" if p.default is None else str(p.default) for p in self.params}
 
     def resolve(self, given: Mapping[str, object]) -> dict[str, str]:
-        """Parameter values: defaults overlaid with `given`, each checked against its type."""
-        return resolve_values(self.params, given, self.name)
+        """Parameter values: defaults overlaid with `given`, each checked against its type and fan-out size."""
+        values = resolve_values(self.params, given, self.name)
+        for step in self.steps:
+            if isinstance(step.for_each, ParamRef) and step.for_each.name in values:
+                name = step.for_each.name
+                check_item_count(_item_count(values[name]), f"parameter {name} (the fan-out of step {step.name})")
+        return values
 
     def order(self) -> list[Step]:
         """Steps in an order that runs every step after the ones it waits for (declaration order otherwise)."""
-        done: list[Step] = []
-        pending = list(self.steps)
-        while pending:
-            names = {x.name for x in done}
-            ready = [s for s in pending if all(d in names for d in s.upstream())]
-            if not ready:
-                raise PipelineError(
-                    f"pipeline {self.name}: steps {', '.join(s.name for s in pending)} wait for each "
-                    "other (a cycle): remove one of the dependencies"
-                )
-            done.append(ready[0])
-            pending.remove(ready[0])
-        return done
+        left = [set(s.upstream()) for s in self.steps]
+        waiting: dict[str, list[int]] = {}
+        for i, names in enumerate(left):
+            for name in names:
+                waiting.setdefault(name, []).append(i)
+        ready = [i for i, names in enumerate(left) if not names]  # by declaration index, so a heap keeps that order
+        done: list[int] = []
+        while ready:
+            i = heapq.heappop(ready)
+            done.append(i)
+            name = self.steps[i].name
+            for j in waiting.pop(name, []):
+                left[j].discard(name)
+                if not left[j]:
+                    heapq.heappush(ready, j)
+        if len(done) < len(self.steps):
+            placed = set(done)
+            pending = [s.name for i, s in enumerate(self.steps) if i not in placed]
+            raise PipelineError(
+                f"pipeline {self.name}: steps {', '.join(pending)} wait for each "
+                "other (a cycle): remove one of the dependencies"
+            )
+        return [self.steps[i] for i in done]
 
     def validate(self) -> Pipeline:
         """Check names, references, conditions and the DAG; returns self, or raises PipelineError."""
@@ -110,6 +128,10 @@ class Pipeline:
                 raise PipelineError(f"{field} '{value}' is not a parameter of {self.name}")
         if not self.steps:
             raise PipelineError(f"pipeline {self.name} has no steps: add at least one")
+        try:
+            check_step_count(len(self.steps))
+        except PipelineError as exc:
+            raise PipelineError(f"pipeline {self.name}: {exc.message}") from None
         _check_artifacts_url(str(self.artifacts_url), set(names))
         _no_duplicates([s.name for s in self.steps], "step")
         steps = {s.name: s for s in self.steps}
@@ -120,6 +142,18 @@ class Pipeline:
                 raise PipelineError(f"step {step.name}: {exc.message}") from None
         self.order()
         return self
+
+
+def _item_count(value: str) -> int:
+    """How many items a fan-out parameter's value holds: a JSON list, or comma-separated values."""
+    raw = value.strip()
+    if raw.startswith("["):
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return 0  # not a list: the runner says so when it fans out
+        return len(parsed) if isinstance(parsed, list) else 0
+    return sum(1 for part in raw.split(",") if part.strip())
 
 
 def _check_artifacts_url(text: str, params: set[str]) -> None:
@@ -140,12 +174,14 @@ def _no_duplicates(names: list[str], what: str) -> None:
 def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None:
     if not _DNS_LABEL.match(step.name) or len(step.name) > 40:
         raise PipelineError("name: use at most 40 lowercase letters, digits or '-' (a DNS label)")
+    function = getattr(step, "function", None)
+    if (function is not None or isinstance(step, Call)) and not (
+        isinstance(function, str) and _FUNCTION.fullmatch(function)
+    ):
+        raise PipelineError(f"function '{function}': write it as module:function, e.g. mypkg.steps:prepare")
     if not step.command:
         raise PipelineError("no command: give argv=(...) (or function= for a Call or Train step)")
     check_program(step.command)
-    for function in [getattr(step, "function", None)]:
-        if function is not None and not _FUNCTION.match(function):
-            raise PipelineError(f"function '{function}': write it as module:function, e.g. mypkg.steps:prepare")
     for dep in step.depends:
         if dep not in steps:
             raise PipelineError(f"depends on '{dep}', which is not a step: its steps are {', '.join(steps)}")
@@ -159,6 +195,8 @@ def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None
     refs = step.refs() + (parse_condition(step.when).refs() if step.when else [])
     if isinstance(step.for_each, ParamRef):
         refs.append(step.for_each)
+    elif step.for_each is not None:
+        check_item_count(len(step.for_each), "for_each")
     for ref in refs:
         _check_ref(ref, step, steps, params)
     if step.retries < 0 or step.backoff < 0 or (step.timeout is not None and step.timeout <= 0):
