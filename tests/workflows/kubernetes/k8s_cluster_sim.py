@@ -17,18 +17,76 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-PLACEHOLDER = re.compile(r"\{\{\s*([a-zA-Z0-9_.-]+)\s*\}\}")
+TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
-def fill(text: str, values: Mapping[str, str]) -> str:
-    """Argo's substitution: every `{{name}}` replaced from `values`; an unknown name is a test failure."""
+class ArgoRefused(Exception):
+    """What Argo does with an expression it cannot evaluate for a resource template: the step errors."""
+
+
+class _Scope(dict):  # type: ignore[type-arg]
+    """`workflow.parameters['x']` as expr reads it: attribute and item access into nested maps."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self[name]
+
+
+def _nested(values: Mapping[str, str]) -> dict[str, Any]:
+    """Argo's expression environment: flat `a.b.c` names expanded into nested maps (util/expand)."""
+    root: dict[str, Any] = _Scope()
+    for key, value in values.items():
+        node = root
+        parameter = key.startswith(("workflow.parameters.", "inputs.parameters."))
+        *parents, last = key.split(".", 2) if parameter else key.split(".")
+        for part in parents:
+            node = node.setdefault(part, _Scope())
+        node[last] = value
+    return root
+
+
+def _as_int(value: str) -> int:
+    if not re.fullmatch(r"[+-]?[0-9]+", value):
+        raise ArgoRefused(f"asInt({value!r})")
+    return int(value)
+
+
+def _go_json(value: str) -> str:
+    """Go's json.Marshal of a string: UTF-8 as is, control characters, <, >, & and U+2028/9 escaped."""
+    return json.dumps(value, ensure_ascii=False).translate({ord(c): "\\u%04x" % ord(c) for c in "<>&\u2028\u2029"})
+
+
+def evaluate(expression: str, values: Mapping[str, str]) -> str:
+    """An expression tag's value as Argo's controller computes it (expr, with Argo's toJson and asInt)."""
+    # Argo reads an expression holding '?' and ':' as a ternary (util/template/expression_template.go).
+    assert not ("?" in expression and ":" in expression), f"Argo would split this at '?': {expression}"
+    env = {"toJson": _go_json, "asInt": _as_int, **_nested(values)}
+    try:
+        result = eval(expression, {"__builtins__": {}}, env)  # the expressions trainflow writes are Python too
+    except (KeyError, AttributeError, NameError) as exc:
+        raise KeyError(f"no value for {exc} in {{{{={expression}}}}}") from None
+    return str(result)
+
+
+def fill(text: str, values: Mapping[str, str], keep_unknown: bool = False) -> str:
+    """Argo's substitution: `{{name}}` replaced from `values` as plain text, `{{=expr}}` by its value.
+
+    An unknown name is a test failure, or with `keep_unknown` left for a later stage (runtime tags).
+    """
 
     def one(match: re.Match[str]) -> str:
-        if match.group(1) not in values:
-            raise KeyError(f"no value for {{{{{match.group(1)}}}}} in {text!r}")
-        return values[match.group(1)]
+        tag = match.group(1)
+        try:
+            if tag.startswith("="):
+                return evaluate(tag[1:], values)
+            if tag.strip() not in values:
+                raise KeyError(f"no value for {{{{{tag}}}}} in {text!r}")
+            return values[tag.strip()]
+        except KeyError:
+            if keep_unknown:
+                return match.group(0)
+            raise
 
-    return PLACEHOLDER.sub(one, text)
+    return TAG.sub(one, text)
 
 
 def workflow_values(workflow: Mapping[str, Any]) -> dict[str, str]:

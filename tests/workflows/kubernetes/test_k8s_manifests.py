@@ -81,7 +81,8 @@ def test_pytorchjob_is_tf_worker_workers_meeting_by_c10d_rendezvous_in_container
     assert {c["name"] for r in replicas.values() for c in r["template"]["spec"]["containers"]} == {"pytorch"}
     resource = template(workflow, "train-model-job")["resource"]
     assert (
-        resource["successCondition"] == "status.replicaStatuses.Worker.succeeded == {{workflow.parameters.tf-worker}}"
+        resource["successCondition"]
+        == "status.replicaStatuses.Worker.succeeded == {{=asInt(workflow.parameters['tf-worker'])}}"
     )
     [single] = by_kind(compiled("pytorchjob"), "PyTorchJob")
     assert single["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 1
@@ -95,7 +96,8 @@ def test_tfjob_has_tf_worker_workers_and_tf_ps_parameter_servers_in_containers_n
     assert {c["name"] for r in replicas.values() for c in r["template"]["spec"]["containers"]} == {"tensorflow"}
     resource = template(workflow, "train-model-job")["resource"]
     assert (
-        resource["successCondition"] == "status.replicaStatuses.Worker.succeeded == {{workflow.parameters.tf-worker}}"
+        resource["successCondition"]
+        == "status.replicaStatuses.Worker.succeeded == {{=asInt(workflow.parameters['tf-worker'])}}"
     )
     assert resource["failureCondition"] == "status.replicaStatuses.Worker.failed > 0"
     [no_ps] = by_kind(compiled("tfjob", **{"tf-ps": "0"}), "TFJob")

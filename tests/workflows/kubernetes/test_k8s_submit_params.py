@@ -4,26 +4,26 @@
 values under spec.arguments.parameters (an unknown name is refused), `--name` replaces metadata.name,
 then every `{{workflow.parameters.NAME}}`, `{{workflow.name}}` and `{{workflow.namespace}}` in the
 workflow, including inside resource templates' manifests, is replaced by its value as plain text, and a
-template's `{{inputs.parameters.NAME}}` by the value its caller passes (here: sample runtime values).
-Runtime-only tags (`{{tasks...}}`, `{{steps...}}`, `{{item}}`, `{{=expr}}`, `{{workflow.status}}`) stay.
+template's `{{inputs.parameters.NAME}}` by the value its caller passes (here: sample runtime values);
+an expression tag `{{=...}}` over known names is evaluated (tests/workflows/kubernetes/k8s_cluster_sim.py).
+Runtime-only tags (`{{tasks...}}`, `{{steps...}}`, `{{item}}`, `{{workflow.status}}`) stay.
 The results are validated against the official schemas and trainflow's strict checks.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.workflows.kubernetes.k8s_cluster_sim import fill
 from tests.workflows.kubernetes.test_k8s_manifests import all_schema_errors
 from trainflow.workflows import MODEL_DEPLOY, MODEL_TRAIN
 from trainflow.workflows.kubernetes import compile_pipeline, problems, to_yaml
 
 Validate = Callable[..., list[str]]
-TAG = re.compile(r"\{\{\s*([^{}=][^{}]*?)\s*\}\}")
 RUNTIME_INPUTS = {
     "dataset-path": "/var/lib/trainflow/cache/datasets/mnist",
     "train-dir": "s3://bucket/unfinished/run/",
@@ -33,8 +33,8 @@ RUNTIME_INPUTS = {
 
 
 def _fill(text: str, values: Mapping[str, str]) -> str:
-    """Argo's simple tag replacement: known names become their value, other tags are left for later."""
-    return TAG.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+    """Argo's tag replacement: known names become their value, other tags are left for later."""
+    return fill(text, values, keep_unknown=True)
 
 
 def _fill_all(obj: Any, values: Mapping[str, str]) -> Any:
@@ -61,7 +61,7 @@ def argo_submit(text: str, params: Mapping[str, str], name: str | None = None) -
     templates = []
     for template in _fill_all(workflow["spec"]["templates"], values):
         inputs = {f"inputs.parameters.{p['name']}": RUNTIME_INPUTS.get(p["name"], "x") for p in _inputs(template)}
-        templates.append(_fill_all(template, inputs))
+        templates.append(_fill_all(template, {**values, **inputs}))
     workflow["spec"] = {**_fill_all(workflow["spec"], values), "templates": templates}
     assert "{{workflow.parameters." not in yaml.safe_dump(workflow), "a parameter Argo cannot resolve"
     return workflow
@@ -173,11 +173,11 @@ def test_argo_submit_of_model_deploy_serves_another_workflow_in_another_namespac
     }
 
 
-def test_replica_counts_are_written_bare_so_argos_value_reads_as_a_number() -> None:
+def test_replica_counts_are_whole_number_expressions_and_flags_json_quoted_strings() -> None:
     text = compiled_text(MODEL_TRAIN, "tfjob")
     manifest = next(
         t["resource"]["manifest"] for t in yaml.safe_load(text)["spec"]["templates"] if t["name"] == "train-model-job"
     )
-    assert "replicas: {{workflow.parameters.tf-worker}}\n" in manifest
-    assert "replicas: {{workflow.parameters.tf-ps}}\n" in manifest
-    assert "- '{{workflow.parameters.tf-worker}}'\n" in manifest  # a flag's value stays a string
+    assert "replicas: {{=asInt(workflow.parameters['tf-worker'])}}\n" in manifest
+    assert "replicas: {{=asInt(workflow.parameters['tf-ps'])}}\n" in manifest
+    assert "- {{=toJson(workflow.parameters['tf-worker'])}}\n" in manifest  # a flag's value stays a string

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from trainflow.pipelines import Step
+from trainflow.workflows.kubernetes import manifest_values
 from trainflow.workflows.kubernetes import resources as k8s
-from trainflow.workflows.kubernetes import yamltext
 
 CLEANUP_TEMPLATE = "cleanup"
 POD_GC_DELAY = "10m"
@@ -30,7 +30,7 @@ def cleanup_templates(target: k8s.Target, job_kind: str, trainers: Sequence[Step
             "kind": kind,
             "metadata": {"name": k8s.job_name(target, step), "namespace": target.namespace},
         }
-        resource = {"action": "delete", "manifest": yamltext.dump(job), "flags": ["--ignore-not-found"]}
+        resource = {"action": "delete", "manifest": manifest_values.manifest(job), "flags": ["--ignore-not-found"]}
         deletes.append({"name": f"delete-{step.name}", "resource": resource})
         group["steps"].append([{"name": f"delete-{step.name}", "template": f"delete-{step.name}"}])
     return [group, *deletes]

@@ -29,7 +29,7 @@ from trainflow.pipelines.refs import (
 )
 from trainflow.pipelines.steps import Service, Train
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import exit_handler, kserve, node_cache, yamltext
+from trainflow.workflows.kubernetes import exit_handler, kserve, manifest_values, node_cache
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
 from trainflow.workflows.kubernetes.options import ClusterOptions, check_object_values, check_steps
@@ -195,7 +195,7 @@ def container_template(target: k8s.Target, step: Step, pipeline: Pipeline, memoi
 def _resource_template(
     name: str, obj: dict[str, Any], action: str, inputs: dict[str, Any] | None = None, owned: bool = False
 ) -> dict[str, Any]:
-    resource: dict[str, Any] = {"action": action, "manifest": yamltext.dump(obj)}
+    resource: dict[str, Any] = {"action": action, "manifest": manifest_values.manifest(obj)}
     if owned:
         resource["setOwnerReference"] = True
     template: dict[str, Any] = {"name": name, "resource": resource}

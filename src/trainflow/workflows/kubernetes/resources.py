@@ -17,6 +17,7 @@ from trainflow.pipelines import Port, Resources, Service, Step, Train
 from trainflow.pipelines.artifacts import ENV as ARTIFACTS_ENV
 from trainflow.pipelines.refs import ParamRef, refs_in, substitute
 from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.kubernetes import manifest_values
 from trainflow.workflows.kubernetes.options import SERVICE_ACCOUNT, ClusterOptions, gpu_count, quantity
 from trainflow.workflows.kubernetes.yamltext import Raw
 
@@ -30,6 +31,7 @@ TFJOB_PORT = 2222  # the port TF_CONFIG addresses use
 JOB_KINDS = ("pytorchjob", "tfjob")
 AWS_SECRET_KEYS = (("AWS_ACCESS_KEY_ID", "awsAccessKeyID"), ("AWS_SECRET_ACCESS_KEY", "awsSecretAccessKey"))
 DEFAULT_IMAGE = "ghcr.io/trainflow/trainflow:0.1.0"
+MAX_REPLICAS = 10_000  # far below Kubernetes' int32 fields, far above any training job
 DIST_BACKEND_VAR = "TRAINFLOW_DIST_BACKEND"  # nccl when the pod requests GPUs, else gloo
 
 
@@ -82,8 +84,8 @@ class Target:
     def count(self, text: str, what: str) -> int | Raw:
         """A replica count: a number, or a parameter's placeholder written bare so Argo's value reads as a number."""
         now = self.value(text)
-        if not now.isdigit() or not now.isascii():
-            raise WorkflowError(f"{what} '{now}' is not a whole number, 0 or more")
+        if not now.isdigit() or not now.isascii() or int(now) > MAX_REPLICAS:
+            raise WorkflowError(f"{what} '{now}' is not a whole number from 0 to {MAX_REPLICAS}")
         if any(isinstance(r, ParamRef) and r.name in self.params for r in refs_in(text)):
             return Raw(self.expression(text))
         return int(now)
@@ -338,7 +340,8 @@ def training_job(
 def job_conditions(target: Target, step: Train) -> tuple[str, str]:
     """Argo success and failure conditions on the job's replica counts: every Worker done, or one failed."""
     workers = target.count(str(step.workers), f"{step.name} workers")
-    return f"status.replicaStatuses.Worker.succeeded == {workers}", "status.replicaStatuses.Worker.failed > 0"
+    wanted = manifest_values.number(workers) if isinstance(workers, Raw) else workers
+    return f"status.replicaStatuses.Worker.succeeded == {wanted}", "status.replicaStatuses.Worker.failed > 0"
 
 
 def rbac(namespace: str, account: str = SERVICE_ACCOUNT) -> list[dict[str, Any]]:

@@ -11,13 +11,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import yamltext
+from trainflow.workflows.kubernetes import manifest_values, yamltext
 from trainflow.workflows.kubernetes.shapes import BY_KIND, unknown_fields
 
-DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-PLACEHOLDER = re.compile(r"\{\{\s*(workflow\.parameters\.[A-Za-z0-9_-]+|workflow\.name)\s*\}\}")
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?\Z")
+DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 ENUMS = {
     "restartPolicy": ("Always", "OnFailure", "Never", "ExitCode"),
     "cleanPodPolicy": ("All", "Running", "None"),
@@ -38,18 +37,12 @@ SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"
 
 def embedded_manifests(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The objects the workflow's resource templates create, with workflow placeholders filled in."""
-    values = {
-        f"workflow.parameters.{p['name']}": str(p.get("value", ""))
-        for p in workflow["spec"].get("arguments", {}).get("parameters", [])
-    }
-    # Argo appends five characters to a generateName: names are checked at the length they will have.
-    values["workflow.name"] = workflow["metadata"].get("name") or workflow["metadata"].get("generateName", "") + "xxxxx"
+    values = manifest_values.values_of(workflow)
     found = []
     for template in workflow["spec"]["templates"]:
         manifest = template.get("resource", {}).get("manifest")
         if manifest:
-            text = PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), manifest)
-            found.append(yamltext.load(text))
+            found.append(yamltext.load(manifest_values.fill(manifest, values.get)))
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 import yaml
@@ -24,25 +25,29 @@ def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 class Raw(str):
-    """An Argo placeholder standing for a number: written unquoted, so that once Argo fills it in it reads as one."""
-
-
-RAW_TAG = "!trainflow-raw"
-_RAW = re.compile(r"%s '([^'\n]*)'" % re.escape(RAW_TAG))
-
-
-def _raw(dumper: yaml.SafeDumper, value: Raw) -> yaml.ScalarNode:
-    return dumper.represent_scalar(RAW_TAG, str(value), style="'")
+    """Text written bare into the YAML (an Argo expression tag), which is YAML only once Argo fills it in."""
 
 
 _Dumper.add_representer(str, _string)
-_Dumper.add_representer(Raw, _raw)
 
 
 def dump(obj: Any) -> str:
-    """YAML text; a `Raw` value is left bare (`replicas: {{workflow.parameters.n}}`), which is YAML only once filled in."""
-    text = yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
-    return _RAW.sub(lambda m: m.group(1), text)
+    """YAML text; a `Raw` value is left bare (`replicas: {{=asInt(...)}}`), which is YAML only once filled in."""
+    nonce = secrets.token_hex(8)
+    bare: list[str] = []
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, Raw):
+            bare.append(str(value))
+            return f"trainflow-raw-{nonce}-{len(bare) - 1}"
+        if isinstance(value, dict):
+            return {k: mark(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mark(v) for v in value]
+        return value
+
+    text = yaml.dump(mark(obj), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+    return re.sub(rf"trainflow-raw-{nonce}-(\d+)", lambda m: bare[int(m.group(1))], text)
 
 
 def dump_all(objects: list[Any]) -> str:
