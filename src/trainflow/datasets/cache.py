@@ -51,7 +51,7 @@ from trainflow.storage import (
 from trainflow.storage.names import clash_problem, is_hidden, name_problem, shown
 
 log = logging.getLogger(__name__)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _PARALLEL_DOWNLOADS = 8
 # The manifest is rewritten at most this often during a sync: once per file made a sync of n files O(n^2).
 _SAVE_EVERY_S = 1.0

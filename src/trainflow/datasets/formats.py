@@ -15,8 +15,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 # the content (TIFF, PPM, ... and EPS, which runs Ghostscript).
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP")
 NPY_NAMES = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
-_IMAGE_FILE = re.compile(r"^(train|test)/([^/]+)/[^/]+$")
-_SIZE = re.compile(r"^(\d{1,5})(?:x(\d{1,5}))?$")
+_IMAGE_FILE = re.compile(r"^(train|test)/([^/]+)/[^/]+\Z")
+_SIZE = re.compile(r"^(\d{1,5})(?:x(\d{1,5}))?\Z")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from trainflow.datasets.formats import IMAGE_FORMATS, IMAGE_SUFFIXES, FormatOpti
 from trainflow.datasets.layout import cached_path
 
 MAX_PIXELS = 1 << 25  # 32 Mpx per image: more is a decompression bomb, not a training example
-_FILE = re.compile(r"^(train|test)/([^/]+)/[^/]+$")
+_FILE = re.compile(r"^(train|test)/([^/]+)/[^/]+\Z")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 

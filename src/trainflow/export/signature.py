@@ -44,7 +44,7 @@ DTYPES = frozenset(
         "string",
     }
 )
-_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")  # one file in the version directory, no path
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}\Z")  # one file in the version directory, no path
 
 
 class SignatureError(TrainflowError):

@@ -18,7 +18,7 @@ from trainflow.pipelines.errors import PipelineError
 from trainflow.pipelines.refs import OutputRef, ParamRef, Ref
 
 _TOKEN = re.compile(r"\s*(?:(?P<op>==|!=|<=|>=|<|>)|(?P<quoted>'[^']*')|(?P<word>[^\s=!<>']+))")
-_NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
+_NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\Z")
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
 
 

@@ -7,12 +7,15 @@ value against the type and returns its canonical text (`"1e-2"` -> `"0.01"`, `"y
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from trainflow.pipelines.errors import PipelineError
 
 TYPES = ("str", "int", "float", "bool", "choice")
+# No value needs a line break or a control character, and each is a way to end a string where it lands.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 Default = str | int | float | bool | None
 
 
@@ -45,6 +48,10 @@ class Param:
     def parse(self, raw: object) -> str:
         """`raw` checked against the type, as canonical text; a bad value raises PipelineError."""
         text = _text(raw)
+        if _CONTROL.search(text):
+            raise PipelineError(
+                f"parameter {self.name} holds a line break or control character: give it on one line ({text[:60]!r})"
+            )
         if self.type == "str":
             return text
         if self.type == "choice":

@@ -24,9 +24,9 @@ from trainflow.pipelines.refs import (
 )
 from trainflow.pipelines.steps import Call, Service, Step, Train, pairs
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_PARAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+_PARAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\Z")
+_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
 RETRY_ON = ("transient", "any")
 
 

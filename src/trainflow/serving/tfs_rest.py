@@ -25,7 +25,7 @@ from trainflow.serving.tensor_specs import image_layout
 PROTOCOL = "tfs-rest"
 _PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
-    r"(?::(?P<verb>[A-Za-z]+)|/(?P<metadata>metadata))?$"
+    r"(?::(?P<verb>[A-Za-z]+)|/(?P<metadata>metadata))?\Z"
 )
 
 

@@ -22,7 +22,7 @@ from trainflow.serving.runtime import OnnxModel
 PROTOCOL = "v2-rest"
 HEADER_LENGTH = "inference-header-content-length"
 EXTENSIONS = ["binary_tensor_data"]
-_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?:/(?P<action>ready|infer))?$")
+_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?:/(?P<action>ready|infer))?\Z")
 
 
 def server_metadata() -> dict[str, Any]:

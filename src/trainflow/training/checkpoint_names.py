@@ -7,7 +7,7 @@ import re
 from trainflow.storage import ObjectNotFound, Store
 
 CHECKPOINT_DIR = "checkpoints"
-_NAME = re.compile(r"^ckpt-(\d{9})\.pt$")
+_NAME = re.compile(r"^ckpt-(\d{9})\.pt\Z")
 
 
 def checkpoint_name(step: int) -> str:

@@ -14,11 +14,16 @@ from collections.abc import Mapping
 from trainflow.pipelines import Pipeline, PipelineError
 from trainflow.serving.errors import ServingError
 from trainflow.serving.names import check_model_name as serving_model_name
-from trainflow.storage import StorageError, canonical_url, parse_url
+from trainflow.storage import StorageError, canonical_url
 from trainflow.workflows.errors import WorkflowError
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_MODEL_FACTORY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_MODEL_FACTORY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+# A region as S3 and S3-compatible stores name them (us-east-1, eu-central-1, garage, default).
+_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_HOST = r"([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"
+_ENDPOINT_URL = re.compile(rf"https?://{_HOST}(/[A-Za-z0-9._~%/-]*)?")
+_ENDPOINT_HOST = re.compile(_HOST)
 BUILTIN_MODELS = ("cnn", "mlp")  # training's built-ins; workflows may not import training (torch)
 _URLS = ("s3-data-url", "s3-train-base-url")
 
@@ -35,7 +40,7 @@ def parse_assignments(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 
 def check_dns_label(value: str, what: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
+    if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
         raise WorkflowError(
             f"{what} '{value}' is not a DNS-1123 label: use at most 63 lowercase letters, digits or '-', "
             "starting and ending with a letter or digit"
@@ -71,16 +76,25 @@ def resolve_params(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, st
                 values[key] = canonical_url(values[key])
             except StorageError as exc:
                 raise WorkflowError(f"parameter {key}: {exc}") from None
-    if values.get("aws-endpoint-url"):
-        loc = parse_url(values["aws-endpoint-url"]) if "://" in values["aws-endpoint-url"] else None
-        if loc is None or loc.scheme not in ("http", "https"):
-            raise WorkflowError(
-                f"parameter aws-endpoint-url '{values['aws-endpoint-url']}' must be http(s)://HOST[:PORT]"
-            )
+    _check_endpoints(values)
     if values.get("s3-endpoint") and not values.get("aws-endpoint-url"):
         host = values["s3-endpoint"]
         values["aws-endpoint-url"] = host if "://" in host else f"https://{host}"
     return values
+
+
+def _check_endpoints(values: Mapping[str, str]) -> None:
+    """The object store's endpoint and region: an http(s) URL, a host (or URL) and a region name."""
+    if values.get("aws-endpoint-url") and not _ENDPOINT_URL.fullmatch(values["aws-endpoint-url"]):
+        raise WorkflowError(
+            f"parameter aws-endpoint-url '{values['aws-endpoint-url']}' must be http(s)://HOST[:PORT][/PATH]"
+        )
+    endpoint = values.get("s3-endpoint", "")
+    if endpoint and not (_ENDPOINT_URL.fullmatch(endpoint) or _ENDPOINT_HOST.fullmatch(endpoint)):
+        raise WorkflowError(f"parameter s3-endpoint '{endpoint}' must be HOST[:PORT] or http(s)://HOST[:PORT]")
+    region = values.get("aws-region", "")
+    if region and not _REGION.fullmatch(region):
+        raise WorkflowError(f"parameter aws-region '{region}' is not a region name (e.g. us-east-1)")
 
 
 def _check_builtin_meanings(values: Mapping[str, str]) -> None:
@@ -118,7 +132,7 @@ def _positive_float(key: str, raw: str) -> float:
 
 
 def _model_factory(raw: str) -> str:
-    if raw not in BUILTIN_MODELS and not _MODEL_FACTORY.match(raw):
+    if raw not in BUILTIN_MODELS and not _MODEL_FACTORY.fullmatch(raw):
         raise WorkflowError(
             f"parameter model '{raw[:100]}' is neither {' nor '.join(BUILTIN_MODELS)} nor "
             "module:attr (e.g. mypkg.models:build)"

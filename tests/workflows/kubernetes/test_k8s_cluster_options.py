@@ -129,7 +129,7 @@ def test_node_selector_tolerations_pull_secrets_and_service_account_reach_every_
         (["--node-selector", "gpu=a b"], "node selector 'gpu=a b' is not KEY=VALUE"),
         (["--image-pull-secret", "Reg_Cred"], "image pull secret 'Reg_Cred' is not a valid name"),
         (["--service-account", "ML"], "service account 'ML' is not a valid name"),
-        (["--replicas", "serve-model=0"], "replicas 'serve-model=0' must be STEP=N with N at least 1"),
+        (["--replicas", "serve-model=0"], "replicas 'serve-model=0' must be STEP=N with N from 1 to 1000"),
         (["--replicas", "download-dataset=2"], "--replicas names 'download-dataset', which is not a service step"),
         (["--cache-size", "10 GB"], "cache size '10 GB' is not a Kubernetes quantity"),
         (["--cache-storage-class", "Fast!"], "storage class 'Fast!' is not a valid name"),

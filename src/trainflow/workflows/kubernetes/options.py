@@ -23,19 +23,21 @@ CACHE_MODES = ("shared", "per-node")
 # read-only access modes cannot hold it.
 ACCESS_MODES = ("ReadWriteMany", "ReadWriteOnce")
 HOST_CACHE_PATH = "/var/lib/trainflow-cache"
+MAX_SERVICE_REPLICAS = 1_000  # a Deployment's replicas is an int32; no model server needs more
+MAX_GPUS = 64  # per process: an extended resource is an int64 quantity, no node has more
 TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS_1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
+DNS_1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 # A label key: an optional DNS subdomain prefix and '/', then a name of at most 63 characters.
-LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z")
 # A Kubernetes resource.Quantity that is not negative: 500m, 2, 1.5, 4Gi, 1e3.
-QUANTITY = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
-ABSOLUTE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+QUANTITY = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?\Z")
+ABSOLUTE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*\Z")
 # An image reference as docker parses it: [registry[:port]/]path[:tag][@digest], lowercase path components.
 IMAGE = re.compile(
     r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+:[a-f0-9]{32,})?$"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+:[a-f0-9]{32,})?\Z"
 )
 
 
@@ -88,16 +90,18 @@ def dns_label(value: str, what: str) -> str:
 
 def quantity(value: str, what: str) -> str:
     """`value` if it is a non-negative Kubernetes quantity (500m, 2, 4Gi), else one clear error."""
-    if not QUANTITY.match(value.strip()):
+    if not QUANTITY.match(value.strip(" ")):
         raise WorkflowError(f"{what} '{value}' is not a Kubernetes quantity: give e.g. 500m or 2 (cpu), 4Gi (memory)")
-    return value.strip()
+    return value.strip(" ")
 
 
 def gpu_count(value: str | int, what: str) -> int:
     """A GPU count: a whole number, 0 or more."""
-    text = str(value).strip()
-    if not text.isdigit() or not text.isascii():
-        raise WorkflowError(f"{what} '{value}' is not a GPU count: give a whole number, 0 or more (e.g. gpu=1)")
+    text = str(value).strip(" ")
+    if not text.isdigit() or not text.isascii() or int(text) > MAX_GPUS:
+        raise WorkflowError(
+            f"{what} '{value}' is not a GPU count: give a whole number from 0 to {MAX_GPUS} (e.g. gpu=1)"
+        )
     return int(text)
 
 
@@ -158,8 +162,11 @@ def service_replicas(items: Sequence[str]) -> dict[str, int]:
     found = {}
     for item in items:
         step, sep, count = item.partition("=")
-        if not sep or not DNS_1123_LABEL.match(step) or not count.isdigit() or not count.isascii() or int(count) < 1:
-            raise WorkflowError(f"replicas '{item}' must be STEP=N with N at least 1 (e.g. serve-model=3)")
+        whole = count.isdigit() and count.isascii()
+        if not sep or not DNS_1123_LABEL.match(step) or not whole or not 1 <= int(count) <= MAX_SERVICE_REPLICAS:
+            raise WorkflowError(
+                f"replicas '{item}' must be STEP=N with N from 1 to {MAX_SERVICE_REPLICAS} (e.g. serve-model=3)"
+            )
         found[step] = int(count)
     return found
 
