@@ -58,7 +58,7 @@ def test_an_artifact_prefix_holding_an_escaping_key_is_refused_and_caches_nothin
     bucket = s3_bucket.removeprefix("s3://")
     s3.put_object(Bucket=bucket, Key="wf/s/model/ok.txt", Body=b"fine")
     s3.put_object(Bucket=bucket, Key="wf/s/model/../../../../escaped.txt", Body=b"evil")
-    with pytest.raises(PipelineError, match="unsafe name"):
+    with pytest.raises(PipelineError, match="refusing object name '../../../../escaped.txt'"):
         local_path(f"{s3_bucket}/wf/s/model")
     cache = trainflow_home / "cache" / "artifacts"
     assert not any(p.name == "escaped.txt" for p in trainflow_home.rglob("*")) and not list(cache.glob("*"))
@@ -153,3 +153,29 @@ def test_two_workers_fetching_the_same_artifact_at_once_both_get_it(tmp_path: Pa
     artifacts._download(url, cache, StorageOptions.from_env())
     artifacts._download(url, cache, StorageOptions.from_env())
     assert digest(cache) == digest(model) and [p.name for p in cache.parent.iterdir()] == ["one"]
+
+
+def test_an_artifact_prefix_holding_a_key_and_a_folder_of_that_name_is_one_error_and_caches_nothing(
+    s3_bucket: str, aws_env: str, trainflow_home: Path
+) -> None:
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
+    bucket = s3_bucket.removeprefix("s3://")
+    s3.put_object(Bucket=bucket, Key="wf/s/model/x", Body=b"a file")
+    s3.put_object(Bucket=bucket, Key="wf/s/model/x/y", Body=b"a file in a folder of the same name")
+    with pytest.raises(PipelineError, match=r"cannot fetch artifact .*'x'.*'x/y'"):
+        local_path(f"{s3_bucket}/wf/s/model")
+    assert not list((trainflow_home / "cache" / "artifacts").glob("*"))
+
+
+def test_a_folder_artifact_published_to_s3_keeps_its_hidden_files_as_its_digest_does(
+    tmp_path: Path, s3_bucket: str
+) -> None:
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "weights.bin").write_bytes(b"w" * 10)
+    (model / ".cfg").write_text("lr=0.1")
+    (model / "sub" / ".hidden").write_text("inner")
+    out = publish({"model": str(model)}, ("model",), f"{s3_bucket}/wf/s")
+    copy = local_path(out["model"])
+    assert (copy / ".cfg").read_text() == "lr=0.1" and (copy / "sub" / ".hidden").read_text() == "inner"
+    assert digest(copy) == out["model-digest"] == digest(model)

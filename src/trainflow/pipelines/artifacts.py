@@ -88,7 +88,7 @@ def _replace_dir(path: Path, target: str, options: StorageOptions | None) -> Non
     """Publish a directory; into a local store by copying (a retried step replaces its earlier files)."""
     loc = parse_url(target)
     if loc.scheme != "file":
-        mirror_dir(path, target, options)
+        mirror_dir(path, target, options, hidden=True)  # the digest covers hidden files: so does the copy
         return
     dest = loc.local_path
     if dest.resolve() == path.resolve():
@@ -147,15 +147,9 @@ def _fetch(url: str, staging: Path, options: StorageOptions) -> None:
         open_store(parent, options).download(name, staging / name)
         (staging / _FILE_MARK).touch()
     except ObjectNotFound:
-        store = open_store(url, options)
-        infos = store.list()
-        if not infos:
+        # Names are checked (escaping keys, 'x' beside 'x/y') before anything is written: a StorageError.
+        if not open_store(url, options).download_into(staging):
             raise PipelineError(f"no artifact at {url}: was it deleted?") from None
-        for info in infos:
-            _check_name(info.name, url)
-            target = staging / info.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            store.download(info.name, target)
 
 
 def _check_name(name: str, url: str) -> None:

@@ -35,22 +35,30 @@ def _same(path: Path, remote: ObjectInfo | None) -> bool:
     return False
 
 
-def local_files(src: Path) -> list[tuple[str, Path]]:
-    """Regular, non-hidden files under `src`, as (relative name, path), sorted."""
+def local_files(src: Path, hidden: bool = False) -> list[tuple[str, Path]]:
+    """Regular files under `src` (hidden ones too with `hidden`), as (relative name, path), sorted."""
     if not src.is_dir():
         raise StorageError(f"no directory at {src}: give the local directory to upload")
     return sorted(
         (p.relative_to(src).as_posix(), p)
         for p in src.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(src).parts)
+        if p.is_file() and (hidden or not any(part.startswith(".") for part in p.relative_to(src).parts))
     )
 
 
 def mirror_dir(
-    src: Path, dst_url: str, options: StorageOptions | None = None, progress: ProgressCallback = _no_progress
+    src: Path,
+    dst_url: str,
+    options: StorageOptions | None = None,
+    progress: ProgressCallback = _no_progress,
+    hidden: bool = False,
 ) -> MirrorResult:
-    """Upload every file of `src` that the destination lacks or holds different; creates the bucket."""
-    files = local_files(src)
+    """Upload every file of `src` that the destination lacks or holds different; creates the bucket.
+
+    Hidden files (a `.DS_Store`) are left out of a dataset upload; an artifact, whose digest covers every
+    file, passes `hidden=True`.
+    """
+    files = local_files(src, hidden)
     store = open_store(dst_url, options)
     store.ensure_container()
     try:
