@@ -110,7 +110,10 @@ def write_outputs(path: str | None, outputs: dict[str, Any]) -> None:
         return
     from pathlib import Path
 
+    from trainflow.pipelines.keys import check_keys
     from trainflow.storage.atomic import atomic_write_bytes
+
+    check_keys("output", outputs)  # each key becomes a file name in the outputs folder
 
     # No fsync: the runner (Argo's wait container) reads them on this machine as soon as the step exits;
     # the rename alone keeps it from reading a half-written file.

@@ -64,6 +64,11 @@ def load_image_file(path: Path, shape: tuple[int, ...] = (PIXELS,), invert: bool
             picture = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.Resampling.BILINEAR)
     except UnidentifiedImageError:
         raise ClientError(f"cannot read image {path}: it is not PNG or JPEG data; convert it to PNG") from None
+    except Image.DecompressionBombError:
+        raise ClientError(
+            f"cannot read image {path}: it has more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels; "
+            f"resize it to about {width}x{height} first"
+        ) from None
     except OSError as exc:
         raise ClientError(f"cannot read image {path}: {exc}") from None
     values = np.asarray(picture, dtype=np.float32) / 255.0
