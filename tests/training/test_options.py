@@ -6,12 +6,10 @@ import math
 
 import pytest
 
-from trainflow.cli.train import LR_SCHEDULES as CLI_SCHEDULES
-from trainflow.cli.train import OPTIMIZERS as CLI_OPTIMIZERS
-from trainflow.cli.train import PRECISIONS as CLI_PRECISIONS
+from trainflow.cli.train import train_command
 from trainflow.pipelines.builtin import MODEL_TRAIN
 from trainflow.training import TrainConfig, TrainingError
-from trainflow.training.config import LR_SCHEDULES, OPTIMIZERS, PRECISIONS
+from trainflow.training.choices import LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 
 
 def config(**options: object) -> TrainConfig:
@@ -44,7 +42,8 @@ def test_unknown_training_options_are_refused_in_one_line(options: dict[str, obj
 
 
 def test_cli_and_model_train_offer_exactly_the_optimizers_schedules_and_precisions_training_knows() -> None:
-    assert (CLI_OPTIMIZERS, CLI_SCHEDULES, CLI_PRECISIONS) == (OPTIMIZERS, LR_SCHEDULES, PRECISIONS)
+    flags = {p.name: tuple(getattr(p.type, "choices", ())) for p in train_command.params}
+    assert (flags["optimizer"], flags["lr_schedule"], flags["precision"]) == (OPTIMIZERS, LR_SCHEDULES, PRECISIONS)
     params = {p.name: p.choices for p in MODEL_TRAIN.params}
     pipeline = (params["model-optimizer"], params["model-lr-schedule"], params["model-precision"])
     assert pipeline == (OPTIMIZERS, LR_SCHEDULES, PRECISIONS)

@@ -10,10 +10,7 @@ import click
 
 from trainflow.cli.options import outputs_option
 from trainflow.cli.output import console, write_outputs
-
-OPTIMIZERS = ("adam", "sgd", "adamw")  # trainflow.training.config's; the CLI imports no torch to show --help
-LR_SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("auto", "fp32", "bf16")
+from trainflow.training.choices import LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 
 if TYPE_CHECKING:
     from trainflow.training import TrainResult

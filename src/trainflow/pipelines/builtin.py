@@ -14,6 +14,7 @@ from trainflow.pipelines.pipeline import Pipeline
 from trainflow.pipelines.programs import trainflow_step
 from trainflow.pipelines.refs import HOST, output, param, port
 from trainflow.pipelines.steps import Command, Port, Probe, Service, Train
+from trainflow.training.choices import LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 
 IMAGE = "ghcr.io/trainflow/trainflow:0.1.0"
 STORAGE = ("--aws-endpoint-url", param("aws-endpoint-url"), "--aws-region", param("aws-region"))
@@ -105,20 +106,20 @@ MODEL_TRAIN = Pipeline(
         Param("model-train-steps", "200", "Global training steps.", type="int", minimum=1),
         Param("model-batch-size", "100", "Batch size per worker.", type="int", minimum=1),
         Param("model-learning-rate", "0.01", "Learning rate.", type="float", above=0),
-        Param("model-optimizer", "adam", "Optimizer.", type="choice", choices=("adam", "sgd", "adamw")),
+        Param("model-optimizer", "adam", "Optimizer.", type="choice", choices=OPTIMIZERS),
         Param(
             "model-lr-schedule",
             "constant",
             "Learning rate over the run: constant, or cosine-annealed to 0.",
             type="choice",
-            choices=("constant", "cosine"),
+            choices=LR_SCHEDULES,
         ),
         Param(
             "model-precision",
             "auto",
             "fp32, bf16 (mixed precision), or auto: bf16 on CPUs with bfloat16 instructions.",
             type="choice",
-            choices=("auto", "fp32", "bf16"),
+            choices=PRECISIONS,
         ),
         Param(
             "model-eval-every",

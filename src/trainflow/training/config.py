@@ -7,12 +7,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from trainflow.datasets import DatasetDescriptor
+from trainflow.training.choices import LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 from trainflow.training.errors import TrainingError
 from trainflow.training.model_spec import DEFAULT_HIDDEN_UNITS, DEFAULT_MODEL, ModelSpec
-
-OPTIMIZERS = ("adam", "sgd", "adamw")
-LR_SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)

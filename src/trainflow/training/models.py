@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainflow.training.choices import BUILTIN_MODEL_NAMES
 from trainflow.training.errors import TrainingError
 from trainflow.training.model_spec import DEFAULT_HIDDEN_UNITS, IMAGE_SHAPE, NUM_CLASSES, ModelSpec
 
@@ -103,7 +104,7 @@ def cnn(
     )
 
 
-BUILTIN_MODELS = {"cnn": cnn, "mlp": mlp}
+BUILTIN_MODELS = dict(zip(BUILTIN_MODEL_NAMES, (cnn, mlp), strict=True))
 
 
 def _describe(exc: BaseException) -> str:
