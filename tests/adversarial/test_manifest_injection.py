@@ -173,3 +173,34 @@ def test_fuzzed_compile_refuses_with_one_line_or_creates_exactly_the_benign_obje
     assert [shape(o) for o in created_objects(workflow, benign)] == expected
     values = {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
     assert [shape(o) for o in created_objects(workflow, lambda name, _: values.get(name, "x"))] == expected
+
+
+def _when(workflow: Mapping[str, Any], step: str) -> str:
+    [dag] = [t for t in workflow["spec"]["templates"] if t["name"] == workflow["spec"]["entrypoint"]]
+    return next(t["when"] for t in dag["dag"]["tasks"] if t["name"] == step)
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "serves"),
+    [("0.99", True), ("0.5", False), ("0.5 || true", None), ("0.5) || (1", None), ("true", None), ("1e9'", None)],
+)
+def test_a_step_output_cannot_change_what_a_condition_tests(accuracy: str, serves: bool | None) -> None:
+    """The gated example serves when evaluate.accuracy >= params.min-accuracy: an output is a value, never syntax."""
+    when = _when(compiled("gated", "pytorchjob"), "serve-model")
+    values = {
+        "tasks.evaluate.outputs.parameters.accuracy": accuracy,
+        "workflow.parameters.min-accuracy": "0.97",
+        "workflow.parameters.model-serving": "true",
+    }
+    if serves is None:  # not a number: Argo fails the condition's evaluation, the step does not run
+        with pytest.raises(ArgoRefused):
+            fill(when, values)
+    else:
+        assert fill(when, values) == str(serves).lower()
+
+
+@pytest.mark.parametrize("serving", ["true", "True ", "false", "true' || 'a", "x == x"])
+def test_a_parameter_cannot_change_what_a_condition_tests(serving: str) -> None:
+    when = _when(compiled("model-train", "pytorchjob"), "serve-model")
+    expected = "true" if serving.strip().lower() == "true" else "false"
+    assert fill(when, {"workflow.parameters.model-serving": serving}) == expected

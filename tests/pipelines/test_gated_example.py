@@ -28,7 +28,7 @@ def test_the_gated_pipeline_compiles_for_both_job_kinds(job_kind: str) -> None:
     assert all_schema_errors(workflow, schema_errors) == [] and problems(workflow) == []
     tasks: dict[str, Any] = {t["name"]: t for t in workflow["spec"]["templates"][0]["dag"]["tasks"]}
     assert (
-        "{{tasks.evaluate.outputs.parameters.accuracy}} >= {{workflow.parameters.min-accuracy}}"
+        "asFloat(tasks['evaluate'].outputs.parameters['accuracy']) >= asFloat(workflow.parameters['min-accuracy'])"
         in tasks["serve-model"]["when"]
     )
 

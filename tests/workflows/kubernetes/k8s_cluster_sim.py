@@ -44,6 +44,18 @@ def _nested(values: Mapping[str, str]) -> dict[str, Any]:
     return root
 
 
+def _as_float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ArgoRefused(f"asFloat({value!r})") from None
+
+
+class _Sprig:
+    lower = staticmethod(str.lower)
+    trim = staticmethod(str.strip)
+
+
 def _as_int(value: str) -> int:
     if not re.fullmatch(r"[+-]?[0-9]+", value):
         raise ArgoRefused(f"asInt({value!r})")
@@ -59,12 +71,14 @@ def evaluate(expression: str, values: Mapping[str, str]) -> str:
     """An expression tag's value as Argo's controller computes it (expr, with Argo's toJson and asInt)."""
     # Argo reads an expression holding '?' and ':' as a ternary (util/template/expression_template.go).
     assert not ("?" in expression and ":" in expression), f"Argo would split this at '?': {expression}"
-    env = {"toJson": _go_json, "asInt": _as_int, **_nested(values)}
+    env = {"toJson": _go_json, "asInt": _as_int, "asFloat": _as_float, "sprig": _Sprig, **_nested(values)}
+    # expr's && and || are Python's and/or; trainflow's literals escape '&' and '|', so no string holds them.
+    python = expression.replace(" && ", " and ").replace(" || ", " or ")
     try:
-        result = eval(expression, {"__builtins__": {}}, env)  # the expressions trainflow writes are Python too
+        result = eval(python, {"__builtins__": {}}, env)  # the expressions trainflow writes are Python too
     except (KeyError, AttributeError, NameError) as exc:
         raise KeyError(f"no value for {exc} in {{{{={expression}}}}}") from None
-    return str(result)
+    return str(result).lower() if isinstance(result, bool) else str(result)
 
 
 def fill(text: str, values: Mapping[str, str], keep_unknown: bool = False) -> str:

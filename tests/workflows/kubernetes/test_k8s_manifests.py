@@ -110,7 +110,7 @@ def test_model_serving_false_leaves_the_model_server_out() -> None:
     assert [d["metadata"]["name"] for d in by_kind(without, "Deployment")] == ["myjob-tensorboard"]
     served = compiled(**{"model-serving-servicetype": "NodePort"})
     task = next(t for t in template(served, "model-train")["dag"]["tasks"] if t["name"] == "serve-model")
-    assert task["when"] == "{{workflow.parameters.model-serving}} == true"
+    assert task["when"] == "{{=sprig.lower(sprig.trim(workflow.parameters['model-serving'])) == 'true'}}"
     service = next(s for s in by_kind(served, "Service") if s["metadata"]["name"] == "myjob-model-server")
     assert service["spec"]["type"] == "NodePort"
     assert [p["port"] for p in service["spec"]["ports"]] == [8501, 9000]

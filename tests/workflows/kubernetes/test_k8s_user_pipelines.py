@@ -57,7 +57,9 @@ def test_the_sweep_example_validates_for_both_job_kinds(validate: Any, form: str
     assert workflow["metadata"]["generateName"] == "sweep-"
     tasks = {t["name"]: t for t in template(workflow, "sweep")["dag"]["tasks"]}
     assert tasks["fit"]["withItems"] == ["0.05", "0.2", "0.5"]
-    assert tasks["report"]["when"] == ("{{tasks.pick.outputs.parameters.best-loss}} < {{workflow.parameters.max-loss}}")
+    assert tasks["report"]["when"] == (
+        "{{=asFloat(tasks['pick'].outputs.parameters['best-loss']) < asFloat(workflow.parameters['max-loss'])}}"
+    )
     assert tasks["pick"]["arguments"]["parameters"][0]["value"] == "{{tasks.fit.outputs.parameters.loss}}"
     job = "PyTorchJob" if job_kind == "pytorchjob" else "TFJob"
     [training] = by_kind(workflow, job)

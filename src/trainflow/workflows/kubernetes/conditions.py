@@ -7,17 +7,19 @@ from collections.abc import Mapping
 from trainflow.pipelines import Pipeline
 from trainflow.pipelines.conditions import Comparison, Condition, Operand
 from trainflow.pipelines.refs import OutputRef, ParamRef
-from trainflow.workflows.kubernetes.resources import workflow_param
+from trainflow.workflows.kubernetes import manifest_values
 
 _BOOLS = ("true", "false")
 
 
-def _text(operand: Operand) -> str:
+def _value(operand: Operand) -> str:
+    """The operand as an expr term: a reference into Argo's variables, or a quoted literal."""
     if isinstance(operand.ref, ParamRef):
-        return workflow_param(operand.ref.name)
+        return manifest_values.variable(f"workflow.parameters.{operand.ref.name}")
     if isinstance(operand.ref, OutputRef):
-        return "{{tasks.%s.outputs.parameters.%s}}" % (operand.ref.step, operand.ref.key)
-    return operand.literal
+        ref = operand.ref
+        return f"tasks[{manifest_values.literal(ref.step)}].outputs.parameters[{manifest_values.literal(ref.key)}]"
+    return manifest_values.literal(operand.literal)
 
 
 def _is_number(operand: Operand) -> bool:
@@ -30,23 +32,40 @@ def _is_number(operand: Operand) -> bool:
     return True
 
 
+def _is_bool(operand: Operand) -> bool:
+    return operand.ref is None and not operand.quoted and operand.literal in _BOOLS
+
+
+def _truth(operand: Operand) -> str:
+    if _is_bool(operand):
+        return _value(operand)
+    return f"sprig.lower(sprig.trim({_value(operand)}))"  # as the local runner reads true/false
+
+
 def _comparison(c: Comparison) -> str:
     if c.op is None or c.right is None:
-        return f"{_text(c.left)} == true"
+        return f"{_truth(c.left)} == 'true'"
     literal = c.right if c.right.ref is None else c.left if c.left.ref is None else None
     if literal is None:
         ordered = c.op not in ("==", "!=")  # two references: ordering compares numbers, equality text
     else:
-        ordered = _is_number(literal) or (not literal.quoted and literal.literal in _BOOLS)
+        ordered = _is_number(literal)
+    if _is_bool(c.left) or _is_bool(c.right):
+        return f"{_truth(c.left)} {c.op} {_truth(c.right)}"
     if ordered:
-        return f"{_text(c.left)} {c.op} {_text(c.right)}"  # numbers and booleans compare unquoted in govaluate
-    return f"'{_text(c.left)}' {c.op} '{_text(c.right)}'"
+        return f"asFloat({_value(c.left)}) {c.op} asFloat({_value(c.right)})"
+    return f"{_value(c.left)} {c.op} {_value(c.right)}"
 
 
 def argo_when(condition: Condition, pipeline: Pipeline) -> str:
-    """The condition in Argo's `when` syntax (govaluate), references as Argo placeholders."""
+    """The condition as one Argo expression tag (expr), references read as values, never spliced into the text.
+
+    A value is never part of the expression's text, so a parameter or a step output cannot change what
+    it tests (with govaluate over substituted text, an output `1 || true` would have).
+    """
     groups = [" && ".join(_comparison(c) for c in group) for group in condition.groups]
-    return groups[0] if len(groups) == 1 else " || ".join(f"({g})" for g in groups)
+    expression = groups[0] if len(groups) == 1 else " || ".join(f"({g})" for g in groups)
+    return "{{=%s}}" % expression
 
 
 def compile_time_value(condition: Condition, values: Mapping[str, str]) -> bool | None:
