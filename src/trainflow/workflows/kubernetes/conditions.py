@@ -46,10 +46,8 @@ def _comparison(c: Comparison) -> str:
     if c.op is None or c.right is None:
         return f"{_truth(c.left)} == 'true'"
     literal = c.right if c.right.ref is None else c.left if c.left.ref is None else None
-    if literal is None:
-        ordered = c.op not in ("==", "!=")  # two references: ordering compares numbers, equality text
-    else:
-        ordered = _is_number(literal)
+    # Two references: ordering compares numbers, equality text; against a literal, a number compares as one.
+    ordered = c.op not in ("==", "!=") if literal is None else _is_number(literal)
     if _is_bool(c.left) or _is_bool(c.right):
         return f"{_truth(c.left)} {c.op} {_truth(c.right)}"
     if ordered:
