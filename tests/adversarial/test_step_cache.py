@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,3 +258,25 @@ def test_a_same_size_edit_that_puts_the_old_mtime_back_is_still_seen_by_the_dige
     os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))  # as `cp -p` or a tar extract would leave it
     assert data.stat().st_mtime_ns == before.st_mtime_ns
     assert memo(data) == DigestMemo(tmp_path / "memo.db")(data) == file_sha256(data)
+
+
+def test_keying_a_function_from_a_package_outside_the_folder_runs_none_of_its_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainflow.workflows.local.cache_keys import StepKeys
+
+    outside = tmp_path / "site"
+    (outside / "outpkg").mkdir(parents=True)
+    marker = tmp_path / "imported"
+    (outside / "outpkg" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (outside / "outpkg" / "steps.py").write_text("def value() -> dict:\n    return {'v': 1}\n")
+    monkeypatch.syspath_prepend(str(outside))
+    folder = tmp_path / "project"
+    folder.mkdir()
+    step = Call(name="v", function="outpkg.steps:value", outputs=("v",))
+    keys = StepKeys(Pipeline(name="outside", params=(), steps=(step,)), {}, [str(folder)], tmp_path / "home")
+    first = keys.make(step, None, {})
+    (outside / "outpkg" / "steps.py").write_text("def value() -> dict:\n    return {'v': 2}\n")
+    again = StepKeys(Pipeline(name="outside", params=(), steps=(step,)), {}, [str(folder)], tmp_path / "home")
+    assert not marker.exists() and "outpkg" not in sys.modules
+    assert first is not None and again.make(step, None, {}) != first  # the module's code is still in the key

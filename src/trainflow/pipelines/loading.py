@@ -89,7 +89,7 @@ def _check_functions(pipeline: Pipeline) -> None:
         if not function:
             continue
         module, _, name = function.partition(":")
-        spec = _find_module(module)
+        spec = find_module_spec(module)
         if spec is None:
             raise PipelineError(
                 f"step {step.name}: cannot import module '{module}' of {function}: put it next to the "
@@ -103,7 +103,7 @@ def _check_functions(pipeline: Pipeline) -> None:
             raise PipelineError(f"step {step.name}: module {module} ({spec.origin}) defines no function '{name}'")
 
 
-def _find_module(name: str) -> importlib.machinery.ModuleSpec | None:
+def find_module_spec(name: str) -> importlib.machinery.ModuleSpec | None:
     """Where module `name` is, asking the import system's finders without importing anything.
 
     `importlib.util.find_spec` would import (run) each parent package's `__init__.py` first.

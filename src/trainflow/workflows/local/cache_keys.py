@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from trainflow import __version__
 from trainflow.pipelines import Pipeline, Step
 from trainflow.pipelines.artifacts import DIGEST_SUFFIX
 from trainflow.pipelines.digests import DigestMemo, tree_digest, walk_files
+from trainflow.pipelines.loading import find_module_spec
 from trainflow.pipelines.refs import ItemRef, OutputRef, ParamRef, Ref, substitute
 from trainflow.storage import StorageError, parse_url
 from trainflow.workflows.commands import as_text
@@ -186,10 +186,7 @@ class StepKeys:
 
     def _module_code(self, module: str) -> str:
         """A function's module found outside the pipeline's folder: its file, and the modules beside it in a package."""
-        try:
-            spec = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            return ""
+        spec = find_module_spec(module)  # without importing: no package's __init__ runs at submit
         if spec is None or not spec.origin or not Path(spec.origin).is_file():
             return ""
         origin = Path(spec.origin)
