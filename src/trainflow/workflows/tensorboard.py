@@ -42,10 +42,15 @@ class LogMirror:
                 self.refused.add(obj.name)
                 continue
             dest = self.local / obj.name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.part")
-            self.store.download(obj.name, tmp)
-            tmp.replace(dest)
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dest.with_name(f".{dest.name}.part")
+                self.store.download(obj.name, tmp)
+                tmp.replace(dest)
+            except OSError as exc:  # 'x' beside 'x/y': one of them cannot be a file here
+                log.warning("not mirroring %r from %s: %s", obj.name, self.store.url, exc.strerror or exc)
+                self.refused.add(obj.name)
+                continue
             self.seen[obj.name] = obj.version_tag
             fetched += 1
         return fetched
