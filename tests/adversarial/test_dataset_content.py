@@ -7,9 +7,7 @@ naming an array twice: each is one line naming the file, and nothing of the data
 from __future__ import annotations
 
 import io
-import os
 import subprocess
-import sys
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.commands import trainflow
 from tests.datasets.sample_data import breast_cancer, digits, write_arrays_npy, write_table
 from trainflow.datasets import DataFormatError, DatasetCache, write_idx
 
@@ -25,17 +24,6 @@ from trainflow.datasets import DataFormatError, DatasetCache, write_idx
 @pytest.fixture
 def cache(trainflow_home: Path) -> DatasetCache:
     return DatasetCache(trainflow_home / "cache" / "datasets")
-
-
-def trainflow(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trainflow", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=120,
-        check=False,
-    )
 
 
 def one_error_line(out: subprocess.CompletedProcess[str]) -> str:
