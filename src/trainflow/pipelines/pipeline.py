@@ -22,6 +22,7 @@ from trainflow.pipelines.refs import (
     refs_in,
     unknown_placeholders,
 )
+from trainflow.pipelines.roles import check_roles
 from trainflow.pipelines.steps import Call, Service, Step, Train, pairs
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
@@ -185,7 +186,8 @@ def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None
     for dep in step.depends:
         if dep not in steps:
             raise PipelineError(f"depends on '{dep}', which is not a step: its steps are {', '.join(steps)}")
-    for text in [*step.command, str(getattr(step, "workers", ""))]:
+    declared = [str(getattr(step, "train_dir", "")), str(getattr(step, "model_name", ""))]
+    for text in [*step.command, str(getattr(step, "workers", "")), *declared]:
         bad = unknown_placeholders(text)
         if bad:
             raise PipelineError(
@@ -197,8 +199,9 @@ def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None
         refs.append(step.for_each)
     elif step.for_each is not None:
         check_item_count(len(step.for_each), "for_each")
-    for ref in refs:
+    for ref in [*refs, *(r for text in declared for r in refs_in(text))]:
         _check_ref(ref, step, steps, params)
+    check_roles(step)
     if step.retries < 0 or step.backoff < 0 or (step.timeout is not None and step.timeout <= 0):
         raise PipelineError("retries and backoff must be at least 0, and a timeout more than 0 seconds")
     if step.retry_on not in RETRY_ON:

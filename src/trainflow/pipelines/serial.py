@@ -19,10 +19,14 @@ from trainflow.pipelines.limits import check_step_count
 from trainflow.pipelines.params import Param
 from trainflow.pipelines.pipeline import Pipeline
 from trainflow.pipelines.refs import PLACEHOLDER, ParamRef
-from trainflow.pipelines.steps import KINDS, Port, Probe, Resources, Service, Step
+from trainflow.pipelines.steps import KINDS, Port, Probe, Resources, Step
 
 SCHEMA_PATH = Path(__file__).with_name("pipeline.schema.json")
-_PAIRS = ("inputs", "urls")
+_PAIRS = ("inputs", "urls", "kinds")
+_ONLY = {  # fields one kind of step has, refused on the others with a line naming the kind
+    "service": ("ports", "probe", "urls", "ready_timeout", "liveness", "service_type", "serves", "model_name"),
+    "train": ("train_dir",),
+}
 
 
 def to_dict(pipeline: Pipeline) -> dict[str, Any]:
@@ -102,10 +106,10 @@ def _step(data: dict[str, Any]) -> Step:
     for key in ("argv",):
         if key in fields:
             fields[key] = tuple(_text(a) for a in fields[key])
-    if cls is not Service:
-        for key in ("ports", "probe", "urls", "ready_timeout", "liveness", "service_type"):
-            if key in fields:
-                raise PipelineError(f"step {data['name']}: '{key}' belongs to a service step (kind: service)")
+    for kind, keys in _ONLY.items():
+        for key in keys:
+            if cls.kind != kind and key in fields:
+                raise PipelineError(f"step {data['name']}: '{key}' belongs to a {kind} step (kind: {kind})")
     try:
         return cls(**fields)
     except TypeError as exc:

@@ -115,6 +115,8 @@ class Step(ABC):
     image: the container image on Kubernetes (text or `param(...)`; default: trainflow's own image).
     kube_name: the name of the Kubernetes objects a training job or service creates, `{workflow}` standing
       for the run's name (default: `{workflow}-STEP`).
+    kinds: what some outputs are, where the CLI or the dashboard needs to know (see `trainflow.pipelines.roles`):
+      {"path": "dataset"} (a synced dataset folder), {"version": "model-version"}, {"loss": "metric"}.
     """
 
     kind: ClassVar[str] = ""
@@ -135,8 +137,10 @@ class Step(ABC):
     locations: tuple[str, ...] = ()
     image: str | ParamRef | None = None
     kube_name: str | None = None
+    kinds: Pairs = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "kinds", _inputs(self.kinds))
         object.__setattr__(self, "depends", tuple(self.depends))
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "artifacts", tuple(self.artifacts))
@@ -242,6 +246,9 @@ class Train(Step):
     with `inputs` as keyword arguments; rank 0's returned dict becomes the outputs) or `argv` (a trainer
     command that starts its own workers, as the built-in `trainflow step train-model` does).
     ps: parameter-server replicas a TFJob gets (they do not train; kept for the Kubeflow example).
+    train_dir: where it leaves checkpoints, `logs/` (TensorBoard events) and `metrics.json` (the final metrics),
+      text or a reference such as `output("paths", "train-dir")`: the dashboard's curves, `compare` and
+      `list -o wide` read it. Progress it reports with `report_progress` is shown for any training step.
     On Kubernetes later steps cannot read a training step's outputs: pass results through storage.
     """
 
@@ -251,11 +258,13 @@ class Train(Step):
     function: str | None = None
     inputs: Pairs = ()
     argv: Sequence[Arg] = ()
+    train_dir: Arg = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "inputs", _inputs(self.inputs))
         object.__setattr__(self, "argv", _args(self.argv))
+        object.__setattr__(self, "train_dir", str(self.train_dir))
         object.__setattr__(self, "workers", str(self.workers))
         object.__setattr__(self, "ps", str(self.ps))
 
@@ -288,6 +297,10 @@ class Service(Step):
     ready_timeout: seconds it may take to become ready before the step fails.
     liveness: a probe Kubernetes uses to restart a stuck server.
     service_type: the Kubernetes Service type (ClusterIP, NodePort, LoadBalancer), text or `param(...)`.
+    serves: what it serves, for `trainflow predict --workflow`, `trainflow tensorboard`, the dashboard and the
+      cluster's labels: "model" (its REST port is its port of protocol http, its gRPC port the one of protocol
+      grpc) or "tensorboard" (its http port); None for anything else.
+    model_name: the name a model server serves its model under (text or `param(...)`), with serves="model".
     """
 
     kind: ClassVar[str] = "service"
@@ -298,11 +311,14 @@ class Service(Step):
     ready_timeout: float = 180.0
     liveness: Probe | None = None
     service_type: str | ParamRef = "ClusterIP"
+    serves: str | None = None
+    model_name: Arg = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "argv", _args(self.argv))
         object.__setattr__(self, "service_type", str(self.service_type))
+        object.__setattr__(self, "model_name", str(self.model_name))
         object.__setattr__(self, "ports", tuple(self.ports))
         object.__setattr__(self, "urls", _inputs(self.urls))
 
