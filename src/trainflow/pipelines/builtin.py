@@ -17,14 +17,16 @@ from trainflow.pipelines.steps import Command, Port, Probe, Service, Train
 from trainflow.training.choices import LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 
 IMAGE = "ghcr.io/trainflow/trainflow:0.1.0"
+# The mirror TensorFlow's MNIST tutorials download from (the original host no longer serves it).
+MNIST_MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 STORAGE = ("--aws-endpoint-url", param("aws-endpoint-url"), "--aws-region", param("aws-region"))
 
 COMMON_PARAMS = (
-    Param("namespace", "default", "Kubernetes namespace of the workflow and its jobs."),
-    Param("tf-model-image", IMAGE, "Image every step runs in (Kubernetes)."),
-    Param("tf-serving-image", IMAGE, "Image of the model server (Kubernetes)."),
-    Param("tf-tensorboard-image", IMAGE, "Image of TensorBoard (Kubernetes)."),
-    Param("model-name", "mnist", "Name the model is served under."),
+    Param("namespace", "default", "Kubernetes namespace of the workflow and its jobs.", type="dns-label"),
+    Param("tf-model-image", IMAGE, "Image every step runs in (Kubernetes).", type="image"),
+    Param("tf-serving-image", IMAGE, "Image of the model server (Kubernetes).", type="image"),
+    Param("tf-tensorboard-image", IMAGE, "Image of TensorBoard (Kubernetes).", type="image"),
+    Param("model-name", "mnist", "Name the model is served under.", type="model-name"),
     Param(
         "model-serving-servicetype",
         "ClusterIP",
@@ -36,11 +38,24 @@ COMMON_PARAMS = (
         "s3-train-base-url",
         "",
         "Where runs keep checkpoints, logs and exported models (default: $TRAINFLOW_HOME/store/models).",
+        type="url",
+        local_store="models",
     ),
-    Param("aws-endpoint-url", "", "S3 endpoint (default: AWS_ENDPOINT_URL)."),
-    Param("s3-endpoint", "", "S3 endpoint as host:port (the example's S3_ENDPOINT)."),
-    Param("aws-region", "", "S3 region (default: AWS_REGION)."),
-    Param("aws-secret", "aws-creds", "Kubernetes Secret with keys awsAccessKeyID / awsSecretAccessKey."),
+    Param(
+        "aws-endpoint-url",
+        "",
+        "S3 endpoint (default: s3-endpoint, else AWS_ENDPOINT_URL).",
+        type="endpoint",
+        fallback=param("s3-endpoint"),
+    ),
+    Param("s3-endpoint", "", "S3 endpoint as host:port (the example's S3_ENDPOINT).", type="host"),
+    Param("aws-region", "", "S3 region (default: AWS_REGION).", type="region"),
+    Param(
+        "aws-secret",
+        "aws-creds",
+        "Kubernetes Secret with keys awsAccessKeyID / awsSecretAccessKey.",
+        type="secret-name",
+    ),
 )
 
 
@@ -136,6 +151,8 @@ MODEL_TRAIN = Pipeline(
             "s3-data-url",
             "",
             "Where the dataset is: s3://, http(s)://, file:// or a path (default: the public MNIST mirror).",
+            type="url",
+            fallback=MNIST_MIRROR,
         ),
         Param(
             "data-format",
@@ -147,7 +164,10 @@ MODEL_TRAIN = Pipeline(
         Param("data-label-column", "", "CSV/Parquet: the label column (default: label, target, class or y)."),
         Param("data-image-size", "", "Image folders: resize every image to N or HxW (default: the most common size)."),
         Param(
-            "model", "cnn", "Model: cnn, mlp (the example's), or module:attr of a factory returning a torch.nn.Module."
+            "model",
+            "cnn",
+            "Model: cnn, mlp (the example's), or module:attr of a factory returning a torch.nn.Module.",
+            type="model-factory",
         ),
     ),
     steps=(

@@ -1,7 +1,9 @@
-"""Typed pipeline parameters: str, int, float, bool or choice, with defaults, checked before anything runs.
+"""Typed pipeline parameters, with defaults, checked before anything runs.
 
 Values travel as strings (what `-p NAME=VALUE` gives and what Argo passes); `Param.parse` checks a
 value against the type and returns its canonical text (`"1e-2"` -> `"0.01"`, `"yes"` -> `"true"`).
+Types are plain (str, int, float, bool, choice) or say what the value means (url, dns-label,
+model-name, ...: see `param_types`), so every backend checks a pipeline's values by its declarations.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from trainflow.pipelines.errors import PipelineError
+from trainflow.pipelines.param_types import MEANINGS, check_meaning, filled_from
+from trainflow.pipelines.refs import PLACEHOLDER, ParamRef
 
-TYPES = ("str", "int", "float", "bool", "choice")
+PLAIN_TYPES = ("str", "int", "float", "bool", "choice")
+TYPES = (*PLAIN_TYPES, *MEANINGS)
+_LOCAL_STORE = re.compile(r"[a-z0-9][a-z0-9-]*")
 # No value needs a line break or a control character, and each is a way to end a string where it lands.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 Default = str | int | float | bool | None
@@ -26,10 +32,18 @@ class Param:
     name: what `-p NAME=VALUE` and `param(NAME)` use.
     default: the value when none is given; None makes the parameter required.
     help: one line shown by `trainflow pipeline show`.
-    type: "str", "int", "float" (finite), "bool" (true/false/yes/no/1/0) or "choice" (one of `choices`).
+    type: "str", "int", "float" (finite), "bool" (true/false/yes/no/1/0), "choice" (one of `choices`), or a
+      meaning: "url" (a path, file://, s3:// or http(s)://; paths made absolute), "dns-label" (a Kubernetes
+      name), "secret-name", "model-name" (what a model server takes), "model-factory" (cnn, mlp or
+      module:attr), "image", "region", "endpoint" (an http(s) URL) or "host" (HOST[:PORT] or a URL).
+      An empty value of a meaning is "not given" where the default is empty too.
     minimum: the smallest value an int or float may take.
     above: a bound a float must exceed (a learning rate: above=0).
     cache_key: False for a parameter that only names the run (a job name): it never makes a step re-run.
+    fallback: what an empty value becomes: a literal (a default URL) or `param(OTHER)`, another
+      parameter's value (an endpoint URL given as the example's S3_ENDPOINT host).
+    local_store: left empty, a run on this machine uses this folder of its own object store
+      (`$TRAINFLOW_HOME/store/<local_store>`); a cluster has no such store.
     """
 
     name: str
@@ -40,6 +54,11 @@ class Param:
     minimum: float | None = None
     above: float | None = None
     cache_key: bool = True
+    fallback: str | ParamRef = ""
+    local_store: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fallback", str(self.fallback))
 
     @property
     def required(self) -> bool:
@@ -54,6 +73,8 @@ class Param:
             )
         if self.type == "str":
             return text
+        if self.type in MEANINGS:
+            return "" if text == "" and self.default == "" else check_meaning(self.type, self.name, text)
         if self.type == "choice":
             if text not in self.choices:
                 raise PipelineError(f"parameter {self.name} must be one of {', '.join(self.choices)}, not '{text}'")
@@ -95,6 +116,8 @@ def check_param(p: Param) -> None:
         raise PipelineError(f"parameter {p.name} has type '{p.type}': use one of {', '.join(TYPES)}")
     if p.type == "choice" and not p.choices:
         raise PipelineError(f"parameter {p.name} is a choice without choices: give choices=(...)")
+    if p.local_store and not _LOCAL_STORE.fullmatch(p.local_store):
+        raise PipelineError(f"parameter {p.name}: local_store '{p.local_store}' must be a folder name (e.g. models)")
     if p.default is not None and not (p.type == "str" and p.default == ""):
         try:
             p.parse(p.default)
@@ -114,4 +137,18 @@ def resolve_values(params: tuple[Param, ...], given: Mapping[str, object], pipel
         if raw is None:
             raise PipelineError(f"{pipeline} needs -p {p.name}=VALUE ({p.help or p.type})")
         values[p.name] = p.parse(raw)
+    for p in params:
+        if p.fallback and values[p.name] == "":
+            values[p.name] = p.parse(filled_from(p.type, _fallback_value(p, values)))
     return values
+
+
+def fallback_param(p: Param) -> str | None:
+    """The parameter `p` falls back to, when its fallback is `param(NAME)`; None for a literal or no fallback."""
+    match = PLACEHOLDER.fullmatch(str(p.fallback))
+    return match["param"] if match and match["param"] else None
+
+
+def _fallback_value(p: Param, values: Mapping[str, str]) -> str:
+    other = fallback_param(p)
+    return str(p.fallback) if other is None else values[other]

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from trainflow.pipelines.conditions import parse_condition
 from trainflow.pipelines.errors import PipelineError
+from trainflow.pipelines.k8s_names import DNS_1123_LABEL
 from trainflow.pipelines.limits import check_item_count, check_step_count
-from trainflow.pipelines.params import Param, check_param, resolve_values
+from trainflow.pipelines.params import Param, check_param, fallback_param, resolve_values
 from trainflow.pipelines.programs import check_program
 from trainflow.pipelines.refs import (
     HostRef,
@@ -25,7 +26,6 @@ from trainflow.pipelines.refs import (
 from trainflow.pipelines.roles import check_roles
 from trainflow.pipelines.steps import Call, Service, Step, Train, pairs
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 _PARAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 _FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
 RETRY_ON = ("transient", "any")
@@ -116,7 +116,7 @@ class Pipeline:
 
     def validate(self) -> Pipeline:
         """Check names, references, conditions and the DAG; returns self, or raises PipelineError."""
-        if not _DNS_LABEL.match(self.name) or len(self.name) > 52:
+        if not DNS_1123_LABEL.fullmatch(self.name) or len(self.name) > 52:
             raise PipelineError(f"pipeline name '{self.name}': use at most 52 lowercase letters, digits or '-'")
         names = [p.name for p in self.params]
         for p in self.params:
@@ -124,6 +124,7 @@ class Pipeline:
                 raise PipelineError(f"parameter name '{p.name}': use letters, digits, '-' or '_'")
             check_param(p)
         _no_duplicates(names, "parameter")
+        _check_fallbacks(self.params)
         for field, value in (("name_param", self.name_param), ("inherit_from", self.inherit_from)):
             if value is not None and value not in names:
                 raise PipelineError(f"{field} '{value}' is not a parameter of {self.name}")
@@ -166,6 +167,21 @@ def _check_artifacts_url(text: str, params: set[str]) -> None:
         )
 
 
+def _check_fallbacks(params: tuple[Param, ...]) -> None:
+    """A fallback is a literal or another declared parameter that has no fallback itself."""
+    by_name = {p.name: p for p in params}
+    for p in params:
+        other = fallback_param(p)
+        if other is None and "{{" in str(p.fallback):
+            raise PipelineError(
+                f"parameter {p.name}: fallback '{p.fallback}' may only be a value or {{{{params.NAME}}}}"
+            )
+        if other is not None and (other not in by_name or other == p.name or by_name[other].fallback):
+            raise PipelineError(
+                f"parameter {p.name} falls back to '{other}': name another parameter of the pipeline without a fallback"
+            )
+
+
 def _no_duplicates(names: list[str], what: str) -> None:
     seen = {n for n in names if names.count(n) > 1}
     if seen:
@@ -173,7 +189,7 @@ def _no_duplicates(names: list[str], what: str) -> None:
 
 
 def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None:
-    if not _DNS_LABEL.match(step.name) or len(step.name) > 40:
+    if not DNS_1123_LABEL.fullmatch(step.name) or len(step.name) > 40:
         raise PipelineError("name: use at most 40 lowercase letters, digits or '-' (a DNS label)")
     function = getattr(step, "function", None)
     if (function is not None or isinstance(step, Call)) and not (
@@ -206,7 +222,7 @@ def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None
         raise PipelineError("retries and backoff must be at least 0, and a timeout more than 0 seconds")
     if step.retry_on not in RETRY_ON:
         raise PipelineError(f"retry_on '{step.retry_on}': use 'transient' or 'any'")
-    if step.kube_name is not None and not _DNS_LABEL.match(step.kube_name.replace("{workflow}", "w")):
+    if step.kube_name is not None and not DNS_1123_LABEL.fullmatch(step.kube_name.replace("{workflow}", "w")):
         raise PipelineError(f"kube_name '{step.kube_name}': use lowercase letters, digits, '-' and {{workflow}}")
     if isinstance(step, Service):
         _check_service(step)

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainflow.pipelines import Pipeline, Resources, Service
+from trainflow.pipelines import Pipeline, PipelineError, Resources, Service
+from trainflow.pipelines.k8s_names import LABEL_RULE, SUBDOMAIN_RULE, is_dns_label, is_dns_subdomain
+from trainflow.pipelines.param_types import check_meaning
 from trainflow.pipelines.refs import ParamRef
 from trainflow.workflows.errors import WorkflowError
 
@@ -26,19 +28,12 @@ HOST_CACHE_PATH = "/var/lib/trainflow-cache"
 MAX_SERVICE_REPLICAS = 1_000  # a Deployment's replicas is an int32; no model server needs more
 MAX_GPUS = 64  # per process: an extended resource is an int64 quantity, no node has more
 TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
-DNS_1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 # A label key: an optional DNS subdomain prefix and '/', then a name of at most 63 characters.
 LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z")
 # A Kubernetes resource.Quantity that is not negative: 500m, 2, 1.5, 4Gi, 1e3.
 QUANTITY = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?\Z")
 ABSOLUTE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*\Z")
-# An image reference as docker parses it: [registry[:port]/]path[:tag][@digest], lowercase path components.
-IMAGE = re.compile(
-    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+:[a-f0-9]{32,})?\Z"
-)
 
 
 @dataclass(frozen=True)
@@ -80,11 +75,8 @@ class ClusterOptions:
 
 def dns_label(value: str, what: str) -> str:
     """`value` if it is a DNS-1123 label (what Kubernetes requires of most names), else one clear error."""
-    if not DNS_1123_LABEL.match(value):
-        raise WorkflowError(
-            f"{what} '{value}' is not a valid name: at most 63 lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit"
-        )
+    if not is_dns_label(value):
+        raise WorkflowError(f"{what} '{value}' is not a valid name: {LABEL_RULE}")
     return value
 
 
@@ -141,7 +133,7 @@ def step_resources(items: Sequence[str]) -> dict[str, Resources]:
     found = {}
     for item in items:
         step, sep, spec = item.partition(":")
-        if not sep or not DNS_1123_LABEL.match(step):
+        if not sep or not is_dns_label(step):
             raise WorkflowError(f"resources '{item}' must be STEP:cpu=..,memory=..,gpu=.. (e.g. train-model:gpu=1)")
         fields: dict[str, str] = {}
         for part in spec.split(","):
@@ -163,7 +155,7 @@ def service_replicas(items: Sequence[str]) -> dict[str, int]:
     for item in items:
         step, sep, count = item.partition("=")
         whole = count.isdigit() and count.isascii()
-        if not sep or not DNS_1123_LABEL.match(step) or not whole or not 1 <= int(count) <= MAX_SERVICE_REPLICAS:
+        if not sep or not is_dns_label(step) or not whole or not 1 <= int(count) <= MAX_SERVICE_REPLICAS:
             raise WorkflowError(
                 f"replicas '{item}' must be STEP=N with N from 1 to {MAX_SERVICE_REPLICAS} (e.g. serve-model=3)"
             )
@@ -173,11 +165,8 @@ def service_replicas(items: Sequence[str]) -> dict[str, int]:
 
 def subdomain(value: str, what: str) -> str:
     """`value` if it is a DNS-1123 subdomain (Secret and ServiceAccount names), else one clear error."""
-    if not DNS_1123_SUBDOMAIN.match(value):
-        raise WorkflowError(
-            f"{what} '{value}' is not a valid name: lowercase letters, digits, '-' and '.', "
-            "starting and ending with a letter or digit"
-        )
+    if not is_dns_subdomain(value):
+        raise WorkflowError(f"{what} '{value}' is not a valid name: {SUBDOMAIN_RULE}")
     return value
 
 
@@ -226,7 +215,7 @@ def cache_volume(
 
 def _label_key(key: str) -> bool:
     prefix, slash, name = key.rpartition("/")
-    return bool(LABEL_NAME.match(name)) and (not slash or bool(DNS_1123_SUBDOMAIN.match(prefix)))
+    return bool(LABEL_NAME.match(name)) and (not slash or is_dns_subdomain(prefix))
 
 
 def check_steps(pipeline: Pipeline, options: ClusterOptions) -> None:
@@ -248,13 +237,10 @@ def check_steps(pipeline: Pipeline, options: ClusterOptions) -> None:
 
 
 def check_object_values(pipeline: Pipeline, values: Mapping[str, str]) -> None:
-    """Parameters that end up as object fields: images a pod can pull, a Secret name Kubernetes accepts."""
+    """Parameters that name a step's image must hold an image reference a pod can pull, whatever their type."""
     images = {s.image.name for s in pipeline.steps if isinstance(s.image, ParamRef)}
     for name in sorted(images):
-        if not IMAGE.match(values.get(name, "")):
-            raise WorkflowError(
-                f"parameter {name} '{values.get(name, '')}' is not an image reference: give e.g. "
-                "registry.example.com/ml/trainflow:0.1.0"
-            )
-    if values.get("aws-secret"):
-        subdomain(values["aws-secret"], "parameter aws-secret")
+        try:
+            check_meaning("image", name, values.get(name, ""))
+        except PipelineError as exc:
+            raise WorkflowError(exc.message) from None

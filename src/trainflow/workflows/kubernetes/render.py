@@ -44,11 +44,7 @@ SERVICE_READY_SECONDS = 900
 
 def complete_values(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
     """Validated parameters with the defaults a cluster run needs filled in."""
-    from trainflow.datasets import DEFAULT_MNIST_URL
-
     values = resolve_params(pipeline, given)
-    if "s3-data-url" in values and not values["s3-data-url"]:
-        values["s3-data-url"] = DEFAULT_MNIST_URL
     if "namespace" not in values:
         values["namespace"] = given.get("namespace", "default")
     check_object_values(pipeline, values)
@@ -405,7 +401,8 @@ def workflow(
     name = workflow_name(pipeline, values)
     declared = frozenset(p.name for p in pipeline.params)
     _check_artifacts_url(pipeline, values)
-    target = k8s.Target(name_expression(pipeline), values, declared, options, str(pipeline.artifacts_url))
+    secret = next((p.name for p in pipeline.params if p.type == "secret-name"), "")
+    target = k8s.Target(name_expression(pipeline), values, declared, options, str(pipeline.artifacts_url), secret)
     try:
         all_templates = templates(pipeline, target, job_kind, memoize)
     except PipelineError as exc:

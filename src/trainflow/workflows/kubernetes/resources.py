@@ -31,6 +31,7 @@ TFJOB_PORT = 2222  # the port TF_CONFIG addresses use
 JOB_KINDS = ("pytorchjob", "tfjob")
 AWS_SECRET_KEYS = (("AWS_ACCESS_KEY_ID", "awsAccessKeyID"), ("AWS_SECRET_ACCESS_KEY", "awsSecretAccessKey"))
 DEFAULT_IMAGE = "ghcr.io/trainflow/trainflow:0.1.0"
+DEFAULT_SECRET = "aws-creds"  # what `trainflow doctor` checks and the README creates
 MAX_REPLICAS = 10_000  # far below Kubernetes' int32 fields, far above any training job
 DIST_BACKEND_VAR = "TRAINFLOW_DIST_BACKEND"  # nccl when the pod requests GPUs, else gloo
 
@@ -53,6 +54,7 @@ class Target:
     params: frozenset[str] = frozenset()
     options: ClusterOptions = field(default_factory=ClusterOptions)
     artifacts_url: str = ""  # the pipeline's artifacts_url, its parameters still references
+    secret_param: str = ""  # the pipeline's secret-name parameter: the Secret holding the S3 credentials
 
     def setting(self, name: str, default: str) -> str:
         """A declared parameter's placeholder (set at submit time), else its value or `default`."""
@@ -66,7 +68,7 @@ class Target:
 
     @property
     def secret(self) -> str:
-        return self.setting("aws-secret", "aws-creds")
+        return self.setting(self.secret_param, DEFAULT_SECRET)
 
     def image(self, step: Step) -> str:
         if isinstance(step.image, ParamRef):

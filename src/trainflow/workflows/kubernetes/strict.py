@@ -10,12 +10,13 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from trainflow.pipelines.k8s_names import DNS_1123_LABEL_ANY_LENGTH
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import manifest_values, yamltext
 from trainflow.workflows.kubernetes.shapes import BY_KIND, unknown_fields
 
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?\Z")
-DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+DNS_1123 = DNS_1123_LABEL_ANY_LENGTH  # _check_name bounds the length
 PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 ENUMS = {
     "restartPolicy": ("Always", "OnFailure", "Never", "ExitCode"),
@@ -107,7 +108,7 @@ def _enum_problems(obj: Mapping[str, Any]) -> list[str]:
 def _check_name(value: Any, pattern: re.Pattern[str], what: str, path: str, limit: int = 63) -> list[str]:
     if not isinstance(value, str) or "{{" in value:
         return []
-    if len(value) > limit or not pattern.match(value):
+    if len(value) > limit or not pattern.fullmatch(value):
         start = "a letter" if pattern is DNS_1035 else "a letter or digit"
         return [
             f"{path}: '{value}' is not a valid {what} (at most {limit} characters: lowercase letters, digits "

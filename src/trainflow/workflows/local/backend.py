@@ -32,7 +32,7 @@ from trainflow.workflows.local import plan, processes
 from trainflow.workflows.local.executor import load_pipeline
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
-from trainflow.workflows.params import inherited_values, resolve_params
+from trainflow.workflows.params import inherited_values, local_store_values, resolve_params
 from trainflow.workflows.state import StateStore, already_exists, now
 
 _ACTIVE = (PENDING, RUNNING)
@@ -95,13 +95,7 @@ class LocalBackend:
         """Fill the local defaults that depend on this machine or on another workflow."""
         if pipeline.inherit_from and values.get(pipeline.inherit_from):
             values = inherited_values(pipeline, values, given, self.get(values[pipeline.inherit_from]).params)
-        if "s3-data-url" in values and not values["s3-data-url"]:
-            from trainflow.datasets import DEFAULT_MNIST_URL  # numpy and the cache: only when it is needed
-
-            values["s3-data-url"] = DEFAULT_MNIST_URL
-        if "s3-train-base-url" in values and not values["s3-train-base-url"]:
-            values["s3-train-base-url"] = str(self.layout.default_store)
-        return values
+        return local_store_values(pipeline, values, str(self.layout.store_root))
 
     @contextmanager
     def _runner_lock(self, name: str, busy: WorkflowError) -> Iterator[RunnerLock]:

@@ -37,9 +37,9 @@ class Layout:
         return self.workflow_dir(workflow) / f"{step}.progress.jsonl"
 
     @property
-    def default_store(self) -> Path:
-        """The local object store used when no s3-train-base-url is given."""
-        return self.home / "store" / "models"
+    def store_root(self) -> Path:
+        """This machine's object store: a parameter declaring `local_store` left empty gets a folder of it."""
+        return self.home / "store"
 
     @property
     def default_artifacts(self) -> Path:
