@@ -22,7 +22,15 @@ from trainflow.pipelines.digests import PREFIX, HashFile, file_sha256, tree_dige
 from trainflow.pipelines.errors import PipelineError
 from trainflow.pipelines.keys import check_keys
 from trainflow.settings import trainflow_home
-from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, mirror_dir, open_store, parse_url
+from trainflow.storage import (
+    ObjectNotFound,
+    StorageError,
+    StorageOptions,
+    join_url,
+    local_path_of,
+    mirror_dir,
+    open_store,
+)
 from trainflow.storage.names import name_problem, shown
 
 ENV = "TRAINFLOW_ARTIFACTS_URL"  # where this step instance publishes: <artifacts_url>/<workflow>/<step>
@@ -47,9 +55,14 @@ def publish(
     published = dict(outputs)
     for key in keys:
         value = outputs.get(key)
-        if not isinstance(value, str) or not value or "://" in value:
+        if not isinstance(value, str) or not value:
             continue
-        path = Path(value)
+        try:
+            path = local_path_of(value)
+        except StorageError:
+            path = Path(value)  # refused below as a path that does not exist
+        if path is None:  # a URL of a remote store: published already
+            continue
         if not path.exists():
             raise PipelineError(f"artifact {key}={value!r} does not exist: return the path of a file or directory")
         if path.is_symlink():
@@ -86,11 +99,10 @@ def _refuse_links(key: str, folder: Path) -> None:
 
 def _replace_dir(path: Path, target: str, options: StorageOptions | None) -> None:
     """Publish a directory; into a local store by copying (a retried step replaces its earlier files)."""
-    loc = parse_url(target)
-    if loc.scheme != "file":
+    dest = local_path_of(target)
+    if dest is None:
         mirror_dir(path, target, options, hidden=True)  # the digest covers hidden files: so does the copy
         return
-    dest = loc.local_path
     if dest.resolve() == path.resolve():
         return
     staging = dest.with_name(f".{dest.name}.partial")
@@ -103,13 +115,13 @@ def _replace_dir(path: Path, target: str, options: StorageOptions | None) -> Non
 def local_path(url: str, options: StorageOptions | None = None) -> Path:
     """A local path holding the artifact at `url` (a file or a directory), downloading it once if remote."""
     try:
-        loc = parse_url(url)
+        here = local_path_of(url)
     except StorageError as exc:
         raise PipelineError(f"artifact reference {url!r}: {exc.message}") from None
-    if loc.scheme == "file":
-        if not loc.local_path.exists():
+    if here is not None:
+        if not here.exists():
             raise PipelineError(f"artifact {url} does not exist (deleted, or published on another machine)")
-        return loc.local_path
+        return here
     cache = trainflow_home() / "cache" / "artifacts" / hashlib.sha256(url.encode()).hexdigest()[:32]
     if not cache.exists():
         _download(url, cache, options or StorageOptions.from_env())

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from trainflow.storage.errors import ObjectExists, ObjectNotFound, SourceUnreachable, StorageError
     from trainflow.storage.mirror import MirrorResult, mirror_dir
     from trainflow.storage.registry import open_store
-    from trainflow.storage.urls import canonical_url, is_local, join_url, parse_url
+    from trainflow.storage.urls import canonical_url, is_local, is_shared, join_url, local_path_of, parse_url
 
 _MODULES = {
     "MirrorResult": ".mirror",
@@ -29,7 +29,9 @@ _MODULES = {
     "atomic_write_bytes": ".atomic",
     "canonical_url": ".urls",
     "is_local": ".urls",
+    "is_shared": ".urls",
     "join_url": ".urls",
+    "local_path_of": ".urls",
     "mirror_dir": ".mirror",
     "open_store": ".registry",
     "parse_url": ".urls",
@@ -48,7 +50,9 @@ __all__ = [
     "atomic_write_bytes",
     "canonical_url",
     "is_local",
+    "is_shared",
     "join_url",
+    "local_path_of",
     "mirror_dir",
     "open_store",
     "parse_url",

@@ -65,6 +65,23 @@ def is_local(url: str) -> bool:
     return parse_url(url).scheme == "file"
 
 
+def local_path_of(url: str | os.PathLike[str]) -> Path | None:
+    """The file or folder on this machine that `url` names (a path or file://); None for a remote store.
+
+    Raises StorageError for text that is not a URL trainflow takes.
+    """
+    loc = parse_url(url)
+    return loc.local_path if loc.scheme == "file" else None
+
+
+def is_shared(url: str | os.PathLike[str]) -> bool:
+    """True for a store every machine reads and writes alike (s3://); not a path, file:// or read-only http(s)://."""
+    try:
+        return parse_url(url).scheme == "s3"
+    except StorageError:
+        return False
+
+
 def canonical_url(url: str | os.PathLike[str]) -> str:
     """The URL as state should record it: local paths made absolute, others unchanged."""
     loc = parse_url(url)

@@ -28,6 +28,7 @@ from trainflow.pipelines.refs import (
     substitute,
 )
 from trainflow.pipelines.steps import Service, Train
+from trainflow.storage import is_shared
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import exit_handler, kserve, manifest_values, node_cache
 from trainflow.workflows.kubernetes import resources as k8s
@@ -380,7 +381,7 @@ def _check_artifacts_url(pipeline: Pipeline, values: Mapping[str, str]) -> None:
     if not publishing:
         return
     url = substitute(str(pipeline.artifacts_url), lambda ref: values.get(getattr(ref, "name", ""), ""))
-    if not url.startswith("s3://"):
+    if not is_shared(url):
         raise WorkflowError(
             f"step {publishing[0]} publishes artifacts, and on Kubernetes pods share no disk: give {pipeline.name} "
             f"an artifacts_url of s3://BUCKET/PREFIX (now {url or 'unset'}), e.g. Pipeline(artifacts_url=param(...))"

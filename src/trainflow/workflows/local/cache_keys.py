@@ -42,7 +42,7 @@ from trainflow.pipelines.artifacts import DIGEST_SUFFIX
 from trainflow.pipelines.digests import DigestMemo, tree_digest, walk_files
 from trainflow.pipelines.loading import find_module_spec
 from trainflow.pipelines.refs import ItemRef, OutputRef, ParamRef, Ref, substitute
-from trainflow.storage import StorageError, parse_url
+from trainflow.storage import StorageError, local_path_of
 from trainflow.workflows.commands import as_text
 from trainflow.workflows.errors import WorkflowError
 
@@ -237,10 +237,10 @@ def _path_candidates(arg: str) -> list[str]:
     for text in found:
         if "://" in text:
             try:
-                loc = parse_url(text)
+                here = local_path_of(text)
             except StorageError:
                 continue
-            text = str(loc.local_path) if loc.scheme == "file" else ""
+            text = str(here) if here is not None else ""
         if text and len(text) < _LONGEST_PATH and "\0" not in text and "\n" not in text:
             result.append(text)
     return result

@@ -19,7 +19,7 @@ from trainflow.pipelines import Pipeline, Step
 from trainflow.pipelines.artifacts import DIGEST_PREFIX, DIGEST_SUFFIX, digest
 from trainflow.pipelines.digests import HashFile, file_sha256
 from trainflow.pipelines.refs import ParamRef, substitute
-from trainflow.storage import StorageError, canonical_url, parse_url
+from trainflow.storage import StorageError, canonical_url, local_path_of
 from trainflow.workflows.commands import as_text
 from trainflow.workflows.errors import WorkflowError
 
@@ -77,10 +77,9 @@ def _local_path(value: object) -> Path | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        loc = parse_url(value)
+        return local_path_of(value)
     except StorageError:
         return None
-    return Path(loc.local_path) if loc.scheme == "file" else None
 
 
 def artifacts_unchanged(step: Step, outputs: Mapping[str, Any], hash_file: HashFile = file_sha256) -> bool:
