@@ -358,18 +358,6 @@ class _Sync:
         return FileEntry(size, digest, obj.version_tag, obj.etag, obj.mtime, time.time(), dest.stat().st_mtime_ns)
 
 
-def unpacked_path(directory: Path, name: str) -> Path:
-    """Where the decompressed copy of cached `name` lives, keyed by content so it is never stale."""
-    manifest = load_manifest(directory)
-    entry = manifest.files.get(name) if manifest else None
-    if entry:
-        key = entry.sha256[:16]
-    else:  # a plain folder of IDX files, not a cache entry
-        st = (directory / name).stat()
-        key = f"{st.st_size}-{st.st_mtime_ns}"
-    return directory / UNPACKED_DIR / f"{key}-{Path(name).stem}"
-
-
 def _prune_unpacked(directory: Path, manifest: Manifest) -> None:
     """Drop decompressed copies of files that are no longer (or no longer so) in the cache."""
     unpacked = cached_path(directory, UNPACKED_DIR)

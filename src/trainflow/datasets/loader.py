@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from trainflow.datasets.cache import unpacked_path
 from trainflow.datasets.descriptor import DatasetDescriptor, read_descriptor
 from trainflow.datasets.errors import DatasetError
 from trainflow.datasets.idx import open_idx, unpack
 from trainflow.datasets.layout import cached_path, checked_directory
+from trainflow.datasets.manifest import unpacked_path
 from trainflow.datasets.mnist import Split
 
 

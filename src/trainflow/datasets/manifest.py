@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from trainflow.datasets.errors import DatasetError
-from trainflow.datasets.layout import MANIFEST_NAME, cached_path, object_problem
+from trainflow.datasets.layout import MANIFEST_NAME, UNPACKED_DIR, cached_path, object_problem
 from trainflow.storage import atomic_write_bytes
 from trainflow.storage.names import clash_problem, shown
 
@@ -139,3 +139,15 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def unpacked_path(directory: Path, name: str) -> Path:
+    """Where the decompressed copy of cached `name` lives, keyed by content so it is never stale."""
+    manifest = load_manifest(directory)
+    entry = manifest.files.get(name) if manifest else None
+    if entry:
+        key = entry.sha256[:16]
+    else:  # a plain folder of IDX files, not a cache entry
+        st = (directory / name).stat()
+        key = f"{st.st_size}-{st.st_mtime_ns}"
+    return directory / UNPACKED_DIR / f"{key}-{Path(name).stem}"

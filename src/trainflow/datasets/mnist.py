@@ -1,4 +1,4 @@
-"""MNIST as four IDX files: where the public copy lives, and how to load a split from the cache."""
+"""MNIST as four IDX files (the public mirror's layout) and how to load a split from the cache."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trainflow.datasets.cache import unpacked_path
 from trainflow.datasets.errors import DatasetError
 from trainflow.datasets.idx import open_idx, unpack, write_idx
-
-# The mirror TensorFlow's MNIST tutorials download from (the original host no longer serves it).
-DEFAULT_MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
+from trainflow.datasets.manifest import unpacked_path
 
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
