@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
@@ -69,13 +68,6 @@ def train_function_step(
 
 
 def _published(result: dict[str, Any], artifacts: tuple[str, ...]) -> dict[str, Any]:
-    """The outputs with their artifacts published where the runner says (left local when it says nothing)."""
-    if not artifacts:
-        return result
-    from trainflow.pipelines.artifacts import ENV, publish
+    from trainflow.pipelines.artifacts import publish_where_told
 
-    base = os.environ.get(ENV)
-    if not base:
-        return result
-
-    return publish(result, artifacts, base)
+    return publish_where_told(result, artifacts)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 from rich.markup import escape
@@ -327,7 +326,7 @@ LOCAL_COPY_HINT = (
     "--file",
     "files",
     multiple=True,
-    help="Only these files (default: all of them; the four MNIST files for an http(s) source). Repeatable.",
+    help="Only these files (default: all of them; the four MNIST files for a source that cannot be listed). Repeatable.",
 )
 @format_option
 @label_column_option
@@ -347,35 +346,14 @@ def download_dataset_step(
     outputs: str | None,
 ) -> None:
     """Pipeline step: sync --s3-data-url into the node's dataset cache and describe it."""
-    name = default_name(s3_data_url) if dataset_name is None else dataset_name
-    if not files and urlsplit(s3_data_url).scheme in ("http", "https"):
-        files = ALL_FILES  # an http(s) source cannot be listed: the MNIST mirror's files
+    from trainflow.datasets.download import download_dataset, step_outputs
+
     options = format_options(data_format, label_column, image_size)
     try:
-        result = sync(s3_data_url, name, files, aws_endpoint_url, aws_region, options=options)
+        with _progress() as progress:
+            cache = dataset_cache(aws_endpoint_url, aws_region)
+            result = download_dataset(cache, s3_data_url, dataset_name, files, ProgressObserver(progress), options)
     except SourceUnreachable as exc:  # offline, most often: say how to train on a copy already here
         raise SourceUnreachable(f"{exc.message}; {LOCAL_COPY_HINT}") from None
     console.print(_summary(result), markup=False)
-    write_outputs(
-        outputs,
-        {
-            "dataset-name": result.name,
-            "dataset-path": str(result.path),
-            "dataset-path-digest": _content_digest(result.path),
-            "bytes-downloaded": result.bytes_downloaded,
-            "offline": result.offline,
-            "dataset-format": result.descriptor.format if result.descriptor else "",
-        },
-    )
-
-
-def _content_digest(directory: Path) -> str:
-    """The cached dataset's identity: its files' names and checksums from the manifest (not its timestamps)."""
-    import hashlib
-    import json
-
-    from trainflow.datasets.manifest import load_manifest
-
-    manifest = load_manifest(directory)
-    files = {name: entry.sha256 for name, entry in sorted(manifest.files.items())} if manifest else {}
-    return "manifest-sha256:" + hashlib.sha256(json.dumps(files).encode()).hexdigest()
+    write_outputs(outputs, step_outputs(result))

@@ -27,23 +27,13 @@ def export_model_step(
     outputs: str | None,
 ) -> None:
     """Pipeline step: the latest checkpoint as an ONNX model version (the one train-model exported, when intact)."""
-    from trainflow.export.reuse import reusable_version
+    from trainflow.export.steps import export_latest, export_outputs
 
-    options = StorageOptions.from_env(aws_endpoint_url, aws_region)
-    result = reusable_version(train_dir, export_base, model, hidden_units, options)
-    if result is not None:
+    result, reused = export_latest(
+        train_dir, export_base, model, hidden_units, StorageOptions.from_env(aws_endpoint_url, aws_region)
+    )
+    if reused:
         console.print(f"version {result.version} is the export of step {result.global_step} -> {result.url}")
     else:
-        from trainflow.export import export_model  # imports torch: only when there is something to export
-
-        result = export_model(train_dir, export_base, model, hidden_units, options)
         console.print(f"exported step {result.global_step} as version {result.version} -> {result.url}")
-    write_outputs(
-        outputs,
-        {
-            "model-version": result.version,
-            "model-url": result.url,
-            "global-step": result.global_step,
-            "export-base": export_base,
-        },
-    )
+    write_outputs(outputs, export_outputs(result, export_base))

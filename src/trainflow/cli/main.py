@@ -14,7 +14,7 @@ import click
 from trainflow import __version__
 from trainflow.cli.errors import TrainflowGroup
 from trainflow.cli.output import setup_logging
-from trainflow.pipelines.programs import STEP_PROGRAMS
+from trainflow.cli.step_programs import STEP_COMMANDS
 
 COMMANDS = {
     "data": "trainflow.cli.data:data",
@@ -72,7 +72,7 @@ def cli(log_level: str) -> None:
     setup_logging(log_level)
 
 
-@cli.group(cls=LazyGroup, lazy=STEP_PROGRAMS)
+@cli.group(cls=LazyGroup, lazy=STEP_COMMANDS)
 def step() -> None:
     """Run one pipeline step (what the local runner and the Argo workflow execute)."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -12,10 +11,8 @@ import click
 
 from trainflow.cli.options import outputs_option
 from trainflow.cli.output import console, write_outputs
-from trainflow.serving.errors import ServingError
 from trainflow.serving.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
-from trainflow.serving.model_config import read_model_config
-from trainflow.serving.repository import check_base_path
+from trainflow.serving.launch import served_outputs, server_config
 from trainflow.serving.server import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
@@ -108,29 +105,15 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _config(base_url: str, aws_endpoint_url: str | None, aws_region: str | None, **flags: Any) -> ServerConfig:
-    return ServerConfig(base_url=base_url, storage=StorageOptions.from_env(aws_endpoint_url, aws_region), **flags)
-
-
 def _run(config: ServerConfig, outputs: str | None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
     def ready(server: Any) -> None:
-        version = server.repository.latest_version()
         served = ", ".join(f"'{r.name}' version {r.latest_version()}" for r in server.repositories)
         console.print(f"Serving model {served}: REST {server.rest_url}, gRPC {server.grpc_address}")
-        write_outputs(
-            outputs,
-            {
-                "rest-url": server.rest_url,
-                "grpc-address": server.grpc_address,
-                "model-name": config.model_name,
-                "model-version": version,
-                "pid": os.getpid(),
-            },
-        )
+        write_outputs(outputs, served_outputs(server, config))
 
     serve_until_stopped(config, stop, ready)
 
@@ -157,19 +140,8 @@ def serve_command(
     **flags: Any,
 ) -> None:
     """Serve models (the newest versions) over TF Serving REST/gRPC and KServe V2 REST/gRPC until stopped."""
-    if (model_base_path is None) == (model_config_file is None):
-        raise ServingError("give --model-base-path (one model) or --model-config-file (several), not both or neither")
-    if model_config_file is not None:
-        models = tuple(read_model_config(model_config_file))
-        config = _config("", aws_endpoint_url, aws_region, **{**flags, "model_name": models[0].name, "models": models})
-        bases = [m.base_path for m in models]
-    else:
-        config = _config(model_base_path or "", aws_endpoint_url, aws_region, **flags)
-        bases = [config.base_url]
-    if not wait_for_model:
-        for base in bases:
-            check_base_path(base, config.storage)
-    _run(config, None)
+    storage = StorageOptions.from_env(aws_endpoint_url, aws_region)
+    _run(server_config(model_base_path, model_config_file, storage, wait_for_model, **flags), None)
 
 
 @click.command("serve-model")
@@ -180,4 +152,5 @@ def serve_model_step(
     export_base: str, aws_endpoint_url: str | None, aws_region: str | None, outputs: str | None, **flags: Any
 ) -> None:
     """Pipeline step (service): serve the exported model until stopped."""
-    _run(_config(export_base, aws_endpoint_url, aws_region, **flags), outputs)
+    storage = StorageOptions.from_env(aws_endpoint_url, aws_region)
+    _run(ServerConfig(base_url=export_base, storage=storage, **flags), outputs)

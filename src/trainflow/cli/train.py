@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -101,10 +100,8 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def run_training(workers: int, **options: Any) -> TrainResult:
-    from trainflow.training import TrainConfig, train  # torch loads only for the commands that need it
-
-    result = train(TrainConfig(**options), workers=workers)
+def report_training(result: TrainResult) -> None:
+    """One line: what the run reached, or why this process did not train."""
     if not result.trained:
         console.print(f"not training: {result.cluster.reason}")  # type: ignore[union-attr]
     elif result.metrics is not None:
@@ -115,35 +112,15 @@ def run_training(workers: int, **options: Any) -> TrainResult:
         )
     else:
         console.print(f"node {result.cluster.node_rank} finished; rank 0 writes {result.metrics_url}")  # type: ignore[union-attr]
-    return result
 
 
 @click.command("train")
 @train_options
 def train_command(workers: int, **options: Any) -> None:
     """Train data-parallel: --workers local processes, or this pod's part of a TFJob/PyTorchJob."""
-    run_training(workers, **options)
+    from trainflow.training import TrainConfig, train  # torch loads only for the commands that need it
 
-
-def export_after_training(export_base: str, options: dict[str, Any]) -> None:
-    """Export the newest checkpoint in this process, which has torch loaded already; export-model then reuses it.
-
-    A failure here fails nothing: export-model exports again and reports it as its own.
-    """
-    from trainflow.export import ExportError, export_model
-    from trainflow.storage import StorageOptions
-
-    storage = StorageOptions.from_env(options["aws_endpoint_url"], options["aws_region"])
-    start = time.perf_counter()
-    try:
-        result = export_model(options["train_dir"], export_base, options["model"], options["hidden_units"], storage)
-    except ExportError as exc:
-        console.print(f"not exported after training ({exc}): export-model exports it")
-        return
-    console.print(
-        f"exported step {result.global_step} as version {result.version} in {time.perf_counter() - start:.2f} s "
-        f"-> {result.url}"
-    )
+    report_training(train(TrainConfig(**options), workers=workers))
 
 
 @click.command("train-model")
@@ -156,19 +133,16 @@ def export_after_training(export_base: str, options: dict[str, Any]) -> None:
 @outputs_option
 def train_model_step(workers: int, export_base: str | None, outputs: str | None, **options: Any) -> None:
     """Pipeline step: train the model; outputs accuracy, global-step and metrics-url."""
-    result = run_training(workers, **options)
-    if not result.trained or result.cluster.node_rank != 0:  # type: ignore[union-attr]
-        return  # the node hosting rank 0 reports; on a cluster the others share its outputs directory
-    if export_base and result.ran_rank_0:  # one export per run: from the node whose rank 0 saved the checkpoint
-        export_after_training(export_base, options)
-    metrics = result.metrics or {}
-    write_outputs(
-        outputs,
-        {
-            "trained": result.trained,
-            "accuracy": metrics.get("accuracy"),
-            "global-step": metrics.get("global_step"),
-            "metrics-url": result.metrics_url,
-            "train-dir": options["train_dir"],
-        },
-    )
+    from trainflow.export.steps import train_and_export
+
+    step = train_and_export(workers, export_base, **options)
+    report_training(step.training)
+    if step.export is not None and step.export.result is not None:
+        done = step.export.result
+        console.print(
+            f"exported step {done.global_step} as version {done.version} in {step.export.seconds:.2f} s -> {done.url}"
+        )
+    elif step.export is not None:
+        console.print(f"not exported after training ({step.export.failure}): export-model exports it")
+    if step.outputs is not None:
+        write_outputs(outputs, step.outputs)

@@ -85,6 +85,14 @@ def publish(
     return published
 
 
+def publish_where_told(outputs: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """`outputs` with the artifacts `keys` published under $TRAINFLOW_ARTIFACTS_URL; left local where it is unset."""
+    base = os.environ.get(ENV)
+    if not keys or not base:
+        return dict(outputs)
+    return publish(outputs, keys, base)
+
+
 def _refuse_links(key: str, folder: Path) -> None:
     """A link inside would copy what it points to (outside the folder, perhaps) and its digest would differ."""
     for root, dirs, files in os.walk(folder):

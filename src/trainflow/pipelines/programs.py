@@ -1,7 +1,8 @@
-"""The `trainflow step ...` programs a step can run: one table, read by the spec's checks and by the CLI.
+"""The `trainflow step ...` programs a step can run, by name: what the spec's checks accept.
 
 A step's argv names a program (`trainflow step train-model ...`); the CLI's `trainflow step` group
-is built from this table, so a pipeline cannot name a program the CLI does not have.
+gives each of these names a command (a test holds the two equal), so a pipeline cannot name a
+program the CLI does not have.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ if TYPE_CHECKING:  # every `trainflow` command reads the table below: it must no
 
 STEP = ("trainflow", "step")
 
-# program name -> the click command that runs it (module:attribute, imported only when it runs)
-STEP_PROGRAMS: dict[str, str] = {
-    "download-dataset": "trainflow.cli.data:download_dataset_step",
-    "get-workflow-info": "trainflow.cli.steps:get_workflow_info_step",
-    "tensorboard": "trainflow.cli.steps:tensorboard_step",
-    "train-model": "trainflow.cli.train:train_model_step",
-    "export-model": "trainflow.cli.export:export_model_step",
-    "serve-model": "trainflow.cli.serve:serve_model_step",
-    "call": "trainflow.cli.call:call_step",
-    "train-function": "trainflow.cli.call:train_function_step",
-}
+# What `trainflow step NAME` runs; the CLI maps each name to its command (trainflow.cli.step_programs).
+STEP_PROGRAMS = (
+    "download-dataset",
+    "get-workflow-info",
+    "tensorboard",
+    "train-model",
+    "export-model",
+    "serve-model",
+    "call",
+    "train-function",
+)
 
 
 def trainflow_step(program: str, *args: Arg) -> tuple[Arg, ...]:

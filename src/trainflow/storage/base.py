@@ -149,6 +149,11 @@ class Store(ABC):
         """Create what must exist before writing (a bucket, a directory)."""
 
     @property
+    def listable(self) -> bool:
+        """False for a store that cannot list its objects (http(s)): callers must name the files they want."""
+        return True
+
+    @property
     def local_root(self) -> Path | None:
         """The directory holding the objects when they are plain files on this machine, else None.
 

@@ -56,6 +56,10 @@ class HttpStore(Store):
             raise StorageError(f"{url} answered HTTP {response.status}: check the URL")
         return response
 
+    @property
+    def listable(self) -> bool:
+        return False
+
     def list(self, names: Sequence[str] | None = None) -> list[ObjectInfo]:
         if names is None:
             raise StorageError(f"cannot list {self.url}: an http(s) source needs the file names of the dataset")

@@ -99,3 +99,14 @@ def launch_tensorboard(logdir: Path, port: int, host: str) -> str:
         notes = notes.replace(program._DATA_SERVER_ADVISORY_MESSAGE, "")
     sys.stderr.write(notes)  # anything else it said (a data server that did not start) stays in the log
     return str(url)
+
+
+def start_tensorboard(
+    logdir: str, port: int, host: str, cache: Path, options: StorageOptions, stop: threading.Event, refresh: float
+) -> str:
+    """TensorBoard on `logdir` (a remote one mirrored into `cache` every `refresh` seconds until `stop`); its URL."""
+    local, mirror = local_logdir(logdir, cache, options)
+    if mirror is not None:
+        mirror.sync_once()
+        threading.Thread(target=mirror.run, args=(stop, refresh), daemon=True).start()
+    return launch_tensorboard(local, port, host)

@@ -1,4 +1,4 @@
-"""The pipeline steps that belong to the workflow layer: `get-workflow-info` and `tensorboard`."""
+"""The step programs of the workflow layer, `get-workflow-info` and `tensorboard`: parse, call, print."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from trainflow.cli.output import console, write_outputs
 from trainflow.settings import trainflow_home
 from trainflow.storage import StorageOptions
 from trainflow.workflows.info import run_paths
-from trainflow.workflows.tensorboard import launch_tensorboard, local_logdir
+from trainflow.workflows.tensorboard import start_tensorboard
 
 
 @click.command("get-workflow-info")
@@ -48,12 +48,9 @@ def tensorboard_step(
 ) -> None:
     """Pipeline step (service): TensorBoard on the run's logs, until stopped."""
     options = StorageOptions.from_env(aws_endpoint_url, aws_region)
-    local, mirror = local_logdir(logdir, trainflow_home() / "cache" / "tensorboard", options)
     stop = threading.Event()
-    if mirror is not None:
-        mirror.sync_once()
-        threading.Thread(target=mirror.run, args=(stop, refresh_seconds), daemon=True).start()
-    url = launch_tensorboard(local, port, host)
+    cache = trainflow_home() / "cache" / "tensorboard"
+    url = start_tensorboard(logdir, port, host, cache, options, stop, refresh_seconds)
     console.print(f"TensorBoard {url} on {logdir}")
     write_outputs(outputs, {"url": url, "logdir": logdir})
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
