@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trainflow.workflows import MODEL_DEPLOY, MODEL_TRAIN, WorkflowError, parse_assignments, resolve_params
-from trainflow.workflows.commands import step_command
+from trainflow.workflows.local.commands import step_command
 
 
 def test_model_train_has_the_examples_six_steps_in_order() -> None:

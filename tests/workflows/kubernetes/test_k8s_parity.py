@@ -8,10 +8,10 @@ import pytest
 
 from tests.workflows.kubernetes.k8s_cluster_sim import fill, workflow_values
 from trainflow.workflows import MODEL_DEPLOY, MODEL_TRAIN, Pipeline
-from trainflow.workflows.commands import step_command
 from trainflow.workflows.kubernetes import compile_pipeline
 from trainflow.workflows.kubernetes.render import OUTPUTS_DIR
 from trainflow.workflows.kubernetes.yamltext import load
+from trainflow.workflows.local.commands import step_command
 
 # What earlier steps wrote: the runner feeds these to later steps (Argo through task output parameters).
 OUTPUTS = {

@@ -16,8 +16,8 @@ from tests.workflows.kubernetes.test_k8s_manifests import (
 from tests.workflows.kubernetes.test_k8s_parity import argvs_in_workflow
 from trainflow.pipelines.loading import load_pipeline
 from trainflow.workflows import WorkflowError
-from trainflow.workflows.commands import step_command
 from trainflow.workflows.kubernetes import compile_pipeline, problems
+from trainflow.workflows.local.commands import step_command
 from trainflow.workflows.local.plan import items
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "sweep"

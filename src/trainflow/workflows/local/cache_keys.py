@@ -43,8 +43,8 @@ from trainflow.pipelines.digests import DigestMemo, tree_digest, walk_files
 from trainflow.pipelines.loading import find_module_spec
 from trainflow.pipelines.refs import ItemRef, OutputRef, ParamRef, Ref, substitute
 from trainflow.storage import StorageError, local_path_of
-from trainflow.workflows.commands import as_text
 from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.local.commands import as_text
 
 log = logging.getLogger(__name__)
 SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv"})

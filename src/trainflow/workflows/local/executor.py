@@ -37,10 +37,10 @@ from trainflow.workflows.backend import (
     SKIPPED,
     SUCCEEDED,
 )
-from trainflow.workflows.commands import as_text, step_command
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.local import plan, processes
 from trainflow.workflows.local.cache_keys import StepKey, StepKeys
+from trainflow.workflows.local.commands import as_text, step_command
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.local.services import Readiness, choose_ports

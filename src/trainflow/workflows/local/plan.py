@@ -20,8 +20,8 @@ from trainflow.pipelines.artifacts import DIGEST_PREFIX, DIGEST_SUFFIX, digest
 from trainflow.pipelines.digests import HashFile, file_sha256
 from trainflow.pipelines.refs import ParamRef, substitute
 from trainflow.storage import StorageError, canonical_url, local_path_of
-from trainflow.workflows.commands import as_text
 from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.local.commands import as_text
 
 
 def items(step: Step, values: Mapping[str, str]) -> list[str] | None:

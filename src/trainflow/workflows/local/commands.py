@@ -1,4 +1,4 @@
-"""The argv of a pipeline step, resolved: the one thing both backends must agree on."""
+"""The argv of a pipeline step, resolved as the local runner runs it (the Kubernetes compiler must agree: see the parity tests)."""
 
 from __future__ import annotations
 
