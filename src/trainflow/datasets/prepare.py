@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainflow.datasets.array_files import open_array
 from trainflow.datasets.arrays import ROLES, Built, build_idx, build_npy, build_npz
 from trainflow.datasets.checks import (
     channels_first,
@@ -123,8 +124,6 @@ def _prune(directory: Path, keep: str | None) -> None:
 
 def _opened(directory: Path, ref: str | Path) -> np.ndarray:
     """A built array, memory-mapped; DataFormatError naming the source file when it is not a readable array."""
-    from trainflow.datasets.loader import open_array
-
     if isinstance(ref, Path):
         return np.load(ref, mmap_mode="r")
     try:

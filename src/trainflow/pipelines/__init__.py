@@ -18,7 +18,7 @@ Per step: `depends`, `when`, `retries`/`backoff`, `timeout`, `resources`, `for_e
     )
 
 `trainflow submit hello.py -p n=5 --wait` runs it; `trainflow pipeline show hello.py` draws it; the
-same spec as YAML is described by `trainflow.pipelines.schema.SCHEMA_PATH`. The built-in
+same spec as YAML is described by `trainflow.pipelines.serial.SCHEMA_PATH` (pipeline.schema.json). The built-in
 `model-train` and `model-deploy` are written with this API in `trainflow.pipelines.builtin`.
 """
 

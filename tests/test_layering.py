@@ -1,0 +1,194 @@
+"""The package's shape holds: layers import downwards, no import cycles, no built-in names or scheme tests where they do not belong.
+
+Imports are read with `ast` from the source, so a test sees what an import graph sees. Imports
+inside functions (how trainflow loads heavy modules lazily) count too: a lazy import is still a
+dependency, and a cycle through one only waits for the first call to bite (datasets had
+cache -> prepare -> loader -> cache that way). Imports under `if TYPE_CHECKING:` never run and do not count.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import trainflow
+from trainflow.pipelines.builtin import PIPELINES
+
+SRC = Path(trainflow.__file__).parent
+# DESIGN.md's order, highest first: a layer may import the layers after it, never one before it.
+LAYERS = (
+    ("cli", "ui"),
+    ("workflows",),
+    ("pipelines",),
+    ("serving", "client"),
+    ("export",),
+    ("training",),
+    ("datasets",),
+    ("storage",),
+)
+# Modules beside the layers that every layer may use (they import no layer).
+BASE = {"lazy_names", "settings", "progress", "errors", "cores", "__init__", "__main__"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in SRC.rglob("*.py") if "protos" not in p.parts}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(path: Path, module: str) -> Iterator[str]:
+    """The trainflow modules `module` imports, inside functions too."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+    def visit(node: ast.AST) -> Iterator[str]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                yield from (name for stmt in child.orelse for name in visit(stmt))
+                continue
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                yield from _targets(child, package)
+            yield from visit(child)
+
+    yield from visit(ast.parse(path.read_text()))
+
+
+def _targets(node: ast.Import | ast.ImportFrom, package: str) -> Iterator[str]:
+    if isinstance(node, ast.Import):
+        yield from (a.name for a in node.names if a.name.startswith("trainflow"))
+        return
+    base = node.module or ""
+    if node.level:
+        parent = package.split(".")
+        base = ".".join([*parent[: len(parent) - node.level + 1], *([base] if base else [])])
+    if not base.startswith("trainflow"):
+        return
+    yield base
+    for alias in node.names:  # `from trainflow.x import y` may import the module x.y
+        yield f"{base}.{alias.name}"
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {m: {t for t in _imports(p, m) if t in modules and t != m} for m, p in modules.items()}
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    top = parts[1] if len(parts) > 1 else "__init__"
+    for rank, names in enumerate(LAYERS):
+        if top in names:
+            return rank
+    assert top in BASE, f"{module}: a package outside DESIGN.md's layers: add it to LAYERS or BASE"
+    return None
+
+
+def test_no_module_imports_a_higher_layer_even_lazily() -> None:
+    upward = []
+    for module, targets in sorted(_graph().items()):
+        here = _layer(module)
+        for target in sorted(targets):
+            there = _layer(target)
+            if here is None and there is not None and module not in ("trainflow", "trainflow.__main__"):
+                upward.append(f"{module} (beside the layers) -> {target}")
+            elif here is not None and there is not None and there < here:
+                upward.append(f"{module} -> {target}")
+    assert upward == [], "a layer imports one above it (DESIGN.md's order): " + "; ".join(upward)
+
+
+def test_there_is_no_import_cycle_lazy_imports_included() -> None:
+    graph = _graph()
+    # a package's __init__ importing its own modules is how packages work: only module -> module edges count
+    edges = {m: {t for t in ts if not m.startswith(t + ".")} for m, ts in graph.items()}
+    cycles = []
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(edges.get(module, ())):
+            if state.get(target) == 1:
+                cycles.append(" -> ".join([*path[path.index(target) :], target]))
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_modules_stay_under_about_400_lines() -> None:
+    long = {m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > 450}
+    assert long == {}
+
+
+# Parameter names that are also a layer's own words: the Kubernetes namespace a run goes to (the
+# backend's --namespace), and the generic 'model' and 'workflow'.
+GENERIC_NAMES = {"namespace", "model", "workflow"}
+BUILTIN_PARAMS = sorted({p.name for p in PIPELINES.values() for p in p.params} - GENERIC_NAMES)
+# Still to go (issue 23, item 2): the dashboard's curves read the run's S3 settings by name.
+KNOWN = {("ui/curves.py", "aws-endpoint-url"), ("ui/curves.py", "aws-region")}
+
+
+def _strings(path: Path) -> Iterator[str]:
+    """The string literals of a module's code (f-string parts included), docstrings left out."""
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.value
+
+
+def _named_params(layer: str) -> set[tuple[str, str]]:
+    found = set()
+    for path in sorted((SRC / layer).rglob("*.py")):
+        for text in _strings(path):
+            for name in BUILTIN_PARAMS:
+                if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+                    found.add((str(path.relative_to(SRC)), name))
+    return found
+
+
+@pytest.mark.parametrize("layer", ["workflows", "ui"])
+def test_no_built_in_parameter_is_named_in_the_runners_or_the_dashboard(layer: str) -> None:
+    assert _named_params(layer) - KNOWN == set(), "declare what the code needs on the Param (pipelines/params.py)"
+
+
+def test_the_known_exceptions_are_still_there_to_remove() -> None:
+    assert _named_params("ui") >= KNOWN, "an exception is gone: remove it from KNOWN"
+
+
+# A scheme test: what storage answers (Store.local_root, storage.local_path_of / is_shared / listable).
+SCHEME_TEST = re.compile(r"is_local\(|\.scheme\b|\.netloc\b|urlsplit\(|startswith\(\(?[\"'](s3|file|gs)://")
+
+
+def test_nothing_above_storage_tests_a_urls_scheme() -> None:
+    found = [
+        f"{path.relative_to(SRC)}:{i}: {line.strip()}"
+        for path in sorted(SRC.rglob("*.py"))
+        if "storage" not in path.relative_to(SRC).parts[:1]
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if SCHEME_TEST.search(line)
+    ]
+    assert found == [], "ask storage (local_path_of, is_shared, Store.local_root, Store.listable)"
