@@ -67,3 +67,10 @@ def inherited_values(
         if p.name not in explicit and p.name not in keep and p.name in source:
             values[p.name] = source[p.name]
     return values
+
+
+def run_name(pipeline: Pipeline, values: Mapping[str, str]) -> str | None:
+    """The run's name: its name parameter's value plus the pipeline's suffix; None for a pipeline without one."""
+    if pipeline.name_param is None:
+        return None
+    return f"{values[pipeline.name_param]}{pipeline.name_suffix}"

@@ -34,7 +34,7 @@ from trainflow.workflows.kubernetes import exit_handler, kserve, manifest_values
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
 from trainflow.workflows.kubernetes.options import ClusterOptions, check_object_values, check_steps
-from trainflow.workflows.params import resolve_params
+from trainflow.workflows.params import resolve_params, run_name
 
 OUTPUTS_DIR = "/tmp/outputs/"  # steps write one file per output key here ($TRAINFLOW_OUTPUTS)
 CACHE_TEMPLATE = "dataset-cache"
@@ -55,13 +55,6 @@ def complete_values(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, s
 PIPELINE_LABEL = "trainflow.io/pipeline"
 NAME_PARAM_ANNOTATION = "trainflow.io/name-param"
 NAME_SUFFIX_ANNOTATION = "trainflow.io/name-suffix"
-
-
-def workflow_name(pipeline: Pipeline, values: Mapping[str, str]) -> str | None:
-    """The run's name from its name parameter; None for a pipeline without one (Argo appends a suffix)."""
-    if pipeline.name_param is None:
-        return None
-    return f"{values[pipeline.name_param]}{pipeline.name_suffix}"
 
 
 def input_name(step: Step, ref: OutputRef) -> str:
@@ -399,7 +392,7 @@ def workflow(
     if job_kind not in k8s.JOB_KINDS:
         raise WorkflowError(f"unknown job kind '{job_kind}': use {' or '.join(k8s.JOB_KINDS)}")
     options = options or ClusterOptions()
-    name = workflow_name(pipeline, values)
+    name = run_name(pipeline, values)  # None: Argo names the run after the pipeline, with a suffix
     declared = frozenset(p.name for p in pipeline.params)
     _check_artifacts_url(pipeline, values)
     secret = next((p.name for p in pipeline.params if p.type == "secret-name"), "")

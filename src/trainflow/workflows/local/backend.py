@@ -32,7 +32,7 @@ from trainflow.workflows.local import plan, processes
 from trainflow.workflows.local.executor import load_pipeline
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
-from trainflow.workflows.params import inherited_values, local_store_values, resolve_params
+from trainflow.workflows.params import inherited_values, local_store_values, resolve_params, run_name
 from trainflow.workflows.state import StateStore, already_exists, now
 
 _ACTIVE = (PENDING, RUNNING)
@@ -40,9 +40,7 @@ _ACTIVE = (PENDING, RUNNING)
 
 def workflow_name(pipeline: Pipeline, values: Mapping[str, str]) -> str:
     """The run's name: its name parameter's value, or the pipeline's name plus a random suffix."""
-    if pipeline.name_param is None:
-        return f"{pipeline.name}-{secrets.token_hex(3)}"
-    return f"{values[pipeline.name_param]}{pipeline.name_suffix}"
+    return run_name(pipeline, values) or f"{pipeline.name}-{secrets.token_hex(3)}"
 
 
 class LocalBackend:
