@@ -11,7 +11,6 @@ import functools
 import grpc
 import numpy as np
 
-from trainflow import __version__
 from trainflow.serving import v2_tensors
 from trainflow.serving.dataplane import DataPlane, Tensors
 from trainflow.serving.errors import InvalidInput, Unavailable, shown
@@ -19,7 +18,6 @@ from trainflow.serving.grpc_status import grpc_errors
 from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as pb
 from trainflow.serving.protos.kserve import grpc_predict_v2_pb2_grpc as pb_grpc
 from trainflow.serving.runtime import OnnxModel
-from trainflow.serving.v2_rest import EXTENSIONS
 
 PROTOCOL = "v2-grpc"
 _CONTENTS = {
@@ -111,7 +109,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name="trainflow", version=__version__, extensions=EXTENSIONS)
+        return pb.ServerMetadataResponse(**v2_tensors.server_metadata())
 
     @grpc_errors
     async def ModelMetadata(

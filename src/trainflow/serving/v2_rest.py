@@ -11,7 +11,6 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from trainflow import __version__
 from trainflow.serving import v2_tensors
 from trainflow.serving.dataplane import DataPlane, Tensors, numbers_only
 from trainflow.serving.errors import InvalidInput, NotFound, Unavailable, shown
@@ -21,12 +20,7 @@ from trainflow.serving.runtime import OnnxModel
 
 PROTOCOL = "v2-rest"
 HEADER_LENGTH = "inference-header-content-length"
-EXTENSIONS = ["binary_tensor_data"]
 _PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?:/(?P<action>ready|infer))?\Z")
-
-
-def server_metadata() -> dict[str, Any]:
-    return {"name": "trainflow", "version": __version__, "extensions": EXTENSIONS}
 
 
 class V2Rest:
@@ -37,7 +31,7 @@ class V2Rest:
         self.bodies = bodies
 
     async def server(self, request: Request) -> Response:
-        return json_response(server_metadata())
+        return json_response(v2_tensors.server_metadata())
 
     async def __call__(self, request: Request) -> Response:
         try:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from trainflow import __version__
 from trainflow.serving.errors import InvalidInput, shown
 from trainflow.serving.json_arrays import MAX_RANK, numbers_array
 from trainflow.serving.runtime import OnnxModel
@@ -32,6 +33,14 @@ def signature_name(model: OnnxModel) -> str:
     """V2 speaks one signature's names (`predict_images` for trainflow's models: input `images`, outputs `scores`,
     `classes`)."""
     return model.default_tensor_signature
+
+
+EXTENSIONS = ["binary_tensor_data"]  # the REST binary tensor extension
+
+
+def server_metadata() -> dict[str, Any]:
+    """V2 server metadata, for both protocols: name, version and extensions."""
+    return {"name": "trainflow", "version": __version__, "extensions": EXTENSIONS}
 
 
 def model_metadata(model: OnnxModel, versions: list[int]) -> dict[str, Any]:
