@@ -18,7 +18,7 @@ import pytest
 from tests.commands import get_workflow as get
 from tests.commands import steps_by_name as steps
 from tests.commands import trainflow
-from trainflow.workflows.state import StateStore
+from trainflow.workflows.local.state import StateStore
 
 pytestmark = pytest.mark.slow
 

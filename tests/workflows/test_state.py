@@ -11,13 +11,13 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from trainflow.cli.main import cli
-from trainflow.workflows.state import StateStore
+from trainflow.workflows.local.state import StateStore
 
 _SUBMIT = """
 import sys, time
 from pathlib import Path
 from trainflow.workflows.backend import StepInfo, WorkflowInfo
-from trainflow.workflows.state import StateStore
+from trainflow.workflows.local.state import StateStore
 
 db, name, start = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 time.sleep(max(0.0, start - time.time()))  # every process opens the new database at the same moment

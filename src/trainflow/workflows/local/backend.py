@@ -32,8 +32,8 @@ from trainflow.workflows.local import plan, processes
 from trainflow.workflows.local.executor import load_pipeline
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
+from trainflow.workflows.local.state import StateStore, already_exists, now
 from trainflow.workflows.params import inherited_values, local_store_values, resolve_params, run_name
-from trainflow.workflows.state import StateStore, already_exists, now
 
 _ACTIVE = (PENDING, RUNNING)
 

@@ -42,7 +42,7 @@ def _home(home: Path) -> Check:
 def _state(home: Path) -> Check:
     from trainflow.workflows.errors import WorkflowError
     from trainflow.workflows.local.layout import Layout
-    from trainflow.workflows.state import StateStore
+    from trainflow.workflows.local.state import StateStore
 
     path = Layout(home).db
     try:

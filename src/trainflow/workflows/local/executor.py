@@ -44,8 +44,8 @@ from trainflow.workflows.local.commands import as_text, step_command
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.local.services import Readiness, choose_ports
+from trainflow.workflows.local.state import StateStore, now
 from trainflow.workflows.local.wakeup import Wakeup
-from trainflow.workflows.state import StateStore, now
 
 log = logging.getLogger(__name__)
 _SERVICE_POLL = 0.005  # between checks of a starting service's outputs (its probe has its own pace)
@@ -418,6 +418,6 @@ def run_workflow(home: Path, name: str) -> int:
         raise WorkflowError(f"workflow {name} already has a runner (or was deleted): this one exits")
     # The lock stays held until this process is gone, so no two runner processes of a workflow ever overlap.
     state = StateStore(layout.db)
-    with state.held():  # one connection for the runner's life: see trainflow.workflows.state
+    with state.held():  # one connection for the runner's life: see trainflow.workflows.local.state
         status = Executor(layout, name, state).run()
     return 0 if status == SUCCEEDED else 1
