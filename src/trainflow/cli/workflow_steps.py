@@ -9,9 +9,9 @@ import click
 
 from trainflow.cli.options import outputs_option
 from trainflow.cli.output import console, write_outputs
+from trainflow.pipelines.run_paths import run_paths
 from trainflow.settings import trainflow_home
 from trainflow.storage import StorageOptions
-from trainflow.workflows.info import run_paths
 from trainflow.workflows.tensorboard import start_tensorboard
 
 
