@@ -24,7 +24,8 @@ REST, GRPC, HTTP = "rest", "grpc", "http"  # a served thing's port roles
 DATASET = "dataset"  # a synced dataset folder: the model's input form, `predict --data-dir`'s test examples
 MODEL_VERSION = "model-version"  # the model version a step exported or serves
 METRIC = "metric"  # a final number `compare` and `list -o wide` show beside the train dir's metrics.json
-OUTPUT_KINDS = (DATASET, MODEL_VERSION, METRIC)
+TRAIN_DIR = "train-dir"  # a train dir a step wrote (where `Train(train_dir=...)` cannot say it beforehand)
+OUTPUT_KINDS = (DATASET, MODEL_VERSION, METRIC, TRAIN_DIR)
 
 
 def port_roles(step: Service) -> dict[str, str]:

@@ -116,7 +116,8 @@ class Step(ABC):
     kube_name: the name of the Kubernetes objects a training job or service creates, `{workflow}` standing
       for the run's name (default: `{workflow}-STEP`).
     kinds: what some outputs are, where the CLI or the dashboard needs to know (see `trainflow.pipelines.roles`):
-      {"path": "dataset"} (a synced dataset folder), {"version": "model-version"}, {"loss": "metric"}.
+      {"path": "dataset"} (a synced dataset folder), {"version": "model-version"}, {"loss": "metric"},
+      {"dir": "train-dir"} (a train dir the step wrote: its metrics.json and logs/ are the run's).
     """
 
     kind: ClassVar[str] = ""
