@@ -32,6 +32,9 @@ class StepInfo:
     outputs: dict[str, Any] = field(default_factory=dict)
     service: bool = False
     depends: list[str] = field(default_factory=list)  # the steps (instances) it runs after
+    kind: str = ""  # the spec's step kind: command, call, train or service
+    provides: dict[str, Any] = field(default_factory=dict)  # what the spec declares it provides (pipelines.roles)
+    addresses: dict[str, str] = field(default_factory=dict)  # a service's port name -> host:port on this machine
 
 
 @dataclass

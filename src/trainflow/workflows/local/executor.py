@@ -277,6 +277,7 @@ class Executor:
             pid=proc.pid,
             pid_started=processes.started_at(proc.pid),
             attempts=attempt,
+            **({"addresses": readiness.addresses()} if readiness else {}),
         )
 
     def _env(self, instance: str, out_dir: Path) -> dict[str, str]:

@@ -69,6 +69,10 @@ class Readiness:
         """True when it was given its usual ports and another process holds one now (it took it first)."""
         return self.on_usual_ports() and not all(port_is_free(port) for port in self.ports.values())
 
+    def addresses(self) -> dict[str, str]:
+        """Each port's host:port on this machine (what `trainflow.workflows.endpoints` hands to clients)."""
+        return {name: f"{HOST}:{port}" for name, port in self.ports.items()}
+
     def urls(self) -> dict[str, str]:
         """The URL outputs the spec declares, filled in with this machine's host and the ports."""
         return {key: template.format(host=HOST, **self.ports) for key, template in pairs(self.step.urls)}

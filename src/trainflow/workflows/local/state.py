@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS steps (
     workflow TEXT NOT NULL REFERENCES workflows(name) ON DELETE CASCADE, name TEXT NOT NULL,
     position INTEGER NOT NULL, status TEXT NOT NULL, service INTEGER NOT NULL DEFAULT 0,
     started_at REAL, finished_at REAL, message TEXT NOT NULL DEFAULT '', outputs TEXT NOT NULL DEFAULT '{}',
-    pid INTEGER, pid_started REAL, attempts INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER, pid_started REAL, attempts INTEGER NOT NULL DEFAULT 0, addresses TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (workflow, name)
 );
 CREATE TABLE IF NOT EXISTS step_cache (
@@ -38,10 +38,24 @@ CREATE TABLE IF NOT EXISTS step_cache (
 );
 """
 # Columns added after the first release: a database created earlier gets them when opened.
-_ADDED_COLUMNS = (("workflows", "spec", "TEXT"), ("workflows", "no_cache", "INTEGER NOT NULL DEFAULT 0"))
+_ADDED_COLUMNS = (
+    ("workflows", "spec", "TEXT"),
+    ("workflows", "no_cache", "INTEGER NOT NULL DEFAULT 0"),
+    ("steps", "addresses", "TEXT NOT NULL DEFAULT '{}'"),
+)
 # Raised whenever _SCHEMA or _ADDED_COLUMNS change: a database at this version needs no schema work when opened.
-_SCHEMA_VERSION = 1
-_STEP_FIELDS = ("status", "started_at", "finished_at", "message", "outputs", "pid", "pid_started", "attempts")
+_SCHEMA_VERSION = 2
+_STEP_FIELDS = (
+    "status",
+    "started_at",
+    "finished_at",
+    "message",
+    "outputs",
+    "pid",
+    "pid_started",
+    "attempts",
+    "addresses",
+)
 _WORKFLOW_FIELDS = ("status", "started_at", "finished_at", "message", "runner_pid", "runner_started")
 
 
@@ -223,8 +237,9 @@ class StateStore:
 
     def update_step(self, workflow: str, step: str, **fields: Any) -> None:
         _check(fields, _STEP_FIELDS)
-        if "outputs" in fields:
-            fields["outputs"] = json.dumps(fields["outputs"])
+        for key in ("outputs", "addresses"):
+            if key in fields:
+                fields[key] = json.dumps(fields[key])
         with self._connect() as db:
             sets = ", ".join(f"{k} = ?" for k in fields)
             db.execute(f"UPDATE steps SET {sets} WHERE workflow = ? AND name = ?", (*fields.values(), workflow, step))
@@ -285,6 +300,7 @@ def _workflow(row: sqlite3.Row, steps: list[sqlite3.Row]) -> WorkflowInfo:
                 message=s["message"],
                 outputs=json.loads(s["outputs"] or "{}"),
                 service=bool(s["service"]),
+                addresses=json.loads(s["addresses"] or "{}"),
             )
             for s in steps
         ],
