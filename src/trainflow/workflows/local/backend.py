@@ -15,6 +15,7 @@ from typing import Any
 
 from trainflow.pipelines import Pipeline, PipelineError
 from trainflow.pipelines.loading import check_functions
+from trainflow.pipelines.roles import provided
 from trainflow.pipelines.serial import to_dict
 from trainflow.progress import read_progress
 from trainflow.workflows.backend import (
@@ -139,6 +140,7 @@ class LocalBackend:
                 found = info.step(instance)
                 if found is not None:
                     found.depends = [i for d in step.upstream() for i in instances[d]]
+                    found.kind, found.provides = step.kind, provided(step)
         return info
 
     def list(self) -> list[WorkflowInfo]:
