@@ -169,6 +169,7 @@ def test_argo_submit_of_model_deploy_serves_another_workflow_in_another_namespac
             "app.kubernetes.io/managed-by": "trainflow",
             "trainflow.io/workflow": "nightly-42-deploy",
             "trainflow.io/step": "serve-model",
+            "trainflow.io/serves": "model",
         },
     }
 

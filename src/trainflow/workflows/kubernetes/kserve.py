@@ -42,7 +42,7 @@ def inference_service(target: k8s.Target, step: Service, run: k8s.ContainerComma
         "metadata": {
             "name": k8s.service_name(target, step),
             "namespace": target.namespace,
-            "labels": k8s.labels(target, step.name),
+            "labels": k8s.service_labels(target, step),
         },
         "spec": {"predictor": predictor},
     }

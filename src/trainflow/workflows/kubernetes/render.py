@@ -27,6 +27,7 @@ from trainflow.pipelines.refs import (
     Ref,
     substitute,
 )
+from trainflow.pipelines.roles import provided
 from trainflow.pipelines.steps import Service, Train
 from trainflow.storage import is_shared
 from trainflow.workflows.errors import WorkflowError
@@ -354,7 +355,14 @@ def step_summary(pipeline: Pipeline) -> str:
     """What `get` needs to list a workflow's steps without the pipeline at hand (an annotation)."""
     return json.dumps(
         [
-            {"name": s.name, "service": s.service, "when": bool(s.when), "depends": list(s.upstream())}
+            {
+                "name": s.name,
+                "service": s.service,
+                "when": bool(s.when),
+                "depends": list(s.upstream()),
+                "kind": s.kind,
+                **({"provides": provides} if (provides := provided(s)) else {}),
+            }
             for s in pipeline.steps
         ],
         separators=(",", ":"),

@@ -26,6 +26,7 @@ CACHE_MOUNT = "/var/lib/trainflow"  # TRAINFLOW_HOME in every container: dataset
 MANAGED_BY = {"app.kubernetes.io/managed-by": "trainflow"}
 WORKFLOW_LABEL = "trainflow.io/workflow"
 STEP_LABEL = "trainflow.io/step"
+SERVES_LABEL = "trainflow.io/serves"  # what a service step serves (pipelines.roles): how `forwarding` finds it
 PYTORCHJOB_PORT = 23456  # the training operator's default MASTER_PORT (and the c10d rendezvous port)
 TFJOB_PORT = 2222  # the port TF_CONFIG addresses use
 JOB_KINDS = ("pytorchjob", "tfjob")
@@ -120,6 +121,11 @@ ITEM_INPUT = "item"  # the template input a fanned-out step's item arrives in
 
 def labels(target: Target, step: str) -> dict[str, str]:
     return {**MANAGED_BY, WORKFLOW_LABEL: target.workflow, STEP_LABEL: step}
+
+
+def service_labels(target: Target, step: Service) -> dict[str, str]:
+    """A service step's labels, with the role it declares (`trainflow.io/serves: model`)."""
+    return {**labels(target, step.name), **({SERVES_LABEL: step.serves} if step.serves else {})}
 
 
 def selector(target: Target, step: str) -> dict[str, str]:
@@ -235,12 +241,12 @@ def deployment(target: Target, step: Service, run: ContainerCommand) -> dict[str
         "metadata": {
             "name": service_name(target, step),
             "namespace": target.namespace,
-            "labels": labels(target, step.name),
+            "labels": service_labels(target, step),
         },
         "spec": {
             "replicas": target.options.replicas.get(step.name, 1),
             "selector": {"matchLabels": selector(target, step.name)},
-            "template": {"metadata": {"labels": labels(target, step.name)}, "spec": pod_spec(target, [main])},
+            "template": {"metadata": {"labels": service_labels(target, step)}, "spec": pod_spec(target, [main])},
         },
     }
 
@@ -253,7 +259,7 @@ def service(target: Target, step: Service) -> dict[str, Any]:
         "metadata": {
             "name": service_name(target, step),
             "namespace": target.namespace,
-            "labels": labels(target, step.name),
+            "labels": service_labels(target, step),
         },
         "spec": {
             "type": target.expression(str(step.service_type)),

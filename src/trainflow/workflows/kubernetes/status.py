@@ -64,7 +64,13 @@ def step_infos(steps: list[dict[str, Any]], status: Mapping[str, Any]) -> list[S
     nodes = status.get("nodes", {}) or {}
     infos = []
     for step in steps:
-        info = StepInfo(step["name"], service=bool(step.get("service")), depends=list(step.get("depends", [])))
+        info = StepInfo(
+            step["name"],
+            service=bool(step.get("service")),
+            depends=list(step.get("depends", [])),
+            kind=str(step.get("kind", "")),
+            provides=dict(step.get("provides") or {}),
+        )
         node = _step_node(nodes, step["name"])
         if node is not None:
             info.status = PHASES.get(node.get("phase", ""), PENDING)
