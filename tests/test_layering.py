@@ -193,3 +193,37 @@ def test_nothing_above_storage_tests_a_urls_scheme() -> None:
         if SCHEME_TEST.search(line)
     ]
     assert found == [], "ask storage (local_path_of, is_shared, Store.local_root, Store.listable)"
+
+
+# Output keys only the built-in pipeline's steps write (its step programs write them; pipelines/builtin.py
+# declares them): runners, the CLI's run readers and the dashboard find a model server, TensorBoard, a train
+# dir or a dataset by what a step declares (pipelines/roles.py), never by these names.
+BUILTIN_OUTPUTS = sorted(
+    {k for p in PIPELINES.values() for s in p.steps for k in (*s.declared_outputs(), "logdir")} - {"url", "accuracy"}
+)
+# Folders whose code must not name them: workflows/ (runners) and ui/ (dashboard, its scripts included).
+OUTPUT_READERS = ("workflows", "ui")
+
+
+def _named_outputs(layer: str) -> set[tuple[str, str]]:
+    found = set()
+    for path in sorted((SRC / layer).rglob("*")):
+        if path.suffix not in (".py", ".js", ".html"):
+            continue
+        texts = _strings(path) if path.suffix == ".py" else iter([path.read_text()])
+        for text in texts:
+            for key in BUILTIN_OUTPUTS:
+                if re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", text):
+                    found.add((str(path.relative_to(SRC)), key))
+    return found
+
+
+def test_the_built_in_output_keys_are_the_ones_the_readers_must_not_name() -> None:
+    assert {"rest-url", "grpc-address", "model-name", "model-version", "train-dir", "dataset-path"} <= set(
+        BUILTIN_OUTPUTS
+    )
+
+
+@pytest.mark.parametrize("layer", OUTPUT_READERS)
+def test_no_built_in_output_key_is_named_in_the_runners_or_the_dashboard(layer: str) -> None:
+    assert _named_outputs(layer) == set(), "declare what a step provides (pipelines/roles.py) and ask endpoints"

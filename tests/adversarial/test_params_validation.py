@@ -84,11 +84,22 @@ def test_submit_with_an_infinite_learning_rate_is_one_line_and_creates_no_workfl
 
 def served(model_name: str) -> WorkflowInfo:
     steps = [
-        StepInfo("download-dataset", "Succeeded", outputs={"dataset-path": "/data/my mnist"}),
+        StepInfo(
+            "download-dataset",
+            "Succeeded",
+            outputs={"dataset-path": "/data/my mnist"},
+            provides={"kinds": {"dataset-path": "dataset"}},
+        ),
         StepInfo(
             "serve-model",
             "Succeeded",
-            outputs={"rest-url": "http://127.0.0.1:8501", "grpc-address": "127.0.0.1:9000", "model-name": model_name},
+            service=True,
+            provides={
+                "serves": "model",
+                "ports": {"rest": "rest", "grpc": "grpc"},
+                "model_name": "{{params.model-name}}",
+            },
+            addresses={"rest": "127.0.0.1:8501", "grpc": "127.0.0.1:9000"},
         ),
     ]
     return WorkflowInfo("job", "model-train", "Succeeded", {"model-name": model_name}, time.time(), steps=steps)

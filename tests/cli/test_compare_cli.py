@@ -32,6 +32,7 @@ PIPELINE = Pipeline(
     params=(Param("job", "fit"), Param("lr", 0.01, type="float"), Param("steps", 5, type="int"),
             Param("where", "")),
     steps=(Call(name="fit", function="user_steps:fit", cache=False, outputs=("train-dir", "model-version"),
+                kinds={"train-dir": "train-dir", "model-version": "model-version"},
                 inputs={"lr": param("lr"), "steps": param("steps"), "train_dir": param("where")}),),
 )
 """

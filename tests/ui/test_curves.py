@@ -18,7 +18,10 @@ def workflow(train_dir: str, params: dict[str, str] | None = None) -> WorkflowIn
         "Running",
         params or {},
         0.0,
-        steps=[StepInfo("paths", "Succeeded", outputs={"train-dir": train_dir}), StepInfo("fit", "Running")],
+        steps=[
+            StepInfo("paths", "Succeeded", outputs={"dir": train_dir}),
+            StepInfo("fit", "Running", kind="train", provides={"train_dir": "{{steps.paths.outputs.dir}}"}),
+        ],
     )
 
 
@@ -68,3 +71,17 @@ def test_events_in_an_s3_train_dir_are_read(s3_bucket: str, aws_env: str, tmp_pa
 def test_a_run_without_events_yet_has_empty_curves(tmp_path: Path) -> None:
     curves = CurveReader(tmp_path / "cache").read(workflow(str(tmp_path / "not-yet")), {})
     assert curves.series == {} and curves.step == 0 and curves.final is None
+
+
+def test_every_fan_out_item_of_a_training_step_is_a_curve_and_counts_towards_the_progress(tmp_path: Path) -> None:
+    """The README's sweep: three `fit[i]` report `loss` with report_progress and no train dir."""
+    progress = {f"fit[{i}]": [{"step": s, "total": 30, "loss": 1.0 / (s + i)} for s in range(1, 31)] for i in range(3)}
+    progress["fit[2]"] = progress["fit[2]"][:10]  # still running
+    curves = CurveReader(tmp_path / "cache").read(workflow(""), progress)
+    assert sorted(curves.series) == ["fit[0] train/loss", "fit[1] train/loss", "fit[2] train/loss"]
+    assert (curves.step, curves.total_steps) == (70, 90) and curves.progress_step == "fit[2]"
+
+
+def test_a_metric_reported_without_a_section_is_a_training_curve() -> None:
+    series, total = parse_progress([{"step": 1, "total": 2, "loss": 0.5, "eval/accuracy": 0.25}])
+    assert series == {"train/loss": {1: 0.5}, "eval/accuracy": {1: 0.25}} and total == 2

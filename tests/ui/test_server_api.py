@@ -17,7 +17,7 @@ from PIL import Image
 
 from tests.ui.conftest import BROKEN, IRIS, TRAIN_STEPS, WORKFLOW, Dashboard
 
-EXTRA_KEYS = {"dag", "links", "model", "duration", "now"}
+EXTRA_KEYS = {"dag", "links", "model", "serves_model", "duration", "now"}
 
 
 def png_data_url(pixels: np.ndarray) -> str:
@@ -42,7 +42,7 @@ def test_workflow_api_is_what_trainflow_get_prints_plus_dag_and_links(finished: 
     assert labels["serve-model rest-url"] == serve["rest-url"] and labels["tensorboard url"].startswith(
         "http://127.0.0.1:"
     )
-    assert view["model"]["model-name"] == "mnist"
+    assert view["model"]["name"] == "mnist" and view["serves_model"] is True
 
 
 def test_curves_follow_the_training_to_its_last_step(finished: Dashboard) -> None:
@@ -141,9 +141,20 @@ def test_a_model_server_that_went_away_is_reported_unavailable() -> None:
         "gone",
         "model-train",
         "Succeeded",
-        {},
+        {"model-name": "mnist"},
         0.0,
-        steps=[StepInfo("serve-model", "Succeeded", outputs={"rest-url": dead, "model-name": "mnist"})],
+        steps=[
+            StepInfo(
+                "serve-model",
+                "Succeeded",
+                provides={
+                    "serves": "model",
+                    "ports": {"rest": "rest", "grpc": "grpc"},
+                    "model_name": "{{params.model-name}}",
+                },
+                addresses={"rest": dead.removeprefix("http://")},
+            )
+        ],
     )
     with pytest.raises(ModelUnavailable, match="is not answering"):
         predict_digit(info, np.zeros(784, dtype=np.float32))

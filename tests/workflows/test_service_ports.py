@@ -26,6 +26,8 @@ PIPELINE = Pipeline(
                   "--rest-port", port("rest"), "--grpc-port", port("grpc"), "--host", HOST),
             ports=(Port("rest", 8501, "http"), Port("grpc", 9000, "grpc")),
             probe=Probe("rest", "/v2/health/ready"),
+            serves="model",
+            model_name="digits",
             outputs=("rest-url", "grpc-address", "model-version", "model-name"),
         ),
     ),

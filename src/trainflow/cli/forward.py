@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from trainflow.cli.output import console
+from trainflow.pipelines.roles import MODEL, TENSORBOARD
 from trainflow.workflows import WorkflowError
+from trainflow.workflows.endpoints import model_server
 from trainflow.workflows.kubernetes import KubernetesBackend
-from trainflow.workflows.kubernetes.forwarding import MODEL_SERVER, TENSORBOARD, forward_service
+from trainflow.workflows.kubernetes.forwarding import forward_service
 
 
 def wait_for_interrupt() -> None:
@@ -35,12 +37,13 @@ def tensorboard_on_cluster(target: KubernetesBackend, name: str, local_port: int
 @contextmanager
 def model_server_on_cluster(target: KubernetesBackend, workflow: str, protocol: str) -> Iterator[tuple[str, str]]:
     """The loopback address of `workflow`'s model server port for `protocol`, and the model name it serves."""
-    model_name = target.get(workflow).params.get("model-name", "")
-    wanted = "rest" if "rest" in protocol else "grpc"  # TF Serving and V2 share a port per transport
-    with forward_service(target, workflow, MODEL_SERVER) as forwarded:
-        if wanted not in forwarded.addresses:
+    server = model_server(target.get(workflow), up=False)  # the cluster says which pod is ready
+    wanted = server.port_for(protocol) if server else None  # TF Serving and V2 share a port per transport
+    with forward_service(target, workflow, MODEL) as forwarded:
+        if server is None or wanted not in forwarded.addresses:
             raise WorkflowError(
-                f"the model server of {workflow} has no port named {wanted} (its ports: "
-                f"{', '.join(forwarded.addresses) or 'none'}): pass --server with a port-forward of your own"
+                f"the model server of {workflow} has no {'gRPC' if protocol.endswith('grpc') else 'REST'} port "
+                f"(its ports: {', '.join(forwarded.addresses) or 'none'}): pass --server with a port-forward "
+                "of your own"
             )
-        yield forwarded.addresses[wanted], model_name
+        yield forwarded.addresses[wanted], server.model_name

@@ -12,6 +12,7 @@ import numpy as np
 
 from trainflow.cli.options import backend_option, namespace_option
 from trainflow.cli.output import console
+from trainflow.cli.watch import DEFAULT_MODEL_NAME
 from trainflow.client import (
     PROTOCOLS,
     ClientError,
@@ -62,23 +63,23 @@ def _latest_served(protocol: str, workflow: str | None = None) -> tuple[str, str
     """The address (for `protocol`) and model name of the model server a local workflow (or `workflow`) started last."""
     from trainflow.cli.workflows import local
     from trainflow.settings import trainflow_home
+    from trainflow.workflows.endpoints import model_server
     from trainflow.workflows.local.layout import Layout
 
     if not Layout(trainflow_home()).db.exists():  # no workflow ever ran here: nothing to find, nothing to create
         return None
     servers = [
-        (w, s)
+        (w, server, s.finished_at or 0.0)
         for w, s in local().services()
-        if "grpc-address" in s.outputs and "rest-url" in s.outputs and workflow in (None, w.name)
+        if workflow in (None, w.name) and (server := model_server(w)) is not None and server.step == s.name
     ]
-    if not servers:
+    found = [(w, server.address(protocol), server.model_name, at) for w, server, at in servers]
+    found = [f for f in found if f[1]]
+    if not found:
         return None
-    latest, step = max(servers, key=lambda found: found[1].finished_at or 0.0)
-    grpc = protocol.endswith("grpc")
-    address = str(step.outputs["grpc-address"] if grpc else step.outputs["rest-url"]).removeprefix("http://")
+    latest, address, name, _ = max(found, key=lambda f: f[3])
     click.echo(f"using the model server of workflow {latest.name} at {address} (--server picks another)", err=True)
-    name = step.outputs.get("model-name")
-    return address, str(name) if name else None
+    return str(address), name or None
 
 
 @click.command("predict")
@@ -91,7 +92,9 @@ def _latest_served(protocol: str, workflow: str | None = None) -> tuple[str, str
 )
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="grpc", show_default=True)
 @click.option(
-    "--model-name", default=None, help="Model to ask (default: the served one's name or the workflow's, else mnist)."
+    "--model-name",
+    default=None,
+    help=f"Model to ask (default: the name the workflow's model server serves, else {DEFAULT_MODEL_NAME}).",
 )
 @click.option(
     "--data-dir",
@@ -157,7 +160,8 @@ def predict_command(
                 raise ClientError(f"workflow {workflow} serves no model on this machine: see `trainflow services`")
             server, latest = found or (default_server(protocol), None)
             model_name = model_name or latest
-        _predict(files, server, protocol, model_name or "mnist", data_dir, num, num_tests, concurrency, timeout, invert)
+        model = model_name or DEFAULT_MODEL_NAME
+        _predict(files, server, protocol, model, data_dir, num, num_tests, concurrency, timeout, invert)
 
 
 @contextmanager

@@ -9,9 +9,11 @@ import click
 
 from trainflow.cli.options import parameters_option
 from trainflow.cli.output import console
-from trainflow.cli.watch import follow
+from trainflow.cli.watch import DEFAULT_MODEL_NAME, follow
 from trainflow.cli.workflows import local
 from trainflow.workflows import MODEL_TRAIN, parse_assignments
+from trainflow.workflows.backend import WorkflowInfo
+from trainflow.workflows.endpoints import model_server, tensorboard
 
 
 @click.command()
@@ -67,28 +69,28 @@ def run(
             err=True,
         )
         sys.exit(1)
-    outputs = {k: v for s in final.steps for k, v in s.outputs.items()}  # read by what they are, not by step
     console.print("\n[bold]Next[/bold] (besides the Try: line above)")
-    model = str(outputs.get("model-name", "mnist"))
-    named = f" --model-name {model}" if model != "mnist" else ""
-    if "grpc-address" in outputs and (
-        not str(outputs["grpc-address"]).endswith(":9000") or not str(outputs.get("rest-url")).endswith(":8501")
-    ):
+    _next_lines(final)
+    console.print(f"  trainflow get {final.name}    trainflow delete {final.name}  (stops its services)")
+
+
+def _next_lines(final: WorkflowInfo) -> None:
+    """Where the run's model server and TensorBoard listen, and how to ask the model about a file."""
+    server = model_server(final)
+    if server is not None and server.rest:
+        named = f" --model-name {server.model_name}" if server.model_name != DEFAULT_MODEL_NAME else ""
+        if not server.rest.endswith(":8501") or (server.grpc and not server.grpc.endswith(":9000")):
+            console.print(
+                f"  8501/9000 were taken: the model server listens on {server.rest_url} and "
+                f"{server.grpc} (`trainflow predict` without --server finds it)",
+                soft_wrap=True,
+                markup=False,
+            )
         console.print(
-            f"  8501/9000 were taken: the model server listens on {outputs.get('rest-url')} and "
-            f"{outputs['grpc-address']} (`trainflow predict` without --server finds it)",
-            soft_wrap=True,
-            markup=False,
-        )
-    if "rest-url" in outputs:
-        rest = str(outputs["rest-url"])
-        console.print(
-            f"  trainflow predict --server {rest.removeprefix('http://')} --protocol rest{named} "
+            f"  trainflow predict --server {server.rest} --protocol rest{named} "
             "FILE   # FILE: a PNG/JPEG image, CSV rows of features or a .npy array"
         )
-        console.print(
-            f"  REST: {rest}/v1/models/{outputs.get('model-name', 'mnist')}  (TF Serving and KServe V2 /v2/...)"
-        )
-    if "url" in outputs:
-        console.print(f"  TensorBoard: {outputs['url']}")
-    console.print(f"  trainflow get {final.name}    trainflow delete {final.name}  (stops its services)")
+        console.print(f"  REST: {server.rest_url}/v1/models/{server.model_name}  (TF Serving and KServe V2 /v2/...)")
+    board = tensorboard(final)
+    if board is not None and board.url:
+        console.print(f"  TensorBoard: {board.url}")

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from trainflow.cli.output import console
 from trainflow.workflows.backend import DONE, FINISHED, RUNNING, Backend, WorkflowInfo
+from trainflow.workflows.endpoints import dataset, model_server
 from trainflow.workflows.errors import WorkflowError
 
 _COLOURS = {
@@ -29,7 +30,7 @@ _COLOURS = {
     "Omitted": "yellow",
     "Cached": "green",
 }
-DEFAULT_MODEL_NAME = "mnist"  # what `trainflow predict --model-name` assumes
+DEFAULT_MODEL_NAME = "mnist"  # what `trainflow predict` asks for when nothing names a model
 
 
 def _duration(start: float | None, end: float | None) -> str:
@@ -66,16 +67,21 @@ def summary_lines(info: WorkflowInfo) -> list[str]:
         if step.status in DONE and shown:
             values = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
             lines.append(f"{step.name + ':':<{width}}{values}")
-    outputs = {k: v for s in info.steps if s.status in DONE for k, v in s.outputs.items()}
-    if "grpc-address" in outputs:  # a model server: the client that speaks its protocol
-        data = outputs.get("dataset-path")
-        images = f"--data-dir {shlex.quote(str(data))} --num 10" if data else "YOUR_DIGIT.png"
-        model = str(outputs.get("model-name") or info.params.get("model-name") or DEFAULT_MODEL_NAME)
-        named = f" --model-name {shlex.quote(model)}" if model != DEFAULT_MODEL_NAME else ""
-        lines.append(
-            f"{'Try:':<{width}}trainflow predict --server {shlex.quote(str(outputs['grpc-address']))}{named} {images}"
-        )
+    lines += try_lines(info, width)
     return lines
+
+
+def try_lines(info: WorkflowInfo, width: int = 0) -> list[str]:
+    """The `trainflow predict` command that asks the run's model server (gRPC, else REST) about its test split."""
+    server = model_server(info)
+    address = server and (server.grpc or server.rest)
+    if server is None or not address:
+        return []
+    data = dataset(info)
+    examples = f"--data-dir {shlex.quote(data)} --num 10" if data else "FILE"
+    protocol = "" if server.grpc else " --protocol rest"
+    named = f" --model-name {shlex.quote(server.model_name)}" if server.model_name != DEFAULT_MODEL_NAME else ""
+    return [f"{'Try:':<{width}}trainflow predict --server {shlex.quote(address)}{protocol}{named} {examples}"]
 
 
 def step_progress(backend: Backend, info: WorkflowInfo) -> tuple[str, int, int | None] | None:

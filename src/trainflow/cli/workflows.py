@@ -267,7 +267,9 @@ def tensorboard(name: str, local_port: int, backend: str, namespace: str) -> Non
         assert isinstance(target, KubernetesBackend)
         tensorboard_on_cluster(target, name, local_port)
         return
-    found = [s for w, s in target.services() if w.name == name and "logdir" in s.outputs]
-    if not found:
+    from trainflow.workflows.endpoints import tensorboard as board_of
+
+    boards = [b for w, s in target.services() if w.name == name and (b := board_of(w)) and b.step == s.name]
+    if not boards or not boards[0].url:
         raise WorkflowError(f"workflow {name} has no running tensorboard: see `trainflow get {name}`")
-    console.print(found[0].outputs["url"])
+    console.print(boards[0].url)

@@ -1,4 +1,4 @@
-"""`get-workflow-info`: a run's paths, resolved once, in the Kubeflow example's layout."""
+"""`get-workflow-info`, the built-in pipelines' paths step: a run's paths, resolved once, in the Kubeflow example's layout."""
 
 from __future__ import annotations
 

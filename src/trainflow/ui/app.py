@@ -27,6 +27,7 @@ from trainflow.ui.predict import example_for, predict_digit
 from trainflow.ui.views import workflow_view
 from trainflow.workflows import WorkflowError
 from trainflow.workflows.backend import Backend, WorkflowInfo
+from trainflow.workflows.endpoints import training_steps
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,9 @@ class Dashboard:
         )
 
     def _curves(self, info: WorkflowInfo) -> Curves:
-        progress = {s.name: self.backend.progress(info.name, s.name) for s in info.steps if s.status != "Pending"}
+        progress = {
+            s.name: self.backend.progress(info.name, s.name) for s in training_steps(info) if s.status != "Pending"
+        }
         return self.curves.read(info, progress)
 
     def curves_of(self, request: Request) -> JSONResponse:

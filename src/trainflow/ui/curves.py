@@ -1,9 +1,9 @@
 """Curves of a workflow: its steps' progress events, TensorBoard event scalars, final metrics.
 
-Progress events (see trainflow.progress) come from any step that reports them, live. The event files
-are what TensorBoard shows, but rank 0 flushes them in batches (and uploads them to an S3 train dir
-only at checkpoints), so progress events fill in the steps they do not have yet. Event files and
-`metrics.json` are read from the `train-dir` output of whichever step writes one.
+Progress events (see trainflow.progress) come from the training steps, live, fan-out items each as their own
+series. The event files are what TensorBoard shows, but rank 0 flushes them in batches (and uploads them to an
+S3 train dir only at checkpoints), so progress events fill in the steps they do not have yet. Event files and
+`metrics.json` are read from the train dir each training step declares (`Train(train_dir=...)`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, open_store
 from trainflow.workflows.backend import WorkflowInfo
-from trainflow.workflows.runs import METRICS_FILE, TRAIN_DIR_OUTPUT
+from trainflow.workflows.endpoints import train_dirs
+from trainflow.workflows.runs import METRICS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,11 @@ class Curves:
 
 
 def parse_progress(events: Iterable[dict[str, Any]]) -> tuple[dict[str, dict[int, float]], int | None]:
-    """Progress events -> {metric: {step: value}} and the last total steps reported."""
+    """Progress events -> {metric: {step: value}} and the last total steps reported.
+
+    A metric named without a section (`loss`, as `report_progress(step, loss=...)` gives it) is a training
+    curve: `train/loss`, drawn beside the built-in training's.
+    """
     series: dict[str, dict[int, float]] = {}
     total = None
     for event in events:
@@ -60,8 +65,29 @@ def parse_progress(events: Iterable[dict[str, Any]]) -> tuple[dict[str, dict[int
         total = int(event["total"]) if isinstance(event.get("total"), int) else total
         for key, value in event.items():
             if key not in _NOT_METRICS and isinstance(value, int | float):
-                series.setdefault(key, {})[step] = float(value)
+                series.setdefault(key if "/" in key else f"train/{key}", {})[step] = float(value)
     return series, total
+
+
+def _progress_curves(curves: Curves, progress: dict[str, list[dict[str, Any]]]) -> dict[str, dict[int, float]]:
+    """The training steps' progress as series (one step's as they are, fan-out items' named after each), and
+    the steps done of the total over all of them."""
+    reporting = [name for name, events in progress.items() if events]
+    merged: dict[str, dict[int, float]] = {}
+    if not reporting:
+        return merged
+    curves.progress_step = reporting[-1]
+    curves.sources.append("progress")
+    done, totals = 0, []
+    for name in reporting:
+        reported, total = parse_progress(progress[name])
+        done += int(progress[name][-1]["step"])
+        totals.append(total)
+        for tag, points in reported.items():
+            merged[tag if len(reporting) == 1 else f"{name} {tag}"] = dict(points)
+    curves.step = done
+    curves.total_steps = sum(t for t in totals if t) if all(totals) else None
+    return merged
 
 
 def parse_event_file(path: Path) -> dict[str, dict[int, float]]:
@@ -91,16 +117,12 @@ class CurveReader:
         self._lock = threading.Lock()
 
     def read(self, info: WorkflowInfo, progress: dict[str, list[dict[str, Any]]]) -> Curves:
-        """The curves of `info` from its steps' progress events, its event files and its metrics.json."""
+        """The curves of `info` from its training steps' progress events (`progress`: by step instance), its train
+        dir's event files and its metrics.json."""
         curves = Curves()
-        merged: dict[str, dict[int, float]] = {}
-        reporting = [name for name, events in progress.items() if events]
-        if reporting:
-            curves.progress_step = reporting[-1]
-            reported, curves.total_steps = parse_progress(progress[reporting[-1]])
-            curves.sources.append("progress")
-            merged.update({tag: dict(points) for tag, points in reported.items()})
-        train_dir = _train_dir(info)
+        merged = _progress_curves(curves, progress)
+        dirs = train_dirs(info)
+        train_dir = dirs[-1] if len(dirs) == 1 else None  # several train dirs: their progress is what compares
         if train_dir:
             options = StorageOptions.from_env(
                 info.params.get("aws-endpoint-url") or None, info.params.get("aws-region") or None
@@ -114,7 +136,8 @@ class CurveReader:
         # NaN and infinity (a run that diverged) are not JSON: such points are left out of the plot
         finite = {tag: {s: v for s, v in points.items() if math.isfinite(v)} for tag, points in merged.items()}
         curves.series = {tag: sorted(points.items()) for tag, points in finite.items() if points}
-        curves.step = max((p[-1][0] for t, p in curves.series.items() if t.startswith("train/")), default=0)
+        trained = max((p[-1][0] for t, p in curves.series.items() if t.startswith("train/")), default=0)
+        curves.step = curves.step or trained
         return curves
 
     def _events(self, logs_url: str, options: StorageOptions) -> dict[str, dict[int, float]]:
@@ -150,12 +173,6 @@ class CurveReader:
             parsed = parse_event_file(local)
             self._parsed[key] = (tag, parsed)
             return parsed
-
-
-def _train_dir(info: WorkflowInfo) -> str | None:
-    """The train dir a step of the workflow wrote as its `train-dir` output."""
-    found = [str(s.outputs[TRAIN_DIR_OUTPUT]) for s in info.steps if s.outputs.get(TRAIN_DIR_OUTPUT)]
-    return found[-1] if found else None
 
 
 def _read_metrics(train_dir: str, options: StorageOptions) -> dict[str, Any] | None:

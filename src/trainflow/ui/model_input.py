@@ -1,7 +1,8 @@
 """What a workflow's model takes, from its dataset's descriptor: a drawing pad, an image upload or a form.
 
-The dashboard asks once per workflow; the answer also names the classes for the score bars. A workflow
-whose dataset cannot be read here (another node's cache, a model-deploy run) is taken to serve MNIST.
+The dashboard asks once per workflow; the answer also names the classes for the score bars. The dataset is
+the output a step declares of kind dataset; a workflow whose dataset cannot be read here (another node's
+cache, a model-deploy run) is taken to serve MNIST.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from trainflow.serving.tensor_specs import MAX_EXAMPLE_VALUES
 from trainflow.ui.digits import MAX_PIXELS, SIDE, digit_from_png
 from trainflow.ui.errors import UiError
 from trainflow.workflows.backend import WorkflowInfo
+from trainflow.workflows.endpoints import dataset
 
 DATA_URL_PREFIXES = ("data:image/png;base64,", "data:image/jpeg;base64,")
 
@@ -40,9 +42,9 @@ MNIST_INPUT = ModelInput("digit", (1, SIDE, SIDE), tuple(str(d) for d in range(1
 
 
 def model_input(info: WorkflowInfo) -> ModelInput:
-    """The input of the model `info` trains and serves, from the descriptor of its download-dataset output."""
-    path = next((s.outputs.get("dataset-path") for s in info.steps if s.outputs.get("dataset-path")), None)
-    if not isinstance(path, str) or not path:
+    """The input of the model `info` trains and serves, from the descriptor of its dataset output."""
+    path = dataset(info)
+    if not path:
         return MNIST_INPUT
     try:
         descriptor = load_descriptor(Path(path))

@@ -12,7 +12,7 @@ from trainflow.client import ClientError, ServerUnreachable, predict_images
 from trainflow.ui.digits import SIDE, digit_from_png
 from trainflow.ui.errors import ModelFailed, ModelUnavailable, UiError
 from trainflow.ui.model_input import MNIST_INPUT, ModelInput, example_from_request
-from trainflow.ui.views import model_endpoint
+from trainflow.ui.views import served_model
 from trainflow.workflows.backend import WorkflowInfo
 
 PIXELS = SIDE * SIDE
@@ -69,17 +69,17 @@ def predict_digit(
 ) -> dict[str, Any]:
     """Ask the workflow's served model about one flat example: class, scores, class names, and (for drawn
     digits) the input it saw."""
-    endpoint = model_endpoint(info)
-    if endpoint is None:
+    server = served_model(info)
+    if server is None or server.rest_url is None:
         raise ModelUnavailable(
-            f"workflow {info.name} serves no model yet: wait for its serve-model step "
+            f"workflow {info.name} serves no model yet: wait for its model server step "
             "(or run `trainflow submit model-deploy -p workflow=...`)"
         )
     try:
-        prediction = predict_images(endpoint["rest-url"], "rest", digit[None], endpoint["model-name"], timeout)[0]
+        prediction = predict_images(server.rest_url, "rest", digit[None], server.model_name, timeout)[0]
     except ServerUnreachable:
         raise ModelUnavailable(
-            f"the model server of {info.name} at {endpoint['rest-url']} is not answering: "
+            f"the model server of {info.name} at {server.rest_url} is not answering: "
             f"check `trainflow services`, or `trainflow retry {info.name}`"
         ) from None
     except ClientError as exc:
@@ -88,7 +88,7 @@ def predict_digit(
         "class": prediction.cls,
         "scores": list(prediction.scores),
         "class_names": list(model.class_names),
-        "model": endpoint,
+        "model": {"rest_url": server.rest_url, "name": server.model_name, "version": server.version},
     }
     if model.kind == "digit":
         answer["input"] = [round(float(v), 4) for v in digit]

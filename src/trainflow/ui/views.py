@@ -1,7 +1,7 @@
 """What the dashboard shows of a workflow: `trainflow get -o json` plus its DAG and links.
 
 Everything comes from the steps' kinds, dependencies and outputs: a link is any output holding a URL
-or an address, the served model is the step whose outputs name a REST URL and a model.
+or an address; the served model is the step the spec declares to serve one (`trainflow.workflows.endpoints`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from trainflow.workflows.backend import StepInfo, WorkflowInfo
+from trainflow.workflows.endpoints import ModelServer, model_server, serves_model
 
 LINK_SUFFIXES = ("url", "address")
 
@@ -70,8 +71,9 @@ def _rows(steps: list[StepInfo], levels: dict[str, int], depends: dict[str, tupl
 
 
 def workflow_links(info: WorkflowInfo) -> list[dict[str, str]]:
-    """Where to look next: every URL or address a step wrote (services first), and each model's status page."""
+    """Where to look next: every URL or address a step wrote (services first), and the model's status page."""
     links = []
+    server = model_server(info)
     for step in sorted(info.steps, key=lambda s: not s.service):
         for key, value in step.outputs.items():
             text = str(value)
@@ -84,22 +86,24 @@ def workflow_links(info: WorkflowInfo) -> list[dict[str, str]]:
                         "href": text if text.startswith("http") else "",
                     }
                 )
-        if step.outputs.get("rest-url") and step.outputs.get("model-name"):
-            status = f"{step.outputs['rest-url']}/v1/models/{step.outputs['model-name']}"
+        if server is not None and server.step == step.name and server.rest_url:
+            status = f"{server.rest_url}/v1/models/{server.model_name}"
             links.append({"label": f"{step.name} model status", "step": step.name, "value": status, "href": status})
     return links
 
 
+def served_model(info: WorkflowInfo) -> ModelServer | None:
+    """The model server the dashboard can ask: one on this machine that speaks REST."""
+    server = model_server(info)
+    return server if server is not None and server.rest_url else None
+
+
 def model_endpoint(info: WorkflowInfo) -> dict[str, Any] | None:
-    """The served model of a workflow (REST URL, name, version): a step that outputs `rest-url`; None without one."""
-    serve = next((s for s in info.steps if s.outputs.get("rest-url")), None)
-    if serve is None:
+    """What the page says of the served model (REST URL, name, version); None while nothing serves one here."""
+    server = served_model(info)
+    if server is None:
         return None
-    return {
-        "rest-url": serve.outputs["rest-url"],
-        "model-name": serve.outputs.get("model-name") or info.params.get("model-name", "mnist"),
-        "model-version": serve.outputs.get("model-version"),
-    }
+    return {"rest_url": server.rest_url, "name": server.model_name, "version": server.version, "step": server.step}
 
 
 def workflow_view(info: WorkflowInfo) -> dict[str, Any]:
@@ -109,6 +113,7 @@ def workflow_view(info: WorkflowInfo) -> dict[str, Any]:
         "dag": workflow_dag(info),
         "links": workflow_links(info),
         "model": model_endpoint(info),
+        "serves_model": serves_model(info),
         "duration": _seconds(info.started_at, info.finished_at),
         "now": time.time(),
     }

@@ -1,4 +1,4 @@
-"""What a run measured, read from its outputs and its train dir's metrics.json: for listing and comparing runs."""
+"""What a run measured, read from its train dirs' metrics.json and its metric outputs: for listing and comparing runs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from typing import Any
 
 from trainflow.progress import METRICS_FILE
 from trainflow.storage import StorageError, StorageOptions, open_store
-from trainflow.workflows.backend import DONE, WorkflowInfo
+from trainflow.workflows.backend import WorkflowInfo
+from trainflow.workflows.endpoints import metric_outputs, model_version, train_dirs
 
-TRAIN_DIR_OUTPUT = "train-dir"  # a step output naming a train dir (where the training writes metrics.json)
-VERSION_OUTPUT = "model-version"
 FIRST_METRICS = ("accuracy", "loss", "global_step")  # what a comparison reads first; the others follow by name
 
 
@@ -31,15 +30,16 @@ class RunSummary:
 
 def summarize(info: WorkflowInfo, options: StorageOptions | None = None) -> RunSummary:
     """The run's summary; metrics stay empty while it trains, or when it wrote none."""
-    outputs = {k: v for s in info.steps if s.status in DONE for k, v in s.outputs.items()}
-    train_dir = outputs.get(TRAIN_DIR_OUTPUT)
-    version = outputs.get(VERSION_OUTPUT)
+    metrics: dict[str, Any] = {}
+    for train_dir in train_dirs(info):
+        metrics.update(final_metrics(train_dir, options))
+    metrics.update(metric_outputs(info))
     return RunSummary(
         name=info.name,
         status=info.status,
         params=dict(info.params),
-        metrics=final_metrics(str(train_dir), options) if train_dir else {},
-        model_version=version if isinstance(version, int) else None,
+        metrics=metrics,
+        model_version=model_version(info),
         duration=(info.finished_at or 0) - info.started_at if info.started_at and info.finished_at else None,
     )
 

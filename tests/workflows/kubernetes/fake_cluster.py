@@ -127,15 +127,15 @@ class FakeCluster:
 
     def add_server(self, namespace: str, workflow: str) -> None:
         ports = {"rest": 8501, "grpc": 9000}
-        self.add_service(namespace, workflow, "serve-model", "serve-model", ports, f"{workflow}-model-server")
+        self.add_service(namespace, workflow, "serve-model", "model", ports, f"{workflow}-model-server")
 
     def add_service(
-        self, namespace: str, workflow: str, step: str, command: str, ports: dict[str, int], name: str
+        self, namespace: str, workflow: str, step: str, serves: str, ports: dict[str, int], name: str
     ) -> None:
-        """A service step as compiled: a Deployment running `trainflow step <command>`, a Service selecting its pods."""
+        """A service step as compiled: a Deployment and a Service selecting its pods, labelled with what it serves."""
         selector = {"trainflow.io/workflow": workflow, "trainflow.io/step": step}
-        labels = {**selector, "app.kubernetes.io/managed-by": "trainflow"}
-        container = {"name": step, "command": ["trainflow", "step", command], "args": []}
+        labels = {**selector, "app.kubernetes.io/managed-by": "trainflow", "trainflow.io/serves": serves}
+        container = {"name": step, "command": ["server"], "args": []}
         self.deployments[(namespace, name)] = {
             "metadata": {"name": name, "labels": labels},
             "spec": {"template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},

@@ -66,7 +66,7 @@ def loopback_streams(pods: PodPorts, opened: list[tuple[str, int]] | None = None
 def cluster() -> FakeCluster:
     cluster = FakeCluster()
     KubernetesBackend(namespace="ml", api=cluster.api()).submit(MODEL_TRAIN, {"job-name": "run1"})
-    # The step names differ from the built-in ones: services are found by what they run.
+    # The step names differ from the built-in ones: services are found by the role they are labelled with.
     cluster.add_service("ml", "run1", "board", TENSORBOARD, {"web": 6006}, "run1-board")
     cluster.add_service_pod("ml", "run1-board-b", "run1", "board", {"web": 6006})
     cluster.add_service_pod("ml", "run1-board-a", "run1", "board", {"web": 6006}, ready=False)

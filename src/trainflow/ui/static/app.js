@@ -7,8 +7,7 @@ import { age, clock, duration, escapeHtml, formatSeconds, isActive, statusClass,
 import { TryModel } from "./trymodel.js";
 
 const FAST = 1500, SLOW = 5000;
-const MAIN_PARAMS = ["job-name", "model", "tf-worker", "model-train-steps", "model-batch-size", "model-learning-rate",
-  "model-hidden-units", "model-name", "model-serving", "s3-data-url", "s3-train-base-url", "workflow"];
+const MAIN_PARAMS = 12;  // the first parameters with a value, in the pipeline's order; the others fold away
 const app = document.getElementById("app");
 
 async function getJson(url) {
@@ -33,6 +32,18 @@ class Poller {
     if (!this.stopped && next) this.timer = setTimeout(() => this.run(), next);
   }
   stop() { this.stopped = true; clearTimeout(this.timer); }
+}
+
+const PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#db2777", "#0891b2", "#ca8a04", "#4b5563"];
+
+// The series of one chart: train/NAME and eval/NAME, then any fan-out item's ("fit[0] train/loss"), one colour each.
+function seriesEnding(series, name, first) {
+  const tags = Object.keys(series).filter((tag) => tag.endsWith(`/${name}`));
+  const own = [`train/${name}`, `eval/${name}`];
+  const ordered = [...own.filter((t) => tags.includes(t)), ...tags.filter((t) => !own.includes(t)).sort()];
+  return ordered.map((tag, i) => ({
+    tag, points: series[tag], color: own.includes(tag) ? first[own.indexOf(tag)] : PALETTE[i % PALETTE.length],
+  }));
 }
 
 function stepsBar(steps) {
@@ -117,7 +128,7 @@ class WorkflowPage {
         </div>
         <div class="stats" id="stats"></div></div>
       <div class="grid-2">
-        <div class="card"><div class="card-head"><h2>Try the model</h2><span class="hint">draw, release, see what the served model says</span></div>
+        <div class="card" id="try-card" hidden><div class="card-head"><h2>Try the model</h2><span class="hint">draw, release, see what the served model says</span></div>
           <div id="try"></div></div>
         <div class="stack">
           <div class="card"><div class="card-head"><h2>Links</h2></div><ul class="links" id="links"></ul></div>
@@ -149,6 +160,7 @@ class WorkflowPage {
     this.renderLinks(view.links);
     this.renderParams(view.params);
     this.renderTabs(view);
+    this.root.querySelector("#try-card").hidden = !view.serves_model;  // only where a step serves a model
     this.tryModel.update(view);
     await Promise.all([this.refreshCurves(view), this.refreshLog(view)]);
     setLive(active ? "active" : "idle", `${active ? "live" : "finished"} · updated ${new Date().toLocaleTimeString([], { hour12: false })}`);
@@ -184,8 +196,8 @@ class WorkflowPage {
 
   renderParams(params) {
     const row = ([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${v === "" ? '<span class="muted">–</span>' : escapeHtml(v)}</td></tr>`;
-    const main = MAIN_PARAMS.filter((k) => k in params).map((k) => [k, params[k]]);
-    const rest = Object.entries(params).filter(([k]) => !MAIN_PARAMS.includes(k)).sort();
+    const main = Object.entries(params).filter(([, v]) => v !== "").slice(0, MAIN_PARAMS);
+    const rest = Object.entries(params).filter(([k]) => !main.some(([m]) => m === k)).sort();
     const box = this.root.querySelector("#params");
     const open = box.querySelector("details")?.open ? " open" : "";
     box.innerHTML = `<table class="kv">${main.map(row).join("")}</table>
@@ -242,14 +254,14 @@ class WorkflowPage {
     const waiting = !train ? "no step reported progress"
       : train.status === "Pending" ? `waiting for ${train.name} to start`
       : train.status === "Running" ? "waiting for the first steps" : `${train.name} ${train.status.toLowerCase()}: no curves`;
+    const fanOut = Object.keys(s).some((tag) => tag.includes(" "));  // "fit[0] train/loss": the total is over all items
+    const xMax = fanOut ? null : total;
     renderChart(this.root.querySelector("#chart-loss"), {
-      series: [{ tag: "train/loss", points: s["train/loss"] || [], color: "#2563eb" },
-        { tag: "eval/loss", points: s["eval/loss"] || [], color: "#ea580c" }], xMax: total, yLabel: "loss",
+      series: seriesEnding(s, "loss", ["#2563eb", "#ea580c"]), xMax, yLabel: "loss",
       marker: finalLoss !== undefined ? { value: finalLoss, label: `test loss ${finalLoss.toFixed(3)}` } : null, empty: waiting,
     });
     renderChart(this.root.querySelector("#chart-accuracy"), {
-      series: [{ tag: "train/accuracy", points: s["train/accuracy"] || [], color: "#16a34a" },
-        { tag: "eval/accuracy", points: s["eval/accuracy"] || [], color: "#ea580c" }], xMax: total, yMax: 1, yLabel: "accuracy",
+      series: seriesEnding(s, "accuracy", ["#16a34a", "#ea580c"]), xMax, yMax: 1, yLabel: "accuracy",
       marker: finalAcc !== undefined ? { value: finalAcc, label: `test ${(finalAcc * 100).toFixed(1)}%` } : null, empty: waiting,
     });
     const fraction = total ? Math.min(1, curves.step / total) : 0;
@@ -269,14 +281,12 @@ class WorkflowPage {
       ["Test loss", finalLoss !== undefined ? finalLoss.toFixed(4) : "–"],
       ["Train accuracy", curves.series["train/accuracy"] ? `${(curves.series["train/accuracy"].at(-1)[1] * 100).toFixed(1)}%` : "–"],
       ["Throughput", speed ? `${Math.round(speed)} ex/s` : "–"],
-      ["Workers", curves.final?.world_size ?? this.viewParam("tf-worker") ?? "–"],
+      ["Workers", curves.final?.world_size ?? "–"],
       ["Train time", curves.final?.train_seconds ? formatSeconds(curves.final.train_seconds) : "–"],
     ];
     this.root.querySelector("#stats").innerHTML = stats.map(([k, v]) =>
       `<div class="stat"><div class="stat-value">${escapeHtml(v)}</div><div class="stat-label">${escapeHtml(k)}</div></div>`).join("");
   }
-
-  viewParam(key) { return this.view?.params?.[key]; }
 
   stop() { this.poller.stop(); }
 }

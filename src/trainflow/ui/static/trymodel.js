@@ -115,7 +115,7 @@ export class TryModel {
     const note = this.root.querySelector("#model-note");
     this.available = Boolean(view.model);
     note.innerHTML = view.model
-      ? `model <b>${escapeHtml(view.model["model-name"])}</b> v${escapeHtml(view.model["model-version"] ?? "?")}`
+      ? `model <b>${escapeHtml(view.model.name)}</b> v${escapeHtml(view.model.version ?? "?")}`
       : ["Pending", "Running"].includes(view.status) ? "no model served yet" : "this run serves no model";
     this.root.querySelector("#predict-button").disabled = !view.model;
     if (view.model) this.loadInput();

@@ -1,7 +1,8 @@
 """A workflow's TensorBoard or model server on the cluster, brought to loopback ports on this machine.
 
-A service is found by what its pods run (`trainflow step tensorboard`, `trainflow step serve-model`), never by
-its step's name, and reached through a ready pod behind its Service's selector (as `kubectl port-forward svc/...`).
+A service is found by the role the compiler labels it with (`trainflow.io/serves: model`, from the step's
+`serves`), never by its step's name or its command, and reached through a ready pod behind its Service's
+selector (as `kubectl port-forward svc/...`).
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from trainflow.pipelines.roles import MODEL, TENSORBOARD
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import portforward
 from trainflow.workflows.kubernetes.backend import KubernetesBackend
 from trainflow.workflows.kubernetes.objects import field_of, items_of
-from trainflow.workflows.kubernetes.resources import STEP_LABEL, WORKFLOW_LABEL
+from trainflow.workflows.kubernetes.resources import SERVES_LABEL, WORKFLOW_LABEL
 
-TENSORBOARD = "tensorboard"  # the `trainflow step` commands whose services these are
-MODEL_SERVER = "serve-model"
-WHAT = {TENSORBOARD: "TensorBoard", MODEL_SERVER: "model server"}
+MODEL_SERVER = MODEL
+WHAT = {TENSORBOARD: "TensorBoard", MODEL: "model server"}
 
 
 @dataclass(frozen=True)
@@ -31,33 +32,19 @@ class Forwarded:
     addresses: dict[str, str]
 
 
-def step_running(backend: KubernetesBackend, workflow: str, command: str) -> str:
-    """The step of `workflow` whose Deployment runs `trainflow step <command>`."""
+def service_of(backend: KubernetesBackend, workflow: str, serves: str) -> Any:
+    """The Service in front of the step of `workflow` labelled as serving `serves` (the first by name)."""
     backend.get(workflow)  # a missing workflow is its own clear line
-    listing = backend.call(
-        lambda: backend.api.apps.list_namespaced_deployment(
-            backend.namespace, label_selector=f"{WORKFLOW_LABEL}={workflow}"
-        )
-    )
-    for deployment in items_of(listing):
-        containers = field_of(deployment, "spec", "template", "spec", "containers") or []
-        if any(list(field_of(c, "command") or [])[:3] == ["trainflow", "step", command] for c in containers):
-            return str((field_of(deployment, "metadata", "labels") or {}).get(STEP_LABEL, ""))
-    raise WorkflowError(
-        f"workflow {workflow} has no running {WHAT.get(command, command)} in namespace {backend.namespace}: "
-        f"see `trainflow get {workflow} --backend kubernetes -n {backend.namespace}`"
-    )
-
-
-def service_of(backend: KubernetesBackend, workflow: str, step: str) -> Any:
-    """The Service in front of a workflow's service step."""
-    selector = f"{WORKFLOW_LABEL}={workflow},{STEP_LABEL}={step}"
+    selector = f"{WORKFLOW_LABEL}={workflow},{SERVES_LABEL}={serves}"
     found = items_of(
         backend.call(lambda: backend.api.core.list_namespaced_service(backend.namespace, label_selector=selector))
     )
     if not found:
-        raise WorkflowError(f"workflow {workflow}'s step {step} has no Service in namespace {backend.namespace}")
-    return found[0]
+        raise WorkflowError(
+            f"workflow {workflow} has no running {WHAT.get(serves, serves)} in namespace {backend.namespace}: "
+            f"see `trainflow get {workflow} --backend kubernetes -n {backend.namespace}`"
+        )
+    return min(found, key=lambda s: str(field_of(s, "metadata", "name")))
 
 
 def ready_pod(backend: KubernetesBackend, service: Any) -> Any:
@@ -106,15 +93,15 @@ def pod_ports(service: Any, pod: Any) -> dict[str, int]:
 def forward_service(
     backend: KubernetesBackend,
     workflow: str,
-    command: str,
+    serves: str,
     local_ports: Sequence[int] = (),
     open_stream: portforward.OpenStream | None = None,
 ) -> Iterator[Forwarded]:
-    """Every port of the service running `trainflow step <command>` on loopback until the block ends.
+    """Every port of the workflow's service that serves `serves` (model, tensorboard) on loopback until the block ends.
 
     `local_ports` are the loopback ports for the Service's ports in order (0 or none given: a free port).
     """
-    service = service_of(backend, workflow, step_running(backend, workflow, command))
+    service = service_of(backend, workflow, serves)
     pod = ready_pod(backend, service)
     pod_name = str(field_of(pod, "metadata", "name"))
     opener = open_stream or portforward.api_stream(backend.api.core, backend.namespace)
