@@ -180,16 +180,3 @@ def _npy(array: np.ndarray, extra: int) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue() + bytes(extra)
-
-
-def test_parquet_without_pyarrow_says_what_to_install(cache: DatasetCache, tmp_path: Path) -> None:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("pyarrow is installed here")
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "table.parquet").write_bytes(b"PAR1")
-    with pytest.raises(DataFormatError, match=r"reading table\.parquet needs pyarrow.*pip install pyarrow"):
-        cache.ensure(str(tmp_path / "src"), "d")

@@ -9,12 +9,13 @@ import numpy as np
 from trainflow.datasets.arrays import Built
 from trainflow.datasets.descriptor import Normalization
 from trainflow.datasets.errors import DataFormatError
+from trainflow.datasets.row_files import row_chunks, rows_per_chunk, write_npy
 
 MAX_CLASSES = 1 << 16
 # Models take float32: a float64 feature beyond its range becomes inf on the way in, and its square overflows the
 # descriptor's standardisation into NaN.
 FEATURE_LIMIT = float(np.finfo(np.float32).max)
-_CHECK_BYTES = 16 << 20  # examples are checked this much at a time: a memmap is never copied whole
+_STATS_ROWS = 65536  # rows summed at a time (fixed: the sums, and so the statistics, depend on it)
 _CHANNELS = (1, 3, 4)
 Arrays = dict[str, np.ndarray]
 
@@ -64,9 +65,7 @@ def finite_features(arrays: Arrays, names: dict[str, str]) -> None:
         x = arrays[role]
         if x.dtype.kind != "f":
             continue  # integers are always finite and within float32's range
-        step = max(1, _CHECK_BYTES // max(1, x[:1].nbytes))
-        for start in range(0, x.shape[0], step):
-            chunk = np.asarray(x[start : start + step])
+        for start, chunk in row_chunks(x, rows_per_chunk(x)):
             within = np.abs(chunk) <= FEATURE_LIMIT  # False for NaN as well
             if not within.all():
                 _refuse_values(names[role], start, chunk, within)
@@ -129,8 +128,8 @@ def normalization(x_train: np.ndarray, shape: tuple[int, ...]) -> Normalization:
         scale = 1 / 255 if x_train.dtype == np.uint8 else 1.0
         return Normalization(scale, (0.0,) * shape[0], (1.0,) * shape[0])
     total = np.zeros(shape[0]), np.zeros(shape[0])
-    for start in range(0, x_train.shape[0], 65536):
-        chunk = np.asarray(x_train[start : start + 65536], dtype=np.float64)
+    for _, rows in row_chunks(x_train, _STATS_ROWS):
+        chunk = rows.astype(np.float64)
         total = total[0] + chunk.sum(axis=0), total[1] + (chunk * chunk).sum(axis=0)
     n = x_train.shape[0]
     mean = total[0] / n
@@ -145,7 +144,7 @@ def _rewrite(array: np.ndarray, role: str, work: Path | None, built: Built) -> n
             f"the {role} array needs converting: sync the folder into the cache first (trainflow data sync)"
         )
     path = work / f"{role}.npy"
-    np.save(path, np.ascontiguousarray(array))
+    write_npy(path, array.dtype, array.shape, (rows for _, rows in row_chunks(array, rows_per_chunk(array))))
     built.arrays[role] = path
     return np.load(path, mmap_mode="r")
 

@@ -1,0 +1,125 @@
+"""Memory and time of syncing a large CSV or Parquet table, against pyarrow reading the same file whole.
+
+Writes an N-row x 20-feature float table (integer labels 0-9) as CSV and as Parquet into --work (default:
+a temp folder under /tmp), then for each size and format, in alternating rounds, runs in a fresh process:
+  - baseline: `pyarrow.csv.read_csv` / `pyarrow.parquet.read_table` of the whole file;
+  - trainflow: `trainflow data sync <folder>` into an empty cache (copy, sha256, manifest, the streamed
+    conversion to the cached arrays, the checks and the descriptor).
+Peak memory is the RSS of the process tree, sampled every 10 ms with psutil; time is the process's wall
+time (interpreter start and imports included for both). Prints min/median per variant and the median of
+the per-round ratios, and the load average (other work on the machine skews the times).
+
+    .venv/bin/python benchmarks/table_sync.py [--rows 100000,1000000,3000000] [--repeat 3] [--formats csv,parquet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+FEATURES = 20
+BASELINE = {
+    "csv": "import pyarrow.csv as c, sys; t = c.read_csv(sys.argv[1]); print(t.num_rows)",
+    "parquet": "import pyarrow.parquet as p, sys; t = p.read_table(sys.argv[1]); print(t.num_rows)",
+}
+
+
+def write_tables(rows: int, folder: Path) -> dict[str, Path]:
+    """t.csv and t.parquet of `rows` rows, each in its own folder, written a block at a time."""
+    paths = {"csv": folder / "csv" / "t.csv", "parquet": folder / "parquet" / "t.parquet"}
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    schema = pa.schema([*(pa.field(f"f{j}", pa.float32()) for j in range(FEATURES)), pa.field("label", pa.int64())])
+    with pa_csv.CSVWriter(paths["csv"], schema) as c, pq.ParquetWriter(paths["parquet"], schema) as p:
+        for start in range(0, rows, 200_000):
+            n = min(200_000, rows - start)
+            x = rng.normal(size=(n, FEATURES)).astype(np.float32)
+            columns = [pa.array(x[:, j]) for j in range(FEATURES)] + [pa.array(rng.integers(0, 10, n))]
+            batch = pa.record_batch(columns, schema=schema)
+            c.write_batch(batch)
+            p.write_batch(batch)
+    return paths
+
+
+def run(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of the process tree of `argv`."""
+    start = time.perf_counter()
+    proc = psutil.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [proc, *proc.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return elapsed, peak
+
+
+def measure(fmt: str, path: Path, work: Path, repeat: int) -> dict[str, list[tuple[float, int]]]:
+    trainflow = str(Path(sys.executable).with_name("trainflow"))
+    results: dict[str, list[tuple[float, int]]] = {"pyarrow": [], "trainflow": []}
+    for i in range(repeat):
+        results["pyarrow"].append(run([sys.executable, "-c", BASELINE[fmt], str(path)], dict(os.environ)))
+        home = work / f"home-{i}"
+        env = dict(os.environ, TRAINFLOW_HOME=str(home))
+        results["trainflow"].append(run([trainflow, "data", "sync", str(path.parent), "--name", "t"], env))
+        shutil.rmtree(home)
+    return results
+
+
+def report(rows: int, fmt: str, size: int, results: dict[str, list[tuple[float, int]]]) -> None:
+    print(f"\n{rows:,} rows x {FEATURES} features, {fmt} ({size / 1e6:.0f} MB), {len(results['pyarrow'])} rounds")
+    for name, runs in results.items():
+        times, peaks = [t for t, _ in runs], [m for _, m in runs]
+        print(
+            f"  {name:10s} time min {min(times):6.2f} s  median {statistics.median(times):6.2f} s   "
+            f"peak RSS min {min(peaks) / 2**20:6.0f} MiB  median {statistics.median(peaks) / 2**20:6.0f} MiB"
+        )
+    ratios = [t / b for (t, _), (b, _) in zip(results["trainflow"], results["pyarrow"], strict=True)]
+    print(f"  trainflow / pyarrow time: per-round median {statistics.median(ratios):.2f}x, min {min(ratios):.2f}x")
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="100000,1000000,3000000", help="Comma-separated table sizes.")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--formats", default="csv,parquet")
+    parser.add_argument("--work", type=Path, default=None, help="Where the tables go (default: a temp folder).")
+    args = parser.parse_args()
+    print(f"load average before: {load()} on {os.cpu_count()} CPUs")
+    work = Path(tempfile.mkdtemp(prefix="tf-bench-tables-", dir=args.work))
+    try:
+        for rows in (int(r) for r in args.rows.split(",")):
+            paths = write_tables(rows, work / f"rows-{rows}")
+            for fmt in args.formats.split(","):
+                report(rows, fmt, paths[fmt].stat().st_size, measure(fmt, paths[fmt], work, args.repeat))
+            shutil.rmtree(work / f"rows-{rows}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nload average after: {load()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Arrays read and written a block of rows at a time, so preparing a dataset takes memory that does not grow with it."""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+CHUNK_BYTES = 16 << 20  # rows are read and written this much at a time
+
+
+def rows_per_chunk(x: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """How many examples of `x` make about `chunk_bytes`."""
+    return max(1, chunk_bytes // max(1, int(np.prod(x.shape[1:], dtype=np.int64)) * x.dtype.itemsize))
+
+
+def row_chunks(x: np.ndarray, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, copy of up to `rows` rows) over `x`; a memory-mapped file's pages are let go after each block.
+
+    A memmap's pages stay resident (and counted in the process's memory) once touched: a pass over a
+    3 GB array would otherwise hold 3 GB by its end.
+    """
+    for start in range(0, x.shape[0], rows):
+        chunk = np.array(x[start : start + rows])
+        _release(x)
+        yield start, chunk
+
+
+def _release(x: np.ndarray) -> None:
+    mapped = getattr(x, "_mmap", None)  # set by np.memmap and np.load(mmap_mode=...) on the array and its views
+    # A shared mapping's pages come back from the page cache; a private one ('c') would lose its changes.
+    if isinstance(mapped, mmap.mmap) and getattr(x, "mode", "c") != "c" and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def write_npy(dest: Path, dtype: np.dtype, shape: tuple[int, ...], blocks: Iterable[np.ndarray]) -> Path:
+    """Write an .npy file of `shape` from C-ordered blocks of rows; ValueError when they do not add up to it."""
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    written = 0
+    with open(dest, "wb") as out:
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(out, header)
+        for block in blocks:
+            data = np.ascontiguousarray(block, dtype=dtype)
+            written += data.nbytes
+            data.tofile(out)
+    if written != expected:
+        raise ValueError(f"{dest.name}: wrote {written} bytes where its shape {shape} needs {expected}")
+    return dest
+
+
+def raw_rows(path: Path, dtype: np.dtype, width: int, rows: int) -> Iterator[np.ndarray]:
+    """Blocks of up to `rows` rows of a headerless file of `width` values per row, read (not mapped)."""
+    with open(path, "rb") as f:
+        while True:
+            block = np.fromfile(f, dtype=dtype, count=rows * width)
+            if block.size == 0:
+                return
+            yield block.reshape(-1, width)

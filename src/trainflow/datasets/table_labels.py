@@ -1,0 +1,73 @@
+"""A table's labels as small integer codes while it streams by, turned into class indices once all rows are read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
+
+from trainflow.datasets.errors import DataFormatError
+
+
+class LabelCodes:
+    """Each distinct label text gets a code (in order of first sight); rows hold codes, not text."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self._codes: dict[str, int] = {}
+
+    def encode(self, values: pa.Array, text: Callable[[object], str]) -> np.ndarray:
+        """The codes of one batch of a label column (`text` gives a value's label, '' for a missing one)."""
+        encoded = pc.dictionary_encode(values)
+        local = [self._code(text(v)) for v in encoded.dictionary.to_pylist()]
+        indices = encoded.indices
+        if indices.null_count:
+            indices = pc.fill_null(indices, len(local))
+            local.append(self._code(text(None)))
+        return np.asarray(local, dtype=np.int32)[indices.to_numpy()]
+
+    def first(self, codes: np.ndarray, text: str) -> int | None:
+        """The first row labelled `text`, None if none is."""
+        code = self._codes.get(text)
+        if code is None:
+            return None
+        hits = np.flatnonzero(codes == code)
+        return int(hits[0]) if len(hits) else None
+
+    def code(self, text: str) -> int:
+        """The code of a label text seen before."""
+        return self._codes[text]
+
+    def _code(self, text: str) -> int:
+        code = self._codes.get(text)
+        if code is None:
+            code = self._codes[text] = len(self.texts)
+            self.texts.append(text)
+        return code
+
+
+def labels_of(
+    codes: LabelCodes, raw: dict[str, np.ndarray], tables: dict[str, str]
+) -> tuple[dict[str, np.ndarray], tuple[str, ...] | None]:
+    """Integer labels are class indices; any other label is a class name (classes sorted, from the training rows)."""
+    try:
+        ints = np.array([int(t) for t in codes.texts] or [0], dtype=np.int64)
+        return {s: ints[c] for s, c in raw.items()}, None
+    except ValueError:
+        pass
+    seen = np.zeros(len(codes.texts), dtype=bool)
+    seen[raw["train"]] = True
+    classes = tuple(sorted(t for t, s in zip(codes.texts, seen, strict=True) if s))
+    index = np.full(len(codes.texts), -1, dtype=np.int64)
+    index[[codes.code(name) for name in classes]] = np.arange(len(classes))
+    y = {s: index[c] for s, c in raw.items()}
+    unknown = np.flatnonzero(y["test"] < 0)
+    if len(unknown):
+        value = codes.texts[raw["test"][unknown[0]]]
+        raise DataFormatError(
+            f"label {value[:40]!r} in {tables['test']} is not a class of {tables['train']} "
+            f"({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}): fix the label"
+        )
+    return y, classes

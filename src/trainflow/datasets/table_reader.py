@@ -1,0 +1,127 @@
+"""CSV and Parquet tables read a batch of rows at a time (pyarrow's streaming readers), never whole."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+import pyarrow.csv as pa_csv  # type: ignore[import-untyped, unused-ignore]
+import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
+
+from trainflow.datasets.errors import DataFormatError
+
+BATCH_BYTES = 4 << 20  # of CSV text per batch
+BATCH_ROWS = 65536  # of a Parquet file per batch
+
+
+class NotNumbers(Exception):
+    """A column asked for as numbers holds something else: read the table again as text to say what and where."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows `start`, `start + 1`, ... of a table (0 = the first data row), one pyarrow array per column."""
+
+    start: int
+    columns: dict[str, pa.Array]
+    parsed: bool = False  # the columns asked for as numbers were parsed by pyarrow (their text is gone)
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table file: its column names, how its values read as text, and its rows batch by batch."""
+
+    name: str
+    path: Path
+    columns: list[str]
+    text: Callable[[object], str]  # a value as the table's text: what labels are and what messages quote
+    csv: bool
+
+    def batches(self, wanted: list[str], numbers: list[str]) -> Iterator[Batch]:
+        """Batches of the `wanted` columns; a CSV's `numbers` columns parsed as float64 (NotNumbers if one is not)."""
+        return _csv_batches(self, wanted, numbers) if self.csv else _parquet_batches(self, wanted)
+
+
+def open_table(path: Path, name: str) -> Table:
+    """The table's header (nothing else is read yet); DataFormatError when it is not a readable table."""
+    if name.lower().endswith(".parquet"):
+        try:
+            columns = list(pq.ParquetFile(path).schema_arrow.names)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+            raise DataFormatError(f"{name} is not a readable Parquet file ({exc}): write it again") from None
+        return Table(name, path, columns, lambda v: "" if v is None else str(v), csv=False)
+    return Table(name, path, _csv_header(path, name), lambda v: str(v).strip(), csv=True)
+
+
+def _csv_header(path: Path, name: str) -> list[str]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = next(reader, [])
+            has_rows = next(reader, None) is not None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataFormatError(
+            f"{name} is not a readable CSV file ({exc}): save it as UTF-8 CSV with a header row"
+        ) from None
+    if not has_rows or not header:
+        raise DataFormatError(f"{name} has no header row and data rows: save it as CSV with a header row")
+    columns = [c.strip() for c in header]
+    if len(set(columns)) != len(columns):
+        raise DataFormatError(f"{name} names a column twice ({', '.join(columns)}): give every column its own name")
+    return columns
+
+
+def _csv_batches(table: Table, wanted: list[str], numbers: list[str]) -> Iterator[Batch]:
+    bad: list[pa_csv.InvalidRow] = []
+
+    def invalid(row: pa_csv.InvalidRow) -> str:
+        bad.append(row)
+        return "error"
+
+    # One thread: the parser then numbers rows, so a bad one is named by its line.
+    read = pa_csv.ReadOptions(use_threads=False, block_size=BATCH_BYTES, skip_rows=1, column_names=table.columns)
+    types = dict.fromkeys(table.columns, pa.string()) | dict.fromkeys(numbers, pa.float64())
+    convert = pa_csv.ConvertOptions(column_types=types, include_columns=wanted)
+    start = 0
+    try:
+        reader = pa_csv.open_csv(
+            table.path, read_options=read, parse_options=pa_csv.ParseOptions(invalid_row_handler=invalid),
+            convert_options=convert,
+        )  # fmt: skip
+        for batch in reader:
+            yield Batch(start, {c: batch.column(c) for c in wanted}, parsed=bool(numbers))
+            start += batch.num_rows
+    except pa.ArrowInvalid as exc:
+        if numbers and not bad:
+            raise NotNumbers(str(exc)) from None
+        if bad:
+            row = bad[0]
+            raise DataFormatError(
+                f"{table.name} line {row.number} has {row.actual_columns} values for {row.expected_columns} "
+                "columns: fix that row"
+            ) from None
+        raise DataFormatError(
+            f"{table.name} is not a readable CSV file ({exc}, after data row {start}): "
+            "save it as UTF-8 CSV with a header row"
+        ) from None
+
+
+def _parquet_batches(table: Table, wanted: list[str]) -> Iterator[Batch]:
+    start = 0
+    try:
+        # pre_buffer would read ahead whole row groups of every column: memory then grows with the file.
+        parquet = pq.ParquetFile(table.path, pre_buffer=False, buffer_size=1 << 20)
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+            yield Batch(start, {c: batch.column(c) for c in wanted})
+            start += batch.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        raise DataFormatError(
+            f"{table.name} is not a readable Parquet file ({exc}, after row {start}): write it again"
+        ) from None
