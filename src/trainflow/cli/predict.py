@@ -47,16 +47,31 @@ def _show(
 
 def _test_split(data_dir: Path | None, count: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """The first `count` test examples of any dataset trainflow reads, as the model's raw input, with class names."""
-    from trainflow.datasets import load_dataset
+    from trainflow.datasets import DatasetError, load_dataset
 
     if data_dir is None:
-        raise ClientError("no examples: pass files (images, .csv, .npy), or --data-dir with a synced dataset")
-    dataset = load_dataset(data_dir)
+        raise ClientError("no examples: pass files (images, .csv, .npy), or --data-dir with a dataset")
+    try:
+        dataset = load_dataset(data_dir)
+    except DatasetError:
+        if not data_dir.is_dir():
+            raise
+        dataset = load_dataset(_synced(data_dir))
     count = min(count, len(dataset.test))
     examples = np.asarray(dataset.test.images[:count])
     if dataset.descriptor.kind == "image" and examples.dtype != np.uint8:
         examples = (examples * np.float32(dataset.descriptor.normalization.scale)).astype(np.float32)
     return examples, np.asarray(dataset.test.labels[:count]), dataset.descriptor.class_names
+
+
+def _synced(source: Path) -> Path:
+    """A dataset folder as the cache holds it, under the name a pipeline's sync gives it (so it is copied once)."""
+    from trainflow.datasets import DatasetCache, default_name
+    from trainflow.settings import trainflow_home
+
+    result = DatasetCache(trainflow_home() / "cache" / "datasets").ensure(str(source), default_name(str(source)))
+    click.echo(f"{source} is not a synced dataset: reading its cached copy {result.path}", err=True)
+    return result.path
 
 
 def _latest_served(protocol: str, workflow: str | None = None) -> tuple[str, str | None] | None:

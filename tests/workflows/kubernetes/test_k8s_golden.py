@@ -12,15 +12,34 @@ from pathlib import Path
 
 import pytest
 
+from trainflow.pipelines.loading import load_pipeline
 from trainflow.workflows import MODEL_DEPLOY, MODEL_TRAIN
 from trainflow.workflows.kubernetes import compile_pipeline, compile_rbac, to_yaml
 
 GOLDEN = Path(__file__).parent / "golden"
+EXAMPLES = Path(__file__).parents[3] / "examples"
+# The examples' values on a cluster: their data and artifacts in a bucket every pod reaches.
+EXAMPLE_VALUES = {
+    "own-model": {"data": "s3://datasets/wine", "model-name": "wine"},
+    "sweep": {"artifacts": "s3://runs/sweep"},
+}
+
+
+def example(name: str, form: str, job_kind: str) -> dict:
+    """An example pipeline (its .py or .yaml form) compiled with its cluster values."""
+    return compile_pipeline(load_pipeline(str(EXAMPLES / name / f"pipeline.{form}")), EXAMPLE_VALUES[name], job_kind)
+
+
 CASES = {
     "model-train-pytorchjob.yaml": lambda: compile_pipeline(MODEL_TRAIN, {}, "pytorchjob"),
     "model-train-tfjob.yaml": lambda: compile_pipeline(MODEL_TRAIN, {}, "tfjob"),
     "model-deploy.yaml": lambda: compile_pipeline(MODEL_DEPLOY, {"workflow": "myjob"}),
     "rbac.yaml": lambda: compile_rbac("default"),
+    **{
+        f"example-{name}-{kind}.yaml": (lambda name=name, kind=kind: example(name, "py", kind))
+        for name in EXAMPLE_VALUES
+        for kind in ("pytorchjob", "tfjob")
+    },
 }
 
 
@@ -32,6 +51,12 @@ def test_default_compile_output_matches_the_golden_file(name: str) -> None:
         path.write_text(text)
     assert path.exists(), f"{path} missing: run with TRAINFLOW_UPDATE_GOLDEN=1 to create it"
     assert text == path.read_text(), f"{name} changed: review the diff, then regenerate with TRAINFLOW_UPDATE_GOLDEN=1"
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_VALUES))
+@pytest.mark.parametrize("kind", ["pytorchjob", "tfjob"])
+def test_an_examples_yaml_form_compiles_to_its_python_forms_golden_file(name: str, kind: str) -> None:
+    assert to_yaml(example(name, "yaml", kind)) == (GOLDEN / f"example-{name}-{kind}.yaml").read_text()
 
 
 def test_compile_command_prints_the_golden_yaml_and_writes_files(tmp_path: Path) -> None:
