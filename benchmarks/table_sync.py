@@ -32,9 +32,18 @@ import pyarrow.parquet as pq
 
 FEATURES = 20
 BASELINE = {
-    "csv": "import pyarrow.csv as c, sys; t = c.read_csv(sys.argv[1]); print(t.num_rows)",
-    "parquet": "import pyarrow.parquet as p, sys; t = p.read_table(sys.argv[1]); print(t.num_rows)",
+    "csv": "import pyarrow.csv as c, sys, time; s = time.perf_counter(); c.read_csv(sys.argv[1]); "
+    "print(time.perf_counter() - s)",
+    "parquet": "import pyarrow.parquet as p, sys, time; s = time.perf_counter(); p.read_table(sys.argv[1]); "
+    "print(time.perf_counter() - s)",
 }
+# The conversion alone, in-process: the synced dataset's arrays and descriptor built again from its cached file.
+PREPARE = (
+    "import sys, time; from pathlib import Path; from trainflow.datasets import FormatOptions; "
+    "from trainflow.datasets.manifest import load_manifest; from trainflow.datasets.prepare import prepare; "
+    "d = Path(sys.argv[1]); (d / 'descriptor.json').unlink(); s = time.perf_counter(); "
+    "prepare(d, load_manifest(d), FormatOptions()); print(time.perf_counter() - s)"
+)
 
 
 def write_tables(rows: int, folder: Path) -> dict[str, Path]:
@@ -55,10 +64,10 @@ def write_tables(rows: int, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of the process tree of `argv`."""
+def run(argv: list[str], env: dict[str, str]) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (bytes) of the process tree of `argv`, and the seconds it printed (0 if none)."""
     start = time.perf_counter()
-    proc = psutil.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = psutil.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak = 0
     while proc.poll() is None:
         try:
@@ -70,31 +79,46 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
     elapsed = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
-    return elapsed, peak
+    out = proc.stdout.read().decode().strip() if proc.stdout else ""
+    try:
+        return elapsed, peak, float(out)
+    except ValueError:
+        return elapsed, peak, 0.0
 
 
-def measure(fmt: str, path: Path, work: Path, repeat: int) -> dict[str, list[tuple[float, int]]]:
+Runs = dict[str, list[tuple[float, int, float]]]
+
+
+def measure(fmt: str, path: Path, work: Path, repeat: int) -> Runs:
     trainflow = str(Path(sys.executable).with_name("trainflow"))
-    results: dict[str, list[tuple[float, int]]] = {"pyarrow": [], "trainflow": []}
+    results: Runs = {"pyarrow read": [], "trainflow sync": [], "trainflow prepare": []}
     for i in range(repeat):
-        results["pyarrow"].append(run([sys.executable, "-c", BASELINE[fmt], str(path)], dict(os.environ)))
+        results["pyarrow read"].append(run([sys.executable, "-c", BASELINE[fmt], str(path)], dict(os.environ)))
         home = work / f"home-{i}"
         env = dict(os.environ, TRAINFLOW_HOME=str(home))
-        results["trainflow"].append(run([trainflow, "data", "sync", str(path.parent), "--name", "t"], env))
+        results["trainflow sync"].append(run([trainflow, "data", "sync", str(path.parent), "--name", "t"], env))
+        dataset = str(home / "cache" / "datasets" / "t")
+        results["trainflow prepare"].append(run([sys.executable, "-c", PREPARE, dataset], env))
         shutil.rmtree(home)
     return results
 
 
-def report(rows: int, fmt: str, size: int, results: dict[str, list[tuple[float, int]]]) -> None:
-    print(f"\n{rows:,} rows x {FEATURES} features, {fmt} ({size / 1e6:.0f} MB), {len(results['pyarrow'])} rounds")
+def report(rows: int, fmt: str, size: int, results: Runs) -> None:
+    print(f"\n{rows:,} rows x {FEATURES} features, {fmt} ({size / 1e6:.0f} MB), {len(results['pyarrow read'])} rounds")
     for name, runs in results.items():
-        times, peaks = [t for t, _ in runs], [m for _, m in runs]
+        times, peaks, inner = [t for t, _, _ in runs], [m for _, m, _ in runs], [s for _, _, s in runs]
         print(
-            f"  {name:10s} time min {min(times):6.2f} s  median {statistics.median(times):6.2f} s   "
-            f"peak RSS min {min(peaks) / 2**20:6.0f} MiB  median {statistics.median(peaks) / 2**20:6.0f} MiB"
+            f"  {name:17s} process min {min(times):6.2f} s median {statistics.median(times):6.2f} s"
+            + (f" | in-process min {min(inner):5.2f} s median {statistics.median(inner):5.2f} s" if any(inner) else "")
+            + f" | peak RSS min {min(peaks) / 2**20:5.0f} MiB median {statistics.median(peaks) / 2**20:5.0f} MiB"
         )
-    ratios = [t / b for (t, _), (b, _) in zip(results["trainflow"], results["pyarrow"], strict=True)]
-    print(f"  trainflow / pyarrow time: per-round median {statistics.median(ratios):.2f}x, min {min(ratios):.2f}x")
+    base, sync, prep = results["pyarrow read"], results["trainflow sync"], results["trainflow prepare"]
+    whole = [t / b[0] for (t, _, _), b in zip(sync, base, strict=True)]
+    inner = [p[2] / b[2] for p, b in zip(prep, base, strict=True)]
+    print(
+        f"  sync process / pyarrow process: median {statistics.median(whole):.2f}x, min {min(whole):.2f}x; "
+        f"prepare / pyarrow read, in-process: median {statistics.median(inner):.2f}x, min {min(inner):.2f}x"
+    )
 
 
 def load() -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from trainflow.datasets.layout import cached_path
 
 MAX_PIXELS = 1 << 25  # 32 Mpx per image: more is a decompression bomb, not a training example
 _FILE = re.compile(r"^(train|test)/([^/]+)/[^/]+\Z")
+_BLOCK = 256  # images per decoding task
+_PROCESS_MIN = 2048  # images from which decoding runs in processes
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
@@ -36,8 +40,10 @@ def build_images(directory: Path, names: Sequence[str], options: FormatOptions, 
     classes = tuple(sorted(splits["train"]))
     _check_classes(splits)
     files = {s: [(n, classes.index(c)) for c in classes for n in splits[s][c]] for s in ("train", "test")}
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
-        headers = list(pool.map(lambda n: _header(directory, n), [n for s in files.values() for n, _ in s]))
+    every = [n for s in files.values() for n, _ in s]
+    with _pool(len(every)) as pool:
+        blocks = [every[i : i + _BLOCK] for i in range(0, len(every), _BLOCK)]
+        headers = [h for block in pool.map(_headers, [directory] * len(blocks), blocks) for h in block]
     channels = _channels(headers)
     size = options.image_size or Counter(h.size for h in headers).most_common(1)[0][0]
     built: dict[str, str | Path] = {}
@@ -117,6 +123,10 @@ def _bomb(name: str) -> DataFormatError:
     )
 
 
+def _headers(directory: Path, names: list[str]) -> list[_Header]:
+    return [_header(directory, name) for name in names]
+
+
 def _header(directory: Path, name: str) -> _Header:
     with _open(directory, name) as image:
         return _Header(name, (image.height, image.width), 1 if image.mode in _GRAY_MODES else 3)
@@ -136,22 +146,42 @@ def _channels(headers: list[_Header]) -> int:
 
 
 def _decode_all(directory: Path, names: list[str], channels: int, size: tuple[int, int], dest: Path) -> Path:
-    check_space(dest.parent, len(names) * channels * size[0] * size[1], f"{len(names)} images of {size[0]}x{size[1]}")
-    out = np.lib.format.open_memmap(dest, mode="w+", dtype=np.uint8, shape=(len(names), channels, *size))
-
-    def decode(i: int) -> None:
-        out[i] = _pixels(directory, names[i], channels, size)
-
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
-        list(pool.map(decode, range(len(names))))
-    out.flush()
+    """Decode every image into the .npy file `dest`, a block of images per task, each block written in place."""
+    shape = (len(names), channels, *size)
+    check_space(dest.parent, int(np.prod(shape)), f"{len(names)} images of {size[0]}x{size[1]}")
+    with open(dest, "wb") as out:
+        np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": shape})
+        offset = out.tell()
+        out.truncate(offset + int(np.prod(shape)))
+    blocks = [(directory, names[i : i + _BLOCK], i, channels, size, dest, offset) for i in range(0, len(names), _BLOCK)]
+    with _pool(len(names)) as pool:
+        list(pool.map(_decode_block, *zip(*blocks, strict=True)))
     return dest
+
+
+def _pool(count: int) -> Executor:
+    """Processes for many images (decoding holds the GIL), threads for a few (a process costs more than they do)."""
+    if count >= _PROCESS_MIN and "fork" in multiprocessing.get_all_start_methods():
+        return ProcessPoolExecutor(max_workers=_workers(), mp_context=multiprocessing.get_context("fork"))
+    return ThreadPoolExecutor(max_workers=_workers())
+
+
+def _decode_block(
+    directory: Path, names: list[str], first: int, channels: int, size: tuple[int, int], dest: Path, offset: int
+) -> None:
+    block = np.empty((len(names), channels, *size), dtype=np.uint8)
+    for i, name in enumerate(names):
+        block[i] = _pixels(directory, name, channels, size)
+    with open(dest, "r+b") as out:
+        os.pwrite(out.fileno(), block.data, offset + first * block[0].nbytes)
 
 
 def _pixels(directory: Path, name: str, channels: int, size: tuple[int, int]) -> np.ndarray:
     """One image as uint8 [C, H, W] at `size`."""
     with _open(directory, name) as image:
         try:
+            if image.format == "JPEG" and image.width * image.height > size[0] * size[1]:
+                image.draft("L" if channels == 1 else "RGB", (size[1], size[0]))  # decode at 1/2, 1/4 or 1/8 scale
             image = image.convert("L" if channels == 1 else "RGB")
             if (image.height, image.width) != size:
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)

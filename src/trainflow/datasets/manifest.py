@@ -6,8 +6,10 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import orjson
 
 from trainflow.datasets.errors import DatasetError
 from trainflow.datasets.layout import MANIFEST_NAME, UNPACKED_DIR, cached_path, object_problem
@@ -77,7 +79,15 @@ class Manifest:
         return sum(f.size for f in self.files.values())
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        # Saved about once a second during a sync: dataclasses.asdict and json took ~1 s for 10,000 files.
+        raw = {
+            "name": self.name,
+            "source": self.source,
+            "files": {name: vars(entry) for name, entry in self.files.items()},
+            "stats": vars(self.stats),
+            "created_at": self.created_at,
+        }
+        return orjson.dumps(raw, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:

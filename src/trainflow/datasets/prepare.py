@@ -35,9 +35,16 @@ from trainflow.datasets.formats import FormatOptions, detect
 from trainflow.datasets.images import build_images
 from trainflow.datasets.layout import DESCRIPTOR_NAME, cached_path
 from trainflow.datasets.manifest import Manifest
-from trainflow.datasets.tables import build_table
 
 PREPARED_DIR = ".prepared"
+
+
+def build_table(directory: Path, names: Sequence[str], options: FormatOptions, work: Path) -> Built:
+    from trainflow.datasets.tables import build_table  # pyarrow takes ~70 MB: loaded for tables only
+
+    return build_table(directory, names, options, work)
+
+
 _BUILDERS: dict[str, Callable[[Path, Sequence[str], FormatOptions, Path], Built]] = {
     "idx": build_idx,
     "npy": build_npy,

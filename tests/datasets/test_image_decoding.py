@@ -1,0 +1,58 @@
+"""Image folders decode alike in worker processes and in threads, and a bad image still names itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.datasets.sample_data import write_colour_folders
+from trainflow.datasets import DataFormatError, DatasetCache, FormatOptions, images, load_dataset
+
+
+@pytest.fixture
+def cache(trainflow_home: Path) -> DatasetCache:
+    return DatasetCache(trainflow_home / "cache" / "datasets")
+
+
+def synced_arrays(cache: DatasetCache, source: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    dataset = load_dataset(cache.ensure(str(source), name).path)
+    return np.asarray(dataset.train.images).copy(), np.asarray(dataset.test.images).copy()
+
+
+def test_images_decoded_in_processes_equal_those_decoded_in_threads(
+    cache: DatasetCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_colour_folders(tmp_path / "src", per_class=(40, 10))
+    monkeypatch.setattr(images, "_BLOCK", 7)  # blocks that do not divide the image count
+    threads = synced_arrays(cache, source, "threads")
+    monkeypatch.setattr(images, "_PROCESS_MIN", 1)
+    processes = synced_arrays(cache, source, "processes")
+    assert all(np.array_equal(a, b) for a, b in zip(threads, processes, strict=True))
+    assert threads[0].shape == (120, 3, 10, 12)
+
+
+def test_a_bad_image_decoded_in_a_worker_process_is_one_line_naming_it(
+    cache: DatasetCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_colour_folders(tmp_path / "src", per_class=(40, 10), odd_size=False)
+    (source / "train" / "green" / "031.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    monkeypatch.setattr(images, "_PROCESS_MIN", 1)
+    with pytest.raises(DataFormatError, match=r"train/green/031\.jpg") as refused:
+        cache.ensure(str(source), "d")
+    assert "\n" not in str(refused.value) and cache.names() == []
+
+
+def test_large_jpegs_shrunk_to_the_declared_size_keep_their_colour(cache: DatasetCache, tmp_path: Path) -> None:
+    for split, count in (("train", 3), ("test", 1)):
+        for cls, rgb in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
+            folder = tmp_path / "src" / split / cls
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (640, 480), rgb).save(folder / f"{i}.jpg", quality=90)
+    result = cache.ensure(str(tmp_path / "src"), "d", options=FormatOptions(image_size=(24, 32)))
+    train = np.asarray(load_dataset(result.path).train.images)
+    assert train.shape == (6, 3, 24, 32)
+    assert np.allclose(train[-1].mean(axis=(1, 2)), (220, 30, 30), atol=6)  # classes sorted: blue, then red
