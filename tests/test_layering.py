@@ -227,3 +227,26 @@ def test_the_built_in_output_keys_are_the_ones_the_readers_must_not_name() -> No
 @pytest.mark.parametrize("layer", OUTPUT_READERS)
 def test_no_built_in_output_key_is_named_in_the_runners_or_the_dashboard(layer: str) -> None:
     assert _named_outputs(layer) == set(), "declare what a step provides (pipelines/roles.py) and ask endpoints"
+
+
+# The backends a command can pick are one table (workflows/backends.py): the CLI and the dashboard talk to
+# the Backend base, and never name a concrete backend, import one, or compare a backend's name.
+CONCRETE_BACKENDS = re.compile(r"\b(KubernetesBackend|LocalBackend)\b")
+BACKEND_MODULES = ("trainflow.workflows.local.backend", "trainflow.workflows.kubernetes.backend")
+
+
+def _backend_mentions(layer: str) -> list[str]:
+    from trainflow.workflows.backends import BACKENDS
+
+    found = []
+    for path in sorted((SRC / layer).rglob("*.py")):
+        where = str(path.relative_to(SRC))
+        found += [f"{where}: {m}" for m in CONCRETE_BACKENDS.findall(path.read_text())]
+        found += [f"{where}: '{s}'" for s in _strings(path) if s in BACKENDS]
+        found += [f"{where}: imports {t}" for t in _imports(path, _module_name(path)) if t in BACKEND_MODULES]
+    return found
+
+
+@pytest.mark.parametrize("layer", ["cli", "ui"])
+def test_the_cli_and_the_dashboard_choose_a_backend_only_from_the_one_table(layer: str) -> None:
+    assert _backend_mentions(layer) == [], "open backends with workflows.backends.open_backend; ask the Backend base"

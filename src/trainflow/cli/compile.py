@@ -1,4 +1,4 @@
-"""`trainflow compile`: print the Kubernetes manifests of a pipeline (the Kubernetes backend's dry run)."""
+"""`trainflow compile`: print the manifests of a pipeline (the dry run of the backend that compiles)."""
 
 from __future__ import annotations
 
@@ -39,21 +39,22 @@ def compile_command(
     """Print a pipeline (a built-in, or a .py/.yaml file) as its Argo Workflow, or rbac, in YAML."""
     from pathlib import Path
 
+    from trainflow.settings import trainflow_home
     from trainflow.storage import atomic_write_bytes
-    from trainflow.workflows.kubernetes import compile_pipeline, compile_rbac, to_yaml
+    from trainflow.workflows.backends import COMPILER, Where, open_backend
+    from trainflow.workflows.kubernetes import compile_rbac, to_yaml
 
     values = parse_assignments(params)
     options = options_from(flags)
-    if namespace:
-        values.setdefault("namespace", namespace)
     if target == "rbac":
-        objects = compile_rbac(values.pop("namespace", "default"), options.service_account)
+        objects = compile_rbac(values.pop("namespace", namespace or "default"), options.service_account)
         if values:
             raise WorkflowError(f"rbac takes only -n/--namespace, not -p {', '.join(sorted(values))}")
     else:
         from trainflow.pipelines.loading import load_pipeline
 
-        objects = compile_pipeline(load_pipeline(target), values, job_kind, memoize=not no_cache, options=options)
+        where = Where(trainflow_home(), values.get("namespace") or namespace or "default", job_kind, options)
+        objects = open_backend(COMPILER, where).dryrun(load_pipeline(target), values, no_cache=no_cache)
     text = to_yaml(objects)
     if output == "-":
         click.echo(text, nl=False)

@@ -19,16 +19,9 @@ MARKS = {OK: "[green]ok  [/]", "warn": "[yellow]warn[/]", FAIL: "[red]fail[/]"}
 @click.option("--secret", default="aws-creds", show_default=True, help="The S3 credentials Secret (aws-secret).")
 def doctor_command(backend: str, namespace: str, secret: str) -> None:
     """Check that workflows can run; exit 1 if any check fails."""
-    if backend == "kubernetes":
-        from trainflow.workflows.kubernetes.backend import connect
-        from trainflow.workflows.kubernetes.doctor import Doctor
+    from trainflow.cli.workflows import backend_for
 
-        checks = list(Doctor(connect(), namespace, secret).checks())
-    else:
-        from trainflow.settings import trainflow_home
-        from trainflow.workflows.local.doctor import local_checks
-
-        checks = list(local_checks(trainflow_home()))
+    checks = backend_for(backend, namespace).checks(secret)
     for check in checks:
         print_check(check)
     if any(check.status == FAIL for check in checks):

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from trainflow.workflows.backends import BACKENDS, DEFAULT
+
 outputs_option = click.option(
     "--outputs",
     default=None,
@@ -16,8 +18,8 @@ outputs_option = click.option(
 
 backend_option = click.option(
     "--backend",
-    type=click.Choice(["local", "kubernetes"]),
-    default="local",
+    type=click.Choice(list(BACKENDS)),
+    default=DEFAULT,
     show_default=True,
     envvar="TRAINFLOW_BACKEND",
     help="Where workflows run: this machine, or the current Kubernetes context.",

@@ -74,8 +74,8 @@ def _synced(source: Path) -> Path:
     return result.path
 
 
-def _latest_served(protocol: str, workflow: str | None = None) -> tuple[str, str | None] | None:
-    """The address (for `protocol`) and model name of the model server a local workflow (or `workflow`) started last."""
+def _latest_served(protocol: str) -> tuple[str, str | None] | None:
+    """The address (for `protocol`) and model name of the model server a local workflow started last."""
     from trainflow.cli.workflows import local
     from trainflow.settings import trainflow_home
     from trainflow.workflows.endpoints import model_server
@@ -86,7 +86,7 @@ def _latest_served(protocol: str, workflow: str | None = None) -> tuple[str, str
     servers = [
         (w, server, s.finished_at or 0.0)
         for w, s in local().services()
-        if workflow in (None, w.name) and (server := model_server(w)) is not None and server.step == s.name
+        if (server := model_server(w)) is not None and server.step == s.name
     ]
     found = [(w, server.address(protocol), server.model_name, at) for w, server, at in servers]
     found = [f for f in found if f[1]]
@@ -166,29 +166,24 @@ def predict_command(
     with ExitStack() as stack:
         if workflow is not None and server is not None:
             raise ClientError("give --workflow (its model server) or --server (an address), not both")
-        if workflow is not None and backend == "kubernetes":
-            server, served = stack.enter_context(_cluster_server(workflow, namespace, protocol))
+        if workflow is not None:
+            server, served = stack.enter_context(_workflow_server(workflow, backend, namespace, protocol))
             model_name = model_name or served
         elif server is None:
-            found = _latest_served(protocol, workflow)
-            if found is None and workflow is not None:
-                raise ClientError(f"workflow {workflow} serves no model on this machine: see `trainflow services`")
-            server, latest = found or (default_server(protocol), None)
+            server, latest = _latest_served(protocol) or (default_server(protocol), None)
             model_name = model_name or latest
         model = model_name or DEFAULT_MODEL_NAME
         _predict(files, server, protocol, model, data_dir, num, num_tests, concurrency, timeout, invert)
 
 
 @contextmanager
-def _cluster_server(workflow: str, namespace: str, protocol: str) -> Iterator[tuple[str, str]]:
-    """The loopback address forwarded to `workflow`'s model server on the cluster, and the model name it serves."""
-    from trainflow.cli.forward import model_server_on_cluster
+def _workflow_server(workflow: str, backend: str, namespace: str, protocol: str) -> Iterator[tuple[str, str]]:
+    """The address here of `workflow`'s model server (forwarded while the command runs, where the backend must), and
+    the model name it serves."""
+    from trainflow.cli.forward import model_server_of
     from trainflow.cli.workflows import backend_for
-    from trainflow.workflows.kubernetes import KubernetesBackend
 
-    target = backend_for("kubernetes", namespace)
-    assert isinstance(target, KubernetesBackend)
-    with model_server_on_cluster(target, workflow, protocol) as found:
+    with model_server_of(backend_for(backend, namespace), workflow, protocol) as found:
         yield found
 
 

@@ -30,9 +30,8 @@ from trainflow.ui.server import DEFAULT_HOST, DEFAULT_PORT
 @namespace_option
 def ui_command(host: str, port: int, allowed_hosts: tuple[str, ...], backend: str, namespace: str) -> None:
     """Serve the dashboard: workflows live, their DAG, logs and curves, and a canvas to try the model."""
-    target = backend_for(backend, namespace) if backend == "kubernetes" else None
-    if target is not None:
-        target.list()  # no cluster, or no access: one line now rather than an empty page
+    target = backend_for(backend, namespace)
+    target.list()  # no cluster, no access, no usable state: one line now rather than an empty page
     serve_ui(
         trainflow_home(),
         host,

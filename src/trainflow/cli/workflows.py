@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -16,26 +16,22 @@ from trainflow.cli.watch import age, duration, follow, print_workflow
 from trainflow.settings import trainflow_home
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
 from trainflow.workflows.backend import Backend, WorkflowInfo
-from trainflow.workflows.kubernetes.options import ClusterOptions
+from trainflow.workflows.backends import DEFAULT, Where, open_backend
+
+if TYPE_CHECKING:
+    from trainflow.workflows.kubernetes.options import ClusterOptions
 
 
 def backend_for(
     kind: str, namespace: str = "default", job_kind: str = "pytorchjob", options: ClusterOptions | None = None
 ) -> Backend:
-    """The backend the CLI talks to: this machine, or a Kubernetes cluster (shaped by `options`)."""
-    if kind == "kubernetes":
-        from trainflow.workflows.kubernetes import KubernetesBackend
-
-        return KubernetesBackend(namespace=namespace, job_kind=job_kind, options=options)
-    if options is not None and options != ClusterOptions():
-        raise WorkflowError("cluster flags (--resources, --toleration, --cache-*, ...) need --backend kubernetes")
-    return local()
+    """The backend `--backend kind` names (workflows/backends.py's table), on this machine's home or `namespace`."""
+    return open_backend(kind, Where(trainflow_home(), namespace, job_kind, options))
 
 
 def local() -> Backend:
-    from trainflow.workflows.local.backend import LocalBackend
-
-    return LocalBackend(trainflow_home())
+    """The backend on this machine."""
+    return open_backend(DEFAULT, Where(trainflow_home()))
 
 
 @click.command()
@@ -217,9 +213,10 @@ def resubmit(
 @namespace_option
 def services(output: str | None, backend: str, namespace: str) -> None:
     """List running services (TensorBoard, model servers) with their URLs."""
+    target = backend_for(backend, namespace)
     rows = [
         {"workflow": w.name, "service": s.name, **{k: v for k, v in s.outputs.items() if k != "pid"}}
-        for w, s in backend_for(backend, namespace).services()
+        for w, s in target.services()
     ]
     if output:
         emit(rows, output)
@@ -240,8 +237,8 @@ def services(output: str | None, backend: str, namespace: str) -> None:
             console.print(f"{row['workflow']}/{row['service']} from here: {row['port-forward']}", soft_wrap=True)
     if any("port-forward" in row for row in rows):
         console.print(
-            f"without kubectl: trainflow tensorboard NAME --backend kubernetes -n {namespace}, or trainflow predict "
-            f"--workflow NAME --backend kubernetes -n {namespace} (each opens its own port-forward)",
+            f"without kubectl: trainflow tensorboard NAME {target.flags}, or trainflow predict "
+            f"--workflow NAME {target.flags} (each opens its own port-forward)",
             soft_wrap=True,
             markup=False,
         )
@@ -258,18 +255,7 @@ def services(output: str | None, backend: str, namespace: str) -> None:
 @backend_option
 @namespace_option
 def tensorboard(name: str, local_port: int, backend: str, namespace: str) -> None:
-    """Print the URL of a workflow's TensorBoard; on Kubernetes, forward it here until Ctrl+C."""
-    target = backend_for(backend, namespace)
-    if backend == "kubernetes":
-        from trainflow.cli.forward import tensorboard_on_cluster
-        from trainflow.workflows.kubernetes import KubernetesBackend
+    """Print the URL of a workflow's TensorBoard; on a cluster, forward it here until Ctrl+C."""
+    from trainflow.cli.forward import show_tensorboard
 
-        assert isinstance(target, KubernetesBackend)
-        tensorboard_on_cluster(target, name, local_port)
-        return
-    from trainflow.workflows.endpoints import tensorboard as board_of
-
-    boards = [b for w, s in target.services() if w.name == name and (b := board_of(w)) and b.step == s.name]
-    if not boards or not boards[0].url:
-        raise WorkflowError(f"workflow {name} has no running tensorboard: see `trainflow get {name}`")
-    console.print(boards[0].url)
+    show_tensorboard(backend_for(backend, namespace), name, local_port)

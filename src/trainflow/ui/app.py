@@ -37,12 +37,12 @@ MAX_PREDICT_BYTES = 2 * 1024 * 1024
 # What the page cannot do for workflows on a cluster, said once on the page (and by the refused requests).
 TRY_ON_CLUSTER = (
     "Try the model is not available for a cluster's workflows (the model server's address is inside the "
-    "cluster): run `trainflow predict --backend kubernetes -n {namespace} --workflow NAME`"
+    "cluster): run `trainflow predict {flags} --workflow NAME`"
 )
 CLUSTER_LIMITS = (
     TRY_ON_CLUSTER,
     "Curves come from the train dir's TensorBoard events (this machine needs read access to it); "
-    "per-step progress stays in the pods: `trainflow tensorboard NAME --backend kubernetes -n {namespace}`",
+    "per-step progress stays in the pods: `trainflow tensorboard NAME {flags}`",
 )
 
 
@@ -84,9 +84,9 @@ class Dashboard:
     def __init__(self, backend: Backend, cache_dir: Path) -> None:
         self.backend = backend
         self.curves = CurveReader(cache_dir)
-        self.namespace = str(getattr(backend, "namespace", ""))
+        self.namespace = backend.namespace
         self.limits = (
-            [line.format(namespace=self.namespace) for line in CLUSTER_LIMITS] if backend.name != "local" else []
+            [] if backend.services_listen_here else [line.format(flags=backend.flags) for line in CLUSTER_LIMITS]
         )
 
     def backend_of(self, request: Request) -> JSONResponse:
@@ -95,7 +95,7 @@ class Dashboard:
 
     def _served_here(self) -> None:
         if self.limits:
-            raise ModelUnavailable(TRY_ON_CLUSTER.format(namespace=self.namespace))
+            raise ModelUnavailable(TRY_ON_CLUSTER.format(flags=self.backend.flags))
 
     def find(self, name: str) -> WorkflowInfo:
         """The workflow `name`; unknown names raise WorkflowNotFound (a 404), other failures stay as they are."""

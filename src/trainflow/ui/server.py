@@ -12,7 +12,7 @@ from trainflow.ui.app import create_app
 from trainflow.ui.errors import UiError
 from trainflow.ui.hosts import allowed_host_names
 from trainflow.workflows.backend import Backend
-from trainflow.workflows.local.backend import LocalBackend
+from trainflow.workflows.backends import DEFAULT, Where, open_backend
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def serve_ui(
 
     check_port_free(host, port)
     with tempfile.TemporaryDirectory(prefix="trainflow-ui-") as cache:
-        target = backend or LocalBackend(home)
+        target = backend or open_backend(DEFAULT, Where(home))
         app = create_app(target, Path(cache), allowed_host_names(host, allowed_hosts))
         url = f"http://{host}:{port}/"
         log.info("dashboard for %s at %s", home if backend is None else target.name, url)

@@ -1,13 +1,20 @@
-"""What every backend returns and the small interface they share (submit, get, list, logs, delete)."""
+"""What every backend returns, and the base they share: a run is prepared here once, then started by a hook."""
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from trainflow.pipelines import Pipeline
+from trainflow.pipelines import Pipeline, PipelineError
+from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.params import inherited_values, resolve_params, run_name
+
+if TYPE_CHECKING:
+    from trainflow.workflows.doctor import Check
 
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, OMITTED = (
     "Pending",
@@ -57,15 +64,48 @@ class WorkflowInfo:
         return next((s for s in self.steps if s.name == name), None)
 
 
-class Backend(Protocol):
+@dataclass(frozen=True)
+class Submission:
+    """A run as every backend starts it: its pipeline, checked and completed values, and its name."""
+
+    pipeline: Pipeline
+    values: dict[str, str]
+    name: str | None  # None: the backend names it as it starts it (Argo's generateName)
+    python_path: builtins.list[str] = field(default_factory=list)
+    no_cache: bool = False
+
+
+@dataclass(frozen=True)
+class Reached:
+    """A run's service as this machine reaches it: a host:port per port name; `via` what carries it ('' if none)."""
+
+    service: str
+    addresses: dict[str, str]
+    via: str = ""  # e.g. a port-forward, open only while the block that reached it runs
+
+
+SERVICE_WORDS = {"model": "model", "tensorboard": "TensorBoard"}  # pipelines.roles' serves values, in sentences
+
+
+class Backend(ABC):
     """Where workflows run; the CLI and the dashboard talk to this and nothing else.
 
-    An operation a backend cannot do raises WorkflowError saying so and what to do instead.
+    `submit` is the same everywhere: `prepare` validates, resolves, inherits values and names the run once, then
+    the `_start` hook starts it; `dryrun` returns what `_start` would submit, as data. An operation a backend
+    cannot do raises WorkflowError saying so and what to do instead (the defaults here do).
     """
 
-    name: str
-    poll_seconds: float  # how often `--wait`/`--watch` read a running workflow back
+    name: ClassVar[str]
+    poll_seconds: ClassVar[float]  # how often `--wait`/`--watch` read a running workflow back
+    services_listen_here: ClassVar[bool] = False  # a run's services answer on this machine's addresses
+    namespace: str = ""  # where on a cluster its runs live ('' for none)
 
+    @property
+    def flags(self) -> str:
+        """The command-line flags that pick this backend, for hints."""
+        return f"--backend {self.name}"
+
+    # -- submit: the same for every backend --------------------------------------------------------------
     def submit(
         self,
         pipeline: Pipeline,
@@ -74,30 +114,143 @@ class Backend(Protocol):
         python_path: builtins.list[str] | None = None,
     ) -> WorkflowInfo:
         """Start a run; `python_path`: folders its steps' functions import from (a pipeline file's folder)."""
-        ...
+        return self._start(self.prepare(pipeline, values, no_cache, python_path))
 
+    def dryrun(
+        self,
+        pipeline: Pipeline,
+        values: Mapping[str, str],
+        no_cache: bool = False,
+        python_path: builtins.list[str] | None = None,
+    ) -> Any:
+        """What `submit` would start, as plain data, starting and reading nothing (values a pipeline would inherit
+        from another run show as given or as their defaults)."""
+        return self._dryrun(self.prepare(pipeline, values, no_cache, python_path, inherit=False))
+
+    def prepare(
+        self,
+        pipeline: Pipeline,
+        values: Mapping[str, str],
+        no_cache: bool = False,
+        python_path: builtins.list[str] | None = None,
+        inherit: bool = True,
+    ) -> Submission:
+        """The run `submit` starts: the pipeline checked, its values resolved, inherited and completed, its name."""
+        try:
+            pipeline.validate()
+        except PipelineError as exc:
+            raise WorkflowError(exc.message) from None
+        self._check_functions(pipeline, python_path)
+        completed = self.completed(pipeline, values, inherit=inherit)
+        name = run_name(pipeline, completed) or self._unnamed(pipeline)
+        return Submission(pipeline, completed, name, builtins.list(python_path or []), no_cache)
+
+    def completed(
+        self,
+        pipeline: Pipeline,
+        values: Mapping[str, str],
+        explicit: Mapping[str, str] | None = None,
+        inherit: bool = True,
+    ) -> dict[str, str]:
+        """`values` checked against the pipeline's types, with this backend's defaults and, for each parameter not
+        in `explicit` (default: `values`), the value of the run the pipeline's `inherit_from` names."""
+        resolved = resolve_params(pipeline, self._given(pipeline, values))
+        source = pipeline.inherit_from and resolved.get(pipeline.inherit_from)
+        if source and inherit:
+            given = values if explicit is None else explicit
+            resolved = inherited_values(pipeline, resolved, given, self._params_of(source, pipeline))
+        return self._complete(pipeline, resolved)
+
+    # -- hooks of submit ---------------------------------------------------------------------------------
+    @abstractmethod
+    def _start(self, run: Submission) -> WorkflowInfo:
+        """Start a prepared run; returns once it is recorded (or accepted)."""
+
+    @abstractmethod
+    def _dryrun(self, run: Submission) -> Any:
+        """What `_start` would submit for `run`, as data."""
+
+    def _check_functions(self, pipeline: Pipeline, python_path: builtins.list[str] | None) -> None:
+        """Check what only this backend can check of a pipeline's functions before it runs (nothing here)."""
+        return None
+
+    def _given(self, pipeline: Pipeline, values: Mapping[str, str]) -> dict[str, str]:
+        """The values as given, with what this backend supplies itself."""
+        return dict(values)
+
+    def _params_of(self, name: str, pipeline: Pipeline) -> dict[str, str]:
+        """The values run `name` ran with (a pipeline's `inherit_from` reads them)."""
+        return self.get(name).params
+
+    def _complete(self, pipeline: Pipeline, values: dict[str, str]) -> dict[str, str]:
+        """Fill the defaults that depend on where the run runs."""
+        return values
+
+    def _unnamed(self, pipeline: Pipeline) -> str | None:
+        """The name of a run whose pipeline has no name parameter (None: the backend names it as it starts it)."""
+        return None
+
+    # -- read and change ---------------------------------------------------------------------------------
+    @abstractmethod
     def get(self, name: str) -> WorkflowInfo: ...
 
+    @abstractmethod
     def list(self) -> builtins.list[WorkflowInfo]: ...
 
+    @abstractmethod
     def logs(self, name: str, step: str | None = None, follow: bool = False) -> Iterator[str]: ...
 
+    @abstractmethod
     def delete(self, name: str) -> None: ...
 
+    @abstractmethod
     def stop(self, name: str) -> WorkflowInfo: ...
 
     def retry(self, name: str, values: Mapping[str, str] | None = None) -> WorkflowInfo:
         """Re-run a failed run from its failed steps; `values` override parameters (steps they reach run again)."""
-        ...
+        raise WorkflowError(
+            f"the {self.name} backend does not retry in place: `trainflow resubmit {name}` runs it again"
+        )
 
+    @abstractmethod
     def resubmit(
         self, name: str, new_name: str | None = None, no_cache: bool = False, values: Mapping[str, str] | None = None
     ) -> WorkflowInfo:
         """Run a workflow again under a new name, with `values` overriding its parameters."""
-        ...
 
+    @abstractmethod
     def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]: ...
 
     def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
-        """The structured progress events a step reported (see trainflow.progress), oldest first."""
-        ...
+        """The structured progress events a step reported (see trainflow.progress), oldest first; none here."""
+        return []
+
+    @abstractmethod
+    def checks(self, secret: str) -> builtins.list[Check]:
+        """`trainflow doctor`'s checks of what workflows need here (`secret`: the S3 credentials Secret)."""
+
+    # -- a run's services from this machine --------------------------------------------------------------
+    @contextmanager
+    def reach(self, workflow: str, serves: str, local_ports: Sequence[int] = ()) -> Iterator[Reached]:
+        """The service of `workflow` that serves `serves` (pipelines.roles), reachable from here while the block runs.
+
+        A service listening on this machine is reached as it is; otherwise the backend forwards it (`local_ports`:
+        the loopback ports to forward its ports to, 0 or none: free ones).
+        """
+        found = self._listening(workflow, serves)
+        if found is not None:
+            yield found
+            return
+        with self.forward(workflow, serves, local_ports) as forwarded:
+            yield forwarded
+
+    def _listening(self, workflow: str, serves: str) -> Reached | None:
+        """The service as it listens on this machine; None where services listen elsewhere."""
+        return None
+
+    def forward(self, workflow: str, serves: str, local_ports: Sequence[int] = ()) -> AbstractContextManager[Reached]:
+        """Bring a service's ports to loopback ports here while the block runs; a backend that cannot says so."""
+        raise WorkflowError(
+            f"workflow {workflow} serves no {SERVICE_WORDS.get(serves, serves)} on this machine: "
+            "see `trainflow services`"
+        )

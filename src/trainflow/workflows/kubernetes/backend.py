@@ -10,15 +10,27 @@ import builtins
 import copy
 import logging
 import secrets
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from trainflow.errors import PERMANENT_EXIT_CODE, TRANSIENT_EXIT_CODE
 from trainflow.pipelines import Pipeline, PipelineError
 from trainflow.pipelines.builtin import PIPELINES
-from trainflow.workflows.backend import PENDING, RUNNING, SUCCEEDED, StepInfo, WorkflowInfo
+from trainflow.workflows.backend import (
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    Backend,
+    Reached,
+    StepInfo,
+    Submission,
+    WorkflowInfo,
+)
+from trainflow.workflows.doctor import Check
 from trainflow.workflows.errors import WorkflowError
+from trainflow.workflows.kubernetes.cluster_api import ARGO, ClusterApi, connect
 from trainflow.workflows.kubernetes.compiler import compile_pipeline
 from trainflow.workflows.kubernetes.objects import field_of, items_of
 from trainflow.workflows.kubernetes.options import ClusterOptions
@@ -29,57 +41,15 @@ from trainflow.workflows.kubernetes.resources import (
     WORKFLOW_LABEL,
 )
 from trainflow.workflows.kubernetes.status import workflow_info
-from trainflow.workflows.params import inherited_values
+
+__all__ = ["ARGO", "ClusterApi", "KubernetesBackend", "connect"]  # ClusterApi and connect live in cluster_api
 
 log = logging.getLogger(__name__)
-ARGO = ("argoproj.io", "v1alpha1")
 T = TypeVar("T")
 MANAGED = "app.kubernetes.io/managed-by=trainflow"
 
 
-@dataclass
-class ClusterApi:
-    """The client APIs the backend uses (kubernetes.client's CustomObjectsApi, CoreV1Api, AppsV1Api; `doctor`
-    also reads RbacAuthorizationV1Api and StorageV1Api when given)."""
-
-    custom: Any
-    core: Any
-    apps: Any
-    rbac: Any = None
-    storage: Any = None
-
-
-def connect() -> ClusterApi:
-    """Load the kubeconfig, else the in-cluster config; no cluster is one clear error."""
-    try:
-        from kubernetes import client, config
-    except ImportError:
-        raise WorkflowError(
-            "the kubernetes backend needs the kubernetes package: pip install 'trainflow[kubernetes]'"
-        ) from None
-    try:
-        config.load_kube_config()
-    except Exception as kube_error:  # noqa: BLE001 - any failure here means "try in-cluster"
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            raise WorkflowError(
-                f"cannot reach a Kubernetes cluster (no usable kubeconfig: {kube_error}; not running in a "
-                "cluster): set KUBECONFIG or run inside a cluster"
-            ) from None
-    configuration = client.Configuration.get_default_copy()
-    configuration.retries = 0  # an unreachable server is one clear error now, not three logged retries first
-    api_client = client.ApiClient(configuration)
-    return ClusterApi(
-        client.CustomObjectsApi(api_client),
-        client.CoreV1Api(api_client),
-        client.AppsV1Api(api_client),
-        client.RbacAuthorizationV1Api(api_client),
-        client.StorageV1Api(api_client),
-    )
-
-
-class KubernetesBackend:
+class KubernetesBackend(Backend):
     """Runs workflows on Argo Workflows; the training step is a PyTorchJob or TFJob."""
 
     name = "kubernetes"
@@ -103,25 +73,40 @@ class KubernetesBackend:
             self._api = connect()
         return self._api
 
-    def submit(
-        self,
-        pipeline: Pipeline,
-        values: Mapping[str, str],
-        no_cache: bool = False,
-        python_path: list[str] | None = None,
-    ) -> WorkflowInfo:
-        """Compile, check and create the workflow; returns once the cluster accepted it.
+    @property
+    def flags(self) -> str:
+        return f"--backend {self.name} -n {self.namespace}"
 
-        The steps' functions must be importable in the image (`python_path` is a local notion).
-        """
+    # -- submit --------------------------------------------------------------------------------
+    def _given(self, pipeline: Pipeline, values: Mapping[str, str]) -> dict[str, str]:
+        """The values with the backend's namespace, where the pipeline declares one (a different one is refused)."""
         given = {"namespace": self.namespace, **values}
         if given["namespace"] != self.namespace:
             raise WorkflowError(
                 f"-p namespace={given['namespace']} differs from --namespace {self.namespace}: give one"
             )
-        if pipeline.inherit_from and given.get(pipeline.inherit_from):
-            given = self._inherit(pipeline, given, values)
-        [workflow] = compile_pipeline(pipeline, given, self.job_kind, memoize=not no_cache, options=self.options)
+        if all(p.name != "namespace" for p in pipeline.params):
+            del given["namespace"]  # not a parameter of this pipeline: the backend's own setting (see _complete)
+        return given
+
+    def _complete(self, pipeline: Pipeline, values: dict[str, str]) -> dict[str, str]:
+        """The namespace the run's objects go to, for a pipeline that does not declare it."""
+        return {**values, "namespace": values.get("namespace", self.namespace)}
+
+    def _params_of(self, name: str, pipeline: Pipeline) -> dict[str, str]:
+        """The parameters trainflow workflow `name` ran with."""
+        source = self._get_raw(name)
+        if source.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/managed-by") != "trainflow":
+            raise WorkflowError(f"'{name}' is not a trainflow workflow: {pipeline.name} reads one")
+        return {p["name"]: str(p.get("value", "")) for p in source["spec"].get("arguments", {}).get("parameters", [])}
+
+    def _dryrun(self, run: Submission) -> list[dict[str, Any]]:
+        """The checked Argo Workflow (what `trainflow compile` prints; the steps' functions must import in the image)."""
+        return compile_pipeline(run.pipeline, run.values, self.job_kind, memoize=not run.no_cache, options=self.options)
+
+    def _start(self, run: Submission) -> WorkflowInfo:
+        """Create the compiled workflow; returns once the cluster accepted it."""
+        [workflow] = self._dryrun(run)
         name = workflow["metadata"].get("name")
         created = self.call(
             lambda: self.api.custom.create_namespaced_custom_object(*ARGO, self.namespace, "workflows", workflow), name
@@ -130,15 +115,6 @@ class KubernetesBackend:
             "created workflow %s in namespace %s", (created or workflow)["metadata"].get("name", name), self.namespace
         )
         return workflow_info(created or workflow, self.name)
-
-    def _inherit(self, pipeline: Pipeline, given: dict[str, str], explicit: Mapping[str, str]) -> dict[str, str]:
-        """Parameters the submission left out take the values of the workflow `inherit_from` names."""
-        name = given[pipeline.inherit_from or ""]
-        source = self._get_raw(name)
-        if source.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/managed-by") != "trainflow":
-            raise WorkflowError(f"'{name}' is not a trainflow workflow: {pipeline.name} reads one")
-        params = {p["name"]: str(p.get("value", "")) for p in source["spec"].get("arguments", {}).get("parameters", [])}
-        return inherited_values(pipeline, given, explicit, params)
 
     def get(self, name: str) -> WorkflowInfo:
         return workflow_info(self._get_raw(name), self.name)
@@ -333,6 +309,23 @@ class KubernetesBackend:
 
     def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
         return []  # progress files stay in the pods: `trainflow logs` shows the training lines
+
+    def forward(self, workflow: str, serves: str, local_ports: Sequence[int] = ()) -> AbstractContextManager[Reached]:
+        """The service's ports forwarded to loopback ports here, through a ready pod, while the block runs."""
+        return self._forwarded(workflow, serves, local_ports)
+
+    @contextmanager
+    def _forwarded(self, workflow: str, serves: str, local_ports: Sequence[int]) -> Iterator[Reached]:
+        from trainflow.workflows.kubernetes.forwarding import forward_service
+
+        with forward_service(self, workflow, serves, local_ports) as forwarded:
+            yield Reached(forwarded.service, forwarded.addresses, via=f"forwarded to pod {forwarded.pod}")
+
+    def checks(self, secret: str) -> builtins.list[Check]:
+        """What workflows need of the cluster and namespace (RBAC, CRDs, the `secret`, the cache's storage)."""
+        from trainflow.workflows.kubernetes.doctor import Doctor
+
+        return builtins.list(Doctor(self.api, self.namespace, secret).checks())
 
     def call(self, request: Callable[[], T], name: str | None = None, pod: bool = False) -> T:
         """Run one API request about workflow (or `pod`) `name`; map the client's failures to one-line errors."""

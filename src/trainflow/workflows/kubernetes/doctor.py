@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from trainflow.workflows.doctor import FAIL, OK, WARN, Check
-from trainflow.workflows.kubernetes.backend import ARGO, ClusterApi
+from trainflow.workflows.kubernetes.cluster_api import ARGO, ClusterApi
 from trainflow.workflows.kubernetes.objects import field_of, items_of
 from trainflow.workflows.kubernetes.resources import AWS_SECRET_KEYS, CACHE_CLAIM, SERVICE_ACCOUNT
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainflow.pipelines.roles import MODEL, TENSORBOARD
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import portforward
-from trainflow.workflows.kubernetes.backend import KubernetesBackend
 from trainflow.workflows.kubernetes.objects import field_of, items_of
 from trainflow.workflows.kubernetes.resources import SERVES_LABEL, WORKFLOW_LABEL
+
+if TYPE_CHECKING:
+    from trainflow.workflows.kubernetes.backend import KubernetesBackend
 
 MODEL_SERVER = MODEL
 WHAT = {TENSORBOARD: "TensorBoard", MODEL: "model server"}

@@ -46,7 +46,9 @@ SERVICE_READY_SECONDS = 900
 
 def complete_values(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
     """Validated parameters with the defaults a cluster run needs filled in."""
-    values = resolve_params(pipeline, given)
+    declared = {p.name for p in pipeline.params}
+    # A pipeline that declares no namespace parameter still runs in one: given, it is the backend's setting.
+    values = resolve_params(pipeline, {k: v for k, v in given.items() if k in declared or k != "namespace"})
     if "namespace" not in values:
         values["namespace"] = given.get("namespace", "default")
     check_object_values(pipeline, values)

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,76 +26,84 @@ from trainflow.workflows.backend import (
     PENDING,
     RUNNING,
     SUCCEEDED,
+    Backend,
+    Reached,
     StepInfo,
+    Submission,
     WorkflowInfo,
 )
+from trainflow.workflows.doctor import Check
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.local import plan, processes
+from trainflow.workflows.local.doctor import local_checks
 from trainflow.workflows.local.executor import load_pipeline
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.local.state import StateStore, already_exists, now
-from trainflow.workflows.params import inherited_values, local_store_values, resolve_params, run_name
+from trainflow.workflows.params import local_store_values
 
 _ACTIVE = (PENDING, RUNNING)
 
 
-def workflow_name(pipeline: Pipeline, values: Mapping[str, str]) -> str:
-    """The run's name: its name parameter's value, or the pipeline's name plus a random suffix."""
-    return run_name(pipeline, values) or f"{pipeline.name}-{secrets.token_hex(3)}"
-
-
-class LocalBackend:
+class LocalBackend(Backend):
     """Runs workflows on this machine; state and logs under `$TRAINFLOW_HOME`."""
 
     name = "local"
     poll_seconds = 0.1  # a read is one SQLite query: `--wait` sees a ready server within 0.1 s
+    services_listen_here = True
 
     def __init__(self, home: Path) -> None:
         self.layout = Layout(home)
-        self.state = StateStore(self.layout.db)
+
+    @cached_property
+    def state(self) -> StateStore:
+        """The run records, opened on first use (`doctor` checks a home it cannot open)."""
+        return StateStore(self.layout.db)
+
+    @property
+    def flags(self) -> str:
+        return ""  # the default backend
 
     # -- submit --------------------------------------------------------------------------------
-    def submit(
-        self,
-        pipeline: Pipeline,
-        values: Mapping[str, str],
-        no_cache: bool = False,
-        python_path: list[str] | None = None,
-    ) -> WorkflowInfo:
-        """Validate, record and start a workflow; returns at once (the runner works in the background).
-
-        `python_path`: folders the steps' functions import from (a pipeline file's folder); `no_cache`:
-        run every step even when an earlier run's outputs could be reused.
-        """
+    def _check_functions(self, pipeline: Pipeline, python_path: list[str] | None) -> None:
+        """The steps' functions import here, from `python_path` (a pipeline file's folder)."""
         try:
-            pipeline.validate()
             check_functions(pipeline, python_path)
         except PipelineError as exc:
             raise WorkflowError(exc.message) from None
-        values = self._complete(pipeline, resolve_params(pipeline, values), values)
+
+    def _complete(self, pipeline: Pipeline, values: dict[str, str]) -> dict[str, str]:
+        """Each empty parameter that declares a local store gets its folder under this machine's store."""
+        return local_store_values(pipeline, values, str(self.layout.store_root))
+
+    def _unnamed(self, pipeline: Pipeline) -> str:
+        return f"{pipeline.name}-{secrets.token_hex(3)}"
+
+    def _dryrun(self, run: Submission) -> dict[str, Any]:
+        """The resolved plan: the run's name and values, and each step instance's command and the ones it waits for."""
+        plan.artifacts_base(run.pipeline, run.values, self.layout.default_artifacts)
+        return {
+            "name": run.name,
+            "pipeline": run.pipeline.name,
+            "values": run.values,
+            "steps": plan.dry_plan(run.pipeline, run.values),
+        }
+
+    def _start(self, run: Submission) -> WorkflowInfo:
+        """Record the run and start its runner; returns at once (the runner works in the background)."""
+        pipeline, values, python_path = run.pipeline, run.values, run.python_path
         plan.artifacts_base(pipeline, values, self.layout.default_artifacts)  # a bad URL fails here, not in the runner
         steps = [StepInfo(i, service=s.service) for s in pipeline.steps for i in plan.instance_names(s, values)]
+        assert run.name is not None  # _unnamed names every run
         info = WorkflowInfo(
-            name=workflow_name(pipeline, values),
-            pipeline=pipeline.name,
-            status=PENDING,
-            params=values,
-            created_at=now(),
-            steps=steps,
+            name=run.name, pipeline=pipeline.name, status=PENDING, params=values, created_at=now(), steps=steps
         )
-        spec = {"pipeline": to_dict(pipeline), "python_path": [str(Path(p).resolve()) for p in python_path or []]}
+        spec = {"pipeline": to_dict(pipeline), "python_path": [str(Path(p).resolve()) for p in python_path]}
         with self.state.held():  # one connection: no checkpoint (and sync) between the record and the runner's start
             with self._runner_lock(info.name, busy=already_exists(info.name)) as lock:
-                self.state.create(info, spec, no_cache)
+                self.state.create(info, spec, run.no_cache)
                 self._spawn_runner(info.name, lock)
             return self.get(info.name)
-
-    def _complete(self, pipeline: Pipeline, values: dict[str, str], given: Mapping[str, str]) -> dict[str, str]:
-        """Fill the local defaults that depend on this machine or on another workflow."""
-        if pipeline.inherit_from and values.get(pipeline.inherit_from):
-            values = inherited_values(pipeline, values, given, self.get(values[pipeline.inherit_from]).params)
-        return local_store_values(pipeline, values, str(self.layout.store_root))
 
     @contextmanager
     def _runner_lock(self, name: str, busy: WorkflowError) -> Iterator[RunnerLock]:
@@ -216,6 +225,15 @@ class LocalBackend:
             found += [(info, s) for s in info.steps if s.name in live and s.status == SUCCEEDED]
         return found
 
+    def _listening(self, workflow: str, serves: str) -> Reached | None:
+        """The live service of `workflow` declared to serve `serves` (the last one up), where it listens."""
+        live = [s for w, s in self.services() if w.name == workflow and s.provides.get("serves") == serves]
+        return Reached(live[-1].name, dict(live[-1].addresses)) if live and live[-1].addresses else None
+
+    def checks(self, secret: str) -> builtins.list[Check]:
+        """What a local run needs on this machine (`secret` is a cluster's)."""
+        return builtins.list(local_checks(self.layout.home))
+
     # -- change --------------------------------------------------------------------------------
     def stop(self, name: str) -> WorkflowInfo:
         """Stop a running workflow: its running steps end, services already started stay."""
@@ -266,7 +284,7 @@ class LocalBackend:
             raise WorkflowError(
                 f"retry keeps the run's {key}: `trainflow resubmit {info.name} -p {key}=...` runs it under a new one"
             )
-        params = self._complete(pipeline, resolve_params(pipeline, {**info.params, **overrides}), overrides)
+        params = self.completed(pipeline, {**info.params, **overrides}, overrides)
         if any(plan.instance_names(s, params) != plan.instance_names(s, info.params) for s in pipeline.steps):
             raise WorkflowError(
                 f"these values change which step instances run: `trainflow resubmit {info.name} -p ...` instead"

@@ -1,4 +1,4 @@
-"""What the local runner derives from a pipeline: fan-out instances, step outputs on disk, artifact digests.
+"""What the local runner derives from a pipeline: fan-out instances, step outputs on disk, artifact digests, its plan.
 
 A fanned-out step `sweep` runs as instances `sweep[0]`, `sweep[1]`, ...; a later step reading
 `sweep`'s output gets the JSON list of every instance's value, in item order.
@@ -11,7 +11,7 @@ one the runner computes then), so a file changed on disk since makes its step ru
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from trainflow.pipelines.digests import HashFile, file_sha256
 from trainflow.pipelines.refs import ParamRef, substitute
 from trainflow.storage import StorageError, canonical_url, local_path_of
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.local.commands import as_text
+from trainflow.workflows.local.commands import as_text, step_command
 
 
 def items(step: Step, values: Mapping[str, str]) -> list[str] | None:
@@ -133,3 +133,50 @@ def reached_by(pipeline: Pipeline, changed: set[str]) -> set[str]:
         if set(step.upstream()) & reached:
             reached.add(step.name)
     return reached
+
+
+class _Placeholders(Mapping[str, Mapping[str, object]]):
+    """Every step's outputs as the placeholders a dry plan shows until the step has run."""
+
+    def __init__(self, steps: Iterable[str]) -> None:
+        self.steps = list(steps)
+
+    def __getitem__(self, step: str) -> Mapping[str, object]:
+        return _OutputPlaceholders(step)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class _OutputPlaceholders(dict[str, object]):
+    def __init__(self, step: str) -> None:
+        super().__init__()
+        self.step = step
+
+    def __missing__(self, key: str) -> str:
+        return "{{steps.%s.outputs.%s}}" % (self.step, key)
+
+
+def dry_plan(pipeline: Pipeline, values: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Each step instance the runner would start, in order: its command (outputs it reads as placeholders), the
+    instances it waits for, and whether it is a service."""
+    outputs = _Placeholders(s.name for s in pipeline.steps)
+    instances = {s.name: instance_names(s, values) for s in pipeline.steps}
+    found = []
+    for step in pipeline.order():
+        names, fanned = instances[step.name], items(step, values)
+        for index, name in enumerate(names):
+            item = fanned[index] if fanned is not None else None
+            found.append(
+                {
+                    "name": name,
+                    "kind": step.kind,
+                    "command": step_command(step, values, outputs, item=item),
+                    "after": [i for d in step.upstream() for i in instances[d]],
+                    "service": step.service,
+                }
+            )
+    return found
