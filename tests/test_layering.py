@@ -141,8 +141,6 @@ def test_modules_stay_under_about_400_lines() -> None:
 # (whose reading by the CLI and the dashboard the output-key checks cover).
 GENERIC_NAMES = {"namespace", "model", "workflow", "model-name"}
 BUILTIN_PARAMS = sorted({p.name for p in PIPELINES.values() for p in p.params} - GENERIC_NAMES)
-# Still to go (issue 23, item 2): the dashboard's curves read the run's S3 settings by name.
-KNOWN = {("ui/curves.py", "aws-endpoint-url"), ("ui/curves.py", "aws-region")}
 
 
 def _strings(path: Path) -> Iterator[str]:
@@ -173,11 +171,7 @@ def _named_params(layer: str) -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize("layer", ["workflows", "ui"])
 def test_no_built_in_parameter_is_named_in_the_runners_or_the_dashboard(layer: str) -> None:
-    assert _named_params(layer) - KNOWN == set(), "declare what the code needs on the Param (pipelines/params.py)"
-
-
-def test_the_known_exceptions_are_still_there_to_remove() -> None:
-    assert _named_params("ui") >= KNOWN, "an exception is gone: remove it from KNOWN"
+    assert _named_params(layer) == set(), "declare what the code needs on the Param (pipelines/params.py)"
 
 
 # A scheme test: what storage answers (Store.local_root, storage.local_path_of / is_shared / listable).

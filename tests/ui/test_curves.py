@@ -11,7 +11,9 @@ from trainflow.ui.curves import CurveReader, parse_progress
 from trainflow.workflows.backend import StepInfo, WorkflowInfo
 
 
-def workflow(train_dir: str, params: dict[str, str] | None = None) -> WorkflowInfo:
+def workflow(
+    train_dir: str, params: dict[str, str] | None = None, param_types: dict[str, str] | None = None
+) -> WorkflowInfo:
     return WorkflowInfo(
         "w",
         "model-train",
@@ -22,6 +24,7 @@ def workflow(train_dir: str, params: dict[str, str] | None = None) -> WorkflowIn
             StepInfo("paths", "Succeeded", outputs={"dir": train_dir}),
             StepInfo("fit", "Running", kind="train", provides={"train_dir": "{{steps.paths.outputs.dir}}"}),
         ],
+        param_types=param_types or {},
     )
 
 
@@ -61,11 +64,35 @@ def test_events_and_log_merge_and_metrics_appear_at_the_end(tmp_path: Path) -> N
     assert [s for s, _ in reader.read(workflow(train_dir), {}).series["train/accuracy"]] == [10, 20, 30, 50]
 
 
-def test_events_in_an_s3_train_dir_are_read(s3_bucket: str, aws_env: str, tmp_path: Path) -> None:
+def test_events_in_an_s3_train_dir_are_read_through_the_runs_parameter_of_type_endpoint(
+    s3_bucket: str, aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     train_dir = f"{s3_bucket}/unfinished/job"
     write_events(train_dir, range(5, 20, 5), endpoint_url=aws_env)
-    curves = CurveReader(tmp_path / "cache").read(workflow(train_dir, {"aws-endpoint-url": aws_env}), {})
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # only the run's parameter says where its store is
+    run = workflow(train_dir, {"my-store": aws_env, "where": "us-east-1"}, {"my-store": "endpoint", "where": "region"})
+    curves = CurveReader(tmp_path / "cache").read(run, {})
     assert curves.series["train/accuracy"][-1] == (15, pytest.approx(1 - 1 / 15))
+
+
+def test_a_prefix_holding_x_beside_x_slash_y_is_skipped_with_one_warning(
+    s3_bucket: str, aws_env: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import boto3
+
+    train_dir = f"{s3_bucket}/clash/job"
+    write_events(train_dir, range(5, 20, 5), endpoint_url=aws_env)
+    bucket = s3_bucket.removeprefix("s3://")
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
+    for key in ("clash/job/logs/x.tfevents", "clash/job/logs/x.tfevents/y.tfevents"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"")
+    reader = CurveReader(tmp_path / "cache")
+    run = workflow(train_dir, {"s": aws_env}, {"s": "endpoint"})
+    for _ in range(2):
+        curves = reader.read(run, {})
+        assert curves.series["train/accuracy"][-1] == (15, pytest.approx(1 - 1 / 15))
+    warned = [r.getMessage() for r in caplog.records if "not reading" in r.getMessage()]
+    assert len(warned) == 1 and "x.tfevents" in warned[0]
 
 
 def test_a_run_without_events_yet_has_empty_curves(tmp_path: Path) -> None:

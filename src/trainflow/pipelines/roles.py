@@ -10,10 +10,13 @@ step, so a finished run is read back without its pipeline file.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainflow.pipelines.errors import PipelineError
 from trainflow.pipelines.steps import Service, Step, pairs
+
+if TYPE_CHECKING:
+    from trainflow.pipelines.pipeline import Pipeline
 
 MODEL = "model"
 TENSORBOARD = "tensorboard"
@@ -75,3 +78,9 @@ def provided(step: Step) -> dict[str, Any]:
     if getattr(step, "train_dir", ""):
         found["train_dir"] = str(step.train_dir)  # type: ignore[attr-defined]
     return found
+
+
+def param_types(pipeline: Pipeline) -> dict[str, str]:
+    """Each typed parameter's declared type (pipelines.param_types), what a recorded run keeps so a reader finds a
+    parameter by its meaning (the store's endpoint, its region), never by its name."""
+    return {p.name: p.type for p in pipeline.params if p.type != "str"}

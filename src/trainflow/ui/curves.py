@@ -20,7 +20,7 @@ from typing import Any
 
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, open_store
 from trainflow.workflows.backend import WorkflowInfo
-from trainflow.workflows.endpoints import train_dirs
+from trainflow.workflows.endpoints import store_settings, train_dirs
 from trainflow.workflows.runs import METRICS_FILE
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class CurveReader:
         self.cache_dir = cache_dir
         self._parsed: dict[tuple[str, str], tuple[str, dict[str, dict[int, float]]]] = {}
         self._lock = threading.Lock()
+        self._refused: set[tuple[str, str]] = set()  # event files that cannot be a file here, warned about once
 
     def read(self, info: WorkflowInfo, progress: dict[str, list[dict[str, Any]]]) -> Curves:
         """The curves of `info` from its training steps' progress events (`progress`: by step instance), its train
@@ -124,9 +125,7 @@ class CurveReader:
         dirs = train_dirs(info)
         train_dir = dirs[-1] if len(dirs) == 1 else None  # several train dirs: their progress is what compares
         if train_dir:
-            options = StorageOptions.from_env(
-                info.params.get("aws-endpoint-url") or None, info.params.get("aws-region") or None
-            )
+            options = StorageOptions.from_env(*store_settings(info))
             events = self._events(join_url(train_dir, "logs"), options)
             if events:
                 curves.sources.append("events")
@@ -161,15 +160,21 @@ class CurveReader:
             cached = self._parsed.get(key)
             if cached and cached[0] == tag:
                 return cached[1]
+            if key in self._refused:
+                return {}
             local = self.cache_dir / hashlib.sha256(logs_url.encode()).hexdigest()[:16] / name
-            local.parent.mkdir(parents=True, exist_ok=True)
             part = local.with_name(f".{local.name}.part")
             try:
+                local.parent.mkdir(parents=True, exist_ok=True)
                 store.download(name, part)
+                part.replace(local)
             except StorageError as exc:
                 log.warning("cannot fetch %s from %s: %s", name, logs_url, exc)
                 return cached[1] if cached else {}
-            part.replace(local)
+            except OSError as exc:  # 'x' beside 'x/y': one of them cannot be a file here (as the log mirror skips it)
+                log.warning("not reading %r from %s: %s", name, logs_url, exc.strerror or exc)
+                self._refused.add(key)
+                return {}
             parsed = parse_event_file(local)
             self._parsed[key] = (tag, parsed)
             return parsed

@@ -56,6 +56,7 @@ class WorkflowInfo:
     message: str = ""
     steps: list[StepInfo] = field(default_factory=list)
     backend: str = "local"
+    param_types: dict[str, str] = field(default_factory=dict)  # a typed parameter's declared type (pipelines.roles)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

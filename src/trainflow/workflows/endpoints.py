@@ -172,3 +172,12 @@ def _kind_of(step: StepInfo, kind: str) -> Any:
     """The value of the step's output of declared `kind`, if it wrote one."""
     keys = [k for k, v in step.provides.get("kinds", {}).items() if v == kind]
     return next((step.outputs[k] for k in keys if k in step.outputs), None)
+
+
+def store_settings(info: WorkflowInfo) -> tuple[str | None, str | None]:
+    """The object store endpoint and region the run's parameters give (by their declared types), None where unset."""
+
+    def first(kind: str) -> str | None:
+        return next((info.params[n] for n, t in info.param_types.items() if t == kind and info.params.get(n)), None)
+
+    return first("endpoint"), first("region")

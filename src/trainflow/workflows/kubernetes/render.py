@@ -27,7 +27,7 @@ from trainflow.pipelines.refs import (
     Ref,
     substitute,
 )
-from trainflow.pipelines.roles import provided
+from trainflow.pipelines.roles import param_types, provided
 from trainflow.pipelines.steps import Service, Train
 from trainflow.storage import is_shared
 from trainflow.workflows.errors import WorkflowError
@@ -58,6 +58,7 @@ def complete_values(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, s
 PIPELINE_LABEL = "trainflow.io/pipeline"
 NAME_PARAM_ANNOTATION = "trainflow.io/name-param"
 NAME_SUFFIX_ANNOTATION = "trainflow.io/name-suffix"
+PARAM_TYPES_ANNOTATION = "trainflow.io/param-types"
 
 
 def input_name(step: Step, ref: OutputRef) -> str:
@@ -430,6 +431,7 @@ def workflow(
             "labels": labels,
             "annotations": {
                 "trainflow.io/steps": step_summary(pipeline),
+                PARAM_TYPES_ANNOTATION: json.dumps(param_types(pipeline), separators=(",", ":")),
                 # what `trainflow resubmit` needs to name a copy of this run as the pipeline would
                 NAME_PARAM_ANNOTATION: pipeline.name_param or "",
                 NAME_SUFFIX_ANNOTATION: pipeline.name_suffix,

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from trainflow.pipelines.builtin import PIPELINES
+from trainflow.pipelines.roles import param_types
 from trainflow.workflows.backend import (
     FAILED,
     OMITTED,
@@ -18,7 +19,7 @@ from trainflow.workflows.backend import (
     StepInfo,
     WorkflowInfo,
 )
-from trainflow.workflows.kubernetes.render import PIPELINE_LABEL, step_summary
+from trainflow.workflows.kubernetes.render import PARAM_TYPES_ANNOTATION, PIPELINE_LABEL, step_summary
 
 # Argo's workflow and node phases; "Error" is Argo's own failure (not the step's): a failure for users.
 PHASES = {
@@ -101,4 +102,16 @@ def workflow_info(raw: Mapping[str, Any], backend: str) -> WorkflowInfo:
         message=status.get("message", ""),
         steps=step_infos(declared_steps(meta, pipeline), status),
         backend=backend,
+        param_types=declared_param_types(meta, pipeline),
     )
+
+
+def declared_param_types(meta: Mapping[str, Any], pipeline: str) -> dict[str, str]:
+    """The parameter types the workflow's annotation records (a workflow created before it existed: the built-in's)."""
+    try:
+        found = json.loads((meta.get("annotations") or {}).get(PARAM_TYPES_ANNOTATION) or "null")
+    except ValueError:
+        found = None
+    if isinstance(found, dict):
+        return {str(k): str(v) for k, v in found.items()}
+    return param_types(PIPELINES[pipeline]) if pipeline in PIPELINES else {}

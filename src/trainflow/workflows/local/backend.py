@@ -16,7 +16,7 @@ from typing import Any
 
 from trainflow.pipelines import Pipeline, PipelineError
 from trainflow.pipelines.loading import check_functions
-from trainflow.pipelines.roles import provided
+from trainflow.pipelines.roles import param_types, provided
 from trainflow.pipelines.serial import to_dict
 from trainflow.progress import read_progress
 from trainflow.workflows.backend import (
@@ -144,6 +144,7 @@ class LocalBackend(Backend):
             info = self.state.get(name)
         pipeline, _, _ = load_pipeline(self.state, name, info.pipeline)
         instances = {s.name: plan.instance_names(s, info.params) for s in pipeline.steps}
+        info.param_types = param_types(pipeline)
         for step in pipeline.steps:
             for instance in instances[step.name]:
                 found = info.step(instance)
