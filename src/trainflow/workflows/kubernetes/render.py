@@ -10,37 +10,29 @@ job, a Deployment with a Service) comes from its kind, never from its name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
-from trainflow import __version__
 from trainflow.pipelines import Pipeline, PipelineError, Step
 from trainflow.pipelines.conditions import parse_condition
 from trainflow.pipelines.refs import (
-    HostRef,
-    ItemRef,
-    OutputRef,
     ParamRef,
-    PortRef,
-    Ref,
     substitute,
 )
 from trainflow.pipelines.roles import param_types, provided
 from trainflow.pipelines.steps import Service, Train
 from trainflow.storage import is_shared
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import exit_handler, kserve, manifest_values, node_cache
+from trainflow.workflows.kubernetes import exit_handler, kserve, manifest_values, node_cache, step_io
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
 from trainflow.workflows.kubernetes.options import ClusterOptions, check_object_values, check_steps
+from trainflow.workflows.kubernetes.step_io import step_run
 from trainflow.workflows.params import resolve_params, run_name
 
 OUTPUTS_DIR = "/tmp/outputs/"  # steps write one file per output key here ($TRAINFLOW_OUTPUTS)
 CACHE_TEMPLATE = "dataset-cache"
-MEMO_CONFIGMAP = "trainflow-step-cache"
-MEMO_MAX_AGE = "720h"  # a cached step result older than 30 days runs again
 SERVICE_READY_SECONDS = 900
 
 
@@ -61,115 +53,15 @@ NAME_SUFFIX_ANNOTATION = "trainflow.io/name-suffix"
 PARAM_TYPES_ANNOTATION = "trainflow.io/param-types"
 
 
-def input_name(step: Step, ref: OutputRef) -> str:
-    """The template input fed by `ref`: its key, or STEP-KEY when two upstream steps write the same key."""
-    same_key = {r.step for r in step.output_refs() if r.key == ref.key}
-    return ref.key if len(same_key) == 1 else f"{ref.step}-{ref.key}"
-
-
-def step_run(step: Step) -> k8s.ContainerCommand:
-    """The step's command with its placeholders as Argo expressions (outputs and the item via the template's inputs)."""
-
-    def resolve(ref: Ref) -> str:
-        if isinstance(ref, ParamRef):
-            return k8s.workflow_param(ref.name)
-        if isinstance(ref, OutputRef):
-            return "{{inputs.parameters.%s}}" % input_name(step, ref)
-        if isinstance(ref, ItemRef):
-            return "{{inputs.parameters.%s}}" % k8s.ITEM_INPUT
-        if isinstance(ref, PortRef):
-            assert isinstance(step, Service)
-            return str(step.port(ref.name).container_port)
-        assert isinstance(ref, HostRef)
-        return "0.0.0.0"
-
-    command = [substitute(a, resolve) for a in step.command]
-    head = 3 if command[:2] == ["trainflow", "step"] else 1
-    return k8s.ContainerCommand(command[:head], command[head:])
-
-
-def _input_names(step: Step) -> list[str]:
-    names = [input_name(step, r) for r in step.output_refs()]
-    return [*dict.fromkeys(names), *([k8s.ITEM_INPUT] if step.for_each is not None else [])]
-
-
-def _inputs(step: Step) -> dict[str, Any]:
-    return {"parameters": [{"name": n} for n in _input_names(step)]}
-
-
-def _task_arguments(step: Step) -> dict[str, Any]:
-    params = [
-        {"name": input_name(step, r), "value": "{{tasks.%s.outputs.parameters.%s}}" % (r.step, r.key)}
-        for r in step.output_refs()
-    ]
-    if step.for_each is not None:
-        params.append({"name": k8s.ITEM_INPUT, "value": "{{item}}"})
-    return {"parameters": params}
-
-
-def _forwarded_arguments(step: Step) -> dict[str, Any]:
-    return {"parameters": [{"name": n, "value": "{{inputs.parameters.%s}}" % n} for n in _input_names(step)]}
-
-
-def _retry(step: Step) -> dict[str, Any]:
-    strategy: dict[str, Any] = {
-        "limit": str(step.retries),
-        "retryPolicy": "Always",
-        "backoff": {"duration": f"{step.backoff:g}s", "factor": "2"},
-    }
-    if step.retry_on == "transient":  # exit codes >= 128 are transient in trainflow (killed, unreachable)
-        strategy["expression"] = "asInt(lastRetry.exitCode) >= 128"
-    return {k: strategy[k] for k in ("limit", "retryPolicy", "expression", "backoff") if k in strategy}
-
-
-def _memoize(step: Step, pipeline: Pipeline) -> dict[str, Any]:
-    """Argo's memoization, keyed like the local cache: the command, its inputs and the parameters upstream used.
-
-    Argo cannot read another step's key, so the parameters of every step this one waits for stand in for it.
-    """
-    keyed = [n for n in _input_names(step) if n not in _location_inputs(step, pipeline)]
-    command = hashlib.sha256(json.dumps([__version__, step.kind, step.command]).encode()).hexdigest()[:16]
-    parts = [
-        f"'{command}'",
-        *("inputs.parameters['%s']" % n for n in keyed),
-        *("workflow.parameters['%s']" % name for name in _upstream_params(step, pipeline)),
-    ]
-    return {
-        "key": "%s-{{=sprig.sha256sum(%s)}}" % (step.name, " + '|' + ".join(parts)),
-        "maxAge": MEMO_MAX_AGE,
-        "cache": {"configMap": {"name": MEMO_CONFIGMAP, "key": step.name}},
-    }  # Argo keys entries by `key` above
-
-
-def _upstream_params(step: Step, pipeline: Pipeline) -> list[str]:
-    """Parameters (that may change a result) read by `step` or any step before it."""
-    seen, todo, names = set(), [step], []
-    while todo:
-        current = todo.pop()
-        if current.name in seen:
-            continue
-        seen.add(current.name)
-        refs = current.refs() + (parse_condition(current.when).refs() if current.when else [])
-        if isinstance(current.for_each, ParamRef):
-            refs.append(current.for_each)
-        names += [r.name for r in refs if isinstance(r, ParamRef) and pipeline.param(r.name).cache_key]
-        todo += [pipeline.step(d) for d in current.upstream()]
-    return sorted(set(names))
-
-
-def _location_inputs(step: Step, pipeline: Pipeline) -> set[str]:
-    return {input_name(step, r) for r in step.output_refs() if r.key in pipeline.step(r.step).locations}
-
-
 def _common(template: dict[str, Any], step: Step, target: k8s.Target, pipeline: Pipeline, memoize: bool) -> None:
-    if _input_names(step):
-        template["inputs"] = _inputs(step)
+    if step_io.input_names(step):
+        template["inputs"] = step_io.inputs(step)
     if step.retries:
-        template["retryStrategy"] = _retry(step)
+        template["retryStrategy"] = step_io.retry(step)
     if step.timeout:
         template["activeDeadlineSeconds"] = int(step.timeout)
     if memoize and step.cacheable:
-        template["memoize"] = _memoize(step, pipeline)
+        template["memoize"] = step_io.memoize(step, pipeline)
 
 
 def container_template(target: k8s.Target, step: Step, pipeline: Pipeline, memoize: bool) -> dict[str, Any]:
@@ -226,8 +118,8 @@ def training_templates(
     if not outputs:
         _common(job_template, step, target, pipeline, memoize)
         return [job_template]
-    if _input_names(step):
-        job_template["inputs"] = _inputs(step)
+    if step_io.input_names(step):
+        job_template["inputs"] = step_io.inputs(step)
     read = {
         "name": f"{step.name}-outputs",
         "container": k8s.outputs_reader(target, step, training_outputs_dir(step), OUTPUTS_DIR),
@@ -239,8 +131,8 @@ def training_templates(
         {"name": "job", "template": job_template["name"]},
         {"name": "outputs", "template": read["name"]},
     ]
-    if _input_names(step):
-        calls[0]["arguments"] = _forwarded_arguments(step)
+    if step_io.input_names(step):
+        calls[0]["arguments"] = step_io.forwarded_arguments(step)
     if step.for_each is not None:
         calls[1]["arguments"] = {
             "parameters": [{"name": k8s.ITEM_INPUT, "value": "{{inputs.parameters.%s}}" % k8s.ITEM_INPUT}]
@@ -258,7 +150,7 @@ def training_templates(
     _common(group, step, target, pipeline, memoize)
     group.pop("retryStrategy", None)  # the job template retries, the reading does not need to
     if step.retries:
-        job_template["retryStrategy"] = _retry(step)
+        job_template["retryStrategy"] = step_io.retry(step)
     return [group, job_template, read]
 
 
@@ -268,7 +160,7 @@ def service_templates(target: k8s.Target, step: Service) -> list[dict[str, Any]]
         return [_inference_service_template(target, step)]
     parts = [
         _resource_template(
-            f"{step.name}-deployment", k8s.deployment(target, step, step_run(step)), "apply", _inputs(step)
+            f"{step.name}-deployment", k8s.deployment(target, step, step_run(step)), "apply", step_io.inputs(step)
         ),
         _resource_template(f"{step.name}-service", k8s.service(target, step), "apply"),
     ]
@@ -282,16 +174,16 @@ def service_templates(target: k8s.Target, step: Service) -> list[dict[str, Any]]
         "name": step.name,
         "steps": [[apply_deployment], [{"name": "service", "template": parts[1]["name"]}]],
     }
-    if _input_names(step):
-        apply_deployment["arguments"] = _forwarded_arguments(step)
-        group["inputs"] = _inputs(step)
+    if step_io.input_names(step):
+        apply_deployment["arguments"] = step_io.forwarded_arguments(step)
+        group["inputs"] = step_io.inputs(step)
     return [group, *parts]
 
 
 def _inference_service_template(target: k8s.Target, step: Service) -> dict[str, Any]:
     """Apply the InferenceService; the step succeeds once KServe reports the model loaded."""
     isvc = kserve.inference_service(target, step, step_run(step))
-    template = _resource_template(step.name, isvc, "apply", _inputs(step))
+    template = _resource_template(step.name, isvc, "apply", step_io.inputs(step))
     template["resource"].update(successCondition=kserve.READY, failureCondition=kserve.FAILED)
     template["activeDeadlineSeconds"] = (
         int(step.ready_timeout) if step.ready_timeout != 180.0 else SERVICE_READY_SECONDS
@@ -304,8 +196,8 @@ def _task(step: Step, pipeline: Pipeline, claim: bool) -> dict[str, Any]:
     depends = _depends(step, claim)
     if depends:
         task["depends"] = depends
-    if _input_names(step):
-        task["arguments"] = _task_arguments(step)
+    if step_io.input_names(step):
+        task["arguments"] = step_io.task_arguments(step)
     if step.when:
         task["when"] = argo_when(parse_condition(step.when), pipeline)
     if isinstance(step.for_each, ParamRef):

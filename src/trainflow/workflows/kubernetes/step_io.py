@@ -1,0 +1,122 @@
+"""What a step's Argo template takes in and how it re-runs: its command, inputs, arguments, retries, memoization.
+
+A step reads an earlier step's output through an input parameter of its template (fed by the DAG task's
+arguments), the fan-out item through the input `item`; its command renders the spec's placeholders as
+those inputs and workflow parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from trainflow import __version__
+from trainflow.pipelines import Pipeline, Step
+from trainflow.pipelines.conditions import parse_condition
+from trainflow.pipelines.refs import HostRef, ItemRef, OutputRef, ParamRef, PortRef, Ref, substitute
+from trainflow.pipelines.steps import Service
+from trainflow.workflows.kubernetes import resources as k8s
+
+MEMO_CONFIGMAP = "trainflow-step-cache"
+MEMO_MAX_AGE = "720h"  # a cached step result older than 30 days runs again
+
+
+def input_name(step: Step, ref: OutputRef) -> str:
+    """The template input fed by `ref`: its key, or STEP-KEY when two upstream steps write the same key."""
+    same_key = {r.step for r in step.output_refs() if r.key == ref.key}
+    return ref.key if len(same_key) == 1 else f"{ref.step}-{ref.key}"
+
+
+def step_run(step: Step) -> k8s.ContainerCommand:
+    """The step's command with its placeholders as Argo expressions (outputs and the item via the template's inputs)."""
+
+    def resolve(ref: Ref) -> str:
+        if isinstance(ref, ParamRef):
+            return k8s.workflow_param(ref.name)
+        if isinstance(ref, OutputRef):
+            return "{{inputs.parameters.%s}}" % input_name(step, ref)
+        if isinstance(ref, ItemRef):
+            return "{{inputs.parameters.%s}}" % k8s.ITEM_INPUT
+        if isinstance(ref, PortRef):
+            assert isinstance(step, Service)
+            return str(step.port(ref.name).container_port)
+        assert isinstance(ref, HostRef)
+        return "0.0.0.0"
+
+    command = [substitute(a, resolve) for a in step.command]
+    head = 3 if command[:2] == ["trainflow", "step"] else 1
+    return k8s.ContainerCommand(command[:head], command[head:])
+
+
+def input_names(step: Step) -> list[str]:
+    names = [input_name(step, r) for r in step.output_refs()]
+    return [*dict.fromkeys(names), *([k8s.ITEM_INPUT] if step.for_each is not None else [])]
+
+
+def inputs(step: Step) -> dict[str, Any]:
+    return {"parameters": [{"name": n} for n in input_names(step)]}
+
+
+def task_arguments(step: Step) -> dict[str, Any]:
+    params = [
+        {"name": input_name(step, r), "value": "{{tasks.%s.outputs.parameters.%s}}" % (r.step, r.key)}
+        for r in step.output_refs()
+    ]
+    if step.for_each is not None:
+        params.append({"name": k8s.ITEM_INPUT, "value": "{{item}}"})
+    return {"parameters": params}
+
+
+def forwarded_arguments(step: Step) -> dict[str, Any]:
+    return {"parameters": [{"name": n, "value": "{{inputs.parameters.%s}}" % n} for n in input_names(step)]}
+
+
+def retry(step: Step) -> dict[str, Any]:
+    strategy: dict[str, Any] = {
+        "limit": str(step.retries),
+        "retryPolicy": "Always",
+        "backoff": {"duration": f"{step.backoff:g}s", "factor": "2"},
+    }
+    if step.retry_on == "transient":  # exit codes >= 128 are transient in trainflow (killed, unreachable)
+        strategy["expression"] = "asInt(lastRetry.exitCode) >= 128"
+    return {k: strategy[k] for k in ("limit", "retryPolicy", "expression", "backoff") if k in strategy}
+
+
+def memoize(step: Step, pipeline: Pipeline) -> dict[str, Any]:
+    """Argo's memoization, keyed like the local cache: the command, its inputs and the parameters upstream used.
+
+    Argo cannot read another step's key, so the parameters of every step this one waits for stand in for it.
+    """
+    keyed = [n for n in input_names(step) if n not in location_inputs(step, pipeline)]
+    command = hashlib.sha256(json.dumps([__version__, step.kind, step.command]).encode()).hexdigest()[:16]
+    parts = [
+        f"'{command}'",
+        *("inputs.parameters['%s']" % n for n in keyed),
+        *("workflow.parameters['%s']" % name for name in upstream_params(step, pipeline)),
+    ]
+    return {
+        "key": "%s-{{=sprig.sha256sum(%s)}}" % (step.name, " + '|' + ".join(parts)),
+        "maxAge": MEMO_MAX_AGE,
+        "cache": {"configMap": {"name": MEMO_CONFIGMAP, "key": step.name}},
+    }  # Argo keys entries by `key` above
+
+
+def upstream_params(step: Step, pipeline: Pipeline) -> list[str]:
+    """Parameters (that may change a result) read by `step` or any step before it."""
+    seen, todo, names = set(), [step], []
+    while todo:
+        current = todo.pop()
+        if current.name in seen:
+            continue
+        seen.add(current.name)
+        refs = current.refs() + (parse_condition(current.when).refs() if current.when else [])
+        if isinstance(current.for_each, ParamRef):
+            refs.append(current.for_each)
+        names += [r.name for r in refs if isinstance(r, ParamRef) and pipeline.param(r.name).cache_key]
+        todo += [pipeline.step(d) for d in current.upstream()]
+    return sorted(set(names))
+
+
+def location_inputs(step: Step, pipeline: Pipeline) -> set[str]:
+    return {input_name(step, r) for r in step.output_refs() if r.key in pipeline.step(r.step).locations}
