@@ -54,7 +54,7 @@ def main() -> None:
     try:
         for count in (int(n) for n in args.images.split(",")):
             source = write_folders(args.data, count, work / f"png-{count}")
-            results: dict[str, list[tuple[float, int, float]]] = {v: [] for v in variants}
+            results: dict[str, list[tuple[float, int, float, int]]] = {v: [] for v in variants}
             for i in range(args.repeat):
                 for variant, src in variants.items():
                     home = work / f"home-{i}"
@@ -63,11 +63,11 @@ def main() -> None:
                     shutil.rmtree(home)
             print(f"\n{count:,} PNGs of 28x28, first sync, {args.repeat} rounds")
             for variant, runs in results.items():
-                times, peaks = [t for t, _, _ in runs], [m for _, m, _ in runs]
+                times, peaks, pss = [r[0] for r in runs], [r[1] for r in runs], [r[3] for r in runs]
                 print(
                     f"  {variant:14s} min {min(times):6.2f} s median {statistics.median(times):6.2f} s "
-                    f"({count / statistics.median(times):,.0f} images/s) | peak RSS median "
-                    f"{statistics.median(peaks) / 2**20:5.0f} MiB, max {max(peaks) / 2**20:5.0f} MiB"
+                    f"({count / statistics.median(times):,.0f} images/s) | peak of the tree: RSS max "
+                    f"{max(peaks) / 2**20:5.0f} MiB, PSS max {max(pss) / 2**20:5.0f} MiB"
                 )
             if "baseline" in results:
                 ratio = [b[0] / t[0] for b, t in zip(results["baseline"], results["this checkout"], strict=True)]

@@ -64,15 +64,19 @@ def write_tables(rows: int, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, int, float]:
-    """Wall seconds, peak RSS (bytes) of the process tree of `argv`, and the seconds it printed (0 if none)."""
+def run(argv: list[str], env: dict[str, str]) -> tuple[float, int, float, int]:
+    """Wall seconds, peak RSS and peak PSS (bytes) of the process tree of `argv`, and the seconds it printed.
+
+    RSS sums count pages that forked workers share with their parent once per process; PSS splits them.
+    """
     start = time.perf_counter()
     proc = psutil.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak = 0
+    peak = peak_pss = 0
     while proc.poll() is None:
         try:
-            tree = [proc, *proc.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            tree = [p for p in [proc, *proc.children(recursive=True)] if p.is_running()]
+            peak = max(peak, sum(p.memory_info().rss for p in tree))
+            peak_pss = max(peak_pss, sum(p.memory_full_info().pss for p in tree))
         except psutil.Error:
             pass
         time.sleep(0.01)
@@ -81,12 +85,12 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, int, float]:
         raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
     out = proc.stdout.read().decode().strip() if proc.stdout else ""
     try:
-        return elapsed, peak, float(out)
+        return elapsed, peak, float(out), peak_pss
     except ValueError:
-        return elapsed, peak, 0.0
+        return elapsed, peak, 0.0, peak_pss
 
 
-Runs = dict[str, list[tuple[float, int, float]]]
+Runs = dict[str, list[tuple[float, int, float, int]]]
 
 
 def measure(fmt: str, path: Path, work: Path, repeat: int) -> Runs:
@@ -106,14 +110,14 @@ def measure(fmt: str, path: Path, work: Path, repeat: int) -> Runs:
 def report(rows: int, fmt: str, size: int, results: Runs) -> None:
     print(f"\n{rows:,} rows x {FEATURES} features, {fmt} ({size / 1e6:.0f} MB), {len(results['pyarrow read'])} rounds")
     for name, runs in results.items():
-        times, peaks, inner = [t for t, _, _ in runs], [m for _, m, _ in runs], [s for _, _, s in runs]
+        times, peaks, inner = [r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs]
         print(
             f"  {name:17s} process min {min(times):6.2f} s median {statistics.median(times):6.2f} s"
             + (f" | in-process min {min(inner):5.2f} s median {statistics.median(inner):5.2f} s" if any(inner) else "")
             + f" | peak RSS min {min(peaks) / 2**20:5.0f} MiB median {statistics.median(peaks) / 2**20:5.0f} MiB"
         )
     base, sync, prep = results["pyarrow read"], results["trainflow sync"], results["trainflow prepare"]
-    whole = [t / b[0] for (t, _, _), b in zip(sync, base, strict=True)]
+    whole = [t[0] / b[0] for t, b in zip(sync, base, strict=True)]
     inner = [p[2] / b[2] for p, b in zip(prep, base, strict=True)]
     print(
         f"  sync process / pyarrow process: median {statistics.median(whole):.2f}x, min {min(whole):.2f}x; "

@@ -9,6 +9,7 @@ download.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -16,8 +17,8 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,9 +276,7 @@ class _Sync:
         failures: list[BaseException] = []
         saved_at = time.monotonic()
         with ThreadPoolExecutor(max_workers=min(_PARALLEL_DOWNLOADS, max(1, len(todo)))) as pool:
-            futures = {pool.submit(self._fetch, obj): obj for obj in todo}
-            for future in as_completed(futures):
-                obj = futures[future]
+            for obj, future in _completed(pool, self._fetch, todo):
                 try:
                     entry = future.result()
                 except BaseException as exc:  # noqa: BLE001 - keep what the other downloads fetched, then fail
@@ -356,6 +355,25 @@ class _Sync:
             tmp.unlink(missing_ok=True)
             raise
         return FileEntry(size, digest, obj.version_tag, obj.etag, obj.mtime, time.time(), dest.stat().st_mtime_ns)
+
+
+def _completed(
+    pool: ThreadPoolExecutor, fetch: Callable[[ObjectInfo], FileEntry], todo: list[ObjectInfo]
+) -> Iterator[tuple[ObjectInfo, Future[FileEntry]]]:
+    """(object, its finished fetch) in the order they finish, a few in flight at a time.
+
+    Submitting all at once held a future and a work item per file: memory grew with the file count.
+    """
+    waiting = iter(todo)
+    running: dict[Future[FileEntry], ObjectInfo] = {}
+    while True:
+        for obj in itertools.islice(waiting, 4 * _PARALLEL_DOWNLOADS - len(running)):
+            running[pool.submit(fetch, obj)] = obj
+        if not running:
+            return
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield running.pop(future), future
 
 
 def _prune_unpacked(directory: Path, manifest: Manifest) -> None:

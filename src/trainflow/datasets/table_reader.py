@@ -13,7 +13,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
 from trainflow.datasets.errors import DataFormatError
 
-BATCH_BYTES = 4 << 20  # of CSV text per batch
+BATCH_BYTES = 1 << 20  # of CSV text per batch (pyarrow holds several blocks: 4 MiB ones took ~150 MiB)
 BATCH_ROWS = 65536  # of a Parquet file per batch
 
 
