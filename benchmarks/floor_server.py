@@ -1,12 +1,16 @@
-"""The floor for benchmarks/serve.py: the same stack as `trainflow serve`, answering a fixed reply.
+"""The floors for benchmarks/serve.py: the same stack as `trainflow serve`, doing the least a server can.
 
-REST: uvicorn (httptools, asyncio's loop) with a bare ASGI app that reads the body and sends pre-computed
-bytes. gRPC: a grpc.aio server on its own thread and event loop, with a generic async handler that returns
-pre-serialized bytes for `inference.GRPCInferenceService/ModelInfer`. Neither parses the request nor runs a model, so the
-difference between trainflow and this server is trainflow's own work per request.
+REST: uvicorn (httptools, asyncio's loop) with a bare ASGI app. Without --model it reads the body and sends
+pre-computed bytes; with --model (the JSON and binary floors) it parses the V2 request (orjson into numpy
+for JSON tensors; with an Inference-Header-Content-Length header, the binary tensor extension's JSON header
+and raw bytes), runs the same ONNX Runtime session on the event loop and encodes the V2 JSON reply with
+orjson, nothing else. gRPC: a grpc.aio server on its own thread and event loop, with a generic async handler
+that returns pre-serialized bytes for `inference.GRPCInferenceService/ModelInfer`. So the difference
+between trainflow and these servers is trainflow's own work per request.
 
     python benchmarks/floor_server.py --rest-port 8600 --grpc-port 9600 \
         --rest-reply reply.json --grpc-reply reply.bin
+    python benchmarks/floor_server.py --rest-port 8600 --model model.onnx
 """
 
 from __future__ import annotations
@@ -39,6 +43,55 @@ def rest_app(reply: bytes) -> Any:
             await send({"type": "http.response.body", "body": b"{}"})
             return
         await send({"type": "http.response.start", "status": 200, "headers": json_headers})
+        await send({"type": "http.response.body", "body": reply})
+
+    return app
+
+
+def model_app(model_path: Path) -> Any:
+    """An ASGI app answering V2 infer requests (JSON or binary tensors) with one ONNX Runtime session."""
+    import numpy as np
+    import onnxruntime as ort
+    import orjson
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # the session options trainflow's runtime gives its sessions
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    output_names = [o.name for o in session.get_outputs()]
+    datatypes = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
+    empty_headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        if scope["raw_path"] in READY_PATHS:
+            await send({"type": "http.response.start", "status": 200, "headers": empty_headers})
+            await send({"type": "http.response.body", "body": b"{}"})
+            return
+        body = b"".join(chunks)
+        length = dict(scope["headers"]).get(b"inference-header-content-length")
+        if length is None:
+            tensor = orjson.loads(body)["inputs"][0]
+            x = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+        else:
+            tensor = orjson.loads(body[: int(length)])["inputs"][0]
+            x = np.frombuffer(body[int(length) :], dtype=np.float32).reshape(tensor["shape"])
+        values = session.run(output_names, {input_name: x})
+        outputs = [
+            {"name": n, "datatype": datatypes[v.dtype], "shape": list(v.shape), "data": v.ravel().tolist()}
+            for n, v in zip(output_names, values, strict=True)
+        ]
+        reply = orjson.dumps({"model_name": "mnist", "model_version": "1", "outputs": outputs})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(reply)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": reply})
 
     return app
@@ -86,20 +139,21 @@ def grpc_server(port: int, reply: bytes) -> Callable[[], None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rest-port", type=int, required=True)
-    parser.add_argument("--grpc-port", type=int, required=True)
-    parser.add_argument("--rest-reply", type=Path, required=True, help="The bytes every REST request gets.")
-    parser.add_argument("--grpc-reply", type=Path, required=True, help="The serialized ModelInferResponse.")
+    parser.add_argument("--grpc-port", type=int, help="Without it, no gRPC server.")
+    parser.add_argument("--rest-reply", type=Path, help="The bytes every REST request gets.")
+    parser.add_argument("--grpc-reply", type=Path, help="The serialized ModelInferResponse.")
+    parser.add_argument("--model", type=Path, help="Answer REST infer requests with this ONNX model instead.")
     args = parser.parse_args()
 
     import uvicorn
 
-    stop_grpc = grpc_server(args.grpc_port, args.grpc_reply.read_bytes())
+    stop_grpc = grpc_server(args.grpc_port, args.grpc_reply.read_bytes()) if args.grpc_port else (lambda: None)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # as trainflow's: TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.rest_port))
     sock.listen(1024)
     config = uvicorn.Config(
-        rest_app(args.rest_reply.read_bytes()),
+        model_app(args.model) if args.model else rest_app(args.rest_reply.read_bytes()),
         log_level="warning",
         access_log=False,
         lifespan="off",

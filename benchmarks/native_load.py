@@ -58,13 +58,16 @@ def _with_cpu(pid: int, run: Callable[[], dict[str, float]]) -> dict[str, float]
     return result
 
 
-def wrk(url: str, body: bytes, concurrency: int, seconds: float, server_pid: int) -> dict[str, float]:
-    """`wrk` POSTing `body` (JSON) to `url` on `concurrency` connections."""
+def wrk(
+    url: str, body: bytes, concurrency: int, seconds: float, server_pid: int, headers: dict[str, str] | None = None
+) -> dict[str, float]:
+    """`wrk` POSTing `body` (JSON, or what `headers` say) to `url` on `concurrency` connections."""
     with tempfile.TemporaryDirectory(prefix="wrk-") as tmp:
         body_path = Path(tmp) / "body.json"
         body_path.write_bytes(body)
         script = Path(tmp) / "post.lua"
-        script.write_text(WRK_SCRIPT.format(body=body_path))
+        extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
+        script.write_text(WRK_SCRIPT.format(body=body_path) + extra)
         threads = 1 if concurrency == 1 else 2
         argv = [
             "wrk",

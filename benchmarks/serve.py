@@ -11,6 +11,9 @@ Two kinds of load:
                reports req/s, p50/p99 and the server's CPU seconds per 1,000 requests; then batching;
   batching     the built-in CNN and a wide MLP at concurrency 64, dynamic batching off and on, in
                alternating rounds (also after native unless --no-batching);
+  floors       trainflow against the JSON floor and the binary floor (floor_server.py --model: parse with
+               orjson into numpy, the same ONNX Runtime session, encode the reply, nothing else) over REST
+               with wrk at c=1, 16 and 64, JSON and binary-tensor bodies, --rounds alternating rounds;
   tritonclient Python clients in this process (V2 REST JSON, V2 gRPC) at concurrency 1 and 16, and
                ONNX Runtime in-process, batch 1.
 
@@ -454,6 +457,92 @@ def run_native(args: argparse.Namespace, work: Path, base: Path, model_path: Pat
         run_batching_ab(args, work, image)
 
 
+def v2_binary_request(image: np.ndarray) -> tuple[bytes, int]:
+    """The V2 request with its tensor in the binary tensor extension: a JSON header, then the raw FP32 bytes."""
+    raw = image.astype(np.float32).tobytes()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "images",
+                    "shape": list(image.shape),
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
+    ).encode()
+    return header + raw, len(header)
+
+
+def model_floor_server(model_path: Path) -> tuple[subprocess.Popen, str, str]:
+    """The JSON and binary floors: one server parsing, running the same ONNX session and encoding, nothing else."""
+    rest_port = free_port()
+    argv = [sys.executable, str(REPO / "benchmarks" / "floor_server.py"), "--rest-port", str(rest_port)]
+    argv += ["--model", str(model_path)]
+    return run_server(argv, f"127.0.0.1:{rest_port}"), f"127.0.0.1:{rest_port}", ""
+
+
+def run_floors(args: argparse.Namespace, base: Path, model_path: Path, image: np.ndarray) -> None:
+    """trainflow against the JSON floor (JSON tensors) and the binary floor (binary tensors) over REST, with wrk,
+    at c=1, 16 and 64, the two servers alternating round by round."""
+    from native_load import wrk
+
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install wrk")
+    json_body, _ = v2_requests(image)
+    binary_body, header_length = v2_binary_request(image)
+    loads = {
+        "json": (json_body, None),
+        "binary": (binary_body, {"Content-Type": "application/octet-stream",
+                                 "Inference-Header-Content-Length": str(header_length)}),
+    }  # fmt: skip
+    runs: dict[str, dict[str, list[dict]]] = {"floor": {}, "trainflow": {}}
+    for _ in range(args.rounds):
+        for name, server in (("floor", model_floor_server(model_path)), ("trainflow", trainflow_server(base))):
+            proc, rest, _ = server
+            try:
+                check_rest(name, rest, loads)
+                for c in (1, 16, 64):
+                    for kind, (body, headers) in loads.items():
+                        url = f"http://{rest}/v2/models/mnist/infer"
+                        result = wrk(url, body, c, args.seconds, proc.pid, headers)
+                        runs[name].setdefault(f"{kind}-c{c}", []).append(result)
+                        print(f"  {name:9} {kind:6} c={c:<2} {fmt_native(result)}", flush=True)
+            finally:
+                stop_server(proc)
+    report_floors(runs, args.rounds)
+
+
+def check_rest(name: str, rest: str, loads: dict[str, tuple[bytes, dict[str, str] | None]]) -> None:
+    import httpx
+
+    for kind, (body, headers) in loads.items():
+        answer = httpx.post(f"http://{rest}/v2/models/mnist/infer", content=body, headers=headers, timeout=30)
+        if answer.status_code != 200 or "outputs" not in answer.json():
+            raise RuntimeError(f"{name} {kind} answered {answer.status_code}: {answer.text[:200]}")
+
+
+def report_floors(runs: dict[str, dict[str, list[dict]]], rounds: int) -> None:
+    print(f"\nREST, trainflow against the JSON and binary floors, {rounds} alternating rounds (min / median):")
+    print("| load | floor req/s | trainflow req/s | trainflow / floor (per round: min / median) | "
+          "floor p99 ms | trainflow p99 ms | CPU s / 1k req floor / trainflow |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for key, floor_runs in runs["floor"].items():
+        ours = runs["trainflow"][key]
+        ratios = [o["rps"] / f["rps"] for o, f in zip(ours, floor_runs, strict=True)]
+
+        def median(r: list[dict], k: str) -> float:
+            return statistics.median(x[k] for x in r)
+
+        print(
+            f"| {key} | {median(floor_runs, 'rps'):.0f} | {median(ours, 'rps'):.0f} | "
+            f"{min(ratios):.2f}x / {statistics.median(ratios):.2f}x | {median(floor_runs, 'p99_ms'):.2f} | "
+            f"{median(ours, 'p99_ms'):.2f} | {median(floor_runs, 'cpu_s_per_1k'):.3f} / "
+            f"{median(ours, 'cpu_s_per_1k'):.3f} |"
+        )
+
+
 def run_inline_ab(args: argparse.Namespace, base: Path, image: np.ndarray) -> None:
     """REST with small requests answered on the event loop (the default) against every request in a worker thread.
 
@@ -509,9 +598,11 @@ def run_tritonclient(args: argparse.Namespace, work: Path, base: Path, model_pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--load", choices=("native", "tritonclient", "both", "inline", "batching"), default="both")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="--load inline and batching: alternating rounds per variant."
+        "--load", choices=("native", "tritonclient", "both", "inline", "batching", "floors"), default="both"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="--load inline, batching, floors: alternating rounds per variant."
     )
     parser.add_argument("--seconds", type=float, default=5, help="Native load: seconds per measurement.")
     parser.add_argument("--requests", type=int, default=1500, help="tritonclient: requests per measurement.")
@@ -535,6 +626,8 @@ def main() -> None:
             run_inline_ab(args, base, image)
         if args.load == "batching":
             run_batching_ab(args, work, image)
+        if args.load == "floors":
+            run_floors(args, base, model_path, image)
         if args.load in ("native", "both"):
             run_native(args, work, base, model_path, image)
         if args.load in ("tritonclient", "both"):
