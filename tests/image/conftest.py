@@ -14,6 +14,7 @@ import pytest
 from filelock import FileLock
 
 from tests.image.runtime import Pod, build_image, unavailable_reason
+from tests.multinode.conftest import make_cluster, netns_available  # noqa: F401 (network-namespace nodes)
 
 # A cold cache (debootstrap and every wheel) takes minutes; a warm one rebuilds only what changed.
 BUILD_TIMEOUT = 1500
@@ -40,7 +41,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def make_pod(image: str) -> Iterator[MakePod]:
-    """Pods of the image for one test: make_pod(hostname, volumes, hosts=..., network=...); all removed after it."""
+    """Pods of the image for one test: make_pod(hostname, volumes, hosts=..., netns=...); all removed after it."""
     pods: list[Pod] = []
 
     def make(hostname: str, volumes: Mapping[str, Path], **kwargs: object) -> Pod:

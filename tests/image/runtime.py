@@ -26,7 +26,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "scripts" / "build-image"
-BUILDAH_PROCESSES = ("buildah", "buildah-chroot-runtime", "buildah-chroot-exec")
+BUILDAH_PROCESSES = ("ip", "buildah", "buildah-chroot-runtime", "buildah-chroot-exec")
 
 
 def unavailable_reason() -> str | None:
@@ -95,7 +95,8 @@ class Running:
 
 
 class Pod:
-    """A working container of `image`: its hostname and peers in /etc/hosts, its volumes, a network."""
+    """A working container of `image`: its hostname and peers in /etc/hosts, its volumes, this machine's network
+    or a node's (`netns`, a network namespace of tests/multinode)."""
 
     def __init__(
         self,
@@ -103,9 +104,9 @@ class Pod:
         hostname: str,
         volumes: Mapping[str, Path],
         hosts: Mapping[str, str] | None = None,
-        network: str = "host",
+        netns: str | None = None,
     ) -> None:
-        self.hostname, self.volumes, self.network = hostname, dict(volumes), network
+        self.hostname, self.volumes, self.netns = hostname, dict(volumes), netns
         for host in self.volumes.values():
             host.mkdir(parents=True, exist_ok=True)
         self.name = f"trainflow-test-{hostname}-{uuid.uuid4().hex[:8]}"
@@ -116,11 +117,14 @@ class Pod:
     def argv(self, command: Sequence[str], env: Mapping[str, str]) -> list[str]:
         volumes = [f"--volume={host}:{path}" for path, host in self.volumes.items()]
         variables = [f"--env={key}={value}" for key, value in env.items()]
+        # Chroot isolation takes only the host's network: on a node, "the host's" is the node's namespace.
+        node = ["ip", "netns", "exec", self.netns] if self.netns else []
         return [
+            *node,
             "buildah",
             "run",
             "--isolation=chroot",
-            f"--network={self.network}",
+            "--network=host",
             f"--hostname={self.hostname}",
             *volumes,
             *variables,
