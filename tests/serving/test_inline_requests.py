@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from trainflow.serving.dataplane import DEFAULT_INLINE_MAX_MICROS, inline_cost, numbers_only
+from trainflow.serving.v2_rest import json_part
 
 INLINE_SECONDS = DEFAULT_INLINE_MAX_MICROS / 1e6
 
@@ -59,3 +60,14 @@ def test_a_body_of_numbers_whose_keys_hold_the_markers_letters_is_still_numbers_
     body = b'{"inputs": [{"name": "Batch_b", "datatype": "FP32", "shape": [1, 2], "data": [0.5, 1]}], '
     body += b'"parameters": {"binary_data_output": false}}'
     assert numbers_only(body)
+
+
+def test_a_binary_tensor_body_is_judged_by_its_json_header_not_its_raw_bytes() -> None:
+    raw = bytes(range(256)) * 12  # FP32 data holds every byte, a backslash among them
+    header = (
+        b'{"inputs": [{"name": "x", "shape": [1, 768], "datatype": "FP32", "parameters": {"binary_data_size": 3072}}]}'
+    )
+    assert numbers_only(json_part(header + raw, str(len(header))))
+    images = header.replace(b"FP32", b"BYTES")
+    assert not numbers_only(json_part(images + raw, str(len(images))))
+    assert not numbers_only(json_part(header + raw, "not a length"))  # refused later; never inline

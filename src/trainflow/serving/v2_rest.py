@@ -64,10 +64,9 @@ class V2Rest:
         async with self.bodies.read(request) as body:
             with self.plane.request(PROTOCOL) as scope:
                 scope.model = model = self.plane.model(name, version)
-                numbers = functools.partial(numbers_only, body)
-                return await self.plane.offload(
-                    model, len(body), numbers, self._answer, model, body, request.headers.get(HEADER_LENGTH)
-                )
+                header_length = request.headers.get(HEADER_LENGTH)
+                numbers = functools.partial(numbers_only, json_part(body, header_length))
+                return await self.plane.offload(model, len(body), numbers, self._answer, model, body, header_length)
 
     def _answer(self, model: OnnxModel, body: bytes, header_length: str | None) -> Response:
         """Decode, run and encode one infer request (in a worker thread)."""
@@ -76,6 +75,17 @@ class V2Rest:
         requested = _requested_outputs(header)
         outputs = self.plane.run(model, v2_tensors.signature_name(model), inputs)
         return _response(model, header.get("id"), outputs, requested)
+
+
+def json_part(body: bytes, header_length: str | None) -> bytes:
+    """The JSON of a request: all of it, or the header before binary tensors (their raw bytes are not JSON).
+
+    Raw FP32 bytes almost always hold a backslash, which would send every binary request to a worker thread;
+    a BYTES tensor still says so in the header. A bad length leaves the whole body (`_split_body` refuses it).
+    """
+    if header_length is not None and header_length.isascii() and header_length.isdigit():
+        return body[: int(header_length)]
+    return body
 
 
 def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
