@@ -79,6 +79,9 @@ class Manifest:
         return sum(f.size for f in self.files.values())
 
     def to_json(self) -> str:
+        return self.to_json_bytes().decode()
+
+    def to_json_bytes(self) -> bytes:
         # Saved about once a second during a sync: dataclasses.asdict and json took ~1 s for 10,000 files.
         raw = {
             "name": self.name,
@@ -87,7 +90,7 @@ class Manifest:
             "stats": vars(self.stats),
             "created_at": self.created_at,
         }
-        return orjson.dumps(raw, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+        return orjson.dumps(raw, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -105,7 +108,7 @@ class Manifest:
         )
 
     def save(self, directory: Path) -> None:
-        atomic_write_bytes(directory / MANIFEST_NAME, self.to_json().encode())
+        atomic_write_bytes(directory / MANIFEST_NAME, self.to_json_bytes())
 
 
 def load_manifest(directory: Path) -> Manifest | None:
