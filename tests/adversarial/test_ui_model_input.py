@@ -35,7 +35,7 @@ PIPELINE = Pipeline(
     name="huge-input",
     params=(Param("path", ""),),
     steps=(Call(name="download-dataset", function="huge_steps:dataset", inputs={"path": param("path")},
-                outputs=("dataset-path",)),),
+                outputs=("dataset-path",), kinds={"dataset-path": "dataset"}),),
 )
 """
 
