@@ -11,6 +11,7 @@ Argo's substitution is reproduced, the Kubernetes API is not needed.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -157,13 +158,18 @@ def test_the_filled_in_argument_is_the_hostile_value_itself_not_a_mangled_copy()
 PARAMS = [p.name for p in MODEL_TRAIN.params]
 
 
+@functools.cache
+def _benign_per_node_shapes() -> list[Any]:
+    """The shapes of the objects a default per-node compile creates, filled with benign values (once)."""
+    return [shape(o) for o in created_objects(compiled("model-train-per-node", "pytorchjob"), benign)]
+
+
 @FUZZ
 @given(st.dictionaries(st.sampled_from(PARAMS), st.text(max_size=40), max_size=4))
 def test_fuzzed_compile_refuses_with_one_line_or_creates_exactly_the_benign_objects(
     given_values: dict[str, str],
 ) -> None:
-    benign_workflow = compiled("model-train-per-node", "pytorchjob")
-    expected = [shape(o) for o in created_objects(benign_workflow, benign)]
+    expected = _benign_per_node_shapes()
     options = cluster_options(cache=cache_volume(mode="per-node"))
     try:
         [workflow] = compile_pipeline(MODEL_TRAIN, given_values, "pytorchjob", options=options)

@@ -80,8 +80,8 @@ def number(placeholder: str) -> Raw:
 
 def as_data(obj: Any) -> Any:
     """A manifest object with every placeholder turned into a quoted expression (see the module docstring)."""
-    if isinstance(obj, Raw):
-        return obj if obj.startswith("{{=asInt(") else number(obj)
+    if isinstance(obj, Raw):  # a count given by one parameter (resources.Target.count)
+        return number(obj)
     if isinstance(obj, str):
         return Raw(quoted(obj)) if "{{" in obj else obj
     if isinstance(obj, dict):
