@@ -180,6 +180,9 @@ class Step(ABC):
     def cacheable(self) -> bool:
         return self.cache
 
+    def check_values(self, values: Mapping[str, str]) -> None:
+        """Refuse parameter values this step cannot run with (PipelineError), before anything runs; most take any."""
+
     def refs(self) -> list[Ref]:
         """Every reference in the step's command."""
         return [r for arg in self.command for r in refs_in(arg)]
