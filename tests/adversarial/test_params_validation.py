@@ -30,8 +30,8 @@ from trainflow.workflows.backend import StepInfo, WorkflowInfo
         ({"model-name": "mnist/v1"}, "is not valid"),
         ({"model-name": ""}, "is not valid"),
         ({"model-name": "m" * 129}, "up to 128"),
-        ({"model": "os:system; rm -rf /"}, "neither cnn nor mlp nor module:attr"),
-        ({"model": "../evil:build"}, "neither cnn nor mlp nor module:attr"),
+        ({"model": "os:system; rm -rf /"}, "neither auto, cnn, mlp nor module:attr"),
+        ({"model": "../evil:build"}, "neither auto, cnn, mlp nor module:attr"),
         ({"namespace": "Kube_System"}, "not a DNS-1123 label"),
     ],
 )

@@ -12,7 +12,9 @@ from trainflow.storage import StorageOptions
 @click.command("export-model")
 @click.option("--train-dir", required=True, help="Train dir whose latest checkpoint is exported (path or s3:// URL).")
 @click.option("--export-base", required=True, help="Where numbered versions go: <export base>/<version>/.")
-@click.option("--model", default=None, help="Override the model stored in the checkpoint (cnn, mlp or module:attr).")
+@click.option(
+    "--model", default=None, help="Override the model stored in the checkpoint (auto, cnn, mlp or module:attr)."
+)
 @click.option("--hidden-units", default=None, type=int, help="Override the hidden units stored in the checkpoint.")
 @click.option("--aws-endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL).")
 @click.option("--aws-region", default=None, help="S3 region (default: AWS_REGION).")

@@ -28,7 +28,12 @@ from trainflow.workflows.endpoints import model_server, tensorboard
 @click.option("--job-name", default=None, help="Run name (default: mnist-<date>-<time>).")
 @click.option("--workers", default=2, show_default=True, help="Training workers (processes).")
 @click.option("--steps", default=600, show_default=True, help="Global training steps.")
-@click.option("--model", default="cnn", show_default=True, help="cnn, mlp, or module:attr of your own model factory.")
+@click.option(
+    "--model",
+    default="auto",
+    show_default=True,
+    help="auto (cnn for images, mlp for feature vectors), cnn, mlp, or module:attr of your own model factory.",
+)
 @click.option("--store", default="", help="Where checkpoints and models go (default: $TRAINFLOW_HOME/store/models).")
 @click.option("--no-serving", is_flag=True, help="Train and export only.")
 @parameters_option("Any other model-train NAME=VALUE.")

@@ -69,9 +69,10 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--model",
-            default="cnn",
+            default="auto",
             show_default=True,
-            help="cnn, mlp, or module:attr of a factory returning a torch.nn.Module.",
+            help="auto (cnn for images, mlp for feature vectors; the run says which), cnn, mlp, "
+            "or module:attr of a factory returning a torch.nn.Module.",
         ),
         click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints."),
         click.option("--log-every", default=20, show_default=True, type=int, help="Steps between progress lines."),

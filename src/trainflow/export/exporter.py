@@ -17,6 +17,7 @@ from trainflow.export.signature import ModelSignature, image_classifier_signatur
 from trainflow.export.versions import publish_version
 from trainflow.storage import StorageError, StorageOptions, open_store
 from trainflow.training import METRICS_FILE, Checkpoint, CheckpointStore, ModelSpec, TrainingError, build_model
+from trainflow.training.choices import AUTO_MODEL
 from trainflow.training.models import BUILTIN_MODELS
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def _accuracy(train_dir: str, options: StorageOptions) -> float | None:
 def _spec(checkpoint: Checkpoint, model: str | None, hidden_units: int | None) -> ModelSpec:
     """The model to rebuild: the checkpoint's, with the overrides; a file never names code to import by itself."""
     stored = checkpoint.model_spec
+    model = None if model == AUTO_MODEL else model  # auto: what training chose, which the checkpoint names
     if model is None and stored.name not in BUILTIN_MODELS:
         raise ExportError(
             f"checkpoint {checkpoint.name} was trained with --model {stored.name!r}: pass "

@@ -19,6 +19,7 @@ from trainflow.export.signature import SIGNATURE_FILE, ModelSignature, Signature
 from trainflow.export.versions import existing_versions
 from trainflow.storage import StorageError, StorageOptions, join_url, open_store
 from trainflow.training.checkpoint_names import CHECKPOINT_DIR, checkpoint_name, checkpoint_steps
+from trainflow.training.choices import AUTO_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,11 @@ def _newest_checkpoint(train_dir: str, options: StorageOptions | None) -> tuple[
 
 
 def _fits(metadata: dict[str, Any], model: str | None, hidden_units: int | None) -> bool:
-    """The model the version was exported as is the one asked for (None: whatever the checkpoint holds)."""
+    """The model the version was exported as is the one asked for (None, auto: whatever the checkpoint holds)."""
     spec = metadata.get("model")
     if not isinstance(spec, dict):
         return False
-    return (model is None or spec.get("name") == model) and (
+    return (model in (None, AUTO_MODEL) or spec.get("name") == model) and (
         hidden_units is None or spec.get("hidden_units") == hidden_units
     )
 

@@ -165,8 +165,8 @@ MODEL_TRAIN = Pipeline(
         Param("data-image-size", "", "Image folders: resize every image to N or HxW (default: the most common size)."),
         Param(
             "model",
-            "cnn",
-            "Model: cnn, mlp (the example's), or module:attr of a factory returning a torch.nn.Module.",
+            "auto",
+            "Model: auto (cnn for images, mlp for feature vectors), cnn, mlp, or module:attr of a factory returning a torch.nn.Module.",
             type="model-factory",
         ),
     ),

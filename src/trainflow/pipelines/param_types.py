@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from trainflow.pipelines.errors import PipelineError
 from trainflow.pipelines.k8s_names import LABEL_RULE, SUBDOMAIN_RULE, is_dns_label, is_dns_subdomain
-from trainflow.training.choices import BUILTIN_MODEL_NAMES
+from trainflow.training.choices import MODEL_CHOICES
 
 _MODEL_FACTORY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 # A region as S3 and S3-compatible stores name them (us-east-1, eu-central-1, garage, default).
@@ -60,9 +60,9 @@ def _model_name(name: str, text: str) -> str:
 
 
 def _model_factory(name: str, text: str) -> str:
-    if text not in BUILTIN_MODEL_NAMES and not _MODEL_FACTORY.fullmatch(text):
+    if text not in MODEL_CHOICES and not _MODEL_FACTORY.fullmatch(text):
         raise PipelineError(
-            f"parameter {name} '{text[:100]}' is neither {' nor '.join(BUILTIN_MODEL_NAMES)} nor "
+            f"parameter {name} '{text[:100]}' is neither {', '.join(MODEL_CHOICES)} nor "
             "module:attr (e.g. mypkg.models:build)"
         )
     return text

@@ -34,7 +34,7 @@ class Param:
     help: one line shown by `trainflow pipeline show`.
     type: "str", "int", "float" (finite), "bool" (true/false/yes/no/1/0), "choice" (one of `choices`), or a
       meaning: "url" (a path, file://, s3:// or http(s)://; paths made absolute), "dns-label" (a Kubernetes
-      name), "secret-name", "model-name" (what a model server takes), "model-factory" (cnn, mlp or
+      name), "secret-name", "model-name" (what a model server takes), "model-factory" (auto, cnn, mlp or
       module:attr), "image", "region", "endpoint" (an http(s) URL) or "host" (HOST[:PORT] or a URL).
       An empty value of a meaning is "not given" where the default is empty too.
     minimum: the smallest value an int or float may take.

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from trainflow.datasets import DatasetDescriptor
 from trainflow.training.choices import LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 from trainflow.training.errors import TrainingError
-from trainflow.training.model_spec import DEFAULT_HIDDEN_UNITS, DEFAULT_MODEL, ModelSpec
+from trainflow.training.model_spec import DEFAULT_HIDDEN_UNITS, DEFAULT_MODEL, ModelSpec, chosen_model
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,9 @@ class TrainConfig:
     precision: str = "auto"  # bf16: mixed precision (fp32 weights); auto: bf16 where the CPU computes it natively
 
     def model_spec(self, dataset: DatasetDescriptor) -> ModelSpec:
-        """The model to build for `dataset`: its input shape and class count."""
-        return ModelSpec(self.model, self.hidden_units, dataset.input_shape, dataset.num_classes)
+        """The model to build for `dataset`: its input shape and class count; `auto` resolved from the shape."""
+        name = chosen_model(self.model, dataset.input_shape)
+        return ModelSpec(name, self.hidden_units, dataset.input_shape, dataset.num_classes)
 
     def learning_rate_at(self, step: int) -> float:
         """The rate for the update of global step `step` (0-based): constant, or cosine-annealed to 0."""

@@ -23,9 +23,11 @@ from trainflow.datasets import Dataset, load_dataset
 from trainflow.errors import TRANSIENT_EXIT_CODE
 from trainflow.progress import METRICS_FILE
 from trainflow.storage import ObjectNotFound, StorageError, StorageOptions, join_url, open_store
+from trainflow.training.choices import AUTO_MODEL
 from trainflow.training.cluster import ClusterSpec, NonTrainer, cluster_from_env
 from trainflow.training.config import TrainConfig
 from trainflow.training.errors import TrainingError
+from trainflow.training.model_spec import why_chosen
 from trainflow.training.worker_server import start_worker_server, threads_per_worker
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ def _check_model_and_train_dir(config: TrainConfig, dataset: Dataset) -> None:
     from trainflow.training.models import check_model  # torch: imported here, not by `import launcher`
 
     check_model(config.model_spec(dataset.descriptor))
+    if config.model == AUTO_MODEL:
+        log.info("%s", why_chosen(dataset.descriptor.input_shape))
     options = StorageOptions.from_env(config.aws_endpoint_url, config.aws_region)
     try:
         open_store(config.train_dir, options).ensure_container()  # a local dir is made now, or refused in one line

@@ -350,8 +350,9 @@ def _run(config: TrainConfig, rank: int, world_size: int, device: torch.device) 
     batches = ShardBatches(dataset.train, rank, world_size, config.batch_size, config.seed, normalization)
     torch.manual_seed(config.seed)
     mixed = autocast_dtype(config.precision, device)
-    model = build_model(config.model_spec(dataset.descriptor)).to(device)
-    if mixed is not None and config.model == "cnn":
+    spec = config.model_spec(dataset.descriptor)
+    model = build_model(spec).to(device)
+    if mixed is not None and spec.name == "cnn":
         # bf16 max-pooling of NCHW maps is as slow as fp32's (~7 ms a batch, against 0.7 ms in channels_last): with
         # both, a step takes 0.6-0.7x fp32's under 2-worker DDP. Users' models keep their layout (a .view() would fail).
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented; untyped

@@ -5,17 +5,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_MODEL = "cnn"
+from trainflow.training.choices import AUTO_MODEL
+
+DEFAULT_MODEL = AUTO_MODEL
 DEFAULT_HIDDEN_UNITS = 100
 NUM_CLASSES = 10
 IMAGE_SHAPE = (1, 28, 28)
+
+
+def chosen_model(name: str, input_shape: tuple[int, ...]) -> str:
+    """The model `--model NAME` builds for examples of `input_shape`: `auto` is the CNN for images, the MLP otherwise."""
+    if name != AUTO_MODEL:
+        return name
+    return "cnn" if len(input_shape) == 3 else "mlp"
+
+
+def why_chosen(input_shape: tuple[int, ...]) -> str:
+    """One line saying which model `--model auto` chose for `input_shape`, and why."""
+    shape = list(input_shape)
+    if len(input_shape) == 3:
+        return f"--model auto: cnn, as the dataset's examples are images {shape} [C, H, W]"
+    return f"--model auto: mlp, as the dataset's examples are feature vectors {shape} (cnn takes images [C, H, W])"
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """What rebuilds a model: a built-in name or `module:attr`, its hidden units, input shape and class count."""
 
-    name: str = DEFAULT_MODEL
+    name: str = "cnn"  # a concrete model: `auto` is resolved by `chosen_model` before a spec is made
     hidden_units: int = DEFAULT_HIDDEN_UNITS
     input_shape: tuple[int, ...] = IMAGE_SHAPE
     num_classes: int = NUM_CLASSES
