@@ -7,6 +7,9 @@ Three sources, in this order:
   address, 2222 on a TFJob). `ps` and `evaluator` tasks do not train.
 - `MASTER_ADDR`/`MASTER_PORT`/`WORLD_SIZE`/`RANK`/`PET_*` (PyTorchJob, torchrun): `RANK` is the
   node rank; the world is nodes x processes per node, as torchrun counts it.
+- `PET_NNODES`/`PET_NPROC_PER_NODE`/`PET_NODE_RANK`/`PET_MASTER_ADDR`/`PET_MASTER_PORT` alone (a Kubeflow
+  Trainer v2 TrainJob on a torch runtime: the node rank is the pod's Job completion index, the master
+  `<job>-node-0-0.<job>` on port 29400): the same static world, its address from the PET_ names.
 - nothing: one node running `workers` local processes.
 """
 
@@ -22,13 +25,14 @@ from trainflow.training.errors import TrainingError
 TF_TRAINER_TYPES = ("chief", "master", "worker")
 TF_NON_TRAINER_TYPES = ("ps", "evaluator")
 PYTORCHJOB_DEFAULT_PORT = 23456
+TRAINJOB_DEFAULT_PORT = 29400  # Trainer v2's trainer container port (its torch plugin's PET_MASTER_PORT)
 
 
 @dataclass(frozen=True)
 class ClusterSpec:
     """One node's place in the world: `node_rank` of `nnodes`, each running `nproc_per_node` processes."""
 
-    source: str  # "local", "tf_config" or "pytorchjob"
+    source: str  # "local", "tf_config", "pytorchjob" or "trainjob"
     nnodes: int
     node_rank: int
     nproc_per_node: int
@@ -68,7 +72,7 @@ def cluster_from_env(env: Mapping[str, str] | None = None, workers: int = 1) -> 
     env = os.environ if env is None else env
     if env.get("TF_CONFIG", "").strip():
         return _from_tf_config(env["TF_CONFIG"])
-    if env.get("PET_NNODES") or env.get("MASTER_ADDR") or env.get("WORLD_SIZE"):
+    if env.get("PET_NNODES") or env.get("MASTER_ADDR") or env.get("PET_MASTER_ADDR") or env.get("WORLD_SIZE"):
         return _from_pytorchjob(env)
     if workers < 1:
         raise TrainingError(f"--workers must be at least 1, got {workers}")
@@ -179,12 +183,16 @@ def _from_pytorchjob(env: Mapping[str, str]) -> ClusterSpec:
             f"node rank {node_rank} is outside a world of {nnodes} nodes x {nproc} processes: "
             "check RANK/PET_NODE_RANK, PET_NNODES and PET_NPROC_PER_NODE"
         )
-    addr = env.get("MASTER_ADDR") or "127.0.0.1"
-    port = _int_var(env, "MASTER_PORT", PYTORCHJOB_DEFAULT_PORT)
+    trainjob = not env.get("MASTER_ADDR") and bool(env.get("PET_MASTER_ADDR"))
+    addr = env.get("MASTER_ADDR") or env.get("PET_MASTER_ADDR") or "127.0.0.1"
+    if trainjob:
+        port = _int_var(env, "PET_MASTER_PORT", TRAINJOB_DEFAULT_PORT)
+    else:
+        port = _int_var(env, "MASTER_PORT", PYTORCHJOB_DEFAULT_PORT)
     backend = env.get("PET_RDZV_BACKEND", "").strip() or "static"
     if backend == "static":
         return ClusterSpec(
-            source="pytorchjob",
+            source="trainjob" if trainjob else "pytorchjob",
             nnodes=nnodes,
             node_rank=node_rank,
             nproc_per_node=nproc,
