@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from trainflow.pipelines import Pipeline, PipelineError
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.params import inherited_values, resolve_params, run_name
+from trainflow.workflows.schedules import ScheduleInfo, ScheduleRequest
 
 if TYPE_CHECKING:
     from trainflow.workflows.doctor import Check
@@ -113,9 +114,11 @@ class Backend(ABC):
         values: Mapping[str, str],
         no_cache: bool = False,
         python_path: builtins.list[str] | None = None,
+        name: str | None = None,
     ) -> WorkflowInfo:
-        """Start a run; `python_path`: folders its steps' functions import from (a pipeline file's folder)."""
-        return self._start(self.prepare(pipeline, values, no_cache, python_path))
+        """Start a run; `python_path`: folders its steps' functions import from (a pipeline file's folder); `name`:
+        the run's name instead of the one its pipeline gives it (a schedule's runs are NAME-<time>)."""
+        return self._start(self.prepare(pipeline, values, no_cache, python_path, name=name))
 
     def dryrun(
         self,
@@ -135,6 +138,7 @@ class Backend(ABC):
         no_cache: bool = False,
         python_path: builtins.list[str] | None = None,
         inherit: bool = True,
+        name: str | None = None,
     ) -> Submission:
         """The run `submit` starts: the pipeline checked, its values resolved, inherited and completed, its name."""
         try:
@@ -143,7 +147,7 @@ class Backend(ABC):
             raise WorkflowError(exc.message) from None
         self._check_functions(pipeline, python_path)
         completed = self.completed(pipeline, values, inherit=inherit)
-        name = run_name(pipeline, completed) or self._unnamed(pipeline)
+        name = name or run_name(pipeline, completed) or self._unnamed(pipeline)
         return Submission(pipeline, completed, name, builtins.list(python_path or []), no_cache)
 
     def completed(
@@ -229,6 +233,40 @@ class Backend(ABC):
     @abstractmethod
     def checks(self, secret: str) -> builtins.list[Check]:
         """`trainflow doctor`'s checks of what workflows need here (`secret`: the S3 credentials Secret)."""
+
+    # -- schedules (trainflow.workflows.schedules) ---------------------------------------------------------
+    def create_schedule(
+        self,
+        request: ScheduleRequest,
+        pipeline: Pipeline,
+        values: Mapping[str, str],
+        python_path: builtins.list[str] | None = None,
+    ) -> ScheduleInfo:
+        """Run `pipeline` with `values` at the times `request` gives, from now on (checked as `submit` checks a run)."""
+        raise self._no_schedules()
+
+    def schedules(self) -> builtins.list[ScheduleInfo]:
+        """Every schedule, by name."""
+        raise self._no_schedules()
+
+    def schedule(self, name: str) -> ScheduleInfo:
+        """One schedule, with its last and next runs and (where kept) what each due time did."""
+        raise self._no_schedules()
+
+    def delete_schedule(self, name: str) -> None:
+        """Forget a schedule; the runs it started stay."""
+        raise self._no_schedules()
+
+    def suspend_schedule(self, name: str, suspended: bool = True) -> ScheduleInfo:
+        """Stop (or, with False, resume) firing a schedule; a suspended schedule does not catch up when resumed."""
+        raise self._no_schedules()
+
+    def _no_schedules(self) -> WorkflowError:
+        return WorkflowError(f"the {self.name} backend keeps no schedules: use --backend local or kubernetes")
+
+    def own_services(self) -> builtins.list[dict[str, Any]]:
+        """The backend's own long-running helpers on this machine (the local scheduler), as `trainflow services` rows."""
+        return []
 
     # -- a run's services from this machine --------------------------------------------------------------
     @contextmanager
