@@ -26,7 +26,6 @@ from trainflow.workflows.backend import (
     PENDING,
     RUNNING,
     SUCCEEDED,
-    Backend,
     Reached,
     StepInfo,
     Submission,
@@ -39,13 +38,14 @@ from trainflow.workflows.local.doctor import local_checks
 from trainflow.workflows.local.executor import load_pipeline
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
+from trainflow.workflows.local.scheduling import LocalSchedules
 from trainflow.workflows.local.state import StateStore, already_exists, now
 from trainflow.workflows.params import local_store_values
 
 _ACTIVE = (PENDING, RUNNING)
 
 
-class LocalBackend(Backend):
+class LocalBackend(LocalSchedules):
     """Runs workflows on this machine; state and logs under `$TRAINFLOW_HOME`."""
 
     name = "local"
