@@ -38,6 +38,11 @@ COMMANDS = {
     "compile": "trainflow.cli.compile:compile_command",
     "pipeline": "trainflow.cli.pipeline:pipeline",
     "doctor": "trainflow.cli.doctor:doctor_command",
+    "schedule": "trainflow.cli.schedules:schedule",
+    "scheduler": "trainflow.cli.schedules:scheduler_command",
+    "wait": "trainflow.cli.schedules:wait",
+    "watch": "trainflow.cli.schedules:watch",
+    "lint": "trainflow.cli.schedules:lint",
 }
 
 
