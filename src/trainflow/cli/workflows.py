@@ -218,10 +218,13 @@ def services(output: str | None, backend: str, namespace: str) -> None:
         {"workflow": w.name, "service": s.name, **{k: v for k, v in s.outputs.items() if k != "pid"}}
         for w, s in target.services()
     ]
+    own = target.own_services()  # the backend's helpers here (the local scheduler, restarted if it died)
     if output:
-        emit(rows, output)
+        emit(rows + [{"workflow": "", **row} for row in own], output)
         return
     table = Table("WORKFLOW", "SERVICE", "URL", box=None)
+    for row in own:
+        table.add_row("-", str(row["service"]), " ".join(f"{k}={v}" for k, v in row.items() if k != "service"))
     for row in rows:
         urls = [
             str(v)
@@ -231,7 +234,7 @@ def services(output: str | None, backend: str, namespace: str) -> None:
             and (v.startswith("http") or k.endswith(("url", "address")))
         ]
         table.add_row(row["workflow"], row["service"], " ".join(urls))
-    console.print(table if rows else "no running services")
+    console.print(table if rows or own else "no running services")
     for row in rows:
         if "port-forward" in row:  # cluster addresses: this is how they reach this machine
             console.print(f"{row['workflow']}/{row['service']} from here: {row['port-forward']}", soft_wrap=True)
