@@ -16,6 +16,12 @@ and export Cached) until the model serves.
 
     .venv/bin/python benchmarks/pipeline.py [--peers] [--model-train | --only-model-train] [--train-steps N]
 
+Parts (named on the command line, default chain): `chain` (the above), `list` (`trainflow list`, `list -o json`
+and the dashboard's /api/workflows with 10 and with 1,000 finished workflows written into the state directly;
+goal: under 0.5 s with 1,000).
+
+    .venv/bin/python benchmarks/pipeline.py list [--repeat 3]
+
 The peers' venvs are made under benchmarks/.venvs/ on first use (pip install kfp / metaflow).
 """
 
@@ -228,7 +234,23 @@ def main() -> None:
     parser.add_argument(
         "--no-compile", action="store_true", help="Do not write trainflow's bytecode caches first (as earlier figures)."
     )
+    parser.add_argument(
+        "parts",
+        nargs="*",
+        default=["chain"],
+        metavar="PART",
+        help=f"What to measure: {', '.join(PARTS)} (default: chain).",
+    )
     args = parser.parse_args()
+    unknown = [p for p in args.parts if p not in PARTS]
+    if unknown:
+        parser.error(f"unknown part {unknown[0]!r}: use {', '.join(PARTS)}")
+    for part in dict.fromkeys(args.parts):
+        PARTS[part](args)
+
+
+def bench_chain(args: argparse.Namespace) -> None:
+    """The chain of trivial steps against bare commands (and the peers, and model-train, when asked)."""
     # Every step is a fresh interpreter: without bytecode caches (a source checkout under
     # PYTHONDONTWRITEBYTECODE) each would compile trainflow's modules again, which no installed copy does.
     if not args.no_compile:
@@ -254,6 +276,70 @@ def main() -> None:
             print(f"  Metaflow local run:               {metaflow:.3f} s/step  ({metaflow / ours:.1f}x ours)")
         if args.model_train:
             model_train(home, args.data, args.train_steps)
+
+
+LIST_GOAL = 0.5  # seconds: `trainflow list` and the dashboard's list with 1,000 workflows in the state
+
+
+def fill_state(home: Path, count: int) -> None:
+    """`count` finished three-step workflows, written into the state directly (as a runner would have left them)."""
+    from trainflow.pipelines.serial import to_dict
+    from trainflow.workflows.backend import SUCCEEDED, StepInfo, WorkflowInfo
+    from trainflow.workflows.local.state import StateStore
+
+    pipeline = chain_pipeline(3)
+    spec = {"pipeline": to_dict(pipeline), "python_path": [str(HERE / "peers")]}
+    state, now = StateStore(home / "trainflow.db"), time.time()
+    with state.held():
+        for i in range(count):
+            name = f"listed-{i:05d}"
+            steps = [StepInfo(s.name, status=SUCCEEDED) for s in pipeline.steps]
+            info = WorkflowInfo(name, pipeline.name, SUCCEEDED, {}, now - count + i, steps=steps)
+            state.create(info, spec)
+            state.update_workflow(name, started_at=now - count + i, finished_at=now - count + i + 1)
+
+
+def time_list(home: Path, repeat: int) -> dict[str, float]:
+    """Median seconds of `trainflow list`, `list -o json` and the dashboard's /api/workflows over `home`."""
+    from starlette.testclient import TestClient
+
+    from trainflow.ui.app import create_app
+
+    env = {**os.environ, "TRAINFLOW_HOME": str(home)}
+    argv = [sys.executable, "-m", "trainflow"]
+    found: dict[str, list[float]] = {"trainflow --version": [], "trainflow list": [], "trainflow list -o json": []}
+    found["dashboard GET /api/workflows"] = []
+    client = TestClient(create_app(LocalBackend(home)), base_url="http://127.0.0.1")
+    for _ in range(repeat):
+        for label, extra in (("trainflow --version", ["--version"]), ("trainflow list", ["list"])):
+            started = time.perf_counter()
+            subprocess.run([*argv, *extra], env=env, check=True, capture_output=True)
+            found[label].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        subprocess.run([*argv, "list", "-o", "json"], env=env, check=True, capture_output=True)
+        found["trainflow list -o json"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        assert client.get("/api/workflows").status_code == 200
+        found["dashboard GET /api/workflows"].append(time.perf_counter() - started)
+    return {label: statistics.median(times) for label, times in found.items()}
+
+
+def bench_list(args: argparse.Namespace) -> None:
+    """`trainflow list` and the dashboard's list with 10 and 1,000 workflows in the state (goal: under 0.5 s)."""
+    figures = {}
+    for count in (10, 1000):
+        with tempfile.TemporaryDirectory() as tmp:
+            fill_state(Path(tmp), count)
+            figures[count] = time_list(Path(tmp), args.repeat)
+    print(f"listing workflows, median of {args.repeat} runs, seconds (goal < {LIST_GOAL} s with 1,000)")
+    for label, small in figures[10].items():
+        large = figures[1000][label]
+        verdict = "" if label.endswith("--version") else ("  ok" if large < LIST_GOAL else "  GOAL NOT MET")
+        print(f"  {label:<30} 10: {small:.3f}  1,000: {large:.3f}  ({large / small:.1f}x){verdict}")
+    print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+PARTS = {"chain": bench_chain, "list": bench_list}  # what `pipeline.py PART...` runs, in the order given
 
 
 if __name__ == "__main__":
