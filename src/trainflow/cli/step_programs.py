@@ -12,4 +12,5 @@ STEP_COMMANDS: dict[str, str] = {
     "serve-model": "trainflow.cli.serve:serve_model_step",
     "call": "trainflow.cli.call:call_step",
     "train-function": "trainflow.cli.call:train_function_step",
+    "tune": "trainflow.cli.tune:tune_step",
 }

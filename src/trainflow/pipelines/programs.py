@@ -27,6 +27,7 @@ STEP_PROGRAMS = (
     "serve-model",
     "call",
     "train-function",
+    "tune",
 )
 
 

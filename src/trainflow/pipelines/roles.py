@@ -28,7 +28,8 @@ DATASET = "dataset"  # a synced dataset folder: the model's input form, `predict
 MODEL_VERSION = "model-version"  # the model version a step exported or serves
 METRIC = "metric"  # a final number `compare` and `list -o wide` show beside the train dir's metrics.json
 TRAIN_DIR = "train-dir"  # a train dir a step wrote (where `Train(train_dir=...)` cannot say it beforehand)
-OUTPUT_KINDS = (DATASET, MODEL_VERSION, METRIC, TRAIN_DIR)
+TRIALS = "trials"  # the path of a study's study.json (a `Tune` step's trials: parameters, value, state, duration)
+OUTPUT_KINDS = (DATASET, MODEL_VERSION, METRIC, TRAIN_DIR, TRIALS)
 
 
 def port_roles(step: Service) -> dict[str, str]:

@@ -282,6 +282,8 @@ def _evaluate_now(worker: Worker, step: int, events: EventLog | None) -> None:
     if worker.rank != 0:
         return
     log.info("step=%d eval accuracy=%.4f loss=%.4f", step, result.accuracy, result.loss)
+    if math.isfinite(result.loss):  # a study prunes from these (trainflow.workflows.study)
+        report_progress(step, worker.config.train_steps, **{"eval/accuracy": result.accuracy, "eval/loss": result.loss})
     if events is not None and math.isfinite(result.loss):
         events.scalars(step, {"eval/accuracy": result.accuracy, "eval/loss": result.loss})
         events.sync()
