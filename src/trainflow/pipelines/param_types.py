@@ -43,6 +43,12 @@ def _dns_label(name: str, text: str) -> str:
     return text
 
 
+def _search_space(name: str, text: str) -> str:
+    from trainflow.pipelines.search_space import canonical, parse_search_space  # the ranges' one home
+
+    return canonical(parse_search_space(text, f"parameter {name}"))
+
+
 def _secret_name(name: str, text: str) -> str:
     if not is_dns_subdomain(text):
         raise PipelineError(f"parameter {name} '{text}' is not a valid name: {SUBDOMAIN_RULE}")
@@ -103,6 +109,7 @@ CHECKERS: dict[str, Callable[[str, str], str]] = {
     "region": _region,
     "endpoint": _endpoint,
     "host": _host,
+    "search-space": _search_space,
 }
 MEANINGS = tuple(CHECKERS)
 
