@@ -20,6 +20,7 @@ CRD_FILES = {
     ],
     "PyTorchJob": ["kubeflow.org_PyTorchJob_v1.openapiv3.json"],
     "TFJob": ["kubeflow.org_TFJob_v1.openapiv3.json"],
+    "TrainJob": ["trainer.kubeflow.org_TrainJob_v1alpha1.openapiv3.json"],
     "InferenceService": ["serving.kserve.io_InferenceService_v1beta1.openapiv3.json"],
 }
 STRICT_FILES = {

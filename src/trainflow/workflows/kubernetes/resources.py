@@ -29,7 +29,7 @@ STEP_LABEL = "trainflow.io/step"
 SERVES_LABEL = "trainflow.io/serves"  # what a service step serves (pipelines.roles): how `forwarding` finds it
 PYTORCHJOB_PORT = 23456  # the training operator's default MASTER_PORT (and the c10d rendezvous port)
 TFJOB_PORT = 2222  # the port TF_CONFIG addresses use
-JOB_KINDS = ("pytorchjob", "tfjob")
+JOB_KINDS = ("pytorchjob", "tfjob", "trainjob")  # trainjob: trainjob.py
 AWS_SECRET_KEYS = (("AWS_ACCESS_KEY_ID", "awsAccessKeyID"), ("AWS_SECRET_ACCESS_KEY", "awsSecretAccessKey"))
 DEFAULT_IMAGE = "ghcr.io/trainflow/trainflow:0.1.0"
 DEFAULT_SECRET = "aws-creds"  # what `trainflow doctor` checks and the README creates
@@ -358,6 +358,9 @@ def rbac(namespace: str, account: str = SERVICE_ACCOUNT) -> list[dict[str, Any]]
     verbs = ["get", "list", "watch", "create", "update", "patch", "delete"]
     rules = [
         {"apiGroups": ["kubeflow.org"], "resources": ["tfjobs", "pytorchjobs"], "verbs": verbs},
+        {"apiGroups": ["trainer.kubeflow.org"], "resources": ["trainjobs"], "verbs": verbs},
+        # a TrainJob step waits on the JobSet its controller makes
+        {"apiGroups": ["jobset.x-k8s.io"], "resources": ["jobsets"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": verbs},
         {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": verbs},
         {"apiGroups": [""], "resources": ["services", "persistentvolumeclaims"], "verbs": verbs},

@@ -140,6 +140,53 @@ TFJOB = {
         "tfReplicaSpecs": {"Chief": REPLICA, "Master": REPLICA, "Worker": REPLICA, "PS": REPLICA, "Evaluator": REPLICA},
     },
 }
+# A TrainJob (Trainer v2.3): the trainer's fields, and a runtime patch of the pod template (env and mounts only).
+PATCHED_CONTAINER = {"name": ANY, "env": ENV, "volumeMounts": CONTAINER["volumeMounts"], "securityContext": ANY}
+PATCHED_POD = {
+    "containers": PATCHED_CONTAINER,
+    "initContainers": PATCHED_CONTAINER,
+    "volumes": VOLUME,
+    "serviceAccountName": ANY,
+    "nodeSelector": ANY,
+    "tolerations": ANY,
+    "affinity": ANY,
+    "securityContext": ANY,
+    "imagePullSecrets": ANY,
+    "terminationGracePeriodSeconds": ANY,
+}
+PATCH_METADATA = leaves("labels", "annotations")
+PATCHED_JOB = {
+    "name": ANY,
+    "template": {
+        "metadata": PATCH_METADATA,
+        "spec": {"template": {"metadata": PATCH_METADATA, "spec": PATCHED_POD}},
+    },
+}
+TRAINJOB = {
+    "apiVersion": ANY,
+    "kind": ANY,
+    "metadata": METADATA,
+    "spec": {
+        "runtimeRef": leaves("apiGroup", "kind", "name"),
+        "trainer": {
+            "image": ANY,
+            "command": ANY,
+            "args": ANY,
+            "env": ENV,
+            "numNodes": ANY,
+            "numProcPerNode": ANY,
+            "resourcesPerNode": CONTAINER["resources"],
+        },
+        "runtimePatches": {
+            "manager": ANY,
+            "trainingRuntimeSpec": {"template": {"metadata": PATCH_METADATA, "spec": {"replicatedJobs": PATCHED_JOB}}},
+        },
+        "suspend": ANY,
+        "activeDeadlineSeconds": ANY,
+        "managedBy": ANY,
+    },
+}
+JOBSET = {"apiVersion": ANY, "kind": ANY, "metadata": METADATA}  # only read (a TrainJob step waits on it)
 
 PARAMETER = {
     "name": ANY,
@@ -308,6 +355,8 @@ BY_KIND = {
     "Workflow": WORKFLOW,
     "PyTorchJob": PYTORCHJOB,
     "TFJob": TFJOB,
+    "TrainJob": TRAINJOB,
+    "JobSet": JOBSET,
     "Deployment": DEPLOYMENT,
     "Service": SERVICE,
     "PersistentVolumeClaim": PVC,

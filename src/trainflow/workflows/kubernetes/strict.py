@@ -29,7 +29,7 @@ ENUMS = {
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 OPERATOR_CONTAINER = {"PyTorchJob": "pytorch", "TFJob": "tensorflow"}
-DNS_1035_KINDS = ("Service", "Workflow", "PyTorchJob", "TFJob", "Deployment", "InferenceService")
+DNS_1035_KINDS = ("Service", "Workflow", "PyTorchJob", "TFJob", "TrainJob", "Deployment", "InferenceService")
 # Knative names the predictor's revision <name>-predictor-00001: a DNS-1035 label too.
 KSERVE_REVISION_SUFFIX = "-predictor-00001"
 REPLICA_KEY = {"PyTorchJob": "pytorchReplicaSpecs", "TFJob": "tfReplicaSpecs"}
@@ -59,6 +59,8 @@ def problems(obj: Mapping[str, Any]) -> list[str]:
     found += _secret_problems(obj)
     if kind in OPERATOR_CONTAINER:
         found += _job_problems(obj)
+    if kind == "TrainJob":
+        found += _trainjob_problems(obj)
     if kind == "InferenceService":
         revision = f"{obj.get('metadata', {}).get('name', '')}{KSERVE_REVISION_SUFFIX}"
         found += _check_name(revision, DNS_1035, "predictor revision name (name too long?)", "metadata.name")
@@ -169,4 +171,31 @@ def _job_problems(job: Mapping[str, Any]) -> list[str]:
         # The operator names a Service per pod: <job>-<type>-<index>; it must be a DNS-1035 label too.
         last = f"{name}-{replica_type.lower()}-{max(int(replica.get('replicas', 1)) - 1, 0)}"
         found += _check_name(last, DNS_1035, "pod service name (job name too long?)", where)
+    return found
+
+
+def _trainjob_problems(job: Mapping[str, Any]) -> list[str]:
+    """Names the Trainer and JobSet derive from the TrainJob's, the torch plugin's reserved env, the patched container."""
+    name, spec = job["metadata"].get("name", ""), job.get("spec", {})
+    trainer = spec.get("trainer", {})
+    nodes = trainer.get("numNodes", 1)
+    found = []
+    if not isinstance(nodes, int) or nodes < 1:
+        found.append(f"spec.trainer.numNodes: '{nodes}' is not a whole number of at least 1")
+    else:
+        # JobSet names each pod's host <job>-node-<job index>-<pod index>: a DNS-1035 label (the master's address).
+        found += _check_name(
+            f"{name}-node-0-{nodes - 1}", DNS_1035, "pod host name (job name too long?)", "metadata.name"
+        )
+    reserved = [e.get("name") for e in trainer.get("env", []) if str(e.get("name", "")).startswith("PET_")]
+    found += [f"spec.trainer.env: {n} is set by the torch runtime and may not be given" for n in reserved]
+    for i, patch in enumerate(spec.get("runtimePatches", [])):
+        jobs = patch.get("trainingRuntimeSpec", {}).get("template", {}).get("spec", {}).get("replicatedJobs", [])
+        for job_patch in jobs:
+            pod = job_patch.get("template", {}).get("spec", {}).get("template", {}).get("spec", {})
+            names = [c.get("name") for c in pod.get("containers", [])]
+            if names and names != ["node"]:
+                found.append(
+                    f"spec.runtimePatches[{i}]: patches containers {names}; the torch runtime's trainer is 'node'"
+                )
     return found
