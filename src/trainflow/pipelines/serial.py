@@ -20,12 +20,14 @@ from trainflow.pipelines.params import Param
 from trainflow.pipelines.pipeline import Pipeline
 from trainflow.pipelines.refs import PLACEHOLDER, ParamRef
 from trainflow.pipelines.steps import KINDS, Port, Probe, Resources, Step
+from trainflow.pipelines.tuning import SETTINGS, Tune
 
 SCHEMA_PATH = Path(__file__).with_name("pipeline.schema.json")
 _PAIRS = ("inputs", "urls", "kinds")
 _ONLY = {  # fields one kind of step has, refused on the others with a line naming the kind
     "service": ("ports", "probe", "urls", "ready_timeout", "liveness", "service_type", "serves", "model_name"),
     "train": ("train_dir",),
+    "tune": ("trial", *SETTINGS),
 }
 
 
@@ -47,7 +49,9 @@ def _step_dict(step: Step) -> dict[str, Any]:
     data: dict[str, Any] = {"kind": step.kind}
     for f in dataclasses.fields(step):
         value = getattr(step, f.name)
-        if f.name in _PAIRS:
+        if isinstance(value, Step):
+            value = _step_dict(value)  # a Tune step's trial
+        elif f.name in _PAIRS:
             value = dict(value)
         elif isinstance(value, ParamRef):
             value = str(value)
@@ -83,7 +87,7 @@ def from_dict(data: Any, check: bool = True) -> Pipeline:
 
 def _step(data: dict[str, Any]) -> Step:
     fields: dict[str, Any] = {k: v for k, v in data.items() if k != "kind"}
-    cls = KINDS[data.get("kind", "command")]
+    cls = {**KINDS, Tune.kind: Tune}[data.get("kind", "command")]
     if "resources" in fields:
         fields["resources"] = Resources(**fields["resources"])
     if "ports" in fields:
@@ -106,6 +110,10 @@ def _step(data: dict[str, Any]) -> Step:
     for key in ("argv",):
         if key in fields:
             fields[key] = tuple(_text(a) for a in fields[key])
+    if isinstance(fields.get("trial"), dict):
+        fields["trial"] = _trial(data["name"], fields["trial"])
+    if isinstance(fields.get("search_space"), dict):  # YAML may give the ranges as a mapping
+        fields["search_space"] = json.dumps(fields["search_space"])
     for kind, keys in _ONLY.items():
         for key in keys:
             if cls.kind != kind and key in fields:
@@ -114,6 +122,12 @@ def _step(data: dict[str, Any]) -> Step:
         return cls(**fields)
     except TypeError as exc:
         raise PipelineError(f"step {data.get('name')}: {exc} (see `trainflow pipeline show` and the schema)") from None
+
+
+def _trial(name: str, data: dict[str, Any]) -> Step:
+    if data.get("kind", "train") != "train":
+        raise PipelineError(f"step {name}: its trial is a train step (kind: train), not {str(data.get('kind'))[:40]}")
+    return _step({**data, "kind": "train"})
 
 
 def _text(value: Any) -> str:
