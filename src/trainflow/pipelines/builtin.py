@@ -1,4 +1,4 @@
-"""The built-in pipelines, `model-train` and `model-deploy`, written with the public API: copy and edit them.
+"""The built-in pipelines, `model-train`, `model-deploy` and `model-tune`, written with the public API: copy and edit them.
 
 `model-train` is the Kubeflow example's workflow: cache the dataset, resolve the run's paths, start
 TensorBoard, train data-parallel, export a numbered model version, serve it. Every step is a
@@ -8,12 +8,14 @@ TensorBoard, train data-parallel, export a numbered model version, serve it. Eve
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import cast
 
 from trainflow.pipelines.params import Param
 from trainflow.pipelines.pipeline import Pipeline
 from trainflow.pipelines.programs import trainflow_step
 from trainflow.pipelines.refs import HOST, output, param, port
 from trainflow.pipelines.steps import Command, Port, Probe, Service, Train
+from trainflow.pipelines.tuning import ALGORITHMS, BEST_TRAIN_DIR, DIRECTIONS, EARLY_STOPPING, Tune
 from trainflow.training.choices import LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 
 IMAGE = "ghcr.io/trainflow/trainflow:0.1.0"
@@ -301,4 +303,78 @@ MODEL_DEPLOY = Pipeline(
     ),
 )
 
-PIPELINES = {p.name: p for p in (MODEL_TRAIN.validate(), MODEL_DEPLOY.validate())}
+
+def _without(argv: tuple[str, ...], option: str) -> tuple[str, ...]:
+    """`argv` without `option` and its value."""
+    at = argv.index(option)
+    return (*argv[:at], *argv[at + 2 :])
+
+
+def _tune_pipeline(train: Pipeline) -> Pipeline:
+    """model-train with train-model run as a study's trials (none of them exports), then the best trial exported."""
+    trainer = train.step("train-model")
+    trial = replace(cast(Train, trainer), argv=_without(trainer.command, "--export-base"))
+    tune = Tune(
+        name="tune-model",
+        trial=trial,
+        search_space=param("search-space"),
+        objective=param("objective"),
+        direction=param("direction"),
+        max_trials=param("max-trials"),
+        parallel_trials=param("parallel-trials"),
+        time_budget=param("time-budget"),
+        algorithm=param("algorithm"),
+        early_stopping=param("early-stopping"),
+        seed=param("seed"),
+        image=param("tf-model-image"),
+    )
+    exporter = train.step("export-model")
+    argv = _without(_without(exporter.command, "--hidden-units"), "--model")  # the best checkpoint says its model
+    best = str(output("tune-model", BEST_TRAIN_DIR))
+    export = replace(
+        cast(Command, exporter),
+        argv=tuple(best if a == str(output("get-workflow-info", "train-dir")) else a for a in argv),
+        depends=("tune-model",),
+    )
+    steps = tuple(tune if s is trainer else export if s is exporter else s for s in train.steps)
+    return Pipeline(
+        name="model-tune",
+        description="model-train with a hyperparameter study in place of train-model: export and serve its best model.",
+        name_param=train.name_param,
+        params=(*(TUNE_DEFAULTS.get(p.name, p) for p in train.params), *TUNE_PARAMS),
+        steps=steps,
+    )
+
+
+SEARCH_SPACE = (
+    '{"model-learning-rate": {"type": "float", "low": 0.0001, "high": 0.1, "log": true}, '
+    '"model-hidden-units": {"type": "int", "low": 32, "high": 256}, '
+    '"model-optimizer": {"type": "choice", "values": ["adam", "sgd"]}}'
+)
+TUNE_PARAMS = (
+    Param("max-trials", "12", "Trials in all.", type="int", minimum=1),
+    Param("parallel-trials", "2", "Trials at once, each a training job with tf-worker workers.", type="int", minimum=1),
+    Param("algorithm", "tpe", "How trials are chosen.", type="choice", choices=ALGORITHMS),
+    Param(
+        "early-stopping",
+        "median",
+        "Stop trials whose intermediate objective falls behind (model-eval-every sets how often it is measured).",
+        type="choice",
+        choices=EARLY_STOPPING,
+    ),
+    Param("objective", "accuracy", "The metric the study optimizes: an output of train-model."),
+    Param("direction", "maximize", "maximize or minimize the objective.", type="choice", choices=DIRECTIONS),
+    Param(
+        "search-space",
+        SEARCH_SPACE,
+        "Parameter names to ranges (float, int with low/high/log; choice with values).",
+        type="search-space",
+    ),
+    Param("time-budget", "", "Seconds after which no new trial starts (empty: no limit)."),
+    Param("seed", "0", "The search algorithm's seed.", type="int", minimum=0),
+)
+# Trials report the objective every 50 of their 200 steps, so early stopping has something to compare.
+TUNE_DEFAULTS = {p.name: replace(p, default="50") for p in MODEL_TRAIN.params if p.name == "model-eval-every"}
+MODEL_TUNE = _tune_pipeline(MODEL_TRAIN)
+
+PIPELINES = {p.name: p for p in (MODEL_TRAIN.validate(), MODEL_DEPLOY.validate(), MODEL_TUNE.validate())}

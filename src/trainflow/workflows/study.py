@@ -117,7 +117,7 @@ def run_study(settings: StudySettings, command: TrialCommand, study_dir: Path, n
     best = record.best()
     if best is None:
         first = next((t for t in record.trials if t.state == FAILED), None)
-        why = f"the first failed: {first.error}" if first and first.error else "none reported the objective"
+        why = f"the first failed: {first.error}" if first and first.error else f"none reported {settings.objective}"
         raise WorkflowError(f"no trial of study {name} finished ({len(record.trials)} ran): {why}")
     return StudyResult(best, record, trials_file)
 
@@ -305,7 +305,7 @@ def _error(log_path: Path, code: int | None, objective: str) -> str:
         lines = []
     errors = [ln for ln in lines if ln.startswith("error:")]
     if code == 0:
-        return f"it did not report the objective '{objective}'"
+        return f"it ended without reporting '{objective}'"
     line = errors[-1] if errors else (lines[-1] if lines else f"exit code {code}")
     return line[:300]
 

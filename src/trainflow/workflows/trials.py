@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from trainflow.pipelines.roles import TRIALS
+from trainflow.pipelines.tuning import DIRECTIONS
 from trainflow.workflows.backend import DONE, WorkflowInfo
 
 COMPLETE, PRUNED, FAILED, RUNNING, INTERRUPTED = "complete", "pruned", "failed", "running", "interrupted"
 FILE = "study.json"
+MAXIMIZE, MINIMIZE = DIRECTIONS
 _MAX_BYTES = 16 * 1024 * 1024
 
 
@@ -48,7 +50,11 @@ class StudyRecord:
         return next((t for t in self.trials if t.best), None)
 
     def as_json(self) -> dict[str, Any]:
-        return {"metric": self.objective, "direction": self.direction, "trials": [asdict(t) for t in self.trials]}
+        return {
+            "metric": self.objective,
+            "maximize": self.direction == MAXIMIZE,
+            "trials": [asdict(t) for t in self.trials],
+        }
 
 
 def write_study(path: Path, study: StudyRecord) -> None:
@@ -70,7 +76,7 @@ def read_study(path: Path) -> StudyRecord | None:
             return None
         data = json.loads(path.read_bytes())
         trials = [_trial(t) for t in data["trials"]]
-        return StudyRecord(str(data["metric"]), str(data["direction"]), trials)
+        return StudyRecord(str(data["metric"]), MAXIMIZE if data["maximize"] is True else MINIMIZE, trials)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -111,7 +117,7 @@ def best_so_far(study: StudyRecord) -> list[float | None]:
     found = []
     for trial in study.trials:
         if trial.state == COMPLETE and trial.value is not None:
-            better = best is None or (trial.value > best if study.direction == "maximize" else trial.value < best)
+            better = best is None or (trial.value > best if study.direction == MAXIMIZE else trial.value < best)
             best = trial.value if better else best
         found.append(best)
     return found
