@@ -80,6 +80,9 @@ def cli(log_level: str) -> None:
 @cli.group(cls=LazyGroup, lazy=STEP_COMMANDS)
 def step() -> None:
     """Run one pipeline step (what the local runner and the Argo workflow execute)."""
+    from trainflow.cli.step_code import use_code_package
+
+    use_code_package()
 
 
 def main() -> None:

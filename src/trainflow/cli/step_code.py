@@ -1,0 +1,21 @@
+"""A step runs its pipeline's own code from a code package when TRAINFLOW_CODE_PACKAGE names one."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+
+def use_code_package() -> None:
+    """Fetch, verify and unpack the package TRAINFLOW_CODE_PACKAGE names, and import from it; nothing if unset."""
+    from trainflow.workflows.code_packages import CODE_ENV, activate
+
+    url = os.environ.get(CODE_ENV, "").strip()
+    if not url:
+        return
+    from trainflow.settings import trainflow_home
+
+    folder = activate(url, trainflow_home())
+    log.info("running from the code package %s (unpacked in %s)", url, folder)
