@@ -21,11 +21,15 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from trainflow.workflows.errors import WorkflowError
+
+if TYPE_CHECKING:
+    from trainflow.pipelines import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -236,3 +240,31 @@ def activate(url: str, home: Path) -> Path:
     sys.path.insert(0, str(folder))
     os.environ["PYTHONPATH"] = os.pathsep.join([str(folder), *filter(None, [os.environ.get("PYTHONPATH")])])
     return folder
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """Where a run's code package is: its URL, and whether this call packed (and uploaded) it."""
+
+    url: str
+    packed: Package | None = None
+    uploaded: bool = False
+
+
+def ship(folder: Path, where: str, send: bool = True) -> Shipped:
+    """`where` as the run's package: a package URL as is, else `folder` packed to `<where>/code/` (sent if `send`)."""
+    if digest_of(where):
+        return Shipped(where)
+    package = pack(folder)
+    if not send:
+        return Shipped(package_url(where, package.digest), package)
+    return Shipped(upload(package, where), package, uploaded=True)
+
+
+def artifacts_base(pipeline: Pipeline, values: Mapping[str, str]) -> str | None:
+    """The pipeline's artifacts_url with its parameters filled in, if every pod can reach it (a shared store)."""
+    from trainflow.pipelines.refs import substitute
+    from trainflow.storage import is_shared
+
+    url = substitute(str(pipeline.artifacts_url), lambda ref: values.get(getattr(ref, "name", ""), ""))
+    return url if url and is_shared(url) else None

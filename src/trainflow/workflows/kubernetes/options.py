@@ -60,6 +60,7 @@ class ClusterOptions:
     resources: Mapping[str, Resources] = field(default_factory=dict)  # step -> what each process needs
     inference_services: tuple[str, ...] = ()  # service steps deployed as KServe InferenceServices
     cache: CacheVolume = field(default_factory=CacheVolume)
+    code_package: str = ""  # the URL of the code package every step imports from (code_packages.py)
 
     def pod_extras(self) -> dict[str, Any]:
         """Scheduling and pull fields every pod spec the workflow creates gets."""
@@ -179,9 +180,11 @@ def cluster_options(
     resources: Sequence[str] = (),
     cache: CacheVolume | None = None,
     kserve: Sequence[str] = (),
+    code_package: str = "",
 ) -> ClusterOptions:
     """Options from the command line's text, each value checked."""
     return ClusterOptions(
+        code_package=package_url(code_package) if code_package else "",
         node_selector=node_selector(node_selectors),
         tolerations=tuple(toleration(t) for t in tolerations),
         image_pull_secrets=tuple(subdomain(n, "image pull secret") for n in image_pull_secrets),
@@ -211,6 +214,23 @@ def cache_volume(
     if not ABSOLUTE_PATH.match(host_path) or "/../" in f"{host_path}/" or host_path == "/":
         raise WorkflowError(f"cache host path '{host_path}' must be an absolute directory path below / without '..'")
     return CacheVolume(mode, quantity(size, "cache size"), access_mode, storage_class, host_path.rstrip("/"))
+
+
+def package_url(url: str) -> str:
+    """A code package's URL: a store's `.../<sha256>.tar.gz` every pod can fetch and verify."""
+    from trainflow.storage import StorageError, local_path_of
+    from trainflow.workflows.code_packages import digest_of
+
+    try:
+        on_this_machine = local_path_of(url) is not None
+    except StorageError as exc:
+        raise WorkflowError(f"code package '{url[:200]}': {exc.message}") from None
+    if digest_of(url) is None or on_this_machine or any(c.isspace() for c in url):
+        raise WorkflowError(
+            f"code package '{url[:200]}' must be an s3:// or https:// URL ending in /<sha256>.tar.gz "
+            "(pods cannot read this machine's files)"
+        )
+    return url
 
 
 def _label_key(key: str) -> bool:

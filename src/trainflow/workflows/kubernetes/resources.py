@@ -16,6 +16,7 @@ from typing import Any
 from trainflow.pipelines import Port, Resources, Service, Step, Train
 from trainflow.pipelines.artifacts import ENV as ARTIFACTS_ENV
 from trainflow.pipelines.refs import ParamRef, refs_in, substitute
+from trainflow.workflows.code_packages import CODE_ENV
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import manifest_values
 from trainflow.workflows.kubernetes.options import SERVICE_ACCOUNT, ClusterOptions, gpu_count, quantity
@@ -133,12 +134,18 @@ def selector(target: Target, step: str) -> dict[str, str]:
 
 
 def container_env(target: Target) -> list[dict[str, Any]]:
-    """TRAINFLOW_HOME on the cache volume; S3 credentials only as references to the Secret."""
+    """TRAINFLOW_HOME on the cache volume; S3 credentials only as references to the Secret; the code package."""
     secret = [
         {"name": var, "valueFrom": {"secretKeyRef": {"name": target.secret, "key": key, "optional": True}}}
         for var, key in AWS_SECRET_KEYS
     ]
-    return [{"name": "TRAINFLOW_HOME", "value": CACHE_MOUNT}, {"name": "PYTHONUNBUFFERED", "value": "1"}, *secret]
+    package = [{"name": CODE_ENV, "value": target.options.code_package}] if target.options.code_package else []
+    return [
+        {"name": "TRAINFLOW_HOME", "value": CACHE_MOUNT},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        *secret,
+        *package,
+    ]
 
 
 def cache_volume(options: ClusterOptions) -> dict[str, Any]:
