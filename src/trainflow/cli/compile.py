@@ -9,6 +9,7 @@ import click
 from trainflow.cli.cluster_flags import cluster_flags, options_from
 from trainflow.cli.options import parameters_option
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
+from trainflow.workflows.schedules import POLICIES
 
 TARGETS = (*sorted(PIPELINES), "rbac")
 
@@ -26,6 +27,11 @@ TARGETS = (*sorted(PIPELINES), "rbac")
 @click.option("--no-cache", is_flag=True, help="No Argo memoization: every step always runs.")
 @click.option("-n", "--namespace", default=None, help="Namespace (rbac; for pipelines the same as -p namespace=...).")
 @click.option("-o", "--output", default="-", show_default=True, help="File to write, or - for stdout.")
+@click.option("--schedule", default=None, metavar="'MIN HOUR DAY MONTH WEEKDAY'", help="Print an Argo CronWorkflow.")
+@click.option("--every", default=None, metavar="INTERVAL", help="A CronWorkflow running every INTERVAL (30s, 5m, 2h).")
+@click.option("--schedule-name", default=None, help="The CronWorkflow's name (default: the run's name or pipeline's).")
+@click.option("--timezone", default="UTC", show_default=True, help="The time zone --schedule is read in.")
+@click.option("--concurrency-policy", type=click.Choice(POLICIES), default="Allow", show_default=True)
 @cluster_flags
 def compile_command(
     target: str,
@@ -34,15 +40,22 @@ def compile_command(
     no_cache: bool,
     namespace: str | None,
     output: str,
+    schedule: str | None,
+    every: str | None,
+    schedule_name: str | None,
+    timezone: str,
+    concurrency_policy: str,
     **flags: Any,
 ) -> None:
-    """Print a pipeline (a built-in, or a .py/.yaml file) as its Argo Workflow, or rbac, in YAML."""
+    """Print a pipeline (a built-in, or a .py/.yaml file) as its Argo Workflow (--schedule: CronWorkflow), or rbac."""
     from pathlib import Path
 
     from trainflow.settings import trainflow_home
     from trainflow.storage import atomic_write_bytes
     from trainflow.workflows.backends import COMPILER, Where, open_backend
     from trainflow.workflows.kubernetes import compile_rbac, to_yaml
+    from trainflow.workflows.params import resolve_params, run_name
+    from trainflow.workflows.schedules import ScheduleRequest, when_of
 
     values = parse_assignments(params)
     options = options_from(flags)
@@ -54,7 +67,14 @@ def compile_command(
         from trainflow.pipelines.loading import load_pipeline
 
         where = Where(trainflow_home(), values.get("namespace") or namespace or "default", job_kind, options)
-        objects = open_backend(COMPILER, where).dryrun(load_pipeline(target), values, no_cache=no_cache)
+        spec, compiler = load_pipeline(target), open_backend(COMPILER, where)
+        if schedule is None and every is None:
+            objects = compiler.dryrun(spec, values, no_cache=no_cache)
+        else:
+            when = when_of(schedule, every, timezone)
+            name = schedule_name or run_name(spec, resolve_params(spec, values)) or spec.name
+            request = ScheduleRequest(name, when, concurrency_policy, no_cache)
+            objects = compiler.dryrun_schedule(request, spec, values)
     text = to_yaml(objects)
     if output == "-":
         click.echo(text, nl=False)

@@ -245,6 +245,16 @@ class Backend(ABC):
         """Run `pipeline` with `values` at the times `request` gives, from now on (checked as `submit` checks a run)."""
         raise self._no_schedules()
 
+    def dryrun_schedule(
+        self,
+        request: ScheduleRequest,
+        pipeline: Pipeline,
+        values: Mapping[str, str],
+        python_path: builtins.list[str] | None = None,
+    ) -> Any:
+        """What `create_schedule` would create, as data (Kubernetes: the CronWorkflow `compile --schedule` prints)."""
+        raise self._no_schedules()
+
     def schedules(self) -> builtins.list[ScheduleInfo]:
         """Every schedule, by name."""
         raise self._no_schedules()

@@ -22,7 +22,6 @@ from trainflow.workflows.backend import (
     PENDING,
     RUNNING,
     SUCCEEDED,
-    Backend,
     Reached,
     StepInfo,
     Submission,
@@ -32,6 +31,7 @@ from trainflow.workflows.doctor import Check
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes.cluster_api import ARGO, ClusterApi, connect
 from trainflow.workflows.kubernetes.compiler import compile_pipeline
+from trainflow.workflows.kubernetes.cron import CronSchedules
 from trainflow.workflows.kubernetes.objects import field_of, items_of
 from trainflow.workflows.kubernetes.options import ClusterOptions
 from trainflow.workflows.kubernetes.render import NAME_PARAM_ANNOTATION, NAME_SUFFIX_ANNOTATION, PIPELINE_LABEL
@@ -49,7 +49,7 @@ T = TypeVar("T")
 MANAGED = "app.kubernetes.io/managed-by=trainflow"
 
 
-class KubernetesBackend(Backend):
+class KubernetesBackend(CronSchedules):
     """Runs workflows on Argo Workflows; the training step is a PyTorchJob or TFJob."""
 
     name = "kubernetes"

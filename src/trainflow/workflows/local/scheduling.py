@@ -59,6 +59,26 @@ class LocalSchedules(Backend):
         self._scheduler()
         return self.schedule(request.name)
 
+    def dryrun_schedule(
+        self,
+        request: ScheduleRequest,
+        pipeline: Pipeline,
+        values: Mapping[str, str],
+        python_path: builtins.list[str] | None = None,
+    ) -> dict[str, Any]:
+        """The schedule as the scheduler would keep it, and the resolved plan of each of its runs."""
+        check_name(request.name)
+        check_policy(request.policy)
+        now = time.time()
+        return {
+            "schedule": request.when.text(),
+            "timezone": request.when.timezone,
+            "concurrency_policy": request.policy,
+            "starting_deadline": request.when.starting_deadline,
+            "next_run_at": request.when.next_after(now, now),
+            "run": self.dryrun(pipeline, values, request.no_cache, python_path),
+        }
+
     def schedules(self) -> builtins.list[ScheduleInfo]:
         found = self.schedule_store.all()
         if found:
