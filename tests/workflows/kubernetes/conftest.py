@@ -18,6 +18,7 @@ CRD_FILES = {
         "argoproj.io_Workflow_v1alpha1.openapiv3.json",
         "argoproj.io_Workflow_v1alpha1.argo-v3.7.18.openapiv3.json",
     ],
+    "CronWorkflow": ["argoproj.io_CronWorkflow_v1alpha1.openapiv3.json"],
     "PyTorchJob": ["kubeflow.org_PyTorchJob_v1.openapiv3.json"],
     "TFJob": ["kubeflow.org_TFJob_v1.openapiv3.json"],
     "TrainJob": ["trainer.kubeflow.org_TrainJob_v1alpha1.openapiv3.json"],
