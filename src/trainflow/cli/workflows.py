@@ -122,13 +122,17 @@ def wide_columns(info: WorkflowInfo) -> list[str]:
 @backend_option
 @namespace_option
 def get(name: str, output: str | None, backend: str, namespace: str) -> None:
-    """Show a workflow: steps, durations and outputs (accuracy, model version, URLs)."""
+    """Show a workflow: steps, durations and outputs (accuracy, model version, URLs), and a study's trials."""
+    from trainflow.cli.trials import print_trials, trials_json
+
     target = backend_for(backend, namespace)
     info = target.get(name)
     if output:
-        emit(info.to_dict(), output)
+        trials = trials_json(info)
+        emit({**info.to_dict(), **({"trials": trials} if trials else {})}, output)
         return
     print_workflow(info, target)
+    print_trials(info)
 
 
 @click.command()

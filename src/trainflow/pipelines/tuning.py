@@ -110,10 +110,10 @@ def trial_args(trial: Train) -> list[tuple[str, str]]:
     found = []
     for text in trial.command:
         match = PLACEHOLDER.fullmatch(text.strip())
-        if match and match["param"]:
-            found.append((f"{ARG_PARAM}{match['param']}", text))
-        elif trial.train_dir and text == trial.train_dir:
+        if trial.train_dir and text == trial.train_dir:
             found.append((ARG_TRAIN_DIR, text))
+        elif match and match["param"]:
+            found.append((f"{ARG_PARAM}{match['param']}", text))
         else:
             found.append((ARG_TEXT, text))
     return found

@@ -103,7 +103,7 @@ def run_study(settings: StudySettings, command: TrialCommand, study_dir: Path, n
         else optuna.study.StudyDirection.MINIMIZE,
         load_if_exists=True,
     )
-    _requeue_interrupted(study)
+    _requeue_interrupted(study, study_dir, settings.objective)
     runner = _Runner(settings, command, study, study_dir)
     previous = signal.signal(signal.SIGTERM, runner.terminate)
     try:
@@ -225,13 +225,21 @@ def default_study_dir(name: str) -> Path:
     return (Path(workflow) if workflow else trainflow_home()) / "studies" / name
 
 
-def _requeue_interrupted(study: optuna.Study) -> None:
-    """Trials left RUNNING by a study that was stopped: stop what is left of them, mark them failed, run them again."""
+def _requeue_interrupted(study: optuna.Study, folder: Path, objective: str) -> None:
+    """Trials left RUNNING by a study that was stopped: a trial that had finished is recorded, the others are
+    stopped (what is left of them), marked interrupted and run again."""
     import optuna
 
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         pid = trial.user_attrs.get("pid") or [None, None]
         processes.stop_group(pid[0], pid[1], grace=5.0)
+        done = folder / f"trial-{trial.number}"
+        value = _objective(done / "outputs.json", objective)
+        if value is not None:  # it ended before the study could record it
+            events = read_progress(done / "progress.jsonl")
+            study._storage.set_trial_user_attr(trial._trial_id, "steps", max((e["step"] for e in events), default=0))
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.COMPLETE, [value])
+            continue
         study._storage.set_trial_user_attr(trial._trial_id, _INTERRUPTED, True)
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         study.enqueue_trial(trial.params, skip_if_exists=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from trainflow.pipelines.roles import TRIALS
 from trainflow.pipelines.tuning import DIRECTIONS
 from trainflow.workflows.backend import DONE, WorkflowInfo
+from trainflow.workflows.runs import RunSummary
 
 COMPLETE, PRUNED, FAILED, RUNNING, INTERRUPTED = "complete", "pruned", "failed", "running", "interrupted"
 FILE = "study.json"
@@ -120,4 +122,27 @@ def best_so_far(study: StudyRecord) -> list[float | None]:
             better = best is None or (trial.value > best if study.direction == MAXIMIZE else trial.value < best)
             best = trial.value if better else best
         found.append(best)
+    return found
+
+
+def trial_runs(info: WorkflowInfo, numbers: Sequence[int] | None = None) -> list[RunSummary]:
+    """The run's trials (those numbered `numbers`, else all) as runs `compare` puts side by side: `RUN#N`."""
+    from trainflow.workflows.runs import final_metrics
+
+    found = []
+    for study in studies(info).values():
+        for trial in study.trials:
+            if numbers is not None and trial.number not in numbers:
+                continue
+            metrics: dict[str, Any] = final_metrics(trial.train_dir) if trial.train_dir else {}
+            metrics.update({study.objective: trial.value, "trained steps": trial.steps})
+            found.append(
+                RunSummary(
+                    name=f"{info.name}#{trial.number}",
+                    status=trial.state + (" (best)" if trial.best else ""),
+                    params={**info.params, **trial.params},
+                    metrics=metrics,
+                    duration=trial.duration,
+                )
+            )
     return found
