@@ -20,6 +20,7 @@ from trainflow.pipelines.refs import (
     OutputRef,
     ParamRef,
     PortRef,
+    WorkflowRef,
     refs_in,
     unknown_placeholders,
 )
@@ -45,6 +46,11 @@ class Pipeline:
     artifacts_url: where steps publish their artifacts (a folder, file:// or s3:// URL; may use
       `param(...)`): each step's go under `<artifacts_url>/<workflow>/<step>/<key>`. Default: locally
       `$TRAINFLOW_HOME/store/artifacts`; on Kubernetes give an s3:// URL, as pods share no disk.
+    parallelism: at most this many steps (fan-out items included) run at once (Argo's workflow `parallelism`).
+    on_exit: exit steps, run after every other step has ended, whatever happened (also after a failure or
+      `trainflow stop`); they read `workflow(...)` / `{{workflow.status}}`, `{{workflow.failed_step}}`,
+      `{{workflow.failure_message}}`, `{{workflow.duration}}`, `{{workflow.name}}` and parameters, not other
+      steps' outputs (Argo's `onExit`). `Notify` is a ready-made one. Their outcome never changes the run's status.
     """
 
     name: str
@@ -55,11 +61,19 @@ class Pipeline:
     name_suffix: str = ""
     inherit_from: str | None = None
     artifacts_url: str | ParamRef = ""
+    parallelism: int | None = None
+    on_exit: tuple[Step, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", tuple(self.params))
         object.__setattr__(self, "artifacts_url", str(self.artifacts_url))
         object.__setattr__(self, "steps", tuple(self.steps))
+        object.__setattr__(self, "on_exit", tuple(self.on_exit))
+
+    @property
+    def all_steps(self) -> tuple[Step, ...]:
+        """The steps, then the exit steps."""
+        return (*self.steps, *self.on_exit)
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -68,7 +82,7 @@ class Pipeline:
         raise PipelineError(f"pipeline {self.name} has no parameter '{name}'")
 
     def step(self, name: str) -> Step:
-        for s in self.steps:
+        for s in self.all_steps:
             if s.name == name:
                 return s
         raise PipelineError(
@@ -92,29 +106,11 @@ class Pipeline:
 
     def order(self) -> list[Step]:
         """Steps in an order that runs every step after the ones it waits for (declaration order otherwise)."""
-        left = [set(s.upstream()) for s in self.steps]
-        waiting: dict[str, list[int]] = {}
-        for i, names in enumerate(left):
-            for name in names:
-                waiting.setdefault(name, []).append(i)
-        ready = [i for i, names in enumerate(left) if not names]  # by declaration index, so a heap keeps that order
-        done: list[int] = []
-        while ready:
-            i = heapq.heappop(ready)
-            done.append(i)
-            name = self.steps[i].name
-            for j in waiting.pop(name, []):
-                left[j].discard(name)
-                if not left[j]:
-                    heapq.heappush(ready, j)
-        if len(done) < len(self.steps):
-            placed = set(done)
-            pending = [s.name for i, s in enumerate(self.steps) if i not in placed]
-            raise PipelineError(
-                f"pipeline {self.name}: steps {', '.join(pending)} wait for each "
-                "other (a cycle): remove one of the dependencies"
-            )
-        return [self.steps[i] for i in done]
+        return _order(self.name, self.steps)
+
+    def exit_order(self) -> list[Step]:
+        """The exit steps in the order they run (after `order()`'s, whatever happened there)."""
+        return _order(self.name, self.on_exit)
 
     def validate(self) -> Pipeline:
         """Check names, references, conditions and the DAG; returns self, or raises PipelineError."""
@@ -137,15 +133,44 @@ class Pipeline:
         except PipelineError as exc:
             raise PipelineError(f"pipeline {self.name}: {exc.message}") from None
         _check_artifacts_url(str(self.artifacts_url), set(names))
-        _no_duplicates([s.name for s in self.steps], "step")
-        steps = {s.name: s for s in self.steps}
-        for step in self.steps:
-            try:
-                _check_step(step, steps, set(names))
-            except PipelineError as exc:
-                raise PipelineError(f"step {step.name}: {exc.message}") from None
+        _no_duplicates([s.name for s in self.all_steps], "step")
+        if self.parallelism is not None and (not isinstance(self.parallelism, int) or self.parallelism < 1):
+            raise PipelineError(f"pipeline {self.name}: parallelism {self.parallelism!r}: give a whole number >= 1")
+        for group, exiting in ((self.steps, False), (self.on_exit, True)):
+            steps = {s.name: s for s in group}
+            for step in group:
+                try:
+                    _check_step(step, steps, set(names), exiting)
+                except PipelineError as exc:
+                    raise PipelineError(f"step {step.name}: {exc.message}") from None
         self.order()
+        self.exit_order()
         return self
+
+
+def _order(pipeline: str, steps: tuple[Step, ...]) -> list[Step]:
+    left = [set(s.upstream()) for s in steps]
+    waiting: dict[str, list[int]] = {}
+    for i, names in enumerate(left):
+        for name in names:
+            waiting.setdefault(name, []).append(i)
+    ready = [i for i, names in enumerate(left) if not names]  # by declaration index, so a heap keeps that order
+    done: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        done.append(i)
+        name = steps[i].name
+        for j in waiting.pop(name, []):
+            left[j].discard(name)
+            if not left[j]:
+                heapq.heappush(ready, j)
+    if len(done) < len(steps):
+        placed = set(done)
+        pending = [s.name for i, s in enumerate(steps) if i not in placed]
+        raise PipelineError(
+            f"pipeline {pipeline}: steps {', '.join(pending)} wait for each other (a cycle): remove one of the dependencies"
+        )
+    return [steps[i] for i in done]
 
 
 def _item_count(value: str) -> int:
@@ -190,7 +215,7 @@ def _no_duplicates(names: list[str], what: str) -> None:
         raise PipelineError(f"two {what}s are named {', '.join(sorted(seen))}: give each a unique name")
 
 
-def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None:
+def _check_step(step: Step, steps: Mapping[str, Step], params: set[str], exiting: bool = False) -> None:
     if not DNS_1123_LABEL.fullmatch(step.name) or len(step.name) > 40:
         raise PipelineError("name: use at most 40 lowercase letters, digits or '-' (a DNS label)")
     function = getattr(step, "function", None)
@@ -210,15 +235,18 @@ def _check_step(step: Step, steps: Mapping[str, Step], params: set[str]) -> None
         if bad:
             raise PipelineError(
                 f"unknown placeholder {bad[0]}: use {{{{params.NAME}}}}, {{{{steps.STEP.outputs.KEY}}}}, "
-                "{{item}}, {{ports.NAME}} or {{host}}"
+                "{{item}}, {{item.FIELD}}, {{ports.NAME}}, {{host}} or (in an exit step) {{workflow.status}}"
             )
+    check_fan_out(step, exiting)
     refs = step.refs() + (parse_condition(step.when).refs() if step.when else [])
-    if isinstance(step.for_each, ParamRef):
+    if isinstance(step.for_each, ParamRef | OutputRef):
         refs.append(step.for_each)
     elif step.for_each is not None:
         check_item_count(len(step.for_each), "for_each")
     for ref in [*refs, *(r for text in declared for r in refs_in(text))]:
         _check_ref(ref, step, steps, params)
+        if isinstance(ref, WorkflowRef) and not exiting:
+            raise PipelineError(f"uses {ref}, which only an exit step has: list the step in on_exit")
     check_roles(step)
     if step.retries < 0 or step.backoff < 0 or (step.timeout is not None and step.timeout <= 0):
         raise PipelineError("retries and backoff must be at least 0, and a timeout more than 0 seconds")
@@ -254,11 +282,40 @@ def _check_ref(ref: object, step: Step, steps: Mapping[str, Step], params: set[s
                 f"{', '.join(declared) or 'none'}: add it to {ref.step}'s outputs"
             )
     if isinstance(ref, ItemRef) and step.for_each is None:
-        raise PipelineError("uses {{item}} without for_each: give for_each=[...] to fan out")
+        raise PipelineError(f"uses {ref} without for_each: give for_each=[...] to fan out")
+    if isinstance(ref, ItemRef) and ref.field is not None and isinstance(step.for_each, tuple):
+        for item in step.for_each:
+            if ref.field not in _as_object(item):
+                raise PipelineError(f"uses {ref}, but item {item[:60]!r} is not an object with a field '{ref.field}'")
     if isinstance(ref, PortRef | HostRef) and not isinstance(step, Service):
         raise PipelineError("uses a port or the host, which only a Service step has")
     if isinstance(ref, PortRef) and ref.name not in {p.name for p in step.ports}:  # type: ignore[attr-defined]
         raise PipelineError(f"uses port '{ref.name}', which it does not declare: add Port('{ref.name}', ...)")
+
+
+def _as_object(item: str) -> dict[str, object]:
+    try:
+        found = json.loads(item)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def check_fan_out(step: Step, exiting: bool) -> None:
+    """A parallelism caps a fan-out; an exit step runs once, after the others."""
+    if step.parallelism is not None and (not isinstance(step.parallelism, int) or step.parallelism < 1):
+        raise PipelineError(f"parallelism {step.parallelism!r}: give a whole number >= 1")
+    if step.parallelism is not None and step.for_each is None:
+        raise PipelineError("parallelism caps a fan-out: give for_each as well, or remove parallelism")
+    if exiting and (step.for_each is not None or isinstance(step, Service | Train)):
+        raise PipelineError(
+            "an exit step is one command, call or notify that runs once: no fan-out, service or training"
+        )
+    if exiting and step.output_refs():
+        raise PipelineError(
+            f"an exit step reads no other step's outputs ({step.output_refs()[0]}): they may never have been "
+            "written; read {{workflow.status}}, {{workflow.failed_step}} or parameters"
+        )
 
 
 def _check_service(step: Service) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 
 from trainflow.pipelines.errors import PipelineError
 from trainflow.pipelines.limits import check_step_count
+from trainflow.pipelines.notify import Notify
 from trainflow.pipelines.params import Param
 from trainflow.pipelines.pipeline import Pipeline
-from trainflow.pipelines.refs import PLACEHOLDER, ParamRef
+from trainflow.pipelines.refs import PLACEHOLDER, OutputRef, ParamRef
 from trainflow.pipelines.steps import KINDS, Port, Probe, Resources, Step
 from trainflow.pipelines.tuning import SETTINGS, Tune
 
@@ -28,7 +29,9 @@ _ONLY = {  # fields one kind of step has, refused on the others with a line nami
     "service": ("ports", "probe", "urls", "ready_timeout", "liveness", "service_type", "serves", "model_name"),
     "train": ("train_dir",),
     "tune": ("trial", *SETTINGS),
+    "notify": ("url", "url_env", "url_secret", "on", "log_lines"),
 }
+_KINDS: dict[str, type[Step]] = {**KINDS, Notify.kind: Notify, Tune.kind: Tune}
 
 
 def to_dict(pipeline: Pipeline) -> dict[str, Any]:
@@ -42,6 +45,8 @@ def to_dict(pipeline: Pipeline) -> dict[str, Any]:
         "artifacts_url": pipeline.artifacts_url,
         "params": [{k: v for k, v in dataclasses.asdict(p).items() if k != "choices" or v} for p in pipeline.params],
         "steps": [_step_dict(s) for s in pipeline.steps],
+        **({"parallelism": pipeline.parallelism} if pipeline.parallelism is not None else {}),
+        **({"on_exit": [_step_dict(s) for s in pipeline.on_exit]} if pipeline.on_exit else {}),
     }
 
 
@@ -53,7 +58,7 @@ def _step_dict(step: Step) -> dict[str, Any]:
             value = _step_dict(value)  # a Tune step's trial
         elif f.name in _PAIRS:
             value = dict(value)
-        elif isinstance(value, ParamRef):
+        elif isinstance(value, ParamRef | OutputRef):
             value = str(value)
         elif f.name in ("ports",):
             value = [dataclasses.asdict(p) for p in value]
@@ -73,6 +78,7 @@ def from_dict(data: Any, check: bool = True) -> Pipeline:
         _check_schema(data)
     params = tuple(Param(**{**p, "choices": tuple(p.get("choices", ()))}) for p in data.get("params", []))
     steps = tuple(_step(s) for s in data["steps"])
+    on_exit = tuple(_step(s) for s in data.get("on_exit") or ())
     return Pipeline(
         name=data["name"],
         params=params,
@@ -82,12 +88,14 @@ def from_dict(data: Any, check: bool = True) -> Pipeline:
         name_suffix=data.get("name_suffix", ""),
         inherit_from=data.get("inherit_from"),
         artifacts_url=data.get("artifacts_url", ""),
+        parallelism=data.get("parallelism"),
+        on_exit=on_exit,
     )
 
 
 def _step(data: dict[str, Any]) -> Step:
     fields: dict[str, Any] = {k: v for k, v in data.items() if k != "kind"}
-    cls = {**KINDS, Tune.kind: Tune}[data.get("kind", "command")]
+    cls = _KINDS[data.get("kind", "command")]
     if "resources" in fields:
         fields["resources"] = Resources(**fields["resources"])
     if "ports" in fields:
@@ -95,12 +103,8 @@ def _step(data: dict[str, Any]) -> Step:
     for key in ("probe", "liveness"):
         if fields.get(key):
             fields[key] = Probe(**fields[key])
-    for_each = fields.get("for_each")
-    if isinstance(for_each, str):
-        match = PLACEHOLDER.fullmatch(for_each.strip())
-        if not match or not match["param"]:
-            raise PipelineError(f"step {data['name']}: for_each '{for_each}' must be a list or {{{{params.NAME}}}}")
-        fields["for_each"] = ParamRef(match["param"])
+    if isinstance(fields.get("url_secret"), list):
+        fields["url_secret"] = tuple(fields["url_secret"])
     image = fields.get("image")
     if isinstance(image, str) and PLACEHOLDER.fullmatch(image) and PLACEHOLDER.fullmatch(image)["param"]:  # type: ignore[index]
         fields["image"] = ParamRef(PLACEHOLDER.fullmatch(image)["param"])  # type: ignore[index]

@@ -11,16 +11,17 @@ Arguments are strings that may hold references (`param("lr")`, `output("prep", "
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 from trainflow.pipelines.errors import PipelineError
 from trainflow.pipelines.keys import check_keys
 from trainflow.pipelines.programs import STEP
-from trainflow.pipelines.refs import Arg, OutputRef, ParamRef, Ref, refs_in
+from trainflow.pipelines.refs import Arg, OutputRef, ParamRef, Ref, reference, refs_in
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,21 @@ def _artifact_args(keys: Sequence[str]) -> tuple[str, ...]:
     return tuple(t for k in keys for t in ("--artifact", k))
 
 
+def _for_each(step: str, value: object) -> tuple[str, ...] | ParamRef | OutputRef | None:
+    """A fan-out as a step holds it: a reference, or the items as text (an object or a list as its JSON)."""
+    if value is None or isinstance(value, ParamRef | OutputRef):
+        return value
+    found = reference(value) if isinstance(value, str) else None
+    if isinstance(found, ParamRef | OutputRef):
+        return found
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise PipelineError(
+            f"step {step}: for_each {str(value)[:80]!r} is neither a list nor a reference to one: give a list, "
+            "param(NAME) or output(STEP, KEY) ({{params.NAME}} or {{steps.STEP.outputs.KEY}} in YAML)"
+        )
+    return tuple(i if isinstance(i, str) else json.dumps(i) if isinstance(i, dict | list) else str(i) for i in value)
+
+
 def pairs(values: Pairs) -> tuple[tuple[str, str], ...]:
     """Inputs or URLs as the (name, text) pairs a step holds once built."""
     return cast("tuple[tuple[str, str], ...]", values)
@@ -96,8 +112,12 @@ class Step(ABC):
     retry_on: "transient" (killed, exit code >= 128: what trainflow's own steps use) or "any" failure.
     timeout: seconds before the step is stopped and fails (None: no limit).
     resources: cpu, memory and gpu per process (the Kubernetes backend requests them).
-    for_each: fan-out: run once per item (a list, or a parameter holding a JSON list or comma-separated
-      values), the item in `ITEM`; a later step reading an output gets the JSON list of every item's value.
+    for_each: fan-out: run once per item: a list, a parameter holding a JSON list or comma-separated values
+      (`param(NAME)`), or an earlier step's output holding a JSON list (`output(STEP, KEY)`: the items are known
+      once that step ran). The item is `ITEM`; when items are objects, `ITEM["lr"]` is one field. A later step
+      reading an output gets the JSON list of every item's value.
+    parallelism: at most this many of the step's items run at once (locally the default is what the machine's
+      cores allow; on Kubernetes none unless given).
     cache: False to always run; otherwise an earlier successful run with the same key is reused (`trainflow
       submit --no-cache` turns it off for one run). Locally the key covers the command with its parameter
       values, the Python code in the pipeline's folder, the files the command names (by content), the
@@ -129,7 +149,8 @@ class Step(ABC):
     retry_on: str = "transient"
     timeout: float | None = None
     resources: Resources = field(default_factory=Resources)
-    for_each: Sequence[str] | ParamRef | None = None
+    for_each: Sequence[Any] | ParamRef | OutputRef | None = None
+    parallelism: int | None = None
     cache: bool = True
     cache_key_files: tuple[str, ...] = ()
     cache_key_env: tuple[str, ...] = ()
@@ -154,8 +175,7 @@ class Step(ABC):
                     f"step {self.name}: cache_key_env '{name}' is not an environment variable name: "
                     "use letters, digits and '_', not starting with a digit"
                 )
-        if self.for_each is not None and not isinstance(self.for_each, ParamRef):
-            object.__setattr__(self, "for_each", tuple(str(i) for i in self.for_each))
+        object.__setattr__(self, "for_each", _for_each(self.name, self.for_each))
         try:
             self._check_keys()
         except PipelineError as exc:
@@ -202,7 +222,8 @@ class Step(ABC):
         when_steps = (
             [r.step for r in parse_condition(self.when).refs() if isinstance(r, OutputRef)] if self.when else []
         )
-        return tuple(dict.fromkeys([*self.depends, *(r.step for r in self.output_refs()), *when_steps]))
+        listing = [self.for_each.step] if isinstance(self.for_each, OutputRef) else []
+        return tuple(dict.fromkeys([*self.depends, *(r.step for r in self.output_refs()), *when_steps, *listing]))
 
 
 @dataclass(frozen=True, kw_only=True)
