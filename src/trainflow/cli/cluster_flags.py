@@ -38,6 +38,12 @@ FLAGS = (
     click.option("--cache-access-mode", type=click.Choice(ACCESS_MODES), default="ReadWriteMany", show_default=True),
     click.option("--cache-storage-class", default=None, help="StorageClass of the cache claim [cluster default]."),
     click.option("--cache-host-path", default=HOST_CACHE_PATH, show_default=True, help="Node directory (per-node)."),
+    click.option(
+        "--training-runtime",
+        default="",
+        help="--job-kind trainjob: the ClusterTrainingRuntime, where the pipeline has no parameter for it "
+        "[torch-distributed].",
+    ),
 )
 NAMES = (
     "node_selectors",
@@ -52,6 +58,7 @@ NAMES = (
     "cache_access_mode",
     "cache_storage_class",
     "cache_host_path",
+    "training_runtime",
 )
 
 
@@ -81,6 +88,7 @@ def options_from(flags: dict[str, Any]) -> ClusterOptions:
         given["resources"],
         cache,
         given["kserve"],
+        training_runtime=given["training_runtime"],
     )
 
 

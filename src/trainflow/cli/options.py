@@ -30,3 +30,15 @@ namespace_option = click.option("-n", "--namespace", default="default", show_def
 def parameters_option(help: str = "NAME=VALUE; repeatable.") -> Callable[[Any], Any]:
     """`-p/--parameter NAME=VALUE`, repeatable, into `params`; the help says what this command does with them."""
     return click.option("-p", "--parameter", "params", multiple=True, metavar="NAME=VALUE", help=help)
+
+
+# What `--job-kind` takes: the Kubernetes backend's job kinds (workflows/kubernetes/resources.py's JOB_KINDS; a test
+# holds them equal; that module is not imported here, as every step program reads this module).
+JOB_KINDS = ("pytorchjob", "tfjob", "trainjob")
+job_kind_option = click.option(
+    "--job-kind",
+    type=click.Choice(JOB_KINDS),
+    default="pytorchjob",
+    show_default=True,
+    help="Training job each Train step creates: a training-operator PyTorchJob or TFJob, or a Trainer v2 TrainJob.",
+)

@@ -186,3 +186,50 @@ def test_doctor_command_exits_1_when_a_check_fails(tmp_path: Path) -> None:
     )
     assert out.returncode == 1, out.stderr
     assert any(line.startswith("fail home:") for line in out.stdout.splitlines()), out.stdout
+
+
+class TrainerCluster(DoctorCluster):
+    """The fake API with Kubeflow Trainer v2: its CRDs and cluster-scoped ClusterTrainingRuntimes."""
+
+    def __init__(self, runtimes: tuple[str, ...] = ("torch-distributed",)) -> None:
+        super().__init__()
+        self.crds = {"workflows", "trainjobs", "jobsets"}
+        self.runtimes = set(runtimes)
+
+    def get_cluster_custom_object(self, group: str, version: str, plural: str, name: str) -> dict[str, Any]:
+        if (group, version, plural) != ("trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes"):
+            raise ApiException(status=404, reason="Not Found")
+        if name not in self.runtimes:
+            raise ApiException(status=404, reason="Not Found")
+        return {"metadata": {"name": name}}
+
+
+def trainer_findings(cluster: DoctorCluster, runtime: str = "torch-distributed") -> dict[str, tuple[str, str, str]]:
+    checks = Doctor(cluster.api(), NS, job_kind="trainjob", runtime=runtime).checks()
+    return {c.name: (c.status, c.detail, c.fix) for c in checks}
+
+
+def test_trainjob_checks_trainer_v2s_crds_and_the_runtime_instead_of_the_training_operator_fake_k8s_api() -> None:
+    result = trainer_findings(TrainerCluster().ready())
+    assert {name: status for name, (status, _, _) in result.items()} == {
+        "cluster": OK,
+        "crd workflows.argoproj.io": OK,
+        "crd trainjobs.trainer.kubeflow.org": OK,
+        "crd jobsets.jobset.x-k8s.io": OK,
+        "training runtime": OK,
+        "rbac serviceaccount": OK,
+        "rbac role": OK,
+        "rbac rolebinding": OK,
+        "credentials": OK,
+        "cache volume": OK,
+    }
+
+
+def test_a_missing_runtime_and_a_missing_trainer_each_name_their_fix_fake_k8s_api() -> None:
+    result = trainer_findings(TrainerCluster().ready(), runtime="my-torch")
+    status, detail, fix = result["training runtime"]
+    assert status == FAIL and "my-torch does not exist" in detail and "training-runtime" in fix
+    bare = DoctorCluster().ready()  # only the training operator: no Trainer v2
+    result = trainer_findings(bare)
+    assert result["crd trainjobs.trainer.kubeflow.org"][0] == FAIL
+    assert "Trainer v2" in result["crd trainjobs.trainer.kubeflow.org"][2]

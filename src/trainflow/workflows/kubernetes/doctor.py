@@ -14,16 +14,27 @@ from trainflow.workflows.doctor import FAIL, OK, WARN, Check
 from trainflow.workflows.kubernetes.cluster_api import ARGO, ClusterApi
 from trainflow.workflows.kubernetes.objects import field_of, items_of
 from trainflow.workflows.kubernetes.resources import AWS_SECRET_KEYS, CACHE_CLAIM, SERVICE_ACCOUNT
+from trainflow.workflows.kubernetes.trainjob import DEFAULT_RUNTIME, RUNTIME_PLURAL
 
 KUBEFLOW = ("kubeflow.org", "v1")
+TRAINER = ("trainer.kubeflow.org", "v1alpha1")
+JOBSET = ("jobset.x-k8s.io", "v1alpha2")
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
 
 class Doctor:
     """Runs the checks against one namespace through the client APIs the backend uses."""
 
-    def __init__(self, api: ClusterApi, namespace: str, secret: str = "aws-creds") -> None:
+    def __init__(
+        self,
+        api: ClusterApi,
+        namespace: str,
+        secret: str = "aws-creds",
+        job_kind: str = "pytorchjob",
+        runtime: str = DEFAULT_RUNTIME,
+    ) -> None:
         self.api, self.namespace, self.secret = api, namespace, secret
+        self.job_kind, self.runtime = job_kind, runtime
 
     def checks(self) -> Iterator[Check]:
         """Every check in order; stops after the first if the cluster cannot be reached at all."""
@@ -37,13 +48,16 @@ class Doctor:
             "workflows",
             "install Argo Workflows in the cluster (its quick start), with a controller that watches this namespace",
         )
-        for kind, plural in (("PyTorchJob", "pytorchjobs"), ("TFJob", "tfjobs")):
-            yield self.crd(
-                f"Kubeflow {kind}",
-                KUBEFLOW,
-                plural,
-                "install the Kubeflow training operator (its standalone manifests)",
-            )
+        if self.job_kind == "trainjob":
+            yield from self.trainer()
+        else:
+            for kind, plural in (("PyTorchJob", "pytorchjobs"), ("TFJob", "tfjobs")):
+                yield self.crd(
+                    f"Kubeflow {kind}",
+                    KUBEFLOW,
+                    plural,
+                    "install the Kubeflow training operator (its standalone manifests)",
+                )
         yield from self.rbac()
         yield self.credentials()
         yield self.cache_volume()
@@ -88,6 +102,24 @@ class Doctor:
             f"could not list {plural} in {self.namespace} ({found})",
             "apply `trainflow compile rbac` and check your own account's permissions",
         )
+
+    def trainer(self) -> Iterator[Check]:
+        """Kubeflow Trainer v2: its TrainJob and JobSet CRDs, and the ClusterTrainingRuntime the jobs name."""
+        install = "install Kubeflow Trainer v2 (kubectl apply --server-side -k its manifests/overlays/manager)"
+        yield self.crd("Kubeflow TrainJob", TRAINER, "trainjobs", install)
+        yield self.crd("JobSet", JOBSET, "jobsets", install)
+        found = _status_of(lambda: self.api.custom.get_cluster_custom_object(*TRAINER, RUNTIME_PLURAL, self.runtime))
+        name = "training runtime"
+        if found is None:
+            yield Check(name, OK, f"ClusterTrainingRuntime {self.runtime} exists")
+        elif found == 404:
+            fix = (
+                "install Trainer's runtimes (its manifests/overlays/runtimes), or name yours with "
+                "-p training-runtime=NAME (--training-runtime NAME)"
+            )
+            yield Check(name, FAIL, f"ClusterTrainingRuntime {self.runtime} does not exist", fix)
+        else:
+            yield Check(name, WARN, f"could not read ClusterTrainingRuntime {self.runtime} ({found})", "")
 
     def rbac(self) -> Iterator[Check]:
         reads: list[tuple[str, Callable[[], Any]]] = [

@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from trainflow.pipelines import Step
-from trainflow.workflows.kubernetes import manifest_values
+from trainflow.pipelines import Train
+from trainflow.workflows.kubernetes import manifest_values, trainjob
 from trainflow.workflows.kubernetes import resources as k8s
 
 CLEANUP_TEMPLATE = "cleanup"
 POD_GC_DELAY = "10m"
 
 
-def cleanup_templates(target: k8s.Target, job_kind: str, trainers: Sequence[Step]) -> list[dict[str, Any]]:
+def cleanup_templates(target: k8s.Target, job_kind: str, trainers: Sequence[Train]) -> list[dict[str, Any]]:
     """The `onExit` template: delete every training job the workflow created (a missing one is fine)."""
     kind = "PyTorchJob" if job_kind == "pytorchjob" else "TFJob"
     group: dict[str, Any] = {"name": CLEANUP_TEMPLATE, "steps": []}
@@ -30,6 +30,8 @@ def cleanup_templates(target: k8s.Target, job_kind: str, trainers: Sequence[Step
             "kind": kind,
             "metadata": {"name": k8s.job_name(target, step), "namespace": target.namespace},
         }
+        if job_kind == "trainjob":
+            job = trainjob.delete_manifest(target, step)
         resource = {"action": "delete", "manifest": manifest_values.manifest(job), "flags": ["--ignore-not-found"]}
         deletes.append({"name": f"delete-{step.name}", "resource": resource})
         group["steps"].append([{"name": f"delete-{step.name}", "template": f"delete-{step.name}"}])

@@ -61,6 +61,7 @@ class ClusterOptions:
     inference_services: tuple[str, ...] = ()  # service steps deployed as KServe InferenceServices
     cache: CacheVolume = field(default_factory=CacheVolume)
     code_package: str = ""  # the URL of the code package every step imports from (code_packages.py)
+    training_runtime: str = ""  # a TrainJob's ClusterTrainingRuntime where the pipeline declares no parameter for it
 
     def pod_extras(self) -> dict[str, Any]:
         """Scheduling and pull fields every pod spec the workflow creates gets."""
@@ -181,10 +182,12 @@ def cluster_options(
     cache: CacheVolume | None = None,
     kserve: Sequence[str] = (),
     code_package: str = "",
+    training_runtime: str = "",
 ) -> ClusterOptions:
     """Options from the command line's text, each value checked."""
     return ClusterOptions(
         code_package=package_url(code_package) if code_package else "",
+        training_runtime=dns_label(training_runtime, "--training-runtime") if training_runtime else "",
         node_selector=node_selector(node_selectors),
         tolerations=tuple(toleration(t) for t in tolerations),
         image_pull_secrets=tuple(subdomain(n, "image pull secret") for n in image_pull_secrets),

@@ -45,9 +45,10 @@ WAIT_RETRIES = {"limit": 5, "retryPolicy": "OnError", "backoff": {"duration": "5
 
 
 def runtime(pipeline: Pipeline, target: k8s.Target) -> str:
-    """The runtime's name: the pipeline's `training-runtime` parameter (a placeholder), else the default."""
+    """The runtime's name: the pipeline's `training-runtime` parameter (a placeholder), else the option's or the default."""
+    fallback = target.options.training_runtime or DEFAULT_RUNTIME
     declared = next((p.name for p in pipeline.params if p.type == RUNTIME_TYPE), None)
-    return target.setting(declared, DEFAULT_RUNTIME) if declared else DEFAULT_RUNTIME
+    return target.setting(declared, fallback) if declared else fallback
 
 
 def train_job(
