@@ -43,6 +43,14 @@ def _dns_label(name: str, text: str) -> str:
     return text
 
 
+def _training_runtime(name: str, text: str) -> str:
+    if not is_dns_label(text):
+        raise PipelineError(
+            f"parameter {name} '{text}' is not a ClusterTrainingRuntime name (e.g. torch-distributed): use {LABEL_RULE}"
+        )
+    return text
+
+
 def _search_space(name: str, text: str) -> str:
     from trainflow.pipelines.search_space import canonical, parse_search_space  # the ranges' one home
 
@@ -110,6 +118,7 @@ CHECKERS: dict[str, Callable[[str, str], str]] = {
     "endpoint": _endpoint,
     "host": _host,
     "search-space": _search_space,
+    "training-runtime": _training_runtime,
 }
 MEANINGS = tuple(CHECKERS)
 

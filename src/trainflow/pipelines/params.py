@@ -35,7 +35,8 @@ class Param:
     type: "str", "int", "float" (finite), "bool" (true/false/yes/no/1/0), "choice" (one of `choices`), or a
       meaning: "url" (a path, file://, s3:// or http(s)://; paths made absolute), "dns-label" (a Kubernetes
       name), "secret-name", "model-name" (what a model server takes), "model-factory" (auto, cnn, mlp or
-      module:attr), "image", "region", "endpoint" (an http(s) URL) or "host" (HOST[:PORT] or a URL).
+      module:attr), "image", "region", "endpoint" (an http(s) URL), "host" (HOST[:PORT] or a URL) or
+      "training-runtime" (a Kubeflow ClusterTrainingRuntime that `--job-kind trainjob` references).
       An empty value of a meaning is "not given" where the default is empty too.
     minimum: the smallest value an int or float may take.
     above: a bound a float must exceed (a learning rate: above=0).
