@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from trainflow.proctitle import set_title
 from trainflow.settings import trainflow_home
 
 
@@ -15,4 +16,5 @@ def workflow_runner(name: str) -> None:
     """Internal: run a recorded workflow's steps (started detached by submit and retry)."""
     from trainflow.workflows.local.executor import run_workflow
 
+    set_title(f"trainflow runner {name}")
     sys.exit(run_workflow(trainflow_home(), name))

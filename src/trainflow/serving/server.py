@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from trainflow.cores import usable_cores
+from trainflow.proctitle import set_title
 from trainflow.serving.batching import BatchingConfig
 from trainflow.serving.dataplane import DEFAULT_INLINE_MAX_MICROS, DataPlane
 from trainflow.serving.errors import ServingError
@@ -251,6 +252,7 @@ def serve_until_stopped(
 ) -> None:
     """Run a server until `stop` is set; `on_ready` is called once both ports listen and a version is loaded."""
     server = ModelServer(config).start()
+    set_title(f"trainflow serve {','.join(r.name for r in server.repositories)} :{server.rest_port}")
     try:
         for repository in server.repositories:
             if not repository.ready():

@@ -14,10 +14,14 @@ import logging
 import os
 import sys
 import time
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from trainflow.errors import TRANSIENT_EXIT_CODE, TrainflowError
+from trainflow.proctitle import set_title, worker_title
 from trainflow.settings import quiet_noisy_loggers
+
+if TYPE_CHECKING:
+    from trainflow.training.config import TrainConfig
 
 log = logging.getLogger("trainflow.training.worker")
 
@@ -77,7 +81,9 @@ def main(config_json: str) -> NoReturn:
     from trainflow.training.loop import run_worker
 
     try:
-        run_worker(TrainConfig.from_json(config_json))
+        config = TrainConfig.from_json(config_json)
+        set_title(worker_title(os.environ.get("RANK", "?"), os.environ.get("WORLD_SIZE", "?"), job_name(config)))
+        run_worker(config)
     except Exception as exc:
         code = exit_code_for(exc)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -91,6 +97,11 @@ def main(config_json: str) -> NoReturn:
         # lock to drop its Python state: both wait forever (seen when a peer's node vanished mid-step).
         finish(code)
     finish(0)
+
+
+def job_name(config: TrainConfig) -> str:
+    """What a worker's title calls its job: the train dir's last folder (a workflow's name, in a pipeline)."""
+    return config.train_dir.rstrip("/").rsplit("/", 1)[-1] or config.train_dir
 
 
 def finish(code: int) -> NoReturn:

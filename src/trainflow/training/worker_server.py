@@ -22,7 +22,13 @@ from trainflow.cores import usable_cores
 
 # What every worker imports anyway: torch._dynamo (with sympy: ~1 s) is imported by the first optimizer torch
 # builds; the event writer's import (TensorBoard) is rank 0's alone but as slow.
-PRELOAD = ("trainflow.training.worker", "trainflow.training.loop", "torch._dynamo", "torch.utils.tensorboard")
+PRELOAD = (
+    "trainflow.training.fork_server_title",  # first: the server's title, while the rest load
+    "trainflow.training.worker",
+    "trainflow.training.loop",
+    "torch._dynamo",
+    "torch.utils.tensorboard",
+)
 START_METHOD = "forkserver"
 SOCKET_PATH_MAX = 107  # a Unix socket's path, less its terminating NUL (Linux)
 SOCKET_NAME_LENGTH = len("/pymp-12345678/listener-12345678")
