@@ -25,6 +25,7 @@ PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, OMITTED = (
     "Skipped",
     "Omitted",
 )
+SUSPENDED = "Suspended"  # a run that starts no new step until resumed (`trainflow suspend`); running ones finish
 CACHED = "Cached"  # a step that did not run: an earlier run's outputs were reused (its message names that run)
 FINISHED = (SUCCEEDED, FAILED, SKIPPED, OMITTED, CACHED)
 DONE = (SUCCEEDED, CACHED)  # what a later step may start after
@@ -210,6 +211,14 @@ class Backend(ABC):
 
     @abstractmethod
     def stop(self, name: str) -> WorkflowInfo: ...
+
+    def suspend(self, name: str) -> WorkflowInfo:
+        """Start no new step of a running run until `resume` (running steps finish); its status shows Suspended."""
+        raise WorkflowError(f"the {self.name} backend cannot suspend a run: `trainflow stop {name}` stops it")
+
+    def resume(self, name: str) -> WorkflowInfo:
+        """Let a suspended run start steps again."""
+        raise WorkflowError(f"the {self.name} backend cannot suspend or resume a run: see `trainflow get {name}`")
 
     def retry(self, name: str, values: Mapping[str, str] | None = None) -> WorkflowInfo:
         """Re-run a failed run from its failed steps; `values` override parameters (steps they reach run again)."""

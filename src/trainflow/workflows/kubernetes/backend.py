@@ -41,6 +41,7 @@ from trainflow.workflows.kubernetes.resources import (
     WORKFLOW_LABEL,
 )
 from trainflow.workflows.kubernetes.status import workflow_info
+from trainflow.workflows.kubernetes.suspension import patch as suspension_patch
 
 __all__ = ["ARGO", "ClusterApi", "KubernetesBackend", "connect"]  # ClusterApi and connect live in cluster_api
 
@@ -212,6 +213,21 @@ class KubernetesBackend(CronSchedules):
         if info.status not in (PENDING, RUNNING):
             raise WorkflowError(f"workflow {name} is {info.status}, not running")
         body = {"spec": {"shutdown": "Stop"}}
+        self.call(
+            lambda: self.api.custom.patch_namespaced_custom_object(*ARGO, self.namespace, "workflows", name, body),
+            name,
+        )
+        return self.get(name)
+
+    def suspend(self, name: str) -> WorkflowInfo:
+        """Argo's suspend: no new step starts, running pods finish."""
+        return self._suspension(name, True)
+
+    def resume(self, name: str) -> WorkflowInfo:
+        return self._suspension(name, False)
+
+    def _suspension(self, name: str, suspend: bool) -> WorkflowInfo:
+        body = suspension_patch(name, self.get(name).status, suspend)
         self.call(
             lambda: self.api.custom.patch_namespaced_custom_object(*ARGO, self.namespace, "workflows", name, body),
             name,

@@ -20,6 +20,7 @@ from trainflow.workflows.backend import (
     WorkflowInfo,
 )
 from trainflow.workflows.kubernetes.render import PARAM_TYPES_ANNOTATION, PIPELINE_LABEL, step_summary
+from trainflow.workflows.kubernetes.suspension import shown_status
 
 # Argo's workflow and node phases; "Error" is Argo's own failure (not the step's): a failure for users.
 PHASES = {
@@ -94,7 +95,7 @@ def workflow_info(raw: Mapping[str, Any], backend: str) -> WorkflowInfo:
     return WorkflowInfo(
         name=meta.get("name", ""),
         pipeline=pipeline,
-        status=PHASES.get(status.get("phase", ""), PENDING),
+        status=shown_status(raw, PHASES.get(status.get("phase", ""), PENDING)),
         params=params,
         created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
         started_at=parse_time(status.get("startedAt")),

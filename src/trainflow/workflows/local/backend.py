@@ -26,6 +26,7 @@ from trainflow.workflows.backend import (
     PENDING,
     RUNNING,
     SUCCEEDED,
+    SUSPENDED,
     Reached,
     StepInfo,
     Submission,
@@ -35,14 +36,14 @@ from trainflow.workflows.doctor import Check
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.local import plan, processes
 from trainflow.workflows.local.doctor import local_checks
-from trainflow.workflows.local.executor import load_pipeline
+from trainflow.workflows.local.fanout import instances_in
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.local.scheduling import LocalSchedules
-from trainflow.workflows.local.state import StateStore, already_exists, now
+from trainflow.workflows.local.state import StateStore, already_exists, load_pipeline, now
 from trainflow.workflows.params import local_store_values
 
-_ACTIVE = (PENDING, RUNNING)
+_ACTIVE = (PENDING, RUNNING, SUSPENDED)
 
 
 class LocalBackend(LocalSchedules):
@@ -93,7 +94,7 @@ class LocalBackend(LocalSchedules):
         """Record the run and start its runner; returns at once (the runner works in the background)."""
         pipeline, values, python_path = run.pipeline, run.values, run.python_path
         plan.artifacts_base(pipeline, values, self.layout.default_artifacts)  # a bad URL fails here, not in the runner
-        steps = [StepInfo(i, service=s.service) for s in pipeline.steps for i in plan.instance_names(s, values)]
+        steps = [StepInfo(i, service=s.service) for s in pipeline.all_steps for i in plan.instance_names(s, values)]
         assert run.name is not None  # _unnamed names every run
         info = WorkflowInfo(
             name=run.name, pipeline=pipeline.name, status=PENDING, params=values, created_at=now(), steps=steps
@@ -143,9 +144,10 @@ class LocalBackend(LocalSchedules):
         if info.status in _ACTIVE and self._reconcile(info):
             info = self.state.get(name)
         pipeline, _, _ = load_pipeline(self.state, name, info.pipeline)
-        instances = {s.name: plan.instance_names(s, info.params) for s in pipeline.steps}
+        recorded = [s.name for s in info.steps]
+        instances = {s.name: instances_in(s.name, recorded) for s in pipeline.all_steps}
         info.param_types = param_types(pipeline)
-        for step in pipeline.steps:
+        for step in pipeline.all_steps:
             for instance in instances[step.name]:
                 found = info.step(instance)
                 if found is not None:
@@ -243,6 +245,24 @@ class LocalBackend(LocalSchedules):
             raise WorkflowError(f"workflow {name} is {info.status}, not running")
         pid, started = self.state.runner(name)
         processes.stop_group(pid, started, grace=30)
+        return self.get(name)
+
+    def suspend(self, name: str) -> WorkflowInfo:
+        """Start no new step until `resume` (running steps finish); the state shows Suspended."""
+        return self._suspension(name, SUSPENDED, (PENDING, RUNNING), "running")
+
+    def resume(self, name: str) -> WorkflowInfo:
+        """Let a suspended workflow start steps again."""
+        return self._suspension(name, RUNNING, (SUSPENDED,), "suspended")
+
+    def _suspension(self, name: str, status: str, allowed: tuple[str, ...], what: str) -> WorkflowInfo:
+        info = self.get(name)
+        if not self.state.set_status(name, status, allowed):
+            raise WorkflowError(f"workflow {name} is {info.status}, not {what}")
+        pid, started = self.state.runner(name)
+        if processes.alive(pid, started):
+            assert pid is not None
+            os.kill(pid, processes.SUSPEND_SIGNAL)  # the runner reads the status again between steps
         return self.get(name)
 
     def retry(self, name: str, values: Mapping[str, str] | None = None) -> WorkflowInfo:

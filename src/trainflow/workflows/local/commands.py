@@ -12,6 +12,7 @@ from trainflow.pipelines.refs import (
     ParamRef,
     PortRef,
     Ref,
+    WorkflowRef,
     substitute,
 )
 from trainflow.pipelines.steps import Service, Step
@@ -30,11 +31,13 @@ def step_command(
     ports: Mapping[str, int] | None = None,
     item: str | None = None,
     host: str = "127.0.0.1",
+    outcome: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The step's argv with parameters, earlier outputs, the fan-out item, ports and the host filled in.
+    """The step's argv with parameters, earlier outputs, the fan-out item, ports, the host and (in an exit step) the
+    run's `outcome` (`{{workflow.status}}`, ...) filled in.
 
     `ports` maps a service's port names to what it should listen on; a port not given gets its
-    container port (what Kubernetes uses).
+    container port (what Kubernetes uses). An item or outcome not given stays a placeholder (a dry plan shows it).
     """
 
     def resolve(ref: Ref) -> str:
@@ -48,7 +51,9 @@ def step_command(
                     f"step {step.name} needs output '{ref.key}' of step {ref.step}, which it did not write"
                 ) from None
         if isinstance(ref, ItemRef):
-            return item or ""
+            return str(ref) if item is None else item_field(step, item, ref.field)
+        if isinstance(ref, WorkflowRef):
+            return str(ref) if outcome is None else outcome.get(ref.field, "")
         if isinstance(ref, PortRef):
             if ports is not None and ref.name in ports:
                 return str(ports[ref.name])
@@ -58,3 +63,18 @@ def step_command(
         return host
 
     return [substitute(arg, resolve) for arg in step.command]
+
+
+def item_field(step: Step, item: str, field: str | None) -> str:
+    """The item, or its field `field` (`{{item.lr}}`) when the item is a JSON object holding one."""
+    if field is None:
+        return item
+    try:
+        found = json.loads(item)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict) or field not in found:
+        raise WorkflowError(
+            f"step {step.name} reads {{{{item.{field}}}}}, but item {item[:60]!r} has no field '{field}'"
+        )
+    return as_text(found[field])

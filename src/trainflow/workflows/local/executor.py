@@ -4,8 +4,10 @@ It launches every step whose dependencies are done, each in its own process grou
 `$TRAINFLOW_OUTPUTS` (where it writes outputs) and `$TRAINFLOW_PROGRESS` (where it appends progress
 events) set; reuses an earlier run's outputs for a cacheable step whose cache key matches; retries
 failures the step's `retry_on` allows after its backoff; stops a step past its timeout; and on the way
-out stops whatever non-service step is still running. Services are left running once ready: they
-outlive the workflow, as in the example's exit handler. What a step is comes from its kind.
+out stops whatever non-service step is still running, then runs the exit steps (see `ending`). Services are
+left running once ready: they outlive the workflow. What a step is comes from its kind. A fan-out runs at most
+its `parallelism` items at once (see `fanout`), the whole run at most the pipeline's; while the workflow is
+Suspended (`trainflow suspend`) running steps finish and no new one starts.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainflow.pipelines import Pipeline, Service, Step
+from trainflow.pipelines import Service, Step
 from trainflow.pipelines.artifacts import ENV as ARTIFACTS_ENV
 from trainflow.pipelines.conditions import parse_condition
+from trainflow.pipelines.notify import RUN_BACKEND_ENV
 from trainflow.pipelines.refs import OutputRef, ParamRef, Ref
-from trainflow.pipelines.serial import from_dict
 from trainflow.progress import ENV as PROGRESS_ENV
 from trainflow.storage import join_url
 from trainflow.workflows.backend import (
@@ -36,15 +40,17 @@ from trainflow.workflows.backend import (
     RUNNING,
     SKIPPED,
     SUCCEEDED,
+    SUSPENDED,
 )
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.local import plan, processes
+from trainflow.workflows.local import ending, plan, processes
 from trainflow.workflows.local.cache_keys import StepKey, StepKeys
 from trainflow.workflows.local.commands import as_text, step_command
+from trainflow.workflows.local.fanout import FanOut
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.local.services import Readiness, choose_ports
-from trainflow.workflows.local.state import StateStore, now
+from trainflow.workflows.local.state import StateStore, load_pipeline, now
 from trainflow.workflows.local.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
@@ -65,24 +71,6 @@ class _Running:
     readiness: Readiness | None = None
 
 
-@dataclass
-class _Plan:
-    """The workflow's steps with their instances and fan-out items."""
-
-    instances: dict[str, list[str]] = field(default_factory=dict)
-    items: dict[str, list[str | None]] = field(default_factory=dict)
-
-
-def load_pipeline(state: StateStore, name: str, pipeline_name: str) -> tuple[Pipeline, list[str], bool]:
-    """The pipeline a workflow was submitted with, its Python search path and its no-cache flag."""
-    spec, no_cache = state.spec(name)
-    if spec is None:  # recorded before specs were stored: one of the built-in pipelines
-        from trainflow.pipelines.builtin import PIPELINES
-
-        return PIPELINES[pipeline_name], [], no_cache
-    return from_dict(spec["pipeline"], check=False), list(spec.get("python_path", [])), no_cache
-
-
 class Executor:
     """Runs the pending steps of one recorded workflow to completion."""
 
@@ -97,16 +85,20 @@ class Executor:
         self.first_started = info.started_at  # a retry continues the workflow: its duration runs from the first start
         # Only the holder of the runner lock runs steps, so a step another runner left Running is not running.
         self.status = {s.name: PENDING if s.status == RUNNING else s.status for s in info.steps}
+        self.exits = {s.name for s in self.pipeline.on_exit}
+        self.status.update(dict.fromkeys(self.exits, PENDING))  # they run at the end of every attempt
         self.outputs = {s.name: s.outputs for s in info.steps if s.status in DONE}
-        self.plan = _Plan()
+        self.plan = FanOut(self.pipeline, self.values, self.status)
         for step in self.pipeline.steps:
-            found = plan.items(step, self.values)
-            self.plan.items[step.name] = [None] if found is None else list(found)
-            self.plan.instances[step.name] = plan.instance_names(step, self.values)
+            if isinstance(step.for_each, OutputRef) and step.name not in self.plan.waiting:
+                self._refill(step)
+        self.suspended = False
+        self.recheck = False
+        self.outcome: dict[str, str] | None = None  # the run's outcome, once exit steps may read it
         self.keys = StepKeys(self.pipeline, self.values, self.python_path, layout.home)
         self.artifacts_base = plan.artifacts_base(self.pipeline, self.values, layout.default_artifacts)
         self.order = self.pipeline.order()  # computed once: the loop below runs every few milliseconds
-        self.upstream = {s.name: s.upstream() for s in self.pipeline.steps}
+        self.upstream = {s.name: s.upstream() for s in self.pipeline.all_steps}
         self.attempts: dict[str, int] = {}
         self.not_before: dict[str, float] = {}
         self.running: dict[str, _Running] = {}
@@ -115,10 +107,15 @@ class Executor:
     def run(self) -> str:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(processes.SUSPEND_SIGNAL, self._on_suspension)
+        self.suspended = self.state.status(self.name) == SUSPENDED  # a suspend sent before the handler was there
+        self.first_started = self.first_started or now()
+        for name in self.exits:
+            self._set(name, PENDING, message="", started_at=None, finished_at=None)
         self.state.update_workflow(
             self.name,
-            status=RUNNING,
-            started_at=self.first_started or now(),
+            status=SUSPENDED if self.suspended else RUNNING,
+            started_at=self.first_started,
             finished_at=None,
             message="",
             runner_pid=os.getpid(),
@@ -126,12 +123,21 @@ class Executor:
         )
         try:
             with Wakeup() as wakeup:
-                while not self.stopping and (self._launch_ready() or self.running):
-                    if not self._poll():
-                        wakeup.wait(self._next_check())
+                self._loop(wakeup, lambda: not self.stopping)
+                self._stop_running("by user" if self.stopping else "the workflow ended")
+                ended = self._end_steps()
+                if self.exits:
+                    self.outcome = ended.values(self.name, self.pipeline.name, self.first_started)
+                    self.order = self.pipeline.exit_order()
+                    self._loop(wakeup, lambda: True)
         finally:
             self._stop_running("by user" if self.stopping else "the workflow ended")
-        return self._finish()
+        return self._finish(ended)
+
+    def _loop(self, wakeup: Wakeup, going: Callable[[], bool]) -> None:
+        while going() and (self._launch_ready() or self.running):
+            if not self._poll():
+                wakeup.wait(self._next_check())
 
     def _next_check(self) -> float:
         """Seconds until something needs a look that no signal announces: a starting service, a timeout, a retry."""
@@ -148,45 +154,87 @@ class Executor:
     def _on_stop(self, signum: int, frame: object) -> None:
         self.stopping = True
 
+    def _on_suspension(self, signum: int, frame: object) -> None:
+        self.recheck = True  # `trainflow suspend/resume` changed the recorded status: read it between steps
+
     def _set(self, instance: str, status: str, **fields: object) -> None:
         self.status[instance] = status
         self.state.update_step(self.name, instance, status=status, **fields)
 
     # -- what can start ------------------------------------------------------------------------
-    def _state_of(self, step: str) -> str:
-        """A step's state over its instances: Succeeded only once all are done."""
-        found = {self.status[i] for i in self.plan.instances[step]}
-        for status in (FAILED, OMITTED, RUNNING, PENDING, SKIPPED):
-            if status in found:
-                return status
-        return SUCCEEDED
-
     def _launch_ready(self) -> bool:
         """Start every step instance that can start; True if any step can still make progress."""
+        if self.recheck:
+            self.recheck = False
+            self.suspended = self.state.status(self.name) == SUSPENDED
+        if self.suspended and self.outcome is None:
+            return True
         progress = False
+        running = Counter(run.step.name for run in self.running.values())
         for step in self.order:
             pending = [i for i in self.plan.instances[step.name] if self.status[i] == PENDING]
             if not pending:
                 continue
-            deps = [self._state_of(d) for d in self.upstream[step.name]]
+            deps = [self.plan.state_of(d, self.status) for d in self.upstream[step.name]]
             if any(d in (FAILED, OMITTED) for d in deps):
                 for i in pending:
                     self._set(i, OMITTED, message="a step it depends on failed")
             elif any(d in (RUNNING, PENDING) for d in deps):
                 progress = True
             elif SKIPPED in deps:  # as on Argo, where a step waits for its upstream steps to succeed
-                skipped = next(d for d in self.upstream[step.name] if self._state_of(d) == SKIPPED)
+                skipped = next(d for d in self.upstream[step.name] if self.plan.state_of(d, self.status) == SKIPPED)
                 for i in pending:
                     self._set(i, SKIPPED, message=f"{skipped} was skipped", finished_at=now())
             elif not self._condition_holds(step):
                 for i in pending:
                     self._set(i, SKIPPED, message=f"{step.when} is false", finished_at=now())
+            elif step.name in self.plan.waiting and not self._expand(step):
+                continue
             else:
+                room = self.plan.room(step, running, self.pipeline.parallelism)
                 for index, instance in enumerate(self.plan.instances[step.name]):
+                    if room <= 0:
+                        break
                     if self.status[instance] == PENDING and self.not_before.get(instance, 0) <= time.monotonic():
                         self._start(step, instance, self.plan.items[step.name][index])
+                        if instance in self.running:
+                            running[step.name] += 1
+                            room -= 1
                 progress = True
         return progress
+
+    def _refill(self, step: Step) -> None:
+        """A retried run's expanded fan-out: its items again, or (its source runs again) one waiting row."""
+        assert isinstance(step.for_each, OutputRef)
+        source = step.for_each
+        done = self.plan.state_of(source.step, self.status) in DONE
+        if done and self.plan.refill(step, self.plan.gathered(self.outputs, source.step).get(source.key)):
+            return
+        former = self.plan.fold(step)
+        self.state.replace_steps(self.name, former, [step.name])
+        for name in former:
+            self.status.pop(name, None)
+            self.outputs.pop(name, None)
+        self.status[step.name] = PENDING
+
+    def _expand(self, step: Step) -> bool:
+        """Expand a fan-out over an earlier step's output; True when it has items to start."""
+        assert isinstance(step.for_each, OutputRef)
+        source = step.for_each
+        try:
+            names = self.plan.expand(step, self.plan.gathered(self.outputs, source.step).get(source.key))
+        except WorkflowError as exc:
+            self._set(step.name, FAILED, message=exc.message, started_at=now(), finished_at=now())
+            return False
+        if not names:  # as a fan-out's outputs are lists over its items, an empty one's are empty lists
+            outputs: dict[str, object] = {k: [] for k in step.declared_outputs()}
+            self.outputs[step.name] = outputs
+            self._set(step.name, SUCCEEDED, outputs=outputs, started_at=now(), finished_at=now(), message="no items")
+            return False
+        self.state.replace_steps(self.name, [step.name], names)
+        del self.status[step.name]
+        self.status.update(dict.fromkeys(names, PENDING))
+        return True
 
     def _condition_holds(self, step: Step) -> bool:
         if not step.when:
@@ -196,22 +244,18 @@ class Executor:
             if isinstance(ref, ParamRef):
                 return self.values[ref.name]
             assert isinstance(ref, OutputRef)
-            return as_text(self._gathered(ref.step).get(ref.key, ""))
+            return as_text(self.plan.gathered(self.outputs, ref.step).get(ref.key, ""))
 
         return parse_condition(step.when).evaluate(resolve)
 
-    def _gathered(self, step: str) -> dict[str, object]:
-        """A step's outputs; a fanned-out step's are lists over its instances."""
-        instances = self.plan.instances[step]
-        if instances == [step]:
-            return dict(self.outputs.get(step, {}))
-        keys = dict.fromkeys(k for i in instances for k in self.outputs.get(i, {}))
-        return {k: [self.outputs.get(i, {}).get(k) for i in instances] for k in keys}
-
     # -- start ---------------------------------------------------------------------------------
     def _start(self, step: Step, instance: str, item: str | None) -> None:
-        outputs = {s.name: self._gathered(s.name) for s in self.pipeline.steps if self._state_of(s.name) in DONE}
-        key = self.keys.make(step, item, outputs)
+        outputs = {
+            s.name: self.plan.gathered(self.outputs, s.name)
+            for s in self.pipeline.steps
+            if self.plan.state_of(s.name, self.status) in DONE
+        }
+        key = None if step.name in self.exits else self.keys.make(step, item, outputs)
         if key is not None and not self.no_cache and self._reuse(step, instance, key.value):
             return
         self._launch(step, instance, item, outputs, key)
@@ -252,7 +296,8 @@ class Executor:
         out_dir.mkdir(parents=True, exist_ok=True)
         readiness = Readiness(step, choose_ports(step, usual_ports)) if isinstance(step, Service) else None
         try:
-            argv = step_command(step, self.values, outputs, readiness.ports if readiness else None, item)
+            ports = readiness.ports if readiness else None
+            argv = step_command(step, self.values, outputs, ports, item, outcome=self.outcome)
         except WorkflowError as exc:
             self._set(instance, FAILED, message=exc.message, finished_at=now())
             return
@@ -286,6 +331,7 @@ class Executor:
             "TRAINFLOW_OUTPUTS": f"{out_dir}/",
             PROGRESS_ENV: str(self.layout.progress_file(self.name, instance)),
             ARTIFACTS_ENV: join_url(self.artifacts_base, self.name, instance),
+            RUN_BACKEND_ENV: "local",
         }
         if self.python_path:
             env["PYTHONPATH"] = os.pathsep.join([*self.python_path, *filter(None, [env.get("PYTHONPATH")])])
@@ -357,7 +403,8 @@ class Executor:
             self.not_before[run.instance] = time.monotonic() + delay
             self._set(run.instance, PENDING, message=f"retrying in {delay:g} s: {reason}", pid=None)
             return
-        self._set(run.instance, FAILED, finished_at=now(), message=reason, pid=None)
+        said = reason if run.attempt == 1 else f"after {run.attempt} attempts: {reason}"  # their log shows each once
+        self._set(run.instance, FAILED, finished_at=now(), message=said, pid=None)
 
     def _stop_running(self, why: str) -> None:
         for instance, run in list(self.running.items()):
@@ -366,48 +413,23 @@ class Executor:
             self._set(instance, FAILED, finished_at=now(), message=f"stopped: {why}", pid=None)
         self.running.clear()
 
-    def _settle_services(self) -> None:
-        """After a failure: a run that never trained stops its services (they would show or serve nothing of it).
-
-        Once a training step has run, they stay up to show it (TensorBoard's curves of a diverged run); each
-        service's message says which.
-        """
-        trained = any(
-            self.status[i] not in (PENDING, OMITTED, SKIPPED)
-            for step in self.pipeline.steps
-            if step.kind == "train"
-            for i in self.plan.instances[step.name]
-        )
-        for instance, pid, started, service in self.state.step_processes(self.name):
-            if not service or self.status.get(instance) != SUCCEEDED:
-                continue
-            if trained:
-                self.state.update_step(self.name, instance, message="service running: kept to show the failed run")
-                continue
-            processes.stop_group(pid, started)
-            self._set(
-                instance,
-                SUCCEEDED,
-                pid=None,
-                message=f"stopped: the workflow failed before training (`trainflow retry {self.name}` starts it again)",
-            )
-
-    def _finish(self) -> str:
-        failed = [n for n, s in self.status.items() if s == FAILED]
+    def _end_steps(self) -> ending.Outcome:
+        """Close the run's steps (those that never started are Omitted) and say what they came to."""
+        failed = [n for n, s in self.status.items() if s == FAILED and n not in self.exits]
         for name, status in self.status.items():
-            if status in (PENDING, RUNNING):
+            if status in (PENDING, RUNNING) and name not in self.exits:
                 self._set(name, OMITTED, message="workflow ended first")
-        if self.stopping:
-            status, message = FAILED, "stopped by user"
-        elif failed:
-            info = self.state.get(self.name)
-            first = next(s for s in info.steps if s.name == failed[0])
-            status, message = FAILED, f"step {first.name} failed: {first.message}"
-            self._settle_services()
-        else:
-            status, message = SUCCEEDED, ""
-        self.state.update_workflow(self.name, status=status, finished_at=now(), message=message)
-        return status
+        ended = ending.outcome(self.state, self.name, failed, self.stopping)
+        if failed and not self.stopping:
+            ending.settle_services(self.state, self.name, self.pipeline, self.status, self.plan.instances)
+        return ended
+
+    def _finish(self, ended: ending.Outcome) -> str:
+        for name in self.exits:
+            if self.status[name] in (PENDING, RUNNING):
+                self._set(name, OMITTED, message="workflow ended first")
+        self.state.update_workflow(self.name, status=ended.status, finished_at=now(), message=ended.message)
+        return ended.status
 
 
 def run_workflow(home: Path, name: str) -> int:

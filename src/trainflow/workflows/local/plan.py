@@ -18,15 +18,15 @@ from typing import Any
 from trainflow.pipelines import Pipeline, Step
 from trainflow.pipelines.artifacts import DIGEST_PREFIX, DIGEST_SUFFIX, digest
 from trainflow.pipelines.digests import HashFile, file_sha256
-from trainflow.pipelines.refs import ParamRef, substitute
+from trainflow.pipelines.refs import OutputRef, ParamRef, substitute
 from trainflow.storage import StorageError, canonical_url, local_path_of
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.local.commands import as_text, step_command
 
 
 def items(step: Step, values: Mapping[str, str]) -> list[str] | None:
-    """The fan-out items of `step` (None when it does not fan out)."""
-    if step.for_each is None:
+    """The fan-out items of `step` (None when it does not fan out, or over an output: known once that step ran)."""
+    if step.for_each is None or isinstance(step.for_each, OutputRef):
         return None
     if not isinstance(step.for_each, ParamRef):
         return list(step.for_each)
@@ -41,7 +41,8 @@ def items(step: Step, values: Mapping[str, str]) -> list[str] | None:
 
 
 def instance_names(step: Step, values: Mapping[str, str]) -> list[str]:
-    """The names the step runs under: itself, or one `name[i]` per fan-out item."""
+    """The names the step runs under: itself, or one `name[i]` per fan-out item (a fan-out over an output is recorded
+    as itself until the runner expands it)."""
     found = items(step, values)
     return [step.name] if found is None else [f"{step.name}[{i}]" for i in range(len(found))]
 
@@ -163,10 +164,10 @@ class _OutputPlaceholders(dict[str, object]):
 def dry_plan(pipeline: Pipeline, values: Mapping[str, str]) -> list[dict[str, Any]]:
     """Each step instance the runner would start, in order: its command (outputs it reads as placeholders), the
     instances it waits for, and whether it is a service."""
-    outputs = _Placeholders(s.name for s in pipeline.steps)
-    instances = {s.name: instance_names(s, values) for s in pipeline.steps}
+    outputs = _Placeholders(s.name for s in pipeline.all_steps)
+    instances = {s.name: instance_names(s, values) for s in pipeline.all_steps}
     found = []
-    for step in pipeline.order():
+    for step in [*pipeline.order(), *pipeline.exit_order()]:
         names, fanned = instances[step.name], items(step, values)
         for index, name in enumerate(names):
             item = fanned[index] if fanned is not None else None
@@ -177,6 +178,8 @@ def dry_plan(pipeline: Pipeline, values: Mapping[str, str]) -> list[dict[str, An
                     "command": step_command(step, values, outputs, item=item),
                     "after": [i for d in step.upstream() for i in instances[d]],
                     "service": step.service,
+                    **({"items_from": str(step.for_each)} if isinstance(step.for_each, OutputRef) else {}),
+                    **({"on_exit": True} if step in pipeline.on_exit else {}),
                 }
             )
     return found

@@ -16,6 +16,7 @@ import psutil
 # Set in a runner's environment to its workflow's directory: every process of the workflow (runner, steps,
 # what they start) inherits it, so `delete` finds them all, even ones no record points to.
 WORKFLOW_ENV = "TRAINFLOW_WORKFLOW"
+SUSPEND_SIGNAL = signal.SIGWINCH  # tells a runner to read its workflow's status again; ignored by default, never fatal
 
 
 def start(

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from trainflow.pipelines import Pipeline
+from trainflow.pipelines.serial import from_dict
 from trainflow.workflows.backend import FAILED, PENDING, StepInfo, WorkflowInfo
 from trainflow.workflows.errors import WorkflowError
 
@@ -194,6 +196,46 @@ class StateStore:
             raise WorkflowError(f"no workflow named '{name}': see `trainflow list`")
         return (json.loads(row[0]) if row[0] else None), bool(row[1])
 
+    def status(self, name: str) -> str:
+        """The workflow's recorded status alone (the runner reads it when told the status changed)."""
+        with self._connect() as db:
+            row = db.execute("SELECT status FROM workflows WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise WorkflowError(f"no workflow named '{name}': see `trainflow list`")
+        return str(row[0])
+
+    def set_status(self, name: str, status: str, allowed: tuple[str, ...]) -> bool:
+        """Set the workflow's status if it is one of `allowed` now (one transaction); False if it was not."""
+        with self._connect() as db:
+            changed = db.execute(
+                f"UPDATE workflows SET status = ? WHERE name = ? AND status IN ({','.join('?' * len(allowed))})",
+                (status, name, *allowed),
+            ).rowcount
+        return bool(changed)
+
+    def replace_steps(self, workflow: str, old: list[str], new: list[str]) -> None:
+        """Replace the step rows `old` (adjacent) by Pending rows `new`, in their place: a fan-out over an earlier
+        step's output expanded into its instances once that step ran, or folded back before it runs again."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            marks = ",".join("?" * len(old))
+            row = db.execute(
+                f"SELECT MIN(position) FROM steps WHERE workflow = ? AND name IN ({marks})", (workflow, *old)
+            ).fetchone()
+            if row is None or row[0] is None:
+                db.execute("ROLLBACK")
+                raise WorkflowError(f"workflow {workflow} has no step '{old[0]}' to expand")
+            db.execute(
+                "UPDATE steps SET position = position + ? WHERE workflow = ? AND position >= ?",
+                (len(new) - len(old), workflow, row[0] + len(old)),
+            )
+            db.execute(f"DELETE FROM steps WHERE workflow = ? AND name IN ({marks})", (workflow, *old))
+            db.executemany(
+                "INSERT INTO steps (workflow, name, position, status, service) VALUES (?,?,?,?,0)",
+                [(workflow, name, row[0] + i, PENDING) for i, name in enumerate(new)],
+            )
+            db.execute("COMMIT")
+
     def cached(self, key: str) -> tuple[str, str, dict[str, Any]] | None:
         """(workflow, step, outputs) of the earlier successful step with cache key `key`."""
         with self._connect() as db:
@@ -266,6 +308,16 @@ class StateStore:
     def delete(self, name: str) -> None:
         with self._connect() as db:
             db.execute("DELETE FROM workflows WHERE name = ?", (name,))
+
+
+def load_pipeline(state: StateStore, name: str, pipeline_name: str) -> tuple[Pipeline, list[str], bool]:
+    """The pipeline a workflow was submitted with, its Python search path and its no-cache flag."""
+    spec, no_cache = state.spec(name)
+    if spec is None:  # recorded before specs were stored: one of the built-in pipelines
+        from trainflow.pipelines.builtin import PIPELINES
+
+        return PIPELINES[pipeline_name], [], no_cache
+    return from_dict(spec["pipeline"], check=False), list(spec.get("python_path", [])), no_cache
 
 
 def already_exists(name: str) -> WorkflowError:

@@ -1,0 +1,85 @@
+"""How a local run ends: its outcome (what exit steps read as `{{workflow.status}}` and the rest), and its services
+after a failure.
+
+Exit steps (`Pipeline(on_exit=...)`) run after every other step has ended: after success, after a failure, and after
+`trainflow stop` (within the stop's grace period). The run's status is the one its steps gave it; an exit step
+that fails shows Failed in its own row and does not change it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from trainflow.pipelines import Pipeline
+from trainflow.workflows.backend import FAILED, OMITTED, PENDING, SKIPPED, SUCCEEDED
+from trainflow.workflows.local import processes
+from trainflow.workflows.local.state import StateStore
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the run's steps came to, before its exit steps run."""
+
+    status: str
+    message: str = ""
+    failed_step: str = ""
+    failure_message: str = ""
+
+    def values(self, workflow: str, pipeline: str, started: float | None) -> dict[str, str]:
+        """The `{{workflow.*}}` values an exit step reads."""
+        duration = time.time() - started if started else 0.0
+        return {
+            "name": workflow,
+            "pipeline": pipeline,
+            "status": self.status,
+            "duration": f"{duration:.3f}",
+            "failed_step": self.failed_step,
+            "failure_message": self.failure_message,
+        }
+
+
+def outcome(state: StateStore, workflow: str, failed: Sequence[str], stopping: bool) -> Outcome:
+    """The run's status and message from its main steps (`failed`: its failed instances, in order)."""
+    first = next((s for s in state.get(workflow).steps if s.name == failed[0]), None) if failed else None
+    failed_step, failure = (first.name, first.message) if first else ("", "")
+    if stopping:
+        return Outcome(FAILED, "stopped by user", failed_step, failure or "stopped by user")
+    if first is not None:
+        return Outcome(FAILED, f"step {first.name} failed: {first.message}", failed_step, failure)
+    return Outcome(SUCCEEDED)
+
+
+def settle_services(
+    state: StateStore,
+    workflow: str,
+    pipeline: Pipeline,
+    status: Mapping[str, str],
+    instances: Mapping[str, list[str]],
+) -> None:
+    """After a failure: a run that never trained stops its services (they would show or serve nothing of it).
+
+    Once a training step has run, they stay up to show it (TensorBoard's curves of a diverged run); each
+    service's message says which.
+    """
+    trained = any(
+        status.get(i) not in (PENDING, OMITTED, SKIPPED)
+        for step in pipeline.steps
+        if step.kind == "train"
+        for i in instances[step.name]
+    )
+    for instance, pid, started, service in state.step_processes(workflow):
+        if not service or status.get(instance) != SUCCEEDED:
+            continue
+        if trained:
+            state.update_step(workflow, instance, message="service running: kept to show the failed run")
+            continue
+        processes.stop_group(pid, started)
+        state.update_step(
+            workflow,
+            instance,
+            status=SUCCEEDED,
+            pid=None,
+            message=f"stopped: the workflow failed before training (`trainflow retry {workflow}` starts it again)",
+        )
