@@ -110,6 +110,10 @@ class Dashboard:
         infos = sorted(self.backend.list(), key=lambda i: i.created_at, reverse=True)
         return JSONResponse([i.to_dict() for i in infos])
 
+    def list_schedules(self, request: Request) -> JSONResponse:
+        """Each schedule with its last and next runs (its history stays for `trainflow schedule get`)."""
+        return JSONResponse([{**s.to_dict(), "history": []} for s in self.backend.schedules()])
+
     def get_workflow(self, request: Request) -> JSONResponse:
         return JSONResponse(workflow_view(self.find(request.path_params["name"])))
 
@@ -189,6 +193,7 @@ def create_app(
         Route("/api/backend", dashboard.backend_of),
         Route("/api/workflows", dashboard.list_workflows),
         Route("/api/compare", dashboard.compare),
+        Route("/api/schedules", dashboard.list_schedules),
         Route("/api/workflows/{name}", dashboard.get_workflow),
         Route("/api/workflows/{name}/logs", dashboard.logs),
         Route("/api/workflows/{name}/curves", dashboard.curves_of),

@@ -4,6 +4,7 @@ import { renderChart } from "./chart.js";
 import { ComparePage, compareHash } from "./compare.js";
 import { renderDag } from "./dag.js";
 import { age, clock, duration, escapeHtml, formatSeconds, isActive, statusClass, statusPill } from "./format.js";
+import { renderSchedules } from "./schedules.js";
 import { TryModel } from "./trymodel.js";
 
 const FAST = 1500, SLOW = 5000;
@@ -61,8 +62,12 @@ class ListPage {
         <thead><tr><th class="pick"></th><th>Name</th><th>Status</th><th>Steps</th><th>Age</th><th>Duration</th><th>Message</th></tr></thead>
         <tbody></tbody></table>
         <div class="empty" id="empty" hidden>No workflows yet. Submit one:
-          <code>trainflow submit model-train -p job-name=myjob</code></div></div>`;
-    this.body = root.querySelector("tbody");
+          <code>trainflow submit model-train -p job-name=myjob</code></div></div>
+      <div class="card flush" id="schedules" hidden><div class="card-head"><h2>Schedules</h2></div>
+        <table class="table"><thead><tr><th>Name</th><th>Schedule</th><th>Policy</th><th>Last run</th><th>Next run</th></tr></thead>
+        <tbody></tbody></table></div>`;
+    this.body = root.querySelector("#workflows tbody");
+    this.schedules = root.querySelector("#schedules");
     this.chosen = new Set();  // the runs ticked for comparison, kept across refreshes
     this.button = root.querySelector("#compare");
     this.button.addEventListener("click", () => { location.hash = compareHash([...this.chosen]); });
@@ -77,6 +82,7 @@ class ListPage {
 
   async refresh() {
     const workflows = await getJson("/api/workflows");
+    renderSchedules(this.schedules);
     const now = Date.now() / 1000;
     const running = workflows.filter((w) => isActive(w.status)).length;
     document.getElementById("summary").textContent =
