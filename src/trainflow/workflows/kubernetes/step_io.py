@@ -14,7 +14,7 @@ from typing import Any
 from trainflow import __version__
 from trainflow.pipelines import Pipeline, Step
 from trainflow.pipelines.conditions import parse_condition
-from trainflow.pipelines.refs import HostRef, ItemRef, OutputRef, ParamRef, PortRef, Ref, substitute
+from trainflow.pipelines.refs import HostRef, ItemRef, OutputRef, ParamRef, PortRef, Ref, WorkflowRef, substitute
 from trainflow.pipelines.steps import Service
 from trainflow.workflows.kubernetes import resources as k8s
 
@@ -37,7 +37,9 @@ def step_run(step: Step) -> k8s.ContainerCommand:
         if isinstance(ref, OutputRef):
             return "{{inputs.parameters.%s}}" % input_name(step, ref)
         if isinstance(ref, ItemRef):
-            return "{{inputs.parameters.%s}}" % k8s.ITEM_INPUT
+            return "{{inputs.parameters.%s}}" % item_input(ref)
+        if isinstance(ref, WorkflowRef):
+            return outcome(ref)
         if isinstance(ref, PortRef):
             assert isinstance(step, Service)
             return str(step.port(ref.name).container_port)
@@ -49,9 +51,38 @@ def step_run(step: Step) -> k8s.ContainerCommand:
     return k8s.ContainerCommand(command[:head], command[head:])
 
 
+def item_input(ref: ItemRef) -> str:
+    """The template input the item (`item`) or one of its fields (`item-FIELD`, fed by Argo's `{{item.FIELD}}`) is in."""
+    return k8s.ITEM_INPUT if ref.field is None else f"{k8s.ITEM_INPUT}-{ref.field}"
+
+
+def item_fields(step: Step) -> list[str]:
+    """The item's fields the step reads (`{{item.lr}}`)."""
+    return list(dict.fromkeys(r.field for r in step.refs() if isinstance(r, ItemRef) and r.field is not None))
+
+
+# What Argo gives an exit handler: its status and duration, and in `workflow.failures` a JSON list of the failed
+# nodes; the failed step is the first of them that ran a pod (the DAG's own node fails with it).
+_FAILED = "jsonpath(workflow.failures, '$[?(@.podName != \"\")].%s')[0]"
+_OUTCOME = {
+    "name": "{{workflow.name}}",
+    "pipeline": "{{workflow.labels.trainflow.io/pipeline}}",
+    "status": "{{workflow.status}}",
+    "duration": "{{workflow.duration}}",
+    "failed_step": "{{=workflow.status == 'Succeeded' ? '' : %s}}" % (_FAILED % "displayName"),
+    "failure_message": "{{=workflow.status == 'Succeeded' ? '' : %s}}" % (_FAILED % "message"),
+}
+
+
+def outcome(ref: WorkflowRef) -> str:
+    """`{{workflow.status}}` and the rest of an exit step's placeholders as Argo fills them in its exit handler."""
+    return _OUTCOME[ref.field]
+
+
 def input_names(step: Step) -> list[str]:
     names = [input_name(step, r) for r in step.output_refs()]
-    return [*dict.fromkeys(names), *([k8s.ITEM_INPUT] if step.for_each is not None else [])]
+    items = [k8s.ITEM_INPUT, *(f"{k8s.ITEM_INPUT}-{f}" for f in item_fields(step))] if step.for_each is not None else []
+    return [*dict.fromkeys(names), *items]
 
 
 def inputs(step: Step) -> dict[str, Any]:
@@ -65,6 +96,7 @@ def task_arguments(step: Step) -> dict[str, Any]:
     ]
     if step.for_each is not None:
         params.append({"name": k8s.ITEM_INPUT, "value": "{{item}}"})
+        params += [{"name": f"{k8s.ITEM_INPUT}-{f}", "value": "{{item.%s}}" % f} for f in item_fields(step)]
     return {"parameters": params}
 
 
