@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from trainflow.cli.cluster_flags import cluster_flags, options_from
-from trainflow.cli.options import parameters_option
+from trainflow.cli.code_flags import code_package_option, fetched
+from trainflow.cli.options import job_kind_option, parameters_option
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
 from trainflow.workflows.schedules import POLICIES
+
+if TYPE_CHECKING:
+    from trainflow.pipelines import Pipeline
+    from trainflow.workflows.kubernetes.options import ClusterOptions
 
 TARGETS = (*sorted(PIPELINES), "rbac")
 
@@ -17,13 +22,9 @@ TARGETS = (*sorted(PIPELINES), "rbac")
 @click.command("compile")
 @click.argument("target", metavar=f"{'|'.join(TARGETS)}|FILE")
 @parameters_option()
-@click.option(
-    "--job-kind",
-    type=click.Choice(["pytorchjob", "tfjob"]),
-    default="pytorchjob",
-    show_default=True,
-    help="Kubeflow training job each training step creates.",
-)
+@job_kind_option
+@code_package_option
+@click.option("--no-upload", is_flag=True, help="With --code-package: do not upload; print the command that does.")
 @click.option("--no-cache", is_flag=True, help="No Argo memoization: every step always runs.")
 @click.option("-n", "--namespace", default=None, help="Namespace (rbac; for pipelines the same as -p namespace=...).")
 @click.option("-o", "--output", default="-", show_default=True, help="File to write, or - for stdout.")
@@ -37,6 +38,8 @@ def compile_command(
     target: str,
     params: tuple[str, ...],
     job_kind: str,
+    code_package: str | None,
+    no_upload: bool,
     no_cache: bool,
     namespace: str | None,
     output: str,
@@ -66,8 +69,11 @@ def compile_command(
     else:
         from trainflow.pipelines.loading import load_pipeline
 
+        spec = load_pipeline(target, fetched(code_package))
+        if code_package:
+            options = _with_package(target, spec, values, code_package, no_upload, options)
         where = Where(trainflow_home(), values.get("namespace") or namespace or "default", job_kind, options)
-        spec, compiler = load_pipeline(target), open_backend(COMPILER, where)
+        compiler = open_backend(COMPILER, where)
         if schedule is None and every is None:
             objects = compiler.dryrun(spec, values, no_cache=no_cache)
         else:
@@ -80,3 +86,20 @@ def compile_command(
         click.echo(text, nl=False)
     else:
         atomic_write_bytes(Path(output), text.encode())
+
+
+def _with_package(
+    target: str, spec: Pipeline, values: dict[str, str], where: str, no_upload: bool, options: ClusterOptions
+) -> ClusterOptions:
+    """`options` telling every pod the code package (packed from `target`'s folder to `where`, uploaded or not)."""
+    from dataclasses import replace
+
+    from trainflow.cli.code_flags import shipped
+    from trainflow.workflows.kubernetes.options import package_url
+
+    result = shipped(target, spec, values, where, send=not no_upload)
+    if result is None:  # shipped returns None only without a URL; `where` is one
+        raise WorkflowError(f"--code-package {where}: nothing to ship")
+    if no_upload and result.packed is not None:
+        click.echo(f"# upload the code package first: trainflow code-package {target} --to {where}", err=True)
+    return replace(options, code_package=package_url(result.url))

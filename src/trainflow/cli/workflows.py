@@ -10,7 +10,8 @@ import click
 from rich.table import Table
 
 from trainflow.cli.cluster_flags import cluster_flags, options_from
-from trainflow.cli.options import backend_option, namespace_option, parameters_option
+from trainflow.cli.code_flags import code_package_option, fetched
+from trainflow.cli.options import backend_option, job_kind_option, namespace_option, parameters_option
 from trainflow.cli.output import console, emit
 from trainflow.cli.watch import age, duration, follow, print_workflow
 from trainflow.settings import trainflow_home
@@ -40,7 +41,8 @@ def local() -> Backend:
 @click.option("--wait", is_flag=True, help="Wait until the workflow ends; exit non-zero if it failed.")
 @click.option("--watch", is_flag=True, help="Show the steps live until the workflow ends.")
 @click.option("--no-cache", is_flag=True, help="Run every step, even those an earlier run's outputs could stand for.")
-@click.option("--job-kind", type=click.Choice(["pytorchjob", "tfjob"]), default="pytorchjob", show_default=True)
+@job_kind_option
+@code_package_option
 @backend_option
 @namespace_option
 @cluster_flags
@@ -51,28 +53,48 @@ def submit(
     watch: bool,
     no_cache: bool,
     job_kind: str,
+    code_package: str | None,
     backend: str,
     namespace: str,
     **flags: Any,
 ) -> None:
     """Submit PIPELINE (model-train, model-deploy, or a .py/.yaml file defining one) with -p NAME=VALUE."""
-    from pathlib import Path
-
     from trainflow.pipelines.loading import load_pipeline
 
-    target = backend_for(backend, namespace, job_kind, options_from(flags))
-    spec = load_pipeline(pipeline)
+    spec = load_pipeline(pipeline, fetched(code_package))
     values = parse_assignments(params)
-    if pipeline in PIPELINES:
-        info = target.submit(spec, values, no_cache=no_cache)
-    else:
-        info = target.submit(spec, values, no_cache=no_cache, python_path=[str(Path(pipeline).resolve().parent)])
+    options, python_path = code_of(pipeline, spec, values, code_package, backend, options_from(flags))
+    target = backend_for(backend, namespace, job_kind, options)
+    info = target.submit(spec, values, no_cache=no_cache, python_path=python_path)
     console.print(
         f"Name: {info.name}\nStatus: {info.status}\nCreated: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.created_at))}"
     )
     if wait or watch:
         final = follow(target, info.name, live=watch or sys.stdout.isatty())
         sys.exit(0 if final.status == "Succeeded" else 1)
+
+
+def code_of(
+    pipeline: str, spec: Any, values: dict[str, str], given: str | None, backend: str, options: ClusterOptions
+) -> tuple[ClusterOptions, list[str] | None]:
+    """Where the run's steps import the pipeline file's own code from, and the options telling pods its package.
+
+    Without a package, from the file's folder; with one (`--code-package`, or on a backend whose steps run
+    elsewhere, packed under a shared artifacts_url), from its verified, unpacked copy, here and in every pod.
+    """
+    from dataclasses import replace
+
+    from trainflow.cli.code_flags import pipeline_folder, shipped
+    from trainflow.workflows.backends import SHIPS_CODE
+    from trainflow.workflows.kubernetes.options import package_url
+
+    folder = pipeline_folder(pipeline)
+    package = shipped(pipeline, spec, values, given) if given or backend in SHIPS_CODE else None
+    if package is None:
+        return options, None if folder is None else [str(folder)]
+    if backend in SHIPS_CODE:
+        options = replace(options, code_package=package_url(package.url))
+    return options, fetched(package.url)
 
 
 @click.command("list")

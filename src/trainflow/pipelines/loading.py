@@ -18,8 +18,11 @@ from trainflow.pipelines.pipeline import Pipeline
 SUFFIXES = (".py", ".yaml", ".yml", ".json")
 
 
-def load_pipeline(source: str) -> Pipeline:
-    """The validated pipeline `source` names: model-train, model-deploy, or a file."""
+def load_pipeline(source: str, python_path: list[str] | None = None) -> Pipeline:
+    """The validated pipeline `source` names: model-train, model-deploy, or a file.
+
+    A file's own modules import from `python_path` (an unpacked code package) if given, else from its folder.
+    """
     if source in PIPELINES:
         return PIPELINES[source]
     path = Path(source)
@@ -30,18 +33,17 @@ def load_pipeline(source: str) -> Pipeline:
     if not path.is_file():
         raise PipelineError(f"{source}: no such file")
     try:
-        pipeline = _from_python(path) if path.suffix == ".py" else _from_data(path)
-        check_functions(pipeline.validate(), [str(path.resolve().parent)])
+        folders = python_path or [str(path.resolve().parent)]
+        pipeline = _from_python(path, folders) if path.suffix == ".py" else _from_data(path)
+        check_functions(pipeline.validate(), folders)
         return pipeline
     except PipelineError as exc:
         raise PipelineError(f"{source}: {exc.message}") from None
 
 
-def _from_python(path: Path) -> Pipeline:
-    """Run the file (its folder first on sys.path, so its own modules import) and take its Pipeline."""
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+def _from_python(path: Path, folders: list[str]) -> Pipeline:
+    """Run the file (`folders`, its own folder by default, first on sys.path, so its modules import); its Pipeline."""
+    sys.path[:0] = [f for f in folders if f not in sys.path]
     try:
         namespace = runpy.run_path(str(path), run_name="trainflow_pipeline")
     except Exception as exc:  # noqa: BLE001 - any error in the user's file is reported as one line

@@ -44,6 +44,9 @@ def _kubernetes(where: Where) -> Backend:
 
 
 BACKENDS: dict[str, Callable[[Where], Backend]] = {"local": _local, "kubernetes": _kubernetes}
+# Backends whose steps run where this machine's files are absent: a pipeline file's own code travels to them
+# as a code package (workflows/code_packages.py) when its artifacts_url is a shared store.
+SHIPS_CODE = frozenset({"kubernetes"})
 DEFAULT = "local"  # runs on this machine
 COMPILER = "kubernetes"  # the backend whose dry run `trainflow compile` prints
 
