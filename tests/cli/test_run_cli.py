@@ -40,7 +40,8 @@ def test_unreachable_source_fails_with_one_line_saying_how_to_use_a_local_copy()
     assert all(line == line.rstrip() for line in shown), "piped output is not padded"
     message = next(line for line in shown if line.startswith("Message:"))
     assert message.endswith("with submit, retry or resubmit"), message  # whole, not wrapped
-    assert "cannot reach" in shown[-1] and "Last lines of download-dataset:" in shown, shown
+    assert "Last lines of download-dataset:" in shown and "--- attempts 1-3, alike: " in shown[-1], shown
+    assert sum("cannot reach" in line for line in shown) == 1, shown  # in the Message, not again per attempt
     logs = trainflow("logs", "offline-1")
     assert logs.returncode == 0, logs.stderr
     lines = logs.stdout.splitlines()

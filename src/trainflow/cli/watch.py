@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 
@@ -39,7 +40,8 @@ def _duration(start: float | None, end: float | None) -> str:
     return f"{(end or time.time()) - start:.1f}s"
 
 
-def step_table(info: WorkflowInfo) -> Table:
+def step_table(info: WorkflowInfo, said: str = "") -> Table:
+    """One row a step; a failed step whose message `said` (the workflow's Message) already shows points there."""
     table = Table("STEP", "STATUS", "DURATION", "MESSAGE", box=None)
     for step in info.steps:
         colour = _COLOURS.get(step.status, "white")
@@ -48,9 +50,10 @@ def step_table(info: WorkflowInfo) -> Table:
             if step.service and step.status == "Succeeded" and step.message.startswith("service running")
             else step.status
         )
-        table.add_row(
-            step.name, f"[{colour}]{shown}[/{colour}]", _duration(step.started_at, step.finished_at), step.message
-        )
+        message = step.message
+        if said and step.status == "Failed" and said.startswith(f"step {step.name} failed") and said.endswith(message):
+            message = "(the Message above)"
+        table.add_row(step.name, f"[{colour}]{shown}[/{colour}]", _duration(step.started_at, step.finished_at), message)
     return table
 
 
@@ -148,7 +151,7 @@ def print_workflow(info: WorkflowInfo, backend: Backend) -> None:
         soft_wrap=True,  # a long message wraps where the terminal does, never cut into lines
         markup=False,
     )
-    console.print(step_table(info))
+    console.print(step_table(info, info.message))
     for line in summary_lines(info):
         console.print(line, soft_wrap=True, markup=False)  # URLs and commands stay whole, to copy
     for line in failed_log_tails(info, backend):
@@ -156,14 +159,51 @@ def print_workflow(info: WorkflowInfo, backend: Backend) -> None:
 
 
 def failed_log_tails(info: WorkflowInfo, backend: Backend, lines: int = 15) -> list[str]:
-    """The last log lines of each failed step (what a user reads first to see why)."""
+    """The last log lines of each failed step (what a user reads first to see why).
+
+    Attempts that printed the same lines show once, as `--- attempts 1-3`; the error line the Message
+    above already says is left out.
+    """
     found = []
     for step in info.steps:
         if step.status == "Failed":
             try:
-                tail = list(backend.logs(info.name, step.name))[-lines:]
+                logged = [line.removeprefix(step.name + ": ") for line in backend.logs(info.name, step.name)]
             except WorkflowError:  # its pods are gone (cluster): the message above is what there is
                 continue
+            tail = [
+                line
+                for line in collapse_attempts(logged)
+                if not (line.startswith("error: ") and line.removeprefix("error: ") in info.message)
+            ][-lines:]
             if tail:
-                found += [f"Last lines of {step.name}:", *(f"  {line.removeprefix(step.name + ': ')}" for line in tail)]
+                found += [f"Last lines of {step.name}:", *(f"  {line}" for line in tail)]
     return found
+
+
+_ATTEMPT = re.compile(r"--- attempt (\d+): (.*)")
+
+
+def collapse_attempts(lines: list[str]) -> list[str]:
+    """A step's log with consecutive attempts that printed the same lines (a retried step failing alike) shown once."""
+    blocks: list[tuple[list[int], str, list[str]]] = []  # (attempt numbers, command, lines)
+    head: list[str] = []
+    for line in lines:
+        marker = _ATTEMPT.fullmatch(line)
+        if marker:
+            blocks.append(([int(marker[1])], marker[2], []))
+        elif blocks:
+            blocks[-1][2].append(line)
+        else:
+            head.append(line)
+    merged: list[tuple[list[int], str, list[str]]] = []
+    for block in blocks:
+        if merged and merged[-1][1:] == block[1:]:
+            merged[-1][0].append(block[0][0])
+        else:
+            merged.append(block)
+    out = list(head)
+    for numbers, command, body in merged:
+        which = f"attempt {numbers[0]}" if len(numbers) == 1 else f"attempts {numbers[0]}-{numbers[-1]}, alike"
+        out += [f"--- {which}: {command}", *body]
+    return out

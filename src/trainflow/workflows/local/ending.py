@@ -47,7 +47,8 @@ def outcome(state: StateStore, workflow: str, failed: Sequence[str], stopping: b
     if stopping:
         return Outcome(FAILED, "stopped by user", failed_step, failure or "stopped by user")
     if first is not None:
-        return Outcome(FAILED, f"step {first.name} failed: {first.message}", failed_step, failure)
+        joint = " " if first.message.startswith("after ") else ": "  # "failed after 3 attempts: ..."
+        return Outcome(FAILED, f"step {first.name} failed{joint}{first.message}", failed_step, failure)
     return Outcome(SUCCEEDED)
 
 
