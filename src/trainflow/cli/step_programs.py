@@ -13,5 +13,6 @@ STEP_COMMANDS: dict[str, str] = {
     "call": "trainflow.cli.call:call_step",
     "train-function": "trainflow.cli.call:train_function_step",
     "tune": "trainflow.cli.tune:tune_step",
+    "tune-result": "trainflow.cli.tune:tune_result_step",
     "notify": "trainflow.cli.notify:notify_step",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -40,7 +41,6 @@ def tune_step(
     study_name: str, trial_args: tuple[tuple[str, str], ...], study_dir: str | None, outputs: str | None, **texts: str
 ) -> None:
     """Pipeline step: run (or resume) a hyperparameter study; outputs the best trial's parameters, value and train dir."""
-    import json
 
     from trainflow.pipelines.k8s_names import is_dns_label
     from trainflow.pipelines.tuning import (
@@ -75,5 +75,32 @@ def tune_step(
         BEST_TRIAL: best.number,
         BEST_TRAIN_DIR: best.train_dir,
         TRIALS_FILE: str(result.trials_file),
+    }
+    write_outputs(outputs, found)
+
+
+@click.command("tune-result")
+@click.option("--objective", required=True, help="The metric the study optimized.")
+@click.option("--train-dir", default="", help="The trial step's train dir: trial T trained in <train-dir>/trials/T.")
+@click.option("--best-trial-name", required=True, help="Katib's status.currentOptimalTrial.bestTrialName.")
+@click.option("--assignments", required=True, help="Katib's status.currentOptimalTrial.parameterAssignments (JSON).")
+@click.option("--observation", required=True, help="Katib's status.currentOptimalTrial.observation (JSON).")
+@outputs_option
+def tune_result_step(
+    objective: str, train_dir: str, best_trial_name: str, assignments: str, observation: str, outputs: str | None
+) -> None:
+    """Pipeline step: a Katib Experiment's best trial as the study's outputs (what the local study writes)."""
+    from trainflow.pipelines.tuning import BEST_PARAMS, BEST_TRAIN_DIR, BEST_TRIAL, BEST_VALUE, TRIALS_FILE
+    from trainflow.storage.urls import join_url
+    from trainflow.workflows.katib_status import best_of
+
+    best = best_of(objective, best_trial_name, assignments, observation)
+    console.print(f"best trial {best.trial}: {objective}={best.value:g} {json.dumps(best.params)}", markup=False)
+    found = {
+        BEST_PARAMS: json.dumps(best.params),
+        BEST_VALUE: best.value,
+        BEST_TRIAL: best.trial,
+        BEST_TRAIN_DIR: join_url(train_dir, "trials", best.trial) if train_dir else "",
+        TRIALS_FILE: "",
     }
     write_outputs(outputs, found)

@@ -326,6 +326,7 @@ def _tune_pipeline(train: Pipeline) -> Pipeline:
         algorithm=param("algorithm"),
         early_stopping=param("early-stopping"),
         seed=param("seed"),
+        budget_param="model-train-steps",
         image=param("tf-model-image"),
     )
     exporter = train.step("export-model")

@@ -28,6 +28,7 @@ STEP_PROGRAMS = (
     "call",
     "train-function",
     "tune",
+    "tune-result",
     "notify",
 )
 

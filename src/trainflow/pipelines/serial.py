@@ -28,7 +28,7 @@ _PAIRS = ("inputs", "urls", "kinds")
 _ONLY = {  # fields one kind of step has, refused on the others with a line naming the kind
     "service": ("ports", "probe", "urls", "ready_timeout", "liveness", "service_type", "serves", "model_name"),
     "train": ("train_dir",),
-    "tune": ("trial", *SETTINGS),
+    "tune": ("trial", "budget_param", *SETTINGS),
     "notify": ("url", "url_env", "url_secret", "on", "log_lines"),
 }
 _KINDS: dict[str, type[Step]] = {**KINDS, Notify.kind: Notify, Tune.kind: Tune}

@@ -47,7 +47,9 @@ class Tune(Step):
     direction: maximize or minimize. max_trials, parallel_trials: the budget and how many run at once.
     time_budget: seconds after which no new trial starts (empty: none).
     algorithm: random, grid, tpe or cmaes, with `seed`. early_stopping: none, median or hyperband.
-    Every field but `trial` may be text or `param(...)`. The step's outputs are `STUDY_OUTPUTS`.
+    budget_param: the trial parameter that sets how long a trial trains (e.g. its training steps): Katib's
+      hyperband, what early_stopping="hyperband" becomes on Kubernetes, sets it per trial.
+    Every field but `trial` and `budget_param` may be text or `param(...)`. The step's outputs are `STUDY_OUTPUTS`.
     """
 
     kind: ClassVar[str] = "tune"
@@ -61,6 +63,7 @@ class Tune(Step):
     algorithm: Arg = "tpe"
     early_stopping: Arg = "none"
     seed: int | Arg = 0
+    budget_param: str = ""
 
     def __post_init__(self) -> None:
         for name in SETTINGS:
@@ -146,7 +149,12 @@ def _settings(step: Tune, values: Mapping[str, str]) -> StudySettings:
         )
 
     texts = {name: value(str(getattr(step, name))) for name in SETTINGS}
-    return study_settings(texts, tunable(step.trial), step.trial.declared_outputs(), step.trial.name)
+    can_tune = tunable(step.trial)
+    if step.budget_param and step.budget_param not in can_tune:
+        raise PipelineError(
+            f"budget_param '{step.budget_param[:80]}' is not a parameter trial step {step.trial.name} takes"
+        )
+    return study_settings(texts, can_tune, step.trial.declared_outputs(), step.trial.name)
 
 
 def study_settings(

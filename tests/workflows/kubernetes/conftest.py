@@ -23,6 +23,7 @@ CRD_FILES = {
     "TFJob": ["kubeflow.org_TFJob_v1.openapiv3.json"],
     "TrainJob": ["trainer.kubeflow.org_TrainJob_v1alpha1.openapiv3.json"],
     "InferenceService": ["serving.kserve.io_InferenceService_v1beta1.openapiv3.json"],
+    "Experiment": ["kubeflow.org_Experiment_v1beta1.openapiv3.json"],
 }
 STRICT_FILES = {
     "Deployment": "deployment-apps-v1.json",

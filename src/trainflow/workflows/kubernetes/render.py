@@ -22,11 +22,13 @@ from trainflow.pipelines.refs import (
 )
 from trainflow.pipelines.roles import param_types, provided
 from trainflow.pipelines.steps import Service, Train
+from trainflow.pipelines.tuning import Tune
 from trainflow.storage import is_shared
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import exit_handler, kserve, manifest_values, node_cache, step_io
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
+from trainflow.workflows.kubernetes.katib import tune_templates
 from trainflow.workflows.kubernetes.options import ClusterOptions, check_object_values, check_steps
 from trainflow.workflows.kubernetes.step_io import step_run
 from trainflow.workflows.params import resolve_params, run_name
@@ -236,6 +238,8 @@ def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bo
     for step in steps:
         if isinstance(step, Service):
             result += service_templates(target, step)
+        elif isinstance(step, Tune):
+            result += tune_templates(target, step, job_kind, pipeline)
         elif isinstance(step, Train):
             result += training_templates(target, step, job_kind, pipeline, memoize)
         else:

@@ -12,7 +12,7 @@ from typing import Any
 
 from trainflow.pipelines.k8s_names import DNS_1123_LABEL_ANY_LENGTH
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import manifest_values, yamltext
+from trainflow.workflows.kubernetes import katib_trials, manifest_values, yamltext
 from trainflow.workflows.kubernetes.shapes import BY_KIND, unknown_fields
 
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?\Z")
@@ -30,6 +30,7 @@ SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 OPERATOR_CONTAINER = {"PyTorchJob": "pytorch", "TFJob": "tensorflow"}
 DNS_1035_KINDS = ("Service", "Workflow", "PyTorchJob", "TFJob", "TrainJob", "Deployment", "InferenceService")
+SHAPES = {**BY_KIND, "Experiment": katib_trials.EXPERIMENT}
 # Knative names the predictor's revision <name>-predictor-00001: a DNS-1035 label too.
 KSERVE_REVISION_SUFFIX = "-predictor-00001"
 REPLICA_KEY = {"PyTorchJob": "pytorchReplicaSpecs", "TFJob": "tfReplicaSpecs"}
@@ -50,7 +51,7 @@ def embedded_manifests(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
 def problems(obj: Mapping[str, Any]) -> list[str]:
     """Everything wrong with one generated object (and, for a workflow, the objects it creates)."""
     kind = obj.get("kind", "?")
-    shape = BY_KIND.get(kind)
+    shape = SHAPES.get(kind)
     if shape is None:
         return [f"{kind}: trainflow does not generate this kind"]
     found = unknown_fields(obj, shape)
@@ -76,6 +77,8 @@ def problems(obj: Mapping[str, Any]) -> list[str]:
     found = [f"{label}: {p}" for p in found]
     if kind == "Workflow":
         found += [p for inner in embedded_manifests(obj) for p in problems(inner)]
+    if kind == "Experiment":  # the job each trial runs, as Katib writes it from the trial template
+        found += [f"{label} trial: {p}" for p in problems(katib_trials.trial_job(obj))]
     return found
 
 
