@@ -111,6 +111,8 @@ def report_training(result: TrainResult) -> None:
             f"trained {m['global_step']} steps ({m['precision']}): test accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f}, "
             f"{m['examples_per_sec']:.0f} examples/s -> {result.metrics_url}"
         )
+        # NAME=VALUE words: what Katib's StdOut metrics collector reads as a trial's final metrics
+        console.print(f"final accuracy={m['accuracy']:.6f} loss={m['loss']:.6f}", markup=False, soft_wrap=True)
     else:
         console.print(f"node {result.cluster.node_rank} finished; rank 0 writes {result.metrics_url}")  # type: ignore[union-attr]
 
