@@ -19,7 +19,8 @@ Per step: `depends`, `when`, `retries`/`backoff`, `timeout`, `resources`, `for_e
 
 `trainflow submit hello.py -p n=5 --wait` runs it; `trainflow pipeline show hello.py` draws it; the
 same spec as YAML is described by `trainflow.pipelines.serial.SCHEMA_PATH` (pipeline.schema.json). The built-in
-`model-train` and `model-deploy` are written with this API in `trainflow.pipelines.builtin`.
+`model-train`, `model-deploy` and `model-tune` are written with this API in `trainflow.pipelines.builtin`; a
+`Tune` step (`trainflow.pipelines.tuning`) searches a `Train` step's parameters.
 """
 
 # Names load on first use (PEP 562): a step process that only needs one module (`trainflow step call`
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from trainflow.pipelines.progress import report_progress
     from trainflow.pipelines.refs import HOST, ITEM, OutputRef, ParamRef, PortRef, output, param, port
     from trainflow.pipelines.steps import Call, Command, Port, Probe, Resources, Service, Step, Train
+    from trainflow.pipelines.tuning import Tune
 
 _MODULES = {
     "Call": ".steps",
@@ -56,6 +58,7 @@ _MODULES = {
     "Service": ".steps",
     "Step": ".steps",
     "Train": ".steps",
+    "Tune": ".tuning",
     "output": ".refs",
     "param": ".refs",
     "parse_condition": ".conditions",
@@ -80,6 +83,7 @@ __all__ = [
     "Service",
     "Step",
     "Train",
+    "Tune",
     "output",
     "param",
     "parse_condition",
