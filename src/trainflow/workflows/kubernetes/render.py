@@ -16,10 +16,7 @@ from typing import Any
 
 from trainflow.pipelines import Pipeline, PipelineError, Step
 from trainflow.pipelines.conditions import parse_condition
-from trainflow.pipelines.refs import (
-    ParamRef,
-    substitute,
-)
+from trainflow.pipelines.refs import substitute
 from trainflow.pipelines.roles import param_types, provided
 from trainflow.pipelines.steps import Service, Train
 from trainflow.pipelines.tuning import Tune
@@ -28,6 +25,8 @@ from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import exit_handler, kserve, manifest_values, node_cache, step_io
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
+from trainflow.workflows.kubernetes.exit_steps import exit_dag, exit_step, on_exit
+from trainflow.workflows.kubernetes.fan_out import cap, items_source
 from trainflow.workflows.kubernetes.katib import tune_templates
 from trainflow.workflows.kubernetes.options import ClusterOptions, check_object_values, check_steps
 from trainflow.workflows.kubernetes.step_io import step_run
@@ -202,10 +201,7 @@ def _task(step: Step, pipeline: Pipeline, claim: bool) -> dict[str, Any]:
         task["arguments"] = step_io.task_arguments(step)
     if step.when:
         task["when"] = argo_when(parse_condition(step.when), pipeline)
-    if isinstance(step.for_each, ParamRef):
-        task["withParam"] = k8s.workflow_param(step.for_each.name)
-    elif step.for_each is not None:
-        task["withItems"] = list(step.for_each)
+    task.update(items_source(step))
     return task
 
 
@@ -228,11 +224,12 @@ def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bo
         node_cache.check_unread_outputs(steps)
     claim = target.options.cache.mode == "shared"
     tasks = [_task(s, pipeline, claim) for s in steps]
+    capped = cap(steps, tasks)
     dag = {
         "name": pipeline.name,
         "dag": {"tasks": [{"name": CACHE_TEMPLATE, "template": CACHE_TEMPLATE}, *tasks] if claim else tasks},
     }
-    result = [dag]
+    result = [dag, *capped]
     if claim:
         result.append(_resource_template(CACHE_TEMPLATE, k8s.cache_claim(target), "apply"))
     for step in steps:
@@ -247,7 +244,9 @@ def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bo
     trainers = [s for s in steps if isinstance(s, Train)]
     if trainers:
         result += exit_handler.cleanup_templates(target, job_kind, trainers)
-    return result
+    for step in pipeline.exit_order():
+        result.append(exit_step(container_template(target, step, pipeline, memoize=False), step))
+    return [*result, *exit_dag(pipeline, cleanup=bool(trainers))]
 
 
 def step_summary(pipeline: Pipeline) -> str:
@@ -262,7 +261,7 @@ def step_summary(pipeline: Pipeline) -> str:
                 "kind": s.kind,
                 **({"provides": provides} if (provides := provided(s)) else {}),
             }
-            for s in pipeline.steps
+            for s in pipeline.all_steps
         ],
         separators=(",", ":"),
     )
@@ -316,8 +315,11 @@ def workflow(
         "templates": all_templates,
         **options.pod_extras(),
     }
-    if any(t["name"] == exit_handler.CLEANUP_TEMPLATE for t in all_templates):
-        spec["onExit"] = exit_handler.CLEANUP_TEMPLATE
+    handler = on_exit(all_templates)
+    if handler:
+        spec["onExit"] = handler
+    if pipeline.parallelism is not None:
+        spec["parallelism"] = pipeline.parallelism
     spec["podGC"] = exit_handler.pod_gc()
     labels = {**k8s.MANAGED_BY, PIPELINE_LABEL: pipeline.name, "trainflow.io/job-kind": job_kind}
     meta: dict[str, Any] = {"name": name} if name else {"generateName": f"{pipeline.name}-"}
