@@ -18,7 +18,8 @@ and export Cached) until the model serves.
 
 Parts (named on the command line, default chain): `chain` (the above), `list` (`trainflow list`, `list -o json`
 and the dashboard's /api/workflows with 10 and with 1,000 finished workflows written into the state directly;
-goal: under 0.5 s with 1,000).
+goal: under 0.5 s with 1,000), `fanout` (benchmarks/fan_out.py: a fan-out of a trivial `Call` over a listing
+step's output, 100 to 1,000 items: per-item time and the runner's peak memory; goal: flat).
 
     .venv/bin/python benchmarks/pipeline.py list [--repeat 3]
 
@@ -37,6 +38,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from fan_out import bench_fanout
 
 import trainflow
 from trainflow.pipelines import Call, Pipeline, output
@@ -339,7 +342,7 @@ def bench_list(args: argparse.Namespace) -> None:
     print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
-PARTS = {"chain": bench_chain, "list": bench_list}  # what `pipeline.py PART...` runs, in the order given
+PARTS = {"chain": bench_chain, "list": bench_list, "fanout": bench_fanout}  # what `pipeline.py PART...` runs, in order
 
 
 if __name__ == "__main__":

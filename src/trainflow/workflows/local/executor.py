@@ -250,11 +250,8 @@ class Executor:
 
     # -- start ---------------------------------------------------------------------------------
     def _start(self, step: Step, instance: str, item: str | None) -> None:
-        outputs = {
-            s.name: self.plan.gathered(self.outputs, s.name)
-            for s in self.pipeline.steps
-            if self.plan.state_of(s.name, self.status) in DONE
-        }
+        done = [d for d in self.upstream[step.name] if self.plan.state_of(d, self.status) in DONE]
+        outputs = {d: self.plan.gathered(self.outputs, d) for d in done}  # what its command may read: upstream
         key = None if step.name in self.exits else self.keys.make(step, item, outputs)
         if key is not None and not self.no_cache and self._reuse(step, instance, key.value):
             return
