@@ -116,6 +116,12 @@ MODEL_TRAIN = Pipeline(
         *COMMON_PARAMS,
         Param("tf-worker", "1", "Number of training workers.", type="int", minimum=1),
         Param(
+            "training-runtime",
+            "torch-distributed",
+            "--job-kind trainjob: the Kubeflow Trainer v2 ClusterTrainingRuntime the TrainJob runs on.",
+            type="training-runtime",
+        ),
+        Param(
             "tf-ps",
             "2",
             "Parameter servers: accepted for compatibility; PS replicas do not train.",
