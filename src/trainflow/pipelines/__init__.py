@@ -4,7 +4,9 @@ A `Pipeline` is typed `Param`s and steps of four kinds: `Command` (any argv), `C
 function `module:function`), `Train` (distributed training on N workers) and `Service` (a server
 left running, with ports and a readiness probe). Steps read parameters with `param(NAME)`, earlier
 outputs with `output(STEP, KEY)`, the fan-out item with `ITEM`; they run after the steps they read.
-Per step: `depends`, `when`, `retries`/`backoff`, `timeout`, `resources`, `for_each`, `cache`.
+Per step: `depends`, `when`, `retries`/`backoff`, `timeout`, `resources`, `for_each` (a list, `param(...)` or an
+earlier step's `output(...)`; `ITEM["field"]` of object items), `parallelism`, `cache`. `Pipeline(on_exit=...)` steps
+run at the end whatever happened, reading `workflow("status")` and the like; `Notify` posts to a webhook.
 
     from trainflow.pipelines import Call, Param, Pipeline, output, param
 
@@ -34,10 +36,11 @@ from trainflow.lazy_names import lazy_names
 if TYPE_CHECKING:
     from trainflow.pipelines.conditions import parse_condition
     from trainflow.pipelines.errors import PipelineError
+    from trainflow.pipelines.notify import Notify
     from trainflow.pipelines.params import Param
     from trainflow.pipelines.pipeline import Pipeline
     from trainflow.pipelines.progress import report_progress
-    from trainflow.pipelines.refs import HOST, ITEM, OutputRef, ParamRef, PortRef, output, param, port
+    from trainflow.pipelines.refs import HOST, ITEM, OutputRef, ParamRef, PortRef, output, param, port, workflow
     from trainflow.pipelines.steps import Call, Command, Port, Probe, Resources, Service, Step, Train
     from trainflow.pipelines.tuning import Tune
 
@@ -46,6 +49,7 @@ _MODULES = {
     "Command": ".steps",
     "HOST": ".refs",
     "ITEM": ".refs",
+    "Notify": ".notify",
     "OutputRef": ".refs",
     "Param": ".params",
     "ParamRef": ".refs",
@@ -63,6 +67,7 @@ _MODULES = {
     "param": ".refs",
     "parse_condition": ".conditions",
     "port": ".refs",
+    "workflow": ".refs",
     "report_progress": ".progress",
 }
 
@@ -71,6 +76,7 @@ __all__ = [
     "ITEM",
     "Call",
     "Command",
+    "Notify",
     "OutputRef",
     "Param",
     "ParamRef",
@@ -89,6 +95,7 @@ __all__ = [
     "parse_condition",
     "port",
     "report_progress",
+    "workflow",
 ]
 
 __getattr__, __dir__ = lazy_names(__name__, _MODULES)

@@ -72,6 +72,7 @@ def _step_dict(step: Step) -> dict[str, Any]:
 
 def from_dict(data: Any, check: bool = True) -> Pipeline:
     """A Pipeline from data shaped like `to_dict`'s, checked against the JSON Schema first unless `check` is False."""
+    data = _on_as_written(data)
     if check:
         if isinstance(data, dict) and isinstance(data.get("steps"), list):
             check_step_count(len(data["steps"]))  # before the schema check, whose time grows with the steps
@@ -91,6 +92,16 @@ def from_dict(data: Any, check: bool = True) -> Pipeline:
         parallelism=data.get("parallelism"),
         on_exit=on_exit,
     )
+
+
+def _on_as_written(data: Any) -> Any:
+    """A Notify step's `on:` as written: YAML 1.1 reads the bare key `on` as the boolean true."""
+    if not isinstance(data, dict) or not isinstance(data.get("on_exit"), list):
+        return data
+    steps = [
+        {("on" if k is True else k): v for k, v in s.items()} if isinstance(s, dict) else s for s in data["on_exit"]
+    ]
+    return {**data, "on_exit": steps}
 
 
 def _step(data: dict[str, Any]) -> Step:
