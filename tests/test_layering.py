@@ -31,7 +31,7 @@ LAYERS = (
     ("storage",),
 )
 # Modules beside the layers that every layer may use (they import no layer).
-BASE = {"lazy_names", "settings", "progress", "errors", "cores", "proctitle", "__init__", "__main__"}
+BASE = {"lazy_names", "settings", "progress", "errors", "cores", "proctitle", "tracking", "__init__", "__main__"}
 
 
 def _module_name(path: Path) -> str:

@@ -2,7 +2,8 @@
 
 Each line is `{"step": N, "total": M, "time": T, ...metrics}`. The local runner sets the variable for
 every step; `trainflow submit --watch` draws a progress bar from the last event and the dashboard
-draws curves from every numeric metric. Outside a runner (no variable) reporting does nothing.
+draws curves from every numeric metric. Outside a runner (no variable) reporting does nothing. With
+tracking on (`trainflow.tracking`), the metrics also go to the step's MLflow run, batched.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trainflow.tracking import step_run_id
+
 METRICS_FILE = "metrics.json"  # the final metrics training writes into its train dir, read by the CLI and UI
 
 ENV = "TRAINFLOW_PROGRESS"
@@ -21,13 +24,18 @@ ENV = "TRAINFLOW_PROGRESS"
 
 def report_progress(step: int, total: int | None = None, **metrics: float) -> None:
     """Record that `step` of `total` is done, with metrics such as loss=0.3, accuracy=0.9."""
+    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+    if step_run_id():  # tracking on and a step's MLflow run open: the curves go there too, batched
+        from trainflow.tracking.sink import record
+
+        record(int(step), numbers, last=total is not None and step >= total)
     path = os.environ.get(ENV)
     if not path:
         return
     event: dict[str, Any] = {"step": int(step), "time": round(time.time(), 3)}
     if total is not None:
         event["total"] = int(total)
-    event.update({k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)})
+    event.update(numbers)
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(event) + "\n")
 

@@ -23,6 +23,7 @@ from trainflow.serving.server import (
     serve_until_stopped,
 )
 from trainflow.storage import StorageOptions
+from trainflow.tracking.registry import follower_for
 
 _SERVER_OPTIONS = [
     click.option("--model-name", default="mnist", show_default=True, help="Name clients address the model by."),
@@ -119,7 +120,12 @@ def _run(config: ServerConfig, outputs: str | None) -> None:
 
 
 @click.command("serve")
-@click.option("--model-base-path", default=None, help="Directory or s3:// URL holding numbered versions.")
+@click.option(
+    "--model-base-path",
+    default=None,
+    help="Directory or s3:// URL holding numbered versions, or models:/NAME@ALIAS | models:/NAME/N of the MLflow "
+    "registry at MLFLOW_TRACKING_URI (an alias is followed: moving it swaps the served version).",
+)
 @click.option(
     "--model-config-file",
     default=None,
@@ -141,7 +147,17 @@ def serve_command(
 ) -> None:
     """Serve models (the newest versions) over TF Serving REST/gRPC and KServe V2 REST/gRPC until stopped."""
     storage = StorageOptions.from_env(aws_endpoint_url, aws_region)
-    _run(server_config(model_base_path, model_config_file, storage, wait_for_model, **flags), None)
+    follower = follower_for(model_base_path, flags["poll_seconds"])
+    if follower is None:
+        _run(server_config(model_base_path, model_config_file, storage, wait_for_model, **flags), None)
+        return
+    version = follower.first()  # an unknown model or alias: one line, before the server starts
+    console.print(f"{model_base_path} is version {version}: following it in {follower.folder}")
+    follower.start()
+    try:
+        _run(server_config(str(follower.folder), model_config_file, storage, wait_for_model, **flags), None)
+    finally:
+        follower.stop()
 
 
 @click.command("serve-model")

@@ -133,12 +133,21 @@ def train_command(workers: int, **options: Any) -> None:
     default=None,
     help="Also export the trained model as the next version here (export-model then reuses it).",
 )
+@click.option("--register-model", default="", help="Register the exported model as a new version of NAME (MLflow).")
+@click.option("--register-alias", default="", help="Move this alias of the registered model to the new version.")
 @outputs_option
-def train_model_step(workers: int, export_base: str | None, outputs: str | None, **options: Any) -> None:
+def train_model_step(
+    workers: int,
+    export_base: str | None,
+    register_model: str,
+    register_alias: str,
+    outputs: str | None,
+    **options: Any,
+) -> None:
     """Pipeline step: train the model; outputs accuracy, global-step and metrics-url."""
-    from trainflow.export.steps import train_and_export
+    from trainflow.export.tracked import train_tracked
 
-    step = train_and_export(workers, export_base, **options)
+    step, registered = train_tracked(workers, export_base, register_model, register_alias, **options)
     report_training(step.training)
     if step.export is not None and step.export.result is not None:
         done = step.export.result
@@ -147,5 +156,8 @@ def train_model_step(workers: int, export_base: str | None, outputs: str | None,
         )
     elif step.export is not None:
         console.print(f"not exported after training ({step.export.failure}): export-model exports it")
+    if registered is not None:
+        alias = f" (alias {register_alias})" if register_alias else ""
+        console.print(f"registered as {register_model} version {registered}{alias}")
     if step.outputs is not None:
         write_outputs(outputs, step.outputs)

@@ -1,0 +1,27 @@
+"""tracking: a run's parameters, curves, dataset and models in MLflow when MLFLOW_TRACKING_URI is set; nothing otherwise.
+
+Beside the layers: it imports no layer (callers hand it plain values), and `mlflow` loads only where
+tracking is on, so a command run without the variable imports none of it (a test holds this).
+The runner opens one MLflow run per workflow (`workflow_run.py`) and hands its id to the steps in
+`PARENT_ENV`; a step opens a nested run (`step_run.py`) whose id it puts in MLflow's own `MLFLOW_RUN_ID`,
+so its workers' curves (`sink.py`) and a user's plain `mlflow.log_metric` land in it.
+"""
+
+from __future__ import annotations
+
+import os
+
+URI_ENV = "MLFLOW_TRACKING_URI"
+RUN_ENV = "MLFLOW_RUN_ID"  # MLflow's fluent API resumes this run: the user's `mlflow.log_metric` lands in it
+PARENT_ENV = "TRAINFLOW_MLFLOW_PARENT_RUN_ID"  # the workflow's run, which each step's run nests under
+EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"  # MLflow's own variable: the experiment (default: the pipeline's name)
+
+
+def tracking_uri() -> str:
+    """The tracking server's URI, '' when tracking is off."""
+    return os.environ.get(URI_ENV, "").strip()
+
+
+def step_run_id() -> str:
+    """The run this process logs into, '' when tracking is off or no step opened one."""
+    return os.environ.get(RUN_ENV, "").strip() if tracking_uri() else ""

@@ -1,0 +1,62 @@
+"""The MLflow client, with short timeouts: tracking waits seconds for a server, never the minutes MLflow retries."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from trainflow.tracking.errors import TrackingError
+
+# MLflow's defaults retry a request 7 times with growing back-off (minutes); a trainflow step must not wait that
+# long on a server that is down. A user's own settings of these variables win.
+_QUICK = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # a step's log says what trainflow logged, once
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+# The tracking URIs MLflow takes (not storage URLs: trainflow's stores never see them).
+_TRACKING_URI = re.compile(r"(https?://[^/\s@]+@?[^/\s]*(/\S*)?|(file|sqlite|postgresql|mysql|databricks)[:+]\S*)")
+_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+
+
+def redacted(uri: str) -> str:
+    """`uri` without a user name or password in it (what messages and logs may show)."""
+    return _USERINFO.sub(r"\1", uri)
+
+
+def quick_requests() -> None:
+    for name, value in _QUICK.items():
+        os.environ.setdefault(name, value)
+
+
+def check_uri(uri: str) -> None:
+    """TrackingError unless `uri` is a tracking URI MLflow accepts (credentials stay out of the message)."""
+    if not _TRACKING_URI.fullmatch(uri):
+        raise TrackingError(
+            f"MLFLOW_TRACKING_URI {redacted(uri)!r} is not a tracking URI: give http(s)://HOST:PORT of an MLflow "
+            "server (or file:// / sqlite://), or unset it to run without tracking"
+        )
+
+
+def client(uri: str) -> Any:
+    """An MlflowClient for `uri` (imports mlflow: only where tracking is on)."""
+    quick_requests()
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def reachable(uri: str) -> None:
+    """TrackingError (exit 2) when the server at `uri` does not answer: said before anything runs."""
+    check_uri(uri)
+    try:
+        client(uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure to talk to the server is the same answer to the user
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise TrackingError(
+            f"cannot reach the MLflow tracking server at {redacted(uri)}: {reason}; start it, fix MLFLOW_TRACKING_URI, "
+            "or unset it to run without tracking"
+        ) from None
