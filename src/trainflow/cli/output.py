@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -86,6 +87,17 @@ def human_bytes(n: float) -> str:
 
 def human_time(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def columns(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Rows under their headers in left-aligned columns, as `argo list` prints them (rich's Table measures and wraps
+    every cell: seconds for a thousand workflows)."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = [
+        "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
+    return "\n".join(lines)
 
 
 def emit(data: Any, fmt: str) -> None:

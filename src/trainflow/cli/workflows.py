@@ -12,7 +12,7 @@ from rich.table import Table
 from trainflow.cli.cluster_flags import cluster_flags, options_from
 from trainflow.cli.code_flags import code_package_option, fetched
 from trainflow.cli.options import backend_option, job_kind_option, namespace_option, parameters_option
-from trainflow.cli.output import console, emit
+from trainflow.cli.output import columns, console, emit
 from trainflow.cli.watch import age, duration, follow, print_workflow
 from trainflow.settings import trainflow_home
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
@@ -114,20 +114,22 @@ def list_command(output: str | None, backend: str, namespace: str) -> None:
         emit([i.to_dict() for i in infos], output)
         return
     wide = ("ACCURACY", "LOSS", "VERSION") if output == "wide" else ()
-    table = Table("NAME", "STATUS", "AGE", "DURATION", *wide, "MESSAGE", box=None)
+    rows = []
     for info in infos:
         cached = sum(s.status == "Cached" for s in info.steps)
         message = "; ".join(filter(None, [info.message, f"{cached} step(s) Cached" if cached else ""]))
         measured = wide_columns(info) if wide else []
-        table.add_row(
-            info.name,
-            info.status,
-            age(info.created_at),
-            duration(info.started_at, info.finished_at),
-            *measured,
-            message,
+        rows.append(
+            [
+                info.name,
+                info.status,
+                age(info.created_at),
+                duration(info.started_at, info.finished_at),
+                *measured,
+                message,
+            ]
         )
-    console.print(table if infos else "no workflows")
+    click.echo(columns(["NAME", "STATUS", "AGE", "DURATION", *wide, "MESSAGE"], rows) if infos else "no workflows")
 
 
 def wide_columns(info: WorkflowInfo) -> list[str]:

@@ -140,7 +140,15 @@ class LocalBackend(LocalSchedules):
 
     # -- read ----------------------------------------------------------------------------------
     def get(self, name: str) -> WorkflowInfo:
-        info = self.state.get(name)
+        return self._described(self.state.get(name))
+
+    def list(self) -> list[WorkflowInfo]:
+        with self.state.held():  # one connection for the whole listing
+            return [self._described(info) for info in self.state.all()]
+
+    def _described(self, info: WorkflowInfo) -> WorkflowInfo:
+        """A recorded run, reconciled if its runner died, with each step's dependencies, kind and roles."""
+        name = info.name
         if info.status in _ACTIVE and self._reconcile(info):
             info = self.state.get(name)
         pipeline, _, _ = load_pipeline(self.state, name, info.pipeline)
@@ -154,9 +162,6 @@ class LocalBackend(LocalSchedules):
                     found.depends = [i for d in step.upstream() for i in instances[d]]
                     found.kind, found.provides = step.kind, provided(step)
         return info
-
-    def list(self) -> list[WorkflowInfo]:
-        return [self.get(n) for n in self.state.names()]
 
     def _reconcile(self, info: WorkflowInfo) -> bool:
         """A workflow whose runner died (kill -9, reboot) is Failed, and its step processes stopped.

@@ -8,6 +8,7 @@ each such write cost milliseconds (tens on a busy disk) instead of microseconds.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -190,11 +191,16 @@ class StateStore:
 
     def spec(self, name: str) -> tuple[dict[str, Any] | None, bool]:
         """The pipeline spec a workflow was submitted with (None before specs were stored) and its no-cache flag."""
+        text, no_cache = self.spec_text(name)
+        return (json.loads(text) if text else None), no_cache
+
+    def spec_text(self, name: str) -> tuple[str | None, bool]:
+        """`spec` as the JSON text it is stored as."""
         with self._connect() as db:
             row = db.execute("SELECT spec, no_cache FROM workflows WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise WorkflowError(f"no workflow named '{name}': see `trainflow list`")
-        return (json.loads(row[0]) if row[0] else None), bool(row[1])
+        return row[0] or None, bool(row[1])
 
     def status(self, name: str) -> str:
         """The workflow's recorded status alone (the runner reads it when told the status changed)."""
@@ -254,6 +260,16 @@ class StateStore:
         with self._connect() as db:
             db.execute("DELETE FROM step_cache WHERE key = ?", (key,))
 
+    def all(self) -> list[WorkflowInfo]:
+        """Every workflow with its steps, newest first, in two queries (not two per workflow)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM workflows ORDER BY created_at DESC").fetchall()
+            steps = db.execute("SELECT * FROM steps ORDER BY workflow, position").fetchall()
+        by_workflow: dict[str, list[sqlite3.Row]] = {}
+        for step in steps:
+            by_workflow.setdefault(step["workflow"], []).append(step)
+        return [_workflow(row, by_workflow.get(row["name"], [])) for row in rows]
+
     def names(self) -> list[str]:
         with self._connect() as db:
             return [r[0] for r in db.execute("SELECT name FROM workflows ORDER BY created_at DESC")]
@@ -312,12 +328,21 @@ class StateStore:
 
 def load_pipeline(state: StateStore, name: str, pipeline_name: str) -> tuple[Pipeline, list[str], bool]:
     """The pipeline a workflow was submitted with, its Python search path and its no-cache flag."""
-    spec, no_cache = state.spec(name)
+    spec, no_cache = state.spec_text(name)
     if spec is None:  # recorded before specs were stored: one of the built-in pipelines
         from trainflow.pipelines.builtin import PIPELINES
 
         return PIPELINES[pipeline_name], [], no_cache
-    return from_dict(spec["pipeline"], check=False), list(spec.get("python_path", [])), no_cache
+    pipeline, python_path = _recorded_pipeline(spec)
+    return pipeline, list(python_path), no_cache
+
+
+@functools.lru_cache(maxsize=64)
+def _recorded_pipeline(spec: str) -> tuple[Pipeline, tuple[str, ...]]:
+    """A recorded spec's pipeline, read once per text: listing 1,000 runs of one pipeline decodes it once, not 1,000
+    times (a Pipeline is frozen, so the runs can share it)."""
+    data = json.loads(spec)
+    return from_dict(data["pipeline"], check=False), tuple(data.get("python_path", []))
 
 
 def already_exists(name: str) -> WorkflowError:
