@@ -177,6 +177,18 @@ MODEL_TRAIN = Pipeline(
             "Model: auto (cnn for images, mlp for feature vectors), cnn, mlp, or module:attr of a factory returning a torch.nn.Module.",
             type="model-factory",
         ),
+        Param(
+            "register-model",
+            "",
+            "Register the exported model as a new version of this MLflow registered model (needs MLFLOW_TRACKING_URI).",
+            type="model-name",
+        ),
+        Param(
+            "register-alias",
+            "",
+            "Move this alias of the registered model (e.g. champion) to the new version.",
+            type="model-name",
+        ),
     ),
     steps=(
         Command(
@@ -251,6 +263,10 @@ MODEL_TRAIN = Pipeline(
                 param("model"),
                 "--export-base",
                 output("get-workflow-info", "export-base"),
+                "--register-model",
+                param("register-model"),
+                "--register-alias",
+                param("register-alias"),
                 *STORAGE,
             ),
             depends=("download-dataset", "get-workflow-info"),
