@@ -18,8 +18,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
 from trainflow.tracking import EXPERIMENT_ENV, PARENT_ENV, RUN_ENV, tracking_uri
 from trainflow.tracking.client import client, redacted
 from trainflow.tracking.sink import close_sink
@@ -114,6 +112,7 @@ class StepRun:
 def _log_dataset(
     run: StepRun, name: str, source: str, digest: str, schema: dict[str, Any], profile: dict[str, Any]
 ) -> None:
+    import numpy as np
     from mlflow.data.http_dataset_source import HTTPDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.entities import Dataset, DatasetInput, InputTag
