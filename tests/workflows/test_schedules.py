@@ -143,6 +143,23 @@ def test_forbid_skips_a_run_while_the_previous_one_runs(sleeper: str) -> None:
     assert "Skipped" in shown.stdout
 
 
+def test_replace_stops_the_previous_run_then_starts_the_next(sleeper: str) -> None:
+    created = trainflow(
+        "schedule", "create", "latest", sleeper, "--every", "5s", "--concurrency-policy", "Replace", "-p", "seconds=30"
+    )
+    assert created.returncode == 0, created.stderr
+
+    def replaced_one() -> dict[str, Any] | None:
+        return next((f for f in schedule_of("latest")["history"] if f["outcome"] == "Replaced"), None)
+
+    replaced = wait_until(replaced_one, timeout=40)
+    previous = replaced["message"].removeprefix("replaced ")
+    assert previous.startswith("latest-") and previous != replaced["workflow"]
+    stopped = json.loads(trainflow("get", previous, "-o", "json").stdout)
+    assert stopped["status"] == "Failed"  # stopped, not left running beside the new one
+    assert replaced["workflow"] in workflow_names()
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
