@@ -33,6 +33,7 @@ def example(name: str, form: str, job_kind: str) -> dict:
 CASES = {
     "model-train-pytorchjob.yaml": lambda: compile_pipeline(MODEL_TRAIN, {}, "pytorchjob"),
     "model-train-tfjob.yaml": lambda: compile_pipeline(MODEL_TRAIN, {}, "tfjob"),
+    "model-train-trainjob.yaml": lambda: compile_pipeline(MODEL_TRAIN, {}, "trainjob"),
     "model-deploy.yaml": lambda: compile_pipeline(MODEL_DEPLOY, {"workflow": "myjob"}),
     "rbac.yaml": lambda: compile_rbac("default"),
     **{

@@ -22,7 +22,7 @@ from trainflow.pipelines.steps import Service, Train
 from trainflow.pipelines.tuning import Tune
 from trainflow.storage import is_shared
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import exit_handler, kserve, manifest_values, node_cache, step_io
+from trainflow.workflows.kubernetes import exit_handler, kserve, manifest_values, node_cache, step_io, trainjob
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
 from trainflow.workflows.kubernetes.exit_steps import exit_dag, exit_step, on_exit
@@ -100,25 +100,36 @@ def training_outputs_dir(step: Step) -> str:
 def training_templates(
     target: k8s.Target, step: Train, job_kind: str, pipeline: Pipeline, memoize: bool
 ) -> list[dict[str, Any]]:
-    """The training step as a PyTorchJob/TFJob the workflow creates and waits for.
+    """The training step as a PyTorchJob/TFJob/TrainJob the workflow creates and waits for (trainjob.py: through its JobSet).
 
     A step with outputs becomes two: the job, whose rank-0 pod writes them to the shared volume, then a
     container that reads them back as the step's output parameters. With a per-node cache there is no
     shared volume: each pod first syncs what it reads on its node, and the outputs are not read back.
     """
-    if target.options.cache.mode == "per-node":
+    if job_kind == "trainjob":
+        runtime = trainjob.runtime(pipeline, target)
+        job = trainjob.train_job(target, step_run(step), step, runtime, training_outputs_dir(step))
+        outputs: tuple[str, ...] = step.declared_outputs()
+    elif target.options.cache.mode == "per-node":
         init = node_cache.sync_containers(target, node_cache.seeds(pipeline, step), step_run)
         job = k8s.training_job(job_kind, target, step_run(step), step, None, init)
-        outputs: tuple[str, ...] = ()
+        outputs = ()
     else:
         job = k8s.training_job(job_kind, target, step_run(step), step, training_outputs_dir(step))
         outputs = step.declared_outputs()
     job_template = _resource_template(f"{step.name}-job" if outputs else step.name, job, "create", owned=True)
-    success, failure = k8s.job_conditions(target, step)
-    job_template["resource"].update(successCondition=success, failureCondition=failure)
+    if job_kind == "trainjob":
+        if step_io.input_names(step):
+            job_template["inputs"] = step_io.inputs(step)
+        waited = trainjob.create_and_wait(job_template, target, step)
+    else:
+        success, failure = k8s.job_conditions(target, step)
+        job_template["resource"].update(successCondition=success, failureCondition=failure)
+        waited = [job_template]
+    job_template = waited[0]
     if not outputs:
         _common(job_template, step, target, pipeline, memoize)
-        return [job_template]
+        return waited
     if step_io.input_names(step):
         job_template["inputs"] = step_io.inputs(step)
     read = {
@@ -152,7 +163,7 @@ def training_templates(
     group.pop("retryStrategy", None)  # the job template retries, the reading does not need to
     if step.retries:
         job_template["retryStrategy"] = step_io.retry(step)
-    return [group, job_template, read]
+    return [group, *waited, read]
 
 
 def service_templates(target: k8s.Target, step: Service) -> list[dict[str, Any]]:
