@@ -233,3 +233,13 @@ def test_a_missing_runtime_and_a_missing_trainer_each_name_their_fix_fake_k8s_ap
     result = trainer_findings(bare)
     assert result["crd trainjobs.trainer.kubeflow.org"][0] == FAIL
     assert "Trainer v2" in result["crd trainjobs.trainer.kubeflow.org"][2]
+
+
+def test_doctor_job_kind_trainjob_through_the_backend_checks_the_named_runtime_fake_k8s_api() -> None:
+    from trainflow.workflows.kubernetes.backend import KubernetesBackend
+    from trainflow.workflows.kubernetes.options import cluster_options
+
+    cluster = TrainerCluster(runtimes=("torch-gpu",)).ready()
+    backend = KubernetesBackend(NS, "trainjob", cluster.api(), cluster_options(training_runtime="torch-gpu"))
+    found = {c.name: c.status for c in backend.checks("aws-creds")}
+    assert found["training runtime"] == OK and "crd pytorchjobs.kubeflow.org" not in found

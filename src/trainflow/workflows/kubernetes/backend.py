@@ -340,8 +340,10 @@ class KubernetesBackend(CronSchedules):
     def checks(self, secret: str) -> builtins.list[Check]:
         """What workflows need of the cluster and namespace (RBAC, CRDs, the `secret`, the cache's storage)."""
         from trainflow.workflows.kubernetes.doctor import Doctor
+        from trainflow.workflows.kubernetes.trainjob import DEFAULT_RUNTIME
 
-        return builtins.list(Doctor(self.api, self.namespace, secret).checks())
+        runtime = self.options.training_runtime or DEFAULT_RUNTIME
+        return builtins.list(Doctor(self.api, self.namespace, secret, self.job_kind, runtime).checks())
 
     def call(self, request: Callable[[], T], name: str | None = None, pod: bool = False) -> T:
         """Run one API request about workflow (or `pod`) `name`; map the client's failures to one-line errors."""
