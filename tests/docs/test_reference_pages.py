@@ -58,3 +58,12 @@ def test_the_api_reference_has_every_public_name_and_the_builtin_page_every_para
     assert all(f"| `{key}` |" in hooks.schema_page() for key in schema["properties"])
     assert "trainflow_requests" in hooks.metrics_page()
     assert hooks.benchmarks_page().startswith((ROOT / "benchmarks" / "README.md").read_text().split("\n")[0])
+
+
+def test_the_exit_codes_page_has_a_row_for_every_code_the_code_defines() -> None:
+    import trainflow.errors
+
+    page = (ROOT / "docs" / "reference" / "exit-codes.md").read_text()
+    codes = {value for name, value in vars(trainflow.errors).items() if name.endswith("_EXIT_CODE")}
+    assert codes >= {2, 69, 143}
+    assert all(f"\n| {code} |" in page for code in codes | {0, 1}), codes
