@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from kubernetes.client.exceptions import ApiException
 
+from tests.workflows.kubernetes.fake_cluster import FakeCluster
+from trainflow.cli import schedules as verbs
 from trainflow.pipelines.builtin import MODEL_TRAIN
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes.backend import ClusterApi, KubernetesBackend
@@ -158,3 +161,19 @@ def test_schedule_verbs_against_a_mocked_api_server() -> None:
     assert backend.schedules() == []
     with pytest.raises(WorkflowError, match="no schedule named 'nightly' in namespace team"):
         backend.schedule("nightly")
+
+
+def test_wait_and_watch_read_runs_from_a_mocked_api_server(monkeypatch: pytest.MonkeyPatch) -> None:
+
+    cluster = FakeCluster()
+    backend = KubernetesBackend("default", api=cluster.api())
+    monkeypatch.setattr(verbs, "backend_for", lambda *args: backend)
+    for name, phase in (("good", "Succeeded"), ("bad", "Failed")):
+        backend.submit(MODEL_TRAIN, {"job-name": name})
+        cluster.workflows[("default", name)]["status"] = {"phase": phase, "message": "step train-model failed"}
+    runner = CliRunner()
+    assert runner.invoke(verbs.wait, ["good", "--backend", "kubernetes"]).exit_code == 0
+    both = runner.invoke(verbs.wait, ["good", "bad", "--backend", "kubernetes"])
+    assert both.exit_code == 1 and "not Succeeded: bad (Failed)" in both.output
+    assert runner.invoke(verbs.watch, ["good", "--backend", "kubernetes"]).exit_code == 0
+    assert runner.invoke(verbs.watch, ["bad", "--backend", "kubernetes"]).exit_code == 1
