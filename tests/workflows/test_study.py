@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from textwrap import dedent
 
+import httpx
 import psutil
 import pytest
+from servers import free_port, stop, wait_for_port
 
 from tests.commands import get_workflow, steps_by_name, trainflow
 
@@ -107,15 +111,34 @@ def test_pruned_trials_end_with_their_workers_and_the_best_is_the_output(pipelin
     assert "study: trials" in table.stdout and "pruned" in table.stdout, table.stdout
     compared = trainflow("compare", "pruned")
     assert compared.returncode == 0 and "pruned#0" in compared.stdout, compared.stdout + compared.stderr
+    _dashboard_shows_the_study(trials)
 
 
-def _tune_process(name: str, home: Path) -> psutil.Process | None:
+def _dashboard_shows_the_study(trials: list[dict[str, object]]) -> None:
+    """The dashboard's study: every trial with its curve, and the best so far after each trial."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "trainflow", "ui", "--port", str(port)], stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, timeout=60, proc=server)
+        [study] = httpx.get(f"http://127.0.0.1:{port}/api/workflows/pruned/trials", timeout=30).json()["studies"]
+    finally:
+        stop(server)
+    assert study["step"] == "study" and study["metric"] == "accuracy" and study["maximize"] is True
+    assert [t["number"] for t in study["trials"]] == [t["number"] for t in trials]
+    assert all(t["curve"] for t in study["trials"]), "a trial without its curve"
+    best = [b for b in study["best_so_far"] if b is not None]
+    assert best == sorted(best) and best[-1] == max(t["value"] for t in trials if t["state"] == "complete")
+
+
+def _study_processes(name: str, home: Path) -> list[psutil.Process]:
+    """The study's program and its trials (each trial a process group: its own program and its worker)."""
     marker = str(home / "workflows" / name)
+    found = []
     for proc in psutil.process_iter(["cmdline", "environ"], ad_value=None):
         cmdline, env = proc.info["cmdline"] or [], proc.info["environ"] or {}
-        if "tune" in cmdline and "--study" in cmdline and env.get("TRAINFLOW_WORKFLOW") == marker:
-            return proc
-    return None
+        if env.get("TRAINFLOW_WORKFLOW") == marker and "workflow-runner" not in cmdline:
+            found.append(proc)
+    return found
 
 
 def test_retry_resumes_a_killed_study_without_rerunning_finished_trials(
@@ -125,12 +148,17 @@ def test_retry_resumes_a_killed_study_without_rerunning_finished_trials(
     assert started.returncode == 0, started.stderr
     folder = trainflow_home / "workflows" / "killed" / "studies" / "study"
     deadline = time.monotonic() + 120
-    while len(finished := sorted(folder.glob("trial-*/outputs.json"))) < 2:
-        assert time.monotonic() < deadline, "no two trials finished in 2 minutes"
-        time.sleep(0.2)
-    proc = _tune_process("killed", trainflow_home)
-    assert proc is not None
-    os.kill(proc.pid, signal.SIGKILL)  # the study's program dies; its trials' records stay in the database
+    while True:  # two trials finished, a later one training
+        finished = sorted(folder.glob("trial-*/outputs.json"))
+        training = [p for p in folder.glob("trial-*/progress.jsonl") if not p.with_name("outputs.json").exists()]
+        if len(finished) >= 2 and training:
+            break
+        assert time.monotonic() < deadline, "no two trials finished and a third training in 2 minutes"
+        time.sleep(0.1)
+    doomed = _study_processes("killed", trainflow_home)
+    assert any("tune" in (p.info["cmdline"] or []) for p in doomed)
+    for proc in doomed:  # the study dies with its trials (a crash); their records stay in the database
+        os.kill(proc.pid, signal.SIGKILL)
     kept = {p.parent.name: p.parent.joinpath("log.txt").stat().st_mtime_ns for p in finished}
     deadline = time.monotonic() + 60
     while get_workflow("killed")["status"] not in ("Failed", "Error"):

@@ -24,6 +24,7 @@ from trainflow.ui.errors import ModelFailed, ModelUnavailable, RequestTooLarge, 
 from trainflow.ui.hosts import HostCheck, allowed_host_names
 from trainflow.ui.model_input import model_input
 from trainflow.ui.predict import example_for, predict_digit
+from trainflow.ui.study import study_view
 from trainflow.ui.views import workflow_view
 from trainflow.workflows import WorkflowError
 from trainflow.workflows.backend import Backend, WorkflowInfo
@@ -137,6 +138,10 @@ class Dashboard:
     def curves_of(self, request: Request) -> JSONResponse:
         return JSONResponse(self._curves(self.find(request.path_params["name"])).to_dict())
 
+    def trials_of(self, request: Request) -> JSONResponse:
+        """The run's studies: each trial's parameters, value, state and curve, and the best so far."""
+        return JSONResponse(study_view(self.find(request.path_params["name"])))
+
     def compare(self, request: Request) -> JSONResponse:
         """Runs side by side (`?run=A&run=B...`): their parameters, final metrics and curves."""
         infos = [self.find(name) for name in compared_names(request.query_params.getlist("run"))]
@@ -197,6 +202,7 @@ def create_app(
         Route("/api/workflows/{name}", dashboard.get_workflow),
         Route("/api/workflows/{name}/logs", dashboard.logs),
         Route("/api/workflows/{name}/curves", dashboard.curves_of),
+        Route("/api/workflows/{name}/trials", dashboard.trials_of),
         Route("/api/workflows/{name}/predict", dashboard.predict, methods=["POST"]),
         Route("/api/workflows/{name}/model-input", dashboard.model_of),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

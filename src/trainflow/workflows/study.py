@@ -260,7 +260,13 @@ def _sampler(settings: StudySettings) -> optuna.samplers.BaseSampler:
     if settings.algorithm == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if settings.algorithm == "grid":
-        return optuna.samplers.GridSampler({d.name: grid_values(d) for d in settings.dimensions}, seed=seed)
+
+        class Grid(optuna.samplers.GridSampler):
+            def after_trial(self, *args: Any) -> None:
+                """Nothing to stop: the runner asks for at most max-trials, never more than the grid's points
+                (Optuna's own calls `Study.stop`, which only an `optimize` loop may)."""
+
+        return Grid({d.name: grid_values(d) for d in settings.dimensions}, seed=seed)
     if settings.algorithm == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     startup = max(2, min(10, settings.max_trials // 4))  # TPE models the space once a few trials have ended

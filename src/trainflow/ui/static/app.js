@@ -5,6 +5,7 @@ import { ComparePage, compareHash } from "./compare.js";
 import { renderDag } from "./dag.js";
 import { age, clock, duration, escapeHtml, formatSeconds, isActive, statusClass, statusPill } from "./format.js";
 import { renderSchedules } from "./schedules.js";
+import { StudyView } from "./study.js";
 import { TryModel } from "./trymodel.js";
 
 const FAST = 1500, SLOW = 5000;
@@ -133,6 +134,12 @@ class WorkflowPage {
           <div class="chart-box"><h3><span class="swatch acc"></span>Accuracy</h3><div id="chart-accuracy"></div></div>
         </div>
         <div class="stats" id="stats"></div></div>
+      <div class="card" id="study-card" hidden><div class="card-head"><h2>Study</h2><span class="hint" id="study-step"></span></div>
+        <div class="charts">
+          <div class="chart-box"><h3>Objective by trial, best so far</h3><div id="study-objective"></div></div>
+          <div class="chart-box"><h3>Each trial's objective while it trained</h3><div id="study-curves"></div></div>
+        </div>
+        <div id="study-table"></div></div>
       <div class="grid-2">
         <div class="card" id="try-card" hidden><div class="card-head"><h2>Try the model</h2><span class="hint">draw, release, see what the served model says</span></div>
           <div id="try"></div></div>
@@ -145,6 +152,7 @@ class WorkflowPage {
         <pre class="log" id="log"></pre></div>`;
     this.root = root;
     this.tryModel = new TryModel(root.querySelector("#try"), name);
+    this.study = new StudyView(root.querySelector("#study-card"), name);
     this.poller = new Poller(() => this.refresh());
   }
 
@@ -242,6 +250,7 @@ class WorkflowPage {
   }
 
   async refreshCurves(view) {
+    await this.study.refresh(isActive(view.status));
     if (this.curvesDone && !isActive(view.status)) return;
     const curves = await getJson(`/api/workflows/${encodeURIComponent(this.name)}/curves`);
     // The step that reports progress events (a training step); before any, the first running one.

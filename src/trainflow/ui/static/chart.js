@@ -19,7 +19,7 @@ function formatTick(v) {
   return String(+v.toFixed(3));
 }
 
-export function renderChart(container, { series, xMax, yMin, yMax, yLabel, marker, empty }) {
+export function renderChart(container, { series, xMax, yMin, yMax, yLabel, marker, empty, xLabel = "step" }) {
   const points = series.flatMap((s) => s.points);
   if (!points.length) {
     container.innerHTML = `<div class="chart-empty">${escapeHtml(empty || "No data yet")}</div>`;
@@ -56,5 +56,5 @@ export function renderChart(container, { series, xMax, yMin, yMax, yLabel, marke
   container.innerHTML = `<svg class="chart" viewBox="0 0 ${W} ${H}" preserveAspectRatio="xMidYMid meet" role="img" aria-label="${escapeHtml(yLabel)}">
     ${grid}<line class="axis" x1="${M.left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}" />
     ${lines}${mark}${legend}
-    <text class="axis-label" x="${(W + M.left) / 2}" y="${H - 4}" text-anchor="middle">step</text></svg>`;
+    <text class="axis-label" x="${(W + M.left) / 2}" y="${H - 4}" text-anchor="middle">${escapeHtml(xLabel)}</text></svg>`;
 }
