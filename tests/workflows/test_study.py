@@ -189,3 +189,36 @@ def test_a_study_whose_every_trial_fails_fails_with_the_first_error(pipeline_fil
     study = steps_by_name(get_workflow("failing"))["study"]
     assert study["status"] == "Failed"
     assert "is too small to train" in study["message"], study["message"]
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "stopping"), [("random", "none"), ("grid", "median"), ("tpe", "hyperband"), ("cmaes", "median")]
+)
+def test_every_algorithm_and_stopping_runs_a_study(tmp_path: Path, algorithm: str, stopping: str) -> None:
+    (tmp_path / "trial_steps.py").write_text(dedent(TRIAL))
+    space = (
+        {"x": {"type": "int", "low": 1, "high": 9}}
+        if algorithm == "grid"
+        else {"x": {"type": "float", "low": 0.1, "high": 1.0}}
+    )
+    words = [("text", "trainflow"), ("text", "step"), ("text", "call"), ("text", "trial_steps:fit")]
+    words += [
+        ("text", "--input"),
+        ("text", "x"),
+        ("param:x", "0.5"),
+        ("text", "--input"),
+        ("text", "steps"),
+        ("text", "3"),
+    ]
+    words += [("text", "--input"), ("text", "train_dir"), ("train-dir", str(tmp_path / "train"))]
+    args = ["step", "tune", "--study", "s", "--search-space", json.dumps(space), "--max-trials", "3"]
+    args += ["--algorithm", algorithm, "--early-stopping", stopping, "--study-dir", str(tmp_path / "study")]
+    args += ["--outputs", str(tmp_path / "out.json"), *(t for how, text in words for t in ("--trial-arg", how, text))]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "trainflow", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    outputs = json.loads((tmp_path / "out.json").read_text())
+    trials = json.loads((tmp_path / "study" / "study.json").read_text())["trials"]
+    assert len(trials) == 3 and outputs["best-value"] == max(t["value"] for t in trials if t["state"] == "complete")
