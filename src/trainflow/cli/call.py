@@ -36,8 +36,10 @@ def call_step(
 ) -> None:
     """Pipeline step: call FUNCTION (module:function) with the inputs; its returned dict is the outputs."""
     from trainflow.pipelines.calling import call_function, import_function
+    from trainflow.tracking.step_run import step_run
 
-    result = _published(call_function(import_function(function), dict(inputs), function), artifacts)
+    with step_run(function, "call"):  # tracking on: the function's plain mlflow calls land in the step's run
+        result = _published(call_function(import_function(function), dict(inputs), function), artifacts)
     click.echo(f"{function} -> {result}")
     write_outputs(outputs, result)
 
@@ -55,10 +57,12 @@ def train_function_step(
 ) -> None:
     """Pipeline step: run FUNCTION on every worker of a torch.distributed world; rank 0's dict is the outputs."""
     from trainflow.pipelines.train_function import run_training_function
+    from trainflow.tracking.step_run import step_run
 
     if workers < 1:
         raise click.BadParameter(f"--workers must be at least 1, not {workers}")
-    result = run_training_function(function, dict(inputs), workers)
+    with step_run(function, "train"):  # tracking on: its workers' curves and plain mlflow calls land in this run
+        result = run_training_function(function, dict(inputs), workers)
     if result is None:
         click.echo(f"{function}: this node's workers finished; the node hosting rank 0 reports the outputs")
         return
