@@ -34,6 +34,15 @@ SPACE = '{"model-learning-rate": {"type": "float", "low": 0.0001, "high": 0.1, "
             "no grid",
         ),
         (["time-budget=soon"], "time-budget 'soon' must be a number of seconds"),
+        (
+            ['search-space={"model-optimizer": {"type": "choice", "values": ["adam", "--export-base=/x"]}}'],
+            "must be one of",
+        ),
+        (['search-space={"model-learning-rate": {"type": "float", "low": 0.0, "high": 0.1}}'], "greater than 0"),
+        (
+            ['search-space={"aws-endpoint-url": {"type": "choice", "values": ["http://a", "http://b"]}}'],
+            "has type endpoint: tune numbers or choices",
+        ),
     ],
 )
 def test_bad_study_settings_are_one_error_line_and_nothing_runs(params: list[str], message: str) -> None:

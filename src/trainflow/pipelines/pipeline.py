@@ -101,7 +101,7 @@ class Pipeline:
                 name = step.for_each.name
                 check_item_count(_item_count(values[name]), f"parameter {name} (the fan-out of step {step.name})")
         for step in self.steps:
-            step.check_values(values)  # what only the step can judge (a study's search space against its trial)
+            step.check_values(values, self.params)  # what only the step can judge (a study's ranges against its trial)
         return values
 
     def order(self) -> list[Step]:

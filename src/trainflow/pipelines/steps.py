@@ -200,8 +200,8 @@ class Step(ABC):
     def cacheable(self) -> bool:
         return self.cache
 
-    def check_values(self, values: Mapping[str, str]) -> None:
-        """Refuse parameter values this step cannot run with (PipelineError), before anything runs; most take any."""
+    def check_values(self, values: Mapping[str, str], params: Sequence[object] = ()) -> None:
+        """Refuse parameter values (of the pipeline's `params`) this step cannot run with, before anything runs."""
 
     def refs(self) -> list[Ref]:
         """Every reference in the step's command."""

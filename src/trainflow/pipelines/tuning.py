@@ -7,15 +7,16 @@ template is the job the trial step compiles to. Both read the same fields, check
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from trainflow.pipelines.errors import PipelineError
+from trainflow.pipelines.params import Param
 from trainflow.pipelines.programs import STEP
 from trainflow.pipelines.refs import PLACEHOLDER, Arg, ParamRef, Ref, substitute
 from trainflow.pipelines.roles import METRIC, TRAIN_DIR, TRIALS
-from trainflow.pipelines.search_space import CHOICE, FLOAT, Dimension, parse_search_space
+from trainflow.pipelines.search_space import CHOICE, FLOAT, INT, Dimension, parse_search_space
 from trainflow.pipelines.steps import Step, Train
 
 ALGORITHMS = ("random", "grid", "tpe", "cmaes")
@@ -91,8 +92,12 @@ class Tune(Step):
         except PipelineError as exc:
             raise PipelineError(f"step {self.name}: {exc.message}") from None
 
-    def check_values(self, values: Mapping[str, str]) -> None:
-        self.settings(values)
+    def check_values(self, values: Mapping[str, str], params: Sequence[object] = ()) -> None:
+        settings = self.settings(values)
+        declared = {p.name: p for p in params if isinstance(p, Param)}
+        for dimension in settings.dimensions:
+            if dimension.name in declared:
+                _check_against(dimension, declared[dimension.name], self.name)
 
 
 SETTINGS = (
@@ -194,6 +199,27 @@ def study_settings(
         early_stopping=_one_of(texts["early_stopping"], "early-stopping", EARLY_STOPPING),
         seed=_count(texts["seed"], "seed", 0, 2**31 - 1),
     )
+
+
+def _check_against(dimension: Dimension, param: Param, step: str) -> None:
+    """Every value the range may give is one the parameter takes (its type's checker): a trial gets nothing a
+    submission could not give; a parameter of a meaning (a URL, an image) is not tuned."""
+    if param.type not in ("str", "int", "float", "bool", "choice"):
+        raise PipelineError(
+            f"step {step}: search space: parameter {param.name} has type {param.type}: tune numbers or choices"
+        )
+    if dimension.type == FLOAT and param.type not in ("float", "str"):
+        raise PipelineError(
+            f"step {step}: search space: {param.name} is a float range but the parameter is {param.type}"
+        )
+    samples = dimension.values if dimension.type == CHOICE else (str(dimension.low), str(dimension.high))
+    if dimension.type == INT:
+        samples = tuple(str(int(float(v))) for v in samples)
+    for value in samples:
+        try:
+            param.parse(value)
+        except PipelineError as exc:
+            raise PipelineError(f"step {step}: search space: {exc.message}") from None
 
 
 def _count(text: str, what: str, low: int, high: int) -> int:
