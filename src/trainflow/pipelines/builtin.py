@@ -14,7 +14,7 @@ from trainflow.pipelines.params import Param
 from trainflow.pipelines.pipeline import Pipeline
 from trainflow.pipelines.programs import trainflow_step
 from trainflow.pipelines.refs import HOST, output, param, port
-from trainflow.pipelines.steps import Command, Port, Probe, Service, Train
+from trainflow.pipelines.steps import Command, Port, Probe, Resources, Service, Train
 from trainflow.pipelines.tuning import ALGORITHMS, BEST_TRAIN_DIR, DIRECTIONS, EARLY_STOPPING, Tune
 from trainflow.training.choices import LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 
@@ -25,6 +25,8 @@ STORAGE = ("--aws-endpoint-url", param("aws-endpoint-url"), "--aws-region", para
 
 COMMON_PARAMS = (
     Param("namespace", "default", "Kubernetes namespace of the workflow and its jobs.", type="dns-label"),
+    Param("serve-cpu", "250m", "CPU each model server pod requests (Kubernetes).", type="quantity"),
+    Param("serve-memory", "512Mi", "Memory each model server pod requests (Kubernetes).", type="quantity"),
     Param("tf-model-image", IMAGE, "Image every step runs in (Kubernetes).", type="image"),
     Param("tf-serving-image", IMAGE, "Image of the model server (Kubernetes).", type="image"),
     Param("tf-tensorboard-image", IMAGE, "Image of TensorBoard (Kubernetes).", type="image"),
@@ -105,6 +107,7 @@ SERVE_MODEL = Service(
     outputs=("rest-url", "grpc-address", "model-version", "model-name"),
     kinds={"model-version": "model-version"},
     image=param("tf-serving-image"),
+    resources=Resources(cpu=param("serve-cpu"), memory=param("serve-memory")),
 )
 
 MODEL_TRAIN = Pipeline(
@@ -115,6 +118,9 @@ MODEL_TRAIN = Pipeline(
         Param("job-name", "myjob", "Names the run: its train dir, export dir and workflow (unique).", cache_key=False),
         *COMMON_PARAMS,
         Param("tf-worker", "1", "Number of training workers.", type="int", minimum=1),
+        Param("train-cpu", "1", "CPU each training pod requests (Kubernetes; a quantity: 500m, 2).", type="quantity"),
+        Param("train-memory", "1Gi", "Memory each training pod requests (Kubernetes).", type="quantity"),
+        Param("train-gpu", "0", "GPUs each training pod gets (Kubernetes; nvidia.com/gpu).", type="int", minimum=0),
         Param(
             "training-runtime",
             "torch-distributed",
@@ -234,6 +240,7 @@ MODEL_TRAIN = Pipeline(
             name="train-model",
             workers=param("tf-worker"),
             ps=param("tf-ps"),
+            resources=Resources(cpu=param("train-cpu"), memory=param("train-memory"), gpu=param("train-gpu")),
             kube_name="{workflow}",
             argv=trainflow_step(
                 "train-model",

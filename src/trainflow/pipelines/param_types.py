@@ -26,6 +26,9 @@ IMAGE_REFERENCE = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+:[a-f0-9]{32,})?"
 )
 IMAGE_EXAMPLE = "registry.example.com/ml/trainflow:0.1.0"
+TRAINING_RUNTIME = "training-runtime"  # the type of a parameter naming a Kubeflow ClusterTrainingRuntime
+# A Kubernetes resource.Quantity that is not negative: 500m, 2, 1.5, 4Gi, 1e3.
+QUANTITY = re.compile(r"([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?")
 
 
 def _url(name: str, text: str) -> str:
@@ -55,6 +58,14 @@ def _search_space(name: str, text: str) -> str:
     from trainflow.pipelines.search_space import canonical, parse_search_space  # the ranges' one home
 
     return canonical(parse_search_space(text, f"parameter {name}"))
+
+
+def _quantity(name: str, text: str) -> str:
+    if not QUANTITY.fullmatch(text):
+        raise PipelineError(
+            f"parameter {name} '{text[:100]}' is not a Kubernetes quantity: give e.g. 500m or 2 (cpu), 4Gi (memory)"
+        )
+    return text
 
 
 def _secret_name(name: str, text: str) -> str:
@@ -118,7 +129,8 @@ CHECKERS: dict[str, Callable[[str, str], str]] = {
     "endpoint": _endpoint,
     "host": _host,
     "search-space": _search_space,
-    "training-runtime": _training_runtime,
+    TRAINING_RUNTIME: _training_runtime,
+    "quantity": _quantity,
 }
 MEANINGS = tuple(CHECKERS)
 

@@ -36,7 +36,8 @@ class Param:
       meaning: "url" (a path, file://, s3:// or http(s)://; paths made absolute), "dns-label" (a Kubernetes
       name), "secret-name", "model-name" (what a model server takes), "model-factory" (auto, cnn, mlp or
       module:attr), "image", "region", "endpoint" (an http(s) URL), "host" (HOST[:PORT] or a URL) or
-      "training-runtime" (a Kubeflow ClusterTrainingRuntime that `--job-kind trainjob` references).
+      "training-runtime" (a Kubeflow ClusterTrainingRuntime that `--job-kind trainjob` references) or
+      "quantity" (a Kubernetes quantity, 500m or 4Gi: a step's `Resources(cpu=param(...))`).
       An empty value of a meaning is "not given" where the default is empty too.
     minimum: the smallest value an int or float may take.
     above: a bound a float must exceed (a learning rate: above=0).

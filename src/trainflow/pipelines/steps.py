@@ -26,11 +26,21 @@ from trainflow.pipelines.refs import Arg, OutputRef, ParamRef, Ref, reference, r
 
 @dataclass(frozen=True)
 class Resources:
-    """What one process of the step needs on Kubernetes: cpu ("500m", "2"), memory ("4Gi"), gpu (count)."""
+    """What one process of the step needs on Kubernetes: cpu ("500m", "2"), memory ("4Gi"), gpu (count).
 
-    cpu: str | None = None
-    memory: str | None = None
-    gpu: int = 0
+    Each may be `param(NAME)` (kept as `{{params.NAME}}`): a Train or Service step's job or Deployment then
+    requests the parameter's value, settable at `argo submit -p NAME=...` time (an empty value: no request).
+    """
+
+    cpu: str | ParamRef | None = None
+    memory: str | ParamRef | None = None
+    gpu: int | str | ParamRef = 0
+
+    def __post_init__(self) -> None:
+        for name in ("cpu", "memory", "gpu"):
+            value = getattr(self, name)
+            if isinstance(value, ParamRef):
+                object.__setattr__(self, name, str(value))
 
 
 @dataclass(frozen=True)

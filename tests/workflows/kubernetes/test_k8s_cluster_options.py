@@ -63,8 +63,10 @@ def test_a_gpu_training_step_requests_nvidia_gpus_and_trains_with_nccl(validate:
         assert "resources" not in ps and env(ps)["TRAINFLOW_DIST_BACKEND"] == "gloo"
     reader = template(workflow, "train-model-outputs")["container"]
     assert "resources" not in reader  # copying the outputs needs no GPU
-    cpu_only = trainers(compiled(job_kind))["Worker"]
-    assert "resources" not in cpu_only and env(cpu_only)["TRAINFLOW_DIST_BACKEND"] == "gloo"
+    by_params = trainers(compiled(job_kind))["Worker"]  # model-train's train-cpu/-memory/-gpu, set at submit time
+    assert set(by_params["resources"]["requests"]) == {"cpu", "memory", "nvidia.com/gpu"}
+    assert set(by_params["resources"]["limits"]) == {"nvidia.com/gpu"}
+    assert "TRAINFLOW_DIST_BACKEND" not in env(by_params)  # the GPU count is known at submit time: the trainer picks
 
 
 def test_resources_declared_on_a_steps_spec_become_its_requests_and_limits(validate: Validate) -> None:

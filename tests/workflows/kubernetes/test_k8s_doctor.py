@@ -228,7 +228,7 @@ def test_trainjob_checks_trainer_v2s_crds_and_the_runtime_instead_of_the_trainin
 def test_a_missing_runtime_and_a_missing_trainer_each_name_their_fix_fake_k8s_api() -> None:
     result = trainer_findings(TrainerCluster().ready(), runtime="my-torch")
     status, detail, fix = result["training runtime"]
-    assert status == FAIL and "my-torch does not exist" in detail and "training-runtime" in fix
+    assert status == FAIL and "my-torch does not exist" in detail and "--training-runtime" in fix
     bare = DoctorCluster().ready()  # only the training operator: no Trainer v2
     result = trainer_findings(bare)
     assert result["crd trainjobs.trainer.kubeflow.org"][0] == FAIL

@@ -114,8 +114,8 @@ class Doctor:
             yield Check(name, OK, f"ClusterTrainingRuntime {self.runtime} exists")
         elif found == 404:
             fix = (
-                "install Trainer's runtimes (its manifests/overlays/runtimes), or name yours with "
-                "-p training-runtime=NAME (--training-runtime NAME)"
+                "install Trainer's runtimes (its manifests/overlays/runtimes), or name yours: "
+                "doctor --training-runtime NAME, and the pipeline's runtime parameter at submit"
             )
             yield Check(name, FAIL, f"ClusterTrainingRuntime {self.runtime} does not exist", fix)
         else:

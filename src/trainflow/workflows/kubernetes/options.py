@@ -14,7 +14,7 @@ from typing import Any
 
 from trainflow.pipelines import Pipeline, PipelineError, Resources, Service
 from trainflow.pipelines.k8s_names import LABEL_RULE, SUBDOMAIN_RULE, is_dns_label, is_dns_subdomain
-from trainflow.pipelines.param_types import check_meaning
+from trainflow.pipelines.param_types import QUANTITY, check_meaning
 from trainflow.pipelines.refs import ParamRef
 from trainflow.workflows.errors import WorkflowError
 
@@ -31,8 +31,6 @@ TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 # A label key: an optional DNS subdomain prefix and '/', then a name of at most 63 characters.
 LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z")
-# A Kubernetes resource.Quantity that is not negative: 500m, 2, 1.5, 4Gi, 1e3.
-QUANTITY = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?\Z")
 ABSOLUTE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*\Z")
 
 
@@ -84,7 +82,7 @@ def dns_label(value: str, what: str) -> str:
 
 def quantity(value: str, what: str) -> str:
     """`value` if it is a non-negative Kubernetes quantity (500m, 2, 4Gi), else one clear error."""
-    if not QUANTITY.match(value.strip(" ")):
+    if not QUANTITY.fullmatch(value.strip(" ")):
         raise WorkflowError(f"{what} '{value}' is not a Kubernetes quantity: give e.g. 500m or 2 (cpu), 4Gi (memory)")
     return value.strip(" ")
 

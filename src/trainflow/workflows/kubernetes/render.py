@@ -22,7 +22,7 @@ from trainflow.pipelines.steps import Service, Train
 from trainflow.pipelines.tuning import Tune
 from trainflow.storage import is_shared
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import exit_handler, kserve, manifest_values, node_cache, step_io, trainjob
+from trainflow.workflows.kubernetes import exit_handler, kserve, manifest_values, node_cache, sizing, step_io, trainjob
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
 from trainflow.workflows.kubernetes.exit_steps import exit_dag, exit_step, on_exit
@@ -66,6 +66,7 @@ def _common(template: dict[str, Any], step: Step, target: k8s.Target, pipeline: 
 
 
 def container_template(target: k8s.Target, step: Step, pipeline: Pipeline, memoize: bool) -> dict[str, Any]:
+    sizing.check_fixed(step.name, target.resources(step))
     main = k8s.container(target, "main", step, step_run(step))
     main["env"].append({"name": "TRAINFLOW_OUTPUTS", "value": OUTPUTS_DIR})
     template: dict[str, Any] = {"name": step.name, "container": main}

@@ -9,7 +9,7 @@ spec's tokens rendered as Argo expressions (what the step does; see render.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from trainflow.pipelines.artifacts import ENV as ARTIFACTS_ENV
 from trainflow.pipelines.refs import ParamRef, refs_in, substitute
 from trainflow.workflows.code_packages import CODE_ENV
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import manifest_values
+from trainflow.workflows.kubernetes import manifest_values, sizing
 from trainflow.workflows.kubernetes.options import SERVICE_ACCOUNT, ClusterOptions, gpu_count, quantity
 from trainflow.workflows.kubernetes.yamltext import Raw
 
@@ -35,7 +35,7 @@ AWS_SECRET_KEYS = (("AWS_ACCESS_KEY_ID", "awsAccessKeyID"), ("AWS_SECRET_ACCESS_
 DEFAULT_IMAGE = "ghcr.io/trainflow/trainflow:0.1.0"
 DEFAULT_SECRET = "aws-creds"  # what `trainflow doctor` checks and the README creates
 MAX_REPLICAS = 10_000  # far below Kubernetes' int32 fields, far above any training job
-DIST_BACKEND_VAR = "TRAINFLOW_DIST_BACKEND"  # nccl when the pod requests GPUs, else gloo
+DIST_BACKEND_VAR = sizing.DIST_BACKEND_VAR
 
 
 def workflow_param(name: str) -> str:
@@ -95,13 +95,30 @@ class Target:
         return int(now)
 
     def resources(self, step: Step) -> Resources:
-        """What each process of `step` needs: the compile option for it, else the spec's, checked."""
+        """What each process of `step` needs: the compile option for it, else the spec's, checked.
+
+        A field given by a declared parameter stays its placeholder (set at submit time; its value now is
+        checked, and an empty one means no request).
+        """
         wanted = self.options.resources.get(step.name, step.resources)
-        return Resources(
-            cpu=quantity(str(wanted.cpu), f"step {step.name} cpu") if wanted.cpu else None,
-            memory=quantity(str(wanted.memory), f"step {step.name} memory") if wanted.memory else None,
-            gpu=gpu_count(wanted.gpu, f"step {step.name} gpu"),
-        )
+        cpu = self._sized(wanted.cpu, f"step {step.name} cpu", quantity)
+        memory = self._sized(wanted.memory, f"step {step.name} memory", quantity)
+        gpu = self._sized(wanted.gpu, f"step {step.name} gpu", lambda v, what: str(gpu_count(v, what)))
+        return Resources(cpu=cpu, memory=memory, gpu=gpu if gpu and "{{" in gpu else int(gpu or 0))
+
+    def _sized(self, given: object, what: str, check: Callable[[str, str], str]) -> str | None:
+        text = "" if given is None else str(given)
+        refs = refs_in(text)
+        if not refs:
+            return check(text, what) if text else None
+        [ref] = refs if len(refs) == 1 else [None]
+        if not isinstance(ref, ParamRef) or text != str(ref) or ref.name not in self.values:
+            raise WorkflowError(f"{what} '{text}' is neither a value nor one parameter of the pipeline (param(NAME))")
+        now = self.values[ref.name]
+        if not now:
+            return None
+        checked = check(now, what)
+        return workflow_param(ref.name) if ref.name in self.params else checked
 
     def _ref(self, ref: object) -> str:
         if isinstance(ref, ParamRef):
@@ -183,13 +200,9 @@ def container(
     }
     if ports:
         spec["ports"] = [{"name": p.name, "containerPort": p.container_port, "protocol": "TCP"} for p in ports]
-    wanted = target.resources(step)
-    limits = {k: v for k, v in (("cpu", wanted.cpu), ("memory", wanted.memory)) if v}
-    requests = dict(limits)
-    if wanted.gpu:  # extended resources: a request, if given, must equal the limit
-        limits["nvidia.com/gpu"] = requests["nvidia.com/gpu"] = str(wanted.gpu)
-    if limits:
-        spec["resources"] = {"requests": requests, "limits": limits}
+    wanted = sizing.resources_field(target.resources(step))
+    if wanted:
+        spec["resources"] = wanted
     return spec
 
 
@@ -303,7 +316,7 @@ def outputs_reader(target: Target, step: Step, source: str, outputs_dir: str) ->
 
 def _trainer(target: Target, name: str, step: Train, run: ContainerCommand, port: Port, outputs: str | None) -> Any:
     main = container(target, name, step, run, (port,))
-    main["env"].append({"name": DIST_BACKEND_VAR, "value": "nccl" if target.resources(step).gpu else "gloo"})
+    main["env"] += sizing.dist_backend_env(target.resources(step))
     if outputs:
         main["env"].append({"name": "TRAINFLOW_OUTPUTS", "value": outputs})
     return main

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from trainflow.pipelines.k8s_names import DNS_1123_LABEL_ANY_LENGTH
+from trainflow.pipelines.param_types import QUANTITY
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import katib_trials, manifest_values, yamltext
 from trainflow.workflows.kubernetes.shapes import BY_KIND, unknown_fields
@@ -58,6 +59,7 @@ def problems(obj: Mapping[str, Any]) -> list[str]:
     found += _enum_problems(obj)
     found += _name_problems(obj)
     found += _secret_problems(obj)
+    found += _quantity_problems(obj)
     if kind in OPERATOR_CONTAINER:
         found += _job_problems(obj)
     if kind == "TrainJob":
@@ -202,3 +204,14 @@ def _trainjob_problems(job: Mapping[str, Any]) -> list[str]:
                     f"spec.runtimePatches[{i}]: patches containers {names}; the torch runtime's trainer is 'node'"
                 )
     return found
+
+
+def _quantity_problems(obj: Mapping[str, Any]) -> list[str]:
+    """Every filled-in request and limit must be a quantity (a submit-time size is a parameter's text)."""
+    return [
+        f"{path}.{name}: '{str(value)[:60]}' is not a Kubernetes quantity"
+        for path, key, value in _walk(obj)
+        if key in ("requests", "limits") and isinstance(value, dict) and "resources" in path.lower()
+        for name, value in value.items()
+        if not (isinstance(value, int) or (isinstance(value, str) and ("{{" in value or QUANTITY.fullmatch(value))))
+    ]

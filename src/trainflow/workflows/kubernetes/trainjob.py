@@ -24,8 +24,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from trainflow.pipelines import Pipeline, Train
+from trainflow.pipelines.param_types import TRAINING_RUNTIME
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import manifest_values
+from trainflow.workflows.kubernetes import manifest_values, sizing
 from trainflow.workflows.kubernetes import resources as k8s
 
 API_VERSION = "trainer.kubeflow.org/v1alpha1"
@@ -35,7 +36,6 @@ RUNTIME_PLURAL = "clustertrainingruntimes"
 JOBSET_API = "jobset.x-k8s.io/v1alpha2"
 NODE = "node"  # the torch runtimes' replicated job and trainer container
 DEFAULT_RUNTIME = "torch-distributed"
-RUNTIME_TYPE = "training-runtime"  # the parameter type naming the ClusterTrainingRuntime
 PATCH_MANAGER = "trainflow.io/compiler"
 # The torch plugin sets these; a TrainJob's own env may not (the webhook refuses it).
 RESERVED_ENV = ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR", "PET_MASTER_PORT")
@@ -45,9 +45,9 @@ WAIT_RETRIES = {"limit": 5, "retryPolicy": "OnError", "backoff": {"duration": "5
 
 
 def runtime(pipeline: Pipeline, target: k8s.Target) -> str:
-    """The runtime's name: the pipeline's `training-runtime` parameter (a placeholder), else the option's or the default."""
+    """The runtime's name: the pipeline's parameter of that type (a placeholder), else the option's or the default."""
     fallback = target.options.training_runtime or DEFAULT_RUNTIME
-    declared = next((p.name for p in pipeline.params if p.type == RUNTIME_TYPE), None)
+    declared = next((p.name for p in pipeline.params if p.type == TRAINING_RUNTIME), None)
     return target.setting(declared, fallback) if declared else fallback
 
 
@@ -61,8 +61,7 @@ def train_job(
             "init containers): drop --cache-mode per-node or use --job-kind pytorchjob"
         )
     main = k8s.container(target, NODE, step, run)
-    wanted = target.resources(step)
-    main["env"].append({"name": k8s.DIST_BACKEND_VAR, "value": "nccl" if wanted.gpu else "gloo"})
+    main["env"] += sizing.dist_backend_env(target.resources(step))
     if outputs_dir:
         main["env"].append({"name": "TRAINFLOW_OUTPUTS", "value": outputs_dir})
     trainer: dict[str, Any] = {
