@@ -182,3 +182,9 @@ def test_hostile_archive_members_are_refused_and_nothing_is_unpacked(
 def test_a_package_url_without_a_digest_is_refused(tmp_path: Path) -> None:
     with pytest.raises(WorkflowError, match="sha256"):
         fetch("s3://bucket/code/latest.tar.gz", tmp_path)
+
+
+def test_the_step_programs_read_the_same_variable_the_manifests_set() -> None:
+    from trainflow.cli import step_code
+
+    assert step_code.CODE_ENV == CODE_ENV
