@@ -269,3 +269,31 @@ PIPELINE = Pipeline(
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert get_workflow(name)["status"] == "Succeeded"
+
+
+def test_retry_reruns_a_failed_item_of_an_expanded_fan_out_with_its_own_item(tmp_path: Path) -> None:
+    marker = tmp_path / "fail-on-2"
+    marker.write_text("")
+    path = write_pipeline(
+        tmp_path,
+        f"""
+PIPELINE = Pipeline(
+    name="fan",
+    params=(),
+    steps=(
+        Command(name="list", argv=({sh('echo "[1, 2, 3]" > "$TRAINFLOW_OUTPUTS/items"')}), outputs=("items",)),
+        Command(name="each", for_each=output("list", "items"), outputs=("v",), cache=False,
+                argv=({
+            sh('test "$1" = 2 && test -e "$2" && exit 1; echo "$1" > "$TRAINFLOW_OUTPUTS/v"', "{{item}}", str(marker))
+        })),
+    ),
+)
+""",
+    )
+    failed = submitted(path)
+    assert failed["status"] == "Failed" and steps_by_name(failed)["each[1]"]["status"] == "Failed"
+    marker.unlink()
+    assert trainflow("retry", failed["name"], "--wait").returncode == 0
+    info = get_workflow(failed["name"])
+    assert [s["name"] for s in info["steps"]] == ["list", "each[0]", "each[1]", "each[2]"]
+    assert [steps_by_name(info)[f"each[{i}]"]["outputs"]["v"] for i in range(3)] == ["1", "2", "3"]
