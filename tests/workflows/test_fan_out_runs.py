@@ -297,3 +297,37 @@ PIPELINE = Pipeline(
     info = get_workflow(failed["name"])
     assert [s["name"] for s in info["steps"]] == ["list", "each[0]", "each[1]", "each[2]"]
     assert [steps_by_name(info)[f"each[{i}]"]["outputs"]["v"] for i in range(3)] == ["1", "2", "3"]
+
+
+def test_exit_steps_run_after_trainflow_stop_with_the_stopped_outcome(tmp_path: Path) -> None:
+    report = tmp_path / "report.txt"
+    path = write_pipeline(
+        tmp_path,
+        f"""
+PIPELINE = Pipeline(
+    name="stopped",
+    params=(),
+    steps=(Command(name="long", argv=("sleep", "60"), cache=False),),
+    on_exit=(Command(name="report", argv=({
+            sh(
+                'echo "$1|$2|$3" > "$4"',
+                "{{workflow.status}}",
+                "{{workflow.failed_step}}",
+                "{{workflow.failure_message}}",
+                str(report),
+            )
+        })),),
+)
+""",
+    )
+    out = trainflow("submit", str(path))
+    name = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("Name:"))
+    deadline = time.monotonic() + 60
+    while steps_by_name(get_workflow(name))["long"]["status"] != "Running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert trainflow("stop", name).returncode == 0
+    info = get_workflow(name)
+    assert (info["status"], info["message"]) == ("Failed", "stopped by user")
+    assert steps_by_name(info)["report"]["status"] == "Succeeded"
+    assert report.read_text().strip() == "Failed|long|stopped: by user"
