@@ -19,7 +19,7 @@ from pathlib import Path
 
 from trainflow.settings import trainflow_home
 from trainflow.tracking import tracking_uri
-from trainflow.tracking.client import check_uri, client, redacted
+from trainflow.tracking.client import check_uri, client, reason_of, redacted
 from trainflow.tracking.errors import TrackingError
 from trainflow.tracking.models import MODEL_FILE, SIGNATURE_FILE
 
@@ -62,7 +62,7 @@ def resolve(uri: str, ref: ModelRef) -> int:
             return int(c.get_model_version_by_alias(ref.name, ref.alias).version)
         return int(c.get_model_version(ref.name, str(ref.version)).version)
     except Exception as exc:  # noqa: BLE001 - the registry's answer, whatever the client raised, is the message
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = reason_of(exc)
         raise TrackingError(
             f"{ref} is not in the registry at {redacted(uri)}: {reason}; `mlflow` lists its models and aliases"
         ) from None
@@ -77,8 +77,10 @@ def cache_folder(ref: ModelRef) -> Path:
 
 def materialize(uri: str, ref: ModelRef, version: int, folder: Path) -> Path:
     """Download version `version` into `folder/<version>/` (once): model.onnx, then signature.json."""
+    import mlflow
     import mlflow.artifacts
 
+    mlflow.set_registry_uri(uri)  # models:/ resolves through the registry, not only the tracking URI given below
     target = folder / str(version)
     if (target / SIGNATURE_FILE).is_file():
         return target
@@ -135,7 +137,7 @@ class RegistryFollower:
                 self._switch(version)
         except Exception as exc:  # noqa: BLE001 - the registry away or the alias gone: keep serving what we have
             if not self._failing:
-                log.warning("%s: %s (still serving version %s)", self.ref, exc, self.version)
+                log.warning("%s: %s (still serving version %s)", self.ref, reason_of(exc), self.version)
             self._failing = True
             return
         self._failing = False
