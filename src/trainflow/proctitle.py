@@ -7,7 +7,14 @@ server `python -m trainflow step ...`; with one a user finds the process to watc
 
 from __future__ import annotations
 
-import setproctitle
+import os
+
+# Without this, a title longer than the command line is written over the process's environment block:
+# /proc/PID/environ then reads the title, and `trainflow stop/delete` find a run's processes by their
+# environment (TRAINFLOW_WORKFLOW, TRAINFLOW_HOME). Titles are cut to the command line's length instead.
+os.environ.setdefault("SPT_NOENV", "1")
+
+import setproctitle  # reads SPT_NOENV when it sets the first title
 
 _MAX = 200  # a title is one short line: values in it (a job or model name) are cut, never wrapped
 

@@ -56,7 +56,13 @@ def processes_of(home: Path) -> list[psutil.Process]:
 
 
 def runners(home: Path, name: str) -> list[psutil.Process]:
-    return [p for p in processes_of(home) if (p.info["cmdline"] or [])[-2:] == ["workflow-runner", name]]
+    """The runners of `name`: titled `trainflow runner NAME`, or by the command line they were started with."""
+    found = []
+    for proc in processes_of(home):
+        line = " ".join(a for a in proc.info["cmdline"] or [] if a)  # a title pads the rest with empty args
+        if line == f"trainflow runner {name}" or line.endswith(f" workflow-runner {name}"):
+            found.append(proc)
+    return found
 
 
 def settled(home: Path, name: str, timeout: float = 60) -> dict:
