@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from trainflow.datasets.descriptor import Normalization
 from trainflow.datasets.errors import DataFormatError
 from trainflow.datasets.formats import NPY_NAMES, FormatOptions, idx_files
 from trainflow.datasets.layout import cached_path
@@ -24,6 +25,9 @@ class Built:
     arrays: dict[str, str | Path]
     class_names: tuple[str, ...] | None = None  # None: labels are class indices, named "0", "1", ...
     shown_as: dict[str, str] = field(default_factory=dict)  # per role, what messages call an array it rewrote
+    # Set by a builder that computed them while writing the arrays (tables): not computed again from the files.
+    normalization: Normalization | None = None
+    finite: bool = False  # every feature is known finite and within float32's range
 
 
 def build_idx(directory: Path, names: Sequence[str], options: FormatOptions, work: Path) -> Built:

@@ -127,15 +127,48 @@ def normalization(x_train: np.ndarray, shape: tuple[int, ...]) -> Normalization:
     if len(shape) == 3:
         scale = 1 / 255 if x_train.dtype == np.uint8 else 1.0
         return Normalization(scale, (0.0,) * shape[0], (1.0,) * shape[0])
-    total = np.zeros(shape[0]), np.zeros(shape[0])
+    sums = FeatureSums(shape[0])
     for _, rows in row_chunks(x_train, _STATS_ROWS):
+        sums.add(rows)
+    return sums.normalization()
+
+
+class FeatureSums:
+    """Each feature's sum and sum of squares over rows given in order, as `normalization` sums a stored array.
+
+    Rows are summed in the same fixed blocks of rows, so the statistics are the same bits whichever way
+    the rows arrive (a table's conversion feeds them as it writes the training array).
+    """
+
+    def __init__(self, width: int) -> None:
+        self._total, self._squares, self.rows = np.zeros(width), np.zeros(width), 0
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
+
+    def add(self, rows: np.ndarray) -> None:
+        self._pending.append(np.array(rows, copy=True))
+        self._pending_rows += len(rows)
+        self.rows += len(rows)
+        if self._pending_rows >= _STATS_ROWS:
+            held = np.concatenate(self._pending)
+            whole = len(held) - len(held) % _STATS_ROWS
+            for start in range(0, whole, _STATS_ROWS):
+                self._sum(held[start : start + _STATS_ROWS])
+            self._pending, self._pending_rows = [held[whole:]], len(held) - whole
+
+    def normalization(self) -> Normalization:
+        if self._pending_rows:
+            self._sum(np.concatenate(self._pending))
+            self._pending, self._pending_rows = [], 0
+        mean = self._total / self.rows
+        std = np.sqrt(np.maximum(self._squares / self.rows - mean * mean, 0.0))
+        std[std < 1e-12] = 1.0  # a constant feature: leave it unscaled rather than divide by zero
+        return Normalization(1.0, tuple(float(m) for m in mean), tuple(float(s) for s in std))
+
+    def _sum(self, rows: np.ndarray) -> None:
         chunk = rows.astype(np.float64)
-        total = total[0] + chunk.sum(axis=0), total[1] + (chunk * chunk).sum(axis=0)
-    n = x_train.shape[0]
-    mean = total[0] / n
-    std = np.sqrt(np.maximum(total[1] / n - mean * mean, 0.0))
-    std[std < 1e-12] = 1.0  # a constant feature: leave it unscaled rather than divide by zero
-    return Normalization(1.0, tuple(float(m) for m in mean), tuple(float(s) for s in std))
+        self._total = self._total + chunk.sum(axis=0)
+        self._squares = self._squares + (chunk * chunk).sum(axis=0)
 
 
 def _rewrite(array: np.ndarray, role: str, work: Path | None, built: Built) -> np.ndarray:

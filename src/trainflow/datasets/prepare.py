@@ -154,7 +154,8 @@ def _describe(directory: Path, fmt: str, built: Built, work: Path | None, digest
     names = {r: label(r, ref) for r, ref in built.arrays.items()}
     arrays = channels_first(arrays, work, built)
     shape = input_shape(arrays, names)
-    finite_features(arrays, names)
+    if not built.finite:
+        finite_features(arrays, names)
     arrays = integer_labels(arrays, work, built, names)
     classes = built.class_names or class_names(arrays, names)
     return DatasetDescriptor(
@@ -164,7 +165,7 @@ def _describe(directory: Path, fmt: str, built: Built, work: Path | None, digest
         class_names=classes,
         train_count=int(arrays["y_train"].shape[0]),
         test_count=int(arrays["y_test"].shape[0]),
-        normalization=normalization(arrays["x_train"], shape),
+        normalization=built.normalization or normalization(arrays["x_train"], shape),
         arrays=ArrayFiles(**{role: name(role) for role in ROLES}),
         source_digest=digest,
     )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import mmap
+import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 
@@ -59,3 +61,46 @@ def raw_rows(path: Path, dtype: np.dtype, width: int, rows: int) -> Iterator[np.
             if block.size == 0:
                 return
             yield block.reshape(-1, width)
+
+
+class NpyRows:
+    """An .npy file of rows of `width` values, written as they come; the row count goes into its header at the end.
+
+    The header's room is that of the largest row count, padded with spaces (as numpy pads its own).
+    """
+
+    def __init__(self, dest: Path, dtype: np.dtype, width: int) -> None:
+        self.path, self.dtype, self.width, self.rows = dest, dtype, width, 0
+        self._room = len(_npy_header(dtype, (1 << 62, width)))
+        self._file = open(dest, "wb")  # noqa: SIM115 - closed by close() or on leaving the with block
+        self._file.seek(self._room)
+
+    def __enter__(self) -> NpyRows:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._file.close()
+
+    def write(self, block: np.ndarray) -> None:
+        data = np.ascontiguousarray(block, dtype=self.dtype).reshape(-1, self.width)
+        data.tofile(self._file)
+        self.rows += len(data)
+
+    def restart(self) -> None:
+        """Drop every row written so far."""
+        self._file.seek(self._room)
+        self._file.truncate()
+        self.rows = 0
+
+    def close(self) -> Path:
+        self._file.seek(0)
+        self._file.write(_npy_header(self.dtype, (self.rows, self.width), self._room))
+        self._file.close()
+        return self.path
+
+
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...], size: int | None = None) -> bytes:
+    """An .npy format 1.0 header, `size` bytes long (default: numpy's own length, a multiple of 64)."""
+    text = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+    total = size or -(-(10 + len(text) + 1) // 64) * 64
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", total - 10) + text.encode("latin1").ljust(total - 11) + b"\n"

@@ -43,6 +43,7 @@ class Table:
     columns: list[str]
     text: Callable[[object], str]  # a value as the table's text: what labels are and what messages quote
     csv: bool
+    rows: int | None = None  # known before reading (a Parquet file's metadata says it); None for a CSV
 
     def batches(self, wanted: list[str], numbers: list[str]) -> Iterator[Batch]:
         """Batches of the `wanted` columns; a CSV's `numbers` columns parsed as float64 (NotNumbers if one is not)."""
@@ -53,10 +54,11 @@ def open_table(path: Path, name: str) -> Table:
     """The table's header (nothing else is read yet); DataFormatError when it is not a readable table."""
     if name.lower().endswith(".parquet"):
         try:
-            columns = list(pq.ParquetFile(path).schema_arrow.names)
+            parquet = pq.ParquetFile(path)
+            columns, rows = list(parquet.schema_arrow.names), int(parquet.metadata.num_rows)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
             raise DataFormatError(f"{name} is not a readable Parquet file ({exc}): write it again") from None
-        return Table(name, path, columns, lambda v: "" if v is None else str(v), csv=False)
+        return Table(name, path, columns, lambda v: "" if v is None else str(v), csv=False, rows=rows)
     return Table(name, path, _csv_header(path, name), lambda v: str(v).strip(), csv=True)
 
 

@@ -1,14 +1,16 @@
 """CSV and Parquet datasets: numeric feature columns and one label column, as float32 [N, F] and int64 labels.
 
-Tables are read a batch of rows at a time (`table_reader`): features go to a raw file on the cache's disk
-and labels become small integer codes, so memory stays flat however many rows there are; a second pass
-splits the raw rows into the cached arrays.
+Tables are read a batch of rows at a time (`table_reader`) and labels become small integer codes, so memory
+stays flat however many rows there are. Where the row count is known before reading (Parquet's metadata),
+each row goes straight to the training or the test array, the training rows' statistics summed on the
+way; a CSV's rows go to a raw file on the cache's disk first, and a second pass splits them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -17,11 +19,11 @@ import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
 
 from trainflow.datasets.arrays import Built
-from trainflow.datasets.checks import FEATURE_LIMIT
+from trainflow.datasets.checks import FEATURE_LIMIT, FeatureSums
 from trainflow.datasets.errors import DataFormatError
 from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import cached_path
-from trainflow.datasets.row_files import CHUNK_BYTES, raw_rows, write_npy
+from trainflow.datasets.row_files import CHUNK_BYTES, NpyRows, raw_rows
 from trainflow.datasets.table_labels import LabelCodes, labels_of
 from trainflow.datasets.table_reader import Batch, NotNumbers, Table, open_table
 
@@ -29,14 +31,51 @@ LABEL_COLUMNS = ("label", "target", "class", "y")  # tried in order when --label
 TEST_FRACTION = 0.2  # of a single table, held out (seeded, so every sync splits alike)
 
 
+F32 = np.dtype(np.float32)
+Rows = Callable[[int, np.ndarray], None]  # where a table's feature rows go: (first row's index, float32 rows)
+
+
 @dataclass(frozen=True)
 class _Read:
-    """A table converted: its features as raw float32 rows in `path`, its labels as codes."""
+    """A table read through: its row count and its labels as codes (its features went where the pass sent them)."""
 
     table: Table
-    path: Path
     rows: int
     codes: np.ndarray
+
+
+class _Features:
+    """The cached feature arrays, written as the rows are read; the training rows' statistics summed on the way."""
+
+    def __init__(self, work: Path, width: int, stack: ExitStack) -> None:
+        self.width = width
+        self.train = stack.enter_context(NpyRows(work / "x_train.npy", F32, width))
+        self.test = stack.enter_context(NpyRows(work / "x_test.npy", F32, width))
+        self.sums = FeatureSums(width)
+
+    def to_train(self, start: int, block: np.ndarray) -> None:
+        self.train.write(block)
+        self.sums.add(block)
+
+    def to_test(self, start: int, block: np.ndarray) -> None:
+        self.test.write(block)
+
+    def split(self, held: np.ndarray, name: str) -> Rows:
+        """Rows to the test array where `held` (indexed by row) is True, to the training array elsewhere."""
+
+        def rows(start: int, block: np.ndarray) -> None:
+            mask = held[start : start + len(block)]
+            if len(mask) != len(block):
+                raise DataFormatError(f"{name} holds more rows than its metadata says ({len(held)}): write it again")
+            self.to_train(start, block[~mask])
+            self.test.write(block[mask])
+
+        return rows
+
+    def restart(self) -> None:
+        self.train.restart()
+        self.test.restart()
+        self.sums = FeatureSums(self.width)
 
 
 def build_table(directory: Path, names: Sequence[str], options: FormatOptions, work: Path) -> Built:
@@ -45,7 +84,17 @@ def build_table(directory: Path, names: Sequence[str], options: FormatOptions, w
     label = _label_column(options.label_column, {n: t.columns for n, t in opened.items()})
     features = _features(opened, label)
     codes = LabelCodes()
-    read = {split: _read(opened[name], features, label, codes, work) for split, name in tables.items()}
+    with ExitStack() as stack:
+        out = _Features(work, len(features), stack)
+        if "all" in tables:
+            single, held = _read_single(opened[tables["all"]], features, label, codes, work, out)
+            read = {"all": single}
+        else:
+            read = {
+                "train": _read(opened[tables["train"]], features, label, codes, out.to_train, out.restart),
+                "test": _read(opened[tables["test"]], features, label, codes, out.to_test, out.test.restart),
+            }
+        x_files = {"x_train": out.train.close(), "x_test": out.test.close()}
     for part in read.values():
         empty = codes.first(part.codes, "")
         if empty is not None:
@@ -53,8 +102,7 @@ def build_table(directory: Path, names: Sequence[str], options: FormatOptions, w
                 f"line {empty + 2} of {part.table.name} has no '{label}': fill in the label of every row"
             )
     if "all" in read:
-        masks = {"test": _held_out(read["all"].rows)}
-        masks["train"] = ~masks["test"]
+        masks = {"test": held, "train": ~held}
         read = {"train": read["all"], "test": read["all"]}
         shown = {"train": f"{tables['all']} (training part)", "test": f"{tables['all']} (held-out part)"}
     else:
@@ -62,14 +110,47 @@ def build_table(directory: Path, names: Sequence[str], options: FormatOptions, w
         shown = dict(tables)
     raw = {s: read[s].codes[masks[s]] for s in ("train", "test")}
     y, classes = labels_of(codes, raw, shown)
-    built: dict[str, str | Path] = {}
+    built: dict[str, str | Path] = dict(x_files)
     for split in ("train", "test"):
-        built[f"x_{split}"] = _write_features(read[split], len(features), masks[split], work / f"x_{split}.npy")
         built[f"y_{split}"] = work / f"y_{split}.npy"
         np.save(built[f"y_{split}"], y[split])
-    for part in read.values():
-        part.path.unlink(missing_ok=True)
-    return Built(built, classes, shown_as={f"{r}_{s}": shown[s] for r in ("x", "y") for s in ("train", "test")})
+    return Built(
+        built,
+        classes,
+        shown_as={f"{r}_{s}": shown[s] for r in ("x", "y") for s in ("train", "test")},
+        normalization=out.sums.normalization() if out.sums.rows else None,
+        finite=True,  # every value passed _numbers' check, and a float64 within float32's range stays finite in it
+    )
+
+
+def _read_single(
+    table: Table, features: list[str], label: str, codes: LabelCodes, work: Path, out: _Features
+) -> tuple[_Read, np.ndarray]:
+    """A single table read into both arrays, and its held-out rows (one pass when its row count is known up front)."""
+    if table.rows is not None:
+        held = _held_out(table.rows)
+        read = _read(table, features, label, codes, out.split(held, table.name), out.restart)
+        if read.rows != table.rows:
+            raise DataFormatError(
+                f"{table.name} holds {read.rows} rows where its metadata says {table.rows}: write it again"
+            )
+        return read, held
+    # A CSV's row count is known only at its end: the rows go to a raw file first, then to the two arrays.
+    path = work / f".{PurePosixPath(table.name).name}.rows"
+    with open(path, "wb") as raw:
+
+        def again() -> None:
+            raw.seek(0)
+            raw.truncate()
+
+        read = _read(table, features, label, codes, lambda _, block: block.tofile(raw), again)
+    held = _held_out(read.rows)
+    split = out.split(held, table.name)
+    step = max(1, CHUNK_BYTES // (4 * len(features)))
+    for start, block in zip(range(0, read.rows, step), raw_rows(path, F32, len(features), step)):
+        split(start, block)
+    path.unlink()
+    return read, held
 
 
 def _tables(names: Sequence[str], options: FormatOptions) -> dict[str, str]:
@@ -120,26 +201,27 @@ def _features(opened: dict[str, Table], label: str) -> list[str]:
     return features
 
 
-def _read(table: Table, features: list[str], label: str, codes: LabelCodes, work: Path) -> _Read:
+def _read(
+    table: Table, features: list[str], label: str, codes: LabelCodes, rows: Rows, restart: Callable[[], None]
+) -> _Read:
     try:
-        return _read_as(table, features, label, codes, work, numbers=features)
+        return _read_as(table, features, label, codes, rows, numbers=features)
     except NotNumbers:  # rare: text pyarrow does not parse (" 1.5", "1_000") or a bad value to quote as written
-        return _read_as(table, features, label, codes, work, numbers=[])
+        restart()
+        return _read_as(table, features, label, codes, rows, numbers=[])
 
 
-def _read_as(table: Table, features: list[str], label: str, codes: LabelCodes, work: Path, numbers: list[str]) -> _Read:
-    path = work / f".{PurePosixPath(table.name).name}.rows"
+def _read_as(table: Table, features: list[str], label: str, codes: LabelCodes, rows: Rows, numbers: list[str]) -> _Read:
     parts: list[np.ndarray] = []
-    rows = 0
-    with open(path, "wb") as out:
-        for batch in table.batches([*features, label], numbers):
-            block = np.empty((batch.rows, len(features)), dtype=np.float32)
-            for j, column in enumerate(features):
-                block[:, j] = _numbers(table, batch, column)
-            block.tofile(out)
-            parts.append(codes.encode(batch.columns[label], table.text))
-            rows += batch.rows
-    return _Read(table, path, rows, np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
+    count = 0
+    for batch in table.batches([*features, label], numbers):
+        block = np.empty((batch.rows, len(features)), dtype=np.float32)
+        for j, column in enumerate(features):
+            block[:, j] = _numbers(table, batch, column)
+        rows(batch.start, block)
+        parts.append(codes.encode(batch.columns[label], table.text))
+        count += batch.rows
+    return _Read(table, count, np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
 
 
 def _numbers(table: Table, batch: Batch, column: str) -> np.ndarray:
@@ -190,13 +272,3 @@ def _held_out(rows: int) -> np.ndarray:
     held = np.zeros(rows, dtype=bool)
     held[order[: max(1, int(rows * TEST_FRACTION))]] = True
     return held
-
-
-def _write_features(read: _Read, width: int, mask: np.ndarray, dest: Path) -> Path:
-    step = max(1, CHUNK_BYTES // (4 * width))
-
-    def blocks() -> Iterator[np.ndarray]:
-        for start, block in zip(range(0, read.rows, step), raw_rows(read.path, np.dtype(np.float32), width, step)):
-            yield block[mask[start : start + len(block)]]
-
-    return write_npy(dest, np.dtype(np.float32), (int(mask.sum()), width), blocks())
