@@ -23,7 +23,6 @@ from trainflow.serving.server import (
     serve_until_stopped,
 )
 from trainflow.storage import StorageOptions
-from trainflow.tracking.registry import follower_for
 
 _SERVER_OPTIONS = [
     click.option("--model-name", default="mnist", show_default=True, help="Name clients address the model by."),
@@ -146,6 +145,8 @@ def serve_command(
     **flags: Any,
 ) -> None:
     """Serve models (the newest versions) over TF Serving REST/gRPC and KServe V2 REST/gRPC until stopped."""
+    from trainflow.tracking.registry import follower_for  # models:/ paths only: the registry's client loads then
+
     storage = StorageOptions.from_env(aws_endpoint_url, aws_region)
     follower = follower_for(model_base_path, flags["poll_seconds"])
     if follower is None:

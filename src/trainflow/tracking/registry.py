@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 PREFIX = "models:/"
 _REF = re.compile(
-    r"models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_.\- ]{0,254})(?:@(?P<alias>[A-Za-z0-9_\-]{1,255})|/(?P<version>[1-9][0-9]{0,8}))"
+    r"models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_.\- ]*)(?:@(?P<alias>[A-Za-z0-9_\-]+)|/(?P<version>[1-9][0-9]*))"
 )
+MAX_NAME = 255
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,11 @@ def parse_model_ref(uri: str) -> ModelRef | None:
     if not uri.startswith(PREFIX):
         return None
     found = _REF.fullmatch(uri)
-    if found is None:
+    if found is None or len(found.group("name")) > MAX_NAME or len(found.group("alias") or "") > MAX_NAME:
         raise TrackingError(f"{uri!r} is not a registry URI: give models:/NAME@ALIAS or models:/NAME/VERSION")
     version = found.group("version")
+    if version is not None and len(version) > 9:
+        raise TrackingError(f"{uri!r} names version {version}: registry versions are at most 9 digits")
     return ModelRef(found.group("name"), found.group("alias") or "", int(version) if version else None)
 
 

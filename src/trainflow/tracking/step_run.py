@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from trainflow.tracking import EXPERIMENT_ENV, PARENT_ENV, RUN_ENV, tracking_uri
-from trainflow.tracking.client import client, redacted
-from trainflow.tracking.sink import close_sink
+from trainflow.tracking.client import client, reason_of, redacted
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ class StepRun:
         except Exception as exc:  # noqa: BLE001 - tracking never fails the step: the warning says what was lost
             if what not in self.failed:
                 self.failed.add(what)
-                reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                reason = reason_of(exc)
                 log.warning(
                     "MLflow at %s: could not log %s for run %s: %s", redacted(self.uri), what, self.run_id, reason
                 )
@@ -181,7 +180,7 @@ def step_run(step: str, kind: str = "train") -> Iterator[StepRun | None]:
     try:
         run = _open(uri, instance, kind)
     except Exception as exc:  # noqa: BLE001 - tracking never fails the step
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = reason_of(exc)
         log.warning("MLflow at %s: no run for step %s (%s): this step is not tracked", redacted(uri), instance, reason)
         yield None
         return
@@ -194,6 +193,8 @@ def step_run(step: str, kind: str = "train") -> Iterator[StepRun | None]:
         yield run
         status = "FINISHED"
     finally:
+        from trainflow.tracking.sink import close_sink
+
         if not close_sink(run_id):
             run.set_tags({"trainflow.tracking": "incomplete"})
         if active is not None:

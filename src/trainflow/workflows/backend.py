@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from trainflow.pipelines import Pipeline, PipelineError
-from trainflow.tracking.workflow_run import workflow_run
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.params import inherited_values, resolve_params, run_name
 from trainflow.workflows.schedules import ScheduleInfo, ScheduleRequest
@@ -127,6 +126,8 @@ class Backend(ABC):
         """Start a run; `python_path`: folders its steps' functions import from (a pipeline file's folder); `name`:
         the run's name instead of the one its pipeline gives it (a schedule's runs are NAME-<time>). With tracking on,
         the run is an MLflow run too, opened here so a server that cannot be reached stops it before it starts."""
+        from trainflow.tracking.workflow_run import workflow_run  # loads only as a run is submitted
+
         run = self.prepare(pipeline, values, no_cache, python_path, name=name)
         with workflow_run(run.pipeline.name, run.name, self.name, run.values):
             return self._start(run)
