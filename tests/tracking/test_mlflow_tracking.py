@@ -109,3 +109,18 @@ def test_model_train_logs_params_curves_dataset_artifacts_and_model(
     mlmodel = (model_dir / "MLmodel").read_text()
     assert "onnx" in mlmodel and "signature" in mlmodel
     assert (model_dir / "input_example.json").is_file() and (model_dir / "model.onnx").is_file()
+
+
+def test_a_fan_out_gets_one_nested_run_per_item(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    pipeline = Path(__file__).resolve().parents[2] / "examples" / "fan-out" / "pipeline.py"
+    env = {"MLFLOW_TRACKING_URI": mlflow_server.uri, "MLFLOW_EXPERIMENT_NAME": "fan-out-tracked"}
+    done = run_trainflow(tmp_path, env, "submit", str(pipeline), "-p", "shards=3", "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    client = mlflow_server.client()
+    experiment = client.get_experiment_by_name("fan-out-tracked")
+    runs = client.search_runs([experiment.experiment_id])
+    (workflow,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == workflow.info.run_id}
+    assert {"list", "score[0]", "score[1]", "score[2]", "best"} == set(children)
+    assert all(r.info.status == "FINISHED" and r.data.tags["trainflow.kind"] == "call" for r in children.values())
+    assert workflow.data.params["shards"] == "3"
