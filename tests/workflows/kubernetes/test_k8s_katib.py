@@ -21,6 +21,7 @@ import yaml
 from tests.workflows.kubernetes.conftest import schema_errors
 from tests.workflows.kubernetes.test_k8s_manifests import all_schema_errors
 from tests.workflows.kubernetes.test_k8s_submit_params import argo_submit, manifests
+from trainflow.pipelines import Param, Pipeline, Train, Tune, param
 from trainflow.pipelines.builtin import PIPELINES
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import compile_pipeline, problems, to_yaml
@@ -150,7 +151,7 @@ def test_early_stopping_hyperband_is_katibs_hyperband_setting_the_training_steps
         ({"time-budget": "600"}, "a time budget has no Katib equivalent"),
         (
             {"search-space": json.dumps({"model-optimizer": {"type": "choice", "values": ['adam", "x": "y']}})},
-            "cannot reach a Katib trial as is",
+            "must be one of adam, sgd",  # refused by the parameter's own type, before Katib's check
         ),
     ],
 )
@@ -163,3 +164,18 @@ def test_what_katib_cannot_take_is_refused_at_compile_in_one_line(params: dict[s
 def test_trainjob_is_refused_for_a_study() -> None:
     with pytest.raises(WorkflowError, match="use --job-kind pytorchjob or tfjob"):
         compile_pipeline(MODEL_TUNE, {}, "trainjob")
+
+
+def test_a_choice_katib_would_splice_into_the_trial_is_refused_at_compile() -> None:
+    trial = Train(
+        name="fit", argv=("trainflow", "step", "call", "m:fit", "--input", "tag", param("tag")), outputs=("accuracy",)
+    )
+    hostile = json.dumps({"tag": {"type": "choice", "values": ["a", 'b", "privileged": true, "x": "']}})
+    pipeline = Pipeline(
+        name="tags",
+        params=(Param("tag", "a"), Param("space", hostile, type="search-space")),
+        steps=(Tune(name="study", trial=trial, search_space=param("space"), max_trials=2),),
+    ).validate()
+    with pytest.raises(WorkflowError, match="cannot reach a Katib trial as is") as caught:
+        compile_pipeline(pipeline, {}, "pytorchjob")
+    assert "\n" not in str(caught.value)
