@@ -19,12 +19,19 @@ _QUICK = {
 }
 # The tracking URIs MLflow takes (not storage URLs: trainflow's stores never see them).
 _TRACKING_URI = re.compile(r"(https?://[^/\s@]+@?[^/\s]*(/\S*)?|(file|sqlite|postgresql|mysql|databricks)[:+]\S*)")
+_CREDENTIALS = re.compile(r"[^\s/@'\"]+@(?=[^\s/@'\"])")
 _USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@\s]*@")
 
 
 def redacted(uri: str) -> str:
     """`uri` without a user name or password in it (what messages and logs may show)."""
     return _USERINFO.sub(r"\1", uri)
+
+
+def reason_of(exc: BaseException) -> str:
+    """An exception's first line, short, with anything shaped like user:password@ taken out (clients quote URLs)."""
+    text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return _CREDENTIALS.sub("", text)
 
 
 def quick_requests() -> None:
@@ -55,8 +62,7 @@ def reachable(uri: str) -> None:
     try:
         client(uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure to talk to the server is the same answer to the user
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise TrackingError(
-            f"cannot reach the MLflow tracking server at {redacted(uri)}: {reason}; start it, fix MLFLOW_TRACKING_URI, "
+            f"cannot reach the MLflow tracking server at {redacted(uri)}: {reason_of(exc)}; start it, fix MLFLOW_TRACKING_URI, "
             "or unset it to run without tracking"
         ) from None

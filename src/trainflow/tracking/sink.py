@@ -18,7 +18,7 @@ from collections import deque
 from typing import Any
 
 from trainflow.tracking import step_run_id, tracking_uri
-from trainflow.tracking.client import client, redacted
+from trainflow.tracking.client import client, reason_of, redacted
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class MetricSink:
                         "MLflow at %s did not take run %s's metrics (%s): keeping them to send later",
                         redacted(self.uri),
                         self.run_id,
-                        str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__,
+                        reason_of(exc),
                     )
                 self.failing = True
                 return False
