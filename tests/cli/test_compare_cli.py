@@ -84,7 +84,9 @@ def test_compare_and_list_wide_show_parameters_and_final_metrics_side_by_side(ru
 
 
 def test_compare_refuses_fewer_than_two_runs_or_an_unknown_one() -> None:
-    one = trainflow("compare", "fit-0", "fit-0")
+    one = trainflow("compare", "fit-0#1", "fit-0#1")  # one trial, named twice
     assert one.returncode == 2 and one.stderr.startswith("error: give two or more"), one.stderr
+    alone = trainflow("compare", "fit-0", "fit-0")  # one run alone compares its study's trials: it must exist
+    assert alone.returncode == 2 and "no workflow named 'fit-0'" in alone.stderr, alone.stderr
     unknown = trainflow("compare", "nope", "nada")
     assert unknown.returncode == 2 and "no workflow named 'nope'" in unknown.stderr
