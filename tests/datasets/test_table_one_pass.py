@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trainflow.datasets import DatasetCache, load_dataset, table_reader
+from trainflow.datasets import DataFormatError, DatasetCache, load_dataset, table_reader
 from trainflow.datasets.checks import normalization
 
 ROWS = 3000
@@ -101,3 +101,18 @@ def test_parquet_rows_beyond_a_statistics_block_give_the_statistics_of_the_array
     train = np.asarray(dataset.train.images)
     assert len(train) == ROWS - int(ROWS * 0.2)
     assert result.descriptor.normalization == normalization(train, (FEATURES,))
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_a_float32_parquet_column_with_a_non_finite_value_deep_in_the_file_is_refused_by_row(
+    cache: DatasetCache, tmp_path: Path, bad: float
+) -> None:
+    x, y = rows(5, ROWS)
+    x[2500, 2] = bad
+    (tmp_path / "src").mkdir()
+    table = {f"f{j}": pa.array(x[:, j], type=pa.float32()) for j in range(FEATURES)} | {"label": pa.array(y)}
+    pq.write_table(pa.table(table), tmp_path / "src" / "t.parquet", row_group_size=333)
+
+    with pytest.raises(DataFormatError, match=r"column 'f2' of t.parquet is not numeric \(row 2502: '(inf|nan)'\)"):
+        cache.ensure(str(tmp_path / "src"), "d")
+    assert not (cache.path("d") / "descriptor.json").exists()

@@ -146,7 +146,7 @@ class FeatureSums:
         self._pending_rows = 0
 
     def add(self, rows: np.ndarray) -> None:
-        self._pending.append(np.array(rows, copy=True))
+        self._pending.append(rows)  # kept until summed: callers pass rows they no longer change
         self._pending_rows += len(rows)
         self.rows += len(rows)
         if self._pending_rows >= _STATS_ROWS:

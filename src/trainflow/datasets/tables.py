@@ -225,9 +225,15 @@ def _read_as(table: Table, features: list[str], label: str, codes: LabelCodes, r
 
 
 def _numbers(table: Table, batch: Batch, column: str) -> np.ndarray:
-    """One batch of a feature column as float64; DataFormatError naming the first row that is not a usable number."""
+    """One batch of a feature column as float64 (float32 as it is); DataFormatError naming the first row that is not
+    a usable number."""
     values = batch.columns[column]
-    numbers = _cast(values)
+    if values.type == pa.float32() and values.null_count == 0:  # no copy, and finite is all there is to check
+        numbers = values.to_numpy(zero_copy_only=False)
+        if np.isfinite(numbers).all():
+            return numbers
+    else:
+        numbers = _cast(values)
     if numbers is None:  # text pyarrow does not read as a number (" 1.5", "1_000"): each value as Python reads it
         numbers = np.array([_number(v) for v in values.to_pylist()], dtype=np.float64)
     within = np.abs(numbers) <= FEATURE_LIMIT  # False for NaN as well
