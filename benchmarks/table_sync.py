@@ -10,6 +10,7 @@ time (interpreter start and imports included for both). Prints min/median per va
 the per-round ratios, and the load average (other work on the machine skews the times).
 
     .venv/bin/python benchmarks/table_sync.py [--rows 100000,1000000,3000000] [--repeat 3] [--formats csv,parquet]
+        [--baseline-src /tmp/base/src]   # also the sync and prepare of that code, alternating round by round
 """
 
 from __future__ import annotations
@@ -93,17 +94,22 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, int, float, int]:
 Runs = dict[str, list[tuple[float, int, float, int]]]
 
 
-def measure(fmt: str, path: Path, work: Path, repeat: int) -> Runs:
+def measure(fmt: str, path: Path, work: Path, repeat: int, baseline_src: Path | None) -> Runs:
     trainflow = str(Path(sys.executable).with_name("trainflow"))
-    results: Runs = {"pyarrow read": [], "trainflow sync": [], "trainflow prepare": []}
+    variants = {"trainflow": str(Path(__file__).resolve().parents[1] / "src")}
+    if baseline_src is not None:
+        variants = {"before": str(baseline_src), **variants}
+    results: Runs = {"pyarrow read": []} | {f"{v} {s}": [] for v in variants for s in ("sync", "prepare")}
     for i in range(repeat):
         results["pyarrow read"].append(run([sys.executable, "-c", BASELINE[fmt], str(path)], dict(os.environ)))
-        home = work / f"home-{i}"
-        env = dict(os.environ, TRAINFLOW_HOME=str(home))
-        results["trainflow sync"].append(run([trainflow, "data", "sync", str(path.parent), "--name", "t"], env))
-        dataset = str(home / "cache" / "datasets" / "t")
-        results["trainflow prepare"].append(run([sys.executable, "-c", PREPARE, dataset], env))
-        shutil.rmtree(home)
+        for variant, src in variants.items():
+            home = work / f"home-{i}"
+            env = dict(os.environ, TRAINFLOW_HOME=str(home), PYTHONPATH=src)
+            sync = [trainflow, "data", "sync", str(path.parent), "--name", "t"]
+            results[f"{variant} sync"].append(run(sync, env))
+            dataset = str(home / "cache" / "datasets" / "t")
+            results[f"{variant} prepare"].append(run([sys.executable, "-c", PREPARE, dataset], env))
+            shutil.rmtree(home)
     return results
 
 
@@ -123,6 +129,14 @@ def report(rows: int, fmt: str, size: int, results: Runs) -> None:
         f"  sync process / pyarrow process: median {statistics.median(whole):.2f}x, min {min(whole):.2f}x; "
         f"prepare / pyarrow read, in-process: median {statistics.median(inner):.2f}x, min {min(inner):.2f}x"
     )
+    if "before sync" in results:
+        for step in ("sync", "prepare"):
+            pairs = zip(results[f"trainflow {step}"], results[f"before {step}"], strict=True)
+            ratio = [now[0] / before[0] if step == "sync" else now[2] / before[2] for now, before in pairs]
+            print(
+                f"  {step} this checkout / before, per round: {' '.join(f'{r:.2f}x' for r in ratio)} "
+                f"(median {statistics.median(ratio):.2f}x)"
+            )
 
 
 def load() -> str:
@@ -135,6 +149,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--formats", default="csv,parquet")
     parser.add_argument("--work", type=Path, default=None, help="Where the tables go (default: a temp folder).")
+    parser.add_argument("--baseline-src", type=Path, default=None, help="The src folder of the code to compare with.")
     args = parser.parse_args()
     print(f"load average before: {load()} on {os.cpu_count()} CPUs")
     work = Path(tempfile.mkdtemp(prefix="tf-bench-tables-", dir=args.work))
@@ -142,7 +157,9 @@ def main() -> None:
         for rows in (int(r) for r in args.rows.split(",")):
             paths = write_tables(rows, work / f"rows-{rows}")
             for fmt in args.formats.split(","):
-                report(rows, fmt, paths[fmt].stat().st_size, measure(fmt, paths[fmt], work, args.repeat))
+                report(
+                    rows, fmt, paths[fmt].stat().st_size, measure(fmt, paths[fmt], work, args.repeat, args.baseline_src)
+                )
             shutil.rmtree(work / f"rows-{rows}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
