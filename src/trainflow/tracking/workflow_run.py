@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
-from trainflow.tracking import EXPERIMENT_ENV, PARENT_ENV, tracking_uri
-from trainflow.tracking.client import client, reachable, redacted
+from trainflow.tracking import EXPERIMENT_ENV, PARENT_ENV, URI_ENV, tracking_uri
+from trainflow.tracking.client import client, reachable, reason_of, redacted
+from trainflow.tracking.errors import TrackingError
 from trainflow.tracking.step_run import MAX_PARAM_CHARS, _experiment_id, trainflow_version
+
+log = logging.getLogger(__name__)
+
+REGISTER_PARAM = "register-model"  # the parameter that registers a step's exported model (needs a tracking server)
+RUN_RECORD = "mlflow-run-id"  # in the workflow's folder: its MLflow run, which `trainflow retry` reopens
+_RUN_ID = re.compile(r"[0-9a-f]{32}")  # what MLflow's run ids look like: a record that is not one is ignored
+
+
+def check_registry(params: Mapping[str, str], tracked_elsewhere: bool = False) -> None:
+    """TrackingError (exit 2) before anything runs when a run registers a model with no tracking server to register it
+    with (`tracked_elsewhere`: the run's pods get a server from a Secret)."""
+    if params.get(REGISTER_PARAM, "").strip() and not tracking_uri() and not tracked_elsewhere:
+        raise TrackingError(
+            f"-p {REGISTER_PARAM}={params[REGISTER_PARAM]} registers the model in MLflow, but tracking is off: "
+            f"set {URI_ENV} to the tracking server (e.g. http://127.0.0.1:5000), or drop -p {REGISTER_PARAM}"
+        )
 
 
 @contextmanager
@@ -17,6 +38,7 @@ def workflow_run(pipeline: str, name: str | None, backend: str, params: Mapping[
     put its id in the environment the runner inherits. TrackingError (exit 2) before anything starts when the
     server cannot be reached; nothing at all when tracking is off."""
     uri = tracking_uri()
+    check_registry(params)
     if not uri:
         yield None
         return
@@ -47,3 +69,42 @@ def workflow_run(pipeline: str, name: str | None, backend: str, params: Mapping[
             os.environ.pop(PARENT_ENV, None)
         else:
             os.environ[PARENT_ENV] = previous
+
+
+@dataclass(frozen=True)
+class RunnerRun:
+    """The workflow's MLflow run as the local runner holds it: ended with the workflow's outcome."""
+
+    uri: str
+    run_id: str
+
+    def end(self, status: str) -> None:
+        """FINISHED, FAILED or KILLED: best effort (a server that is down costs one warning in the runner's log)."""
+        try:
+            client(self.uri).set_terminated(self.run_id, status)
+        except Exception as exc:  # noqa: BLE001 - tracking never changes the workflow's outcome
+            log.warning(
+                "MLflow at %s: could not end run %s as %s: %s", redacted(self.uri), self.run_id, status, reason_of(exc)
+            )
+
+
+def runner_run(record: Path) -> RunnerRun | None:
+    """In the runner as it starts (tracking on): the workflow's run. A first start has its id from submit and records
+    it in `record`; a retry's runner reads it back, reopens the run (RUNNING) and hands it to the steps again."""
+    uri = tracking_uri()
+    run_id = os.environ.get(PARENT_ENV, "").strip()
+    if run_id:
+        record.write_text(run_id + "\n")
+        return RunnerRun(uri, run_id)
+    try:
+        run_id = record.read_text().strip()
+    except OSError:
+        return None  # submitted with tracking off: its steps' runs (if any) stand alone
+    if not _RUN_ID.fullmatch(run_id):
+        return None
+    os.environ[PARENT_ENV] = run_id  # the steps this runner starts nest under it again
+    try:
+        client(uri).update_run(run_id, status="RUNNING")
+    except Exception as exc:  # noqa: BLE001 - tracking never stops a retry
+        log.warning("MLflow at %s: could not reopen run %s: %s", redacted(uri), run_id, reason_of(exc))
+    return RunnerRun(uri, run_id)

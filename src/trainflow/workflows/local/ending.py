@@ -9,10 +9,13 @@ that fails shows Failed in its own row and does not change it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from trainflow.pipelines import Pipeline
+from trainflow.tracking import tracking_uri
 from trainflow.workflows.backend import FAILED, OMITTED, PENDING, SKIPPED, SUCCEEDED
 from trainflow.workflows.local import processes
 from trainflow.workflows.local.state import StateStore
@@ -84,3 +87,30 @@ def settle_services(
             pid=None,
             message=f"stopped: the workflow failed before training (`trainflow retry {workflow}` starts it again)",
         )
+
+
+@contextmanager
+def tracked(workflow_dir: Path) -> Iterator[Callable[[str, bool], None]]:
+    """While the runner runs the workflow: its MLflow run (nothing, and no import of mlflow, when tracking is off).
+
+    The runner calls back with its outcome before it records it: the run ends FINISHED when the workflow succeeded,
+    KILLED when a user stopped it, FAILED otherwise (and when the runner itself fails). `trainflow retry` reopens it.
+    """
+    if not tracking_uri():
+        yield lambda status, stopped: None
+        return
+    from trainflow.tracking.workflow_run import RUN_RECORD, runner_run  # loads mlflow: only with tracking on
+
+    run = runner_run(workflow_dir / RUN_RECORD)
+    ended: list[str] = []
+
+    def end(status: str, stopped: bool) -> None:
+        ended.append("KILLED" if stopped else "FINISHED" if status == SUCCEEDED else "FAILED")
+        if run is not None:
+            run.end(ended[-1])
+
+    try:
+        yield end
+    finally:
+        if run is not None and not ended:
+            run.end("FAILED")

@@ -95,6 +95,7 @@ class Executor:
         self.suspended = False
         self.recheck = False
         self.outcome: dict[str, str] | None = None  # the run's outcome, once exit steps may read it
+        self.on_end: Callable[[str, bool], object] = lambda status, stopped: None  # tracking: told the outcome first
         self.keys = StepKeys(self.pipeline, self.values, self.python_path, layout.home)
         self.artifacts_base = plan.artifacts_base(self.pipeline, self.values, layout.default_artifacts)
         self.order = self.pipeline.order()  # computed once: the loop below runs every few milliseconds
@@ -425,6 +426,7 @@ class Executor:
         for name in self.exits:
             if self.status[name] in (PENDING, RUNNING):
                 self._set(name, OMITTED, message="workflow ended first")
+        self.on_end(ended.status, self.stopping)  # its MLflow run ends first: `--wait` returns with it ended
         self.state.update_workflow(self.name, status=ended.status, finished_at=now(), message=ended.message)
         return ended.status
 
@@ -438,6 +440,8 @@ def run_workflow(home: Path, name: str) -> int:
         raise WorkflowError(f"workflow {name} already has a runner (or was deleted): this one exits")
     # The lock stays held until this process is gone, so no two runner processes of a workflow ever overlap.
     state = StateStore(layout.db)
-    with state.held():  # one connection for the runner's life: see trainflow.workflows.local.state
-        status = Executor(layout, name, state).run()
+    with state.held(), ending.tracked(layout.workflow_dir(name)) as track:  # one connection: see ...local.state
+        executor = Executor(layout, name, state)
+        executor.on_end = track
+        status = executor.run()
     return 0 if status == SUCCEEDED else 1

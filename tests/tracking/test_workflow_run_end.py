@@ -1,0 +1,119 @@
+"""The workflow's own MLflow run ends with the workflow (FINISHED, FAILED, KILLED), `trainflow retry` reopens it, and
+a model registered with tracking off is refused before anything runs (against the real `mlflow server` fixture)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from textwrap import dedent
+from typing import Any
+
+from tests.tracking.conftest import MlflowServer, run_trainflow
+
+STEPS = """
+import os, pathlib, time
+def gate(marker: str) -> dict:
+    if not pathlib.Path(marker).exists():
+        raise ValueError("the marker is not there yet")
+    return {"ok": "yes"}
+def after(ok: str) -> dict:
+    return {"done": ok}
+def wait(seconds: int) -> dict:
+    time.sleep(seconds)
+    return {}
+"""
+
+PIPELINE = """
+from trainflow.pipelines import Call, Param, Pipeline, output, param
+
+PIPELINE = Pipeline(
+    name="gated-end",
+    params=(Param("marker", "", "A file the gate waits for."), Param("seconds", 0, type="int")),
+    steps=(
+        Call(name="gate", function="end_steps:gate", inputs={"marker": param("marker")}, outputs=("ok",), cache=False),
+        Call(name="after", function="end_steps:after", inputs={"ok": output("gate", "ok")}, outputs=("done",)),
+        Call(name="wait", function="end_steps:wait", inputs={"seconds": param("seconds")}, depends=("after",),
+             cache=False),
+    ),
+)
+"""
+
+
+def _project(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "end_steps.py").write_text(dedent(STEPS))
+    (root / "pipeline.py").write_text(dedent(PIPELINE))
+    return root / "pipeline.py"
+
+
+def _runs(server: MlflowServer, experiment: str) -> tuple[Any, list[Any]]:
+    """The experiment's one workflow run and the step runs nested under it."""
+    client = server.client()
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id])
+    (workflow,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return workflow, [r for r in runs if r.data.tags.get("mlflow.parentRunId") == workflow.info.run_id]
+
+
+def test_a_failed_run_ends_failed_and_retry_reopens_the_same_run_to_finished(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    pipeline = _project(tmp_path / "project")
+    marker = tmp_path / "marker"
+    env = {"MLFLOW_TRACKING_URI": mlflow_server.uri, "MLFLOW_EXPERIMENT_NAME": "end-retry"}
+    home = tmp_path / "home"
+    failed = run_trainflow(home, env, "submit", str(pipeline), "-p", f"marker={marker}", "--wait")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    workflow, steps = _runs(mlflow_server, "end-retry")
+    assert workflow.info.status == "FAILED" and workflow.info.end_time
+    assert [(r.info.run_name, r.info.status) for r in steps] == [("gate", "FAILED")]
+
+    marker.write_text("here")
+    name = json.loads(run_trainflow(home, env, "list", "-o", "json").stdout)[0]["name"]
+    retried = run_trainflow(home, env, "retry", name, "--wait")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    again, steps = _runs(mlflow_server, "end-retry")  # still one workflow run: the same, reopened
+    assert again.info.run_id == workflow.info.run_id
+    assert again.info.status == "FINISHED" and again.info.end_time >= workflow.info.end_time
+    ended = sorted((r.info.run_name, r.info.status) for r in steps)
+    assert ended == [("after", "FINISHED"), ("gate", "FAILED"), ("gate", "FINISHED"), ("wait", "FINISHED")]
+
+
+def test_a_stopped_run_ends_killed(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    pipeline = _project(tmp_path / "project")
+    marker = tmp_path / "marker"
+    marker.write_text("here")
+    env = {"MLFLOW_TRACKING_URI": mlflow_server.uri, "MLFLOW_EXPERIMENT_NAME": "end-stop"}
+    home = tmp_path / "home"
+    args = ("submit", str(pipeline), "-p", f"marker={marker}", "-p", "seconds=120")
+    assert run_trainflow(home, env, *args).returncode == 0
+    name = json.loads(run_trainflow(home, env, "list", "-o", "json").stdout)[0]["name"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until the wait step runs
+        steps = {
+            s["name"]: s["status"]
+            for s in json.loads(run_trainflow(home, env, "get", name, "-o", "json").stdout)["steps"]
+        }
+        if steps.get("wait") == "Running":
+            break
+        time.sleep(0.5)
+    stopped = run_trainflow(home, env, "stop", name)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    while time.monotonic() < deadline:
+        workflow, _ = _runs(mlflow_server, "end-stop")
+        if workflow.info.status != "RUNNING":
+            break
+        time.sleep(0.5)
+    assert workflow.info.status == "KILLED"
+
+
+def test_register_model_with_tracking_off_is_one_error_line_and_nothing_runs(tmp_path: Path) -> None:
+    out = run_trainflow(
+        tmp_path, {"MLFLOW_TRACKING_URI": ""}, "submit", "model-train", "-p", "register-model=mnist", "--wait"
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "MLFLOW_TRACKING_URI" in lines[0], out.stderr
+    listed = run_trainflow(tmp_path, {}, "list", "-o", "json")
+    assert json.loads(listed.stdout or "[]") == []
