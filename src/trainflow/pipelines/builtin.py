@@ -60,6 +60,13 @@ COMMON_PARAMS = (
         "Kubernetes Secret with keys awsAccessKeyID / awsSecretAccessKey.",
         type="secret-name",
     ),
+    Param(
+        "mlflow-secret",
+        "",
+        "Kubernetes Secret with key MLFLOW_TRACKING_URI (optional MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD, "
+        "MLFLOW_TRACKING_TOKEN): every pod tracks to that MLflow server.",
+        type="tracking-secret",
+    ),
 )
 
 

@@ -122,6 +122,7 @@ CHECKERS: dict[str, Callable[[str, str], str]] = {
     "url": _url,
     "dns-label": _dns_label,
     "secret-name": _secret_name,
+    "tracking-secret": _secret_name,  # a Secret with MLFLOW_TRACKING_URI (and credentials) every pod reads
     "model-name": _model_name,
     "model-factory": _model_factory,
     "image": _image,

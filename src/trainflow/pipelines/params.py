@@ -34,7 +34,8 @@ class Param:
     help: one line shown by `trainflow pipeline show`.
     type: "str", "int", "float" (finite), "bool" (true/false/yes/no/1/0), "choice" (one of `choices`), or a
       meaning: "url" (a path, file://, s3:// or http(s)://; paths made absolute), "dns-label" (a Kubernetes
-      name), "secret-name", "model-name" (what a model server takes), "model-factory" (auto, cnn, mlp or
+      name), "secret-name", "tracking-secret" (a Secret every pod reads MLflow's tracking URI and credentials
+      from), "model-name" (what a model server takes), "model-factory" (auto, cnn, mlp or
       module:attr), "image", "region", "endpoint" (an http(s) URL), "host" (HOST[:PORT] or a URL) or
       "training-runtime" (a Kubeflow ClusterTrainingRuntime that `--job-kind trainjob` references) or
       "quantity" (a Kubernetes quantity, 500m or 4Gi: a step's `Resources(cpu=param(...))`).

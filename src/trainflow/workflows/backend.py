@@ -107,6 +107,7 @@ class Backend(ABC):
     name: ClassVar[str]
     poll_seconds: ClassVar[float]  # how often `--wait`/`--watch` read a running workflow back
     services_listen_here: ClassVar[bool] = False  # a run's services answer on this machine's addresses
+    pods_track_from_secret: ClassVar[bool] = False  # a `tracking-secret` parameter's Secret gives its steps MLflow
     namespace: str = ""  # where on a cluster its runs live ('' for none)
 
     @property
@@ -129,7 +130,8 @@ class Backend(ABC):
         from trainflow.tracking.workflow_run import workflow_run  # loads only as a run is submitted
 
         run = self.prepare(pipeline, values, no_cache, python_path, name=name)
-        with workflow_run(run.pipeline.name, run.name, self.name, run.values):
+        secret = any(p.type == "tracking-secret" and run.values.get(p.name) for p in run.pipeline.params)
+        with workflow_run(run.pipeline.name, run.name, self.name, run.values, self.pods_track_from_secret and secret):
             return self._start(run)
 
     def dryrun(

@@ -55,6 +55,7 @@ class KubernetesBackend(CronSchedules):
 
     name = "kubernetes"
     poll_seconds = 2.0  # each read is an API request: a follower must not load the API server
+    pods_track_from_secret = True  # a tracking-secret parameter gives every pod MLflow's URI (tracking_env.py)
 
     def __init__(
         self,

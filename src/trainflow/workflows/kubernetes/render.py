@@ -314,7 +314,10 @@ def workflow(
     declared = frozenset(p.name for p in pipeline.params)
     _check_artifacts_url(pipeline, values)
     secret = next((p.name for p in pipeline.params if p.type == "secret-name"), "")
-    target = k8s.Target(name_expression(pipeline), values, declared, options, str(pipeline.artifacts_url), secret)
+    tracking = next((p.name for p in pipeline.params if p.type == "tracking-secret"), "")
+    target = k8s.Target(
+        name_expression(pipeline), values, declared, options, str(pipeline.artifacts_url), secret, tracking
+    )
     try:
         all_templates = templates(pipeline, target, job_kind, memoize)
     except PipelineError as exc:

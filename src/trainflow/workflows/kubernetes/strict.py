@@ -13,7 +13,7 @@ from typing import Any
 from trainflow.pipelines.k8s_names import DNS_1123_LABEL_ANY_LENGTH
 from trainflow.pipelines.param_types import QUANTITY
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import katib_trials, manifest_values, yamltext
+from trainflow.workflows.kubernetes import katib_trials, manifest_values, tracking_env, yamltext
 from trainflow.workflows.kubernetes.shapes import BY_KIND, unknown_fields
 
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?\Z")
@@ -35,7 +35,7 @@ SHAPES = {**BY_KIND, "Experiment": katib_trials.EXPERIMENT}
 # Knative names the predictor's revision <name>-predictor-00001: a DNS-1035 label too.
 KSERVE_REVISION_SUFFIX = "-predictor-00001"
 REPLICA_KEY = {"PyTorchJob": "pytorchReplicaSpecs", "TFJob": "tfReplicaSpecs"}
-SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", *tracking_env.VARS)
 
 
 def embedded_manifests(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
