@@ -18,6 +18,7 @@ def gate(marker: str) -> dict:
         raise ValueError("the marker is not there yet")
     return {"ok": "yes"}
 def after(ok: str) -> dict:
+    print("after: the gate said", ok)
     return {"done": ok}
 def wait(seconds: int) -> dict:
     time.sleep(seconds)
@@ -78,6 +79,11 @@ def test_a_failed_run_ends_failed_and_retry_reopens_the_same_run_to_finished(
     assert again.info.status == "FINISHED" and again.info.end_time >= workflow.info.end_time
     ended = sorted((r.info.run_name, r.info.status) for r in steps)
     assert ended == [("after", "FINISHED"), ("gate", "FAILED"), ("gate", "FINISHED"), ("wait", "FINISHED")]
+    (after,) = [r for r in steps if r.info.run_name == "after"]  # its log, uploaded as the step ended
+    client = mlflow_server.client()
+    assert [a.path for a in client.list_artifacts(after.info.run_id, "logs")] == ["logs/after.log"]
+    log = Path(client.download_artifacts(after.info.run_id, "logs/after.log", str(tmp_path)))
+    assert "after: the gate said yes" in log.read_text()
 
 
 def test_a_stopped_run_ends_killed(mlflow_server: MlflowServer, tmp_path: Path) -> None:

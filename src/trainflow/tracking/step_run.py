@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,6 +37,25 @@ def trainflow_version() -> str:
         return version("trainflow")
     except PackageNotFoundError:
         return "unknown"
+
+
+def step_log() -> Path | None:
+    """The step's log file, where the local runner writes one beside its progress file (<instance>.log)."""
+    progress = Path(os.environ.get("TRAINFLOW_PROGRESS", ""))
+    if not progress.name.endswith(PROGRESS_SUFFIX):
+        return None
+    log_file = progress.with_name(progress.name.removesuffix(PROGRESS_SUFFIX) + ".log")
+    return log_file if log_file.is_file() else None
+
+
+def upload_log(run: StepRun) -> None:
+    """The step's log as the artifact logs/<instance>.log of its run, as far as it is written (output flushed first)."""
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):
+            stream.flush()
+    found = step_log()
+    if found is not None:
+        run.log_artifact(found, "logs")
 
 
 def step_instance(default: str) -> str:
@@ -197,6 +217,7 @@ def step_run(step: str, kind: str = "train") -> Iterator[StepRun | None]:
 
         if not close_sink(run_id):
             run.set_tags({"trainflow.tracking": "incomplete"})
+        upload_log(run)
         if active is not None:
             run._try("the run's end", lambda: _deactivate(status))
         run._try("the run's end", lambda: client(uri).set_terminated(run_id, status))
