@@ -212,6 +212,7 @@ class Step(ABC):
 
     def check_values(self, values: Mapping[str, str], params: Sequence[object] = ()) -> None:
         """Refuse parameter values (of the pipeline's `params`) this step cannot run with, before anything runs."""
+        return None  # most steps take any value their parameters' types allow
 
     def refs(self) -> list[Ref]:
         """Every reference in the step's command."""
