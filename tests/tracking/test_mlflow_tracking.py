@@ -102,6 +102,7 @@ def test_model_train_logs_params_curves_dataset_artifacts_and_model(
 
     import mlflow
 
+    mlflow.set_tracking_uri(mlflow_server.uri)  # else mlflow opens its default store, ./mlflow.db
     mlflow.set_registry_uri(mlflow_server.uri)
     model_dir = Path(
         mlflow.artifacts.download_artifacts(f"models:/{REGISTERED}@champion", tracking_uri=mlflow_server.uri)

@@ -77,6 +77,7 @@ def test_serve_follows_the_alias_with_no_failed_request_under_load(mlflow_server
     proc = subprocess.Popen(
         [*SERVE, f"models:/{name}@champion", "--rest-port", str(port), "--poll-seconds", "0.2"],
         env=env,
+        cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -114,6 +115,7 @@ def test_serve_follows_the_alias_with_no_failed_request_under_load(mlflow_server
         assert switch_seconds < 30
         client.set_registered_model_alias(name, "champion", str(first))  # a rollback swaps back as well
         wait_until(lambda: served_versions(rest) == [str(first)] and answer_of(rest) == 3, 60, proc)
+        assert not (tmp_path / "mlflow.db").exists()  # mlflow's default local store, never made in the user's folder
     finally:
         stop.set()
         proc.terminate()

@@ -83,6 +83,7 @@ def materialize(uri: str, ref: ModelRef, version: int, folder: Path) -> Path:
     import mlflow
     import mlflow.artifacts
 
+    mlflow.set_tracking_uri(uri)  # else mlflow may open its default store, ./mlflow.db in the user's folder
     mlflow.set_registry_uri(uri)  # models:/ resolves through the registry, not only the tracking URI given below
     target = folder / str(version)
     if (target / SIGNATURE_FILE).is_file():
