@@ -111,7 +111,9 @@ class TrackedRun:
 
 
 @pytest.fixture(scope="session")
-def tracked_run(mlflow_server: MlflowServer, mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TrackedRun:
+def tracked_run(
+    mlflow_server: MlflowServer, mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TrackedRun]:
     """One short model-train run with tracking on and the model registered as mnist-tracked@champion, shared."""
     home = tmp_path_factory.mktemp("tracked-home")
     data = home / "mnist"
@@ -140,4 +142,7 @@ def tracked_run(mlflow_server: MlflowServer, mnist_dir: Path, tmp_path_factory: 
     assert done.returncode == 0, done.stdout + done.stderr
     got = run_trainflow(home, {}, "get", WORKFLOW, "-o", "json")
     log = (home / "workflows" / WORKFLOW / "train-model.log").read_text()
-    return TrackedRun(home, mlflow_server.uri, json.loads(got.stdout), log)
+    try:
+        yield TrackedRun(home, mlflow_server.uri, json.loads(got.stdout), log)
+    finally:
+        run_trainflow(home, {}, "delete", "--all")  # its TensorBoard outlives the run otherwise
