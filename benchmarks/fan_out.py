@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -77,18 +75,9 @@ def run_once(home: Path, items: int) -> tuple[float, int]:
 
 def bare_per_call(home: Path) -> float:
     """One item's `trainflow step call`, run back to back without the runner (its outputs written as under it)."""
-    env = {**os.environ, "PYTHONPATH": str(HERE / "peers")}
-    start = time.perf_counter()
-    for i in range(BARE_CALLS):
-        out = home / "bare" / str(i)
-        out.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "trainflow", "step", "call", "chain_steps:step", "--input", "i", str(i)],
-            check=True,
-            capture_output=True,
-            env={**env, "TRAINFLOW_OUTPUTS": f"{out}/"},
-        )
-    return (time.perf_counter() - start) / BARE_CALLS
+    from pipeline import bare_per_step  # imported here: pipeline.py imports this module
+
+    return bare_per_step(home, BARE_CALLS)
 
 
 def bench_fanout(args: argparse.Namespace) -> None:
