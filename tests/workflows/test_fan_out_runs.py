@@ -234,6 +234,7 @@ PIPELINE = Pipeline(
 
 
 def test_suspend_lets_the_running_step_finish_and_starts_no_new_one_until_resume(tmp_path: Path) -> None:
+    go = tmp_path / "go"  # the first step runs until the test has suspended the run, however slow the machine
     path = write_pipeline(
         tmp_path,
         f"""
@@ -241,7 +242,7 @@ PIPELINE = Pipeline(
     name="held",
     params=(),
     steps=(
-        Command(name="first", argv=({sh("sleep 2")}), cache=False),
+        Command(name="first", argv=({sh(f"while [ ! -e {go} ]; do sleep 0.1; done")}), cache=False),
         Command(name="second", argv=("echo", "after"), depends=("first",), cache=False),
     ),
 )
@@ -255,6 +256,7 @@ PIPELINE = Pipeline(
         time.sleep(0.2)
     suspended = trainflow("suspend", name)
     assert suspended.returncode == 0 and f"{name}: Suspended" in suspended.stdout
+    go.touch()
     while steps_by_name(get_workflow(name))["first"]["status"] == "Running":
         assert time.monotonic() < deadline
         time.sleep(0.2)
