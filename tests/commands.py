@@ -6,21 +6,56 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
-def trainflow(*args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`trainflow ARGS...`, its output captured as text; never raises on a non-zero exit."""
+def trainflow(
+    *args: str, timeout: float = 300, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`trainflow ARGS...` with `env` over the test's environment, its output captured as text; never raises on a non-zero exit."""
     return subprocess.run(
         [sys.executable, "-m", "trainflow", *args],
         capture_output=True,
         text=True,
-        env=os.environ.copy(),
+        env={**os.environ, **(env or {})},
         timeout=timeout,
         cwd=cwd,
         check=False,
     )
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = 60,
+    every: float = 0.3,
+    *,
+    alive: subprocess.Popen[str] | None = None,
+    tolerate: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Call `predicate` every `every` s until it returns something true, and return that; fail after `timeout` s.
+
+    `alive`: fail at once, with its output, when that process has exited. `tolerate`: errors that count as "not yet"
+    (a server still starting refuses connections).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if alive is not None and alive.poll() is not None:
+            output = alive.stdout.read() if alive.stdout else ""
+            raise AssertionError(f"the process exited with {alive.returncode} while waiting\n{output}")
+        value: T | None
+        try:
+            value = predicate()
+        except tolerate:
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def get_workflow(name: str) -> dict[str, Any]:
