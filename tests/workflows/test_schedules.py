@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from commands import trainflow
+from commands import trainflow, wait_until
 
 from trainflow.workflows.schedules import When
 
@@ -61,16 +61,6 @@ def schedule_of(name: str) -> dict[str, Any]:
     got = trainflow("schedule", "get", name, "-o", "json")
     assert got.returncode == 0, got.stderr
     return json.loads(got.stdout)
-
-
-def wait_until(predicate: Any, timeout: float = 60, every: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def started(name: str) -> list[dict[str, Any]]:
