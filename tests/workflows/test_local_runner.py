@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,20 +16,10 @@ import pytest
 
 from tests.commands import get_workflow as get
 from tests.commands import steps_by_name as steps
-from tests.commands import trainflow
+from tests.commands import trainflow, wait_until
 from trainflow.workflows.local.state import StateStore
 
 pytestmark = pytest.mark.slow
-
-
-def wait_until(predicate, timeout: float = 120, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def port_open(url: str) -> bool:
