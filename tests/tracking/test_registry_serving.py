@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.commands import wait_until
 from tests.servers import free_port
 from tests.serving.model_files import constant_classifier_onnx, publish
 from tests.tracking.conftest import MlflowServer, run_trainflow
@@ -53,19 +54,6 @@ def served_versions(rest: str) -> list[str]:
     return sorted(s["version"] for s in status if s["state"] == "AVAILABLE")
 
 
-def wait_until(check: Any, timeout: float, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            if check():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 def test_serve_follows_the_alias_with_no_failed_request_under_load(mlflow_server: MlflowServer, tmp_path: Path) -> None:
     name = "digits-follow"
     first = register_constant_model(mlflow_server, name, 3, tmp_path)
@@ -96,7 +84,7 @@ def test_serve_follows_the_alias_with_no_failed_request_under_load(mlflow_server
                     failures.append(repr(exc))
 
     try:
-        wait_until(lambda: served_versions(rest) == [str(first)], 120, proc)
+        wait_until(lambda: served_versions(rest) == [str(first)], 120, 0.1, alive=proc, tolerate=(httpx.HTTPError,))
         assert answer_of(rest) == 3
         workers = [threading.Thread(target=load) for _ in range(4)]
         for w in workers:
@@ -104,7 +92,13 @@ def test_serve_follows_the_alias_with_no_failed_request_under_load(mlflow_server
         time.sleep(1.0)
         client.set_registered_model_alias(name, "champion", str(second))
         moved = time.monotonic()
-        wait_until(lambda: served_versions(rest) == [str(second)] and answer_of(rest) == 7, 60, proc)
+        wait_until(
+            lambda: served_versions(rest) == [str(second)] and answer_of(rest) == 7,
+            60,
+            0.1,
+            alive=proc,
+            tolerate=(httpx.HTTPError,),
+        )
         switch_seconds = time.monotonic() - moved
         time.sleep(3.0)  # the load goes on past the switch
         stop.set()
@@ -114,7 +108,13 @@ def test_serve_follows_the_alias_with_no_failed_request_under_load(mlflow_server
         assert 3 in answers and 7 in answers
         assert switch_seconds < 30
         client.set_registered_model_alias(name, "champion", str(first))  # a rollback swaps back as well
-        wait_until(lambda: served_versions(rest) == [str(first)] and answer_of(rest) == 3, 60, proc)
+        wait_until(
+            lambda: served_versions(rest) == [str(first)] and answer_of(rest) == 3,
+            60,
+            0.1,
+            alive=proc,
+            tolerate=(httpx.HTTPError,),
+        )
         assert not (tmp_path / "mlflow.db").exists()  # mlflow's default local store, never made in the user's folder
     finally:
         stop.set()
@@ -140,7 +140,7 @@ def test_serve_a_numbered_registry_version(mlflow_server: MlflowServer, tmp_path
     )
     try:
         rest = f"http://127.0.0.1:{port}"
-        wait_until(lambda: served_versions(rest) == [str(version)], 120, proc)
+        wait_until(lambda: served_versions(rest) == [str(version)], 120, 0.1, alive=proc, tolerate=(httpx.HTTPError,))
         assert answer_of(rest) == 5
     finally:
         proc.terminate()
