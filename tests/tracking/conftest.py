@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.commands import trainflow
 from tests.servers import free_port, stop, wait_for_port
 
 pytest.importorskip("mlflow", reason="the mlflow extra (pip install -e '.[mlflow,test]')")
@@ -96,10 +97,7 @@ def run_trainflow(
     home: Path, env: dict[str, str], *args: str, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """`trainflow ARGS` with its own TRAINFLOW_HOME and `env` over this process's environment."""
-    full = {**os.environ, "TRAINFLOW_HOME": str(home), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "trainflow", *args], capture_output=True, text=True, env=full, timeout=timeout
-    )
+    return trainflow(*args, timeout=timeout, env={"TRAINFLOW_HOME": str(home), **env})
 
 
 @dataclass
