@@ -91,13 +91,15 @@ def run_study(settings: StudySettings, command: TrialCommand, study_dir: Path, n
     """Run (or resume) the study until `max_trials` trials have ended or the time budget is spent."""
     import optuna
 
+    from trainflow.workflows.pruners import study_pruner
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study_dir.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
         study_name=name,
         storage=f"sqlite:///{study_dir / 'study.db'}",
         sampler=_sampler(settings),
-        pruner=_pruner(settings),
+        pruner=study_pruner(settings),
         direction=optuna.study.StudyDirection.MAXIMIZE
         if settings.direction == "maximize"
         else optuna.study.StudyDirection.MINIMIZE,
@@ -271,16 +273,6 @@ def _sampler(settings: StudySettings) -> optuna.samplers.BaseSampler:
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     startup = max(2, min(10, settings.max_trials // 4))  # TPE models the space once a few trials have ended
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=settings.parallel_trials > 1)
-
-
-def _pruner(settings: StudySettings) -> optuna.pruners.BasePruner:
-    import optuna
-
-    if settings.early_stopping == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
-    if settings.early_stopping == "hyperband":
-        return optuna.pruners.HyperbandPruner(reduction_factor=3)
-    return optuna.pruners.NopPruner()
 
 
 def _distributions(dimensions: tuple[Dimension, ...]) -> dict[str, optuna.distributions.BaseDistribution]:
