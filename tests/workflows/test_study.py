@@ -62,10 +62,11 @@ PIPELINE = Pipeline(
         Param("train-dir", "TRAIN_DIR", type="url"),
         Param("space", '{"x": {"type": "float", "low": 0.0, "high": 1.0}}', type="search-space"),
         Param("trials", "8", type="int"),
+        Param("stopping", "median", "early stopping", type="choice", choices=("none", "median", "hyperband")),
     ),
     steps=(
         Tune(name="study", trial=TRIAL, search_space=param("space"), max_trials=param("trials"),
-             parallel_trials=2, algorithm="random", early_stopping="median", seed=7),
+             parallel_trials=2, algorithm="random", early_stopping=param("stopping"), seed=7),
     ),
 )
 """
@@ -92,10 +93,16 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_pruned_trials_end_with_their_workers_and_the_best_is_the_output(pipeline_file: Path, tmp_path: Path) -> None:
-    run = trainflow("submit", str(pipeline_file), "-p", "job=pruned", "--wait", timeout=240)
+@pytest.mark.parametrize("stopping", ["median", "hyperband"])
+def test_pruned_trials_end_with_their_workers_and_the_best_is_the_output(
+    pipeline_file: Path, tmp_path: Path, stopping: str
+) -> None:
+    job = f"pruned-{stopping}"
+    run = trainflow(
+        "submit", str(pipeline_file), "-p", f"job={job}", "-p", f"stopping={stopping}", "--wait", timeout=240
+    )
     assert run.returncode == 0, run.stdout + run.stderr
-    trials = _trials("pruned")
+    trials = _trials(job)
     states = [t["state"] for t in trials]
     assert len(trials) == 8 and "pruned" in states, states
     for trial in trials:
@@ -104,23 +111,23 @@ def test_pruned_trials_end_with_their_workers_and_the_best_is_the_output(pipelin
     complete = [t for t in trials if t["state"] == "complete"]
     best = max(complete, key=lambda t: float(str(t["value"])))
     assert [t["number"] for t in trials if t["best"]] == [best["number"]]
-    outputs = steps_by_name(get_workflow("pruned"))["study"]["outputs"]
+    outputs = steps_by_name(get_workflow(job))["study"]["outputs"]
     assert json.loads(outputs["best-params"]) == best["params"]
     assert outputs["best-train-dir"] == str(tmp_path / "train" / "trials" / str(best["number"]))
-    table = trainflow("get", "pruned")
+    table = trainflow("get", job)
     assert "study: trials" in table.stdout and "pruned" in table.stdout, table.stdout
-    compared = trainflow("compare", "pruned")
-    assert compared.returncode == 0 and "pruned#0" in compared.stdout, compared.stdout + compared.stderr
-    _dashboard_shows_the_study(trials)
+    compared = trainflow("compare", job)
+    assert compared.returncode == 0 and f"{job}#0" in compared.stdout, compared.stdout + compared.stderr
+    _dashboard_shows_the_study(job, trials)
 
 
-def _dashboard_shows_the_study(trials: list[dict[str, object]]) -> None:
+def _dashboard_shows_the_study(job: str, trials: list[dict[str, object]]) -> None:
     """The dashboard's study: every trial with its curve, and the best so far after each trial."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "trainflow", "ui", "--port", str(port)], stdout=subprocess.DEVNULL)
     try:
         wait_for_port(port, timeout=60, proc=server)
-        [study] = httpx.get(f"http://127.0.0.1:{port}/api/workflows/pruned/trials", timeout=30).json()["studies"]
+        [study] = httpx.get(f"http://127.0.0.1:{port}/api/workflows/{job}/trials", timeout=30).json()["studies"]
     finally:
         stop(server)
     assert study["step"] == "study" and study["metric"] == "accuracy" and study["maximize"] is True
