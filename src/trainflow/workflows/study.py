@@ -34,6 +34,7 @@ from trainflow.workflows.trials import (
     INTERRUPTED,
     PRUNED,
     RUNNING,
+    TOTAL_STEPS,
     StudyRecord,
     TrialRecord,
     write_study,
@@ -175,6 +176,8 @@ class _Runner:
         events = read_progress(run.folder / "progress.jsonl")
         for event in events[run.reported :]:
             run.steps = max(run.steps, int(event["step"]))
+            if "total" in event and TOTAL_STEPS not in run.trial.user_attrs:
+                run.trial.set_user_attr(TOTAL_STEPS, int(event["total"]))
             value = event.get(f"eval/{self.settings.objective}", event.get(self.settings.objective))
             if isinstance(value, int | float) and math.isfinite(value):
                 run.curve.append((int(event["step"]), float(value)))

@@ -20,6 +20,7 @@ from trainflow.workflows.runs import RunSummary
 
 COMPLETE, PRUNED, FAILED, RUNNING, INTERRUPTED = "complete", "pruned", "failed", "running", "interrupted"
 FILE = "study.json"
+TOTAL_STEPS = "total_steps"  # a trial's attribute in the study: the steps it trains in all, as it reports them
 MAXIMIZE, MINIMIZE = DIRECTIONS
 _MAX_BYTES = 16 * 1024 * 1024
 
