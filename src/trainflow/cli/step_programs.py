@@ -15,4 +15,5 @@ STEP_COMMANDS: dict[str, str] = {
     "tune": "trainflow.cli.tune:tune_step",
     "tune-result": "trainflow.cli.tune:tune_result_step",
     "notify": "trainflow.cli.notify:notify_step",
+    "mlflow-end-run": "trainflow.cli.workflow_tracking:mlflow_end_run_step",
 }

@@ -30,6 +30,7 @@ STEP_PROGRAMS = (
     "tune",
     "tune-result",
     "notify",
+    "mlflow-end-run",  # a compiled workflow's exit handler, with tracking on
 )
 
 

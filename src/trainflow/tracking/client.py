@@ -17,6 +17,7 @@ _QUICK = {
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # a step's log says what trainflow logged, once
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter's value
 # The tracking URIs MLflow takes (not storage URLs: trainflow's stores never see them).
 _TRACKING_URI = re.compile(r"(https?://[^/\s@]+@?[^/\s]*(/\S*)?|(file|sqlite|postgresql|mysql|databricks)[:+]\S*)")
 _CREDENTIALS = re.compile(r"[^\s/@'\"]+@(?=[^\s/@'\"])")
@@ -66,3 +67,26 @@ def reachable(uri: str) -> None:
             f"cannot reach the MLflow tracking server at {redacted(uri)}: {reason_of(exc)}; start it, fix MLFLOW_TRACKING_URI, "
             "or unset it to run without tracking"
         ) from None
+
+
+def experiment_id(mlflow_client: Any, name: str) -> str:
+    """The experiment `name`'s id, created if there is none (by whichever process gets there first)."""
+    found = mlflow_client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    try:
+        return str(mlflow_client.create_experiment(name))
+    except Exception:  # another step created it meanwhile: read it again
+        found = mlflow_client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
+def trainflow_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trainflow")
+    except PackageNotFoundError:
+        return "unknown"

@@ -20,23 +20,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from trainflow.tracking import EXPERIMENT_ENV, PARENT_ENV, RUN_ENV, tracking_uri
-from trainflow.tracking.client import client, reason_of, redacted
+from trainflow.tracking.client import MAX_PARAM_CHARS, client, experiment_id, reason_of, redacted, trainflow_version
+from trainflow.tracking.cluster_run import parent_run, workflow_uid
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DEFAULT_EXPERIMENT = "trainflow"
-MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter's value
 PROGRESS_SUFFIX = ".progress.jsonl"  # the local runner names a step instance's progress file <instance>.progress.jsonl
-
-
-def trainflow_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("trainflow")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def step_log() -> Path | None:
@@ -153,26 +144,15 @@ def _log_dataset(
     )
 
 
-def _experiment_id(mlflow_client: Any, name: str) -> str:
-    found = mlflow_client.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    try:
-        return str(mlflow_client.create_experiment(name))
-    except Exception:  # another step created it meanwhile: read it again
-        found = mlflow_client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return str(found.experiment_id)
-
-
 def _open(uri: str, step: str, kind: str) -> StepRun:
     c = client(uri)
     parent = os.environ.get(PARENT_ENV, "").strip()
+    if not parent and workflow_uid():  # a compiled workflow's pod: its workflow's run is found by the uid
+        parent = parent_run(c, workflow_uid())
     if parent:
         experiment = str(c.get_run(parent).info.experiment_id)
     else:
-        experiment = _experiment_id(c, os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT)
+        experiment = experiment_id(c, os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT)
     tags = {
         "trainflow.step": step,
         "trainflow.kind": kind,

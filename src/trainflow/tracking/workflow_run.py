@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -11,14 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainflow.tracking import EXPERIMENT_ENV, PARENT_ENV, URI_ENV, tracking_uri
-from trainflow.tracking.client import client, reachable, reason_of, redacted
+from trainflow.tracking.client import (
+    MAX_PARAM_CHARS,
+    check_uri,
+    client,
+    experiment_id,
+    reachable,
+    reason_of,
+    redacted,
+    trainflow_version,
+)
 from trainflow.tracking.errors import TrackingError
-from trainflow.tracking.step_run import MAX_PARAM_CHARS, _experiment_id, trainflow_version
 
 log = logging.getLogger(__name__)
 
 REGISTER_PARAM = "register-model"  # the parameter that registers a step's exported model (needs a tracking server)
-RUN_RECORD = "mlflow-run-id"  # in the workflow's folder: its MLflow run, which `trainflow retry` reopens
 _RUN_ID = re.compile(r"[0-9a-f]{32}")  # what MLflow's run ids look like: a record that is not one is ignored
 
 
@@ -49,7 +57,7 @@ def workflow_run(
     from mlflow.entities import Param, RunTag
 
     c = client(uri)
-    experiment = _experiment_id(c, os.environ.get(EXPERIMENT_ENV) or pipeline)
+    experiment = experiment_id(c, os.environ.get(EXPERIMENT_ENV) or pipeline)
     tags = {
         "trainflow.workflow": name or pipeline,
         "trainflow.pipeline": pipeline,
@@ -90,24 +98,61 @@ class RunnerRun:
                 "MLflow at %s: could not end run %s as %s: %s", redacted(self.uri), self.run_id, status, reason_of(exc)
             )
 
+    def end_abandoned(self) -> None:
+        """The runner died (SIGKILL, a reboot): this run and its step runs still RUNNING end KILLED."""
+        try:
+            c = client(self.uri)
+            experiment = c.get_run(self.run_id).info.experiment_id
+            nested = c.search_runs(
+                [experiment], f"tags.`mlflow.parentRunId` = '{self.run_id}' and attributes.status = 'RUNNING'"
+            )
+        except Exception as exc:  # noqa: BLE001 - tracking never changes the workflow's outcome
+            log.warning("MLflow at %s: could not read run %s: %s", redacted(self.uri), self.run_id, reason_of(exc))
+            nested = []
+        for run in nested:
+            RunnerRun(self.uri, str(run.info.run_id)).end("KILLED")
+        self.end("KILLED")
 
-def runner_run(record: Path) -> RunnerRun | None:
-    """In the runner as it starts (tracking on): the workflow's run. A first start has its id from submit and records
-    it in `record`; a retry's runner reads it back, reopens the run (RUNNING) and hands it to the steps again."""
-    uri = tracking_uri()
-    run_id = os.environ.get(PARENT_ENV, "").strip()
-    if run_id:
-        record.write_text(run_id + "\n")
-        return RunnerRun(uri, run_id)
+
+def record_run(record: Path, uri: str, run_id: str) -> None:
+    """Keep the run's id and its server's URI (never credentials: a user name or password in it is left out)."""
+    temporary = record.with_name(record.name + ".tmp")
+    temporary.write_text(json.dumps({"run_id": run_id, "uri": redacted(uri)}) + "\n")
+    temporary.replace(record)
+
+
+def recorded_run(record: Path) -> RunnerRun | None:
+    """The run `record_run` kept, on the server it was opened on (with this environment's credentials: MLflow reads
+    MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN, and MLFLOW_TRACKING_URI when it names the same server with them); None
+    without a record or with one that is not a run's."""
     try:
-        run_id = record.read_text().strip()
-    except OSError:
-        return None  # submitted with tracking off: its steps' runs (if any) stand alone
+        kept = json.loads(record.read_text())
+        run_id, uri = str(kept["run_id"]), str(kept["uri"])
+        check_uri(uri)
+    except (OSError, ValueError, TypeError, KeyError, TrackingError):
+        return None
     if not _RUN_ID.fullmatch(run_id):
         return None
-    os.environ[PARENT_ENV] = run_id  # the steps this runner starts nest under it again
+    here = tracking_uri()
+    return RunnerRun(here if here and redacted(here) == uri else uri, run_id)
+
+
+def runner_run(record: Path) -> RunnerRun | None:
+    """In the runner as it starts: the workflow's run. A first start has its id from submit and records it in
+    `record`; a retry's runner reads it back and reopens the run (RUNNING) on the server it was opened on, whatever
+    the retrying shell's MLFLOW_TRACKING_URI, and hands it and that server to the steps again."""
+    uri = tracking_uri()
+    run_id = os.environ.get(PARENT_ENV, "").strip()
+    if run_id and uri:
+        record_run(record, uri, run_id)
+        return RunnerRun(uri, run_id)
+    run = recorded_run(record)
+    if run is None:
+        return None  # submitted with tracking off: its steps' runs (if any) stand alone
+    os.environ[PARENT_ENV] = run.run_id  # the steps this runner starts nest under it again
+    os.environ[URI_ENV] = run.uri  # and log to the same server
     try:
-        client(uri).update_run(run_id, status="RUNNING")
+        client(run.uri).update_run(run.run_id, status="RUNNING")
     except Exception as exc:  # noqa: BLE001 - tracking never stops a retry
-        log.warning("MLflow at %s: could not reopen run %s: %s", redacted(uri), run_id, reason_of(exc))
-    return RunnerRun(uri, run_id)
+        log.warning("MLflow at %s: could not reopen run %s: %s", redacted(run.uri), run.run_id, reason_of(exc))
+    return run

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainflow.pipelines import Pipeline
-from trainflow.tracking import tracking_uri
+from trainflow.tracking import RUN_RECORD, tracking_uri
 from trainflow.workflows.backend import FAILED, OMITTED, PENDING, SKIPPED, SUCCEEDED
 from trainflow.workflows.local import processes
 from trainflow.workflows.local.state import StateStore
@@ -94,12 +94,13 @@ def tracked(workflow_dir: Path) -> Iterator[Callable[[str, bool], None]]:
     """While the runner runs the workflow: its MLflow run (nothing, and no import of mlflow, when tracking is off).
 
     The runner calls back with its outcome before it records it: the run ends FINISHED when the workflow succeeded,
-    KILLED when a user stopped it, FAILED otherwise (and when the runner itself fails). `trainflow retry` reopens it.
+    KILLED when a user stopped it, FAILED otherwise (and when the runner itself fails). `trainflow retry` reopens it
+    on the server it was opened on, with or without MLFLOW_TRACKING_URI in the retrying shell.
     """
-    if not tracking_uri():
+    if not tracking_uri() and not (workflow_dir / RUN_RECORD).exists():
         yield lambda status, stopped: None
         return
-    from trainflow.tracking.workflow_run import RUN_RECORD, runner_run  # loads mlflow: only with tracking on
+    from trainflow.tracking.workflow_run import runner_run  # loads mlflow: only with tracking on
 
     run = runner_run(workflow_dir / RUN_RECORD)
     ended: list[str] = []
@@ -114,3 +115,15 @@ def tracked(workflow_dir: Path) -> Iterator[Callable[[str, bool], None]]:
     finally:
         if run is not None and not ended:
             run.end("FAILED")
+
+
+def end_abandoned(workflow_dir: Path) -> None:
+    """A runner that died (SIGKILL) never ended the workflow's MLflow run: it and its step runs still RUNNING end
+    KILLED (nothing, and no import of mlflow, for a run that was not tracked)."""
+    if not (workflow_dir / RUN_RECORD).exists():
+        return
+    from trainflow.tracking.workflow_run import recorded_run
+
+    run = recorded_run(workflow_dir / RUN_RECORD)
+    if run is not None:
+        run.end_abandoned()

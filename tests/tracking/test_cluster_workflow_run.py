@@ -1,0 +1,99 @@
+"""A compiled workflow's pods nest their step runs under one workflow run, without a cluster: the pods' own
+`trainflow step ...` commands run here, several at once, with the environment a pod gets (the Secret's URI, the
+workflow's uid, name and pipeline), against the real `mlflow server` fixture; the exit handler's command ends it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.tracking.conftest import MlflowServer, run_trainflow
+from trainflow.tracking.cluster_run import PARAMS_ENV, PIPELINE_ENV, UID_TAG, WORKFLOW_NAME_ENV, WORKFLOW_UID_ENV
+
+PODS = 6
+
+
+def _pod_env(server: MlflowServer, tmp_path: Path, uid: str, pipeline: str) -> dict[str, str]:
+    (tmp_path / "pod_steps.py").write_text("def noop() -> dict:\n    return {}\n")
+    return {
+        "MLFLOW_TRACKING_URI": server.uri,
+        WORKFLOW_UID_ENV: uid,
+        WORKFLOW_NAME_ENV: "nightly-x7k2p",
+        PIPELINE_ENV: pipeline,
+        "MLFLOW_EXPERIMENT_NAME": "",
+        "PYTHONPATH": str(tmp_path),
+    }
+
+
+def _runs(server: MlflowServer, experiment: str) -> list[Any]:
+    client = server.client()
+    return list(client.search_runs([client.get_experiment_by_name(experiment).experiment_id]))
+
+
+def test_pods_started_at_once_nest_under_one_workflow_run_without_a_cluster(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    uid = str(uuid.uuid4())
+    env = {**os.environ, "TRAINFLOW_HOME": str(tmp_path / "home"), **_pod_env(mlflow_server, tmp_path, uid, "pods")}
+    pods = [
+        subprocess.Popen(
+            [sys.executable, "-m", "trainflow", "step", "call", "pod_steps:noop"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(PODS)
+    ]
+    for pod in pods:
+        out, _ = pod.communicate(timeout=300)
+        assert pod.returncode == 0, out
+        assert "WARNING" not in out, out  # every pod found (or made) the workflow's run
+    runs = _runs(mlflow_server, "pods")  # the experiment is the pipeline's, as locally
+    (workflow,) = [r for r in runs if r.data.tags.get(UID_TAG) == uid]  # one, whichever pods raced to create it
+    assert workflow.info.run_name == "nightly-x7k2p" and workflow.info.status == "RUNNING"
+    assert workflow.data.tags["trainflow.backend"] == "kubernetes"
+    steps = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == workflow.info.run_id]
+    assert len(steps) == PODS and {r.info.status for r in steps} == {"FINISHED"}
+    assert {r.data.tags["trainflow.workflow"] for r in steps} == {"nightly-x7k2p"}
+
+    params = json.dumps([{"name": "epochs", "value": "3"}, {"name": "mlflow-secret", "value": "team-mlflow"}])
+    ended = run_trainflow(
+        tmp_path / "home", {**env, PARAMS_ENV: params}, "step", "mlflow-end-run", "--status", "Failed"
+    )
+    assert ended.returncode == 0, ended.stdout + ended.stderr
+    (workflow,) = [r for r in _runs(mlflow_server, "pods") if r.data.tags.get(UID_TAG) == uid]
+    assert workflow.info.status == "FAILED" and workflow.info.end_time
+    assert workflow.data.params == {"epochs": "3", "mlflow-secret": "team-mlflow"}
+
+
+def test_the_exit_handler_ends_a_succeeded_workflow_finished_and_another_workflow_gets_its_own_run(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    for uid in (first, second):
+        env = _pod_env(mlflow_server, tmp_path, uid, "pods-ended")
+        done = run_trainflow(tmp_path / "home", env, "step", "call", "pod_steps:noop")
+        assert done.returncode == 0, done.stdout + done.stderr
+    env = _pod_env(mlflow_server, tmp_path, first, "pods-ended")
+    ended = run_trainflow(tmp_path / "home", env, "step", "mlflow-end-run", "--status", "Succeeded")
+    assert ended.returncode == 0, ended.stdout + ended.stderr
+    runs = _runs(mlflow_server, "pods-ended")
+    status = {r.data.tags[UID_TAG]: r.info.status for r in runs if UID_TAG in r.data.tags}
+    assert status == {first: "FINISHED", second: "RUNNING"}
+
+
+def test_a_pod_with_a_uid_that_is_not_one_tracks_its_step_alone(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    env = {
+        **_pod_env(mlflow_server, tmp_path, "x' or tags.a = 'b", "pods-bad-uid"),
+        "MLFLOW_EXPERIMENT_NAME": "bad-uid",
+    }
+    done = run_trainflow(tmp_path / "home", env, "step", "call", "pod_steps:noop")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (alone,) = _runs(mlflow_server, "bad-uid")
+    assert "mlflow.parentRunId" not in alone.data.tags and alone.info.status == "FINISHED"
