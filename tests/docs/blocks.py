@@ -18,6 +18,7 @@ SHOWN = {"console", "text", "yaml", "json", "toml", "ini", "mermaid", "proto", "
 _FENCE = re.compile(r"^(?P<indent> *)(?P<ticks>```+)(?P<lang>[\w+-]*)\s*(?:\{.*\})?\s*$")
 _SNIPPET = re.compile(r'^\s*--8<--\s+"(?P<path>[^"]+)"\s*$')  # pymdownx.snippets: the file, included at build
 _SKIP = re.compile(r"^\s*<!--\s*docs-test:\s*skip(?P<reason>.*?)-->\s*$")
+TRAINS = re.compile(r"\btrainflow (run|train|submit|resubmit|retry)\b|\bpytest\b")  # a page with such a block is slow
 
 
 @dataclass(frozen=True)

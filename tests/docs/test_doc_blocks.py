@@ -23,13 +23,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.docs.blocks import ROOT, Block, blocks, pages
+from tests.docs.blocks import ROOT, TRAINS, Block, blocks, pages
 from tests.servers import AWS_TEST_ENV, start_moto, stop
 
 SHARED = ROOT.parent / "shared"
 VENV_BIN = Path(sys.executable).parent
 PAGE_TIMEOUT = 1200
-_TRAINS = re.compile(r"\btrainflow (run|train|submit|resubmit|retry)\b|\bpytest\b")
 
 
 def _runnable(path: Path) -> list[Block]:
@@ -42,7 +41,7 @@ def _page_params() -> list[object]:
         runnable = _runnable(path)
         if not runnable:
             continue
-        trains = any(_TRAINS.search(b.code) for b in runnable)
+        trains = any(TRAINS.search(b.code) for b in runnable)
         marks = [pytest.mark.slow] if trains else []
         params.append(pytest.param(path, id=str(path.relative_to(ROOT)), marks=marks))
     return params
