@@ -1,0 +1,134 @@
+"""How xdist hands the suite to its workers: the longest work first, docs pages one by one, shared fixtures together.
+
+`--dist loadfile` alone sends whole files, most tests first: the files that train a model or run a whole
+pipeline (a few tests, minutes each) started last and the suite waited on one worker at its end, and the
+docs test (one file) ran every page in turn on one worker. This scheduler keeps loadfile's promise (a file's
+tests run in one worker, in order, so its module fixtures are built once) and changes three things:
+
+- each docs page is its own unit, except pages that use one fixed port (two `trainflow ui` on 8001 would
+  collide), which stay one unit;
+- files that share a session fixture too costly to build twice (the dashboard's trained runs, the MLflow
+  server and its tracked run) are one unit;
+- units start heaviest first: their weight is what they train (tests marked slow or image), read from
+  the test files' source, since the controller sees only test ids.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from functools import cache
+from pathlib import Path
+
+from xdist.scheduler import LoadScopeScheduling
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS_TEST = "tests/docs/test_doc_blocks.py"
+
+# Files sharing a costly session fixture (tests/ui/conftest.py's dashboard trains three runs;
+# tests/tracking/conftest.py starts `mlflow server` and trains the tracked run; tests/image/conftest.py
+# builds the image): one worker builds it once.
+TOGETHER = {
+    "tests/ui/test_browser.py": "tests/ui (the dashboard's trained runs)",
+    "tests/ui/test_server_api.py": "tests/ui (the dashboard's trained runs)",
+}
+TOGETHER_UNDER = {
+    "tests/tracking/": "tests/tracking (one mlflow server)",
+    "tests/image/": "tests/image (one image build: a second worker would wait on its lock)",
+}
+
+# Seconds on an idle 2-core machine of the units whose weight the source does not show (a page that
+# trains, a test that builds the image); measured with --durations, see benchmarks/README.md.
+MEASURED: dict[str, float] = {}
+
+_SLOW = re.compile(r"@pytest\.mark\.(slow|image)\b")
+_ALL_SLOW = re.compile(r"^pytestmark\s*=.*\bpytest\.mark\.(slow|image)\b", re.MULTILINE)
+_IMAGE = re.compile(r"\bpytest\.mark\.image\b")
+_TESTS = re.compile(r"^\s*(?:async\s+)?def test_", re.MULTILINE)
+_FIXED_PORT = re.compile(r"(?:127\.0\.0\.1|localhost):(\d{4,5})|--(?:rest-|grpc-)?port[ =](\d{4,5})")
+
+
+class HeaviestFirstScheduling(LoadScopeScheduling):
+    """loadfile with docs pages split, costly fixtures together, and the heaviest units started first."""
+
+    _ordered = False
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        if path == DOCS_TEST:
+            page = re.search(r"\[(.+)\]$", nodeid)
+            return _page_unit(page[1]) if page else path
+        for prefix, unit in TOGETHER_UNDER.items():
+            if path.startswith(prefix):
+                return unit
+        return TOGETHER.get(path, path)
+
+    def _assign_work_unit(self, node: object) -> None:
+        if not self._ordered:  # the first assignment: the queue is whole, in loadfile's order
+            self._ordered = True
+            ranked = sorted(self.workqueue.items(), key=lambda unit: -_weight(unit[0], len(unit[1])))
+            self.workqueue = OrderedDict(ranked)
+        super()._assign_work_unit(node)  # type: ignore[arg-type]
+
+
+def _weight(unit: str, tests: int) -> float:
+    """Rough seconds: measured where known, else a minute per slow test and a second per other test."""
+    if unit in MEASURED:
+        return MEASURED[unit]
+    if unit.startswith("docs page "):
+        return sum(_page_weight(page) for page in unit.removeprefix("docs page ").split(" + "))
+    files = [f for f in _unit_files(unit) if f.is_file()]
+    slow = sum(_slow_tests(f) for f in files)
+    return 60.0 * slow + (tests - slow)
+
+
+def _unit_files(unit: str) -> list[Path]:
+    if unit in TOGETHER.values():
+        return [ROOT / path for path, name in TOGETHER.items() if name == unit]
+    if unit in TOGETHER_UNDER.values():
+        prefix = next(p for p, name in TOGETHER_UNDER.items() if name == unit)
+        return sorted((ROOT / prefix).glob("test_*.py"))
+    return [ROOT / unit.split("::", 1)[0]]
+
+
+@cache
+def _slow_tests(path: Path) -> int:
+    source = path.read_text()
+    if _ALL_SLOW.search(source):
+        return len(_TESTS.findall(source)) * (5 if _IMAGE.search(source) else 1)
+    return len(_SLOW.findall(source))
+
+
+@cache
+def _page_groups() -> dict[str, str]:
+    """Page -> its unit: pages sharing a fixed port (a server a reader starts on it) are one unit."""
+    from tests.docs.blocks import blocks, pages
+
+    ports: dict[str, set[str]] = {}
+    for path in pages():
+        page = str(path.relative_to(ROOT))
+        found = set()
+        for block in blocks(path):
+            if block.runs:
+                found |= {a or b for a, b in _FIXED_PORT.findall(block.code)}
+        ports[page] = found
+    group = {page: {page} for page in ports}
+    for page, mine in ports.items():
+        for other, theirs in ports.items():
+            if page < other and mine & theirs and group[page] is not group[other]:
+                merged = group[page] | group[other]
+                for member in merged:
+                    group[member] = merged
+    return {page: "docs page " + " + ".join(sorted(members)) for page, members in group.items()}
+
+
+@cache
+def _page_weight(page: str) -> float:
+    """A page that trains or runs a pipeline: a minute; any other: a few seconds."""
+    from tests.docs.blocks import TRAINS, blocks
+
+    return 60.0 if any(b.runs and TRAINS.search(b.code) for b in blocks(ROOT / page)) else 5.0
+
+
+def _page_unit(page: str) -> str:
+    return _page_groups().get(page, f"docs page {page}")
