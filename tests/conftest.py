@@ -12,6 +12,16 @@ from servers import AWS_TEST_ENV, free_port, start_moto, stop, wait_for_port  # 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-10k"
 
 
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """loadfile, with the heaviest work first and the docs pages spread out (tests/scheduling.py)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from scheduling import HeaviestFirstScheduling
+
+    return HeaviestFirstScheduling(config, log)
+
+
 @pytest.fixture(autouse=True)
 def trainflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own TRAINFLOW_HOME and no stray endpoint settings."""
