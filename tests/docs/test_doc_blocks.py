@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -145,41 +146,54 @@ def _clean_up(session: subprocess.Popen[str], env: dict[str, str], cwd: Path) ->
     session.wait(timeout=30)
 
 
+@pytest.fixture(scope="session")
+def pages_moto() -> Iterator[str]:
+    """One moto S3 server for the pages this worker runs (one at a time); each page starts from a reset."""
+    moto, endpoint = start_moto()
+    try:
+        yield endpoint
+    finally:
+        stop(moto)
+
+
+def _fresh_s3(endpoint: str) -> None:
+    """Forget every bucket and object an earlier page made, then make the page's empty `mybucket`."""
+    import boto3
+    import httpx
+
+    httpx.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **_keys()).create_bucket(Bucket="mybucket")
+
+
 @pytest.mark.timeout(PAGE_TIMEOUT + 120)
 @pytest.mark.parametrize("path", _page_params())
-def test_page_runs_as_printed(path: Path, tmp_path: Path) -> None:
+def test_page_runs_as_printed(path: Path, tmp_path: Path, pages_moto: str) -> None:
     runnable = _runnable(path)
     if not SHARED.is_dir() and any("../shared" in b.code for b in runnable):
         if os.environ.get("CI") == "true":
             pytest.fail(f"{path.name} needs {SHARED}, which CI must have")
         pytest.skip(f"{path.name} needs {SHARED} (not on this machine)")
     repo, home = _workspace(tmp_path)
-    moto, endpoint = start_moto()
-    try:
-        import boto3
-
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **_keys()).create_bucket(Bucket="mybucket")
-        env = _env(home, endpoint)
-        script = tmp_path / "page.sh"
-        script.write_text(_script(runnable, repo))
-        log = tmp_path / "page.log"
-        with log.open("w") as out:
-            session = subprocess.Popen(
-                ["bash", str(script)], cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-            try:
-                code = session.wait(timeout=PAGE_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                code = None
-            finally:
-                _clean_up(session, env, repo)
-        text = log.read_text()
-        failed = re.findall(r"::docs-block (\S+)", text)
-        where = failed[-1] if failed else str(path)
-        assert code is not None, f"{where}: still running after {PAGE_TIMEOUT} s\n{text[-6000:]}"
-        assert code == 0, f"{where}: exit code {code}\n{text[-6000:]}"
-    finally:
-        stop(moto)
+    _fresh_s3(pages_moto)
+    env = _env(home, pages_moto)
+    script = tmp_path / "page.sh"
+    script.write_text(_script(runnable, repo))
+    log = tmp_path / "page.log"
+    with log.open("w") as out:
+        session = subprocess.Popen(
+            ["bash", str(script)], cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            code = session.wait(timeout=PAGE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            _clean_up(session, env, repo)
+    text = log.read_text()
+    failed = re.findall(r"::docs-block (\S+)", text)
+    where = failed[-1] if failed else str(path)
+    assert code is not None, f"{where}: still running after {PAGE_TIMEOUT} s\n{text[-6000:]}"
+    assert code == 0, f"{where}: exit code {code}\n{text[-6000:]}"
 
 
 def _keys() -> dict[str, str]:
