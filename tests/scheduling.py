@@ -54,24 +54,29 @@ class HeaviestFirstScheduling(LoadScopeScheduling):
     _ordered = False
 
     def _split_scope(self, nodeid: str) -> str:
-        path = nodeid.split("::", 1)[0]
-        if path == DOCS_TEST:
-            page = re.search(r"\[(.+)\]$", nodeid)
-            return _page_unit(page[1]) if page else path
-        for prefix, unit in TOGETHER_UNDER.items():
-            if path.startswith(prefix):
-                return unit
-        return TOGETHER.get(path, path)
+        return unit_of(nodeid)
 
     def _assign_work_unit(self, node: object) -> None:
         if not self._ordered:  # the first assignment: the queue is whole, in loadfile's order
             self._ordered = True
-            ranked = sorted(self.workqueue.items(), key=lambda unit: -_weight(unit[0], len(unit[1])))
+            ranked = sorted(self.workqueue.items(), key=lambda unit: -weight(unit[0], len(unit[1])))
             self.workqueue = OrderedDict(ranked)
         super()._assign_work_unit(node)  # type: ignore[arg-type]
 
 
-def _weight(unit: str, tests: int) -> float:
+def unit_of(nodeid: str) -> str:
+    """The work unit a test belongs to: its file, its docs page (or port group), or its shared-fixture group."""
+    path = nodeid.split("::", 1)[0]
+    if path == DOCS_TEST:
+        page = re.search(r"\[(.+)\]$", nodeid)
+        return _page_unit(page[1]) if page else path
+    for prefix, unit in TOGETHER_UNDER.items():
+        if path.startswith(prefix):
+            return unit
+    return TOGETHER.get(path, path)
+
+
+def weight(unit: str, tests: int) -> float:
     """Rough seconds: measured where known, else a minute per slow test and a second per other test."""
     if unit in MEASURED:
         return MEASURED[unit]
