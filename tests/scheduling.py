@@ -42,7 +42,7 @@ TOGETHER_UNDER = {
 MEASURED: dict[str, float] = {}
 
 _SLOW = re.compile(r"@pytest\.mark\.(slow|image)\b")
-_ALL_SLOW = re.compile(r"^pytestmark\s*=.*\bpytest\.mark\.(slow|image)\b", re.MULTILINE)
+_ALL_SLOW = re.compile(r"^pytestmark\s*=\s*(?:\[[^\]]*|.*)\bpytest\.mark\.(slow|image)\b", re.MULTILINE)
 _IMAGE = re.compile(r"\bpytest\.mark\.image\b")
 _TESTS = re.compile(r"^\s*(?:async\s+)?def test_", re.MULTILINE)
 _FIXED_PORT = re.compile(r"(?:127\.0\.0\.1|localhost):(\d{4,5})|--(?:rest-|grpc-)?port[ =](\d{4,5})")
