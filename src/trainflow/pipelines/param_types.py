@@ -28,6 +28,11 @@ IMAGE_REFERENCE = re.compile(
 IMAGE_EXAMPLE = "registry.example.com/ml/trainflow:0.1.0"
 TRAINING_RUNTIME = "training-runtime"  # the type of a parameter naming a Kubeflow ClusterTrainingRuntime
 # A Kubernetes resource.Quantity that is not negative: 500m, 2, 1.5, 4Gi, 1e3.
+# An MLflow experiment name: printable (no control character: those are refused for every value), trimmed.
+# What a tracking URI parameter may hold: a URL's characters without quotes, braces, spaces or backslashes (a
+# pod's env gets it; a placeholder or a string's end has no business in it).
+_URI_CHARS = re.compile(r"[A-Za-z0-9:/._~%+=?&,\[\]-]{1,2000}")
+_EXPERIMENT = re.compile(r"\S(.{0,254}\S)?")
 QUANTITY = re.compile(r"([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?")
 
 
@@ -117,12 +122,60 @@ def _host(name: str, text: str) -> str:
     return text
 
 
+def _tracking_uri(name: str, text: str) -> str:
+    from trainflow.tracking.client import check_uri, redacted  # MLflow's URI rules are tracking's
+    from trainflow.tracking.errors import TrackingError
+
+    if redacted(text) != text:
+        raise PipelineError(
+            f"parameter {name} holds a user name or password: give the URI without them and the credentials in "
+            "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (on Kubernetes: -p mlflow-secret=SECRET)"
+        )
+    try:
+        check_uri(text)
+        if not _URI_CHARS.fullmatch(text):
+            raise TrackingError(text)
+    except TrackingError:
+        raise PipelineError(
+            f"parameter {name} '{text[:100]}' is not a tracking URI: give http(s)://HOST:PORT of an MLflow server "
+            "(or file:// / sqlite://)"
+        ) from None
+    return text
+
+
+def _experiment(name: str, text: str) -> str:
+    if not _EXPERIMENT.fullmatch(text):
+        raise PipelineError(
+            f"parameter {name} '{text[:100]}' is not an MLflow experiment name: 1 to 256 characters, "
+            "no leading or trailing space"
+        )
+    return text
+
+
+def _registry_model(name: str, text: str) -> str:
+    from trainflow.tracking.errors import TrackingError
+    from trainflow.tracking.registry import parse_model_ref  # the registry URI's one home
+
+    try:
+        ref = parse_model_ref(text)
+    except TrackingError as exc:
+        raise PipelineError(f"parameter {name}: {exc.message}") from None
+    if ref is None:
+        raise PipelineError(
+            f"parameter {name} '{text[:100]}' is not a registry URI: give models:/NAME@ALIAS or models:/NAME/VERSION"
+        )
+    return text
+
+
 # type -> its checker; what `Param(type=...)` and the YAML schema's `type` accept beyond the plain types
 CHECKERS: dict[str, Callable[[str, str], str]] = {
     "url": _url,
     "dns-label": _dns_label,
     "secret-name": _secret_name,
     "tracking-secret": _secret_name,  # a Secret with MLFLOW_TRACKING_URI (and credentials) every pod reads
+    "tracking-uri": _tracking_uri,  # an MLflow tracking server, no credentials in it: wins over MLFLOW_TRACKING_URI
+    "tracking-experiment": _experiment,  # the MLflow experiment: wins over MLFLOW_EXPERIMENT_NAME
+    "registry-model": _registry_model,  # models:/NAME@ALIAS or models:/NAME/VERSION in the MLflow registry
     "model-name": _model_name,
     "model-factory": _model_factory,
     "image": _image,

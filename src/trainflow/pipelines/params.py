@@ -35,8 +35,9 @@ class Param:
     type: "str", "int", "float" (finite), "bool" (true/false/yes/no/1/0), "choice" (one of `choices`), or a
       meaning: "url" (a path, file://, s3:// or http(s)://; paths made absolute), "dns-label" (a Kubernetes
       name), "secret-name", "tracking-secret" (a Secret every pod reads MLflow's tracking URI and credentials
-      from), "model-name" (what a model server takes), "model-factory" (auto, cnn, mlp or
-      module:attr), "image", "region", "endpoint" (an http(s) URL), "host" (HOST[:PORT] or a URL) or
+      from), "tracking-uri" (an MLflow server, no credentials in it), "tracking-experiment" (an MLflow
+      experiment), "registry-model" (models:/NAME@ALIAS or models:/NAME/N), "model-name" (what a model
+      server takes), "model-factory" (auto, cnn, mlp or module:attr), "image", "region", "endpoint" (an http(s) URL), "host" (HOST[:PORT] or a URL) or
       "training-runtime" (a Kubeflow ClusterTrainingRuntime that `--job-kind trainjob` references) or
       "quantity" (a Kubernetes quantity, 500m or 4Gi: a step's `Resources(cpu=param(...))`).
       An empty value of a meaning is "not given" where the default is empty too.
