@@ -24,6 +24,12 @@ backend_option = click.option(
     envvar="TRAINFLOW_BACKEND",
     help="Where workflows run: this machine, or the current Kubernetes context.",
 )
+tracking_uri_option = click.option(
+    "--tracking-uri",
+    default=None,
+    metavar="URI",
+    help="MLflow tracking server for this run (the pipeline's tracking-uri parameter; wins over MLFLOW_TRACKING_URI).",
+)
 namespace_option = click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
 
 

@@ -7,13 +7,14 @@ import time
 
 import click
 
-from trainflow.cli.options import parameters_option
+from trainflow.cli.options import parameters_option, tracking_uri_option
 from trainflow.cli.output import console
 from trainflow.cli.watch import DEFAULT_MODEL_NAME, follow
 from trainflow.cli.workflows import local
 from trainflow.workflows import MODEL_TRAIN, parse_assignments
 from trainflow.workflows.backend import WorkflowInfo
 from trainflow.workflows.endpoints import model_server, tensorboard
+from trainflow.workflows.tracking_settings import with_tracking_uri
 
 
 @click.command()
@@ -36,6 +37,7 @@ from trainflow.workflows.endpoints import model_server, tensorboard
 )
 @click.option("--store", default="", help="Where checkpoints and models go (default: $TRAINFLOW_HOME/store/models).")
 @click.option("--no-serving", is_flag=True, help="Train and export only.")
+@tracking_uri_option
 @parameters_option("Any other model-train NAME=VALUE.")
 def run(
     data_url: str,
@@ -45,6 +47,7 @@ def run(
     model: str,
     store: str,
     no_serving: bool,
+    tracking_uri: str | None,
     params: tuple[str, ...],
 ) -> None:
     """Download, train, watch, export and serve MNIST (or your model); then say how to query it."""
@@ -59,7 +62,7 @@ def run(
         **parse_assignments(params),
     }
     backend = local()
-    info = backend.submit(MODEL_TRAIN, values)
+    info = backend.submit(MODEL_TRAIN, with_tracking_uri(MODEL_TRAIN, values, tracking_uri))
     console.print(f"workflow {info.name} submitted; following it (Ctrl-C leaves it running)")
     try:
         final = follow(backend, info.name, live=sys.stdout.isatty())

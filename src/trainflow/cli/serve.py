@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +24,9 @@ from trainflow.serving.server import (
     serve_until_stopped,
 )
 from trainflow.storage import StorageOptions
+
+if TYPE_CHECKING:
+    from trainflow.tracking.registry import RegistryFollower
 
 _SERVER_OPTIONS = [
     click.option("--model-name", default="mnist", show_default=True, help="Name clients address the model by."),
@@ -152,22 +156,48 @@ def serve_command(
     if follower is None:
         _run(server_config(model_base_path, model_config_file, storage, wait_for_model, **flags), None)
         return
+    with _following(follower, model_base_path or "") as folder:
+        _run(server_config(folder, model_config_file, storage, wait_for_model, **flags), None)
+
+
+@contextmanager
+def _following(follower: RegistryFollower, uri: str) -> Iterator[str]:
+    """While serving: the local folder `follower` keeps holding the version its registry URI names now."""
     version = follower.first()  # an unknown model or alias: one line, before the server starts
-    console.print(f"{model_base_path} is version {version}: following it in {follower.folder}")
+    console.print(f"{uri} is version {version}: following it in {follower.folder}")
     follower.start()
     try:
-        _run(server_config(str(follower.folder), model_config_file, storage, wait_for_model, **flags), None)
+        yield str(follower.folder)
     finally:
         follower.stop()
 
 
 @click.command("serve-model")
 @click.option("--export-base", required=True, help="The run's export base (numbered versions inside).")
+@click.option(
+    "--model-uri",
+    default="",
+    help="Serve models:/NAME@ALIAS or models:/NAME/N of the MLflow registry at MLFLOW_TRACKING_URI instead.",
+)
 @server_options
 @outputs_option
 def serve_model_step(
-    export_base: str, aws_endpoint_url: str | None, aws_region: str | None, outputs: str | None, **flags: Any
+    export_base: str,
+    model_uri: str,
+    aws_endpoint_url: str | None,
+    aws_region: str | None,
+    outputs: str | None,
+    **flags: Any,
 ) -> None:
-    """Pipeline step (service): serve the exported model until stopped."""
+    """Pipeline step (service): serve the exported model (or a registry model) until stopped."""
     storage = StorageOptions.from_env(aws_endpoint_url, aws_region)
-    _run(ServerConfig(base_url=export_base, storage=storage, **flags), outputs)
+    if not model_uri:
+        _run(ServerConfig(base_url=export_base, storage=storage, **flags), outputs)
+        return
+    from trainflow.tracking.registry import follower_for  # a registry model only: the registry's client loads then
+
+    follower = follower_for(model_uri, flags["poll_seconds"])
+    if follower is None:
+        raise click.UsageError(f"--model-uri {model_uri!r} is not a registry URI: give models:/NAME@ALIAS")
+    with _following(follower, model_uri) as folder:
+        _run(ServerConfig(base_url=folder, storage=storage, **flags), outputs)

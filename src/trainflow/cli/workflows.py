@@ -11,7 +11,13 @@ from rich.table import Table
 
 from trainflow.cli.cluster_flags import cluster_flags, options_from
 from trainflow.cli.code_flags import code_package_option, fetched
-from trainflow.cli.options import backend_option, job_kind_option, namespace_option, parameters_option
+from trainflow.cli.options import (
+    backend_option,
+    job_kind_option,
+    namespace_option,
+    parameters_option,
+    tracking_uri_option,
+)
 from trainflow.cli.output import columns, console, emit
 from trainflow.cli.watch import age, duration, follow, print_workflow
 from trainflow.settings import trainflow_home
@@ -43,6 +49,7 @@ def local() -> Backend:
 @click.option("--no-cache", is_flag=True, help="Run every step, even those an earlier run's outputs could stand for.")
 @job_kind_option
 @code_package_option
+@tracking_uri_option
 @backend_option
 @namespace_option
 @cluster_flags
@@ -54,15 +61,17 @@ def submit(
     no_cache: bool,
     job_kind: str,
     code_package: str | None,
+    tracking_uri: str | None,
     backend: str,
     namespace: str,
     **flags: Any,
 ) -> None:
     """Submit PIPELINE (model-train, model-deploy, or a .py/.yaml file defining one) with -p NAME=VALUE."""
     from trainflow.pipelines.loading import load_pipeline
+    from trainflow.workflows.tracking_settings import with_tracking_uri
 
     spec = load_pipeline(pipeline, fetched(code_package))
-    values = parse_assignments(params)
+    values = with_tracking_uri(spec, parse_assignments(params), tracking_uri)
     options, python_path = code_of(pipeline, spec, values, code_package, backend, options_from(flags))
     target = backend_for(backend, namespace, job_kind, options)
     info = target.submit(spec, values, no_cache=no_cache, python_path=python_path)

@@ -67,6 +67,8 @@ COMMON_PARAMS = (
         "MLFLOW_TRACKING_TOKEN): every pod tracks to that MLflow server.",
         type="tracking-secret",
     ),
+    Param("mlflow-tracking-uri", "", "MLflow server to track to (wins over MLFLOW_TRACKING_URI).", type="tracking-uri"),
+    Param("mlflow-experiment", "", "MLflow experiment (default: the pipeline's name).", type="tracking-experiment"),
 )
 
 
@@ -193,7 +195,7 @@ MODEL_TRAIN = Pipeline(
         Param(
             "register-model",
             "",
-            "Register the exported model as a new version of this MLflow registered model (needs MLFLOW_TRACKING_URI).",
+            "Register the exported model as a new version of this MLflow registered model (needs a tracking server).",
             type="model-name",
         ),
         Param(
@@ -321,19 +323,34 @@ MODEL_DEPLOY = Pipeline(
     name_suffix="-deploy",
     inherit_from="workflow",
     params=(
-        Param("workflow", "", "The model-train workflow (its job-name) whose model to serve.", cache_key=False),
+        Param(
+            "workflow",
+            "",
+            "The model-train workflow (its job-name) whose model to serve; with model-uri, names the deployment.",
+            cache_key=False,
+        ),
         *COMMON_PARAMS,
         Param("model-serving", "true", "Serve the model (always true for model-deploy).", type="bool"),
+        Param(
+            "model-uri",
+            "",
+            "Serve this MLflow registry model instead: models:/NAME@ALIAS (followed as it moves) or models:/NAME/N.",
+            type="registry-model",
+        ),
     ),
     steps=(
         workflow_info_step("workflow"),
         replace(
             SERVE_MODEL,
-            argv=tuple(
-                a.replace(
-                    "{{steps.export-model.outputs.export-base}}", "{{steps.get-workflow-info.outputs.export-base}}"
-                )
-                for a in SERVE_MODEL.command
+            argv=(
+                *(
+                    a.replace(
+                        "{{steps.export-model.outputs.export-base}}", "{{steps.get-workflow-info.outputs.export-base}}"
+                    )
+                    for a in SERVE_MODEL.command
+                ),
+                "--model-uri",
+                param("model-uri"),
             ),
         ),
     ),

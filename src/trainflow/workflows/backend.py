@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from trainflow.pipelines import Pipeline, PipelineError
+from trainflow.pipelines.roles import param_types
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.params import inherited_values, resolve_params, run_name
 from trainflow.workflows.schedules import ScheduleInfo, ScheduleRequest
@@ -128,11 +129,18 @@ class Backend(ABC):
         the run's name instead of the one its pipeline gives it (a schedule's runs are NAME-<time>). With tracking on,
         the run is an MLflow run too, opened here so a server that cannot be reached stops it before it starts."""
         from trainflow.tracking.workflow_run import workflow_run  # loads only as a run is submitted
+        from trainflow.workflows import tracking_settings as tracking
 
         run = self.prepare(pipeline, values, no_cache, python_path, name=name)
-        secret = any(p.type == "tracking-secret" and run.values.get(p.name) for p in run.pipeline.params)
-        with workflow_run(run.pipeline.name, run.name, self.name, run.values, self.pods_track_from_secret and secret):
-            return self._start(run)
+        types = param_types(run.pipeline)
+        elsewhere = self.pods_track_from_secret and tracking.pods_track(types, run.values)
+        # where steps run here, the run's tracking parameters act as MLflow's variables (on a cluster: the pods')
+        here = {} if self.pods_track_from_secret else tracking.tracking_variables(types, run.values)
+        with tracking.applied(here):
+            tracking.check_server(types, here)
+            tracking.check_registry_models(types, run.values, elsewhere)
+            with workflow_run(run.pipeline.name, run.name, self.name, run.values, elsewhere):
+                return self._start(run)
 
     def dryrun(
         self,
@@ -177,7 +185,7 @@ class Backend(ABC):
         source = pipeline.inherit_from and resolved.get(pipeline.inherit_from)
         if source and inherit:
             given = values if explicit is None else explicit
-            resolved = inherited_values(pipeline, resolved, given, self._params_of(source, pipeline))
+            resolved = inherited_values(pipeline, resolved, given, self._inherited(source, pipeline, resolved))
         return self._complete(pipeline, resolved)
 
     # -- hooks of submit ---------------------------------------------------------------------------------
@@ -200,6 +208,18 @@ class Backend(ABC):
     def _params_of(self, name: str, pipeline: Pipeline) -> dict[str, str]:
         """The values run `name` ran with (a pipeline's `inherit_from` reads them)."""
         return self.get(name).params
+
+    def _inherited(self, source: str, pipeline: Pipeline, values: Mapping[str, str]) -> dict[str, str]:
+        """The values run `source` ran with; none when it does not exist and the run serves a registry model instead
+        (`model-deploy -p model-uri=models:/...`: `workflow` then only names the deployment)."""
+        from trainflow.workflows.tracking_settings import registry_models
+
+        try:
+            return self._params_of(source, pipeline)
+        except WorkflowError:
+            if registry_models(param_types(pipeline), values):
+                return {}
+            raise
 
     def _complete(self, pipeline: Pipeline, values: dict[str, str]) -> dict[str, str]:
         """Fill the defaults that depend on where the run runs."""

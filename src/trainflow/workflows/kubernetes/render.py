@@ -30,6 +30,7 @@ from trainflow.workflows.kubernetes.fan_out import cap, items_source
 from trainflow.workflows.kubernetes.katib import tune_templates
 from trainflow.workflows.kubernetes.options import ClusterOptions, check_object_values, check_steps
 from trainflow.workflows.kubernetes.step_io import step_run
+from trainflow.workflows.kubernetes.tracking_env import tracking_params
 from trainflow.workflows.params import resolve_params, run_name
 
 OUTPUTS_DIR = "/tmp/outputs/"  # steps write one file per output key here ($TRAINFLOW_OUTPUTS)
@@ -314,7 +315,7 @@ def workflow(
     declared = frozenset(p.name for p in pipeline.params)
     _check_artifacts_url(pipeline, values)
     secret = next((p.name for p in pipeline.params if p.type == "secret-name"), "")
-    tracking = next((p.name for p in pipeline.params if p.type == "tracking-secret"), "")
+    tracking = tracking_params(pipeline.params)
     target = k8s.Target(
         name_expression(pipeline), values, declared, options, str(pipeline.artifacts_url), secret, tracking
     )

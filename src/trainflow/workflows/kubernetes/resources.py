@@ -20,7 +20,7 @@ from trainflow.workflows.code_packages import CODE_ENV
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import manifest_values, sizing
 from trainflow.workflows.kubernetes.options import SERVICE_ACCOUNT, ClusterOptions, gpu_count, quantity
-from trainflow.workflows.kubernetes.tracking_env import tracking_env
+from trainflow.workflows.kubernetes.tracking_env import TrackingParams, tracking_env
 from trainflow.workflows.kubernetes.yamltext import Raw
 
 CACHE_CLAIM = "trainflow-cache"
@@ -58,7 +58,7 @@ class Target:
     options: ClusterOptions = field(default_factory=ClusterOptions)
     artifacts_url: str = ""  # the pipeline's artifacts_url, its parameters still references
     secret_param: str = ""  # the pipeline's secret-name parameter: the Secret holding the S3 credentials
-    tracking_param: str = ""  # the pipeline's tracking-secret parameter: MLflow's URI and credentials
+    tracking: TrackingParams = field(default_factory=TrackingParams)  # MLflow server and credentials
 
     def setting(self, name: str, default: str) -> str:
         """A declared parameter's placeholder (set at submit time), else its value or `default`."""
@@ -73,10 +73,6 @@ class Target:
     @property
     def secret(self) -> str:
         return self.setting(self.secret_param, DEFAULT_SECRET)
-
-    @property
-    def tracking_secret(self) -> str:
-        return self.setting(self.tracking_param, "") if self.tracking_param else ""
 
     def image(self, step: Step) -> str:
         if isinstance(step.image, ParamRef):
@@ -167,7 +163,7 @@ def container_env(target: Target) -> list[dict[str, Any]]:
         {"name": "TRAINFLOW_HOME", "value": CACHE_MOUNT},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         *secret,
-        *tracking_env(target.tracking_secret),
+        *tracking_env(target.tracking, target.setting),
         *package,
     ]
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from trainflow.pipelines.k8s_names import DNS_1123_LABEL_ANY_LENGTH
 from trainflow.pipelines.param_types import QUANTITY
+from trainflow.tracking.client import redacted
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.kubernetes import katib_trials, manifest_values, tracking_env, yamltext
 from trainflow.workflows.kubernetes.shapes import BY_KIND, unknown_fields
@@ -35,7 +36,7 @@ SHAPES = {**BY_KIND, "Experiment": katib_trials.EXPERIMENT}
 # Knative names the predictor's revision <name>-predictor-00001: a DNS-1035 label too.
 KSERVE_REVISION_SUFFIX = "-predictor-00001"
 REPLICA_KEY = {"PyTorchJob": "pytorchReplicaSpecs", "TFJob": "tfReplicaSpecs"}
-SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", *tracking_env.VARS)
+SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", *tracking_env.CREDENTIAL_VARS)
 
 
 def embedded_manifests(workflow: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -154,12 +155,15 @@ def _name_problems(obj: Mapping[str, Any]) -> list[str]:
 
 
 def _secret_problems(obj: Mapping[str, Any]) -> list[str]:
+    envs = [(path, env) for path, key, value in _walk(obj) if key == "env" and isinstance(value, list) for env in value]
     return [
         f"{path}: {env['name']} is inline; credentials must come from a Secret (valueFrom.secretKeyRef)"
-        for path, key, value in _walk(obj)
-        if key == "env" and isinstance(value, list)
-        for env in value
+        for path, env in envs
         if env.get("name") in SECRET_VARS and "value" in env
+    ] + [
+        f"{path}: {tracking_env.URI_VAR} holds a user name or password; credentials must come from a Secret"
+        for path, env in envs
+        if env.get("name") == tracking_env.URI_VAR and redacted(str(env.get("value", ""))) != env.get("value", "")
     ]
 
 

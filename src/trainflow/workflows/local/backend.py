@@ -42,6 +42,7 @@ from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.local.scheduling import LocalSchedules
 from trainflow.workflows.local.state import StateStore, already_exists, load_pipeline, now
 from trainflow.workflows.params import local_store_values
+from trainflow.workflows.tracking_settings import tracking_variables
 
 _ACTIVE = (PENDING, RUNNING, SUSPENDED)
 
@@ -126,10 +127,14 @@ class LocalBackend(LocalSchedules):
                 self.layout.workflow_dir(name).rmdir()
 
     def _spawn_runner(self, name: str, lock: RunnerLock) -> None:
-        """Start the runner, handing it our hold on the runner lock."""
+        """Start the runner, handing it our hold on the runner lock (and, as MLflow's variables, the run's tracking
+        parameters: a retry tracks where the run did, whatever this shell has set)."""
         assert lock.fd is not None
+        info = self.state.get(name)
+        pipeline, _, _ = load_pipeline(self.state, name, info.pipeline)
         env = {
             **os.environ,
+            **tracking_variables(param_types(pipeline), info.params),
             "TRAINFLOW_HOME": str(self.layout.home),
             LOCK_FD_ENV: str(lock.fd),
             processes.WORKFLOW_ENV: str(self.layout.workflow_dir(name)),
