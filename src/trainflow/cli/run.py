@@ -14,7 +14,6 @@ from trainflow.cli.workflows import local
 from trainflow.workflows import MODEL_TRAIN, parse_assignments
 from trainflow.workflows.backend import WorkflowInfo
 from trainflow.workflows.endpoints import model_server, tensorboard
-from trainflow.workflows.tracking_settings import with_tracking_uri
 
 
 @click.command()
@@ -61,6 +60,8 @@ def run(
         "model-serving": "false" if no_serving else "true",
         **parse_assignments(params),
     }
+    from trainflow.workflows.tracking_settings import with_tracking_uri
+
     backend = local()
     info = backend.submit(MODEL_TRAIN, with_tracking_uri(MODEL_TRAIN, values, tracking_uri))
     console.print(f"workflow {info.name} submitted; following it (Ctrl-C leaves it running)")
