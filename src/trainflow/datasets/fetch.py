@@ -1,0 +1,125 @@
+"""Fetching a sync's objects into the dataset directory, each hashed on its way into a temp file renamed into place.
+
+Objects go in batches (many small files, or one large one) to a few threads: a future and a wait per
+file cost more than copying a small image. Each folder is made and checked once per sync, not once
+per file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from trainflow.datasets.layout import PART_SUFFIX, cached_path, write_failure
+from trainflow.datasets.manifest import FileEntry
+from trainflow.datasets.observer import SyncObserver
+from trainflow.storage import ObjectInfo, SourceUnreachable, Store
+
+THREADS = 8
+_BATCH_FILES = 64
+_BATCH_BYTES = 1 << 20
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+Fetched = tuple[ObjectInfo, FileEntry | BaseException]
+
+
+class Fetcher:
+    """Fetches objects of `store` into the locked dataset `directory`."""
+
+    def __init__(self, store: Store, directory: Path, observer: SyncObserver) -> None:
+        self.store = store
+        self.directory = directory
+        self.observer = observer
+        self._folders: dict[str, Path] = {}  # made and checked for links in this sync
+        self._folder_lock = threading.Lock()
+        self._temp_names = itertools.count()
+
+    def fetched(self, todo: list[ObjectInfo]) -> Iterator[Fetched]:
+        """Each object with its cache entry, or the exception that stopped it, as batches finish.
+
+        A few batches are in flight at a time, so memory does not grow with the number of files.
+        """
+        batches = _batches(todo, min(_BATCH_FILES, max(1, len(todo) // (4 * THREADS))))
+        running: set[Future[list[Fetched]]] = set()
+        with ThreadPoolExecutor(max_workers=min(THREADS, max(1, len(todo)))) as pool:
+            while True:
+                for batch in itertools.islice(batches, 2 * THREADS - len(running)):
+                    running.add(pool.submit(self._fetch_batch, batch))
+                if not running:
+                    return
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield from future.result()
+
+    def _fetch_batch(self, batch: list[ObjectInfo]) -> list[Fetched]:
+        results: list[Fetched] = []
+        for obj in batch:
+            try:
+                results.append((obj, self.fetch(obj)))
+            except BaseException as exc:  # noqa: BLE001 - the caller keeps what the others fetched, then fails
+                results.append((obj, exc))
+        return results
+
+    def fetch(self, obj: ObjectInfo) -> FileEntry:
+        """One object into its place, through a temp file beside it; its entry for the manifest."""
+        parent, _, base = obj.name.rpartition("/")
+        folder = self._folder(parent, obj.name)
+        dest = folder / base
+        if os.path.islink(dest):
+            cached_path(self.directory, obj.name)  # DatasetError naming the link
+        tmp = folder / f".{base}.{os.getpid()}-{next(self._temp_names)}{PART_SUFFIX}"
+        try:  # the store opens it again by name: made here so that nothing else can be there
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o600))
+        except OSError as exc:
+            raise write_failure(self.directory, obj.name, exc) from None
+        try:
+            digest = self.store.download(obj.name, tmp, self.observer.bytes_done)
+            st = os.stat(tmp)
+            if obj.size >= 0 and st.st_size != obj.size:
+                raise SourceUnreachable(
+                    f"download of {self.store.object_url(obj.name)} was cut short ({st.st_size} of {obj.size} "
+                    "bytes): try again"
+                )
+            os.replace(tmp, dest)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise write_failure(self.directory, obj.name, exc) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return FileEntry(st.st_size, digest, obj.version_tag, obj.etag, obj.mtime, time.time(), st.st_mtime_ns)
+
+    def _folder(self, parent: str, name: str) -> Path:
+        """The folder that holds `name`, made if missing, once nothing on the way is a symbolic link."""
+        folder = self._folders.get(parent)
+        if folder is not None:
+            return folder
+        with self._folder_lock:
+            folder = cached_path(self.directory, parent) if parent else self.directory
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise write_failure(self.directory, name, exc) from None
+            self._folders[parent] = folder
+        return folder
+
+
+def _batches(todo: list[ObjectInfo], files: int) -> Iterator[list[ObjectInfo]]:
+    """`todo` in order, in batches of up to `files` files and `_BATCH_BYTES`; a larger file, or one of unknown size,
+    alone (so large downloads run side by side, and a few small ones too: `files` keeps every thread busy)."""
+    batch: list[ObjectInfo] = []
+    size = 0
+    for obj in todo:
+        weight = obj.size if obj.size >= 0 else _BATCH_BYTES
+        if batch and (len(batch) == files or size + weight > _BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(obj)
+        size += weight
+    if batch:
+        yield batch
