@@ -46,7 +46,7 @@ class HashingWriter:
         return self.sha256.hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """One object under a store's base URL; `name` is relative to it, with '/' separators."""
 
