@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from trainflow.datasets.descriptor import FORMATS
 from trainflow.datasets.errors import DataFormatError, DatasetError
@@ -52,7 +51,7 @@ def idx_files(names: Sequence[str]) -> dict[str, str]:
     """The IDX files among `names` by role (x_train, y_train, x_test, y_test); DataFormatError if a role is ambiguous."""
     found: dict[str, list[str]] = {}
     for name in names:
-        stem = PurePosixPath(name).name.lower()
+        stem = name.rpartition("/")[2].lower()  # not PurePosixPath: this runs once per file of a dataset
         if not ("idx" in stem or "ubyte" in stem) or stem.endswith((".npy", ".npz", ".csv", ".txt")):
             continue
         split = "train" if "train" in stem else "test" if ("t10k" in stem or "test" in stem) else None
@@ -69,7 +68,7 @@ def idx_files(names: Sequence[str]) -> dict[str, str]:
 
 
 def _matches(names: Sequence[str]) -> dict[str, bool]:
-    basenames = {PurePosixPath(n).name for n in names}
+    basenames = {n.rpartition("/")[2] for n in names}
     return {
         "idx": len(idx_files(names)) == 4,
         "npz": any(n.endswith(".npz") for n in names),

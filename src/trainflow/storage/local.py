@@ -44,15 +44,28 @@ class LocalStore(Store):
             return [self.stat(n) for n in names]
         if not self.root.is_dir():
             raise ObjectNotFound(f"no directory at {self.url}: check the path")
-        found = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for filename in sorted(filenames):
-                path = Path(dirpath) / filename
-                if filename.startswith(".") or not path.is_file():
-                    continue  # temp files of writers in progress; pipes and devices, which are no objects
-                found.append(self._info(path.relative_to(self.root).as_posix(), path))
+        found: list[ObjectInfo] = []
+        self._walk(str(self.root), "", found)
         return found
+
+    def _walk(self, folder: str, prefix: str, found: builtins.list[ObjectInfo]) -> None:
+        """The files of `folder` (sorted), then its folders' (sorted, depth first), as os.walk orders them.
+
+        Hidden entries are temp files of writers in progress; pipes and devices are no objects; a link
+        to a folder is not followed (a link to a file is read as that file). Names are built as text,
+        not paths: a listing of 100,000 files spent most of its time making Path objects.
+        """
+        with os.scandir(folder) as listing:
+            entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+        folders = []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry)
+            elif entry.is_file():
+                st = entry.stat()
+                found.append(ObjectInfo(prefix + entry.name, st.st_size, mtime=st.st_mtime))
+        for entry in folders:
+            self._walk(entry.path, f"{prefix}{entry.name}/", found)
 
     def stat(self, name: str) -> ObjectInfo:
         path = self._path(name)
