@@ -12,6 +12,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.tracking.conftest import MlflowServer, run_trainflow
 from trainflow.tracking.cluster_run import PARAMS_ENV, PIPELINE_ENV, UID_TAG, WORKFLOW_NAME_ENV, WORKFLOW_UID_ENV
 
@@ -97,3 +99,20 @@ def test_a_pod_with_a_uid_that_is_not_one_tracks_its_step_alone(mlflow_server: M
     assert done.returncode == 0, done.stdout + done.stderr
     (alone,) = _runs(mlflow_server, "bad-uid")
     assert "mlflow.parentRunId" not in alone.data.tags and alone.info.status == "FINISHED"
+
+
+def test_submitting_to_a_cluster_opens_no_run_here_its_pods_do_fake_k8s_api(
+    mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.workflows.kubernetes.fake_cluster import FakeCluster
+    from trainflow.workflows import MODEL_TRAIN
+    from trainflow.workflows.kubernetes.backend import KubernetesBackend
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "cluster-submit")
+    cluster = FakeCluster()
+    KubernetesBackend(namespace="ml", api=cluster.api()).submit(
+        MODEL_TRAIN, {"job-name": "run3", "mlflow-secret": "team-mlflow"}
+    )
+    assert ("ml", "run3") in cluster.workflows
+    assert mlflow_server.client().get_experiment_by_name("cluster-submit") is None  # no run left RUNNING forever

@@ -42,15 +42,21 @@ def check_registry(params: Mapping[str, str], tracked_elsewhere: bool = False) -
 
 @contextmanager
 def workflow_run(
-    pipeline: str, name: str | None, backend: str, params: Mapping[str, str], tracked_elsewhere: bool = False
+    pipeline: str,
+    name: str | None,
+    backend: str,
+    params: Mapping[str, str],
+    tracked_elsewhere: bool = False,
+    opened_here: bool = True,
 ) -> Iterator[str | None]:
     """While starting a run: open its MLflow run (experiment: MLFLOW_EXPERIMENT_NAME, else the pipeline's name) and
     put its id in the environment the runner inherits. TrackingError (exit 2) before anything starts when the
     server cannot be reached; nothing at all when tracking is off (`tracked_elsewhere`: the run's pods get a server
-    from a Secret, so registering a model needs none here)."""
+    from a Secret, so registering a model needs none here) or the run's own pods open it (not `opened_here`: a
+    compiled workflow's, `cluster_run.py`)."""
     uri = tracking_uri()
     check_registry(params, tracked_elsewhere)
-    if not uri:
+    if not uri or not opened_here:
         yield None
         return
     reachable(uri)

@@ -139,7 +139,9 @@ class Backend(ABC):
         with tracking.applied(here):
             tracking.check_server(types, here)
             tracking.check_registry_models(types, run.values, elsewhere)
-            with workflow_run(run.pipeline.name, run.name, self.name, run.values, elsewhere):
+            # a cluster's pods open the workflow's MLflow run themselves (by its uid) and its exit handler ends it
+            opened_here = not self.pods_track_from_secret
+            with workflow_run(run.pipeline.name, run.name, self.name, run.values, elsewhere, opened_here):
                 return self._start(run)
 
     def dryrun(

@@ -1,9 +1,9 @@
 """What runs when a workflow ends, whatever the outcome (Argo's `onExit`): the pipeline's exit steps and the cleanup.
 
-With exit steps (`Pipeline(on_exit=...)`) the handler is a DAG running them and the training jobs' cleanup
-(`exit_handler`) side by side, so a failing exit step never keeps a job alive and the cleanup never keeps an exit
-step from running. A `Notify` step reads its URL from a Secret (`url_secret`) as an environment variable, so the URL
-is never in the workflow.
+With exit steps (`Pipeline(on_exit=...)`) or a tracked run to end (`tracking_exit`) the handler is a DAG running them
+and the training jobs' cleanup (`exit_handler`) side by side, so a failing exit step never keeps a job alive and the
+cleanup never keeps an exit step from running. A `Notify` step reads its URL from a Secret (`url_secret`) as an
+environment variable, so the URL is never in the workflow.
 """
 
 from __future__ import annotations
@@ -34,11 +34,13 @@ def exit_step(template: dict[str, Any], step: Step) -> dict[str, Any]:
     return template
 
 
-def exit_dag(pipeline: Pipeline, cleanup: bool) -> list[dict[str, Any]]:
-    """With exit steps: the handler's DAG, running them (each after the exit steps it waits for) and the cleanup."""
-    if not pipeline.on_exit:
+def exit_dag(pipeline: Pipeline, cleanup: bool, end_run: str = "") -> list[dict[str, Any]]:
+    """With exit steps or a tracked run to end (`end_run`: the template ending it): the handler's DAG, running the
+    exit steps (each after the exit steps it waits for), the cleanup and the run's end side by side."""
+    if not pipeline.on_exit and not end_run:
         return []
     tasks: list[dict[str, Any]] = [{"name": CLEANUP_TEMPLATE, "template": CLEANUP_TEMPLATE}] if cleanup else []
+    tasks += [{"name": end_run, "template": end_run}] if end_run else []
     for step in pipeline.exit_order():
         task: dict[str, Any] = {"name": step.name, "template": step.name}
         if step.upstream():

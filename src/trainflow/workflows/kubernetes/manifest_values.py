@@ -24,12 +24,14 @@ from trainflow.workflows.kubernetes.yamltext import Raw
 _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 # Argo resolves these variables in a resource template; an input parameter is fed by the caller.
 _ROOTS = ("workflow.parameters.", "inputs.parameters.")
-_GLOBALS = ("workflow.name", "workflow.namespace")
+_GLOBALS = ("workflow.name", "workflow.namespace", "workflow.uid")
 # What a literal may hold unescaped: never a quote, a backslash, a brace (it could close the tag), '?'
 # (Argo reads an expression holding '?' and ':' as a ternary and splits it at the '?'), nor ' + '.
 _PLAIN = re.compile(r"[A-Za-z0-9/._=:,@%~-]")
 _ESCAPE = re.compile(r"\\u([0-9a-f]{4})|\\U([0-9a-f]{8})")
-_TERM = re.compile(r"\s*(?:'((?:[^'\\]|\\.)*)'|([a-z]+\.(?:parameters\[(?:'(?:[^'\\]|\\.)*')\]|name|namespace)))\s*")
+_TERM = re.compile(
+    r"\s*(?:'((?:[^'\\]|\\.)*)'|([a-z]+\.(?:parameters\[(?:'(?:[^'\\]|\\.)*')\]|name|namespace|uid)))\s*"
+)
 _TO_JSON = re.compile(r"=toJson\((.*)\)", re.DOTALL)
 _AS_INT = re.compile(r"=asInt\((.*)\)", re.DOTALL)
 

@@ -22,7 +22,16 @@ from trainflow.pipelines.steps import Service, Train
 from trainflow.pipelines.tuning import Tune
 from trainflow.storage import is_shared
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import exit_handler, kserve, manifest_values, node_cache, sizing, step_io, trainjob
+from trainflow.workflows.kubernetes import (
+    exit_handler,
+    kserve,
+    manifest_values,
+    node_cache,
+    sizing,
+    step_io,
+    tracking_exit,
+    trainjob,
+)
 from trainflow.workflows.kubernetes import resources as k8s
 from trainflow.workflows.kubernetes.conditions import argo_when, compile_time_value
 from trainflow.workflows.kubernetes.exit_steps import exit_dag, exit_step, on_exit
@@ -259,7 +268,9 @@ def templates(pipeline: Pipeline, target: k8s.Target, job_kind: str, memoize: bo
         result += exit_handler.cleanup_templates(target, job_kind, trainers)
     for step in pipeline.exit_order():
         result.append(exit_step(container_template(target, step, pipeline, memoize=False), step))
-    return [*result, *exit_dag(pipeline, cleanup=bool(trainers))]
+    ended = tracking_exit.end_run_templates(target, steps)  # a tracked workflow's MLflow run ends with it
+    end_run = ended[0]["name"] if ended else ""
+    return [*result, *ended, *exit_dag(pipeline, cleanup=bool(trainers), end_run=end_run)]
 
 
 def step_summary(pipeline: Pipeline) -> str:
@@ -315,7 +326,7 @@ def workflow(
     declared = frozenset(p.name for p in pipeline.params)
     _check_artifacts_url(pipeline, values)
     secret = next((p.name for p in pipeline.params if p.type == "secret-name"), "")
-    tracking = tracking_params(pipeline.params)
+    tracking = tracking_params(pipeline.params, pipeline.name)
     target = k8s.Target(
         name_expression(pipeline), values, declared, options, str(pipeline.artifacts_url), secret, tracking
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainflow.pipelines.params import Param
+from trainflow.tracking.cluster_run import PIPELINE_ENV, WORKFLOW_NAME_ENV, WORKFLOW_UID_ENV
 
 URI_VAR = "MLFLOW_TRACKING_URI"
 EXPERIMENT_VAR = "MLFLOW_EXPERIMENT_NAME"
@@ -29,15 +30,16 @@ class TrackingParams:
     secret: str = ""
     uri: str = ""
     experiment: str = ""
+    pipeline: str = ""  # the pipeline's name: the experiment of its workflows' runs, unless one is given
 
 
-def tracking_params(params: Sequence[Param]) -> TrackingParams:
-    """Which of `params` are the Secret, the URI and the experiment, by their types."""
+def tracking_params(params: Sequence[Param], pipeline: str = "") -> TrackingParams:
+    """Which of `params` are the Secret, the URI and the experiment, by their types (of pipeline `pipeline`)."""
 
     def of(type_: str) -> str:
         return next((p.name for p in params if p.type == type_), "")
 
-    return TrackingParams(of("tracking-secret"), of("tracking-uri"), of("tracking-experiment"))
+    return TrackingParams(of("tracking-secret"), of("tracking-uri"), of("tracking-experiment"), pipeline)
 
 
 def tracking_env(params: TrackingParams, setting: Callable[[str, str], str]) -> list[dict[str, Any]]:
@@ -55,4 +57,16 @@ def tracking_env(params: TrackingParams, setting: Callable[[str, str], str]) -> 
             for var in VARS
             if not (uri and var == URI_VAR)
         ]
-    return env + ([{"name": EXPERIMENT_VAR, "value": experiment}] if experiment and (uri or secret) else [])
+    if not env:
+        return []
+    return env + ([{"name": EXPERIMENT_VAR, "value": experiment}] if experiment else []) + workflow_run_env(params)
+
+
+def workflow_run_env(params: TrackingParams) -> list[dict[str, Any]]:
+    """What a tracked pod finds its workflow's MLflow run by (`trainflow.tracking.cluster_run`): the workflow's uid, its
+    name and the pipeline's."""
+    return [
+        {"name": WORKFLOW_UID_ENV, "value": "{{workflow.uid}}"},
+        {"name": WORKFLOW_NAME_ENV, "value": "{{workflow.name}}"},
+        {"name": PIPELINE_ENV, "value": params.pipeline},
+    ]
