@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import orjson
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from trainflow.serving.errors import (
     InvalidInput,
@@ -42,11 +42,28 @@ def status_for(error: ServingError) -> int:
     return 500
 
 
-def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+class Reply:
+    """An HTTP response with its bytes ready: the two ASGI messages, nothing else (no framework object)."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, body: bytes, status: int, content_type: bytes, headers: dict[str, str] | None = None) -> None:
+        self.body = body
+        self.status = status
+        self.headers = [(b"content-length", str(len(body)).encode()), (b"content-type", content_type)]
+        if headers:
+            self.headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
-def error_response(error: Exception) -> Response:
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(orjson.dumps(body), status, b"application/json", headers)
+
+
+def error_response(error: Exception) -> Reply:
     """The response for any exception a handler raised; unexpected ones are logged and answered 500."""
     if isinstance(error, ServingError):
         headers = {"Connection": "close"} if isinstance(error, _CLOSES_CONNECTION) else None

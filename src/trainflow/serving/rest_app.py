@@ -1,7 +1,8 @@
 """The REST server: the TF Serving and V2 adapters, health and /metrics behind one ASGI app.
 
-Requests under `/v1/models/` and `/v2/models/` go straight to their adapter, which routes and answers every
-error itself; Starlette's router and middleware (~15% of a small inference request's CPU) serve the rest.
+Requests under `/v1/models/` and `/v2/models/` go straight to their adapter as a bare `RestRequest`, and the
+adapter routes and answers every error itself; Starlette's router, middleware and `Request` (~15% of a small
+inference request's CPU) serve the rest.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,9 +20,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trainflow.serving.dataplane import DataPlane
-from trainflow.serving.http_status import json_response
+from trainflow.serving.http_status import Reply, json_response
 from trainflow.serving.metrics import watch_event_loop
 from trainflow.serving.rest_io import BodyLimits, BodyReader
+from trainflow.serving.rest_request import RestRequest
 from trainflow.serving.tfs_rest import TfsRest
 from trainflow.serving.v2_rest import V2Rest
 
@@ -39,10 +42,10 @@ def build_rest_app(plane: DataPlane, limits: BodyLimits) -> ASGIApp:
         finally:
             watcher.cancel()
 
-    async def live(request: Request) -> Response:
+    async def live(request: Request) -> Reply:
         return json_response({"live": True})
 
-    async def ready(request: Request) -> Response:
+    async def ready(request: Request) -> Reply:
         is_ready = plane.ready()
         return json_response({"ready": is_ready}, 200 if is_ready else 503)
 
@@ -53,7 +56,8 @@ def build_rest_app(plane: DataPlane, limits: BodyLimits) -> ASGIApp:
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-        return json_response({"error": f"{request.method} {request.scope['path']}: {detail}"}, status)
+        body = {"error": f"{request.method} {request.scope['path']}: {detail}"}
+        return Response(orjson.dumps(body), status, media_type="application/json")
 
     routes = [
         Route("/v2/health/live", live, methods=["GET"]),
@@ -64,7 +68,7 @@ def build_rest_app(plane: DataPlane, limits: BodyLimits) -> ASGIApp:
     rest = Starlette(
         routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error}, lifespan=lifespan
     )
-    adapters: dict[str, Callable[[Request], Awaitable[Response]]] = {"/v2/models/": v2, "/v1/models/": tfs}
+    adapters: dict[str, Callable[[RestRequest], Awaitable[Reply]]] = {"/v2/models/": v2, "/v1/models/": tfs}
     prefix = len("/v2/models/")
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,7 +76,7 @@ def build_rest_app(plane: DataPlane, limits: BodyLimits) -> ASGIApp:
         if adapter is None:
             await rest(scope, receive, send)
             return
-        response = await adapter(Request(scope, receive))
+        response = await adapter(RestRequest(scope, receive))
         await response(scope, receive, send)
 
     return app

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
-
 from trainflow.serving import json_pieces
 from trainflow.serving.errors import InvalidInput, RequestTimeout, TooLarge, Unavailable
+from trainflow.serving.rest_request import RestRequest
 
 SMALL_BODY_BYTES = 64 * 1024  # bodies this small never wait on the memory budget: health-sized requests always pass
 
@@ -33,18 +29,23 @@ class BodyReader:
         self.limits = limits
         self.buffered = 0  # only touched on the event loop
 
-    @contextlib.asynccontextmanager
-    async def read(self, request: Request) -> AsyncIterator[bytes]:
-        """The whole body, held against the budget until the block ends (the request is answered)."""
+    async def read(self, request: RestRequest) -> bytes:
+        """The whole body; a large one is held against the budget until `release(body)` (once it is answered)."""
         held = [0]
         try:
-            yield await self._read(request, held)
-        finally:
+            return await self._read(request, held)
+        except BaseException:
             self.buffered -= held[0]
+            raise
 
-    async def _read(self, request: Request, held: list[int]) -> bytes:
+    def release(self, body: bytes) -> None:
+        """Give back what `read` held for `body`."""
+        if len(body) > SMALL_BODY_BYTES:
+            self.buffered -= len(body)
+
+    async def _read(self, request: RestRequest, held: list[int]) -> bytes:
         limits = self.limits
-        declared = request.headers.get("content-length")
+        declared = request.header(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limits.max_bytes:
             raise TooLarge(
                 f"request body of {declared} bytes is over the server's limit of {limits.max_bytes} "
@@ -52,27 +53,29 @@ class BodyReader:
             )
         chunks: list[bytes] = []
         size = 0
-        try:
-            async with asyncio.timeout(limits.timeout_s):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limits.max_bytes:
-                        raise TooLarge(
-                            f"request body is over the server's limit of {limits.max_bytes} bytes: "
-                            "send fewer images per request or raise --max-request-bytes"
-                        )
-                    self._hold(held, size)
-                    chunks.append(chunk)
-        except TimeoutError:
-            expected = f" of {declared}" if declared is not None and declared.isdigit() else ""
-            raise RequestTimeout(
-                f"request body not received within {limits.timeout_s:g} s ({size}{expected} "
-                "bytes arrived): send it in one go, or raise --body-timeout-seconds for slow "
-                "links"
-            ) from None
-        except ClientDisconnect:
-            raise InvalidInput("the client closed the connection before the whole body arrived") from None
-        return b"".join(chunks)
+        more = True
+        while more:  # the server's protocol wakes this at the body's deadline (rest_protocol.BODY_LATE)
+            message = await request.receive()
+            if message["type"] != "http.request":  # http.disconnect
+                raise InvalidInput("the client closed the connection before the whole body arrived")
+            chunk = message.get("body", b"")
+            more = message.get("more_body", False)
+            size += len(chunk)
+            if size > limits.max_bytes:
+                raise TooLarge(
+                    f"request body is over the server's limit of {limits.max_bytes} bytes: "
+                    "send fewer images per request or raise --max-request-bytes"
+                )
+            self._hold(held, size)
+            chunks.append(chunk)
+            if more and request.body_late():
+                expected = f" of {declared}" if declared is not None and declared.isdigit() else ""
+                raise RequestTimeout(
+                    f"request body not received within {limits.timeout_s:g} s ({size}{expected} "
+                    "bytes arrived): send it in one go, or raise --body-timeout-seconds for slow "
+                    "links"
+                )
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _hold(self, held: list[int], size: int) -> None:
         wanted = size if size > SMALL_BODY_BYTES else 0

@@ -187,7 +187,11 @@ class ModelServer:
             BUFFERED_BODIES * self.config.max_request_bytes,
         )
         app = build_rest_app(self.plane, limits)
-        protocol = functools.partial(HeaderDeadlineProtocol, header_timeout=self.config.header_timeout_seconds)
+        protocol = functools.partial(
+            HeaderDeadlineProtocol,
+            header_timeout=self.config.header_timeout_seconds,
+            body_timeout=self.config.body_timeout_seconds,
+        )
         config = uvicorn.Config(
             app,
             http=protocol,  # type: ignore[arg-type]  # uvicorn calls it like a protocol class

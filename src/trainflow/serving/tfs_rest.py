@@ -8,17 +8,16 @@ from typing import Any
 
 import numpy as np
 from google.protobuf import json_format
-from starlette.requests import Request
-from starlette.responses import Response
 
 from trainflow.export.signature import CLASSIFY_SIGNATURE, SignatureDef, TensorSpec
 from trainflow.serving import tfs_classify, tfs_metadata
 from trainflow.serving.dataplane import DataPlane, Tensors, numbers_only
 from trainflow.serving.errors import InvalidInput, NotFound, shown
-from trainflow.serving.http_status import error_response, json_response
+from trainflow.serving.http_status import Reply, error_response, json_response
 from trainflow.serving.images import ImageBatch
 from trainflow.serving.json_arrays import numbers_array
 from trainflow.serving.rest_io import BodyReader, parse_json_object
+from trainflow.serving.rest_request import RestRequest
 from trainflow.serving.runtime import OnnxModel
 from trainflow.serving.tensor_specs import image_layout
 
@@ -36,14 +35,14 @@ class TfsRest:
         self.plane = plane
         self.bodies = bodies
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, request: RestRequest) -> Reply:
         try:
             return await self._route(request)
         except Exception as exc:  # noqa: BLE001 - error_response maps every error to one status (5xx for the unexpected)
             return error_response(exc)
 
-    async def _route(self, request: Request) -> Response:
-        path = request.scope["path"]
+    async def _route(self, request: RestRequest) -> Reply:
+        path = request.path
         match = _PATH.match(path)
         if match is None:
             raise NotFound(f"no such TF Serving route: {shown(path)}")
@@ -61,20 +60,23 @@ class TfsRest:
             raise NotFound(f"{request.method} {shown(path)}: :{verb} is a POST route")
         if verb not in ("predict", "classify", "regress"):
             raise NotFound(f"unknown verb {shown(':' + verb)}: use :predict, :classify or :regress")
-        async with self.bodies.read(request) as body:
+        body = await self.bodies.read(request)
+        try:
             with self.plane.request(PROTOCOL) as scope:
                 scope.model = model = self.plane.model(name, version)
                 numbers = functools.partial(numbers_only, body)
                 return await self.plane.offload(model, len(body), numbers, self._answer, model, body, verb)
+        finally:
+            self.bodies.release(body)
 
-    def _answer(self, model: OnnxModel, body: bytes, verb: str) -> Response:
+    def _answer(self, model: OnnxModel, body: bytes, verb: str) -> Reply:
         """Decode, run and encode one :predict, :classify or :regress request (in a worker thread)."""
         request = parse_json_object(body)
         if verb == "predict":
             return json_response(self._predict(model, request))
         return json_response(self._classify(model, request, verb))
 
-    def _status(self, name: str, version: str | None) -> Response:
+    def _status(self, name: str, version: str | None) -> Reply:
         models = [self.plane.model(name, version)] if version else list(self._all(name))
         response = tfs_metadata.model_status(models)
         return json_response(
@@ -86,7 +88,7 @@ class TfsRest:
     def _all(self, name: str) -> list[OnnxModel]:
         return self.plane.versions(name)
 
-    def _metadata(self, name: str, version: str | None) -> Response:
+    def _metadata(self, name: str, version: str | None) -> Reply:
         model = self.plane.model(name, version)
         signatures = json_format.MessageToDict(tfs_metadata.signature_def_map(model), preserving_proto_field_name=True)
         spec = json_format.MessageToDict(

@@ -8,18 +8,18 @@ from typing import Any
 
 import numpy as np
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
 
 from trainflow.serving import v2_tensors
 from trainflow.serving.dataplane import DataPlane, Tensors, numbers_only
 from trainflow.serving.errors import InvalidInput, NotFound, Unavailable, shown
-from trainflow.serving.http_status import error_response, json_response
+from trainflow.serving.http_status import Reply, error_response, json_response
 from trainflow.serving.rest_io import BodyReader, parse_json_object
+from trainflow.serving.rest_request import RestRequest
 from trainflow.serving.runtime import OnnxModel
 
 PROTOCOL = "v2-rest"
 HEADER_LENGTH = "inference-header-content-length"
+_HEADER_LENGTH_KEY = HEADER_LENGTH.encode()
 _PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?:/(?P<action>ready|infer))?\Z")
 
 
@@ -30,17 +30,17 @@ class V2Rest:
         self.plane = plane
         self.bodies = bodies
 
-    async def server(self, request: Request) -> Response:
+    async def server(self, request: object) -> Reply:
         return json_response(v2_tensors.server_metadata())
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, request: RestRequest) -> Reply:
         try:
             return await self._route(request)
         except Exception as exc:  # noqa: BLE001 - error_response maps every error to one status (5xx for the unexpected)
             return error_response(exc)
 
-    async def _route(self, request: Request) -> Response:
-        path = request.scope["path"]
+    async def _route(self, request: RestRequest) -> Reply:
+        path = request.path
         match = _PATH.match(path)
         if match is None:
             raise NotFound(f"no such V2 route: {shown(path)}")
@@ -60,15 +60,18 @@ class V2Rest:
         model = self.plane.model(name, version)
         return json_response(v2_tensors.model_metadata(model, [m.version for m in self.plane.versions(name)]))
 
-    async def _infer(self, request: Request, name: str, version: str | None) -> Response:
-        async with self.bodies.read(request) as body:
+    async def _infer(self, request: RestRequest, name: str, version: str | None) -> Reply:
+        body = await self.bodies.read(request)
+        try:
             with self.plane.request(PROTOCOL) as scope:
                 scope.model = model = self.plane.model(name, version)
-                header_length = request.headers.get(HEADER_LENGTH)
+                header_length = request.header(_HEADER_LENGTH_KEY)
                 numbers = functools.partial(numbers_only, json_part(body, header_length))
                 return await self.plane.offload(model, len(body), numbers, self._answer, model, body, header_length)
+        finally:
+            self.bodies.release(body)
 
-    def _answer(self, model: OnnxModel, body: bytes, header_length: str | None) -> Response:
+    def _answer(self, model: OnnxModel, body: bytes, header_length: str | None) -> Reply:
         """Decode, run and encode one infer request (in a worker thread)."""
         header, binary = _split_body(body, header_length)
         inputs = _inputs(header, binary, model)
@@ -114,7 +117,7 @@ def _inputs(header: dict[str, Any], binary: bytes, model: OnnxModel) -> Tensors:
             raise InvalidInput(f"input {shown(name)} is given twice: send each input once")
         dtype = v2_tensors.input_dtype(name, tensor.get("datatype"), model)
         shape = v2_tensors.check_shape(name, tensor.get("shape"))
-        size = _parameters(tensor, f"input {shown(name)}").get("binary_data_size")
+        size = _parameters(tensor, "input", name).get("binary_data_size")
         if size is not None:
             if type(size) is not int or size < 0 or offset + size > len(binary):
                 raise InvalidInput(
@@ -135,9 +138,11 @@ def _inputs(header: dict[str, Any], binary: bytes, model: OnnxModel) -> Tensors:
     return tensors
 
 
-def _parameters(entry: dict[str, Any], what: str) -> dict[str, Any]:
+def _parameters(entry: dict[str, Any], kind: str, name: object = None) -> dict[str, Any]:
+    """An entry's `parameters` object ({} when absent); InvalidInput naming the `kind` of entry and its name."""
     parameters = entry.get("parameters", {})
     if not isinstance(parameters, dict):
+        what = kind if name is None else f"{kind} {shown(name)}"
         raise InvalidInput(f"{what}: 'parameters' must be a JSON object")
     return parameters
 
@@ -156,7 +161,7 @@ def _requested_outputs(header: dict[str, Any]) -> dict[str, tuple[bool, int]] | 
     default = bool(parameters.get("binary_data_output", False))
     requested = {}
     for output in outputs:
-        settings = _parameters(output, f"output {shown(output['name'])}")
+        settings = _parameters(output, "output", output["name"])
         count = v2_tensors.classification_count(output["name"], settings.get("classification"))
         requested[output["name"]] = (bool(settings.get("binary_data", default)), count)
     return requested
@@ -164,7 +169,7 @@ def _requested_outputs(header: dict[str, Any]) -> dict[str, tuple[bool, int]] | 
 
 def _response(
     model: OnnxModel, request_id: object, outputs: Tensors, requested: dict[str, tuple[bool, int]] | None
-) -> Response:
+) -> Reply:
     if requested is None or "*" in requested:
         binary_all = requested is not None
         requested = {name: (binary_all, 0) for name in outputs}
@@ -194,9 +199,9 @@ def _response(
     if not blobs:
         return json_response(body)
     header = orjson.dumps(body)
-    return Response(
+    return Reply(
         b"".join([header, *blobs]),
         200,
+        b"application/octet-stream",
         {"Inference-Header-Content-Length": str(len(header))},
-        media_type="application/octet-stream",
     )
