@@ -13,15 +13,14 @@ import asyncio
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
 
 from trainflow.cores import usable_cores
+from trainflow.export.signature import TensorSpec
 from trainflow.serving.errors import InvalidInput, NotFound, ServingError, Unavailable, shown
 from trainflow.serving.images import ImageDecoder
 from trainflow.serving.metrics import ServingMetrics
@@ -59,13 +58,37 @@ def _loaded_count(repository: ModelRepository) -> Callable[[], float]:
     return lambda: len(repository.loaded())
 
 
-@dataclass
 class RequestScope:
-    """What one request resolved, for its metrics."""
+    """One admitted inference request, as a context manager: what it resolved and how it ended, for its metrics."""
 
-    protocol: str
-    model: OnnxModel | None = None
-    started: float = field(default_factory=time.perf_counter)
+    __slots__ = ("model", "plane", "protocol", "started")
+
+    def __init__(self, plane: DataPlane, protocol: str) -> None:
+        self.plane = plane
+        self.protocol = protocol
+        self.model: OnnxModel | None = None
+        self.started = 0.0
+
+    def __enter__(self) -> RequestScope:
+        self.started = time.perf_counter()
+        plane = self.plane
+        with plane._lock:
+            admitted = plane._in_flight < plane.max_concurrency
+            if admitted:
+                plane._in_flight += 1
+        if not admitted:
+            plane._record(self, Unavailable.__name__)
+            raise Unavailable(f"server busy: {plane.max_concurrency} requests in flight; retry shortly")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        plane = self.plane
+        with plane._lock:
+            plane._in_flight -= 1
+        if kind is None or not issubclass(kind, Exception):
+            plane._record(self, None)
+        else:
+            plane._record(self, kind.__name__ if issubclass(kind, ServingError) else "Internal")
 
 
 class DataPlane:
@@ -143,30 +166,9 @@ class DataPlane:
             raise NotFound(f"model '{name}' has no version {shown(version)}: versions are positive integers")
         return repository.get(int(version))
 
-    @contextmanager
-    def request(self, protocol: str) -> Iterator[RequestScope]:
-        """Admit one inference request (Unavailable when `max_concurrency` are in flight) and record it."""
-        with self._lock:
-            admitted = self._in_flight < self.max_concurrency
-            if admitted:
-                self._in_flight += 1
-        scope = RequestScope(protocol)
-        error: str | None = None
-        try:
-            if not admitted:
-                raise Unavailable(f"server busy: {self.max_concurrency} requests in flight; retry shortly")
-            yield scope
-        except ServingError as exc:
-            error = type(exc).__name__
-            raise
-        except Exception:
-            error = "Internal"
-            raise
-        finally:
-            if admitted:
-                with self._lock:
-                    self._in_flight -= 1
-            self._record(scope, error)
+    def request(self, protocol: str) -> RequestScope:
+        """Admit one inference request (`with`; Unavailable when `max_concurrency` are in flight) and record it."""
+        return RequestScope(self, protocol)
 
     def _record(self, scope: RequestScope, error: str | None) -> None:
         model = scope.model
@@ -180,31 +182,17 @@ class DataPlane:
 
     def prepare(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> Feeds:
         """Check the inputs against the signature; returns the graph's feeds."""
-        signature = model.signature_def(signature_name)
-        missing = [alias for alias in signature.inputs if alias not in inputs]
-        if missing:
-            alias = missing[0]
-            raise InvalidInput(
-                f"missing input '{alias}' for signature '{signature_name}': expected "
-                f"{expected(signature.inputs[alias])}"
-            )
-        extra = sorted(set(inputs) - set(signature.inputs))
-        if extra:
-            raise InvalidInput(
-                f"unknown input {', '.join(shown(e) for e in extra)} for signature '{signature_name}': "
-                f"the inputs are {', '.join(repr(a) for a in signature.inputs)}"
-            )
-        feeds = {spec.onnx_name: check_input(alias, spec, inputs[alias]) for alias, spec in signature.inputs.items()}
-        batched = {
-            alias: len(feeds[spec.onnx_name])
-            for alias, spec in signature.inputs.items()
-            if spec.shape and spec.shape[0] == -1
-        }
-        if len(set(batched.values())) > 1:
-            raise InvalidInput(
-                f"inputs hold different numbers of examples ({shown(batched)}): send the same number "
-                "of rows for every input"
-            )
+        specs = model.signature_def(signature_name).inputs
+        if inputs.keys() != specs.keys():
+            raise _input_mismatch(signature_name, specs, inputs)
+        feeds = {spec.onnx_name: check_input(alias, spec, inputs[alias]) for alias, spec in specs.items()}
+        if len(feeds) > 1:
+            batched = {a: len(feeds[spec.onnx_name]) for a, spec in specs.items() if spec.shape and spec.shape[0] == -1}
+            if len(set(batched.values())) > 1:
+                raise InvalidInput(
+                    f"inputs hold different numbers of examples ({shown(batched)}): send the same number "
+                    "of rows for every input"
+                )
         return feeds
 
     def finish(self, model: OnnxModel, signature_name: str, raw: Tensors) -> Tensors:
@@ -225,3 +213,17 @@ class DataPlane:
         """Run a signature in the calling thread (a gRPC or REST worker), waiting for its batch if batching is on."""
         feeds = self.prepare(model, signature_name, inputs)
         return self.finish(model, signature_name, model.infer(feeds))
+
+
+def _input_mismatch(signature_name: str, specs: dict[str, TensorSpec], inputs: Tensors) -> InvalidInput:
+    """What is wrong with inputs that are not exactly the signature's: the first missing one, else the extra ones."""
+    missing = [alias for alias in specs if alias not in inputs]
+    if missing:
+        return InvalidInput(
+            f"missing input '{missing[0]}' for signature '{signature_name}': expected {expected(specs[missing[0]])}"
+        )
+    extra = sorted(set(inputs) - set(specs))
+    return InvalidInput(
+        f"unknown input {', '.join(shown(e) for e in extra)} for signature '{signature_name}': "
+        f"the inputs are {', '.join(repr(a) for a in specs)}"
+    )

@@ -33,6 +33,10 @@ def numbers_array(value: object, name: str, dtype: type | np.dtype) -> np.ndarra
             out[()] = value
         elif 0 in shape:
             list(_rows(value, shape, name, ()))  # still checks that every level is as long as the first
+        elif len(shape) == 1:  # one flat list (a V2 tensor's data): checked and converted in one call each
+            _check_leaf(value, name, (), allowed)  # type: ignore[arg-type]
+            with np.errstate(over="ignore"):
+                out = np.array(value, dtype=dtype)
         else:
             flat = out.reshape(-1, shape[-1])
             with np.errstate(over="ignore"):  # a number past the dtype's range becomes inf, refused by the caller

@@ -118,12 +118,40 @@ def _image(alias: str, spec: TensorSpec, layout: ImageLayout, value: np.ndarray)
     if not valid or shape[0] == 0:
         raise InvalidInput(f"input '{alias}' has shape {list(shape)}: expected {expected(spec)}")
     images = np.ascontiguousarray(value.reshape(shape[0], *spec.shape[1:]), dtype=spec.dtype)
+    if _within(images, layout):
+        return images
     low, high = float(images.min()), float(images.max())
     if not (math.isfinite(low) and math.isfinite(high)):
         raise InvalidInput(f"input '{alias}' contains NaN, infinite or out-of-range numbers: expected {expected(spec)}")
     if low < layout.low or high > layout.high:
         raise InvalidInput(f"input '{alias}' has values in [{low:g}, {high:g}]: expected {expected(spec)}")
     return images
+
+
+def _within(images: np.ndarray, layout: ImageLayout) -> bool:
+    """True when every value is in the layout's range, in one pass over the pixels where the range allows it;
+    False means "look closer" (the caller's exact check names the problem, or accepts a -0.0)."""
+    bounds = _bit_bounds(images.dtype, layout.low, layout.high)
+    if bounds is None:
+        return False
+    unsigned, low, high = bounds
+    bits = images.view(unsigned)
+    if low and int(bits.min()) < low:
+        return False
+    return int(bits.max()) <= high
+
+
+@functools.cache
+def _bit_bounds(dtype: np.dtype, low: float, high: float) -> tuple[np.dtype, int, int] | None:
+    """For a range of non-negative floats that `dtype` holds exactly: its unsigned twin and the bit patterns of
+    `low` and `high`. Non-negative floats order like their bits; a negative value (sign bit set), infinity or
+    NaN has bits above those of any finite `high`."""
+    exact = np.array([low, high], dtype=dtype)
+    if not (0.0 <= low <= high and math.isfinite(high)) or exact.tolist() != [low, high]:
+        return None
+    unsigned = np.dtype(f"u{dtype.itemsize}")
+    bit_low, bit_high = exact.view(unsigned).tolist()
+    return unsigned, bit_low, bit_high
 
 
 def probe_value(spec: TensorSpec, rows: int) -> np.ndarray:
