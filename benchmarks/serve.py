@@ -13,7 +13,8 @@ Two kinds of load:
                alternating rounds (also after native unless --no-batching);
   floors       trainflow against the JSON floor and the binary floor (floor_server.py --model: parse with
                orjson into numpy, the same ONNX Runtime session, encode the reply, nothing else) over REST
-               with wrk at c=1, 16 and 64, JSON and binary-tensor bodies, --rounds alternating rounds;
+               with wrk at c=1, 16 and 64, JSON and binary-tensor bodies, --rounds alternating rounds
+               (--baseline-src: also another checkout's src, the code before a change, in the same rounds);
   tritonclient Python clients in this process (V2 REST JSON, V2 gRPC) at concurrency 1 and 16, and
                ONNX Runtime in-process, batch 1.
 
@@ -213,7 +214,8 @@ def fmt(r: dict) -> str:
     return f"p50 {r['p50_ms']:6.3f} ms  p99 {r['p99_ms']:6.3f} ms  {r['rps']:8.0f} req/s{errors}"
 
 
-def trainflow_server(base: Path, *flags: str) -> tuple[subprocess.Popen, str, str]:
+def trainflow_server(base: Path, *flags: str, src: Path | None = None) -> tuple[subprocess.Popen, str, str]:
+    """`trainflow serve` on free ports; `src`: another checkout's src folder (the code before a change)."""
     rest, grpc = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     argv = [
         sys.executable,
@@ -230,7 +232,8 @@ def trainflow_server(base: Path, *flags: str) -> tuple[subprocess.Popen, str, st
         grpc.split(":")[1],
         *flags,
     ]
-    return run_server(argv, rest), rest, grpc
+    env = None if src is None else {**os.environ, "PYTHONPATH": str(src)}
+    return run_server(argv, rest, env=env), rest, grpc
 
 
 def mlserver(model_path: Path, work: Path) -> tuple[subprocess.Popen, str, str]:
@@ -497,10 +500,13 @@ def run_floors(args: argparse.Namespace, base: Path, model_path: Path, image: np
         "binary": (binary_body, {"Content-Type": "application/octet-stream",
                                  "Inference-Header-Content-Length": str(header_length)}),
     }  # fmt: skip
-    runs: dict[str, dict[str, list[dict]]] = {"floor": {}, "trainflow": {}}
+    servers = {"floor": lambda: model_floor_server(model_path), "trainflow": lambda: trainflow_server(base)}
+    if args.baseline_src is not None:
+        servers["before"] = lambda: trainflow_server(base, src=args.baseline_src)
+    runs: dict[str, dict[str, list[dict]]] = {name: {} for name in servers}
     for _ in range(args.rounds):
-        for name, server in (("floor", model_floor_server(model_path)), ("trainflow", trainflow_server(base))):
-            proc, rest, _ = server
+        for name, start in servers.items():
+            proc, rest, _ = start()
             try:
                 check_rest(name, rest, loads)
                 for c in (1, 16, 64):
@@ -525,22 +531,23 @@ def check_rest(name: str, rest: str, loads: dict[str, tuple[bytes, dict[str, str
 
 def report_floors(runs: dict[str, dict[str, list[dict]]], rounds: int) -> None:
     print(f"\nREST, trainflow against the JSON and binary floors, {rounds} alternating rounds (min / median):")
-    print("| load | floor req/s | trainflow req/s | trainflow / floor (per round: min / median) | "
-          "floor p99 ms | trainflow p99 ms | CPU s / 1k req floor / trainflow |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("| load | server | floor req/s | server req/s | server / floor (per round: min / median) | "
+          "floor p99 ms | server p99 ms | CPU s / 1k req floor / server |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+
+    def median(r: list[dict], k: str) -> float:
+        return statistics.median(x[k] for x in r)
+
     for key, floor_runs in runs["floor"].items():
-        ours = runs["trainflow"][key]
-        ratios = [o["rps"] / f["rps"] for o, f in zip(ours, floor_runs, strict=True)]
-
-        def median(r: list[dict], k: str) -> float:
-            return statistics.median(x[k] for x in r)
-
-        print(
-            f"| {key} | {median(floor_runs, 'rps'):.0f} | {median(ours, 'rps'):.0f} | "
-            f"{min(ratios):.2f}x / {statistics.median(ratios):.2f}x | {median(floor_runs, 'p99_ms'):.2f} | "
-            f"{median(ours, 'p99_ms'):.2f} | {median(floor_runs, 'cpu_s_per_1k'):.3f} / "
-            f"{median(ours, 'cpu_s_per_1k'):.3f} |"
-        )
+        for variant in [v for v in runs if v != "floor"]:
+            ours = runs[variant][key]
+            ratios = [o["rps"] / f["rps"] for o, f in zip(ours, floor_runs, strict=True)]
+            print(
+                f"| {key} | {variant} | {median(floor_runs, 'rps'):.0f} | {median(ours, 'rps'):.0f} | "
+                f"{min(ratios):.2f}x / {statistics.median(ratios):.2f}x | {median(floor_runs, 'p99_ms'):.2f} | "
+                f"{median(ours, 'p99_ms'):.2f} | {median(floor_runs, 'cpu_s_per_1k'):.3f} / "
+                f"{median(ours, 'cpu_s_per_1k'):.3f} |"
+            )
 
 
 def run_inline_ab(args: argparse.Namespace, base: Path, image: np.ndarray) -> None:
@@ -614,6 +621,9 @@ def main() -> None:
     )
     parser.add_argument("--batch-timeout-micros", type=int, default=1000)
     parser.add_argument("--skip-mlserver", action="store_true")
+    parser.add_argument(
+        "--baseline-src", type=Path, help="--load floors: also serve with this src folder (the code before a change)."
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "src"))
     sys.path.insert(0, str(REPO / "benchmarks"))
