@@ -34,7 +34,7 @@ from trainflow.workflows.backend import (
 )
 from trainflow.workflows.doctor import Check
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.local import plan, processes
+from trainflow.workflows.local import ending, plan, processes
 from trainflow.workflows.local.doctor import local_checks
 from trainflow.workflows.local.fanout import instances_in
 from trainflow.workflows.local.layout import Layout
@@ -201,6 +201,7 @@ class LocalBackend(LocalSchedules):
             finished_at=now(),
             message=f"the runner process ({pid}) died; `trainflow retry {info.name}` resumes from the interrupted step",
         )
+        ending.end_abandoned(self.layout.workflow_dir(info.name))  # its MLflow run ends KILLED, if it has one
 
     def logs(self, name: str, step: str | None = None, follow: bool = False) -> Iterator[str]:
         """Lines of the step logs, prefixed with the step name; with `follow`, until the workflow ends."""
