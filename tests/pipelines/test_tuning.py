@@ -89,6 +89,11 @@ def test_model_tune_round_trips_through_its_stored_form() -> None:
     assert from_dict(yaml.safe_load(yaml.safe_dump(to_dict(pipeline)))).validate() == pipeline
 
 
+def test_model_tune_trials_are_evaluated_ten_times_by_default() -> None:
+    defaults = {p.name: p.default for p in PIPELINES["model-tune"].params}
+    assert int(defaults["model-train-steps"]) / int(defaults["model-eval-every"]) == 10
+
+
 def test_a_search_space_is_checked_whole() -> None:
     [dim] = parse_search_space(SPACE)
     assert (dim.low, dim.high, dim.log) == (0.0001, 0.1, True)
