@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -39,6 +40,12 @@ def write_folders(data: Path, count: int, dest: Path) -> Path:
     return dest
 
 
+def _children_cpu() -> float:
+    """User and system seconds of every finished child process so far (a sync's workers included)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/mnist-10k")
@@ -55,11 +62,14 @@ def main() -> None:
         for count in (int(n) for n in args.images.split(",")):
             source = write_folders(args.data, count, work / f"png-{count}")
             results: dict[str, list[tuple[float, int, float, int]]] = {v: [] for v in variants}
+            cpu: dict[str, list[float]] = {v: [] for v in variants}
             for i in range(args.repeat):
                 for variant, src in variants.items():
                     home = work / f"home-{i}"
                     env = dict(os.environ, TRAINFLOW_HOME=str(home), PYTHONPATH=src)
+                    before = _children_cpu()
                     results[variant].append(run([sys.executable, "-c", SYNC, "data", "sync", str(source)], env))
+                    cpu[variant].append(_children_cpu() - before)
                     shutil.rmtree(home)
             print(f"\n{count:,} PNGs of 28x28, first sync, {args.repeat} rounds")
             for variant, runs in results.items():
@@ -67,11 +77,15 @@ def main() -> None:
                 print(
                     f"  {variant:14s} min {min(times):6.2f} s median {statistics.median(times):6.2f} s "
                     f"({count / statistics.median(times):,.0f} images/s) | peak of the tree: RSS max "
-                    f"{max(peaks) / 2**20:5.0f} MiB, PSS max {max(pss) / 2**20:5.0f} MiB"
+                    f"{max(peaks) / 2**20:5.0f} MiB, PSS max {max(pss) / 2**20:5.0f} MiB | CPU (user+sys of the tree) "
+                    f"median {statistics.median(cpu[variant]):6.2f} s"
                 )
             if "baseline" in results:
                 ratio = [b[0] / t[0] for b, t in zip(results["baseline"], results["this checkout"], strict=True)]
-                print(f"  throughput this / baseline: per-round median {statistics.median(ratio):.2f}x")
+                per_round = " ".join(f"{r:.2f}" for r in ratio)
+                print(f"  throughput this / baseline: per round {per_round}, median {statistics.median(ratio):.2f}x")
+                cpu_ratio = [b / t for b, t in zip(cpu["baseline"], cpu["this checkout"], strict=True)]
+                print(f"  CPU baseline / this: per-round median {statistics.median(cpu_ratio):.2f}x")
             shutil.rmtree(source)
     finally:
         shutil.rmtree(work, ignore_errors=True)
