@@ -1,9 +1,10 @@
 """Curves to MLflow in batches, from a background thread: a slow or absent server never stalls training.
 
 `record` appends to a bounded buffer and returns (microseconds); a thread sends what is buffered with
-one `log_batch` a second. While the server does not answer, metrics wait in the buffer and go when it
-is back; past `MAX_PENDING` the oldest are dropped, with one warning for the run, and the run is tagged
-incomplete once the server answers again (or the step's log says so if it never does).
+one `log_batch` a second, over one kept-alive connection (`log_batch.py`). While the server does not answer,
+metrics wait in the buffer and go when it is back; past `MAX_PENDING` the oldest are dropped, with one warning
+for the run, and the run is tagged incomplete once the server answers again (or the step's log says so if it
+never does). At a run's last step, `record` waits (briefly) until the server has acknowledged every point.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import os
 import threading
 import time
 from collections import deque
+from contextlib import suppress
 from typing import Any
 
 from trainflow.tracking import step_run_id, tracking_uri
 from trainflow.tracking.client import client, reason_of, redacted
+from trainflow.tracking.log_batch import LogBatchPoster
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,13 @@ class MetricSink:
         self.dropped = 0
         self.failing = False
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)  # notified when a batch taken is sent or put back
+        self._in_flight = 0  # points taken and being sent
+        self._flushing = threading.Lock()  # one sender at a time: the thread, or close() after it timed out
+        self._poster: LogBatchPoster | None = None  # else MLflow's own client sends the batches (and imports mlflow)
+        if uri.startswith(("http://", "https://")):
+            with suppress(ValueError):  # a URI this parser does not take
+                self._poster = LogBatchPoster(uri, REQUEST_SECONDS)
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mlflow-sink", daemon=True)
@@ -70,7 +80,14 @@ class MetricSink:
 
     def _take(self) -> list[tuple[str, float, int, int]]:
         with self._lock:
-            return [self.pending.popleft() for _ in range(min(MAX_BATCH, len(self.pending)))]
+            batch = [self.pending.popleft() for _ in range(min(MAX_BATCH, len(self.pending)))]
+            self._in_flight = len(batch)
+            return batch
+
+    def _sent(self) -> None:
+        with self._lock:
+            self._in_flight = 0
+            self._settled.notify_all()
 
     def _put_back(self, batch: list[tuple[str, float, int, int]]) -> None:
         with self._lock:
@@ -78,34 +95,42 @@ class MetricSink:
             while len(self.pending) > self.max_pending:
                 self.pending.popleft()
                 self._drop_warning()
+            self._in_flight = 0
+            self._settled.notify_all()
 
     def flush_once(self) -> bool:
         """Send what is buffered; False if the server did not take it (it stays buffered)."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> bool:
         while batch := self._take():
             try:
                 self._send(batch)
             except Exception as exc:  # noqa: BLE001 - a server away is retried later, whatever the client raised
+                was_failing, self.failing = self.failing, True  # before the batch is back: a drain stops waiting
                 self._put_back(batch)
-                if not self.failing:
+                if not was_failing:
                     log.warning(
                         "MLflow at %s did not take run %s's metrics (%s): keeping them to send later",
                         redacted(self.uri),
                         self.run_id,
                         reason_of(exc),
                     )
-                self.failing = True
                 return False
+            self._sent()
         if self.failing:
             log.warning("MLflow at %s answers again: run %s's buffered metrics sent", redacted(self.uri), self.run_id)
         self.failing = False
         return True
 
     def _send(self, batch: list[tuple[str, float, int, int]]) -> None:
-        """One log_batch: over MLflow's REST API with httpx where the server is http(s) (a worker then never
-        imports mlflow, which takes seconds), else through MlflowClient."""
-        if self.uri.startswith(("http://", "https://")):
-            metrics = [{"key": k, "value": v, "timestamp": ms, "step": s} for k, v, s, ms in batch]
-            rest_log_batch(self.uri, self.run_id, metrics)
+        """One log_batch: over MLflow's REST API where the server is http(s) (a worker then never imports mlflow,
+        which takes seconds), else through MlflowClient."""
+        if self._poster is not None:
+            self._poster.post(
+                self.run_id, [{"key": k, "value": v, "timestamp": ms, "step": s} for k, v, s, ms in batch]
+            )
             return
         from mlflow.entities import Metric
 
@@ -118,12 +143,12 @@ class MetricSink:
             self.flush_once()
 
     def drain(self, timeout: float) -> bool:
-        """Have the thread send what is buffered now, waiting at most `timeout`; True if nothing is left."""
-        deadline = time.monotonic() + timeout
+        """Have the thread send what is buffered now, waiting at most `timeout` for the server to take it (or refuse
+        it); True if everything recorded has been taken."""
         self._wake.set()
-        while self.pending and time.monotonic() < deadline and not self.failing:
-            time.sleep(0.01)
-        return not self.pending
+        with self._settled:
+            self._settled.wait_for(lambda: not (self.pending or self._in_flight) or self.failing, timeout)
+            return not (self.pending or self._in_flight)
 
     def close(self, timeout: float = CLOSE_SECONDS) -> bool:
         """Send the rest within `timeout`; True if every point reached the server."""
@@ -134,6 +159,8 @@ class MetricSink:
         while self.pending and time.monotonic() < deadline:
             if not self.flush_once():
                 time.sleep(0.2)
+        if self._poster is not None:
+            self._poster.close()
         complete = not self.pending and not self.dropped
         if not complete:
             log.warning(
@@ -144,27 +171,6 @@ class MetricSink:
             )
             mark_incomplete(self.uri, self.run_id, f"{self.dropped + len(self.pending)} curve points not sent")
         return complete
-
-
-def rest_log_batch(uri: str, run_id: str, metrics: list[dict[str, Any]]) -> None:
-    """POST runs/log-batch, with MLflow's own credential variables (basic or bearer); raises on any failure."""
-    import httpx
-
-    auth: httpx.BasicAuth | None = None
-    headers = {}
-    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
-        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
-    elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
-        auth = httpx.BasicAuth(os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
-    reply = httpx.post(
-        f"{uri.rstrip('/')}/api/2.0/mlflow/runs/log-batch",
-        json={"run_id": run_id, "metrics": metrics},
-        headers=headers,
-        auth=auth,
-        timeout=REQUEST_SECONDS,
-    )
-    if reply.status_code != 200:
-        raise RuntimeError(f"HTTP {reply.status_code}: {reply.text[:200]}")
 
 
 def mark_incomplete(uri: str, run_id: str, why: str) -> None:
