@@ -1,15 +1,31 @@
-"""What tracking costs: a training step with MLflow tracking on vs off (same run), and the CLI's start-up without it.
+"""What MLflow tracking costs a training step (on vs off, same run), its fixed costs, and the CLI's start-up without it.
 
-    python benchmarks/tracking.py            # starts its own `mlflow server` on loopback
+    .venv/bin/python benchmarks/tracking.py [--steps 400] [--rounds 3] [--startup-rounds 9]
+        [--before-src /tmp/before/src [--before-training]]   # also tracking on with that code, in the same rounds
 
-Training: the same `trainflow step train-model` (1 worker, --log-every 1: a curve point every step, the
-worst case) with MLFLOW_TRACKING_URI unset and set, in alternating rounds; the figure is the time per step
-from the training loop's own train_seconds. Start-up: `trainflow --help` with the variable unset, and how
-much of it trainflow.tracking's modules take (the only code tracking adds to start-up; mlflow stays out).
+Starts its own `mlflow server` (SQLite store, local artifact root) on loopback. Prints the load average first:
+other work on the machine skews every time here, so each figure is a median of per-round ratios, and the
+variants of a round run back to back in alternating order.
+
+1. The training loop's steady state: `trainflow step train-model` (1 worker, mlp, --log-every 1: a curve
+   point every step, the worst case), MLFLOW_TRACKING_URI unset and set. The time of a step is read from
+   the progress events the loop writes at every step (TRAINFLOW_PROGRESS, in both variants): the mean over
+   the steps after the first fifth (warm-up) and before the last, so everything the loop does, the sending
+   thread's competition for the CPU and the interpreter lock included, and nothing before or after it.
+2. Fixed costs of a tracked run: the last step's extra time (it waits until the server has acknowledged
+   every point: a worker ends with os._exit), and in a fresh process the step run's open (the `mlflow`
+   import, the run's creation, the active run) and close (the last batch, the step's log, the run's end),
+   and the whole step command's wall time on vs off.
+3. The loop's recording alone (`report_progress`, 2 metrics, one call every 20 ms for 500 calls) in a fresh
+   process: its CPU time a step (the sending thread's included; CPU time, which other load skews far less than
+   wall time), the caller's time a call and the last call's wait for the acknowledgement.
+4. `trainflow --help` with MLFLOW_TRACKING_URI unset against the code before tracking (the parent of the
+   first commit of src/trainflow/tracking, from `git archive`), alternating, and whether mlflow is imported.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -17,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,116 +42,179 @@ sys.path.insert(0, str(ROOT))
 from tests.servers import free_port, wait_for_port  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "mnist-10k"
-STEPS = 60
-ROUNDS = 2
+EXPERIMENT = "tracking-benchmark"
+PACED_STEPS, PACE_SECONDS, PACED_WARMUP = 500, 0.02, 100
 
-
-def train_seconds(work: Path, uri: str) -> float:
-    train = work / f"train-{time.monotonic_ns()}"
-    env = {**os.environ, "TRAINFLOW_HOME": str(work / "home"), "MLFLOW_TRACKING_URI": uri}
-    argv = [
-        sys.executable,
-        "-m",
-        "trainflow",
-        "step",
-        "train-model",
-        "--data-dir",
-        str(DATA),
-        "--train-dir",
-        str(train),
-    ]
-    argv += ["--workers", "1", "--train-steps", str(STEPS), "--log-every", "1", "--model", "mlp"]
-    subprocess.run(argv, env=env, check=True, capture_output=True)
-    return float(json.loads((train / "metrics.json").read_text())["train_seconds"])
-
-
-CALLS = 20_000
-PER_CALL = """
-import os, resource, sys, time
+# The loop's recording alone, at the pace of a 20 ms training step (the sending thread then posts ~100 points a
+# second, as it does in training): the process's CPU a step from step 100 on (after the first batches), the
+# caller's time a call, and the last step's wait for the server's acknowledgement.
+PACED = """
+import resource, sys, time
 from trainflow.progress import report_progress
-from trainflow.tracking import sink
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
-start_cpu, start = cpu(), time.perf_counter()
-for i in range(CALLS):
-    report_progress(i, None, loss=1.0 / (i + 1), accuracy=0.5, examples_per_sec=1000.0)
-wall = time.perf_counter() - start
-sink.close_sink(os.environ.get("MLFLOW_RUN_ID", ""), 60)
-print((time.perf_counter() - start) / CALLS * 1e6, (cpu() - start_cpu) / CALLS * 1e6, wall / CALLS * 1e6)
-""".replace("CALLS", str(CALLS))
+steps, pace, warmup = (float(x) for x in sys.argv[1:4])
+steps, warmup = int(steps), int(warmup)
+in_calls = 0.0
+for i in range(1, steps + 1):
+    time.sleep(pace)
+    if i == warmup:
+        start_cpu = cpu()
+    if i == steps:
+        steady_cpu = cpu() - start_cpu
+    began = time.perf_counter()
+    report_progress(i, steps, **{"train/loss": 1.0 / i, "train/accuracy": 0.5})
+    took = time.perf_counter() - began
+    if warmup <= i < steps:
+        in_calls += took
+n = steps - warmup
+print(steady_cpu / n * 1e6, in_calls / n * 1e6, took * 1000)
+"""
+
+OPEN_CLOSE = """
+import time
+start = time.perf_counter()
+from trainflow.tracking.step_run import step_run
+run = step_run("benchmark-step")
+run.__enter__()
+opened = time.perf_counter()
+run.__exit__(None, None, None)
+print(opened - start, time.perf_counter() - opened)
+"""
 
 
-def per_report(uri: str) -> tuple[float, float, float]:
-    """One report_progress (3 metrics) in a process: wall us with the sink's sending, CPU us, the call's own us."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TRAINFLOW_PROGRESS": ""}
+def environment(uri: str, src: str = "") -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "TRAINFLOW_PROGRESS"}
+    env["MLFLOW_EXPERIMENT_NAME"] = EXPERIMENT
     if uri:
-        import urllib.request
+        env["MLFLOW_TRACKING_URI"] = uri
+    if src:
+        env["PYTHONPATH"] = src
+    return env
 
-        body = json.dumps({"experiment_id": "0"}).encode()
-        request = urllib.request.Request(
-            f"{uri}/api/2.0/mlflow/runs/create", body, {"Content-Type": "application/json"}
+
+def create_run(uri: str) -> str:
+    body = json.dumps({"experiment_id": "0"}).encode()
+    request = urllib.request.Request(f"{uri}/api/2.0/mlflow/runs/create", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as reply:
+        return str(json.loads(reply.read())["run"]["info"]["run_id"])
+
+
+def train(work: Path, env: dict[str, str], steps: int) -> dict[str, float]:
+    """One train-model step: the steady ms a step, the last step's ms and the command's wall seconds."""
+    name = f"train-{time.monotonic_ns()}"
+    progress = work / f"{name}.progress.jsonl"
+    argv = [sys.executable, "-m", "trainflow", "step", "train-model", "--data-dir", str(DATA)]
+    argv += ["--train-dir", str(work / name), "--workers", "1", "--train-steps", str(steps), "--log-every", "1"]
+    argv += ["--model", "mlp"]
+    env = {**env, "TRAINFLOW_HOME": str(work / "home"), "TRAINFLOW_PROGRESS": str(progress)}
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    times = {e["step"]: e["time"] for e in map(json.loads, progress.read_text().splitlines()) if "step" in e}
+    first = steps // 5
+    steady = (times[steps - 1] - times[first]) / (steps - 1 - first)
+    return {"steady_ms": steady * 1000, "last_ms": (times[steps] - times[steps - 1]) * 1000, "wall_s": wall}
+
+
+def paced(uri: str, src: str = "") -> tuple[float, float, float]:
+    """CPU us a step (sending thread included), the caller's us a call, and the last call's ms (its drain)."""
+    env = environment(uri, src)
+    if uri:
+        env["MLFLOW_RUN_ID"] = create_run(uri)
+    argv = [sys.executable, "-c", PACED, str(PACED_STEPS), str(PACE_SECONDS), str(PACED_WARMUP)]
+    out = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
+    cpu, call, last = (float(x) for x in out.stdout.split())
+    return cpu, call, last
+
+
+def open_close(uri: str) -> tuple[float, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", OPEN_CLOSE], env=environment(uri), check=True, capture_output=True, text=True
+    )
+    opened, closed = (float(x) for x in out.stdout.split())
+    return opened, closed
+
+
+def median_ratio(pairs: list[tuple[float, float]]) -> float:
+    return statistics.median(b / a for a, b in pairs)
+
+
+def training(work: Path, uri: str, args: argparse.Namespace) -> None:
+    variants = {"off": environment(""), "on": environment(uri)}
+    if args.before_src and args.before_training:
+        variants["on, before"] = environment(uri, args.before_src)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    for round_ in range(args.rounds):
+        order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
+        for name in order:
+            runs[name].append(train(work, variants[name], args.steps))
+        print(
+            f"  round {round_ + 1}: " + ", ".join(f"{n} {runs[n][-1]['steady_ms']:.2f}" for n in variants), flush=True
         )
-        with urllib.request.urlopen(request) as reply:
-            env["MLFLOW_RUN_ID"] = json.loads(reply.read())["run"]["info"]["run_id"]
-    out = subprocess.run([sys.executable, "-c", PER_CALL], env=env, check=True, capture_output=True, text=True)
-    total, cpu, call = (float(x) for x in out.stdout.split())
-    return total, cpu, call
+    print(f"\ntraining loop, {args.steps} steps, a curve point every step, {args.rounds} rounds (medians):")
+    print("| variant | ms/step, steady | vs off (median of per-round ratios) | last step, ms | step command, s |")
+    print("|---|---|---|---|---|")
+    for name, got in runs.items():
+        ratio = median_ratio([(off["steady_ms"], r["steady_ms"]) for off, r in zip(runs["off"], got, strict=True)])
+        steady = statistics.median(r["steady_ms"] for r in got)
+        last = statistics.median(r["last_ms"] for r in got)
+        wall = statistics.median(r["wall_s"] for r in got)
+        print(f"| tracking {name} | {steady:.2f} | {ratio:.4f} ({(ratio - 1) * 100:+.2f}%) | {last:.1f} | {wall:.1f} |")
 
 
-def startup(env: dict[str, str], runs: int = 7) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "trainflow", "--help"], env=env, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def fixed_costs(uri: str, rounds: int) -> None:
+    got = [open_close(uri) for _ in range(rounds)]
+    opened, closed = statistics.median(g[0] for g in got), statistics.median(g[1] for g in got)
+    print(f"\na step run in a fresh process (median of {rounds}): open {opened:.2f} s (mlflow's import included),")
+    print(f"  close {closed * 1000:.0f} ms (the sink's last batch, the step's log, the run's end)")
 
 
-def main() -> None:
+def recording(uri: str, args: argparse.Namespace) -> None:
+    variants = [("off", "", ""), ("on", uri, "")] + ([("on, before", uri, args.before_src)] if args.before_src else [])
+    got: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in variants}
+    for round_ in range(args.rounds):
+        for name, u, src in variants if round_ % 2 == 0 else reversed(variants):
+            got[name].append(paced(u, src))
+    print(
+        f"\nreport_progress as the loop calls it (2 metrics), {PACED_STEPS} calls {PACE_SECONDS * 1000:.0f} ms apart, "
+        f"{args.rounds} rounds (medians; CPU from call {PACED_WARMUP} on):"
+    )
+    print("| variant | process CPU, us a step | of which tracking | caller, us a call | last call, ms |")
+    print("|---|---|---|---|---|")
+    off_cpu = statistics.median(g[0] for g in got["off"])
+    for name, rows in got.items():
+        cpu = statistics.median(g[0] for g in rows)
+        call, last = statistics.median(g[1] for g in rows), statistics.median(g[2] for g in rows)
+        print(f"| tracking {name} | {cpu:.1f} | {cpu - off_cpu:.1f} | {call:.1f} | {last:.1f} |", flush=True)
+
+
+def startup(rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        port = free_port()
-        mlflow = str(Path(sys.executable).with_name("mlflow"))
-        store = ["--backend-store-uri", f"sqlite:///{work}/m.db", "--artifacts-destination", str(work / "art")]
-        server = subprocess.Popen(
-            [mlflow, "server", *store, "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            wait_for_port(port, timeout=120, proc=server)
-            off_call, on_call = per_report(""), per_report(f"http://127.0.0.1:{port}")
-            print(f"report_progress with 3 metrics ({CALLS} calls, every point sent to a live server):", flush=True)
-            print(
-                f"  off: {off_call[2]:.1f} us a call, {off_call[1]:.1f} us CPU; on: {on_call[2]:.1f} us a call, "
-                f"{on_call[1]:.1f} us CPU (the sending thread's included; all sent after {on_call[0]:.1f} us a call)",
-                flush=True,
-            )
-            off, on = [], []
-            for _ in range(ROUNDS):
-                off.append(train_seconds(work, ""))
-                on.append(train_seconds(work, f"http://127.0.0.1:{port}"))
-        finally:
-            os.killpg(server.pid, 15)
-            server.wait()
-        per_off, per_on = statistics.median(off) / STEPS * 1000, statistics.median(on) / STEPS * 1000
-        print(f"training step ({STEPS} steps, a curve point every step, {ROUNDS} rounds, median):", flush=True)
-        print(f"  tracking off {per_off:.2f} ms/step, on {per_on:.2f} ms/step: {per_on / per_off:.3f}x", flush=True)
-        env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
-        print(f"trainflow --help, MLFLOW_TRACKING_URI unset: {startup(env) * 1000:.0f} ms (median of 7)", flush=True)
-        tracking_us = statistics.median(_tracking_import_us(env) for _ in range(7))
-        print(
-            f"  of which trainflow.tracking's modules: {tracking_us / 1000:.2f} ms (python -X importtime, median of 7)"
-        )
-        print(f"  mlflow imported: {_imports_mlflow(env)}", flush=True)
-        mlflow_s = statistics.median(_timed([sys.executable, "-c", "import mlflow"], env) for _ in range(3))
-        print(
-            f"  for scale: python -c 'import mlflow' takes {mlflow_s * 1000:.0f} ms, what an eager import would add",
-            flush=True,
-        )
+        first = subprocess.run(
+            ["git", "log", "--format=%H", "--", "src/trainflow/tracking"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.split()[-1]
+        archive = subprocess.run(["git", "archive", f"{first}^", "src"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        now, before = environment(""), environment("", f"{tmp}/src")
+        pairs = []  # (before, now)
+        for round_ in range(rounds):
+            if round_ % 2 == 0:
+                took_now = _help_seconds(now)
+                pairs.append((_help_seconds(before), took_now))
+            else:
+                took_before = _help_seconds(before)
+                pairs.append((took_before, _help_seconds(now)))
+    ratio = median_ratio(pairs)
+    print(f"\ntrainflow --help, MLFLOW_TRACKING_URI unset, {rounds} alternating rounds (medians):")
+    print("| code | ms | vs before (median of per-round ratios) |")
+    print("|---|---|---|")
+    print(f"| before tracking ({first[:7]}^) | {statistics.median(b for b, _ in pairs) * 1000:.0f} | 1 |")
+    print(f"| now | {statistics.median(n for _, n in pairs) * 1000:.0f} | {ratio:.3f} ({(ratio - 1) * 100:+.1f}%) |")
+    tracking_us = statistics.median(_tracking_import_us(environment("")) for _ in range(5))
+    print(f"trainflow.tracking's own import: {tracking_us / 1000:.2f} ms (python -X importtime, median of 5);")
+    print(f"mlflow imported by trainflow --help: {_imports_mlflow(environment(''))}")
 
 
 def _tracking_import_us(env: dict[str, str]) -> int:
@@ -156,10 +236,46 @@ def _imports_mlflow(env: dict[str, str]) -> bool:
     return any(line.split("|")[-1].strip().startswith("mlflow") for line in out.stderr.splitlines())
 
 
-def _timed(argv: list[str], env: dict[str, str]) -> float:
+def _help_seconds(env: dict[str, str]) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "trainflow", "--help"], env=env, check=True, capture_output=True)
     return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=400, help="training steps a run (the first fifth is warm-up)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of training runs, one run a variant each")
+    parser.add_argument("--startup-rounds", type=int, default=9)
+    parser.add_argument("--before-src", default="", help="another checkout's src/: its recording measured too")
+    parser.add_argument("--before-training", action="store_true", help="and its training runs (a third per round)")
+    parser.add_argument("--skip-training", action="store_true", help="only the per-call, fixed and start-up figures")
+    args = parser.parse_args()
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        port = free_port()
+        mlflow = str(Path(sys.executable).with_name("mlflow"))
+        store = ["--backend-store-uri", f"sqlite:///{work}/m.db", "--artifacts-destination", str(work / "art")]
+        server = subprocess.Popen(
+            [mlflow, "server", *store, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        uri = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_port(port, timeout=180, proc=server)
+            if not args.skip_training:
+                training(work, uri, args)
+            fixed_costs(uri, 3)
+            recording(uri, args)
+        finally:
+            os.killpg(server.pid, 15)
+            server.wait()
+    startup(args.startup_rounds)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
