@@ -85,3 +85,20 @@ def test_model_deploy_from_the_registry_compiles_valid(validate: Validate) -> No
     assert "--model-uri" in text and "toJson(workflow.parameters['model-uri'])" in text
     assert all_schema_errors(workflow, validate) == []
     assert problems(workflow) == []
+
+
+def test_model_deploy_from_the_registry_on_the_cluster_fake_k8s_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.workflows.kubernetes.fake_cluster import FakeCluster
+    from trainflow.tracking.errors import TrackingError
+    from trainflow.workflows.kubernetes.backend import KubernetesBackend
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cluster = FakeCluster()
+    backend = KubernetesBackend(namespace="ml", api=cluster.api())
+    values = {"workflow": "champion", "model-uri": "models:/mnist@champion"}
+    with pytest.raises(TrackingError, match="no tracking server is set"):
+        backend.submit(MODEL_DEPLOY, values)
+    assert cluster.workflows == {}
+    backend.submit(MODEL_DEPLOY, {**values, "mlflow-tracking-uri": URI})  # the pods' address: not asked from here
+    created = cluster.workflows[("ml", "champion-deploy")]
+    assert problems(created) == []
