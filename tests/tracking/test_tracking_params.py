@@ -143,9 +143,10 @@ def test_a_bad_experiment_name_is_one_error_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_trainflow_run_tracks_the_training_curves_where_its_option_says(
-    mlflow_server: MlflowServer, mnist_dir: Path, tmp_path: Path
+    mlflow_server: MlflowServer, mnist_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     env = {"MLFLOW_TRACKING_URI": _dead_uri()}
+    request.addfinalizer(lambda: run_trainflow(tmp_path / "home", env, "delete", "run-option"))  # its TensorBoard
     done = run_trainflow(
         tmp_path / "home",
         env,
