@@ -38,6 +38,15 @@ class MlflowServer:
 
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
+    def workflow_runs(self, experiment: str) -> tuple[Any, list[Any]]:
+        """The experiment's one workflow run and the step runs nested under it."""
+        client = self.client()
+        found = client.get_experiment_by_name(experiment)
+        assert found is not None, f"no experiment {experiment}"
+        runs = client.search_runs([found.experiment_id])
+        (workflow,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        return workflow, [r for r in runs if r.data.tags.get("mlflow.parentRunId") == workflow.info.run_id]
+
 
 def start_mlflow(root: Path, port: int | None = None) -> MlflowServer:
     """`mlflow server` with a SQLite store and a local artifact root under `root`, proxying artifacts to clients."""

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tests.tracking.conftest import MlflowServer, run_trainflow
-from tests.tracking.test_workflow_run_end import _project, _runs
+from tests.tracking.test_workflow_run_end import _project
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.state import StateStore
 
@@ -34,7 +34,7 @@ def test_retry_without_the_variable_reopens_the_run_on_its_server_and_ends_it_fi
     home = tmp_path / "home"
     failed = run_trainflow(home, tracked, "submit", str(pipeline), "-p", f"marker={marker}", "--wait")
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    workflow, _ = _runs(mlflow_server, "retry-env")
+    workflow, _ = mlflow_server.workflow_runs("retry-env")
     assert workflow.info.status == "FAILED"
 
     marker.write_text("here")
@@ -42,7 +42,7 @@ def test_retry_without_the_variable_reopens_the_run_on_its_server_and_ends_it_fi
     untracked = {"MLFLOW_TRACKING_URI": "", "MLFLOW_EXPERIMENT_NAME": ""}
     retried = run_trainflow(home, untracked, "retry", name, "--wait")
     assert retried.returncode == 0, retried.stdout + retried.stderr
-    again, steps = _runs(mlflow_server, "retry-env")
+    again, steps = mlflow_server.workflow_runs("retry-env")
     assert again.info.run_id == workflow.info.run_id and again.info.status == "FINISHED"
     assert ("wait", "FINISHED") in [(r.info.run_name, r.info.status) for r in steps]  # the retried steps nest under it
     kept = [p for p in home.rglob("*") if p.is_file() and b"pw-that-must-not-leak" in p.read_bytes()]
@@ -72,6 +72,6 @@ def test_a_runner_killed_with_sigkill_leaves_its_run_killed_at_the_next_get(
             break
         time.sleep(0.5)
     assert "runner process" in got["message"]
-    workflow, steps = _runs(mlflow_server, "killed-runner")
+    workflow, steps = mlflow_server.workflow_runs("killed-runner")
     assert workflow.info.status == "KILLED" and workflow.info.end_time
     assert "RUNNING" not in [r.info.status for r in steps]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from textwrap import dedent
-from typing import Any
 
 import pytest
 
@@ -52,16 +51,6 @@ def _project(root: Path) -> Path:
     return root / "pipeline.py"
 
 
-def _runs(server: MlflowServer, experiment: str) -> tuple[Any, list[Any]]:
-    """The experiment's one workflow run and the step runs nested under it."""
-    client = server.client()
-    found = client.get_experiment_by_name(experiment)
-    assert found is not None, f"no experiment {experiment}"
-    runs = client.search_runs([found.experiment_id])
-    (workflow,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    return workflow, [r for r in runs if r.data.tags.get("mlflow.parentRunId") == workflow.info.run_id]
-
-
 def _dead_uri() -> str:
     return f"http://127.0.0.1:{free_port()}"  # nothing listens: a run that tracked there would have failed
 
@@ -74,7 +63,7 @@ def test_the_parameters_win_over_the_variables_for_the_workflow_and_its_steps(
     params = ["-p", f"mlflow-tracking-uri={mlflow_server.uri}", "-p", "mlflow-experiment=chosen by param"]
     done = run_trainflow(tmp_path / "home", env, "submit", str(pipeline), "-p", "x=3", *params, "--wait")
     assert done.returncode == 0, done.stdout + done.stderr
-    workflow, steps = _runs(mlflow_server, "chosen by param")
+    workflow, steps = mlflow_server.workflow_runs("chosen by param")
     assert workflow.info.status == "FINISHED"
     assert workflow.data.params["mlflow-tracking-uri"] == mlflow_server.uri and workflow.data.params["x"] == "3"
     [step] = steps
@@ -92,7 +81,7 @@ def test_tracking_uri_option_on_submit_and_retry_keeps_tracking_there(
     env = {"MLFLOW_TRACKING_URI": "", "MLFLOW_EXPERIMENT_NAME": "by-option"}
     done = run_trainflow(home, env, "submit", str(pipeline), "--tracking-uri", mlflow_server.uri, "--wait")
     assert done.returncode == 0, done.stdout + done.stderr
-    workflow, steps = _runs(mlflow_server, "by-option")
+    workflow, steps = mlflow_server.workflow_runs("by-option")
     assert workflow.info.status == "FINISHED" and [s.info.run_name for s in steps] == ["score"]
     [info] = json.loads(run_trainflow(home, {}, "list", "-o", "json").stdout)
     assert info["params"]["mlflow-tracking-uri"] == mlflow_server.uri  # recorded: a retry tracks there again
@@ -166,7 +155,7 @@ def test_trainflow_run_tracks_the_training_curves_where_its_option_says(
         "mlflow-experiment=run-option-exp",
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    workflow, steps = _runs(mlflow_server, "run-option-exp")
+    workflow, steps = mlflow_server.workflow_runs("run-option-exp")
     assert workflow.info.run_name == "run-option" and workflow.info.status == "FINISHED"
     [trained] = [s for s in steps if s.info.run_name == "train-model"]
     assert len(mlflow_server.client().get_metric_history(trained.info.run_id, "train/loss")) > 1

@@ -7,7 +7,6 @@ import json
 import time
 from pathlib import Path
 from textwrap import dedent
-from typing import Any
 
 from tests.tracking.conftest import MlflowServer, run_trainflow
 
@@ -48,15 +47,6 @@ def _project(root: Path) -> Path:
     return root / "pipeline.py"
 
 
-def _runs(server: MlflowServer, experiment: str) -> tuple[Any, list[Any]]:
-    """The experiment's one workflow run and the step runs nested under it."""
-    client = server.client()
-    found = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([found.experiment_id])
-    (workflow,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    return workflow, [r for r in runs if r.data.tags.get("mlflow.parentRunId") == workflow.info.run_id]
-
-
 def test_a_failed_run_ends_failed_and_retry_reopens_the_same_run_to_finished(
     mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
@@ -66,7 +56,7 @@ def test_a_failed_run_ends_failed_and_retry_reopens_the_same_run_to_finished(
     home = tmp_path / "home"
     failed = run_trainflow(home, env, "submit", str(pipeline), "-p", f"marker={marker}", "--wait")
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    workflow, steps = _runs(mlflow_server, "end-retry")
+    workflow, steps = mlflow_server.workflow_runs("end-retry")
     assert workflow.info.status == "FAILED" and workflow.info.end_time
     assert [(r.info.run_name, r.info.status) for r in steps] == [("gate", "FAILED")]
 
@@ -74,7 +64,7 @@ def test_a_failed_run_ends_failed_and_retry_reopens_the_same_run_to_finished(
     name = json.loads(run_trainflow(home, env, "list", "-o", "json").stdout)[0]["name"]
     retried = run_trainflow(home, env, "retry", name, "--wait")
     assert retried.returncode == 0, retried.stdout + retried.stderr
-    again, steps = _runs(mlflow_server, "end-retry")  # still one workflow run: the same, reopened
+    again, steps = mlflow_server.workflow_runs("end-retry")  # still one workflow run: the same, reopened
     assert again.info.run_id == workflow.info.run_id
     assert again.info.status == "FINISHED" and again.info.end_time >= workflow.info.end_time
     ended = sorted((r.info.run_name, r.info.status) for r in steps)
@@ -107,7 +97,7 @@ def test_a_stopped_run_ends_killed(mlflow_server: MlflowServer, tmp_path: Path) 
     stopped = run_trainflow(home, env, "stop", name)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     while time.monotonic() < deadline:
-        workflow, _ = _runs(mlflow_server, "end-stop")
+        workflow, _ = mlflow_server.workflow_runs("end-stop")
         if workflow.info.status != "RUNNING":
             break
         time.sleep(0.5)
