@@ -107,7 +107,9 @@ def test_killed_scheduler_restarts_without_firing_a_due_time_twice(sleeper: str,
     dues = [f["due"] for f in fires]
     assert len(dues) == len(set(dues))  # no due time fired twice
     names = [n for n in workflow_names() if n.startswith("tough-")]
-    assert len(names) == len(set(names)) == len([f for f in fires if f["outcome"] == "Started"])
+    assert len(names) == len(set(names)) >= len([f for f in fires if f["outcome"] == "Started"])
+    # each run is one started fire; the schedule goes on firing, so its history is read after the listing
+    wait_until(lambda: set(names) <= {f["workflow"] for f in started("tough")}, timeout=30)
     # of the two due times missed while it was down, only the latest was caught up
     gaps = [a - b for a, b in itertools.pairwise(dues)]
     assert any(gap >= 10 for gap in gaps), gaps  # a missed due time was left out, not started late
