@@ -35,6 +35,9 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -101,21 +104,49 @@ def create_run(uri: str) -> str:
         return str(json.loads(reply.read())["run"]["info"]["run_id"])
 
 
-def train(work: Path, env: dict[str, str], steps: int) -> dict[str, float]:
-    """One train-model step: the steady ms a step, the last step's ms and the command's wall seconds."""
+def train(work: Path, env: dict[str, str], steps: int, log_every: int) -> dict[str, float]:
+    """One train-model step: the steady ms a step, the last step's ms, the command's and the server's seconds."""
     name = f"train-{time.monotonic_ns()}"
     progress = work / f"{name}.progress.jsonl"
     argv = [sys.executable, "-m", "trainflow", "step", "train-model", "--data-dir", str(DATA)]
-    argv += ["--train-dir", str(work / name), "--workers", "1", "--train-steps", str(steps), "--log-every", "1"]
-    argv += ["--model", "mlp"]
+    argv += ["--train-dir", str(work / name), "--workers", "1", "--train-steps", str(steps)]
+    argv += ["--log-every", str(log_every), "--model", "mlp"]
     env = {**env, "TRAINFLOW_HOME": str(work / "home"), "TRAINFLOW_PROGRESS": str(progress)}
+    server_cpu = _tree_cpu(SERVER_PID[0]) if SERVER_PID else 0.0
     start = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, capture_output=True)
+    subprocess.run(argv, env=env, check=True, capture_output=True, preexec_fn=_pin(TRAIN_CPUS))
     wall = time.perf_counter() - start
+    server_cpu = (_tree_cpu(SERVER_PID[0]) if SERVER_PID else 0.0) - server_cpu
     times = {e["step"]: e["time"] for e in map(json.loads, progress.read_text().splitlines()) if "step" in e}
-    first = steps // 5
-    steady = (times[steps - 1] - times[first]) / (steps - 1 - first)
-    return {"steady_ms": steady * 1000, "last_ms": (times[steps] - times[steps - 1]) * 1000, "wall_s": wall}
+    logged = sorted(times)  # every log_every-th step and the last
+    first = next(s for s in logged if s >= steps // 5)
+    before_last = logged[-2]
+    steady = (times[before_last] - times[first]) / (before_last - first)
+    last = (times[steps] - times[before_last]) / (steps - before_last) * 1000
+    return {"steady_ms": steady * 1000, "last_ms": last, "wall_s": wall, "server_cpu_s": server_cpu}
+
+
+# --pin: the server on the last CPU, everything else on the others, so that the server's work (a remote
+# server's, for a user) does not compete with the loop for its cores in either variant.
+SERVER_PID: list[int] = []
+TRAIN_CPUS: set[int] = set()
+
+
+def _pin(cpus: set[int]) -> Any:
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children so far."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def paced(uri: str, src: str = "") -> tuple[float, float, float]:
@@ -149,19 +180,30 @@ def training(work: Path, uri: str, args: argparse.Namespace) -> None:
     for round_ in range(args.rounds):
         order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
         for name in order:
-            runs[name].append(train(work, variants[name], args.steps))
+            runs[name].append(train(work, variants[name], args.steps, args.log_every))
         print(
-            f"  round {round_ + 1}: " + ", ".join(f"{n} {runs[n][-1]['steady_ms']:.2f}" for n in variants), flush=True
+            f"  round {round_ + 1}: "
+            + ", ".join(
+                f"{n} {runs[n][-1]['steady_ms']:.2f} ms (server CPU {runs[n][-1]['server_cpu_s']:.2f} s)"
+                for n in variants
+            ),
+            flush=True,
         )
-    print(f"\ntraining loop, {args.steps} steps, a curve point every step, {args.rounds} rounds (medians):")
-    print("| variant | ms/step, steady | vs off (median of per-round ratios) | last step, ms | step command, s |")
-    print("|---|---|---|---|---|")
+    print(f"\ntraining loop, {args.steps} steps, a curve point every {args.log_every}, {args.rounds} rounds (medians):")
+    print(
+        "| variant | ms/step, steady | vs off (median of per-round ratios) | last step, ms | step command, s | server CPU, s |"
+    )
+    print("|---|---|---|---|---|---|")
     for name, got in runs.items():
         ratio = median_ratio([(off["steady_ms"], r["steady_ms"]) for off, r in zip(runs["off"], got, strict=True)])
         steady = statistics.median(r["steady_ms"] for r in got)
         last = statistics.median(r["last_ms"] for r in got)
         wall = statistics.median(r["wall_s"] for r in got)
-        print(f"| tracking {name} | {steady:.2f} | {ratio:.4f} ({(ratio - 1) * 100:+.2f}%) | {last:.1f} | {wall:.1f} |")
+        server = statistics.median(r["server_cpu_s"] for r in got)
+        print(
+            f"| tracking {name} | {steady:.2f} | {ratio:.4f} ({(ratio - 1) * 100:+.2f}%) | {last:.1f} | {wall:.1f} "
+            f"| {server:.2f} |"
+        )
 
 
 def fixed_costs(uri: str, rounds: int) -> None:
@@ -249,9 +291,15 @@ def main() -> None:
     parser.add_argument("--startup-rounds", type=int, default=9)
     parser.add_argument("--before-src", default="", help="another checkout's src/: its recording measured too")
     parser.add_argument("--before-training", action="store_true", help="and its training runs (a third per round)")
+    parser.add_argument("--log-every", type=int, default=1, help="steps between curve points (trainflow's is 20)")
+    parser.add_argument("--pin", action="store_true", help="the server on the last CPU, the rest on the others")
     parser.add_argument("--skip-training", action="store_true", help="only the per-call, fixed and start-up figures")
     args = parser.parse_args()
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs", flush=True)
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin:
+        TRAIN_CPUS.update(cpus[:-1])
+        print(f"pinned: the MLflow server on CPU {cpus[-1]}, training on {sorted(TRAIN_CPUS)}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         port = free_port()
@@ -263,7 +311,9 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_pin({cpus[-1]} if args.pin else set()),
         )
+        SERVER_PID.append(server.pid)
         uri = f"http://127.0.0.1:{port}"
         try:
             wait_for_port(port, timeout=180, proc=server)
