@@ -10,7 +10,7 @@ between trainflow and these servers is trainflow's own work per request.
 
     python benchmarks/floor_server.py --rest-port 8600 --grpc-port 9600 \
         --rest-reply reply.json --grpc-reply reply.bin
-    python benchmarks/floor_server.py --rest-port 8600 --model model.onnx
+    python benchmarks/floor_server.py --rest-port 8600 --model model.onnx [--grpc-port 9600]  # + the gRPC floor
 """
 
 from __future__ import annotations
@@ -136,10 +136,22 @@ def grpc_server(port: int, reply: bytes) -> Callable[[], None]:
     return stop
 
 
+def start_grpc(args: argparse.Namespace) -> Callable[[], None]:
+    """The gRPC side, if --grpc-port: with --model the gRPC floor running the model (grpc_floor.py), else the fixed
+    reply; the function that stops it."""
+    if not args.grpc_port:
+        return lambda: None
+    if args.model:
+        from grpc_floor import serve
+
+        return serve(args.grpc_port, args.model)
+    return grpc_server(args.grpc_port, args.grpc_reply.read_bytes())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rest-port", type=int, required=True)
-    parser.add_argument("--grpc-port", type=int, help="Without it, no gRPC server.")
+    parser.add_argument("--grpc-port", type=int, help="Without it, no gRPC server; with --model, the gRPC floor.")
     parser.add_argument("--rest-reply", type=Path, help="The bytes every REST request gets.")
     parser.add_argument("--grpc-reply", type=Path, help="The serialized ModelInferResponse.")
     parser.add_argument("--model", type=Path, help="Answer REST infer requests with this ONNX model instead.")
@@ -147,7 +159,7 @@ def main() -> None:
 
     import uvicorn
 
-    stop_grpc = grpc_server(args.grpc_port, args.grpc_reply.read_bytes()) if args.grpc_port else (lambda: None)
+    stop_grpc = start_grpc(args)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # as trainflow's: TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.rest_port))

@@ -1,0 +1,112 @@
+"""The gRPC floor for benchmarks/serve.py: the least a V2 gRPC server that runs the model can do per call.
+
+The same stack as `trainflow serve`'s gRPC side: a grpc.aio server on its own thread and event loop, with
+trainflow's server options and its generated `inference.GRPCInferenceService` servicer (so grpcio parses the
+ModelInferRequest and serializes the ModelInferResponse, as for trainflow). ModelInfer reads the first
+input's raw bytes as FP32 into numpy, runs the same ONNX Runtime session (trainflow's session options) on
+the event loop, and builds the reply with every output's raw bytes; nothing else: no checks, no metrics,
+no model lookup. ServerLive, ServerReady and ModelReady answer true. So trainflow's ratio to this floor is
+its own work per call.
+
+Started by floor_server.py (`--grpc-port` with `--model`), beside the JSON and binary floors:
+
+    python benchmarks/floor_server.py --rest-port 8600 --grpc-port 9600 --model model.onnx
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _protos() -> tuple[Any, Any]:
+    """The generated V2 modules trainflow ships (src/trainflow/serving/protos)."""
+    if str(SRC) not in sys.path:
+        sys.path.insert(0, str(SRC))
+    from trainflow.serving.protos.kserve import grpc_predict_v2_pb2 as pb
+    from trainflow.serving.protos.kserve import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    return pb, pb_grpc
+
+
+def servicer(model_path: Path) -> Any:
+    """A GRPCInferenceServiceServicer answering ModelInfer with one ONNX Runtime session, and nothing else."""
+    import numpy as np
+    import onnxruntime as ort
+
+    pb, pb_grpc = _protos()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # the session options trainflow's runtime gives its sessions
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    output_names = [o.name for o in session.get_outputs()]
+    datatypes = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
+
+    class Floor(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc,name-defined]
+        async def ServerLive(self, request: Any, context: Any) -> Any:
+            return pb.ServerLiveResponse(live=True)
+
+        async def ServerReady(self, request: Any, context: Any) -> Any:
+            return pb.ServerReadyResponse(ready=True)
+
+        async def ModelReady(self, request: Any, context: Any) -> Any:
+            return pb.ModelReadyResponse(ready=True)
+
+        async def ModelInfer(self, request: Any, context: Any) -> Any:
+            tensor = request.inputs[0]
+            x = np.frombuffer(request.raw_input_contents[0], dtype=np.float32).reshape(tensor.shape)
+            values = session.run(output_names, {input_name: x})
+            response = pb.ModelInferResponse(model_name=request.model_name, model_version="1", id=request.id)
+            for name, value in zip(output_names, values, strict=True):
+                response.outputs.add(name=name, datatype=datatypes[value.dtype], shape=value.shape)
+                response.raw_output_contents.append(value.tobytes())
+            return response
+
+    return Floor()
+
+
+def serve(port: int, model_path: Path) -> Callable[[], None]:
+    """Serve the floor on 127.0.0.1:`port` on its own thread and loop, as trainflow does; the function that stops it."""
+    import grpc
+
+    _, pb_grpc = _protos()
+    floor = servicer(model_path)
+    bound = threading.Event()
+    stopping: list[Callable[[], None]] = []
+
+    async def run() -> None:
+        server = grpc.aio.server(
+            options=[  # trainflow's (serving/server.py), with its default --max-request-bytes
+                ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+                ("grpc.max_send_message_length", 256 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(floor, server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        stopping.append(lambda: loop.call_soon_threadsafe(done.set))
+        bound.set()
+        await done.wait()
+        await server.stop(1)
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), name="grpc-floor", daemon=True)
+    thread.start()
+    if not bound.wait(60):
+        raise RuntimeError(f"the gRPC floor did not start on port {port}")
+
+    def stop() -> None:
+        stopping[0]()
+        thread.join(5)
+
+    return stop
