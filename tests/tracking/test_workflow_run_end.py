@@ -110,6 +110,8 @@ def test_register_model_with_tracking_off_is_one_error_line_and_nothing_runs(tmp
     )
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "MLFLOW_TRACKING_URI" in lines[0], out.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:"), out.stderr
+    for way in ("MLFLOW_TRACKING_URI", "--tracking-uri", "-p mlflow-tracking-uri="):  # every way to turn tracking on
+        assert way in lines[0], out.stderr
     listed = run_trainflow(tmp_path, {}, "list", "-o", "json")
     assert json.loads(listed.stdout or "[]") == []

@@ -27,6 +27,7 @@ from trainflow.tracking.errors import TrackingError
 log = logging.getLogger(__name__)
 
 REGISTER_PARAM = "register-model"  # the parameter that registers a step's exported model (needs a tracking server)
+URI_PARAM = "mlflow-tracking-uri"  # the built-in pipelines' tracking-uri parameter (what --tracking-uri sets there)
 _RUN_ID = re.compile(r"[0-9a-f]{32}")  # what MLflow's run ids look like: a record that is not one is ignored
 
 
@@ -34,9 +35,10 @@ def check_registry(params: Mapping[str, str], tracked_elsewhere: bool = False) -
     """TrackingError (exit 2) before anything runs when a run registers a model with no tracking server to register it
     with (`tracked_elsewhere`: the run's pods get a server from a Secret)."""
     if params.get(REGISTER_PARAM, "").strip() and not tracking_uri() and not tracked_elsewhere:
+        ways = f"{URI_ENV}=URI, --tracking-uri URI or -p {URI_PARAM}=URI" if URI_PARAM in params else f"{URI_ENV}=URI"
         raise TrackingError(
             f"-p {REGISTER_PARAM}={params[REGISTER_PARAM]} registers the model in MLflow, but tracking is off: "
-            f"set {URI_ENV} to the tracking server (e.g. http://127.0.0.1:5000), or drop -p {REGISTER_PARAM}"
+            f"turn it on with {ways} (an MLflow server, e.g. http://127.0.0.1:5000), or drop -p {REGISTER_PARAM}"
         )
 
 
