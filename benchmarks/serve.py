@@ -1,14 +1,19 @@
-"""Model server throughput and latency: trainflow serve against MLServer 1.7 and against the floor.
+"""Model server throughput and latency: trainflow serve against MLServer 1.7 and against the floors.
 
 Same ONNX model throughout (the example's MLP: 784-100-10, softmax and argmax), one image per request.
 Two kinds of load:
-  native       wrk (V2 REST, JSON tensors) and h2load (V2 gRPC, a pre-encoded ModelInferRequest), C
+  native       wrk (V2 REST: JSON and binary tensors) and h2load (V2 gRPC, a pre-encoded ModelInferRequest), C
                programs that cost the shared 2 cores little, at concurrency 1, 16 and 64, against
-                 floor:     the same stack answering a fixed reply (benchmarks/floor_server.py),
+                 floors:    the same stacks parsing the request, running the same ONNX Runtime session and
+                            encoding the reply, nothing else (floor_server.py --model --grpc-port: the JSON,
+                            binary and gRPC floors; grpc_floor.py); --bare-floor: also the fixed reply,
                  trainflow: `trainflow serve` defaults,
                  MLServer:  `mlserver start` with a runtime wrapping the same ONNX Runtime session
-                            (benchmarks/mlserver_onnx_runtime.py), default settings otherwise;
-               reports req/s, p50/p99 and the server's CPU seconds per 1,000 requests; then batching;
+                            (benchmarks/mlserver_onnx_runtime.py), default settings otherwise (its REST has
+                            no binary tensor extension: JSON and gRPC only),
+               all running at once, measured one after another for each cell in --rounds alternating rounds
+               (serve_native.py); reports req/s, p50/p99, the server's CPU seconds per 1,000 requests and
+               the medians of the per-round ratios against the floor and MLServer; then batching;
   batching     the built-in CNN and a wide MLP at concurrency 64, dynamic batching off and on, in
                alternating rounds (also after native unless --no-batching);
   floors       trainflow against the JSON floor and the binary floor (floor_server.py --model: parse with
@@ -21,7 +26,7 @@ Two kinds of load:
     apt-get install wrk nghttp2-client
     python3 -m venv benchmarks/.venvs/mlserver
     benchmarks/.venvs/mlserver/bin/pip install "mlserver==1.7.*" onnxruntime "uvloop<0.22"
-    .venv/bin/python benchmarks/serve.py [--load native|tritonclient|both|inline|batching] [--seconds 5] [--skip-mlserver]
+    .venv/bin/python benchmarks/serve.py [--load native|tritonclient|both|inline|batching|floors] [--seconds 5] [--rounds 3] [--skip-mlserver]
 """
 
 from __future__ import annotations
@@ -369,28 +374,6 @@ def cnn_base(work: Path) -> Path:
     return model_base(work / "cnn", to_onnx(cnn()))
 
 
-def report_native(results: dict[str, dict[str, dict]]) -> None:
-    ours, theirs, floor_run = results["trainflow"], results.get("MLServer"), results["floor"]
-    print(
-        "\n| load | server | req/s | p50 ms | p99 ms | CPU s / 1k req | req/s vs MLServer | req/s vs floor |"
-        " p99 vs MLServer |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for key in ours:
-        for label, run in (("floor", floor_run), ("trainflow", ours), ("MLServer", theirs)):
-            if run is None:
-                continue
-            r = run[key]
-            vs_ml = f"{r['rps'] / theirs[key]['rps']:.2f}x" if theirs and label == "trainflow" else ""
-            vs_floor = f"{r['rps'] / floor_run[key]['rps']:.2f}x" if label != "floor" else ""
-            p99 = f"{r['p99_ms'] / theirs[key]['p99_ms']:.2f}x" if theirs and label == "trainflow" else ""
-            errors = f" ({r['errors']} errors)" if r["errors"] else ""
-            print(
-                f"| {key} | {label}{errors} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                f"{r['cpu_s_per_1k']:.3f} | {vs_ml} | {vs_floor} | {p99} |"
-            )
-
-
 def report_batching(
     model: str, off: dict[str, list[dict]], on: dict[str, list[dict]], flags: list[str], rounds: int
 ) -> None:
@@ -442,20 +425,10 @@ def report(floor_result: dict, ours: dict, theirs: dict | None) -> None:
 
 
 def run_native(args: argparse.Namespace, work: Path, base: Path, model_path: Path, image: np.ndarray) -> None:
-    from native_load import missing_tools
+    """trainflow, MLServer and the floors in alternating rounds (serve_native.py), then batching."""
+    import serve_native
 
-    if missing := missing_tools():
-        sys.exit(f"{', '.join(missing)} not found: apt-get install wrk nghttp2-client")
-    body, message = v2_requests(image)
-    server = trainflow_server(base)
-    rest_reply, grpc_reply = check_answers("trainflow", server[1], server[2], body, message)
-    results = {
-        "floor": native("floor", floor_server(work, rest_reply, grpc_reply), body, message, args.seconds),
-        "trainflow": native("trainflow", server, body, message, args.seconds),
-    }
-    if mlserver_wanted(args):
-        results["MLServer"] = native("MLServer", mlserver(model_path, work), body, message, args.seconds)
-    report_native(results)
+    serve_native.run(args, work, base, model_path, image)
     if args.batching:
         run_batching_ab(args, work, image)
 
@@ -609,7 +582,7 @@ def main() -> None:
         "--load", choices=("native", "tritonclient", "both", "inline", "batching", "floors"), default="both"
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="--load inline, batching, floors: alternating rounds per variant."
+        "--rounds", type=int, default=3, help="--load native, inline, batching, floors: alternating rounds."
     )
     parser.add_argument("--seconds", type=float, default=5, help="Native load: seconds per measurement.")
     parser.add_argument("--requests", type=int, default=1500, help="tritonclient: requests per measurement.")
@@ -621,6 +594,9 @@ def main() -> None:
     )
     parser.add_argument("--batch-timeout-micros", type=int, default=1000)
     parser.add_argument("--skip-mlserver", action="store_true")
+    parser.add_argument(
+        "--bare-floor", action="store_true", help="Native load: also the fixed-reply floor that reads no request."
+    )
     parser.add_argument(
         "--baseline-src", type=Path, help="--load floors: also serve with this src folder (the code before a change)."
     )
