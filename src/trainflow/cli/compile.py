@@ -8,7 +8,7 @@ import click
 
 from trainflow.cli.cluster_flags import cluster_flags, options_from
 from trainflow.cli.code_flags import code_package_option, fetched
-from trainflow.cli.options import job_kind_option, parameters_option
+from trainflow.cli.options import job_kind_option, parameters_option, tracking_uri_option
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
 from trainflow.workflows.schedules import POLICIES
 
@@ -33,6 +33,7 @@ TARGETS = (*sorted(PIPELINES), "rbac")
 @click.option("--schedule-name", default=None, help="The CronWorkflow's name (default: the run's name or pipeline's).")
 @click.option("--timezone", default="UTC", show_default=True, help="The time zone --schedule is read in.")
 @click.option("--concurrency-policy", type=click.Choice(POLICIES), default="Allow", show_default=True)
+@tracking_uri_option
 @cluster_flags
 def compile_command(
     target: str,
@@ -48,6 +49,7 @@ def compile_command(
     schedule_name: str | None,
     timezone: str,
     concurrency_policy: str,
+    tracking_uri: str | None,
     **flags: Any,
 ) -> None:
     """Print a pipeline (a built-in, or a .py/.yaml file) as its Argo Workflow (--schedule: CronWorkflow), or rbac."""
@@ -59,10 +61,13 @@ def compile_command(
     from trainflow.workflows.kubernetes import compile_rbac, to_yaml
     from trainflow.workflows.params import resolve_params, run_name
     from trainflow.workflows.schedules import ScheduleRequest, when_of
+    from trainflow.workflows.tracking_settings import with_tracking_uri
 
     values = parse_assignments(params)
     options = options_from(flags)
     if target == "rbac":
+        if tracking_uri:
+            raise WorkflowError("rbac takes no --tracking-uri: give it when compiling a pipeline")
         objects = compile_rbac(values.pop("namespace", namespace or "default"), options.service_account)
         if values:
             raise WorkflowError(f"rbac takes only -n/--namespace, not -p {', '.join(sorted(values))}")
@@ -70,6 +75,7 @@ def compile_command(
         from trainflow.pipelines.loading import load_pipeline
 
         spec = load_pipeline(target, fetched(code_package))
+        values = with_tracking_uri(spec, values, tracking_uri)
         if code_package:
             options = _with_package(target, spec, values, code_package, no_upload, options)
         where = Where(trainflow_home(), values.get("namespace") or namespace or "default", job_kind, options)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from trainflow.cli.options import backend_option, namespace_option, parameters_option
+from trainflow.cli.options import backend_option, namespace_option, parameters_option, tracking_uri_option
 from trainflow.cli.output import console, emit
 from trainflow.cli.watch import follow
 from trainflow.cli.workflows import backend_for
@@ -48,6 +48,7 @@ def schedule() -> None:
 )
 @click.option("--no-cache", is_flag=True, help="Each run runs every step, even those an earlier run could stand for.")
 @parameters_option()
+@tracking_uri_option
 @backend_option
 @namespace_option
 def create(
@@ -60,17 +61,20 @@ def create(
     starting_deadline: int,
     no_cache: bool,
     params: tuple[str, ...],
+    tracking_uri: str | None,
     backend: str,
     namespace: str,
 ) -> None:
     """Create schedule NAME running PIPELINE (a built-in, or a .py/.yaml file); its runs are named NAME-<unix time>."""
     from trainflow.pipelines.loading import load_pipeline
+    from trainflow.workflows.tracking_settings import with_tracking_uri
 
     target = backend_for(backend, namespace)
     request = ScheduleRequest(name, when_of(cron, every, timezone, starting_deadline), concurrency_policy, no_cache)
     spec = load_pipeline(pipeline)
+    values = with_tracking_uri(spec, parse_assignments(params), tracking_uri)
     path = [] if pipeline in PIPELINES else [str(Path(pipeline).resolve().parent)]
-    info = target.create_schedule(request, spec, parse_assignments(params), python_path=path)
+    info = target.create_schedule(request, spec, values, python_path=path)
     console.print(
         f"Schedule {info.name}: {info.pipeline} {info.schedule} ({info.timezone}), next run {_at(info.next_run_at)}"
     )
