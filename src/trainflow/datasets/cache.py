@@ -14,6 +14,7 @@ import re
 import shutil
 import stat
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from trainflow.datasets.layout import (
     write_failure,
 )
 from trainflow.datasets.manifest import FileEntry, Manifest, load_manifest, sha256_file
+from trainflow.datasets.manifest_journal import JOURNAL_NAME, Journal
 from trainflow.datasets.observer import SyncObserver
 from trainflow.datasets.prepare import prepare
 from trainflow.storage import (
@@ -51,9 +53,8 @@ from trainflow.storage.names import clash_problem, is_hidden, name_problem, show
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
-# The manifest is rewritten at most this often during a sync: once per file made a sync of n files O(n^2).
-_SAVE_EVERY_S = 1.0
-_SAVE_SHARE = 10
+# The journal's lines reach the file this often: a killed sync loses at most the last second's entries.
+_FLUSH_EVERY_S = 1.0
 
 
 @dataclass
@@ -174,7 +175,10 @@ class DatasetCache:
                 directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise write_failure(directory, ".", exc) from None
-            result = _Sync(store, directory, manifest, observer, verify).run(remote)
+            sync = _Sync(store, directory, manifest, observer, verify)
+            todo = sync.plan(remote)
+            del remote  # the listing: what is left to fetch goes as it is fetched, so memory stays flat
+            result = sync.run(todo)
             result.descriptor = _prepared(directory, manifest, result, options or FormatOptions())
         return result
 
@@ -264,32 +268,26 @@ class _Sync:
         self.observer = observer
         self.result = SyncResult(manifest.name, directory)
 
-    def run(self, remote: list[ObjectInfo]) -> SyncResult:
+    def plan(self, remote: list[ObjectInfo]) -> deque[ObjectInfo]:
+        """Clear what interrupted syncs left and drop the files the source no longer has: the objects to fetch."""
         cached_path(self.directory, UNPACKED_DIR)  # refuses a planted link before anything is written
         for leftover in remove_partial_files(self.directory):
             log.info("removed %s, left by an interrupted sync", leftover)
         todo = self._plan(remote)
         self._drop_stale({o.name for o in remote})
-        self.observer.planned(len(todo), sum(max(0, o.size) for o in todo))
-        failures: list[BaseException] = []
-        saved_at, save_every = time.monotonic(), _SAVE_EVERY_S
-        for obj, entry in Fetcher(self.store, self.directory, self.observer).fetched(todo):
-            if isinstance(entry, BaseException):  # keep what the other downloads fetched, then fail
-                failures.append(entry)
-                continue
-            self.manifest.files[obj.name] = entry
-            if time.monotonic() - saved_at >= save_every:  # an interrupted sync keeps what it fetched
-                started = time.monotonic()
-                self.manifest.save(self.directory)
-                saved_at = time.monotonic()
-                # A save costs O(files): a tenth of the sync's time at most goes to saving.
-                save_every = max(_SAVE_EVERY_S, _SAVE_SHARE * (saved_at - started))
-            self.result.downloaded.append(obj.name)
-            self.result.bytes_downloaded += entry.size
-            self.observer.file_done(obj.name)
-        if failures:
+        return todo
+
+    def run(self, todo: deque[ObjectInfo]) -> SyncResult:
+        """Fetch `todo` (emptied as it goes), recording each file in the journal, then write the manifest once."""
+        if (self.directory / JOURNAL_NAME).exists():  # a killed sync's, replayed into our manifest: fold it in
             self.manifest.save(self.directory)
-            raise failures[0]
+            (self.directory / JOURNAL_NAME).unlink()
+        journal = Journal(self.directory, self.manifest.name, self.manifest.source)
+        try:
+            self._fetch(todo, journal)
+        except BaseException:
+            journal.close(remove=False)  # a killed or failed sync keeps what it fetched
+            raise
         self.result.downloaded.sort()
         stats = self.manifest.stats
         stats.syncs += 1
@@ -298,12 +296,31 @@ class _Sync:
         stats.last_sync = time.time()
         stats.last_sync_bytes = self.result.bytes_downloaded
         self.manifest.save(self.directory)
+        journal.close(remove=True)
         _prune_unpacked(self.directory, self.manifest)
         return self.result
 
-    def _plan(self, remote: list[ObjectInfo]) -> list[ObjectInfo]:
+    def _fetch(self, todo: deque[ObjectInfo], journal: Journal) -> None:
+        failures: list[BaseException] = []
+        flushed_at = time.monotonic()
+        for obj, entry in Fetcher(self.store, self.directory, self.observer).fetched(todo):
+            if isinstance(entry, BaseException):  # keep what the other downloads fetched, then fail
+                failures.append(entry)
+                continue
+            self.manifest.files[obj.name] = entry
+            journal.add(obj.name, entry)
+            if time.monotonic() - flushed_at >= _FLUSH_EVERY_S:  # an interrupted sync keeps what it fetched
+                journal.flush()
+                flushed_at = time.monotonic()
+            self.result.downloaded.append(obj.name)
+            self.result.bytes_downloaded += entry.size
+            self.observer.file_done(obj.name)
+        if failures:
+            raise failures[0]
+
+    def _plan(self, remote: list[ObjectInfo]) -> deque[ObjectInfo]:
         """The objects to fetch: those whose cached copy is missing, stale or damaged."""
-        todo = []
+        todo: deque[ObjectInfo] = deque()
         for obj in remote:
             entry = self.manifest.files.get(obj.name)
             if (

@@ -11,6 +11,7 @@ import itertools
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -39,10 +40,11 @@ class Fetcher:
         self._folder_lock = threading.Lock()
         self._temp_names = itertools.count()
 
-    def fetched(self, todo: list[ObjectInfo]) -> Iterator[Fetched]:
+    def fetched(self, todo: deque[ObjectInfo]) -> Iterator[Fetched]:
         """Each object with its cache entry, or the exception that stopped it, as batches finish.
 
-        A few batches are in flight at a time, so memory does not grow with the number of files.
+        A few batches are in flight at a time and `todo` is emptied as they are made, so memory does not
+        grow with the number of files.
         """
         batches = _batches(todo, min(_BATCH_FILES, max(1, len(todo) // (4 * THREADS))))
         running: set[Future[list[Fetched]]] = set()
@@ -109,12 +111,14 @@ class Fetcher:
         return folder
 
 
-def _batches(todo: list[ObjectInfo], files: int) -> Iterator[list[ObjectInfo]]:
-    """`todo` in order, in batches of up to `files` files and `_BATCH_BYTES`; a larger file, or one of unknown size,
-    alone (so large downloads run side by side, and a few small ones too: `files` keeps every thread busy)."""
+def _batches(todo: deque[ObjectInfo], files: int) -> Iterator[list[ObjectInfo]]:
+    """`todo` in order (taken out of it), in batches of up to `files` files and `_BATCH_BYTES`; a larger file, or one
+    of unknown size, alone (so large downloads run side by side, and a few small ones too: `files` keeps every thread
+    busy)."""
     batch: list[ObjectInfo] = []
     size = 0
-    for obj in todo:
+    while todo:
+        obj = todo.popleft()
         weight = obj.size if obj.size >= 0 else _BATCH_BYTES
         if batch and (len(batch) == files or size + weight > _BATCH_BYTES):
             yield batch

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,35 +14,73 @@ import orjson
 
 from trainflow.datasets.errors import DatasetError
 from trainflow.datasets.layout import MANIFEST_NAME, UNPACKED_DIR, cached_path, object_problem
-from trainflow.storage import atomic_write_bytes
+from trainflow.datasets.manifest_journal import read_journal
+from trainflow.storage.atomic import atomic_write_chunks
+from trainflow.storage.base import version_tag
 from trainflow.storage.names import clash_problem, shown
 
 log = logging.getLogger(__name__)
 _SHA256_HEX = 64
+_CHUNK_FILES = 4096  # entries per piece of the manifest's JSON as it is written
 
 
-@dataclass(slots=True)
 class FileEntry:
     """One cached file: its source version (`source_tag`) and the sha256 of the bytes we hold.
 
-    Slotted: a manifest holds one per file, and a dict per entry was most of a large sync's memory.
+    Compact, since a manifest holds one per file: slotted, the sha256 kept as its 32 bytes, and the
+    source tag kept only when it is not the one the size, ETag and mtime give (it almost always is).
     """
 
-    size: int
-    sha256: str
-    source_tag: str
-    etag: str | None
-    mtime: float | None
-    fetched_at: float
-    local_mtime_ns: int = 0  # of our copy when last verified: unchanged stat means unchanged bytes
+    __slots__ = ("_digest", "_tag", "etag", "fetched_at", "local_mtime_ns", "mtime", "size")
 
-    def __post_init__(self) -> None:
-        if not _is_count(self.size) or not _is_count(self.local_mtime_ns):
+    def __init__(
+        self,
+        size: int,
+        sha256: str,
+        source_tag: str,
+        etag: str | None,
+        mtime: float | None,
+        fetched_at: float,
+        local_mtime_ns: int = 0,  # of our copy when last verified: unchanged stat means unchanged bytes
+    ) -> None:
+        if not _is_count(size) or not _is_count(local_mtime_ns):
             raise TypeError("size and local_mtime_ns must be non-negative integers")
-        if not isinstance(self.sha256, str) or len(self.sha256) != _SHA256_HEX or not isinstance(self.source_tag, str):
+        if not isinstance(sha256, str) or len(sha256) != _SHA256_HEX or not isinstance(source_tag, str):
             raise TypeError("sha256 and source_tag must be text, sha256 64 hex digits")
-        if not isinstance(self.etag, str | None) or not _is_time(self.fetched_at) or not _is_time(self.mtime, True):
+        if not isinstance(etag, str | None) or not _is_time(fetched_at) or not _is_time(mtime, True):
             raise TypeError("etag must be text, fetched_at and mtime times")
+        self.size, self.etag, self.mtime, self.fetched_at = size, etag, mtime, fetched_at
+        self.local_mtime_ns = local_mtime_ns
+        self._digest = bytes.fromhex(sha256)  # ValueError for a digit that is not hex
+        self._tag = None if source_tag == version_tag(size, etag, mtime) else source_tag
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hex()
+
+    @property
+    def source_tag(self) -> str:
+        return self._tag if self._tag is not None else version_tag(self.size, self.etag, self.mtime)
+
+    def fields(self) -> dict[str, object]:
+        """The entry as the manifest's JSON holds it."""
+        return {
+            "size": self.size,
+            "sha256": self.sha256,
+            "source_tag": self.source_tag,
+            "etag": self.etag,
+            "mtime": self.mtime,
+            "fetched_at": self.fetched_at,
+            "local_mtime_ns": self.local_mtime_ns,
+        }
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FileEntry) and self.fields() == other.fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable (local_mtime_ns), like the dataclass it was
+
+    def __repr__(self) -> str:
+        return "FileEntry(" + ", ".join(f"{k}={v!r}" for k, v in self.fields().items()) + ")"
 
 
 def _is_count(value: object) -> bool:
@@ -85,19 +124,23 @@ class Manifest:
         return self.to_json_bytes().decode()
 
     def to_json_bytes(self) -> bytes:
-        # Saved about once a second during a sync: dataclasses.asdict and json took ~1 s for 10,000 files.
-        # orjson writes the slotted entries itself, their fields in declaration order.
-        raw = {
-            "name": self.name,
-            "source": self.source,
-            "files": self.files,
-            "stats": vars(self.stats),
-            "created_at": self.created_at,
-        }
-        return orjson.dumps(raw, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        return b"".join(self.json_chunks())
+
+    def json_chunks(self) -> Iterator[bytes]:
+        """The manifest's JSON (keys sorted, an entry a line) in pieces, so a large one is never whole in memory."""
+        head = {"created_at": self.created_at, "name": self.name, "source": self.source, "stats": vars(self.stats)}
+        yield b'{\n  "created_at": %s,\n  "files": {' % orjson.dumps(head["created_at"])
+        names = sorted(self.files)
+        for i in range(0, len(names), _CHUNK_FILES):
+            yield b",".join(
+                b"\n    %s: %s" % (orjson.dumps(n), orjson.dumps(self.files[n].fields(), option=orjson.OPT_SORT_KEYS))
+                for n in names[i : i + _CHUNK_FILES]
+            ) + (b"," if i + _CHUNK_FILES < len(names) else b"")
+        rest = {k: head[k] for k in ("name", "source", "stats")}
+        yield b"\n  },\n  " + orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)[1:-1] + b"\n}\n"
 
     @classmethod
-    def from_json(cls, text: str) -> Manifest:
+    def from_json(cls, text: str | bytes) -> Manifest:
         raw = json.loads(text)
         if not isinstance(raw.get("source"), str) or not isinstance(raw.get("files", {}), dict):
             raise TypeError("source must be text and files a mapping")
@@ -112,29 +155,48 @@ class Manifest:
         )
 
     def save(self, directory: Path) -> None:
-        atomic_write_bytes(directory / MANIFEST_NAME, self.to_json_bytes())
+        atomic_write_chunks(directory / MANIFEST_NAME, self.json_chunks())
 
 
 def load_manifest(directory: Path) -> Manifest | None:
-    """The manifest in `directory`, or None if there is none or it is unreadable (then we refetch).
+    """The manifest in `directory` with its journal replayed, or None if there is none or it is unreadable
+    (then we refetch).
 
     A manifest naming a file that could not have been cached (a path leaving the directory, say) was
     altered outside trainflow: DatasetError, before anything acts on it.
     """
     path = cached_path(directory, MANIFEST_NAME)
     try:
-        manifest = Manifest.from_json(path.read_text())
+        manifest: Manifest | None = Manifest.from_json(path.read_bytes())
     except FileNotFoundError:
-        return None
+        manifest = None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("ignoring unreadable cache manifest %s (%s); the dataset will be fetched again", path, exc)
-        return None
+        manifest = None
     except OSError as exc:
         raise DatasetError(
             f"cannot read cache manifest {path} ({exc.strerror}): remove the dataset "
             f"(trainflow data rm {directory.name}) and sync again"
         ) from None
-    check_files(manifest, path)
+    manifest = _replayed(directory, manifest)
+    if manifest is not None:
+        check_files(manifest, path)
+    return manifest
+
+
+def _replayed(directory: Path, manifest: Manifest | None) -> Manifest | None:
+    """`manifest` with the entries of the journal of a sync that did not finish (newer than the manifest)."""
+    journal = read_journal(directory)
+    if journal is None:
+        return manifest
+    header, entries = journal
+    if manifest is None or manifest.source != header["source"]:  # that sync was of another source
+        manifest = Manifest(name=directory.name, source=header["source"])
+    for name, fields in entries:
+        try:
+            manifest.files[name] = FileEntry(**fields)
+        except (TypeError, ValueError) as exc:
+            log.warning("left out the manifest journal's entry for %s (%s); it is fetched again", shown(name), exc)
     return manifest
 
 

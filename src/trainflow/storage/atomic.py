@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -12,13 +13,19 @@ def atomic_write_bytes(path: Path, data: bytes, sync: bool = True) -> None:
     `sync=False` skips the fsync: for files only read back on this machine soon after (a step's
     outputs), where a reader seeing the whole file matters and surviving a power cut does not.
     """
+    atomic_write_chunks(path, (data,), sync)
+
+
+def atomic_write_chunks(path: Path, chunks: Iterable[bytes], sync: bool = True) -> None:
+    """`atomic_write_bytes` of the concatenated `chunks`, written as they come (never all in memory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # tempfile.mkstemp's naming, without importing tempfile (and shutil, random) into every step process.
     tmp = path.parent / f".{path.name}.{os.getpid()}-{os.urandom(6).hex()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            for chunk in chunks:
+                out.write(chunk)
             if sync:
                 out.flush()
                 os.fsync(out.fileno())

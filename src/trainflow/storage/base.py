@@ -58,9 +58,14 @@ class ObjectInfo:
     @property
     def version_tag(self) -> str:
         """What identifies this object's content at the source: the ETag, else size and mtime."""
-        if self.etag:
-            return f"etag:{self.etag}"
-        return f"size:{self.size}:mtime:{self.mtime}"
+        return version_tag(self.size, self.etag, self.mtime)
+
+
+def version_tag(size: int, etag: str | None, mtime: float | None) -> str:
+    """The version tag of an object with this size, ETag and mtime (see `ObjectInfo.version_tag`)."""
+    if etag:
+        return f"etag:{etag}"
+    return f"size:{size}:mtime:{mtime}"
 
 
 @dataclass(frozen=True)
