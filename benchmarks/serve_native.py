@@ -53,10 +53,11 @@ def load_average() -> str:
 
 
 def describe_code(repo: Path) -> str:
-    """The commit measured, and whether src/ differs from it."""
+    """The commit measured, and the files under src/ that differ from it (the server runs the working tree)."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=repo, capture_output=True, text=True)
-    return commit.stdout.strip() + (" (src/ modified)" if dirty.stdout.strip() else "")
+    status = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=repo, capture_output=True, text=True)
+    changed = [line[3:] for line in status.stdout.splitlines()]
+    return commit.stdout.strip() + (f" (uncommitted: {', '.join(changed)})" if changed else "")
 
 
 def mlserver_version(venv: Path) -> str:
