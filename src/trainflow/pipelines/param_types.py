@@ -29,9 +29,6 @@ IMAGE_EXAMPLE = "registry.example.com/ml/trainflow:0.1.0"
 TRAINING_RUNTIME = "training-runtime"  # the type of a parameter naming a Kubeflow ClusterTrainingRuntime
 # A Kubernetes resource.Quantity that is not negative: 500m, 2, 1.5, 4Gi, 1e3.
 # An MLflow experiment name: printable (no control character: those are refused for every value), trimmed.
-# What a tracking URI parameter may hold: a URL's characters without quotes, braces, spaces or backslashes (a
-# pod's env gets it; a placeholder or a string's end has no business in it).
-_URI_CHARS = re.compile(r"[A-Za-z0-9:/._~%+=?&,\[\]-]{1,2000}")
 _EXPERIMENT = re.compile(r"\S(.{0,254}\S)?")
 QUANTITY = re.compile(r"([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?")
 
@@ -123,23 +120,18 @@ def _host(name: str, text: str) -> str:
 
 
 def _tracking_uri(name: str, text: str) -> str:
-    from trainflow.tracking.client import check_uri, redacted  # MLflow's URI rules are tracking's
-    from trainflow.tracking.errors import TrackingError
+    from trainflow.tracking.uri import has_credentials, is_parameter_uri  # the tracking URI's one parser
 
-    if redacted(text) != text:
+    if has_credentials(text):
         raise PipelineError(
             f"parameter {name} holds a user name or password: give the URI without them and the credentials in "
             "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (on Kubernetes: -p mlflow-secret=SECRET)"
         )
-    try:
-        check_uri(text)
-        if not _URI_CHARS.fullmatch(text):
-            raise TrackingError(text)
-    except TrackingError:
+    if not is_parameter_uri(text):
         raise PipelineError(
             f"parameter {name} '{text[:100]}' is not a tracking URI: give http(s)://HOST:PORT of an MLflow server "
             "(or file:// / sqlite://)"
-        ) from None
+        )
     return text
 
 

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from trainflow.tracking.errors import TrackingError
+from trainflow.tracking.uri import check_uri, redacted
 
 # MLflow's defaults retry a request 7 times with growing back-off (minutes); a trainflow step must not wait that
 # long on a server that is down. A user's own settings of these variables win.
@@ -18,15 +19,7 @@ _QUICK = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter's value
-# The tracking URIs MLflow takes (not storage URLs: trainflow's stores never see them).
-_TRACKING_URI = re.compile(r"(https?://[^/\s@]+@?[^/\s]*(/\S*)?|(file|sqlite|postgresql|mysql|databricks)[:+]\S*)")
-_CREDENTIALS = re.compile(r"[^\s/@'\"]+@(?=[^\s/@'\"])")
-_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@\s]*@")
-
-
-def redacted(uri: str) -> str:
-    """`uri` without a user name or password in it (what messages and logs may show)."""
-    return _USERINFO.sub(r"\1", uri)
+_CREDENTIALS = re.compile(r"[^\s/@'\"]+@(?=[^\s/@'\"])")  # user:password@ anywhere in a client's message
 
 
 def reason_of(exc: BaseException) -> str:
@@ -38,15 +31,6 @@ def reason_of(exc: BaseException) -> str:
 def quick_requests() -> None:
     for name, value in _QUICK.items():
         os.environ.setdefault(name, value)
-
-
-def check_uri(uri: str) -> None:
-    """TrackingError unless `uri` is a tracking URI MLflow accepts (credentials stay out of the message)."""
-    if not _TRACKING_URI.fullmatch(uri):
-        raise TrackingError(
-            f"MLFLOW_TRACKING_URI {redacted(uri)!r} is not a tracking URI: give http(s)://HOST:PORT of an MLflow "
-            "server (or file:// / sqlite://), or unset it to run without tracking"
-        )
 
 
 def client(uri: str) -> Any:

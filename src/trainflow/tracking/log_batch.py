@@ -13,37 +13,15 @@ import base64
 import http.client
 import json
 import os
-import re
 import ssl
 import urllib.parse
 import urllib.request
-from typing import Any, NamedTuple
+from typing import Any
+
+from trainflow.tracking.uri import ServerAddress, server_address
 
 # a kept connection the server closed while idle fails on its next request before the server read it: sent again once
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, http.client.CannotSendRequest)
-
-
-# an http(s) tracking URI (not a storage URL: trainflow's stores never see it), user info and all
-_HTTP_URI = re.compile(r"(https?)://(?:([^/@]*)@)?(\[[^\]/]+\]|[^/:@]+)(?::(\d+))?(/.*)?")
-
-
-class ServerAddress(NamedTuple):
-    https: bool
-    userinfo: str
-    host: str
-    port: int | None
-    path: str  # the server's base path, '' or /prefix without a trailing slash
-
-
-def server_address(uri: str) -> ServerAddress:
-    """The parts of an http(s) tracking URI; ValueError for anything else."""
-    found = _HTTP_URI.fullmatch(uri.strip())
-    if found is None:
-        raise ValueError("not an http(s) tracking URI")
-    protocol, userinfo, host, port, path = found.groups()
-    return ServerAddress(
-        protocol == "https", userinfo or "", host, int(port) if port else None, (path or "").rstrip("/")
-    )
 
 
 def auth_headers(uri: str) -> dict[str, str]:

@@ -49,9 +49,8 @@ class MetricSink:
         self._in_flight = 0  # points taken and being sent
         self._flushing = threading.Lock()  # one sender at a time: the thread, or close() after it timed out
         self._poster: LogBatchPoster | None = None  # else MLflow's own client sends the batches (and imports mlflow)
-        if uri.startswith(("http://", "https://")):
-            with suppress(ValueError):  # a URI this parser does not take
-                self._poster = LogBatchPoster(uri, REQUEST_SECONDS)
+        with suppress(ValueError):  # not an http(s) server's URI: MLflow's client opens the store
+            self._poster = LogBatchPoster(uri, REQUEST_SECONDS)
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mlflow-sink", daemon=True)
