@@ -13,6 +13,7 @@ from trainflow.serving import v2_tensors
 from trainflow.serving.dataplane import DataPlane, Tensors, numbers_only
 from trainflow.serving.errors import InvalidInput, NotFound, Unavailable, shown
 from trainflow.serving.http_status import Reply, error_response, json_response
+from trainflow.serving.json_arrays import may_hold_booleans
 from trainflow.serving.rest_io import BodyReader, parse_json_object
 from trainflow.serving.rest_request import RestRequest
 from trainflow.serving.runtime import OnnxModel
@@ -74,7 +75,7 @@ class V2Rest:
     def _answer(self, model: OnnxModel, body: bytes, header_length: str | None) -> Reply:
         """Decode, run and encode one infer request (in a worker thread)."""
         header, binary = _split_body(body, header_length)
-        inputs = _inputs(header, binary, model)
+        inputs = _inputs(header, binary, model, may_hold_booleans(json_part(body, header_length)))
         requested = _requested_outputs(header)
         outputs = self.plane.run(model, v2_tensors.signature_name(model), inputs)
         return _response(model, header.get("id"), outputs, requested)
@@ -103,7 +104,8 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
     return parse_json_object(body[:size]), body[size:]
 
 
-def _inputs(header: dict[str, Any], binary: bytes, model: OnnxModel) -> Tensors:
+def _inputs(header: dict[str, Any], binary: bytes, model: OnnxModel, booleans: bool = True) -> Tensors:
+    """The request's tensors; `booleans=False`: its JSON holds no true/false (a cheaper check of JSON data)."""
     inputs = header.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput("request needs 'inputs': a non-empty list of tensors")
@@ -127,7 +129,7 @@ def _inputs(header: dict[str, Any], binary: bytes, model: OnnxModel) -> Tensors:
             tensors[name] = v2_tensors.from_buffer(name, binary[offset : offset + size], dtype, shape)
             offset += size
         elif "data" in tensor:
-            tensors[name] = v2_tensors.from_values(name, tensor["data"], dtype, shape)
+            tensors[name] = v2_tensors.from_values(name, tensor["data"], dtype, shape, booleans)
         else:
             raise InvalidInput(f"input {shown(name)} has neither 'data' nor a binary_data_size parameter")
     if offset != len(binary):

@@ -92,9 +92,10 @@ def from_buffer(name: str, data: bytes, dtype: type, shape: tuple[int, ...]) -> 
     return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
-def from_values(name: str, data: object, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
-    """A JSON list of numbers (flat or nested), checked against its declared shape."""
-    return shaped(name, numbers_array(data, name, dtype), shape)
+def from_values(name: str, data: object, dtype: type, shape: tuple[int, ...], booleans: bool = True) -> np.ndarray:
+    """A JSON list of numbers (flat or nested), checked against its declared shape; `booleans=False`: the JSON
+    text held no true/false (`json_arrays.may_hold_booleans`)."""
+    return shaped(name, numbers_array(data, name, dtype, booleans), shape)
 
 
 def shaped(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
