@@ -9,6 +9,7 @@ import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
 
 from trainflow.datasets.errors import DataFormatError
+from trainflow.datasets.table_reader import nulls_of, values_of
 
 
 class LabelCodes:
@@ -22,11 +23,11 @@ class LabelCodes:
         """The codes of one batch of a label column (`text` gives a value's label, '' for a missing one)."""
         encoded = pc.dictionary_encode(values)
         local = [self._code(text(v)) for v in encoded.dictionary.to_pylist()]
-        indices = encoded.indices
-        if indices.null_count:
-            indices = pc.fill_null(indices, len(local))
+        indices = values_of(encoded.indices)  # int32
+        if encoded.indices.null_count:
+            indices = np.where(nulls_of(encoded.indices), len(local), indices)
             local.append(self._code(text(None)))
-        return np.asarray(local, dtype=np.int32)[indices.to_numpy()]
+        return np.asarray(local, dtype=np.int32)[indices]
 
     def first(self, codes: np.ndarray, text: str) -> int | None:
         """The first row labelled `text`, None if none is."""

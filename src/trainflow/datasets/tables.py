@@ -25,7 +25,7 @@ from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import cached_path
 from trainflow.datasets.row_files import CHUNK_BYTES, NpyRows, raw_rows
 from trainflow.datasets.table_labels import LabelCodes, labels_of
-from trainflow.datasets.table_reader import Batch, NotNumbers, Table, open_table
+from trainflow.datasets.table_reader import Batch, NotNumbers, Table, nulls_of, open_table, values_of
 
 LABEL_COLUMNS = ("label", "target", "class", "y")  # tried in order when --label-column is not given
 TEST_FRACTION = 0.2  # of a single table, held out (seeded, so every sync splits alike)
@@ -228,41 +228,42 @@ def _numbers(table: Table, batch: Batch, column: str) -> np.ndarray:
     """One batch of a feature column as float64 (float32 as it is); DataFormatError naming the first row that is not
     a usable number."""
     values = batch.columns[column]
-    if values.type == pa.float32() and values.null_count == 0:  # no copy, and finite is all there is to check
-        numbers = values.to_numpy(zero_copy_only=False)
-        if np.isfinite(numbers).all():
-            return numbers
-    else:
-        numbers = _cast(values)
+    numbers = _floats(values)
     if numbers is None:  # text pyarrow does not read as a number (" 1.5", "1_000"): each value as Python reads it
         numbers = np.array([_number(v) for v in values.to_pylist()], dtype=np.float64)
+    # Two reductions, no temporary: a NaN makes min or max NaN, and then the test fails.
+    if not len(numbers) or (numbers.min() >= -FEATURE_LIMIT and numbers.max() <= FEATURE_LIMIT):
+        return numbers
     within = np.abs(numbers) <= FEATURE_LIMIT  # False for NaN as well
-    if not within.all():
-        if batch.parsed:
-            raise NotNumbers(column)  # the message quotes the value as written: read it as text
-        i = int(np.argmin(within))
-        value = table.text(values[i].as_py())
-        row = batch.start + i + 2
-        if math.isfinite(numbers[i]):
-            raise DataFormatError(
-                f"column '{column}' of {table.name} holds {value[:40]} (row {row}), beyond float32's "
-                f"±{FEATURE_LIMIT:.1e} that the models compute in: scale the column down"
-            )
+    if batch.parsed:
+        raise NotNumbers(column)  # the message quotes the value as written: read it as text
+    i = int(np.argmin(within))
+    value = table.text(values[i].as_py())
+    row = batch.start + i + 2
+    if math.isfinite(numbers[i]):
         raise DataFormatError(
-            f"column '{column}' of {table.name} is not numeric (row {row}: {value[:40]!r}): "
-            "drop it or encode it as numbers"
+            f"column '{column}' of {table.name} holds {value[:40]} (row {row}), beyond float32's "
+            f"±{FEATURE_LIMIT:.1e} that the models compute in: scale the column down"
         )
+    raise DataFormatError(
+        f"column '{column}' of {table.name} is not numeric (row {row}: {value[:40]!r}): drop it or encode it as numbers"
+    )
+
+
+def _floats(values: pa.Array) -> np.ndarray | None:
+    """The column as float32 (as it is) or float64, NaN where null; None for what pyarrow does not cast to float64."""
+    if values.type != pa.float32():
+        kind = values.type
+        if not (pa.types.is_string(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            return None  # booleans, decimals, dates: as their text reads
+        try:
+            values = pc.cast(values, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+    numbers = values_of(values)
+    if values.null_count:
+        numbers = np.where(nulls_of(values), np.nan, numbers)
     return numbers
-
-
-def _cast(values: pa.Array) -> np.ndarray | None:
-    kind = values.type
-    if not (pa.types.is_string(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind)):
-        return None  # booleans, decimals, dates: as their text reads
-    try:
-        return pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
 
 
 def _number(value: object) -> float:
