@@ -53,9 +53,11 @@ def load_average() -> str:
 
 
 def describe_code(repo: Path) -> str:
-    """The commit measured, and the files under src/ that differ from it (the server runs the working tree)."""
+    """The commit measured, and the files of the serving code that differ from it (the server runs the working tree)."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
-    status = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=repo, capture_output=True, text=True)
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src/trainflow/serving"], cwd=repo, capture_output=True, text=True
+    )
     changed = [line[3:] for line in status.stdout.splitlines()]
     return commit.stdout.strip() + (f" (uncommitted: {', '.join(changed)})" if changed else "")
 
@@ -125,6 +127,16 @@ def check(servers: list[Server], requests: Requests) -> None:
                     raise RuntimeError(f"{server.name} {kind} answered classes {got}, others {expected}")
             taken.append(kind)
         server.loads = tuple(taken)
+
+
+def trainflow_errors(server: Server) -> str:
+    """trainflow's own count of failed requests by protocol and kind: h2load counts HTTP 200s, and a gRPC error
+    travels in a 200's trailers, so this is what shows a failed gRPC call under load."""
+    import httpx
+
+    text = httpx.get(f"http://{server.rest}/metrics", timeout=30).text
+    failed = [line for line in text.splitlines() if line.startswith("trainflow_request_errors_total{")]
+    return "; ".join(failed) if failed else "none"
 
 
 def warm(servers: list[Server], requests: Requests) -> None:
@@ -244,6 +256,7 @@ def run(args: argparse.Namespace, work: Path, base: Path, model_path: Path, imag
         check(servers, requests)
         warm(servers, requests)
         rounds(servers, requests, args.rounds, args.seconds)
+        print(f"trainflow's failed requests (its metrics): {trainflow_errors(servers[1])}", flush=True)
     finally:
         for server in servers:
             serve.stop_server(server.proc)
