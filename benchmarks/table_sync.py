@@ -6,7 +6,8 @@ a temp folder under /tmp), then for each size and format, in alternating rounds,
   - trainflow: `trainflow data sync <folder>` into an empty cache (copy, sha256, manifest, the streamed
     conversion to the cached arrays, the checks and the descriptor).
 Peak memory is the RSS of the process tree, sampled every 10 ms with psutil; time is the process's wall
-time (interpreter start and imports included for both). Prints min/median per variant and the median of
+time and the CPU seconds (user + system) of its process tree (interpreter start and imports included for both;
+under load the CPU seconds are the steadier figure). Prints min/median per variant and the median of
 the per-round ratios, and the load average (other work on the machine skews the times).
 
     .venv/bin/python benchmarks/table_sync.py [--rows 100000,1000000,3000000] [--repeat 3] [--formats csv,parquet]
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -65,11 +67,16 @@ def write_tables(rows: int, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, int, float, int]:
-    """Wall seconds, peak RSS and peak PSS (bytes) of the process tree of `argv`, and the seconds it printed.
+Run = tuple[float, int, float, int, float]  # wall s, peak RSS, printed s, peak PSS, CPU s of the tree
+
+
+def run(argv: list[str], env: dict[str, str]) -> Run:
+    """Wall seconds, peak RSS and peak PSS (bytes) of the process tree of `argv`, the seconds it printed, and the
+    CPU seconds of the tree (its processes are all reaped by the time it ends: RUSAGE_CHILDREN counts them).
 
     RSS sums count pages that forked workers share with their parent once per process; PSS splits them.
     """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = psutil.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak = peak_pss = 0
@@ -82,16 +89,18 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, int, float, int]:
             pass
         time.sleep(0.01)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode:
         raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
     out = proc.stdout.read().decode().strip() if proc.stdout else ""
     try:
-        return elapsed, peak, float(out), peak_pss
+        return elapsed, peak, float(out), peak_pss, cpu
     except ValueError:
-        return elapsed, peak, 0.0, peak_pss
+        return elapsed, peak, 0.0, peak_pss, cpu
 
 
-Runs = dict[str, list[tuple[float, int, float, int]]]
+Runs = dict[str, list[Run]]
 
 
 def measure(fmt: str, path: Path, work: Path, repeat: int, baseline_src: Path | None) -> Runs:
@@ -117,25 +126,31 @@ def report(rows: int, fmt: str, size: int, results: Runs) -> None:
     print(f"\n{rows:,} rows x {FEATURES} features, {fmt} ({size / 1e6:.0f} MB), {len(results['pyarrow read'])} rounds")
     for name, runs in results.items():
         times, peaks, inner = [r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs]
+        cpu = [r[4] for r in runs]
         print(
             f"  {name:17s} process min {min(times):6.2f} s median {statistics.median(times):6.2f} s"
+            f" | CPU median {statistics.median(cpu):5.2f} s"
             + (f" | in-process min {min(inner):5.2f} s median {statistics.median(inner):5.2f} s" if any(inner) else "")
             + f" | peak RSS min {min(peaks) / 2**20:5.0f} MiB median {statistics.median(peaks) / 2**20:5.0f} MiB"
         )
     base, sync, prep = results["pyarrow read"], results["trainflow sync"], results["trainflow prepare"]
     whole = [t[0] / b[0] for t, b in zip(sync, base, strict=True)]
     inner = [p[2] / b[2] for p, b in zip(prep, base, strict=True)]
+    cpu = [t[4] / b[4] for t, b in zip(sync, base, strict=True)]
     print(
         f"  sync process / pyarrow process: median {statistics.median(whole):.2f}x, min {min(whole):.2f}x; "
         f"prepare / pyarrow read, in-process: median {statistics.median(inner):.2f}x, min {min(inner):.2f}x"
     )
+    print(f"  sync CPU / pyarrow process CPU: median {statistics.median(cpu):.2f}x, min {min(cpu):.2f}x")
     if "before sync" in results:
         for step in ("sync", "prepare"):
-            pairs = zip(results[f"trainflow {step}"], results[f"before {step}"], strict=True)
+            pairs = list(zip(results[f"trainflow {step}"], results[f"before {step}"], strict=True))
             ratio = [now[0] / before[0] if step == "sync" else now[2] / before[2] for now, before in pairs]
+            cpu = [now[4] / before[4] for now, before in pairs]
             print(
                 f"  {step} this checkout / before, per round: {' '.join(f'{r:.2f}x' for r in ratio)} "
-                f"(median {statistics.median(ratio):.2f}x)"
+                f"(median {statistics.median(ratio):.2f}x); CPU {' '.join(f'{r:.2f}x' for r in cpu)} "
+                f"(median {statistics.median(cpu):.2f}x)"
             )
 
 
