@@ -18,6 +18,7 @@ from typing import Any
 
 from trainflow.errors import TRANSIENT_EXIT_CODE
 from trainflow.pipelines.errors import PipelineError
+from trainflow.tracking import flush_before_exit
 from trainflow.training.agent import RDZV_TIMEOUT_SECONDS
 from trainflow.training.cluster import NonTrainer, cluster_from_env
 
@@ -95,5 +96,9 @@ def _record_error(message: str) -> None:
 
 
 if __name__ == "__main__":
+    try:
+        code = _worker(*sys.argv[1:4])
+    finally:
+        flush_before_exit()  # os._exit skips atexit, where the sink would send the function's last second of points
     sys.stdout.flush()
-    os._exit(_worker(*sys.argv[1:4]))
+    os._exit(code)

@@ -30,3 +30,12 @@ def tracking_uri() -> str:
 def step_run_id() -> str:
     """The run this process logs into, '' when tracking is off or no step opened one."""
     return os.environ.get(RUN_ENV, "").strip() if tracking_uri() else ""
+
+
+def flush_before_exit() -> None:
+    """Before a process ends with os._exit (past atexit), on success and failure alike: the curve points it recorded
+    go to the server, or the run is tagged incomplete, within a few seconds at most (`sink.EXIT_SECONDS`)."""
+    if step_run_id():
+        from trainflow.tracking.sink import close_sinks
+
+        close_sinks()

@@ -31,6 +31,7 @@ FLUSH_SECONDS = 1.0
 CLOSE_SECONDS = 5.0
 LAST_STEP_SECONDS = 2.0
 REQUEST_SECONDS = 5.0  # what the end of a step waits at most for the last batch
+EXIT_SECONDS = 5.0  # what a process ending with os._exit waits at most for its sinks: a server down never stalls it
 INCOMPLETE_TAG = "trainflow.tracking"
 
 
@@ -207,6 +208,27 @@ def close_sink(run_id: str, timeout: float = CLOSE_SECONDS) -> bool:
         return True
     atexit.unregister(sink.close)
     return sink.close(timeout)
+
+
+def close_sinks(timeout: float = EXIT_SECONDS) -> bool:
+    """Flush and stop every sink of this process within `timeout` in all (each one's close, with its incomplete tag,
+    on a thread this does not wait for past the bound); True if every point reached the server in time."""
+    with _sinks_lock:
+        mine = [_sinks.pop(key) for key in [k for k in _sinks if k[0] == os.getpid()]]
+    if not mine:
+        return True
+    for sink in mine:
+        atexit.unregister(sink.close)
+    outcome: list[bool] = []
+    deadline = time.monotonic() + timeout
+
+    def close_all() -> None:
+        outcome.extend(sink.close(max(0.1, deadline - time.monotonic())) for sink in mine)
+
+    closer = threading.Thread(target=close_all, name="mlflow-sink-exit", daemon=True)
+    closer.start()
+    closer.join(timeout)
+    return len(outcome) == len(mine) and all(outcome)
 
 
 def record(step: int, metrics: dict[str, Any], last: bool = False) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 from trainflow.errors import TRANSIENT_EXIT_CODE, TrainflowError
 from trainflow.proctitle import set_title, worker_title
 from trainflow.settings import quiet_noisy_loggers
+from trainflow.tracking import flush_before_exit
 
 if TYPE_CHECKING:
     from trainflow.training.config import TrainConfig
@@ -105,7 +106,8 @@ def job_name(config: TrainConfig) -> str:
 
 
 def finish(code: int) -> NoReturn:
-    """Flush the logs and exit with `code`, skipping the interpreter's teardown."""
+    """Flush the curves (tracking on), the logs, and exit with `code`, skipping the interpreter's teardown."""
+    flush_before_exit()  # os._exit skips atexit, where the sink would send its last second of points
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
