@@ -260,9 +260,7 @@ def describe(name: str, output: str | None) -> None:
         )
     descriptor = read_descriptor(cache.path(name))
     if output:
-        from dataclasses import asdict
-
-        emit({**asdict(manifest), "descriptor": descriptor.to_dict() if descriptor else None}, output)
+        emit({**manifest.to_dict(), "descriptor": descriptor.to_dict() if descriptor else None}, output)
         return
     stats = manifest.stats
     console.print(f"[bold]{name}[/bold]  source {escape(manifest.source)}")

@@ -53,8 +53,6 @@ from trainflow.storage.names import clash_problem, is_hidden, name_problem, show
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
-# The journal's lines reach the file this often: a killed sync loses at most the last second's entries.
-_FLUSH_EVERY_S = 1.0
 
 
 @dataclass
@@ -302,16 +300,12 @@ class _Sync:
 
     def _fetch(self, todo: deque[ObjectInfo], journal: Journal) -> None:
         failures: list[BaseException] = []
-        flushed_at = time.monotonic()
         for obj, entry in Fetcher(self.store, self.directory, self.observer).fetched(todo):
             if isinstance(entry, BaseException):  # keep what the other downloads fetched, then fail
                 failures.append(entry)
                 continue
             self.manifest.files[obj.name] = entry
-            journal.add(obj.name, entry)
-            if time.monotonic() - flushed_at >= _FLUSH_EVERY_S:  # an interrupted sync keeps what it fetched
-                journal.flush()
-                flushed_at = time.monotonic()
+            journal.add(obj.name, entry)  # an interrupted sync keeps what it fetched
             self.result.downloaded.append(obj.name)
             self.result.bytes_downloaded += entry.size
             self.observer.file_done(obj.name)

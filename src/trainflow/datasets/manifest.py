@@ -120,6 +120,17 @@ class Manifest:
     def total_size(self) -> int:
         return sum(f.size for f in self.files.values())
 
+    def to_dict(self) -> dict[str, object]:
+        """The manifest as plain data, in the order of its fields (what `data describe -o json` shows)."""
+        files = {name: entry.fields() for name, entry in self.files.items()}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "files": files,
+            "stats": vars(self.stats).copy(),
+            "created_at": self.created_at,
+        }
+
     def to_json(self) -> str:
         return self.to_json_bytes().decode()
 
