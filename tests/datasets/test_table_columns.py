@@ -93,3 +93,20 @@ def test_a_table_sync_does_not_load_pandas(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_float32s_largest_number_is_kept_and_a_float64_just_past_it_is_refused(
+    cache: DatasetCache, tmp_path: Path
+) -> None:
+    top = float(np.finfo(np.float32).max)
+    values = np.zeros(ROWS)
+    values[1500] = top
+    label = pa.array(np.arange(ROWS) % 2)
+    kept = cache.ensure(write(tmp_path / "kept", {"a": pa.array(values), "label": label}), "kept")
+    dataset = load_dataset(kept.path)
+    assert np.concatenate([dataset.train.images, dataset.test.images]).max() == np.float32(top)
+
+    values[2000] = top * (1 + 2**-30)  # rounds to float32's largest number, but is past it
+    with pytest.raises(DataFormatError, match=r"column 'a' of t\.parquet holds .* \(row 2002\), beyond float32"):
+        cache.ensure(write(tmp_path / "past", {"a": pa.array(values), "label": label}), "past")
+    assert cache.names() == ["kept"]

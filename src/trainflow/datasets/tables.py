@@ -216,27 +216,45 @@ def _read_as(table: Table, features: list[str], label: str, codes: LabelCodes, r
     count = 0
     for batch in table.batches([*features, label], numbers):
         block = np.empty((batch.rows, len(features)), dtype=np.float32)
-        for j, column in enumerate(features):
-            block[:, j] = _numbers(table, batch, column)
+        with np.errstate(over="ignore"):  # a number past float32 becomes infinite here, and _within refuses it
+            for j, column in enumerate(features):
+                block[:, j] = _column(batch.columns[column])
+        if not _within(block):
+            for column in features:  # the first column and row that is not a usable number, named
+                _numbers(table, batch, column)
         rows(batch.start, block)
         parts.append(codes.encode(batch.columns[label], table.text))
         count += batch.rows
     return _Read(table, count, np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
 
 
-def _numbers(table: Table, batch: Batch, column: str) -> np.ndarray:
-    """One batch of a feature column as float64 (float32 as it is); DataFormatError naming the first row that is not
-    a usable number."""
-    values = batch.columns[column]
+def _within(block: np.ndarray) -> bool:
+    """Every value of the float32 block strictly within ±FEATURE_LIMIT, so the numbers it was cast from were within it.
+
+    Two reductions, no temporary; a NaN makes min or max NaN and fails it; a number past the limit becomes at least
+    the limit (or infinite) in float32. A value of exactly ±FEATURE_LIMIT fails it too and is checked column by column.
+    """
+    return not block.size or (block.min() > -FEATURE_LIMIT and block.max() < FEATURE_LIMIT)
+
+
+def _column(values: pa.Array) -> np.ndarray:
+    """One batch of a feature column as float64 (float32 as it is), NaN where a value is missing or not a number."""
     numbers = _floats(values)
     if numbers is None:  # text pyarrow does not read as a number (" 1.5", "1_000"): each value as Python reads it
         numbers = np.array([_number(v) for v in values.to_pylist()], dtype=np.float64)
-    # Two reductions, no temporary: a NaN makes min or max NaN, and then the test fails.
-    if not len(numbers) or (numbers.min() >= -FEATURE_LIMIT and numbers.max() <= FEATURE_LIMIT):
-        return numbers
+    return numbers
+
+
+def _numbers(table: Table, batch: Batch, column: str) -> None:
+    """DataFormatError naming the first row of a batch's feature column that is not a usable number (NotNumbers for
+    a parsed one: the message quotes the value as written, so the table is read again as text)."""
+    values = batch.columns[column]
+    numbers = _column(values)
     within = np.abs(numbers) <= FEATURE_LIMIT  # False for NaN as well
+    if within.all():
+        return
     if batch.parsed:
-        raise NotNumbers(column)  # the message quotes the value as written: read it as text
+        raise NotNumbers(column)
     i = int(np.argmin(within))
     value = table.text(values[i].as_py())
     row = batch.start + i + 2
@@ -251,8 +269,9 @@ def _numbers(table: Table, batch: Batch, column: str) -> np.ndarray:
 
 
 def _floats(values: pa.Array) -> np.ndarray | None:
-    """The column as float32 (as it is) or float64, NaN where null; None for what pyarrow does not cast to float64."""
-    if values.type != pa.float32():
+    """The column as float32 or float64 (as it is, else cast to float64), NaN where null; None for what pyarrow does
+    not cast to float64."""
+    if values.type not in (pa.float32(), pa.float64()):
         kind = values.type
         if not (pa.types.is_string(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             return None  # booleans, decimals, dates: as their text reads
