@@ -149,8 +149,16 @@ class DataPlane:
         skipping the hand-off: `size` bytes for a fast model, with no batch to wait for, that `numbers()` finds
         free of encoded images (asked last: it scans the request, 0.25 ms for 8 MB of JSON).
         """
-        if model.batcher is None and inline_cost(model, size) <= self.inline_seconds and numbers():
+        if self.runs_inline(model, size, numbers):
             return work(*args)
+        return await self.in_worker(work, *args)
+
+    def runs_inline(self, model: OnnxModel, size: int, numbers: Callable[[], bool]) -> bool:
+        """Whether `offload` would run this request on the event loop (an adapter may then skip its coroutine)."""
+        return model.batcher is None and inline_cost(model, size) <= self.inline_seconds and numbers()
+
+    async def in_worker(self, work: Callable[..., Result], *args: object) -> Result:
+        """Run `work(*args)` in one of the plane's worker threads."""
         return await asyncio.get_running_loop().run_in_executor(self._workers, functools.partial(work, *args))
 
     def close(self) -> None:

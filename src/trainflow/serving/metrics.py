@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-_LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+from trainflow.serving.request_metrics import RequestMetrics
+
 _LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 LAG_INTERVAL_S = 0.05
 
@@ -18,26 +18,11 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.latency = Histogram(
-            "trainflow_request_duration_seconds",
-            "Inference request latency.",
-            ("model", "version", "protocol"),
-            registry=self.registry,
-            buckets=_LATENCY_BUCKETS,
-        )
-        self.requests = Counter(
-            "trainflow_requests", "Inference requests answered.", ("model", "protocol", "code"), registry=self.registry
-        )
-        self.errors = Counter(
-            "trainflow_request_errors",
-            "Inference requests that failed, by error kind.",
-            ("model", "protocol", "error"),
-            registry=self.registry,
-        )
+        self.requests = RequestMetrics()  # latency, requests and errors: one lock a request
+        self.registry.register(self.requests)
         self.in_flight = Gauge(
             "trainflow_requests_in_flight", "Inference requests being served now.", registry=self.registry
         )
-        self._ok: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.loaded = Gauge(
             "trainflow_model_versions_loaded", "Model versions loaded.", ("model",), registry=self.registry
         )
@@ -58,15 +43,9 @@ class ServingMetrics:
     def observe(self, model: str, version: str, protocol: str, seconds: float, error: str | None) -> None:
         """Record one finished request; `error` is the error kind, None for success."""
         if error is None:
-            key = (model, version, protocol)
-            children = self._ok.get(key)
-            if children is None:  # labels() costs ~2 us a call: each model, version and protocol looks them up once
-                children = self._ok[key] = (self.latency.labels(*key), self.requests.labels(model, protocol, "ok"))
-            children[0].observe(seconds)
-            children[1].inc()
+            self.requests.answered(model, version, protocol, seconds)
         else:
-            self.requests.labels(model, protocol, "error").inc()
-            self.errors.labels(model, protocol, error).inc()
+            self.requests.failed(model, protocol, error)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

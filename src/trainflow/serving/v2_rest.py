@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from trainflow.serving.json_arrays import may_hold_booleans
 from trainflow.serving.rest_io import BodyReader, parse_json_object
 from trainflow.serving.rest_request import RestRequest
 from trainflow.serving.runtime import OnnxModel
+from trainflow.serving.v2_tensors import OUTPUT_DATATYPES
 
 PROTOCOL = "v2-rest"
 HEADER_LENGTH = "inference-header-content-length"
@@ -68,14 +70,16 @@ class V2Rest:
                 scope.model = model = self.plane.model(name, version)
                 header_length = request.header(_HEADER_LENGTH_KEY)
                 numbers = functools.partial(numbers_only, json_part(body, header_length))
-                return await self.plane.offload(model, len(body), numbers, self._answer, model, body, header_length)
+                if self.plane.runs_inline(model, len(body), numbers):  # as offload does, without its coroutine
+                    return self._answer(model, body, header_length)
+                return await self.plane.in_worker(self._answer, model, body, header_length)
         finally:
             self.bodies.release(body)
 
     def _answer(self, model: OnnxModel, body: bytes, header_length: str | None) -> Reply:
         """Decode, run and encode one infer request (in a worker thread)."""
         header, binary = _split_body(body, header_length)
-        inputs = _inputs(header, binary, model, may_hold_booleans(json_part(body, header_length)))
+        inputs = _inputs(header, binary, model, functools.partial(may_hold_booleans, json_part(body, header_length)))
         requested = _requested_outputs(header)
         outputs = self.plane.run(model, v2_tensors.signature_name(model), inputs)
         return _response(model, header.get("id"), outputs, requested)
@@ -104,13 +108,17 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
     return parse_json_object(body[:size]), body[size:]
 
 
-def _inputs(header: dict[str, Any], binary: bytes, model: OnnxModel, booleans: bool = True) -> Tensors:
-    """The request's tensors; `booleans=False`: its JSON holds no true/false (a cheaper check of JSON data)."""
+def _inputs(
+    header: dict[str, Any], binary: bytes, model: OnnxModel, booleans: Callable[[], bool] = lambda: True
+) -> Tensors:
+    """The request's tensors; `booleans()` False: its JSON holds no true/false (a cheaper check of JSON data),
+    asked once if a tensor has JSON data."""
     inputs = header.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput("request needs 'inputs': a non-empty list of tensors")
     tensors: Tensors = {}
     offset = 0
+    may_hold: bool | None = None
     for tensor in inputs:
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
             raise InvalidInput("each input needs a 'name', 'datatype', 'shape' and 'data'")
@@ -129,7 +137,9 @@ def _inputs(header: dict[str, Any], binary: bytes, model: OnnxModel, booleans: b
             tensors[name] = v2_tensors.from_buffer(name, binary[offset : offset + size], dtype, shape)
             offset += size
         elif "data" in tensor:
-            tensors[name] = v2_tensors.from_values(name, tensor["data"], dtype, shape, booleans)
+            if may_hold is None:
+                may_hold = booleans()
+            tensors[name] = v2_tensors.from_values(name, tensor["data"], dtype, shape, may_hold)
         else:
             raise InvalidInput(f"input {shown(name)} has neither 'data' nor a binary_data_size parameter")
     if offset != len(binary):
@@ -172,9 +182,10 @@ def _requested_outputs(header: dict[str, Any]) -> dict[str, tuple[bool, int]] | 
 def _response(
     model: OnnxModel, request_id: object, outputs: Tensors, requested: dict[str, tuple[bool, int]] | None
 ) -> Reply:
-    if requested is None or "*" in requested:
-        binary_all = requested is not None
-        requested = {name: (binary_all, 0) for name in outputs}
+    if requested is None:  # the usual request: every output as JSON
+        return _all_as_json(model, request_id, outputs)
+    if "*" in requested:
+        requested = {name: (True, 0) for name in outputs}
     unknown = sorted(set(requested) - set(outputs))
     if unknown:
         raise InvalidInput(f"unknown output {shown(', '.join(unknown))}: outputs are {', '.join(outputs)}")
@@ -207,3 +218,23 @@ def _response(
         b"application/octet-stream",
         {"Inference-Header-Content-Length": str(len(header))},
     )
+
+
+def _all_as_json(model: OnnxModel, request_id: object, outputs: Tensors) -> Reply:
+    """The reply with every output as JSON data, built in one expression (most requests want this)."""
+    body: dict[str, Any] = {
+        "model_name": model.name,
+        "model_version": str(model.version),
+        "outputs": [
+            {
+                "name": name,
+                "datatype": OUTPUT_DATATYPES.get(value.dtype, "BYTES"),
+                "shape": list(value.shape),
+                "data": value.ravel().tolist(),
+            }
+            for name, value in outputs.items()
+        ],
+    }
+    if isinstance(request_id, str) and request_id:
+        body["id"] = request_id
+    return json_response(body)
