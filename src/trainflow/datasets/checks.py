@@ -166,9 +166,10 @@ class FeatureSums:
         return Normalization(1.0, tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
     def _sum(self, rows: np.ndarray) -> None:
-        chunk = rows.astype(np.float64)
+        chunk = rows.astype(np.float64)  # a copy, squared in place: half the memory traffic of a second array
         self._total = self._total + chunk.sum(axis=0)
-        self._squares = self._squares + (chunk * chunk).sum(axis=0)
+        np.multiply(chunk, chunk, out=chunk)
+        self._squares = self._squares + chunk.sum(axis=0)
 
 
 def _rewrite(array: np.ndarray, role: str, work: Path | None, built: Built) -> np.ndarray:
