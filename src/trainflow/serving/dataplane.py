@@ -26,7 +26,7 @@ from trainflow.serving.images import ImageDecoder
 from trainflow.serving.metrics import ServingMetrics
 from trainflow.serving.repository import ModelRepository
 from trainflow.serving.runtime import Feeds, OnnxModel
-from trainflow.serving.tensor_specs import check_input, expected
+from trainflow.serving.tensor_specs import expected
 
 Tensors = dict[str, np.ndarray]
 DEFAULT_INLINE_MAX_MICROS = 500  # the most CPU a request may hold the event loop for (health checks wait behind it)
@@ -190,11 +190,12 @@ class DataPlane:
 
     def prepare(self, model: OnnxModel, signature_name: str, inputs: Tensors) -> Feeds:
         """Check the inputs against the signature; returns the graph's feeds."""
-        specs = model.signature_def(signature_name).inputs
-        if inputs.keys() != specs.keys():
-            raise _input_mismatch(signature_name, specs, inputs)
-        feeds = {spec.onnx_name: check_input(alias, spec, inputs[alias]) for alias, spec in specs.items()}
+        checks = model.input_checks(signature_name)
+        if inputs.keys() != checks.keys():
+            raise _input_mismatch(signature_name, model.signature_def(signature_name).inputs, inputs)
+        feeds = {check.spec.onnx_name: check(inputs[alias]) for alias, check in checks.items()}
         if len(feeds) > 1:
+            specs = {alias: check.spec for alias, check in checks.items()}
             batched = {a: len(feeds[spec.onnx_name]) for a, spec in specs.items() if spec.shape and spec.shape[0] == -1}
             if len(set(batched.values())) > 1:
                 raise InvalidInput(

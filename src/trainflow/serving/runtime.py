@@ -12,7 +12,7 @@ import numpy as np
 from trainflow.export.signature import PREDICT_METHOD, PREDICT_SIGNATURE, ModelSignature, SignatureDef, TensorSpec
 from trainflow.serving.batching import BatchingConfig, DynamicBatcher, Outputs
 from trainflow.serving.errors import ModelLoadError, NotFound
-from trainflow.serving.tensor_specs import MAX_EXAMPLE_VALUES, numpy_dtype, probe_value
+from trainflow.serving.tensor_specs import MAX_EXAMPLE_VALUES, InputCheck, numpy_dtype, probe_value
 
 Feeds = dict[str, np.ndarray]
 PROBE_ROWS = 4
@@ -58,6 +58,7 @@ class OnnxModel:
                 if spec.dtype != "string"
             }
         )
+        self._input_checks: dict[str, dict[str, InputCheck]] = {}
         self.session = _session(directory / signature.model_file, threads)
         # The session's C run: the Python wrapper's checks (missing feeds, OrtValue owners, WebGPU graph capture,
         # provider fallback) are for feeds and providers trainflow never gives it, at ~1.3 us a call.
@@ -84,6 +85,14 @@ class OnnxModel:
                 f"use one of {', '.join(sorted(self.signature.signatures))}"
             )
         return found
+
+    def input_checks(self, signature_name: str) -> dict[str, InputCheck]:
+        """A signature's input checks by alias, made on first use; NotFound as `signature_def`."""
+        checks = self._input_checks.get(signature_name)
+        if checks is None:
+            specs = self.signature_def(signature_name).inputs
+            checks = self._input_checks[signature_name] = {a: InputCheck(a, spec) for a, spec in specs.items()}
+        return checks
 
     def run(self, feeds: Feeds) -> Outputs:
         """One synchronous ONNX Runtime call on checked inputs ({graph input name: batch})."""

@@ -79,11 +79,30 @@ def expected(spec: TensorSpec) -> str:
     return f"{spec.dtype} {', '.join(shapes[:-1])} or {shapes[-1]} with values in [{layout.low:g}, {layout.high:g}]"
 
 
+class InputCheck:
+    """`check_input` for one signature input, with what it needs looked up once: every request asks for it."""
+
+    __slots__ = ("alias", "bounds", "layout", "spec")
+
+    def __init__(self, alias: str, spec: TensorSpec) -> None:
+        self.alias = alias
+        self.spec = spec
+        self.layout = image_layout(spec)
+        self.bounds = (
+            None if self.layout is None else _bit_bounds(np.dtype(spec.dtype), self.layout.low, self.layout.high)
+        )
+
+    def __call__(self, value: np.ndarray) -> np.ndarray:
+        if self.layout is not None:
+            return _image(self.alias, self.spec, self.layout, value, self.bounds)
+        return check_input(self.alias, self.spec, value)
+
+
 def check_input(alias: str, spec: TensorSpec, value: np.ndarray) -> np.ndarray:
     """`value` as the C-contiguous array the graph takes for `spec`; InvalidInput naming what is wrong."""
     layout = image_layout(spec)
     if layout is not None:
-        return _image(alias, spec, layout, value)
+        return _image(alias, spec, layout, value, _bit_bounds(np.dtype(spec.dtype), layout.low, layout.high))
     dtype = numpy_dtype(spec)
     if not _same_kind(value.dtype, dtype):
         raise InvalidInput(f"input '{alias}' holds {value.dtype} values: expected {expected(spec)}")
@@ -105,7 +124,9 @@ def _same_kind(given: np.dtype, wanted: np.dtype) -> bool:
     return given.kind == wanted.kind or (given.kind in "iu" and wanted.kind in "iu")
 
 
-def _image(alias: str, spec: TensorSpec, layout: ImageLayout, value: np.ndarray) -> np.ndarray:
+def _image(
+    alias: str, spec: TensorSpec, layout: ImageLayout, value: np.ndarray, bounds: tuple[np.dtype, int, int] | None
+) -> np.ndarray:
     shape = tuple(value.shape)
     if value.dtype.kind not in "fiu":
         raise InvalidInput(f"input '{alias}' holds {value.dtype} values: expected {expected(spec)}")
@@ -118,7 +139,7 @@ def _image(alias: str, spec: TensorSpec, layout: ImageLayout, value: np.ndarray)
     if not valid or shape[0] == 0:
         raise InvalidInput(f"input '{alias}' has shape {list(shape)}: expected {expected(spec)}")
     images = np.ascontiguousarray(value.reshape(shape[0], *spec.shape[1:]), dtype=spec.dtype)
-    if _within(images, layout):
+    if bounds is not None and _within(images, bounds):
         return images
     low, high = float(images.min()), float(images.max())
     if not (math.isfinite(low) and math.isfinite(high)):
@@ -128,12 +149,9 @@ def _image(alias: str, spec: TensorSpec, layout: ImageLayout, value: np.ndarray)
     return images
 
 
-def _within(images: np.ndarray, layout: ImageLayout) -> bool:
-    """True when every value is in the layout's range, in one pass over the pixels where the range allows it;
-    False means "look closer" (the caller's exact check names the problem, or accepts a -0.0)."""
-    bounds = _bit_bounds(images.dtype, layout.low, layout.high)
-    if bounds is None:
-        return False
+def _within(images: np.ndarray, bounds: tuple[np.dtype, int, int]) -> bool:
+    """True when every value is in the layout's range (`_bit_bounds`), in one pass over the pixels; False means
+    "look closer" (the caller's exact check names the problem, or accepts a -0.0)."""
     unsigned, low, high = bounds
     bits = images.view(unsigned)
     if low and int(bits.min()) < low:
