@@ -62,20 +62,8 @@ def workflow_run(
         yield None
         return
     reachable(uri)
-    from mlflow.entities import Param, RunTag
-
     c = client(uri)
-    experiment = experiment_id(c, os.environ.get(EXPERIMENT_ENV) or pipeline)
-    tags = {
-        "trainflow.workflow": name or pipeline,
-        "trainflow.pipeline": pipeline,
-        "trainflow.backend": backend,
-        "trainflow.version": trainflow_version(),
-    }
-    run_id = str(c.create_run(experiment, run_name=name or pipeline, tags=tags).info.run_id)
-    values = [Param(k, redacted(str(v))[:MAX_PARAM_CHARS]) for k, v in sorted(params.items())]
-    for start in range(0, len(values), 100):
-        c.log_batch(run_id, params=values[start : start + 100], tags=[RunTag("trainflow.tracking", "on")])
+    run_id = open_run(uri, WorkflowStart(pipeline, name or pipeline, backend, dict(params)))
     previous = os.environ.get(PARENT_ENV)
     os.environ[PARENT_ENV] = run_id
     try:
@@ -88,6 +76,38 @@ def workflow_run(
             os.environ.pop(PARENT_ENV, None)
         else:
             os.environ[PARENT_ENV] = previous
+
+
+@dataclass(frozen=True)
+class WorkflowStart:
+    """What a workflow's run is opened with: its pipeline, name, backend and parameters (plain values)."""
+
+    pipeline: str
+    name: str
+    backend: str
+    params: dict[str, str]
+    tracking_param: str = ""  # the tracking server the run's own parameter names ('' when it names none)
+
+
+def open_run(uri: str, start: WorkflowStart, tags: Mapping[str, str] | None = None) -> str:
+    """Create the workflow's run on `uri` (experiment: MLFLOW_EXPERIMENT_NAME, else the pipeline's name) with its
+    parameters and tags; its id."""
+    from mlflow.entities import Param, RunTag
+
+    c = client(uri)
+    experiment = experiment_id(c, os.environ.get(EXPERIMENT_ENV) or start.pipeline)
+    all_tags = {
+        "trainflow.workflow": start.name,
+        "trainflow.pipeline": start.pipeline,
+        "trainflow.backend": start.backend,
+        "trainflow.version": trainflow_version(),
+        **(tags or {}),
+    }
+    run_id = str(c.create_run(experiment, run_name=start.name, tags=all_tags).info.run_id)
+    values = [Param(k, redacted(str(v))[:MAX_PARAM_CHARS]) for k, v in sorted(start.params.items())]
+    for first in range(0, len(values), 100):
+        c.log_batch(run_id, params=values[first : first + 100], tags=[RunTag("trainflow.tracking", "on")])
+    return run_id
 
 
 @dataclass(frozen=True)
@@ -145,16 +165,20 @@ def recorded_run(record: Path) -> RunnerRun | None:
     return RunnerRun(here if here and redacted(here) == uri else uri, run_id)
 
 
-def runner_run(record: Path) -> RunnerRun | None:
+def runner_run(record: Path, again: WorkflowStart | None = None) -> RunnerRun | None:
     """In the runner as it starts: the workflow's run. A first start has its id from submit and records it in
     `record`; a retry's runner reads it back and reopens the run (RUNNING) on the server it was opened on, whatever
-    the retrying shell's MLFLOW_TRACKING_URI, and hands it and that server to the steps again."""
+    the retrying shell's MLFLOW_TRACKING_URI, and hands it and that server to the steps again. A retry whose own
+    parameter (`again.tracking_param`, e.g. `retry -p mlflow-tracking-uri=OTHER`) names another server opens a new
+    workflow run there instead, tagged with the run it continues, and the retried steps nest under it."""
     uri = tracking_uri()
     run_id = os.environ.get(PARENT_ENV, "").strip()
     if run_id and uri:
         record_run(record, uri, run_id)
         return RunnerRun(uri, run_id)
     run = recorded_run(record)
+    if again is not None and again.tracking_param and (run is None or run.uri != redacted(again.tracking_param)):
+        return _moved_run(record, again, run)
     if run is None:
         return None  # submitted with tracking off: its steps' runs (if any) stand alone
     os.environ[PARENT_ENV] = run.run_id  # the steps this runner starts nest under it again
@@ -164,3 +188,19 @@ def runner_run(record: Path) -> RunnerRun | None:
     except Exception as exc:  # noqa: BLE001 - tracking never stops a retry
         log.warning("MLflow at %s: could not reopen run %s: %s", redacted(run.uri), run.run_id, reason_of(exc))
     return run
+
+
+def _moved_run(record: Path, again: WorkflowStart, before: RunnerRun | None) -> RunnerRun | None:
+    """A new workflow run on the server the retry's parameter names (its credentials from this environment), recorded
+    in place of `before`'s; None (steps' runs stand alone, one warning) when that server does not answer."""
+    uri = tracking_uri() if redacted(tracking_uri()) == redacted(again.tracking_param) else again.tracking_param
+    continues = {"trainflow.retry-of": f"{before.uri} {before.run_id}"} if before is not None else {}
+    try:
+        run_id = open_run(uri, again, continues)
+    except Exception as exc:  # noqa: BLE001 - tracking never stops a retry
+        log.warning("MLflow at %s: could not open the retried workflow's run: %s", redacted(uri), reason_of(exc))
+        return None
+    record_run(record, uri, run_id)
+    os.environ[PARENT_ENV] = run_id  # the steps this runner starts nest under it
+    os.environ[URI_ENV] = uri
+    return RunnerRun(uri, run_id)

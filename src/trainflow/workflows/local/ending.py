@@ -8,17 +8,22 @@ that fails shows Failed in its own row and does not change it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trainflow.pipelines import Pipeline
-from trainflow.tracking import RUN_RECORD, tracking_uri
+from trainflow.tracking import PARENT_ENV, RUN_RECORD, URI_ENV, tracking_uri
 from trainflow.workflows.backend import FAILED, OMITTED, PENDING, SKIPPED, SUCCEEDED
 from trainflow.workflows.local import processes
-from trainflow.workflows.local.state import StateStore
+from trainflow.workflows.local.state import StateStore, load_pipeline
+
+if TYPE_CHECKING:
+    from trainflow.tracking.workflow_run import WorkflowStart
 
 
 @dataclass(frozen=True)
@@ -90,19 +95,22 @@ def settle_services(
 
 
 @contextmanager
-def tracked(workflow_dir: Path) -> Iterator[Callable[[str, bool], None]]:
+def tracked(workflow_dir: Path, state: StateStore) -> Iterator[Callable[[str, bool], None]]:
     """While the runner runs the workflow: its MLflow run (nothing, and no import of mlflow, when tracking is off).
 
     The runner calls back with its outcome before it records it: the run ends FINISHED when the workflow succeeded,
     KILLED when a user stopped it, FAILED otherwise (and when the runner itself fails). `trainflow retry` reopens it
-    on the server it was opened on, with or without MLFLOW_TRACKING_URI in the retrying shell.
+    on the server it was opened on, with or without MLFLOW_TRACKING_URI in the retrying shell; a retry whose own
+    tracking-uri parameter names another server gets a new run there.
     """
     if not tracking_uri() and not (workflow_dir / RUN_RECORD).exists():
         yield lambda status, stopped: None
         return
     from trainflow.tracking.workflow_run import runner_run  # loads mlflow: only with tracking on
 
-    run = runner_run(workflow_dir / RUN_RECORD)
+    run = runner_run(
+        workflow_dir / RUN_RECORD, None if os.environ.get(PARENT_ENV) else _again(state, workflow_dir.name)
+    )
     ended: list[str] = []
 
     def end(status: str, stopped: bool) -> None:
@@ -115,6 +123,18 @@ def tracked(workflow_dir: Path) -> Iterator[Callable[[str, bool], None]]:
     finally:
         if run is not None and not ended:
             run.end("FAILED")
+
+
+def _again(state: StateStore, name: str) -> WorkflowStart:
+    """The run as a retry's runner starts it again: its values, and the server its own tracking-uri parameter names."""
+    from trainflow.pipelines.roles import param_types
+    from trainflow.tracking.workflow_run import WorkflowStart
+    from trainflow.workflows.tracking_settings import tracking_variables
+
+    info = state.get(name)
+    pipeline, _, _ = load_pipeline(state, name, info.pipeline)
+    named = tracking_variables(param_types(pipeline), info.params).get(URI_ENV, "")
+    return WorkflowStart(info.pipeline, name, "local", dict(info.params), named)
 
 
 def end_abandoned(workflow_dir: Path) -> None:

@@ -440,7 +440,7 @@ def run_workflow(home: Path, name: str) -> int:
         raise WorkflowError(f"workflow {name} already has a runner (or was deleted): this one exits")
     # The lock stays held until this process is gone, so no two runner processes of a workflow ever overlap.
     state = StateStore(layout.db)
-    with state.held(), ending.tracked(layout.workflow_dir(name)) as track:  # one connection: see ...local.state
+    with state.held(), ending.tracked(layout.workflow_dir(name), state) as track:  # one connection: see ...local.state
         executor = Executor(layout, name, state)
         executor.on_end = track
         status = executor.run()
