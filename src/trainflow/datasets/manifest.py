@@ -24,7 +24,7 @@ from trainflow.storage.names import clash_problem, shown
 log = logging.getLogger(__name__)
 _SHA256_HEX = 64
 _PACKED = struct.Struct("<qqdd32s")  # size, local_mtime_ns, mtime (NaN: none), fetched_at, sha256
-_CHUNK_FILES = 4096  # entries per piece of the manifest's JSON as it is written
+_CHUNK_FILES = 1024  # entries per piece of the manifest's JSON as it is written (~300 kB)
 
 
 class FileEntry:
