@@ -93,16 +93,18 @@ class InputCheck:
         )
 
     def __call__(self, value: np.ndarray) -> np.ndarray:
+        """`value` as the C-contiguous array the graph takes for the input; InvalidInput naming what is wrong."""
         if self.layout is not None:
             return _image(self.alias, self.spec, self.layout, value, self.bounds)
-        return check_input(self.alias, self.spec, value)
+        return _tensor(self.alias, self.spec, value)
 
 
 def check_input(alias: str, spec: TensorSpec, value: np.ndarray) -> np.ndarray:
     """`value` as the C-contiguous array the graph takes for `spec`; InvalidInput naming what is wrong."""
-    layout = image_layout(spec)
-    if layout is not None:
-        return _image(alias, spec, layout, value, _bit_bounds(np.dtype(spec.dtype), layout.low, layout.high))
+    return InputCheck(alias, spec)(value)
+
+
+def _tensor(alias: str, spec: TensorSpec, value: np.ndarray) -> np.ndarray:
     dtype = numpy_dtype(spec)
     if not _same_kind(value.dtype, dtype):
         raise InvalidInput(f"input '{alias}' holds {value.dtype} values: expected {expected(spec)}")
