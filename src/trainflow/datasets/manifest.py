@@ -95,15 +95,17 @@ class FileEntry:
         return self._tag if self._tag is not None else version_tag(self.size, self.etag, self.mtime)
 
     def fields(self) -> dict[str, object]:
-        """The entry as the manifest's JSON holds it."""
+        """The entry as the manifest's JSON holds it (unpacked once: the journal writes it for every file)."""
+        size, local_mtime_ns, mtime, fetched_at, digest = _PACKED.unpack_from(self._packed)
+        shown_mtime = None if math.isnan(mtime) else mtime
         return {
-            "size": self.size,
-            "sha256": self.sha256,
-            "source_tag": self.source_tag,
+            "size": size,
+            "sha256": digest.hex(),
+            "source_tag": self._tag if self._tag is not None else version_tag(size, self.etag, shown_mtime),
             "etag": self.etag,
-            "mtime": self.mtime,
-            "fetched_at": self.fetched_at,
-            "local_mtime_ns": self.local_mtime_ns,
+            "mtime": shown_mtime,
+            "fetched_at": fetched_at,
+            "local_mtime_ns": local_mtime_ns,
         }
 
     def __eq__(self, other: object) -> bool:
