@@ -1,5 +1,5 @@
 """Parquet columns of every numeric type, with and without nulls, read straight from pyarrow's buffers: the same
-numbers as casting them, a null named by its row, and no pandas loaded on the way (it costs a sync ~0.6 s)."""
+numbers as casting them, a null named by its row, and no pandas loaded on the way (~0.25 s of CPU)."""
 
 from __future__ import annotations
 
