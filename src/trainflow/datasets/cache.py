@@ -300,15 +300,17 @@ class _Sync:
 
     def _fetch(self, todo: deque[ObjectInfo], journal: Journal) -> None:
         failures: list[BaseException] = []
-        for obj, entry in Fetcher(self.store, self.directory, self.observer).fetched(todo):
-            if isinstance(entry, BaseException):  # keep what the other downloads fetched, then fail
-                failures.append(entry)
-                continue
-            self.manifest.files[obj.name] = entry
-            journal.add(obj.name, entry)  # an interrupted sync keeps what it fetched
-            self.result.downloaded.append(obj.name)
-            self.result.bytes_downloaded += entry.size
-            self.observer.file_done(obj.name)
+        for batch in Fetcher(self.store, self.directory, self.observer).fetched(todo):
+            for obj, entry in batch:
+                if isinstance(entry, BaseException):  # keep what the other downloads fetched, then fail
+                    failures.append(entry)
+                    continue
+                self.manifest.files[obj.name] = entry
+                journal.add(obj.name, entry)
+                self.result.downloaded.append(obj.name)
+                self.result.bytes_downloaded += entry.size
+                self.observer.file_done(obj.name)
+            journal.flush()  # an interrupted sync keeps what it fetched; one write a batch, not a file
         if failures:
             raise failures[0]
 

@@ -40,8 +40,8 @@ class Fetcher:
         self._folder_lock = threading.Lock()
         self._temp_names = itertools.count()
 
-    def fetched(self, todo: deque[ObjectInfo]) -> Iterator[Fetched]:
-        """Each object with its cache entry, or the exception that stopped it, as batches finish.
+    def fetched(self, todo: deque[ObjectInfo]) -> Iterator[list[Fetched]]:
+        """Each finished batch: its objects with their cache entries, or the exception that stopped each.
 
         A few batches are in flight at a time and `todo` is emptied as they are made, so memory does not
         grow with the number of files.
@@ -56,7 +56,7 @@ class Fetcher:
                     return
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield from future.result()
+                    yield future.result()
 
     def _fetch_batch(self, batch: list[ObjectInfo]) -> list[Fetched]:
         results: list[Fetched] = []
