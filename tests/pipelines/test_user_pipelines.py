@@ -16,6 +16,7 @@ import pytest
 from tests.commands import trainflow
 from trainflow.pipelines import Call, Param, Pipeline, output, param
 from trainflow.workflows.local.backend import LocalBackend
+from trainflow.workflows.local.state import StateStore
 
 STEPS = """
 import json, os, time
@@ -67,12 +68,15 @@ def submitted_name(out: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Path]:
+def project(tmp_path: Path, trainflow_home: Path) -> Iterator[Path]:
     """A folder with a pipeline file and the module its steps call, as a user would lay them out."""
     (tmp_path / "user_steps.py").write_text(STEPS)
     (tmp_path / "squares.py").write_text(PIPELINE)
     yield tmp_path
-    trainflow("delete", "--all")
+    # The refused pipelines record no workflow: nothing to stop, and the command costs an interpreter (~4-8 s loaded).
+    db = LocalBackend(trainflow_home).layout.db
+    if db.exists() and StateStore(db).names():
+        trainflow("delete", "--all")
 
 
 def test_callable_steps_fan_out_gather_and_a_condition_run_to_succeeded(project: Path) -> None:
