@@ -3,6 +3,7 @@ success, and a server that is down holds the exit a few seconds at most (against
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from textwrap import dedent
@@ -64,9 +65,9 @@ def test_closing_the_sinks_before_exit_waits_a_bounded_time_for_a_server_that_is
     down = f"http://127.0.0.1:{free_port()}"
     stalled = MetricSink(down, "0" * 32, flush_seconds=60)
     stalled.record(1, {"loss": 1.0})
-    monkeypatch.setitem(sink._sinks, (sink.os.getpid(), "0" * 32), stalled)
+    monkeypatch.setitem(sink._sinks, (os.getpid(), "0" * 32), stalled)
     monkeypatch.setattr(sink, "mark_incomplete", lambda *_: time.sleep(60))  # a tag that would never return
     started = time.monotonic()
     assert close_sinks(timeout=1.0) is False
     assert time.monotonic() - started < 3.0
-    assert (sink.os.getpid(), "0" * 32) not in sink._sinks
+    assert (os.getpid(), "0" * 32) not in sink._sinks

@@ -62,14 +62,13 @@ def workflow_run(
         yield None
         return
     reachable(uri)
-    c = client(uri)
     run_id = open_run(uri, WorkflowStart(pipeline, name or pipeline, backend, dict(params)))
     previous = os.environ.get(PARENT_ENV)
     os.environ[PARENT_ENV] = run_id
     try:
         yield run_id
     except BaseException:
-        c.set_terminated(run_id, "FAILED")
+        client(uri).set_terminated(run_id, "FAILED")
         raise
     finally:
         if previous is None:
