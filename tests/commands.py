@@ -58,6 +58,20 @@ def wait_until(
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+def delete_all_workflows(home: Path) -> None:
+    """`trainflow delete --all` (stops every workflow's steps and services), skipped where `home` records none.
+
+    The command costs an interpreter and the CLI's imports (4-8 s on the loaded test machine), and a test that was
+    refused before anything ran has nothing to stop; `delete --all` deletes exactly what the state lists.
+    """
+    from trainflow.workflows.local.layout import Layout
+    from trainflow.workflows.local.state import StateStore
+
+    db = Layout(home).db
+    if db.exists() and StateStore(db).names():
+        trainflow("delete", "--all")
+
+
 def get_workflow(name: str) -> dict[str, Any]:
     """`trainflow get NAME -o json`, parsed; the test fails here if the command does."""
     out = trainflow("get", name, "-o", "json")

@@ -16,7 +16,7 @@ from typing import Self
 import psutil
 import pytest
 
-from tests.commands import trainflow
+from tests.commands import delete_all_workflows, trainflow
 
 pytestmark = pytest.mark.slow
 FAILING = ["-p", "s3-data-url=/nonexistent", "-p", "model-serving=false"]  # fails in its first step, in seconds
@@ -100,7 +100,7 @@ class RunnerCount:
 @pytest.fixture(autouse=True)
 def delete_all_afterwards(trainflow_home: Path) -> Iterator[None]:
     yield
-    trainflow("delete", "--all")
+    delete_all_workflows(trainflow_home)
     for proc in processes_of(trainflow_home):  # what a failed test left: never let it outlive the test
         proc.kill()
 

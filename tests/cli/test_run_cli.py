@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from servers import free_port
 
-from tests.commands import trainflow
+from tests.commands import delete_all_workflows, trainflow
 
 
 @pytest.fixture(autouse=True)
 def delete_all_afterwards(trainflow_home: Path) -> Iterator[None]:
     yield
-    trainflow("delete", "--all")
+    delete_all_workflows(trainflow_home)
 
 
 def test_unreachable_source_fails_with_one_line_saying_how_to_use_a_local_copy() -> None:

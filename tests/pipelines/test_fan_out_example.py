@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.commands import get_workflow, steps_by_name, trainflow
+from tests.commands import delete_all_workflows, get_workflow, steps_by_name, trainflow
 from tests.workflows.test_fan_out_runs import Hooks, hooks  # noqa: F401 - the fixture
 from trainflow.pipelines.loading import load_pipeline
 
@@ -18,7 +18,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fan-out"
 @pytest.fixture(autouse=True)
 def delete_all_afterwards(trainflow_home: Path) -> Iterator[None]:
     yield
-    trainflow("delete", "--all")
+    delete_all_workflows(trainflow_home)
 
 
 def test_both_forms_are_the_same_pipeline() -> None:

@@ -13,10 +13,9 @@ from textwrap import dedent
 
 import pytest
 
-from tests.commands import trainflow
+from tests.commands import delete_all_workflows, trainflow
 from trainflow.pipelines import Call, Param, Pipeline, output, param
 from trainflow.workflows.local.backend import LocalBackend
-from trainflow.workflows.local.state import StateStore
 
 STEPS = """
 import json, os, time
@@ -73,10 +72,7 @@ def project(tmp_path: Path, trainflow_home: Path) -> Iterator[Path]:
     (tmp_path / "user_steps.py").write_text(STEPS)
     (tmp_path / "squares.py").write_text(PIPELINE)
     yield tmp_path
-    # The refused pipelines record no workflow: nothing to stop, and the command costs an interpreter (~4-8 s loaded).
-    db = LocalBackend(trainflow_home).layout.db
-    if db.exists() and StateStore(db).names():
-        trainflow("delete", "--all")
+    delete_all_workflows(trainflow_home)
 
 
 def test_callable_steps_fan_out_gather_and_a_condition_run_to_succeeded(project: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.commands import get_workflow, steps_by_name, trainflow
+from tests.commands import delete_all_workflows, get_workflow, steps_by_name, trainflow
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def sh(script: str, *args: object) -> str:
 @pytest.fixture(autouse=True)
 def delete_all_afterwards(trainflow_home: Path) -> Iterator[None]:
     yield
-    trainflow("delete", "--all")
+    delete_all_workflows(trainflow_home)
 
 
 def submitted(path: Path, *args: str) -> dict[str, Any]:

@@ -14,9 +14,9 @@ import httpx
 import psutil
 import pytest
 
+from tests.commands import delete_all_workflows, trainflow, wait_until
 from tests.commands import get_workflow as get
 from tests.commands import steps_by_name as steps
-from tests.commands import trainflow, wait_until
 from trainflow.workflows.local.state import StateStore
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ def port_open(url: str) -> bool:
 @pytest.fixture(autouse=True)
 def delete_all_afterwards(trainflow_home: Path) -> Iterator[None]:
     yield
-    trainflow("delete", "--all")
+    delete_all_workflows(trainflow_home)
 
 
 def submit(*params: str, wait: bool = True) -> subprocess.CompletedProcess[str]:
