@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from commands import trainflow, wait_until
+from commands import delete_all_workflows, trainflow, wait_until
 
 from trainflow.workflows.schedules import When
 
@@ -49,7 +49,7 @@ def no_schedule_left(trainflow_home: Path) -> Iterator[None]:
     found = scheduler_of(trainflow_home)
     if found:
         os.kill(found["pid"], signal.SIGKILL)
-    trainflow("delete", "--all")
+    delete_all_workflows(trainflow_home)
 
 
 def scheduler_of(home: Path) -> dict[str, Any] | None:
