@@ -37,10 +37,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from native_load import cpu_seconds  # noqa: E402
 
 from tests.servers import free_port, wait_for_port  # noqa: E402
 
@@ -112,11 +112,11 @@ def train(work: Path, env: dict[str, str], steps: int, log_every: int) -> dict[s
     argv += ["--train-dir", str(work / name), "--workers", "1", "--train-steps", str(steps)]
     argv += ["--log-every", str(log_every), "--model", "mlp"]
     env = {**env, "TRAINFLOW_HOME": str(work / "home"), "TRAINFLOW_PROGRESS": str(progress)}
-    server_cpu = _tree_cpu(SERVER_PID[0]) if SERVER_PID else 0.0
+    server_cpu = cpu_seconds(SERVER_PID[0]) if SERVER_PID else 0.0
     start = time.perf_counter()
     subprocess.run(argv, env=env, check=True, capture_output=True, preexec_fn=_pin(TRAIN_CPUS))
     wall = time.perf_counter() - start
-    server_cpu = (_tree_cpu(SERVER_PID[0]) if SERVER_PID else 0.0) - server_cpu
+    server_cpu = (cpu_seconds(SERVER_PID[0]) if SERVER_PID else 0.0) - server_cpu
     times = {e["step"]: e["time"] for e in map(json.loads, progress.read_text().splitlines()) if "step" in e}
     logged = sorted(times)  # every log_every-th step and the last
     first = next(s for s in logged if s >= steps // 5)
@@ -134,19 +134,6 @@ TRAIN_CPUS: set[int] = set()
 
 def _pin(cpus: set[int]) -> Any:
     return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-
-
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children so far."""
-    root = psutil.Process(pid)
-    total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
 
 
 def paced(uri: str, src: str = "") -> tuple[float, float, float]:
