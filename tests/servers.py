@@ -1,12 +1,15 @@
-"""Real servers for tests and benchmarks: free loopback ports, moto's S3 server in its own process."""
+"""Real servers for tests and benchmarks: free loopback ports, moto's S3 server in its own process, a file server."""
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 AWS_TEST_ENV = {
@@ -88,3 +91,29 @@ def run_together(
         outputs.append(log.read().decode(errors="replace"))
         log.close()
     return [(proc.returncode, output) for proc, output in zip(procs, outputs)]
+
+
+class QuietFileHandler(SimpleHTTPRequestHandler):
+    """Serves a folder's files without logging each request to stderr."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class FileServer:
+    """`root`'s files over HTTP on a loopback port, from a thread; `with` gives its base URL. A handler that holds
+    a request back waits on `release`, which leaving the `with` sets, so the server can shut down."""
+
+    def __init__(self, root: Path, handler: type[SimpleHTTPRequestHandler] = QuietFileHandler) -> None:
+        self.release = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()

@@ -6,7 +6,6 @@ item 10 (temp files left by a killed sync, urllib3 retry warnings before the err
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -15,11 +14,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
 import pytest
+
+from tests.servers import FileServer, QuietFileHandler
 
 DEEP = "../" * 30
 
@@ -111,18 +111,14 @@ def test_unreachable_http_source_prints_only_the_error_line() -> None:
     assert "WARNING" not in out.stderr and "Retrying" not in out.stderr
 
 
-class _StallingServer:
+class _StallingServer(FileServer):
     """An HTTP file server that, while `stall` is set, sends half of a file and then hangs."""
 
     def __init__(self, root: Path) -> None:
         self.stall = threading.Event()
-        self.release = threading.Event()
         owner = self
 
-        class Handler(SimpleHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietFileHandler):
             def do_GET(self) -> None:
                 if not owner.stall.is_set():
                     super().do_GET()
@@ -136,17 +132,7 @@ class _StallingServer:
                 owner.release.wait(60)
                 self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(root, Handler)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -10,15 +9,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.datasets.sample_data import write_colour_folders
+from tests.servers import FileServer, QuietFileHandler
 from trainflow.datasets import DatasetCache, FormatOptions
 
 JOURNAL = ".manifest.journal"
@@ -29,18 +27,14 @@ def cache(trainflow_home: Path) -> DatasetCache:
     return DatasetCache(trainflow_home / "cache" / "datasets")
 
 
-class _SlowFileServer:
+class _SlowFileServer(FileServer):
     """An HTTP file server that holds back `slow.bin` until `release` is set, and counts GETs by path."""
 
     def __init__(self, root: Path) -> None:
-        self.release = threading.Event()
         self.gets: list[str] = []
         owner = self
 
-        class Handler(SimpleHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietFileHandler):
             def do_GET(self) -> None:
                 owner.gets.append(self.path)
                 if self.path == "/slow.bin" and not owner.release.is_set():
@@ -49,17 +43,7 @@ class _SlowFileServer:
                     return
                 super().do_GET()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(root, Handler)
 
 
 @pytest.fixture
