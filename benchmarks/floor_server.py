@@ -48,11 +48,11 @@ def rest_app(reply: bytes) -> Any:
     return app
 
 
-def model_app(model_path: Path) -> Any:
-    """An ASGI app answering V2 infer requests (JSON or binary tensors) with one ONNX Runtime session."""
+def model_session(model_path: Path) -> tuple[Any, str, list[str], dict[Any, str]]:
+    """The model's ONNX Runtime session with trainflow's session options, its input and output names, and the V2
+    datatype of each numpy dtype its outputs may have."""
     import numpy as np
     import onnxruntime as ort
-    import orjson
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # the session options trainflow's runtime gives its sessions
@@ -62,6 +62,15 @@ def model_app(model_path: Path) -> Any:
     input_name = session.get_inputs()[0].name
     output_names = [o.name for o in session.get_outputs()]
     datatypes = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
+    return session, input_name, output_names, datatypes
+
+
+def model_app(model_path: Path) -> Any:
+    """An ASGI app answering V2 infer requests (JSON or binary tensors) with one ONNX Runtime session."""
+    import numpy as np
+    import orjson
+
+    session, input_name, output_names, datatypes = model_session(model_path)
     empty_headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
 
     async def app(scope: dict, receive: Any, send: Any) -> None:

@@ -38,17 +38,11 @@ def _protos() -> tuple[Any, Any]:
 def servicer(model_path: Path) -> Any:
     """A GRPCInferenceServiceServicer answering ModelInfer with one ONNX Runtime session, and nothing else."""
     import numpy as np
-    import onnxruntime as ort
 
     pb, pb_grpc = _protos()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # the session options trainflow's runtime gives its sessions
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-    output_names = [o.name for o in session.get_outputs()]
-    datatypes = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
+    from floor_server import model_session
+
+    session, input_name, output_names, datatypes = model_session(model_path)
 
     class Floor(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc,name-defined]
         async def ServerLive(self, request: Any, context: Any) -> Any:
