@@ -26,6 +26,21 @@ MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 REGISTERED = "mnist-tracked"
 WORKFLOW = "tracked-run"
 
+# Call steps of the workflow-run tests: a gate that fails until its marker file exists, a step after it, a wait
+GATED_STEPS = """
+import os, pathlib, time
+def gate(marker: str) -> dict:
+    if not pathlib.Path(marker).exists():
+        raise ValueError("the marker is not there yet")
+    return {"ok": "yes"}
+def after(ok: str) -> dict:
+    print("after: the gate said", ok)
+    return {"done": ok}
+def wait(seconds: int) -> dict:
+    time.sleep(seconds)
+    return {}
+"""
+
 
 @dataclass
 class MlflowServer:

@@ -11,18 +11,8 @@ from textwrap import dedent
 
 import pytest
 
-from tests.tracking.conftest import MlflowServer, run_trainflow, start_mlflow, stop_mlflow
+from tests.tracking.conftest import GATED_STEPS, MlflowServer, run_trainflow, start_mlflow, stop_mlflow
 from trainflow.tracking import RUN_RECORD
-
-STEPS = """
-import pathlib
-def gate(marker: str) -> dict:
-    if not pathlib.Path(marker).exists():
-        raise ValueError("the marker is not there yet")
-    return {"ok": "yes"}
-def after(ok: str) -> dict:
-    return {"done": ok}
-"""
 
 PIPELINE = """
 from trainflow.pipelines import Call, Param, Pipeline, output, param
@@ -52,7 +42,7 @@ def test_retry_with_another_tracking_uri_opens_the_workflow_run_there_and_nests_
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    (project / "moving_steps.py").write_text(dedent(STEPS))
+    (project / "moving_steps.py").write_text(dedent(GATED_STEPS))
     (project / "pipeline.py").write_text(dedent(PIPELINE))
     marker, home = tmp_path / "marker", tmp_path / "home"
     env = {"MLFLOW_TRACKING_URI": "", "MLFLOW_EXPERIMENT_NAME": "moving"}

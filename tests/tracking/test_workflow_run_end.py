@@ -8,21 +8,7 @@ import time
 from pathlib import Path
 from textwrap import dedent
 
-from tests.tracking.conftest import MlflowServer, run_trainflow
-
-STEPS = """
-import os, pathlib, time
-def gate(marker: str) -> dict:
-    if not pathlib.Path(marker).exists():
-        raise ValueError("the marker is not there yet")
-    return {"ok": "yes"}
-def after(ok: str) -> dict:
-    print("after: the gate said", ok)
-    return {"done": ok}
-def wait(seconds: int) -> dict:
-    time.sleep(seconds)
-    return {}
-"""
+from tests.tracking.conftest import GATED_STEPS, MlflowServer, run_trainflow
 
 PIPELINE = """
 from trainflow.pipelines import Call, Param, Pipeline, output, param
@@ -42,7 +28,7 @@ PIPELINE = Pipeline(
 
 def _project(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "end_steps.py").write_text(dedent(STEPS))
+    (root / "end_steps.py").write_text(dedent(GATED_STEPS))
     (root / "pipeline.py").write_text(dedent(PIPELINE))
     return root / "pipeline.py"
 
