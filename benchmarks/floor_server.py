@@ -119,12 +119,20 @@ def grpc_server(port: int, reply: bytes) -> Callable[[], None]:
             "ModelInfer": grpc.unary_unary_rpc_method_handler(infer),  # no (de)serializers: raw bytes in and out
         },
     )
+    return grpc_on_thread(port, [("grpc.so_reuseport", 0)], lambda server: server.add_generic_rpc_handlers((handler,)))
+
+
+def grpc_on_thread(port: int, options: list[tuple[str, Any]], add: Callable[[Any], None]) -> Callable[[], None]:
+    """A grpc.aio server with `options` on 127.0.0.1:`port`, on its own thread and loop as trainflow runs it, its
+    services added by `add`; returns the function that stops it."""
+    import grpc
+
     bound = threading.Event()
     stopping: list[Callable[[], None]] = []
 
     async def serve() -> None:
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        server.add_generic_rpc_handlers((handler,))
+        server = grpc.aio.server(options=options)
+        add(server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         done = asyncio.Event()
@@ -134,9 +142,10 @@ def grpc_server(port: int, reply: bytes) -> Callable[[], None]:
         await done.wait()
         await server.stop(1)
 
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), name=f"grpc-{port}", daemon=True)
     thread.start()
-    bound.wait()
+    if not bound.wait(60):
+        raise RuntimeError(f"the gRPC server did not start on port {port}")
 
     def stop() -> None:
         stopping[0]()

@@ -15,9 +15,7 @@ Started by floor_server.py (`--grpc-port` with `--model`), beside the JSON and b
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,38 +67,15 @@ def servicer(model_path: Path) -> Any:
 
 def serve(port: int, model_path: Path) -> Callable[[], None]:
     """Serve the floor on 127.0.0.1:`port` on its own thread and loop, as trainflow does; the function that stops it."""
-    import grpc
+    from floor_server import grpc_on_thread
 
     _, pb_grpc = _protos()
     floor = servicer(model_path)
-    bound = threading.Event()
-    stopping: list[Callable[[], None]] = []
-
-    async def run() -> None:
-        server = grpc.aio.server(
-            options=[  # trainflow's (serving/server.py), with its default --max-request-bytes
-                ("grpc.max_receive_message_length", 32 * 1024 * 1024),
-                ("grpc.max_send_message_length", 256 * 1024 * 1024),
-                ("grpc.so_reuseport", 0),
-            ]
-        )
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(floor, server)
-        server.add_insecure_port(f"127.0.0.1:{port}")
-        await server.start()
-        done = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        stopping.append(lambda: loop.call_soon_threadsafe(done.set))
-        bound.set()
-        await done.wait()
-        await server.stop(1)
-
-    thread = threading.Thread(target=asyncio.run, args=(run(),), name="grpc-floor", daemon=True)
-    thread.start()
-    if not bound.wait(60):
-        raise RuntimeError(f"the gRPC floor did not start on port {port}")
-
-    def stop() -> None:
-        stopping[0]()
-        thread.join(5)
-
-    return stop
+    options = [  # trainflow's (serving/server.py), with its default --max-request-bytes
+        ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+        ("grpc.max_send_message_length", 256 * 1024 * 1024),
+        ("grpc.so_reuseport", 0),
+    ]
+    return grpc_on_thread(
+        port, options, lambda server: pb_grpc.add_GRPCInferenceServiceServicer_to_server(floor, server)
+    )
