@@ -26,14 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def trainflow_servicer(base: Path) -> tuple[Any, Any]:
     """The V2 gRPC servicer `trainflow serve` runs, on a loaded model; and the server to stop."""
-    from trainflow.serving.server import ModelServer, ServerConfig
+    from serve import loaded_server
+
     from trainflow.serving.v2_grpc import InferenceServicer
 
-    server = ModelServer(ServerConfig("mnist", str(base), rest_port=0, grpc_port=0))
-    for repository in server.repositories:
-        repository.start()
-    if not server.wait_ready(60):
-        raise RuntimeError("the model did not load")
+    server = loaded_server(base)
     return InferenceServicer(server.plane), server
 
 

@@ -43,9 +43,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
+
+if TYPE_CHECKING:
+    from trainflow.serving.server import ModelServer
 
 REPO = Path(__file__).resolve().parents[1]
 MLSERVER_VENV = REPO / "benchmarks" / ".venvs" / "mlserver"
@@ -361,6 +365,18 @@ def model_base(base: Path, onnx_model: bytes) -> Path:
     (base / "1" / "model.onnx").write_bytes(onnx_model)
     (base / "1" / SIGNATURE_FILE).write_text(image_classifier_signature().to_json())
     return base
+
+
+def loaded_server(base: Path) -> ModelServer:
+    """The ModelServer `trainflow serve` runs on the export base `base`, its model loaded, without its ports."""
+    from trainflow.serving.server import ModelServer, ServerConfig
+
+    server = ModelServer(ServerConfig("mnist", str(base), rest_port=0, grpc_port=0))
+    for repository in server.repositories:
+        repository.start()
+    if not server.wait_ready(60):
+        raise RuntimeError("the model did not load")
+    return server
 
 
 def cnn_base(work: Path) -> Path:

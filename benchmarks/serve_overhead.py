@@ -83,15 +83,13 @@ async def cpu_us_per_request(app: Any, body: bytes, headers: list[tuple[bytes, b
 
 def trainflow_app(base: Path) -> tuple[Any, Any]:
     """The REST app `trainflow serve` runs, on a loaded model; and the server to stop."""
+    from serve import loaded_server
+
     from trainflow.serving.rest_app import build_rest_app
     from trainflow.serving.rest_io import BodyLimits
-    from trainflow.serving.server import BUFFERED_BODIES, DEFAULT_MAX_REQUEST_BYTES, ModelServer, ServerConfig
+    from trainflow.serving.server import BUFFERED_BODIES, DEFAULT_MAX_REQUEST_BYTES
 
-    server = ModelServer(ServerConfig("mnist", str(base), rest_port=0, grpc_port=0))
-    for repository in server.repositories:
-        repository.start()
-    if not server.wait_ready(60):
-        raise RuntimeError("the model did not load")
+    server = loaded_server(base)
     limits = BodyLimits(DEFAULT_MAX_REQUEST_BYTES, 30.0, BUFFERED_BODIES * DEFAULT_MAX_REQUEST_BYTES)
     return build_rest_app(server.plane, limits), server
 
