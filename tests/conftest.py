@@ -5,9 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from servers import AWS_TEST_ENV, free_port, start_moto, stop, wait_for_port  # noqa: F401 (re-exported)
+
+if TYPE_CHECKING:
+    from trainflow.datasets import DatasetCache
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-10k"
 
@@ -30,6 +34,14 @@ def trainflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "S3_ENDPOINT", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+@pytest.fixture
+def cache(trainflow_home: Path) -> DatasetCache:
+    """The dataset cache of the test's TRAINFLOW_HOME (shadows pytest's own `cache`, which no test here uses)."""
+    from trainflow.datasets import DatasetCache
+
+    return DatasetCache(trainflow_home / "cache" / "datasets")
 
 
 @pytest.fixture(scope="session")

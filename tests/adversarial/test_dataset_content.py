@@ -21,11 +21,6 @@ from tests.datasets.sample_data import breast_cancer, digits, write_arrays_npy, 
 from trainflow.datasets import DataFormatError, DatasetCache, write_idx
 
 
-@pytest.fixture
-def cache(trainflow_home: Path) -> DatasetCache:
-    return DatasetCache(trainflow_home / "cache" / "datasets")
-
-
 def one_error_line(out: subprocess.CompletedProcess[str]) -> str:
     assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
     lines = out.stderr.splitlines()

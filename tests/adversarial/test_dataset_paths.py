@@ -20,11 +20,6 @@ DEEP = "../" * 30  # more than any path has levels: resolves to /
 
 
 @pytest.fixture
-def cache(trainflow_home: Path) -> DatasetCache:
-    return DatasetCache(trainflow_home / "cache" / "datasets")
-
-
-@pytest.fixture
 def s3(aws_env: str):
     return boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
 

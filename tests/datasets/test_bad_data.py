@@ -20,11 +20,6 @@ from tests.datasets.sample_data import (
 from trainflow.datasets import DataFormatError, DatasetCache, FormatOptions
 
 
-@pytest.fixture
-def cache(trainflow_home: Path) -> DatasetCache:
-    return DatasetCache(trainflow_home / "cache" / "datasets")
-
-
 def shapes_differ(src: Path) -> None:
     x_train, y_train, _, y_test = digits()
     write_arrays_npy(src, x_train, y_train, np.zeros((len(y_test), 9, 9), np.uint8), y_test)

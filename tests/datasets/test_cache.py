@@ -16,11 +16,6 @@ from trainflow.datasets import ALL_FILES, DatasetCache, DatasetError, load_split
 from trainflow.storage import SourceUnreachable, StorageOptions
 
 
-@pytest.fixture
-def cache(trainflow_home: Path) -> DatasetCache:
-    return DatasetCache(trainflow_home / "cache" / "datasets")
-
-
 def test_first_sync_fetches_everything_and_records_checksums(
     cache: DatasetCache, mnist_s3_url: str, mnist_dir: Path
 ) -> None:

@@ -25,11 +25,6 @@ from tests.datasets.sample_data import (
 from trainflow.datasets import DatasetCache, DatasetError, FormatOptions, load_dataset, load_descriptor, load_split
 
 
-@pytest.fixture
-def cache(trainflow_home: Path) -> DatasetCache:
-    return DatasetCache(trainflow_home / "cache" / "datasets")
-
-
 def synced_twice(cache: DatasetCache, source: Path, options: FormatOptions | None = None):
     first = cache.ensure(str(source), "d", options=options)
     descriptor_file = first.path / "descriptor.json"

@@ -12,11 +12,6 @@ from tests.datasets.sample_data import write_colour_folders
 from trainflow.datasets import DataFormatError, DatasetCache, FormatOptions, images, load_dataset
 
 
-@pytest.fixture
-def cache(trainflow_home: Path) -> DatasetCache:
-    return DatasetCache(trainflow_home / "cache" / "datasets")
-
-
 def synced_arrays(cache: DatasetCache, source: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     dataset = load_dataset(cache.ensure(str(source), name).path)
     return np.asarray(dataset.train.images).copy(), np.asarray(dataset.test.images).copy()

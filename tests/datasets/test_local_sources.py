@@ -6,14 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-import pytest
-
 from trainflow.datasets import DatasetCache
-
-
-@pytest.fixture
-def cache(trainflow_home: Path) -> DatasetCache:
-    return DatasetCache(trainflow_home / "cache" / "datasets")
 
 
 def write_files(source: Path, count: int) -> dict[str, bytes]:

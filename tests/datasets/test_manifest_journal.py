@@ -22,11 +22,6 @@ from trainflow.datasets import DatasetCache, FormatOptions
 JOURNAL = ".manifest.journal"
 
 
-@pytest.fixture
-def cache(trainflow_home: Path) -> DatasetCache:
-    return DatasetCache(trainflow_home / "cache" / "datasets")
-
-
 class _SlowFileServer(FileServer):
     """An HTTP file server that holds back `slow.bin` until `release` is set, and counts GETs by path."""
 

@@ -17,11 +17,6 @@ ROWS = 5000  # about 40 batches at the batch sizes below
 FEATURES = 6
 
 
-@pytest.fixture
-def cache(trainflow_home: Path) -> DatasetCache:
-    return DatasetCache(trainflow_home / "cache" / "datasets")
-
-
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(table_reader, "BATCH_BYTES", 4096)

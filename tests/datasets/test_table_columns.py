@@ -18,11 +18,6 @@ from trainflow.datasets import DataFormatError, DatasetCache, load_dataset, tabl
 ROWS = 3000
 
 
-@pytest.fixture
-def cache(trainflow_home: Path) -> DatasetCache:
-    return DatasetCache(trainflow_home / "cache" / "datasets")
-
-
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(table_reader, "BATCH_ROWS", 128)
