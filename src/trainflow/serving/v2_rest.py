@@ -18,7 +18,6 @@ from trainflow.serving.json_arrays import may_hold_booleans
 from trainflow.serving.rest_io import BodyReader, parse_json_object
 from trainflow.serving.rest_request import RestRequest
 from trainflow.serving.runtime import OnnxModel
-from trainflow.serving.v2_tensors import OUTPUT_DATATYPES
 
 PROTOCOL = "v2-rest"
 HEADER_LENGTH = "inference-header-content-length"
@@ -206,9 +205,7 @@ def _response(
         else:
             entry["data"] = value.ravel().tolist()
         described.append(entry)
-    body: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version), "outputs": described}
-    if isinstance(request_id, str) and request_id:
-        body["id"] = request_id
+    body = _reply_body(model, request_id, described)
     if not blobs:
         return json_response(body)
     header = orjson.dumps(body)
@@ -222,19 +219,20 @@ def _response(
 
 def _all_as_json(model: OnnxModel, request_id: object, outputs: Tensors) -> Reply:
     """The reply with every output as JSON data, built in one expression (most requests want this)."""
-    body: dict[str, Any] = {
-        "model_name": model.name,
-        "model_version": str(model.version),
-        "outputs": [
-            {
-                "name": name,
-                "datatype": OUTPUT_DATATYPES.get(value.dtype, "BYTES"),
-                "shape": list(value.shape),
-                "data": value.ravel().tolist(),
-            }
-            for name, value in outputs.items()
-        ],
-    }
+    described = [
+        {
+            "name": name,
+            "datatype": v2_tensors.output_datatype(value),
+            "shape": list(value.shape),
+            "data": value.ravel().tolist(),
+        }
+        for name, value in outputs.items()
+    ]
+    return json_response(_reply_body(model, request_id, described))
+
+
+def _reply_body(model: OnnxModel, request_id: object, outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    body: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version), "outputs": outputs}
     if isinstance(request_id, str) and request_id:
         body["id"] = request_id
-    return json_response(body)
+    return body
