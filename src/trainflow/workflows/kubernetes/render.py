@@ -72,7 +72,7 @@ def _common(template: dict[str, Any], step: Step, target: k8s.Target, pipeline: 
     if step.timeout:
         template["activeDeadlineSeconds"] = int(step.timeout)
     if memoize and step.cacheable:
-        template["memoize"] = step_io.memoize(step, pipeline)
+        template["memoize"] = step_io.memoize(step, pipeline, target)
 
 
 def container_template(target: k8s.Target, step: Step, pipeline: Pipeline, memoize: bool) -> dict[str, Any]:
