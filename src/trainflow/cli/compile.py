@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from trainflow.cli.cluster_flags import cluster_flags, options_from
-from trainflow.cli.code_flags import code_package_option, fetched
+from trainflow.cli.code_flags import code_package_option, fetched, pipeline_folder
 from trainflow.cli.options import job_kind_option, parameters_option, tracking_uri_option
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
 from trainflow.workflows.schedules import POLICIES
@@ -74,19 +74,20 @@ def compile_command(
     else:
         from trainflow.pipelines.loading import load_pipeline
 
-        spec = load_pipeline(target, fetched(code_package))
+        python_path = fetched(code_package) or ([str(f)] if (f := pipeline_folder(target)) else None)
+        spec = load_pipeline(target, python_path)
         values = with_tracking_uri(spec, values, tracking_uri)
         if code_package:
             options = _with_package(target, spec, values, code_package, no_upload, options)
         where = Where(trainflow_home(), values.get("namespace") or namespace or "default", job_kind, options)
         compiler = open_backend(COMPILER, where)
         if schedule is None and every is None:
-            objects = compiler.dryrun(spec, values, no_cache=no_cache)
+            objects = compiler.dryrun(spec, values, no_cache=no_cache, python_path=python_path)
         else:
             when = when_of(schedule, every, timezone)
             name = schedule_name or run_name(spec, resolve_params(spec, values)) or spec.name
             request = ScheduleRequest(name, when, concurrency_policy, no_cache)
-            objects = compiler.dryrun_schedule(request, spec, values)
+            objects = compiler.dryrun_schedule(request, spec, values, python_path)
     text = to_yaml(objects)
     if output == "-":
         click.echo(text, nl=False)

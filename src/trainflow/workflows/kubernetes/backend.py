@@ -104,7 +104,8 @@ class KubernetesBackend(CronSchedules):
 
     def _dryrun(self, run: Submission) -> list[dict[str, Any]]:
         """The checked Argo Workflow (what `trainflow compile` prints; the steps' functions must import in the image)."""
-        return compile_pipeline(run.pipeline, run.values, self.job_kind, memoize=not run.no_cache, options=self.options)
+        options = replace(self.options, key_folder=run.python_path[0] if run.python_path else "")
+        return compile_pipeline(run.pipeline, run.values, self.job_kind, memoize=not run.no_cache, options=options)
 
     def _start(self, run: Submission) -> WorkflowInfo:
         """Create the compiled workflow; returns once the cluster accepted it."""

@@ -60,6 +60,7 @@ class ClusterOptions:
     cache: CacheVolume = field(default_factory=CacheVolume)
     code_package: str = ""  # the URL of the code package every step imports from (code_packages.py)
     training_runtime: str = ""  # a TrainJob's ClusterTrainingRuntime where the pipeline declares no parameter for it
+    key_folder: str = ""  # the pipeline file's folder: steps' cache_key_files are read there (default: the working dir)
 
     def pod_extras(self) -> dict[str, Any]:
         """Scheduling and pull fields every pod spec the workflow creates gets."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from trainflow import __version__
@@ -17,6 +18,7 @@ from trainflow.pipelines.conditions import parse_condition
 from trainflow.pipelines.refs import HostRef, ItemRef, OutputRef, ParamRef, PortRef, Ref, WorkflowRef, substitute
 from trainflow.pipelines.steps import Service
 from trainflow.workflows.kubernetes import resources as k8s
+from trainflow.workflows.local.cache_keys import pattern_files
 
 MEMO_CONFIGMAP = "trainflow-step-cache"
 MEMO_MAX_AGE = "720h"  # a cached step result older than 30 days runs again
@@ -115,23 +117,47 @@ def retry(step: Step) -> dict[str, Any]:
     return {k: strategy[k] for k in ("limit", "retryPolicy", "expression", "backoff") if k in strategy}
 
 
-def memoize(step: Step, pipeline: Pipeline) -> dict[str, Any]:
+def memoize(step: Step, pipeline: Pipeline, target: k8s.Target) -> dict[str, Any]:
     """Argo's memoization, keyed like the local cache: the command, its inputs and the parameters upstream used.
 
     Argo cannot read another step's key, so the parameters of every step this one waits for stand in for it.
+    The step's `cache_key_files` and `cache_key_env` join the key as `compile_time_key` says.
     """
     keyed = [n for n in input_names(step) if n not in location_inputs(step, pipeline)]
-    command = hashlib.sha256(json.dumps([__version__, step.kind, step.command]).encode()).hexdigest()[:16]
+    fixed, image_param = compile_time_key(step, pipeline, target)
+    command = hashlib.sha256(json.dumps([__version__, step.kind, step.command, *fixed]).encode()).hexdigest()[:16]
+    params = sorted({*upstream_params(step, pipeline), *image_param})
     parts = [
         f"'{command}'",
         *("inputs.parameters['%s']" % n for n in keyed),
-        *("workflow.parameters['%s']" % name for name in upstream_params(step, pipeline)),
+        *("workflow.parameters['%s']" % name for name in params),
     ]
     return {
         "key": "%s-{{=sprig.sha256sum(%s)}}" % (step.name, " + '|' + ".join(parts)),
         "maxAge": MEMO_MAX_AGE,
         "cache": {"configMap": {"name": MEMO_CONFIGMAP, "key": step.name}},
     }  # Argo keys entries by `key` above
+
+
+def compile_time_key(step: Step, pipeline: Pipeline, target: k8s.Target) -> tuple[list[Any], list[str]]:
+    """What of the step's `cache_key_files` / `cache_key_env` is known when compiling: text to hash, parameters to read.
+
+    The files are on the compiling machine: their names and sha256 digests (read from the pipeline's folder, as the
+    local runner does) are hashed into the key, never their content. A pod does not get the submitting shell's
+    environment: a variable trainflow does not set comes from the image, so `cache_key_env` keys the image (a
+    parameter's value at run time, or the literal name).
+    """
+    fixed: list[Any] = []
+    if step.cache_key_files:
+        base = Path(target.options.key_folder) if target.options.key_folder else Path.cwd()
+        fixed.append(hashlib.sha256(json.dumps(pattern_files(base, step.cache_key_files)).encode()).hexdigest())
+    if not step.cache_key_env:
+        return fixed, []
+    fixed.append(list(step.cache_key_env))
+    image = step.image
+    if isinstance(image, ParamRef) and image.name in target.params and target.values.get(image.name):
+        return fixed, [image.name] if pipeline.param(image.name).cache_key else []
+    return [*fixed, target.image(step)], []
 
 
 def upstream_params(step: Step, pipeline: Pipeline) -> list[str]:

@@ -39,7 +39,7 @@ from typing import Any
 from trainflow import __version__
 from trainflow.pipelines import Pipeline, Step
 from trainflow.pipelines.artifacts import DIGEST_SUFFIX
-from trainflow.pipelines.digests import DigestMemo, tree_digest, walk_files
+from trainflow.pipelines.digests import DigestMemo, HashFile, file_sha256, tree_digest, walk_files
 from trainflow.pipelines.loading import find_module_spec
 from trainflow.pipelines.refs import ItemRef, OutputRef, ParamRef, Ref, substitute
 from trainflow.storage import StorageError, local_path_of
@@ -209,18 +209,27 @@ class StepKeys:
         return found
 
     def _pattern_files(self, patterns: Sequence[str]) -> list[list[str]]:
-        base = self.folders[0] if self.folders else self.cwd
-        found = []
-        for pattern in patterns:
-            matches = sorted(glob.glob(str(base / pattern), recursive=True, include_hidden=True))
-            found.append([pattern, *(f"{m}\0{self._content(Path(m))}" for m in matches)])
-        return found
+        return pattern_files(self.folders[0] if self.folders else self.cwd, patterns, self.memo)
 
-    def _content(self, path: Path) -> str:
-        try:
-            return tree_digest(path, self.memo)
-        except OSError:  # gone or unreadable meanwhile: its name keys it, and the step itself will say what is wrong
-            return "<unreadable>"
+
+def pattern_files(base: Path, patterns: Sequence[str], hash_file: HashFile = file_sha256) -> list[list[str]]:
+    """Each of `cache_key_files`' patterns with every match under `base` by name and content (none: the pattern alone).
+
+    The one hashing of `cache_key_files`: the local runner's keys and the Kubernetes compiler's memoization use it.
+    """
+    found = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(str(base / pattern), recursive=True, include_hidden=True))
+        # names relative to `base`: the same files key the same wherever the project is checked out
+        found.append([pattern, *(f"{os.path.relpath(m, base)}\0{_content(Path(m), hash_file)}" for m in matches)])
+    return found
+
+
+def _content(path: Path, hash_file: HashFile) -> str:
+    try:
+        return tree_digest(path, hash_file)
+    except OSError:  # gone or unreadable meanwhile: its name keys it, and the step itself will say what is wrong
+        return "<unreadable>"
 
 
 def _module_in(folder: Path, module: str) -> bool:
