@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import sys
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -17,23 +18,41 @@ from trainflow.settings import quiet_noisy_loggers
 if TYPE_CHECKING:
     from rich.console import Console
 
-    console: Console
-    err_console: Console
 
-
-def __getattr__(name: str) -> Any:
-    """`console` and `err_console` are made on first use: a step that prints plain lines never imports rich."""
-    if name not in ("console", "err_console"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+@functools.cache
+def stdout_console() -> Console:
+    """The console on standard output, made on first use: a step that prints plain lines never imports rich."""
     from rich.console import Console
 
     if sys.stdout.isatty():
-        globals()["console"] = Console(highlight=False)
-    else:  # piped: lines as long as they are (tables, checksums, messages stay whole), no padding after them
-        globals()["console"] = Console(highlight=False, width=PIPED_WIDTH, file=_Unpadded())  # type: ignore[arg-type]
-    globals()["err_console"] = Console(stderr=True, highlight=False)
-    return globals()[name]
+        return Console(highlight=False)
+    # piped: lines as long as they are (tables, checksums, messages stay whole), no padding after them
+    return Console(highlight=False, width=PIPED_WIDTH, file=_Unpadded())  # type: ignore[arg-type]
 
+
+@functools.cache
+def stderr_console() -> Console:
+    """The console on standard error, made on first use."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+class _OnFirstUse:
+    """Stands for the console `make` returns, made when a command first prints (what `from ... import console` binds).
+
+    Pass `stdout_console()` / `stderr_console()` themselves where rich wants a Console (a Live, a Progress).
+    """
+
+    def __init__(self, make: Callable[[], Console]) -> None:
+        self._make = make
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._make(), name)
+
+
+console = cast("Console", _OnFirstUse(stdout_console))
+err_console = cast("Console", _OnFirstUse(stderr_console))
 
 PIPED_WIDTH = 1000
 
@@ -63,7 +82,7 @@ def setup_logging(level: str) -> None:
     if sys.stderr.isatty():
         from rich.logging import RichHandler
 
-        handler = RichHandler(console=__getattr__("err_console"), show_path=False, rich_tracebacks=False)
+        handler = RichHandler(console=stderr_console(), show_path=False, rich_tracebacks=False)
         fmt = "%(message)s"
     else:
         handler = logging.StreamHandler(sys.stderr)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from trainflow.cli.output import console
 from trainflow.workflows.backend import WorkflowInfo
 from trainflow.workflows.runs import shown
 from trainflow.workflows.trials import StudyRecord, studies
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def trials_json(info: WorkflowInfo) -> list[dict[str, Any]]:
@@ -29,6 +30,8 @@ def print_trials(info: WorkflowInfo) -> None:
 
 
 def _table(step: str, study: StudyRecord) -> Table:
+    from rich.table import Table
+
     names = list(dict.fromkeys(k for t in study.trials for k in t.params))
     table = Table(
         "",

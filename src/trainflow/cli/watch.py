@@ -5,22 +5,15 @@ from __future__ import annotations
 import re
 import shlex
 import time
+from typing import TYPE_CHECKING
 
-from rich.console import Group
-from rich.live import Live
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
-
-from trainflow.cli.output import console
+from trainflow.cli.output import console, stdout_console
 from trainflow.workflows.backend import DONE, FINISHED, RUNNING, Backend, WorkflowInfo
 from trainflow.workflows.endpoints import dataset, model_server
 from trainflow.workflows.errors import WorkflowError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 _COLOURS = {
     "Succeeded": "green",
@@ -42,6 +35,8 @@ def _duration(start: float | None, end: float | None) -> str:
 
 def step_table(info: WorkflowInfo, said: str = "") -> Table:
     """One row a step; a failed step whose message `said` (the workflow's Message) already shows points there."""
+    from rich.table import Table
+
     table = Table("STEP", "STATUS", "DURATION", "MESSAGE", box=None)
     for step in info.steps:
         colour = _COLOURS.get(step.status, "white")
@@ -99,31 +94,38 @@ def step_progress(backend: Backend, info: WorkflowInfo) -> tuple[str, int, int |
 
 def follow(backend: Backend, name: str, live: bool = True) -> WorkflowInfo:
     """Poll the workflow until it ends, drawing it live when `live`; returns its final state."""
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    task = progress.add_task("steps", total=None)
     info = backend.get(name)
-    if not live:
-        while info.status not in FINISHED:
-            time.sleep(backend.poll_seconds)
-            info = backend.get(name)
-    else:
-        with Live(console=console, refresh_per_second=4) as view:
-            while True:
-                done = step_progress(backend, info)
-                if done:
-                    progress.update(task, description=done[0], completed=done[1], total=done[2])
-                view.update(Group(step_table(info), progress) if done else step_table(info))
-                if info.status in FINISHED:
-                    break
-                time.sleep(backend.poll_seconds)
-                info = backend.get(name)
-    if not live:
-        print_workflow(info, backend)
-    else:
+    if live:
+        info = _draw_live(backend, name, info)
         console.print(f"Status: {info.status}" + (f"  ({info.message})" if info.message else ""))
         for line in summary_lines(info):
             console.print(line, soft_wrap=True, markup=False)  # URLs and commands stay whole, to copy
+        return info
+    while info.status not in FINISHED:
+        time.sleep(backend.poll_seconds)
+        info = backend.get(name)
+    print_workflow(info, backend)
     return info
+
+
+def _draw_live(backend: Backend, name: str, info: WorkflowInfo) -> WorkflowInfo:
+    """The step table (and the training's progress bar once it reports) redrawn until the workflow ends."""
+    from rich.console import Group
+    from rich.live import Live
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    task = progress.add_task("steps", total=None)
+    with Live(console=stdout_console(), refresh_per_second=4) as view:
+        while True:
+            done = step_progress(backend, info)
+            if done:
+                progress.update(task, description=done[0], completed=done[1], total=done[2])
+            view.update(Group(step_table(info), progress) if done else step_table(info))
+            if info.status in FINISHED:
+                return info
+            time.sleep(backend.poll_seconds)
+            info = backend.get(name)
 
 
 def age(ts: float | None) -> str:

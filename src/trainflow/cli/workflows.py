@@ -7,7 +7,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
 from trainflow.cli.cluster_flags import cluster_flags, options_from
 from trainflow.cli.code_flags import code_package_option, fetched
@@ -259,6 +258,8 @@ def services(output: str | None, backend: str, namespace: str) -> None:
     if output:
         emit(rows + [{"workflow": "", **row} for row in own], output)
         return
+    from rich.table import Table
+
     table = Table("WORKFLOW", "SERVICE", "URL", box=None)
     for row in own:
         table.add_row("-", str(row["service"]), " ".join(f"{k}={v}" for k, v in row.items() if k != "service"))
