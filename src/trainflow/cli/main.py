@@ -15,6 +15,7 @@ from trainflow import __version__
 from trainflow.cli.errors import TrainflowGroup
 from trainflow.cli.output import setup_logging
 from trainflow.cli.step_programs import STEP_COMMANDS
+from trainflow.cli.summaries import SUMMARIES
 
 COMMANDS = {
     "data": "trainflow.cli.data:data",
@@ -64,6 +65,23 @@ class LazyGroup(TrainflowGroup):
             module, attr = self.lazy[name].split(":")
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, each lazy command's line made from its summary (cli/summaries.py), not its module."""
+        shown: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy:
+                summary = SUMMARIES[self.lazy[name]]
+                if summary is not None:  # a stand-in click shortens exactly as it would the command's own help
+                    shown.append((name, click.Command(name, help=summary)))
+                continue
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                shown.append((name, command))
+        if shown:
+            limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in shown])
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
