@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from trainflow.workflows.kubernetes.options import (
-    ACCESS_MODES,
-    CACHE_MODES,
-    CACHE_SIZE,
-    HOST_CACHE_PATH,
-    ClusterOptions,
-    cache_volume,
-    cluster_options,
-)
+if TYPE_CHECKING:
+    from trainflow.workflows.kubernetes.options import ClusterOptions
+
+# The cache's choices and defaults, as workflows/kubernetes/options.py defines them (a test holds them equal): every
+# command with these flags (list, get, delete...) imports this module, and only cluster work needs that one.
+CACHE_MODES = ("shared", "per-node")
+CACHE_SIZE = "10Gi"
+ACCESS_MODES = ("ReadWriteMany", "ReadWriteOnce")
+HOST_CACHE_PATH = "/var/lib/trainflow-cache"
 
 FLAGS = (
     click.option("--node-selector", "node_selectors", multiple=True, help="KEY=VALUE node label every pod needs."),
@@ -71,6 +71,8 @@ def cluster_flags(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def options_from(flags: dict[str, Any]) -> ClusterOptions:
     """The checked options the flags (popped from `flags`) give."""
+    from trainflow.workflows.kubernetes.options import cache_volume, cluster_options
+
     given = {name: flags.pop(name) for name in NAMES}
     cache = cache_volume(
         given["cache_mode"],
@@ -94,4 +96,6 @@ def options_from(flags: dict[str, Any]) -> ClusterOptions:
 
 def any_given(flags: dict[str, Any]) -> bool:
     """Whether a flag differs from its default (the local backend refuses them)."""
+    from trainflow.workflows.kubernetes.options import ClusterOptions
+
     return options_from(dict(flags)) != ClusterOptions()

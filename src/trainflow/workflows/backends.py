@@ -29,11 +29,13 @@ class Where:
 
 
 def _local(where: Where) -> Backend:
-    from trainflow.workflows.kubernetes.options import ClusterOptions
     from trainflow.workflows.local.backend import LocalBackend
 
-    if where.options is not None and where.options != ClusterOptions():
-        raise WorkflowError("cluster flags (--resources, --toleration, --cache-*, ...) need --backend kubernetes")
+    if where.options is not None:  # given only by commands with cluster flags: the others skip their module
+        from trainflow.workflows.kubernetes.options import ClusterOptions
+
+        if where.options != ClusterOptions():
+            raise WorkflowError("cluster flags (--resources, --toleration, --cache-*, ...) need --backend kubernetes")
     return LocalBackend(where.home)
 
 
