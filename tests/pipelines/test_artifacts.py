@@ -44,11 +44,31 @@ def test_artifacts_published_to_s3_come_back_whole_through_local_path(tmp_path: 
     out = publish(
         {"model": str(model), "report": str(tmp_path / "report.txt")}, ("model", "report"), f"{s3_bucket}/wf/s"
     )
-    assert out["model"] == f"{s3_bucket}/wf/s/model" and out["report"] == f"{s3_bucket}/wf/s/report/report.txt"
+    model_folder, report_folder = out["model-digest"][7:39], out["report-digest"][7:39]  # sha256:<32 of its hex>
+    assert out["model"] == f"{s3_bucket}/wf/s/model/{model_folder}"
+    assert out["report"] == f"{s3_bucket}/wf/s/report/{report_folder}/report.txt"
     fetched = local_path(out["model"])
     assert digest(fetched) == out["model-digest"] and fetched != model
     assert local_path(out["report"]).read_text() == "ok"
     assert local_path(out["model"]) == fetched  # fetched once, then read from the cache
+
+
+def test_a_folder_published_again_to_s3_reads_back_as_the_new_version_alone_and_the_old_one_whole(
+    tmp_path: Path, s3_bucket: str, trainflow_home: Path
+) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "a").write_text("a1")
+    (folder / "b").write_text("b1")
+    first = publish({"model": str(folder)}, ("model",), f"{s3_bucket}/wf/s")
+    assert sorted(p.name for p in local_path(first["model"]).iterdir()) == ["a", "b"]
+    (folder / "b").unlink()  # a retried step writes fewer files, and other content
+    (folder / "a").write_text("a2")
+    second = publish({"model": str(folder)}, ("model",), f"{s3_bucket}/wf/s")
+    copy = local_path(second["model"])
+    assert sorted(p.name for p in copy.iterdir()) == ["a"] and (copy / "a").read_text() == "a2"
+    assert digest(copy) == second["model-digest"] != first["model-digest"]
+    assert digest(local_path(first["model"])) == first["model-digest"]  # who holds the first URL reads it whole
 
 
 def test_an_artifact_prefix_holding_an_escaping_key_is_refused_and_caches_nothing(

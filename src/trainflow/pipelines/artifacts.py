@@ -2,7 +2,8 @@
 
 A `Call` or function `Train` step that lists an output in `artifacts` may return a local path for it;
 the step's process then uploads that file or directory to `<artifacts_url>/<workflow>/<step>/<key>/`
-and the output becomes the published URL, with `<key>-digest` beside it. A later step receives the
+(in an object store, into a folder named by its digest below that: see `_version_url`) and the output
+becomes the published URL, with `<key>-digest` beside it. A later step receives the
 URL and reads it with `local_path(url)`: the path itself when the store is local, otherwise a copy
 downloaded once into `$TRAINFLOW_HOME/cache/artifacts`. On Kubernetes, where steps run in different
 pods, this is how a file gets from one step to the next.
@@ -36,6 +37,7 @@ from trainflow.storage.names import name_problem, shown
 ENV = "TRAINFLOW_ARTIFACTS_URL"  # where this step instance publishes: <artifacts_url>/<workflow>/<step>
 DIGEST_SUFFIX = "-digest"
 DIGEST_PREFIX = PREFIX
+_VERSION_CHARS = 32  # of an artifact's sha256: the folder of one version in an object store
 
 
 def digest(path: Path, hash_file: HashFile = file_sha256) -> str:
@@ -69,8 +71,10 @@ def publish(
             raise PipelineError(f"artifact {key}={value!r} is a symlink: return the file or directory itself")
         if path.is_dir():
             _refuse_links(key, path)
+        found = digest(path)
         target = join_url(base_url, key)
         try:
+            target = _version_url(target, found)
             if path.is_dir():
                 _replace_dir(path, target, options)
                 published[key] = target
@@ -81,8 +85,20 @@ def publish(
                 published[key] = store.object_url(path.name)
         except StorageError as exc:
             raise PipelineError(f"cannot publish artifact {key} to {target}: {exc.message}") from None
-        published[f"{key}{DIGEST_SUFFIX}"] = digest(path)
+        published[f"{key}{DIGEST_SUFFIX}"] = found
     return published
+
+
+def _version_url(target: str, found: str) -> str:
+    """Where an artifact goes: `target` itself on a local disk (replaced by a rename), else a folder named by its digest.
+
+    An object store's prefix cannot change at once: with a folder per content, a reader never sees an earlier
+    publication's files beside the new ones (a retried step that writes fewer files), a failed upload leaves
+    no output pointing at it and the earlier version whole, and a copy cached by its URL stays right.
+    """
+    if local_path_of(target) is not None:
+        return target
+    return join_url(target, found.removeprefix(DIGEST_PREFIX)[:_VERSION_CHARS])
 
 
 def publish_where_told(outputs: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
