@@ -16,9 +16,10 @@ import numpy as np
 
 from trainflow.export.signature import MODEL_FILE, SIGNATURE_FILE
 from trainflow.storage import StorageOptions, join_url, open_store
-from trainflow.tracking import tracking_uri
+from trainflow.tracking import URI_ENV, tracking_uri
 from trainflow.tracking.client import redacted
 from trainflow.tracking.errors import TrackingError
+from trainflow.tracking.workflow_run import URI_PARAM
 
 if TYPE_CHECKING:
     from trainflow.export.steps import TrainStep
@@ -36,10 +37,16 @@ def train_tracked(
     from trainflow.export.steps import train_and_export
     from trainflow.tracking.step_run import step_run
 
-    if (register or alias) and not tracking_uri():
-        raise TrackingError("registering a model needs the registry: set MLFLOW_TRACKING_URI to its MLflow server")
     if alias and not register:
-        raise TrackingError(f"register-alias {alias} needs register-model: the registered model the alias is of")
+        raise TrackingError(
+            f"--register-alias {alias} needs --register-model NAME: the registered model the alias is of"
+        )
+    if register and not tracking_uri():
+        raise TrackingError(
+            f"--register-model {register} registers the model in MLflow, but tracking is off: set {URI_ENV}=URI "
+            "(an MLflow server, e.g. http://127.0.0.1:5000) for this command, or in a pipeline give --tracking-uri URI "
+            f"or -p {URI_PARAM}=URI to run or submit, or drop --register-model"
+        )
     with step_run("train-model", "train") as run:
         step = train_and_export(workers, export_base, **options)
         if run is None or step.outputs is None:  # not tracked, or a node that does not report
