@@ -32,6 +32,7 @@ Tensors = dict[str, np.ndarray]
 DEFAULT_INLINE_MAX_MICROS = 500  # the most CPU a request may hold the event loop for (health checks wait behind it)
 _PARSE_SECONDS_PER_BYTE = 5e-9  # JSON numbers parsed, checked and copied; binary tensors cost less
 _MIN_BYTES_PER_VALUE = 2  # "0," is the shortest a JSON number gets
+MAX_VERSION_DIGITS = 18  # a longer version number is no loaded version's
 
 
 def numbers_only(body: bytes) -> bool:
@@ -170,7 +171,9 @@ class DataPlane:
         repository = self.repository(name)
         if version in (None, "", 0):
             return repository.get(None)
-        if isinstance(version, str) and not (version.isascii() and version.isdigit()):
+        if isinstance(version, str) and not (
+            version.isascii() and version.isdigit() and len(version) <= MAX_VERSION_DIGITS
+        ):  # int() refuses more than 4,300 digits with a ValueError: that would be a 500, not a 404
             raise NotFound(f"model '{name}' has no version {shown(version)}: versions are positive integers")
         return repository.get(int(version))
 

@@ -99,6 +99,10 @@ class OnnxModel:
         values = self._run_graph(self.output_names, feeds, None)
         return dict(zip(self.output_names, values, strict=True))
 
+    def run_graph(self, output_names: list[str], feeds: Feeds) -> list[np.ndarray]:
+        """The named graph outputs for checked inputs, in this thread (no batch): the session's C run."""
+        return self._run_graph(output_names, feeds, None)
+
     def _wrapped_run(self, output_names: list[str], feeds: Feeds, options: object) -> list[np.ndarray]:
         return self.session.run(output_names, feeds, options)
 

@@ -141,7 +141,7 @@ def _image(
     if not valid or shape[0] == 0:
         raise InvalidInput(f"input '{alias}' has shape {list(shape)}: expected {expected(spec)}")
     images = np.ascontiguousarray(value.reshape(shape[0], *spec.shape[1:]), dtype=spec.dtype)
-    if bounds is not None and _within(images, bounds):
+    if bounds is not None and within_bounds(images, bounds):
         return images
     low, high = float(images.min()), float(images.max())
     if not (math.isfinite(low) and math.isfinite(high)):
@@ -151,7 +151,7 @@ def _image(
     return images
 
 
-def _within(images: np.ndarray, bounds: tuple[np.dtype, int, int]) -> bool:
+def within_bounds(images: np.ndarray, bounds: tuple[np.dtype, int, int]) -> bool:
     """True when every value is in the layout's range (`_bit_bounds`), in one pass over the pixels; False means
     "look closer" (the caller's exact check names the problem, or accepts a -0.0)."""
     unsigned, low, high = bounds
