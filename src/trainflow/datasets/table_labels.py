@@ -37,6 +37,14 @@ class LabelCodes:
         hits = np.flatnonzero(codes == code)
         return int(hits[0]) if len(hits) else None
 
+    def merged(self, other: LabelCodes, codes: np.ndarray) -> np.ndarray:
+        """`other`'s codes as this one's, texts new to this one coded in `other`'s order of first sight.
+
+        Merging the codes of a table's consecutive parts in order codes every text as reading it whole does.
+        """
+        remap = np.asarray([self._code(text) for text in other.texts] or [0], dtype=np.int32)
+        return remap[codes]
+
     def code(self, text: str) -> int:
         """The code of a label text seen before."""
         return self._codes[text]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +15,15 @@ import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 import pyarrow.csv as pa_csv  # type: ignore[import-untyped, unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
+from trainflow.cores import usable_cores
 from trainflow.datasets.errors import DataFormatError
 
 BATCH_BYTES = 1 << 20  # of CSV text per batch (pyarrow holds several blocks: 4 MiB ones took ~150 MiB)
 BATCH_ROWS = 65536  # of a Parquet file per batch
+# pyarrow's streaming CSV reader parses on one thread (its `use_threads` gains nothing): a CSV of at least twice
+# this many bytes is parsed in byte ranges side by side, one a core, as its whole-file `read_csv` does.
+SEGMENT_BYTES = 8 << 20
+MAX_SEGMENTS = 4  # each range holds pyarrow's blocks in flight: memory grows with the ranges, never with the rows
 
 
 _VIEWS: dict[pa.DataType, np.dtype[Any]] = {
@@ -73,6 +80,17 @@ class Table:
         """Batches of the `wanted` columns; a CSV's `numbers` columns parsed as float64 (NotNumbers if one is not)."""
         return _csv_batches(self, wanted, numbers) if self.csv else _parquet_batches(self, wanted)
 
+    def segments(self, wanted: list[str], numbers: list[str]) -> list[Iterator[Batch]]:
+        """A large CSV's rows as consecutive byte ranges to read side by side, each as `batches` reads; else one.
+
+        Each range's batches count rows from its own first row, and its errors name lines the same way: only
+        a read through `batches` names a bad row by its line in the file.
+        """
+        ranges = _csv_ranges(self.path) if self.csv else []
+        if len(ranges) < 2:
+            return [self.batches(wanted, numbers)]
+        return [_csv_batches(self, wanted, numbers, span) for span in ranges]
+
 
 def open_table(path: Path, name: str) -> Table:
     """The table's header (nothing else is read yet); DataFormatError when it is not a readable table."""
@@ -104,21 +122,68 @@ def _csv_header(path: Path, name: str) -> list[str]:
     return columns
 
 
-def _csv_batches(table: Table, wanted: list[str], numbers: list[str]) -> Iterator[Batch]:
+def _csv_ranges(path: Path) -> list[tuple[int, int]]:
+    """The file cut at line ends into up to one range a core of at least SEGMENT_BYTES each; the header in the first.
+
+    Cutting at a line end is what pyarrow's own chunking does (a quoted value holds no line break unless
+    `newlines_in_values` is set, which the reader does not set).
+    """
+    size = path.stat().st_size
+    count = min(MAX_SEGMENTS, usable_cores(), size // SEGMENT_BYTES)
+    if count < 2:
+        return []
+    cuts = [0]
+    with open(path, "rb") as f:
+        for k in range(1, count):
+            f.seek(max(size * k // count, cuts[-1]))
+            f.readline()  # to the end of the line the cut falls in (the header's, at the start)
+            if f.tell() >= size:
+                break
+            cuts.append(f.tell())
+    return list(zip(cuts, [*cuts[1:], size], strict=True))
+
+
+class _Range(io.RawIOBase):
+    """Bytes `start` to `end` of a file, read without moving a shared file position (each reader its own)."""
+
+    def __init__(self, path: Path, start: int, end: int) -> None:
+        self._fd = os.open(path, os.O_RDONLY)
+        self._at, self._end = start, end
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1, /) -> bytes:
+        size = self._end - self._at if size < 0 else min(size, self._end - self._at)
+        data = os.pread(self._fd, size, self._at) if size > 0 else b""
+        self._at += len(data)
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+def _csv_batches(
+    table: Table, wanted: list[str], numbers: list[str], span: tuple[int, int] | None = None
+) -> Iterator[Batch]:
     bad: list[pa_csv.InvalidRow] = []
 
     def invalid(row: pa_csv.InvalidRow) -> str:
         bad.append(row)
         return "error"
 
-    # One thread: the parser then numbers rows, so a bad one is named by its line.
-    read = pa_csv.ReadOptions(use_threads=False, block_size=BATCH_BYTES, skip_rows=1, column_names=table.columns)
+    # One thread: the parser then numbers rows, so a bad one is named by its line. The header is in the first range.
+    skip = 1 if span is None or span[0] == 0 else 0
+    read = pa_csv.ReadOptions(use_threads=False, block_size=BATCH_BYTES, skip_rows=skip, column_names=table.columns)
     types = dict.fromkeys(table.columns, pa.string()) | dict.fromkeys(numbers, pa.float64())
     convert = pa_csv.ConvertOptions(column_types=types, include_columns=wanted)
     start = 0
+    source = table.path if span is None else _Range(table.path, *span)
     try:
         reader = pa_csv.open_csv(
-            table.path, read_options=read, parse_options=pa_csv.ParseOptions(invalid_row_handler=invalid),
+            source, read_options=read, parse_options=pa_csv.ParseOptions(invalid_row_handler=invalid),
             convert_options=convert,
         )  # fmt: skip
         for batch in reader:
@@ -137,6 +202,9 @@ def _csv_batches(table: Table, wanted: list[str], numbers: list[str]) -> Iterato
             f"{table.name} is not a readable CSV file ({exc}, after data row {start}): "
             "save it as UTF-8 CSV with a header row"
         ) from None
+    finally:
+        if isinstance(source, _Range):
+            source.close()
 
 
 def _parquet_batches(table: Table, wanted: list[str]) -> Iterator[Batch]:

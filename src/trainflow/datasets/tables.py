@@ -3,13 +3,16 @@
 Tables are read a batch of rows at a time (`table_reader`) and labels become small integer codes, so memory
 stays flat however many rows there are. Where the row count is known before reading (Parquet's metadata),
 each row goes straight to the training or the test array, the training rows' statistics summed on the
-way; a CSV's rows go to a raw file on the cache's disk first, and a second pass splits them.
+way; a CSV's rows go to raw files on the cache's disk first (a large CSV's byte ranges parsed side by side,
+one a core), and a second pass splits them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -135,22 +138,86 @@ def _read_single(
                 f"{table.name} holds {read.rows} rows where its metadata says {table.rows}: write it again"
             )
         return read, held
-    # A CSV's row count is known only at its end: the rows go to a raw file first, then to the two arrays.
-    path = work / f".{PurePosixPath(table.name).name}.rows"
-    with open(path, "wb") as raw:
-
-        def again() -> None:
-            raw.seek(0)
-            raw.truncate()
-
-        read = _read(table, features, label, codes, lambda _, block: block.tofile(raw), again)
+    # A CSV's row count is known only at its end: the rows go to raw files first, then to the two arrays.
+    read, paths = _read_raw(table, features, label, codes, work)
     held = _held_out(read.rows)
     split = out.split(held, table.name)
     step = max(1, CHUNK_BYTES // (4 * len(features)))
-    for start, block in zip(range(0, read.rows, step), raw_rows(path, F32, len(features), step)):
-        split(start, block)
-    path.unlink()
+    start = 0
+    for path in paths:
+        for block in raw_rows(path, F32, len(features), step):
+            split(start, block)
+            start += len(block)
+        path.unlink()
     return read, held
+
+
+def _read_raw(table: Table, features: list[str], label: str, codes: LabelCodes, work: Path) -> tuple[_Read, list[Path]]:
+    """A CSV's feature rows into raw files, in order: its byte ranges read side by side where it has several.
+
+    A range that meets anything to refuse or to read as text stops them all, and the table is read again from
+    its start on one thread, which names the row by its line in the file.
+    """
+    raw = work / f".{PurePosixPath(table.name).name}.rows"
+    segments = table.segments([*features, label], features)
+    if len(segments) > 1:
+        try:
+            return _read_segments(table, segments, features, label, codes, raw)
+        except (DataFormatError, NotNumbers):
+            pass
+    with open(raw, "wb") as f:
+
+        def again() -> None:
+            f.seek(0)
+            f.truncate()
+
+        return _read(table, features, label, codes, lambda _, block: block.tofile(f), again), [raw]
+
+
+class _Stopped(Exception):
+    """Another range of the table failed: this one stops at its next batch."""
+
+
+def _read_segments(
+    table: Table, segments: list[Iterator[Batch]], features: list[str], label: str, codes: LabelCodes, raw: Path
+) -> tuple[_Read, list[Path]]:
+    """Each byte range's rows into its own raw file on its own thread; the labels' codes merged in file order."""
+    paths = [raw.with_name(f"{raw.name}.{k}") for k in range(len(segments))]
+    stop = threading.Event()
+
+    def read(k: int) -> tuple[LabelCodes, _Read]:
+        own = LabelCodes()
+
+        def rows(_: int, block: np.ndarray) -> None:
+            if stop.is_set():
+                raise _Stopped
+            block.tofile(f)
+
+        try:
+            with open(paths[k], "wb") as f:
+                return own, _read_as(table, segments[k], features, label, own, rows)
+        except BaseException:
+            stop.set()
+            raise
+
+    try:
+        with ThreadPoolExecutor(len(segments)) as pool:
+            futures = [pool.submit(read, k) for k in range(len(segments))]
+            try:
+                wait(futures)
+            except BaseException:  # interrupted: the ranges stop at their next batch, then the pool is left
+                stop.set()
+                raise
+        failed = [e for e in (f.exception() for f in futures) if e is not None and not isinstance(e, _Stopped)]
+        if failed:
+            raise failed[0]
+        parts = [future.result() for future in futures]
+    except BaseException:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        raise
+    merged = [codes.merged(own, part.codes) for own, part in parts]
+    return _Read(table, sum(part.rows for _, part in parts), np.concatenate(merged)), paths
 
 
 def _tables(names: Sequence[str], options: FormatOptions) -> dict[str, str]:
@@ -204,17 +271,20 @@ def _features(opened: dict[str, Table], label: str) -> list[str]:
 def _read(
     table: Table, features: list[str], label: str, codes: LabelCodes, rows: Rows, restart: Callable[[], None]
 ) -> _Read:
+    wanted = [*features, label]
     try:
-        return _read_as(table, features, label, codes, rows, numbers=features)
+        return _read_as(table, table.batches(wanted, features), features, label, codes, rows)
     except NotNumbers:  # rare: text pyarrow does not parse (" 1.5", "1_000") or a bad value to quote as written
         restart()
-        return _read_as(table, features, label, codes, rows, numbers=[])
+        return _read_as(table, table.batches(wanted, []), features, label, codes, rows)
 
 
-def _read_as(table: Table, features: list[str], label: str, codes: LabelCodes, rows: Rows, numbers: list[str]) -> _Read:
+def _read_as(
+    table: Table, batches: Iterator[Batch], features: list[str], label: str, codes: LabelCodes, rows: Rows
+) -> _Read:
     parts: list[np.ndarray] = []
     count = 0
-    for batch in table.batches([*features, label], numbers):
+    for batch in batches:
         block = np.empty((batch.rows, len(features)), dtype=np.float32)
         with np.errstate(over="ignore"):  # a number past float32 becomes infinite here, and _within refuses it
             for j, column in enumerate(features):

@@ -1,0 +1,104 @@
+"""A large CSV is parsed in byte ranges side by side: the same arrays, split, labels and statistics as reading it
+in one pass, and a bad row in a later range still named by its line in the file, with nothing kept."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainflow.datasets import DataFormatError, DatasetCache, load_dataset, table_reader
+from trainflow.datasets.checks import normalization
+
+ROWS = 6000
+FEATURES = 5
+RANGES = 3
+
+
+@pytest.fixture(autouse=True)
+def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranges of ~40 KB on three threads (a 1 MiB batch would hold a whole range), batches of 4 KB within them."""
+    monkeypatch.setattr(table_reader, "BATCH_BYTES", 4096)
+    monkeypatch.setattr(table_reader, "SEGMENT_BYTES", 32 << 10)
+    monkeypatch.setattr(table_reader, "usable_cores", lambda: RANGES)
+
+
+def write_csv(src: Path, line_end: str = "\n") -> tuple[np.ndarray, list[str]]:
+    """A table whose last rows hold a class no earlier row has ('zebra'), with quoted labels and `line_end` lines."""
+    rng = np.random.default_rng(11)
+    x = (rng.normal(size=(ROWS, FEATURES)) * [1, 10, 1e3, 0.01, 5]).astype(np.float32)
+    y = [["ant", "bee", "cat"][v] for v in rng.integers(0, 3, ROWS)]
+    y[-50:] = ["zebra"] * 50
+    src.mkdir(parents=True, exist_ok=True)
+    with open(src / "t.csv", "w", newline="") as f:
+        writer = csv.writer(f, lineterminator=line_end, quoting=csv.QUOTE_NONNUMERIC)
+        writer.writerow([*(f"f{j}" for j in range(FEATURES)), "label"])
+        writer.writerows([*(float(v) for v in row), label] for row, label in zip(x, y, strict=True))
+    return x, y
+
+
+def expected(x: np.ndarray, y: list[str]) -> dict[str, np.ndarray]:
+    """What one pass over the whole table gives: 20% of the rows held out by a permutation seeded 0, in file order."""
+    order = np.random.default_rng(0).permutation(ROWS)
+    test = np.sort(order[: int(ROWS * 0.2)])
+    train = np.setdiff1d(np.arange(ROWS), test)
+    classes = sorted(set(np.asarray(y)[train]))
+    labels = np.array([classes.index(v) for v in y], dtype=np.int64)
+    return {"x_train": x[train], "y_train": labels[train], "x_test": x[test], "y_test": labels[test]}
+
+
+def test_the_table_is_cut_into_ranges_at_line_ends(tmp_path: Path) -> None:
+    write_csv(tmp_path, line_end="\r\n")
+    table = table_reader.open_table(tmp_path / "t.csv", "t.csv")
+    ranges = table_reader._csv_ranges(table.path)
+    data = (tmp_path / "t.csv").read_bytes()
+    assert len(ranges) == RANGES and ranges[0][0] == 0 and ranges[-1][1] == len(data)
+    assert all(end == start and data[start - 1 : start] == b"\n" for (_, end), (start, _) in itertools.pairwise(ranges))
+    rows = [sum(b.rows for b in segment) for segment in table.segments(table.columns, table.columns[:-1])]
+    assert sum(rows) == ROWS and all(rows)
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_a_csv_read_in_ranges_gives_the_arrays_split_labels_and_statistics_of_one_pass(
+    cache: DatasetCache, tmp_path: Path, line_end: str
+) -> None:
+    x, y = write_csv(tmp_path / "src", line_end)
+    result = cache.ensure(str(tmp_path / "src"), "d")
+
+    d, dataset, want = result.descriptor, load_dataset(result.path), expected(x, y)
+    assert d is not None and (d.train_count, d.test_count) == (4800, 1200)
+    assert d.class_names == ("ant", "bee", "cat", "zebra")
+    for part, split in (("train", dataset.train), ("test", dataset.test)):
+        assert np.array_equal(np.asarray(split.images), want[f"x_{part}"])
+        assert np.array_equal(np.asarray(split.labels), want[f"y_{part}"])
+    assert d.normalization == normalization(want["x_train"], (FEATURES,))
+    assert sorted(p.name for p in result.path.rglob("*.rows*")) == []  # the ranges' raw files are gone
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ("1.0,2.0,3.0\n", r"t\.csv line 5432 has 3 values for 6 columns: fix that row"),
+        ('1,2,3,four,5,"ant"\n', r"column 'f3' of t\.csv is not numeric \(row 5432: 'four'\)"),
+        ("1,2,3,4,5,\n", r"line 5432 of t\.csv has no 'label'"),
+        ('1,2,3,1e39,5,"ant"\n', r"column 'f3' of t\.csv holds 1e39 \(row 5432\), beyond float32"),
+    ],
+)
+def test_a_bad_row_in_a_later_range_is_named_by_its_line_in_the_file_and_nothing_is_kept(
+    cache: DatasetCache, tmp_path: Path, bad_line: str, message: str
+) -> None:
+    write_csv(tmp_path / "src")
+    path = tmp_path / "src" / "t.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[5432 - 1] = bad_line
+    path.write_text("".join(lines))
+    start_of_last = table_reader._csv_ranges(path)[-1][0]
+    assert len("".join(lines[: 5432 - 1]).encode()) > start_of_last  # the bad row is in the last range
+
+    with pytest.raises(DataFormatError, match=message) as refused:
+        cache.ensure(str(tmp_path / "src"), "d")
+    assert "\n" not in str(refused.value)
+    assert not cache.path("d").exists() and cache.names() == []
