@@ -159,18 +159,32 @@ def data() -> None:
 @data.command()
 @click.argument("local_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("url")
+@click.option(
+    "--delete",
+    is_flag=True,
+    help="Also delete the objects under URL that LOCAL_DIR lacks (left from an earlier upload), once all is uploaded.",
+)
 @endpoint_option
 @region_option
-def upload(local_dir: Path, url: str, aws_endpoint_url: str | None, aws_region: str | None) -> None:
+def upload(local_dir: Path, url: str, delete: bool, aws_endpoint_url: str | None, aws_region: str | None) -> None:
     """Mirror LOCAL_DIR to URL (s3://bucket/prefix/), creating the bucket if it is missing."""
     with _progress() as progress:
         task = progress.add_task("uploading", total=None)
         result = mirror_dir(
-            local_dir, url, StorageOptions.from_env(aws_endpoint_url, aws_region), lambda n: progress.advance(task, n)
+            local_dir,
+            url,
+            StorageOptions.from_env(aws_endpoint_url, aws_region),
+            lambda n: progress.advance(task, n),
+            delete=delete,
         )
+    extra = len(result.extra)
+    if result.deleted:
+        left = f", deleted {extra} not in {escape(str(local_dir))}" if extra else ""
+    else:
+        left = f"; {extra} objects there are not in {escape(str(local_dir))} (--delete removes them)" if extra else ""
     console.print(
         f"{escape(url)}: uploaded {len(result.uploaded)} files ({human_bytes(result.bytes_uploaded)}), "
-        f"{len(result.unchanged)} already there"
+        f"{len(result.unchanged)} already there{left}"
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainflow.storage.base import ObjectInfo, ProgressCallback, StorageOptions, _no_progress
@@ -16,6 +16,8 @@ class MirrorResult:
     uploaded: list[str]
     unchanged: list[str]
     bytes_uploaded: int
+    extra: list[str] = field(default_factory=list)  # objects there that `src` lacks (left from an earlier upload)
+    deleted: bool = False  # whether `extra` were deleted
 
 
 def _md5(path: Path) -> str:
@@ -42,8 +44,12 @@ def local_files(src: Path, hidden: bool = False) -> list[tuple[str, Path]]:
     return sorted(
         (p.relative_to(src).as_posix(), p)
         for p in src.rglob("*")
-        if p.is_file() and (hidden or not any(part.startswith(".") for part in p.relative_to(src).parts))
+        if p.is_file() and (hidden or not _hidden(p.relative_to(src).as_posix()))
     )
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith(".") for part in name.split("/"))
 
 
 def mirror_dir(
@@ -52,11 +58,13 @@ def mirror_dir(
     options: StorageOptions | None = None,
     progress: ProgressCallback = _no_progress,
     hidden: bool = False,
+    delete: bool = False,
 ) -> MirrorResult:
     """Upload every file of `src` that the destination lacks or holds different; creates the bucket.
 
     Hidden files (a `.DS_Store`) are left out of a dataset upload; an artifact, whose digest covers every
-    file, passes `hidden=True`.
+    file, passes `hidden=True`. Objects there that `src` lacks are `extra`; `delete` removes them once every
+    file is uploaded (a reader listing the destination meanwhile still sees them: a prefix cannot change at once).
     """
     files = local_files(src, hidden)
     store = open_store(dst_url, options)
@@ -73,4 +81,9 @@ def mirror_dir(
         store.upload(path, name, progress)
         uploaded.append(name)
         sent += path.stat().st_size
-    return MirrorResult(uploaded, unchanged, sent)
+    local = {name for name, _ in files}
+    extra = sorted(n for n in remote if n not in local and (hidden or not _hidden(n)))
+    if delete:
+        for name in extra:
+            store.delete(name)
+    return MirrorResult(uploaded, unchanged, sent, extra, delete)
