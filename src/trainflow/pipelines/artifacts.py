@@ -51,8 +51,8 @@ def publish(
     """`outputs` with each artifact that names a local file or directory published under `base_url`.
 
     The output becomes the published URL (a file keeps its name: `<base>/<key>/<name>`; in an object store
-    `<base>/<key>/<digest folder>/...`) and
-    `<key>-digest` its digest. Values that are not local paths (already a URL) are left as they are.
+    `<base>/<key>/<digest folder>/...`) and `<key>-digest` its digest. Values that are not local paths
+    (already a URL) are left as they are.
     """
     check_keys("artifact", keys)
     published = dict(outputs)
