@@ -86,7 +86,11 @@ class RequestScope:
         plane = self.plane
         with plane._lock:
             plane._in_flight -= 1
-        if kind is None or not issubclass(kind, Exception):
+        model = self.model
+        if kind is None and model is not None:  # most requests: straight to the tally (`_record` says the same)
+            seconds = time.perf_counter() - self.started
+            plane.metrics.requests.answered(model.name, str(model.version), self.protocol, seconds)
+        elif kind is None or not issubclass(kind, Exception):
             plane._record(self, None)
         else:
             plane._record(self, kind.__name__ if issubclass(kind, ServingError) else "Internal")

@@ -1,8 +1,8 @@
 """The REST server: the TF Serving and V2 adapters, health and /metrics behind one ASGI app.
 
 Requests under `/v1/models/` and `/v2/models/` go straight to their adapter as a bare `RestRequest`, and the
-adapter routes and answers every error itself (V2 infer requests first reach `v2_fast`, which answers the usual
-one itself); Starlette's router, middleware and `Request` (~15% of a small inference request's CPU) serve the rest.
+adapter routes and answers every error itself (`v2_fast` answers the usual V2 infer request before all of them);
+Starlette's router, middleware and `Request` (~15% of a small inference request's CPU) serve the rest.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from trainflow.serving.v2_rest import V2Rest
 def build_rest_app(plane: DataPlane, limits: BodyLimits, fast_v2: bool = True) -> ASGIApp:
     """All REST routes of one server, sharing one data plane; the event loop's lag is measured while it runs.
 
-    `fast_v2=False` answers every V2 infer request with the general adapter (`v2_fast` declines to it anyway for
-    anything but the usual request; the tests compare the two).
+    `fast_v2=False` answers every V2 infer request with the general adapter; otherwise `v2_fast` answers the usual
+    one first and hands anything else to it (the tests compare the two).
     """
     bodies = BodyReader(limits)
     tfs = TfsRest(plane, bodies)
@@ -76,21 +76,12 @@ def build_rest_app(plane: DataPlane, limits: BodyLimits, fast_v2: bool = True) -
     adapters: dict[str, Callable[[RestRequest], Awaitable[Reply]]] = {"/v2/models/": v2, "/v1/models/": tfs}
     prefix = len("/v2/models/")
 
-    async def general_v2(scope: Scope, receive: Receive, send: Send) -> None:
-        response = await v2(RestRequest(scope, receive))
-        await response(scope, receive, send)
-
-    fast = V2FastInfer(plane, limits, general_v2) if fast_v2 else None
-
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         adapter = adapters.get(scope["path"][:prefix]) if scope["type"] == "http" else None
         if adapter is None:
             await rest(scope, receive, send)
             return
-        if adapter is v2 and fast is not None and scope["path"].endswith("/infer"):
-            await fast(scope, receive, send)
-            return
         response = await adapter(RestRequest(scope, receive))
         await response(scope, receive, send)
 
-    return app
+    return V2FastInfer(plane, limits, app) if fast_v2 else app

@@ -9,7 +9,9 @@ Anything else falls back to the general adapter before this path does anything a
 see: a request it declines (a second tensor, another datatype, nested data, a value out of range, a body in
 several pieces, batching, binary outputs, ...) is answered by `v2_rest.V2Rest` from the same bytes, so every
 refusal keeps its status and message (`tests/serving/test_v2_fast.py` compares the two on a corpus of bad
-requests). What it answers is what the general adapter would: the same checks, admission, metrics and reply.
+requests). What it answers is what the general adapter would: the same checks, admission, metrics and reply. It answers on
+the event loop only what the general adapter's cost estimate would answer there (`dataplane.inline_cost`); the
+general adapter's scan for encoded images (`numbers_only`) has nothing to find in a request this path takes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import orjson
 from starlette.types import Message, Receive, Scope, Send
 
 from trainflow.serving import v2_tensors
-from trainflow.serving.dataplane import MAX_VERSION_DIGITS, DataPlane, inline_cost, numbers_only
+from trainflow.serving.dataplane import MAX_VERSION_DIGITS, DataPlane, inline_cost
 from trainflow.serving.errors import ServingError
 from trainflow.serving.http_status import error_response
 from trainflow.serving.json_arrays import may_hold_booleans
@@ -43,6 +45,7 @@ _LENGTH = b"content-length"
 _ODD_LENGTH = 1 << 62  # a Content-Length the fast path leaves to the general reader
 _HEADER_LENGTH = b"inference-header-content-length"
 _JSON_HEADERS = b"application/json"
+_WHOLE = {int}  # the types of a shape's dimensions
 
 General = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -54,14 +57,14 @@ class FastModel:
         "alias",
         "bounds",
         "datatype",
-        "example_shapes",
+        "example_values",
         "feed_shape",
         "image",
         "item_bytes",
         "onnx_input",
         "onnx_outputs",
-        "output_heads",
-        "reply_prefix",
+        "reply_template",
+        "reply_with_id",
         "typecode",
     )
 
@@ -79,19 +82,20 @@ class FastModel:
         self.bounds = check.bounds
         if check.layout is not None:  # the shapes `tensor_specs._image` takes, the batch dimension aside
             c, h, w = check.layout.channels, check.layout.height, check.layout.width
-            self.example_shapes = {(check.layout.pixels,), (c, h, w)} | ({(h, w)} if c == 1 else set())
+            shapes = {(check.layout.pixels,), (c, h, w)} | ({(h, w)} if c == 1 else set())
         else:
-            self.example_shapes = {tuple(spec.shape[1:])}
+            shapes = {tuple(spec.shape[1:])}
+        self.example_values = {shape: math.prod(shape) for shape in shapes}  # values per example, by shape
         self.onnx_outputs = [out.onnx_name for out in signature.outputs.values()]
-        self.output_heads = [
-            b'{"name":%s,"datatype":%s,"shape":'
-            % (orjson.dumps(name), orjson.dumps(v2_tensors.OUTPUT_DATATYPES[np.dtype(out.dtype)]))
+        # the reply `v2_rest` builds, its outputs' shapes and data left as %s (a literal % doubled)
+        outputs = b",".join(
+            b'{"name":%s,"datatype":%s,"shape":%%s,"data":%%s}'
+            % (_literal(name), _literal(v2_tensors.OUTPUT_DATATYPES[np.dtype(out.dtype)]))
             for name, out in signature.outputs.items()
-        ]
-        self.reply_prefix = b'{"model_name":%s,"model_version":%s,"outputs":[' % (
-            orjson.dumps(model.name),
-            orjson.dumps(str(model.version)),
         )
+        head = b'{"model_name":%s,"model_version":%s,"outputs":[' % (_literal(model.name), _literal(str(model.version)))
+        self.reply_template = head + outputs + b"]}"
+        self.reply_with_id = head + outputs + b'],"id":%s}'
 
     @staticmethod
     def of(model: OnnxModel) -> FastModel | None:
@@ -115,12 +119,13 @@ class FastModel:
         if type(tensor) is not dict or tensor.get("name") != self.alias or tensor.get("datatype") != self.datatype:
             return None
         shape = tensor.get("shape")  # whole numbers only: True and 784.0 would hash like 1 and 784
-        if type(shape) is not list or not 2 <= len(shape) <= 4 or not all(type(d) is int for d in shape):
+        if type(shape) is not list or not 2 <= len(shape) <= 4 or {*map(type, shape)} != _WHOLE:
             return None
         rows = shape[0]
-        if rows < 1 or tuple(shape[1:]) not in self.example_shapes:
+        per_example = self.example_values.get(tuple(shape[1:]))
+        if rows < 1 or per_example is None:
             return None
-        values = rows * math.prod(shape[1:])
+        values = rows * per_example
         parameters = tensor.get("parameters", {})
         if type(parameters) is not dict:
             return None
@@ -144,20 +149,15 @@ class FastModel:
 
     def reply(self, outputs: list[np.ndarray], request_id: object) -> bytes:
         """The V2 reply with every output as JSON data, as `v2_rest` builds it."""
-        parts = [self.reply_prefix]
-        for i, (head, value) in enumerate(zip(self.output_heads, outputs, strict=True)):
-            if i:
-                parts.append(b",")
-            parts += [head, orjson.dumps(value.shape), b',"data":', orjson.dumps(value.ravel().tolist()), b"}"]
+        values = [orjson.dumps(part) for value in outputs for part in (value.shape, value.ravel().tolist())]
         if isinstance(request_id, str) and request_id:
-            parts += [b'],"id":', orjson.dumps(request_id), b"}"]
-        else:
-            parts.append(b"]}")
-        return b"".join(parts)
+            return self.reply_with_id % (*values, orjson.dumps(request_id))
+        return self.reply_template % tuple(values)
 
 
 class V2FastInfer:
-    """`POST /v2/models/{name}[/versions/{v}]/infer` for the usual request; `general` answers everything else."""
+    """An ASGI app: `POST /v2/models/{name}[/versions/{v}]/infer` for the usual request, before `general` (the REST
+    app) answers everything else."""
 
     def __init__(self, plane: DataPlane, limits: BodyLimits, general: General) -> None:
         self.plane = plane
@@ -168,6 +168,9 @@ class V2FastInfer:
         self._routes: dict[str, tuple[str, int | None] | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith(_SUFFIX):
+            await self.general(scope, receive, send)
+            return
         message = await receive()
         found = self._request(scope, message)
         if found is None:
@@ -188,7 +191,7 @@ class V2FastInfer:
 
     def _request(self, scope: Scope, message: Message) -> tuple[OnnxModel, FastModel, np.ndarray, object] | None:
         """The model, its prepared path, the checked input and the request's id; None: the general path answers."""
-        if scope["method"] != "POST" or message["type"] != "http.request" or message.get("more_body", False):
+        if message["type"] != "http.request" or message.get("more_body", False):
             return None
         body = message.get("body", b"")
         declared, header_length = _lengths(scope["headers"])
@@ -203,8 +206,6 @@ class V2FastInfer:
             if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
                 return None
             json_text, binary = body[: int(header_length)], body[int(header_length) :]
-        if not numbers_only(json_text):
-            return None
         try:
             document = orjson.loads(json_text)
         except (orjson.JSONDecodeError, RecursionError):
@@ -282,6 +283,11 @@ def _all_outputs_as_json(document: dict[str, Any]) -> bool:
         return True
     parameters = document["parameters"]
     return type(parameters) is dict and not parameters.get("binary_data_output")
+
+
+def _literal(value: str) -> bytes:
+    """`value` as a JSON string inside a %-template."""
+    return orjson.dumps(value).replace(b"%", b"%%")
 
 
 def _replay(first: Message, receive: Receive) -> Receive:
