@@ -180,7 +180,7 @@ def load(base: Path) -> ModelServer:
 class Apps:
     general: Any  # the REST app answering every V2 infer request with the general adapter
     general_plane: DataPlane
-    fast: V2FastInfer  # the fast path, in front of the same app on another server
+    fast: V2FastInfer  # the same app on another server, behind the fast path
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,8 @@ def apps(tmp_path_factory: pytest.TempPathFactory, centroid_model: bytes) -> Ite
     general_server, fast_server = load(base), load(base)
     try:
         general = build_rest_app(general_server.plane, LIMITS, fast_v2=False)
-        fast = V2FastInfer(fast_server.plane, LIMITS, build_rest_app(fast_server.plane, LIMITS, fast_v2=False))
+        fast = build_rest_app(fast_server.plane, LIMITS)  # what `trainflow serve` runs
+        assert isinstance(fast, V2FastInfer)
         yield Apps(general, general_server.plane, fast)
     finally:
         general_server.stop(grace=0.1)
