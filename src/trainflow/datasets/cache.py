@@ -272,7 +272,8 @@ class _Sync:
         for leftover in remove_partial_files(self.directory):
             log.info("removed %s, left by an interrupted sync", leftover)
         todo = self._plan(remote)
-        self._drop_stale({o.name for o in remote})
+        if self.manifest.files:  # a first sync has nothing to drop: no set of every listed name
+            self._drop_stale({o.name for o in remote})
         return todo
 
     def run(self, todo: deque[ObjectInfo]) -> SyncResult:
@@ -319,11 +320,14 @@ class _Sync:
         todo: deque[ObjectInfo] = deque()
         for obj in remote:
             entry = self.manifest.files.get(obj.name)
+            verified_at = entry.local_mtime_ns if entry else 0
             if (
                 entry
                 and entry.source_tag == obj.version_tag
                 and _verified(cached_path(self.directory, obj.name), entry, self.verify)
             ):
+                if entry.local_mtime_ns != verified_at:  # the table holds a copy of the entry: store it back
+                    self.manifest.files[obj.name] = entry
                 self.result.unchanged.append(obj.name)
                 self.result.bytes_saved += obj.size
             else:
