@@ -51,5 +51,9 @@ def step_outputs(result: SyncResult) -> dict[str, Any]:
 def content_digest(directory: Path) -> str:
     """The cached dataset's identity: its files' names and checksums from the manifest (not its timestamps)."""
     manifest = load_manifest(directory)
-    files = {name: entry.sha256 for name, entry in sorted(manifest.files.items())} if manifest else {}
-    return "manifest-sha256:" + hashlib.sha256(json.dumps(files).encode()).hexdigest()
+    digest = hashlib.sha256(b"{")  # the JSON of {name: sha256}, sorted, hashed a file at a time
+    items = manifest.files.sorted_items() if manifest else iter(())
+    for i, (name, entry) in enumerate(items):
+        digest.update(f"{', ' if i else ''}{json.dumps(name)}: {json.dumps(entry.sha256)}".encode())
+    digest.update(b"}")
+    return "manifest-sha256:" + digest.hexdigest()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import multiprocessing
 import re
+from array import array
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,8 +31,9 @@ _KINDS = {1: "grayscale", 3: "colour"}
 def build_images(directory: Path, names: Sequence[str], options: FormatOptions, work: Path) -> Built:
     """Decode the class folders into x_train.npy and x_test.npy, opening each image once where sizes agree.
 
-    The arrays are built at the declared size, else at the first image's size, which is almost always the
-    most common one; when it is not, every image is decoded again at the most common size.
+    `names` are the dataset's files, sorted. The arrays are built at the declared size, else at the first
+    image's size, which is almost always the most common one; when it is not, every image is decoded again
+    at the most common size. Images are kept as positions in `names` (4 bytes each), never as a list of names.
     """
     splits = _class_files(names)
     classes = tuple(sorted(splits["train"]))
@@ -37,31 +41,51 @@ def build_images(directory: Path, names: Sequence[str], options: FormatOptions, 
     for split, by_class in splits.items():
         for cls in by_class:
             cached_path(directory, f"{split}/{cls}")  # refuses a link on the way, once per folder
-    # Names only, class after class (a (name, label) pair per file was ~64 bytes more a file); labels by counts.
-    names_of = {s: [n for c in classes for n in splits[s][c]] for s in ("train", "test")}
+    # Class after class; labels from the counts.
+    rows = {s: _Images(names, [splits[s][c] for c in classes]) for s in ("train", "test")}
     counts = {s: [len(splits[s][c]) for c in classes] for s in ("train", "test")}
     del splits
-    first_size, channels = header(directory, names_of["train"][0])
+    first_size, channels = header(directory, rows["train"][0])
     size = options.image_size or first_size
     built: dict[str, str | Path] = {}
     targets: dict[str, Target] = {}
-    for split, items in names_of.items():
+    for split, items in rows.items():
         targets[split] = _array_file(
             work / f"x_{split}.npy", len(items), channels, size, options.image_size is not None
         )
         built[f"x_{split}"] = targets[split].dest
         np.save(work / f"y_{split}.npy", np.repeat(np.arange(len(classes), dtype=np.int64), counts[split]))
         built[f"y_{split}"] = work / f"y_{split}.npy"
-    report, skipped = _decode(directory, names_of, targets)
+    report, skipped = _decode(directory, rows, targets)
     _check_channels(report)
     common = size if options.image_size else report.sizes.most_common(1)[0][0]
     if common != size:  # the first image was the odd one: every image again, at the most common size
-        targets = {s: _array_file(t.dest, len(names_of[s]), channels, common, True) for s, t in targets.items()}
-        _decode(directory, names_of, targets)
+        targets = {s: _array_file(t.dest, len(rows[s]), channels, common, True) for s, t in targets.items()}
+        _decode(directory, rows, targets)
     else:  # the few images at other sizes, resized into their rows
-        for split, rows in skipped.items():
-            _decode_rows(directory, names_of[split], rows, targets[split])
+        for split, skipped_rows in skipped.items():
+            _decode_rows(directory, rows[split], skipped_rows, targets[split])
     return Built(built, classes)
+
+
+class _Images:
+    """A split's images in array order, as positions in the dataset's sorted names."""
+
+    def __init__(self, names: Sequence[str], positions: list[array[int]]) -> None:
+        self._names = names
+        self._positions = np.concatenate(
+            [np.frombuffer(p, dtype=np.int32) for p in positions] or [np.empty(0, np.int32)]
+        )
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, row: int) -> str:
+        return self._names[int(self._positions[row])]
+
+    def block(self, first: int) -> list[str]:
+        """The names of rows `first` to `first + _BLOCK`, for one decoding task."""
+        return [self._names[int(p)] for p in self._positions[first : first + _BLOCK]]
 
 
 def _array_file(dest: Path, count: int, channels: int, size: tuple[int, int], resize_all: bool) -> Target:
@@ -76,31 +100,37 @@ def _array_file(dest: Path, count: int, channels: int, size: tuple[int, int], re
 
 
 def _decode(
-    directory: Path, names: dict[str, list[str]], targets: dict[str, Target]
+    directory: Path, images: dict[str, _Images], targets: dict[str, Target]
 ) -> tuple[BlockReport, dict[str, list[int]]]:
     """Decode every split into its target, a block per task: what the blocks saw (in file order), and per split
-    the rows left empty because their image is at another size."""
-    tasks = [(s, i) for s in ("train", "test") for i in range(0, len(names[s]), _BLOCK)]
-    report, skipped = BlockReport(), {s: list[int]() for s in names}
-    with _pool(sum(len(n) for n in names.values())) as pool:
-        blocks = pool.map(
-            decode_block,
-            [directory] * len(tasks),
-            [names[s][i : i + _BLOCK] for s, i in tasks],
-            [i for _, i in tasks],
-            [targets[s] for s, _ in tasks],
-        )
-        for (split, _), block in zip(tasks, blocks, strict=True):
-            report.add(block)
-            skipped[split].extend(block.skipped)
+    the rows left empty because their image is at another size.
+
+    A few blocks are in flight at a time, each task carrying its block's names: the workers never read
+    the parent's per-file data, and the parent never holds every block's names at once.
+    """
+    tasks = iter([(s, i) for s in ("train", "test") for i in range(0, len(images[s]), _BLOCK)])
+    report, skipped = BlockReport(), {s: list[int]() for s in images}
+    workers = _workers()
+    with _pool(sum(len(n) for n in images.values())) as pool:
+        running: deque[tuple[str, Future[BlockReport]]] = deque()
+        while True:
+            for split, first in itertools.islice(tasks, 2 * workers - len(running)):
+                block = images[split].block(first)
+                running.append((split, pool.submit(decode_block, directory, block, first, targets[split])))
+            if not running:
+                break
+            split, future = running.popleft()  # in order: the report's first names are the first files'
+            block_report = future.result()
+            report.add(block_report)
+            skipped[split].extend(block_report.skipped)
     return report, skipped
 
 
-def _decode_rows(directory: Path, names: list[str], rows: list[int], target: Target) -> None:
+def _decode_rows(directory: Path, images: _Images, rows: list[int], target: Target) -> None:
     """Decode the rows the first pass left empty (images at another size), resized to the array's size."""
     resized = Target(target.dest, target.offset, target.channels, target.size, True)
     for row in rows:
-        decode_block(directory, [names[row]], row, resized)
+        decode_block(directory, [images[row]], row, resized)
 
 
 def _check_channels(report: BlockReport) -> None:
@@ -113,16 +143,17 @@ def _check_channels(report: BlockReport) -> None:
         )
 
 
-def _class_files(names: Sequence[str]) -> dict[str, dict[str, list[str]]]:
-    splits: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
+def _class_files(names: Sequence[str]) -> dict[str, dict[str, array[int]]]:
+    """Per split and class, the positions of its images in the sorted `names` (in their order)."""
+    splits: dict[str, dict[str, array[int]]] = {"train": {}, "test": {}}
     others: dict[tuple[str, str], str] = {}
-    for name in sorted(names):
+    for position, name in enumerate(names):
         match = _FILE.match(name)
         if not match:
             continue
         split, cls = match.group(1), match.group(2)
         if name.lower().endswith(IMAGE_SUFFIXES):
-            splits[split].setdefault(cls, []).append(name)
+            splits[split].setdefault(cls, array("i")).append(position)
         else:
             others.setdefault((split, cls), name)
     for (split, cls), name in others.items():
@@ -134,7 +165,7 @@ def _class_files(names: Sequence[str]) -> dict[str, dict[str, list[str]]]:
     return splits
 
 
-def _check_classes(splits: dict[str, dict[str, list[str]]]) -> None:
+def _check_classes(splits: dict[str, dict[str, array[int]]]) -> None:
     for split, other in (("train", "test"), ("test", "train")):
         if not splits[split]:
             raise DataFormatError(

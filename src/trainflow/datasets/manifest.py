@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
-import math
-import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,117 +14,15 @@ from pathlib import Path
 import orjson
 
 from trainflow.datasets.errors import DatasetError
+from trainflow.datasets.file_entry import FileEntry, is_count, is_time
+from trainflow.datasets.file_table import FileTable
 from trainflow.datasets.layout import MANIFEST_NAME, UNPACKED_DIR, cached_path, object_problem
 from trainflow.datasets.manifest_journal import read_journal
 from trainflow.storage.atomic import atomic_write_chunks
-from trainflow.storage.base import version_tag
 from trainflow.storage.names import clash_problem, shown
 
 log = logging.getLogger(__name__)
-_SHA256_HEX = 64
-_PACKED = struct.Struct("<qqdd32s")  # size, local_mtime_ns, mtime (NaN: none), fetched_at, sha256
 _CHUNK_FILES = 1024  # entries per piece of the manifest's JSON as it is written (~300 kB)
-
-
-class FileEntry:
-    """One cached file: its source version (`source_tag`) and the sha256 of the bytes we hold.
-
-    Compact, since a manifest holds one per file: the numbers and the sha256 packed in one bytes object
-    (about 170 bytes an entry instead of 300 as separate objects), the source tag kept only when it is
-    not the one the size, ETag and mtime give (it almost always is).
-    """
-
-    __slots__ = ("_packed", "_tag", "etag")
-
-    def __init__(
-        self,
-        size: int,
-        sha256: str,
-        source_tag: str,
-        etag: str | None,
-        mtime: float | None,
-        fetched_at: float,
-        local_mtime_ns: int = 0,  # of our copy when last verified: unchanged stat means unchanged bytes
-    ) -> None:
-        if not _is_count(size) or not _is_count(local_mtime_ns):
-            raise TypeError("size and local_mtime_ns must be non-negative integers below 2**63")
-        if not isinstance(sha256, str) or len(sha256) != _SHA256_HEX or not isinstance(source_tag, str):
-            raise TypeError("sha256 and source_tag must be text, sha256 64 hex digits")
-        if not isinstance(etag, str | None) or not _is_time(fetched_at) or not _is_time(mtime, True):
-            raise TypeError("etag must be text, fetched_at and mtime times")
-        self.etag = etag
-        # bytes.fromhex: ValueError for a digit that is not hex.
-        digest = bytes.fromhex(sha256)
-        self._packed = _PACKED.pack(size, local_mtime_ns, math.nan if mtime is None else mtime, fetched_at, digest)
-        self._tag: str | None = None
-        if source_tag != self.source_tag:  # compared once packed: an integer mtime reads back as a float
-            self._tag = source_tag
-
-    @property
-    def size(self) -> int:
-        return int(_PACKED.unpack_from(self._packed)[0])
-
-    @property
-    def local_mtime_ns(self) -> int:
-        return int(_PACKED.unpack_from(self._packed)[1])
-
-    @local_mtime_ns.setter
-    def local_mtime_ns(self, value: int) -> None:
-        if not _is_count(value):
-            raise TypeError("local_mtime_ns must be a non-negative integer below 2**63")
-        fields = list(_PACKED.unpack_from(self._packed))
-        fields[1] = value
-        self._packed = _PACKED.pack(*fields)
-
-    @property
-    def mtime(self) -> float | None:
-        mtime = float(_PACKED.unpack_from(self._packed)[2])
-        return None if math.isnan(mtime) else mtime
-
-    @property
-    def fetched_at(self) -> float:
-        return float(_PACKED.unpack_from(self._packed)[3])
-
-    @property
-    def sha256(self) -> str:
-        return bytes(_PACKED.unpack_from(self._packed)[4]).hex()
-
-    @property
-    def source_tag(self) -> str:
-        return self._tag if self._tag is not None else version_tag(self.size, self.etag, self.mtime)
-
-    def fields(self) -> dict[str, object]:
-        """The entry as the manifest's JSON holds it (unpacked once: the journal writes it for every file)."""
-        size, local_mtime_ns, mtime, fetched_at, digest = _PACKED.unpack_from(self._packed)
-        shown_mtime = None if math.isnan(mtime) else mtime
-        return {
-            "size": size,
-            "sha256": digest.hex(),
-            "source_tag": self._tag if self._tag is not None else version_tag(size, self.etag, shown_mtime),
-            "etag": self.etag,
-            "mtime": shown_mtime,
-            "fetched_at": fetched_at,
-            "local_mtime_ns": local_mtime_ns,
-        }
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, FileEntry) and self.fields() == other.fields()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable (local_mtime_ns), like the dataclass it was
-
-    def __repr__(self) -> str:
-        return "FileEntry(" + ", ".join(f"{k}={v!r}" for k, v in self.fields().items()) + ")"
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 63
-
-
-def _is_time(value: object, optional: bool = False) -> bool:
-    """A Unix time that the standard library can format (finite, from 1970 to year 5000)."""
-    if value is None:
-        return optional
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 95_617_584_000
 
 
 @dataclass
@@ -138,7 +35,7 @@ class SyncStats:
 
     def __post_init__(self) -> None:
         counts = (self.syncs, self.bytes_downloaded, self.bytes_saved, self.last_sync_bytes)
-        if not all(_is_count(n) for n in counts) or not _is_time(self.last_sync, True):
+        if not all(is_count(n) for n in counts) or not is_time(self.last_sync, True):
             raise TypeError("sync statistics must be non-negative integers and last_sync a time")
 
 
@@ -146,17 +43,21 @@ class SyncStats:
 class Manifest:
     name: str
     source: str
-    files: dict[str, FileEntry] = field(default_factory=dict)
+    files: FileTable = field(default_factory=FileTable)  # name -> FileEntry, off the Python heap
     stats: SyncStats = field(default_factory=SyncStats)
     created_at: float = field(default_factory=time.time)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.files, FileTable):  # a dict of entries, say
+            self.files = FileTable(self.files)
+
     @property
     def total_size(self) -> int:
-        return sum(f.size for f in self.files.values())
+        return self.files.total_size()
 
     def to_dict(self) -> dict[str, object]:
         """The manifest as plain data, in the order of its fields (what `data describe -o json` shows)."""
-        files = {name: entry.fields() for name, entry in self.files.items()}
+        files = {name: entry.fields() for name, entry in self.files.sorted_items()}
         return {
             "name": self.name,
             "source": self.source,
@@ -175,12 +76,15 @@ class Manifest:
         """The manifest's JSON (keys sorted, an entry a line) in pieces, so a large one is never whole in memory."""
         head = {"created_at": self.created_at, "name": self.name, "source": self.source, "stats": vars(self.stats)}
         yield b'{\n  "created_at": %s,\n  "files": {' % orjson.dumps(head["created_at"])
-        names = sorted(self.files)
-        for i in range(0, len(names), _CHUNK_FILES):
+        items = self.files.sorted_items()
+        left = len(self.files)
+        while left:
+            piece = list(itertools.islice(items, _CHUNK_FILES))
+            left -= len(piece)
             yield b",".join(
-                b"\n    %s: %s" % (orjson.dumps(n), orjson.dumps(self.files[n].fields(), option=orjson.OPT_SORT_KEYS))
-                for n in names[i : i + _CHUNK_FILES]
-            ) + (b"," if i + _CHUNK_FILES < len(names) else b"")
+                b"\n    %s: %s" % (orjson.dumps(n), orjson.dumps(e.fields(), option=orjson.OPT_SORT_KEYS))
+                for n, e in piece
+            ) + (b"," if left else b"")
         rest = {k: head[k] for k in ("name", "source", "stats")}
         yield b"\n  },\n  " + orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)[1:-1] + b"\n}\n"
 
@@ -189,12 +93,12 @@ class Manifest:
         raw = json.loads(text)
         if not isinstance(raw.get("source"), str) or not isinstance(raw.get("files", {}), dict):
             raise TypeError("source must be text and files a mapping")
-        if not _is_time(raw.get("created_at", 0)):
+        if not is_time(raw.get("created_at", 0)):
             raise TypeError("created_at must be a time")
         return cls(
             name=raw["name"],
             source=raw["source"],
-            files={k: FileEntry(**v) for k, v in raw.get("files", {}).items()},
+            files=FileTable((k, FileEntry(**v)) for k, v in raw.pop("files", {}).items()),
             stats=SyncStats(**raw.get("stats", {})),
             created_at=raw.get("created_at", time.time()),
         )

@@ -8,6 +8,7 @@ the descriptor is written last, so a reader sees the old dataset or the new one,
 from __future__ import annotations
 
 import hashlib
+import itertools
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -68,7 +69,8 @@ def prepare(directory: Path, manifest: Manifest, options: FormatOptions) -> Data
         _prune(directory, keep=digest[:16])
         return current
     (directory / DESCRIPTOR_NAME).unlink(missing_ok=True)  # the old one describes other files
-    fmt = detect(sorted(manifest.files), options)
+    names = manifest.files.sorted_names()  # read from the manifest's table: no list of every name
+    fmt = detect(names, options)
     if fmt is None:
         _prune(directory, keep=None)
         return None
@@ -76,7 +78,7 @@ def prepare(directory: Path, manifest: Manifest, options: FormatOptions) -> Data
     prepared.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=prepared, prefix=".tmp-"))
     try:
-        built = _BUILDERS[fmt](directory, sorted(manifest.files), options, work)
+        built = _BUILDERS[fmt](directory, names, options, work)
         descriptor = _describe(directory, fmt, built, work, digest)
         final = prepared / digest[:16]
         shutil.rmtree(final, ignore_errors=True)
@@ -109,11 +111,10 @@ def _digest(manifest: Manifest, options: FormatOptions) -> str:
     """The sha256 of the files' names and checksums, one per line, and the options; hashed as it goes (a
     text of every line was ~250 bytes a file at once)."""
     digest = hashlib.sha256()
-    names = sorted(manifest.files)
-    for i in range(0, len(names), _DIGEST_LINES):
-        part = names[i : i + _DIGEST_LINES]
-        digest.update("".join(f"{n}\0{manifest.files[n].sha256}\n" for n in part).encode("utf-8", "surrogatepass"))
-    if not names:
+    items = manifest.files.sorted_items()
+    while part := list(itertools.islice(items, _DIGEST_LINES)):
+        digest.update("".join(f"{n}\0{e.sha256}\n" for n, e in part).encode("utf-8", "surrogatepass"))
+    if not manifest.files:
         digest.update(b"\n")  # as the text of no lines was
     digest.update(options.key().encode("utf-8", "surrogatepass"))
     return digest.hexdigest()

@@ -1,0 +1,234 @@
+"""The manifest's files, held off the Python heap: a mapping of name -> FileEntry kept in a few flat buffers.
+
+A manifest holds one entry per file; as a dict of `str` -> `FileEntry` that was ~470 bytes a file in the
+sync process (the name, its dict slot, the entry object and its packed record) and more in forked decode
+workers, whose garbage collection and allocations copy the pages those objects live on. Here a file is
+its packed record (64 bytes), its UTF-8 name in one shared `bytearray`, and a few integers in arrays:
+~110 bytes and no Python object per file. `FileEntry` objects are made when a caller reads an entry.
+
+Lookups go through the names' hashes, sorted in a numpy array, plus a small dict of the names added since
+the index was last sorted (rebuilt every `_RECENT_MAX` additions).
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from typing import overload
+
+import numpy as np
+
+from trainflow.datasets.file_entry import RECORD_SIZE, FileEntry
+
+_RECENT_MAX = 8192  # names added since the sorted index was built, looked up in a dict until then
+_ENCODING = ("utf-8", "surrogatepass")  # a listed name may hold a lone surrogate (see storage.names)
+
+
+class FileTable(MutableMapping[str, FileEntry]):
+    """The files of a manifest by name, in the order they were added (a replaced entry keeps its place)."""
+
+    def __init__(self, entries: Iterable[tuple[str, FileEntry]] | dict[str, FileEntry] = ()) -> None:
+        self._records = bytearray()  # RECORD_SIZE bytes a row: size, mtimes, fetched_at, sha256
+        self._names = bytearray()
+        self._name_ends = array("q")
+        self._hashes = array("q")  # hash(name) a row, for rebuilding the index
+        self._etags: _Texts | None = None  # made on the first entry with an ETag (local sources have none)
+        self._tags: dict[int, str] = {}  # the rare source tags that are not the one size, ETag and mtime give
+        self._dead: set[int] = set()  # rows of deleted names
+        self._index_hash = array("q")  # hashes sorted, for bisect (array: no numpy call per lookup)
+        self._index_row = array("q")
+        self._recent: dict[str, int] = {}
+        self._order: np.ndarray | None = None  # live rows sorted by name, made on demand
+        for name, entry in entries.items() if isinstance(entries, dict) else entries:
+            self[name] = entry
+
+    def __len__(self) -> int:
+        return len(self._name_ends) - len(self._dead)
+
+    def __iter__(self) -> Iterator[str]:
+        for row in self._live_rows():
+            yield self._name(row)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._row(name) is not None
+
+    def __getitem__(self, name: str) -> FileEntry:
+        row = self._row(name) if isinstance(name, str) else None
+        if row is None:
+            raise KeyError(name)
+        return self._entry(row)
+
+    def __setitem__(self, name: str, entry: FileEntry) -> None:
+        if not isinstance(name, str) or not isinstance(entry, FileEntry):
+            raise TypeError("a manifest maps file names (text) to FileEntry records")
+        record, etag, tag = entry.parts()
+        row = self._row(name)
+        if row is None:
+            row = len(self._name_ends)
+            self._names += name.encode(*_ENCODING)
+            self._name_ends.append(len(self._names))
+            self._hashes.append(hash(name))
+            self._records += record
+            self._recent[name] = row
+            if self._etags is not None:
+                self._etags.append(None)
+            if len(self._recent) >= _RECENT_MAX:
+                self._build_index()
+        else:
+            self._records[row * RECORD_SIZE : (row + 1) * RECORD_SIZE] = record
+        self._set_etag(row, etag)
+        if tag is None:
+            self._tags.pop(row, None)
+        else:
+            self._tags[row] = tag
+        self._order = None
+
+    def __delitem__(self, name: str) -> None:
+        row = self._row(name) if isinstance(name, str) else None
+        if row is None:
+            raise KeyError(name)
+        self._dead.add(row)
+        self._recent.pop(name, None)
+        self._tags.pop(row, None)
+        self._order = None
+
+    def items(self) -> Iterator[tuple[str, FileEntry]]:  # type: ignore[override]
+        """(name, entry) in the order added, without a lookup per name."""
+        for row in self._live_rows():
+            yield self._name(row), self._entry(row)
+
+    def values(self) -> Iterator[FileEntry]:  # type: ignore[override]
+        for row in self._live_rows():
+            yield self._entry(row)
+
+    def sorted_names(self) -> SortedNames:
+        """The names in sorted order, as a sequence read from the table (no list of every name)."""
+        return SortedNames(self, self._sorted_rows())
+
+    def sorted_items(self) -> Iterator[tuple[str, FileEntry]]:
+        for row in self._sorted_rows():
+            yield self._name(int(row)), self._entry(int(row))
+
+    def total_size(self) -> int:
+        sizes = np.frombuffer(bytes(self._records), dtype="<i8").reshape(-1, RECORD_SIZE // 8)[:, 0]
+        if self._dead:
+            sizes = np.delete(sizes, sorted(self._dead))
+        return int(sizes.sum())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FileTable | dict):
+            return len(self) == len(other) and all(n in other and other[n] == e for n, e in self.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FileTable({len(self)} files)"
+
+    # -- rows
+
+    def _live_rows(self) -> Iterator[int]:
+        dead = self._dead
+        return (row for row in range(len(self._name_ends)) if row not in dead)
+
+    def _name(self, row: int) -> str:
+        start = self._name_ends[row - 1] if row else 0
+        return self._names[start : self._name_ends[row]].decode(*_ENCODING)
+
+    def _entry(self, row: int) -> FileEntry:
+        etag = self._etags.get(row) if self._etags is not None else None
+        return FileEntry.from_parts(
+            bytes(self._records[row * RECORD_SIZE : (row + 1) * RECORD_SIZE]), etag, self._tags.get(row)
+        )
+
+    def _set_etag(self, row: int, etag: str | None) -> None:
+        if etag is not None and self._etags is None:
+            self._etags = _Texts(len(self._name_ends))
+        if self._etags is not None:
+            self._etags.set(row, etag)
+
+    def _row(self, name: str) -> int | None:
+        row = self._recent.get(name)
+        if row is not None:
+            return row
+        key = hash(name)
+        i = bisect_left(self._index_hash, key)
+        while i < len(self._index_hash) and self._index_hash[i] == key:
+            row = self._index_row[i]
+            if row not in self._dead and self._name(row) == name:
+                return row
+            i += 1
+        return None
+
+    def _build_index(self) -> None:
+        hashes = np.frombuffer(self._hashes, dtype=np.int64).copy()  # a copy: the array keeps growing
+        rows = np.arange(len(hashes), dtype=np.int64)
+        if self._dead:
+            rows = np.delete(rows, sorted(self._dead))
+        rows = rows[np.argsort(hashes[rows], kind="stable")]
+        self._index_row = array("q", rows.tobytes())
+        self._index_hash = array("q", hashes[rows].tobytes())
+        self._recent = {}
+
+    def _sorted_rows(self) -> np.ndarray:
+        """The live rows in the order of their names (Python's text order: that of the UTF-8 bytes)."""
+        if self._order is None:
+            rows = list(self._live_rows())
+            rows.sort(key=self._name_bytes)
+            self._order = np.array(rows, dtype=np.int64)
+        return self._order
+
+    def _name_bytes(self, row: int) -> bytes:
+        start = self._name_ends[row - 1] if row else 0
+        return bytes(self._names[start : self._name_ends[row]])
+
+
+class SortedNames(Sequence[str]):
+    """A table's names in sorted order, each read when asked for."""
+
+    def __init__(self, table: FileTable, rows: np.ndarray) -> None:
+        self._table = table
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self._table._name(int(row)) for row in self._rows[i]]
+        return self._table._name(int(self._rows[i]))
+
+    def __iter__(self) -> Iterator[str]:
+        for row in self._rows:
+            yield self._table._name(int(row))
+
+
+class _Texts:
+    """Optional text a row (ETags), in one buffer; a replaced value is appended and the old bytes left."""
+
+    def __init__(self, rows: int) -> None:
+        self._data = bytearray()
+        self._starts = array("q", [-1]) * rows  # -1: None
+        self._ends = array("q", [0]) * rows
+
+    def append(self, value: str | None) -> None:
+        self._starts.append(-1)
+        self._ends.append(0)
+        self.set(len(self._starts) - 1, value)
+
+    def set(self, row: int, value: str | None) -> None:
+        if value is None:
+            self._starts[row] = -1
+            return
+        self._starts[row] = len(self._data)
+        self._data += value.encode(*_ENCODING)
+        self._ends[row] = len(self._data)
+
+    def get(self, row: int) -> str | None:
+        start = self._starts[row]
+        return None if start < 0 else self._data[start : self._ends[row]].decode(*_ENCODING)
