@@ -5,6 +5,8 @@ a temp folder under /tmp), then for each size and format, in alternating rounds,
   - baseline: `pyarrow.csv.read_csv` / `pyarrow.parquet.read_table` of the whole file;
   - trainflow: `trainflow data sync <folder>` into an empty cache (copy, sha256, manifest, the streamed
     conversion to the cached arrays, the checks and the descriptor).
+  - trainflow prepare: the conversion alone on that cache (no CLI, no copy, no sha256).
+The baseline and prepare also print their own wall and CPU seconds in-process (imports and start left out).
 Peak memory is the RSS of the process tree, sampled every 10 ms with psutil; time is the process's wall
 time and the CPU seconds (user + system) of its process tree (interpreter start and imports included for both;
 under load the CPU seconds are the steadier figure). Prints min/median per variant and the median of
@@ -34,18 +36,20 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 FEATURES = 20
+# In-process figures: wall and CPU seconds (process_time: every thread of the process) of the read or conversion alone.
+_TIMED = (
+    "t0, c0 = time.perf_counter(), time.process_time(); {}; print(time.perf_counter() - t0, time.process_time() - c0)"
+)
 BASELINE = {
-    "csv": "import pyarrow.csv as c, sys, time; s = time.perf_counter(); c.read_csv(sys.argv[1]); "
-    "print(time.perf_counter() - s)",
-    "parquet": "import pyarrow.parquet as p, sys, time; s = time.perf_counter(); p.read_table(sys.argv[1]); "
-    "print(time.perf_counter() - s)",
+    "csv": "import pyarrow.csv as c, sys, time; " + _TIMED.format("c.read_csv(sys.argv[1])"),
+    "parquet": "import pyarrow.parquet as p, sys, time; " + _TIMED.format("p.read_table(sys.argv[1])"),
 }
 # The conversion alone, in-process: the synced dataset's arrays and descriptor built again from its cached file.
 PREPARE = (
     "import sys, time; from pathlib import Path; from trainflow.datasets import FormatOptions; "
     "from trainflow.datasets.manifest import load_manifest; from trainflow.datasets.prepare import prepare; "
-    "d = Path(sys.argv[1]); (d / 'descriptor.json').unlink(); s = time.perf_counter(); "
-    "prepare(d, load_manifest(d), FormatOptions()); print(time.perf_counter() - s)"
+    "d = Path(sys.argv[1]); (d / 'descriptor.json').unlink(); "
+    + _TIMED.format("prepare(d, load_manifest(d), FormatOptions())")
 )
 
 
@@ -67,12 +71,13 @@ def write_tables(rows: int, folder: Path) -> dict[str, Path]:
     return paths
 
 
-Run = tuple[float, int, float, int, float]  # wall s, peak RSS, printed s, peak PSS, CPU s of the tree
+Run = tuple[float, int, float, int, float, float]  # wall s, peak RSS, printed wall s, peak PSS, CPU s of the tree,
+# printed CPU s
 
 
 def run(argv: list[str], env: dict[str, str]) -> Run:
-    """Wall seconds, peak RSS and peak PSS (bytes) of the process tree of `argv`, the seconds it printed, and the
-    CPU seconds of the tree (its processes are all reaped by the time it ends: RUSAGE_CHILDREN counts them).
+    """Wall seconds, peak RSS and peak PSS (bytes) of the process tree of `argv`, the wall and CPU seconds it printed,
+    and the CPU seconds of the tree (its processes are all reaped by the time it ends: RUSAGE_CHILDREN counts them).
 
     RSS sums count pages that forked workers share with their parent once per process; PSS splits them.
     """
@@ -93,11 +98,9 @@ def run(argv: list[str], env: dict[str, str]) -> Run:
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode:
         raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
-    out = proc.stdout.read().decode().strip() if proc.stdout else ""
-    try:
-        return elapsed, peak, float(out), peak_pss, cpu
-    except ValueError:
-        return elapsed, peak, 0.0, peak_pss, cpu
+    out = (proc.stdout.read().decode() if proc.stdout else "").split()
+    inner = [float(v) for v in out] if len(out) == 2 else [0.0, 0.0]
+    return elapsed, peak, inner[0], peak_pss, cpu, inner[1]
 
 
 Runs = dict[str, list[Run]]
@@ -126,27 +129,36 @@ def report(rows: int, fmt: str, size: int, results: Runs) -> None:
     print(f"\n{rows:,} rows x {FEATURES} features, {fmt} ({size / 1e6:.0f} MB), {len(results['pyarrow read'])} rounds")
     for name, runs in results.items():
         times, peaks, inner = [r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs]
-        cpu = [r[4] for r in runs]
+        cpu, inner_cpu = [r[4] for r in runs], [r[5] for r in runs]
         print(
             f"  {name:17s} process min {min(times):6.2f} s median {statistics.median(times):6.2f} s"
             f" | CPU median {statistics.median(cpu):5.2f} s"
-            + (f" | in-process min {min(inner):5.2f} s median {statistics.median(inner):5.2f} s" if any(inner) else "")
+            + (
+                f" | in-process min {min(inner):5.2f} s median {statistics.median(inner):5.2f} s"
+                f" CPU median {statistics.median(inner_cpu):5.2f} s"
+                if any(inner)
+                else ""
+            )
             + f" | peak RSS min {min(peaks) / 2**20:5.0f} MiB median {statistics.median(peaks) / 2**20:5.0f} MiB"
         )
     base, sync, prep = results["pyarrow read"], results["trainflow sync"], results["trainflow prepare"]
     whole = [t[0] / b[0] for t, b in zip(sync, base, strict=True)]
     inner = [p[2] / b[2] for p, b in zip(prep, base, strict=True)]
     cpu = [t[4] / b[4] for t, b in zip(sync, base, strict=True)]
+    inner_cpu = [p[5] / b[5] for p, b in zip(prep, base, strict=True)]
     print(
         f"  sync process / pyarrow process: median {statistics.median(whole):.2f}x, min {min(whole):.2f}x; "
         f"prepare / pyarrow read, in-process: median {statistics.median(inner):.2f}x, min {min(inner):.2f}x"
     )
-    print(f"  sync CPU / pyarrow process CPU: median {statistics.median(cpu):.2f}x, min {min(cpu):.2f}x")
+    print(
+        f"  sync CPU / pyarrow process CPU: median {statistics.median(cpu):.2f}x, min {min(cpu):.2f}x; "
+        f"prepare / pyarrow read, in-process CPU: median {statistics.median(inner_cpu):.2f}x, min {min(inner_cpu):.2f}x"
+    )
     if "before sync" in results:
         for step in ("sync", "prepare"):
             pairs = list(zip(results[f"trainflow {step}"], results[f"before {step}"], strict=True))
             ratio = [now[0] / before[0] if step == "sync" else now[2] / before[2] for now, before in pairs]
-            cpu = [now[4] / before[4] for now, before in pairs]
+            cpu = [now[4] / before[4] if step == "sync" else now[5] / before[5] for now, before in pairs]
             print(
                 f"  {step} this checkout / before, per round: {' '.join(f'{r:.2f}x' for r in ratio)} "
                 f"(median {statistics.median(ratio):.2f}x); CPU {' '.join(f'{r:.2f}x' for r in cpu)} "
