@@ -90,7 +90,7 @@ class FastModel:
         # the reply `v2_rest` builds, its outputs' shapes and data left as %s (a literal % doubled)
         outputs = b",".join(
             b'{"name":%s,"datatype":%s,"shape":%%s,"data":%%s}'
-            % (_literal(name), _literal(v2_tensors.OUTPUT_DATATYPES[np.dtype(out.dtype)]))
+            % (_literal(name), _literal(v2_tensors.OUTPUT_DATATYPES.get(np.dtype(out.dtype), "BYTES")))
             for name, out in signature.outputs.items()
         )
         head = b'{"model_name":%s,"model_version":%s,"outputs":[' % (_literal(model.name), _literal(str(model.version)))
