@@ -63,8 +63,19 @@ def schedule_of(name: str) -> dict[str, Any]:
     return json.loads(got.stdout)
 
 
+def history_of(name: str) -> list[dict[str, Any]]:
+    """What each due time did, as `schedule get NAME -o json` prints it, read in this process through the same backend
+    call: the waits below poll it every 0.3 s, and a `trainflow` process each time cost its start-up's CPU every time."""
+    from trainflow.settings import trainflow_home
+    from trainflow.workflows.backends import DEFAULT, Where, open_backend
+
+    info = open_backend(DEFAULT, Where(trainflow_home())).schedule(name)
+    history: list[dict[str, Any]] = json.loads(json.dumps(info.to_dict(), default=str))["history"]
+    return history
+
+
 def started(name: str) -> list[dict[str, Any]]:
-    return [f for f in schedule_of(name)["history"] if f["outcome"] == "Started"]
+    return [f for f in history_of(name) if f["outcome"] == "Started"]
 
 
 def workflow_names() -> list[str]:
@@ -103,7 +114,7 @@ def test_killed_scheduler_restarts_without_firing_a_due_time_twice(sleeper: str,
     after = scheduler_of(trainflow_home)  # `trainflow services` starts it again
     assert after is not None and after["pid"] != before["pid"]
     count = len(schedule_of("tough")["history"])
-    fires = wait_until(lambda: len(h := schedule_of("tough")["history"]) > count + 1 and h, timeout=90)
+    fires = wait_until(lambda: len(h := history_of("tough")) > count + 1 and h, timeout=90)
     dues = [f["due"] for f in fires]
     assert len(dues) == len(set(dues))  # no due time fired twice
     names = [n for n in workflow_names() if n.startswith("tough-")]
@@ -123,7 +134,7 @@ def test_forbid_skips_a_run_while_the_previous_one_runs(sleeper: str) -> None:
     assert created.returncode == 0, created.stderr
 
     def skipped_one() -> list[dict[str, Any]] | None:
-        history = schedule_of("single")["history"]
+        history = history_of("single")
         return history if any(f["outcome"] == "Skipped" for f in history) else None
 
     history = wait_until(skipped_one, timeout=90)
@@ -142,7 +153,7 @@ def test_replace_stops_the_previous_run_then_starts_the_next(sleeper: str) -> No
     assert created.returncode == 0, created.stderr
 
     def replaced_one() -> dict[str, Any] | None:
-        return next((f for f in schedule_of("latest")["history"] if f["outcome"] == "Replaced"), None)
+        return next((f for f in history_of("latest") if f["outcome"] == "Replaced"), None)
 
     replaced = wait_until(replaced_one, timeout=90)
     previous = replaced["message"].removeprefix("replaced ")
