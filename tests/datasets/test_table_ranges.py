@@ -1,13 +1,20 @@
 """A large CSV is parsed in byte ranges side by side: the same arrays, split, labels and statistics as reading it
-in one pass, and a bad row in a later range still named by its line in the file, with nothing kept."""
+in one pass, a bad row in a later range still named by its line in the file with nothing kept, and a sync killed
+mid-conversion leaving no dataset behind."""
 
 from __future__ import annotations
 
 import csv
 import itertools
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pytest
 
 from trainflow.datasets import DataFormatError, DatasetCache, load_dataset, table_reader
@@ -102,3 +109,31 @@ def test_a_bad_row_in_a_later_range_is_named_by_its_line_in_the_file_and_nothing
         cache.ensure(str(tmp_path / "src"), "d")
     assert "\n" not in str(refused.value)
     assert not cache.path("d").exists() and cache.names() == []
+
+
+def test_a_sync_killed_while_its_ranges_convert_leaves_no_dataset_and_the_next_sync_makes_it_whole(
+    cache: DatasetCache, tmp_path: Path
+) -> None:
+    rows = 120_000  # ~26 MB: ranges of at least SEGMENT_BYTES (8 MiB) on the syncing process's cores
+    rng = np.random.default_rng(5)
+    columns = {f"f{j}": pa.array(rng.normal(size=rows).astype(np.float32)) for j in range(20)}
+    (tmp_path / "src").mkdir()
+    pa_csv.write_csv(pa.table(columns | {"label": pa.array(rng.integers(0, 10, rows))}), tmp_path / "src" / "t.csv")
+    directory = cache.path("d")
+    sync = [sys.executable, "-m", "trainflow", "data", "sync", str(tmp_path / "src"), "--name", "d"]
+    proc = subprocess.Popen(sync, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(directory.rglob("*.rows*")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.005)
+        assert list(directory.rglob("*.rows*")), "the sync was converting when killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert not (directory / "descriptor.json").exists()
+
+    result = cache.ensure(str(tmp_path / "src"), "d")
+
+    assert result.descriptor is not None and result.descriptor.train_count + result.descriptor.test_count == rows
+    assert [p.name for p in (directory / ".prepared").iterdir()] == [result.descriptor.source_digest[:16]]
+    assert list(directory.rglob("*.rows*")) == []
