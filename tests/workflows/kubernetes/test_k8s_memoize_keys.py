@@ -11,7 +11,9 @@ import yaml
 
 from tests.commands import trainflow
 from tests.workflows.kubernetes.test_k8s_manifests import all_schema_errors, template
-from trainflow.workflows.kubernetes import problems
+from trainflow.workflows import MODEL_TRAIN
+from trainflow.workflows.kubernetes import compile_pipeline, problems, to_yaml
+from trainflow.workflows.kubernetes.options import cluster_options
 
 PIPELINE = """\
 from trainflow.pipelines import Command, Param, Pipeline, param
@@ -111,3 +113,13 @@ def test_hostile_file_names_stay_out_of_the_key_expression_and_the_workflow_stay
     assert all_schema_errors(workflow, validate) == [] and problems(workflow) == []
     memo: dict[str, Any] = template(workflow, "prepare")["memoize"]
     assert memo["cache"]["configMap"] == {"name": "trainflow-step-cache", "key": "prepare"}
+
+
+def test_another_code_package_changes_every_memoize_key_and_the_same_one_none() -> None:
+    def compiled(package: str) -> str:
+        return to_yaml(compile_pipeline(MODEL_TRAIN, {}, options=cluster_options(code_package=package)))
+
+    first, second = (f"s3://team/code/{digit * 64}.tar.gz" for digit in "ab")
+    assert keys(compiled(first)) and compiled(first) == compiled(first)
+    changed = keys(compiled(second))
+    assert all(changed[step] != key for step, key in keys(compiled(first)).items())

@@ -121,7 +121,7 @@ def memoize(step: Step, pipeline: Pipeline, target: k8s.Target) -> dict[str, Any
     """Argo's memoization, keyed like the local cache: the command, its inputs and the parameters upstream used.
 
     Argo cannot read another step's key, so the parameters of every step this one waits for stand in for it.
-    The step's `cache_key_files` and `cache_key_env` join the key as `compile_time_key` says.
+    The code package and the step's `cache_key_files` and `cache_key_env` join the key as `compile_time_key` says.
     """
     keyed = [n for n in input_names(step) if n not in location_inputs(step, pipeline)]
     fixed, image_param = compile_time_key(step, pipeline, target)
@@ -140,14 +140,16 @@ def memoize(step: Step, pipeline: Pipeline, target: k8s.Target) -> dict[str, Any
 
 
 def compile_time_key(step: Step, pipeline: Pipeline, target: k8s.Target) -> tuple[list[Any], list[str]]:
-    """What of the step's `cache_key_files` / `cache_key_env` is known when compiling: text to hash, parameters to read.
+    """What of the step's code, `cache_key_files` and `cache_key_env` is known when compiling: text to hash, parameters.
 
-    The files are on the compiling machine: their names and sha256 digests (read from the pipeline's folder, as the
+    The code package (its URL names its content's sha256) is the pipeline folder's code the pods import, as the
+    local key covers that folder's `*.py`: an edited helper module runs the steps again. The files are on the
+    compiling machine: their names and sha256 digests (read from the pipeline's folder, as the
     local runner does) are hashed into the key, never their content. A pod does not get the submitting shell's
     environment: a variable trainflow does not set comes from the image, so `cache_key_env` keys the image (a
     parameter's value at run time, or the literal name).
     """
-    fixed: list[Any] = []
+    fixed: list[Any] = [target.options.code_package] if target.options.code_package else []
     if step.cache_key_files:
         base = Path(target.options.key_folder) if target.options.key_folder else Path.cwd()
         fixed.append(hashlib.sha256(json.dumps(pattern_files(base, step.cache_key_files)).encode()).hexdigest())
