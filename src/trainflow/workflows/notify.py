@@ -12,8 +12,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from trainflow.workflows.backend import Backend
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.runs import summarize
@@ -78,6 +76,8 @@ def payload(outcome: Outcome) -> dict[str, Any]:
 
 def deliver(url: str, body: dict[str, Any], attempts: int = ATTEMPTS, backoff: float = 0.5) -> bool:
     """POST `body` as JSON to `url`, retrying failures (a connection error, a 5xx, 408 or 429); True once delivered."""
+    import httpx  # here: most runs' notify step has nothing to send, and httpx costs a step's start-up twice over
+
     reason = ""
     for attempt in range(1, attempts + 1):
         try:
