@@ -44,7 +44,8 @@ class Pipeline:
     inherit_from: a parameter naming an earlier workflow; the parameters a submission leaves out take
       that workflow's values (model-deploy serves from where the model-train run wrote).
     artifacts_url: where steps publish their artifacts (a folder, file:// or s3:// URL; may use
-      `param(...)`): each step's go under `<artifacts_url>/<workflow>/<step>/<key>`. Default: locally
+      `param(...)`): each step's go under `<artifacts_url>/<workflow>/<step>/<key>` (in an object store,
+      in a folder named by the content's digest below it). Default: locally
       `$TRAINFLOW_HOME/store/artifacts`; on Kubernetes give an s3:// URL, as pods share no disk.
     parallelism: at most this many steps (fan-out items included) run at once (Argo's workflow `parallelism`).
     on_exit: exit steps, run after every other step has ended, whatever happened (also after a failure or
