@@ -39,6 +39,10 @@ METADATA = ("importlib.metadata",)
 LAYERS = ("trainflow.workflows", "trainflow.pipelines", "trainflow.datasets", "trainflow.serving", "trainflow.training")
 CLUSTER_OPTIONS = ("trainflow.workflows.kubernetes.options",)
 
+# A run's notify exit step with nothing to send: the run succeeded, and it notifies on failures.
+NOTIFY_NOTHING_TO_SEND = ("step", "notify", "--url-env", "NO_SUCH_VARIABLE", "--on", "Failed", "--name", "run-1")
+NOTIFY_NOTHING_TO_SEND += ("--pipeline", "p", "--status", "Succeeded", "--duration", "0.5")
+
 NOT_LOADED = {
     ("--help",): HEAVY + PRINTING + PROCESSES + METADATA + LAYERS,
     ("step", "--help"): HEAVY + PRINTING + PROCESSES + METADATA + LAYERS,
@@ -52,6 +56,7 @@ NOT_LOADED = {
     ("step", "export-model", "--help"): HEAVY + PRINTING + PROCESSES + METADATA,
     ("step", "call", "--help"): HEAVY + PRINTING + PROCESSES + METADATA,
     ("compile", "model-train"): HEAVY + PRINTING + METADATA,
+    NOTIFY_NOTHING_TO_SEND: HEAVY + PRINTING + METADATA + ("httpx",),
 }
 
 PROBE = """
