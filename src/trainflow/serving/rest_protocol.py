@@ -4,7 +4,9 @@ uvicorn times out idle keep-alive connections but not a request whose headers ar
 client sending a header line now and then (slowloris) would hold its connection, and a file descriptor,
 forever. A body still arriving `body_timeout` s after its headers marks its request late (`BODY_LATE` in the
 ASGI scope) and wakes the app's `receive()`, so that `rest_io.BodyReader` answers 408. A request whose body
-arrives with its headers, nearly every one, costs no timer at all.
+arrives with its headers, nearly every one, costs no timer at all; nor does the header deadline of a keep-alive
+connection's next request: one timer per connection checks when that wait began (a timer armed and cancelled per
+request cost ~3% of a small inference request's CPU).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self._header_timer: asyncio.TimerHandle | None = None
+        self._waiting_since = 0.0  # when the connection began waiting for its next request's headers
         self._body_timer: tuple[Any, asyncio.TimerHandle] | None = None  # (the request's cycle, its timer)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -56,8 +59,10 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _arm(self) -> None:
-        self._disarm()
-        self._header_timer = self.loop.call_later(self.header_timeout, self._expire)
+        """The next request's headers are due `header_timeout` s from now; the running timer checks, if any."""
+        self._waiting_since = self.loop.time()
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_at(self._waiting_since + self.header_timeout, self._expire)
 
     def _disarm(self) -> None:
         if self._header_timer is not None:
@@ -71,8 +76,13 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def _expire(self) -> None:
         self._header_timer = None
-        if self.cycle is None or self.cycle.response_complete:  # no request under way: still waiting for headers
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is under way: its response's end arms the timer again
+        due = self._waiting_since + self.header_timeout
+        if self.loop.time() >= due:  # still waiting for the headers of a request that could start at `due`
             self.transport.close()
+        else:  # requests were answered since this timer was armed: the wait for the next one began later
+            self._header_timer = self.loop.call_at(due, self._expire)
 
     def _body_late(self, cycle: Any) -> None:
         if self._body_timer is not None and self._body_timer[0] is cycle:
