@@ -148,6 +148,7 @@ CORPUS: list[Request] = [
     ("binary: header length in other digits", "POST", INFER, header_length("\u00b2"), BINARY_BODY, False),
     ("binary: header length past the body", "POST", INFER, header_length("99999"), BINARY_BODY, False),
     ("binary: header length 0", "POST", INFER, header_length("0"), BINARY_BODY, False),
+    ("binary: header length of 5000 digits", "POST", INFER, header_length("9" * 5000), BINARY_BODY, False),
     ("binary: size too small", "POST", INFER, *binary(size=3000), False),
     ("binary: size negative", "POST", INFER, *binary(size=-4), False),
     ("binary: size a boolean", "POST", INFER, *binary(size=True), False),
@@ -294,3 +295,9 @@ def test_a_version_number_too_long_for_python_is_not_found_rather_than_an_intern
     status, _, body = ask(apps.general, "POST", f"/v2/models/mnist/versions/{'9' * 5000}/infer", {}, v2())
     assert status == 404
     assert json.loads(body)["error"].endswith("versions are positive integers")
+
+
+def test_a_binary_header_length_too_long_for_python_is_a_bad_request_rather_than_an_internal_error(apps: Apps) -> None:
+    status, _, body = ask(apps.general, "POST", INFER, header_length("1" * 5000), BINARY_BODY)
+    assert status == 400
+    assert "expected the JSON header's size within the" in json.loads(body)["error"]

@@ -9,8 +9,8 @@ Anything else falls back to the general adapter before this path does anything a
 see: a request it declines (a second tensor, another datatype, nested data, a value out of range, a body in
 several pieces, batching, binary outputs, ...) is answered by `v2_rest.V2Rest` from the same bytes, so every
 refusal keeps its status and message (`tests/serving/test_v2_fast.py` compares the two on a corpus of bad
-requests). What it answers is what the general adapter would: the same checks, admission, metrics and reply. It answers on
-the event loop only what the general adapter's cost estimate would answer there (`dataplane.inline_cost`); the
+requests). What it answers is what the general adapter would: the same checks, admission, metrics and reply. It
+answers on the event loop only what the general adapter's cost estimate would answer there (`inline_cost`); the
 general adapter's scan for encoded images (`numbers_only`) has nothing to find in a request this path takes.
 """
 
@@ -34,6 +34,7 @@ from trainflow.serving.json_arrays import may_hold_booleans
 from trainflow.serving.rest_io import SMALL_BODY_BYTES, BodyLimits
 from trainflow.serving.runtime import OnnxModel
 from trainflow.serving.tensor_specs import within_bounds
+from trainflow.serving.v2_rest import header_size
 
 PROTOCOL = "v2-rest"  # the general adapter's: both count under the same metrics labels
 _PREFIX = "/v2/models/"
@@ -203,9 +204,10 @@ class V2FastInfer:
             return None
         json_text, binary = body, b""
         if header_length is not None:
-            if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
+            size = header_size(header_length)
+            if size is None or size > len(body):
                 return None
-            json_text, binary = body[: int(header_length)], body[int(header_length) :]
+            json_text, binary = body[:size], body[size:]
         try:
             document = orjson.loads(json_text)
         except (orjson.JSONDecodeError, RecursionError):

@@ -22,6 +22,7 @@ from trainflow.serving.runtime import OnnxModel
 PROTOCOL = "v2-rest"
 HEADER_LENGTH = "inference-header-content-length"
 _HEADER_LENGTH_KEY = HEADER_LENGTH.encode()
+_MAX_SIZE_DIGITS = 18  # more is no body's size
 _PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?:/(?P<action>ready|infer))?\Z")
 
 
@@ -90,20 +91,27 @@ def json_part(body: bytes, header_length: str | None) -> bytes:
     Raw FP32 bytes almost always hold a backslash, which would send every binary request to a worker thread;
     a BYTES tensor still says so in the header. A bad length leaves the whole body (`_split_body` refuses it).
     """
-    if header_length is not None and header_length.isascii() and header_length.isdigit():
-        return body[: int(header_length)]
-    return body
+    size = header_size(header_length)
+    return body if size is None else body[:size]
+
+
+def header_size(header_length: str | None) -> int | None:
+    """The JSON header's size in bytes an Inference-Header-Content-Length gives; None when absent or not a plain
+    number (int() would refuse thousands of digits with a ValueError: an internal error, not a bad request)."""
+    if header_length is None or not (header_length.isascii() and header_length.isdigit()):
+        return None
+    return int(header_length) if len(header_length) <= _MAX_SIZE_DIGITS else None
 
 
 def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
     if header_length is None:
         return parse_json_object(body), b""
-    if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
+    size = header_size(header_length)
+    if size is None or size > len(body):
         raise InvalidInput(
             f"{HEADER_LENGTH} is {shown(header_length)}: expected the JSON header's size within the "
             f"{len(body)}-byte body"
         )
-    size = int(header_length)
     return parse_json_object(body[:size]), body[size:]
 
 
