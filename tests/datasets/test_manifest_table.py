@@ -14,7 +14,7 @@ from PIL import Image
 
 from trainflow.datasets import DatasetCache, file_table, load_dataset
 from trainflow.datasets.file_entry import FileEntry
-from trainflow.datasets.file_table import FileTable
+from trainflow.datasets.file_table import FileTable, NameList
 from trainflow.datasets.manifest import Manifest
 
 # Class folders whose order as paths ("1-a/" before "1/") is not their order as class names ("1" before "1-a").
@@ -116,3 +116,15 @@ def test_a_manifest_holds_no_python_object_per_file() -> None:
         tracemalloc.stop()
     assert len(table) == 20_000
     assert held / len(table) < 160  # the 64-byte record, the name and a few integers; a dict of entries was ~470
+
+
+def test_a_sync_results_names_read_back_like_the_list_they_replaced() -> None:
+    names = ["b/ü.png", "a", "\U0001f600", "a/b"]
+    kept = NameList(names)
+    assert kept == names and list(kept) == names and len(kept) == 4 and "a/b" in kept and "c" not in kept
+    assert (kept[-1], kept[1:3], kept[::-2]) == (names[-1], names[1:3], names[::-2])
+    kept.sort()
+    kept.append("0")
+    assert kept == [*sorted(names), "0"] and kept != sorted(names) and ", ".join(kept[:2]) == "a, a/b"
+    with pytest.raises(IndexError):
+        kept[5]

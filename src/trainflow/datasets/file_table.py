@@ -232,3 +232,45 @@ class _Texts:
     def get(self, row: int) -> str | None:
         start = self._starts[row]
         return None if start < 0 else self._data[start : self._ends[row]].decode(*_ENCODING)
+
+
+class NameList(Sequence[str]):
+    """A list of file names in one buffer (what a sync did to each file): ~20 bytes a name instead of ~80."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self._data = bytearray()
+        self._ends = array("q")
+        for name in names:
+            self.append(name)
+
+    def append(self, name: str) -> None:
+        self._data += name.encode(*_ENCODING)
+        self._ends.append(len(self._data))
+
+    def sort(self) -> None:
+        done = NameList(sorted(self))
+        self._data, self._ends = done._data, done._ends
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = range(len(self))[i]  # IndexError past the end, negative positions from it
+        start = self._ends[i - 1] if i else 0
+        return self._data[start : self._ends[i]].decode(*_ENCODING)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, NameList | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
