@@ -25,6 +25,7 @@ from filelock import FileLock
 from trainflow.datasets.descriptor import DatasetDescriptor, read_descriptor
 from trainflow.datasets.errors import DataFormatError, DatasetError
 from trainflow.datasets.fetch import Fetcher
+from trainflow.datasets.file_table import NameList
 from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import (
     DESCRIPTOR_NAME,
@@ -61,10 +62,11 @@ class SyncResult:
 
     name: str
     path: Path
-    downloaded: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    repaired: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
+    # Names in one buffer each, not a list of texts: a sync of 100,000 files kept ~8 MB of names here.
+    downloaded: NameList = field(default_factory=NameList)
+    unchanged: NameList = field(default_factory=NameList)
+    repaired: NameList = field(default_factory=NameList)
+    removed: NameList = field(default_factory=NameList)
     bytes_downloaded: int = 0
     bytes_saved: int = 0
     offline: bool = False
@@ -194,7 +196,7 @@ class DatasetCache:
         return SyncResult(
             manifest.name,
             directory,
-            unchanged=wanted,
+            unchanged=NameList(wanted),
             bytes_saved=saved,
             offline=True,
             descriptor=read_descriptor(directory),
