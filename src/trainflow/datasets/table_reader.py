@@ -75,11 +75,12 @@ class Table:
     csv: bool
     rows: int | None = None  # known before reading (a Parquet file's metadata says it); None for a CSV
 
-    def batches(self, wanted: list[str], numbers: list[str]) -> Iterator[Batch]:
-        """Batches of the `wanted` columns; a CSV's `numbers` columns parsed as float64 (NotNumbers if one is not)."""
-        return _csv_batches(self, wanted, numbers) if self.csv else _parquet_batches(self, wanted)
+    def batches(self, wanted: list[str], numbers: list[str], coded: tuple[str, ...] = ()) -> Iterator[Batch]:
+        """Batches of the `wanted` columns; a CSV's `numbers` columns parsed as float64 (NotNumbers if one is not)
+        and its `coded` ones as dictionary-encoded text (a label column: no string made per row)."""
+        return _csv_batches(self, wanted, numbers, coded) if self.csv else _parquet_batches(self, wanted)
 
-    def segments(self, wanted: list[str], numbers: list[str]) -> list[Iterator[Batch]]:
+    def segments(self, wanted: list[str], numbers: list[str], coded: tuple[str, ...] = ()) -> list[Iterator[Batch]]:
         """A large CSV's rows as consecutive byte ranges to read side by side, each as `batches` reads; else one.
 
         Each range's batches count rows from its own first row, and its errors name lines the same way: only
@@ -87,8 +88,8 @@ class Table:
         """
         ranges = _csv_ranges(self.path) if self.csv else []
         if len(ranges) < 2:
-            return [self.batches(wanted, numbers)]
-        return [_csv_batches(self, wanted, numbers, span) for span in ranges]
+            return [self.batches(wanted, numbers, coded)]
+        return [_csv_batches(self, wanted, numbers, coded, span) for span in ranges]
 
 
 def open_table(path: Path, name: str) -> Table:
@@ -167,7 +168,7 @@ class _Range(io.RawIOBase):
 
 
 def _csv_batches(
-    table: Table, wanted: list[str], numbers: list[str], span: tuple[int, int] | None = None
+    table: Table, wanted: list[str], numbers: list[str], coded: tuple[str, ...], span: tuple[int, int] | None = None
 ) -> Iterator[Batch]:
     bad: list[pa_csv.InvalidRow] = []
 
@@ -178,7 +179,11 @@ def _csv_batches(
     # One thread: the parser then numbers rows, so a bad one is named by its line. The header is in the first range.
     skip = 1 if span is None or span[0] == 0 else 0
     read = pa_csv.ReadOptions(use_threads=False, block_size=BATCH_BYTES, skip_rows=skip, column_names=table.columns)
-    types = dict.fromkeys(table.columns, pa.string()) | dict.fromkeys(numbers, pa.float64())
+    types = (
+        dict.fromkeys(table.columns, pa.string())
+        | dict.fromkeys(coded, pa.dictionary(pa.int32(), pa.string()))
+        | dict.fromkeys(numbers, pa.float64())
+    )
     convert = pa_csv.ConvertOptions(column_types=types, include_columns=wanted)
     start = 0
     source = table.path if span is None else _Range(table.path, *span)
