@@ -29,10 +29,12 @@ def pipeline_folder(pipeline: str) -> Path | None:
 
 def fetched(url: str | None) -> list[str] | None:
     """The import path of the package `url` names (fetched, verified, unpacked); None for a store URL or none."""
+    if not url:  # most runs: nothing to import, not even the packages' module
+        return None
     from trainflow.settings import trainflow_home
     from trainflow.workflows.code_packages import digest_of, fetch
 
-    if not url or not digest_of(url):
+    if not digest_of(url):
         return None
     return [str(fetch(url, trainflow_home()))]
 
