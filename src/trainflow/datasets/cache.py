@@ -14,7 +14,6 @@ import re
 import shutil
 import stat
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from filelock import FileLock
 
 from trainflow.datasets.descriptor import DatasetDescriptor, read_descriptor
 from trainflow.datasets.errors import DataFormatError, DatasetError
-from trainflow.datasets.fetch import Fetcher
+from trainflow.datasets.fetch import Fetcher, ObjectQueue
 from trainflow.datasets.file_table import NameList
 from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import (
@@ -177,7 +176,7 @@ class DatasetCache:
                 raise write_failure(directory, ".", exc) from None
             sync = _Sync(store, directory, manifest, observer, verify)
             todo = sync.plan(remote)
-            del remote  # the listing: what is left to fetch goes as it is fetched, so memory stays flat
+            del remote  # the listing's objects all go now: what is left to fetch is in the queue's flat buffers
             result = sync.run(todo)
             result.descriptor = _prepared(directory, manifest, result, options or FormatOptions())
         return result
@@ -268,7 +267,7 @@ class _Sync:
         self.observer = observer
         self.result = SyncResult(manifest.name, directory)
 
-    def plan(self, remote: list[ObjectInfo]) -> deque[ObjectInfo]:
+    def plan(self, remote: list[ObjectInfo]) -> ObjectQueue:
         """Clear what interrupted syncs left and drop the files the source no longer has: the objects to fetch."""
         cached_path(self.directory, UNPACKED_DIR)  # refuses a planted link before anything is written
         for leftover in remove_partial_files(self.directory):
@@ -278,7 +277,7 @@ class _Sync:
             self._drop_stale({o.name for o in remote})
         return todo
 
-    def run(self, todo: deque[ObjectInfo]) -> SyncResult:
+    def run(self, todo: ObjectQueue) -> SyncResult:
         """Fetch `todo` (emptied as it goes), recording each file in the journal, then write the manifest once."""
         if (self.directory / JOURNAL_NAME).exists():  # a killed sync's, replayed into our manifest: fold it in
             self.manifest.save(self.directory)
@@ -301,7 +300,7 @@ class _Sync:
         _prune_unpacked(self.directory, self.manifest)
         return self.result
 
-    def _fetch(self, todo: deque[ObjectInfo], journal: Journal) -> None:
+    def _fetch(self, todo: ObjectQueue, journal: Journal) -> None:
         failures: list[BaseException] = []
         for batch in Fetcher(self.store, self.directory, self.observer).fetched(todo):
             for obj, entry in batch:
@@ -317,9 +316,9 @@ class _Sync:
         if failures:
             raise failures[0]
 
-    def _plan(self, remote: list[ObjectInfo]) -> deque[ObjectInfo]:
+    def _plan(self, remote: list[ObjectInfo]) -> ObjectQueue:
         """The objects to fetch: those whose cached copy is missing, stale or damaged."""
-        todo: deque[ObjectInfo] = deque()
+        todo = ObjectQueue()  # flat: the listing's objects all go before the copies start
         for obj in remote:
             entry = self.manifest.files.get(obj.name)
             verified_at = entry.local_mtime_ns if entry else 0

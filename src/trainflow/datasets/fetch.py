@@ -8,10 +8,11 @@ per file.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import threading
 import time
-from collections import deque
+from array import array
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -27,6 +28,43 @@ _BATCH_BYTES = 1 << 20
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 Fetched = tuple[ObjectInfo, FileEntry | BaseException]
+_ENCODING = ("utf-8", "surrogatepass")
+
+
+class ObjectQueue:
+    """The objects a sync is to fetch, in order, held in flat buffers (~40 bytes an object instead of ~190 as
+    `ObjectInfo`s): the listing's objects can all be freed before the copies start."""
+
+    def __init__(self) -> None:
+        self._names = bytearray()
+        self._name_ends = array("q")
+        self._sizes = array("q")
+        self._mtimes = array("d")  # NaN: none
+        self._etags: list[str | None] | None = None  # made on the first object with an ETag
+        self._next = 0
+
+    def append(self, obj: ObjectInfo) -> None:
+        self._names += obj.name.encode(*_ENCODING)
+        self._name_ends.append(len(self._names))
+        self._sizes.append(obj.size)
+        self._mtimes.append(math.nan if obj.mtime is None else obj.mtime)
+        if obj.etag is not None and self._etags is None:
+            self._etags = [None] * (len(self._sizes) - 1)
+        if self._etags is not None:
+            self._etags.append(obj.etag)
+
+    def __len__(self) -> int:
+        return len(self._sizes) - self._next
+
+    def popleft(self) -> ObjectInfo:
+        i = self._next
+        if i >= len(self._sizes):
+            raise IndexError("no object left to fetch")
+        self._next += 1
+        name = self._names[self._name_ends[i - 1] if i else 0 : self._name_ends[i]].decode(*_ENCODING)
+        mtime = self._mtimes[i]
+        etag = self._etags[i] if self._etags is not None else None
+        return ObjectInfo(name, self._sizes[i], etag, None if math.isnan(mtime) else mtime)
 
 
 class Fetcher:
@@ -40,7 +78,7 @@ class Fetcher:
         self._folder_lock = threading.Lock()
         self._temp_names = itertools.count()
 
-    def fetched(self, todo: deque[ObjectInfo]) -> Iterator[list[Fetched]]:
+    def fetched(self, todo: ObjectQueue) -> Iterator[list[Fetched]]:
         """Each finished batch: its objects with their cache entries, or the exception that stopped each.
 
         A few batches are in flight at a time and `todo` is emptied as they are made, so memory does not
@@ -111,7 +149,7 @@ class Fetcher:
         return folder
 
 
-def _batches(todo: deque[ObjectInfo], files: int) -> Iterator[list[ObjectInfo]]:
+def _batches(todo: ObjectQueue, files: int) -> Iterator[list[ObjectInfo]]:
     """`todo` in order (taken out of it), in batches of up to `files` files and `_BATCH_BYTES`; a larger file, or one
     of unknown size, alone (so large downloads run side by side, and a few small ones too: `files` keeps every thread
     busy)."""
