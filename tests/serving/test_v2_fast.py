@@ -301,3 +301,17 @@ def test_a_binary_header_length_too_long_for_python_is_a_bad_request_rather_than
     status, _, body = ask(apps.general, "POST", INFER, header_length("1" * 5000), BINARY_BODY)
     assert status == 400
     assert "expected the JSON header's size within the" in json.loads(body)["error"]
+
+
+def test_a_request_too_costly_for_the_event_loop_is_left_to_the_general_adapters_worker_threads(apps: Apps) -> None:
+    plane = apps.fast.plane
+    inline_seconds, plane.inline_seconds = plane.inline_seconds, 0.0  # every request costs more than nothing
+    try:
+        app = build_rest_app(plane, LIMITS)
+        assert isinstance(app, V2FastInfer)
+        for label, method, path, headers, body, _ in CORPUS:
+            if label in ("json image", "binary image"):
+                assert ask(app, method, path, headers, body) == ask(apps.general, method, path, headers, body)
+        assert app.answered == 0
+    finally:
+        plane.inline_seconds = inline_seconds

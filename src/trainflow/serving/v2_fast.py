@@ -61,6 +61,7 @@ class FastModel:
         "example_values",
         "feed_shape",
         "image",
+        "inline_bytes",
         "item_bytes",
         "onnx_input",
         "onnx_outputs",
@@ -79,6 +80,7 @@ class FastModel:
         self.datatype = v2_tensors.SIGNATURE_DATATYPES[spec.dtype]
         self.item_bytes = np.dtype(spec.dtype).itemsize
         self.feed_shape = spec.shape[1:]
+        self.inline_bytes = 0  # the largest body answered on the event loop (`V2FastInfer` sets it)
         self.image = check.layout is not None
         self.bounds = check.bounds
         if check.layout is not None:  # the shapes `tensor_specs._image` takes, the batch dimension aside
@@ -200,7 +202,7 @@ class V2FastInfer:
             return None
         model = self._model(scope["path"])
         fast = None if model is None else self._prepared(model)
-        if model is None or fast is None or inline_cost(model, len(body)) > self.plane.inline_seconds:
+        if model is None or fast is None or len(body) > fast.inline_bytes:
             return None
         json_text, binary = body, b""
         if header_length is not None:
@@ -242,7 +244,22 @@ class V2FastInfer:
             return self._models[model]
         except KeyError:
             fast = self._models[model] = FastModel.of(model)
+            if fast is not None:
+                fast.inline_bytes = _inline_bytes(model, self.plane.inline_seconds, self.max_bytes)
             return fast
+
+
+def _inline_bytes(model: OnnxModel, seconds: float, most: int) -> int:
+    """The largest body size up to `most` whose `inline_cost` is within `seconds` (0: none; the cost grows with
+    the size, so a binary search finds it once per model version)."""
+    low, high = 0, most
+    while low < high:
+        middle = (low + high + 1) // 2
+        if inline_cost(model, middle) <= seconds:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _route(path: str, served: dict[str, Any]) -> tuple[str, int | None] | None:
