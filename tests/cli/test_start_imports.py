@@ -55,6 +55,7 @@ NOT_LOADED = {
     ("step", "train-model", "--help"): HEAVY + PRINTING + PROCESSES + METADATA,
     ("step", "export-model", "--help"): HEAVY + PRINTING + PROCESSES + METADATA,
     ("step", "call", "--help"): HEAVY + PRINTING + PROCESSES + METADATA,
+    ("step", "run-command", "--help"): HEAVY + PRINTING + PROCESSES + METADATA + LAYERS,
     ("compile", "model-train"): HEAVY + PRINTING + METADATA,
     NOTIFY_NOTHING_TO_SEND: HEAVY + PRINTING + METADATA + ("httpx",),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -11,14 +12,23 @@ log = logging.getLogger(__name__)
 # never imports the packing code (every step program pays for what it imports).
 CODE_ENV = "TRAINFLOW_CODE_PACKAGE"
 
+_active: list[Path] = []  # the folder this process unpacked and imports from, once activated
 
-def use_code_package() -> None:
-    """Fetch, verify and unpack the package TRAINFLOW_CODE_PACKAGE names, and import from it; nothing if unset."""
+
+def use_code_package() -> Path | None:
+    """Fetch, verify and unpack the package TRAINFLOW_CODE_PACKAGE names, and import from it; its folder, or None.
+
+    Once per process: a second call returns the folder the first one activated.
+    """
+    if _active:
+        return _active[0]
     url = os.environ.get(CODE_ENV, "").strip()
     if not url:
-        return
+        return None
     from trainflow.settings import trainflow_home
     from trainflow.workflows.code_packages import activate
 
     folder = activate(url, trainflow_home())
+    _active.append(folder)
     log.info("running from the code package %s (unpacked in %s)", url, folder)
+    return folder

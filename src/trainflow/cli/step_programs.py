@@ -16,4 +16,5 @@ STEP_COMMANDS: dict[str, str] = {
     "tune-result": "trainflow.cli.tune:tune_result_step",
     "notify": "trainflow.cli.notify:notify_step",
     "mlflow-end-run": "trainflow.cli.workflow_tracking:mlflow_end_run_step",
+    "run-command": "trainflow.cli.run_command:run_command_step",
 }

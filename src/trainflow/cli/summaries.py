@@ -22,6 +22,7 @@ SUMMARIES: dict[str, str | None] = {
     "trainflow.cli.predict:predict_command": "Predict classes: FILES (PNG/JPEG images, CSV rows, .npy arrays), or --data-dir's test examples.",
     "trainflow.cli.run:run": "Download, train, watch, export and serve MNIST (or your model); then say how to query it.",
     "trainflow.cli.runner:workflow_runner": None,
+    "trainflow.cli.run_command:run_command_step": "Pipeline step: run ARGV (after `--`) in the unpacked code package's folder, as that program itself.",
     "trainflow.cli.schedules:lint": "Check pipelines without running them: `pipeline validate`, then the backend's dry run (Kubernetes: compiled).",
     "trainflow.cli.schedules:schedule": "Run a pipeline on a schedule (cron or an interval): locally by a scheduler process, on Kubernetes as an Argo\nCronWorkflow.",
     "trainflow.cli.schedules:scheduler_command": None,

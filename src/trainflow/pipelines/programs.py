@@ -31,6 +31,7 @@ STEP_PROGRAMS = (
     "tune-result",
     "notify",
     "mlflow-end-run",  # a compiled workflow's exit handler, with tracking on
+    "run-command",  # a compiled workflow's own program (a Command step's argv) run from its code package
 )
 
 
