@@ -18,7 +18,7 @@ from trainflow.pipelines.artifacts import ENV as ARTIFACTS_ENV
 from trainflow.pipelines.refs import ParamRef, refs_in, substitute
 from trainflow.workflows.code_packages import CODE_ENV
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import manifest_values, sizing
+from trainflow.workflows.kubernetes import code_entry, manifest_values, sizing
 from trainflow.workflows.kubernetes.options import SERVICE_ACCOUNT, ClusterOptions, gpu_count, quantity
 from trainflow.workflows.kubernetes.tracking_env import TrackingParams, tracking_env
 from trainflow.workflows.kubernetes.yamltext import Raw
@@ -130,10 +130,11 @@ class Target:
 
 @dataclass(frozen=True)
 class ContainerCommand:
-    """What a container runs: `trainflow step <name>` (command) and its arguments."""
+    """What a container runs: `trainflow step <name>` (command) and its arguments; `own`: a step's own program."""
 
     command: list[str]
     args: list[str]
+    own: bool = False  # run through `trainflow step run-command` when there is a code package (code_entry.py)
 
 
 ITEM_INPUT = "item"  # the template input a fanned-out step's item arrives in
@@ -193,11 +194,12 @@ def artifacts_env(target: Target, step: Step) -> list[dict[str, Any]]:
 def container(
     target: Target, name: str, step: Step, run: ContainerCommand, ports: Sequence[Port] = ()
 ) -> dict[str, Any]:
+    command, args = code_entry.entry(target.options, step, run.command, run.args, run.own)
     spec: dict[str, Any] = {
         "name": name,
         "image": target.image(step),
-        "command": run.command,
-        "args": run.args,
+        "command": command,
+        "args": args,
         "env": [*container_env(target), *artifacts_env(target, step)],
         "volumeMounts": [cache_mount()],
     }
