@@ -2,10 +2,11 @@
 
 On a cluster the pods do not have the pipeline's folder; a compiled workflow with a code package runs each step's
 own program (`python train.py --lr 0.1`, `bash prepare.sh`) through this entry. The `trainflow step` group has
-already fetched, verified and unpacked the package (cli/step_code.py) and put its folder on PYTHONPATH; here the
-process moves into that folder (where the script's relative paths point, as in the pipeline's folder locally)
-and becomes ARGV (`os.execvpe`): its exit code, signals, output and `$TRAINFLOW_OUTPUTS` files are its own.
-ARGV is a list of words, never joined into a shell line.
+already fetched, verified and unpacked the package (cli/step_code.py) and put its folder on PYTHONPATH. Here
+`$TRAINFLOW_OUTPUTS` is made (as the local runner makes it), the process moves into the package's folder (where
+the script's relative paths point, as they do locally when you submit from the pipeline's folder) and becomes
+ARGV (`os.execvpe`): its exit code, signals, output and `$TRAINFLOW_OUTPUTS` files are its own. ARGV is a list
+of words, never joined into a shell line.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ def run_command_step(argv: tuple[str, ...]) -> None:
     from trainflow.cli.step_code import use_code_package
 
     folder = use_code_package()
+    outputs = os.environ.get("TRAINFLOW_OUTPUTS")
+    if outputs:  # there before the program starts, as the local runner makes it (a pod's /tmp/outputs/ is not)
+        os.makedirs(outputs, exist_ok=True)
     if folder is not None:
         os.chdir(folder)
     try:

@@ -7,6 +7,7 @@ a moto S3 server holding the uploaded package, TRAINFLOW_HOME a temp folder, a w
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -131,8 +132,7 @@ def pod_run(
     for name, value in params.items():
         argv = [a.replace("{{workflow.parameters.%s}}" % name, value) for a in argv]
     assert argv[0] == "trainflow"
-    outputs = tmp_path / "outputs"
-    outputs.mkdir(exist_ok=True)
+    outputs = tmp_path / "outputs"  # not there, as in a pod: the entry makes it as the local runner does
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINFLOW")}
     for entry in container["env"]:
         name = entry["name"]
@@ -176,5 +176,32 @@ def test_a_tampered_package_stops_the_pod_in_one_line_before_any_of_the_users_co
     assert run.returncode != 0
     [line] = [x for x in run.stderr.splitlines() if x.startswith("error:")]
     assert "does not match its digest" in line
-    assert not marker.exists() and list(outputs.iterdir()) == []
+    assert not marker.exists() and not outputs.exists()
     assert not (home / "code" / package.digest).exists()
+
+
+def test_the_entry_becomes_the_users_program_so_its_signals_and_words_are_its_own(
+    tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = upload(pack(project(tmp_path / "proj")), s3_bucket)
+    monkeypatch.setenv(CODE_ENV, url)
+    monkeypatch.setenv("TRAINFLOW_HOME", str(tmp_path / "home"))
+    show = "import os, sys, time; print(os.getpid(), sys.argv[1:], os.path.exists('train_script.py'), flush=True); "
+    argv = ["python", "-c", show + "time.sleep(60)", "--help", "--", "$(touch pwned)"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainflow", "step", "run-command", "--", *argv],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line == f"{proc.pid} ['--help', '--', '$(touch pwned)'] True\n"  # the same process, words as given
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert not (tmp_path / "pwned").exists()
