@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -165,11 +166,70 @@ class FeatureSums:
         std[std < 1e-12] = 1.0  # a constant feature: leave it unscaled rather than divide by zero
         return Normalization(1.0, tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
+    @classmethod
+    def of_parts(
+        cls, width: int, rows: int, parts: list[dict[int, Sums]], read: Callable[[int, int], np.ndarray]
+    ) -> FeatureSums:
+        """The sums of `rows` rows from the blocks their parts summed whole (`BlockSums.finish`), added in block order;
+        a block no part held whole is summed from `read(first row, count)`."""
+        held = {block: part_sums for part in parts for block, part_sums in part.items()}
+        sums = cls(width)
+        for block in range(-(-rows // _STATS_ROWS)):
+            first = block * _STATS_ROWS
+            total, squares = held.get(block) or block_sums(read(first, min(_STATS_ROWS, rows - first)))
+            sums._total, sums._squares = sums._total + total, sums._squares + squares
+        sums.rows = rows
+        return sums
+
     def _sum(self, rows: np.ndarray) -> None:
-        chunk = rows.astype(np.float64)  # a copy, squared in place: half the memory traffic of a second array
-        self._total = self._total + chunk.sum(axis=0)
-        np.multiply(chunk, chunk, out=chunk)
-        self._squares = self._squares + chunk.sum(axis=0)
+        total, squares = block_sums(rows)
+        self._total, self._squares = self._total + total, self._squares + squares
+
+
+Sums = tuple[np.ndarray, np.ndarray]  # each feature's sum and sum of squares over a block of rows
+
+
+def block_sums(rows: np.ndarray) -> Sums:
+    """Each feature's sum and sum of squares over one block of rows, in float64."""
+    chunk = rows.astype(np.float64)  # a copy, squared in place: half the memory traffic of a second array
+    total = chunk.sum(axis=0)
+    np.multiply(chunk, chunk, out=chunk)
+    return total, chunk.sum(axis=0)
+
+
+class BlockSums:
+    """The sums of the statistics' blocks that rows `first` to `end - 1` of `total` hold whole, as those rows come in
+    order (a part of the training rows converted on its own thread); a block across two parts is left to the caller.
+    """
+
+    def __init__(self, first: int, end: int, total: int) -> None:
+        self.blocks: dict[int, Sums] = {}  # by block: rows block * _STATS_ROWS onwards
+        self._at = first  # the row the next rows start at
+        self._from = -(-first // _STATS_ROWS) * _STATS_ROWS  # where the first whole block starts
+        self._last = end == total  # the part ends the rows: its last block is whole even when short
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
+
+    def add(self, rows: np.ndarray) -> None:
+        at, self._at = self._at, self._at + len(rows)
+        if self._at <= self._from:
+            return
+        self._pending.append(rows[max(0, self._from - at) :])
+        self._pending_rows += len(self._pending[-1])
+        if self._pending_rows >= _STATS_ROWS:
+            held = np.concatenate(self._pending)
+            whole = len(held) - len(held) % _STATS_ROWS
+            for start in range(0, whole, _STATS_ROWS):
+                self.blocks[self._from // _STATS_ROWS] = block_sums(held[start : start + _STATS_ROWS])
+                self._from += _STATS_ROWS
+            self._pending, self._pending_rows = [held[whole:]], len(held) - whole
+
+    def finish(self) -> dict[int, Sums]:
+        """The blocks summed; the short last block too where this part ends the rows."""
+        if self._last and self._pending_rows:
+            self.blocks[self._from // _STATS_ROWS] = block_sums(np.concatenate(self._pending))
+        self._pending, self._pending_rows = [], 0
+        return self.blocks
 
 
 def _rewrite(array: np.ndarray, role: str, work: Path | None, built: Built) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -72,7 +73,7 @@ class NpyRows:
     def __init__(self, dest: Path, dtype: np.dtype, width: int) -> None:
         self.path, self.dtype, self.width, self.rows = dest, dtype, width, 0
         self._room = len(_npy_header(dtype, (1 << 62, width)))
-        self._file = open(dest, "wb")  # noqa: SIM115 - closed by close() or on leaving the with block
+        self._file = open(dest, "w+b")  # noqa: SIM115 - closed by close() or on leaving the with block
         self._file.seek(self._room)
 
     def __enter__(self) -> NpyRows:
@@ -85,6 +86,26 @@ class NpyRows:
         data = np.ascontiguousarray(block, dtype=self.dtype).reshape(-1, self.width)
         data.tofile(self._file)
         self.rows += len(data)
+
+    def write_at(self, row: int, block: np.ndarray) -> None:
+        """Rows `row` onwards, written in place (threads may each write their own rows; `holds` counts them)."""
+        data = np.ascontiguousarray(block, dtype=self.dtype).reshape(-1).view(np.uint8).data
+        at = self._room + row * self.width * self.dtype.itemsize
+        while data:
+            done = os.pwrite(self._file.fileno(), data, at)
+            data, at = data[done:], at + done
+
+    def read_at(self, row: int, count: int) -> np.ndarray:
+        """`count` rows from `row` on, as written so far."""
+        size = count * self.width * self.dtype.itemsize
+        data = os.pread(self._file.fileno(), size, self._room + row * self.width * self.dtype.itemsize)
+        if len(data) != size:
+            raise ValueError(f"{self.path.name}: rows {row} to {row + count - 1} were not written")
+        return np.frombuffer(data, dtype=self.dtype).reshape(count, self.width)
+
+    def holds(self, rows: int) -> None:
+        """The file holds `rows` rows (written with `write_at`): its header's count once closed."""
+        self.rows = rows
 
     def restart(self) -> None:
         """Drop every row written so far."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ BATCH_ROWS = 65536  # of a Parquet file per batch
 # this many bytes is parsed in byte ranges side by side, one a core, as its whole-file `read_csv` does.
 SEGMENT_BYTES = 8 << 20
 MAX_SEGMENTS = 4  # each range holds pyarrow's blocks in flight: memory grows with the ranges, never with the rows
+# A Parquet file of at least twice this many rows is converted in ranges of whole row groups side by side, one a core.
+SEGMENT_ROWS = 1 << 18
 
 
 _VIEWS: dict[pa.DataType, np.dtype[Any]] = {
@@ -74,6 +77,7 @@ class Table:
     text: Callable[[object], str]  # a value as the table's text: what labels are and what messages quote
     csv: bool
     rows: int | None = None  # known before reading (a Parquet file's metadata says it); None for a CSV
+    groups: tuple[int, ...] = ()  # a Parquet file's rows per row group, from its metadata
 
     def batches(self, wanted: list[str], numbers: list[str], coded: tuple[str, ...] = ()) -> Iterator[Batch]:
         """Batches of the `wanted` columns; a CSV's `numbers` columns parsed as float64 (NotNumbers if one is not)
@@ -91,6 +95,25 @@ class Table:
             return [self.batches(wanted, numbers, coded)]
         return [_csv_batches(self, wanted, numbers, coded, span) for span in ranges]
 
+    def parts(self, wanted: list[str]) -> list[Part]:
+        """A large Parquet file's row groups as consecutive ranges to read side by side, one a core; else none.
+
+        Each range's batches count rows from the table's first row, as `batches` does.
+        """
+        return [
+            Part(first, rows, _parquet_batches(self, wanted, groups, first))
+            for first, rows, groups in _parquet_ranges(self.groups)
+        ]
+
+
+@dataclass(frozen=True)
+class Part:
+    """Rows `first` to `first + rows - 1` of a table, read as `batches`."""
+
+    first: int
+    rows: int
+    batches: Iterator[Batch]
+
 
 def open_table(path: Path, name: str) -> Table:
     """The table's header (nothing else is read yet); DataFormatError when it is not a readable table."""
@@ -100,9 +123,10 @@ def open_table(path: Path, name: str) -> Table:
         try:
             parquet = pq.ParquetFile(path)
             columns, rows = list(parquet.schema_arrow.names), int(parquet.metadata.num_rows)
+            groups = tuple(int(parquet.metadata.row_group(g).num_rows) for g in range(parquet.metadata.num_row_groups))
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
             raise DataFormatError(f"{name} is not a readable Parquet file ({exc}): write it again") from None
-        return Table(name, path, columns, lambda v: "" if v is None else str(v), csv=False, rows=rows)
+        return Table(name, path, columns, lambda v: "" if v is None else str(v), csv=False, rows=rows, groups=groups)
     return Table(name, path, _csv_header(path, name), lambda v: str(v).strip(), csv=True)
 
 
@@ -213,14 +237,33 @@ def _csv_batches(
             source.close()
 
 
-def _parquet_batches(table: Table, wanted: list[str]) -> Iterator[Batch]:
+def _parquet_ranges(groups: tuple[int, ...]) -> list[tuple[int, int, list[int]]]:
+    """Row groups in up to one range a core of at least SEGMENT_ROWS rows each, cut where the rows split most evenly:
+    (first row, rows, row groups) per range; none for a file to read on one thread."""
+    total = sum(groups)
+    count = min(MAX_SEGMENTS, usable_cores(), total // SEGMENT_ROWS, len(groups))
+    if count < 2:
+        return []
+    ends = np.cumsum(groups)  # the row after each row group
+    cuts = [0]
+    for k in range(1, count):
+        cut = int(np.argmin(np.abs(ends[:-1] - total * k / count))) + 1  # row groups before the k-th cut
+        if cut > cuts[-1]:
+            cuts.append(cut)
+    cuts.append(len(groups))
+    starts = [0, *(int(e) for e in ends)]
+    return [(starts[a], starts[b] - starts[a], list(range(a, b))) for a, b in itertools.pairwise(cuts)]
+
+
+def _parquet_batches(
+    table: Table, wanted: list[str], groups: list[int] | None = None, start: int = 0
+) -> Iterator[Batch]:
     import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
-    start = 0
     try:
         # pre_buffer would read ahead whole row groups of every column: memory then grows with the file.
         parquet = pq.ParquetFile(table.path, pre_buffer=False, buffer_size=1 << 20)
-        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=groups, columns=wanted):
             yield Batch(start, {c: batch.column(c) for c in wanted})
             start += batch.num_rows
     except (pa.ArrowException, OSError) as exc:

@@ -9,41 +9,29 @@ one a core), and a second pass splits them.
 
 from __future__ import annotations
 
-import math
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 
 from trainflow.datasets.arrays import Built
-from trainflow.datasets.checks import FEATURE_LIMIT, FeatureSums
+from trainflow.datasets.checks import FeatureSums
 from trainflow.datasets.errors import DataFormatError
 from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import cached_path
+from trainflow.datasets.parquet_ranges import read_parts
 from trainflow.datasets.row_files import CHUNK_BYTES, NpyRows, raw_rows
+from trainflow.datasets.side_by_side import Check, side_by_side
 from trainflow.datasets.table_labels import LabelCodes, labels_of
-from trainflow.datasets.table_reader import Batch, NotNumbers, Table, nulls_of, open_table, values_of
+from trainflow.datasets.table_reader import Batch, NotNumbers, Table, open_table
+from trainflow.datasets.table_rows import Read, Rows, read_rows
 
 LABEL_COLUMNS = ("label", "target", "class", "y")  # tried in order when --label-column is not given
 TEST_FRACTION = 0.2  # of a single table, held out (seeded, so every sync splits alike)
 
 
 F32 = np.dtype(np.float32)
-Rows = Callable[[int, np.ndarray], None]  # where a table's feature rows go: (first row's index, float32 rows)
-
-
-@dataclass(frozen=True)
-class _Read:
-    """A table read through: its row count and its labels as codes (its features went where the pass sent them)."""
-
-    table: Table
-    rows: int
-    codes: np.ndarray
 
 
 class _Features:
@@ -93,8 +81,8 @@ def build_table(directory: Path, names: Sequence[str], options: FormatOptions, w
             read = {"all": single}
         else:
             read = {
-                "train": _read(opened[tables["train"]], features, label, codes, out.to_train, out.restart),
-                "test": _read(opened[tables["test"]], features, label, codes, out.to_test, out.test.restart),
+                "train": _read_table(opened[tables["train"]], features, label, codes, out, held=False),
+                "test": _read_table(opened[tables["test"]], features, label, codes, out, held=True),
             }
         x_files = {"x_train": out.train.close(), "x_test": out.test.close()}
     for part in read.values():
@@ -127,11 +115,15 @@ def build_table(directory: Path, names: Sequence[str], options: FormatOptions, w
 
 def _read_single(
     table: Table, features: list[str], label: str, codes: LabelCodes, work: Path, out: _Features
-) -> tuple[_Read, np.ndarray]:
+) -> tuple[Read, np.ndarray]:
     """A single table read into both arrays, and its held-out rows (one pass when its row count is known up front)."""
     if table.rows is not None:
         held = _held_out(table.rows)
-        read = _read(table, features, label, codes, out.split(held, table.name), out.restart)
+        parts = table.parts([*features, label])
+        if len(parts) > 1:
+            read, out.sums = read_parts(table, parts, features, label, codes, held, (out.train, out.test))
+        else:
+            read = _read(table, features, label, codes, out.split(held, table.name), out.restart)
         if read.rows != table.rows:
             raise DataFormatError(
                 f"{table.name} holds {read.rows} rows where its metadata says {table.rows}: write it again"
@@ -151,7 +143,22 @@ def _read_single(
     return read, held
 
 
-def _read_raw(table: Table, features: list[str], label: str, codes: LabelCodes, work: Path) -> tuple[_Read, list[Path]]:
+def _read_table(table: Table, features: list[str], label: str, codes: LabelCodes, out: _Features, held: bool) -> Read:
+    """The training table (`held` False) or the test table read whole into its array; a large Parquet file's row
+    groups converted in ranges side by side."""
+    parts = table.parts([*features, label]) if table.rows is not None else []
+    if len(parts) > 1:
+        read, sums = read_parts(
+            table, parts, features, label, codes, np.full(table.rows or 0, held), (out.train, out.test)
+        )
+        out.sums = out.sums if held else sums
+        return read
+    if held:
+        return _read(table, features, label, codes, out.to_test, out.test.restart)
+    return _read(table, features, label, codes, out.to_train, out.restart)
+
+
+def _read_raw(table: Table, features: list[str], label: str, codes: LabelCodes, work: Path) -> tuple[Read, list[Path]]:
     """A CSV's feature rows into raw files, in order: its byte ranges read side by side where it has several.
 
     A range that meets anything to refuse or to read as text stops them all, and the table is read again from
@@ -173,50 +180,31 @@ def _read_raw(table: Table, features: list[str], label: str, codes: LabelCodes, 
         return _read(table, features, label, codes, lambda _, block: block.tofile(f), again), [raw]
 
 
-class _Stopped(Exception):
-    """Another range of the table failed: this one stops at its next batch."""
-
-
 def _read_segments(
     table: Table, segments: list[Iterator[Batch]], features: list[str], label: str, codes: LabelCodes, raw: Path
-) -> tuple[_Read, list[Path]]:
+) -> tuple[Read, list[Path]]:
     """Each byte range's rows into its own raw file on its own thread; the labels' codes merged in file order."""
     paths = [raw.with_name(f"{raw.name}.{k}") for k in range(len(segments))]
-    stop = threading.Event()
 
-    def read(k: int) -> tuple[LabelCodes, _Read]:
+    def read(k: int, check: Check) -> tuple[LabelCodes, Read]:
         own = LabelCodes()
 
         def rows(_: int, block: np.ndarray) -> None:
-            if stop.is_set():
-                raise _Stopped
+            check()
             block.tofile(f)
 
-        try:
-            with open(paths[k], "wb") as f:
-                return own, _read_as(table, segments[k], features, label, own, rows)
-        except BaseException:
-            stop.set()
-            raise
+        with open(paths[k], "wb") as f:
+            return own, read_rows(table, segments[k], features, label, own, rows)
 
     try:
-        with ThreadPoolExecutor(len(segments)) as pool:
-            futures = [pool.submit(read, k) for k in range(len(segments))]
-            try:
-                wait(futures)
-            except BaseException:  # interrupted: the ranges stop at their next batch, then the pool is left
-                stop.set()
-                raise
-        failed = [e for e in (f.exception() for f in futures) if e is not None and not isinstance(e, _Stopped)]
-        if failed:
-            raise failed[0]
-        parts = [future.result() for future in futures]
+        # A failing range is read again on one thread from the table's start, which names the row: all stop.
+        parts = side_by_side(len(segments), read, earlier_go_on=False)
     except BaseException:
         for path in paths:
             path.unlink(missing_ok=True)
         raise
     merged = [codes.merged(own, part.codes) for own, part in parts]
-    return _Read(table, sum(part.rows for _, part in parts), np.concatenate(merged)), paths
+    return Read(table, sum(part.rows for _, part in parts), np.concatenate(merged)), paths
 
 
 def _tables(names: Sequence[str], options: FormatOptions) -> dict[str, str]:
@@ -269,98 +257,13 @@ def _features(opened: dict[str, Table], label: str) -> list[str]:
 
 def _read(
     table: Table, features: list[str], label: str, codes: LabelCodes, rows: Rows, restart: Callable[[], None]
-) -> _Read:
+) -> Read:
     wanted = [*features, label]
     try:
-        return _read_as(table, table.batches(wanted, features, (label,)), features, label, codes, rows)
+        return read_rows(table, table.batches(wanted, features, (label,)), features, label, codes, rows)
     except NotNumbers:  # rare: text pyarrow does not parse (" 1.5", "1_000") or a bad value to quote as written
         restart()
-        return _read_as(table, table.batches(wanted, [], (label,)), features, label, codes, rows)
-
-
-def _read_as(
-    table: Table, batches: Iterator[Batch], features: list[str], label: str, codes: LabelCodes, rows: Rows
-) -> _Read:
-    parts: list[np.ndarray] = []
-    count = 0
-    for batch in batches:
-        block = np.empty((batch.rows, len(features)), dtype=np.float32)
-        with np.errstate(over="ignore"):  # a number past float32 becomes infinite here, and _within refuses it
-            for j, column in enumerate(features):
-                block[:, j] = _column(batch.columns[column])
-        if not _within(block):
-            for column in features:  # the first column and row that is not a usable number, named
-                _numbers(table, batch, column)
-        rows(batch.start, block)
-        parts.append(codes.encode(batch.columns[label], table.text))
-        count += batch.rows
-    return _Read(table, count, np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
-
-
-def _within(block: np.ndarray) -> bool:
-    """Every value of the float32 block strictly within ±FEATURE_LIMIT, so the numbers it was cast from were within it.
-
-    Two reductions, no temporary; a NaN makes min or max NaN and fails it; a number past the limit becomes at least
-    the limit (or infinite) in float32. A value of exactly ±FEATURE_LIMIT fails it too and is checked column by column.
-    """
-    return not block.size or (block.min() > -FEATURE_LIMIT and block.max() < FEATURE_LIMIT)
-
-
-def _column(values: pa.Array) -> np.ndarray:
-    """One batch of a feature column as float64 (float32 as it is), NaN where a value is missing or not a number."""
-    numbers = _floats(values)
-    if numbers is None:  # text pyarrow does not read as a number (" 1.5", "1_000"): each value as Python reads it
-        numbers = np.array([_number(v) for v in values.to_pylist()], dtype=np.float64)
-    return numbers
-
-
-def _numbers(table: Table, batch: Batch, column: str) -> None:
-    """DataFormatError naming the first row of a batch's feature column that is not a usable number (NotNumbers for
-    a parsed one: the message quotes the value as written, so the table is read again as text)."""
-    values = batch.columns[column]
-    numbers = _column(values)
-    within = np.abs(numbers) <= FEATURE_LIMIT  # False for NaN as well
-    if within.all():
-        return
-    if batch.parsed:
-        raise NotNumbers(column)
-    i = int(np.argmin(within))
-    value = table.text(values[i].as_py())
-    row = batch.start + i + 2
-    if math.isfinite(numbers[i]):
-        raise DataFormatError(
-            f"column '{column}' of {table.name} holds {value[:40]} (row {row}), beyond float32's "
-            f"±{FEATURE_LIMIT:.1e} that the models compute in: scale the column down"
-        )
-    raise DataFormatError(
-        f"column '{column}' of {table.name} is not numeric (row {row}: {value[:40]!r}): drop it or encode it as numbers"
-    )
-
-
-def _floats(values: pa.Array) -> np.ndarray | None:
-    """The column as float32 or float64 (as it is, else cast to float64), NaN where null; None for what pyarrow does
-    not cast to float64."""
-    if values.type not in (pa.float32(), pa.float64()):
-        kind = values.type
-        if not (pa.types.is_string(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind)):
-            return None  # booleans, decimals, dates: as their text reads
-        import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]  # ~0.06 s of CPU: rarely needed
-
-        try:
-            values = pc.cast(values, pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None
-    numbers = values_of(values)
-    if values.null_count:
-        numbers = np.where(nulls_of(values), np.nan, numbers)
-    return numbers
-
-
-def _number(value: object) -> float:
-    try:
-        return float(str(value).strip()) if value is not None else math.nan
-    except ValueError:
-        return math.nan
+        return read_rows(table, table.batches(wanted, [], (label,)), features, label, codes, rows)
 
 
 def _held_out(rows: int) -> np.ndarray:
