@@ -6,6 +6,7 @@ a moto S3 server holding the uploaded package, TRAINFLOW_HOME a temp folder, a w
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,10 +18,13 @@ from typing import Any
 import pytest
 
 from tests.workflows.kubernetes.test_k8s_manifests import all_schema_errors, template
+from tests.workflows.kubernetes.test_k8s_submit_params import argo_submit, manifests
+from trainflow.pipelines import Param, Pipeline, Train, Tune, param
 from trainflow.pipelines.loading import load_pipeline
 from trainflow.storage import open_store
 from trainflow.workflows.code_packages import CODE_ENV, pack, upload
-from trainflow.workflows.kubernetes import compile_pipeline, problems
+from trainflow.workflows.kubernetes import compile_pipeline, problems, to_yaml
+from trainflow.workflows.kubernetes.katib_trials import trial_job
 from trainflow.workflows.kubernetes.options import cluster_options
 
 Validate = Callable[..., list[str]]
@@ -205,3 +209,21 @@ def test_the_entry_becomes_the_users_program_so_its_signals_and_words_are_its_ow
         proc.kill()
         proc.communicate()
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_studys_trial_script_runs_through_the_code_package_entry_too(validate: Validate) -> None:
+    trial = Train(name="fit", argv=("python", "train_script.py", "--lr", param("lr")), outputs=("accuracy",))
+    space = json.dumps({"lr": {"type": "float", "low": 0.0001, "high": 0.1, "log": True}})
+    pipeline = Pipeline(
+        name="study",
+        params=(Param("lr", "0.1"), Param("space", space, type="search-space")),
+        steps=(Tune(name="study", trial=trial, search_space=param("space"), max_trials=2),),
+    ).validate()
+    compiled = compile_pipeline(pipeline, {}, "pytorchjob", options=cluster_options(code_package=PACKAGE))
+    [experiment] = [m for m in manifests(argo_submit(to_yaml(compiled), {}, "study-1")) if m["kind"] == "Experiment"]
+    job = trial_job(experiment, {"lr": "0.0123"})
+    [container] = job["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"]
+    env = env_of(container)
+    words = [env[f"TRAINFLOW_ARG_{i}"] for i in range(sum(1 for n in env if n.startswith("TRAINFLOW_ARG_")))]
+    assert words == ["trainflow", "step", "run-command", "--", "python", "train_script.py", "--lr", "0.0123"]
+    assert env[CODE_ENV] == PACKAGE and validate(container, "Container") == [] and problems(job) == []

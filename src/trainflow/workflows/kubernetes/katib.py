@@ -25,7 +25,7 @@ from trainflow.pipelines.search_space import CHOICE, FLOAT, INT, Dimension
 from trainflow.pipelines.steps import Train
 from trainflow.pipelines.tuning import ARG_PARAM, ARG_TRAIN_DIR, StudySettings, Tune, trial_args
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.kubernetes import manifest_values, step_io
+from trainflow.workflows.kubernetes import code_entry, manifest_values, step_io
 from trainflow.workflows.kubernetes import resources as k8s
 
 API_VERSION = "kubeflow.org/v1beta1"
@@ -156,7 +156,8 @@ def trial_job(target: k8s.Target, step: Tune, job_kind: str, names: dict[str, st
             argv.append(text)
     trial: Train = replace(step.trial, name=step.name, function=None, inputs=(), argv=tuple(argv))
     run = step_io.step_run(trial)
-    words = [*run.command, *run.args]
+    command, args = code_entry.entry(target.options, trial, run.command, run.args, run.own)  # a script: its package
+    words = [*command, *args]
     script = " ".join(f'"${ARG_ENV}{i}"' for i in range(len(words)))
     job = k8s.training_job(job_kind, target, k8s.ContainerCommand(["sh", "-c"], [script]), trial)
     job["metadata"].pop("name")  # Katib names each trial's job after the trial
