@@ -66,7 +66,14 @@ def test_the_row_groups_are_cut_into_contiguous_ranges_of_about_equal_rows(tmp_p
     assert [(p.first, p.rows) for p in parts] == [(0, 1800), (1800, 2250), (4050, 1950)]
     assert [sum(b.rows for b in p.batches) for p in parts] == [1800, 2250, 1950]
     assert all(a.first + a.rows == b.first for a, b in itertools.pairwise(parts))
-    assert table_reader._parquet_ranges((100,) * 19) == []  # under twice SEGMENT_ROWS rows: one thread
+    assert table_reader._parquet_ranges((100,) * 19, 1000) == []  # under twice SEGMENT_ROWS rows: one thread
+
+
+def test_large_row_groups_are_read_in_fewer_ranges_so_memory_stays_bounded() -> None:
+    groups, limit = (1000,) * 8, table_reader.GROUPS_IN_FLIGHT
+    assert len(table_reader._parquet_ranges(groups, limit // 4)) == RANGES
+    assert len(table_reader._parquet_ranges(groups, limit // 2)) == 2
+    assert table_reader._parquet_ranges(groups, limit) == []
 
 
 def test_a_parquet_table_converted_in_ranges_gives_the_bytes_of_one_range(

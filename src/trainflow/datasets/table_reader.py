@@ -26,6 +26,9 @@ SEGMENT_BYTES = 8 << 20
 MAX_SEGMENTS = 4  # each range holds pyarrow's blocks in flight: memory grows with the ranges, never with the rows
 # A Parquet file of at least twice this many rows is converted in ranges of whole row groups side by side, one a core.
 SEGMENT_ROWS = 1 << 18
+# Each range's reader holds about three times its row group's bytes (read, decoded, batched): the ranges' row groups
+# in flight are kept under this, so memory does not grow with the cores where row groups are large.
+GROUPS_IN_FLIGHT = 128 << 20
 
 
 _VIEWS: dict[pa.DataType, np.dtype[Any]] = {
@@ -78,6 +81,7 @@ class Table:
     csv: bool
     rows: int | None = None  # known before reading (a Parquet file's metadata says it); None for a CSV
     groups: tuple[int, ...] = ()  # a Parquet file's rows per row group, from its metadata
+    group_bytes: int = 0  # its largest row group's size uncompressed, from its metadata
 
     def batches(self, wanted: list[str], numbers: list[str], coded: tuple[str, ...] = ()) -> Iterator[Batch]:
         """Batches of the `wanted` columns; a CSV's `numbers` columns parsed as float64 (NotNumbers if one is not)
@@ -102,7 +106,7 @@ class Table:
         """
         return [
             Part(first, rows, _parquet_batches(self, wanted, groups, first))
-            for first, rows, groups in _parquet_ranges(self.groups)
+            for first, rows, groups in _parquet_ranges(self.groups, self.group_bytes)
         ]
 
 
@@ -123,10 +127,23 @@ def open_table(path: Path, name: str) -> Table:
         try:
             parquet = pq.ParquetFile(path)
             columns, rows = list(parquet.schema_arrow.names), int(parquet.metadata.num_rows)
-            groups = tuple(int(parquet.metadata.row_group(g).num_rows) for g in range(parquet.metadata.num_row_groups))
+            meta = [parquet.metadata.row_group(g) for g in range(parquet.metadata.num_row_groups)]
+            groups, largest = (
+                tuple(int(g.num_rows) for g in meta),
+                max((int(g.total_byte_size) for g in meta), default=0),
+            )
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
             raise DataFormatError(f"{name} is not a readable Parquet file ({exc}): write it again") from None
-        return Table(name, path, columns, lambda v: "" if v is None else str(v), csv=False, rows=rows, groups=groups)
+        return Table(
+            name,
+            path,
+            columns,
+            lambda v: "" if v is None else str(v),
+            csv=False,
+            rows=rows,
+            groups=groups,
+            group_bytes=largest,
+        )
     return Table(name, path, _csv_header(path, name), lambda v: str(v).strip(), csv=True)
 
 
@@ -237,11 +254,12 @@ def _csv_batches(
             source.close()
 
 
-def _parquet_ranges(groups: tuple[int, ...]) -> list[tuple[int, int, list[int]]]:
+def _parquet_ranges(groups: tuple[int, ...], group_bytes: int) -> list[tuple[int, int, list[int]]]:
     """Row groups in up to one range a core of at least SEGMENT_ROWS rows each, cut where the rows split most evenly:
     (first row, rows, row groups) per range; none for a file to read on one thread."""
     total = sum(groups)
-    count = min(MAX_SEGMENTS, usable_cores(), total // SEGMENT_ROWS, len(groups))
+    in_flight = GROUPS_IN_FLIGHT // max(1, group_bytes)
+    count = min(MAX_SEGMENTS, usable_cores(), total // SEGMENT_ROWS, len(groups), in_flight)
     if count < 2:
         return []
     ends = np.cumsum(groups)  # the row after each row group
