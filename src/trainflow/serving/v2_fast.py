@@ -16,8 +16,8 @@ general adapter's scan for encoded images (`numbers_only`) has nothing to find i
 
 from __future__ import annotations
 
-import array
 import math
+import struct
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -40,7 +40,7 @@ PROTOCOL = "v2-rest"  # the general adapter's: both count under the same metrics
 _PREFIX = "/v2/models/"
 _SUFFIX = "/infer"
 _VERSIONS = "/versions/"
-_ARRAY_TYPES = {"float32": "f", "float64": "d"}  # array.array converts JSON numbers in C, without numpy's warnings
+_ARRAY_TYPES = {"float32": "f", "float64": "d"}  # struct packs JSON numbers in C, without numpy's warnings
 _MAX_ROUTES = 256  # parsed infer paths kept; a client inventing version numbers cannot grow it past this
 _LENGTH = b"content-length"
 _ODD_LENGTH = 1 << 62  # a Content-Length the fast path leaves to the general reader
@@ -141,9 +141,12 @@ class FastModel:
             data = tensor.get("data")
             if binary or type(data) is not list or len(data) != values or may_hold_booleans(json_text):
                 return None
-            try:  # JSON numbers only: a string, null, list or object raises (booleans: none, by the scan above)
-                flat = np.frombuffer(array.array(self.typecode, data), dtype=self.typecode)
-            except (TypeError, OverflowError):
+            # JSON numbers only: a string, null, list, object or huge integer raises struct.error, a number past
+            # float32 OverflowError (booleans: none, by the scan above). struct packs 784 numbers in ~9 us where
+            # array.array takes ~20: it converts each with one C call, array.array through PyArg_Parse.
+            try:
+                flat = np.frombuffer(struct.pack("=%d%s" % (values, self.typecode), *data), dtype=self.typecode)
+            except (struct.error, OverflowError):
                 return None
         batch = flat.reshape(rows, *self.feed_shape)
         if self.image:
