@@ -29,6 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("json", "binary")
 _APPS: dict[str, Any] = {}  # each app built once per process
+_SERVERS: list[Any] = []  # the servers behind them, stopped before their model's folder is removed
 
 
 def requests() -> dict[str, tuple[bytes, list[tuple[bytes, bytes]]]]:
@@ -99,10 +100,11 @@ def measure_one(app_name: str, base: Path, kind: str, count: int) -> float:
     import floor_server
 
     apps = _APPS
-    if app_name not in apps:
-        apps[app_name] = (
-            floor_server.model_app(base / "1" / "model.onnx") if app_name == "floor" else trainflow_app(base)[0]
-        )
+    if app_name == "floor" and app_name not in apps:
+        apps[app_name] = floor_server.model_app(base / "1" / "model.onnx")
+    elif app_name not in apps:
+        apps[app_name], server = trainflow_app(base)
+        _SERVERS.append(server)
     body, headers = requests()[kind]
     return asyncio.run(cpu_us_per_request(apps[app_name], body, headers, count))
 
@@ -121,10 +123,24 @@ def ask(worker: subprocess.Popen, kind: str, count: int) -> float:
     return float(worker.stdout.readline())
 
 
+def stop_worker(worker: subprocess.Popen) -> None:
+    assert worker.stdin is not None
+    worker.stdin.close()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
 def serve_worker(base: Path) -> None:
-    for line in sys.stdin:
-        request = json.loads(line)
-        print(measure_one("trainflow", base, request["kind"], request["count"]), flush=True)
+    try:
+        for line in sys.stdin:
+            request = json.loads(line)
+            print(measure_one("trainflow", base, request["kind"], request["count"]), flush=True)
+    finally:
+        for server in _SERVERS:
+            server.stop()
 
 
 def main() -> None:
@@ -140,8 +156,23 @@ def main() -> None:
         return
     from serve import mlp_onnx, model_base
 
-    base = model_base(Path(tempfile.mkdtemp(prefix="serve-overhead-")) / "mnist", mlp_onnx())
-    worker = baseline_worker(args.baseline_src, base) if args.baseline_src else None
+    with tempfile.TemporaryDirectory(prefix="serve-overhead-") as tmp:  # the model, removed however the run ends
+        base = model_base(Path(tmp) / "mnist", mlp_onnx())
+        worker = baseline_worker(args.baseline_src, base) if args.baseline_src else None
+        try:
+            names, runs = measure_rounds(args, base, worker)
+        finally:
+            if worker is not None:  # its input closed, it stops its server and ends
+                stop_worker(worker)
+            for server in _SERVERS:
+                server.stop()
+    report(args, names, runs)
+
+
+def measure_rounds(
+    args: argparse.Namespace, base: Path, worker: subprocess.Popen | None
+) -> tuple[list[str], dict[tuple[str, str], list[float]]]:
+    """Every app's CPU us per request, the apps alternating round by round."""
     names = ["floor", "trainflow", *(["before"] if worker else [])]
     runs: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
@@ -153,8 +184,10 @@ def main() -> None:
                     else measure_one(name, base, kind, args.requests)
                 )
                 runs.setdefault((kind, name), []).append(cost)
-    if worker is not None:
-        worker.terminate()
+    return names, runs
+
+
+def report(args: argparse.Namespace, names: list[str], runs: dict[tuple[str, str], list[float]]) -> None:
     load = os.getloadavg()[0]
     print(f"CPU us per request, {args.rounds} alternating rounds of {args.requests} requests; load average {load:.1f}")
     print("| request | server | CPU us / request (median) | floor / server per round (min / median) |")
