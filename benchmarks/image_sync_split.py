@@ -1,0 +1,102 @@
+"""Where a first image-folder sync spends its CPU and memory: main thread, copy threads, decode workers, apart.
+
+In alternating rounds, for each `src` folder given (the first is the baseline: `git archive <commit> src | tar -x
+-C /tmp/base`), syncs the PNG folder `--folders`/png-<count> (written by `image_sync.py --folders`) into an empty
+cache in a fresh process, sampling every 50 ms the CPU of each of its threads (/proc/<pid>/task) and the PSS of
+the sync process and of its workers. Prints per round and the medians, then each variant's per-round ratios to
+the first.
+
+    .venv/bin/python benchmarks/image_sync_split.py /tmp/base/src src [--images 10000] [--repeat 3]
+        [--folders /tmp/tf-image-folders]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+SYNC = "import sys; from trainflow.cli.main import main; sys.argv[0] = 'trainflow'; main()"
+FIELDS = ("main thread", "copy threads", "workers", "tree CPU", "process PSS", "workers PSS", "tree PSS")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _thread_cpu(pid: int, seen: dict[int, float]) -> None:
+    """Record the CPU seconds of each thread of `pid` so far (a thread that ended keeps its last value)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        seen[int(tid)] = (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def one_sync(src: str, source: Path) -> tuple[float, ...]:
+    home = Path(tempfile.mkdtemp(prefix="tf-bench-split-"))
+    env = dict(os.environ, TRAINFLOW_HOME=str(home), PYTHONPATH=src)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = psutil.Popen([sys.executable, "-c", SYNC, "data", "sync", str(source)], env=env, stdout=subprocess.DEVNULL)
+    threads: dict[int, float] = {}
+    own = kids = tree = 0
+    while proc.poll() is None:
+        try:
+            _thread_cpu(proc.pid, threads)
+            pss = proc.memory_full_info().pss
+            workers = sum(c.memory_full_info().pss for c in proc.children(recursive=True))
+        except (OSError, psutil.Error):
+            continue
+        own, kids, tree = max(own, pss), max(kids, workers), max(tree, pss + workers)
+        time.sleep(0.05)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    shutil.rmtree(home, ignore_errors=True)
+    if proc.returncode:
+        raise SystemExit(f"the sync with {src} failed")
+    total = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    main = threads.get(proc.pid, 0.0)
+    copies = sum(cpu for tid, cpu in threads.items() if tid != proc.pid)
+    return main, copies, total - main - copies, total, own / 2**20, kids / 2**20, tree / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("src", nargs="+", type=Path, help="src folders: the first is the baseline")
+    parser.add_argument("--images", type=int, default=10000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--folders", type=Path, default=Path("/tmp/tf-image-folders"))
+    args = parser.parse_args()
+    source = args.folders / f"png-{args.images}"
+    if not (source / ".complete").exists():
+        raise SystemExit(
+            f"no {source}: write it first with image_sync.py --images {args.images} --folders {args.folders}"
+        )
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    srcs = [str(s.resolve()) for s in args.src]
+    runs: dict[str, list[tuple[float, ...]]] = {s: [] for s in srcs}
+    for i in range(args.repeat):
+        for src in srcs:
+            runs[src].append(one_sync(src, source))
+            print(
+                f"round {i + 1} {src}: " + ", ".join(f"{k} {v:.2f}" for k, v in zip(FIELDS, runs[src][-1], strict=True))
+            )
+    print(f"\n{args.images:,} PNGs, first sync, {args.repeat} rounds (CPU in seconds, PSS peaks in MiB)")
+    for src, results in runs.items():
+        medians = [statistics.median(r[k] for r in results) for k in range(len(FIELDS))]
+        print(f"  {src}: medians " + ", ".join(f"{k} {v:.2f}" for k, v in zip(FIELDS, medians, strict=True)))
+    for src in srcs[1:]:
+        for k, field in enumerate(FIELDS[:4]):
+            ratios = [r[k] / b[k] for r, b in zip(runs[src], runs[srcs[0]], strict=True) if b[k]]
+            if ratios:
+                per_round = " ".join(f"{x:.2f}" for x in ratios)
+                print(f"  {field}: {src} / baseline per round {per_round}, median {statistics.median(ratios):.2f}x")
+    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
