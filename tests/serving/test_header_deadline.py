@@ -61,3 +61,49 @@ def test_a_keep_alive_connection_trickling_its_next_requests_headers_is_closed(m
                     break
             assert closed is not None, "the connection trickling headers was never closed"
             assert 0.9 <= closed - answered <= 2.5
+
+
+def closed_after(sock: socket.socket, since: float, limit: float) -> float | None:
+    """Seconds from `since` until the server closed `sock` (None if still open after `limit` s)."""
+    sock.settimeout(0.05)
+    while time.monotonic() - since < limit:
+        try:
+            if sock.recv(1) == b"":
+                return time.monotonic() - since
+        except TimeoutError:
+            continue
+        except OSError:
+            return time.monotonic() - since
+    return None
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_uvicorns_keep_alive_timeout_from_its_last_response(
+    model_base: Path,
+) -> None:
+    # the header deadline (20 s) is far off: what closes the idle connection is the keep-alive timeout (5 s)
+    with running_server(model_base, header_timeout_seconds=20.0) as server:
+        port = int(server.rest_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            for _ in range(2):  # the second response's end, 2 s after the first, is what the idle time counts from
+                sock.sendall(REQUEST)
+                assert answer(sock).startswith(b"HTTP/1.1 200")
+                answered = time.monotonic()
+                time.sleep(2.0)
+            waited = closed_after(sock, answered, 9.0)
+            assert waited is not None, "the idle keep-alive connection was never closed"
+            assert 4.8 <= waited <= 6.5
+
+
+def test_a_keep_alive_connection_whose_next_request_has_begun_waits_for_the_header_deadline_not_the_idle_one(
+    model_base: Path,
+) -> None:
+    with running_server(model_base, header_timeout_seconds=7.0) as server:
+        port = int(server.rest_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(REQUEST)
+            assert answer(sock).startswith(b"HTTP/1.1 200")
+            answered = time.monotonic()
+            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\n")  # a byte came: no longer idle
+            waited = closed_after(sock, answered, 10.0)
+            assert waited is not None, "the connection with incomplete headers was never closed"
+            assert 6.8 <= waited <= 8.5
