@@ -16,13 +16,12 @@ from tests.multinode.conftest import MakeCluster
 from tests.multinode.operator_env import service_names
 from tests.multinode.test_pytorchjob_to_served_model import (
     BUCKET,
-    CREATE_BUCKET,
     STORE,
-    STORE_PORT,
     STORE_SERVICE,
     STORE_URL,
+    start_store,
 )
-from tests.multinode.world import base_env, python_on, trainflow, wait_listening
+from tests.multinode.world import base_env, trainflow
 from tests.workflows.test_code_packages import project
 from trainflow.workflows.code_packages import CODE_ENV
 
@@ -43,14 +42,7 @@ def test_a_step_on_a_node_that_reaches_only_the_store_runs_from_the_package(
 
     cluster = make_cluster({STORE: service_names(STORE_SERVICE, "kubeflow"), POD: ()})
     env = base_env(**AWS_TEST_ENV, AWS_ENDPOINT_URL=STORE_URL, TRAINFLOW_HOME=str(tmp_path / "home"))
-    cluster.popen(
-        STORE,
-        [sys.executable, "-m", "moto.server", "-H", "0.0.0.0", "-p", str(STORE_PORT)],
-        {**env, "S3_IGNORE_SUBDOMAIN_BUCKETNAME": "1"},
-        tmp_path / "store.log",
-    )
-    wait_listening(cluster, POD, f"{STORE_SERVICE}.kubeflow", STORE_PORT, env)
-    python_on(cluster, POD, CREATE_BUCKET, env)
+    start_store(cluster, env, tmp_path, POD)
     source = project(tmp_path / "proj") / "pipeline.py"
     packed = cluster.run(POD, trainflow("code-package", str(source), "--to", f"s3://{BUCKET}/team"), env)
     assert packed.returncode == 0, packed.stderr

@@ -69,8 +69,8 @@ class Deployment:
     mnist_dir: Path
 
 
-def start_store(cluster: Cluster, env: dict[str, str], log_dir: Path) -> None:
-    """moto's S3 server on its own node, listening on the node's interface; the bucket made from another node."""
+def start_store(cluster: Cluster, env: dict[str, str], log_dir: Path, node: str = f"{JOB}-master-0") -> None:
+    """moto's S3 server on its own node, listening on the node's interface; the bucket made from `node`."""
     # Path-style only, as minio: moto would otherwise read the service's first label as a bucket name.
     cluster.popen(
         STORE,
@@ -78,8 +78,8 @@ def start_store(cluster: Cluster, env: dict[str, str], log_dir: Path) -> None:
         {**env, "S3_IGNORE_SUBDOMAIN_BUCKETNAME": "1"},
         log_dir / "store.log",
     )
-    wait_listening(cluster, f"{JOB}-master-0", f"{STORE_SERVICE}.kubeflow", STORE_PORT, env)
-    python_on(cluster, f"{JOB}-master-0", CREATE_BUCKET, env)
+    wait_listening(cluster, node, f"{STORE_SERVICE}.kubeflow", STORE_PORT, env)
+    python_on(cluster, node, CREATE_BUCKET, env)
 
 
 @pytest.fixture(scope="module")
