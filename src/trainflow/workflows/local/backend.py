@@ -56,6 +56,7 @@ class LocalBackend(LocalSchedules):
 
     def __init__(self, home: Path) -> None:
         self.layout = Layout(home)
+        self._upstreams: dict[int, tuple[Pipeline, dict[str, tuple[str, ...]]]] = {}  # by id(pipeline), held
 
     @cached_property
     def state(self) -> StateStore:
@@ -158,15 +159,29 @@ class LocalBackend(LocalSchedules):
             info = self.state.get(name)
         pipeline, _, _ = load_pipeline(self.state, name, info.pipeline)
         recorded = [s.name for s in info.steps]
-        instances = {s.name: instances_in(s.name, recorded) for s in pipeline.all_steps}
+        if any("[" in n for n in recorded):  # a fan-out expanded into instances
+            instances = {s.name: instances_in(s.name, recorded) for s in pipeline.all_steps}
+        else:
+            instances = {s.name: [s.name] for s in pipeline.all_steps}
+        upstream = self._upstream(pipeline)
         info.param_types = param_types(pipeline)
         for step in pipeline.all_steps:
             for instance in instances[step.name]:
                 found = info.step(instance)
                 if found is not None:
-                    found.depends = [i for d in step.upstream() for i in instances[d]]
+                    found.depends = [i for d in upstream[step.name] for i in instances[d]]
                     found.kind, found.provides = step.kind, provided(step)
         return info
+
+    def _upstream(self, pipeline: Pipeline) -> dict[str, tuple[str, ...]]:
+        """Each step's upstream steps, worked out once per pipeline: the runs a listing reads share their pipeline
+        (state.load_pipeline decodes a spec once), and finding a step's references took a third of listing 1,000."""
+        held = self._upstreams.get(id(pipeline))
+        if held is None:
+            if len(self._upstreams) >= 64:  # a dashboard lives long: bound what it keeps
+                self._upstreams.clear()
+            held = self._upstreams[id(pipeline)] = (pipeline, {s.name: s.upstream() for s in pipeline.all_steps})
+        return held[1]
 
     def _reconcile(self, info: WorkflowInfo) -> bool:
         """A workflow whose runner died (kill -9, reboot) is Failed, and its step processes stopped.
