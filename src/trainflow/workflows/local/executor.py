@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,12 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainflow.pipelines import Service, Step
-from trainflow.pipelines.artifacts import ENV as ARTIFACTS_ENV
 from trainflow.pipelines.conditions import parse_condition
-from trainflow.pipelines.notify import RUN_BACKEND_ENV
 from trainflow.pipelines.refs import OutputRef, ParamRef, Ref
-from trainflow.progress import ENV as PROGRESS_ENV
-from trainflow.storage import join_url
 from trainflow.workflows.backend import (
     CACHED,
     DONE,
@@ -51,6 +46,7 @@ from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.local.services import Readiness, choose_ports
 from trainflow.workflows.local.state import StateStore, load_pipeline, now
+from trainflow.workflows.local.step_launch import Launcher
 from trainflow.workflows.local.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
@@ -97,7 +93,8 @@ class Executor:
         self.outcome: dict[str, str] | None = None  # the run's outcome, once exit steps may read it
         self.on_end: Callable[[str, bool], object] = lambda status, stopped: None  # tracking: told the outcome first
         self.keys = StepKeys(self.pipeline, self.values, self.python_path, layout.home)
-        self.artifacts_base = plan.artifacts_base(self.pipeline, self.values, layout.default_artifacts)
+        base = plan.artifacts_base(self.pipeline, self.values, layout.default_artifacts)
+        self.launcher = Launcher(layout, name, base, self.python_path)
         self.order = self.pipeline.order()  # computed once: the loop below runs every few milliseconds
         self.upstream = {s.name: s.upstream() for s in self.pipeline.all_steps}
         self.attempts: dict[str, int] = {}
@@ -289,9 +286,7 @@ class Executor:
     ) -> None:
         attempt = self.attempts.get(instance, 0) + 1
         self.attempts[instance] = attempt
-        out_dir = self.layout.outputs_dir(self.name, instance)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        self.launcher.fresh_outputs(instance)
         readiness = Readiness(step, choose_ports(step, usual_ports)) if isinstance(step, Service) else None
         try:
             ports = readiness.ports if readiness else None
@@ -300,11 +295,8 @@ class Executor:
             self._set(instance, FAILED, message=exc.message, finished_at=now())
             return
         argv = processes.trainflow_argv(argv)
-        log_file = self.layout.step_log(self.name, instance)
-        with open(log_file, "ab") as f:
-            f.write(f"--- attempt {attempt}: {' '.join(argv)}\n".encode())
         try:
-            proc = processes.start(argv, log_file, env=self._env(instance, out_dir))
+            proc = self.launcher.start(instance, argv, attempt)
         except OSError as exc:
             self._set(instance, FAILED, message=f"cannot start {argv[0]}: {exc.strerror}", finished_at=now())
             return
@@ -322,18 +314,6 @@ class Executor:
             attempts=attempt,
             **({"addresses": readiness.addresses()} if readiness else {}),
         )
-
-    def _env(self, instance: str, out_dir: Path) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "TRAINFLOW_OUTPUTS": f"{out_dir}/",
-            PROGRESS_ENV: str(self.layout.progress_file(self.name, instance)),
-            ARTIFACTS_ENV: join_url(self.artifacts_base, self.name, instance),
-            RUN_BACKEND_ENV: "local",
-        }
-        if self.python_path:
-            env["PYTHONPATH"] = os.pathsep.join([*self.python_path, *filter(None, [env.get("PYTHONPATH")])])
-        return env
 
     # -- watch ---------------------------------------------------------------------------------
     def _poll(self) -> bool:

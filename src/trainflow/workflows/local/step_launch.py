@@ -1,0 +1,55 @@
+"""How the local runner starts one step instance's process: its outputs folder, environment and log."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainflow.pipelines.artifacts import ENV as ARTIFACTS_ENV
+from trainflow.pipelines.notify import RUN_BACKEND_ENV
+from trainflow.progress import ENV as PROGRESS_ENV
+from trainflow.storage import join_url
+from trainflow.workflows.local import processes
+from trainflow.workflows.local.layout import Layout
+
+
+@dataclass(frozen=True)
+class Launcher:
+    """Starts the step processes of one workflow (`workflow` recorded under `layout`)."""
+
+    layout: Layout
+    workflow: str
+    artifacts_base: str
+    python_path: Sequence[str]
+
+    def fresh_outputs(self, instance: str) -> Path:
+        """The instance's `$TRAINFLOW_OUTPUTS` folder, emptied: an attempt never reads an earlier one's outputs."""
+        out_dir = self.layout.outputs_dir(self.workflow, instance)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return out_dir
+
+    def start(self, instance: str, argv: Sequence[str], attempt: int) -> subprocess.Popen[bytes]:
+        """Start `argv` in its own process group, its output appended to the instance's log; OSError if it cannot."""
+        log_file = self.layout.step_log(self.workflow, instance)
+        with open(log_file, "ab") as f:
+            f.write(f"--- attempt {attempt}: {' '.join(argv)}\n".encode())
+        out_dir = self.layout.outputs_dir(self.workflow, instance)
+        return processes.start(argv, log_file, env=self.env(instance, out_dir))
+
+    def env(self, instance: str, out_dir: Path) -> dict[str, str]:
+        """The step's environment: ours, with where it writes outputs, progress and artifacts, and its import path."""
+        env = {
+            **os.environ,
+            "TRAINFLOW_OUTPUTS": f"{out_dir}/",
+            PROGRESS_ENV: str(self.layout.progress_file(self.workflow, instance)),
+            ARTIFACTS_ENV: join_url(self.artifacts_base, self.workflow, instance),
+            RUN_BACKEND_ENV: "local",
+        }
+        if self.python_path:
+            env["PYTHONPATH"] = os.pathsep.join([*self.python_path, *filter(None, [env.get("PYTHONPATH")])])
+        return env
