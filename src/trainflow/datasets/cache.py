@@ -40,7 +40,7 @@ from trainflow.datasets.layout import (
 from trainflow.datasets.manifest import FileEntry, Manifest, load_manifest, sha256_file
 from trainflow.datasets.manifest_journal import JOURNAL_NAME, Journal
 from trainflow.datasets.observer import SyncObserver
-from trainflow.datasets.prepare import prepare
+from trainflow.datasets.prepare import load_readers, prepare
 from trainflow.storage import (
     ObjectInfo,
     SourceUnreachable,
@@ -176,8 +176,14 @@ class DatasetCache:
                 raise write_failure(directory, ".", exc) from None
             sync = _Sync(store, directory, manifest, observer, verify)
             todo = sync.plan(remote)
+            # A table's readers are imported while its file is copied and hashed, not after (~0.2 s on one core).
+            loading = load_readers(o.name for o in remote) if todo else None
             del remote  # the listing's objects all go now: what is left to fetch is in the queue's flat buffers
-            result = sync.run(todo)
+            try:
+                result = sync.run(todo)
+            finally:
+                if loading is not None:
+                    loading.join()  # prepare imports nothing beside it
             result.descriptor = _prepared(directory, manifest, result, options or FormatOptions())
         return result
 
