@@ -105,3 +105,33 @@ def test_float32s_largest_number_is_kept_and_a_float64_just_past_it_is_refused(
     with pytest.raises(DataFormatError, match=r"column 'a' of t\.parquet holds .* \(row 2002\), beyond float32"):
         cache.ensure(write(tmp_path / "past", {"a": pa.array(values), "label": label}), "past")
     assert cache.names() == ["kept"]
+
+
+@pytest.mark.parametrize("kind", [pa.int8(), pa.uint8(), pa.int16(), pa.uint32(), pa.int64(), pa.uint64()])
+def test_integer_labels_of_each_type_give_the_labels_their_text_gives(
+    cache: DatasetCache, tmp_path: Path, kind: pa.DataType
+) -> None:
+    labels = np.random.default_rng(5).integers(0, 120, ROWS)
+    labels[:3] = [119, 0, 7]  # new labels in later batches too (128-row batches, 0-119)
+    features = pa.array(np.arange(ROWS, dtype=np.float32))
+    as_text = cache.ensure(write(tmp_path / "text", {"a": features, "label": pa.array(labels.astype(str))}), "text")
+    as_ints = cache.ensure(write(tmp_path / "ints", {"a": features, "label": pa.array(labels, type=kind)}), "ints")
+
+    text, ints = load_dataset(as_text.path), load_dataset(as_ints.path)
+    for split in ("train", "test"):
+        assert np.array_equal(np.asarray(getattr(ints, split).labels), np.asarray(getattr(text, split).labels))
+        assert np.array_equal(np.asarray(getattr(ints, split).images), np.asarray(getattr(text, split).images))
+    assert ints.descriptor.class_names == text.descriptor.class_names
+
+
+@pytest.mark.parametrize(("kind", "bad"), [(pa.int8(), -128), (pa.int64(), -3), (pa.int64(), 1 << 40)])
+def test_an_integer_label_out_of_range_deep_in_a_parquet_file_is_refused(
+    cache: DatasetCache, tmp_path: Path, kind: pa.DataType, bad: int
+) -> None:
+    labels = np.arange(ROWS) % 4
+    labels[2600] = bad
+    columns = {"a": pa.array(np.ones(ROWS, dtype=np.float32)), "label": pa.array(labels, type=kind)}
+
+    with pytest.raises(DataFormatError, match=rf"label {bad} in t\.parquet( \([\w-]+ part\))? is out of range"):
+        cache.ensure(write(tmp_path / "src", columns), "d")
+    assert cache.names() == []

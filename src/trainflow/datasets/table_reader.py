@@ -34,12 +34,13 @@ GROUPS_IN_FLIGHT = 128 << 20
 _VIEWS: dict[pa.DataType, np.dtype[Any]] = {
     pa.float32(): np.dtype(np.float32),
     pa.float64(): np.dtype(np.float64),
-    pa.int32(): np.dtype(np.int32),
+    **{kind: np.dtype(str(kind)) for kind in (pa.int8(), pa.int16(), pa.int32(), pa.int64())},
+    **{kind: np.dtype(str(kind)) for kind in (pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64())},
 }
 
 
 def values_of(array: pa.Array) -> np.ndarray:
-    """A float32, float64 or int32 array's values as a numpy view of its buffer (a null's slot holds anything).
+    """A float or integer array's values as a numpy view of its buffer (a null's slot holds anything).
 
     pyarrow's own `to_numpy` imports pandas on first use: ~0.25 s of CPU (a second of wall time under load).
     """
