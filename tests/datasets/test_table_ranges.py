@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 
-from trainflow.datasets import DataFormatError, DatasetCache, load_dataset, table_reader
+from trainflow.datasets import DataFormatError, DatasetCache, checks, load_dataset, table_reader
 from trainflow.datasets.checks import normalization
 
 ROWS = 6000
@@ -83,6 +83,21 @@ def test_a_csv_read_in_ranges_gives_the_arrays_split_labels_and_statistics_of_on
         assert np.array_equal(np.asarray(split.labels), want[f"y_{part}"])
     assert d.normalization == normalization(want["x_train"], (FEATURES,))
     assert sorted(p.name for p in result.path.rglob("*.rows*")) == []  # the ranges' raw files are gone
+
+
+@pytest.mark.parametrize("block", [500, 1600, 5000])
+def test_statistics_blocks_within_and_across_the_ranges_raw_files_sum_to_one_pass_bits(
+    cache: DatasetCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """The raw files split side by side (~1,600 training rows each): blocks each holds whole and blocks across two."""
+    monkeypatch.setattr(checks, "_STATS_ROWS", block)
+    x, y = write_csv(tmp_path / "src")
+    result = cache.ensure(str(tmp_path / "src"), "d")
+
+    d, dataset, want = result.descriptor, load_dataset(result.path), expected(x, y)
+    assert d is not None and d.normalization == normalization(want["x_train"], (FEATURES,))
+    assert np.array_equal(np.asarray(dataset.train.images), want["x_train"])
+    assert np.array_equal(np.asarray(dataset.test.images), want["x_test"])
 
 
 @pytest.mark.parametrize(

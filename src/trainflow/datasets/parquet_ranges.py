@@ -5,15 +5,20 @@ training and held-out rows go in `x_train.npy` and `x_test.npy`: each range writ
 training rows' statistics are summed in the same fixed blocks of rows as one pass sums them (a block a range holds
 whole on its thread, a block across two ranges from the array once all are written) and added in block order, so
 they are the same bits however the table is cut; the labels' codes are merged in row order.
+
+A large CSV's byte ranges, parsed side by side into raw row files, are split into the two arrays the same way once
+its row count (and so its held-out rows) is known: a raw file a thread.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from trainflow.datasets.checks import BlockSums, FeatureSums, Sums
 from trainflow.datasets.errors import DataFormatError
-from trainflow.datasets.row_files import NpyRows
+from trainflow.datasets.row_files import CHUNK_BYTES, NpyRows, raw_rows
 from trainflow.datasets.side_by_side import Check, side_by_side
 from trainflow.datasets.table_labels import LabelCodes
 from trainflow.datasets.table_reader import Part, Table
@@ -34,29 +39,14 @@ def read_parts(
 
     A bad value stops the parts after its own; the parts before it go on, so the row named is the first bad one.
     """
-    train, test = arrays
-    train_rows = len(held) - int(np.count_nonzero(held))
 
     def convert(k: int, check: Check) -> tuple[LabelCodes, Read, dict[int, Sums]]:
         part = parts[k]
-        end = part.first + part.rows
-        before = int(np.count_nonzero(held[: part.first]))  # held-out rows before the part's first
-        at = {"train": part.first - before, "test": before}
-        sums = BlockSums(at["train"], end - before - int(np.count_nonzero(held[part.first : end])), train_rows)
+        place = _Placed(part.first, part.first + part.rows, held, arrays, table.name)
 
         def rows(start: int, block: np.ndarray) -> None:
             check()
-            if start + len(block) > end:
-                raise DataFormatError(
-                    f"{table.name} holds more rows than its metadata says ({len(held)}): write it again"
-                )
-            mask = held[start : start + len(block)]
-            kept, out = block[~mask], block[mask]
-            train.write_at(at["train"], kept)
-            test.write_at(at["test"], out)
-            sums.add(kept)
-            at["train"] += len(kept)
-            at["test"] += len(out)
+            place.rows(start, block)
 
         own = LabelCodes()
         read = read_rows(table, part.batches, features, label, own, rows)
@@ -64,12 +54,62 @@ def read_parts(
             raise DataFormatError(
                 f"{table.name} holds {read.rows} rows in row groups whose metadata says {part.rows}: write it again"
             )
-        return own, read, sums.finish()
+        return own, read, place.sums.finish()
 
     done = side_by_side(len(parts), convert, earlier_go_on=True)
+    statistics = _filled(held, arrays, [blocks for _, _, blocks in done])
+    merged = [codes.merged(own, read.codes) for own, read, _ in done]
+    return Read(table, sum(read.rows for _, read, _ in done), np.concatenate(merged)), statistics
+
+
+def split_raw(paths: list[Path], held: np.ndarray, arrays: tuple[NpyRows, NpyRows], name: str) -> FeatureSums:
+    """A CSV's raw row files (its byte ranges' rows, in order) split into the training and test arrays, a file a
+    thread, each straight into its rows; the training rows' statistics, the same bits as one pass's."""
+    train = arrays[0]
+    ends = np.cumsum([path.stat().st_size // (train.width * train.dtype.itemsize) for path in paths])
+    step = max(1, CHUNK_BYTES // (train.width * train.dtype.itemsize))
+
+    def split(k: int, check: Check) -> dict[int, Sums]:
+        first = int(ends[k - 1]) if k else 0
+        place = _Placed(first, int(ends[k]), held, arrays, name)
+        for block in raw_rows(paths[k], train.dtype, train.width, step):
+            check()
+            place.rows(first, block)
+            first += len(block)
+        return place.sums.finish()
+
+    return _filled(held, arrays, side_by_side(len(paths), split, earlier_go_on=True))
+
+
+class _Placed:
+    """Rows `first` to `end - 1` of a table written in place: to the training array, or to the test array where
+    `held` (by row) is True; their whole statistics blocks summed on the way."""
+
+    def __init__(self, first: int, end: int, held: np.ndarray, arrays: tuple[NpyRows, NpyRows], name: str) -> None:
+        self.end, self.held, self.arrays, self.name = end, held, arrays, name
+        before = int(np.count_nonzero(held[:first]))  # held-out rows before the first
+        self.at = [first - before, before]  # where the next training and test rows go
+        kept = end - first - int(np.count_nonzero(held[first:end]))
+        self.sums = BlockSums(self.at[0], self.at[0] + kept, len(held) - int(np.count_nonzero(held)))
+
+    def rows(self, start: int, block: np.ndarray) -> None:
+        if start + len(block) > self.end:
+            raise DataFormatError(
+                f"{self.name} holds more rows than its metadata says ({len(self.held)}): write it again"
+            )
+        mask = self.held[start : start + len(block)]
+        kept, out = block[~mask], block[mask]
+        self.arrays[0].write_at(self.at[0], kept)
+        self.arrays[1].write_at(self.at[1], out)
+        self.sums.add(kept)
+        self.at = [self.at[0] + len(kept), self.at[1] + len(out)]
+
+
+def _filled(held: np.ndarray, arrays: tuple[NpyRows, NpyRows], blocks: list[dict[int, Sums]]) -> FeatureSums:
+    """The arrays' row counts set once their parts are written; the training rows' statistics from the parts' blocks."""
+    train, test = arrays
+    train_rows = len(held) - int(np.count_nonzero(held))
     for array, count in ((train, train_rows), (test, len(held) - train_rows)):
         if count:  # an array this table put no rows in is left as it is (the other table of a pair fills it)
             array.holds(count)
-    merged = [codes.merged(own, read.codes) for own, read, _ in done]
-    statistics = FeatureSums.of_parts(train.width, train_rows, [blocks for _, _, blocks in done], train.read_at)
-    return Read(table, sum(read.rows for _, read, _ in done), np.concatenate(merged)), statistics
+    return FeatureSums.of_parts(train.width, train_rows, blocks, train.read_at)

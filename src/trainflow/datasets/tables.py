@@ -4,7 +4,7 @@ Tables are read a batch of rows at a time (`table_reader`) and labels become sma
 stays flat however many rows there are. Where the row count is known before reading (Parquet's metadata),
 each row goes straight to the training or the test array, the training rows' statistics summed on the
 way; a CSV's rows go to raw files on the cache's disk first (a large CSV's byte ranges parsed side by side,
-one a core), and a second pass splits them.
+one a core), and a second pass splits them (a range's raw file a thread).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from trainflow.datasets.checks import FeatureSums
 from trainflow.datasets.errors import DataFormatError
 from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import cached_path
-from trainflow.datasets.parquet_ranges import read_parts
+from trainflow.datasets.parquet_ranges import read_parts, split_raw
 from trainflow.datasets.row_files import CHUNK_BYTES, NpyRows, raw_rows
 from trainflow.datasets.side_by_side import Check, side_by_side
 from trainflow.datasets.table_labels import LabelCodes, labels_of
@@ -132,6 +132,11 @@ def _read_single(
     # A CSV's row count is known only at its end: the rows go to raw files first, then to the two arrays.
     read, paths = _read_raw(table, features, label, codes, work)
     held = _held_out(read.rows)
+    if len(paths) > 1:  # its byte ranges' raw files split side by side, each straight into its rows of the arrays
+        out.sums = split_raw(paths, held, (out.train, out.test), table.name)
+        for path in paths:
+            path.unlink()
+        return read, held
     split = out.split(held, table.name)
     step = max(1, CHUNK_BYTES // (4 * len(features)))
     start = 0
