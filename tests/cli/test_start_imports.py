@@ -60,6 +60,14 @@ NOT_LOADED = {
     NOTIFY_NOTHING_TO_SEND: HEAVY + PRINTING + METADATA + ("httpx",),
 }
 
+# `list` and `get` over a home that holds a finished run: reading runs back decodes no pipeline for the table and
+# loads none of what submitting, planning, scheduling or stopping a run needs.
+SUBMITTING = ("trainflow.pipelines.builtin", "trainflow.pipelines.loading", "trainflow.workflows.schedules")
+READERS_NOT_LOADED = {
+    ("list",): HEAVY + PRINTING + PROCESSES + METADATA + CLUSTER_OPTIONS + SUBMITTING + ("trainflow.pipelines",),
+    ("get", "recorded-run"): HEAVY + PROCESSES + METADATA + CLUSTER_OPTIONS + SUBMITTING,
+}
+
 PROBE = """
 import sys
 from trainflow.cli.main import cli
@@ -81,6 +89,28 @@ def test_command_does_not_import_what_it_does_not_use(args: tuple[str, ...], tmp
     assert loaded_file.exists(), run.stderr
     loaded = set(loaded_file.read_text().split("\n"))
     found = sorted(name for name in NOT_LOADED[args] if name in loaded)
+    assert found == [], f"`trainflow {' '.join(args)}` imported {found}"
+
+
+@pytest.mark.parametrize("args", list(READERS_NOT_LOADED), ids=" ".join)
+def test_reading_a_recorded_run_back_imports_only_what_it_shows(args: tuple[str, ...], tmp_path: Path) -> None:
+    from trainflow.pipelines.builtin import PIPELINES
+    from trainflow.pipelines.serial import to_dict
+    from trainflow.settings import trainflow_home
+    from trainflow.workflows.backend import SUCCEEDED, StepInfo, WorkflowInfo
+    from trainflow.workflows.local.state import StateStore
+
+    pipeline = PIPELINES["model-train"]
+    steps = [StepInfo(s.name, status=SUCCEEDED, service=s.service) for s in pipeline.all_steps]
+    info = WorkflowInfo("recorded-run", pipeline.name, SUCCEEDED, pipeline.resolve({}), created_at=1.0e9, steps=steps)
+    StateStore(trainflow_home() / "trainflow.db").create(info, {"pipeline": to_dict(pipeline), "python_path": []})
+    loaded_file = tmp_path / "modules"
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE, str(loaded_file), *args], capture_output=True, text=True, timeout=120
+    )
+    assert "recorded-run" in run.stdout, run.stderr
+    loaded = set(loaded_file.read_text().split("\n"))
+    found = sorted(name for name in READERS_NOT_LOADED[args] if name in loaded)
     assert found == [], f"`trainflow {' '.join(args)}` imported {found}"
 
 

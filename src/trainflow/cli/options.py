@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from trainflow.workflows.backends import BACKENDS, DEFAULT
+from trainflow.settings import trainflow_home
+from trainflow.workflows.backends import BACKENDS, DEFAULT, Where, open_backend
+
+if TYPE_CHECKING:
+    from trainflow.workflows.backend import Backend
+    from trainflow.workflows.kubernetes.options import ClusterOptions
 
 outputs_option = click.option(
     "--outputs",
@@ -31,6 +36,13 @@ tracking_uri_option = click.option(
     help="MLflow tracking server for this run (the pipeline's tracking-uri parameter; wins over MLFLOW_TRACKING_URI).",
 )
 namespace_option = click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
+
+
+def backend_for(
+    kind: str, namespace: str = "default", job_kind: str = "pytorchjob", options: ClusterOptions | None = None
+) -> Backend:
+    """The backend `--backend kind` names (workflows/backends.py's table), on this machine's home or `namespace`."""
+    return open_backend(kind, Where(trainflow_home(), namespace, job_kind, options))
 
 
 def parameters_option(help: str = "NAME=VALUE; repeatable.") -> Callable[[Any], Any]:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from trainflow.cli.output import console, stdout_console
 from trainflow.workflows.backend import DONE, FINISHED, RUNNING, Backend, WorkflowInfo
-from trainflow.workflows.endpoints import dataset, model_server
 from trainflow.workflows.errors import WorkflowError
 
 if TYPE_CHECKING:
@@ -71,6 +70,8 @@ def summary_lines(info: WorkflowInfo) -> list[str]:
 
 def try_lines(info: WorkflowInfo, width: int = 0) -> list[str]:
     """The `trainflow predict` command that asks the run's model server (gRPC, else REST) about its test split."""
+    from trainflow.workflows.endpoints import dataset, model_server  # `trainflow list` shows no server
+
     server = model_server(info)
     address = server and (server.grpc or server.rest)
     if server is None or not address:

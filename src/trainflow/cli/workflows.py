@@ -1,4 +1,4 @@
-"""Argo-style commands over a workflow backend: submit, list, get, logs, stop, retry, resubmit, delete."""
+"""Argo-style commands over a workflow backend: submit, logs, stop, retry, resubmit, delete (list and get: listing.py)."""
 
 from __future__ import annotations
 
@@ -11,28 +11,22 @@ import click
 from trainflow.cli.cluster_flags import cluster_flags, options_from
 from trainflow.cli.code_flags import code_package_option, fetched
 from trainflow.cli.options import (
+    backend_for,
     backend_option,
     job_kind_option,
     namespace_option,
     parameters_option,
     tracking_uri_option,
 )
-from trainflow.cli.output import columns, console, emit
-from trainflow.cli.watch import age, duration, follow, print_workflow
+from trainflow.cli.output import console, emit
+from trainflow.cli.watch import follow
 from trainflow.settings import trainflow_home
 from trainflow.workflows import PIPELINES, WorkflowError, parse_assignments
-from trainflow.workflows.backend import Backend, WorkflowInfo
+from trainflow.workflows.backend import Backend
 from trainflow.workflows.backends import DEFAULT, Where, open_backend
 
 if TYPE_CHECKING:
     from trainflow.workflows.kubernetes.options import ClusterOptions
-
-
-def backend_for(
-    kind: str, namespace: str = "default", job_kind: str = "pytorchjob", options: ClusterOptions | None = None
-) -> Backend:
-    """The backend `--backend kind` names (workflows/backends.py's table), on this machine's home or `namespace`."""
-    return open_backend(kind, Where(trainflow_home(), namespace, job_kind, options))
 
 
 def local() -> Backend:
@@ -103,68 +97,6 @@ def code_of(
     if backend in SHIPS_CODE:
         options = replace(options, code_package=package_url(package.url))
     return options, fetched(package.url)
-
-
-@click.command("list")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["json", "yaml", "wide"]),
-    default=None,
-    help="json/yaml for machines; wide adds each run's accuracy, loss and model version.",
-)
-@backend_option
-@namespace_option
-def list_command(output: str | None, backend: str, namespace: str) -> None:
-    """List workflows: NAME STATUS AGE DURATION (-o wide: ACCURACY LOSS VERSION too)."""
-    infos = backend_for(backend, namespace).list()
-    if output in ("json", "yaml"):
-        emit([i.to_dict() for i in infos], output)
-        return
-    wide = ("ACCURACY", "LOSS", "VERSION") if output == "wide" else ()
-    rows = []
-    for info in infos:
-        cached = sum(s.status == "Cached" for s in info.steps)
-        message = "; ".join(filter(None, [info.message, f"{cached} step(s) Cached" if cached else ""]))
-        measured = wide_columns(info) if wide else []
-        rows.append(
-            [
-                info.name,
-                info.status,
-                age(info.created_at),
-                duration(info.started_at, info.finished_at),
-                *measured,
-                message,
-            ]
-        )
-    click.echo(columns(["NAME", "STATUS", "AGE", "DURATION", *wide, "MESSAGE"], rows) if infos else "no workflows")
-
-
-def wide_columns(info: WorkflowInfo) -> list[str]:
-    """A run's accuracy, loss and model version, as `list -o wide` shows them."""
-    from trainflow.workflows.runs import shown, summarize
-
-    run = summarize(info)
-    return [shown(run.metrics.get("accuracy")), shown(run.metrics.get("loss")), shown(run.model_version)]
-
-
-@click.command()
-@click.argument("name")
-@click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
-@backend_option
-@namespace_option
-def get(name: str, output: str | None, backend: str, namespace: str) -> None:
-    """Show a workflow: steps, durations and outputs (accuracy, model version, URLs), and a study's trials."""
-    from trainflow.cli.trials import print_trials, trials_json
-
-    target = backend_for(backend, namespace)
-    info = target.get(name)
-    if output:
-        trials = trials_json(info)
-        emit({**info.to_dict(), **({"trials": trials} if trials else {})}, output)
-        return
-    print_workflow(info, target)
-    print_trials(info)
 
 
 @click.command()

@@ -9,14 +9,12 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from trainflow.pipelines import Pipeline, PipelineError
-from trainflow.pipelines.roles import param_types
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.params import inherited_values, resolve_params, run_name
-from trainflow.workflows.schedules import ScheduleInfo, ScheduleRequest
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # reading runs back (`trainflow list`, `get`) needs none of what submitting one does
+    from trainflow.pipelines import Pipeline
     from trainflow.workflows.doctor import Check
+    from trainflow.workflows.schedules import ScheduleInfo, ScheduleRequest
 
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, OMITTED = (
     "Pending",
@@ -128,6 +126,7 @@ class Backend(ABC):
         """Start a run; `python_path`: folders its steps' functions import from (a pipeline file's folder); `name`:
         the run's name instead of the one its pipeline gives it (a schedule's runs are NAME-<time>). With tracking on,
         the run is an MLflow run too, opened here so a server that cannot be reached stops it before it starts."""
+        from trainflow.pipelines.roles import param_types
         from trainflow.tracking.workflow_run import workflow_run  # loads only as a run is submitted
         from trainflow.workflows import tracking_settings as tracking
 
@@ -165,6 +164,9 @@ class Backend(ABC):
         name: str | None = None,
     ) -> Submission:
         """The run `submit` starts: the pipeline checked, its values resolved, inherited and completed, its name."""
+        from trainflow.pipelines import PipelineError
+        from trainflow.workflows.params import run_name
+
         try:
             pipeline.validate()
         except PipelineError as exc:
@@ -183,6 +185,8 @@ class Backend(ABC):
     ) -> dict[str, str]:
         """`values` checked against the pipeline's types, with this backend's defaults and, for each parameter not
         in `explicit` (default: `values`), the value of the run the pipeline's `inherit_from` names."""
+        from trainflow.workflows.params import inherited_values, resolve_params
+
         resolved = resolve_params(pipeline, self._given(pipeline, values))
         source = pipeline.inherit_from and resolved.get(pipeline.inherit_from)
         if source and inherit:
@@ -214,6 +218,7 @@ class Backend(ABC):
     def _inherited(self, source: str, pipeline: Pipeline, values: Mapping[str, str]) -> dict[str, str]:
         """The values run `source` ran with; none when it does not exist and the run serves a registry model instead
         (`model-deploy -p model-uri=models:/...`: `workflow` then only names the deployment)."""
+        from trainflow.pipelines.roles import param_types
         from trainflow.workflows.tracking_settings import registry_models
 
         try:
@@ -237,6 +242,11 @@ class Backend(ABC):
 
     @abstractmethod
     def list(self) -> builtins.list[WorkflowInfo]: ...
+
+    def list_brief(self) -> builtins.list[WorkflowInfo]:
+        """`list` as `trainflow list` prints it: each run's status, times, message and step statuses; a backend that
+        can leave out what each run's pipeline declares (dependencies, kinds, roles, parameter types) does."""
+        return self.list()
 
     @abstractmethod
     def logs(self, name: str, step: str | None = None, follow: bool = False) -> Iterator[str]: ...

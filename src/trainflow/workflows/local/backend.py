@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import builtins
 import os
-import secrets
-import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trainflow.pipelines import Pipeline, PipelineError
-from trainflow.pipelines.loading import check_functions
-from trainflow.pipelines.roles import param_types, provided
-from trainflow.pipelines.serial import to_dict
-from trainflow.progress import read_progress
 from trainflow.workflows.backend import (
     FAILED,
     FINISHED,
@@ -32,17 +25,17 @@ from trainflow.workflows.backend import (
     Submission,
     WorkflowInfo,
 )
-from trainflow.workflows.doctor import Check
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.local import ending, plan, processes
-from trainflow.workflows.local.doctor import local_checks
-from trainflow.workflows.local.fanout import instances_in
 from trainflow.workflows.local.layout import Layout
 from trainflow.workflows.local.runner_lock import LOCK_FD_ENV, RunnerLock
 from trainflow.workflows.local.scheduling import LocalSchedules
 from trainflow.workflows.local.state import StateStore, already_exists, load_pipeline, now
-from trainflow.workflows.params import local_store_values
-from trainflow.workflows.tracking_settings import tracking_variables
+
+# Reading runs back (`trainflow list`, `get`) loads none of what submitting, planning or stopping a run needs: those
+# operations import it as they start.
+if TYPE_CHECKING:
+    from trainflow.pipelines import Pipeline
+    from trainflow.workflows.doctor import Check
 
 _ACTIVE = (PENDING, RUNNING, SUSPENDED)
 
@@ -70,6 +63,9 @@ class LocalBackend(LocalSchedules):
     # -- submit --------------------------------------------------------------------------------
     def _check_functions(self, pipeline: Pipeline, python_path: list[str] | None) -> None:
         """The steps' functions import here, from `python_path` (a pipeline file's folder)."""
+        from trainflow.pipelines import PipelineError
+        from trainflow.pipelines.loading import check_functions
+
         try:
             check_functions(pipeline, python_path)
         except PipelineError as exc:
@@ -77,13 +73,19 @@ class LocalBackend(LocalSchedules):
 
     def _complete(self, pipeline: Pipeline, values: dict[str, str]) -> dict[str, str]:
         """Each empty parameter that declares a local store gets its folder under this machine's store."""
+        from trainflow.workflows.params import local_store_values
+
         return local_store_values(pipeline, values, str(self.layout.store_root))
 
     def _unnamed(self, pipeline: Pipeline) -> str:
+        import secrets
+
         return f"{pipeline.name}-{secrets.token_hex(3)}"
 
     def _dryrun(self, run: Submission) -> dict[str, Any]:
         """The resolved plan: the run's name and values, and each step instance's command and the ones it waits for."""
+        from trainflow.workflows.local import plan
+
         plan.artifacts_base(run.pipeline, run.values, self.layout.default_artifacts)
         return {
             "name": run.name,
@@ -94,6 +96,9 @@ class LocalBackend(LocalSchedules):
 
     def _start(self, run: Submission) -> WorkflowInfo:
         """Record the run and start its runner; returns at once (the runner works in the background)."""
+        from trainflow.pipelines.serial import to_dict
+        from trainflow.workflows.local import plan
+
         pipeline, values, python_path = run.pipeline, run.values, run.python_path
         plan.artifacts_base(pipeline, values, self.layout.default_artifacts)  # a bad URL fails here, not in the runner
         steps = [StepInfo(i, service=s.service) for s in pipeline.all_steps for i in plan.instance_names(s, values)]
@@ -130,6 +135,10 @@ class LocalBackend(LocalSchedules):
     def _spawn_runner(self, name: str, lock: RunnerLock) -> None:
         """Start the runner, handing it our hold on the runner lock (and, as MLflow's variables, the run's tracking
         parameters: a retry tracks where the run did, whatever this shell has set)."""
+        from trainflow.pipelines.roles import param_types
+        from trainflow.workflows.local import processes
+        from trainflow.workflows.tracking_settings import tracking_variables
+
         assert lock.fd is not None
         info = self.state.get(name)
         pipeline, _, _ = load_pipeline(self.state, name, info.pipeline)
@@ -152,8 +161,18 @@ class LocalBackend(LocalSchedules):
         with self.state.held():  # one connection for the whole listing
             return [self._described(info) for info in self.state.all()]
 
+    def list_brief(self) -> builtins.list[WorkflowInfo]:
+        """Every run as recorded (reconciled if its runner died), no pipeline decoded: with 1,000 runs, decoding took
+        longer than reading them."""
+        with self.state.held():
+            infos = self.state.all()
+            return [self.state.get(i.name) if i.status in _ACTIVE and self._reconcile(i) else i for i in infos]
+
     def _described(self, info: WorkflowInfo) -> WorkflowInfo:
         """A recorded run, reconciled if its runner died, with each step's dependencies, kind and roles."""
+        from trainflow.pipelines.roles import param_types, provided
+        from trainflow.workflows.local.fanout import instances_in
+
         name = info.name
         if info.status in _ACTIVE and self._reconcile(info):
             info = self.state.get(name)
@@ -188,6 +207,8 @@ class LocalBackend(LocalSchedules):
 
         False when its runner is alive (or starting): its state is as read.
         """
+        from trainflow.workflows.local import processes
+
         lock = RunnerLock(self.layout.runner_lock(info.name))
         if processes.alive(*self.state.runner(info.name)) or not lock.acquire():
             return False  # a runner holds the lock, or a command starting one does
@@ -199,6 +220,8 @@ class LocalBackend(LocalSchedules):
 
     def _fail_dead_runner(self, name: str) -> None:
         """With the runner lock held: a workflow still active has lost its runner; fail it, stop its steps."""
+        from trainflow.workflows.local import ending, processes
+
         info = self.state.get(name)
         if info.status not in _ACTIVE:
             return
@@ -244,6 +267,8 @@ class LocalBackend(LocalSchedules):
 
     def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]:
         """Running services: (workflow, step) for each live TensorBoard and model server."""
+        from trainflow.workflows.local import processes
+
         found = []
         for info in self.list():
             live = {
@@ -261,11 +286,15 @@ class LocalBackend(LocalSchedules):
 
     def checks(self, secret: str) -> builtins.list[Check]:
         """What a local run needs on this machine (`secret` is a cluster's)."""
+        from trainflow.workflows.local.doctor import local_checks
+
         return builtins.list(local_checks(self.layout.home))
 
     # -- change --------------------------------------------------------------------------------
     def stop(self, name: str) -> WorkflowInfo:
         """Stop a running workflow: its running steps end, services already started stay."""
+        from trainflow.workflows.local import processes
+
         info = self.get(name)
         if info.status not in _ACTIVE:
             raise WorkflowError(f"workflow {name} is {info.status}, not running")
@@ -282,6 +311,8 @@ class LocalBackend(LocalSchedules):
         return self._suspension(name, RUNNING, (SUSPENDED,), "suspended")
 
     def _suspension(self, name: str, status: str, allowed: tuple[str, ...], what: str) -> WorkflowInfo:
+        from trainflow.workflows.local import processes
+
         info = self.get(name)
         if not self.state.set_status(name, status, allowed):
             raise WorkflowError(f"workflow {name} is {info.status}, not {what}")
@@ -296,6 +327,8 @@ class LocalBackend(LocalSchedules):
 
         `values` override parameters: the steps that read a changed one, and those after them, run again.
         """
+        from trainflow.workflows.local import processes
+
         params, reached = self._overridden(self.state.get(name), values or {})
         running = WorkflowError(
             f"workflow {name} is already running: `trainflow get {name}` shows its progress, "
@@ -323,6 +356,8 @@ class LocalBackend(LocalSchedules):
 
     def _overridden(self, info: WorkflowInfo, overrides: Mapping[str, str]) -> tuple[dict[str, str], set[str]]:
         """A run's parameters with `overrides` checked and applied, and the step instances the change reaches."""
+        from trainflow.workflows.local import plan
+
         if not overrides:
             return dict(info.params), set()
         pipeline, _, _ = load_pipeline(self.state, info.name, info.pipeline)
@@ -347,6 +382,8 @@ class LocalBackend(LocalSchedules):
 
         Cacheable steps reuse this run's outputs unless `no_cache` (or a changed value reaches them).
         """
+        import secrets
+
         info = self.get(name)
         pipeline, python_path, _ = load_pipeline(self.state, name, info.pipeline)
         overrides = dict(values or {})
@@ -360,10 +397,14 @@ class LocalBackend(LocalSchedules):
 
     def progress(self, name: str, step: str) -> builtins.list[dict[str, Any]]:
         """The progress events step `step` of workflow `name` reported, oldest first."""
+        from trainflow.progress import read_progress
+
         return read_progress(self.layout.progress_file(name, step))
 
     def delete(self, name: str) -> None:
         """Stop everything a workflow runs, services included, and forget it (its models stay)."""
+        import shutil
+
         self.state.get(name)
         lock = RunnerLock(self.layout.runner_lock(name))
         for _ in range(5):  # a retry may be starting a runner: stop it too, until we hold the lock
@@ -383,4 +424,6 @@ class LocalBackend(LocalSchedules):
 
     def _stop_processes(self, name: str) -> None:
         """Stop the runner, the steps, what they started and the services of a workflow, recorded or not."""
+        from trainflow.workflows.local import processes
+
         processes.stop_all(processes.workflow_processes(self.layout.workflow_dir(name), name, self.layout.home))

@@ -7,16 +7,16 @@ import time
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trainflow.pipelines import Pipeline
-from trainflow.pipelines.serial import to_dict
 from trainflow.workflows.backend import Backend
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.local import scheduler_process
 from trainflow.workflows.local.layout import Layout
-from trainflow.workflows.local.schedule_state import ScheduleStore
-from trainflow.workflows.schedules import ScheduleInfo, ScheduleRequest, check_name, check_policy
+
+if TYPE_CHECKING:  # loaded by the schedule operations: a command reading runs back (`list`, `get`) needs none
+    from trainflow.pipelines import Pipeline
+    from trainflow.workflows.local.schedule_state import ScheduleStore
+    from trainflow.workflows.schedules import ScheduleInfo, ScheduleRequest
 
 
 class LocalSchedules(Backend):
@@ -26,6 +26,8 @@ class LocalSchedules(Backend):
 
     @cached_property
     def schedule_store(self) -> ScheduleStore:
+        from trainflow.workflows.local.schedule_state import ScheduleStore
+
         return ScheduleStore(self.layout.db)
 
     def create_schedule(
@@ -36,6 +38,9 @@ class LocalSchedules(Backend):
         python_path: builtins.list[str] | None = None,
     ) -> ScheduleInfo:
         """Record the schedule (its pipeline checked and its values resolved now, as a run's), start the scheduler."""
+        from trainflow.pipelines.serial import to_dict
+        from trainflow.workflows.schedules import ScheduleInfo, check_name, check_policy
+
         check_name(request.name)
         check_policy(request.policy)
         run = self.prepare(pipeline, values, python_path=python_path, name=request.name)
@@ -67,6 +72,8 @@ class LocalSchedules(Backend):
         python_path: builtins.list[str] | None = None,
     ) -> dict[str, Any]:
         """The schedule as the scheduler would keep it, and the resolved plan of each of its runs."""
+        from trainflow.workflows.schedules import check_name, check_policy
+
         check_name(request.name)
         check_policy(request.policy)
         now = time.time()
@@ -112,6 +119,8 @@ class LocalSchedules(Backend):
 
     def _scheduler(self) -> dict[str, Any] | None:
         """The running scheduler, started when a schedule is active and none runs (after a crash or a kill)."""
+        from trainflow.workflows.local import scheduler_process
+
         if not self.schedule_store.names(active_only=True):
             return scheduler_process.running(self.layout.home)
         found = scheduler_process.ensure(self.layout.home)

@@ -16,12 +16,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trainflow.pipelines import Pipeline
-from trainflow.pipelines.serial import from_dict
 from trainflow.workflows.backend import FAILED, PENDING, StepInfo, WorkflowInfo
 from trainflow.workflows.errors import WorkflowError
+
+if TYPE_CHECKING:  # a recorded pipeline is decoded only where a reader needs it, not by `trainflow list`
+    from trainflow.pipelines import Pipeline
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
@@ -343,6 +344,8 @@ def load_pipeline(state: StateStore, name: str, pipeline_name: str) -> tuple[Pip
 def _recorded_pipeline(spec: str) -> tuple[Pipeline, tuple[str, ...]]:
     """A recorded spec's pipeline, read once per text: listing 1,000 runs of one pipeline decodes it once, not 1,000
     times (a Pipeline is frozen, so the runs can share it)."""
+    from trainflow.pipelines.serial import from_dict
+
     data = json.loads(spec)
     return from_dict(data["pipeline"], check=False), tuple(data.get("python_path", []))
 
