@@ -58,6 +58,20 @@ def test_an_unusable_state_database_is_one_line_that_names_it(tmp_path: Path, mo
     assert "TRAINFLOW_HOME" in line
 
 
+def test_a_damaged_state_database_is_one_line_that_names_it_and_stays_as_it_was(tmp_path: Path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    damaged = bytes(range(256)) * 64  # not SQLite's header: "file is not a database"
+    (home / "trainflow.db").write_bytes(damaged)
+    monkeypatch.setenv("TRAINFLOW_HOME", str(home))
+    for args in (["list"], ["get", "some-run"], ["list", "-o", "json"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        line = result.output.strip()
+        assert "\n" not in line and line.startswith(f"error: the workflow state in {home / 'trainflow.db'} is damaged")
+    assert (home / "trainflow.db").read_bytes() == damaged
+
+
 def test_a_state_database_from_before_specs_were_stored_keeps_its_workflows_and_gains_the_new_columns(
     tmp_path: Path,
 ) -> None:

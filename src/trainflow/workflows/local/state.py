@@ -155,6 +155,11 @@ class StateStore:
                 f"cannot use the workflow state in {self.path}: {exc}; check that TRAINFLOW_HOME "
                 f"is a writable directory on a disk with free space"
             ) from None
+        except sqlite3.DatabaseError as exc:  # the file itself is damaged: left as it is, for the user to recover
+            raise WorkflowError(
+                f"the workflow state in {self.path} is damaged ({exc}): `sqlite3 {self.path} .recover` may save its "
+                "runs; or move it aside and trainflow starts a new one"
+            ) from None
 
     def create(self, info: WorkflowInfo, spec: dict[str, Any] | None = None, no_cache: bool = False) -> None:
         """Record a new workflow, its pipeline spec and its steps; refuses a name that exists."""
