@@ -21,7 +21,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -76,7 +76,9 @@ ALWAYS_LEFT_OUT = (
     "kubeconfig",
     "*.kubeconfig",
 )
-PACKAGE_NAME = re.compile(r"(?:^|/)([0-9a-f]{64})\.tar\.gz\Z")
+DIGEST = "[0-9a-f]{64}"  # a package's SHA-256: its stored name and its unpacked folder's
+PACKAGE_NAME = re.compile(rf"(?:^|/)({DIGEST})\.tar\.gz\Z")
+CODE_FOLDER = "code"  # under $TRAINFLOW_HOME: one folder per unpacked package, named by its digest
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,7 @@ def fetch(url: str, home: Path) -> Path:
     digest = digest_of(url)
     if digest is None:
         raise WorkflowError(f"code package {url}: the name must be <sha256>.tar.gz (as trainflow uploads it)")
-    dest = home / "code" / digest
+    dest = home / CODE_FOLDER / digest
     if dest.is_dir():
         return dest
     base, _, name = url.rpartition("/")
@@ -199,6 +201,16 @@ def fetch(url: str, home: Path) -> Path:
         raise WorkflowError(f"code package {url} does not match its digest (changed after upload?): refusing it")
     unpack(data, dest)
     return dest
+
+
+def unpacked_among(folders: Sequence[str], home: Path) -> Path | None:
+    """The package `fetch` unpacked under `home` that a run imports from, among its import `folders`; None if none."""
+    code = (home / CODE_FOLDER).resolve()
+    for folder in folders:
+        path = Path(folder).resolve()
+        if path.parent == code and re.fullmatch(DIGEST, path.name):
+            return path
+    return None
 
 
 def unpack(data: bytes, dest: Path) -> None:

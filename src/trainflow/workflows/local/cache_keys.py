@@ -3,7 +3,8 @@
 A key covers
 - trainflow's version, the step's kind and its command with parameters filled in (parameters marked
   `cache_key=False` left out);
-- where it runs: the folder of the pipeline file and the working directory its commands start in, so
+- where it runs: the folder of the pipeline file and the working directory its command starts in (a run's
+  own program submitted with `--code-package`: the package's unpacked folder, named by its digest), so
   two projects never share entries;
 - the code it runs: every `*.py` file under the pipeline's folder (not entering `.git`, virtualenvs,
   `__pycache__`, `node_modules`, hidden folders or `$TRAINFLOW_HOME`), and for a function found outside
@@ -44,7 +45,7 @@ from trainflow.pipelines.loading import find_module_spec
 from trainflow.pipelines.refs import ItemRef, OutputRef, ParamRef, Ref, substitute
 from trainflow.storage import StorageError, local_path_of
 from trainflow.workflows.errors import WorkflowError
-from trainflow.workflows.local.commands import as_text
+from trainflow.workflows.local.commands import as_text, package_folder
 
 log = logging.getLogger(__name__)
 SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv"})
@@ -64,6 +65,7 @@ class StepKey:
     paths: tuple[str, ...]  # command arguments that may name local files
     patterns: tuple[str, ...]  # the step's cache_key_files
     files: str  # the digest of what `paths` and `patterns` name
+    folder: Path  # where its command starts: relative `paths` name files there
 
     @property
     def value(self) -> str:
@@ -73,11 +75,19 @@ class StepKey:
 class StepKeys:
     """Makes the keys of one workflow's steps and keeps those of the steps that are done."""
 
-    def __init__(self, pipeline: Pipeline, values: Mapping[str, str], folders: Sequence[str], home: Path) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        values: Mapping[str, str],
+        folders: Sequence[str],
+        home: Path,
+        code: Path | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.values = values
         self.folders = [Path(f).resolve() for f in folders]
         self.cwd = Path.cwd()  # the runner's, which every step process inherits
+        self.code = code  # the run's unpacked code package, where its own programs start (commands.package_folder)
         self.home = home.resolve()
         self.memo = DigestMemo(home / "cache" / "file-digests.db")
         self.keys: dict[str, str] = {}  # step -> its key, once all its instances are done
@@ -98,24 +108,25 @@ class StepKeys:
     def _make(self, step: Step, item: str | None, outputs: Mapping[str, Mapping[str, Any]]) -> StepKey:
         keyed = [substitute(a, self._keyed_ref(item, outputs)) for a in step.command]
         actual = [substitute(a, self._actual_ref(item, outputs)) for a in step.command]
+        folder = package_folder(step, actual, self.code) or self.cwd
         fixed = [
             __version__,
             step.kind,
             keyed,
             sorted(self.keys[d] for d in step.upstream() if d in self.keys),
             [str(f) for f in self.folders],
-            str(self.cwd),
+            str(folder),
             self._code_digest(step),
             [[name, os.environ.get(name)] for name in step.cache_key_env],
             list(step.cache_key_files),
         ]
         paths = tuple(dict.fromkeys(p for a in actual for p in _path_candidates(a)))
-        key = StepKey(hashlib.sha256(json.dumps(fixed).encode()).hexdigest(), paths, step.cache_key_files, "")
+        key = StepKey(hashlib.sha256(json.dumps(fixed).encode()).hexdigest(), paths, step.cache_key_files, "", folder)
         return self.after_run(key)
 
     def after_run(self, key: StepKey) -> StepKey:
         """`key` with the files it names read again (a step may have written them)."""
-        found = [*self._named_files(key.paths), *self._pattern_files(key.patterns)]
+        found = [*self._named_files(key.paths, key.folder), *self._pattern_files(key.patterns)]
         return replace(key, files=hashlib.sha256(json.dumps(found).encode()).hexdigest())
 
     def record(self, step: str, instance: str, instances: Sequence[str], key: str) -> None:
@@ -193,10 +204,10 @@ class StepKeys:
         beside = sorted(origin.parent.glob("*.py")) if (origin.parent / "__init__.py").is_file() else [origin]
         return json.dumps([[p.name, self.memo(p)] for p in beside if p.is_file()])
 
-    def _named_files(self, paths: Sequence[str]) -> list[list[str]]:
+    def _named_files(self, paths: Sequence[str], folder: Path) -> list[list[str]]:
         found = []
         for text in paths:
-            path = self.cwd / text
+            path = folder / text
             try:
                 if not path.is_file():
                     continue

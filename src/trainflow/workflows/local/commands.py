@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from trainflow.pipelines.refs import (
     HostRef,
@@ -78,3 +79,14 @@ def item_field(step: Step, item: str, field: str | None) -> str:
             f"step {step.name} reads {{{{item.{field}}}}}, but item {item[:60]!r} has no field '{field}'"
         )
     return as_text(found[field])
+
+
+def package_folder(step: Step, argv: Sequence[str], code: Path | None) -> Path | None:
+    """Where a step's own program starts in a run with a code package (`code`, its unpacked folder); None: here.
+
+    The rule `trainflow step run-command` follows on a cluster: a program that is not trainflow, in a step without
+    an image of its own, runs in the package's folder; `trainflow ...` steps import from it wherever they start.
+    """
+    if code is None or not argv or argv[0] == "trainflow" or step.image is not None:
+        return None
+    return code

@@ -92,9 +92,10 @@ class Executor:
         self.recheck = False
         self.outcome: dict[str, str] | None = None  # the run's outcome, once exit steps may read it
         self.on_end: Callable[[str, bool], object] = lambda status, stopped: None  # tracking: told the outcome first
-        self.keys = StepKeys(self.pipeline, self.values, self.python_path, layout.home)
+        code = _package_of(self.python_path, layout.home)
+        self.keys = StepKeys(self.pipeline, self.values, self.python_path, layout.home, code)
         base = plan.artifacts_base(self.pipeline, self.values, layout.default_artifacts)
-        self.launcher = Launcher(layout, name, base, self.python_path)
+        self.launcher = Launcher(layout, name, base, self.python_path, code)
         self.order = self.pipeline.order()  # computed once: the loop below runs every few milliseconds
         self.upstream = {s.name: s.upstream() for s in self.pipeline.all_steps}
         self.attempts: dict[str, int] = {}
@@ -291,14 +292,9 @@ class Executor:
         try:
             ports = readiness.ports if readiness else None
             argv = step_command(step, self.values, outputs, ports, item, outcome=self.outcome)
-        except WorkflowError as exc:
+            proc = self.launcher.start(step, instance, argv, attempt)
+        except WorkflowError as exc:  # a reference it cannot fill, or a program that cannot start: one line
             self._set(instance, FAILED, message=exc.message, finished_at=now())
-            return
-        argv = processes.trainflow_argv(argv)
-        try:
-            proc = self.launcher.start(instance, argv, attempt)
-        except OSError as exc:
-            self._set(instance, FAILED, message=f"cannot start {argv[0]}: {exc.strerror}", finished_at=now())
             return
         self.running[instance] = _Running(
             step, instance, proc, time.monotonic(), attempt, key, item, outputs, readiness
@@ -409,6 +405,15 @@ class Executor:
         self.on_end(ended.status, self.stopping)  # its MLflow run ends first: `--wait` returns with it ended
         self.state.update_workflow(self.name, status=ended.status, finished_at=now(), message=ended.message)
         return ended.status
+
+
+def _package_of(python_path: list[str], home: Path) -> Path | None:
+    """The unpacked code package a run submitted with --code-package imports from (packing code loaded only then)."""
+    if not python_path:
+        return None
+    from trainflow.workflows.code_packages import unpacked_among
+
+    return unpacked_among(python_path, home)
 
 
 def run_workflow(home: Path, name: str) -> int:

@@ -20,9 +20,13 @@ SUSPEND_SIGNAL = signal.SIGWINCH  # tells a runner to read its workflow's status
 
 
 def start(
-    argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None, pass_fds: Sequence[int] = ()
+    argv: Sequence[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `argv` detached from our terminal, in a new session, output appended to `log_path`."""
+    """Start `argv` detached from our terminal, in a new session, output appended to `log_path` (in `cwd`: ours)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
@@ -34,6 +38,7 @@ def start(
             env=env,
             close_fds=True,
             pass_fds=tuple(pass_fds),
+            cwd=cwd,
         )
 
 
