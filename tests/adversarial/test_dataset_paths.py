@@ -141,6 +141,27 @@ def test_keys_that_would_be_one_path_in_the_cache_are_refused(
     assert not cache.path("clash").exists()
 
 
+def test_a_clash_on_a_late_page_of_a_listing_is_refused_before_anything_changes(
+    cache: DatasetCache, tmp_path: Path
+) -> None:
+    source = tmp_path / "many"
+    (source / "a").mkdir(parents=True)
+    for i in range(1500):  # more than one page of the listing
+        (source / "a" / f"{i:04d}.bin").write_bytes(b"x")
+    cache.ensure(str(source), "many")
+    (source / "a" / "0000.bin").unlink()  # a stale file a sync would drop
+    (source / "z").mkdir()
+    (source / "z" / "caf\u00e9.txt").write_bytes(b"1")
+    (source / "z" / "cafe\u0301.txt").write_bytes(b"2")
+    with pytest.raises(DatasetError, match="once Unicode-normalised"):
+        cache.ensure(str(source), "many")
+    assert (cache.path("many") / "a" / "0000.bin").is_file()
+    assert not (cache.path("many") / "z").exists()
+    with pytest.raises(DatasetError, match="once Unicode-normalised"):
+        cache.ensure(str(source), "fresh")
+    assert not cache.path("fresh").exists()
+
+
 def test_a_file_can_replace_a_folder_between_syncs(cache: DatasetCache, s3, s3_bucket: str) -> None:
     url = f"{s3_bucket}/shape/"
     put(s3, url, "x/y", b"in a folder")

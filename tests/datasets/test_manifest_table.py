@@ -128,3 +128,16 @@ def test_a_sync_results_names_read_back_like_the_list_they_replaced() -> None:
     assert kept == [*sorted(names), "0"] and kept != sorted(names) and ", ".join(kept[:2]) == "a, a/b"
     with pytest.raises(IndexError):
         kept[5]
+
+
+def test_names_sharing_long_beginnings_come_back_in_python_s_order() -> None:
+    head = "train/" + "x" * 40  # past the leading bytes compared in numpy
+    names = [f"{head}/{i % 3}/{i:03d}.png" for i in range(50)] + [head, head + "0", "caf\u00e9", "cafe", "a/b", "a-b"]
+    table = FileTable()
+    for i, name in enumerate(reversed(names)):
+        table[name] = FileEntry(i, "0" * 64, "t", None, None, 0.0)
+    del table[names[7]]
+    assert list(table.sorted_names()) == sorted(n for n in names if n != names[7])
+    listed = NameList(reversed(names))
+    listed.sort()
+    assert list(listed) == sorted(names)

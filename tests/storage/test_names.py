@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from trainflow.storage import StorageError, open_store
-from trainflow.storage.names import clash_problem, is_hidden, name_problem, shown
+from trainflow.storage.names import ClashScreen, clash_problem, is_hidden, name_problem, shown
 
 
 @pytest.mark.parametrize(
@@ -87,6 +87,26 @@ def test_names_that_cannot_share_a_directory_clash(names: list[str], clashing: s
 def test_distinct_names_do_not_clash() -> None:
     assert clash_problem(["a/b", "a/c", "ab", "a-b/c", "A"]) is None
     assert clash_problem(["a", "a"]) == ("a", "is listed twice")
+
+
+def screened(names: list[str]) -> ClashScreen:
+    screen = ClashScreen()
+    for name in names:
+        screen.add(name)
+    return screen
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["x", "x/y"], ["a/b/c", "a/b"], ["a/b/c", "a"], ["caf\u00e9", "cafe\u0301"], ["a", "a"], ["d/x/1", "e/2", "d/x"]],
+)
+def test_the_screen_of_a_streamed_listing_suspects_every_clash(names: list[str]) -> None:
+    assert screened(names).suspect() and screened(names[::-1]).suspect()
+
+
+def test_the_screen_lets_distinct_names_through() -> None:
+    names = ["a/b", "a/c", "ab", "a-b/c", "A", *(f"train/{i % 7}/{i:05d}.png" for i in range(5000))]
+    assert not screened(names).suspect()
 
 
 def test_shown_names_stay_on_one_line_and_short() -> None:

@@ -30,6 +30,16 @@ def test_list_is_recursive_with_sizes(store_url: str) -> None:
     assert [o.name for o in store.list(["dir/two.txt"])] == ["dir/two.txt"]
 
 
+def test_a_listing_longer_than_a_page_comes_in_pages_that_make_the_whole_list(store_url: str) -> None:
+    store = open_store(store_url)
+    store.ensure_container()
+    for i in range(1001):
+        store.write_bytes(f"p/{i:04d}.bin", b"x")
+    pages = list(store.pages())
+    assert len(pages) == 2 and all(len(page) <= 1000 for page in pages)
+    assert [o.name for page in pages for o in page] == [o.name for o in store.list()]
+
+
 def test_missing_object_is_not_found_naming_the_url(store_url: str) -> None:
     store = open_store(store_url)
     store.ensure_container()
@@ -110,6 +120,8 @@ def test_local_store_hides_writers_temp_files(tmp_path: Path) -> None:
 def test_s3_missing_bucket_names_bucket_and_fix(aws_env: str) -> None:
     with pytest.raises(ObjectNotFound, match=r"bucket 'no-such-bucket-x' does not exist.*create it"):
         open_store("s3://no-such-bucket-x/data/").list()
+    with pytest.raises(ObjectNotFound, match=r"bucket 'no-such-bucket-x' does not exist.*create it"):
+        next(open_store("s3://no-such-bucket-x/data/").pages())
 
 
 def test_s3_without_credentials_says_which_variables(

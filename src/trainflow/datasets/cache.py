@@ -14,7 +14,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from filelock import FileLock
 from trainflow.datasets.descriptor import DatasetDescriptor, read_descriptor
 from trainflow.datasets.errors import DataFormatError, DatasetError
 from trainflow.datasets.fetch import Fetcher, ObjectQueue
-from trainflow.datasets.file_table import NameList
+from trainflow.datasets.file_table import NameList, TableNames
 from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import (
     DESCRIPTOR_NAME,
@@ -49,7 +49,7 @@ from trainflow.storage import (
     canonical_url,
     open_store,
 )
-from trainflow.storage.names import clash_problem, is_hidden, name_problem, shown
+from trainflow.storage.names import ClashScreen, clash_problem, is_hidden, name_problem, shown
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
@@ -61,9 +61,10 @@ class SyncResult:
 
     name: str
     path: Path
-    # Names in one buffer each, not a list of texts: a sync of 100,000 files kept ~8 MB of names here.
-    downloaded: NameList = field(default_factory=NameList)
-    unchanged: NameList = field(default_factory=NameList)
+    # No list of texts: a sync of 100,000 files kept ~8 MB of names here. The files downloaded or up to date are
+    # named by their rows in the manifest's table (`TableNames`), the few others in one buffer each.
+    downloaded: Sequence[str] = field(default_factory=NameList)
+    unchanged: Sequence[str] = field(default_factory=NameList)
     repaired: NameList = field(default_factory=NameList)
     removed: NameList = field(default_factory=NameList)
     bytes_downloaded: int = 0
@@ -163,22 +164,14 @@ class DatasetCache:
             if manifest is None or manifest.source != source:
                 manifest = Manifest(name=name, source=source)
             manifest.name = name
-            try:
-                remote = store.list(files)
+            sync = _Sync(store, directory, manifest, observer, verify)
+            listing = _Listing(store, files, name)
+            try:  # planned page by page as the store lists: the whole listing is never held
+                todo = sync.plan(listing)
             except SourceUnreachable as exc:
                 return self._offline(directory, manifest, files, exc)
-            remote = _dataset_objects(remote, store, name)
-            if not remote:
-                raise DatasetError(f"no files at {source}: check the URL (is the data uploaded?)")
-            try:
-                directory.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise write_failure(directory, ".", exc) from None
-            sync = _Sync(store, directory, manifest, observer, verify)
-            todo = sync.plan(remote)
             # A table's readers are imported while its file is copied and hashed, not after (~0.2 s on one core).
-            loading = load_readers(o.name for o in remote) if todo else None
-            del remote  # the listing's objects all go now: what is left to fetch is in the queue's flat buffers
+            loading = load_readers(listing.suffixes) if todo else None
             try:
                 result = sync.run(todo)
             finally:
@@ -231,27 +224,47 @@ def _check_requested(files: Sequence[str], source: str, name: str) -> list[str]:
     return list(dict.fromkeys(files))
 
 
-def _dataset_objects(remote: list[ObjectInfo], store: Store, name: str) -> list[ObjectInfo]:
-    """The listed objects that make up the dataset; DatasetError naming the first that cannot be cached.
+class _Listing:
+    """The objects that make up a dataset, read from its store page by page; `check` once they are all read.
 
     Hidden objects (a '.' at the start of a path segment) are left out, as `data upload` and local
-    sources leave them out.
+    sources leave them out. A name that cannot be a file in the dataset is a DatasetError as it comes.
     """
-    kept = []
-    for obj in remote:
-        problem = name_problem(obj.name)
-        if problem is None and is_hidden(obj.name):
-            log.info("leaving out hidden object %s", store.object_url(obj.name))
-            continue
-        if problem is None and obj.name in (MANIFEST_NAME, DESCRIPTOR_NAME):  # the rest of object_problem's checks
-            problem = object_problem(obj.name)
-        if problem:
-            raise _refused(store, obj.name, name, problem)
-        kept.append(obj)
-    clash = clash_problem(o.name for o in kept)
-    if clash:
-        raise _refused(store, clash[0], name, clash[1])
-    return kept
+
+    def __init__(self, store: Store, files: Sequence[str] | None, name: str) -> None:
+        self.store, self.files, self.name = store, files, name
+        self.count = 0
+        self.suffixes: set[str] = set()  # of the names: which readers preparing them will need
+        self._screen = ClashScreen()
+
+    def __iter__(self) -> Iterator[ObjectInfo]:
+        for obj in self._objects():
+            self._screen.add(obj.name)
+            self.count += 1
+            self.suffixes.add(obj.name[obj.name.rfind(".") :].lower())
+            yield obj
+
+    def check(self) -> None:
+        """DatasetError when the source held no files, or two names that cannot share a directory."""
+        if not self.count:
+            raise DatasetError(f"no files at {self.store.url}: check the URL (is the data uploaded?)")
+        if self._screen.suspect():  # the names' hashes say two may clash: listed again, and checked whole
+            clash = clash_problem(o.name for o in self._objects())
+            if clash:
+                raise _refused(self.store, clash[0], self.name, clash[1])
+
+    def _objects(self) -> Iterator[ObjectInfo]:
+        for page in self.store.pages(self.files):
+            for obj in page:
+                problem = name_problem(obj.name)
+                if problem is None and is_hidden(obj.name):
+                    log.info("leaving out hidden object %s", self.store.object_url(obj.name))
+                    continue
+                if problem is None and obj.name in (MANIFEST_NAME, DESCRIPTOR_NAME):  # object_problem's other checks
+                    problem = object_problem(obj.name)
+                if problem:
+                    raise _refused(self.store, obj.name, self.name, problem)
+                yield obj
 
 
 def _refused(store: Store, key: str, name: str, problem: str) -> DatasetError:
@@ -271,16 +284,25 @@ class _Sync:
         self.directory = directory
         self.manifest = manifest
         self.observer = observer
-        self.result = SyncResult(manifest.name, directory)
+        self.downloaded = TableNames(manifest.files)
+        self.unchanged = TableNames(manifest.files)
+        self.result = SyncResult(manifest.name, directory, downloaded=self.downloaded, unchanged=self.unchanged)
 
-    def plan(self, remote: list[ObjectInfo]) -> ObjectQueue:
-        """Clear what interrupted syncs left and drop the files the source no longer has: the objects to fetch."""
+    def plan(self, listing: _Listing) -> ObjectQueue:
+        """The objects to fetch, as they are listed; then clear what interrupted syncs left and drop the files the
+        source no longer has. Nothing is written before the whole listing is checked."""
         cached_path(self.directory, UNPACKED_DIR)  # refuses a planted link before anything is written
+        present: set[str] | None = set() if self.manifest.files else None  # a first sync drops nothing
+        todo = self._plan(listing, present)
+        listing.check()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_failure(self.directory, ".", exc) from None
         for leftover in remove_partial_files(self.directory):
             log.info("removed %s, left by an interrupted sync", leftover)
-        todo = self._plan(remote)
-        if self.manifest.files:  # a first sync has nothing to drop: no set of every listed name
-            self._drop_stale({o.name for o in remote})
+        if present is not None:
+            self._drop_stale(present)
         return todo
 
     def run(self, todo: ObjectQueue) -> SyncResult:
@@ -294,7 +316,7 @@ class _Sync:
         except BaseException:
             journal.close(remove=False)  # a killed or failed sync keeps what it fetched
             raise
-        self.result.downloaded.sort()
+        self.downloaded.sort()
         stats = self.manifest.stats
         stats.syncs += 1
         stats.bytes_downloaded += self.result.bytes_downloaded
@@ -313,29 +335,33 @@ class _Sync:
                 if isinstance(entry, BaseException):  # keep what the other downloads fetched, then fail
                     failures.append(entry)
                     continue
-                self.manifest.files[obj.name] = entry
+                self.downloaded.append_row(self.manifest.files.put(obj.name, entry))
                 journal.add(obj.name, entry)
-                self.result.downloaded.append(obj.name)
                 self.result.bytes_downloaded += entry.size
                 self.observer.file_done(obj.name)
             journal.flush()  # an interrupted sync keeps what it fetched; one write a batch, not a file
         if failures:
             raise failures[0]
 
-    def _plan(self, remote: list[ObjectInfo]) -> ObjectQueue:
-        """The objects to fetch: those whose cached copy is missing, stale or damaged."""
-        todo = ObjectQueue()  # flat: the listing's objects all go before the copies start
-        for obj in remote:
-            entry = self.manifest.files.get(obj.name)
+    def _plan(self, listing: Iterable[ObjectInfo], present: set[str] | None) -> ObjectQueue:
+        """The objects to fetch: those whose cached copy is missing, stale or damaged; `present` gets every name."""
+        todo = ObjectQueue()  # flat: each page of the listing goes once planned
+        files = self.manifest.files
+        for obj in listing:
+            if present is not None:
+                present.add(obj.name)
+            row = files.row(obj.name)
+            entry = files.at(row) if row is not None else None
             verified_at = entry.local_mtime_ns if entry else 0
             if (
-                entry
+                row is not None
+                and entry
                 and entry.source_tag == obj.version_tag
                 and _verified(cached_path(self.directory, obj.name), entry, self.verify)
             ):
                 if entry.local_mtime_ns != verified_at:  # the table holds a copy of the entry: store it back
-                    self.manifest.files[obj.name] = entry
-                self.result.unchanged.append(obj.name)
+                    files.put(obj.name, entry)
+                self.unchanged.append_row(row)
                 self.result.bytes_saved += obj.size
             else:
                 if entry and entry.source_tag == obj.version_tag:

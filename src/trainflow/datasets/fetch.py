@@ -36,6 +36,9 @@ class ObjectQueue:
     `ObjectInfo`s): the listing's objects can all be freed before the copies start."""
 
     def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
         self._names = bytearray()
         self._name_ends = array("q")
         self._sizes = array("q")
@@ -64,7 +67,10 @@ class ObjectQueue:
         name = self._names[self._name_ends[i - 1] if i else 0 : self._name_ends[i]].decode(*_ENCODING)
         mtime = self._mtimes[i]
         etag = self._etags[i] if self._etags is not None else None
-        return ObjectInfo(name, self._sizes[i], etag, None if math.isnan(mtime) else mtime)
+        obj = ObjectInfo(name, self._sizes[i], etag, None if math.isnan(mtime) else mtime)
+        if self._next == len(self._sizes):  # emptied: its buffers go now, not when the sync's caller drops it
+            self._clear()
+        return obj
 
 
 class Fetcher:

@@ -118,6 +118,12 @@ class Store(ABC):
     def list(self, names: Sequence[str] | None = None) -> list[ObjectInfo]:
         """All objects under the base URL (recursively), or just `names`, which must all exist."""
 
+    def pages(self, names: Sequence[str] | None = None) -> Iterator[builtins.list[ObjectInfo]]:
+        """The objects of `list`, a page at a time as the store gives them: a caller that checks each page as it
+        comes never holds the whole listing (~190 bytes an object). Errors are those of `list`, raised as the
+        pages are read."""
+        yield self.list(names)
+
     @abstractmethod
     def stat(self, name: str) -> ObjectInfo:
         """One object's size and version tag; ObjectNotFound if absent."""

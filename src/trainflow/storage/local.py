@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 import os
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from trainflow.storage.errors import ObjectExists, ObjectNotFound, StorageError
 from trainflow.storage.names import name_problem, shown
 
 _CHUNK = 1 << 20
+_PAGE = 1000  # objects a page of a listing, as S3 gives them
 
 
 class LocalStore(Store):
@@ -40,15 +42,19 @@ class LocalStore(Store):
         return ObjectInfo(name=name, size=st.st_size, mtime=st.st_mtime)
 
     def list(self, names: Sequence[str] | None = None) -> list[ObjectInfo]:
+        return [obj for page in self.pages(names) for obj in page]
+
+    def pages(self, names: Sequence[str] | None = None) -> Iterator[builtins.list[ObjectInfo]]:
         if names is not None:
-            return [self.stat(n) for n in names]
+            yield [self.stat(n) for n in names]
+            return
         if not self.root.is_dir():
             raise ObjectNotFound(f"no directory at {self.url}: check the path")
-        found: list[ObjectInfo] = []
-        self._walk(str(self.root), "", found)
-        return found
+        files = self._walk(str(self.root), "")
+        while page := builtins.list(itertools.islice(files, _PAGE)):
+            yield page
 
-    def _walk(self, folder: str, prefix: str, found: builtins.list[ObjectInfo]) -> None:
+    def _walk(self, folder: str, prefix: str) -> Iterator[ObjectInfo]:
         """The files of `folder` (sorted), then its folders' (sorted, depth first), as os.walk orders them.
 
         Hidden entries are temp files of writers in progress; pipes and devices are no objects; a link
@@ -63,9 +69,9 @@ class LocalStore(Store):
                 folders.append(entry)
             elif entry.is_file():
                 st = entry.stat()
-                found.append(ObjectInfo(prefix + entry.name, st.st_size, mtime=st.st_mtime))
+                yield ObjectInfo(prefix + entry.name, st.st_size, mtime=st.st_mtime)
         for entry in folders:
-            self._walk(entry.path, f"{prefix}{entry.name}/", found)
+            yield from self._walk(entry.path, f"{prefix}{entry.name}/")
 
     def stat(self, name: str) -> ObjectInfo:
         path = self._path(name)

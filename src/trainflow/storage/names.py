@@ -9,6 +9,7 @@ apply.
 from __future__ import annotations
 
 import unicodedata
+from array import array
 from collections.abc import Iterable
 
 MAX_NAME_BYTES = 1024  # S3's limit for a whole key
@@ -81,6 +82,39 @@ def clash_problem(names: Iterable[str]) -> tuple[str, str] | None:
         if key in folders:
             return name, f"is a file, and also a folder of other objects (such as {shown(folders[key])})"
     return None
+
+
+class ClashScreen:
+    """Names screened for clashes as they come, at 8 bytes a name and a folder: `clash_problem` holds them all.
+
+    Each name's hash (once NFC-normalised) and those of its folders are kept; `suspect` says whether two names
+    share a hash or a file's is a folder's, as a clash (or, rarely, two different names' hashes) would make them.
+    A suspect listing is checked exactly with `clash_problem`.
+    """
+
+    def __init__(self) -> None:
+        self._files = array("q")
+        self._folders = array("q")
+        self._folder = ""  # the last name's folder: names come a folder at a time
+
+    def add(self, name: str) -> None:
+        key = name if name.isascii() else unicodedata.normalize("NFC", name)
+        self._files.append(hash(key))
+        folder = key.rpartition("/")[0]
+        if folder == self._folder:
+            return
+        self._folder = folder
+        while folder:
+            self._folders.append(hash(folder))
+            folder = folder.rpartition("/")[0]
+
+    def suspect(self) -> bool:
+        import numpy as np  # here: storage is imported by commands that never list a dataset
+
+        files = np.sort(np.array(self._files, dtype=np.int64))
+        if (files[1:] == files[:-1]).any():
+            return True
+        return bool(np.isin(files, np.array(self._folders, dtype=np.int64)).any())
 
 
 def shown(name: str, limit: int = 300) -> str:

@@ -6,7 +6,7 @@ import builtins
 import io
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,23 +125,33 @@ class S3Store(Store):
             return [found[n] for n in names]
         return self._list_all()
 
+    def pages(self, names: Sequence[str] | None = None) -> Iterator[builtins.list[ObjectInfo]]:
+        if names is not None:
+            yield self.list(names)
+            return
+        yield from self._pages()
+
     def _list_all(self) -> builtins.list[ObjectInfo]:  # `list` here is the method above
+        return [obj for page in self._pages() for obj in page]
+
+    def _pages(self) -> Iterator[builtins.list[ObjectInfo]]:
+        """The objects under the prefix, a page of the listing (up to 1,000 keys) at a time."""
         base = f"{self.prefix}/" if self.prefix else ""
         from botocore.exceptions import BotoCoreError, ClientError
 
         paginator = self.client.get_paginator("list_objects_v2")
-        found: builtins.list[ObjectInfo] = []
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
+                found: builtins.list[ObjectInfo] = []
                 for obj in page.get("Contents", []):
                     name = obj["Key"][len(base) :]
                     if name and not name.endswith("/"):
                         found.append(
                             ObjectInfo(name, obj["Size"], obj["ETag"].strip('"'), obj["LastModified"].timestamp())
                         )
+                yield found
         except (BotoCoreError, ClientError) as exc:
             raise self._fail(exc) from None
-        return found
 
     def children(self, holding: str | None = None) -> builtins.list[str]:
         """One delimited listing of the base's top level: S3 answers each "directory" once, not its objects."""
