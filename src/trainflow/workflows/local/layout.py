@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+ATTEMPT_HEADER = "--- attempt "  # how the runner starts each attempt's part of a step's log
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -47,11 +49,13 @@ class Layout:
         return self.home / "store" / "artifacts"
 
     def last_error(self, workflow: str, step: str) -> str:
-        """The line of a step's log that best says why it failed: its `error:` line, else the last one."""
+        """The line of a step's last attempt's log that best says why it failed: its `error:` line, else the last one."""
         try:
             text = self.step_log(workflow, step).read_text(errors="replace")
             lines = [line.strip() for line in text.splitlines() if line.strip()]
         except FileNotFoundError:
             return ""
+        headers = [i for i, line in enumerate(lines) if line.startswith(ATTEMPT_HEADER)]  # the runner's lines
+        lines = lines[headers[-1] + 1 :] if headers else lines  # what the last attempt itself wrote
         errors = [line for line in lines if line.startswith("error: ")]
         return (errors[-1][len("error: ") :] if errors else lines[-1] if lines else "")[:500]

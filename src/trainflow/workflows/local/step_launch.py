@@ -21,7 +21,7 @@ from trainflow.storage import join_url
 from trainflow.workflows.errors import WorkflowError
 from trainflow.workflows.local import processes
 from trainflow.workflows.local.commands import package_folder
-from trainflow.workflows.local.layout import Layout
+from trainflow.workflows.local.layout import ATTEMPT_HEADER, Layout
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Launcher:
         argv = processes.trainflow_argv(command)
         log_file = self.layout.step_log(self.workflow, instance)
         with open(log_file, "ab") as f:
-            f.write(f"--- attempt {attempt}: {' '.join(argv)}\n".encode())
+            f.write(f"{ATTEMPT_HEADER}{attempt}: {' '.join(argv)}\n".encode())
         out_dir = self.layout.outputs_dir(self.workflow, instance)
         try:
             return processes.start(argv, log_file, env=self.env(instance, out_dir), cwd=folder)
