@@ -39,7 +39,10 @@ COMMANDS: dict[str, list[str]] = {
 
 
 def fill_state(home: Path, count: int) -> None:
-    """`count` finished `model-train` runs, one a minute, as their runners would have left them."""
+    """`count` finished `model-train` runs, one an hour, as their runners would have left them.
+
+    The newest is a day and half an hour old: every AGE reads in days and none turns over in the 30 minutes after
+    the fill, so the trees' outputs compare byte for byte."""
     from trainflow.pipelines.builtin import PIPELINES
     from trainflow.pipelines.serial import to_dict
     from trainflow.workflows.backend import CACHED, FAILED, SUCCEEDED, StepInfo, WorkflowInfo
@@ -48,11 +51,11 @@ def fill_state(home: Path, count: int) -> None:
     pipeline = PIPELINES["model-train"]
     values = pipeline.resolve({})
     spec = {"pipeline": to_dict(pipeline), "python_path": []}
-    state, first = StateStore(home / "trainflow.db"), time.time() - 60 * count - 30
+    state, first = StateStore(home / "trainflow.db"), time.time() - 86400 - 1800 - 3600 * (count - 1)
     with state.held():
         for i in range(count):
             name = "model-train-newest" if i == count - 1 else f"model-train-{i:05x}"
-            created, failed = first + 60 * i, i % 10 == 7
+            created, failed = first + 3600 * i, i % 10 == 7
             steps = [StepInfo(s.name, service=s.service) for s in pipeline.all_steps]
             info = WorkflowInfo(name, pipeline.name, FAILED if failed else SUCCEEDED, values, created, steps=steps)
             state.create(info, spec)

@@ -62,7 +62,8 @@ NOT_LOADED = {
 
 # `list` and `get` over a home that holds a finished run: reading runs back decodes no pipeline for the table and
 # loads none of what submitting, planning, scheduling or stopping a run needs.
-SUBMITTING = ("trainflow.pipelines.builtin", "trainflow.pipelines.loading", "trainflow.workflows.schedules")
+SUBMITTING = ("trainflow.pipelines.builtin", "trainflow.pipelines.loading", "trainflow.workflows.local.plan")
+SUBMITTING += ("trainflow.workflows.schedules",)
 READERS_NOT_LOADED = {
     ("list",): HEAVY + PRINTING + PROCESSES + METADATA + CLUSTER_OPTIONS + SUBMITTING + ("trainflow.pipelines",),
     ("get", "recorded-run"): HEAVY + PROCESSES + METADATA + CLUSTER_OPTIONS + SUBMITTING,

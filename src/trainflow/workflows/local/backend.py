@@ -171,7 +171,6 @@ class LocalBackend(LocalSchedules):
     def _described(self, info: WorkflowInfo) -> WorkflowInfo:
         """A recorded run, reconciled if its runner died, with each step's dependencies, kind and roles."""
         from trainflow.pipelines.roles import param_types, provided
-        from trainflow.workflows.local.fanout import instances_in
 
         name = info.name
         if info.status in _ACTIVE and self._reconcile(info):
@@ -179,6 +178,8 @@ class LocalBackend(LocalSchedules):
         pipeline, _, _ = load_pipeline(self.state, name, info.pipeline)
         recorded = [s.name for s in info.steps]
         if any("[" in n for n in recorded):  # a fan-out expanded into instances
+            from trainflow.workflows.local.fanout import instances_in
+
             instances = {s.name: instances_in(s.name, recorded) for s in pipeline.all_steps}
         else:
             instances = {s.name: [s.name] for s in pipeline.all_steps}
