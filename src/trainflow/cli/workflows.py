@@ -126,7 +126,7 @@ def delete(name: str | None, all_: bool, backend: str, namespace: str) -> None:
     target = backend_for(backend, namespace)
     if all_ == bool(name):
         raise WorkflowError("give a workflow NAME or --all")
-    names = [i.name for i in target.list()] if all_ or name is None else [name]
+    names = [i.name for i in target.list_brief()] if all_ or name is None else [name]
     for n in names:
         target.delete(n)
         console.print(f'Workflow "{n}" deleted')
