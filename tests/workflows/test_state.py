@@ -72,6 +72,36 @@ def test_a_damaged_state_database_is_one_line_that_names_it_and_stays_as_it_was(
     assert (home / "trainflow.db").read_bytes() == damaged
 
 
+def test_a_run_whose_recorded_pipeline_is_damaged_is_one_line_and_hides_no_other_run(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from trainflow.pipelines.builtin import PIPELINES
+    from trainflow.pipelines.serial import to_dict
+    from trainflow.workflows.backend import SUCCEEDED, StepInfo, WorkflowInfo
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRAINFLOW_HOME", str(home))
+    pipeline = PIPELINES["model-train"]
+    store = StateStore(home / "trainflow.db")
+    for created, name in enumerate(["intact-run", "damaged-run"]):
+        steps = [StepInfo(s.name, status=SUCCEEDED, service=s.service) for s in pipeline.all_steps]
+        info = WorkflowInfo(name, pipeline.name, SUCCEEDED, pipeline.resolve({}), float(created), steps=steps)
+        store.create(info, {"pipeline": to_dict(pipeline), "python_path": []})
+    with sqlite3.connect(home / "trainflow.db") as db:
+        db.execute("UPDATE workflows SET spec = '{\"pipeline\": {\"steps\"' WHERE name = 'damaged-run'")
+    db.close()
+
+    listed = CliRunner().invoke(cli, ["list"])
+    assert listed.exit_code == 0, listed.output
+    assert [line.split()[0] for line in listed.output.splitlines()[1:]] == ["damaged-run", "intact-run"]
+    assert CliRunner().invoke(cli, ["get", "intact-run"]).exit_code == 0
+    damaged = CliRunner().invoke(cli, ["get", "damaged-run"])
+    assert damaged.exit_code == 2
+    line = damaged.output.strip()
+    assert "\n" not in line and line.startswith("error: the recorded pipeline of workflow damaged-run is damaged")
+    assert "trainflow delete damaged-run" in line
+
+
 def test_a_state_database_from_before_specs_were_stored_keeps_its_workflows_and_gains_the_new_columns(
     tmp_path: Path,
 ) -> None:

@@ -341,7 +341,15 @@ def load_pipeline(state: StateStore, name: str, pipeline_name: str) -> tuple[Pip
         from trainflow.pipelines.builtin import PIPELINES
 
         return PIPELINES[pipeline_name], [], no_cache
-    pipeline, python_path = _recorded_pipeline(spec)
+    from trainflow.pipelines import PipelineError
+
+    try:
+        pipeline, python_path = _recorded_pipeline(spec)
+    except (ValueError, KeyError, TypeError, AttributeError, PipelineError) as exc:  # edited or damaged by hand
+        raise WorkflowError(
+            f"the recorded pipeline of workflow {name} is damaged ({type(exc).__name__}: {exc}); "
+            f"`trainflow delete {name}` forgets the run"
+        ) from None
     return pipeline, list(python_path), no_cache
 
 
