@@ -72,15 +72,12 @@ def test_a_damaged_state_database_is_one_line_that_names_it_and_stays_as_it_was(
     assert (home / "trainflow.db").read_bytes() == damaged
 
 
-def test_a_run_whose_recorded_pipeline_is_damaged_is_one_line_and_hides_no_other_run(
-    tmp_path: Path, monkeypatch
-) -> None:
+def record_two_runs_one_damaged(home: Path) -> None:
+    """`intact-run` and `damaged-run`, finished `model-train` runs; the second's recorded pipeline cut short."""
     from trainflow.pipelines.builtin import PIPELINES
     from trainflow.pipelines.serial import to_dict
     from trainflow.workflows.backend import SUCCEEDED, StepInfo, WorkflowInfo
 
-    home = tmp_path / "home"
-    monkeypatch.setenv("TRAINFLOW_HOME", str(home))
     pipeline = PIPELINES["model-train"]
     store = StateStore(home / "trainflow.db")
     for created, name in enumerate(["intact-run", "damaged-run"]):
@@ -91,6 +88,14 @@ def test_a_run_whose_recorded_pipeline_is_damaged_is_one_line_and_hides_no_other
         db.execute("UPDATE workflows SET spec = '{\"pipeline\": {\"steps\"' WHERE name = 'damaged-run'")
     db.close()
 
+
+def test_a_run_whose_recorded_pipeline_is_damaged_is_one_line_and_hides_no_other_run(
+    tmp_path: Path, monkeypatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRAINFLOW_HOME", str(home))
+    record_two_runs_one_damaged(home)
+
     listed = CliRunner().invoke(cli, ["list"])
     assert listed.exit_code == 0, listed.output
     assert [line.split()[0] for line in listed.output.splitlines()[1:]] == ["damaged-run", "intact-run"]
@@ -100,6 +105,19 @@ def test_a_run_whose_recorded_pipeline_is_damaged_is_one_line_and_hides_no_other
     line = damaged.output.strip()
     assert "\n" not in line and line.startswith("error: the recorded pipeline of workflow damaged-run is damaged")
     assert "trainflow delete damaged-run" in line
+
+
+def test_reaching_a_runs_service_reads_that_run_alone(tmp_path: Path, monkeypatch) -> None:
+    """`tensorboard NAME` (and `predict --workflow NAME`) look at run NAME, not at every run recorded."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRAINFLOW_HOME", str(home))
+    record_two_runs_one_damaged(home)
+    result = CliRunner().invoke(cli, ["tensorboard", "intact-run"])
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        == "error: workflow intact-run serves no TensorBoard on this machine: see `trainflow services`"
+    )
 
 
 def test_a_state_database_from_before_specs_were_stored_keeps_its_workflows_and_gains_the_new_columns(

@@ -268,21 +268,25 @@ class LocalBackend(LocalSchedules):
 
     def services(self) -> builtins.list[tuple[WorkflowInfo, StepInfo]]:
         """Running services: (workflow, step) for each live TensorBoard and model server."""
+        return [(info, s) for info in self.list() for s in self._live_services(info)]
+
+    def _live_services(self, info: WorkflowInfo) -> builtins.list[StepInfo]:
+        """The steps of a run that are services and still running."""
         from trainflow.workflows.local import processes
 
-        found = []
-        for info in self.list():
-            live = {
-                s
-                for s, pid, started, service in self.state.step_processes(info.name)
-                if service and processes.alive(pid, started)
-            }
-            found += [(info, s) for s in info.steps if s.name in live and s.status == SUCCEEDED]
-        return found
+        live = {
+            s
+            for s, pid, started, service in self.state.step_processes(info.name)
+            if service and processes.alive(pid, started)
+        }
+        return [s for s in info.steps if s.name in live and s.status == SUCCEEDED]
 
     def _listening(self, workflow: str, serves: str) -> Reached | None:
-        """The live service of `workflow` declared to serve `serves` (the last one up), where it listens."""
-        live = [s for w, s in self.services() if w.name == workflow and s.provides.get("serves") == serves]
+        """The live service of `workflow` declared to serve `serves` (the last one up), where it listens: only that
+        run is read (`predict --workflow`, `tensorboard NAME` read every run before, 1,000 runs' pipelines decoded)."""
+        if workflow not in self.state.names():
+            return None  # `forward` says it serves nothing here
+        live = [s for s in self._live_services(self.get(workflow)) if s.provides.get("serves") == serves]
         return Reached(live[-1].name, dict(live[-1].addresses)) if live and live[-1].addresses else None
 
     def checks(self, secret: str) -> builtins.list[Check]:
