@@ -120,6 +120,32 @@ def test_reaching_a_runs_service_reads_that_run_alone(tmp_path: Path, monkeypatc
     )
 
 
+def test_the_brief_listing_holds_every_run_and_step_as_the_full_one_does(tmp_path: Path) -> None:
+    """`trainflow list`'s table reads `list_brief`, which decodes no pipeline: the same runs, statuses and times."""
+    from trainflow.workflows.local.backend import LocalBackend
+
+    record_two_runs_one_damaged(tmp_path)
+    backend = LocalBackend(tmp_path)
+    with sqlite3.connect(tmp_path / "trainflow.db") as db:  # the spec repaired, a step Cached, a run Failed
+        db.execute("UPDATE workflows SET spec = (SELECT spec FROM workflows WHERE name = 'intact-run')")
+        db.execute("UPDATE steps SET status = 'Cached' WHERE workflow = 'intact-run' AND position = 0")
+        db.execute("UPDATE workflows SET status = 'Failed', message = 'step x failed' WHERE name = 'damaged-run'")
+    db.close()
+
+    def shown(infos: list) -> list:
+        return [
+            (i.name, i.status, i.created_at, i.started_at, i.finished_at, i.message, [vars(s) for s in i.steps])
+            for i in infos
+        ]
+
+    full, brief = backend.list(), backend.list_brief()
+    for info in full:
+        for step in info.steps:
+            step.depends, step.kind, step.provides = [], "", {}
+    assert shown(brief) == shown(full)
+    assert [i.name for i in brief] == ["damaged-run", "intact-run"]
+
+
 def test_a_state_database_from_before_specs_were_stored_keeps_its_workflows_and_gains_the_new_columns(
     tmp_path: Path,
 ) -> None:
