@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,10 @@ from servers import AWS_TEST_ENV, free_port, start_moto, stop, wait_for_port  # 
 
 if TYPE_CHECKING:
     from trainflow.datasets import DatasetCache
+
+# MLflow's telemetry (off when CI is set, on in a plain `pytest`) sets and unsets a variable of os.environ from its
+# thread while a test's thread iterates os.environ (requests' proxy lookup): a KeyError at random in an MLflow call.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-10k"
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "trainflow"
