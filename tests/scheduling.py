@@ -7,8 +7,8 @@ tests run in one worker, in order, so its module fixtures are built once) and ch
 
 - each docs page is its own unit, except pages that use one fixed port (two `trainflow ui` on 8001 would
   collide), which stay one unit;
-- files that share a session fixture too costly to build twice (the dashboard's trained runs, the MLflow
-  server and its tracked run) are one unit;
+- files that share a session fixture too costly to build twice (the dashboard's trained runs) are one unit; the
+  files using the MLflow server are two units, a server each (one unit was the longest of the suite);
 - units start heaviest first: their weight is what they train (tests marked slow or image), read from
   the test files' source, since the controller sees only test ids.
 """
@@ -26,14 +26,28 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS_TEST = "tests/docs/test_doc_blocks.py"
 
 # Files sharing a costly session fixture (tests/ui/conftest.py's dashboard trains three runs;
-# tests/tracking/conftest.py starts `mlflow server` and trains the tracked run; tests/image/conftest.py
-# builds the image): one worker builds it once.
+# tests/image/conftest.py builds the image): one worker builds it once.
+# tests/tracking/conftest.py's `mlflow server` (mlflow_server) is shared by ten files: as one unit they were the
+# suite's longest (~1,830 s of a worker at load average 17-20, 2026-12-06), so they are two units, each starting
+# its own server (seconds), split by their measured times; only test_mlflow_tracking.py trains the tracked run. A
+# tracking file in neither (test_tracking_faults.py starts a server of its own to kill) is a unit of its own.
+_TRACKING_1 = "tests/tracking (mlflow server 1: the tracked run)"
+_TRACKING_2 = "tests/tracking (mlflow server 2)"
 TOGETHER = {
     "tests/ui/test_browser.py": "tests/ui (the dashboard's trained runs)",
     "tests/ui/test_server_api.py": "tests/ui (the dashboard's trained runs)",
+    "tests/tracking/test_mlflow_tracking.py": _TRACKING_1,
+    "tests/tracking/test_cluster_workflow_run.py": _TRACKING_1,
+    "tests/tracking/test_registry_serving.py": _TRACKING_1,
+    "tests/tracking/test_worker_exit_flush.py": _TRACKING_1,
+    "tests/tracking/test_metric_sink.py": _TRACKING_1,
+    "tests/tracking/test_tracking_params.py": _TRACKING_2,
+    "tests/tracking/test_registry_deploy.py": _TRACKING_2,
+    "tests/tracking/test_local_run_states.py": _TRACKING_2,
+    "tests/tracking/test_workflow_run_end.py": _TRACKING_2,
+    "tests/tracking/test_retry_other_server.py": _TRACKING_2,
 }
 TOGETHER_UNDER = {
-    "tests/tracking/": "tests/tracking (one mlflow server)",
     "tests/image/": "tests/image (one image build: a second worker would wait on its lock)",
 }
 
@@ -46,6 +60,11 @@ MEASURED = {
     "tests/e2e/test_model_train_pipeline.py": 300.0,
     "docs page docs/how-to/train-by-hand.md": 100.0,  # 200 steps since 2026-12-06: 0.6x of the 600-step page
     "docs page docs/how-to/tuning.md": 165.0,
+    # Sampled from a full `pytest` run's worker titles at load average 17-20 (2026-12-06), where the tracking files
+    # were one unit: 271+211+125+46+10 s and 228+190+120+101+72 s; the server-killing test (500 CNN steps) 415 s.
+    _TRACKING_1: 660.0,
+    _TRACKING_2: 710.0,
+    "tests/tracking/test_tracking_faults.py": 415.0,
     # Files whose source misleads the estimate either way, from `pytest -n 2 --durations=0` of their folder at load
     # average 7-21 (2026-12-06): many short subprocess runs, schedules waiting on their due times, studies.
     "tests/pipelines/test_user_pipelines.py": 280.0,

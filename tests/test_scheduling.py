@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduling import unit_of, weight
+from scheduling import ROOT, unit_of, weight
 
 PAGE = "tests/docs/test_doc_blocks.py::test_page_runs_as_printed[{}]"
 
@@ -20,6 +20,16 @@ def test_files_sharing_a_costly_session_fixture_run_in_one_worker() -> None:
     assert unit_of("tests/ui/test_browser.py::test_a") == unit_of("tests/ui/test_server_api.py::test_b")
     assert unit_of("tests/image/test_image_nodes.py::test_a") == unit_of("tests/image/test_image_pods.py::test_b")
     assert unit_of("tests/tracking/test_mlflow_tracking.py::t") == unit_of("tests/tracking/test_registry_serving.py::t")
+
+
+def test_the_mlflow_server_files_are_two_units_and_a_file_with_its_own_server_is_alone() -> None:
+    units = {unit_of(f"tests/tracking/{path.name}::t") for path in (ROOT / "tests" / "tracking").glob("test_*.py")}
+    shared = {u for u in units if "mlflow server" in u}
+    assert len(shared) == 2
+    assert unit_of("tests/tracking/test_tracking_faults.py::t") == "tests/tracking/test_tracking_faults.py"
+    for path in (ROOT / "tests" / "tracking").glob("test_*.py"):  # every file using the shared server is in one
+        if "mlflow_server" in path.read_text():
+            assert unit_of(f"tests/tracking/{path.name}::t") in shared, path.name
 
 
 def test_any_other_file_is_one_unit_as_with_loadfile() -> None:
