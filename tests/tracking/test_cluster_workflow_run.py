@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,79 @@ def test_submitting_to_a_cluster_opens_no_run_here_its_pods_do_fake_k8s_api(
     )
     assert ("ml", "run3") in cluster.workflows
     assert mlflow_server.client().get_experiment_by_name("cluster-submit") is None  # no run left RUNNING forever
+
+
+def _workflow_run(server: MlflowServer, experiment: str, uid: str, start_time: int) -> str:
+    """A workflow run as a pod creates it, started at `start_time` (the creating client's clock, in ms)."""
+    client = server.client()
+    tags = {UID_TAG: uid, "trainflow.workflow": "nightly-x7k2p", "trainflow.backend": "kubernetes"}
+    return str(client.create_run(experiment, start_time=start_time, tags=tags).info.run_id)
+
+
+def _step_of(server: MlflowServer, experiment: str, parent: str) -> str:
+    return str(server.client().create_run(experiment, tags={"mlflow.parentRunId": parent}).info.run_id)
+
+
+def test_the_exit_handler_moves_the_steps_of_runs_that_lost_a_race_under_the_oldest_and_deletes_them(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    client, uid = mlflow_server.client(), str(uuid.uuid4())
+    experiment = client.create_experiment("pods-raced")
+    oldest = _workflow_run(mlflow_server, experiment, uid, 1_000)
+    later = _workflow_run(mlflow_server, experiment, uid, 2_000)  # a pod searched before `oldest` was stored
+    deleted = _workflow_run(mlflow_server, experiment, uid, 500)
+    client.delete_run(deleted)  # its creator saw it lose, but a pod had already nested its step under it
+    steps = [_step_of(mlflow_server, experiment, run) for run in (oldest, later, deleted)]
+
+    env = _pod_env(mlflow_server, tmp_path, uid, "pods-raced")
+    ended = run_trainflow(tmp_path / "home", env, "step", "mlflow-end-run", "--status", "Succeeded")
+    assert ended.returncode == 0, ended.stdout + ended.stderr
+    runs = _runs(mlflow_server, "pods-raced")
+    assert [r.info.run_id for r in runs if r.data.tags.get(UID_TAG) == uid] == [oldest]  # the later one deleted
+    assert client.get_run(oldest).info.status == "FINISHED"
+    assert {client.get_run(s).data.tags["mlflow.parentRunId"] for s in steps} == {oldest}
+
+
+def test_a_step_that_nested_under_a_run_which_then_lost_nests_under_the_oldest_when_it_ends(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    client, uid = mlflow_server.client(), str(uuid.uuid4())
+    experiment = client.create_experiment("pods-renest")
+    found = _workflow_run(mlflow_server, experiment, uid, 2_000)
+    go = tmp_path / "go"
+    env = {
+        **os.environ,
+        "TRAINFLOW_HOME": str(tmp_path / "home"),
+        **_pod_env(mlflow_server, tmp_path, uid, "pods-renest"),
+        "GO_FILE": str(go),
+    }
+    (tmp_path / "pod_steps.py").write_text(
+        "import os, pathlib, time\n\n"
+        "def wait() -> dict:\n"
+        "    while not pathlib.Path(os.environ['GO_FILE']).exists():\n"
+        "        time.sleep(0.05)\n"
+        "    return {}\n"
+    )
+    pod = subprocess.Popen(
+        [sys.executable, "-m", "trainflow", "step", "call", "pod_steps:wait"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for _ in range(1200):  # until the pod's step run is open, nested under the one run it found
+            steps = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{found}'")
+            if steps or pod.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert len(steps) == 1, pod.communicate()[0] if pod.poll() is not None else "no step run"
+        winner = _workflow_run(mlflow_server, experiment, uid, 1_000)  # another pod's, stored late, started first
+        go.touch()
+        out, _ = pod.communicate(timeout=300)
+    finally:
+        if pod.poll() is None:
+            pod.kill()
+            pod.wait()
+    assert pod.returncode == 0, out
+    assert client.get_run(steps[0].info.run_id).data.tags["mlflow.parentRunId"] == winner

@@ -3,9 +3,12 @@
 No process sees a compiled workflow start, so nothing opens its run up front as the local runner does. Every pod
 gets the workflow's uid (`{{workflow.uid}}`, in WORKFLOW_UID_ENV): the first step to open its own run finds the
 workflow's run by the tag `trainflow.workflow_uid`, or creates it. Pods that start together may each create one:
-each then searches again and every pod keeps the same, oldest one (by start time, then id), and a pod whose run
-lost deletes it. The exit handler (`trainflow step mlflow-end-run`) logs the workflow's parameters and ends the run
-FINISHED or FAILED by `{{workflow.status}}`.
+each then searches again and every pod keeps the oldest one it sees (by start time, then id), and a pod whose run
+lost deletes it. A run's start time is the creating client's clock, set before the server stores it, so a pod
+that searches while another's run is still being stored can settle on a run that loses later: a step therefore
+nests itself again under the oldest run when it ends (`renest`), and the exit handler (`trainflow step
+mlflow-end-run`) settles the workflow for good (`settle`: every step under the oldest run, the others deleted)
+before it logs the workflow's parameters and ends the run FINISHED or FAILED by `{{workflow.status}}`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ WORKFLOW_NAME_ENV = "TRAINFLOW_WORKFLOW_NAME"  # {{workflow.name}}: the run's na
 PIPELINE_ENV = "TRAINFLOW_PIPELINE"  # the pipeline's name: the experiment's, unless MLFLOW_EXPERIMENT_NAME is set
 PARAMS_ENV = "TRAINFLOW_WORKFLOW_PARAMETERS"  # {{workflow.parameters.json}}, the exit handler's only
 UID_TAG = "trainflow.workflow_uid"
+_PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: a step's run nests under its workflow's
 _UID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # a Kubernetes uid
 _ENDED = {"Succeeded": "FINISHED"}  # Argo's Failed and Error: FAILED
 
@@ -45,8 +49,8 @@ def workflow_uid() -> str:
 
 def parent_run(mlflow_client: Any, uid: str) -> str:
     """The workflow `uid`'s run: found by its tag, else created; when several pods create one at once, the oldest."""
-    pipeline = os.environ.get(PIPELINE_ENV, "").strip() or "trainflow"
-    experiment = experiment_id(mlflow_client, os.environ.get(EXPERIMENT_ENV) or pipeline)
+    pipeline = _pipeline()
+    experiment = _experiment(mlflow_client)
     found = _runs_of(mlflow_client, experiment, uid)
     if found:
         return found[0]
@@ -66,9 +70,48 @@ def parent_run(mlflow_client: Any, uid: str) -> str:
     return oldest
 
 
+def renest(mlflow_client: Any, uid: str, run_id: str, parent: str) -> None:
+    """Nest a step's run under the workflow's oldest run if that is no longer `parent` (a run that lost a race)."""
+    found = _runs_of(mlflow_client, _experiment(mlflow_client), uid)
+    if found and found[0] != parent:
+        mlflow_client.set_tag(run_id, _PARENT_TAG, found[0])
+
+
+def settle(mlflow_client: Any, experiment: str, uid: str) -> str:
+    """The workflow's one run, once its pods are done: the oldest; the steps of every other run of `uid` (deleted
+    ones too) moved under it and the others deleted."""
+    from mlflow.entities import ViewType
+
+    runs = mlflow_client.search_runs(
+        [experiment], f"tags.`{UID_TAG}` = '{uid}'", run_view_type=ViewType.ALL, max_results=100
+    )
+    active = _oldest_first([r for r in runs if r.info.lifecycle_stage == "active"])
+    keep = active[0] if active else parent_run(mlflow_client, uid)
+    for other in (str(r.info.run_id) for r in runs if str(r.info.run_id) != keep):
+        for step in mlflow_client.search_runs(
+            [experiment], f"tags.`{_PARENT_TAG}` = '{other}'", run_view_type=ViewType.ALL, max_results=1000
+        ):
+            mlflow_client.set_tag(step.info.run_id, _PARENT_TAG, keep)
+        if other in active:
+            mlflow_client.delete_run(other)
+    return keep
+
+
+def _pipeline() -> str:
+    return os.environ.get(PIPELINE_ENV, "").strip() or "trainflow"
+
+
+def _experiment(mlflow_client: Any) -> str:
+    """The workflow's experiment: MLFLOW_EXPERIMENT_NAME's, else the pipeline's."""
+    return experiment_id(mlflow_client, os.environ.get(EXPERIMENT_ENV) or _pipeline())
+
+
 def _runs_of(mlflow_client: Any, experiment: str, uid: str) -> list[str]:
     """The runs tagged with `uid`, oldest first (ties by id, so every pod orders them alike)."""
-    runs = mlflow_client.search_runs([experiment], f"tags.`{UID_TAG}` = '{uid}'", max_results=100)
+    return _oldest_first(mlflow_client.search_runs([experiment], f"tags.`{UID_TAG}` = '{uid}'", max_results=100))
+
+
+def _oldest_first(runs: list[Any]) -> list[str]:
     return [str(r.info.run_id) for r in sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))]
 
 
@@ -82,7 +125,7 @@ def end_workflow_run(argo_status: str) -> str | None:
     status = _ENDED.get(argo_status, "FAILED")
     try:
         c = client(uri)
-        run_id = parent_run(c, uid)
+        run_id = settle(c, _experiment(c), uid)
         _log_params(c, run_id)
         c.set_terminated(run_id, status)
     except Exception as exc:  # noqa: BLE001 - tracking never changes the workflow's outcome

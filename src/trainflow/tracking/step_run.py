@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from trainflow.tracking import EXPERIMENT_ENV, PARENT_ENV, RUN_ENV, tracking_uri
 from trainflow.tracking.client import MAX_PARAM_CHARS, client, experiment_id, reason_of, redacted, trainflow_version
-from trainflow.tracking.cluster_run import parent_run, workflow_uid
+from trainflow.tracking.cluster_run import parent_run, renest, workflow_uid
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class StepRun:
     uri: str
     run_id: str
     workflow: str = ""  # the workflow run's name, '' for a step run outside a workflow
+    found_by_uid: str = ""  # the workflow run a compiled workflow's pod found by its uid (checked again at the end)
     failed: set[str] = field(default_factory=set)
 
     def _try(self, what: str, call: Callable[[], T]) -> T | None:
@@ -146,9 +147,9 @@ def _log_dataset(
 
 def _open(uri: str, step: str, kind: str) -> StepRun:
     c = client(uri)
-    parent = os.environ.get(PARENT_ENV, "").strip()
+    parent, by_uid = os.environ.get(PARENT_ENV, "").strip(), ""
     if not parent and workflow_uid():  # a compiled workflow's pod: its workflow's run is found by the uid
-        parent = parent_run(c, workflow_uid())
+        parent = by_uid = parent_run(c, workflow_uid())
     if parent:
         experiment = str(c.get_run(parent).info.experiment_id)
     else:
@@ -166,7 +167,7 @@ def _open(uri: str, step: str, kind: str) -> StepRun:
         parent_tags = c.get_run(parent).data.tags
         tags.update({k: v for k, v in parent_tags.items() if k in ("trainflow.workflow", "trainflow.pipeline")})
     run_id = str(c.create_run(experiment, run_name=step, tags=tags).info.run_id)
-    return StepRun(uri, run_id, tags.get("trainflow.workflow", ""))
+    return StepRun(uri, run_id, tags.get("trainflow.workflow", ""), found_by_uid=by_uid)
 
 
 @contextmanager
@@ -200,6 +201,8 @@ def step_run(step: str, kind: str = "train") -> Iterator[StepRun | None]:
         upload_log(run)
         if active is not None:
             run._try("the run's end", lambda: _deactivate(status))
+        if run.found_by_uid:  # the run found at the start may have lost a race with a pod's still being stored
+            run._try("the workflow's run", lambda: renest(client(uri), workflow_uid(), run_id, run.found_by_uid))
         run._try("the run's end", lambda: client(uri).set_terminated(run_id, status))
         if previous is None:
             os.environ.pop(RUN_ENV, None)
