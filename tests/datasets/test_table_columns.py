@@ -137,3 +137,22 @@ def test_an_integer_label_out_of_range_deep_in_a_parquet_file_is_refused(
     with pytest.raises(DataFormatError, match=rf"label {bad} in t\.parquet( \([\w-]+ part\))? is out of range"):
         cache.ensure(write(tmp_path / "src", columns), "d")
     assert cache.names() == []
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_an_integer_label_past_int64_deep_in_the_file_is_refused_by_its_value(
+    cache: DatasetCache, tmp_path: Path, fmt: str
+) -> None:
+    huge = (1 << 64) - 1
+    labels = (np.arange(ROWS) % 4).astype(np.uint64)
+    labels[2600] = huge
+    src = tmp_path / "src"
+    if fmt == "parquet":
+        write(src, {"a": pa.array(np.ones(ROWS, dtype=np.float32)), "label": pa.array(labels, type=pa.uint64())})
+    else:
+        src.mkdir()
+        (src / "t.csv").write_text("a,label\n" + "".join(f"1.0,{label}\n" for label in labels.tolist()))
+
+    with pytest.raises(DataFormatError, match=rf"label {huge} in t\.{fmt}( \([\w-]+ part\))? is out of range"):
+        cache.ensure(str(src), "d")
+    assert cache.names() == []

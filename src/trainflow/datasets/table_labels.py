@@ -7,8 +7,11 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 
+from trainflow.datasets.checks import MAX_CLASSES
 from trainflow.datasets.errors import DataFormatError
 from trainflow.datasets.table_reader import nulls_of, values_of
+
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class LabelCodes:
@@ -84,10 +87,19 @@ def labels_of(
 ) -> tuple[dict[str, np.ndarray], tuple[str, ...] | None]:
     """Integer labels are class indices; any other label is a class name (classes sorted, from the training rows)."""
     try:
-        ints = np.array([int(t) for t in codes.texts] or [0], dtype=np.int64)
-        return {s: ints[c] for s, c in raw.items()}, None
+        values = [int(t) for t in codes.texts]
     except ValueError:
-        pass
+        values = None
+    if values is not None:
+        past = next((code for code, v in enumerate(values) if not _INT64_MIN <= v <= _INT64_MAX), None)
+        if past is not None:  # no class index: checks.class_names says the same of any label out of range
+            split = next((s for s, c in raw.items() if np.any(c == past)), "train")
+            raise DataFormatError(
+                f"label {values[past]} in {tables[split]} is out of range: labels are class indices "
+                f"0 to {MAX_CLASSES - 1}; fix the labels"
+            )
+        ints = np.array(values or [0], dtype=np.int64)
+        return {s: ints[c] for s, c in raw.items()}, None
     seen = np.zeros(len(codes.texts), dtype=bool)
     seen[raw["train"]] = True
     classes = tuple(sorted(t for t, s in zip(codes.texts, seen, strict=True) if s))
