@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from trainflow.workflows.errors import WorkflowError
 
 if TYPE_CHECKING:
-    from trainflow.pipelines import Pipeline
+    from trainflow.pipelines import Pipeline, Step
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,13 @@ def fetch(url: str, home: Path) -> Path:
         raise WorkflowError(f"code package {url} does not match its digest (changed after upload?): refusing it")
     unpack(data, dest)
     return dest
+
+
+def runs_in_package(step: Step, argv: Sequence[str]) -> bool:
+    """Whether a step's program starts in the code package's folder, locally and on a cluster: a program that is not
+    trainflow (`trainflow step ...` programs import from the package wherever they start) in a step without an image
+    of its own (another image may not hold trainflow)."""
+    return bool(argv) and argv[0] != "trainflow" and step.image is None
 
 
 def unpacked_among(folders: Sequence[str], home: Path) -> Path | None:

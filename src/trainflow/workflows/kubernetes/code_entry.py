@@ -11,21 +11,15 @@ from __future__ import annotations
 
 from trainflow.pipelines import Step
 from trainflow.pipelines.programs import STEP
+from trainflow.workflows.code_packages import runs_in_package
 from trainflow.workflows.kubernetes.options import ClusterOptions
 
 ENTRY = [*STEP, "run-command"]
 
 
-def uses_package(options: ClusterOptions, step: Step) -> bool:
-    """Whether a step's own program runs through the code package's entry."""
-    return bool(options.code_package) and step.image is None
-
-
-def entry(
-    options: ClusterOptions, step: Step, command: list[str], args: list[str], own: bool
-) -> tuple[list[str], list[str]]:
-    """The container's command and args for `command + args`: as they are, unless a step's `own` program uses the
-    package (see the module docstring)."""
-    if not (own and uses_package(options, step)):
+def entry(options: ClusterOptions, step: Step, command: list[str], args: list[str]) -> tuple[list[str], list[str]]:
+    """The container's command and args for `command + args`: as they are, unless the step's program runs in the
+    code package's folder (see the module docstring)."""
+    if not (options.code_package and runs_in_package(step, command)):
         return command, args
     return list(ENTRY), ["--", *command, *args]

@@ -130,11 +130,10 @@ class Target:
 
 @dataclass(frozen=True)
 class ContainerCommand:
-    """What a container runs: `trainflow step <name>` (command) and its arguments; `own`: a step's own program."""
+    """What a container runs: `trainflow step <name>` (command) and its arguments."""
 
     command: list[str]
     args: list[str]
-    own: bool = False  # run through `trainflow step run-command` when there is a code package (code_entry.py)
 
 
 ITEM_INPUT = "item"  # the template input a fanned-out step's item arrives in
@@ -194,7 +193,7 @@ def artifacts_env(target: Target, step: Step) -> list[dict[str, Any]]:
 def container(
     target: Target, name: str, step: Step, run: ContainerCommand, ports: Sequence[Port] = ()
 ) -> dict[str, Any]:
-    command, args = code_entry.entry(target.options, step, run.command, run.args, run.own)
+    command, args = code_entry.entry(target.options, step, run.command, run.args)
     spec: dict[str, Any] = {
         "name": name,
         "image": target.image(step),

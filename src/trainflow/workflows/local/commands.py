@@ -84,9 +84,8 @@ def item_field(step: Step, item: str, field: str | None) -> str:
 def package_folder(step: Step, argv: Sequence[str], code: Path | None) -> Path | None:
     """Where a step's own program starts in a run with a code package (`code`, its unpacked folder); None: here.
 
-    The rule `trainflow step run-command` follows on a cluster: a program that is not trainflow, in a step without
-    an image of its own, runs in the package's folder; `trainflow ...` steps import from it wherever they start.
+    The rule `trainflow step run-command` follows on a cluster (`code_packages.runs_in_package`).
     """
-    if code is None or not argv or argv[0] == "trainflow" or step.image is not None:
-        return None
-    return code
+    from trainflow.workflows.code_packages import runs_in_package
+
+    return code if code is not None and runs_in_package(step, argv) else None
