@@ -180,3 +180,21 @@ def test_a_state_database_from_before_specs_were_stored_keeps_its_workflows_and_
     with kept.held():  # as a runner holds it: one connection for its life
         kept.update_step("old", "train-model", message="kept")
         assert StateStore(db).get("old").steps[0].message == "kept"  # another process's view
+
+
+def test_a_row_that_is_not_utf8_text_is_the_damaged_state_line_not_a_disk_or_permission_one(
+    tmp_path: Path, monkeypatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRAINFLOW_HOME", str(home))
+    record_two_runs_one_damaged(home)
+    with sqlite3.connect(home / "trainflow.db") as db:  # bytes written outside trainflow (or a bit flipped on disk)
+        db.execute("UPDATE workflows SET pipeline = CAST(x'ff00fe' AS TEXT) WHERE name = 'intact-run'")
+    db.close()
+    before = (home / "trainflow.db").read_bytes()
+    result = CliRunner().invoke(cli, ["list"])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert "\n" not in line and line.startswith(f"error: the workflow state in {home / 'trainflow.db'} is damaged")
+    assert "writable" not in line
+    assert (home / "trainflow.db").read_bytes() == before

@@ -63,6 +63,7 @@ _STEP_FIELDS = (
 _WORKFLOW_FIELDS = ("status", "started_at", "finished_at", "message", "runner_pid", "runner_started")
 # What a WorkflowInfo is read from: not the spec (tens of kB a run), which sorting 1,000 runs by age copied whole.
 _INFO_COLUMNS = "name, pipeline, status, params, created_at, started_at, finished_at, message"
+_NOT_UTF8 = "Could not decode to UTF-8"  # how sqlite3 reports a TEXT value that is not UTF-8 (an OperationalError)
 
 
 class StateStore:
@@ -151,15 +152,14 @@ class StateStore:
             finally:
                 db.close()
         except sqlite3.OperationalError as exc:
+            if str(exc).startswith(_NOT_UTF8):  # sqlite3's only sign of a damaged text value; its text is not shown
+                raise _damaged(self.path, "a text value is not UTF-8") from None
             raise WorkflowError(
                 f"cannot use the workflow state in {self.path}: {exc}; check that TRAINFLOW_HOME "
                 f"is a writable directory on a disk with free space"
             ) from None
         except sqlite3.DatabaseError as exc:  # the file itself is damaged: left as it is, for the user to recover
-            raise WorkflowError(
-                f"the workflow state in {self.path} is damaged ({exc}): `sqlite3 {self.path} .recover` may save its "
-                "runs; or move it aside and trainflow starts a new one"
-            ) from None
+            raise _damaged(self.path, str(exc)) from None
 
     def create(self, info: WorkflowInfo, spec: dict[str, Any] | None = None, no_cache: bool = False) -> None:
         """Record a new workflow, its pipeline spec and its steps; refuses a name that exists."""
@@ -361,6 +361,13 @@ def _recorded_pipeline(spec: str) -> tuple[Pipeline, tuple[str, ...]]:
 
     data = json.loads(spec)
     return from_dict(data["pipeline"], check=False), tuple(data.get("python_path", []))
+
+
+def _damaged(path: Path, why: str) -> WorkflowError:
+    return WorkflowError(
+        f"the workflow state in {path} is damaged ({why}): `sqlite3 {path} .recover` may save its runs; "
+        "or move it aside and trainflow starts a new one"
+    )
 
 
 def already_exists(name: str) -> WorkflowError:
