@@ -226,4 +226,16 @@ def test_a_studys_trial_script_runs_through_the_code_package_entry_too(validate:
     env = env_of(container)
     words = [env[f"TRAINFLOW_ARG_{i}"] for i in range(sum(1 for n in env if n.startswith("TRAINFLOW_ARG_")))]
     assert words == ["trainflow", "step", "run-command", "--", "python", "train_script.py", "--lr", "0.0123"]
+    assert container["command"] == ["sh", "-c"]  # the trial's shell is trainflow's: the package is fetched once
     assert env[CODE_ENV] == PACKAGE and validate(container, "Container") == [] and problems(job) == []
+
+
+def test_a_training_steps_outputs_reader_copies_without_fetching_the_code_package() -> None:
+    train = Train(name="fit", argv=("python", "train_script.py", "--lr", param("lr")), outputs=("accuracy",))
+    pipeline = Pipeline(name="trained", params=(Param("lr", "0.1"),), steps=(train,)).validate()
+    [workflow] = compile_pipeline(pipeline, {}, "pytorchjob", options=cluster_options(code_package=PACKAGE))
+    reader = template(workflow, "fit-outputs")["container"]
+    assert reader["command"] == ["sh", "-c"] and reader["args"][0] == 'mkdir -p "$1" && cp -R "$0". "$1"'
+    [job] = [m for m in manifests(argo_submit(to_yaml([workflow]), {}, "trained-1")) if m["kind"] == "PyTorchJob"]
+    [trainer] = job["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"]
+    assert trainer["command"] == ["trainflow", "step", "run-command"]  # the step's own program: from the package

@@ -17,9 +17,12 @@ from trainflow.workflows.kubernetes.options import ClusterOptions
 ENTRY = [*STEP, "run-command"]
 
 
-def entry(options: ClusterOptions, step: Step, command: list[str], args: list[str]) -> tuple[list[str], list[str]]:
-    """The container's command and args for `command + args`: as they are, unless the step's program runs in the
-    code package's folder (see the module docstring)."""
-    if not (options.code_package and runs_in_package(step, command)):
+def entry(
+    options: ClusterOptions, step: Step, command: list[str], args: list[str], own: bool
+) -> tuple[list[str], list[str]]:
+    """The container's command and args for `command + args`: as they are, unless they are the step's `own` argv
+    (not a container trainflow builds around it) and its program runs in the code package's folder (see the module
+    docstring)."""
+    if not (own and options.code_package and runs_in_package(step, command)):
         return command, args
     return list(ENTRY), ["--", *command, *args]

@@ -156,7 +156,7 @@ def trial_job(target: k8s.Target, step: Tune, job_kind: str, names: dict[str, st
             argv.append(text)
     trial: Train = replace(step.trial, name=step.name, function=None, inputs=(), argv=tuple(argv))
     run = step_io.step_run(trial)
-    command, args = code_entry.entry(target.options, trial, run.command, run.args)  # a script: its package
+    command, args = code_entry.entry(target.options, trial, run.command, run.args, run.own)  # a script: its package
     words = [*command, *args]
     script = " ".join(f'"${ARG_ENV}{i}"' for i in range(len(words)))
     job = k8s.training_job(job_kind, target, k8s.ContainerCommand(["sh", "-c"], [script]), trial)

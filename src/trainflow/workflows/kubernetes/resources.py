@@ -134,6 +134,9 @@ class ContainerCommand:
 
     command: list[str]
     args: list[str]
+    # The step's own argv (`step_io.step_run`), which `code_entry` may start in the code package; not the containers
+    # trainflow builds around a step (a training job's outputs reader, a study's trial shell, the exit handler).
+    own: bool = False
 
 
 ITEM_INPUT = "item"  # the template input a fanned-out step's item arrives in
@@ -193,7 +196,7 @@ def artifacts_env(target: Target, step: Step) -> list[dict[str, Any]]:
 def container(
     target: Target, name: str, step: Step, run: ContainerCommand, ports: Sequence[Port] = ()
 ) -> dict[str, Any]:
-    command, args = code_entry.entry(target.options, step, run.command, run.args)
+    command, args = code_entry.entry(target.options, step, run.command, run.args, run.own)
     spec: dict[str, Any] = {
         "name": name,
         "image": target.image(step),

@@ -50,7 +50,7 @@ def step_run(step: Step) -> k8s.ContainerCommand:
 
     command = [substitute(a, resolve) for a in step.command]
     head = 3 if command[:2] == ["trainflow", "step"] else 1
-    return k8s.ContainerCommand(command[:head], command[head:])
+    return k8s.ContainerCommand(command[:head], command[head:], own=True)
 
 
 def item_input(ref: ItemRef) -> str:
