@@ -117,6 +117,21 @@ def test_local_store_hides_writers_temp_files(tmp_path: Path) -> None:
     assert [o.name for o in store.list()] == ["whole.bin"]
 
 
+def test_a_local_listing_leaves_out_what_is_removed_while_its_pages_are_read(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    for i in range(1500):  # one folder longer than a page
+        store.write_bytes(f"a/{i:04d}.bin", b"x")
+    store.write_bytes("b/c/kept.bin", b"x")
+    store.write_bytes("z/gone.bin", b"x")
+    pages = store.pages()
+    first = next(pages)  # a sync plans this page before it reads the next
+    (tmp_path / "a" / "1499.bin").unlink()
+    (tmp_path / "z" / "gone.bin").unlink()
+    (tmp_path / "z").rmdir()
+    rest = [o.name for page in pages for o in page]
+    assert len(first) == 1000 and rest[-2:] == ["a/1498.bin", "b/c/kept.bin"]
+
+
 def test_s3_missing_bucket_names_bucket_and_fix(aws_env: str) -> None:
     with pytest.raises(ObjectNotFound, match=r"bucket 'no-such-bucket-x' does not exist.*create it"):
         open_store("s3://no-such-bucket-x/data/").list()

@@ -61,14 +61,20 @@ class LocalStore(Store):
         to a folder is not followed (a link to a file is read as that file). Names are built as text,
         not paths: a listing of 100,000 files spent most of its time making Path objects.
         """
-        with os.scandir(folder) as listing:
-            entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+        except FileNotFoundError:  # removed since its parent was read: a sync plans each page before reading on
+            return
         folders = []
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 folders.append(entry)
             elif entry.is_file():
-                st = entry.stat()
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:  # removed since its folder was read: no longer an object
+                    continue
                 yield ObjectInfo(prefix + entry.name, st.st_size, mtime=st.st_mtime)
         for entry in folders:
             yield from self._walk(entry.path, f"{prefix}{entry.name}/")
