@@ -8,9 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from trainflow.cli.main import cli
+from trainflow.workflows.backend import StepInfo, WorkflowInfo
 from trainflow.workflows.local.state import StateStore
 
 _SUBMIT = """
@@ -70,6 +72,15 @@ def test_a_damaged_state_database_is_one_line_that_names_it_and_stays_as_it_was(
         line = result.output.strip()
         assert "\n" not in line and line.startswith(f"error: the workflow state in {home / 'trainflow.db'} is damaged")
     assert (home / "trainflow.db").read_bytes() == damaged
+
+
+def test_a_refused_change_to_a_sound_state_database_is_not_called_damage(tmp_path: Path) -> None:
+    """Only a damaged file says "damaged" and how to recover it: the user would otherwise rescue a sound one."""
+    store = StateStore(tmp_path / "trainflow.db")
+    store.create(WorkflowInfo("run", "p", "Running", {}, 1.0, steps=[StepInfo("fan")]))
+    with pytest.raises(sqlite3.IntegrityError):  # two instances of one name: a defect, never the file's fault
+        store.replace_steps("run", ["fan"], ["fan[0]", "fan[0]"])
+    assert [s.name for s in store.get("run").steps] == ["fan"]
 
 
 def record_two_runs_one_damaged(home: Path) -> None:

@@ -158,7 +158,11 @@ class StateStore:
                 f"cannot use the workflow state in {self.path}: {exc}; check that TRAINFLOW_HOME "
                 f"is a writable directory on a disk with free space"
             ) from None
-        except sqlite3.DatabaseError as exc:  # the file itself is damaged: left as it is, for the user to recover
+        except sqlite3.DatabaseError as exc:
+            # sqlite3 raises this class itself for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB), left as it is for the
+            # user to recover; its subclasses (a constraint, a misused statement) are trainflow's, never the file's
+            if type(exc) is not sqlite3.DatabaseError:
+                raise
             raise _damaged(self.path, str(exc)) from None
 
     def create(self, info: WorkflowInfo, spec: dict[str, Any] | None = None, no_cache: bool = False) -> None:
