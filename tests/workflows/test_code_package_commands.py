@@ -138,3 +138,40 @@ def test_a_tampered_package_runs_no_command_step(tmp_path: Path, s3_bucket: str)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "does not match its digest" in result.stderr
     assert trainflow("list", "-o", "json").stdout.strip() == "[]"
+
+
+STUDY = """
+from trainflow.pipelines import Param, Pipeline, Train, param
+from trainflow.pipelines.tuning import Tune
+
+TRIAL = Train(name="fit", argv=("python", "trial_script.py", param("x")), outputs=("accuracy",))
+PIPELINE = Pipeline(
+    name="scripted-study",
+    name_param="run",
+    params=(
+        Param("run", "study", "Names the run."),
+        Param("x", "0.5", type="float"),
+        Param("space", '{"x": {"type": "float", "low": 0.1, "high": 0.2}}', type="search-space"),
+    ),
+    steps=(Tune(name="study", trial=TRIAL, search_space=param("space"), max_trials=1, algorithm="random", seed=7),),
+)
+"""
+TRIAL_SCRIPT = """
+import json, os
+from pathlib import Path
+
+words = Path("data/words.txt").read_text().strip()  # the package's data, by a path relative to its folder
+Path(os.environ["TRAINFLOW_OUTPUTS"]).write_text(json.dumps({"accuracy": len(words)}))
+"""
+
+
+@pytest.mark.slow
+def test_a_studys_trials_run_the_packages_script_as_katibs_trials_do(tmp_path: Path, s3_bucket: str) -> None:
+    source = project(tmp_path / "proj", words="twelve chars")
+    (source.parent / "trial_script.py").write_text(TRIAL_SCRIPT)
+    source.write_text(STUDY)
+    here = submitting_folder(tmp_path / "here", source)
+    (here / "trial_script.py").write_text(OTHER_SCRIPT)  # would fail: it writes no objective
+    code, steps = submit(here, package(source, s3_bucket), "run=study")
+    assert code == 0, steps["study"]["message"]
+    assert float(str(steps["study"]["outputs"]["best-value"])) == len("twelve chars")

@@ -84,8 +84,11 @@ def item_field(step: Step, item: str, field: str | None) -> str:
 def package_folder(step: Step, argv: Sequence[str], code: Path | None) -> Path | None:
     """Where a step's own program starts in a run with a code package (`code`, its unpacked folder); None: here.
 
-    The rule `trainflow step run-command` follows on a cluster (`code_packages.runs_in_package`).
+    The rule `trainflow step run-command` follows on a cluster (`code_packages.runs_in_package`). A study's trials
+    start where its step does: a Tune step starts there when its trial's program would, as Katib's trials do.
     """
+    from trainflow.pipelines.tuning import Tune
     from trainflow.workflows.code_packages import runs_in_package
 
-    return code if code is not None and runs_in_package(step, argv) else None
+    program, words = (step.trial, step.trial.command) if isinstance(step, Tune) else (step, argv)
+    return code if code is not None and runs_in_package(program, words) else None
