@@ -8,12 +8,13 @@ from pathlib import Path
 
 
 def trainflow_home(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The state directory: the argument, else `$TRAINFLOW_HOME`, else `~/.trainflow`."""
+    """The state directory: the argument, else `$TRAINFLOW_HOME`, else `~/.trainflow`; absolute, as the processes it is
+    handed to (a run's steps, some started in a code package's folder) do not start where it was read."""
     if explicit:
-        return Path(explicit).expanduser()
+        return Path(explicit).expanduser().absolute()
     env = os.environ.get("TRAINFLOW_HOME")
     if env:
-        return Path(env).expanduser()
+        return Path(env).expanduser().absolute()
     return Path.home() / ".trainflow"
 
 

@@ -175,3 +175,18 @@ def test_a_studys_trials_run_the_packages_script_as_katibs_trials_do(tmp_path: P
     code, steps = submit(here, package(source, s3_bucket), "run=study")
     assert code == 0, steps["study"]["message"]
     assert float(str(steps["study"]["outputs"]["best-value"])) == len("twelve chars")
+
+
+@pytest.mark.slow
+def test_a_relative_trainflow_home_holds_the_outputs_of_steps_started_in_the_package(
+    tmp_path: Path, s3_bucket: str
+) -> None:
+    url = package(project(tmp_path / "proj"), s3_bucket)
+    here = submitting_folder(tmp_path / "here", tmp_path / "proj" / "pipeline.py")
+    relative = {"TRAINFLOW_HOME": "tf-home"}  # under the submitting folder, not the package's
+    result = trainflow(
+        "submit", "pipeline.py", "--code-package", url, "-p", "run=rel", "--wait", cwd=here, env=relative
+    )
+    shown = trainflow("get", "rel", cwd=here, env=relative).stdout
+    assert result.returncode == 0, shown
+    assert (here / "tf-home" / "workflows" / "rel" / "outputs" / "prep" / "prepared").read_text() == "yes"
