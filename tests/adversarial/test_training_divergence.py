@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 
+from trainflow.cli.main import cli
 from trainflow.training import Checkpoint, CheckpointStore, ModelSpec, build_model
 
 
@@ -42,6 +47,37 @@ def train(
         *extra,
         env=env,
     )
+
+
+@pytest.fixture
+def refused_here() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """`trainflow ARGS` run in this process, for a command refused before training: no interpreter and torch to load.
+
+    A `trainflow train` process spends ~3 s (half a minute under the suite's load) importing before it refuses.
+    The command's setup_logging replaces the root logger's handlers and level, and the launcher sets
+    OMP_NUM_THREADS for its workers: both are put back. (The launcher's idle fork server stays until this
+    test process ends, as it would in a `trainflow` process.) Workers would log through that fork server, not
+    here: the tests check instead that the launcher never logged the line it logs before starting any.
+    """
+    root = logging.getLogger()
+    handlers, level, environ = root.handlers[:], root.level, os.environ.copy()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        result = CliRunner().invoke(cli, list(args), prog_name="trainflow")
+        assert isinstance(result.exception, SystemExit), result.exc_info  # an exit it chose, not a traceback
+        return subprocess.CompletedProcess(["trainflow", *args], result.exit_code, result.stdout, result.stderr)
+
+    try:
+        yield run
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+def no_worker_started(run: subprocess.CompletedProcess[str]) -> bool:
+    return "worker process(es) here" not in run.stderr and "trainflow.training.worker" not in run.stderr
 
 
 def error_lines(run: subprocess.CompletedProcess[str]) -> list[str]:
@@ -76,22 +112,51 @@ def test_nonsense_options_are_refused_before_any_worker_starts(
     assert not (tmp_path / "train" / "metrics.json").exists()
 
 
+@dataclass(frozen=True)
+class DivergedThenRerun:
+    """A run whose loss went NaN at step 2, then a rerun with a sane learning rate, both with TMPDIR set to `temp`."""
+
+    train_dir: Path
+    temp: Path
+    diverged: subprocess.CompletedProcess[str]
+    checkpoints_after_divergence: list[int]
+    poisoned_after_divergence: list[int]
+    metrics_after_divergence: bool
+    rerun: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def diverged_then_rerun(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> DivergedThenRerun:
+    """Shared by the tests of divergence and of the temp dir: each training run starts two processes (~8 s)."""
+    root = tmp_path_factory.mktemp("diverged")
+    train_dir, temp = root / "train", root / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    diverged = train(
+        mnist_dir, train_dir, "--train-steps", "20", "--learning-rate", "1e30", "--checkpoint-every", "1", env=env
+    )
+    store = CheckpointStore(str(train_dir))
+    poisoned = [step for step in store.steps() if store.load(step).non_finite() is not None]
+    checkpoints, metrics = store.steps(), (train_dir / "metrics.json").exists()
+    rerun = train(mnist_dir, train_dir, "--train-steps", "20", "--learning-rate", "0.01", env=env)
+    return DivergedThenRerun(train_dir, temp, diverged, checkpoints, poisoned, metrics, rerun)
+
+
 @pytest.mark.slow
 def test_a_loss_gone_nan_stops_training_with_a_permanent_error_and_a_rerun_resumes_cleanly(
-    mnist_dir: Path, tmp_path: Path
+    diverged_then_rerun: DivergedThenRerun,
 ) -> None:
-    train_dir = tmp_path / "train"
-    run = train(mnist_dir, train_dir, "--train-steps", "20", "--learning-rate", "1e30", "--checkpoint-every", "1")
+    run, train_dir = diverged_then_rerun.diverged, diverged_then_rerun.train_dir
     assert is_permanent(run.returncode), run.stderr
     [line] = error_lines(run)
     assert "diverged at step 2/20" in line and "lower it (e.g. --learning-rate 0.01)" in line
     assert "restarts" not in line and run.stderr.count("Stopping worker group") == 0  # no restart was tried
-    assert not (train_dir / "metrics.json").exists()
-    store = CheckpointStore(str(train_dir))
-    assert all(store.load(step).non_finite() is None for step in store.steps())  # nothing poisoned to resume from
-    assert store.steps() == [] and (train_dir / "checkpoints" / "ckpt-000000001.pt.diverged").exists()  # set aside
+    assert not diverged_then_rerun.metrics_after_divergence
+    assert diverged_then_rerun.poisoned_after_divergence == []  # nothing poisoned to resume from
+    assert diverged_then_rerun.checkpoints_after_divergence == []
+    assert (train_dir / "checkpoints" / "ckpt-000000001.pt.diverged").exists()  # set aside
 
-    rerun = train(mnist_dir, train_dir, "--train-steps", "20", "--learning-rate", "0.01")
+    rerun = diverged_then_rerun.rerun
     assert rerun.returncode == 0, rerun.stderr
     metrics = json.loads((train_dir / "metrics.json").read_text())
     assert metrics["global_step"] == 20 and 0.0 < metrics["loss"] < 10 and metrics["accuracy"] > 0.3
@@ -137,12 +202,14 @@ def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(mnist_dir: Pat
     assert not (tmp_path / "train" / "metrics.json").exists()
 
 
-def test_a_train_dir_that_is_a_file_is_refused_up_front_and_left_alone(mnist_dir: Path, tmp_path: Path) -> None:
+def test_a_train_dir_that_is_a_file_is_refused_up_front_and_left_alone(
+    refused_here: Callable[..., subprocess.CompletedProcess[str]], mnist_dir: Path, tmp_path: Path
+) -> None:
     target = tmp_path / "train"
     target.write_text("my notes")
-    run = train(mnist_dir, target, "--train-steps", "3")
+    run = refused_here("train", "--data-dir", str(mnist_dir), "--train-dir", str(target), "--train-steps", "3")
     assert is_permanent(run.returncode) and len(error_lines(run)) == 1 and "it is a file" in run.stderr, run.stderr
-    assert "trainflow.training.worker" not in run.stderr and target.read_text() == "my notes"
+    assert no_worker_started(run) and target.read_text() == "my notes"
 
 
 def test_resume_skips_a_checkpoint_whose_weights_are_nan(tmp_path: Path) -> None:
@@ -156,12 +223,12 @@ def test_resume_skips_a_checkpoint_whose_weights_are_nan(tmp_path: Path) -> None
     assert latest is not None and latest.step == 10
 
 
-def test_training_leaves_no_torchelastic_directory_in_the_temp_dir(mnist_dir: Path, tmp_path: Path) -> None:
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    run = train(mnist_dir, tmp_path / "train", "--train-steps", "3", env={**os.environ, "TMPDIR": str(temp)})
+def test_training_leaves_no_torchelastic_directory_in_the_temp_dir(diverged_then_rerun: DivergedThenRerun) -> None:
+    run = diverged_then_rerun.rerun  # and the diverged run before it, in the same temp dir
     assert run.returncode == 0, run.stderr
-    left = sorted(p.name for p in temp.iterdir() if p.name.startswith(("torchelastic_", "trainflow-")))
+    left = sorted(
+        p.name for p in diverged_then_rerun.temp.iterdir() if p.name.startswith(("torchelastic_", "trainflow-"))
+    )
     assert left == []
 
 
@@ -174,13 +241,23 @@ def test_training_leaves_no_torchelastic_directory_in_the_temp_dir(mnist_dir: Pa
     ],
 )
 def test_a_model_factory_that_exits_or_returns_nonsense_is_one_line(
-    factory: str, says: str, mnist_dir: Path, tmp_path: Path
+    factory: str,
+    says: str,
+    refused_here: Callable[..., subprocess.CompletedProcess[str]],
+    mnist_dir: Path,
+    tmp_path: Path,
 ) -> None:
-    run = trainflow("train", "--data-dir", str(mnist_dir), "--train-dir", str(tmp_path / "t"), "--model", factory)
+    run = refused_here("train", "--data-dir", str(mnist_dir), "--train-dir", str(tmp_path / "t"), "--model", factory)
     assert is_permanent(run.returncode) and len(error_lines(run)) == 1 and says in run.stderr, run.stderr
+    assert no_worker_started(run)
 
 
-def test_a_model_with_nan_outputs_is_refused_before_training(mnist_dir: Path, tmp_path: Path) -> None:
+def test_a_model_with_nan_outputs_is_refused_before_training(
+    refused_here: Callable[..., subprocess.CompletedProcess[str]],
+    mnist_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     (tmp_path / "nan_model.py").write_text(
         "import torch\n"
         "class Nan(torch.nn.Module):\n"
@@ -190,9 +267,12 @@ def test_a_model_with_nan_outputs_is_refused_before_training(mnist_dir: Path, tm
         "    def forward(self, x):\n"
         "        return self.linear(x.flatten(1)) * float('nan')\n"
     )
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    run = trainflow(
-        "train", "--data-dir", str(mnist_dir), "--train-dir", str(tmp_path / "t"), "--model", "nan_model:Nan", env=env
-    )
+    monkeypatch.syspath_prepend(tmp_path)
+    try:
+        run = refused_here(
+            "train", "--data-dir", str(mnist_dir), "--train-dir", str(tmp_path / "t"), "--model", "nan_model:Nan"
+        )
+    finally:
+        sys.modules.pop("nan_model", None)  # the next test's nan_model.py is another file
     assert is_permanent(run.returncode) and len(error_lines(run)) == 1, run.stderr
-    assert "NaN or infinite logits" in error_lines(run)[0]
+    assert "NaN or infinite logits" in error_lines(run)[0] and no_worker_started(run)
