@@ -163,28 +163,31 @@ def test_replace_stops_the_previous_run_then_starts_the_next(sleeper: str) -> No
     assert replaced["workflow"] in workflow_names()
 
 
-@pytest.mark.parametrize(
-    ("args", "says"),
-    [
-        (["bad-cron", "SLEEPER", "--cron", "0 3 * *"], "bad cron expression '0 3 * *'"),
-        (["bad-cron", "SLEEPER", "--cron", "61 3 * * *"], "bad cron expression '61 3 * * *'"),
-        (["bad-every", "SLEEPER", "--every", "5 seconds"], "bad interval '5 seconds'"),
-        (["bad-every", "SLEEPER", "--every", "0s"], "bad interval '0s'"),
-        (["both", "SLEEPER", "--every", "5s", "--cron", "* * * * *"], "give exactly one of --cron"),
-        (["neither", "SLEEPER"], "give exactly one of --cron"),
-        (["Upper", "SLEEPER", "--every", "5s"], "schedule name 'Upper' must be"),
-        (["x" * 53, "SLEEPER", "--every", "5s"], "at most 52 characters"),
-        (["zone", "SLEEPER", "--cron", "0 3 * * *", "--timezone", "Mars/Olympus"], "unknown time zone"),
-        (["nope", "no-such-pipeline.yaml", "--every", "5s"], "no-such-pipeline.yaml"),
-        (["param", "SLEEPER", "--every", "5s", "-p", "seconds=soon"], "seconds"),
-    ],
-)
-def test_bad_schedule_input_is_one_error_line_and_creates_nothing(
-    args: list[str], says: str, sleeper: str, trainflow_home: Path
-) -> None:
-    out = trainflow("schedule", "create", *[sleeper if a == "SLEEPER" else a for a in args])
-    assert out.returncode == 2, out.stderr
-    assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1 and says in out.stderr, out.stderr
+BAD_SCHEDULE_INPUT = [
+    (["bad-cron", "SLEEPER", "--cron", "0 3 * *"], "bad cron expression '0 3 * *'"),
+    (["bad-cron", "SLEEPER", "--cron", "61 3 * * *"], "bad cron expression '61 3 * * *'"),
+    (["bad-every", "SLEEPER", "--every", "5 seconds"], "bad interval '5 seconds'"),
+    (["bad-every", "SLEEPER", "--every", "0s"], "bad interval '0s'"),
+    (["both", "SLEEPER", "--every", "5s", "--cron", "* * * * *"], "give exactly one of --cron"),
+    (["neither", "SLEEPER"], "give exactly one of --cron"),
+    (["Upper", "SLEEPER", "--every", "5s"], "schedule name 'Upper' must be"),
+    (["x" * 53, "SLEEPER", "--every", "5s"], "at most 52 characters"),
+    (["zone", "SLEEPER", "--cron", "0 3 * * *", "--timezone", "Mars/Olympus"], "unknown time zone"),
+    (["nope", "no-such-pipeline.yaml", "--every", "5s"], "no-such-pipeline.yaml"),
+    (["param", "SLEEPER", "--every", "5s", "-p", "seconds=soon"], "seconds"),
+]
+
+
+def test_bad_schedule_input_is_one_error_line_and_creates_nothing(sleeper: str, trainflow_home: Path) -> None:
+    # Every case in one home: 13 processes where one test per case started 55 (its own list, services and clean-up).
+    wrong: list[tuple[object, ...]] = []
+    for args, says in BAD_SCHEDULE_INPUT:
+        out = trainflow("schedule", "create", *[sleeper if a == "SLEEPER" else a for a in args])
+        if not (out.returncode == 2 and out.stderr.startswith("error: ") and out.stderr.count("\n") == 1):
+            wrong.append((args, out.returncode, out.stderr))
+        elif says not in out.stderr:
+            wrong.append((args, says, out.stderr))
+    assert wrong == []
     assert json.loads(trainflow("schedule", "list", "-o", "json").stdout) == []
     assert scheduler_of(trainflow_home) is None
 
