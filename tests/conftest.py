@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,6 +63,36 @@ def cache(trainflow_home: Path) -> DatasetCache:
     from trainflow.datasets import DatasetCache
 
     return DatasetCache(trainflow_home / "cache" / "datasets")
+
+
+@pytest.fixture
+def refused_here() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """`trainflow ARGS` run in this process, for a command refused early: no interpreter and torch to load.
+
+    A `trainflow train` process spends ~3 s (half a minute under the suite's load) importing before it refuses.
+    The CLI's setup_logging replaces the root logger's handlers and level, and the training launcher sets
+    OMP_NUM_THREADS: both are put back. (A launcher's idle fork server stays until this test process ends.)
+    Child processes write to the real stderr, not the returned one.
+    """
+    from click.testing import CliRunner
+
+    from trainflow.cli.main import cli
+
+    root = logging.getLogger()
+    handlers, level, environ = root.handlers[:], root.level, os.environ.copy()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        result = CliRunner().invoke(cli, list(args), prog_name="trainflow")
+        assert isinstance(result.exception, SystemExit), result.exc_info  # an exit it chose, not a traceback
+        return subprocess.CompletedProcess(["trainflow", *args], result.exit_code, result.stdout, result.stderr)
+
+    try:
+        yield run
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 @pytest.fixture(scope="session")

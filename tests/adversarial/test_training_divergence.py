@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from trainflow.cli.main import cli
 from trainflow.training import Checkpoint, CheckpointStore, ModelSpec, build_model
 
 
@@ -49,34 +46,8 @@ def train(
     )
 
 
-@pytest.fixture
-def refused_here() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
-    """`trainflow ARGS` run in this process, for a command refused before training: no interpreter and torch to load.
-
-    A `trainflow train` process spends ~3 s (half a minute under the suite's load) importing before it refuses.
-    The command's setup_logging replaces the root logger's handlers and level, and the launcher sets
-    OMP_NUM_THREADS for its workers: both are put back. (The launcher's idle fork server stays until this
-    test process ends, as it would in a `trainflow` process.) Workers would log through that fork server, not
-    here: the tests check instead that the launcher never logged the line it logs before starting any.
-    """
-    root = logging.getLogger()
-    handlers, level, environ = root.handlers[:], root.level, os.environ.copy()
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        result = CliRunner().invoke(cli, list(args), prog_name="trainflow")
-        assert isinstance(result.exception, SystemExit), result.exc_info  # an exit it chose, not a traceback
-        return subprocess.CompletedProcess(["trainflow", *args], result.exit_code, result.stdout, result.stderr)
-
-    try:
-        yield run
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        os.environ.clear()
-        os.environ.update(environ)
-
-
 def no_worker_started(run: subprocess.CompletedProcess[str]) -> bool:
+    """Workers log outside an in-process run's stderr: the launcher's line before it starts any never came."""
     return "worker process(es) here" not in run.stderr and "trainflow.training.worker" not in run.stderr
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,7 @@ def test_nothing_is_reused_from_an_empty_export_base(mnist_dir: Path, tmp_path: 
 
 
 def test_a_failed_export_after_training_leaves_training_done_and_export_model_says_why(
-    mnist_dir: Path, tmp_path: Path
+    refused_here: Callable[..., subprocess.CompletedProcess[str]], mnist_dir: Path, tmp_path: Path
 ) -> None:
     train_dir, base = tmp_path / "train", tmp_path / "a-file"
     base.write_text("not a directory")
@@ -116,7 +117,7 @@ def test_a_failed_export_after_training_leaves_training_done_and_export_model_sa
     assert trained.returncode == 0, trained.stderr
     assert "not exported after training" in trained.stdout and "export-model exports it" in trained.stdout
     assert (train_dir / "metrics.json").is_file()
-    exported = step("export-model", "--train-dir", str(train_dir), "--export-base", str(base))
+    exported = refused_here("step", "export-model", "--train-dir", str(train_dir), "--export-base", str(base))
     assert exported.returncode != 0
     assert exported.stderr.startswith("error: ") and len(exported.stderr.strip().splitlines()) == 1, exported.stderr
 
