@@ -20,6 +20,23 @@ if TYPE_CHECKING:
 # thread while a test's thread iterates os.environ (requests' proxy lookup): a KeyError at random in an MLflow call.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+# `mlflow.set_tracking_uri` / `set_registry_uri` (tests, and trainflow's registry code run in-process) also set these
+# in os.environ, for subprocesses: left behind, every later test's `trainflow` process in that worker would track to,
+# or look models up in, that test's server (a docs page's MlflowClient found no model in another test's registry).
+_MLFLOW_URIS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uris_restored() -> Iterator[None]:
+    before = {k: os.environ.get(k) for k in _MLFLOW_URIS}
+    yield
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-10k"
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "trainflow"
 

@@ -110,7 +110,9 @@ def _script(page: list[Block], repo: Path) -> str:
 
 
 def _env(home: Path, endpoint: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRAINFLOW_", "PYTEST_", "VIRTUAL_ENV"))}
+    # a page runs as in a fresh shell: no MLflow URI another test of this worker set in os.environ (mlflow does)
+    leaked = ("AWS_", "TRAINFLOW_", "PYTEST_", "VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(leaked)}
     env.update(AWS_TEST_ENV)
     env.update(
         AWS_ENDPOINT_URL=endpoint,
