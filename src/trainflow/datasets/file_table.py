@@ -230,12 +230,13 @@ def name_order(data: bytearray, ends: array[int], rows: np.ndarray) -> np.ndarra
     return order
 
 
-class SortedNames(Sequence[str]):
-    """A table's names in sorted order, each read when asked for."""
+class _RowNames(Sequence[str]):
+    """Names of a table's rows (`_rows`: numpy or an array of int64), each read from the table when asked for."""
 
-    def __init__(self, table: FileTable, rows: np.ndarray) -> None:
+    _rows: np.ndarray | array[int]
+
+    def __init__(self, table: FileTable) -> None:
         self._table = table
-        self._rows = rows
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -252,6 +253,14 @@ class SortedNames(Sequence[str]):
     def __iter__(self) -> Iterator[str]:
         for row in self._rows:
             yield self._table._name(int(row))
+
+
+class SortedNames(_RowNames):
+    """A table's names in sorted order, each read when asked for."""
+
+    def __init__(self, table: FileTable, rows: np.ndarray) -> None:
+        super().__init__(table)
+        self._rows = rows
 
 
 class _Texts:
@@ -325,11 +334,13 @@ class NameList(Sequence[str]):
         return repr(list(self))
 
 
-class TableNames(Sequence[str]):
+class TableNames(_RowNames):
     """Some of a table's names (what a sync did to those files), held as their rows: 8 bytes a name, no copy of it."""
 
+    _rows: array[int]
+
     def __init__(self, table: FileTable) -> None:
-        self._table = table
+        super().__init__(table)
         self._rows = array("q")
 
     def append_row(self, row: int) -> None:
@@ -339,18 +350,6 @@ class TableNames(Sequence[str]):
         """In the order of the names."""
         rows = np.array(self._rows, dtype=np.int64)
         self._rows = array("q", rows[name_order(self._table._names, self._table._name_ends, rows)].tobytes())
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            return [self._table._name(row) for row in self._rows[i]]
-        return self._table._name(self._rows[i])
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, str):
