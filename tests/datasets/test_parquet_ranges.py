@@ -61,7 +61,7 @@ def one_range(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_row_groups_are_cut_into_contiguous_ranges_of_about_equal_rows(tmp_path: Path) -> None:
     path = write_parquet(tmp_path, *table())
     opened = table_reader.open_table(path, "t.parquet")
-    parts = opened.parts(opened.columns)
+    parts = opened.parts(opened.columns, [])
 
     assert [(p.first, p.rows) for p in parts] == [(0, 1800), (1800, 2250), (4050, 1950)]
     assert [sum(b.rows for b in p.batches) for p in parts] == [1800, 2250, 1950]
@@ -128,7 +128,7 @@ def test_a_bad_value_in_the_last_range_is_named_by_its_row_and_nothing_is_kept(
         x[5432, 3] = value
     write_parquet(tmp_path / "src", x, labels)
     opened = table_reader.open_table(tmp_path / "src" / "t.parquet", "t.parquet")
-    assert opened.parts(opened.columns)[-1].first < 5432  # the bad row is in the last range
+    assert opened.parts(opened.columns, [])[-1].first < 5432  # the bad row is in the last range
 
     with pytest.raises(DataFormatError, match=message) as refused:
         cache.ensure(str(tmp_path / "src"), "d")

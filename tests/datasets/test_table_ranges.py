@@ -64,8 +64,11 @@ def test_the_table_is_cut_into_ranges_at_line_ends(tmp_path: Path) -> None:
     data = (tmp_path / "t.csv").read_bytes()
     assert len(ranges) == RANGES and ranges[0][0] == 0 and ranges[-1][1] == len(data)
     assert all(end == start and data[start - 1 : start] == b"\n" for (_, end), (start, _) in itertools.pairwise(ranges))
-    rows = [sum(b.rows for b in segment) for segment in table.segments(table.columns, table.columns[:-1])]
-    assert sum(rows) == ROWS and all(rows)
+    parts = table.parts(table.columns, table.columns[:-1])
+    assert [p.rows for p in parts] == [sum(b.rows for b in p.batches) for p in table.parts(table.columns, [])]
+    assert sum(p.rows for p in parts) == ROWS and all(p.rows for p in parts)
+    assert [p.first for p in parts] == [0, parts[0].rows, parts[0].rows + parts[1].rows]
+    assert [next(p.batches).start for p in parts] == [p.first for p in parts]
 
 
 @pytest.mark.parametrize("line_end", ["\n", "\r\n"])
@@ -83,6 +86,41 @@ def test_a_csv_read_in_ranges_gives_the_arrays_split_labels_and_statistics_of_on
         assert np.array_equal(np.asarray(split.labels), want[f"y_{part}"])
     assert d.normalization == normalization(want["x_train"], (FEATURES,))
     assert sorted(p.name for p in result.path.rglob("*.rows*")) == []  # the ranges' raw files are gone
+
+
+@pytest.mark.parametrize("cores", [1, RANGES])
+@pytest.mark.parametrize("edit", ["blank lines", "blank lines at the end", "no line break at the end"])
+def test_a_csv_whose_lines_are_not_one_a_row_gives_the_arrays_and_split_of_one_pass(
+    cache: DatasetCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: str, cores: int
+) -> None:
+    """Rows are placed where the file's line count puts them: a blank line (which pyarrow skips) makes the count
+    wrong, and the table is read again; a last line with no line break is still a row."""
+    monkeypatch.setattr(table_reader, "usable_cores", lambda: cores)
+    opened: list[object] = []
+    open_csv = table_reader.pa_csv.open_csv
+    monkeypatch.setattr(table_reader.pa_csv, "open_csv", lambda *a, **k: opened.append(a[0]) or open_csv(*a, **k))
+    x, y = write_csv(tmp_path / "src")
+    path = tmp_path / "src" / "t.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    if edit == "blank lines":
+        for at in (5000, 2500, 40):
+            lines.insert(at, "\n")
+    elif edit == "blank lines at the end":
+        lines.append("\n\n")
+    else:
+        lines[-1] = lines[-1].rstrip("\n")
+    path.write_text("".join(lines))
+    result = cache.ensure(str(tmp_path / "src"), "d")
+
+    d, dataset, want = result.descriptor, load_dataset(result.path), expected(x, y)
+    assert d is not None and (d.train_count, d.test_count) == (4800, 1200)
+    for part, split in (("train", dataset.train), ("test", dataset.test)):
+        assert np.array_equal(np.asarray(split.images), want[f"x_{part}"])
+        assert np.array_equal(np.asarray(split.labels), want[f"y_{part}"])
+    assert d.normalization == normalization(want["x_train"], (FEATURES,))
+    assert sorted(p.name for p in result.path.rglob("*.rows*")) == []
+    read_once = edit == "no line break at the end"  # else its ranges, then the whole file on one thread
+    assert len(opened) == (cores if read_once else cores + 1)
 
 
 @pytest.mark.parametrize("block", [500, 1600, 5000])
@@ -139,9 +177,10 @@ def test_a_sync_killed_while_its_ranges_convert_leaves_no_dataset_and_the_next_s
     proc = subprocess.Popen(sync, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not list(directory.rglob("*.rows*")) and time.monotonic() < deadline and proc.poll() is None:
+        converting = directory / ".prepared"
+        while not list(converting.glob(".tmp-*/x_train.npy")) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.005)
-        assert list(directory.rglob("*.rows*")), "the sync was converting when killed"
+        assert list(converting.glob(".tmp-*/x_train.npy")), "the sync was converting when killed"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

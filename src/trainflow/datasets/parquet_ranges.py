@@ -6,23 +6,19 @@ training rows' statistics are summed in the same fixed blocks of rows as one pas
 whole on its thread, a block across two ranges from the array once all are written) and added in block order, so
 they are the same bits however the table is cut; the labels' codes are merged in row order.
 
-A large CSV's byte ranges, parsed side by side into raw row files, are split into the two arrays the same way once
-its row count (and so its held-out rows) is known: a raw file a thread.
+A large CSV's byte ranges are converted the same way, their rows counted as their lines before they are read.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from trainflow.datasets.checks import BlockSums, FeatureSums, Sums
-from trainflow.datasets.errors import DataFormatError
-from trainflow.datasets.row_files import CHUNK_BYTES, NpyRows, raw_rows
+from trainflow.datasets.row_files import NpyRows
 from trainflow.datasets.side_by_side import Check, side_by_side
 from trainflow.datasets.table_labels import LabelCodes
 from trainflow.datasets.table_reader import Part, Table
-from trainflow.datasets.table_rows import Read, read_rows
+from trainflow.datasets.table_rows import MiscountedRows, Read, read_rows
 
 
 def read_parts(
@@ -51,7 +47,7 @@ def read_parts(
         own = LabelCodes()
         read = read_rows(table, part.batches, features, label, own, rows)
         if read.rows != part.rows:
-            raise DataFormatError(
+            raise MiscountedRows(
                 f"{table.name} holds {read.rows} rows in row groups whose metadata says {part.rows}: write it again"
             )
         return own, read, place.sums.finish()
@@ -60,25 +56,6 @@ def read_parts(
     statistics = _filled(held, arrays, [blocks for _, _, blocks in done])
     merged = [codes.merged(own, read.codes) for own, read, _ in done]
     return Read(table, sum(read.rows for _, read, _ in done), np.concatenate(merged)), statistics
-
-
-def split_raw(paths: list[Path], held: np.ndarray, arrays: tuple[NpyRows, NpyRows], name: str) -> FeatureSums:
-    """A CSV's raw row files (its byte ranges' rows, in order) split into the training and test arrays, a file a
-    thread, each straight into its rows; the training rows' statistics, the same bits as one pass's."""
-    train = arrays[0]
-    ends = np.cumsum([path.stat().st_size // (train.width * train.dtype.itemsize) for path in paths])
-    step = max(1, CHUNK_BYTES // (train.width * train.dtype.itemsize))
-
-    def split(k: int, check: Check) -> dict[int, Sums]:
-        first = int(ends[k - 1]) if k else 0
-        place = _Placed(first, int(ends[k]), held, arrays, name)
-        for block in raw_rows(paths[k], train.dtype, train.width, step):
-            check()
-            place.rows(first, block)
-            first += len(block)
-        return place.sums.finish()
-
-    return _filled(held, arrays, side_by_side(len(paths), split, earlier_go_on=True))
 
 
 class _Placed:
@@ -94,7 +71,7 @@ class _Placed:
 
     def rows(self, start: int, block: np.ndarray) -> None:
         if start + len(block) > self.end:
-            raise DataFormatError(
+            raise MiscountedRows(
                 f"{self.name} holds more rows than its metadata says ({len(self.held)}): write it again"
             )
         mask = self.held[start : start + len(block)]

@@ -17,12 +17,14 @@ import pyarrow.csv as pa_csv  # type: ignore[import-untyped, unused-ignore]
 
 from trainflow.cores import usable_cores
 from trainflow.datasets.errors import DataFormatError
+from trainflow.datasets.side_by_side import side_by_side
 
 BATCH_BYTES = 1 << 20  # of CSV text per batch (pyarrow holds several blocks: 4 MiB ones took ~150 MiB)
 BATCH_ROWS = 65536  # of a Parquet file per batch
 # pyarrow's streaming CSV reader parses on one thread (its `use_threads` gains nothing): a CSV of at least twice
 # this many bytes is parsed in byte ranges side by side, one a core, as its whole-file `read_csv` does.
 SEGMENT_BYTES = 8 << 20
+COUNT_BYTES = 4 << 20  # of a CSV read at a time to count its lines
 MAX_SEGMENTS = 4  # each range holds pyarrow's blocks in flight: memory grows with the ranges, never with the rows
 # A Parquet file of at least twice this many rows is converted in ranges of whole row groups side by side, one a core.
 SEGMENT_ROWS = 1 << 18
@@ -89,26 +91,24 @@ class Table:
         and its `coded` ones as dictionary-encoded text (a label column: no string made per row)."""
         return _csv_batches(self, wanted, numbers, coded) if self.csv else _parquet_batches(self, wanted)
 
-    def segments(self, wanted: list[str], numbers: list[str], coded: tuple[str, ...] = ()) -> list[Iterator[Batch]]:
-        """A large CSV's rows as consecutive byte ranges to read side by side, each as `batches` reads; else one.
+    def parts(self, wanted: list[str], numbers: list[str], coded: tuple[str, ...] = ()) -> list[Part]:
+        """The table's rows as consecutive ranges to read side by side, one a core; one range for a small table.
 
-        Each range's batches count rows from its own first row, and its errors name lines the same way: only
-        a read through `batches` names a bad row by its line in the file.
+        A Parquet file's ranges are whole row groups, their rows from its metadata. A CSV's are byte ranges cut at
+        line ends, each counted as its lines: a guess that a blank line or a line break in a quoted value makes
+        wrong, so a reader checks the rows it read against it. Each range's batches count rows from the table's
+        first row, as `batches` does (`numbers` and `coded` as there).
         """
-        ranges = _csv_ranges(self.path) if self.csv else []
-        if len(ranges) < 2:
-            return [self.batches(wanted, numbers, coded)]
-        return [_csv_batches(self, wanted, numbers, coded, span) for span in ranges]
-
-    def parts(self, wanted: list[str]) -> list[Part]:
-        """A large Parquet file's row groups as consecutive ranges to read side by side, one a core; else none.
-
-        Each range's batches count rows from the table's first row, as `batches` does.
-        """
-        return [
-            Part(first, rows, _parquet_batches(self, wanted, groups, first))
-            for first, rows, groups in _parquet_ranges(self.groups, self.group_bytes)
-        ]
+        if self.csv:
+            spans = _csv_ranges(self.path) or [(0, self.path.stat().st_size)]
+            counts = side_by_side(len(spans), lambda k, _: _rows_in(self.path, *spans[k]), earlier_go_on=False)
+            firsts = itertools.accumulate(counts, initial=0)
+            return [
+                Part(first, rows, _csv_batches(self, wanted, numbers, coded, span, first))
+                for first, rows, span in zip(firsts, counts, spans, strict=False)
+            ]
+        ranges = _parquet_ranges(self.groups, self.group_bytes) or [(0, self.rows or 0, list(range(len(self.groups))))]
+        return [Part(first, rows, _parquet_batches(self, wanted, groups, first)) for first, rows, groups in ranges]
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,21 @@ def _csv_header(path: Path, name: str) -> list[str]:
     return columns
 
 
+def _rows_in(path: Path, start: int, end: int) -> int:
+    """The data rows in bytes `start` to `end` of a CSV if each line is one (the header and a last line with no line
+    break counted right), read a block at a time: numpy's count releases the GIL, so the ranges count side by side."""
+    lines = 0
+    with open(path, "rb", buffering=0) as f:
+        f.seek(start)
+        for at in range(start, end, COUNT_BYTES):
+            block = f.read(min(COUNT_BYTES, end - at))
+            lines += int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n")))
+        if end == os.fstat(f.fileno()).st_size and end > start:
+            f.seek(end - 1)
+            lines += f.read(1) != b"\n"  # the last line has no line break of its own
+    return lines - (start == 0)  # the header
+
+
 def _csv_ranges(path: Path) -> list[tuple[int, int]]:
     """The file cut at line ends into up to one range a core of at least SEGMENT_BYTES each; the header in the first.
 
@@ -210,7 +225,12 @@ class _Range(io.RawIOBase):
 
 
 def _csv_batches(
-    table: Table, wanted: list[str], numbers: list[str], coded: tuple[str, ...], span: tuple[int, int] | None = None
+    table: Table,
+    wanted: list[str],
+    numbers: list[str],
+    coded: tuple[str, ...],
+    span: tuple[int, int] | None = None,
+    start: int = 0,
 ) -> Iterator[Batch]:
     bad: list[pa_csv.InvalidRow] = []
 
@@ -227,7 +247,6 @@ def _csv_batches(
         | dict.fromkeys(numbers, pa.float64())
     )
     convert = pa_csv.ConvertOptions(column_types=types, include_columns=wanted)
-    start = 0
     source = table.path if span is None else _Range(table.path, *span)
     try:
         reader = pa_csv.open_csv(

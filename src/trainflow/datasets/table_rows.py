@@ -17,6 +17,11 @@ from trainflow.datasets.table_reader import Batch, NotNumbers, Table, nulls_of, 
 Rows = Callable[[int, np.ndarray], None]  # where a table's feature rows go: (first row's index, float32 rows)
 
 
+class MiscountedRows(DataFormatError):
+    """A table holds more or fewer rows than were counted before reading it (a Parquet file's metadata, a CSV's
+    lines)."""
+
+
 @dataclass(frozen=True)
 class Read:
     """A table (or a range of it) read through: its row count and its labels as codes (its features went where

@@ -1,15 +1,15 @@
 """CSV and Parquet datasets: numeric feature columns and one label column, as float32 [N, F] and int64 labels.
 
 Tables are read a batch of rows at a time (`table_reader`) and labels become small integer codes, so memory
-stays flat however many rows there are. Where the row count is known before reading (Parquet's metadata),
-each row goes straight to the training or the test array, the training rows' statistics summed on the
-way; a CSV's rows go to raw files on the cache's disk first (a large CSV's byte ranges parsed side by side,
-one a core), and a second pass splits them (a range's raw file a thread).
+stays flat however many rows there are. The rows are counted before they are read (a Parquet file's metadata,
+a CSV's lines), so each goes straight to the training or the test array, the training rows' statistics summed
+on the way, a large table's ranges side by side, one a core. A CSV whose lines are not its rows is read again
+on one thread into a raw file on the cache's disk, then split.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
 
@@ -20,12 +20,11 @@ from trainflow.datasets.checks import FeatureSums
 from trainflow.datasets.errors import DataFormatError
 from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import cached_path
-from trainflow.datasets.parquet_ranges import read_parts, split_raw
+from trainflow.datasets.parquet_ranges import read_parts
 from trainflow.datasets.row_files import CHUNK_BYTES, NpyRows, raw_rows
-from trainflow.datasets.side_by_side import Check, side_by_side
 from trainflow.datasets.table_labels import LabelCodes, labels_of
-from trainflow.datasets.table_reader import Batch, NotNumbers, Table, open_table
-from trainflow.datasets.table_rows import Read, Rows, read_rows
+from trainflow.datasets.table_reader import NotNumbers, Part, Table, open_table
+from trainflow.datasets.table_rows import MiscountedRows, Read, Rows, read_rows
 
 LABEL_COLUMNS = ("label", "target", "class", "y")  # tried in order when --label-column is not given
 TEST_FRACTION = 0.2  # of a single table, held out (seeded, so every sync splits alike)
@@ -56,7 +55,7 @@ class _Features:
         def rows(start: int, block: np.ndarray) -> None:
             mask = held[start : start + len(block)]
             if len(mask) != len(block):
-                raise DataFormatError(f"{name} holds more rows than its metadata says ({len(held)}): write it again")
+                raise MiscountedRows(f"{name} holds more rows than its metadata says ({len(held)}): write it again")
             self.to_train(start, block[~mask])
             self.test.write(block[mask])
 
@@ -116,42 +115,55 @@ def build_table(directory: Path, names: Sequence[str], options: FormatOptions, w
 def _read_single(
     table: Table, features: list[str], label: str, codes: LabelCodes, work: Path, out: _Features
 ) -> tuple[Read, np.ndarray]:
-    """A single table read into both arrays, and its held-out rows (one pass when its row count is known up front)."""
-    if table.rows is not None:
-        held = _held_out(table.rows)
-        parts = table.parts([*features, label])
-        if len(parts) > 1:
-            read, out.sums = read_parts(table, parts, features, label, codes, held, (out.train, out.test))
-        else:
-            read = _read(table, features, label, codes, out.split(held, table.name), out.restart)
-        if read.rows != table.rows:
-            raise DataFormatError(
-                f"{table.name} holds {read.rows} rows where its metadata says {table.rows}: write it again"
-            )
-        return read, held
-    # A CSV's row count is known only at its end: the rows go to raw files first, then to the two arrays.
-    read, paths = _read_raw(table, features, label, codes, work)
+    """A single table read into both arrays, and its held-out rows: each row straight to its array, its ranges side
+    by side, where its rows are counted before it is read (a Parquet file's metadata; a CSV's lines)."""
+    parts = table.parts([*features, label], features, (label,))
+    try:
+        return _placed(table, parts, features, label, codes, out)
+    except (DataFormatError, NotNumbers) as exc:
+        if not table.csv or (len(parts) == 1 and not isinstance(exc, MiscountedRows)):
+            raise
+        out.restart()  # rows written where the counts put them
+    # A CSV whose lines are not its rows (a blank line, a line break in a quoted value), or a range of it that met
+    # something to refuse or to read as text: read again on one thread from its start, which names a bad row by its
+    # line in the file, into a raw file (its row count, and so its held-out rows, known only at its end).
+    raw = work / f".{PurePosixPath(table.name).name}.rows"
+    with open(raw, "wb") as f:
+
+        def again() -> None:
+            f.seek(0)
+            f.truncate()
+
+        read = _read(table, features, label, codes, lambda _, block: block.tofile(f), again)
     held = _held_out(read.rows)
-    if len(paths) > 1:  # its byte ranges' raw files split side by side, each straight into its rows of the arrays
-        out.sums = split_raw(paths, held, (out.train, out.test), table.name)
-        for path in paths:
-            path.unlink()
-        return read, held
     split = out.split(held, table.name)
-    step = max(1, CHUNK_BYTES // (4 * len(features)))
     start = 0
-    for path in paths:
-        for block in raw_rows(path, F32, len(features), step):
-            split(start, block)
-            start += len(block)
-        path.unlink()
+    for block in raw_rows(raw, F32, len(features), max(1, CHUNK_BYTES // (4 * len(features)))):
+        split(start, block)
+        start += len(block)
+    raw.unlink()
+    return read, held
+
+
+def _placed(
+    table: Table, parts: list[Part], features: list[str], label: str, codes: LabelCodes, out: _Features
+) -> tuple[Read, np.ndarray]:
+    """The parts' rows written in place (MiscountedRows where the table holds other rows than they count)."""
+    rows = sum(part.rows for part in parts)
+    held = _held_out(rows)
+    if len(parts) > 1:
+        read, out.sums = read_parts(table, parts, features, label, codes, held, (out.train, out.test))
+    else:
+        read = _read(table, features, label, codes, out.split(held, table.name), out.restart)
+    if read.rows != rows:
+        raise MiscountedRows(f"{table.name} holds {read.rows} rows where its metadata says {rows}: write it again")
     return read, held
 
 
 def _read_table(table: Table, features: list[str], label: str, codes: LabelCodes, out: _Features, held: bool) -> Read:
     """The training table (`held` False) or the test table read whole into its array; a large Parquet file's row
     groups converted in ranges side by side."""
-    parts = table.parts([*features, label]) if table.rows is not None else []
+    parts = [] if table.csv else table.parts([*features, label], features)
     if len(parts) > 1:
         read, sums = read_parts(
             table, parts, features, label, codes, np.full(table.rows or 0, held), (out.train, out.test)
@@ -161,55 +173,6 @@ def _read_table(table: Table, features: list[str], label: str, codes: LabelCodes
     if held:
         return _read(table, features, label, codes, out.to_test, out.test.restart)
     return _read(table, features, label, codes, out.to_train, out.restart)
-
-
-def _read_raw(table: Table, features: list[str], label: str, codes: LabelCodes, work: Path) -> tuple[Read, list[Path]]:
-    """A CSV's feature rows into raw files, in order: its byte ranges read side by side where it has several.
-
-    A range that meets anything to refuse or to read as text stops them all, and the table is read again from
-    its start on one thread, which names the row by its line in the file.
-    """
-    raw = work / f".{PurePosixPath(table.name).name}.rows"
-    segments = table.segments([*features, label], features, coded=(label,))
-    if len(segments) > 1:
-        try:
-            return _read_segments(table, segments, features, label, codes, raw)
-        except (DataFormatError, NotNumbers):
-            pass
-    with open(raw, "wb") as f:
-
-        def again() -> None:
-            f.seek(0)
-            f.truncate()
-
-        return _read(table, features, label, codes, lambda _, block: block.tofile(f), again), [raw]
-
-
-def _read_segments(
-    table: Table, segments: list[Iterator[Batch]], features: list[str], label: str, codes: LabelCodes, raw: Path
-) -> tuple[Read, list[Path]]:
-    """Each byte range's rows into its own raw file on its own thread; the labels' codes merged in file order."""
-    paths = [raw.with_name(f"{raw.name}.{k}") for k in range(len(segments))]
-
-    def read(k: int, check: Check) -> tuple[LabelCodes, Read]:
-        own = LabelCodes()
-
-        def rows(_: int, block: np.ndarray) -> None:
-            check()
-            block.tofile(f)
-
-        with open(paths[k], "wb") as f:
-            return own, read_rows(table, segments[k], features, label, own, rows)
-
-    try:
-        # A failing range is read again on one thread from the table's start, which names the row: all stop.
-        parts = side_by_side(len(segments), read, earlier_go_on=False)
-    except BaseException:
-        for path in paths:
-            path.unlink(missing_ok=True)
-        raise
-    merged = [codes.merged(own, part.codes) for own, part in parts]
-    return Read(table, sum(part.rows for _, part in parts), np.concatenate(merged)), paths
 
 
 def _tables(names: Sequence[str], options: FormatOptions) -> dict[str, str]:
