@@ -26,6 +26,7 @@ from trainflow.datasets.errors import DataFormatError, DatasetError
 from trainflow.datasets.fetch import Fetcher, ObjectQueue
 from trainflow.datasets.file_table import NameList, TableNames
 from trainflow.datasets.formats import FormatOptions
+from trainflow.datasets.heap import map_large_blocks
 from trainflow.datasets.layout import (
     DESCRIPTOR_NAME,
     MANIFEST_NAME,
@@ -154,6 +155,7 @@ class DatasetCache:
         dataset is removed from the cache.
         """
         observer = observer or SyncObserver()
+        map_large_blocks()  # the manifest's growing buffers leave no holes in the heap the decode workers share
         directory = self.path(name)
         if files is not None:
             files = _check_requested(files, source, name)
@@ -248,7 +250,8 @@ class _Listing:
         """DatasetError when the source held no files, or two names that cannot share a directory."""
         if not self.count:
             raise DatasetError(f"no files at {self.store.url}: check the URL (is the data uploaded?)")
-        if self._screen.suspect():  # the names' hashes say two may clash: listed again, and checked whole
+        suspect, self._screen = self._screen.suspect(), ClashScreen()  # its 8 bytes a name are not kept to the end
+        if suspect:  # the names' hashes say two may clash: listed again, and checked whole
             clash = clash_problem(o.name for o in self._objects())
             if clash:
                 raise _refused(self.store, clash[0], self.name, clash[1])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import itertools
 import multiprocessing
@@ -20,6 +19,7 @@ from trainflow.cores import usable_cores
 from trainflow.datasets.arrays import Built, check_space
 from trainflow.datasets.errors import DataFormatError
 from trainflow.datasets.formats import IMAGE_SUFFIXES, FormatOptions
+from trainflow.datasets.heap import return_free_memory
 from trainflow.datasets.image_decode import BlockReport, Target, decode_block, header
 from trainflow.datasets.layout import cached_path
 
@@ -192,7 +192,7 @@ def _pool(count: int) -> Iterator[Executor]:
     write to every tracked object it inherited (the manifest's entries, the names), copying their pages.
     """
     if count >= _PROCESS_MIN and "fork" in multiprocessing.get_all_start_methods():
-        _return_free_memory()  # before the fork: pages the workers would otherwise map and count as theirs
+        return_free_memory()  # before the fork: pages the workers would otherwise map and count as theirs
         gc.freeze()
         try:
             with ProcessPoolExecutor(max_workers=_workers(), mp_context=multiprocessing.get_context("fork")) as pool:
@@ -202,18 +202,3 @@ def _pool(count: int) -> Iterator[Executor]:
     else:
         with ThreadPoolExecutor(max_workers=_workers()) as pool:
             yield pool
-
-
-def _return_free_memory() -> None:
-    """Give the C allocator's free pages back to the system (glibc's `malloc_trim`; elsewhere nothing).
-
-    A sync's listing and the growth of the manifest's buffers leave megabytes free but mapped inside the heap
-    (~10 MB at 100,000 files), which the forked workers would share and keep resident.
-    """
-    try:
-        libc = ctypes.CDLL(None)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    trim(0)

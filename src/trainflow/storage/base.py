@@ -35,7 +35,7 @@ class HashingWriter:
         self.out = out
         self.sha256 = hashlib.sha256()
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         self.sha256.update(data)
         return self.out.write(data)
 

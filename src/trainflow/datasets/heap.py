@@ -1,0 +1,44 @@
+"""The C allocator's settings for a sync of many files: glibc's through ctypes; with another C library nothing is done."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter, from glibc's malloc.h
+_MAPPED_FROM = 128 * 1024  # glibc's default threshold, kept fixed
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return libc
+
+
+def map_large_blocks() -> None:
+    """Serve blocks of 128 KiB and more from their own mappings from now on, in this process.
+
+    glibc raises that threshold to the size of each mapped block freed (up to 32 MiB): after a few numpy temporaries
+    the buffers a sync grows (the manifest's table, the fetch queue) live in the heap, move as they grow and leave
+    holes there (~10 MB at 100,000 files) that forked decode workers share. Mapped, they grow in place (mremap) and
+    go back to the system when freed; the heap's free top is trimmed at 128 KiB too.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM)
+
+
+def return_free_memory() -> None:
+    """Give the C allocator's free pages back to the system (`malloc_trim`).
+
+    A sync's listing and the growth of the manifest's buffers leave megabytes free but mapped inside the heap
+    (~10 MB at 100,000 files), which forked workers would share and keep resident.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
