@@ -14,7 +14,7 @@ from PIL import Image
 
 from trainflow.datasets import DatasetCache, file_table, load_dataset
 from trainflow.datasets.file_entry import FileEntry
-from trainflow.datasets.file_table import FileTable, NameList
+from trainflow.datasets.file_table import FileTable, NameList, TableNames
 from trainflow.datasets.manifest import Manifest
 
 # Class folders whose order as paths ("1-a/" before "1/") is not their order as class names ("1" before "1-a").
@@ -141,3 +141,31 @@ def test_names_sharing_long_beginnings_come_back_in_python_s_order() -> None:
     listed = NameList(reversed(names))
     listed.sort()
     assert list(listed) == sorted(names)
+
+
+def test_a_spilled_table_reads_the_same_from_its_file_and_takes_changes_back_on_the_heap(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(file_table, "_RECENT_MAX", 5)  # some lookups through the sorted index, some through the dict
+    names = [f"train/{i % 3}/{i:04d}.png" for i in range(2000)] + ["é/ü.png", "\U0001f600.png", "\udcff"]
+    reference = {name: entry(i, etag="abc" if i == 30 else None) for i, name in enumerate(names)}
+    tracemalloc.start()
+    try:
+        table = FileTable(reference)
+        downloaded = TableNames(table)
+        for name in names[::2]:
+            downloaded.append_row(table.row(name) or 0)
+        before, _ = tracemalloc.get_traced_memory()
+        table.spill(tmp_path)
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert before - after > 100 * len(names)  # the records, names and index (~120 bytes a file) left the heap
+    assert list(tmp_path.iterdir()) == []  # the file has no name: nothing to clean up, even after a crash
+    assert table == reference and list(table) == names and list(table.sorted_names()) == sorted(names)
+    assert all(table[n] == e for n, e in reference.items()) and "z" not in table
+    assert list(downloaded) == names[::2] and table.total_size() == sum(e.size for e in reference.values())
+    table["z"] = reference["z"] = entry(9000)  # a change brings the buffers back, then goes on as before
+    table[names[3]] = reference[names[3]] = entry(9001)
+    del table[names[5]], reference[names[5]]
+    assert table == reference and list(table) == list(reference) and list(downloaded)[:2] == names[:4:2]

@@ -8,14 +8,21 @@ its packed record (64 bytes), its UTF-8 name in one shared `bytearray`, and a fe
 
 Lookups go through the names' hashes, sorted in a numpy array, plus a small dict of the names added since
 the index was last sorted (rebuilt every `_RECENT_MAX` additions).
+
+While a dataset is prepared the table can be `spill`ed: its buffers move to a file mapped read-only, pages the
+kernel reads in as they are used and can drop, instead of ~120 bytes a file of heap that forked decode workers
+share (the tree's peak); the first change after brings them back onto the heap.
 """
 
 from __future__ import annotations
 
+import mmap
+import tempfile
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
-from typing import overload
+from pathlib import Path
+from typing import TypeAlias, cast, overload
 
 import numpy as np
 
@@ -23,21 +30,24 @@ from trainflow.datasets.file_entry import RECORD_SIZE, FileEntry
 
 _RECENT_MAX = 8192  # names added since the sorted index was built, looked up in a dict until then
 _ENCODING = ("utf-8", "surrogatepass")  # a listed name may hold a lone surrogate (see storage.names)
+_Bytes: TypeAlias = "bytearray | memoryview"  # a memoryview: spilled, read from the mapped file
+_Ints: TypeAlias = "array[int] | memoryview"  # int64; a memoryview cast to "q" when spilled
 
 
 class FileTable(MutableMapping[str, FileEntry]):
     """The files of a manifest by name, in the order they were added (a replaced entry keeps its place)."""
 
     def __init__(self, entries: Iterable[tuple[str, FileEntry]] | dict[str, FileEntry] = ()) -> None:
-        self._records = bytearray()  # RECORD_SIZE bytes a row: size, mtimes, fetched_at, sha256
-        self._names = bytearray()
-        self._name_ends = array("q")
-        self._hashes = array("q")  # hash(name) a row, for rebuilding the index
+        self._records: _Bytes = bytearray()  # RECORD_SIZE bytes a row: size, mtimes, fetched_at, sha256
+        self._names: _Bytes = bytearray()
+        self._name_ends: _Ints = array("q")
+        self._hashes: _Ints = array("q")  # hash(name) a row, for rebuilding the index
+        self._spilled: mmap.mmap | None = None
         self._etags: _Texts | None = None  # made on the first entry with an ETag (local sources have none)
         self._tags: dict[int, str] = {}  # the rare source tags that are not the one size, ETag and mtime give
         self._dead: set[int] = set()  # rows of deleted names
-        self._index_hash = array("q")  # hashes sorted, for bisect (array: no numpy call per lookup)
-        self._index_row = array("q")
+        self._index_hash: _Ints = array("q")  # hashes sorted, for bisect (array: no numpy call per lookup)
+        self._index_row: _Ints = array("q")
         self._recent: dict[str, int] = {}
         self._order: np.ndarray | None = None  # live rows sorted by name, made on demand
         for name, entry in entries.items() if isinstance(entries, dict) else entries:
@@ -76,19 +86,20 @@ class FileTable(MutableMapping[str, FileEntry]):
             raise TypeError("a manifest maps file names (text) to FileEntry records")
         record, etag, tag = entry.parts()
         row = self._row(name)
+        records, names, name_ends, hashes = self._on_heap()
         if row is None:
-            row = len(self._name_ends)
-            self._names += name.encode(*_ENCODING)
-            self._name_ends.append(len(self._names))
-            self._hashes.append(hash(name))
-            self._records += record
+            row = len(name_ends)
+            names += name.encode(*_ENCODING)
+            name_ends.append(len(names))
+            hashes.append(hash(name))
+            records += record
             self._recent[name] = row
             if self._etags is not None:
                 self._etags.append(None)
             if len(self._recent) >= _RECENT_MAX:
                 self._build_index()
         else:
-            self._records[row * RECORD_SIZE : (row + 1) * RECORD_SIZE] = record
+            records[row * RECORD_SIZE : (row + 1) * RECORD_SIZE] = record
         self._set_etag(row, etag)
         if tag is None:
             self._tags.pop(row, None)
@@ -123,6 +134,41 @@ class FileTable(MutableMapping[str, FileEntry]):
         for row in self._sorted_rows():
             yield self._name(int(row)), self._entry(int(row))
 
+    def spill(self, folder: Path) -> None:
+        """Move the table's buffers into a file in `folder`, unnamed (nothing is left after a crash), mapped read-only.
+
+        Reads work as before, from pages the kernel maps in when they are read and can drop again; the first change
+        brings the buffers back onto the heap.
+        """
+        if self._spilled is not None or not self._name_ends:
+            return
+        parts = (self._records, self._name_ends, self._hashes, self._index_hash, self._index_row, self._names)
+        with tempfile.TemporaryFile(dir=folder) as file:
+            for part in parts:
+                file.write(part)
+            file.flush()
+            self._spilled = mmap.mmap(file.fileno(), file.tell(), access=mmap.ACCESS_READ)
+        views, start = [], 0
+        whole = memoryview(self._spilled)
+        for part in parts:  # every part but the last (names) is a multiple of 8 bytes: the int64 views stay aligned
+            views.append(whole[start : start + memoryview(part).nbytes])
+            start += len(views[-1])
+        self._records, self._names = views[0], views[5]
+        self._name_ends, self._hashes, self._index_hash, self._index_row = (v.cast("q") for v in views[1:5])
+
+    def _on_heap(self) -> tuple[bytearray, bytearray, array[int], array[int]]:
+        """The buffers a change grows (records, names, name ends, hashes), brought back onto the heap if spilled."""
+        if self._spilled is not None:
+            self._records, self._names = bytearray(self._records), bytearray(self._names)
+            self._name_ends, self._hashes, self._index_hash, self._index_row = (
+                array("q", bytes(v)) for v in (self._name_ends, self._hashes, self._index_hash, self._index_row)
+            )
+            self._spilled = None  # unmapped once no view of it is left
+        return cast(
+            "tuple[bytearray, bytearray, array[int], array[int]]",
+            (self._records, self._names, self._name_ends, self._hashes),
+        )
+
     def total_size(self) -> int:
         sizes = np.frombuffer(bytes(self._records), dtype="<i8").reshape(-1, RECORD_SIZE // 8)[:, 0]
         if self._dead:
@@ -147,7 +193,7 @@ class FileTable(MutableMapping[str, FileEntry]):
 
     def _name(self, row: int) -> str:
         start = self._name_ends[row - 1] if row else 0
-        return self._names[start : self._name_ends[row]].decode(*_ENCODING)
+        return str(self._names[start : self._name_ends[row]], *_ENCODING)
 
     def _entry(self, row: int) -> FileEntry:
         etag = self._etags.get(row) if self._etags is not None else None
@@ -197,7 +243,7 @@ class FileTable(MutableMapping[str, FileEntry]):
 _KEY_BYTES = 32  # names are sorted by this many leading bytes in numpy; the rare ties past them in Python
 
 
-def name_order(data: bytearray, ends: array[int], rows: np.ndarray) -> np.ndarray:
+def name_order(data: bytearray | memoryview, ends: array[int] | memoryview, rows: np.ndarray) -> np.ndarray:
     """The positions that put `rows` in the order of their names (UTF-8 bytes in `data`, each ending at `ends[row]`).
 
     Sorted in numpy by their first bytes, not as a Python object per name: a sort of 100,000 names as `bytes` left

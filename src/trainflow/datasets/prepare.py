@@ -117,6 +117,7 @@ def prepare(directory: Path, manifest: Manifest, options: FormatOptions) -> Data
     prepared.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=prepared, prefix=".tmp-"))
     try:
+        manifest.files.spill(work)  # off the heap while the build (and its forked decode workers) runs
         built = _BUILDERS[fmt](directory, names, options, work)
         descriptor = _describe(directory, fmt, built, work, digest)
         final = prepared / digest[:16]
