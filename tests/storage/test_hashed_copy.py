@@ -59,3 +59,26 @@ def test_where_the_kernel_will_not_copy_across_file_systems_the_store_copies_thr
 
     assert digest == hashlib.sha256(data).hexdigest()
     assert (tmp_path / "dest").read_bytes() == data
+
+
+def test_where_the_kernel_copies_nothing_of_a_file_it_holds_the_store_copies_through_a_buffer_simulated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simulated: copy_file_range returns 0 at once where a file system cannot copy a file it reports bytes for
+    (Go's and CPython 3.14's copies fall back there); this machine's /tmp copies, so a stand-in returns 0."""
+    monkeypatch.setattr(hashed_copy, "_copy_file_range", lambda *_: 0)
+    data = large_file(tmp_path / "src" / "blob.bin", hashed_copy.PIPELINED_BYTES + 1)
+    digest = open_store(str(tmp_path / "src")).download("blob.bin", tmp_path / "dest")
+
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "dest").read_bytes() == data
+
+
+def test_a_file_the_kernel_copies_gets_the_mode_of_one_copied_through_a_buffer(tmp_path: Path) -> None:
+    large_file(tmp_path / "src" / "large.bin", hashed_copy.PIPELINED_BYTES)
+    large_file(tmp_path / "src" / "small.bin", 10)
+    store = open_store(str(tmp_path / "src"))
+    store.download("large.bin", tmp_path / "large.bin")
+    store.download("small.bin", tmp_path / "small.bin")
+
+    assert (tmp_path / "large.bin").stat().st_mode == (tmp_path / "small.bin").stat().st_mode

@@ -26,12 +26,12 @@ def copy_hashed(src: int, dest: Path, progress: Callable[[int], None]) -> str | 
     """Copy the open file `src` from its start to its end into the file `dest` (made empty); the sha256 of the copy.
 
     None, with nothing copied, for a file under PIPELINED_BYTES, on one core (the hash would wait for the copy),
-    or where the kernel cannot copy between the two (another system, or file systems it will not copy across):
-    the caller copies through a buffer instead.
+    or where the kernel cannot copy between the two (another system, file systems it will not copy across, or one
+    that copies nothing of the file): the caller copies through a buffer instead.
     """
     if _copy_file_range is None or os.fstat(src).st_size < PIPELINED_BYTES or usable_cores() < 2:
         return None
-    fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask applies, as to open(dest, "wb")
     try:
         return _copy(src, fd, progress)
     finally:
@@ -42,6 +42,8 @@ def _copy(src: int, dest: int, progress: Callable[[int], None]) -> str | None:
     try:
         first = _copy_file_range(src, dest, _STEP, 0, 0)  # type: ignore[misc]  # present: checked by the caller
     except OSError:
+        return None
+    if not first:  # nothing copied of a file that holds bytes: a file system that cannot copy it says so with 0
         return None
     sha256 = hashlib.sha256()
     copied: queue.SimpleQueue[int | None] = queue.SimpleQueue()  # where the copy ends so far; None: it is done
