@@ -56,6 +56,10 @@ def nulls_of(array: pa.Array) -> np.ndarray:
     return bits[array.offset : array.offset + len(array)] == 0
 
 
+class SpansLines(DataFormatError):
+    """A quoted value of a CSV holds a line break where its text was cut into blocks: read it again with `newlines`."""
+
+
 class NotNumbers(Exception):
     """A column asked for as numbers holds something else: read the table again as text to say what and where."""
 
@@ -86,10 +90,19 @@ class Table:
     groups: tuple[int, ...] = ()  # a Parquet file's rows per row group, from its metadata
     group_bytes: int = 0  # its largest row group's size uncompressed, from its metadata
 
-    def batches(self, wanted: list[str], numbers: list[str], coded: tuple[str, ...] = ()) -> Iterator[Batch]:
+    def batches(
+        self, wanted: list[str], numbers: list[str], coded: tuple[str, ...] = (), newlines: bool = False
+    ) -> Iterator[Batch]:
         """Batches of the `wanted` columns; a CSV's `numbers` columns parsed as float64 (NotNumbers if one is not)
-        and its `coded` ones as dictionary-encoded text (a label column: no string made per row)."""
-        return _csv_batches(self, wanted, numbers, coded) if self.csv else _parquet_batches(self, wanted)
+        and its `coded` ones as dictionary-encoded text (a label column: no string made per row).
+
+        A CSV's text is cut into blocks at line ends: SpansLines where a cut falls in a quoted value. With `newlines`
+        it is cut between rows, quotes and all (a cost pyarrow warns of: for a table that needs it)."""
+        return (
+            _csv_batches(self, wanted, numbers, coded, newlines=newlines)
+            if self.csv
+            else _parquet_batches(self, wanted)
+        )
 
     def parts(self, wanted: list[str], numbers: list[str], coded: tuple[str, ...] = ()) -> list[Part]:
         """The table's rows as consecutive ranges to read side by side, one a core; one range for a small table.
@@ -231,6 +244,8 @@ def _csv_batches(
     coded: tuple[str, ...],
     span: tuple[int, int] | None = None,
     start: int = 0,
+    *,
+    newlines: bool = False,
 ) -> Iterator[Batch]:
     bad: list[pa_csv.InvalidRow] = []
 
@@ -247,16 +262,16 @@ def _csv_batches(
         | dict.fromkeys(numbers, pa.float64())
     )
     convert = pa_csv.ConvertOptions(column_types=types, include_columns=wanted)
+    parse = pa_csv.ParseOptions(newlines_in_values=newlines, invalid_row_handler=invalid)
     source = table.path if span is None else _Range(table.path, *span)
     try:
-        reader = pa_csv.open_csv(
-            source, read_options=read, parse_options=pa_csv.ParseOptions(invalid_row_handler=invalid),
-            convert_options=convert,
-        )  # fmt: skip
+        reader = pa_csv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
         for batch in reader:
             yield Batch(start, {c: batch.column(c) for c in wanted}, parsed=bool(numbers))
             start += batch.num_rows
     except pa.ArrowInvalid as exc:
+        if not newlines and "out of sync with chunker" in str(exc):  # pyarrow's message: no exception type of its own
+            raise SpansLines(f"{table.name} holds a line break in a quoted value after data row {start}") from None
         if numbers and not bad:
             raise NotNumbers(str(exc)) from None
         if bad:

@@ -23,7 +23,7 @@ from trainflow.datasets.layout import cached_path
 from trainflow.datasets.parquet_ranges import read_parts
 from trainflow.datasets.row_files import CHUNK_BYTES, NpyRows, raw_rows
 from trainflow.datasets.table_labels import LabelCodes, labels_of
-from trainflow.datasets.table_reader import NotNumbers, Part, Table, open_table
+from trainflow.datasets.table_reader import NotNumbers, Part, SpansLines, Table, open_table
 from trainflow.datasets.table_rows import MiscountedRows, Read, Rows, read_rows
 
 LABEL_COLUMNS = ("label", "target", "class", "y")  # tried in order when --label-column is not given
@@ -224,14 +224,24 @@ def _features(opened: dict[str, Table], label: str) -> list[str]:
 
 
 def _read(
-    table: Table, features: list[str], label: str, codes: LabelCodes, rows: Rows, restart: Callable[[], None]
+    table: Table,
+    features: list[str],
+    label: str,
+    codes: LabelCodes,
+    rows: Rows,
+    restart: Callable[[], None],
+    newlines: bool = False,
 ) -> Read:
     wanted = [*features, label]
     try:
-        return read_rows(table, table.batches(wanted, features, (label,)), features, label, codes, rows)
-    except NotNumbers:  # rare: text pyarrow does not parse (" 1.5", "1_000") or a bad value to quote as written
+        try:
+            return read_rows(table, table.batches(wanted, features, (label,), newlines), features, label, codes, rows)
+        except NotNumbers:  # rare: text pyarrow does not parse (" 1.5", "1_000") or a bad value to quote as written
+            restart()
+            return read_rows(table, table.batches(wanted, [], (label,), newlines), features, label, codes, rows)
+    except SpansLines:  # rarer: a label that holds a line break where a block was cut
         restart()
-        return read_rows(table, table.batches(wanted, [], (label,)), features, label, codes, rows)
+        return _read(table, features, label, codes, rows, restart, newlines=True)
 
 
 def _held_out(rows: int) -> np.ndarray:
