@@ -48,29 +48,33 @@ def _copy(src: int, dest: int, progress: Callable[[int], None]) -> str | None:
     sha256 = hashlib.sha256()
     copied: queue.SimpleQueue[int | None] = queue.SimpleQueue()  # where the copy ends so far; None: it is done
     failed: list[BaseException] = []
+    stop = threading.Event()  # the copy failed or was interrupted: the hash is not wanted, and no one waits for it
 
     def hash_copy() -> None:
         at = 0
         try:
-            while (end := copied.get()) is not None:
-                while at < end:
+            while (end := copied.get()) is not None and not stop.is_set():
+                while at < end and not stop.is_set():
                     data = os.pread(dest, min(_READ, end - at), at)
                     if not data:
                         raise OSError(f"the copy ended at byte {at} of {end} while it was hashed")
                     sha256.update(data)  # hashlib lets go of the GIL for large updates
                     at += len(data)
-        except BaseException as exc:  # noqa: BLE001 - raised on the copying thread once the copy ends
+        except BaseException as exc:  # noqa: BLE001 - raised on the copying thread, which stops copying
             failed.append(exc)
 
     hasher = threading.Thread(target=hash_copy, name="trainflow-hash-copy", daemon=True)
     hasher.start()
     try:
         done, step = 0, first
-        while step:
+        while step and not failed:
             done += step
             copied.put(done)
             progress(step)
             step = _copy_file_range(src, dest, _STEP, done, done)  # type: ignore[misc]
+    except BaseException:
+        stop.set()
+        raise
     finally:
         copied.put(None)
         hasher.join()
