@@ -25,6 +25,7 @@ BATCH_ROWS = 65536  # of a Parquet file per batch
 # this many bytes is parsed in byte ranges side by side, one a core, as its whole-file `read_csv` does.
 SEGMENT_BYTES = 8 << 20
 COUNT_BYTES = 4 << 20  # of a CSV read at a time to count its lines
+_TAIL_BYTES = 4096  # of a CSV's end read for its last line breaks (more blank lines than fit: counted as read)
 MAX_SEGMENTS = 4  # each range holds pyarrow's blocks in flight: memory grows with the ranges, never with the rows
 # A Parquet file of at least twice this many rows is converted in ranges of whole row groups side by side, one a core.
 SEGMENT_ROWS = 1 << 18
@@ -180,8 +181,9 @@ def _csv_header(path: Path, name: str) -> list[str]:
 
 
 def _rows_in(path: Path, start: int, end: int) -> int:
-    """The data rows in bytes `start` to `end` of a CSV if each line is one (the header and a last line with no line
-    break counted right), read a block at a time: numpy's count releases the GIL, so the ranges count side by side."""
+    """The data rows in bytes `start` to `end` of a CSV if each line is one, read a block at a time (numpy's count
+    releases the GIL, so the ranges count side by side): the header, a last line with no line break and blank lines
+    at the file's end (pyarrow skips them) counted right; a blank line elsewhere is not, and is found as read."""
     lines = 0
     with open(path, "rb", buffering=0) as f:
         f.seek(start)
@@ -189,8 +191,10 @@ def _rows_in(path: Path, start: int, end: int) -> int:
             block = f.read(min(COUNT_BYTES, end - at))
             lines += int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n")))
         if end == os.fstat(f.fileno()).st_size and end > start:
-            f.seek(end - 1)
-            lines += f.read(1) != b"\n"  # the last line has no line break of its own
+            f.seek(max(start, end - _TAIL_BYTES))
+            tail = f.read(_TAIL_BYTES)
+            # The last row's line break, if any, and each blank line after it: 0 where the last row has none.
+            lines += 1 - tail[len(tail.rstrip(b"\r\n")) :].count(b"\n")
     return lines - (start == 0)  # the header
 
 

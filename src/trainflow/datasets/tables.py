@@ -20,9 +20,9 @@ from trainflow.datasets.checks import FeatureSums
 from trainflow.datasets.errors import DataFormatError
 from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.layout import cached_path
-from trainflow.datasets.parquet_ranges import read_parts
 from trainflow.datasets.row_files import CHUNK_BYTES, NpyRows, raw_rows
 from trainflow.datasets.table_labels import LabelCodes, labels_of
+from trainflow.datasets.table_ranges import read_parts
 from trainflow.datasets.table_reader import NotNumbers, Part, SpansLines, Table, open_table
 from trainflow.datasets.table_rows import MiscountedRows, Read, Rows, read_rows
 

@@ -1,12 +1,11 @@
-"""A large Parquet table converted in ranges of row groups side by side, each straight into its rows of the arrays.
+"""A large table converted in ranges side by side, each straight into its rows of the arrays.
 
-A Parquet file's metadata gives each row group's row count, so before a row is read it is known where each range's
-training and held-out rows go in `x_train.npy` and `x_test.npy`: each range writes its own rows in place. The
-training rows' statistics are summed in the same fixed blocks of rows as one pass sums them (a block a range holds
-whole on its thread, a block across two ranges from the array once all are written) and added in block order, so
-they are the same bits however the table is cut; the labels' codes are merged in row order.
-
-A large CSV's byte ranges are converted the same way, their rows counted as their lines before they are read.
+The rows of each range are known before a row is read (a Parquet file's row groups from its metadata, a CSV's byte
+ranges counted by their lines), so it is known where each range's training and held-out rows go in `x_train.npy`
+and `x_test.npy`: each range writes its own rows in place. The training rows' statistics are summed in the same
+fixed blocks of rows as one pass sums them (a block a range holds whole on its thread, a block across two ranges
+from the array once all are written) and added in block order, so they are the same bits however the table is cut;
+the labels' codes are merged in row order.
 """
 
 from __future__ import annotations
