@@ -130,7 +130,8 @@ def test_a_sync_results_names_read_back_like_the_list_they_replaced() -> None:
         kept[5]
 
 
-def test_names_sharing_long_beginnings_come_back_in_python_s_order() -> None:
+def test_names_sharing_long_beginnings_come_back_in_python_s_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(file_table, "_TIE_ROWS", 4)  # equal beginnings compared in pieces, runs across their edges
     head = "train/" + "x" * 40  # past the leading bytes compared in numpy
     names = [f"{head}/{i % 3}/{i:03d}.png" for i in range(50)] + [head, head + "0", "caf\u00e9", "cafe", "a/b", "a-b"]
     table = FileTable()

@@ -241,6 +241,7 @@ class FileTable(MutableMapping[str, FileEntry]):
 
 
 _KEY_BYTES = 32  # names are sorted by this many leading bytes in numpy; the rare ties past them in Python
+_TIE_ROWS = 8192  # sorted keys compared at a time
 
 
 def name_order(data: bytearray | memoryview, ends: array[int] | memoryview, rows: np.ndarray) -> np.ndarray:
@@ -260,7 +261,11 @@ def name_order(data: bytearray | memoryview, ends: array[int] | memoryview, rows
         keys[has, k] = text[starts[has] + k]
     flat = keys.view(f"S{width}").ravel()  # names hold no NUL (storage.names refuses control characters)
     order = np.argsort(flat, kind="stable")
-    ties = np.flatnonzero(flat[order][1:] == flat[order][:-1])
+    same = np.zeros(max(len(order) - 1, 0), dtype=bool)  # a name's leading bytes equal those of the one before
+    for first in range(0, len(same), _TIE_ROWS):  # in pieces: the sorted keys whole were twice the keys again
+        ranked = flat[order[first : first + _TIE_ROWS + 1]]
+        same[first : first + len(ranked) - 1] = ranked[1:] == ranked[:-1]
+    ties = np.flatnonzero(same)
     long = lengths[order] > width
     i = 0
     while i < len(ties):  # runs of equal leading bytes: sorted again by their whole names where one is longer
