@@ -3,8 +3,9 @@
 In alternating rounds, for each `src` folder given (the first is the baseline: `git archive <commit> src | tar -x
 -C /tmp/base`), syncs the PNG folder `--folders`/png-<count> (written by `image_sync.py --folders`) into an empty
 cache in a fresh process, sampling every 50 ms the CPU of each of its threads (/proc/<pid>/task) and the PSS of
-the sync process and of its workers. Prints per round and the medians, then each variant's per-round ratios to
-the first.
+the sync process and of its workers (a sample during which a worker started or ended is left out: the pages it
+shares would count in full in one and in part in the other). Prints per round and the medians, then each variant's
+per-round ratios to the first.
 
     .venv/bin/python benchmarks/image_sync_split.py /tmp/base/src src [--images 10000] [--repeat 3]
         [--folders /tmp/tf-image-folders]
@@ -48,8 +49,11 @@ def one_sync(src: str, source: Path) -> tuple[float, ...]:
     while proc.poll() is None:
         try:
             _thread_cpu(proc.pid, threads)
+            running = proc.children(recursive=True)
             pss = proc.memory_full_info().pss
-            workers = sum(c.memory_full_info().pss for c in proc.children(recursive=True))
+            workers = sum(c.memory_full_info().pss for c in running)
+            if {c.pid for c in proc.children(recursive=True)} != {c.pid for c in running}:
+                continue  # a worker forked or ended meanwhile: the pages it shares were counted in full and in part
         except (OSError, psutil.Error):
             continue
         own, kids, tree = max(own, pss), max(kids, workers), max(tree, pss + workers)
