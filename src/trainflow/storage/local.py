@@ -16,7 +16,6 @@ from pathlib import Path
 from trainflow.storage.atomic import atomic_write_bytes
 from trainflow.storage.base import HashingWriter, ObjectInfo, ProgressCallback, Store, _no_progress
 from trainflow.storage.errors import ObjectExists, ObjectNotFound, StorageError
-from trainflow.storage.hashed_copy import copy_hashed
 from trainflow.storage.names import name_problem, shown
 
 _CHUNK = 1 << 20
@@ -103,17 +102,13 @@ class LocalStore(Store):
 
     def download(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> str:
         src = self._path(name)
+        buffer = _read_buffer()
         try:
-            with open(src, "rb", buffering=0) as inp:
-                digest = copy_hashed(inp.fileno(), dest, progress)  # a large file: the kernel copies, a thread hashes
-                if digest is not None:
-                    return digest
-                buffer = _read_buffer()
-                with open(dest, "wb") as out:
-                    writer = HashingWriter(out)
-                    while read := inp.readinto(buffer):
-                        writer.write(buffer[:read])
-                        progress(read)
+            with open(src, "rb", buffering=0) as inp, open(dest, "wb") as out:
+                writer = HashingWriter(out)
+                while read := inp.readinto(buffer):
+                    writer.write(buffer[:read])
+                    progress(read)
         except FileNotFoundError:
             raise ObjectNotFound(f"no file at {self.object_url(name)}: check the path") from None
         return writer.hexdigest()
