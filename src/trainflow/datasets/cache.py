@@ -26,7 +26,7 @@ from trainflow.datasets.errors import DataFormatError, DatasetError
 from trainflow.datasets.fetch import Fetcher, ObjectQueue
 from trainflow.datasets.file_table import NameList, TableNames
 from trainflow.datasets.formats import FormatOptions
-from trainflow.datasets.heap import map_large_blocks
+from trainflow.datasets.heap import large_blocks_mapped
 from trainflow.datasets.layout import (
     DESCRIPTOR_NAME,
     MANIFEST_NAME,
@@ -155,7 +155,6 @@ class DatasetCache:
         dataset is removed from the cache.
         """
         observer = observer or SyncObserver()
-        map_large_blocks()  # the manifest's growing buffers leave no holes in the heap the decode workers share
         directory = self.path(name)
         if files is not None:
             files = _check_requested(files, source, name)
@@ -168,17 +167,18 @@ class DatasetCache:
             manifest.name = name
             sync = _Sync(store, directory, manifest, observer, verify)
             listing = _Listing(store, files, name)
-            try:  # planned page by page as the store lists: the whole listing is never held
-                todo = sync.plan(listing)
-            except SourceUnreachable as exc:
-                return self._offline(directory, manifest, files, exc)
-            # A table's readers are imported while its file is copied and hashed, not after (~0.2 s on one core).
-            loading = load_readers(listing.suffixes) if todo else None
-            try:
-                result = sync.run(todo)
-            finally:
-                if loading is not None:
-                    loading.join()  # prepare imports nothing beside it
+            with large_blocks_mapped():  # the manifest's growing buffers leave no holes the decode workers share
+                try:  # planned page by page as the store lists: the whole listing is never held
+                    todo = sync.plan(listing)
+                except SourceUnreachable as exc:
+                    return self._offline(directory, manifest, files, exc)
+                # A table's readers are imported while its file is copied and hashed, not after (~0.2 s on one core).
+                loading = load_readers(listing.suffixes) if todo else None
+                try:
+                    result = sync.run(todo)
+                finally:
+                    if loading is not None:
+                        loading.join()  # prepare imports nothing beside it
             result.descriptor = _prepared(directory, manifest, result, options or FormatOptions())
         return result
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+from collections.abc import Iterator
 
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter, from glibc's malloc.h
 _MAPPED_FROM = 128 * 1024  # glibc's default threshold, kept fixed
+_MAPPED_FROM_AFTER = 32 * 1024 * 1024  # the highest glibc's own adjustment raises it to on 64-bit systems
 
 
 @functools.cache
@@ -20,17 +23,25 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
-def map_large_blocks() -> None:
-    """Serve blocks of 128 KiB and more from their own mappings from now on, in this process.
+@contextlib.contextmanager
+def large_blocks_mapped() -> Iterator[None]:
+    """Serve blocks of 128 KiB and more from their own mappings while in the block, in this process.
 
     glibc raises that threshold to the size of each mapped block freed (up to 32 MiB): after a few numpy temporaries
     the buffers a sync grows (the manifest's table, the fetch queue) live in the heap, move as they grow and leave
     holes there (~10 MB at 100,000 files) that forked decode workers share. Mapped, they grow in place (mremap) and
-    go back to the system when freed; the heap's free top is trimmed at 128 KiB too.
+    go back to the system when freed; the heap's free top is trimmed at 128 KiB too. After the block the threshold
+    is glibc's highest (fixed: its own adjustment does not come back), so the numpy temporaries of what follows (a
+    table's conversion, a prediction, a training in the same process) are not each mapped and unmapped.
     """
     libc = _glibc()
     if libc is not None:
         libc.mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM)
+    try:
+        yield
+    finally:
+        if libc is not None:
+            libc.mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM_AFTER)
 
 
 def return_free_memory() -> None:
