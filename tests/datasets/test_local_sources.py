@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
-from trainflow.datasets import DatasetCache
+import pytest
+
+from trainflow.datasets import DatasetCache, SyncObserver
+from trainflow.storage import SourceUnreachable
 
 
 def write_files(source: Path, count: int) -> dict[str, bytes]:
@@ -41,3 +45,54 @@ def test_a_source_file_edited_in_place_leaves_the_cached_copy_as_synced(cache: D
     edited = (tmp_path / "src" / name).read_bytes()
     assert again.downloaded == [name] and (again.path / name).read_bytes() == edited
     assert cache.manifest("d").files[name].sha256 == hashlib.sha256(edited).hexdigest()
+
+
+class Recorder(SyncObserver):
+    """What a progress display is told: the plan, then bytes and files as they arrive."""
+
+    def __init__(self) -> None:
+        self.plans: list[tuple[int, int]] = []
+        self.bytes = 0
+        self.files: list[str] = []
+        self.lock = threading.Lock()
+
+    def planned(self, files: int, total_bytes: int) -> None:
+        self.plans.append((files, total_bytes))
+
+    def bytes_done(self, n: int) -> None:
+        with self.lock:
+            self.bytes += n
+
+    def file_done(self, name: str) -> None:
+        self.files.append(name)
+
+
+def test_a_sync_tells_its_progress_display_what_it_will_fetch_before_it_fetches(
+    cache: DatasetCache, tmp_path: Path
+) -> None:
+    files = write_files(tmp_path / "src", 40)
+    seen = Recorder()
+    cache.ensure(str(tmp_path / "src"), "d", observer=seen)
+
+    total = sum(len(data) for data in files.values())
+    assert seen.plans == [(40, total)] and seen.bytes == total and sorted(seen.files) == sorted(files)
+    again = Recorder()
+    cache.ensure(str(tmp_path / "src"), "d", observer=again)  # nothing to fetch: an empty plan, no bytes
+    assert again.plans == [(0, 0)] and again.bytes == 0
+
+
+def test_a_source_file_that_grows_while_it_is_synced_is_said_to_have_changed(
+    cache: DatasetCache, tmp_path: Path
+) -> None:
+    write_files(tmp_path / "src", 3)
+    grown = tmp_path / "src" / "part-0/0000.bin"
+
+    class Grower(SyncObserver):
+        def planned(self, files: int, total_bytes: int) -> None:  # listed: the file grows before it is copied
+            with open(grown, "ab") as f:
+                f.write(b"more")
+
+    with pytest.raises(SourceUnreachable, match=r"0000\.bin changed while it was synced \(54 bytes copied, 50 bytes "):
+        cache.ensure(str(tmp_path / "src"), "d", observer=Grower())
+    result = cache.ensure(str(tmp_path / "src"), "d")  # the next sync takes it as it is now
+    assert (result.path / "part-0/0000.bin").read_bytes() == grown.read_bytes()

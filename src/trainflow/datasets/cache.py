@@ -310,6 +310,7 @@ class _Sync:
 
     def run(self, todo: ObjectQueue) -> SyncResult:
         """Fetch `todo` (emptied as it goes), recording each file in the journal, then write the manifest once."""
+        self.observer.planned(len(todo), todo.total_bytes)
         if (self.directory / JOURNAL_NAME).exists():  # a killed sync's, replayed into our manifest: fold it in
             self.manifest.save(self.directory)
             (self.directory / JOURNAL_NAME).unlink()

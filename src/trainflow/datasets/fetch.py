@@ -59,6 +59,11 @@ class ObjectQueue:
     def __len__(self) -> int:
         return len(self._sizes) - self._next
 
+    @property
+    def total_bytes(self) -> int:
+        """The bytes of the objects left to fetch (those of unknown size not counted)."""
+        return sum(size for size in self._sizes[self._next :] if size > 0)
+
     def popleft(self) -> ObjectInfo:
         i = self._next
         if i >= len(self._sizes):
@@ -127,9 +132,11 @@ class Fetcher:
             digest = self.store.download(obj.name, tmp, self.observer.bytes_done)
             st = os.stat(tmp)
             if obj.size >= 0 and st.st_size != obj.size:
+                url, listed = self.store.object_url(obj.name), f"{obj.size} bytes when listed"
                 raise SourceUnreachable(
-                    f"download of {self.store.object_url(obj.name)} was cut short ({st.st_size} of {obj.size} "
-                    "bytes): try again"
+                    f"{url} changed while it was synced ({st.st_size} bytes copied, {listed}): try again"
+                    if st.st_size > obj.size
+                    else f"download of {url} was cut short ({st.st_size} of {obj.size} bytes): try again"
                 )
             os.replace(tmp, dest)
         except OSError as exc:
