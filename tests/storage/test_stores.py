@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,36 @@ def test_http_404_is_not_found_and_is_read_only(http_server) -> None:
         store.stat("missing.gz")
     with pytest.raises(StorageError, match="read-only"):
         store.write_bytes("x", b"")
+
+
+def test_a_local_download_in_a_forked_child_leaves_the_parents_download_whole(tmp_path: Path) -> None:
+    """The copy buffer is the process's own: a child forked after a download copies without writing into it."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.bin").write_bytes(b"a" * (1 << 20))
+    (tmp_path / "src" / "b.bin").write_bytes(b"b" * (1 << 20))
+    store = open_store(str(tmp_path / "src"))
+    store.download("a.bin", tmp_path / "first.bin")  # this thread's buffer now exists
+    go_read, go_write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child copies b.bin once the parent's copy of a.bin is under way
+        try:
+            os.read(go_read, 1)
+            store.download("b.bin", tmp_path / "child.bin")
+        finally:
+            os._exit(0)
+    fifo = tmp_path / "slow"  # a reader that stops part way holds the parent's copy in the middle of its chunk
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+
+    def read_slowly() -> None:
+        with open(fifo, "rb") as inp:
+            received.append(inp.read(1 << 16))
+            os.write(go_write, b"x")
+            os.waitpid(child, 0)
+            received.append(inp.read())
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    digest = store.download("a.bin", fifo)
+    reader.join()
+    assert b"".join(received) == b"a" * (1 << 20) and digest == hashlib.sha256(b"a" * (1 << 20)).hexdigest()

@@ -27,11 +27,14 @@ def _read_buffer() -> memoryview:
     """This thread's copy buffer, made once: a `read` per chunk allocated _CHUNK bytes for every file (then shrank
     them to the file's size), a block the allocator maps and unmaps once large blocks are mapped (`datasets.heap`).
 
-    Anonymous memory, so only the pages a copy writes into are ever resident; it goes with its thread.
+    Anonymous memory, so only the pages a copy writes into are ever resident; it goes with its thread. Private: a
+    shared mapping (mmap's default) is the same memory in a child forked after it was made, whose copies would
+    write into the parent's under way.
     """
     view: memoryview | None = getattr(_buffers, "view", None)
     if view is None:
-        view = _buffers.view = memoryview(mmap.mmap(-1, _CHUNK))
+        private = {"flags": mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS} if hasattr(mmap, "MAP_PRIVATE") else {}
+        view = _buffers.view = memoryview(mmap.mmap(-1, _CHUNK, **private))
     return view
 
 
