@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
+import signal
 import tracemalloc
 from pathlib import Path
 
@@ -170,3 +172,20 @@ def test_a_spilled_table_reads_the_same_from_its_file_and_takes_changes_back_on_
     table[names[3]] = reference[names[3]] = entry(9001)
     del table[names[5]], reference[names[5]]
     assert table == reference and list(table) == list(reference) and list(downloaded)[:2] == names[:4:2]
+
+
+def test_a_table_the_disk_cannot_take_stays_on_the_heap_and_the_spill_goes_on_without_it(tmp_path: Path) -> None:
+    """Spilling only saves memory: a full disk (here a file size limit) must not stop the sync that spills."""
+    reference = {f"train/{i:04d}.png": entry(i) for i in range(500)}
+    table = FileTable(reference)
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    signal_before = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, limits[1]))
+    try:
+        table.spill(tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, signal_before)
+    assert table == reference and list(table.sorted_names()) == sorted(reference)
+    table["z"] = reference["z"] = entry(9000)
+    assert table == reference and list(tmp_path.iterdir()) == []

@@ -138,16 +138,21 @@ class FileTable(MutableMapping[str, FileEntry]):
         """Move the table's buffers into a file in `folder`, unnamed (nothing is left after a crash), mapped read-only.
 
         Reads work as before, from pages the kernel maps in when they are read and can drop again; the first change
-        brings the buffers back onto the heap.
+        brings the buffers back onto the heap. Where the file cannot be written or mapped (a full disk, a file system
+        that maps no files) the table stays on the heap: spilling only saves memory.
         """
         if self._spilled is not None or not self._name_ends:
             return
         parts = (self._records, self._name_ends, self._hashes, self._index_hash, self._index_row, self._names)
-        with tempfile.TemporaryFile(dir=folder) as file:
-            for part in parts:
-                file.write(part)
-            file.flush()
-            self._spilled = mmap.mmap(file.fileno(), file.tell(), access=mmap.ACCESS_READ)
+        try:
+            with tempfile.TemporaryFile(dir=folder) as file:
+                for part in parts:
+                    file.write(part)
+                file.flush()
+                spilled = mmap.mmap(file.fileno(), file.tell(), access=mmap.ACCESS_READ)
+        except OSError:
+            return
+        self._spilled = spilled
         views, start = [], 0
         whole = memoryview(self._spilled)
         for part in parts:  # every part but the last (names) is a multiple of 8 bytes: the int64 views stay aligned
