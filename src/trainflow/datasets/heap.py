@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import threading
 from collections.abc import Iterator
 
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter, from glibc's malloc.h
@@ -18,9 +19,16 @@ def _glibc() -> ctypes.CDLL | None:
         libc = ctypes.CDLL(None)
         libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
         libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
-    except (OSError, AttributeError):  # not glibc
+    except (OSError, AttributeError, TypeError):  # not glibc (Windows: CDLL(None) is a TypeError)
         return None
     return libc
+
+
+class _Syncs:
+    """How many threads of this process are inside `large_blocks_mapped` (glibc's threshold is the process's)."""
+
+    lock = threading.Lock()
+    count = 0
 
 
 @contextlib.contextmanager
@@ -32,16 +40,21 @@ def large_blocks_mapped() -> Iterator[None]:
     holes there (~10 MB at 100,000 files) that forked decode workers share. Mapped, they grow in place (mremap) and
     go back to the system when freed; the heap's free top is trimmed at 128 KiB too. After the block the threshold
     is glibc's highest (fixed: its own adjustment does not come back), so the numpy temporaries of what follows (a
-    table's conversion, a prediction, a training in the same process) are not each mapped and unmapped.
+    table's conversion, a prediction, a training in the same process) are not each mapped and unmapped. The setting is
+    the process's: syncs on other threads share it, and the last of them to end sets it back.
     """
     libc = _glibc()
-    if libc is not None:
-        libc.mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM)
+    with _Syncs.lock:
+        if libc is not None and not _Syncs.count:
+            libc.mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM)
+        _Syncs.count += 1
     try:
         yield
     finally:
-        if libc is not None:
-            libc.mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM_AFTER)
+        with _Syncs.lock:
+            _Syncs.count -= 1
+            if libc is not None and not _Syncs.count:
+                libc.mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM_AFTER)
 
 
 def return_free_memory() -> None:
