@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
+import pickle
 import resource
 import signal
 import tracemalloc
@@ -172,6 +174,19 @@ def test_a_spilled_table_reads_the_same_from_its_file_and_takes_changes_back_on_
     table[names[3]] = reference[names[3]] = entry(9001)
     del table[names[5]], reference[names[5]]
     assert table == reference and list(table) == list(reference) and list(downloaded)[:2] == names[:4:2]
+
+
+def test_the_result_of_a_prepared_sync_pickles_and_copies_with_its_names(cache: DatasetCache, tmp_path: Path) -> None:
+    """Its names are rows of the manifest's table, spilled to a mapped file while the dataset was prepared."""
+    result = cache.ensure(str(write_gray_folders(tmp_path / "src", (1, 1))), "d")
+    for copied in (pickle.loads(pickle.dumps(result)), copy.deepcopy(result)):
+        assert list(copied.downloaded) == list(result.downloaded) and len(result.downloaded) == 9
+        assert copied.descriptor == result.descriptor
+    table = FileTable({"a": entry(1)})
+    table.spill(tmp_path)
+    copied_table = copy.deepcopy(table)
+    copied_table["b"] = entry(2)
+    assert table == {"a": entry(1)} and copied_table == {"a": entry(1), "b": entry(2)}
 
 
 def test_a_table_the_disk_cannot_take_stays_on_the_heap_and_the_spill_goes_on_without_it(tmp_path: Path) -> None:

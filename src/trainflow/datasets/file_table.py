@@ -161,14 +161,24 @@ class FileTable(MutableMapping[str, FileEntry]):
         self._records, self._names = views[0], views[5]
         self._name_ends, self._hashes, self._index_hash, self._index_row = (v.cast("q") for v in views[1:5])
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled and deep-copied from heap copies of a spilled table's buffers: a mapping cannot be pickled."""
+        return {**self.__dict__, **self._heap_buffers()} if self._spilled is not None else self.__dict__
+
+    def _heap_buffers(self) -> dict[str, object]:
+        """Heap copies of the buffers `spill` moves, by attribute, with no mapping."""
+        ints = ("_name_ends", "_hashes", "_index_hash", "_index_row")
+        return {
+            "_records": bytearray(self._records),
+            "_names": bytearray(self._names),
+            **{key: array("q", bytes(getattr(self, key))) for key in ints},
+            "_spilled": None,
+        }
+
     def _on_heap(self) -> tuple[bytearray, bytearray, array[int], array[int]]:
         """The buffers a change grows (records, names, name ends, hashes), brought back onto the heap if spilled."""
         if self._spilled is not None:
-            self._records, self._names = bytearray(self._records), bytearray(self._names)
-            self._name_ends, self._hashes, self._index_hash, self._index_row = (
-                array("q", bytes(v)) for v in (self._name_ends, self._hashes, self._index_hash, self._index_row)
-            )
-            self._spilled = None  # unmapped once no view of it is left
+            self.__dict__.update(self._heap_buffers())  # the mapping goes once no view of it is left
         return cast(
             "tuple[bytearray, bytearray, array[int], array[int]]",
             (self._records, self._names, self._name_ends, self._hashes),
