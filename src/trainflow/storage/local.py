@@ -33,7 +33,7 @@ def _read_buffer() -> memoryview:
     """
     view: memoryview | None = getattr(_buffers, "view", None)
     if view is None:
-        private = {"flags": mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS} if hasattr(mmap, "MAP_PRIVATE") else {}
+        private = {"flags": mmap.MAP_PRIVATE} if hasattr(mmap, "MAP_PRIVATE") else {}  # fd -1 adds MAP_ANONYMOUS
         view = _buffers.view = memoryview(mmap.mmap(-1, _CHUNK, **private))
     return view
 
