@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import subprocess
 import sys
 import textwrap
@@ -63,6 +64,20 @@ _MAPPED = textwrap.dedent(
 def test_a_sync_that_ends_beside_another_leaves_large_blocks_mapped_until_the_other_ends() -> None:
     out = subprocess.run([sys.executable, "-c", _MAPPED], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == ["1", "1", "0", "0"]  # in the two syncs, with one still on, after, after a failure
+
+
+@pytest.mark.skipif(
+    heap._glibc() is None or not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="glibc's allocator (2.33 and up)"
+)
+@pytest.mark.parametrize(
+    "setting", [{"MALLOC_MMAP_THRESHOLD_": "4194304"}, {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4194304"}]
+)
+def test_a_threshold_the_user_gave_glibc_is_kept_through_a_sync(setting: dict[str, str]) -> None:
+    env = dict(os.environ, **setting)
+    out = subprocess.run(
+        [sys.executable, "-c", _MAPPED], capture_output=True, text=True, check=True, timeout=60, env=env
+    )
+    assert out.stdout.split() == ["0", "0", "0", "0"]  # a MiB is under the user's 4 MiB: never mapped
 
 
 def test_a_sync_where_the_c_library_cannot_be_opened_by_none_sets_nothing_windows_simulated(

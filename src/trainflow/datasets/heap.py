@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import os
 import threading
 from collections.abc import Iterator
 
@@ -24,6 +25,11 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
+def _tuned_by_user() -> bool:
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return "MALLOC_MMAP_THRESHOLD_" in os.environ or "glibc.malloc.mmap_threshold" in tunables
+
+
 class _Syncs:
     """How many threads of this process are inside `large_blocks_mapped` (glibc's threshold is the process's)."""
 
@@ -38,12 +44,13 @@ def large_blocks_mapped() -> Iterator[None]:
     glibc raises that threshold to the size of each mapped block freed (up to 32 MiB): after a few numpy temporaries
     the buffers a sync grows (the manifest's table, the fetch queue) live in the heap, move as they grow and leave
     holes there (~10 MB at 100,000 files) that forked decode workers share. Mapped, they grow in place (mremap) and
-    go back to the system when freed; the heap's free top is trimmed at 128 KiB too. After the block the threshold
+    go back to the system when freed. After the block the threshold
     is glibc's highest (fixed: its own adjustment does not come back), so the numpy temporaries of what follows (a
     table's conversion, a prediction, a training in the same process) are not each mapped and unmapped. The setting is
-    the process's: syncs on other threads share it, and the last of them to end sets it back.
+    the process's: syncs on other threads share it, and the last of them to end sets it back. A threshold the user
+    gave glibc (MALLOC_MMAP_THRESHOLD_, GLIBC_TUNABLES) is left as it is.
     """
-    libc = _glibc()
+    libc = None if _tuned_by_user() else _glibc()
     with _Syncs.lock:
         if libc is not None and not _Syncs.count:
             libc.mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM)
