@@ -58,6 +58,8 @@ NOT_LOADED = {
     ("step", "run-command", "--help"): HEAVY + PRINTING + PROCESSES + METADATA + LAYERS,
     ("compile", "model-train"): HEAVY + PRINTING + METADATA,
     NOTIFY_NOTHING_TO_SEND: HEAVY + PRINTING + METADATA + ("httpx",),
+    # A sync's listing and copies need no numpy: it loads on a thread beside the copies (the command's own modules).
+    ("data", "sync", "--help"): HEAVY + PROCESSES + METADATA + ("pyarrow", "trainflow.datasets.prepare"),
 }
 
 # `list` and `get` over a home that holds a finished run: reading runs back decodes no pipeline for the table and

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from trainflow.storage import StorageError, open_store
+from trainflow.storage import names as storage_names
 from trainflow.storage.names import ClashScreen, clash_problem, is_hidden, name_problem, shown
 
 
@@ -100,11 +101,17 @@ def screened(names: list[str]) -> ClashScreen:
     "names",
     [["x", "x/y"], ["a/b/c", "a/b"], ["a/b/c", "a"], ["caf\u00e9", "cafe\u0301"], ["a", "a"], ["d/x/1", "e/2", "d/x"]],
 )
-def test_the_screen_of_a_streamed_listing_suspects_every_clash(names: list[str]) -> None:
+@pytest.mark.parametrize("in_sets", [4096, 0], ids=["sets", "numpy"])
+def test_the_screen_of_a_streamed_listing_suspects_every_clash(
+    names: list[str], in_sets: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage_names, "_SCREENED_IN_SETS", in_sets)
     assert screened(names).suspect() and screened(names[::-1]).suspect()
 
 
-def test_the_screen_lets_distinct_names_through() -> None:
+@pytest.mark.parametrize("in_sets", [10_000, 0], ids=["sets", "numpy"])
+def test_the_screen_lets_distinct_names_through(in_sets: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage_names, "_SCREENED_IN_SETS", in_sets)
     names = ["a/b", "a/c", "ab", "a-b/c", "A", *(f"train/{i % 7}/{i:05d}.png" for i in range(5000))]
     assert not screened(names).suspect()
 

@@ -29,7 +29,6 @@ from trainflow.cli.output import (
     write_outputs,
 )
 from trainflow.datasets import (
-    ALL_FILES,
     DatasetCache,
     DatasetDescriptor,
     DatasetError,
@@ -214,7 +213,11 @@ def sync_command(
     """Sync SOURCE into the dataset cache and describe it; unchanged files are not downloaded again."""
     name = default_name(source) if name is None else name  # an explicit empty name is refused, not replaced
     options = format_options(data_format, label_column, image_size)
-    result = sync(source, name, ALL_FILES if mnist else files, aws_endpoint_url, aws_region, verify, options)
+    if mnist:
+        from trainflow.datasets.mnist import ALL_FILES  # numpy: loaded beside the copies for a sync without --mnist
+
+        files = ALL_FILES
+    result = sync(source, name, files, aws_endpoint_url, aws_region, verify, options)
     console.print(_summary(result), markup=False)
 
 

@@ -41,7 +41,7 @@ from trainflow.datasets.layout import (
 from trainflow.datasets.manifest import FileEntry, Manifest, load_manifest, sha256_file
 from trainflow.datasets.manifest_journal import JOURNAL_NAME, Journal
 from trainflow.datasets.observer import SyncObserver
-from trainflow.datasets.prepare import load_readers, prepare
+from trainflow.datasets.readers import load_readers
 from trainflow.storage import (
     ObjectInfo,
     SourceUnreachable,
@@ -172,7 +172,7 @@ class DatasetCache:
                     todo = sync.plan(listing)
                 except SourceUnreachable as exc:
                     return self._offline(directory, manifest, files, exc)
-                # A table's readers are imported while its file is copied and hashed, not after (~0.2 s on one core).
+                # What prepare imports (numpy, a table's readers) loads while the files are copied, not before or after.
                 loading = load_readers(listing.suffixes) if todo else None
                 try:
                     result = sync.run(todo)
@@ -207,6 +207,8 @@ def _prepared(
     directory: Path, manifest: Manifest, result: SyncResult, options: FormatOptions
 ) -> DatasetDescriptor | None:
     """The synced dataset's descriptor; on unusable content the dataset goes, so no half-made one is left."""
+    from trainflow.datasets.prepare import prepare  # numpy and the array builders: loaded beside the copies
+
     try:
         return prepare(directory, manifest, options)
     except DataFormatError as exc:

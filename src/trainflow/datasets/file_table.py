@@ -22,11 +22,12 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from pathlib import Path
-from typing import TypeAlias, cast, overload
-
-import numpy as np
+from typing import TYPE_CHECKING, TypeAlias, cast, overload
 
 from trainflow.datasets.file_entry import RECORD_SIZE, FileEntry
+
+if TYPE_CHECKING:  # numpy is imported where it is used: a sync lists and copies before it needs it
+    import numpy as np
 
 _RECENT_MAX = 8192  # names added since the sorted index was built, looked up in a dict until then
 _ENCODING = ("utf-8", "surrogatepass")  # a listed name may hold a lone surrogate (see storage.names)
@@ -38,6 +39,7 @@ class FileTable(MutableMapping[str, FileEntry]):
     """The files of a manifest by name, in the order they were added (a replaced entry keeps its place)."""
 
     def __init__(self, entries: Iterable[tuple[str, FileEntry]] | dict[str, FileEntry] = ()) -> None:
+
         self._records: _Bytes = bytearray()  # RECORD_SIZE bytes a row: size, mtimes, fetched_at, sha256
         self._names: _Bytes = bytearray()
         self._name_ends: _Ints = array("q")
@@ -185,6 +187,8 @@ class FileTable(MutableMapping[str, FileEntry]):
         )
 
     def total_size(self) -> int:
+        import numpy as np
+
         sizes = np.frombuffer(bytes(self._records), dtype="<i8").reshape(-1, RECORD_SIZE // 8)[:, 0]
         if self._dead:
             sizes = np.delete(sizes, sorted(self._dead))
@@ -236,6 +240,8 @@ class FileTable(MutableMapping[str, FileEntry]):
         return None
 
     def _build_index(self) -> None:
+        import numpy as np
+
         hashes = np.frombuffer(self._hashes, dtype=np.int64).copy()  # a copy: the array keeps growing
         rows = np.arange(len(hashes), dtype=np.int64)
         if self._dead:
@@ -247,6 +253,8 @@ class FileTable(MutableMapping[str, FileEntry]):
 
     def _sorted_rows(self) -> np.ndarray:
         """The live rows in the order of their names (Python's text order: that of the UTF-8 bytes)."""
+        import numpy as np
+
         if self._order is None:
             rows = np.arange(len(self._name_ends), dtype=np.int64)
             if self._dead:
@@ -265,6 +273,8 @@ def name_order(data: bytearray | memoryview, ends: array[int] | memoryview, rows
     Sorted in numpy by their first bytes, not as a Python object per name: a sort of 100,000 names as `bytes` left
     ~10 MB of freed objects in the heap, pages that forked decode workers then write into and keep.
     """
+    import numpy as np
+
     all_ends = np.array(ends, dtype=np.int64)
     stops, starts = all_ends[rows], np.concatenate(([0], all_ends[:-1]))[rows]
     lengths = stops - starts
@@ -369,6 +379,8 @@ class NameList(Sequence[str]):
         self._ends.append(len(self._data))
 
     def sort(self) -> None:
+        import numpy as np
+
         order = name_order(self._data, self._ends, np.arange(len(self._ends), dtype=np.int64))
         done = NameList()
         for i in order:
@@ -414,6 +426,8 @@ class TableNames(_RowNames):
 
     def sort(self) -> None:
         """In the order of the names."""
+        import numpy as np
+
         rows = np.array(self._rows, dtype=np.int64)
         self._rows = array("q", rows[name_order(self._table._names, self._table._name_ends, rows)].tobytes())
 

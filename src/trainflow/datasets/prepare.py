@@ -8,12 +8,10 @@ the descriptor is written last, so a reader sees the old dataset or the new one,
 from __future__ import annotations
 
 import hashlib
-import importlib
 import itertools
 import shutil
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,38 +49,6 @@ def build_images(directory: Path, names: Sequence[str], options: FormatOptions, 
     from trainflow.datasets.images import build_images  # Pillow and multiprocessing: ~0.05 s of CPU, images only
 
     return build_images(directory, names, options, work)
-
-
-# The modules a table's conversion imports (pyarrow: ~0.2 s of CPU), by the table's suffix.
-_READERS = {
-    ".csv": ("trainflow.datasets.tables",),
-    ".parquet": ("trainflow.datasets.tables", "pyarrow.parquet"),
-}
-
-
-def load_readers(names: Iterable[str]) -> threading.Thread | None:
-    """A started thread importing the table readers that preparing these files will need; None for other formats.
-
-    A sync starts it before it copies and hashes the files, which wait on the disk and on hashlib with the GIL
-    released, so the import runs beside them instead of after; join it before `prepare`. A failed import is left
-    to `prepare`, which imports the same modules and says what went wrong.
-    """
-    wanted: dict[str, None] = {}
-    for name in names:
-        wanted |= dict.fromkeys(_READERS.get(name[name.rfind(".") :].lower(), ()))
-    if not wanted:
-        return None
-
-    def load() -> None:
-        for module in wanted:
-            try:
-                importlib.import_module(module)
-            except Exception:  # noqa: BLE001 - prepare imports it again and reports the error
-                return
-
-    thread = threading.Thread(target=load, name="trainflow-load-readers", daemon=True)
-    thread.start()
-    return thread
 
 
 _DIGEST_LINES = 4096  # files hashed per piece of the source digest
