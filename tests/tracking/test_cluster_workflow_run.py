@@ -58,7 +58,10 @@ def test_pods_started_at_once_nest_under_one_workflow_run_without_a_cluster(
         assert pod.returncode == 0, out
         assert "WARNING" not in out, out  # every pod found (or made) the workflow's run
     runs = _runs(mlflow_server, "pods")  # the experiment is the pipeline's, as locally
-    (workflow,) = [r for r in runs if r.data.tags.get(UID_TAG) == uid]  # one, whichever pods raced to create it
+    # Pods that raced may each have kept their own run (one stored after the other searched); every step ends nested
+    # under the oldest, the one the exit handler keeps when it settles the workflow.
+    tagged = [r for r in runs if r.data.tags.get(UID_TAG) == uid]
+    workflow = min(tagged, key=lambda r: (r.info.start_time, r.info.run_id))
     assert workflow.info.run_name == "nightly-x7k2p" and workflow.info.status == "RUNNING"
     assert workflow.data.tags["trainflow.backend"] == "kubernetes"
     steps = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == workflow.info.run_id]
@@ -70,7 +73,9 @@ def test_pods_started_at_once_nest_under_one_workflow_run_without_a_cluster(
         tmp_path / "home", {**env, PARAMS_ENV: params}, "step", "mlflow-end-run", "--status", "Failed"
     )
     assert ended.returncode == 0, ended.stdout + ended.stderr
-    (workflow,) = [r for r in _runs(mlflow_server, "pods") if r.data.tags.get(UID_TAG) == uid]
+    kept = workflow.info.run_id
+    (workflow,) = [r for r in _runs(mlflow_server, "pods") if r.data.tags.get(UID_TAG) == uid]  # settled: one
+    assert workflow.info.run_id == kept
     assert workflow.info.status == "FAILED" and workflow.info.end_time
     assert workflow.data.params == {"epochs": "3", "mlflow-secret": "team-mlflow"}
 
