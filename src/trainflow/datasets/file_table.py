@@ -39,7 +39,6 @@ class FileTable(MutableMapping[str, FileEntry]):
     """The files of a manifest by name, in the order they were added (a replaced entry keeps its place)."""
 
     def __init__(self, entries: Iterable[tuple[str, FileEntry]] | dict[str, FileEntry] = ()) -> None:
-
         self._records: _Bytes = bytearray()  # RECORD_SIZE bytes a row: size, mtimes, fetched_at, sha256
         self._names: _Bytes = bytearray()
         self._name_ends: _Ints = array("q")
