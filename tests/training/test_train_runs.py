@@ -280,20 +280,28 @@ def test_workers_whose_fork_server_died_are_stopped_when_the_run_ends(mnist_dir:
 
 
 FAILS_ON_RANK_1 = """
+import logging
 import os
+import time
 
 from trainflow.training.models import mlp
 
 
+class SlowShipper(logging.Handler):
+    def emit(self, record):
+        time.sleep(3)  # a handler sending logs away: the rank takes a while to say why it failed
+
+
 def build(hidden_units, input_shape, num_classes):
     if os.environ.get("RANK") == "1":
+        logging.getLogger().addHandler(SlowShipper(logging.ERROR))
         raise ValueError("rank 1 cannot build it")
     return mlp(hidden_units, input_shape, num_classes)
 """
 
 
 @pytest.mark.slow
-def test_a_permanent_failure_on_one_rank_fails_the_run_at_once_though_its_peer_was_lost_meanwhile(
+def test_a_permanent_failure_on_one_rank_fails_the_run_at_once_though_its_peer_was_lost_while_it_said_why(
     mnist_dir: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "fails_on_rank_1.py").write_text(FAILS_ON_RANK_1)

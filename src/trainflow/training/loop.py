@@ -339,10 +339,11 @@ def run_worker(config: TrainConfig) -> None:
     dist.init_process_group(
         backend, store=_attempt_store(rank, world_size, timeout), rank=rank, world_size=world_size, timeout=timeout
     )
-    try:
-        _run(config, rank, world_size, device)
-    finally:
-        dist.destroy_process_group()
+    _run(config, rank, world_size, device)
+    # Only after success: a failed rank exits holding its connections (worker.main). Closing them first
+    # would tell its peers before it records its cause, and a peer that exits on that before it has the
+    # agent stop it by signal and restart the group for a failure that is permanent.
+    dist.destroy_process_group()
 
 
 def _run(config: TrainConfig, rank: int, world_size: int, device: torch.device) -> None:
