@@ -14,13 +14,17 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainflow.errors import TRANSIENT_EXIT_CODE
 from trainflow.pipelines.errors import PipelineError
 from trainflow.tracking import flush_before_exit
 from trainflow.training.agent import RDZV_TIMEOUT_SECONDS
 from trainflow.training.cluster import NonTrainer, cluster_from_env
+from trainflow.training.worker import exit_code_for
+
+if TYPE_CHECKING:
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
 
 def run_training_function(function: str, inputs: dict[str, str], workers: int) -> dict[str, Any] | None:
@@ -55,13 +59,18 @@ def run_training_function(function: str, inputs: dict[str, str], workers: int) -
                 "-u", "-m", "trainflow.pipelines.train_function", function, json.dumps(inputs), str(result)
             )
         except ChildFailedError as exc:
-            rank, failure = exc.get_first_failure()
+            rank, failure = _cause(exc.failures)
             reason = failure.message if failure.error_file != "<N/A>" else f"exit code {failure.exitcode}"
             code = failure.exitcode if 1 <= failure.exitcode < 128 else TRANSIENT_EXIT_CODE
             raise PipelineError(f"{function} failed on rank {rank}: {reason}", exit_code=code) from None
         if cluster.node_rank != 0:
             return None
         return json.loads(result.read_text()) if result.exists() else {}
+
+
+def _cause(failures: dict[int, ProcessFailure]) -> tuple[int, ProcessFailure]:
+    """The failure to report: a rank's own (a permanent code) before a peer's that lost it, then the earliest."""
+    return min(failures.items(), key=lambda item: (not 1 <= item[1].exitcode < 128, item[1].timestamp, item[0]))
 
 
 def _worker(function: str, inputs_json: str, result_path: str) -> int:
@@ -83,9 +92,12 @@ def _worker(function: str, inputs_json: str, result_path: str) -> int:
     except PipelineError as exc:
         print(f"error: {exc.message}", file=sys.stderr, flush=True)
         _record_error(exc.message)
+        # No destroy_process_group: the connections close as the rank exits. Closing them here would tell its peers
+        # first, and one that exits on that before this rank would have the agent stop it and report the lost peer.
+        if exc.__context__ is not None and exit_code_for(exc.__context__) == TRANSIENT_EXIT_CODE:
+            return TRANSIENT_EXIT_CODE  # the function's collective lost a peer: that peer's failure is the cause
         return exc.exit_code
-    finally:
-        dist.destroy_process_group()
+    dist.destroy_process_group()
     return 0
 
 
