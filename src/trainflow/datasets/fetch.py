@@ -22,7 +22,6 @@ from trainflow.datasets.manifest import FileEntry
 from trainflow.datasets.observer import SyncObserver
 from trainflow.storage import ObjectInfo, SourceUnreachable, Store
 
-THREADS = 8
 _BATCH_FILES = 64
 _BATCH_BYTES = 1 << 20
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -95,11 +94,12 @@ class Fetcher:
         A few batches are in flight at a time and `todo` is emptied as they are made, so memory does not
         grow with the number of files.
         """
-        batches = _batches(todo, min(_BATCH_FILES, max(1, len(todo) // (4 * THREADS))))
+        threads = self.store.download_threads
+        batches = _batches(todo, min(_BATCH_FILES, max(1, len(todo) // (4 * threads))))
         running: set[Future[list[Fetched]]] = set()
-        with ThreadPoolExecutor(max_workers=min(THREADS, max(1, len(todo)))) as pool:
+        with ThreadPoolExecutor(max_workers=min(threads, max(1, len(todo)))) as pool:
             while True:
-                for batch in itertools.islice(batches, 2 * THREADS - len(running)):
+                for batch in itertools.islice(batches, 2 * threads - len(running)):
                     running.add(pool.submit(self._fetch_batch, batch))
                 if not running:
                     return

@@ -102,6 +102,9 @@ def region_from_env() -> str | None:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
+NETWORK_DOWNLOAD_THREADS = 8
+
+
 class Store(ABC):
     """Objects under one base URL. Names are relative to it and use '/' separators."""
 
@@ -163,6 +166,11 @@ class Store(ABC):
     def listable(self) -> bool:
         """False for a store that cannot list its objects (http(s)): callers must name the files they want."""
         return True
+
+    @property
+    def download_threads(self) -> int:
+        """How many downloads suit this store at once: each waits on the network most of its time."""
+        return NETWORK_DOWNLOAD_THREADS
 
     @property
     def local_root(self) -> Path | None:
