@@ -75,12 +75,11 @@ def main() -> None:
             cpu: dict[str, list[float]] = {v: [] for v in variants}
             for i in range(args.repeat):
                 for variant, src in variants.items():
-                    home = work / f"home-{i}"
+                    home = work / f"home-{count}-{variant}-{i}"  # kept to the end: see image_sync_split.py's docstring
                     env = dict(os.environ, TRAINFLOW_HOME=str(home), PYTHONPATH=src)
                     before = _children_cpu()
                     results[variant].append(run([sys.executable, "-c", SYNC, "data", "sync", str(source)], env))
                     cpu[variant].append(_children_cpu() - before)
-                    shutil.rmtree(home)
             print(f"\n{count:,} PNGs of 28x28, first sync, {args.repeat} rounds")
             for variant, runs in results.items():
                 times, peaks, pss = [r[0] for r in runs], [r[1] for r in runs], [r[3] for r in runs]

@@ -9,6 +9,12 @@ per-round ratios to the first.
 
     .venv/bin/python benchmarks/image_sync_split.py /tmp/base/src src [--images 10000] [--repeat 3]
         [--folders /tmp/tf-image-folders]
+
+Every run's cache is kept until the end: on an ext4 file system without a journal (this machine's), a file
+created within ~5 minutes of many deletions in the same block group pays for skipping each recently deleted inode
+(`recently_deleted` in the kernel's inode allocator), so a run that follows the deletion of the one before it took
+up to 3x the system time of the same run on fresh inodes: the order of the runs, not their code, set the copies' CPU.
+Leave 5 minutes between invocations, or pass `--cache-root` on another file system.
 """
 
 from __future__ import annotations
@@ -39,8 +45,8 @@ def _thread_cpu(pid: int, seen: dict[int, float]) -> None:
         seen[int(tid)] = (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def one_sync(src: str, source: Path) -> tuple[float, ...]:
-    home = Path(tempfile.mkdtemp(prefix="tf-bench-split-"))
+def one_sync(src: str, source: Path, root: Path) -> tuple[float, ...]:
+    home = Path(tempfile.mkdtemp(prefix="tf-bench-split-", dir=root))
     env = dict(os.environ, TRAINFLOW_HOME=str(home), PYTHONPATH=src)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = psutil.Popen([sys.executable, "-c", SYNC, "data", "sync", str(source)], env=env, stdout=subprocess.DEVNULL)
@@ -59,7 +65,6 @@ def one_sync(src: str, source: Path) -> tuple[float, ...]:
         own, kids, tree = max(own, pss), max(kids, workers), max(tree, pss + workers)
         time.sleep(0.05)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    shutil.rmtree(home, ignore_errors=True)
     if proc.returncode:
         raise SystemExit(f"the sync with {src} failed")
     total = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
@@ -74,6 +79,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--folders", type=Path, default=Path("/tmp/tf-image-folders"))
+    parser.add_argument("--cache-root", type=Path, default=None, help="Where the runs' caches go (default: /tmp).")
     args = parser.parse_args()
     source = args.folders / f"png-{args.images}"
     if not (source / ".complete").exists():
@@ -83,12 +89,15 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     srcs = [str(s.resolve()) for s in args.src]
     runs: dict[str, list[tuple[float, ...]]] = {s: [] for s in srcs}
-    for i in range(args.repeat):
-        for src in srcs:
-            runs[src].append(one_sync(src, source))
-            print(
-                f"round {i + 1} {src}: " + ", ".join(f"{k} {v:.2f}" for k, v in zip(FIELDS, runs[src][-1], strict=True))
-            )
+    root = Path(tempfile.mkdtemp(prefix="tf-bench-split-caches-", dir=args.cache_root))
+    try:  # deleted at the end, not run by run: see the module's docstring
+        for i in range(args.repeat):
+            for src in srcs:
+                runs[src].append(one_sync(src, source, root))
+                shown = ", ".join(f"{k} {v:.2f}" for k, v in zip(FIELDS, runs[src][-1], strict=True))
+                print(f"round {i + 1} {src}: {shown}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     print(f"\n{args.images:,} PNGs, first sync, {args.repeat} rounds (CPU in seconds, PSS peaks in MiB)")
     for src, results in runs.items():
         medians = [statistics.median(r[k] for r in results) for k in range(len(FIELDS))]

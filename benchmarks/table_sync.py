@@ -12,8 +12,14 @@ time and the CPU seconds (user + system) of its process tree (interpreter start 
 under load the CPU seconds are the steadier figure). Prints min/median per variant and the median of
 the per-round ratios, and the load average (other work on the machine skews the times).
 
+On a virtual machine whose host backs a guest page only when the guest first touches it, a run that lands on
+such pages pays for it (on the 2-core machine of benchmarks/README.md: ~2.7 s of system time a GiB), so the
+figures follow the machine's history. `--touch-memory GIB` touches that much memory once before the rounds
+(capped at what is available, less 2 GiB), so every variant writes to pages the host already backs.
+
     .venv/bin/python benchmarks/table_sync.py [--rows 100000,1000000,3000000] [--repeat 3] [--formats csv,parquet]
         [--baseline-src /tmp/base/src]   # also the sync and prepare of that code, alternating round by round
+        [--touch-memory 20]   # GiB touched once first
 """
 
 from __future__ import annotations
@@ -166,6 +172,15 @@ def report(rows: int, fmt: str, size: int, results: Runs) -> None:
             )
 
 
+def touch_memory(gib: float) -> None:
+    """Write to `gib` GiB of fresh memory (at most what is available, less 2 GiB) and free it."""
+    usable = max(0.0, min(gib, psutil.virtual_memory().available / 2**30 - 2))
+    start = time.perf_counter()
+    held = [np.ones(2**30, dtype=np.uint8) for _ in range(int(usable))]  # each its own pages, all held at once
+    print(f"touched {len(held)} GiB of memory in {time.perf_counter() - start:.1f} s")
+    del held
+
+
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -177,8 +192,13 @@ def main() -> None:
     parser.add_argument("--formats", default="csv,parquet")
     parser.add_argument("--work", type=Path, default=None, help="Where the tables go (default: a temp folder).")
     parser.add_argument("--baseline-src", type=Path, default=None, help="The src folder of the code to compare with.")
+    parser.add_argument("--touch-memory", type=float, default=0, help="GiB of memory to touch once first.")
     args = parser.parse_args()
+    if args.touch_memory:
+        touch_memory(args.touch_memory)
     print(f"load average before: {load()} on {os.cpu_count()} CPUs")
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tf-bench-tables-", dir=args.work))
     try:
         for rows in (int(r) for r in args.rows.split(",")):
