@@ -40,6 +40,14 @@ def test_a_folder_on_a_network_file_system_keeps_a_network_stores_downloads_moun
         psutil, "disk_partitions", lambda all=False: mounted(("/", "nfs"), (inner + "x", "ext4"), (inner, "xfs"))
     )
     assert LocalStore(tmp_path.as_uri(), tmp_path).download_threads == 1  # its own mount, not a sibling's prefix
+    monkeypatch.setattr(
+        psutil, "disk_partitions", lambda all=False: mounted(("/", "ext4"), (inner + "/images", "fuse.s3fs"))
+    )
+    assert LocalStore(tmp_path.as_uri(), tmp_path).download_threads == NETWORK_DOWNLOAD_THREADS  # walked into
+    monkeypatch.setattr(
+        psutil, "disk_partitions", lambda all=False: mounted(("/", "ext4"), (inner, "nfs"), (inner, "xfs"))
+    )
+    assert LocalStore(tmp_path.as_uri(), tmp_path).download_threads == 1  # mounted over: the last one is seen
 
 
 def test_a_mount_table_that_cannot_be_read_keeps_a_network_stores_downloads(

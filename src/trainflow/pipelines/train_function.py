@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
+import time
+import traceback
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +28,8 @@ from trainflow.training.worker import exit_code_for
 
 if TYPE_CHECKING:
     from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+_TORCH_DISTRIBUTED = f"{os.sep}torch{os.sep}distributed{os.sep}"
 
 
 def run_training_function(function: str, inputs: dict[str, str], workers: int) -> dict[str, Any] | None:
@@ -69,8 +74,18 @@ def run_training_function(function: str, inputs: dict[str, str], workers: int) -
 
 
 def _cause(failures: dict[int, ProcessFailure]) -> tuple[int, ProcessFailure]:
-    """The failure to report: a rank's own (a permanent code) before a peer's that lost it, then the earliest."""
-    return min(failures.items(), key=lambda item: (not 1 <= item[1].exitcode < 128, item[1].timestamp, item[0]))
+    """The failure to report: a rank's own before one that only lost its peer, then the earliest, then the lowest.
+
+    A rank's own failure is a permanent exit code, or a signal other than the agent's SIGTERM (killed for memory,
+    a crash); the transient code and SIGTERM are what a rank gets when another one failed first.
+    """
+    return min(failures.items(), key=lambda item: (_blame(item[1].exitcode), item[1].timestamp, item[0]))
+
+
+def _blame(code: int) -> int:
+    if 1 <= code < 128:
+        return 0
+    return 1 if code < 0 and code != -signal.SIGTERM else 2
 
 
 def _worker(function: str, inputs_json: str, result_path: str) -> int:
@@ -89,22 +104,42 @@ def _worker(function: str, inputs_json: str, result_path: str) -> int:
         if dist.get_rank() == 0:
             Path(result_path).write_text(json.dumps(outputs))
         dist.barrier()
-    except PipelineError as exc:
-        print(f"error: {exc.message}", file=sys.stderr, flush=True)
-        _record_error(exc.message)
-        # No destroy_process_group: the connections close as the rank exits. Closing them here would tell its peers
-        # first, and one that exits on that before this rank would have the agent stop it and report the lost peer.
-        if exc.__context__ is not None and exit_code_for(exc.__context__) == TRANSIENT_EXIT_CODE:
-            return TRANSIENT_EXIT_CODE  # the function's collective lost a peer: that peer's failure is the cause
-        return exc.exit_code
-    dist.destroy_process_group()
-    return 0
+    except PipelineError as exc:  # the function failed: its traceback is on stderr
+        message, code = exc.message, exc.exit_code
+        lost = _lost_peer(exc.__context__)
+    except Exception as exc:  # noqa: BLE001 - the closing barrier lost its peer, or the outputs could not be written
+        message, code = f"{type(exc).__name__}: {exc}", 1
+        lost = _lost_peer(exc)
+    else:
+        dist.destroy_process_group()
+        return 0
+    # No destroy_process_group: the connections close as the rank exits. Closing them here would tell its peers
+    # first, and one that exits on that before this rank would have the agent stop it and report the lost peer.
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    _record_error(message)
+    return TRANSIENT_EXIT_CODE if lost and dist.get_world_size() > 1 else code  # a lost peer: its failure is the cause
+
+
+def _lost_peer(exc: BaseException | None) -> bool:
+    """Whether `exc`, or what it was raised from, is torch.distributed failing to reach a peer (a user's own
+    ConnectionError or timeout is the function's failure, not a lost peer)."""
+    import torch.distributed as dist
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        raised = traceback.extract_tb(exc.__traceback__)
+        in_torch = bool(raised) and _TORCH_DISTRIBUTED in raised[-1].filename
+        if isinstance(exc, dist.DistError) or (in_torch and exit_code_for(exc) == TRANSIENT_EXIT_CODE):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _record_error(message: str) -> None:
     path = os.environ.get("TORCHELASTIC_ERROR_FILE")
     if path:
-        Path(path).write_text(json.dumps({"message": message}))
+        Path(path).write_text(json.dumps({"message": message, "timestamp": int(time.time())}))
 
 
 if __name__ == "__main__":
