@@ -340,9 +340,9 @@ def run_worker(config: TrainConfig) -> None:
         backend, store=_attempt_store(rank, world_size, timeout), rank=rank, world_size=world_size, timeout=timeout
     )
     _run(config, rank, world_size, device)
-    # Only after success: a failed rank exits holding its connections (worker.main). Closing them first
-    # would tell its peers before it records its cause, and a peer that exits on that before it has the
-    # agent stop it by signal and restart the group for a failure that is permanent.
+    # Only after success: a failed rank exits holding its connections (worker.main). Closing them first would
+    # tell its peers before it records its cause; a peer that then exits first has the agent stop this rank by
+    # signal and restart the group for a failure that is permanent.
     dist.destroy_process_group()
 
 
