@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 
 import click
 
@@ -107,6 +108,10 @@ def step() -> None:
 
 
 def main() -> None:
+    # numpy's OpenBLAS starts a thread a core at import, each spinning for work 2^28 cycles before it sleeps: ~0.1 s
+    # of CPU in every trainflow process that imports numpy, which does its BLAS in torch or ONNX Runtime if at all.
+    # 2^4 has them sleep at once (a BLAS call then wakes them). Before numpy is imported; the user's setting wins.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     try:
         cli(prog_name="trainflow")
     finally:
