@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch.distributed as dist
+from commands import trainflow
 
 from trainflow.errors import TRANSIENT_EXIT_CODE
 from trainflow.pipelines.train_function import _cause, _lost_peer
@@ -48,14 +47,9 @@ def test_a_function_failing_on_one_rank_ends_with_its_own_permanent_code_though_
     tmp_path: Path,
 ) -> None:
     (tmp_path / "fails_on_rank_1.py").write_text(FAILS_ON_RANK_1)
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    out = subprocess.run(
-        [sys.executable, "-m", "trainflow", "step", "train-function", "fails_on_rank_1:fit", "--workers", "2"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=180,
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    out = trainflow(
+        "step", "train-function", "fails_on_rank_1:fit", "--workers", "2", env=env, cwd=tmp_path, timeout=180
     )
     # 1: the function's own failure, which a retry policy leaves alone (a lost peer would be the transient code)
     assert out.returncode == 1, out.stderr
