@@ -44,11 +44,11 @@ def large_blocks_mapped() -> Iterator[None]:
     glibc raises that threshold to the size of each mapped block freed (up to 32 MiB): after a few numpy temporaries
     the buffers a sync grows (the manifest's table, the fetch queue) live in the heap, move as they grow and leave
     holes there (~10 MB at 100,000 files) that forked decode workers share. Mapped, they grow in place (mremap) and
-    go back to the system when freed. After the block the threshold
-    is glibc's highest (fixed: its own adjustment does not come back), so the numpy temporaries of what follows (a
-    table's conversion, a prediction, a training in the same process) are not each mapped and unmapped. The setting is
-    the process's: syncs on other threads share it, and the last of them to end sets it back. A threshold the user
-    gave glibc (MALLOC_MMAP_THRESHOLD_, GLIBC_TUNABLES) is left as it is.
+    go back to the system when freed. After the block the threshold is glibc's highest (fixed: its own adjustment
+    does not come back), so the numpy temporaries of what follows (a table's conversion, a prediction, a training in
+    the same process) are not each mapped and unmapped. The setting is the process's: syncs on other threads share
+    it, and the last of them to end sets it back. A threshold the user gave glibc (MALLOC_MMAP_THRESHOLD_,
+    GLIBC_TUNABLES) is left as it is.
     """
     libc = None if _tuned_by_user() else _glibc()
     with _Syncs.lock:

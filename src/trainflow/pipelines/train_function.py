@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import tempfile
-import time
 import traceback
 import uuid
 from pathlib import Path
@@ -24,7 +23,7 @@ from trainflow.pipelines.errors import PipelineError
 from trainflow.tracking import flush_before_exit
 from trainflow.training.agent import RDZV_TIMEOUT_SECONDS
 from trainflow.training.cluster import NonTrainer, cluster_from_env
-from trainflow.training.worker import exit_code_for
+from trainflow.training.worker import exit_code_for, record_error
 
 if TYPE_CHECKING:
     from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
@@ -116,7 +115,7 @@ def _worker(function: str, inputs_json: str, result_path: str) -> int:
     # No destroy_process_group: the connections close as the rank exits. Closing them here would tell its peers
     # first, and one that exits on that before this rank would have the agent stop it and report the lost peer.
     print(f"error: {message}", file=sys.stderr, flush=True)
-    _record_error(message)
+    record_error(message)
     return TRANSIENT_EXIT_CODE if lost and dist.get_world_size() > 1 else code  # a lost peer: its failure is the cause
 
 
@@ -134,12 +133,6 @@ def _lost_peer(exc: BaseException | None) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
-
-
-def _record_error(message: str) -> None:
-    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
-    if path:
-        Path(path).write_text(json.dumps({"message": message, "timestamp": int(time.time())}))
 
 
 if __name__ == "__main__":

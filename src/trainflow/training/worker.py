@@ -67,7 +67,8 @@ def exit_code_for(exc: BaseException) -> int:
     return UNEXPECTED_EXIT_CODE
 
 
-def _record_error(message: str) -> None:
+def record_error(message: str) -> None:
+    """The one-line reason, with its time, in the error file the elastic agent reads (when it gave one)."""
     path = os.environ.get("TORCHELASTIC_ERROR_FILE")
     if path:
         with open(path, "w") as out:
@@ -92,7 +93,7 @@ def main(config_json: str) -> NoReturn:
             log.exception("training failed")
         else:
             log.error("%s", message)
-        _record_error(f"{type(exc).__name__}: {message}" if not isinstance(exc, TrainflowError) else message)
+        record_error(f"{type(exc).__name__}: {message}" if not isinstance(exc, TrainflowError) else message)
         # Exit inside the handler: unwinding would free the DDP reducer and its gloo process group while this
         # thread holds the interpreter lock, and a gloo thread still finishing the failed all-reduce needs that
         # lock to drop its Python state: both wait forever (seen when a peer's node vanished mid-step).
