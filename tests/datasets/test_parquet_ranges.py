@@ -112,10 +112,10 @@ def test_a_training_and_a_test_table_converted_in_ranges_give_the_bytes_of_one_r
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (np.nan, r"column 'f3' of t\.parquet is not numeric \(row 5434: 'nan'\)"),
-        (np.inf, r"column 'f3' of t\.parquet is not numeric \(row 5434: 'inf'\)"),
-        (1e39, r"column 'f3' of t\.parquet holds 1e\+39 \(row 5434\), beyond float32"),
-        (None, r"line 5434 of t\.parquet has no 'label': fill in the label of every row"),
+        (np.nan, r"column 'f3' of t\.parquet is not numeric \(row index 5432: 'nan'\)"),
+        (np.inf, r"column 'f3' of t\.parquet is not numeric \(row index 5432: 'inf'\)"),
+        (1e39, r"column 'f3' of t\.parquet holds 1e\+39 \(row index 5432\), beyond float32"),
+        (None, r"row index 5432 of t\.parquet has no 'label': fill in the label of every row"),
     ],
 )
 def test_a_bad_value_in_the_last_range_is_named_by_its_row_and_nothing_is_kept(
@@ -142,6 +142,6 @@ def test_of_bad_values_in_two_ranges_the_first_row_is_named(cache: DatasetCache,
     x[1700, 4] = np.nan  # the end of the first range
     write_parquet(tmp_path / "src", x, labels)
 
-    with pytest.raises(DataFormatError, match=r"column 'f4' of t\.parquet is not numeric \(row 1702: 'nan'\)"):
+    with pytest.raises(DataFormatError, match=r"column 'f4' of t\.parquet is not numeric \(row index 1700: 'nan'\)"):
         cache.ensure(str(tmp_path / "src"), "d")
     assert cache.names() == []

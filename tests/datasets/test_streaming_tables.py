@@ -107,9 +107,9 @@ def corrupt(src: Path, line: int, text: str) -> None:
     ("bad_line", "message"),
     [
         ("1.0,2.0,3.0\n", r"t\.csv line 4321 has 3 values for 7 columns: fix that row"),
-        ("1,2,3,4,five,6,0\n", r"column 'f4' of t\.csv is not numeric \(row 4321: 'five'\)"),
+        ("1,2,3,4,five,6,0\n", r"column 'f4' of t\.csv is not numeric \(line 4321: 'five'\)"),
         ("1,2,3,4,5,6,\n", r"line 4321 of t\.csv has no 'label'"),
-        ("1,2,3,4,1e39,6,0\n", r"column 'f4' of t\.csv holds 1e39 \(row 4321\), beyond float32"),
+        ("1,2,3,4,1e39,6,0\n", r"column 'f4' of t\.csv holds 1e39 \(line 4321\), beyond float32"),
     ],
 )
 def test_a_corrupt_row_deep_in_a_table_is_named_and_nothing_is_kept(

@@ -60,17 +60,19 @@ def test_a_null_deep_in_a_parquet_feature_column_is_named_by_its_row(
     values[2345] = None
     columns = {"a": pa.array(np.ones(ROWS)), "b": pa.array(values, type=kind), "label": pa.array(np.arange(ROWS) % 2)}
 
-    with pytest.raises(DataFormatError, match=r"column 'b' of t\.parquet is not numeric \(row 2347: ''\)"):
+    with pytest.raises(DataFormatError, match=r"column 'b' of t\.parquet is not numeric \(row index 2345: ''\)"):
         cache.ensure(write(tmp_path / "src", columns), "d")
     assert cache.names() == []
 
 
-def test_a_missing_parquet_label_deep_in_the_file_is_named_by_its_line(cache: DatasetCache, tmp_path: Path) -> None:
+def test_a_missing_parquet_label_deep_in_the_file_is_named_by_its_row_index(
+    cache: DatasetCache, tmp_path: Path
+) -> None:
     labels: list[str | None] = ["cat", "dog", "eel"] * (ROWS // 3)
     labels[2500] = None
     columns = {"a": pa.array(np.arange(ROWS, dtype=np.float32)), "label": pa.array(labels)}
 
-    with pytest.raises(DataFormatError, match=r"line 2502 of t\.parquet has no 'label'"):
+    with pytest.raises(DataFormatError, match=r"row index 2500 of t\.parquet has no 'label'"):
         cache.ensure(write(tmp_path / "src", columns), "d")
     assert cache.names() == []
 
@@ -104,7 +106,7 @@ def test_float32s_largest_number_is_kept_and_a_float64_just_past_it_is_refused(
     assert np.concatenate([dataset.train.images, dataset.test.images]).max() == np.float32(top)
 
     values[2000] = top * (1 + 2**-30)  # rounds to float32's largest number, but is past it
-    with pytest.raises(DataFormatError, match=r"column 'a' of t\.parquet holds .* \(row 2002\), beyond float32"):
+    with pytest.raises(DataFormatError, match=r"column 'a' of t\.parquet holds .* \(row index 2000\), beyond float32"):
         cache.ensure(write(tmp_path / "past", {"a": pa.array(values), "label": label}), "past")
     assert cache.names() == ["kept"]
 

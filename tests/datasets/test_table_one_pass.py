@@ -108,6 +108,8 @@ def test_a_float32_parquet_column_with_a_non_finite_value_deep_in_the_file_is_re
     table = {f"f{j}": pa.array(x[:, j], type=pa.float32()) for j in range(FEATURES)} | {"label": pa.array(y)}
     pq.write_table(pa.table(table), tmp_path / "src" / "t.parquet", row_group_size=333)
 
-    with pytest.raises(DataFormatError, match=r"column 'f2' of t.parquet is not numeric \(row 2502: '(inf|nan)'\)"):
+    with pytest.raises(
+        DataFormatError, match=r"column 'f2' of t.parquet is not numeric \(row index 2500: '(inf|nan)'\)"
+    ):
         cache.ensure(str(tmp_path / "src"), "d")
     assert not (cache.path("d") / "descriptor.json").exists()

@@ -91,6 +91,12 @@ class Table:
     groups: tuple[int, ...] = ()  # a Parquet file's rows per row group, from its metadata
     group_bytes: int = 0  # its largest row group's size uncompressed, from its metadata
 
+    def where(self, row: int) -> str:
+        """Where data row `row` (0 = the first) is, as its user would look for it: a CSV's line in the file (its
+        header, blank lines and line breaks in quoted values counted, as an editor counts them), a Parquet file's
+        row index (from 0, as pandas and pyarrow count). Read again for a CSV: for a message, not for every row."""
+        return f"line {_csv_line(self.path, row)}" if self.csv else f"row index {row}"
+
     def batches(
         self, wanted: list[str], numbers: list[str], coded: tuple[str, ...] = (), newlines: bool = False
     ) -> Iterator[Batch]:
@@ -178,6 +184,25 @@ def _csv_header(path: Path, name: str) -> list[str]:
     if len(set(columns)) != len(columns):
         raise DataFormatError(f"{name} names a column twice ({', '.join(columns)}): give every column its own name")
     return columns
+
+
+def _csv_line(path: Path, row: int) -> int:
+    """The line of a CSV that data row `row` starts on (1 = the header's): pyarrow skips blank lines and numbers
+    records, not lines. A line that leaves a quoted value open (an odd count of quotes) carries its record on; the
+    count of rows and lines is the guess where the file cannot be read."""
+    seen, inside = -1, False  # rows started (the header is row -1); within a quoted value that holds a line break
+    try:
+        with open(path, "rb") as f:
+            for number, text in enumerate(f, 1):
+                starts = not inside and text.rstrip(b"\r\n")
+                inside ^= text.count(b'"') % 2 == 1
+                if starts:
+                    if seen == row:
+                        return number
+                    seen += 1
+    except OSError:
+        pass
+    return row + 2
 
 
 def _rows_in(path: Path, start: int, end: int) -> int:
@@ -279,10 +304,10 @@ def _csv_batches(
         if numbers and not bad:
             raise NotNumbers(str(exc)) from None
         if bad:
-            row = bad[0]
+            row = bad[0]  # pyarrow numbers records from the header's, 1, whether it read the header or not
             raise DataFormatError(
-                f"{table.name} line {row.number} has {row.actual_columns} values for {row.expected_columns} "
-                "columns: fix that row"
+                f"{table.name} {table.where(row.number - 2)} has {row.actual_columns} values for "
+                f"{row.expected_columns} columns: fix that row"
             ) from None
         raise DataFormatError(
             f"{table.name} is not a readable CSV file ({exc}, after data row {start}): "

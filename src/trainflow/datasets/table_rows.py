@@ -84,14 +84,14 @@ def _numbers(table: Table, batch: Batch, column: str) -> None:
         raise NotNumbers(column)
     i = int(np.argmin(within))
     value = table.text(values[i].as_py())
-    row = batch.start + i + 2
+    where = table.where(batch.start + i)
     if math.isfinite(numbers[i]):
         raise DataFormatError(
-            f"column '{column}' of {table.name} holds {value[:40]} (row {row}), beyond float32's "
+            f"column '{column}' of {table.name} holds {value[:40]} ({where}), beyond float32's "
             f"±{FEATURE_LIMIT:.1e} that the models compute in: scale the column down"
         )
     raise DataFormatError(
-        f"column '{column}' of {table.name} is not numeric (row {row}: {value[:40]!r}): drop it or encode it as numbers"
+        f"column '{column}' of {table.name} is not numeric ({where}: {value[:40]!r}): drop it or encode it as numbers"
     )
 
 

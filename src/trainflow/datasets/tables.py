@@ -88,7 +88,7 @@ def build_table(directory: Path, names: Sequence[str], options: FormatOptions, w
         empty = codes.first(part.codes, "")
         if empty is not None:
             raise DataFormatError(
-                f"line {empty + 2} of {part.table.name} has no '{label}': fill in the label of every row"
+                f"{part.table.where(empty)} of {part.table.name} has no '{label}': fill in the label of every row"
             )
     if "all" in read:
         masks = {"test": held, "train": ~held}
