@@ -73,11 +73,11 @@ class CloseDuringSubmit:
 
     def __init__(self, batcher: DynamicBatcher) -> None:
         self.batcher, self.inner = batcher, batcher.queue
+        self.closer = threading.Thread(target=self.batcher.close)
 
     def put(self, item: object) -> None:
         if isinstance(item, tuple):
-            closer = threading.Thread(target=self.batcher.close)
-            closer.start()
+            self.closer.start()
             for thread in self.batcher.threads:
                 thread.join(0.5)
         self.inner.put(item)
@@ -91,7 +91,8 @@ class CloseDuringSubmit:
 
 def test_a_request_submitted_while_the_batcher_closes_is_still_answered() -> None:
     batcher = DynamicBatcher(lambda inputs: {"y": inputs["x"] + 1}, BatchingConfig(4, 0.001, threads=2), "test")
-    batcher.queue = CloseDuringSubmit(batcher)  # type: ignore[assignment]
+    batcher.queue = queued = CloseDuringSubmit(batcher)  # type: ignore[assignment]
     future = batcher.submit({"x": np.zeros((1, 2), np.float32)})
     assert future.result(timeout=5)["y"].tolist() == [[1.0, 1.0]]
+    queued.closer.join(5)  # the close waited for the submit: it may end after the request is answered
     assert batcher.closed
