@@ -16,6 +16,7 @@ MAX_CLASSES = 1 << 16
 # Models take float32: a float64 feature beyond its range becomes inf on the way in, and its square overflows the
 # descriptor's standardisation into NaN.
 FEATURE_LIMIT = float(np.finfo(np.float32).max)
+_SUMS_BYTES = 256 << 10  # of float64 values and their squares each, summed at a time
 _STATS_ROWS = 65536  # rows summed at a time (fixed: the sums, and so the statistics, depend on it)
 _CHANNELS = (1, 3, 4)
 Arrays = dict[str, np.ndarray]
@@ -190,11 +191,26 @@ Sums = tuple[np.ndarray, np.ndarray]  # each feature's sum and sum of squares ov
 
 
 def block_sums(rows: np.ndarray) -> Sums:
-    """Each feature's sum and sum of squares over one block of rows, in float64."""
-    chunk = rows.astype(np.float64)  # a copy, squared in place: half the memory traffic of a second array
-    total = chunk.sum(axis=0)
-    np.multiply(chunk, chunk, out=chunk)
-    return total, chunk.sum(axis=0)
+    """Each feature's sum and sum of squares over one block of rows, in float64.
+
+    numpy sums a row-major array down its columns a row at a time, so the block is summed a few hundred KiB at a
+    time with the running sums as the first row: the same additions in the same order as the whole block cast at
+    once, the bits alike, without a float64 copy of the block (mapped afresh for each block: ~6% of a Parquet
+    conversion's CPU zeroing pages).
+    """
+    step = max(1, _SUMS_BYTES // (8 * rows.shape[1]))
+    values, squares = np.empty((2, min(step, len(rows)) + 1, rows.shape[1]))
+    sums: Sums | None = None
+    for start in range(0, len(rows), step):
+        part = rows[start : start + step]
+        first = 0 if sums is None else 1  # row 0 holds the running sums from the second part on
+        v, q = values[: len(part) + first], squares[: len(part) + first]
+        v[first:] = part
+        np.multiply(v[first:], v[first:], out=q[first:])
+        if sums is not None:
+            v[0], q[0] = sums
+        sums = v.sum(axis=0), q.sum(axis=0)
+    return sums if sums is not None else (np.zeros(rows.shape[1]), np.zeros(rows.shape[1]))
 
 
 class BlockSums:
