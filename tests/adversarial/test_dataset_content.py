@@ -87,7 +87,7 @@ NOT_FINITE: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     "NaN in an .npz member": (nan_in_npz_x_train, ("d.npz (x_train)", "NaN or infinite", "example 0")),
     "NaN in a float IDX file": (nan_in_float_idx, ("d-train-images-idx3-ubyte", "NaN or infinite")),
     "features too large to standardise": (too_large_to_standardise, ("x_train.npy", "too large", "example 0")),
-    "a CSV value beyond float32": (csv_value_beyond_float32, ("column 'b' of t.csv", "1e+300", "row 3")),
+    "a CSV value beyond float32": (csv_value_beyond_float32, ("column 'b' of t.csv", "1e+300", "line 3")),
 }
 
 

@@ -136,7 +136,8 @@ def test_an_integer_label_out_of_range_deep_in_a_parquet_file_is_refused(
     labels[2600] = bad
     columns = {"a": pa.array(np.ones(ROWS, dtype=np.float32)), "label": pa.array(labels, type=kind)}
 
-    with pytest.raises(DataFormatError, match=rf"label {bad} in t\.parquet( \([\w-]+ part\))? is out of range"):
+    named = rf"label {bad} at row index 2600 of t\.parquet \([\w-]+ part\) is out of range"
+    with pytest.raises(DataFormatError, match=named):
         cache.ensure(write(tmp_path / "src", columns), "d")
     assert cache.names() == []
 
@@ -155,6 +156,7 @@ def test_an_integer_label_past_int64_deep_in_the_file_is_refused_by_its_value(
         src.mkdir()
         (src / "t.csv").write_text("a,label\n" + "".join(f"1.0,{label}\n" for label in labels.tolist()))
 
-    with pytest.raises(DataFormatError, match=rf"label {huge} in t\.{fmt}( \([\w-]+ part\))? is out of range"):
+    at = "line 2602" if fmt == "csv" else "row index 2600"
+    with pytest.raises(DataFormatError, match=rf"label {huge} at {at} of t\.{fmt} \([\w-]+ part\) is out of range"):
         cache.ensure(str(src), "d")
     assert cache.names() == []

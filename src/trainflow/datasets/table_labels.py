@@ -11,8 +11,6 @@ from trainflow.datasets.checks import MAX_CLASSES
 from trainflow.datasets.errors import DataFormatError
 from trainflow.datasets.table_reader import nulls_of, values_of
 
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-
 
 class LabelCodes:
     """Each distinct label text gets a code (in order of first sight, batch by batch); rows hold codes, not text."""
@@ -83,23 +81,37 @@ class LabelCodes:
 
 
 def labels_of(
-    codes: LabelCodes, raw: dict[str, np.ndarray], tables: dict[str, str]
+    codes: LabelCodes, raw: dict[str, np.ndarray], tables: dict[str, str], where: Callable[[str, int], str]
 ) -> tuple[dict[str, np.ndarray], tuple[str, ...] | None]:
-    """Integer labels are class indices; any other label is a class name (classes sorted, from the training rows)."""
+    """Integer labels are class indices; any other label is a class name (classes sorted, from the training rows).
+
+    DataFormatError, naming the first row that holds it, for an integer label out of range or past the training
+    labels, or a test label no training row holds: `where(split, i)` says where row `i` of a split is in its table
+    ("line 12", "row index 10")."""
     try:
         values = [int(t) for t in codes.texts]
     except ValueError:
         values = None
     if values is not None:
-        past = next((code for code, v in enumerate(values) if not _INT64_MIN <= v <= _INT64_MAX), None)
-        if past is not None:  # no class index: checks.class_names says the same of any label out of range
-            split = next((s for s, c in raw.items() if np.any(c == past)), "train")
+        # Each clipped to one past either end: int64 whatever the text held, and out of range where it was.
+        ints = np.array([min(max(v, -1), MAX_CLASSES) for v in values] or [0], dtype=np.int64)
+        y = {s: ints[c] for s, c in raw.items()}
+        for split in ("train", "test"):
+            row = _first((y[split] < 0) | (y[split] >= MAX_CLASSES))
+            if row is not None:
+                raise DataFormatError(
+                    f"label {values[raw[split][row]]} at {where(split, row)} of {tables[split]} is out of range: "
+                    f"labels are class indices 0 to {MAX_CLASSES - 1}; fix the labels"
+                )
+        top = int(y["train"].max()) if len(y["train"]) else None
+        row = None if top is None else _first(y["test"] > top)
+        if row is not None:
             raise DataFormatError(
-                f"label {values[past]} in {tables[split]} is out of range: labels are class indices "
-                f"0 to {MAX_CLASSES - 1}; fix the labels"
+                f"label {values[raw['test'][row]]} at {where('test', row)} of {tables['test']} is out of range: the "
+                f"training labels ({tables['train']}) only go up to {top}; fix the label or add training examples of "
+                "that class"
             )
-        ints = np.array(values or [0], dtype=np.int64)
-        return {s: ints[c] for s, c in raw.items()}, None
+        return y, None
     seen = np.zeros(len(codes.texts), dtype=bool)
     seen[raw["train"]] = True
     classes = tuple(sorted(t for t, s in zip(codes.texts, seen, strict=True) if s))
@@ -110,7 +122,12 @@ def labels_of(
     if len(unknown):
         value = codes.texts[raw["test"][unknown[0]]]
         raise DataFormatError(
-            f"label {value[:40]!r} in {tables['test']} is not a class of {tables['train']} "
-            f"({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}): fix the label"
+            f"label {value[:40]!r} at {where('test', int(unknown[0]))} of {tables['test']} is not a class of "
+            f"{tables['train']} ({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}): fix the label"
         )
     return y, classes
+
+
+def _first(flags: np.ndarray) -> int | None:
+    hits = np.flatnonzero(flags)
+    return int(hits[0]) if len(hits) else None

@@ -98,7 +98,11 @@ def build_table(directory: Path, names: Sequence[str], options: FormatOptions, w
         masks = {s: np.ones(r.rows, dtype=bool) for s, r in read.items()}
         shown = dict(tables)
     raw = {s: read[s].codes[masks[s]] for s in ("train", "test")}
-    y, classes = labels_of(codes, raw, shown)
+
+    def where(split: str, row: int) -> str:  # row `row` of a split, as its table's
+        return read[split].table.where(int(np.flatnonzero(masks[split])[row]))
+
+    y, classes = labels_of(codes, raw, shown, where)
     built: dict[str, str | Path] = dict(x_files)
     for split in ("train", "test"):
         built[f"y_{split}"] = work / f"y_{split}.npy"
