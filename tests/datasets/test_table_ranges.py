@@ -242,3 +242,20 @@ def test_a_csv_whose_quoted_labels_hold_line_breaks_across_its_batches_gives_the
         assert np.array_equal(np.asarray(split.images), want[f"x_{part}"])
         assert np.array_equal(np.asarray(split.labels), want[f"y_{part}"])
     assert d.normalization == normalization(want["x_train"], (FEATURES,))
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        (b'a,b\n1,5"11\n2,x\n3,6"2\n4,y\n', [2, 3, 4, 5]),  # a quote inside a value is text, as pyarrow reads it
+        (b"a,b\r1,2\r\r3,4\r", [2, 4]),  # lines ended by a carriage return alone, one of them blank
+        (b'\xef\xbb\xbfa,b\r\n1,2\r\n\r\n"x\r\ny",3\r\n4,5\r\n', [2, 4, 6]),  # a BOM, CRLF, a quoted line break
+    ],
+)
+def test_a_csv_row_is_named_by_the_line_an_editor_shows(tmp_path: Path, text: bytes, lines: list[int]) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(text)
+    table = table_reader.open_table(path, "t.csv")
+    assert pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(newlines_in_values=True)).num_rows == len(lines)
+
+    assert [table.where(row) for row in range(len(lines))] == [f"line {n}" for n in lines]

@@ -193,13 +193,19 @@ Sums = tuple[np.ndarray, np.ndarray]  # each feature's sum and sum of squares ov
 def block_sums(rows: np.ndarray) -> Sums:
     """Each feature's sum and sum of squares over one block of rows, in float64.
 
-    numpy sums a row-major array down its columns a row at a time, so the block is summed a few hundred KiB at a
-    time with the running sums as the first row: the same additions in the same order as the whole block cast at
-    once, the bits alike, without a float64 copy of the block (mapped afresh for each block: ~6% of a Parquet
-    conversion's CPU zeroing pages).
+    numpy sums a row-major array of two or more columns down its columns a row at a time, so such a block is summed
+    a few hundred KiB at a time with the running sums as the first row: the same additions in the same order as the
+    whole block cast at once, the bits alike, without a float64 copy of the block (mapped afresh for each block:
+    ~6% of a Parquet conversion's CPU zeroing pages). One column, or a column-major block, numpy sums pairwise.
     """
-    step = max(1, _SUMS_BYTES // (8 * rows.shape[1]))
-    values, squares = np.empty((2, min(step, len(rows)) + 1, rows.shape[1]))
+    width = rows.shape[1]
+    if width < 2 or not rows.flags.c_contiguous:
+        whole = rows.astype(np.float64)  # a copy, squared in place: half the memory traffic of a second array
+        total = whole.sum(axis=0)
+        np.multiply(whole, whole, out=whole)
+        return total, whole.sum(axis=0)
+    step = max(1, _SUMS_BYTES // (8 * width))
+    values, squares = np.empty((2, min(step, len(rows)) + 1, width))
     sums: Sums | None = None
     for start in range(0, len(rows), step):
         part = rows[start : start + step]
@@ -210,7 +216,7 @@ def block_sums(rows: np.ndarray) -> Sums:
         if sums is not None:
             v[0], q[0] = sums
         sums = v.sum(axis=0), q.sum(axis=0)
-    return sums if sums is not None else (np.zeros(rows.shape[1]), np.zeros(rows.shape[1]))
+    return sums if sums is not None else (np.zeros(width), np.zeros(width))
 
 
 class BlockSums:

@@ -100,14 +100,16 @@ def labels_of(
             row = _first((y[split] < 0) | (y[split] >= MAX_CLASSES))
             if row is not None:
                 raise DataFormatError(
-                    f"label {values[raw[split][row]]} at {where(split, row)} of {tables[split]} is out of range: "
+                    f"label {str(values[raw[split][row]])[:40]} at {where(split, row)} of {tables[split]} is out of "
+                    "range: "
                     f"labels are class indices 0 to {MAX_CLASSES - 1}; fix the labels"
                 )
         top = int(y["train"].max()) if len(y["train"]) else None
         row = None if top is None else _first(y["test"] > top)
         if row is not None:
             raise DataFormatError(
-                f"label {values[raw['test'][row]]} at {where('test', row)} of {tables['test']} is out of range: the "
+                f"label {str(values[raw['test'][row]])[:40]} at {where('test', row)} of {tables['test']} is out of "
+                "range: the "
                 f"training labels ({tables['train']}) only go up to {top}; fix the label or add training examples of "
                 "that class"
             )
@@ -129,5 +131,6 @@ def labels_of(
 
 
 def _first(flags: np.ndarray) -> int | None:
+    """The index of the first True, None if none is."""
     hits = np.flatnonzero(flags)
     return int(hits[0]) if len(hits) else None

@@ -72,6 +72,12 @@ class Batch:
     start: int
     columns: dict[str, pa.Array]
     parsed: bool = False  # the columns asked for as numbers were parsed by pyarrow (their text is gone)
+    exact: bool = True  # `start` counted by reading, not a range's guess from its lines (then a message is dropped)
+
+    def where(self, table: Table, row: int) -> str:
+        """Where the batch's row `row` is in `table`, as `Table.where` says it; its index among the data rows where
+        the batch's start is a guess (a CSV range's, whose errors send the table to be read again from its start)."""
+        return table.where(self.start + row) if self.exact else f"data row {self.start + row + 1}"
 
     @property
     def rows(self) -> int:
@@ -124,7 +130,7 @@ class Table:
             counts = side_by_side(len(spans), lambda k, _: _rows_in(self.path, *spans[k]), earlier_go_on=False)
             firsts = itertools.accumulate(counts, initial=0)
             return [
-                Part(first, rows, _csv_batches(self, wanted, numbers, coded, span, first))
+                Part(first, rows, _csv_batches(self, wanted, numbers, coded, span, first, exact=len(spans) == 1))
                 for first, rows, span in zip(firsts, counts, spans, strict=False)
             ]
         ranges = _parquet_ranges(self.groups, self.group_bytes) or [(0, self.rows or 0, list(range(len(self.groups))))]
@@ -187,20 +193,20 @@ def _csv_header(path: Path, name: str) -> list[str]:
 
 
 def _csv_line(path: Path, row: int) -> int:
-    """The line of a CSV that data row `row` starts on (1 = the header's): pyarrow skips blank lines and numbers
-    records, not lines. A line that leaves a quoted value open (an odd count of quotes) carries its record on; the
-    count of rows and lines is the guess where the file cannot be read."""
-    seen, inside = -1, False  # rows started (the header is row -1); within a quoted value that holds a line break
+    """The line of a CSV that data row `row` starts on (1 = the header's), read again with the csv module, which ends
+    lines and quoted values as pyarrow does: pyarrow skips blank lines and numbers records, not lines. The count of
+    rows and lines is the guess where the file cannot be read so."""
     try:
-        with open(path, "rb") as f:
-            for number, text in enumerate(f, 1):
-                starts = not inside and text.rstrip(b"\r\n")
-                inside ^= text.count(b'"') % 2 == 1
-                if starts:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+            reader = csv.reader(f)
+            seen, start = -1, 1  # rows started (the header is row -1); the line the next record starts on
+            for record in reader:
+                if record:  # a blank line is no row
                     if seen == row:
-                        return number
+                        return start
                     seen += 1
-    except OSError:
+                start = reader.line_num + 1
+    except (OSError, csv.Error):
         pass
     return row + 2
 
@@ -275,6 +281,7 @@ def _csv_batches(
     start: int = 0,
     *,
     newlines: bool = False,
+    exact: bool = True,
 ) -> Iterator[Batch]:
     bad: list[pa_csv.InvalidRow] = []
 
@@ -296,7 +303,7 @@ def _csv_batches(
     try:
         reader = pa_csv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
         for batch in reader:
-            yield Batch(start, {c: batch.column(c) for c in wanted}, parsed=bool(numbers))
+            yield Batch(start, {c: batch.column(c) for c in wanted}, parsed=bool(numbers), exact=exact)
             start += batch.num_rows
     except pa.ArrowInvalid as exc:
         if not newlines and "out of sync with chunker" in str(exc):  # pyarrow's message: no exception type of its own
@@ -305,9 +312,9 @@ def _csv_batches(
             raise NotNumbers(str(exc)) from None
         if bad:
             row = bad[0]  # pyarrow numbers records from the header's, 1, whether it read the header or not
+            where = table.where(row.number - 2) if exact and row.number > 1 else f"after data row {start}"
             raise DataFormatError(
-                f"{table.name} {table.where(row.number - 2)} has {row.actual_columns} values for "
-                f"{row.expected_columns} columns: fix that row"
+                f"{table.name} {where} has {row.actual_columns} values for {row.expected_columns} columns: fix that row"
             ) from None
         raise DataFormatError(
             f"{table.name} is not a readable CSV file ({exc}, after data row {start}): "

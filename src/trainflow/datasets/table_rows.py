@@ -84,7 +84,7 @@ def _numbers(table: Table, batch: Batch, column: str) -> None:
         raise NotNumbers(column)
     i = int(np.argmin(within))
     value = table.text(values[i].as_py())
-    where = table.where(batch.start + i)
+    where = batch.where(table, i)
     if math.isfinite(numbers[i]):
         raise DataFormatError(
             f"column '{column}' of {table.name} holds {value[:40]} ({where}), beyond float32's "

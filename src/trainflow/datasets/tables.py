@@ -99,7 +99,8 @@ def build_table(directory: Path, names: Sequence[str], options: FormatOptions, w
         shown = dict(tables)
     raw = {s: read[s].codes[masks[s]] for s in ("train", "test")}
 
-    def where(split: str, row: int) -> str:  # row `row` of a split, as its table's
+    def where(split: str, row: int) -> str:
+        """Where row `row` of a split is in its table."""
         return read[split].table.where(int(np.flatnonzero(masks[split])[row]))
 
     y, classes = labels_of(codes, raw, shown, where)
