@@ -85,12 +85,25 @@ def as_outputs(result: Any, spec: str) -> dict[str, Any]:
 
 
 def call_function(function: Callable[..., Any], inputs: Mapping[str, str], spec: str) -> dict[str, Any]:
-    """Call `function` with converted inputs; an exception in it is its own traceback on stderr and a PipelineError."""
+    """Call `function` with converted inputs; an exception in it is its own traceback on stderr and a PipelineError.
+
+    `sys.exit()` or `sys.exit(0)` in it ends it as a return without a value would; any other code is its failure
+    (it left the interpreter to tear down mid-step: a distributed rank's peers saw only their connection close).
+    """
     kwargs = convert_inputs(function, inputs)
     try:
         result = function(**kwargs)
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise _failed(exc) from None
+        result = None
     except Exception as exc:  # noqa: BLE001 - the user's code may raise anything: show where, then fail the step
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
-        print("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames)).rstrip(), file=sys.stderr)
-        raise PipelineError(f"{type(exc).__name__}: {exc}", exit_code=1) from None
+        raise _failed(exc) from None
     return as_outputs(result, spec)
+
+
+def _failed(exc: BaseException) -> PipelineError:
+    """The function's failure: its traceback (without this module's frames) on stderr, its message the error's."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    print("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames)).rstrip(), file=sys.stderr)
+    return PipelineError(f"{type(exc).__name__}: {exc}", exit_code=1)
