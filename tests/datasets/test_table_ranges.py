@@ -250,6 +250,7 @@ def test_a_csv_whose_quoted_labels_hold_line_breaks_across_its_batches_gives_the
         (b'a,b\n1,5"11\n2,x\n3,6"2\n4,y\n', [2, 3, 4, 5]),  # a quote inside a value is text, as pyarrow reads it
         (b"a,b\r1,2\r\r3,4\r", [2, 4]),  # lines ended by a carriage return alone, one of them blank
         (b'\xef\xbb\xbfa,b\r\n1,2\r\n\r\n"x\r\ny",3\r\n4,5\r\n', [2, 4, 6]),  # a BOM, CRLF, a quoted line break
+        (b"a,b\n1,2\n\n3," + b"x" * 200_000 + b"\n4,5\n", [2, 4, 5]),  # a value past the csv module's 128 KiB
     ],
 )
 def test_a_csv_row_is_named_by_the_line_an_editor_shows(tmp_path: Path, text: bytes, lines: list[int]) -> None:

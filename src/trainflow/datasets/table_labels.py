@@ -99,19 +99,18 @@ def labels_of(
         for split in ("train", "test"):
             row = _first((y[split] < 0) | (y[split] >= MAX_CLASSES))
             if row is not None:
+                value = codes.texts[raw[split][row]][:40]
                 raise DataFormatError(
-                    f"label {str(values[raw[split][row]])[:40]} at {where(split, row)} of {tables[split]} is out of "
-                    "range: "
-                    f"labels are class indices 0 to {MAX_CLASSES - 1}; fix the labels"
+                    f"label {value} at {where(split, row)} of {tables[split]} is out of range: labels are class "
+                    f"indices 0 to {MAX_CLASSES - 1}; fix the labels"
                 )
         top = int(y["train"].max()) if len(y["train"]) else None
         row = None if top is None else _first(y["test"] > top)
         if row is not None:
+            value = codes.texts[raw["test"][row]][:40]
             raise DataFormatError(
-                f"label {str(values[raw['test'][row]])[:40]} at {where('test', row)} of {tables['test']} is out of "
-                "range: the "
-                f"training labels ({tables['train']}) only go up to {top}; fix the label or add training examples of "
-                "that class"
+                f"label {value} at {where('test', row)} of {tables['test']} is out of range: the training labels "
+                f"({tables['train']}) only go up to {top}; fix the label or add training examples of that class"
             )
         return y, None
     seen = np.zeros(len(codes.texts), dtype=bool)

@@ -25,6 +25,7 @@ BATCH_ROWS = 65536  # of a Parquet file per batch
 # this many bytes is parsed in byte ranges side by side, one a core, as its whole-file `read_csv` does.
 SEGMENT_BYTES = 8 << 20
 COUNT_BYTES = 4 << 20  # of a CSV read at a time to count its lines
+_FIELD_LIMIT = (1 << 31) - 1  # the csv module's longest value when it reads a table again for a line number
 _TAIL_BYTES = 4096  # of a CSV's end read for its last line breaks (more blank lines than fit: counted as read)
 MAX_SEGMENTS = 4  # each range holds pyarrow's blocks in flight: memory grows with the ranges, never with the rows
 # A Parquet file of at least twice this many rows is converted in ranges of whole row groups side by side, one a core.
@@ -75,8 +76,7 @@ class Batch:
     exact: bool = True  # `start` counted by reading, not a range's guess from its lines (then a message is dropped)
 
     def where(self, table: Table, row: int) -> str:
-        """Where the batch's row `row` is in `table`, as `Table.where` says it; its index among the data rows where
-        the batch's start is a guess (a CSV range's, whose errors send the table to be read again from its start)."""
+        """Where the batch's row `row` is in `table`; a guess where the batch's start is one (a CSV range's)."""
         return table.where(self.start + row) if self.exact else f"data row {self.start + row + 1}"
 
     @property
@@ -193,9 +193,9 @@ def _csv_header(path: Path, name: str) -> list[str]:
 
 
 def _csv_line(path: Path, row: int) -> int:
-    """The line of a CSV that data row `row` starts on (1 = the header's), read again with the csv module, which ends
-    lines and quoted values as pyarrow does: pyarrow skips blank lines and numbers records, not lines. The count of
-    rows and lines is the guess where the file cannot be read so."""
+    """The line of a CSV that data row `row` starts on (1 = the header's), as the csv module ends lines and quoted
+    values (as pyarrow does, which skips blank lines and numbers records); the rows' count where it cannot read it."""
+    limit = csv.field_size_limit(_FIELD_LIMIT)  # 128 KiB by default: a longer value is an error to the csv module
     try:
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
             reader = csv.reader(f)
@@ -208,6 +208,8 @@ def _csv_line(path: Path, row: int) -> int:
                 start = reader.line_num + 1
     except (OSError, csv.Error):
         pass
+    finally:
+        csv.field_size_limit(limit)
     return row + 2
 
 

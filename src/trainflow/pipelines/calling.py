@@ -28,8 +28,8 @@ def import_function(spec: str) -> Callable[..., Any]:
     module_name, _, name = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - the user's module may raise anything on import
-        raise PipelineError(f"cannot import {module_name} for {spec}: {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module may raise anything on import
+        raise PipelineError(f"cannot import {module_name} for {spec}: {_said(exc)}") from None
     function = getattr(module, name, None)
     if not callable(function):
         raise PipelineError(f"module {module_name} has no function '{name}': check {spec}")
@@ -84,17 +84,19 @@ def as_outputs(result: Any, spec: str) -> dict[str, Any]:
     return {k: v for k, v in result.items() if not (isinstance(v, float) and not math.isfinite(v))}
 
 
-def call_function(function: Callable[..., Any], inputs: Mapping[str, str], spec: str) -> dict[str, Any]:
+def call_function(
+    function: Callable[..., Any], inputs: Mapping[str, str], spec: str, *, exit_returns: bool = True
+) -> dict[str, Any]:
     """Call `function` with converted inputs; an exception in it is its own traceback on stderr and a PipelineError.
 
-    `sys.exit()` or `sys.exit(0)` in it ends it as a return without a value would; any other code is its failure
-    (it left the interpreter to tear down mid-step: a distributed rank's peers saw only their connection close).
+    `sys.exit()`, `sys.exit(0)` in it is a return without a value where `exit_returns` (one process; a rank of a
+    distributed world would leave its peers waiting in a collective) and its failure otherwise, as any other code is.
     """
     kwargs = convert_inputs(function, inputs)
     try:
         result = function(**kwargs)
     except SystemExit as exc:
-        if exc.code not in (None, 0):
+        if not (exit_returns and (exc.code is None or (isinstance(exc.code, int) and exc.code == 0))):
             raise _failed(exc) from None
         result = None
     except Exception as exc:  # noqa: BLE001 - the user's code may raise anything: show where, then fail the step
@@ -106,4 +108,11 @@ def _failed(exc: BaseException) -> PipelineError:
     """The function's failure: its traceback (without this module's frames) on stderr, its message the error's."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
     print("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames)).rstrip(), file=sys.stderr)
-    return PipelineError(f"{type(exc).__name__}: {exc}", exit_code=1)
+    return PipelineError(_said(exc), exit_code=1)
+
+
+def _said(exc: BaseException) -> str:
+    """An exception as one line: `sys.exit(3)` for an exit (its code may be None, a number or a text)."""
+    if isinstance(exc, SystemExit):
+        return f"sys.exit({'' if exc.code is None else repr(exc.code)})"
+    return f"{type(exc).__name__}: {exc}"

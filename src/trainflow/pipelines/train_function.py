@@ -99,7 +99,9 @@ def _worker(function: str, inputs_json: str, result_path: str) -> int:
     else:
         dist.init_process_group("gloo")
     try:
-        outputs = call_function(import_function(function), json.loads(inputs_json), function)
+        outputs = call_function(
+            import_function(function), json.loads(inputs_json), function, exit_returns=dist.get_world_size() == 1
+        )
         if dist.get_rank() == 0:
             Path(result_path).write_text(json.dumps(outputs))
         dist.barrier()
