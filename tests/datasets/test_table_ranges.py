@@ -141,54 +141,36 @@ def test_statistics_blocks_within_and_across_the_ranges_raw_files_sum_to_one_pas
 @pytest.mark.parametrize(
     ("bad_line", "message"),
     [
-        ("1.0,2.0,3.0\n", r"t\.csv line 5432 has 3 values for 6 columns: fix that row"),
-        ('1,2,3,four,5,"ant"\n', r"column 'f3' of t\.csv is not numeric \(line 5432: 'four'\)"),
-        ("1,2,3,4,5,\n", r"line 5432 of t\.csv has no 'label'"),
-        ('1,2,3,1e39,5,"ant"\n', r"column 'f3' of t\.csv holds 1e39 \(line 5432\), beyond float32"),
+        ("1.0,2.0,3.0\n", r"t\.csv line {} has 3 values for 6 columns: fix that row"),
+        ('1,2,3,four,5,"ant"\n', r"column 'f3' of t\.csv is not numeric \(line {}: 'four'\)"),
+        ("1,2,3,4,5,\n", r"line {} of t\.csv has no 'label'"),
+        ('1,2,3,1e39,5,"ant"\n', r"column 'f3' of t\.csv holds 1e39 \(line {}\), beyond float32"),
     ],
 )
+@pytest.mark.parametrize("blank_lines", [False, True])
 def test_a_bad_row_in_a_later_range_is_named_by_its_line_in_the_file_and_nothing_is_kept(
-    cache: DatasetCache, tmp_path: Path, bad_line: str, message: str
+    cache: DatasetCache, tmp_path: Path, bad_line: str, message: str, blank_lines: bool
 ) -> None:
-    write_csv(tmp_path / "src")
-    path = tmp_path / "src" / "t.csv"
-    lines = path.read_text().splitlines(keepends=True)
-    lines[5432 - 1] = bad_line
-    path.write_text("".join(lines))
-    start_of_last = table_reader._csv_ranges(path)[-1][0]
-    assert len("".join(lines[: 5432 - 1]).encode()) > start_of_last  # the bad row is in the last range
-
-    with pytest.raises(DataFormatError, match=message) as refused:
-        cache.ensure(str(tmp_path / "src"), "d")
-    assert "\n" not in str(refused.value)
-    assert not cache.path("d").exists() and cache.names() == []
-
-
-@pytest.mark.parametrize(
-    ("bad_line", "message"),
-    [
-        ("1.0,2.0,3.0\n", r"t\.csv line 5436 has 3 values for 6 columns: fix that row"),
-        ('1,2,3,four,5,"ant"\n', r"column 'f3' of t\.csv is not numeric \(line 5436: 'four'\)"),
-        ("1,2,3,4,5,\n", r"line 5436 of t\.csv has no 'label'"),
-    ],
-)
-def test_a_bad_row_after_blank_lines_and_a_label_over_two_lines_is_named_by_its_line_in_the_file(
-    cache: DatasetCache, tmp_path: Path, bad_line: str, message: str
-) -> None:
-    """pyarrow skips blank lines and numbers records: the line named is the one an editor shows."""
+    """After blank lines and a label over two lines too: pyarrow skips blank lines and numbers records, and the line
+    named is the one an editor shows."""
     write_csv(tmp_path / "src")
     path = tmp_path / "src" / "t.csv"
     lines = path.read_text().splitlines(keepends=True)
     lines[5432 - 1] = bad_line  # data row 5430
-    lines[20] = lines[20].rsplit(",", 1)[0] + ',"ant\nbee ""two"""\n'  # data row 19's label over two lines
-    lines[100:100] = ["\n", "\r\n", "\n"]  # three blank lines before data row 99
+    line = 5432
+    if blank_lines:
+        lines[20] = lines[20].rsplit(",", 1)[0] + ',"ant\nbee ""two"""\n'  # data row 19's label over two lines
+        lines[100:100] = ["\n", "\r\n", "\n"]  # three blank lines before data row 99
+        line = 5436
     path.write_text("".join(lines))
+    start_of_last = table_reader._csv_ranges(path)[-1][0]
+    assert len("".join(lines[: lines.index(bad_line)]).encode()) > start_of_last  # the bad row is in the last range
+    assert path.read_text().split("\n")[line - 1] == bad_line.rstrip("\n")  # the line to name, counted by hand
 
-    with pytest.raises(DataFormatError, match=message) as refused:
+    with pytest.raises(DataFormatError, match=message.format(line)) as refused:
         cache.ensure(str(tmp_path / "src"), "d")
     assert "\n" not in str(refused.value)
     assert not cache.path("d").exists() and cache.names() == []
-    assert path.read_text().split("\n")[5436 - 1] == bad_line.rstrip("\n")  # the line named, counted by hand
 
 
 def test_a_sync_killed_while_its_ranges_convert_leaves_no_dataset_and_the_next_sync_makes_it_whole(
