@@ -14,7 +14,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from trainflow.datasets.fetch import Fetcher, ObjectQueue
 from trainflow.datasets.file_table import NameList, TableNames
 from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.heap import large_blocks_mapped
+from trainflow.datasets.later_hashes import LaterHashes, Unhashed
 from trainflow.datasets.layout import (
     DESCRIPTOR_NAME,
     MANIFEST_NAME,
@@ -179,7 +180,11 @@ class DatasetCache:
                 finally:
                     if loading is not None:
                         loading.join()  # prepare imports nothing beside it
-            result.descriptor = _prepared(directory, manifest, result, options or FormatOptions())
+            try:  # files still being hashed are recorded once the dataset's arrays are built beside them
+                settle = sync.settle if sync.later else None
+                result.descriptor = _prepared(directory, manifest, result, options or FormatOptions(), settle)
+            finally:
+                sync.later.close()  # a failed build leaves no hash running
         return result
 
     def _offline(
@@ -204,13 +209,17 @@ class DatasetCache:
 
 
 def _prepared(
-    directory: Path, manifest: Manifest, result: SyncResult, options: FormatOptions
+    directory: Path,
+    manifest: Manifest,
+    result: SyncResult,
+    options: FormatOptions,
+    settle: Callable[[], None] | None = None,
 ) -> DatasetDescriptor | None:
     """The synced dataset's descriptor; on unusable content the dataset goes, so no half-made one is left."""
     from trainflow.datasets.prepare import prepare  # numpy and the array builders: loaded beside the copies
 
     try:
-        return prepare(directory, manifest, options)
+        return prepare(directory, manifest, options, settle)
     except DataFormatError as exc:
         shutil.rmtree(directory, ignore_errors=True)
         raise DataFormatError(f"dataset '{result.name}': {exc} (the dataset was not kept in the cache)") from None
@@ -291,6 +300,7 @@ class _Sync:
         self.observer = observer
         self.downloaded = TableNames(manifest.files)
         self.unchanged = TableNames(manifest.files)
+        self.later = LaterHashes()
         self.result = SyncResult(manifest.name, directory, downloaded=self.downloaded, unchanged=self.unchanged)
 
     def plan(self, listing: _Listing) -> ObjectQueue:
@@ -321,18 +331,27 @@ class _Sync:
             self._fetch(todo, journal)
         except BaseException:
             journal.close(remove=False)  # a killed or failed sync keeps what it fetched
+            self.later.close()
             raise
-        self.downloaded.sort()
         stats = self.manifest.stats
         stats.syncs += 1
         stats.bytes_downloaded += self.result.bytes_downloaded
         stats.bytes_saved += self.result.bytes_saved
         stats.last_sync = time.time()
         stats.last_sync_bytes = self.result.bytes_downloaded
-        self.manifest.save(self.directory)
+        self.manifest.save(self.directory)  # without the files still being hashed
         journal.close(remove=True)
         _prune_unpacked(self.directory, self.manifest)
+        for name, entry in self.later.placeholders():  # in the table for preparing the dataset, never saved
+            self.downloaded.append_row(self.manifest.files.put(name, entry))
+        self.downloaded.sort()
         return self.result
+
+    def settle(self) -> None:
+        """The files hashed beside the rest of the sync recorded in the saved manifest (waits for their hashes)."""
+        for name, entry in self.later.entries():
+            self.manifest.files.put(name, entry)
+        self.manifest.save(self.directory)
 
     def _fetch(self, todo: ObjectQueue, journal: Journal) -> None:
         failures: list[BaseException] = []
@@ -341,8 +360,12 @@ class _Sync:
                 if isinstance(entry, BaseException):  # keep what the other downloads fetched, then fail
                     failures.append(entry)
                     continue
-                self.downloaded.append_row(self.manifest.files.put(obj.name, entry))
-                journal.add(obj.name, entry)
+                if isinstance(entry, Unhashed):  # its old entry goes: the file's bytes are no longer those it names
+                    self.manifest.files.pop(obj.name, None)
+                    self.later.add(obj.name, entry)
+                else:
+                    self.downloaded.append_row(self.manifest.files.put(obj.name, entry))
+                    journal.add(obj.name, entry)
                 self.result.bytes_downloaded += entry.size
                 self.observer.file_done(obj.name)
             journal.flush()  # an interrupted sync keeps what it fetched; one write a batch, not a file

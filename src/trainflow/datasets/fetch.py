@@ -1,4 +1,5 @@
-"""Fetching a sync's objects into the dataset directory, each hashed on its way into a temp file renamed into place.
+"""Fetching a sync's objects into the dataset directory, each hashed on its way into a temp file renamed into place
+(a large file the store copies on this machine is hashed later: `later_hashes`).
 
 Objects go in batches (many small files, or one large one) to a few threads: a future and a wait per
 file cost more than copying a small image. Each folder is made and checked once per sync, not once
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
+from trainflow.datasets.later_hashes import HASH_LATER_BYTES, Unhashed
 from trainflow.datasets.layout import PART_SUFFIX, cached_path, write_failure
 from trainflow.datasets.manifest import FileEntry
 from trainflow.datasets.observer import SyncObserver
@@ -26,7 +28,7 @@ _BATCH_FILES = 64
 _BATCH_BYTES = 1 << 20
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
-Fetched = tuple[ObjectInfo, FileEntry | BaseException]
+Fetched = tuple[ObjectInfo, FileEntry | Unhashed | BaseException]
 _ENCODING = ("utf-8", "surrogatepass")
 
 
@@ -116,8 +118,9 @@ class Fetcher:
                 results.append((obj, exc))
         return results
 
-    def fetch(self, obj: ObjectInfo) -> FileEntry:
-        """One object into its place, through a temp file beside it; its entry for the manifest."""
+    def fetch(self, obj: ObjectInfo) -> FileEntry | Unhashed:
+        """One object into its place, through a temp file beside it; its entry for the manifest (a large file the
+        store copies on this machine: all of it but the sha256, taken later)."""
         parent, _, base = obj.name.rpartition("/")
         folder = self._folder(parent, obj.name)
         dest = folder / base
@@ -129,7 +132,9 @@ class Fetcher:
         except OSError as exc:
             raise write_failure(self.directory, obj.name, exc) from None
         try:
-            digest = self.store.download(obj.name, tmp, self.observer.bytes_done)
+            digest: str | None = None
+            if obj.size < HASH_LATER_BYTES or not self.store.copy_unhashed(obj.name, tmp, self.observer.bytes_done):
+                digest = self.store.download(obj.name, tmp, self.observer.bytes_done)
             st = os.stat(tmp)
             if obj.size >= 0 and st.st_size != obj.size:
                 url, listed = self.store.object_url(obj.name), f"{obj.size} bytes when listed"
@@ -145,6 +150,8 @@ class Fetcher:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        if digest is None:
+            return Unhashed(dest, st.st_size, obj.version_tag, obj.etag, obj.mtime, time.time(), st.st_mtime_ns)
         return FileEntry(st.st_size, digest, obj.version_tag, obj.etag, obj.mtime, time.time(), st.st_mtime_ns)
 
     def _folder(self, parent: str, name: str) -> Path:

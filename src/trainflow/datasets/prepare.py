@@ -62,21 +62,27 @@ _BUILDERS: dict[str, Callable[[Path, Sequence[str], FormatOptions, Path], Built]
 }
 
 
-def prepare(directory: Path, manifest: Manifest, options: FormatOptions) -> DatasetDescriptor | None:
+def prepare(
+    directory: Path, manifest: Manifest, options: FormatOptions, settle: Callable[[], None] | None = None
+) -> DatasetDescriptor | None:
     """The dataset's descriptor, built now unless the files and options are those it was built from.
 
+    `settle`, when given, completes the manifest's checksums (files hashed beside the build) and is called before
+    the digest is taken: the dataset is then built without asking whether it is current.
     None when the format is neither declared nor recognised (the cache then holds plain files).
     DataFormatError (one line naming the file and the fix) when the content cannot be used.
     """
-    digest = _digest(manifest, options)
-    current = _current(directory, digest)
-    if current is not None:
-        _prune(directory, keep=digest[:16])
-        return current
+    if settle is None:
+        current = _current(directory, _digest(manifest, options))
+        if current is not None:
+            _prune(directory, keep=current.source_digest[:16])
+            return current
     (directory / DESCRIPTOR_NAME).unlink(missing_ok=True)  # the old one describes other files
     names = manifest.files.sorted_names()  # read from the manifest's table: no list of every name
     fmt = detect(names, options)
     if fmt is None:
+        if settle is not None:
+            settle()
         _prune(directory, keep=None)
         return None
     prepared = cached_path(directory, PREPARED_DIR)
@@ -85,6 +91,9 @@ def prepare(directory: Path, manifest: Manifest, options: FormatOptions) -> Data
     try:
         manifest.files.spill(work)  # off the heap while the build (and its forked decode workers) runs
         built = _BUILDERS[fmt](directory, names, options, work)
+        if settle is not None:  # before the arrays are opened: a gzipped file is unpacked by the key its sha256 gives
+            settle()
+        digest = _digest(manifest, options)
         descriptor = _describe(directory, fmt, built, work, digest)
         final = prepared / digest[:16]
         shutil.rmtree(final, ignore_errors=True)

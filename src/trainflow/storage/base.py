@@ -138,6 +138,12 @@ class Store(ABC):
         The bytes are hashed as they arrive, so checking a download costs no second pass over it.
         """
 
+    def copy_unhashed(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> bool:
+        """Write the object's bytes to `dest` without hashing them, where that is cheaper than `download`: a file on
+        this machine, copied by the kernel, whose caller hashes the copy later beside other work. False, with nothing
+        written, for a store that should hash on the way (a network download's hash hides behind its waits)."""
+        return False
+
     @abstractmethod
     def read_bytes(self, name: str) -> bytes: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import errno
 import itertools
 import mmap
 import os
@@ -11,6 +12,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from io import FileIO
 from pathlib import Path
 
 from trainflow.cores import usable_cores
@@ -27,6 +29,9 @@ from trainflow.storage.errors import ObjectExists, ObjectNotFound, StorageError
 from trainflow.storage.names import name_problem, shown
 
 _CHUNK = 1 << 20
+_KERNEL_CHUNK = 64 << 20  # bytes a copy_file_range call: progress reported this often
+# What copy_file_range says where it cannot copy between these two files: then a buffer copies them.
+_NO_KERNEL_COPY = frozenset((errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF))
 # File systems whose reads wait on a local device or on memory, not on a network (psutil's fstype names).
 _LOCAL_FILE_SYSTEMS = frozenset(
     ("apfs", "btrfs", "exfat", "ext2", "ext3", "ext4", "f2fs", "hfs", "jfs", "msdos", "ntfs", "ntfs3", "overlay",
@@ -49,6 +54,27 @@ def _read_buffer() -> memoryview:
         private = {"flags": mmap.MAP_PRIVATE} if hasattr(mmap, "MAP_PRIVATE") else {}  # fd -1 adds MAP_ANONYMOUS
         view = _buffers.view = memoryview(mmap.mmap(-1, _CHUNK, **private))
     return view
+
+
+def _copy_file(inp: FileIO, out: FileIO, progress: ProgressCallback) -> None:
+    """The file `inp` into `out` (both unbuffered), in the kernel where it can (copy_file_range: ~4x a read and
+    write through a buffer), a buffer at a time where it cannot (another system, a pair of file systems that refuses)."""
+    if hasattr(os, "copy_file_range"):
+        copied = 0
+        try:
+            while count := os.copy_file_range(inp.fileno(), out.fileno(), _KERNEL_CHUNK):
+                copied += count
+                progress(count)
+            return
+        except OSError as exc:
+            if copied or exc.errno not in _NO_KERNEL_COPY:
+                raise
+    buffer = _read_buffer()
+    while read := inp.readinto(buffer):
+        view = buffer[:read]
+        while view:
+            view = view[out.write(view) :]
+        progress(read)
 
 
 def _local_file_systems_only(root: Path) -> bool:
@@ -165,6 +191,14 @@ class LocalStore(Store):
         except FileNotFoundError:
             raise ObjectNotFound(f"no file at {self.object_url(name)}: check the path") from None
         return writer.hexdigest()
+
+    def copy_unhashed(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> bool:
+        try:
+            with open(self._path(name), "rb", buffering=0) as inp, open(dest, "wb", buffering=0) as out:
+                _copy_file(inp, out, progress)
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no file at {self.object_url(name)}: check the path") from None
+        return True
 
     def read_bytes(self, name: str) -> bytes:
         try:

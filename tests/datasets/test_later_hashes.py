@@ -1,0 +1,146 @@
+"""A large file copied from this machine is hashed after its copy, beside the build: recorded as if hashed on its way.
+
+The size above which a file is hashed later is lowered here, so small tables and IDX files take that path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import trainflow.datasets.prepare as prepare_module
+from tests.datasets.sample_data import write_digits_idx, write_iris_csv, write_table
+from trainflow.datasets import DataFormatError, DatasetCache, DatasetError, FormatOptions, load_dataset
+from trainflow.datasets.later_hashes import LaterHashes, Unhashed
+from trainflow.datasets.layout import UNPACKED_DIR
+
+
+@pytest.fixture
+def hashed_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("trainflow.datasets.fetch.HASH_LATER_BYTES", 1024)
+
+
+def manifest_files(directory: Path) -> dict[str, dict[str, object]]:
+    return dict(json.loads((directory / "manifest.json").read_text())["files"])
+
+
+def hashing_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("trainflow-hash")]
+
+
+def test_a_file_hashed_after_its_copy_is_recorded_and_prepared_as_one_hashed_on_its_way(
+    trainflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_iris_csv(tmp_path / "src")
+    species = FormatOptions(label_column="species")
+    on_its_way = DatasetCache(tmp_path / "on-its-way").ensure(str(source), "iris", options=species)
+    monkeypatch.setattr("trainflow.datasets.fetch.HASH_LATER_BYTES", 1024)
+    cache = DatasetCache(tmp_path / "later")
+    later = cache.ensure(str(source), "iris", options=species)
+
+    files = manifest_files(later.path)
+    assert files == {
+        name: {**entry, "fetched_at": files[name]["fetched_at"], "local_mtime_ns": files[name]["local_mtime_ns"]}
+        for name, entry in manifest_files(on_its_way.path).items()
+    }
+    for name in ("train.csv", "test.csv"):
+        assert files[name]["sha256"] == hashlib.sha256((source / name).read_bytes()).hexdigest()
+    assert sorted(later.downloaded) == ["test.csv", "train.csv"]
+    assert later.descriptor is not None and on_its_way.descriptor is not None
+    assert later.descriptor.source_digest == on_its_way.descriptor.source_digest
+    assert later.descriptor.arrays == on_its_way.descriptor.arrays  # the same prepared folder
+    np.testing.assert_array_equal(load_dataset(later.path).train.images, load_dataset(on_its_way.path).train.images)
+    assert not hashing_threads()
+
+    again = cache.ensure(str(source), "iris", options=species)
+    assert again.bytes_downloaded == 0 and sorted(again.unchanged) == ["test.csv", "train.csv"]
+    assert again.descriptor == later.descriptor
+
+
+def test_a_sync_stopped_before_its_hash_is_taken_saves_no_entry_for_that_file_and_fetches_it_again(
+    cache: DatasetCache, tmp_path: Path, hashed_later: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "src"
+    write_table(source / "t.csv", ["a", "b", "label"], [[i, i * 2, i % 3] for i in range(200)])
+    first = cache.ensure(str(source), "t")
+    old_sha = manifest_files(first.path)["t.csv"]["sha256"]
+    write_table(source / "t.csv", ["a", "b", "label"], [[i, i * 3, i % 2] for i in range(300)])
+
+    def killed(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setitem(prepare_module._BUILDERS, "csv", killed)
+        with pytest.raises(KeyboardInterrupt):
+            cache.ensure(str(source), "t")
+    # The copy is the new file, so the old entry (its sha256) is gone from the saved manifest.
+    assert "t.csv" not in manifest_files(first.path)
+    assert not (first.path / "descriptor.json").exists()
+    assert not hashing_threads()
+
+    again = cache.ensure(str(source), "t")
+    assert again.downloaded == ["t.csv"]
+    sha = manifest_files(again.path)["t.csv"]["sha256"]
+    assert sha == hashlib.sha256((source / "t.csv").read_bytes()).hexdigest() != old_sha
+    assert again.descriptor is not None and again.descriptor.train_count + again.descriptor.test_count == 300
+
+
+def test_a_build_that_fails_while_a_file_is_hashed_keeps_no_dataset_and_no_hash_running(
+    cache: DatasetCache, tmp_path: Path, hashed_later: None
+) -> None:
+    source = tmp_path / "src"
+    write_table(source / "t.csv", ["a", "b", "c"], [[i, i * 2, i % 3] for i in range(200)])  # no label column
+    with pytest.raises(DataFormatError, match="no column named label"):
+        cache.ensure(str(source), "t")
+    assert not cache.path("t").exists()
+    assert not hashing_threads()
+
+
+def test_a_gzipped_idx_file_hashed_later_is_unpacked_once_by_the_key_its_sha256_gives(
+    cache: DatasetCache, tmp_path: Path, hashed_later: None
+) -> None:
+    source = write_digits_idx(tmp_path / "src")
+    result = cache.ensure(str(source), "digits")
+    files = manifest_files(result.path)
+    gz = sorted(n for n in files if n.endswith(".gz"))
+    assert len(gz) == 2
+    unpacked = result.path / UNPACKED_DIR
+    made = sorted(p.name for p in unpacked.iterdir())
+    assert made == sorted(f"{str(files[n]['sha256'])[:16]}-{Path(n).stem}" for n in gz)
+
+    assert result.descriptor is not None
+    train = load_dataset(result.path).train  # read from the unpacked copies the sync made
+    assert train.images.shape[0] == result.descriptor.train_count
+    assert sorted(p.name for p in unpacked.iterdir()) == made
+    assert cache.ensure(str(source), "digits").bytes_downloaded == 0
+    assert sorted(p.name for p in unpacked.iterdir()) == made
+
+
+def test_a_copy_changed_or_gone_before_its_hash_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 5000)
+    st = os.stat(path)
+    hashes = LaterHashes()
+    try:
+        hashes.add("f.bin", Unhashed(path, st.st_size, "tag", None, None, 1.0, st.st_mtime_ns))
+        [(name, entry)] = hashes.entries()
+        assert (name, entry.sha256) == ("f.bin", hashlib.sha256(b"x" * 5000).hexdigest())
+        assert entry.local_mtime_ns == st.st_mtime_ns and entry.source_tag == "tag"
+
+        hashes = LaterHashes()
+        hashes.add("f.bin", Unhashed(path, st.st_size, "tag", None, None, 1.0, st.st_mtime_ns + 1))
+        with pytest.raises(DatasetError, match=r"^f.bin was changed in the dataset cache while it was synced"):
+            list(hashes.entries())
+
+        hashes = LaterHashes()
+        hashes.add("gone.bin", Unhashed(tmp_path / "gone.bin", 1, "tag", None, None, 1.0, 0))
+        with pytest.raises(DatasetError, match=r"^cannot read gone.bin back from the dataset cache \(No such file"):
+            list(hashes.entries())
+    finally:
+        hashes.close()
