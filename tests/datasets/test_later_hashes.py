@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 
 import trainflow.datasets.prepare as prepare_module
-from tests.datasets.sample_data import write_digits_idx, write_iris_csv, write_table
+import trainflow.storage.local as local_module
+from tests.datasets.sample_data import write_colour_folders, write_digits_idx, write_iris_csv, write_table
 from trainflow.datasets import DataFormatError, DatasetCache, DatasetError, FormatOptions, load_dataset
 from trainflow.datasets.later_hashes import LaterHashes, Unhashed
 from trainflow.datasets.layout import UNPACKED_DIR
+from trainflow.storage import SourceUnreachable
 
 
 @pytest.fixture
@@ -40,7 +42,7 @@ def test_a_file_hashed_after_its_copy_is_recorded_and_prepared_as_one_hashed_on_
     source = write_iris_csv(tmp_path / "src")
     species = FormatOptions(label_column="species")
     on_its_way = DatasetCache(tmp_path / "on-its-way").ensure(str(source), "iris", options=species)
-    monkeypatch.setattr("trainflow.datasets.fetch.HASH_LATER_BYTES", 1024)
+    monkeypatch.setattr("trainflow.datasets.fetch.HASH_LATER_BYTES", 512)  # both tables (849 and 3,219 bytes)
     cache = DatasetCache(tmp_path / "later")
     later = cache.ensure(str(source), "iris", options=species)
 
@@ -70,6 +72,7 @@ def test_a_sync_stopped_before_its_hash_is_taken_saves_no_entry_for_that_file_an
     write_table(source / "t.csv", ["a", "b", "label"], [[i, i * 2, i % 3] for i in range(200)])
     first = cache.ensure(str(source), "t")
     old_sha = manifest_files(first.path)["t.csv"]["sha256"]
+    (first.path / "descriptor.json").unlink()  # as a sync killed in its build leaves it: the build runs beside the hash
     write_table(source / "t.csv", ["a", "b", "label"], [[i, i * 3, i % 2] for i in range(300)])
 
     def killed(*_: object) -> None:
@@ -144,3 +147,93 @@ def test_a_copy_changed_or_gone_before_its_hash_is_one_line(tmp_path: Path) -> N
             list(hashes.entries())
     finally:
         hashes.close()
+
+
+def write_two_tables(source: Path, rows: int, step: int) -> None:
+    write_table(source / "t.csv", ["a", "b", "label"], [[i, i * step, i % 3] for i in range(rows)])
+    (source / "notes.txt").write_text(f"{rows} rows\n")  # small: hashed on its way
+
+
+def test_a_sync_that_fails_after_a_file_was_replaced_keeps_no_entry_naming_its_old_bytes(
+    cache: DatasetCache, tmp_path: Path, hashed_later: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "src"
+    write_two_tables(source, 200, 2)
+    cache.ensure(str(source), "t")
+    write_two_tables(source, 300, 3)
+    real = local_module.LocalStore.download
+
+    def lost(self: local_module.LocalStore, name: str, *args: object) -> str:
+        if name == "notes.txt":
+            raise SourceUnreachable("the disk went away")
+        return real(self, name, *args)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(local_module.LocalStore, "download", lost)
+        with pytest.raises(SourceUnreachable):
+            cache.ensure(str(source), "t")
+    # t.csv holds the new bytes, its sha256 not taken: the manifest (with its journal) has no entry for it.
+    manifest = cache.manifest("t")
+    assert manifest is not None and "t.csv" not in manifest.files and "notes.txt" in manifest.files
+    assert not hashing_threads()
+
+    again = cache.ensure(str(source), "t")
+    assert sorted(again.downloaded) == ["notes.txt", "t.csv"]
+    assert manifest_files(again.path)["t.csv"]["sha256"] == hashlib.sha256((source / "t.csv").read_bytes()).hexdigest()
+
+
+def test_a_copy_changed_before_its_hash_stops_the_sync_with_one_line_and_is_fetched_again(
+    cache: DatasetCache, tmp_path: Path, hashed_later: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "src"
+    write_two_tables(source, 200, 2)
+    real = LaterHashes._hash
+
+    def touched_first(self: LaterHashes, name: str, file: Unhashed) -> str:
+        os.utime(file.path, ns=(file.local_mtime_ns + 10**9, file.local_mtime_ns + 10**9))
+        return real(self, name, file)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(LaterHashes, "_hash", touched_first)
+        with pytest.raises(DatasetError, match=r"^t.csv was changed in the dataset cache while it was synced: sync"):
+            cache.ensure(str(source), "t")
+    assert "t.csv" not in manifest_files(cache.path("t"))
+    assert not (cache.path("t") / "descriptor.json").exists()
+    again = cache.ensure(str(source), "t")
+    assert again.downloaded == ["t.csv"] and again.descriptor is not None
+
+
+def test_the_same_bytes_fetched_again_keep_the_arrays_built_from_them(
+    cache: DatasetCache, tmp_path: Path, hashed_later: None
+) -> None:
+    source = tmp_path / "src"
+    write_two_tables(source, 200, 2)
+    first = cache.ensure(str(source), "t")
+    assert first.descriptor is not None
+    x_train = first.path / first.descriptor.arrays.x_train
+    built = x_train.stat().st_ino
+    os.utime(source / "t.csv", ns=(10**18, 10**18))  # a new version at the source, with the same bytes
+    again = cache.ensure(str(source), "t")
+    assert again.downloaded == ["t.csv"]
+    assert again.descriptor == first.descriptor
+    assert x_train.stat().st_ino == built  # not built again
+
+
+def test_an_image_folder_is_decoded_once_its_files_are_hashed(
+    cache: DatasetCache, tmp_path: Path, hashed_later: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_colour_folders(tmp_path / "src", size=(24, 24))
+    assert any(p.stat().st_size >= 1024 for p in source.rglob("*.png"))
+    seen: list[list[str]] = []
+    build = prepare_module._BUILDERS["images"]
+
+    def decode(*args: object) -> object:
+        seen.append(hashing_threads())  # its workers are forked: no thread may be running beside
+        return build(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setitem(prepare_module._BUILDERS, "images", decode)
+    result = cache.ensure(str(source), "colours")
+    assert seen == [[]]
+    assert result.descriptor is not None and result.descriptor.format == "images"
+    files = manifest_files(result.path)
+    assert all(files[n]["sha256"] == hashlib.sha256((source / n).read_bytes()).hexdigest() for n in files)

@@ -14,7 +14,17 @@ from trainflow.storage import ObjectNotFound, open_store
 DATA = os.urandom(3 << 20) + b"tail"
 
 
-def test_only_a_store_of_files_on_this_machine_copies_without_hashing(store_url: str, tmp_path: Path) -> None:
+def test_only_a_store_of_files_on_this_machine_copies_without_hashing(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kernel: list[int] = []
+    real = os.copy_file_range
+
+    def counted(*args: int) -> int:
+        kernel.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(local_module.os, "copy_file_range", counted)
     store = open_store(store_url)
     store.ensure_container()
     store.write_bytes("d/big.bin", DATA)
@@ -26,6 +36,7 @@ def test_only_a_store_of_files_on_this_machine_copies_without_hashing(store_url:
         return
     assert copied and dest.read_bytes() == DATA
     assert sum(seen) == len(DATA)
+    assert kernel  # by the kernel, not through a buffer
 
 
 @pytest.mark.parametrize("kernel", ["refuses", "absent"])
@@ -71,3 +82,13 @@ def test_copying_a_missing_file_says_so(tmp_path: Path) -> None:
     (tmp_path / "store").mkdir()
     with pytest.raises(ObjectNotFound, match=r"no file at .*/store/gone.bin: check the path"):
         open_store(str(tmp_path / "store")).copy_unhashed("gone.bin", tmp_path / "copy.bin")
+
+
+def test_a_file_the_kernel_copies_nothing_of_goes_through_a_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "big.bin").write_bytes(DATA)
+    monkeypatch.setattr(local_module.os, "copy_file_range", lambda *_: 0)  # as for a file of some FUSE mounts
+    assert open_store(str(tmp_path / "store")).copy_unhashed("big.bin", tmp_path / "copy.bin")
+    assert (tmp_path / "copy.bin").read_bytes() == DATA

@@ -168,23 +168,24 @@ class DatasetCache:
             manifest.name = name
             sync = _Sync(store, directory, manifest, observer, verify)
             listing = _Listing(store, files, name)
-            with large_blocks_mapped():  # the manifest's growing buffers leave no holes the decode workers share
-                try:  # planned page by page as the store lists: the whole listing is never held
-                    todo = sync.plan(listing)
-                except SourceUnreachable as exc:
-                    return self._offline(directory, manifest, files, exc)
-                # What prepare imports (numpy, a table's readers) loads while the files are copied, not before or after.
-                loading = load_readers(listing.suffixes) if todo else None
-                try:
-                    result = sync.run(todo)
-                finally:
-                    if loading is not None:
-                        loading.join()  # prepare imports nothing beside it
-            try:  # files still being hashed are recorded once the dataset's arrays are built beside them
+            try:
+                with large_blocks_mapped():  # the manifest's growing buffers leave no holes the decode workers share
+                    try:  # planned page by page as the store lists: the whole listing is never held
+                        todo = sync.plan(listing)
+                    except SourceUnreachable as exc:
+                        return self._offline(directory, manifest, files, exc)
+                    # What prepare imports (numpy, a table's readers) loads while the files are copied.
+                    loading = load_readers(listing.suffixes) if todo else None
+                    try:
+                        result = sync.run(todo)
+                    finally:
+                        if loading is not None:
+                            loading.join()  # prepare imports nothing beside it
+                # Files still being hashed are recorded once the dataset's arrays are built beside them.
                 settle = sync.settle if sync.later else None
                 result.descriptor = _prepared(directory, manifest, result, options or FormatOptions(), settle)
             finally:
-                sync.later.close()  # a failed build leaves no hash running
+                sync.later.close()  # a failure leaves no hash running
         return result
 
     def _offline(
@@ -351,6 +352,7 @@ class _Sync:
         """The files hashed beside the rest of the sync recorded in the saved manifest (waits for their hashes)."""
         for name, entry in self.later.entries():
             self.manifest.files.put(name, entry)
+        self.later.close()  # its thread ends: an image folder's decode forks workers next
         self.manifest.save(self.directory)
 
     def _fetch(self, todo: ObjectQueue, journal: Journal) -> None:
@@ -362,6 +364,7 @@ class _Sync:
                     continue
                 if isinstance(entry, Unhashed):  # its old entry goes: the file's bytes are no longer those it names
                     self.manifest.files.pop(obj.name, None)
+                    journal.strike(obj.name)
                     self.later.add(obj.name, entry)
                 else:
                     self.downloaded.append_row(self.manifest.files.put(obj.name, entry))

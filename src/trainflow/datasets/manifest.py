@@ -17,7 +17,7 @@ from trainflow.datasets.errors import DatasetError
 from trainflow.datasets.file_entry import FileEntry, is_count, is_time
 from trainflow.datasets.file_table import FileTable
 from trainflow.datasets.layout import MANIFEST_NAME, UNPACKED_DIR, cached_path, object_problem
-from trainflow.datasets.manifest_journal import read_journal
+from trainflow.datasets.manifest_journal import STRUCK, read_journal
 from trainflow.storage.atomic import atomic_write_chunks
 from trainflow.storage.names import clash_problem, shown
 
@@ -142,6 +142,9 @@ def _replayed(directory: Path, manifest: Manifest | None) -> Manifest | None:
     if manifest is None or manifest.source != header["source"]:  # that sync was of another source
         manifest = Manifest(name=directory.name, source=header["source"])
     for name, fields in entries:
+        if fields == {STRUCK: True}:
+            manifest.files.pop(name, None)
+            continue
         try:
             manifest.files[name] = FileEntry(**fields)
         except (TypeError, ValueError) as exc:

@@ -4,7 +4,8 @@ A sync writes `manifest.json` once, at its end, and removes the journal; until t
 file's entry is a JSON line of `.manifest.journal` (hidden: no object can take its name), written
 when its batch is done. Reading the manifest replays the journal over it, so a killed sync resumes with
 every file it recorded; a line that is not a whole, valid entry (the last one, cut by a crash) is
-left out, and its file is fetched again.
+left out, and its file is fetched again. A struck line takes a file's entry out: its file was replaced by one whose
+sha256 is taken later (`later_hashes`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 JOURNAL_NAME = ".manifest.journal"
+STRUCK = "struck"  # the one field of a line that takes a file's entry out
 _VERSION = 1
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
@@ -48,6 +50,10 @@ class Journal:
 
     def add(self, name: str, entry: FileEntry) -> None:
         self._lines.append(orjson.dumps({"name": name, **entry.fields()}) + b"\n")
+
+    def strike(self, name: str) -> None:
+        """`name`'s entry is no longer true (its file was replaced, its new entry yet to come): replayed as none."""
+        self._lines.append(orjson.dumps({"name": name, STRUCK: True}) + b"\n")
 
     def flush(self) -> None:
         data, self._lines = b"".join(self._lines), []

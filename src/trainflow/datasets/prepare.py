@@ -67,11 +67,15 @@ def prepare(
 ) -> DatasetDescriptor | None:
     """The dataset's descriptor, built now unless the files and options are those it was built from.
 
-    `settle`, when given, completes the manifest's checksums (files hashed beside the build) and is called before
-    the digest is taken: the dataset is then built without asking whether it is current.
+    `settle`, when given, completes the manifest's checksums (files hashed beside the build). Where a first build is
+    sure to be needed, the dataset is built without asking whether it is current, and `settle` is called before the
+    digest is taken; otherwise first.
     None when the format is neither declared nor recognised (the cache then holds plain files).
     DataFormatError (one line naming the file and the fix) when the content cannot be used.
     """
+    if settle is not None and not _builds_beside(directory, manifest, options):
+        settle()
+        settle = None
     if settle is None:
         current = _current(directory, _digest(manifest, options))
         if current is not None:
@@ -81,8 +85,6 @@ def prepare(
     names = manifest.files.sorted_names()  # read from the manifest's table: no list of every name
     fmt = detect(names, options)
     if fmt is None:
-        if settle is not None:
-            settle()
         _prune(directory, keep=None)
         return None
     prepared = cached_path(directory, PREPARED_DIR)
@@ -103,6 +105,15 @@ def prepare(
     descriptor.save(directory)
     _prune(directory, keep=digest[:16])
     return descriptor
+
+
+def _builds_beside(directory: Path, manifest: Manifest, options: FormatOptions) -> bool:
+    """Whether the dataset is built while its files are hashed: not where a descriptor is there (the bytes fetched
+    again may be the same, so it may still be current), a format that is none, or an image folder (its decode forks
+    workers, which must not start beside a thread)."""
+    if (directory / DESCRIPTOR_NAME).exists():
+        return False
+    return detect(manifest.files.sorted_names(), options) not in (None, "images")
 
 
 def describe_plain_folder(directory: Path) -> DatasetDescriptor:

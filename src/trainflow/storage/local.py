@@ -65,10 +65,11 @@ def _copy_file(inp: FileIO, out: FileIO, progress: ProgressCallback) -> None:
             while count := os.copy_file_range(inp.fileno(), out.fileno(), _KERNEL_CHUNK):
                 copied += count
                 progress(count)
-            return
         except OSError as exc:
             if copied or exc.errno not in _NO_KERNEL_COPY:
                 raise
+        if copied:  # nothing copied: an empty file, or one some file systems (FUSE, procfs) copy only by reading
+            return
     buffer = _read_buffer()
     while read := inp.readinto(buffer):
         view = buffer[:read]
