@@ -8,9 +8,9 @@ from collections.abc import Iterable
 
 # numpy and the array builders (~0.1 s of CPU), for every format; a table's readers by its suffix (pyarrow: ~0.2 s).
 _ALWAYS = ("trainflow.datasets.prepare",)
-_READERS = {
-    ".csv": ("trainflow.datasets.tables",),
-    ".parquet": ("trainflow.datasets.tables", "pyarrow.parquet"),
+_READERS = {  # numpy.random: a single table's held-out rows are drawn with it
+    ".csv": ("trainflow.datasets.tables", "numpy.random"),
+    ".parquet": ("trainflow.datasets.tables", "pyarrow.parquet", "numpy.random"),
 }
 
 
