@@ -237,3 +237,27 @@ def test_an_image_folder_is_decoded_once_its_files_are_hashed(
     assert result.descriptor is not None and result.descriptor.format == "images"
     files = manifest_files(result.path)
     assert all(files[n]["sha256"] == hashlib.sha256((source / n).read_bytes()).hexdigest() for n in files)
+
+
+def test_a_verifying_sync_hashes_every_file_from_the_source_as_it_is_copied(
+    cache: DatasetCache, tmp_path: Path, hashed_later: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "src"
+    write_two_tables(source, 200, 2)
+    unhashed: list[str] = []
+    real = local_module.LocalStore.copy_unhashed
+
+    def counted(self: local_module.LocalStore, name: str, *args: object) -> bool:
+        unhashed.append(name)
+        return real(self, name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local_module.LocalStore, "copy_unhashed", counted)
+    assert cache.ensure(str(source), "t", verify=True).downloaded == ["notes.txt", "t.csv"]
+    assert unhashed == []  # a copy the kernel made wrong would be recorded as right
+    assert (
+        manifest_files(cache.path("t"))["t.csv"]["sha256"]
+        == hashlib.sha256((source / "t.csv").read_bytes()).hexdigest()
+    )
+    (source / "t.csv").write_text("a,b,label\n" + "1,2,0\n" * 300)
+    cache.ensure(str(source), "t")
+    assert unhashed == ["t.csv"]

@@ -357,7 +357,7 @@ class _Sync:
 
     def _fetch(self, todo: ObjectQueue, journal: Journal) -> None:
         failures: list[BaseException] = []
-        for batch in Fetcher(self.store, self.directory, self.observer).fetched(todo):
+        for batch in Fetcher(self.store, self.directory, self.observer, hash_later=not self.verify).fetched(todo):
             for obj, entry in batch:
                 if isinstance(entry, BaseException):  # keep what the other downloads fetched, then fail
                     failures.append(entry)

@@ -80,10 +80,15 @@ class ObjectQueue:
 
 
 class Fetcher:
-    """Fetches objects of `store` into the locked dataset `directory`."""
+    """Fetches objects of `store` into the locked dataset `directory`.
 
-    def __init__(self, store: Store, directory: Path, observer: SyncObserver) -> None:
+    With `hash_later` a large file the store copies on this machine is copied by the kernel and hashed afterwards;
+    without it (a `--verify` sync) every file is hashed from the bytes read from the source, as they are written.
+    """
+
+    def __init__(self, store: Store, directory: Path, observer: SyncObserver, hash_later: bool = True) -> None:
         self.store = store
+        self.hash_later = hash_later
         self.directory = directory
         self.observer = observer
         self._folders: dict[str, Path] = {}  # made and checked for links in this sync
@@ -133,7 +138,8 @@ class Fetcher:
             raise write_failure(self.directory, obj.name, exc) from None
         try:
             digest: str | None = None
-            if obj.size < HASH_LATER_BYTES or not self.store.copy_unhashed(obj.name, tmp, self.observer.bytes_done):
+            later = self.hash_later and obj.size >= HASH_LATER_BYTES
+            if not (later and self.store.copy_unhashed(obj.name, tmp, self.observer.bytes_done)):
                 digest = self.store.download(obj.name, tmp, self.observer.bytes_done)
             st = os.stat(tmp)
             if obj.size >= 0 and st.st_size != obj.size:
