@@ -18,6 +18,7 @@ import trainflow.datasets.prepare as prepare_module
 import trainflow.storage.local as local_module
 from tests.datasets.sample_data import write_colour_folders, write_digits_idx, write_iris_csv, write_table
 from trainflow.datasets import DataFormatError, DatasetCache, DatasetError, FormatOptions, load_dataset
+from trainflow.datasets.file_entry import FileEntry
 from trainflow.datasets.later_hashes import LaterHashes, Unhashed
 from trainflow.datasets.layout import UNPACKED_DIR
 from trainflow.storage import SourceUnreachable
@@ -129,24 +130,23 @@ def test_a_copy_changed_or_gone_before_its_hash_is_one_line(tmp_path: Path) -> N
     path = tmp_path / "f.bin"
     path.write_bytes(b"x" * 5000)
     st = os.stat(path)
-    hashes = LaterHashes()
-    try:
-        hashes.add("f.bin", Unhashed(path, st.st_size, "tag", None, None, 1.0, st.st_mtime_ns))
-        [(name, entry)] = hashes.entries()
-        assert (name, entry.sha256) == ("f.bin", hashlib.sha256(b"x" * 5000).hexdigest())
-        assert entry.local_mtime_ns == st.st_mtime_ns and entry.source_tag == "tag"
 
+    def hashed(name: str, file: Unhashed) -> list[tuple[str, FileEntry]]:
         hashes = LaterHashes()
-        hashes.add("f.bin", Unhashed(path, st.st_size, "tag", None, None, 1.0, st.st_mtime_ns + 1))
-        with pytest.raises(DatasetError, match=r"^f.bin was changed in the dataset cache while it was synced"):
-            list(hashes.entries())
+        try:
+            hashes.add(name, file)
+            return list(hashes.entries())
+        finally:
+            hashes.close()
 
-        hashes = LaterHashes()
-        hashes.add("gone.bin", Unhashed(tmp_path / "gone.bin", 1, "tag", None, None, 1.0, 0))
-        with pytest.raises(DatasetError, match=r"^cannot read gone.bin back from the dataset cache \(No such file"):
-            list(hashes.entries())
-    finally:
-        hashes.close()
+    [(name, entry)] = hashed("f.bin", Unhashed(path, st.st_size, "tag", None, None, 1.0, st.st_mtime_ns))
+    assert (name, entry.sha256) == ("f.bin", hashlib.sha256(b"x" * 5000).hexdigest())
+    assert entry.local_mtime_ns == st.st_mtime_ns and entry.source_tag == "tag"
+    with pytest.raises(DatasetError, match=r"^f.bin was changed in the dataset cache while it was synced"):
+        hashed("f.bin", Unhashed(path, st.st_size, "tag", None, None, 1.0, st.st_mtime_ns + 1))
+    with pytest.raises(DatasetError, match=r"^cannot read gone.bin back from the dataset cache \(No such file"):
+        hashed("gone.bin", Unhashed(tmp_path / "gone.bin", 1, "tag", None, None, 1.0, 0))
+    assert not hashing_threads()
 
 
 def write_two_tables(source: Path, rows: int, step: int) -> None:
@@ -182,10 +182,14 @@ def test_a_sync_that_fails_after_a_file_was_replaced_keeps_no_entry_naming_its_o
     assert manifest_files(again.path)["t.csv"]["sha256"] == hashlib.sha256((source / "t.csv").read_bytes()).hexdigest()
 
 
+@pytest.mark.parametrize("before", ["no dataset", "a dataset"])
 def test_a_copy_changed_before_its_hash_stops_the_sync_with_one_line_and_is_fetched_again(
-    cache: DatasetCache, tmp_path: Path, hashed_later: None, monkeypatch: pytest.MonkeyPatch
+    before: str, cache: DatasetCache, tmp_path: Path, hashed_later: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = tmp_path / "src"
+    if before == "a dataset":  # its descriptor: the hash is waited for before the build, and fails there
+        write_two_tables(source, 150, 5)
+        cache.ensure(str(source), "t")
     write_two_tables(source, 200, 2)
     real = LaterHashes._hash
 
@@ -198,9 +202,10 @@ def test_a_copy_changed_before_its_hash_stops_the_sync_with_one_line_and_is_fetc
         with pytest.raises(DatasetError, match=r"^t.csv was changed in the dataset cache while it was synced: sync"):
             cache.ensure(str(source), "t")
     assert "t.csv" not in manifest_files(cache.path("t"))
-    assert not (cache.path("t") / "descriptor.json").exists()
+    assert not (cache.path("t") / "descriptor.json").exists()  # an earlier one described the earlier bytes
     again = cache.ensure(str(source), "t")
     assert again.downloaded == ["t.csv"] and again.descriptor is not None
+    assert again.descriptor.train_count + again.descriptor.test_count == 200
 
 
 def test_the_same_bytes_fetched_again_keep_the_arrays_built_from_them(

@@ -29,8 +29,6 @@ from trainflow.datasets.formats import FormatOptions
 from trainflow.datasets.heap import large_blocks_mapped
 from trainflow.datasets.later_hashes import LaterHashes, Unhashed
 from trainflow.datasets.layout import (
-    DESCRIPTOR_NAME,
-    MANIFEST_NAME,
     UNPACKED_DIR,
     cached_path,
     checked_directory,
@@ -39,6 +37,7 @@ from trainflow.datasets.layout import (
     remove_partial_files,
     write_failure,
 )
+from trainflow.datasets.listing import Listing
 from trainflow.datasets.manifest import FileEntry, Manifest, load_manifest, sha256_file
 from trainflow.datasets.manifest_journal import JOURNAL_NAME, Journal
 from trainflow.datasets.observer import SyncObserver
@@ -51,7 +50,7 @@ from trainflow.storage import (
     canonical_url,
     open_store,
 )
-from trainflow.storage.names import ClashScreen, clash_problem, is_hidden, name_problem, shown
+from trainflow.storage.names import shown
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
@@ -167,7 +166,7 @@ class DatasetCache:
                 manifest = Manifest(name=name, source=source)
             manifest.name = name
             sync = _Sync(store, directory, manifest, observer, verify)
-            listing = _Listing(store, files, name)
+            listing = Listing(store, files, name)
             try:
                 with large_blocks_mapped():  # the manifest's growing buffers leave no holes the decode workers share
                     try:  # planned page by page as the store lists: the whole listing is never held
@@ -238,58 +237,6 @@ def _check_requested(files: Sequence[str], source: str, name: str) -> list[str]:
     return list(dict.fromkeys(files))
 
 
-class _Listing:
-    """The objects that make up a dataset, read from its store page by page; `check` once they are all read.
-
-    Hidden objects (a '.' at the start of a path segment) are left out, as `data upload` and local
-    sources leave them out. A name that cannot be a file in the dataset is a DatasetError as it comes.
-    """
-
-    def __init__(self, store: Store, files: Sequence[str] | None, name: str) -> None:
-        self.store, self.files, self.name = store, files, name
-        self.count = 0
-        self.suffixes: set[str] = set()  # of the names: which readers preparing them will need
-        self._screen = ClashScreen()
-
-    def __iter__(self) -> Iterator[ObjectInfo]:
-        for obj in self._objects():
-            self._screen.add(obj.name)
-            self.count += 1
-            self.suffixes.add(obj.name[obj.name.rfind(".") :].lower())
-            yield obj
-
-    def check(self) -> None:
-        """DatasetError when the source held no files, or two names that cannot share a directory."""
-        if not self.count:
-            raise DatasetError(f"no files at {self.store.url}: check the URL (is the data uploaded?)")
-        suspect, self._screen = self._screen.suspect(), ClashScreen()  # its 8 bytes a name are not kept to the end
-        if suspect:  # the names' hashes say two may clash: listed again, and checked whole
-            clash = clash_problem(o.name for o in self._objects())
-            if clash:
-                raise _refused(self.store, clash[0], self.name, clash[1])
-
-    def _objects(self) -> Iterator[ObjectInfo]:
-        for page in self.store.pages(self.files):
-            for obj in page:
-                problem = name_problem(obj.name)
-                if problem is None and is_hidden(obj.name):
-                    log.info("leaving out hidden object %s", self.store.object_url(obj.name))
-                    continue
-                if problem is None and obj.name in (MANIFEST_NAME, DESCRIPTOR_NAME):  # object_problem's other checks
-                    problem = object_problem(obj.name)
-                if problem:
-                    raise _refused(self.store, obj.name, self.name, problem)
-                yield obj
-
-
-def _refused(store: Store, key: str, name: str, problem: str) -> DatasetError:
-    return DatasetError(
-        f"refusing to sync {shown(store.object_url(key))} into dataset '{name}': the object's name {problem}, "
-        "so it cannot be a file inside the dataset directory; rename or delete it at the source, "
-        "or sync a prefix without it (nothing was downloaded)"
-    )
-
-
 class _Sync:
     """One sync of a locked cache directory against a listed source."""
 
@@ -304,7 +251,7 @@ class _Sync:
         self.later = LaterHashes()
         self.result = SyncResult(manifest.name, directory, downloaded=self.downloaded, unchanged=self.unchanged)
 
-    def plan(self, listing: _Listing) -> ObjectQueue:
+    def plan(self, listing: Listing) -> ObjectQueue:
         """The objects to fetch, as they are listed; then clear what interrupted syncs left and drop the files the
         source no longer has. Nothing is written before the whole listing is checked."""
         cached_path(self.directory, UNPACKED_DIR)  # refuses a planted link before anything is written

@@ -1,11 +1,11 @@
 """The manifest's journal: the entries a sync fetched, appended a line each, so it never rewrites the whole manifest.
 
-A sync writes `manifest.json` once, at its end, and removes the journal; until then each fetched
-file's entry is a JSON line of `.manifest.journal` (hidden: no object can take its name), written
-when its batch is done. Reading the manifest replays the journal over it, so a killed sync resumes with
-every file it recorded; a line that is not a whole, valid entry (the last one, cut by a crash) is
-left out, and its file is fetched again. A struck line takes a file's entry out: its file was replaced by one whose
-sha256 is taken later (`later_hashes`).
+A sync writes `manifest.json` at its end (and again once the files it hashes later are hashed) and removes the
+journal; until then each fetched file's entry is a JSON line of `.manifest.journal` (hidden: no object can take its
+name), written when its batch is done. Reading the manifest replays the journal over it, so a killed sync resumes
+with every file it recorded; a line that is not a whole, valid entry (the last one, cut by a crash) is left out, and
+its file is fetched again. A struck line takes a file's entry out: its file was replaced by one whose sha256 is taken
+later (`later_hashes`).
 """
 
 from __future__ import annotations

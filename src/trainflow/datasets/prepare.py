@@ -74,7 +74,11 @@ def prepare(
     DataFormatError (one line naming the file and the fix) when the content cannot be used.
     """
     if settle is not None and not _builds_beside(directory, manifest, options):
-        settle()
+        try:
+            settle()
+        except BaseException:
+            (directory / DESCRIPTOR_NAME).unlink(missing_ok=True)  # its files may be other bytes now
+            raise
         settle = None
     if settle is None:
         current = _current(directory, _digest(manifest, options))

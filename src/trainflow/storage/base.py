@@ -141,7 +141,8 @@ class Store(ABC):
     def copy_unhashed(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> bool:
         """Write the object's bytes to `dest` without hashing them, where that is cheaper than `download`: a file on
         this machine, copied by the kernel, whose caller hashes the copy later beside other work. False, with nothing
-        written, for a store that should hash on the way (a network download's hash hides behind its waits)."""
+        copied, where it is not (a network download's hash hides behind its waits; a file the kernel cannot copy is
+        better read once, by `download`)."""
         return False
 
     @abstractmethod

@@ -56,26 +56,21 @@ def _read_buffer() -> memoryview:
     return view
 
 
-def _copy_file(inp: FileIO, out: FileIO, progress: ProgressCallback) -> None:
-    """The file `inp` into `out` (both unbuffered), in the kernel where it can (copy_file_range: ~4x a read and
-    write through a buffer), a buffer at a time where it cannot (another system, a pair of file systems that refuses)."""
-    if hasattr(os, "copy_file_range"):
-        copied = 0
-        try:
-            while count := os.copy_file_range(inp.fileno(), out.fileno(), _KERNEL_CHUNK):
-                copied += count
-                progress(count)
-        except OSError as exc:
-            if copied or exc.errno not in _NO_KERNEL_COPY:
-                raise
-        if copied:  # nothing copied: an empty file, or one some file systems (FUSE, procfs) copy only by reading
-            return
-    buffer = _read_buffer()
-    while read := inp.readinto(buffer):
-        view = buffer[:read]
-        while view:
-            view = view[out.write(view) :]
-        progress(read)
+def _kernel_copy(inp: FileIO, out: FileIO, progress: ProgressCallback) -> bool:
+    """The file `inp` into `out` by the kernel (copy_file_range: ~4x a read and write through a buffer); False, with
+    nothing copied, where it copies nothing (another system, a pair of file systems that refuses, an empty file, or
+    one some file systems (FUSE, procfs) give only to a read)."""
+    if not hasattr(os, "copy_file_range"):
+        return False
+    copied = 0
+    try:
+        while count := os.copy_file_range(inp.fileno(), out.fileno(), _KERNEL_CHUNK):
+            copied += count
+            progress(count)
+    except OSError as exc:
+        if copied or exc.errno not in _NO_KERNEL_COPY:
+            raise
+    return copied > 0
 
 
 def _local_file_systems_only(root: Path) -> bool:
@@ -196,10 +191,9 @@ class LocalStore(Store):
     def copy_unhashed(self, name: str, dest: Path, progress: ProgressCallback = _no_progress) -> bool:
         try:
             with open(self._path(name), "rb", buffering=0) as inp, open(dest, "wb", buffering=0) as out:
-                _copy_file(inp, out, progress)
+                return _kernel_copy(inp, out, progress)  # else `download` reads it once, hashing it on the way
         except FileNotFoundError:
             raise ObjectNotFound(f"no file at {self.object_url(name)}: check the path") from None
-        return True
 
     def read_bytes(self, name: str) -> bytes:
         try:
