@@ -140,19 +140,36 @@ def test_a_test_set_digit_painted_on_the_canvas_is_classified(
         expect(page.locator("#prediction")).to_have_attribute("data-class", "")
 
 
+def settled_box(page: object, locator: object) -> dict[str, float]:
+    """`locator`'s box once it stays where it is for 0.2 s (scrolled into view first)."""
+    box = None
+    for _ in range(100):
+        locator.scroll_into_view_if_needed()
+        now = locator.bounding_box()
+        if now is not None and now == box:
+            return now
+        box = now
+        page.wait_for_timeout(200)
+    raise AssertionError(f"the element kept moving: last at {box}")
+
+
 def test_a_one_drawn_with_the_mouse_is_recognised(finished: Dashboard, page: object) -> None:
     page.goto(f"{finished.url}/#/workflows/{WORKFLOW}")
     expect(page.locator("#predict-button")).to_be_enabled()
     pad = page.locator("#digit-canvas")
-    pad.scroll_into_view_if_needed()
-    box = pad.bounding_box()
+    box = settled_box(page, pad)  # the charts above it render as their data comes: a stroke must land on the pad
     x, top = box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.15
     page.mouse.move(x, top)
     page.mouse.down()
     for i in range(1, 21):
         page.mouse.move(x - i * 0.6, top + i * box["height"] * 0.035)
     page.mouse.up()  # releasing the stroke asks the model
-    expect(page.locator("#prediction")).to_have_attribute("data-class", "1")
+    expect(page.locator("#pad-hint")).to_be_hidden()  # the stroke began on the pad
+    try:
+        expect(page.locator("#prediction")).to_have_attribute("data-class", "1", timeout=15_000)
+    except AssertionError as exc:
+        said = page.locator("#try-error").inner_text() or page.locator("#pred-digit").inner_text()
+        raise AssertionError(f"no 1 predicted; the pad shows {said!r}") from exc
     expect(page.locator("#pred-conf")).to_contain_text("% confident")
 
 
