@@ -76,6 +76,13 @@ def settled(home: Path, name: str, timeout: float = 60) -> dict:
     raise AssertionError(f"runners of {name} still there after {timeout}s: {[p.pid for p in runners(home, name)]}")
 
 
+def _parent(proc: psutil.Process) -> int | None:
+    try:
+        return proc.ppid()
+    except psutil.Error:
+        return None
+
+
 class RunnerCount:
     """The most runner processes of one workflow seen alive at the same time, sampled in a thread."""
 
@@ -85,7 +92,11 @@ class RunnerCount:
 
     def _sample(self) -> None:
         while not self._done.is_set():
-            self.most = max(self.most, len(runners(self.home, self.name)))
+            found = runners(self.home, self.name)
+            pids = {proc.pid for proc in found}
+            # A runner's child between its fork and its exec (a step starting) still shows the runner's title.
+            alone = [proc for proc in found if _parent(proc) not in pids]
+            self.most = max(self.most, len(alone))
             time.sleep(0.05)
 
     def __enter__(self) -> Self:

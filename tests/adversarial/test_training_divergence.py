@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -168,8 +169,11 @@ def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(mnist_dir: Pat
     )
     assert is_permanent(run.returncode), run.stderr  # not a lost peer (143), not a hang
     assert len(error_lines(run)) == 1 and "diverged at step 1/10" in error_lines(run)[0], run.stderr
-    for rank in (0, 1):
-        assert f"[rank {rank}] trainflow.training.worker: training diverged at step 1/10" in run.stderr
+    said = [r for r in (0, 1) if f"[rank {r}] trainflow.training.worker: training diverged at step 1/10" in run.stderr]
+    # Both ranks decide at step 1; the launcher stops the others when the first one ends, so under load the
+    # second may be stopped before it says so. Neither goes on to a later step.
+    assert said, run.stderr
+    assert not re.search(r"\[rank \d\] .*step (?:[2-9]|10)/10", run.stderr), run.stderr
     assert not (tmp_path / "train" / "metrics.json").exists()
 
 
