@@ -279,7 +279,6 @@ class _Sync:
             self._fetch(todo, journal)
         except BaseException:
             journal.close(remove=False)  # a killed or failed sync keeps what it fetched
-            self.later.close()
             raise
         stats = self.manifest.stats
         stats.syncs += 1

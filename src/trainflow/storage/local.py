@@ -30,7 +30,7 @@ from trainflow.storage.names import name_problem, shown
 
 _CHUNK = 1 << 20
 _KERNEL_CHUNK = 64 << 20  # bytes a copy_file_range call: progress reported this often
-# What copy_file_range says where it cannot copy between these two files: then a buffer copies them.
+# What copy_file_range says where it cannot copy between these two files: then `download` reads them instead.
 _NO_KERNEL_COPY = frozenset((errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF))
 # File systems whose reads wait on a local device or on memory, not on a network (psutil's fstype names).
 _LOCAL_FILE_SYSTEMS = frozenset(
